@@ -1,0 +1,31 @@
+import { createHash } from 'node:crypto';
+
+/** JSON with object keys sorted at every level, so equal values hash equally. */
+export function canonicalJson(value: unknown): string {
+  return JSON.stringify(sortKeys(value));
+}
+
+function sortKeys(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(sortKeys);
+  if (value && typeof value === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const k of Object.keys(value).sort()) out[k] = sortKeys((value as Record<string, unknown>)[k]);
+    return out;
+  }
+  return value;
+}
+
+export interface RenderIdentity {
+  backend: string;
+  model: string;
+  prompt: string;
+  seed: number;
+  params: Record<string, unknown>;
+}
+
+/** renderKey = sha256(backend, model, final prompt, seed, canonical params) — DESIGN.md. */
+export function renderKey(id: RenderIdentity): string {
+  return createHash('sha256')
+    .update(canonicalJson([id.backend, id.model, id.prompt, id.seed, id.params]))
+    .digest('hex');
+}

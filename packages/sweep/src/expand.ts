@@ -1,0 +1,116 @@
+/**
+ * Deterministic expansion of a sweep spec into jobs: prompts × axes × seeds,
+ * prompts outermost and seeds innermost, so job i of a sweep is always the
+ * same render and a rerun can be matched job for job.
+ */
+import { ParamsSchema, SpecError, type SweepSpec } from './spec.js';
+import { canonicalJson, renderKey } from './canonical.js';
+
+export const DEFAULT_MODELS: Record<string, string> = { procedural: 'procedural-v1', exec: 'default' };
+
+export interface ExpandedJob {
+  index: number;
+  prompt: string;
+  seed: number;
+  params: Record<string, unknown>;
+  /** The axis values that produced this job (for X/Y views). */
+  axes: Record<string, string | number>;
+  backend: string;
+  model: string;
+  renderKey: string;
+}
+
+type AxisValue = string | number;
+/** One "column" of the product: either one crossed axis, or a group of zipped axes. */
+type Factor = { names: string[]; rows: AxisValue[][] };
+
+function factors(spec: SweepSpec): Factor[] {
+  const zipped = new Set(spec.zip ?? []);
+  const out: Factor[] = [];
+  const zipNames = Object.keys(spec.axes).filter((n) => zipped.has(n));
+  if (zipNames.length) {
+    const len = spec.axes[zipNames[0]!]!.length;
+    out.push({ names: zipNames, rows: Array.from({ length: len }, (_, i) => zipNames.map((n) => spec.axes[n]![i]!)) });
+  }
+  for (const [name, values] of Object.entries(spec.axes)) {
+    if (!zipped.has(name)) out.push({ names: [name], rows: values.map((v) => [v]) });
+  }
+  // Keep the spec's axis order for the product regardless of zipping.
+  const order = Object.keys(spec.axes);
+  return out.sort((a, b) => order.indexOf(a.names[0]!) - order.indexOf(b.names[0]!));
+}
+
+function seedList(spec: SweepSpec): number[] {
+  const seeds = spec.seeds;
+  return Array.isArray(seeds) ? seeds : Array.from({ length: seeds.count }, (_, i) => seeds.start + i);
+}
+
+/** Number of jobs the spec expands to, computed without expanding. */
+export function countJobs(spec: SweepSpec): number {
+  const seeds = Array.isArray(spec.seeds) ? spec.seeds.length : spec.seeds.count;
+  return factors(spec).reduce((n, f) => n * f.rows.length, spec.prompts.length * seeds);
+}
+
+/** Fills the template; empty axis values leave no dangling separators behind. */
+export function applyTemplate(spec: SweepSpec, prompt: string, axes: Record<string, AxisValue>): string {
+  const textAxes = Object.entries(axes).filter(([n]) => !n.startsWith('params.'));
+  let text: string;
+  if (spec.template === undefined) {
+    text = [prompt, ...textAxes.map(([, v]) => String(v))].filter((s) => s.trim() !== '').join(', ');
+  } else {
+    text = spec.template.replace(/\{([^{}]*)\}/g, (_, key: string) => (key === 'prompt' ? prompt : String(axes[key] ?? '')));
+  }
+  return text
+    .replace(/(\s*,\s*)+(?=,)/g, '')
+    .replace(/^\s*,\s*|\s*,\s*$/g, '')
+    .replace(/\s+/g, ' ')
+    .trim();
+}
+
+/** Expands a validated spec. Throws SpecError when it exceeds maxJobs. */
+export function expandSweep(spec: SweepSpec, maxJobs: number): ExpandedJob[] {
+  const total = countJobs(spec);
+  if (total > maxJobs) {
+    throw new SpecError('sweep too large', [{ path: '', message: `expands to ${total} jobs, more than the maximum of ${maxJobs}` }]);
+  }
+  const backend = spec.backend;
+  const model = spec.model ?? DEFAULT_MODELS[backend] ?? 'default';
+  const fs = factors(spec);
+  const seeds = seedList(spec);
+  const jobs: ExpandedJob[] = [];
+  const combos: Record<string, AxisValue>[] = [{}];
+  for (const f of fs) {
+    const next: Record<string, AxisValue>[] = [];
+    for (const c of combos) for (const row of f.rows) next.push({ ...c, ...Object.fromEntries(f.names.map((n, i) => [n, row[i]!])) });
+    combos.splice(0, combos.length, ...next);
+  }
+  for (const basePrompt of spec.prompts) {
+    for (const axes of combos) {
+      const prompt = applyTemplate(spec, basePrompt, axes);
+      const params: Record<string, unknown> = { ...spec.params };
+      for (const [n, v] of Object.entries(axes)) if (n.startsWith('params.')) params[n.slice('params.'.length)] = v;
+      // Axes may override params, so the merged result is validated again.
+      const checked = ParamsSchema.safeParse(params);
+      if (!checked.success) {
+        throw new SpecError(
+          'invalid sweep spec',
+          checked.error.issues.map((i) => ({ path: ['params', ...i.path.map(String)].join('.'), message: i.message })),
+        );
+      }
+      const canonicalParams = JSON.parse(canonicalJson(params)) as Record<string, unknown>;
+      for (const seed of seeds) {
+        jobs.push({
+          index: jobs.length,
+          prompt,
+          seed,
+          params: canonicalParams,
+          axes,
+          backend,
+          model,
+          renderKey: renderKey({ backend, model, prompt, seed, params: canonicalParams }),
+        });
+      }
+    }
+  }
+  return jobs;
+}

@@ -1,0 +1,3 @@
+export * from './spec.js';
+export * from './expand.js';
+export * from './canonical.js';
