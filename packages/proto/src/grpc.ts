@@ -120,3 +120,8 @@ export function createClient<S extends GenServiceMethods>(
   }
   return client as ServiceClient<S>;
 }
+
+/** Handler map for a generated service constant, e.g. HandlersOf<typeof SweepService>. */
+export type HandlersOf<T> = T extends GenService<infer S> ? ServiceHandlers<S> : never;
+/** Client type for a generated service constant. */
+export type ClientOf<T> = T extends GenService<infer S> ? ServiceClient<S> : never;

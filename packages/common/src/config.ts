@@ -1,0 +1,54 @@
+/**
+ * Configuration from NIGHTSHIFT_* environment variables (DESIGN.md), optionally
+ * overlaid on a JSON or YAML file named by NIGHTSHIFT_CONFIG with the same keys.
+ * Environment wins over the file so one machine can override a shared file.
+ */
+import { readFileSync } from 'node:fs';
+import { z } from 'zod';
+import { parse as parseYaml } from 'yaml';
+
+const ConfigSchema = z.object({
+  NIGHTSHIFT_NATS_URL: z.string().default('nats://127.0.0.1:4222'),
+  NIGHTSHIFT_S3_ENDPOINT: z.string().default('http://127.0.0.1:9000'),
+  NIGHTSHIFT_S3_ACCESS_KEY: z.string().default('S3RVER'),
+  NIGHTSHIFT_S3_SECRET_KEY: z.string().default('S3RVER'),
+  NIGHTSHIFT_S3_BUCKET: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'not a valid bucket name').default('nightshift'),
+  NIGHTSHIFT_S3_PUBLIC_URL: z.string().optional(),
+  NIGHTSHIFT_COORDINATOR: z.string().default('127.0.0.1:7070'),
+  NIGHTSHIFT_API_TOKEN: z.string().optional(),
+  NIGHTSHIFT_NODE_TOKEN: z.string().optional(),
+  NIGHTSHIFT_CLIP_MODEL: z.string().optional(),
+  NIGHTSHIFT_DATA_DIR: z.string().default('.data'),
+  NIGHTSHIFT_HTTP_HOST: z.string().default('127.0.0.1'),
+  NIGHTSHIFT_HTTP_PORT: z.coerce.number().int().min(0).max(65535).default(8080),
+  NIGHTSHIFT_GRPC_PORT: z.coerce.number().int().min(0).max(65535).default(7070),
+  NIGHTSHIFT_INDEXER_PORT: z.coerce.number().int().min(0).max(65535).default(8090),
+  NIGHTSHIFT_INDEXER_URL: z.string().default('http://127.0.0.1:8090'),
+  NIGHTSHIFT_MAX_JOBS: z.coerce.number().int().min(1).default(100_000),
+  NIGHTSHIFT_NODE_ID: z.string().optional(),
+  NIGHTSHIFT_NODE_NAME: z.string().optional(),
+  NIGHTSHIFT_NODE_VRAM_MB: z.coerce.number().int().min(0).default(8192),
+  NIGHTSHIFT_NODE_GPU: z.string().default('cpu'),
+  NIGHTSHIFT_NODE_SLOTS: z.coerce.number().int().min(1).max(64).default(1),
+  NIGHTSHIFT_HEARTBEAT_MS: z.coerce.number().int().min(50).default(2_000),
+  NIGHTSHIFT_LEASE_MS: z.coerce.number().int().min(200).default(30_000),
+});
+
+export type Config = z.output<typeof ConfigSchema>;
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  let fromFile: Record<string, unknown> = {};
+  const file = env.NIGHTSHIFT_CONFIG;
+  if (file) {
+    const text = readFileSync(file, 'utf8');
+    fromFile = (file.endsWith('.json') ? JSON.parse(text) : parseYaml(text)) as Record<string, unknown>;
+  }
+  const merged: Record<string, unknown> = { ...fromFile };
+  for (const [k, v] of Object.entries(env)) if (k.startsWith('NIGHTSHIFT_') && v !== undefined && v !== '') merged[k] = v;
+  const result = ConfigSchema.safeParse(merged);
+  if (!result.success) {
+    const lines = result.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
+    throw new Error(`invalid configuration: ${lines.join('; ')}`);
+  }
+  return result.data;
+}

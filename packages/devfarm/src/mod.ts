@@ -1,0 +1,5 @@
+export * from './ports.js';
+export * from './process.js';
+export * from './nats-server.js';
+export * from './s3-server.js';
+export * from './farm.js';

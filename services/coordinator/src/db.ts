@@ -1,0 +1,84 @@
+/**
+ * The coordinator's durable state: SQLite in WAL mode (better-sqlite3@12).
+ * Migrations are append-only; `user_version` records how far a file has come.
+ */
+import Database from 'better-sqlite3';
+
+export type DB = Database.Database;
+
+const MIGRATIONS = [
+  `
+  CREATE TABLE sweeps (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    spec_json TEXT NOT NULL,
+    status TEXT NOT NULL,
+    priority INTEGER NOT NULL DEFAULT 0,
+    backend TEXT NOT NULL,
+    total INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    finished_at INTEGER
+  );
+  CREATE TABLE jobs (
+    id TEXT PRIMARY KEY,
+    sweep_id TEXT NOT NULL REFERENCES sweeps(id),
+    idx INTEGER NOT NULL,
+    render_key TEXT NOT NULL,
+    prompt TEXT NOT NULL,
+    seed INTEGER NOT NULL,
+    params_json TEXT NOT NULL,
+    axes_json TEXT NOT NULL,
+    backend TEXT NOT NULL,
+    model TEXT NOT NULL,
+    state TEXT NOT NULL,            -- queued | leased | done | skipped | failed | cancelled
+    node_id TEXT,
+    lease_expires_at INTEGER,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    not_before INTEGER NOT NULL DEFAULT 0,
+    error TEXT,
+    log_tail TEXT,
+    image_key TEXT,
+    thumb_key TEXT,
+    render_ms INTEGER,
+    started_at INTEGER,
+    finished_at INTEGER,
+    UNIQUE (sweep_id, idx)
+  );
+  CREATE INDEX jobs_dispatch ON jobs (state, sweep_id, idx);
+  CREATE INDEX jobs_node ON jobs (node_id, state);
+  CREATE TABLE nodes (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    capabilities_json TEXT NOT NULL,
+    status TEXT NOT NULL,           -- online | offline
+    last_seen INTEGER NOT NULL,
+    connected_at INTEGER NOT NULL,
+    jobs_done INTEGER NOT NULL DEFAULT 0
+  );
+  CREATE TABLE outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    subject TEXT NOT NULL,
+    msg_id TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    published_at INTEGER
+  );
+  CREATE INDEX outbox_pending ON outbox (published_at, id);
+  `,
+];
+
+export function openDb(file: string): DB {
+  const db = new Database(file);
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = NORMAL');
+  db.pragma('foreign_keys = ON');
+  db.pragma('busy_timeout = 5000');
+  const version = db.pragma('user_version', { simple: true }) as number;
+  for (let v = version; v < MIGRATIONS.length; v++) {
+    db.transaction(() => {
+      db.exec(MIGRATIONS[v]!);
+      db.pragma(`user_version = ${v + 1}`);
+    })();
+  }
+  return db;
+}

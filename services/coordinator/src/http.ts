@@ -1,0 +1,170 @@
+/**
+ * The coordinator's HTTP API (DESIGN.md "HTTP API") on Hono. Handlers stay
+ * thin: parse, call the shared sweep operations, shape the JSON.
+ */
+import { Hono, type Context } from 'hono';
+import { bearerAuth } from 'hono/bearer-auth';
+import { bodyLimit } from 'hono/body-limit';
+import { streamSSE } from 'hono/streaming';
+import { SpecError } from '@nightshift/sweep';
+import { assertSafeKey } from '@nightshift/common';
+import type { CoordinatorDeps } from './deps.js';
+import { cancelSweep, imageView, submitSweep, sweepView } from './sweeps.js';
+
+const CONTENT_TYPES: Record<string, string> = { png: 'image/png', webp: 'image/webp' };
+
+export function createHttpApp(deps: CoordinatorDeps): Hono {
+  const app = new Hono();
+  const token = deps.config.NIGHTSHIFT_API_TOKEN;
+  if (token) {
+    app.use('/api/*', bearerAuth({ token }));
+    app.use('/files/*', bearerAuth({ token }));
+  }
+  const fileUrl = (c: Context) => (key: string) => `${new URL(c.req.url).origin}/files/${key}`;
+
+  app.get('/healthz', (c) => c.json({ ok: true }));
+
+  app.post('/api/sweeps', bodyLimit({ maxSize: 1024 * 1024, onError: (c) => c.json({ error: 'request body too large (limit 1 MiB)', details: [] }, 413) }), async (c) => {
+    let body: unknown;
+    try {
+      body = await c.req.json();
+    } catch {
+      return c.json({ error: 'request body is not valid JSON', details: [] }, 400);
+    }
+    try {
+      return c.json(submitSweep(deps, body), 201);
+    } catch (err) {
+      if (err instanceof SpecError) return c.json({ error: err.message, details: err.details }, 400);
+      throw err;
+    }
+  });
+
+  app.get('/api/sweeps', (c) => c.json({ sweeps: deps.store.listSweeps().map((s) => sweepView(deps, s)) }));
+
+  app.get('/api/sweeps/:id', (c) => {
+    const row = deps.store.getSweep(c.req.param('id'));
+    if (!row) return c.json({ error: 'no such sweep' }, 404);
+    const failed = deps.store.jobs(row.id, ['failed']).slice(0, 20).map((j) => ({ jobId: j.id, prompt: j.prompt, seed: j.seed, error: j.error, logTail: j.log_tail }));
+    return c.json({ ...sweepView(deps, row), spec: JSON.parse(row.spec_json) as unknown, failedJobs: failed });
+  });
+
+  app.get('/api/sweeps/:id/jobs', (c) => {
+    const row = deps.store.getSweep(c.req.param('id'));
+    if (!row) return c.json({ error: 'no such sweep' }, 404);
+    return c.json({
+      jobs: deps.store.jobs(row.id).map((j) => ({
+        id: j.id,
+        index: j.idx,
+        state: j.state,
+        prompt: j.prompt,
+        seed: j.seed,
+        axes: JSON.parse(j.axes_json) as unknown,
+        renderKey: j.render_key,
+        node: j.node_id,
+        attempts: j.attempts,
+        error: j.error,
+        thumbUrl: j.thumb_key ? fileUrl(c)(j.thumb_key) : null,
+      })),
+    });
+  });
+
+  app.get('/api/sweeps/:id/images', (c) => {
+    const row = deps.store.getSweep(c.req.param('id'));
+    if (!row) return c.json({ error: 'no such sweep' }, 404);
+    const images = deps.store.jobs(row.id, ['done', 'skipped']).map((j) => imageView(j, fileUrl(c)));
+    return c.json({ images });
+  });
+
+  for (const action of ['cancel'] as const) {
+    app.post(`/api/sweeps/:id/${action}`, (c) => {
+      const id = c.req.param('id');
+      if (!cancelSweep(deps, id)) return c.json({ error: 'no such sweep' }, 404);
+      return c.json(sweepView(deps, deps.store.getSweep(id)!));
+    });
+  }
+
+  app.get('/api/nodes', (c) => {
+    const connected = new Set(deps.hub.connectedNodeIds());
+    return c.json({
+      nodes: deps.store.listNodes().map((n) => ({
+        id: n.id,
+        name: n.name,
+        status: connected.has(n.id) ? 'online' : 'offline',
+        capabilities: JSON.parse(n.capabilities_json) as unknown,
+        lastSeen: new Date(n.last_seen).toISOString(),
+        jobsDone: n.jobs_done,
+        currentJobs: deps.store.leasedTo(n.id).map((j) => j.id),
+      })),
+    });
+  });
+
+  app.get('/api/events', (c) => {
+    const only = c.req.query('sweep');
+    return streamSSE(c, async (stream) => {
+      const queue: string[] = [];
+      let wake: (() => void) | undefined;
+      const unsubscribe = deps.live.subscribe((e) => {
+        if (only && 'sweepId' in e && e.sweepId !== only) return;
+        queue.push(JSON.stringify(e.type === 'sweep' ? { ...e, sweep: sweepSnapshot(deps, e.sweepId) } : e));
+        wake?.();
+      });
+      stream.onAbort(unsubscribe);
+      await stream.writeSSE({ event: 'hello', data: JSON.stringify({ at: new Date().toISOString() }) });
+      while (!stream.aborted) {
+        while (queue.length) {
+          const data = queue.shift()!;
+          await stream.writeSSE({ event: (JSON.parse(data) as { type: string }).type, data });
+        }
+        await new Promise<void>((r) => {
+          wake = r;
+          setTimeout(r, 15_000);
+        });
+        if (!queue.length) await stream.writeSSE({ event: 'ping', data: '{}' });
+      }
+      unsubscribe();
+    });
+  });
+
+  // Image bytes from S3 for browsers and the CLI; keys are checked against the bucket layout.
+  app.get('/files/:prefix/:name', async (c) => {
+    let key: string;
+    try {
+      key = assertSafeKey(`${c.req.param('prefix')}/${c.req.param('name')}`);
+    } catch {
+      return c.json({ error: 'invalid object key' }, 400);
+    }
+    try {
+      const body = await deps.storage.get(key);
+      const ext = key.split('.').pop() ?? '';
+      return c.body(new Uint8Array(body), 200, { 'Content-Type': CONTENT_TYPES[ext] ?? 'application/octet-stream', 'Cache-Control': 'public, max-age=3600' });
+    } catch {
+      return c.json({ error: 'not found' }, 404);
+    }
+  });
+
+  // Search lives in the indexer; the coordinator proxies it so clients need one address.
+  const proxy = async (c: Context) => {
+    const url = new URL(c.req.url);
+    const target = `${deps.config.NIGHTSHIFT_INDEXER_URL}${url.pathname}${url.search}`;
+    try {
+      const res = await fetch(target, { method: c.req.method, headers: token ? { authorization: `Bearer ${token}` } : {} });
+      return c.body(await res.text(), res.status as 200, { 'Content-Type': res.headers.get('content-type') ?? 'application/json' });
+    } catch {
+      return c.json({ error: 'search is unavailable: the indexer cannot be reached' }, 503);
+    }
+  };
+  app.get('/api/search', proxy);
+  app.put('/api/favorites/:key', proxy);
+  app.delete('/api/favorites/:key', proxy);
+
+  app.onError((err, c) => {
+    deps.log.error({ err: String(err), path: c.req.path }, 'request failed');
+    return c.json({ error: 'internal error' }, 500);
+  });
+  return app;
+}
+
+function sweepSnapshot(deps: CoordinatorDeps, id: string) {
+  const row = deps.store.getSweep(id);
+  return row ? sweepView(deps, row) : undefined;
+}

@@ -1,0 +1,70 @@
+/**
+ * Publishes outbox rows to JetStream in order, each with its Nats-Msg-Id so a
+ * retry after a lost ack is deduplicated by the server. If NATS is away the
+ * rows simply wait; state changes never depend on NATS being up.
+ */
+import type { JetStreamClient } from '@nats-io/jetstream';
+import type { Logger } from '@nightshift/common';
+import type { Store } from './store.js';
+
+export class OutboxPublisher {
+  private timer: NodeJS.Timeout | undefined;
+  private running = false;
+  private stopped = false;
+  private failures = 0;
+
+  constructor(
+    private readonly store: Store,
+    private readonly js: JetStreamClient,
+    private readonly log: Logger,
+    private readonly idleMs = 100,
+  ) {}
+
+  start(): void {
+    this.schedule(0);
+  }
+
+  /** Ask for a prompt flush (after a commit that wrote events). */
+  poke(): void {
+    if (!this.running) this.schedule(0);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+  }
+
+  private schedule(ms: number): void {
+    if (this.stopped) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = setTimeout(() => void this.flush(), ms);
+  }
+
+  /** Publishes everything pending; returns how many were published. */
+  async flush(): Promise<number> {
+    if (this.running) return 0;
+    this.running = true;
+    let published = 0;
+    try {
+      for (;;) {
+        const batch = this.store.pendingEvents(256);
+        if (batch.length === 0) break;
+        for (const row of batch) {
+          await this.js.publish(row.subject, row.payload, { msgID: row.msg_id, timeout: 5_000 });
+          this.store.markPublished(row.id);
+          published++;
+        }
+      }
+      if (this.failures > 0) this.log.info({ published }, 'outbox: NATS reachable again, backlog published');
+      this.failures = 0;
+      this.schedule(this.idleMs * 10);
+    } catch (err) {
+      this.failures++;
+      if (this.failures === 1 || this.failures % 20 === 0) this.log.warn({ err: String(err), failures: this.failures }, 'outbox: publish failed, will retry');
+      this.schedule(Math.min(5_000, 200 * 2 ** Math.min(this.failures, 5)));
+    } finally {
+      this.running = false;
+    }
+    return published;
+  }
+}

@@ -1,0 +1,69 @@
+/** SweepService over gRPC: the same operations as HTTP, for programs. */
+import * as grpc from '@grpc/grpc-js';
+import { create } from '@bufbuild/protobuf';
+import { GrpcError, WatchSweepResponseSchema, type HandlersOf, type SweepService } from '@nightshift/proto';
+import { SpecError } from '@nightshift/sweep';
+import type { CoordinatorDeps } from './deps.js';
+import { cancelSweep, submitSweep, sweepView, type SweepView } from './sweeps.js';
+
+const FINAL = new Set(['done', 'failed', 'cancelled']);
+
+function toProto(v: SweepView) {
+  const { cancelled: _cancelled, ...counts } = v.counts;
+  return { id: v.id, name: v.name, status: v.status, counts, total: v.total, priority: v.priority, createdAtMs: BigInt(Date.parse(v.createdAt)), backend: v.backend };
+}
+
+function viewOf(deps: CoordinatorDeps, id: string): SweepView {
+  const row = deps.store.getSweep(id);
+  if (!row) throw new GrpcError(grpc.status.NOT_FOUND, `no such sweep: ${id}`);
+  return sweepView(deps, row);
+}
+
+export function sweepHandlers(deps: CoordinatorDeps): HandlersOf<typeof SweepService> {
+  return {
+    async submitSweep(req) {
+      let input: unknown;
+      try {
+        input = JSON.parse(req.specJson);
+      } catch {
+        throw new GrpcError(grpc.status.INVALID_ARGUMENT, 'spec_json is not valid JSON');
+      }
+      try {
+        return submitSweep(deps, input);
+      } catch (err) {
+        if (err instanceof SpecError) throw new GrpcError(grpc.status.INVALID_ARGUMENT, err.message);
+        throw err;
+      }
+    },
+    async getSweep(req) {
+      return { sweep: toProto(viewOf(deps, req.id)) };
+    },
+    async listSweeps() {
+      return { sweeps: deps.store.listSweeps().map((r) => toProto(sweepView(deps, r))) };
+    },
+    async cancelSweep(req) {
+      if (!cancelSweep(deps, req.id)) throw new GrpcError(grpc.status.NOT_FOUND, `no such sweep: ${req.id}`);
+      return { sweep: toProto(viewOf(deps, req.id)) };
+    },
+    watchSweep(call) {
+      const id = call.request.id;
+      if (!deps.store.getSweep(id)) {
+        call.emit('error', { code: grpc.status.NOT_FOUND, details: `no such sweep: ${id}` });
+        return;
+      }
+      const send = () => {
+        const v = viewOf(deps, id);
+        call.write(create(WatchSweepResponseSchema, { sweep: toProto(v) }));
+        if (FINAL.has(v.status)) {
+          unsubscribe();
+          call.end();
+        }
+      };
+      const unsubscribe = deps.live.subscribe((e) => {
+        if (e.type === 'sweep' && e.sweepId === id) send();
+      });
+      call.on('cancelled', unsubscribe);
+      send();
+    },
+  };
+}

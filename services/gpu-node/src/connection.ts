@@ -1,0 +1,135 @@
+/**
+ * The node's end of NodeService.Connect. Keeps one stream open, reconnecting
+ * with backoff after any loss; registers with the jobs it still holds so the
+ * coordinator can reconcile; heartbeats; and queues reports while offline so
+ * a finished image is always reported once the coordinator is reachable.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { create, type MessageInitShape } from '@bufbuild/protobuf';
+import { ConnectRequestSchema, createClient, NodeService, type ClientOf, type ConnectRequest, type ConnectResponse, type JobAssignment } from '@nightshift/proto';
+import type { Logger } from '@nightshift/common';
+import type { Report } from './worker.js';
+
+type RequestInit = NonNullable<MessageInitShape<typeof ConnectRequestSchema>['msg']>;
+
+export interface ConnectionOptions {
+  address: string;
+  nodeId: string;
+  name: string;
+  capabilities: { gpuName: string; vramMb: number; backends: string[]; models: string[]; slots: number };
+  token?: string | undefined;
+  heldJobIds: () => string[];
+  onAssign: (job: JobAssignment) => void;
+  onCancel: (jobId: string) => void;
+  log: Logger;
+}
+
+export class Connection {
+  private client: ClientOf<typeof NodeService>;
+  private stream: grpc.ClientDuplexStream<ConnectRequest, ConnectResponse> | undefined;
+  private registered = false;
+  private heartbeat: NodeJS.Timeout | undefined;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private failures = 0;
+  private closed = false;
+  /** Results waiting for a live stream; progress is dropped instead (it is only cosmetic). */
+  private readonly pending: Report[] = [];
+  onRegistered: (() => void) | undefined;
+
+  constructor(private readonly opts: ConnectionOptions) {
+    this.client = createClient(NodeService, opts.address, grpc.credentials.createInsecure(), {
+      'grpc.keepalive_time_ms': 5_000,
+      'grpc.keepalive_timeout_ms': 5_000,
+      'grpc.keepalive_permit_without_calls': 1,
+    });
+  }
+
+  get connected(): boolean {
+    return this.registered;
+  }
+
+  start(): void {
+    this.open();
+  }
+
+  close(): void {
+    this.closed = true;
+    clearInterval(this.heartbeat);
+    clearTimeout(this.retryTimer);
+    this.stream?.end();
+    this.client.close();
+  }
+
+  report(r: Report): void {
+    if (this.registered && this.stream) {
+      this.write(r);
+    } else if (r.case !== 'progress') {
+      this.pending.push(r);
+    }
+  }
+
+  private write(msg: RequestInit): void {
+    this.stream?.write(create(ConnectRequestSchema, { msg }));
+  }
+
+  private open(): void {
+    if (this.closed) return;
+    const meta = new grpc.Metadata();
+    if (this.opts.token) meta.set('authorization', `Bearer ${this.opts.token}`);
+    const stream = this.client.connect(meta);
+    this.stream = stream;
+    const c = this.opts.capabilities;
+    this.write({
+      case: 'register',
+      value: {
+        nodeId: this.opts.nodeId,
+        name: this.opts.name,
+        capabilities: { gpuName: c.gpuName, vramMb: BigInt(c.vramMb), backends: c.backends, models: c.models, slots: c.slots },
+        heldJobIds: this.opts.heldJobIds(),
+      },
+    });
+    stream.on('data', (res: ConnectResponse) => this.onMessage(res));
+    let done = false;
+    const lost = (why: string) => {
+      if (done) return;
+      done = true;
+      this.registered = false;
+      clearInterval(this.heartbeat);
+      if (this.stream === stream) this.stream = undefined;
+      if (this.closed) return;
+      this.failures++;
+      const delay = Math.min(10_000, 250 * 2 ** Math.min(this.failures - 1, 6)) * (0.75 + Math.random() * 0.5);
+      if (this.failures === 1 || this.failures % 10 === 0) this.opts.log.warn({ why, attempt: this.failures, delayMs: Math.round(delay) }, 'coordinator connection lost, reconnecting');
+      this.retryTimer = setTimeout(() => this.open(), delay);
+    };
+    stream.on('error', (err: grpc.ServiceError) => {
+      if (err.code === grpc.status.UNAUTHENTICATED) this.opts.log.error({ details: err.details }, 'coordinator refused this node');
+      lost(err.details || err.message);
+    });
+    stream.on('end', () => lost('stream ended'));
+  }
+
+  private onMessage(res: ConnectResponse): void {
+    const m = res.msg;
+    switch (m.case) {
+      case 'registered': {
+        this.registered = true;
+        this.failures = 0;
+        this.opts.log.info({ nodeId: m.value.nodeId, leaseMs: m.value.leaseMs }, 'registered with coordinator');
+        clearInterval(this.heartbeat);
+        this.heartbeat = setInterval(() => this.write({ case: 'heartbeat', value: { runningJobIds: this.opts.heldJobIds() } }), m.value.heartbeatIntervalMs || 2_000);
+        for (const r of this.pending.splice(0)) this.report(r);
+        this.onRegistered?.();
+        break;
+      }
+      case 'assign':
+        this.opts.onAssign(m.value);
+        break;
+      case 'cancel':
+        this.opts.onCancel(m.value.jobId);
+        break;
+      default:
+        break;
+    }
+  }
+}

@@ -1,0 +1,67 @@
+/** Wires a gpu-node: backends, storage, worker and the coordinator connection. */
+import { hostname } from 'node:os';
+import { Storage, type Config, type Logger } from '@nightshift/common';
+import type { Backend } from './backends/backend.js';
+import { ProceduralBackend } from './backends/procedural.js';
+import { Connection } from './connection.js';
+import { Worker } from './worker.js';
+
+export interface RunningNode {
+  nodeId: string;
+  worker: Worker;
+  connection: Connection;
+  stop(): Promise<void>;
+}
+
+export function defaultBackends(): Map<string, Backend> {
+  const procedural = new ProceduralBackend();
+  return new Map<string, Backend>([[procedural.name, procedural]]);
+}
+
+export async function startNode(config: Config, log: Logger, backends = defaultBackends()): Promise<RunningNode> {
+  const nodeId = config.NIGHTSHIFT_NODE_ID ?? `${hostname()}-${process.pid}`;
+  const storage = new Storage({
+    endpoint: config.NIGHTSHIFT_S3_ENDPOINT,
+    accessKey: config.NIGHTSHIFT_S3_ACCESS_KEY,
+    secretKey: config.NIGHTSHIFT_S3_SECRET_KEY,
+    bucket: config.NIGHTSHIFT_S3_BUCKET,
+  });
+  let connection: Connection | undefined;
+  const worker = new Worker({
+    nodeId,
+    slots: config.NIGHTSHIFT_NODE_SLOTS,
+    backends,
+    storage,
+    log,
+    report: (r) => connection?.report(r),
+  });
+  connection = new Connection({
+    address: config.NIGHTSHIFT_COORDINATOR,
+    nodeId,
+    name: config.NIGHTSHIFT_NODE_NAME ?? nodeId,
+    capabilities: {
+      gpuName: config.NIGHTSHIFT_NODE_GPU,
+      vramMb: config.NIGHTSHIFT_NODE_VRAM_MB,
+      backends: [...backends.keys()],
+      models: [...backends.values()].flatMap((b) => [...b.models]),
+      slots: config.NIGHTSHIFT_NODE_SLOTS,
+    },
+    token: config.NIGHTSHIFT_NODE_TOKEN,
+    heldJobIds: () => worker.heldJobIds(),
+    onAssign: (job) => worker.assign(job),
+    onCancel: (jobId) => worker.cancel(jobId),
+    log,
+  });
+  worker.start();
+  connection.start();
+  log.info({ nodeId, backends: [...backends.keys()], coordinator: config.NIGHTSHIFT_COORDINATOR }, 'gpu-node started');
+  return {
+    nodeId,
+    worker,
+    connection,
+    async stop() {
+      connection.close();
+      await worker.stop();
+    },
+  };
+}

@@ -1,0 +1,163 @@
+/**
+ * Runs leased jobs: a small local queue (the coordinator prefetches into it)
+ * drained by one worker per render slot. Each job is rendered, stamped with
+ * its A1111 parameters, thumbnailed and uploaded before it is reported done;
+ * uploads retry until storage is back, so a job is never reported without
+ * its image.
+ */
+import type { JobAssignment } from '@nightshift/proto';
+import { addPngTextChunk, formatA1111Parameters, imageKey, thumbKey, type Logger, type Storage } from '@nightshift/common';
+import type { Backend, RenderParams } from './backends/backend.js';
+import { makeThumbnail } from './thumbnail.js';
+import { withRetry } from './retry.js';
+
+export type Report =
+  | { case: 'progress'; value: { jobId: string; step: number; total: number; previewWebp: Uint8Array } }
+  | { case: 'completed'; value: { jobId: string; renderKey: string; imageKey: string; thumbKey: string; renderMs: number; skipped: boolean; imageBytes: bigint } }
+  | { case: 'failed'; value: { jobId: string; error: string; outOfMemory: boolean; logTail: string } };
+
+export interface WorkerOptions {
+  nodeId: string;
+  slots: number;
+  backends: Map<string, Backend>;
+  storage: Pick<Storage, 'put' | 'exists'>;
+  report: (r: Report) => void;
+  log: Logger;
+  /** Minimum gap between previews sent for one job. */
+  previewIntervalMs?: number;
+}
+
+interface Held {
+  job: JobAssignment;
+  abort: AbortController;
+  running: boolean;
+}
+
+export class Worker {
+  private readonly queue: Held[] = [];
+  private readonly held = new Map<string, Held>();
+  private wake: (() => void) | undefined;
+  private stopped = false;
+  private readonly loops: Promise<void>[] = [];
+  /** Time the render slots spent waiting for work, for the idle-fraction benchmark. */
+  idleMs = 0;
+
+  constructor(private readonly opts: WorkerOptions) {}
+
+  start(): void {
+    for (let i = 0; i < this.opts.slots; i++) this.loops.push(this.loop());
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const h of this.held.values()) h.abort.abort();
+    this.wake?.();
+    await Promise.all(this.loops);
+  }
+
+  heldJobIds(): string[] {
+    return [...this.held.keys()];
+  }
+
+  assign(job: JobAssignment): void {
+    if (this.held.has(job.jobId)) return;
+    const h: Held = { job, abort: new AbortController(), running: false };
+    this.held.set(job.jobId, h);
+    this.queue.push(h);
+    this.wake?.();
+  }
+
+  /** Drops a job: unqueued if waiting, aborted if rendering. */
+  cancel(jobId: string): void {
+    const h = this.held.get(jobId);
+    if (!h) return;
+    h.abort.abort();
+    const i = this.queue.indexOf(h);
+    if (i >= 0) this.queue.splice(i, 1);
+    this.held.delete(jobId);
+  }
+
+  private async next(): Promise<Held | undefined> {
+    const started = performance.now();
+    while (!this.stopped && this.queue.length === 0) await new Promise<void>((r) => (this.wake = r));
+    this.idleMs += performance.now() - started;
+    return this.queue.shift();
+  }
+
+  private async loop(): Promise<void> {
+    for (;;) {
+      const h = await this.next();
+      if (!h) return;
+      h.running = true;
+      try {
+        await this.run(h);
+      } catch (err) {
+        if (!h.abort.signal.aborted) {
+          const message = err instanceof Error ? err.message : String(err);
+          this.opts.log.warn({ job: h.job.jobId, err: message }, 'render failed');
+          this.opts.report({ case: 'failed', value: { jobId: h.job.jobId, error: message, outOfMemory: /out of memory/i.test(message), logTail: '' } });
+        }
+      } finally {
+        this.held.delete(h.job.jobId);
+      }
+    }
+  }
+
+  private async run(h: Held): Promise<void> {
+    const { job } = h;
+    const signal = h.abort.signal;
+    const backend = this.opts.backends.get(job.backend);
+    if (!backend) throw new Error(`backend ${job.backend} is not available on this node`);
+    const keys = { image: imageKey(job.renderKey), thumb: thumbKey(job.renderKey) };
+
+    // Idempotent outputs: an image already in storage is not rendered again.
+    if ((await this.opts.storage.exists(keys.image)) && (await this.opts.storage.exists(keys.thumb))) {
+      this.opts.report({ case: 'completed', value: { jobId: job.jobId, renderKey: job.renderKey, imageKey: keys.image, thumbKey: keys.thumb, renderMs: 0, skipped: true, imageBytes: 0n } });
+      return;
+    }
+
+    const params = JSON.parse(job.paramsJson) as RenderParams;
+    const started = performance.now();
+    let lastPreview = 0;
+    const interval = this.opts.previewIntervalMs ?? 250;
+    const result = await backend.render(
+      { jobId: job.jobId, renderKey: job.renderKey, prompt: job.prompt, seed: Number(job.seed), params, model: job.model },
+      (p) => {
+        const now = performance.now();
+        const sendPreview = p.preview && (now - lastPreview >= interval || p.step === p.total);
+        if (sendPreview) lastPreview = now;
+        this.opts.report({ case: 'progress', value: { jobId: job.jobId, step: p.step, total: p.total, previewWebp: sendPreview ? p.preview! : new Uint8Array() } });
+      },
+      signal,
+    );
+    const renderMs = Math.round(performance.now() - started);
+    const { width, height, steps, guidance, ...extra } = params;
+    const text = formatA1111Parameters({
+      prompt: job.prompt,
+      seed: Number(job.seed),
+      width,
+      height,
+      steps,
+      ...(guidance !== undefined ? { guidance } : {}),
+      model: job.model,
+      backend: job.backend,
+      extra: Object.fromEntries(Object.entries(extra).filter(([, v]) => ['string', 'number', 'boolean'].includes(typeof v))) as Record<string, string | number | boolean>,
+    });
+    const png = addPngTextChunk(result.png, 'parameters', text);
+    const thumb = await makeThumbnail(png);
+    const meta = { 'sweep-id': job.sweepId, 'render-key': job.renderKey, 'job-id': job.jobId };
+    const upload = (key: string, body: Buffer, type: string) =>
+      withRetry(() => this.opts.storage.put(key, body, type, meta), {
+        signal,
+        onRetry: (err, attempt, delay) => this.opts.log.warn({ job: job.jobId, key, attempt, delayMs: Math.round(delay), err: String(err) }, 'upload failed, retrying'),
+      });
+    // Thumbnail first: the image's existence is what marks the render as stored.
+    await upload(keys.thumb, thumb, 'image/webp');
+    await upload(keys.image, png, 'image/png');
+    if (signal.aborted) return;
+    this.opts.report({
+      case: 'completed',
+      value: { jobId: job.jobId, renderKey: job.renderKey, imageKey: keys.image, thumbKey: keys.thumb, renderMs, skipped: false, imageBytes: BigInt(png.length) },
+    });
+  }
+}
