@@ -5,3 +5,4 @@ export * from './events.js';
 export * from './palette.js';
 export * from './png-text.js';
 export * from './a1111.js';
+export * from './files-route.js';

@@ -3,3 +3,4 @@ export * from './process.js';
 export * from './nats-server.js';
 export * from './s3-server.js';
 export * from './farm.js';
+export * from './tmp.js';

@@ -7,11 +7,9 @@ import { bearerAuth } from 'hono/bearer-auth';
 import { bodyLimit } from 'hono/body-limit';
 import { streamSSE } from 'hono/streaming';
 import { SpecError } from '@nightshift/sweep';
-import { assertSafeKey } from '@nightshift/common';
+import { filesRoute } from '@nightshift/common';
 import type { CoordinatorDeps } from './deps.js';
 import { cancelSweep, imageView, submitSweep, sweepView } from './sweeps.js';
-
-const CONTENT_TYPES: Record<string, string> = { png: 'image/png', webp: 'image/webp' };
 
 export function createHttpApp(deps: CoordinatorDeps): Hono {
   const app = new Hono();
@@ -125,22 +123,7 @@ export function createHttpApp(deps: CoordinatorDeps): Hono {
     });
   });
 
-  // Image bytes from S3 for browsers and the CLI; keys are checked against the bucket layout.
-  app.get('/files/:prefix/:name', async (c) => {
-    let key: string;
-    try {
-      key = assertSafeKey(`${c.req.param('prefix')}/${c.req.param('name')}`);
-    } catch {
-      return c.json({ error: 'invalid object key' }, 400);
-    }
-    try {
-      const body = await deps.storage.get(key);
-      const ext = key.split('.').pop() ?? '';
-      return c.body(new Uint8Array(body), 200, { 'Content-Type': CONTENT_TYPES[ext] ?? 'application/octet-stream', 'Cache-Control': 'public, max-age=3600' });
-    } catch {
-      return c.json({ error: 'not found' }, 404);
-    }
-  });
+  app.route('/files', filesRoute(deps.storage));
 
   // Search lives in the indexer; the coordinator proxies it so clients need one address.
   const proxy = async (c: Context) => {

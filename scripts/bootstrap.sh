@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs what the farm and its tests need on a fresh Debian machine:
+# npm dependencies (never downloading onnxruntime's CUDA libraries) and
+# Debian's nats-server. Safe to run again; it only installs what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export ONNXRUNTIME_NODE_INSTALL=skip
+
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "==> installing npm dependencies (npm ci)" >&2
+  npm ci --no-audit --no-fund >&2
+fi
+
+if ! command -v nats-server >/dev/null 2>&1 && [ ! -x /usr/sbin/nats-server ]; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    echo "==> installing nats-server (Debian package)" >&2
+    apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nats-server >&2
+  else
+    echo "nats-server is missing. Install it with: sudo apt-get install nats-server (or set NATS_SERVER_BIN)" >&2
+    exit 1
+  fi
+fi

@@ -1,0 +1,1 @@
+export { startIndexer, type RunningIndexer } from './app.js';
