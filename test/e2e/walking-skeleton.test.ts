@@ -167,7 +167,7 @@ describe('walking skeleton', { timeout: 240_000 }, () => {
       nodeId: 'again',
       slots: 1,
       backends: defaultBackends(),
-      storage: { exists: async () => false, put: async (key, body) => void puts.set(key, body) },
+      storage: { exists: async () => false, get: (key) => farm.storage.get(key), put: async (key, body) => void puts.set(key, body) },
       report: (r) => reports.push(r.case),
       log: createLogger('test', 'silent'),
     });

@@ -6,21 +6,21 @@
  * its image.
  */
 import type { JobAssignment } from '@nightshift/proto';
-import { addPngTextChunk, formatA1111Parameters, imageKey, thumbKey, type Logger, type Storage } from '@nightshift/common';
-import type { Backend, RenderParams } from './backends/backend.js';
+import { addPngTextChunk, formatA1111Parameters, imageKey, thumbKey, upscaledKey, type Logger, type Storage } from '@nightshift/common';
+import { RenderFailure, type Backend, type JobKind, type RenderParams } from './backends/backend.js';
 import { makeThumbnail } from './thumbnail.js';
 import { withRetry } from './retry.js';
 
 export type Report =
   | { case: 'progress'; value: { jobId: string; step: number; total: number; previewWebp: Uint8Array } }
-  | { case: 'completed'; value: { jobId: string; renderKey: string; imageKey: string; thumbKey: string; renderMs: number; skipped: boolean; imageBytes: bigint } }
+  | { case: 'completed'; value: { jobId: string; renderKey: string; imageKey: string; thumbKey: string; renderMs: number; skipped: boolean; imageBytes: bigint; model?: string } }
   | { case: 'failed'; value: { jobId: string; error: string; outOfMemory: boolean; logTail: string } };
 
 export interface WorkerOptions {
   nodeId: string;
   slots: number;
   backends: Map<string, Backend>;
-  storage: Pick<Storage, 'put' | 'exists'>;
+  storage: Pick<Storage, 'put' | 'exists' | 'get'>;
   report: (r: Report) => void;
   log: Logger;
   /** Minimum gap between previews sent for one job. */
@@ -94,8 +94,10 @@ export class Worker {
       } catch (err) {
         if (!h.abort.signal.aborted) {
           const message = err instanceof Error ? err.message : String(err);
-          this.opts.log.warn({ job: h.job.jobId, err: message }, 'render failed');
-          this.opts.report({ case: 'failed', value: { jobId: h.job.jobId, error: message, outOfMemory: /out of memory/i.test(message), logTail: '' } });
+          const failure = err instanceof RenderFailure ? err : undefined;
+          const outOfMemory = failure?.outOfMemory ?? /out of memory/i.test(message);
+          this.opts.log.warn({ job: h.job.jobId, err: message, outOfMemory }, 'render failed');
+          this.opts.report({ case: 'failed', value: { jobId: h.job.jobId, error: message, outOfMemory, logTail: failure?.logTail ?? '' } });
         }
       } finally {
         this.held.delete(h.job.jobId);
@@ -108,10 +110,12 @@ export class Worker {
     const signal = h.abort.signal;
     const backend = this.opts.backends.get(job.backend);
     if (!backend) throw new Error(`backend ${job.backend} is not available on this node`);
-    const keys = { image: imageKey(job.renderKey), thumb: thumbKey(job.renderKey) };
+    const kind: JobKind = job.kind === 'upscale' ? 'upscale' : 'render';
+    // Upscales have no thumbnail of their own; the original's stands for them.
+    const keys = kind === 'upscale' ? { image: upscaledKey(job.renderKey), thumb: '' } : { image: imageKey(job.renderKey), thumb: thumbKey(job.renderKey) };
 
     // Idempotent outputs: an image already in storage is not rendered again.
-    if ((await this.opts.storage.exists(keys.image)) && (await this.opts.storage.exists(keys.thumb))) {
+    if ((await this.opts.storage.exists(keys.image)) && (!keys.thumb || (await this.opts.storage.exists(keys.thumb)))) {
       this.opts.report({ case: 'completed', value: { jobId: job.jobId, renderKey: job.renderKey, imageKey: keys.image, thumbKey: keys.thumb, renderMs: 0, skipped: true, imageBytes: 0n } });
       return;
     }
@@ -121,7 +125,16 @@ export class Worker {
     let lastPreview = 0;
     const interval = this.opts.previewIntervalMs ?? 250;
     const result = await backend.render(
-      { jobId: job.jobId, renderKey: job.renderKey, prompt: job.prompt, seed: Number(job.seed), params, model: job.model },
+      {
+        jobId: job.jobId,
+        renderKey: job.renderKey,
+        kind,
+        prompt: job.prompt,
+        seed: Number(job.seed),
+        params,
+        model: job.model,
+        ...(job.sourceKey ? { loadInput: () => this.opts.storage.get(job.sourceKey) } : {}),
+      },
       (p) => {
         const now = performance.now();
         const sendPreview = p.preview && (now - lastPreview >= interval || p.step === p.total);
@@ -131,8 +144,35 @@ export class Worker {
       signal,
     );
     const renderMs = Math.round(performance.now() - started);
+    const png = kind === 'upscale' ? result.png : addPngTextChunk(result.png, 'parameters', this.parametersText(job, params));
+    const meta = { 'sweep-id': job.sweepId, 'render-key': job.renderKey, 'job-id': job.jobId };
+    const upload = (key: string, body: Buffer, type: string) =>
+      withRetry(() => this.opts.storage.put(key, body, type, meta), {
+        signal,
+        onRetry: (err, attempt, delay) => this.opts.log.warn({ job: job.jobId, key, attempt, delayMs: Math.round(delay), err: String(err) }, 'upload failed, retrying'),
+      });
+    // Thumbnail first: the image's existence is what marks the render as stored.
+    if (keys.thumb) await upload(keys.thumb, await makeThumbnail(png), 'image/webp');
+    await upload(keys.image, png, 'image/png');
+    if (signal.aborted) return;
+    this.opts.report({
+      case: 'completed',
+      value: {
+        jobId: job.jobId,
+        renderKey: job.renderKey,
+        imageKey: keys.image,
+        thumbKey: keys.thumb,
+        renderMs,
+        skipped: false,
+        imageBytes: BigInt(png.length),
+        ...(result.model ? { model: result.model } : {}),
+      },
+    });
+  }
+
+  private parametersText(job: JobAssignment, params: RenderParams): string {
     const { width, height, steps, guidance, ...extra } = params;
-    const text = formatA1111Parameters({
+    return formatA1111Parameters({
       prompt: job.prompt,
       seed: Number(job.seed),
       width,
@@ -142,22 +182,6 @@ export class Worker {
       model: job.model,
       backend: job.backend,
       extra: Object.fromEntries(Object.entries(extra).filter(([, v]) => ['string', 'number', 'boolean'].includes(typeof v))) as Record<string, string | number | boolean>,
-    });
-    const png = addPngTextChunk(result.png, 'parameters', text);
-    const thumb = await makeThumbnail(png);
-    const meta = { 'sweep-id': job.sweepId, 'render-key': job.renderKey, 'job-id': job.jobId };
-    const upload = (key: string, body: Buffer, type: string) =>
-      withRetry(() => this.opts.storage.put(key, body, type, meta), {
-        signal,
-        onRetry: (err, attempt, delay) => this.opts.log.warn({ job: job.jobId, key, attempt, delayMs: Math.round(delay), err: String(err) }, 'upload failed, retrying'),
-      });
-    // Thumbnail first: the image's existence is what marks the render as stored.
-    await upload(keys.thumb, thumb, 'image/webp');
-    await upload(keys.image, png, 'image/png');
-    if (signal.aborted) return;
-    this.opts.report({
-      case: 'completed',
-      value: { jobId: job.jobId, renderKey: job.renderKey, imageKey: keys.image, thumbKey: keys.thumb, renderMs, skipped: false, imageBytes: BigInt(png.length) },
     });
   }
 }

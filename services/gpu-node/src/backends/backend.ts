@@ -10,13 +10,18 @@ export interface RenderParams {
   [key: string]: unknown;
 }
 
+export type JobKind = 'render' | 'upscale';
+
 export interface RenderRequest {
   jobId: string;
   renderKey: string;
+  kind: JobKind;
   prompt: string;
   seed: number;
   params: RenderParams;
   model: string;
+  /** For upscale jobs: loads the source image (PNG bytes, with its metadata chunks). */
+  loadInput?: () => Promise<Buffer>;
 }
 
 export interface RenderProgress {
@@ -27,13 +32,34 @@ export interface RenderProgress {
 }
 
 export interface RenderResult {
-  /** The final image, PNG-encoded, without Nightshift's metadata (the runtime adds it). */
+  /** The final image, PNG-encoded. Render jobs: the runtime adds the A1111 parameters chunk. Upscale jobs: the backend keeps the source's chunks itself. */
   png: Buffer;
+  /** Model that produced the output, when it differs from the requested one. */
+  model?: string;
+}
+
+/**
+ * A failure with details the scheduler uses: the job's log tail (shown through
+ * the API) and whether it ran out of GPU memory (retried on a bigger card).
+ */
+export class RenderFailure extends Error {
+  constructor(
+    message: string,
+    readonly logTail = '',
+    readonly outOfMemory = false,
+  ) {
+    super(message);
+    this.name = 'RenderFailure';
+  }
 }
 
 export interface Backend {
   readonly name: string;
   /** Models this backend can render with (advertised to the coordinator). */
   readonly models: readonly string[];
+  /** VRAM in MiB a render of this size needs on this backend, when known (used for placement). */
+  vramNeedMb?(width: number, height: number): number | undefined;
   render(req: RenderRequest, onProgress: (p: RenderProgress) => void, signal: AbortSignal): Promise<RenderResult>;
+  /** Frees resources (loaded models, child processes) when the node stops. */
+  close?(): Promise<void>;
 }

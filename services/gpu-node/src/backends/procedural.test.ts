@@ -9,7 +9,7 @@ const backend = new ProceduralBackend();
 const never = new AbortController().signal;
 
 function req(prompt: string, seed: number, width = 256, height = 256, steps = 20): RenderRequest {
-  return { jobId: 'job-1', renderKey: 'key-1', prompt, seed, params: { width, height, steps }, model: PROCEDURAL_MODEL };
+  return { jobId: 'job-1', renderKey: 'key-1', kind: 'render', prompt, seed, params: { width, height, steps }, model: PROCEDURAL_MODEL };
 }
 
 async function render(r: RenderRequest): Promise<{ png: Buffer; progress: RenderProgress[] }> {
