@@ -27,11 +27,20 @@ const ConfigSchema = z.object({
   NIGHTSHIFT_MAX_JOBS: z.coerce.number().int().min(1).default(100_000),
   NIGHTSHIFT_NODE_ID: z.string().optional(),
   NIGHTSHIFT_NODE_NAME: z.string().optional(),
-  NIGHTSHIFT_NODE_VRAM_MB: z.coerce.number().int().min(0).default(8192),
+  NIGHTSHIFT_NODE_VRAM_MB: z.coerce.number().int().min(0).default(16_384),
   NIGHTSHIFT_NODE_GPU: z.string().default('cpu'),
   NIGHTSHIFT_NODE_SLOTS: z.coerce.number().int().min(1).max(64).default(1),
   NIGHTSHIFT_HEARTBEAT_MS: z.coerce.number().int().min(50).default(2_000),
   NIGHTSHIFT_LEASE_MS: z.coerce.number().int().min(200).default(30_000),
+  /** A node silent this long is marked down and its jobs requeued. */
+  NIGHTSHIFT_NODE_TIMEOUT_MS: z.coerce.number().int().min(200).default(15_000),
+  /** After a coordinator restart, leases last at least this long so nodes can reconnect. */
+  NIGHTSHIFT_RESTART_GRACE_MS: z.coerce.number().int().min(0).default(30_000),
+  NIGHTSHIFT_PREFETCH_PER_SLOT: z.coerce.number().int().min(1).max(32).default(2),
+  NIGHTSHIFT_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(100).default(3),
+  NIGHTSHIFT_BLOCKLIST_AFTER: z.coerce.number().int().min(1).max(1000).default(3),
+  /** Minimum run time before a job may be duplicated onto an idle node (0 disables copies). */
+  NIGHTSHIFT_STRAGGLER_MIN_MS: z.coerce.number().int().min(0).default(60_000),
 });
 
 export type Config = z.output<typeof ConfigSchema>;

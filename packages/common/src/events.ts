@@ -37,8 +37,13 @@ export interface Bus {
   jsm: JetStreamManager;
 }
 
+/**
+ * Connects to NATS and keeps reconnecting forever. With `waitOnFirstConnect`
+ * the promise also waits out a server that is down at start, so a service
+ * can start before NATS does and simply hold its events until then.
+ */
 export async function connectBus(servers: string, name: string): Promise<Bus> {
-  const nc = await connect({ servers, name, reconnect: true, maxReconnectAttempts: -1, reconnectTimeWait: 500 });
+  const nc = await connect({ servers, name, reconnect: true, maxReconnectAttempts: -1, reconnectTimeWait: 500, waitOnFirstConnect: true });
   const jsm = await jetstreamManager(nc);
   const js = jetstream(nc);
   return { nc, js, jsm };

@@ -6,3 +6,4 @@ export * from './palette.js';
 export * from './png-text.js';
 export * from './a1111.js';
 export * from './files-route.js';
+export * from './retry.js';

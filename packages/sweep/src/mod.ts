@@ -1,3 +1,4 @@
 export * from './spec.js';
 export * from './expand.js';
 export * from './canonical.js';
+export * from './vram.js';

@@ -8,7 +8,8 @@ import type { AddressInfo } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { serve, type ServerType } from '@hono/node-server';
 import { addService, NodeService, SweepService } from '@nightshift/proto';
-import { connectBus, ensureStream, Storage, type Config, type Logger } from '@nightshift/common';
+import { connectBus, ensureStream, Storage, withRetry, type Bus, type Config, type Logger } from '@nightshift/common';
+import { PreviewStore } from './previews.js';
 import { openDb } from './db.js';
 import { Store } from './store.js';
 import { Live } from './live.js';
@@ -28,25 +29,43 @@ export interface RunningCoordinator {
 export async function startCoordinator(config: Config, log: Logger): Promise<RunningCoordinator> {
   mkdirSync(config.NIGHTSHIFT_DATA_DIR, { recursive: true });
   const db = openDb(join(config.NIGHTSHIFT_DATA_DIR, 'coordinator.sqlite'));
-  const store = new Store(db);
+  const store = new Store(db, { maxAttempts: config.NIGHTSHIFT_MAX_ATTEMPTS, blocklistAfter: config.NIGHTSHIFT_BLOCKLIST_AFTER });
   store.markAllNodesOffline();
+  // Nodes keep rendering while we are away; give them time to reconnect before requeueing their work.
+  const extended = store.extendAllLeases(config.NIGHTSHIFT_RESTART_GRACE_MS);
+  if (extended) log.info({ jobs: extended, graceMs: config.NIGHTSHIFT_RESTART_GRACE_MS }, 'leases extended for the restart grace period');
   const storage = new Storage({
     endpoint: config.NIGHTSHIFT_S3_ENDPOINT,
     accessKey: config.NIGHTSHIFT_S3_ACCESS_KEY,
     secretKey: config.NIGHTSHIFT_S3_SECRET_KEY,
     bucket: config.NIGHTSHIFT_S3_BUCKET,
   });
-  await storage.ensureBucket();
-  const bus = await connectBus(config.NIGHTSHIFT_NATS_URL, 'coordinator');
-  await ensureStream(bus.jsm);
+  // Neither S3 nor NATS has to be up for the coordinator to start and take sweeps.
+  void withRetry(() => storage.ensureBucket(), { onRetry: (err, n) => n === 1 && log.warn({ err: String(err) }, 'S3 not reachable yet, retrying') });
+  let bus: Bus | undefined;
+  const busReady = connectBus(config.NIGHTSHIFT_NATS_URL, 'coordinator').then(async (b) => {
+    await withRetry(() => ensureStream(b.jsm));
+    bus = b;
+    log.info('connected to NATS');
+    outbox.poke();
+    return b;
+  });
   const live = new Live();
-  const outbox = new OutboxPublisher(store, bus.js, log);
+  const outbox = new OutboxPublisher(store, () => bus?.js, log);
   const hub = new NodeHub(
     store,
     live,
     log,
-    { leaseMs: config.NIGHTSHIFT_LEASE_MS, heartbeatMs: config.NIGHTSHIFT_HEARTBEAT_MS, prefetchPerSlot: 2, nodeToken: config.NIGHTSHIFT_NODE_TOKEN },
+    {
+      leaseMs: config.NIGHTSHIFT_LEASE_MS,
+      heartbeatMs: config.NIGHTSHIFT_HEARTBEAT_MS,
+      nodeTimeoutMs: config.NIGHTSHIFT_NODE_TIMEOUT_MS,
+      prefetchPerSlot: config.NIGHTSHIFT_PREFETCH_PER_SLOT,
+      stragglerMinMs: config.NIGHTSHIFT_STRAGGLER_MIN_MS || Number.MAX_SAFE_INTEGER,
+      nodeToken: config.NIGHTSHIFT_NODE_TOKEN,
+    },
     () => outbox.poke(),
+    new PreviewStore(storage, log),
   );
   const deps: CoordinatorDeps = { config, log, store, hub, live, outbox, storage };
 
@@ -78,7 +97,8 @@ export async function startCoordinator(config: Config, log: Logger): Promise<Run
       await outbox.stop();
       await new Promise<void>((r) => grpcServer.tryShutdown(() => r()));
       await new Promise<void>((r) => http.close(() => r()));
-      await bus.nc.close();
+      if (bus) await bus.nc.close();
+      else void busReady.then((b) => b.nc.close());
       db.close();
     },
   };

@@ -65,6 +65,37 @@ const MIGRATIONS = [
   );
   CREATE INDEX outbox_pending ON outbox (published_at, id);
   `,
+  // Scheduling that survives the night: job kinds, placement, exclusions,
+  // straggler copies, per-sweep node blocklists, and an audit of every result.
+  `
+  ALTER TABLE sweeps ADD COLUMN kind TEXT NOT NULL DEFAULT 'render';
+  ALTER TABLE sweeps ADD COLUMN model TEXT NOT NULL DEFAULT '';
+  ALTER TABLE jobs ADD COLUMN kind TEXT NOT NULL DEFAULT 'render';
+  ALTER TABLE jobs ADD COLUMN source_key TEXT;
+  ALTER TABLE jobs ADD COLUMN min_vram_mb INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE jobs ADD COLUMN excluded_nodes TEXT NOT NULL DEFAULT '[]';
+  ALTER TABLE jobs ADD COLUMN copy_node_id TEXT;
+  ALTER TABLE jobs ADD COLUMN copy_lease_expires_at INTEGER;
+  ALTER TABLE jobs ADD COLUMN result_model TEXT;
+  CREATE INDEX jobs_copy ON jobs (copy_node_id) WHERE copy_node_id IS NOT NULL;
+  CREATE TABLE sweep_blocklist (
+    sweep_id TEXT NOT NULL,
+    node_id TEXT NOT NULL,
+    failures INTEGER NOT NULL DEFAULT 0,
+    blocked INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (sweep_id, node_id)
+  );
+  CREATE TABLE results (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    job_id TEXT NOT NULL,
+    node_id TEXT NOT NULL,
+    skipped INTEGER NOT NULL,
+    accepted INTEGER NOT NULL,
+    copy INTEGER NOT NULL,
+    at INTEGER NOT NULL
+  );
+  CREATE INDEX results_job ON results (job_id);
+  `,
 ];
 
 export function openDb(file: string): DB {

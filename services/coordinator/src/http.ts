@@ -9,7 +9,7 @@ import { streamSSE } from 'hono/streaming';
 import { SpecError } from '@nightshift/sweep';
 import { filesRoute } from '@nightshift/common';
 import type { CoordinatorDeps } from './deps.js';
-import { cancelSweep, imageView, submitSweep, sweepView } from './sweeps.js';
+import { cancelSweep, imageView, pauseSweep, setPriority, submitSweep, submitUpscale, sweepView } from './sweeps.js';
 
 export function createHttpApp(deps: CoordinatorDeps): Hono {
   const app = new Hono();
@@ -43,7 +43,7 @@ export function createHttpApp(deps: CoordinatorDeps): Hono {
     const row = deps.store.getSweep(c.req.param('id'));
     if (!row) return c.json({ error: 'no such sweep' }, 404);
     const failed = deps.store.jobs(row.id, ['failed']).slice(0, 20).map((j) => ({ jobId: j.id, prompt: j.prompt, seed: j.seed, error: j.error, logTail: j.log_tail }));
-    return c.json({ ...sweepView(deps, row), spec: JSON.parse(row.spec_json) as unknown, failedJobs: failed });
+    return c.json({ ...sweepView(deps, row), spec: JSON.parse(row.spec_json) as unknown, failedJobs: failed, explain: deps.hub.explain(row.id) });
   });
 
   app.get('/api/sweeps/:id/jobs', (c) => {
@@ -73,13 +73,48 @@ export function createHttpApp(deps: CoordinatorDeps): Hono {
     return c.json({ images });
   });
 
-  for (const action of ['cancel'] as const) {
+  const actions = {
+    cancel: (id: string) => cancelSweep(deps, id),
+    pause: (id: string) => pauseSweep(deps, id, true),
+    resume: (id: string) => pauseSweep(deps, id, false),
+  };
+  for (const [action, run] of Object.entries(actions)) {
     app.post(`/api/sweeps/:id/${action}`, (c) => {
       const id = c.req.param('id');
-      if (!cancelSweep(deps, id)) return c.json({ error: 'no such sweep' }, 404);
+      const row = deps.store.getSweep(id);
+      if (!row) return c.json({ error: 'no such sweep' }, 404);
+      if (!run(id)) return c.json({ error: `cannot ${action} a sweep that is ${row.status}` }, 409);
       return c.json(sweepView(deps, deps.store.getSweep(id)!));
     });
   }
+
+  app.post('/api/sweeps/:id/priority', async (c) => {
+    const id = c.req.param('id');
+    if (!deps.store.getSweep(id)) return c.json({ error: 'no such sweep' }, 404);
+    const body = (await c.req.json().catch(() => ({}))) as { priority?: unknown };
+    try {
+      setPriority(deps, id, body.priority);
+    } catch (err) {
+      if (err instanceof SpecError) return c.json({ error: err.message, details: err.details }, 400);
+      throw err;
+    }
+    return c.json(sweepView(deps, deps.store.getSweep(id)!));
+  });
+
+  app.post('/api/upscale', bodyLimit({ maxSize: 1024 * 1024 }), async (c) => {
+    let body: unknown;
+    try {
+      body = await c.req.json();
+    } catch {
+      return c.json({ error: 'request body is not valid JSON', details: [] }, 400);
+    }
+    try {
+      return c.json(await submitUpscale(deps, body), 201);
+    } catch (err) {
+      if (err instanceof SpecError) return c.json({ error: err.message, details: err.details }, 400);
+      throw err;
+    }
+  });
 
   app.get('/api/nodes', (c) => {
     const connected = new Set(deps.hub.connectedNodeIds());

@@ -1,23 +1,28 @@
 /**
  * The coordinator's side of NodeService.Connect: one session per connected
  * gpu-node. It registers nodes, hands out leased jobs up to each node's
- * prefetch capacity, renews leases on heartbeats, records results, and
- * requeues work whose lease has run out.
+ * prefetch capacity, renews leases on heartbeats, records results and
+ * failures, marks silent nodes down, and duplicates stragglers onto idle nodes.
  */
 import { timingSafeEqual } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import { create, type MessageInitShape } from '@bufbuild/protobuf';
-import { ConnectResponseSchema, type ConnectRequest, type ConnectResponse, type Capabilities } from '@nightshift/proto';
+import { ConnectResponseSchema, type Capabilities, type ConnectRequest, type ConnectResponse, type JobCompleted } from '@nightshift/proto';
 import { SUBJECTS, type Logger } from '@nightshift/common';
-import type { Store, JobRow } from './store.js';
-import { pickJobs, type NodeCaps } from './scheduler.js';
+import type { JobRow, Store } from './store.js';
+import { Scheduler, type NodeCaps } from './scheduler.js';
 import type { Live } from './live.js';
+import type { PreviewStore } from './previews.js';
 
 export interface HubOptions {
   leaseMs: number;
   heartbeatMs: number;
+  /** A node silent for this long is marked down and its jobs requeued. */
+  nodeTimeoutMs: number;
   /** Jobs queued on a node per render slot, so its GPU never waits for dispatch. */
   prefetchPerSlot: number;
+  /** A job may be duplicated onto an idle node once it has run this long (and 3× the sweep's median). */
+  stragglerMinMs: number;
   nodeToken?: string | undefined;
 }
 
@@ -28,11 +33,13 @@ interface Session {
   name: string;
   caps: NodeCaps;
   slots: number;
+  lastSeen: number;
   call: grpc.ServerDuplexStream<ConnectRequest, ConnectResponse>;
 }
 
 export class NodeHub {
   private readonly sessions = new Map<string, Session>();
+  private readonly scheduler: Scheduler;
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -41,7 +48,10 @@ export class NodeHub {
     private readonly log: Logger,
     private readonly opts: HubOptions,
     private readonly onEvents: () => void,
-  ) {}
+    private readonly previews?: PreviewStore,
+  ) {
+    this.scheduler = new Scheduler(store.db);
+  }
 
   start(): void {
     this.timer = setInterval(() => this.tick(), Math.max(100, Math.min(1_000, this.opts.heartbeatMs)));
@@ -57,8 +67,16 @@ export class NodeHub {
     return [...this.sessions.keys()];
   }
 
-  /** Periodic work: expire leases, then fill nodes (also picks up retry backoffs). */
+  onlineCaps(): { nodeId: string; caps: NodeCaps }[] {
+    return [...this.sessions.values()].map((s) => ({ nodeId: s.nodeId, caps: s.caps }));
+  }
+
+  /** Periodic work: silent nodes, expired leases, then fill nodes (also picks up retry backoffs). */
   tick(): void {
+    const now = Date.now();
+    for (const s of [...this.sessions.values()]) {
+      if (now - s.lastSeen > this.opts.nodeTimeoutMs) this.nodeDown(s, `silent for ${now - s.lastSeen} ms`);
+    }
     const expired = this.store.expireLeases();
     if (expired.length) {
       this.log.warn({ jobs: expired.length, nodes: [...new Set(expired.map((j) => j.node_id))] }, 'leases expired, jobs requeued');
@@ -71,19 +89,59 @@ export class NodeHub {
   dispatch(): void {
     const now = Date.now();
     for (const s of this.sessions.values()) {
-      const free = s.slots * this.opts.prefetchPerSlot - this.store.leasedTo(s.nodeId).length;
-      if (free <= 0) continue;
-      const leased = this.store.lease(pickJobs(this.store.db, s.caps, free, now), s.nodeId, this.opts.leaseMs);
-      for (const job of leased) this.send(s, assignment(job));
-      for (const sweepId of new Set(leased.map((j) => j.sweep_id))) this.live.emit({ type: 'sweep', sweepId });
+      const held = this.store.leasedTo(s.nodeId).length;
+      let free = s.slots * this.opts.prefetchPerSlot - held;
+      const touched = new Set<string>();
+      while (free > 0) {
+        const id = this.scheduler.pick(s.nodeId, s.caps, now);
+        const job = id ? this.store.lease([id], s.nodeId, this.opts.leaseMs)[0] : undefined;
+        if (!job) break;
+        this.send(s, assignment(job));
+        touched.add(job.sweep_id);
+        free--;
+      }
+      if (held === 0 && touched.size === 0) this.dispatchStraggler(s, now);
+      for (const sweepId of touched) this.live.emit({ type: 'sweep', sweepId });
     }
   }
 
+  /** An idle node with nothing queued takes a copy of the slowest running job; first result wins. */
+  private dispatchStraggler(s: Session, now: number): void {
+    const id = this.scheduler.straggler(s.nodeId, s.caps, now - this.opts.stragglerMinMs);
+    if (!id) return;
+    const job = this.store.getJob(id)!;
+    const times = this.store.recentFinishes(job.sweep_id, 50).map((f) => f.render_ms ?? 0).sort((a, b) => a - b);
+    const median = times.length ? times[Math.floor(times.length / 2)]! : 0;
+    if (now - (job.started_at ?? now) < 3 * median) return;
+    const copy = this.store.leaseCopy(id, s.nodeId, this.opts.leaseMs);
+    if (!copy) return;
+    this.log.info({ job: id, slowNode: copy.node_id, copyNode: s.nodeId, runningMs: now - (job.started_at ?? now) }, 'straggler duplicated onto an idle node');
+    this.send(s, assignment(copy));
+  }
+
   cancelJobs(jobs: JobRow[], reason: string): void {
-    for (const j of jobs) {
-      const s = j.node_id ? this.sessions.get(j.node_id) : undefined;
-      if (s) this.send(s, { case: 'cancel', value: { jobId: j.id, reason } });
+    for (const j of jobs) for (const nodeId of [j.node_id, j.copy_node_id]) this.cancelOn(nodeId, j.id, reason);
+  }
+
+  private cancelOn(nodeId: string | null, jobId: string, reason: string): void {
+    const s = nodeId ? this.sessions.get(nodeId) : undefined;
+    if (s) this.send(s, { case: 'cancel', value: { jobId, reason } });
+  }
+
+  /** Which queued work no online node can take, in words (GET /api/sweeps/:id). */
+  explain(sweepId: string): string[] {
+    const groups = this.store.db
+      .prepare(`SELECT backend, min_vram_mb, COUNT(*) AS n FROM jobs WHERE sweep_id = ? AND state = 'queued' GROUP BY backend, min_vram_mb`)
+      .all(sweepId) as { backend: string; min_vram_mb: number; n: number }[];
+    const blocked = new Set(this.store.blockedNodes(sweepId));
+    const nodes = this.onlineCaps().filter((n) => !blocked.has(n.nodeId));
+    const out: string[] = [];
+    for (const g of groups) {
+      if (nodes.some((n) => n.caps.backends.includes(g.backend) && n.caps.vramMb >= g.min_vram_mb)) continue;
+      const gb = Math.round((g.min_vram_mb / 1024) * 10) / 10;
+      out.push(`${g.n} job(s) wait: no ${blocked.size ? 'usable ' : ''}node with ≥ ${gb} GB VRAM and backend ${g.backend}${blocked.size ? ` (blocklisted for this sweep: ${[...blocked].join(', ')})` : ''}`);
     }
+    return out;
   }
 
   private send(s: Session, msg: ResponseInit): void {
@@ -130,38 +188,35 @@ export class NodeHub {
     call.on('cancelled', close);
   };
 
+  /** A node that stopped heartbeating: its work goes back to the queue now. */
+  private nodeDown(s: Session, why: string): void {
+    this.sessions.delete(s.nodeId);
+    this.store.setNodeStatus(s.nodeId, 'offline');
+    const released = this.store.releaseNode(s.nodeId, `node ${s.nodeId} down: ${why}`);
+    this.outboxNode(SUBJECTS.nodeDown, s.nodeId, { why, requeued: released.length });
+    this.log.warn({ node: s.nodeId, why, requeued: released.length }, 'node marked down, jobs requeued');
+    this.live.emit({ type: 'node', nodeId: s.nodeId, status: 'down' });
+    try {
+      s.call.end();
+    } catch {
+      /* the stream may already be gone */
+    }
+  }
+
+  private outboxNode(subject: string, nodeId: string, extra: Record<string, unknown>): void {
+    const now = Date.now();
+    this.store.db
+      .prepare('INSERT INTO outbox (subject, msg_id, payload, created_at) VALUES (?, ?, ?, ?)')
+      .run(subject, `${subject}.${nodeId}.${now}`, JSON.stringify({ nodeId, at: new Date(now).toISOString(), ...extra }), now);
+    this.onEvents();
+  }
+
   private onMessage(call: Session['call'], session: Session | undefined, req: ConnectRequest): Session | undefined {
     const m = req.msg;
-    if (m.case === 'register') {
-      const caps = m.value.capabilities ?? ({} as Capabilities);
-      const nodeId = m.value.nodeId;
-      if (!/^[A-Za-z0-9._-]{1,64}$/.test(nodeId)) throw new Error('invalid node id');
-      const s: Session = {
-        nodeId,
-        name: m.value.name || nodeId,
-        caps: { backends: [...caps.backends], models: [...caps.models], vramMb: Number(caps.vramMb) },
-        slots: Math.max(1, caps.slots || 1),
-        call,
-      };
-      const previous = this.sessions.get(nodeId);
-      if (previous && previous.call !== call) previous.call.end();
-      this.sessions.set(nodeId, s);
-      this.store.upsertNode(nodeId, s.name, { gpuName: caps.gpuName, vramMb: Number(caps.vramMb), backends: s.caps.backends, models: s.caps.models, slots: s.slots });
-      this.send(s, { case: 'registered', value: { nodeId, heartbeatIntervalMs: this.opts.heartbeatMs, leaseMs: this.opts.leaseMs } });
-      this.reconcile(s, m.value.heldJobIds);
-      this.log.info({ node: nodeId, caps: s.caps, slots: s.slots }, 'node registered');
-      this.live.emit({ type: 'node', nodeId, status: 'online' });
-      this.store.db.prepare('INSERT INTO outbox (subject, msg_id, payload, created_at) VALUES (?, ?, ?, ?)').run(
-        SUBJECTS.nodeUp,
-        `node.up.${nodeId}.${Date.now()}`,
-        JSON.stringify({ nodeId, name: s.name, at: new Date().toISOString() }),
-        Date.now(),
-      );
-      this.onEvents();
-      this.dispatch();
-      return s;
-    }
+    if (m.case === 'register') return this.register(call, m.value);
     if (!session) throw new Error(`message ${m.case} before register`);
+    if (this.sessions.get(session.nodeId) !== session) return undefined; // marked down meanwhile: it must re-register
+    session.lastSeen = Date.now();
     switch (m.case) {
       case 'heartbeat':
         this.store.touchNode(session.nodeId);
@@ -170,34 +225,33 @@ export class NodeHub {
       case 'progress': {
         const job = this.store.getJob(m.value.jobId);
         if (job) {
+          const preview = m.value.previewWebp.length ? Buffer.from(m.value.previewWebp) : undefined;
+          if (preview) this.previews?.offer(job.id, preview);
           this.live.emit({
             type: 'progress',
             sweepId: job.sweep_id,
             jobId: job.id,
             step: m.value.step,
             total: m.value.total,
-            ...(m.value.previewWebp.length ? { preview: Buffer.from(m.value.previewWebp).toString('base64') } : {}),
+            ...(preview ? { preview: preview.toString('base64') } : {}),
           });
         }
         break;
       }
-      case 'completed': {
-        const v = m.value;
-        const changed = this.store.completeJob(v.jobId, session.nodeId, { imageKey: v.imageKey, thumbKey: v.thumbKey, renderMs: v.renderMs, skipped: v.skipped });
-        const job = this.store.getJob(v.jobId);
-        if (changed && job) {
-          this.live.emit({ type: 'job', sweepId: job.sweep_id, jobId: job.id, state: job.state });
-          this.live.emit({ type: 'sweep', sweepId: job.sweep_id });
-          this.onEvents();
-        }
+      case 'completed':
+        this.complete(session.nodeId, m.value);
         this.dispatch();
         break;
-      }
       case 'failed': {
         const v = m.value;
-        const job = this.store.failJob(v.jobId, session.nodeId, v.error, v.logTail);
-        if (job) {
-          this.log.warn({ node: session.nodeId, job: job.id, attempts: job.attempts, state: job.state, error: v.error }, 'job failed');
+        const r = this.store.failJob(v.jobId, { id: session.nodeId, vramMb: session.caps.vramMb }, { error: v.error, logTail: v.logTail, outOfMemory: v.outOfMemory });
+        if (r) {
+          const { job } = r;
+          this.log.warn({ node: session.nodeId, job: job.id, attempts: job.attempts, state: job.state, oom: v.outOfMemory, error: v.error }, 'job failed');
+          if (r.blocklisted) this.onBlocklisted(job.sweep_id, session.nodeId);
+          if (v.outOfMemory && job.state === 'queued' && !this.anyKnownNodeWithVram(job.min_vram_mb)) {
+            this.store.failQueuedJob(job.id, `out of memory on every node: needs more than ${job.min_vram_mb - 1} MB VRAM`);
+          }
           this.live.emit({ type: 'job', sweepId: job.sweep_id, jobId: job.id, state: job.state });
           this.live.emit({ type: 'sweep', sweepId: job.sweep_id });
           this.onEvents();
@@ -211,6 +265,62 @@ export class NodeHub {
     return session;
   }
 
+  private complete(nodeId: string, v: JobCompleted): void {
+    const outcome = this.store.completeJob(v.jobId, nodeId, { imageKey: v.imageKey, thumbKey: v.thumbKey, renderMs: v.renderMs, skipped: v.skipped, model: v.model || undefined });
+    for (const other of outcome.cancelOn) this.cancelOn(other, v.jobId, 'another node finished this job first');
+    if (!outcome.accepted) return;
+    const job = this.store.getJob(v.jobId);
+    if (!job) return;
+    this.live.emit({ type: 'job', sweepId: job.sweep_id, jobId: job.id, state: job.state });
+    this.live.emit({ type: 'sweep', sweepId: job.sweep_id });
+    this.onEvents();
+  }
+
+  private anyKnownNodeWithVram(minVramMb: number): boolean {
+    return this.store.listNodes().some((n) => Number((JSON.parse(n.capabilities_json) as { vramMb?: number }).vramMb ?? 0) >= minVramMb);
+  }
+
+  /** After a blocklisting: a sweep fails only when no online capable node is left for it. */
+  private onBlocklisted(sweepId: string, nodeId: string): void {
+    this.log.warn({ sweep: sweepId, node: nodeId }, 'node blocklisted for this sweep after repeated failures');
+    const sweep = this.store.getSweep(sweepId);
+    if (!sweep) return;
+    const blocked = new Set(this.store.blockedNodes(sweepId));
+    const online = this.onlineCaps();
+    const capable = online.filter((n) => !blocked.has(n.nodeId) && n.caps.backends.includes(sweep.backend));
+    if (online.length > 0 && capable.length === 0) {
+      const n = this.store.failQueued(sweepId, `no capable node left: every node with backend ${sweep.backend} is blocklisted for this sweep`);
+      this.log.error({ sweep: sweepId, failed: n }, 'sweep failed: no capable node left');
+    }
+  }
+
+  private register(call: Session['call'], reg: Extract<ConnectRequest['msg'], { case: 'register' }>['value']): Session {
+    const caps = reg.capabilities ?? ({} as Capabilities);
+    const nodeId = reg.nodeId;
+    if (!/^[A-Za-z0-9._-]{1,64}$/.test(nodeId)) throw new Error('invalid node id');
+    const s: Session = {
+      nodeId,
+      name: reg.name || nodeId,
+      caps: { backends: [...caps.backends], models: [...caps.models], vramMb: Number(caps.vramMb) },
+      slots: Math.max(1, caps.slots || 1),
+      lastSeen: Date.now(),
+      call,
+    };
+    const previous = this.sessions.get(nodeId);
+    if (previous && previous.call !== call) previous.call.end();
+    this.sessions.set(nodeId, s);
+    this.store.upsertNode(nodeId, s.name, { gpuName: caps.gpuName, vramMb: Number(caps.vramMb), backends: s.caps.backends, models: s.caps.models, slots: s.slots });
+    this.send(s, { case: 'registered', value: { nodeId, heartbeatIntervalMs: this.opts.heartbeatMs, leaseMs: this.opts.leaseMs } });
+    // Results first: a job finished while we were apart is done, not lost.
+    for (const c of reg.recentCompletions) this.complete(nodeId, c);
+    this.reconcile(s, reg.heldJobIds);
+    this.log.info({ node: nodeId, caps: s.caps, slots: s.slots, held: reg.heldJobIds.length }, 'node registered');
+    this.live.emit({ type: 'node', nodeId, status: 'online' });
+    this.outboxNode(SUBJECTS.nodeUp, nodeId, { name: s.name });
+    this.dispatch();
+    return s;
+  }
+
   /**
    * After a (re)connect: jobs the database leases to this node that it no
    * longer holds go back to the queue; jobs it holds that are no longer its
@@ -219,8 +329,10 @@ export class NodeHub {
   private reconcile(s: Session, held: string[]): void {
     const heldSet = new Set(held);
     const ours = this.store.leasedTo(s.nodeId);
-    const lost = ours.filter((j) => !heldSet.has(j.id)).map((j) => j.id);
-    if (lost.length) this.store.requeue(lost, 'node restarted without the job');
+    const lost = ours.filter((j) => !heldSet.has(j.id));
+    const lostMain = lost.filter((j) => j.node_id === s.nodeId).map((j) => j.id);
+    if (lostMain.length) this.store.requeue(lostMain, 'node reconnected without the job');
+    for (const j of lost.filter((j) => j.copy_node_id === s.nodeId)) this.store.db.prepare('UPDATE jobs SET copy_node_id = NULL, copy_lease_expires_at = NULL WHERE id = ?').run(j.id);
     this.store.renewLeases(s.nodeId, held, this.opts.leaseMs);
     const oursSet = new Set(ours.map((j) => j.id));
     for (const id of held) if (!oursSet.has(id)) this.send(s, { case: 'cancel', value: { jobId: id, reason: 'lease no longer held' } });
@@ -241,6 +353,8 @@ function assignment(job: JobRow): ResponseInit {
       model: job.model,
       attempt: job.attempts,
       leaseExpiresAtMs: BigInt(job.lease_expires_at ?? 0),
+      kind: job.kind,
+      sourceKey: job.source_key ?? '',
     },
   };
 }

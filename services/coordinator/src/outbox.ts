@@ -15,7 +15,8 @@ export class OutboxPublisher {
 
   constructor(
     private readonly store: Store,
-    private readonly js: JetStreamClient,
+    /** Undefined until NATS is first reached; events wait in the outbox meanwhile. */
+    private readonly js: () => JetStreamClient | undefined,
     private readonly log: Logger,
     private readonly idleMs = 100,
   ) {}
@@ -46,11 +47,13 @@ export class OutboxPublisher {
     this.running = true;
     let published = 0;
     try {
+      const js = this.js();
+      if (!js) throw new Error('NATS not connected yet');
       for (;;) {
         const batch = this.store.pendingEvents(256);
         if (batch.length === 0) break;
         for (const row of batch) {
-          await this.js.publish(row.subject, row.payload, { msgID: row.msg_id, timeout: 5_000 });
+          await js.publish(row.subject, row.payload, { msgID: row.msg_id, timeout: 5_000 });
           this.store.markPublished(row.id);
           published++;
         }

@@ -1,7 +1,13 @@
 /**
- * Which queued jobs go to a node next: the whole decision is one query.
- * Highest sweep priority first, then oldest sweep, then job order; only jobs
- * of active sweeps, past their retry backoff, that the node's backends can run.
+ * Which job a node gets next. The rule, in order:
+ *   1. only active sweeps the node is not blocklisted for;
+ *   2. the highest sweep priority;
+ *   3. among equal priorities, the sweep with the fewest jobs running now
+ *      (fair share: sweeps submitted together progress together);
+ *   4. then a sweep whose model the node already has loaded; then the oldest;
+ *   5. within the sweep, the first queued job, past its retry backoff, that
+ *      the node can run (backend, VRAM floor) and has not failed before.
+ * Straggler copies are a separate, last-resort choice for idle nodes.
  */
 import type { DB } from './db.js';
 
@@ -11,19 +17,71 @@ export interface NodeCaps {
   vramMb: number;
 }
 
-export function pickJobs(db: DB, caps: NodeCaps, limit: number, now: number): string[] {
-  if (limit <= 0 || caps.backends.length === 0) return [];
-  const rows = db
-    .prepare(
-      `SELECT j.id
-         FROM jobs j JOIN sweeps s ON s.id = j.sweep_id
-        WHERE j.state = 'queued'
-          AND s.status IN ('queued', 'running')
-          AND j.not_before <= ?
-          AND j.backend IN (SELECT value FROM json_each(?))
-        ORDER BY s.priority DESC, s.created_at, s.id, j.idx
-        LIMIT ?`,
-    )
-    .all(now, JSON.stringify(caps.backends), limit) as { id: string }[];
-  return rows.map((r) => r.id);
+interface SweepCandidate {
+  id: string;
+  priority: number;
+  running: number;
+  model_loaded: number;
+  created_at: number;
+}
+
+export class Scheduler {
+  private readonly sweepsStmt;
+  private readonly jobStmt;
+  private readonly stragglerStmt;
+
+  constructor(private readonly db: DB) {
+    this.sweepsStmt = db.prepare(`
+      SELECT s.id, s.priority, s.created_at,
+             (SELECT COUNT(*) FROM jobs r WHERE r.state = 'leased' AND r.sweep_id = s.id) AS running,
+             s.model IN (SELECT value FROM json_each(@models)) AS model_loaded
+        FROM sweeps s
+       WHERE s.status IN ('queued', 'running')
+         AND s.backend IN (SELECT value FROM json_each(@backends))
+         AND NOT EXISTS (SELECT 1 FROM sweep_blocklist b WHERE b.sweep_id = s.id AND b.node_id = @node AND b.blocked = 1)
+       ORDER BY s.priority DESC, running ASC, model_loaded DESC, s.created_at, s.id`);
+    this.jobStmt = db.prepare(`
+      SELECT j.id
+        FROM jobs j
+       WHERE j.state = 'queued' AND j.sweep_id = @sweep
+         AND j.not_before <= @now
+         AND j.min_vram_mb <= @vram
+         AND NOT EXISTS (SELECT 1 FROM json_each(j.excluded_nodes) x WHERE x.value = @node)
+       ORDER BY j.idx
+       LIMIT 1`);
+    // Slow jobs of sweeps with nothing left in the queue, rendering elsewhere for longer than `@since`.
+    this.stragglerStmt = db.prepare(`
+      SELECT j.id
+        FROM jobs j JOIN sweeps s ON s.id = j.sweep_id
+       WHERE j.state = 'leased' AND j.copy_node_id IS NULL AND j.node_id != @node
+         AND s.status = 'running'
+         AND s.backend IN (SELECT value FROM json_each(@backends))
+         AND j.min_vram_mb <= @vram
+         AND j.started_at <= @since
+         AND NOT EXISTS (SELECT 1 FROM jobs q WHERE q.state = 'queued' AND q.sweep_id = j.sweep_id)
+         AND NOT EXISTS (SELECT 1 FROM json_each(j.excluded_nodes) x WHERE x.value = @node)
+         AND NOT EXISTS (SELECT 1 FROM sweep_blocklist b WHERE b.sweep_id = s.id AND b.node_id = @node AND b.blocked = 1)
+       ORDER BY j.started_at
+       LIMIT 1`);
+  }
+
+  /**
+   * The next job for this node, or undefined. The caller leases it before
+   * asking again, so running counts (and with them the fair share) stay current.
+   */
+  pick(nodeId: string, caps: NodeCaps, now: number): string | undefined {
+    if (caps.backends.length === 0) return undefined;
+    const sweeps = this.sweepsStmt.all({ node: nodeId, backends: JSON.stringify(caps.backends), models: JSON.stringify(caps.models) }) as SweepCandidate[];
+    for (const s of sweeps) {
+      const row = this.jobStmt.get({ sweep: s.id, now, vram: caps.vramMb, node: nodeId }) as { id: string } | undefined;
+      if (row) return row.id;
+    }
+    return undefined;
+  }
+
+  /** A job worth duplicating onto this idle node, if any has run longer than `sinceMs` ago. */
+  straggler(nodeId: string, caps: NodeCaps, startedBefore: number): string | undefined {
+    const row = this.stragglerStmt.get({ node: nodeId, backends: JSON.stringify(caps.backends), vram: caps.vramMb, since: startedBefore }) as { id: string } | undefined;
+    return row?.id;
+  }
 }

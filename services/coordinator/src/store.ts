@@ -4,7 +4,6 @@
  * same transaction (DESIGN.md), so a crash can never lose or invent an event.
  */
 import { randomBytes } from 'node:crypto';
-import type { ExpandedJob, SweepSpec } from '@nightshift/sweep';
 import { SUBJECTS, type ImageRenderedEvent } from '@nightshift/common';
 import type { DB } from './db.js';
 
@@ -30,6 +29,8 @@ export interface SweepRow {
   total: number;
   created_at: number;
   finished_at: number | null;
+  kind: 'render' | 'upscale';
+  model: string;
 }
 
 export interface JobRow {
@@ -55,6 +56,13 @@ export interface JobRow {
   render_ms: number | null;
   started_at: number | null;
   finished_at: number | null;
+  kind: 'render' | 'upscale';
+  source_key: string | null;
+  min_vram_mb: number;
+  excluded_nodes: string;
+  copy_node_id: string | null;
+  copy_lease_expires_at: number | null;
+  result_model: string | null;
 }
 
 export interface NodeRow {
@@ -67,7 +75,37 @@ export interface NodeRow {
   jobs_done: number;
 }
 
-export const MAX_ATTEMPTS = 3;
+export interface StoreOptions {
+  /** Leases per job before it hard-fails. */
+  maxAttempts: number;
+  /** Failures of one node within one sweep before it is blocklisted for that sweep. */
+  blocklistAfter: number;
+  now: () => number;
+}
+
+export const DEFAULT_STORE_OPTIONS: StoreOptions = { maxAttempts: 3, blocklistAfter: 3, now: Date.now };
+
+/** A new job row: an expanded render, or an upscale of an existing image. */
+export interface NewJob {
+  index: number;
+  renderKey: string;
+  prompt: string;
+  seed: number;
+  params: Record<string, unknown>;
+  axes: Record<string, unknown>;
+  backend: string;
+  model: string;
+  kind?: 'render' | 'upscale';
+  sourceKey?: string;
+  minVramMb: number;
+}
+
+export interface CompleteOutcome {
+  /** The job became final with this report (false: it already was). */
+  accepted: boolean;
+  /** Nodes still rendering the same job (the straggler copy or the original) to cancel. */
+  cancelOn: string[];
+}
 const FINAL: SweepStatus[] = ['done', 'failed', 'cancelled'];
 
 export function newSweepId(): string {
@@ -75,10 +113,16 @@ export function newSweepId(): string {
 }
 
 export class Store {
+  readonly opts: StoreOptions;
+  private readonly now: () => number;
+
   constructor(
     readonly db: DB,
-    private readonly now: () => number = Date.now,
-  ) {}
+    opts: Partial<StoreOptions> = {},
+  ) {
+    this.opts = { ...DEFAULT_STORE_OPTIONS, ...opts };
+    this.now = this.opts.now;
+  }
 
   private enqueue(subject: string, msgId: string, payload: unknown): void {
     this.db
@@ -86,22 +130,28 @@ export class Store {
       .run(subject, msgId, JSON.stringify(payload), this.now());
   }
 
-  /** Stores a validated, expanded sweep and its jobs atomically. */
-  createSweep(spec: SweepSpec, jobs: ExpandedJob[], id = newSweepId()): SweepRow {
-    const name = spec.name ?? spec.prompts[0]!.slice(0, 80);
+  /** Stores a validated, expanded sweep (or an upscale batch) and its jobs atomically. */
+  createSweep(
+    sweep: { name: string; spec: unknown; priority: number; backend: string; model: string; kind?: 'render' | 'upscale' },
+    jobs: NewJob[],
+    id = newSweepId(),
+  ): SweepRow {
     const now = this.now();
     const insertJob = this.db.prepare(
-      `INSERT INTO jobs (id, sweep_id, idx, render_key, prompt, seed, params_json, axes_json, backend, model, state)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued')`,
+      `INSERT INTO jobs (id, sweep_id, idx, render_key, prompt, seed, params_json, axes_json, backend, model, state, kind, source_key, min_vram_mb)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?)`,
     );
     this.db.transaction(() => {
       this.db
-        .prepare('INSERT INTO sweeps (id, name, spec_json, status, priority, backend, total, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
-        .run(id, name, JSON.stringify(spec), 'queued', spec.priority, spec.backend, jobs.length, now);
+        .prepare('INSERT INTO sweeps (id, name, spec_json, status, priority, backend, total, created_at, kind, model) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)')
+        .run(id, sweep.name, JSON.stringify(sweep.spec), 'queued', sweep.priority, sweep.backend, jobs.length, now, sweep.kind ?? 'render', sweep.model);
       for (const j of jobs) {
-        insertJob.run(jobId(id, j.index), id, j.index, j.renderKey, j.prompt, j.seed, JSON.stringify(j.params), JSON.stringify(j.axes), j.backend, j.model);
+        insertJob.run(
+          jobId(id, j.index), id, j.index, j.renderKey, j.prompt, j.seed, JSON.stringify(j.params), JSON.stringify(j.axes),
+          j.backend, j.model, j.kind ?? 'render', j.sourceKey ?? null, j.minVramMb,
+        );
       }
-      this.enqueue(SUBJECTS.sweepCreated, `sweep.created.${id}`, { sweepId: id, name, jobs: jobs.length, createdAt: new Date(now).toISOString() });
+      this.enqueue(SUBJECTS.sweepCreated, `sweep.created.${id}`, { sweepId: id, name: sweep.name, kind: sweep.kind ?? 'render', jobs: jobs.length, createdAt: new Date(now).toISOString() });
     })();
     return this.getSweep(id)!;
   }
@@ -134,9 +184,9 @@ export class Store {
     return this.db.prepare('SELECT * FROM jobs WHERE id = ?').get(id) as JobRow | undefined;
   }
 
-  /** Jobs currently leased to a node. */
+  /** Jobs a node holds: leased to it, or a straggler copy running on it. */
   leasedTo(nodeId: string): JobRow[] {
-    return this.db.prepare(`SELECT * FROM jobs WHERE node_id = ? AND state = 'leased'`).all(nodeId) as JobRow[];
+    return this.db.prepare(`SELECT * FROM jobs WHERE state = 'leased' AND (node_id = ? OR copy_node_id = ?)`).all(nodeId, nodeId) as JobRow[];
   }
 
   /** Marks jobs leased to a node; the caller chose them with the scheduler. */
@@ -155,100 +205,247 @@ export class Store {
     return leased;
   }
 
+  /** Gives an idle node a second copy of a slow job; the first result wins. */
+  leaseCopy(jobIdValue: string, nodeId: string, leaseMs: number): JobRow | undefined {
+    const changed = this.db
+      .prepare(`UPDATE jobs SET copy_node_id = ?, copy_lease_expires_at = ? WHERE id = ? AND state = 'leased' AND copy_node_id IS NULL AND node_id != ?`)
+      .run(nodeId, this.now() + leaseMs, jobIdValue, nodeId).changes;
+    return changed ? this.getJob(jobIdValue) : undefined;
+  }
+
   /** Extends the leases of jobs a node says it still holds. */
   renewLeases(nodeId: string, jobIds: string[], leaseMs: number): void {
-    const upd = this.db.prepare(`UPDATE jobs SET lease_expires_at = ? WHERE id = ? AND node_id = ? AND state = 'leased'`);
     const until = this.now() + leaseMs;
+    const main = this.db.prepare(`UPDATE jobs SET lease_expires_at = ? WHERE id = ? AND node_id = ? AND state = 'leased'`);
+    const copy = this.db.prepare(`UPDATE jobs SET copy_lease_expires_at = ? WHERE id = ? AND copy_node_id = ? AND state = 'leased'`);
     this.db.transaction(() => {
-      for (const id of jobIds) upd.run(until, id, nodeId);
+      for (const id of jobIds) {
+        main.run(until, id, nodeId);
+        copy.run(until, id, nodeId);
+      }
     })();
   }
 
-  /** Requeues leased jobs whose lease ran out; returns them. */
+  /**
+   * After a coordinator restart: every lease gets at least `graceMs` so the
+   * nodes that hold the work can reconnect before anything is requeued.
+   */
+  extendAllLeases(graceMs: number): number {
+    const until = this.now() + graceMs;
+    const n = this.db.prepare(`UPDATE jobs SET lease_expires_at = MAX(COALESCE(lease_expires_at, 0), ?) WHERE state = 'leased'`).run(until).changes;
+    this.db.prepare(`UPDATE jobs SET copy_lease_expires_at = MAX(COALESCE(copy_lease_expires_at, 0), ?) WHERE state = 'leased' AND copy_node_id IS NOT NULL`).run(until);
+    return n;
+  }
+
+  /**
+   * Requeues leased jobs whose lease ran out and drops expired straggler
+   * copies. A job whose copy is still alive is handed to the copy instead.
+   */
   expireLeases(): JobRow[] {
-    const expired = this.db.prepare(`SELECT * FROM jobs WHERE state = 'leased' AND lease_expires_at < ?`).all(this.now()) as JobRow[];
-    this.requeue(expired.map((j) => j.id), 'lease expired');
-    return expired;
+    const now = this.now();
+    const requeued: JobRow[] = [];
+    this.db.transaction(() => {
+      this.db.prepare(`UPDATE jobs SET copy_node_id = NULL, copy_lease_expires_at = NULL WHERE copy_node_id IS NOT NULL AND copy_lease_expires_at < ?`).run(now);
+      const expired = this.db.prepare(`SELECT * FROM jobs WHERE state = 'leased' AND lease_expires_at < ?`).all(now) as JobRow[];
+      for (const j of expired) {
+        if (j.copy_node_id) {
+          this.db
+            .prepare(`UPDATE jobs SET node_id = copy_node_id, lease_expires_at = copy_lease_expires_at, copy_node_id = NULL, copy_lease_expires_at = NULL WHERE id = ?`)
+            .run(j.id);
+        } else {
+          this.requeue([j.id], 'lease expired');
+          requeued.push(j);
+        }
+      }
+    })();
+    return requeued;
   }
 
   requeue(jobIds: string[], reason: string): void {
-    const upd = this.db.prepare(`UPDATE jobs SET state = 'queued', node_id = NULL, lease_expires_at = NULL, error = ? WHERE id = ? AND state = 'leased'`);
+    const upd = this.db.prepare(
+      `UPDATE jobs SET state = 'queued', node_id = NULL, lease_expires_at = NULL, copy_node_id = NULL, copy_lease_expires_at = NULL, error = ? WHERE id = ? AND state = 'leased'`,
+    );
     this.db.transaction(() => {
       for (const id of jobIds) upd.run(reason, id);
     })();
   }
 
+  /** Requeues everything a node holds (it went silent); copies simply end. */
+  releaseNode(nodeId: string, reason: string): JobRow[] {
+    let released: JobRow[] = [];
+    this.db.transaction(() => {
+      this.db.prepare(`UPDATE jobs SET copy_node_id = NULL, copy_lease_expires_at = NULL WHERE copy_node_id = ? AND state = 'leased'`).run(nodeId);
+      released = this.db.prepare(`SELECT * FROM jobs WHERE state = 'leased' AND node_id = ?`).all(nodeId) as JobRow[];
+      for (const j of released) {
+        if (j.copy_node_id) {
+          this.db
+            .prepare(`UPDATE jobs SET node_id = copy_node_id, lease_expires_at = copy_lease_expires_at, copy_node_id = NULL, copy_lease_expires_at = NULL WHERE id = ?`)
+            .run(j.id);
+        } else {
+          this.requeue([j.id], reason);
+        }
+      }
+    })();
+    return released;
+  }
+
   /**
-   * Records a finished render. Accepted from whichever node reports first, even
-   * after its lease moved on, because the image is already safely in S3.
-   * Returns false when the job was already final (nothing changes, no event).
+   * Records a finished render. Accepted from whichever node reports first,
+   * even after its lease moved on, because the image is already safely in S3;
+   * the other holder (a straggler copy, or a node that got the job after a
+   * lease expired) is told to stop. Every report is kept in `results`.
    */
   completeJob(
     jobIdValue: string,
     nodeId: string,
-    r: { imageKey: string; thumbKey: string; renderMs: number; skipped: boolean },
-  ): boolean {
+    r: { imageKey: string; thumbKey: string; renderMs: number; skipped: boolean; model?: string | undefined },
+  ): CompleteOutcome {
     const now = this.now();
-    let changed = false;
+    const outcome: CompleteOutcome = { accepted: false, cancelOn: [] };
     this.db.transaction(() => {
       const job = this.getJob(jobIdValue);
-      if (!job || job.state === 'done' || job.state === 'skipped' || job.state === 'cancelled') return;
+      if (!job) return;
+      const final = job.state === 'done' || job.state === 'skipped' || job.state === 'cancelled';
+      const isCopy = job.copy_node_id === nodeId;
+      this.db
+        .prepare('INSERT INTO results (job_id, node_id, skipped, accepted, copy, at) VALUES (?, ?, ?, ?, ?, ?)')
+        .run(job.id, nodeId, r.skipped ? 1 : 0, final ? 0 : 1, isCopy ? 1 : 0, now);
+      if (final) return;
+      if (job.state === 'leased') outcome.cancelOn = [job.node_id, job.copy_node_id].filter((n): n is string => !!n && n !== nodeId);
       this.db
         .prepare(
-          `UPDATE jobs SET state = ?, node_id = ?, image_key = ?, thumb_key = ?, render_ms = ?, finished_at = ?, lease_expires_at = NULL, error = NULL WHERE id = ?`,
+          `UPDATE jobs SET state = ?, node_id = ?, image_key = ?, thumb_key = ?, render_ms = ?, finished_at = ?, lease_expires_at = NULL,
+             copy_node_id = NULL, copy_lease_expires_at = NULL, error = NULL, result_model = ? WHERE id = ?`,
         )
-        .run(r.skipped ? 'skipped' : 'done', nodeId, r.imageKey, r.thumbKey, r.renderMs, now, job.id);
+        .run(r.skipped ? 'skipped' : 'done', nodeId, r.imageKey, r.thumbKey, r.renderMs, now, r.model ?? null, job.id);
       this.db.prepare('UPDATE nodes SET jobs_done = jobs_done + 1 WHERE id = ?').run(nodeId);
-      if (!r.skipped) {
-        const event: ImageRenderedEvent = {
-          renderKey: job.render_key,
-          key: r.imageKey,
-          sweepId: job.sweep_id,
-          jobId: job.id,
-          prompt: job.prompt,
-          seed: job.seed,
-          params: JSON.parse(job.params_json) as Record<string, unknown>,
-          backend: job.backend,
-          model: job.model,
-          node: nodeId,
-          renderMs: r.renderMs,
-          createdAt: new Date(now).toISOString(),
-        };
-        this.enqueue(SUBJECTS.imageRendered, job.render_key, event);
-      }
+      if (!r.skipped) this.enqueueImageEvent(job, nodeId, r, now);
       this.settleSweep(job.sweep_id);
-      changed = true;
+      outcome.accepted = true;
     })();
-    return changed;
+    return outcome;
   }
 
-  /** Records a failure: requeued with backoff until MAX_ATTEMPTS, then failed. */
-  failJob(jobIdValue: string, nodeId: string, error: string, logTail: string): JobRow | undefined {
+  private enqueueImageEvent(job: JobRow, nodeId: string, r: { imageKey: string; renderMs: number; model?: string | undefined }, now: number): void {
+    const base = {
+      renderKey: job.render_key,
+      key: r.imageKey,
+      sweepId: job.sweep_id,
+      jobId: job.id,
+      prompt: job.prompt,
+      seed: job.seed,
+      params: JSON.parse(job.params_json) as Record<string, unknown>,
+      backend: job.backend,
+      model: r.model ?? job.model,
+      node: nodeId,
+      renderMs: r.renderMs,
+      createdAt: new Date(now).toISOString(),
+    };
+    if (job.kind === 'upscale') {
+      this.enqueue(SUBJECTS.imageUpscaled, `upscaled.${job.render_key}`, { ...base, sourceKey: job.source_key, scale: 4 });
+    } else {
+      const event: ImageRenderedEvent = base;
+      this.enqueue(SUBJECTS.imageRendered, job.render_key, event);
+    }
+  }
+
+  /**
+   * Records a failure. The failing node never gets this job again; after
+   * `blocklistAfter` failures in one sweep it gets none of the sweep's jobs.
+   * Out-of-memory failures raise the job's VRAM floor above the failing card.
+   * The job is retried with exponential backoff until `maxAttempts`.
+   */
+  failJob(
+    jobIdValue: string,
+    node: { id: string; vramMb: number },
+    failure: { error: string; logTail: string; outOfMemory: boolean },
+  ): { job: JobRow; blocklisted: boolean } | undefined {
     const now = this.now();
-    let result: JobRow | undefined;
+    let result: { job: JobRow; blocklisted: boolean } | undefined;
     this.db.transaction(() => {
       const job = this.getJob(jobIdValue);
-      if (!job || job.state !== 'leased' || job.node_id !== nodeId) return;
-      const final = job.attempts >= MAX_ATTEMPTS;
+      if (!job || job.state !== 'leased') return;
+      if (job.copy_node_id === node.id) {
+        // A straggler copy failed: the original is still running; just drop the copy.
+        this.db.prepare('UPDATE jobs SET copy_node_id = NULL, copy_lease_expires_at = NULL WHERE id = ?').run(job.id);
+        result = { job: this.getJob(job.id)!, blocklisted: false };
+        return;
+      }
+      if (job.node_id !== node.id) return;
+      const excluded = new Set(JSON.parse(job.excluded_nodes) as string[]);
+      excluded.add(node.id);
+      const minVram = failure.outOfMemory ? Math.max(job.min_vram_mb, node.vramMb + 1) : job.min_vram_mb;
+      const final = job.attempts >= this.opts.maxAttempts;
       const backoff = Math.min(60_000, 1_000 * 2 ** (job.attempts - 1));
+      const error = failure.outOfMemory ? `out of memory on ${node.id} (${node.vramMb} MB): ${failure.error}` : failure.error;
+      if (job.copy_node_id) {
+        // The copy carries on as the job's only holder.
+        this.db
+          .prepare(
+            `UPDATE jobs SET node_id = copy_node_id, lease_expires_at = copy_lease_expires_at, copy_node_id = NULL, copy_lease_expires_at = NULL,
+               excluded_nodes = ?, min_vram_mb = ?, error = ?, log_tail = ? WHERE id = ?`,
+          )
+          .run(JSON.stringify([...excluded]), minVram, error, failure.logTail, job.id);
+      } else {
+        this.db
+          .prepare(
+            `UPDATE jobs SET state = ?, node_id = CASE WHEN ? THEN node_id ELSE NULL END, lease_expires_at = NULL, error = ?, log_tail = ?,
+               not_before = ?, finished_at = ?, excluded_nodes = ?, min_vram_mb = ? WHERE id = ?`,
+          )
+          .run(final ? 'failed' : 'queued', final ? 1 : 0, error, failure.logTail, now + backoff, final ? now : null, JSON.stringify([...excluded]), minVram, job.id);
+      }
       this.db
         .prepare(
-          `UPDATE jobs SET state = ?, node_id = CASE WHEN ? THEN node_id ELSE NULL END, lease_expires_at = NULL, error = ?, log_tail = ?, not_before = ?, finished_at = ? WHERE id = ?`,
+          `INSERT INTO sweep_blocklist (sweep_id, node_id, failures) VALUES (?, ?, 1)
+           ON CONFLICT (sweep_id, node_id) DO UPDATE SET failures = failures + 1`,
         )
-        .run(final ? 'failed' : 'queued', final ? 1 : 0, error, logTail, now + backoff, final ? now : null, job.id);
+        .run(job.sweep_id, node.id);
+      const row = this.db.prepare('SELECT failures, blocked FROM sweep_blocklist WHERE sweep_id = ? AND node_id = ?').get(job.sweep_id, node.id) as {
+        failures: number;
+        blocked: number;
+      };
+      let blocklisted = false;
+      if (!row.blocked && row.failures >= this.opts.blocklistAfter) {
+        this.db.prepare('UPDATE sweep_blocklist SET blocked = 1 WHERE sweep_id = ? AND node_id = ?').run(job.sweep_id, node.id);
+        blocklisted = true;
+      }
       if (final) this.settleSweep(job.sweep_id);
-      result = this.getJob(job.id);
+      result = { job: this.getJob(job.id)!, blocklisted };
     })();
     return result;
   }
 
+  blockedNodes(sweepId: string): string[] {
+    return (this.db.prepare('SELECT node_id FROM sweep_blocklist WHERE sweep_id = ? AND blocked = 1').all(sweepId) as { node_id: string }[]).map((r) => r.node_id);
+  }
+
+  /** Fails a sweep's remaining queued jobs with a reason (no node can run them). */
+  failQueued(sweepId: string, reason: string): number {
+    let n = 0;
+    this.db.transaction(() => {
+      n = this.db.prepare(`UPDATE jobs SET state = 'failed', error = ?, finished_at = ? WHERE sweep_id = ? AND state = 'queued'`).run(reason, this.now(), sweepId).changes;
+      this.settleSweep(sweepId, true);
+    })();
+    return n;
+  }
+
+  /** Fails one queued job for good (for example: no card has enough VRAM). */
+  failQueuedJob(jobIdValue: string, reason: string): void {
+    this.db.transaction(() => {
+      const job = this.getJob(jobIdValue);
+      if (!job || job.state !== 'queued') return;
+      this.db.prepare(`UPDATE jobs SET state = 'failed', error = ?, finished_at = ? WHERE id = ?`).run(reason, this.now(), job.id);
+      this.settleSweep(job.sweep_id);
+    })();
+  }
+
   /** Moves a sweep to its final status once no job is left to run. */
-  private settleSweep(sweepId: string): void {
+  private settleSweep(sweepId: string, noCapableNode = false): void {
     const sweep = this.getSweep(sweepId);
     if (!sweep || FINAL.includes(sweep.status)) return;
     const c = this.counts(sweepId);
     if (c.queued + c.running > 0) return;
-    const status: SweepStatus = c.done + c.skipped === 0 && c.failed > 0 ? 'failed' : 'done';
+    const status: SweepStatus = noCapableNode || (c.done + c.skipped === 0 && c.failed > 0) ? 'failed' : 'done';
     const now = this.now();
     this.db.prepare('UPDATE sweeps SET status = ?, finished_at = ? WHERE id = ?').run(status, now, sweepId);
     this.enqueue(SUBJECTS.sweepDone, `sweep.done.${sweepId}`, { sweepId, status, counts: c, finishedAt: new Date(now).toISOString() });
@@ -262,11 +459,44 @@ export class Store {
       if (!sweep || FINAL.includes(sweep.status)) return;
       running = this.jobs(sweepId, ['leased']);
       const now = this.now();
-      this.db.prepare(`UPDATE jobs SET state = 'cancelled', finished_at = ? WHERE sweep_id = ? AND state IN ('queued', 'leased')`).run(now, sweepId);
+      this.db
+        .prepare(`UPDATE jobs SET state = 'cancelled', finished_at = ?, lease_expires_at = NULL, copy_node_id = NULL, copy_lease_expires_at = NULL WHERE sweep_id = ? AND state IN ('queued', 'leased')`)
+        .run(now, sweepId);
       this.db.prepare(`UPDATE sweeps SET status = 'cancelled', finished_at = ? WHERE id = ?`).run(now, sweepId);
       this.enqueue(SUBJECTS.sweepCancelled, `sweep.cancelled.${sweepId}`, { sweepId, cancelledAt: new Date(now).toISOString() });
     })();
     return running;
+  }
+
+  /** Pause stops new dispatch (running jobs finish); resume restarts it. */
+  setPaused(sweepId: string, paused: boolean): boolean {
+    const sweep = this.getSweep(sweepId);
+    if (!sweep || FINAL.includes(sweep.status)) return false;
+    if (paused) return this.db.prepare(`UPDATE sweeps SET status = 'paused' WHERE id = ? AND status IN ('queued', 'running')`).run(sweepId).changes === 1 || sweep.status === 'paused';
+    const started = (this.db.prepare(`SELECT COUNT(*) AS n FROM jobs WHERE sweep_id = ? AND state != 'queued'`).get(sweepId) as { n: number }).n > 0;
+    this.db.prepare(`UPDATE sweeps SET status = ? WHERE id = ? AND status = 'paused'`).run(started ? 'running' : 'queued', sweepId);
+    return true;
+  }
+
+  setPriority(sweepId: string, priority: number): boolean {
+    return this.db.prepare('UPDATE sweeps SET priority = ? WHERE id = ?').run(priority, sweepId).changes === 1;
+  }
+
+  /** Finished jobs' render times and finish times, newest first, for ETA. */
+  recentFinishes(sweepId: string, limit = 200): { finished_at: number; render_ms: number | null; node_id: string | null }[] {
+    return this.db
+      .prepare(`SELECT finished_at, render_ms, node_id FROM jobs WHERE sweep_id = ? AND state IN ('done', 'skipped') ORDER BY finished_at DESC LIMIT ?`)
+      .all(sweepId, limit) as { finished_at: number; render_ms: number | null; node_id: string | null }[];
+  }
+
+  /** Every result report for a job (audits and tests: how often was it rendered?). */
+  results(jobIdValue: string): { node_id: string; skipped: number; accepted: number; copy: number }[] {
+    return this.db.prepare('SELECT node_id, skipped, accepted, copy FROM results WHERE job_id = ? ORDER BY id').all(jobIdValue) as {
+      node_id: string;
+      skipped: number;
+      accepted: number;
+      copy: number;
+    }[];
   }
 
   upsertNode(id: string, name: string, capabilities: unknown): void {

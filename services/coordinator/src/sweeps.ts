@@ -2,18 +2,24 @@
  * Sweep operations shared by the HTTP and gRPC APIs, so both transports
  * validate, expand, store and report in exactly the same way.
  */
-import { expandSweep, parseSpec } from '@nightshift/sweep';
+import { z } from 'zod';
+import { DEFAULT_MODELS, estimateVramMb, expandSweep, parseSpec, SpecError } from '@nightshift/sweep';
+import { imageKey } from '@nightshift/common';
 import type { CoordinatorDeps } from './deps.js';
-import type { SweepCounts, SweepRow, JobRow } from './store.js';
+import type { JobRow, SweepCounts, SweepRow } from './store.js';
 
 export interface SweepView {
   id: string;
   name: string;
+  kind: string;
   status: SweepRow['status'];
   priority: number;
   backend: string;
   total: number;
   counts: SweepCounts;
+  /** Images per second over the recent finishes, and the estimate it gives. */
+  rate: number | null;
+  etaSeconds: number | null;
   createdAt: string;
   finishedAt: string | null;
 }
@@ -21,23 +27,102 @@ export interface SweepView {
 export function submitSweep(deps: CoordinatorDeps, input: unknown): { id: string; jobs: number } {
   const spec = parseSpec(input);
   const jobs = expandSweep(spec, deps.config.NIGHTSHIFT_MAX_JOBS);
-  const sweep = deps.store.createSweep(spec, jobs);
+  const model = spec.model ?? DEFAULT_MODELS[spec.backend] ?? 'default';
+  const sweep = deps.store.createSweep(
+    { name: spec.name ?? spec.prompts[0]!.slice(0, 80), spec, priority: spec.priority, backend: spec.backend, model },
+    jobs.map((j) => ({ ...j, minVramMb: estimateVramMb(Number(j.params.width), Number(j.params.height)) })),
+  );
   deps.log.info({ sweep: sweep.id, jobs: jobs.length, name: sweep.name }, 'sweep submitted');
-  deps.outbox.poke();
-  deps.live.emit({ type: 'sweep', sweepId: sweep.id });
-  deps.hub.dispatch();
+  afterChange(deps, sweep.id);
   return { id: sweep.id, jobs: jobs.length };
 }
 
+const UpscaleSchema = z.union([
+  z.strictObject({ keys: z.array(z.string().min(1)).min(1, 'needs at least one image key').max(10_000), priority: z.number().int().min(-100).max(100).default(0) }),
+  z.strictObject({ sweep: z.string().min(1), favorites: z.boolean().default(false), priority: z.number().int().min(-100).max(100).default(0) }),
+]);
+
+/**
+ * Creates an upscale batch (a sweep of kind "upscale"): one job per image,
+ * given as keys or as "the favorites of sweep X" (favorites live in the
+ * indexer, so they are asked from it).
+ */
+export async function submitUpscale(deps: CoordinatorDeps, input: unknown): Promise<{ id: string; jobs: number }> {
+  const parsed = UpscaleSchema.safeParse(input);
+  if (!parsed.success) throw new SpecError('invalid upscale request', parsed.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })));
+  const req = parsed.data;
+  let renderKeys: string[];
+  if ('keys' in req) {
+    renderKeys = req.keys.map((k) => k.replace(/^images\//, '').replace(/\.png$/, ''));
+  } else {
+    if (!deps.store.getSweep(req.sweep)) throw new SpecError('invalid upscale request', [{ path: 'sweep', message: `no such sweep: ${req.sweep}` }]);
+    renderKeys = req.favorites ? await favoritesOf(deps, req.sweep) : deps.store.jobs(req.sweep, ['done', 'skipped']).map((j) => j.render_key);
+  }
+  const sources = renderKeys.map((rk) => {
+    if (!/^[0-9a-f]{64}$/.test(rk)) throw new SpecError('invalid upscale request', [{ path: 'keys', message: `not an image key: ${rk}` }]);
+    const job = deps.store.db.prepare(`SELECT * FROM jobs WHERE render_key = ? AND kind = 'render' AND state IN ('done', 'skipped') LIMIT 1`).get(rk) as JobRow | undefined;
+    if (!job) throw new SpecError('invalid upscale request', [{ path: 'keys', message: `no rendered image with key ${rk}` }]);
+    return job;
+  });
+  if (!sources.length) throw new SpecError('invalid upscale request', [{ path: 'sweep', message: 'that sweep has no favorites to upscale' }]);
+  const sweep = deps.store.createSweep(
+    { name: `upscale ×4 of ${sources.length} image(s)`, spec: req, priority: req.priority, backend: 'upscale', model: 'default', kind: 'upscale' },
+    sources.map((src, i) => ({
+      index: i,
+      renderKey: src.render_key,
+      prompt: src.prompt,
+      seed: src.seed,
+      params: JSON.parse(src.params_json) as Record<string, unknown>,
+      axes: {},
+      backend: 'upscale',
+      model: 'default',
+      kind: 'upscale' as const,
+      sourceKey: imageKey(src.render_key),
+      minVramMb: 0,
+    })),
+  );
+  afterChange(deps, sweep.id);
+  return { id: sweep.id, jobs: sources.length };
+}
+
+async function favoritesOf(deps: CoordinatorDeps, sweepId: string): Promise<string[]> {
+  const token = deps.config.NIGHTSHIFT_API_TOKEN;
+  const url = `${deps.config.NIGHTSHIFT_INDEXER_URL}/api/favorites?sweep=${encodeURIComponent(sweepId)}`;
+  const res = await fetch(url, { headers: token ? { authorization: `Bearer ${token}` } : {} }).catch(() => undefined);
+  if (!res?.ok) throw new Error('cannot list favorites: the indexer is unreachable or does not answer /api/favorites');
+  const body = (await res.json()) as { favorites: { renderKey: string }[] };
+  return body.favorites.map((f) => f.renderKey);
+}
+
+function afterChange(deps: CoordinatorDeps, sweepId: string): void {
+  deps.outbox.poke();
+  deps.live.emit({ type: 'sweep', sweepId });
+  deps.hub.dispatch();
+}
+
+/** Rate from the recent finishes; ETA = remaining / rate. */
+function eta(deps: CoordinatorDeps, row: SweepRow, counts: SweepCounts): { rate: number | null; etaSeconds: number | null } {
+  const remaining = counts.queued + counts.running;
+  const recent = deps.store.recentFinishes(row.id, 100);
+  if (recent.length < 2) return { rate: null, etaSeconds: null };
+  const span = (recent[0]!.finished_at - recent[recent.length - 1]!.finished_at) / 1000;
+  if (span <= 0) return { rate: null, etaSeconds: null };
+  const rate = (recent.length - 1) / span;
+  return { rate: Number(rate.toFixed(3)), etaSeconds: remaining === 0 ? 0 : Math.ceil(remaining / rate) };
+}
+
 export function sweepView(deps: CoordinatorDeps, row: SweepRow): SweepView {
+  const counts = deps.store.counts(row.id);
   return {
     id: row.id,
     name: row.name,
+    kind: row.kind,
     status: row.status,
     priority: row.priority,
     backend: row.backend,
     total: row.total,
-    counts: deps.store.counts(row.id),
+    counts,
+    ...eta(deps, row, counts),
     createdAt: new Date(row.created_at).toISOString(),
     finishedAt: row.finished_at ? new Date(row.finished_at).toISOString() : null,
   };
@@ -47,8 +132,22 @@ export function cancelSweep(deps: CoordinatorDeps, id: string): boolean {
   if (!deps.store.getSweep(id)) return false;
   const running = deps.store.cancelSweep(id);
   deps.hub.cancelJobs(running, 'sweep cancelled');
-  deps.outbox.poke();
-  deps.live.emit({ type: 'sweep', sweepId: id });
+  afterChange(deps, id);
+  return true;
+}
+
+export function pauseSweep(deps: CoordinatorDeps, id: string, paused: boolean): boolean {
+  if (!deps.store.setPaused(id, paused)) return false;
+  afterChange(deps, id);
+  return true;
+}
+
+export function setPriority(deps: CoordinatorDeps, id: string, priority: unknown): boolean {
+  if (typeof priority !== 'number' || !Number.isInteger(priority) || priority < -100 || priority > 100) {
+    throw new SpecError('invalid priority', [{ path: 'priority', message: 'must be an integer from -100 to 100' }]);
+  }
+  if (!deps.store.setPriority(id, priority)) return false;
+  afterChange(deps, id);
   return true;
 }
 
@@ -71,7 +170,7 @@ export function imageView(job: JobRow, fileUrl: (key: string) => string): ImageV
     jobId: job.id,
     key: job.image_key!,
     url: fileUrl(job.image_key!),
-    thumbUrl: fileUrl(job.thumb_key!),
+    thumbUrl: fileUrl(job.thumb_key || `thumbs/${job.render_key}.webp`),
     renderKey: job.render_key,
     prompt: job.prompt,
     seed: job.seed,

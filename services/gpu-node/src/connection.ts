@@ -34,6 +34,8 @@ export class Connection {
   private closed = false;
   /** Results waiting for a live stream; progress is dropped instead (it is only cosmetic). */
   private readonly pending: Report[] = [];
+  /** Results sent lately, re-sent at every (re)connect: a write just before a break can be lost. */
+  private readonly recent: { at: number; value: Extract<Report, { case: 'completed' }>['value'] }[] = [];
   onRegistered: (() => void) | undefined;
 
   constructor(private readonly opts: ConnectionOptions) {
@@ -61,6 +63,11 @@ export class Connection {
   }
 
   report(r: Report): void {
+    if (r.case === 'completed') {
+      const now = Date.now();
+      this.recent.push({ at: now, value: r.value });
+      while (this.recent.length > 256 || (this.recent[0] && now - this.recent[0].at > 10 * 60_000)) this.recent.shift();
+    }
     if (this.registered && this.stream) {
       this.write(r);
     } else if (r.case !== 'progress') {
@@ -86,6 +93,7 @@ export class Connection {
         name: this.opts.name,
         capabilities: { gpuName: c.gpuName, vramMb: BigInt(c.vramMb), backends: c.backends, models: c.models, slots: c.slots },
         heldJobIds: this.opts.heldJobIds(),
+        recentCompletions: this.recent.map((r) => r.value),
       },
     });
     stream.on('data', (res: ConnectResponse) => this.onMessage(res));
@@ -98,7 +106,7 @@ export class Connection {
       if (this.stream === stream) this.stream = undefined;
       if (this.closed) return;
       this.failures++;
-      const delay = Math.min(10_000, 250 * 2 ** Math.min(this.failures - 1, 6)) * (0.75 + Math.random() * 0.5);
+      const delay = Math.min(5_000, 250 * 2 ** Math.min(this.failures - 1, 6)) * (0.75 + Math.random() * 0.5);
       if (this.failures === 1 || this.failures % 10 === 0) this.opts.log.warn({ why, attempt: this.failures, delayMs: Math.round(delay) }, 'coordinator connection lost, reconnecting');
       this.retryTimer = setTimeout(() => this.open(), delay);
     };
@@ -118,7 +126,8 @@ export class Connection {
         this.opts.log.info({ nodeId: m.value.nodeId, leaseMs: m.value.leaseMs }, 'registered with coordinator');
         clearInterval(this.heartbeat);
         this.heartbeat = setInterval(() => this.write({ case: 'heartbeat', value: { runningJobIds: this.opts.heldJobIds() } }), m.value.heartbeatIntervalMs || 2_000);
-        for (const r of this.pending.splice(0)) this.report(r);
+        // Completions already travelled in the Register message (recent); send only failures.
+        for (const r of this.pending.splice(0)) if (r.case !== 'completed') this.report(r);
         this.onRegistered?.();
         break;
       }

@@ -9,7 +9,7 @@ import type { JobAssignment } from '@nightshift/proto';
 import { addPngTextChunk, formatA1111Parameters, imageKey, thumbKey, upscaledKey, type Logger, type Storage } from '@nightshift/common';
 import { RenderFailure, type Backend, type JobKind, type RenderParams } from './backends/backend.js';
 import { makeThumbnail } from './thumbnail.js';
-import { withRetry } from './retry.js';
+import { withRetry } from '@nightshift/common';
 
 export type Report =
   | { case: 'progress'; value: { jobId: string; step: number; total: number; previewWebp: Uint8Array } }
@@ -115,7 +115,9 @@ export class Worker {
     const keys = kind === 'upscale' ? { image: upscaledKey(job.renderKey), thumb: '' } : { image: imageKey(job.renderKey), thumb: thumbKey(job.renderKey) };
 
     // Idempotent outputs: an image already in storage is not rendered again.
-    if ((await this.opts.storage.exists(keys.image)) && (!keys.thumb || (await this.opts.storage.exists(keys.thumb)))) {
+    // Storage may be briefly away; asking again beats failing the job.
+    const exists = (key: string) => withRetry(() => this.opts.storage.exists(key), { signal, attempts: 30, maxMs: 3_000 });
+    if ((await exists(keys.image)) && (!keys.thumb || (await exists(keys.thumb)))) {
       this.opts.report({ case: 'completed', value: { jobId: job.jobId, renderKey: job.renderKey, imageKey: keys.image, thumbKey: keys.thumb, renderMs: 0, skipped: true, imageBytes: 0n } });
       return;
     }
@@ -144,6 +146,7 @@ export class Worker {
       signal,
     );
     const renderMs = Math.round(performance.now() - started);
+    this.opts.log.info({ job: job.jobId, renderKey: job.renderKey, renderMs, attempt: job.attempt }, 'rendered');
     const png = kind === 'upscale' ? result.png : addPngTextChunk(result.png, 'parameters', this.parametersText(job, params));
     const meta = { 'sweep-id': job.sweepId, 'render-key': job.renderKey, 'job-id': job.jobId };
     const upload = (key: string, body: Buffer, type: string) =>
