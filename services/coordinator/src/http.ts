@@ -43,7 +43,7 @@ export function createHttpApp(deps: CoordinatorDeps): Hono {
     const row = deps.store.getSweep(c.req.param('id'));
     if (!row) return c.json({ error: 'no such sweep' }, 404);
     const failed = deps.store.jobs(row.id, ['failed']).slice(0, 20).map((j) => ({ jobId: j.id, prompt: j.prompt, seed: j.seed, error: j.error, logTail: j.log_tail }));
-    return c.json({ ...sweepView(deps, row), spec: JSON.parse(row.spec_json) as unknown, failedJobs: failed, explain: deps.hub.explain(row.id) });
+    return c.json({ ...sweepView(deps, row), spec: JSON.parse(row.spec_json) as unknown, failedJobs: failed, explain: deps.hub.explain(row.id), blocklisted: deps.store.blockedNodes(row.id) });
   });
 
   app.get('/api/sweeps/:id/jobs', (c) => {

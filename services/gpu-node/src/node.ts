@@ -2,9 +2,10 @@
 import { hostname } from 'node:os';
 import { Storage, type Config, type Logger } from '@nightshift/common';
 import type { Backend } from './backends/backend.js';
-import { ProceduralBackend } from './backends/procedural.js';
+import { backendsFromEnv } from './backends/registry.js';
 import { Connection } from './connection.js';
 import { Worker } from './worker.js';
+import { parseFaults } from './faults.js';
 
 export interface RunningNode {
   nodeId: string;
@@ -13,9 +14,9 @@ export interface RunningNode {
   stop(): Promise<void>;
 }
 
-export function defaultBackends(): Map<string, Backend> {
-  const procedural = new ProceduralBackend();
-  return new Map<string, Backend>([[procedural.name, procedural]]);
+/** The node's backends: from the node config named by NIGHTSHIFT_NODE_CONFIG, else procedural only. */
+export function defaultBackends(env: NodeJS.ProcessEnv = process.env): Map<string, Backend> {
+  return backendsFromEnv(env);
 }
 
 export async function startNode(config: Config, log: Logger, backends = defaultBackends()): Promise<RunningNode> {
@@ -34,6 +35,7 @@ export async function startNode(config: Config, log: Logger, backends = defaultB
     storage,
     log,
     report: (r) => connection?.report(r),
+    faults: parseFaults(process.env.NIGHTSHIFT_FAULTS),
   });
   connection = new Connection({
     address: config.NIGHTSHIFT_COORDINATOR,
@@ -52,6 +54,7 @@ export async function startNode(config: Config, log: Logger, backends = defaultB
     onCancel: (jobId) => worker.cancel(jobId),
     log,
   });
+  if (process.env.NIGHTSHIFT_FAULTS) log.warn({ faults: process.env.NIGHTSHIFT_FAULTS }, 'FAULT INJECTION ENABLED (tests only)');
   worker.start();
   connection.start();
   log.info({ nodeId, backends: [...backends.keys()], coordinator: config.NIGHTSHIFT_COORDINATOR }, 'gpu-node started');
@@ -62,6 +65,8 @@ export async function startNode(config: Config, log: Logger, backends = defaultB
     async stop() {
       connection.close();
       await worker.stop();
+      // Generators still running (a stop mid-job) are killed with their process groups.
+      await Promise.all([...backends.values()].map((b) => b.close?.()));
     },
   };
 }

@@ -9,6 +9,7 @@ import type { JobAssignment } from '@nightshift/proto';
 import { addPngTextChunk, formatA1111Parameters, imageKey, thumbKey, upscaledKey, type Logger, type Storage } from '@nightshift/common';
 import { RenderFailure, type Backend, type JobKind, type RenderParams } from './backends/backend.js';
 import { makeThumbnail } from './thumbnail.js';
+import type { Faults } from './faults.js';
 import { withRetry } from '@nightshift/common';
 
 export type Report =
@@ -25,6 +26,8 @@ export interface WorkerOptions {
   log: Logger;
   /** Minimum gap between previews sent for one job. */
   previewIntervalMs?: number;
+  /** Injected faults (tests only; see faults.ts). */
+  faults?: Faults;
 }
 
 interface Held {
@@ -124,6 +127,9 @@ export class Worker {
 
     const params = JSON.parse(job.paramsJson) as RenderParams;
     const started = performance.now();
+    const faults = this.opts.faults;
+    if (faults?.renderDelayMs) await abortableDelay(faults.renderDelayMs, signal);
+    if (faults?.failRenders) throw new RenderFailure('injected fault: this node fails every render', 'NIGHTSHIFT_FAULTS=fail-renders');
     let lastPreview = 0;
     const interval = this.opts.previewIntervalMs ?? 250;
     const result = await backend.render(
@@ -187,4 +193,11 @@ export class Worker {
       extra: Object.fromEntries(Object.entries(extra).filter(([, v]) => ['string', 'number', 'boolean'].includes(typeof v))) as Record<string, string | number | boolean>,
     });
   }
+}
+
+function abortableDelay(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(resolve, ms);
+    signal.addEventListener('abort', () => (clearTimeout(t), reject(new DOMException('aborted', 'AbortError'))), { once: true });
+  });
 }

@@ -1,0 +1,118 @@
+/**
+ * Fault injection over real processes: nats-server, s3rver, the coordinator
+ * and three gpu-nodes. Each scenario runs a 200-job sweep, breaks something
+ * mid-sweep, and checks that exactly 200 images and 200 events come out.
+ */
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { waitFor, waitForNodes } from '@nightshift/devfarm';
+import { assertExactlyOnce, faultFarm, renders, submit, sweep, SWEEP_200, waitProgress } from './helpers.js';
+
+describe('fault injection: a 200-job sweep over three gpu-nodes', { timeout: 600_000 }, () => {
+  test('kill -9 one gpu-node mid-job', async () => {
+    const f = await faultFarm();
+    try {
+      const id = await submit(f.farm, SWEEP_200);
+      await waitProgress(f.farm, id, 40);
+      await f.farm.nodes[1]!.kill9();
+      const { twice } = await assertExactlyOnce(f.farm, id, 200, (_key, nodes) => nodes[0] === 'gpu-node-1');
+      // Its work was requeued to the others: they did all the rest.
+      const byNode = [...renders(f.farm).values()].map((n) => n.at(-1));
+      assert.ok(byNode.filter((n) => n === 'gpu-node-1').length < 200 - 40);
+      assert.ok(twice.length <= 2, `at most the killed node's in-flight jobs render again (got ${twice.length})`);
+    } finally {
+      await f.stop();
+    }
+  });
+
+  test('kill -9 the coordinator mid-sweep and start it again', async () => {
+    const f = await faultFarm();
+    try {
+      const id = await submit(f.farm, SWEEP_200);
+      await waitProgress(f.farm, id, 50);
+      await f.farm.coordinator.kill9();
+      await new Promise((r) => setTimeout(r, 1_500));
+      await f.farm.startCoordinator();
+      await waitForNodes(f.farm.apiUrl, 3);
+      await assertExactlyOnce(f.farm, id, 200);
+    } finally {
+      await f.stop();
+    }
+  });
+
+  test('stop NATS for 20 s mid-sweep, then restart it', async () => {
+    const f = await faultFarm({ renderDelayMs: 150 });
+    try {
+      const id = await submit(f.farm, SWEEP_200);
+      await waitProgress(f.farm, id, 30);
+      await f.farm.nats.stop();
+      const during = await waitProgress(f.farm, id, 60);
+      assert.ok(during.counts.done! >= 60, 'rendering goes on while NATS is down');
+      await new Promise((r) => setTimeout(r, 20_000));
+      await f.farm.nats.start();
+      await assertExactlyOnce(f.farm, id, 200);
+    } finally {
+      await f.stop();
+    }
+  });
+
+  test('stop the S3 server for 20 s mid-sweep, then restart it', async () => {
+    const f = await faultFarm({ renderDelayMs: 100 });
+    try {
+      const id = await submit(f.farm, SWEEP_200);
+      await waitProgress(f.farm, id, 40);
+      await f.farm.s3.stop();
+      await new Promise((r) => setTimeout(r, 3_000));
+      const stalled = await sweep(f.farm, id);
+      await new Promise((r) => setTimeout(r, 17_000));
+      const still = await sweep(f.farm, id);
+      // Nothing is marked done while its image cannot be stored.
+      assert.equal(still.counts.done, stalled.counts.done, 'jobs were marked done while S3 was down');
+      await f.farm.s3.start();
+      await assertExactlyOnce(f.farm, id, 200);
+    } finally {
+      await f.stop();
+    }
+  });
+
+  test('a node whose backend fails every job is blocklisted; the sweep still finishes', async () => {
+    const f = await faultFarm({ nodeEnv: (i): Record<string, string> => (i === 2 ? { NIGHTSHIFT_FAULTS: 'fail-renders' } : {}) });
+    try {
+      const id = await submit(f.farm, SWEEP_200);
+      await assertExactlyOnce(f.farm, id, 200);
+      assert.equal(renders(f.farm).size, 200);
+      assert.ok([...renders(f.farm).values()].every((n) => !n.includes('gpu-node-2')));
+      const nodes = (await (await fetch(`${f.farm.apiUrl}/api/nodes`)).json()) as { nodes: { id: string; jobsDone: number }[] };
+      assert.equal(nodes.nodes.find((n) => n.id === 'node-2')!.jobsDone, 0);
+      const final = (await (await fetch(`${f.farm.apiUrl}/api/sweeps/${id}`)).json()) as { blocklisted: string[] };
+      assert.deepEqual(final.blocklisted, ['node-2']);
+    } finally {
+      await f.stop();
+    }
+  });
+
+  test('512×512 with a small-VRAM node and a large one: the small one never gets those jobs', async () => {
+    const f = await faultFarm({
+      nodes: 0,
+      nodeEnv: (i) => ({ NIGHTSHIFT_NODE_VRAM_MB: i === 0 ? '8192' : '24576', NIGHTSHIFT_NODE_GPU: i === 0 ? 'GTX 1070' : 'RTX 3090' }),
+    });
+    try {
+      f.farm.startNode(0);
+      await waitForNodes(f.farm.apiUrl, 1);
+      const id = await submit(f.farm, { ...SWEEP_200, params: { width: 512, height: 512, steps: 2 } });
+      const waiting = await waitFor('an explanation', async () => {
+        const s = await sweep(f.farm, id);
+        return s.explain.length ? s : undefined;
+      });
+      assert.match(waiting.explain[0]!, /200 job\(s\) wait: no node with ≥ 10 GB VRAM and backend procedural/);
+      assert.equal(waiting.counts.queued, 200);
+      f.farm.startNode(1);
+      await assertExactlyOnce(f.farm, id, 200);
+      const byNode = [...renders(f.farm).values()].flat();
+      assert.equal(byNode.length, 200);
+      assert.ok(byNode.every((n) => n === 'gpu-node-1'), 'the 8 GB node rendered a 512×512 job');
+    } finally {
+      await f.stop();
+    }
+  });
+});

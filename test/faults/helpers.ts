@@ -1,0 +1,115 @@
+/** Shared pieces of the fault-injection suite: a farm tuned for fast failure detection, and audits. */
+import assert from 'node:assert/strict';
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { connect } from '@nats-io/transport-node';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { STREAM, SUBJECTS } from '@nightshift/common';
+import { startFarm, tempDir, waitFor, waitForNodes, type Farm, type FarmOptions } from '@nightshift/devfarm';
+
+export const SWEEP_200 = {
+  name: 'faults',
+  prompts: ['a red circle', 'a blue square', 'green stripes', 'a yellow triangle', 'purple circles'],
+  axes: { style: ['', 'watercolor', 'ink', 'oil'] },
+  seeds: { start: 0, count: 10 },
+  params: { width: 64, height: 64, steps: 4 },
+};
+
+/** Short leases and timeouts so a lost node is noticed in seconds; renders slowed so faults land mid-sweep. */
+export const FAST_FAILOVER = {
+  NIGHTSHIFT_LEASE_MS: '4000',
+  NIGHTSHIFT_HEARTBEAT_MS: '300',
+  NIGHTSHIFT_NODE_TIMEOUT_MS: '2500',
+  NIGHTSHIFT_RESTART_GRACE_MS: '6000',
+  NIGHTSHIFT_LOG_LEVEL: 'info',
+};
+
+export async function faultFarm(opts: Partial<FarmOptions> & { renderDelayMs?: number } = {}) {
+  const tmp = tempDir('nightshift-faults-');
+  const farm = await startFarm({
+    dir: tmp.dir,
+    nodes: opts.nodes ?? 3,
+    ...opts,
+    env: { ...FAST_FAILOVER, NIGHTSHIFT_FAULTS: `render-delay-ms=${opts.renderDelayMs ?? 60}`, ...opts.env },
+  });
+  if ((opts.nodes ?? 3) > 0) await waitForNodes(farm.apiUrl, opts.nodes ?? 3);
+  return { farm, tmp, async stop() { await farm.stop(); tmp.cleanup(); } };
+}
+
+export async function submit(farm: Farm, spec: unknown): Promise<string> {
+  const res = await fetch(`${farm.apiUrl}/api/sweeps`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(spec) });
+  const body = (await res.json()) as { id: string; error?: string };
+  assert.equal(res.status, 201, body.error);
+  return body.id;
+}
+
+export interface SweepState {
+  status: string;
+  counts: Record<string, number>;
+  explain: string[];
+}
+
+export async function sweep(farm: Farm, id: string): Promise<SweepState> {
+  return (await (await fetch(`${farm.apiUrl}/api/sweeps/${id}`)).json()) as SweepState;
+}
+
+/** Waits until `done` images exist (done + skipped). */
+export async function waitProgress(farm: Farm, id: string, done: number, timeoutMs = 60_000): Promise<SweepState> {
+  return waitFor(`sweep ${id} to reach ${done} images`, async () => {
+    const s = await sweep(farm, id).catch(() => undefined);
+    return s && (s.counts.done ?? 0) + (s.counts.skipped ?? 0) >= done ? s : undefined;
+  }, timeoutMs, 100);
+}
+
+export async function waitFinished(farm: Farm, id: string, timeoutMs = 120_000): Promise<SweepState> {
+  return waitFor(`sweep ${id} to finish`, async () => {
+    const s = await sweep(farm, id).catch(() => undefined);
+    return s && ['done', 'failed', 'cancelled'].includes(s.status) ? s : undefined;
+  }, timeoutMs, 200);
+}
+
+/** `rendered` log lines of every gpu-node: renderKey → node names, in order. */
+export function renders(farm: Farm): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  const logs = join(farm.dir, 'logs');
+  for (const f of readdirSync(logs).filter((n) => n.startsWith('gpu-node-'))) {
+    for (const line of readFileSync(join(logs, f), 'utf8').split('\n')) {
+      if (!line.includes('"msg":"rendered"')) continue;
+      const entry = JSON.parse(line) as { renderKey: string };
+      out.set(entry.renderKey, [...(out.get(entry.renderKey) ?? []), f.replace(/\.log$/, '')]);
+    }
+  }
+  return out;
+}
+
+export async function renderedEventCount(farm: Farm): Promise<number> {
+  const nc = await connect({ servers: farm.nats.url });
+  try {
+    const info = await (await jetstreamManager(nc)).streams.info(STREAM, { subjects_filter: SUBJECTS.imageRendered });
+    return info.state.subjects?.[SUBJECTS.imageRendered] ?? 0;
+  } finally {
+    await nc.close();
+  }
+}
+
+/**
+ * The suite's invariant: every job done, exactly N distinct images and
+ * thumbnails in S3, exactly N rendered events, and no render repeated unless
+ * `allowedTwice` says why (a node killed mid-job).
+ */
+export async function assertExactlyOnce(farm: Farm, id: string, n: number, allowedTwice: (renderKey: string, nodes: string[]) => boolean = () => false) {
+  const final = await waitFinished(farm, id);
+  assert.equal(final.status, 'done', JSON.stringify(final));
+  assert.equal((final.counts.done ?? 0) + (final.counts.skipped ?? 0), n, JSON.stringify(final.counts));
+  assert.equal(final.counts.failed ?? 0, 0);
+  assert.equal((await farm.storage.list('images')).length, n);
+  assert.equal((await farm.storage.list('thumbs')).length, n);
+  await waitFor(`${n} rendered events`, async () => (await renderedEventCount(farm)) === n, 60_000, 250);
+  // Stays at n: nothing is published twice.
+  await new Promise((r) => setTimeout(r, 500));
+  assert.equal(await renderedEventCount(farm), n);
+  const twice = [...renders(farm)].filter(([, nodes]) => nodes.length > 1);
+  const unexplained = twice.filter(([key, nodes]) => !allowedTwice(key, nodes));
+  assert.deepEqual(unexplained, [], 'renders repeated without need');
+  return { final, twice };
+}
