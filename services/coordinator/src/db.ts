@@ -96,6 +96,10 @@ const MIGRATIONS = [
   );
   CREATE INDEX results_job ON results (job_id);
   `,
+  // leasedTo() is served by jobs_dispatch (state first); this index only cost writes.
+  `
+  DROP INDEX jobs_node;
+  `,
 ];
 
 export function openDb(file: string): DB {

@@ -41,6 +41,11 @@ export class NodeHub {
   private readonly sessions = new Map<string, Session>();
   private readonly scheduler: Scheduler;
   private timer: NodeJS.Timeout | undefined;
+  /** Node messages received this event-loop turn, handled together (group commit). */
+  private inbox: { call: Session['call']; get: () => Session | undefined; set: (s: Session | undefined) => void; req: ConnectRequest }[] = [];
+  private flushScheduled = false;
+  /** While a batch's transaction is open, messages to nodes wait here until it commits. */
+  private outgoing: [Session, ResponseInit][] | undefined;
 
   constructor(
     private readonly store: Store,
@@ -73,6 +78,10 @@ export class NodeHub {
 
   /** Periodic work: silent nodes, expired leases, then fill nodes (also picks up retry backoffs). */
   tick(): void {
+    this.atomically(() => this.tickNow());
+  }
+
+  private tickNow(): void {
     const now = Date.now();
     for (const s of [...this.sessions.values()]) {
       if (now - s.lastSeen > this.opts.nodeTimeoutMs) this.nodeDown(s, `silent for ${now - s.lastSeen} ms`);
@@ -85,10 +94,18 @@ export class NodeHub {
     this.dispatch();
   }
 
-  /** Sends each connected node as many jobs as its free prefetch capacity allows. */
-  dispatch(): void {
+  /**
+   * Sends each connected node (or just `only`, after it reported a result) as
+   * many jobs as its free prefetch capacity allows.
+   */
+  dispatch(only?: string): void {
+    this.atomically(() => this.dispatchNow(only));
+  }
+
+  private dispatchNow(only?: string): void {
     const now = Date.now();
-    for (const s of this.sessions.values()) {
+    const targets = only ? [this.sessions.get(only)].filter((s): s is Session => !!s) : [...this.sessions.values()];
+    for (const s of targets) {
       const held = this.store.leasedTo(s.nodeId).length;
       let free = s.slots * this.opts.prefetchPerSlot - held;
       const touched = new Set<string>();
@@ -145,7 +162,48 @@ export class NodeHub {
   }
 
   private send(s: Session, msg: ResponseInit): void {
-    s.call.write(create(ConnectResponseSchema, { msg }));
+    if (this.outgoing) this.outgoing.push([s, msg]);
+    else s.call.write(create(ConnectResponseSchema, { msg }));
+  }
+
+  /**
+   * Runs `work` in one transaction and only then tells the nodes: a node never
+   * hears of a lease or a cancel that a crash could still undo.
+   */
+  private atomically<T>(work: () => T): T {
+    if (this.outgoing) return work();
+    this.outgoing = [];
+    let result: T;
+    try {
+      result = this.store.db.transaction(work)();
+    } catch (err) {
+      this.outgoing = undefined;
+      throw err;
+    }
+    const sends = this.outgoing;
+    this.outgoing = undefined;
+    for (const [session, msg] of sends) session.call.write(create(ConnectResponseSchema, { msg }));
+    return result;
+  }
+
+  /** Handles everything that arrived in this turn of the event loop in one transaction. */
+  private flushInbox(): void {
+    this.flushScheduled = false;
+    const batch = this.inbox;
+    this.inbox = [];
+    const reported = new Set<string>();
+    this.atomically(() => {
+      for (const item of batch) {
+        try {
+          const session = this.onMessage(item.call, item.get(), item.req);
+          item.set(session);
+          if (session && (item.req.msg.case === 'completed' || item.req.msg.case === 'failed')) reported.add(session.nodeId);
+        } catch (err) {
+          this.log.error({ err: String(err), node: item.get()?.nodeId }, 'node message failed');
+        }
+      }
+      for (const nodeId of reported) this.dispatch(nodeId);
+    });
   }
 
   private authorized(call: grpc.ServerDuplexStream<ConnectRequest, ConnectResponse>): boolean {
@@ -166,10 +224,10 @@ export class NodeHub {
     }
     let session: Session | undefined;
     call.on('data', (req: ConnectRequest) => {
-      try {
-        session = this.onMessage(call, session, req);
-      } catch (err) {
-        this.log.error({ err: String(err), node: session?.nodeId }, 'node message failed');
+      this.inbox.push({ call, get: () => session, set: (s) => (session = s), req });
+      if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        setImmediate(() => this.flushInbox());
       }
     });
     const close = () => {
@@ -240,7 +298,6 @@ export class NodeHub {
       }
       case 'completed':
         this.complete(session.nodeId, m.value);
-        this.dispatch();
         break;
       case 'failed': {
         const v = m.value;
@@ -256,7 +313,6 @@ export class NodeHub {
           this.live.emit({ type: 'sweep', sweepId: job.sweep_id });
           this.onEvents();
         }
-        this.dispatch();
         break;
       }
       default:

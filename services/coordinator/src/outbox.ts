@@ -52,11 +52,13 @@ export class OutboxPublisher {
       for (;;) {
         const batch = this.store.pendingEvents(256);
         if (batch.length === 0) break;
-        for (const row of batch) {
-          await js.publish(row.subject, row.payload, { msgID: row.msg_id, timeout: 5_000 });
-          this.store.markPublished(row.id);
-          published++;
-        }
+        // Publish a batch concurrently (JetStream keeps per-connection order), then mark it in one transaction.
+        const results = await Promise.allSettled(batch.map((row) => js.publish(row.subject, row.payload, { msgID: row.msg_id, timeout: 5_000 })));
+        const ok = batch.filter((_, i) => results[i]!.status === 'fulfilled').map((r) => r.id);
+        this.store.markPublished(ok);
+        published += ok.length;
+        const failed = results.find((r) => r.status === 'rejected');
+        if (failed) throw (failed as PromiseRejectedResult).reason;
       }
       if (this.failures > 0) this.log.info({ published }, 'outbox: NATS reachable again, backlog published');
       this.failures = 0;

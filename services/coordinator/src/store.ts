@@ -6,6 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { SUBJECTS, type ImageRenderedEvent } from '@nightshift/common';
 import type { DB } from './db.js';
+import type { Statement } from 'better-sqlite3';
 
 export type SweepStatus = 'queued' | 'running' | 'paused' | 'done' | 'failed' | 'cancelled';
 export type JobState = 'queued' | 'leased' | 'done' | 'skipped' | 'failed' | 'cancelled';
@@ -115,6 +116,14 @@ export function newSweepId(): string {
 export class Store {
   readonly opts: StoreOptions;
   private readonly now: () => number;
+  private readonly statements = new Map<string, Statement>();
+
+  /** Prepared statements are compiled once: preparing costs more than running these queries. */
+  private q(sql: string): Statement {
+    let stmt = this.statements.get(sql);
+    if (!stmt) this.statements.set(sql, (stmt = this.db.prepare(sql)));
+    return stmt;
+  }
 
   constructor(
     readonly db: DB,
@@ -137,7 +146,7 @@ export class Store {
     id = newSweepId(),
   ): SweepRow {
     const now = this.now();
-    const insertJob = this.db.prepare(
+    const insertJob = this.q(
       `INSERT INTO jobs (id, sweep_id, idx, render_key, prompt, seed, params_json, axes_json, backend, model, state, kind, source_key, min_vram_mb)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?)`,
     );
@@ -157,16 +166,16 @@ export class Store {
   }
 
   getSweep(id: string): SweepRow | undefined {
-    return this.db.prepare('SELECT * FROM sweeps WHERE id = ?').get(id) as SweepRow | undefined;
+    return this.q('SELECT * FROM sweeps WHERE id = ?').get(id) as SweepRow | undefined;
   }
 
   listSweeps(): SweepRow[] {
-    return this.db.prepare('SELECT * FROM sweeps ORDER BY created_at DESC, id').all() as SweepRow[];
+    return this.q('SELECT * FROM sweeps ORDER BY created_at DESC, id').all() as SweepRow[];
   }
 
   counts(sweepId: string): SweepCounts {
     const c: SweepCounts = { queued: 0, running: 0, done: 0, failed: 0, skipped: 0, cancelled: 0 };
-    const rows = this.db.prepare('SELECT state, COUNT(*) AS n FROM jobs WHERE sweep_id = ? GROUP BY state').all(sweepId) as { state: JobState; n: number }[];
+    const rows = this.q('SELECT state, COUNT(*) AS n FROM jobs WHERE sweep_id = ? GROUP BY state').all(sweepId) as { state: JobState; n: number }[];
     for (const r of rows) c[r.state === 'leased' ? 'running' : r.state] += r.n;
     return c;
   }
@@ -177,22 +186,22 @@ export class Store {
         .prepare(`SELECT * FROM jobs WHERE sweep_id = ? AND state IN (${states.map(() => '?').join(',')}) ORDER BY idx`)
         .all(sweepId, ...states) as JobRow[];
     }
-    return this.db.prepare('SELECT * FROM jobs WHERE sweep_id = ? ORDER BY idx').all(sweepId) as JobRow[];
+    return this.q('SELECT * FROM jobs WHERE sweep_id = ? ORDER BY idx').all(sweepId) as JobRow[];
   }
 
   getJob(id: string): JobRow | undefined {
-    return this.db.prepare('SELECT * FROM jobs WHERE id = ?').get(id) as JobRow | undefined;
+    return this.q('SELECT * FROM jobs WHERE id = ?').get(id) as JobRow | undefined;
   }
 
   /** Jobs a node holds: leased to it, or a straggler copy running on it. */
   leasedTo(nodeId: string): JobRow[] {
-    return this.db.prepare(`SELECT * FROM jobs WHERE state = 'leased' AND (node_id = ? OR copy_node_id = ?)`).all(nodeId, nodeId) as JobRow[];
+    return this.q(`SELECT * FROM jobs WHERE state = 'leased' AND (node_id = ? OR copy_node_id = ?)`).all(nodeId, nodeId) as JobRow[];
   }
 
   /** Marks jobs leased to a node; the caller chose them with the scheduler. */
   lease(jobIds: string[], nodeId: string, leaseMs: number): JobRow[] {
     const now = this.now();
-    const upd = this.db.prepare(
+    const upd = this.q(
       `UPDATE jobs SET state = 'leased', node_id = ?, lease_expires_at = ?, started_at = ?, attempts = attempts + 1
        WHERE id = ? AND state = 'queued'`,
     );
@@ -200,7 +209,7 @@ export class Store {
     this.db.transaction(() => {
       for (const id of jobIds) if (upd.run(nodeId, now + leaseMs, now, id).changes === 1) leased.push(this.getJob(id)!);
       const sweeps = new Set(leased.map((j) => j.sweep_id));
-      for (const s of sweeps) this.db.prepare(`UPDATE sweeps SET status = 'running' WHERE id = ? AND status = 'queued'`).run(s);
+      for (const s of sweeps) this.q(`UPDATE sweeps SET status = 'running' WHERE id = ? AND status = 'queued'`).run(s);
     })();
     return leased;
   }
@@ -216,8 +225,8 @@ export class Store {
   /** Extends the leases of jobs a node says it still holds. */
   renewLeases(nodeId: string, jobIds: string[], leaseMs: number): void {
     const until = this.now() + leaseMs;
-    const main = this.db.prepare(`UPDATE jobs SET lease_expires_at = ? WHERE id = ? AND node_id = ? AND state = 'leased'`);
-    const copy = this.db.prepare(`UPDATE jobs SET copy_lease_expires_at = ? WHERE id = ? AND copy_node_id = ? AND state = 'leased'`);
+    const main = this.q(`UPDATE jobs SET lease_expires_at = ? WHERE id = ? AND node_id = ? AND state = 'leased'`);
+    const copy = this.q(`UPDATE jobs SET copy_lease_expires_at = ? WHERE id = ? AND copy_node_id = ? AND state = 'leased'`);
     this.db.transaction(() => {
       for (const id of jobIds) {
         main.run(until, id, nodeId);
@@ -232,8 +241,8 @@ export class Store {
    */
   extendAllLeases(graceMs: number): number {
     const until = this.now() + graceMs;
-    const n = this.db.prepare(`UPDATE jobs SET lease_expires_at = MAX(COALESCE(lease_expires_at, 0), ?) WHERE state = 'leased'`).run(until).changes;
-    this.db.prepare(`UPDATE jobs SET copy_lease_expires_at = MAX(COALESCE(copy_lease_expires_at, 0), ?) WHERE state = 'leased' AND copy_node_id IS NOT NULL`).run(until);
+    const n = this.q(`UPDATE jobs SET lease_expires_at = MAX(COALESCE(lease_expires_at, 0), ?) WHERE state = 'leased'`).run(until).changes;
+    this.q(`UPDATE jobs SET copy_lease_expires_at = MAX(COALESCE(copy_lease_expires_at, 0), ?) WHERE state = 'leased' AND copy_node_id IS NOT NULL`).run(until);
     return n;
   }
 
@@ -245,8 +254,8 @@ export class Store {
     const now = this.now();
     const requeued: JobRow[] = [];
     this.db.transaction(() => {
-      this.db.prepare(`UPDATE jobs SET copy_node_id = NULL, copy_lease_expires_at = NULL WHERE copy_node_id IS NOT NULL AND copy_lease_expires_at < ?`).run(now);
-      const expired = this.db.prepare(`SELECT * FROM jobs WHERE state = 'leased' AND lease_expires_at < ?`).all(now) as JobRow[];
+      this.q(`UPDATE jobs SET copy_node_id = NULL, copy_lease_expires_at = NULL WHERE copy_node_id IS NOT NULL AND copy_lease_expires_at < ?`).run(now);
+      const expired = this.q(`SELECT * FROM jobs WHERE state = 'leased' AND lease_expires_at < ?`).all(now) as JobRow[];
       for (const j of expired) {
         if (j.copy_node_id) {
           this.db
@@ -262,7 +271,7 @@ export class Store {
   }
 
   requeue(jobIds: string[], reason: string): void {
-    const upd = this.db.prepare(
+    const upd = this.q(
       `UPDATE jobs SET state = 'queued', node_id = NULL, lease_expires_at = NULL, copy_node_id = NULL, copy_lease_expires_at = NULL, error = ? WHERE id = ? AND state = 'leased'`,
     );
     this.db.transaction(() => {
@@ -274,8 +283,8 @@ export class Store {
   releaseNode(nodeId: string, reason: string): JobRow[] {
     let released: JobRow[] = [];
     this.db.transaction(() => {
-      this.db.prepare(`UPDATE jobs SET copy_node_id = NULL, copy_lease_expires_at = NULL WHERE copy_node_id = ? AND state = 'leased'`).run(nodeId);
-      released = this.db.prepare(`SELECT * FROM jobs WHERE state = 'leased' AND node_id = ?`).all(nodeId) as JobRow[];
+      this.q(`UPDATE jobs SET copy_node_id = NULL, copy_lease_expires_at = NULL WHERE copy_node_id = ? AND state = 'leased'`).run(nodeId);
+      released = this.q(`SELECT * FROM jobs WHERE state = 'leased' AND node_id = ?`).all(nodeId) as JobRow[];
       for (const j of released) {
         if (j.copy_node_id) {
           this.db
@@ -318,7 +327,7 @@ export class Store {
              copy_node_id = NULL, copy_lease_expires_at = NULL, error = NULL, result_model = ? WHERE id = ?`,
         )
         .run(r.skipped ? 'skipped' : 'done', nodeId, r.imageKey, r.thumbKey, r.renderMs, now, r.model ?? null, job.id);
-      this.db.prepare('UPDATE nodes SET jobs_done = jobs_done + 1 WHERE id = ?').run(nodeId);
+      this.q('UPDATE nodes SET jobs_done = jobs_done + 1 WHERE id = ?').run(nodeId);
       if (!r.skipped) this.enqueueImageEvent(job, nodeId, r, now);
       this.settleSweep(job.sweep_id);
       outcome.accepted = true;
@@ -367,7 +376,7 @@ export class Store {
       if (!job || job.state !== 'leased') return;
       if (job.copy_node_id === node.id) {
         // A straggler copy failed: the original is still running; just drop the copy.
-        this.db.prepare('UPDATE jobs SET copy_node_id = NULL, copy_lease_expires_at = NULL WHERE id = ?').run(job.id);
+        this.q('UPDATE jobs SET copy_node_id = NULL, copy_lease_expires_at = NULL WHERE id = ?').run(job.id);
         result = { job: this.getJob(job.id)!, blocklisted: false };
         return;
       }
@@ -400,13 +409,13 @@ export class Store {
            ON CONFLICT (sweep_id, node_id) DO UPDATE SET failures = failures + 1`,
         )
         .run(job.sweep_id, node.id);
-      const row = this.db.prepare('SELECT failures, blocked FROM sweep_blocklist WHERE sweep_id = ? AND node_id = ?').get(job.sweep_id, node.id) as {
+      const row = this.q('SELECT failures, blocked FROM sweep_blocklist WHERE sweep_id = ? AND node_id = ?').get(job.sweep_id, node.id) as {
         failures: number;
         blocked: number;
       };
       let blocklisted = false;
       if (!row.blocked && row.failures >= this.opts.blocklistAfter) {
-        this.db.prepare('UPDATE sweep_blocklist SET blocked = 1 WHERE sweep_id = ? AND node_id = ?').run(job.sweep_id, node.id);
+        this.q('UPDATE sweep_blocklist SET blocked = 1 WHERE sweep_id = ? AND node_id = ?').run(job.sweep_id, node.id);
         blocklisted = true;
       }
       if (final) this.settleSweep(job.sweep_id);
@@ -416,14 +425,14 @@ export class Store {
   }
 
   blockedNodes(sweepId: string): string[] {
-    return (this.db.prepare('SELECT node_id FROM sweep_blocklist WHERE sweep_id = ? AND blocked = 1').all(sweepId) as { node_id: string }[]).map((r) => r.node_id);
+    return (this.q('SELECT node_id FROM sweep_blocklist WHERE sweep_id = ? AND blocked = 1').all(sweepId) as { node_id: string }[]).map((r) => r.node_id);
   }
 
   /** Fails a sweep's remaining queued jobs with a reason (no node can run them). */
   failQueued(sweepId: string, reason: string): number {
     let n = 0;
     this.db.transaction(() => {
-      n = this.db.prepare(`UPDATE jobs SET state = 'failed', error = ?, finished_at = ? WHERE sweep_id = ? AND state = 'queued'`).run(reason, this.now(), sweepId).changes;
+      n = this.q(`UPDATE jobs SET state = 'failed', error = ?, finished_at = ? WHERE sweep_id = ? AND state = 'queued'`).run(reason, this.now(), sweepId).changes;
       this.settleSweep(sweepId, true);
     })();
     return n;
@@ -434,20 +443,22 @@ export class Store {
     this.db.transaction(() => {
       const job = this.getJob(jobIdValue);
       if (!job || job.state !== 'queued') return;
-      this.db.prepare(`UPDATE jobs SET state = 'failed', error = ?, finished_at = ? WHERE id = ?`).run(reason, this.now(), job.id);
+      this.q(`UPDATE jobs SET state = 'failed', error = ?, finished_at = ? WHERE id = ?`).run(reason, this.now(), job.id);
       this.settleSweep(job.sweep_id);
     })();
   }
 
   /** Moves a sweep to its final status once no job is left to run. */
   private settleSweep(sweepId: string, noCapableNode = false): void {
+    // Cheap check first (index on state, sweep_id): this runs on every result.
+    const open = this.q(`SELECT 1 FROM jobs WHERE state IN ('queued', 'leased') AND sweep_id = ? LIMIT 1`).get(sweepId);
+    if (open) return;
     const sweep = this.getSweep(sweepId);
     if (!sweep || FINAL.includes(sweep.status)) return;
     const c = this.counts(sweepId);
-    if (c.queued + c.running > 0) return;
     const status: SweepStatus = noCapableNode || (c.done + c.skipped === 0 && c.failed > 0) ? 'failed' : 'done';
     const now = this.now();
-    this.db.prepare('UPDATE sweeps SET status = ?, finished_at = ? WHERE id = ?').run(status, now, sweepId);
+    this.q('UPDATE sweeps SET status = ?, finished_at = ? WHERE id = ?').run(status, now, sweepId);
     this.enqueue(SUBJECTS.sweepDone, `sweep.done.${sweepId}`, { sweepId, status, counts: c, finishedAt: new Date(now).toISOString() });
   }
 
@@ -462,7 +473,7 @@ export class Store {
       this.db
         .prepare(`UPDATE jobs SET state = 'cancelled', finished_at = ?, lease_expires_at = NULL, copy_node_id = NULL, copy_lease_expires_at = NULL WHERE sweep_id = ? AND state IN ('queued', 'leased')`)
         .run(now, sweepId);
-      this.db.prepare(`UPDATE sweeps SET status = 'cancelled', finished_at = ? WHERE id = ?`).run(now, sweepId);
+      this.q(`UPDATE sweeps SET status = 'cancelled', finished_at = ? WHERE id = ?`).run(now, sweepId);
       this.enqueue(SUBJECTS.sweepCancelled, `sweep.cancelled.${sweepId}`, { sweepId, cancelledAt: new Date(now).toISOString() });
     })();
     return running;
@@ -472,14 +483,14 @@ export class Store {
   setPaused(sweepId: string, paused: boolean): boolean {
     const sweep = this.getSweep(sweepId);
     if (!sweep || FINAL.includes(sweep.status)) return false;
-    if (paused) return this.db.prepare(`UPDATE sweeps SET status = 'paused' WHERE id = ? AND status IN ('queued', 'running')`).run(sweepId).changes === 1 || sweep.status === 'paused';
-    const started = (this.db.prepare(`SELECT COUNT(*) AS n FROM jobs WHERE sweep_id = ? AND state != 'queued'`).get(sweepId) as { n: number }).n > 0;
-    this.db.prepare(`UPDATE sweeps SET status = ? WHERE id = ? AND status = 'paused'`).run(started ? 'running' : 'queued', sweepId);
+    if (paused) return this.q(`UPDATE sweeps SET status = 'paused' WHERE id = ? AND status IN ('queued', 'running')`).run(sweepId).changes === 1 || sweep.status === 'paused';
+    const started = (this.q(`SELECT COUNT(*) AS n FROM jobs WHERE sweep_id = ? AND state != 'queued'`).get(sweepId) as { n: number }).n > 0;
+    this.q(`UPDATE sweeps SET status = ? WHERE id = ? AND status = 'paused'`).run(started ? 'running' : 'queued', sweepId);
     return true;
   }
 
   setPriority(sweepId: string, priority: number): boolean {
-    return this.db.prepare('UPDATE sweeps SET priority = ? WHERE id = ?').run(priority, sweepId).changes === 1;
+    return this.q('UPDATE sweeps SET priority = ? WHERE id = ?').run(priority, sweepId).changes === 1;
   }
 
   /** Finished jobs' render times and finish times, newest first, for ETA. */
@@ -491,7 +502,7 @@ export class Store {
 
   /** Every result report for a job (audits and tests: how often was it rendered?). */
   results(jobIdValue: string): { node_id: string; skipped: number; accepted: number; copy: number }[] {
-    return this.db.prepare('SELECT node_id, skipped, accepted, copy FROM results WHERE job_id = ? ORDER BY id').all(jobIdValue) as {
+    return this.q('SELECT node_id, skipped, accepted, copy FROM results WHERE job_id = ? ORDER BY id').all(jobIdValue) as {
       node_id: string;
       skipped: number;
       accepted: number;
@@ -510,24 +521,24 @@ export class Store {
   }
 
   touchNode(id: string): void {
-    this.db.prepare('UPDATE nodes SET last_seen = ? WHERE id = ?').run(this.now(), id);
+    this.q('UPDATE nodes SET last_seen = ? WHERE id = ?').run(this.now(), id);
   }
 
   setNodeStatus(id: string, status: 'online' | 'offline'): void {
-    this.db.prepare('UPDATE nodes SET status = ?, last_seen = ? WHERE id = ?').run(status, this.now(), id);
+    this.q('UPDATE nodes SET status = ?, last_seen = ? WHERE id = ?').run(status, this.now(), id);
   }
 
   listNodes(): NodeRow[] {
-    return this.db.prepare('SELECT * FROM nodes ORDER BY name, id').all() as NodeRow[];
+    return this.q('SELECT * FROM nodes ORDER BY name, id').all() as NodeRow[];
   }
 
   /** Marks every node offline; used at start, before nodes reconnect. */
   markAllNodesOffline(): void {
-    this.db.prepare(`UPDATE nodes SET status = 'offline'`).run();
+    this.q(`UPDATE nodes SET status = 'offline'`).run();
   }
 
   pendingEvents(limit: number): { id: number; subject: string; msg_id: string; payload: string }[] {
-    return this.db.prepare('SELECT id, subject, msg_id, payload FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT ?').all(limit) as {
+    return this.q('SELECT id, subject, msg_id, payload FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT ?').all(limit) as {
       id: number;
       subject: string;
       msg_id: string;
@@ -535,8 +546,12 @@ export class Store {
     }[];
   }
 
-  markPublished(id: number): void {
-    this.db.prepare('UPDATE outbox SET published_at = ? WHERE id = ?').run(this.now(), id);
+  markPublished(ids: number[]): void {
+    const stmt = this.q('UPDATE outbox SET published_at = ? WHERE id = ?');
+    const now = this.now();
+    this.db.transaction(() => {
+      for (const id of ids) stmt.run(now, id);
+    })();
   }
 }
 
