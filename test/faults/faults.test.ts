@@ -115,4 +115,29 @@ describe('fault injection: a 200-job sweep over three gpu-nodes', { timeout: 600
       await f.stop();
     }
   });
+
+  test('one-node farm: a flaky node retries its own failures; a broken one fails the sweep with a reason', async () => {
+    const f = await faultFarm({ nodes: 1, env: { NIGHTSHIFT_FAULTS: 'fail-first-attempt', NIGHTSHIFT_BLOCKLIST_AFTER: '100' } });
+    try {
+      const id = await submit(f.farm, { ...SWEEP_200, prompts: ['a red circle'], axes: {}, seeds: { count: 3 } });
+      await assertExactlyOnce(f.farm, id, 3);
+      await f.farm.nodes[0]!.stop();
+      f.farm.startNode(0);
+      await waitForNodes(f.farm.apiUrl, 1);
+    } finally {
+      await f.stop();
+    }
+    const g = await faultFarm({ nodes: 1, env: { NIGHTSHIFT_FAULTS: 'fail-renders' } });
+    try {
+      const id = await submit(g.farm, { ...SWEEP_200, prompts: ['a blue square'], axes: {}, seeds: { count: 4 } });
+      const final = await waitFor('the sweep to fail', async () => {
+        const s = (await (await fetch(`${g.farm.apiUrl}/api/sweeps/${id}`)).json()) as { status: string; failedJobs: { error: string }[]; blocklisted: string[] };
+        return s.status === 'failed' ? s : undefined;
+      }, 60_000, 200);
+      assert.deepEqual(final.blocklisted, ['node-0']);
+      assert.ok(final.failedJobs.some((j) => /no capable node left/.test(j.error)), JSON.stringify(final.failedJobs));
+    } finally {
+      await g.stop();
+    }
+  });
 });

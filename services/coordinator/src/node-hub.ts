@@ -86,12 +86,36 @@ export class NodeHub {
     for (const s of [...this.sessions.values()]) {
       if (now - s.lastSeen > this.opts.nodeTimeoutMs) this.nodeDown(s, `silent for ${now - s.lastSeen} ms`);
     }
+    this.relaxExclusions();
     const expired = this.store.expireLeases();
     if (expired.length) {
       this.log.warn({ jobs: expired.length, nodes: [...new Set(expired.map((j) => j.node_id))] }, 'leases expired, jobs requeued');
       for (const j of expired) this.live.emit({ type: 'job', sweepId: j.sweep_id, jobId: j.id, state: 'queued' });
     }
     this.dispatch();
+  }
+
+  /**
+   * A job is kept away from nodes it failed on — unless those are the only
+   * capable nodes online (a one-GPU farm): then it may retry there, and
+   * maxAttempts and the blocklist still bound how often.
+   */
+  private relaxExclusions(): void {
+    const rows = this.store.db
+      .prepare(`SELECT id, sweep_id, backend, min_vram_mb, excluded_nodes FROM jobs WHERE state = 'queued' AND excluded_nodes != '[]' LIMIT 1000`)
+      .all() as { id: string; sweep_id: string; backend: string; min_vram_mb: number; excluded_nodes: string }[];
+    if (!rows.length) return;
+    const online = this.onlineCaps();
+    const blockedBySweep = new Map<string, Set<string>>();
+    for (const row of rows) {
+      let blocked = blockedBySweep.get(row.sweep_id);
+      if (!blocked) blockedBySweep.set(row.sweep_id, (blocked = new Set(this.store.blockedNodes(row.sweep_id))));
+      const capable = online.filter((n) => !blocked.has(n.nodeId) && n.caps.backends.includes(row.backend) && n.caps.vramMb >= row.min_vram_mb);
+      const excluded = new Set(JSON.parse(row.excluded_nodes) as string[]);
+      if (capable.length > 0 && capable.every((n) => excluded.has(n.nodeId))) {
+        this.store.db.prepare(`UPDATE jobs SET excluded_nodes = '[]' WHERE id = ?`).run(row.id);
+      }
+    }
   }
 
   /**
@@ -305,7 +329,9 @@ export class NodeHub {
         if (r) {
           const { job } = r;
           this.log.warn({ node: session.nodeId, job: job.id, attempts: job.attempts, state: job.state, oom: v.outOfMemory, error: v.error }, 'job failed');
-          if (r.blocklisted) this.onBlocklisted(job.sweep_id, session.nodeId);
+          if (r.blocklisted) this.log.warn({ sweep: job.sweep_id, node: session.nodeId }, 'node blocklisted for this sweep after repeated failures');
+          // Checked after every failure, not just at the blocklisting: jobs that were in flight then come back later.
+          this.failIfNoCapableNode(job.sweep_id);
           if (v.outOfMemory && job.state === 'queued' && !this.anyKnownNodeWithVram(job.min_vram_mb)) {
             this.store.failQueuedJob(job.id, `out of memory on every node: needs more than ${job.min_vram_mb - 1} MB VRAM`);
           }
@@ -336,12 +362,12 @@ export class NodeHub {
     return this.store.listNodes().some((n) => Number((JSON.parse(n.capabilities_json) as { vramMb?: number }).vramMb ?? 0) >= minVramMb);
   }
 
-  /** After a blocklisting: a sweep fails only when no online capable node is left for it. */
-  private onBlocklisted(sweepId: string, nodeId: string): void {
-    this.log.warn({ sweep: sweepId, node: nodeId }, 'node blocklisted for this sweep after repeated failures');
+  /** A sweep fails only when no online capable node is left for it (all blocklisted). */
+  private failIfNoCapableNode(sweepId: string): void {
     const sweep = this.store.getSweep(sweepId);
     if (!sweep) return;
     const blocked = new Set(this.store.blockedNodes(sweepId));
+    if (blocked.size === 0) return;
     const online = this.onlineCaps();
     const capable = online.filter((n) => !blocked.has(n.nodeId) && n.caps.backends.includes(sweep.backend));
     if (online.length > 0 && capable.length === 0) {

@@ -130,6 +130,7 @@ export class Worker {
     const faults = this.opts.faults;
     if (faults?.renderDelayMs) await abortableDelay(faults.renderDelayMs, signal);
     if (faults?.failRenders) throw new RenderFailure('injected fault: this node fails every render', 'NIGHTSHIFT_FAULTS=fail-renders');
+    if (faults?.failFirstAttempt && job.attempt <= 1) throw new RenderFailure('injected fault: first attempt fails', 'NIGHTSHIFT_FAULTS=fail-first-attempt');
     let lastPreview = 0;
     const interval = this.opts.previewIntervalMs ?? 250;
     const result = await backend.render(
