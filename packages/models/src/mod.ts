@@ -68,3 +68,12 @@ export async function ensureTinyClip(modelsDir: string): Promise<string> {
     await rm(tmp, { recursive: true, force: true });
   }
 }
+export {
+  buildTinyUpscaler,
+  ensureTinyUpscaler,
+  tinyUpscalerBytes,
+  TINY_UPSCALER_FILE,
+  TINY_UPSCALER_NAME,
+  TINY_UPSCALER_SCALE,
+  TINY_UPSCALER_VERSION,
+} from './tiny-upscaler.js';

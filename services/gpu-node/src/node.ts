@@ -2,7 +2,7 @@
 import { hostname } from 'node:os';
 import { Storage, type Config, type Logger } from '@nightshift/common';
 import type { Backend } from './backends/backend.js';
-import { ProceduralBackend } from './backends/procedural.js';
+import { backendsFromEnv } from './backends/registry.js';
 import { Connection } from './connection.js';
 import { Worker } from './worker.js';
 import { parseFaults } from './faults.js';
@@ -14,9 +14,9 @@ export interface RunningNode {
   stop(): Promise<void>;
 }
 
-export function defaultBackends(): Map<string, Backend> {
-  const procedural = new ProceduralBackend();
-  return new Map<string, Backend>([[procedural.name, procedural]]);
+/** The node's backends: from the node config named by NIGHTSHIFT_NODE_CONFIG, else procedural only. */
+export function defaultBackends(env: NodeJS.ProcessEnv = process.env): Map<string, Backend> {
+  return backendsFromEnv(env);
 }
 
 export async function startNode(config: Config, log: Logger, backends = defaultBackends()): Promise<RunningNode> {

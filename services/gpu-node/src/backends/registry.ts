@@ -1,0 +1,132 @@
+/**
+ * Which backends a gpu-node runs, from its node config: a YAML or JSON file
+ * named by NIGHTSHIFT_NODE_CONFIG (see examples/node-config.yaml).
+ *
+ *   procedural: true            # the built-in test painter (default on)
+ *   exec: { tmpDir, logLines }  # optional settings for the exec backend
+ *   generators: [ … ]           # exec generators (GeneratorSchema); any ⇒ backend "exec"
+ *   upscale: { model, … }       # the upscale backend; no model ⇒ jobs fail with a clear error
+ *
+ * Relative paths (generator cwd, upscale model, exec tmpDir) are resolved
+ * against the config file's folder, so a config can travel with its scripts.
+ * Without NIGHTSHIFT_NODE_CONFIG a node runs the procedural backend only.
+ */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { z } from 'zod';
+import { parse as parseYaml } from 'yaml';
+import type { Backend } from './backend.js';
+import { ExecBackend, GeneratorSchema } from './exec.js';
+import { ProceduralBackend } from './procedural.js';
+import { UpscaleBackend } from './upscale.js';
+
+const UpscaleSchema = z.strictObject({
+  /** Real-ESRGAN-layout ONNX model file. */
+  model: z.string().min(1).optional(),
+  /** Name recorded in the PNG and advertised (default: file name without .onnx). */
+  name: z.string().min(1).max(200).optional(),
+  tileSize: z.number().int().min(8).max(4096).default(128),
+  overlap: z.number().int().min(0).max(512).default(16),
+  threads: z.number().int().min(0).max(256).default(0),
+  maxInputPixels: z.number().int().min(1).default(2048 * 2048),
+});
+
+export const NodeConfigSchema = z.strictObject({
+  procedural: z.boolean().default(true),
+  exec: z
+    .strictObject({
+      tmpDir: z.string().min(1).optional(),
+      logLines: z.number().int().min(1).max(10_000).default(300),
+      previewMaxSide: z.number().int().min(16).max(2048).default(256),
+    })
+    .default({ logLines: 300, previewMaxSide: 256 }),
+  // Relative cwd is allowed here; loadNodeConfig makes it absolute before GeneratorSchema's check.
+  generators: z.array(z.unknown()).default([]),
+  upscale: UpscaleSchema.optional(),
+});
+
+export type NodeConfig = Omit<z.output<typeof NodeConfigSchema>, 'generators'> & { generators: z.output<typeof GeneratorSchema>[] };
+
+function formatIssues(prefix: string, issues: readonly { path: readonly PropertyKey[]; message: string }[]): string {
+  return issues.map((i) => `${[prefix, ...i.path.map(String)].filter(Boolean).join('.')}: ${i.message}`).join('; ');
+}
+
+/**
+ * Validates a parsed node config. `baseDir` anchors relative paths (the
+ * config file's folder); errors name the offending field.
+ */
+export function parseNodeConfig(input: unknown, baseDir = process.cwd()): NodeConfig {
+  const top = NodeConfigSchema.safeParse(input ?? {});
+  if (!top.success) throw new Error(`invalid node config: ${formatIssues('', top.error.issues)}`);
+  const abs = (p: string) => path.resolve(baseDir, p);
+  const generators = top.data.generators.map((g, i) => {
+    const withCwd = typeof g === 'object' && g !== null && typeof (g as { cwd?: unknown }).cwd === 'string' ? { ...g, cwd: abs((g as { cwd: string }).cwd) } : g;
+    const r = GeneratorSchema.safeParse(withCwd);
+    if (!r.success) throw new Error(`invalid node config: ${formatIssues(`generators.${i}`, r.error.issues)}`);
+    return r.data;
+  });
+  const names = generators.map((g) => g.name);
+  const dup = names.find((n, i) => names.indexOf(n) !== i);
+  if (dup) throw new Error(`invalid node config: generators: "${dup}" is defined twice`);
+  const exec = { ...top.data.exec, ...(top.data.exec.tmpDir ? { tmpDir: abs(top.data.exec.tmpDir) } : {}) };
+  const upscale = top.data.upscale && { ...top.data.upscale, ...(top.data.upscale.model ? { model: abs(top.data.upscale.model) } : {}) };
+  return { procedural: top.data.procedural, exec, generators, ...(upscale ? { upscale } : {}) };
+}
+
+/** Reads and validates a node config file (.json, else YAML). */
+export function loadNodeConfig(file: string): NodeConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new Error(`cannot read node config ${file}: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  let doc: unknown;
+  try {
+    doc = file.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
+  } catch (err) {
+    throw new Error(`node config ${file} is not valid ${file.endsWith('.json') ? 'JSON' : 'YAML'}: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  try {
+    return parseNodeConfig(doc, path.dirname(path.resolve(file)));
+  } catch (err) {
+    throw new Error(`${file}: ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
+
+/** The backends a config describes, keyed by the name jobs use (job.backend). */
+export function buildBackends(config: NodeConfig): Map<string, Backend> {
+  const out = new Map<string, Backend>();
+  const add = (b: Backend) => out.set(b.name, b);
+  if (config.procedural) add(new ProceduralBackend());
+  if (config.generators.length > 0) {
+    add(
+      new ExecBackend(config.generators, {
+        logLines: config.exec.logLines,
+        previewMaxSide: config.exec.previewMaxSide,
+        ...(config.exec.tmpDir ? { tmpDir: config.exec.tmpDir } : {}),
+      }),
+    );
+  }
+  if (config.upscale) {
+    const u = config.upscale;
+    add(
+      new UpscaleBackend({
+        ...(u.model ? { modelPath: u.model } : {}),
+        ...(u.name ? { modelName: u.name } : {}),
+        tileSize: u.tileSize,
+        overlap: u.overlap,
+        threads: u.threads,
+        maxInputPixels: u.maxInputPixels,
+      }),
+    );
+  }
+  if (out.size === 0) throw new Error('node config enables no backend (procedural is off, no generators, no upscale)');
+  return out;
+}
+
+/** Backends from NIGHTSHIFT_NODE_CONFIG, or the procedural backend alone when it is unset. */
+export function backendsFromEnv(env: NodeJS.ProcessEnv = process.env): Map<string, Backend> {
+  const file = env.NIGHTSHIFT_NODE_CONFIG;
+  return buildBackends(file ? loadNodeConfig(file) : parseNodeConfig({}));
+}
