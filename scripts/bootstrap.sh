@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the farm and its tests need on a fresh Debian machine:
-# npm dependencies (never downloading onnxruntime's CUDA libraries) and
-# Debian's nats-server. Safe to run again; it only installs what is missing.
+# npm dependencies (never downloading onnxruntime's CUDA libraries),
+# Debian's nats-server, and Debian's chromium for the dashboard's browser
+# tests (skipped with NIGHTSHIFT_SKIP_BROWSER=1; without it those tests are
+# skipped). Safe to run again; it only installs what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export ONNXRUNTIME_NODE_INSTALL=skip
@@ -19,5 +21,16 @@ if ! command -v nats-server >/dev/null 2>&1 && [ ! -x /usr/sbin/nats-server ]; t
   else
     echo "nats-server is missing. Install it with: sudo apt-get install nats-server (or set NATS_SERVER_BIN)" >&2
     exit 1
+  fi
+fi
+
+# Headless Chromium for test/browser (driven by playwright-core; never `npx playwright install`).
+if [ "${NIGHTSHIFT_SKIP_BROWSER:-}" != "1" ] && [ ! -x "${NIGHTSHIFT_CHROMIUM:-/usr/bin/chromium}" ]; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    echo "==> installing chromium (Debian package, for the dashboard's browser tests)" >&2
+    apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >&2
+  else
+    echo "note: chromium is missing, so the dashboard's browser tests will be skipped (sudo apt-get install chromium)" >&2
   fi
 fi

@@ -6,9 +6,11 @@ import { Hono, type Context } from 'hono';
 import { bearerAuth } from 'hono/bearer-auth';
 import { bodyLimit } from 'hono/body-limit';
 import { streamSSE } from 'hono/streaming';
+import { HTTPException } from 'hono/http-exception';
 import { SpecError } from '@nightshift/sweep';
 import { filesRoute } from '@nightshift/common';
 import type { CoordinatorDeps } from './deps.js';
+import { createDashboard } from './dashboard/index.js';
 import { cancelSweep, imageView, pauseSweep, setPriority, submitSweep, submitUpscale, sweepView } from './sweeps.js';
 
 export function createHttpApp(deps: CoordinatorDeps): Hono {
@@ -175,7 +177,11 @@ export function createHttpApp(deps: CoordinatorDeps): Hono {
   app.put('/api/favorites/:key', proxy);
   app.delete('/api/favorites/:key', proxy);
 
+  app.route('/', createDashboard(deps));
+
   app.onError((err, c) => {
+    // bearerAuth and bodyLimit throw HTTP errors (401, 413) that must reach the client as such.
+    if (err instanceof HTTPException) return err.getResponse();
     deps.log.error({ err: String(err), path: c.req.path }, 'request failed');
     return c.json({ error: 'internal error' }, 500);
   });

@@ -34,6 +34,8 @@ interface Held {
   job: JobAssignment;
   abort: AbortController;
   running: boolean;
+  /** Started at assignment, while the job waits in the prefetch queue: is its output already stored? */
+  stored?: Promise<boolean>;
 }
 
 export class Worker {
@@ -42,10 +44,15 @@ export class Worker {
   private wake: (() => void) | undefined;
   private stopped = false;
   private readonly loops: Promise<void>[] = [];
+  /** Store-and-report steps still running behind the renders. */
+  private readonly uploads = new Set<Promise<void>>();
+  private readonly maxPendingUploads: number;
   /** Time the render slots spent waiting for work, for the idle-fraction benchmark. */
   idleMs = 0;
 
-  constructor(private readonly opts: WorkerOptions) {}
+  constructor(private readonly opts: WorkerOptions) {
+    this.maxPendingUploads = 2 * Math.max(1, opts.slots);
+  }
 
   start(): void {
     for (let i = 0; i < this.opts.slots; i++) this.loops.push(this.loop());
@@ -56,6 +63,7 @@ export class Worker {
     for (const h of this.held.values()) h.abort.abort();
     this.wake?.();
     await Promise.all(this.loops);
+    await Promise.allSettled([...this.uploads]);
   }
 
   heldJobIds(): string[] {
@@ -65,6 +73,8 @@ export class Worker {
   assign(job: JobAssignment): void {
     if (this.held.has(job.jobId)) return;
     const h: Held = { job, abort: new AbortController(), running: false };
+    h.stored = this.alreadyStored(job, h.abort.signal);
+    h.stored.catch(() => {}); // awaited (and its error handled) when the job runs
     this.held.set(job.jobId, h);
     this.queue.push(h);
     this.wake?.();
@@ -92,35 +102,61 @@ export class Worker {
       const h = await this.next();
       if (!h) return;
       h.running = true;
+      let finishing: Promise<void> | undefined;
       try {
-        await this.run(h);
+        finishing = (await this.run(h))?.stored;
       } catch (err) {
-        if (!h.abort.signal.aborted) {
-          const message = err instanceof Error ? err.message : String(err);
-          const failure = err instanceof RenderFailure ? err : undefined;
-          const outOfMemory = failure?.outOfMemory ?? /out of memory/i.test(message);
-          this.opts.log.warn({ job: h.job.jobId, err: message, outOfMemory }, 'render failed');
-          this.opts.report({ case: 'failed', value: { jobId: h.job.jobId, error: message, outOfMemory, logTail: failure?.logTail ?? '' } });
-        }
-      } finally {
-        this.held.delete(h.job.jobId);
+        this.failed(h, err);
       }
+      if (!finishing) {
+        this.held.delete(h.job.jobId);
+        continue;
+      }
+      // The upload runs behind the next render, so the GPU does not wait for S3.
+      const tracked: Promise<void> = finishing
+        .catch((err: unknown) => this.failed(h, err))
+        .finally(() => {
+          this.uploads.delete(tracked);
+          this.held.delete(h.job.jobId);
+        });
+      this.uploads.add(tracked);
+      // Backpressure: while storage is slow or down, stop rendering more than we can hold.
+      while (this.uploads.size >= this.maxPendingUploads) await Promise.race(this.uploads);
     }
   }
 
-  private async run(h: Held): Promise<void> {
+  /** Idempotent outputs: true when image (and thumbnail) exist, so the job needs no render. */
+  private async alreadyStored(job: JobAssignment, signal: AbortSignal): Promise<boolean> {
+    const keys = outputKeys(job);
+    // Storage may be briefly away; asking again beats failing the job.
+    const exists = (key: string) => withRetry(() => this.opts.storage.exists(key), { signal, attempts: 30, maxMs: 3_000 });
+    return (await exists(keys.image)) && (!keys.thumb || (await exists(keys.thumb)));
+  }
+
+  private failed(h: Held, err: unknown): void {
+    if (h.abort.signal.aborted) return;
+    const message = err instanceof Error ? err.message : String(err);
+    const failure = err instanceof RenderFailure ? err : undefined;
+    const outOfMemory = failure?.outOfMemory ?? /out of memory/i.test(message);
+    this.opts.log.warn({ job: h.job.jobId, err: message, outOfMemory }, 'render failed');
+    this.opts.report({ case: 'failed', value: { jobId: h.job.jobId, error: message, outOfMemory, logTail: failure?.logTail ?? '' } });
+  }
+
+  /**
+   * Renders a job; returns the pending store-and-report step (undefined when
+   * nothing is left to do), boxed so that awaiting the render does not await it.
+   */
+  private async run(h: Held): Promise<{ stored: Promise<void> } | undefined> {
     const { job } = h;
     const signal = h.abort.signal;
     const backend = this.opts.backends.get(job.backend);
     if (!backend) throw new Error(`backend ${job.backend} is not available on this node`);
-    const kind: JobKind = job.kind === 'upscale' ? 'upscale' : 'render';
-    // Upscales have no thumbnail of their own; the original's stands for them.
-    const keys = kind === 'upscale' ? { image: upscaledKey(job.renderKey), thumb: '' } : { image: imageKey(job.renderKey), thumb: thumbKey(job.renderKey) };
+    const kind = jobKind(job);
+    const keys = outputKeys(job);
 
     // Idempotent outputs: an image already in storage is not rendered again.
     // Storage may be briefly away; asking again beats failing the job.
-    const exists = (key: string) => withRetry(() => this.opts.storage.exists(key), { signal, attempts: 30, maxMs: 3_000 });
-    if ((await exists(keys.image)) && (!keys.thumb || (await exists(keys.thumb)))) {
+    if (await (h.stored ?? this.alreadyStored(job, signal))) {
       this.opts.report({ case: 'completed', value: { jobId: job.jobId, renderKey: job.renderKey, imageKey: keys.image, thumbKey: keys.thumb, renderMs: 0, skipped: true, imageBytes: 0n } });
       return;
     }
@@ -154,33 +190,37 @@ export class Worker {
     );
     const renderMs = Math.round(performance.now() - started);
     this.opts.log.info({ job: job.jobId, renderKey: job.renderKey, renderMs, attempt: job.attempt }, 'rendered');
-    const png = kind === 'upscale' ? result.png : addPngTextChunk(result.png, 'parameters', this.parametersText(job, params));
+    const png = kind === 'upscale' ? result.png : addPngTextChunk(result.png, 'parameters', this.parametersText(job, params, result.model));
     const meta = { 'sweep-id': job.sweepId, 'render-key': job.renderKey, 'job-id': job.jobId };
     const upload = (key: string, body: Buffer, type: string) =>
       withRetry(() => this.opts.storage.put(key, body, type, meta), {
         signal,
         onRetry: (err, attempt, delay) => this.opts.log.warn({ job: job.jobId, key, attempt, delayMs: Math.round(delay), err: String(err) }, 'upload failed, retrying'),
       });
-    // Thumbnail first: the image's existence is what marks the render as stored.
-    if (keys.thumb) await upload(keys.thumb, await makeThumbnail(png), 'image/webp');
-    await upload(keys.image, png, 'image/png');
-    if (signal.aborted) return;
-    this.opts.report({
-      case: 'completed',
-      value: {
-        jobId: job.jobId,
-        renderKey: job.renderKey,
-        imageKey: keys.image,
-        thumbKey: keys.thumb,
-        renderMs,
-        skipped: false,
-        imageBytes: BigInt(png.length),
-        ...(result.model ? { model: result.model } : {}),
-      },
-    });
+    const stored = (async () => {
+      // Thumbnail first: the image's existence is what marks the render as stored.
+      if (keys.thumb) await upload(keys.thumb, await makeThumbnail(png), 'image/webp');
+      await upload(keys.image, png, 'image/png');
+      if (signal.aborted) return;
+      this.opts.report({
+        case: 'completed',
+        value: {
+          jobId: job.jobId,
+          renderKey: job.renderKey,
+          imageKey: keys.image,
+          thumbKey: keys.thumb,
+          renderMs,
+          skipped: false,
+          imageBytes: BigInt(png.length),
+          ...(result.model ? { model: result.model } : {}),
+        },
+      });
+    })();
+    return { stored };
   }
 
-  private parametersText(job: JobAssignment, params: RenderParams): string {
+  /** The A1111 text; `model` is what the backend says it used (an exec generator may pick one for "default"). */
+  private parametersText(job: JobAssignment, params: RenderParams, model = job.model): string {
     const { width, height, steps, guidance, ...extra } = params;
     return formatA1111Parameters({
       prompt: job.prompt,
@@ -189,7 +229,7 @@ export class Worker {
       height,
       steps,
       ...(guidance !== undefined ? { guidance } : {}),
-      model: job.model,
+      model,
       backend: job.backend,
       extra: Object.fromEntries(Object.entries(extra).filter(([, v]) => ['string', 'number', 'boolean'].includes(typeof v))) as Record<string, string | number | boolean>,
     });
@@ -201,4 +241,11 @@ function abortableDelay(ms: number, signal: AbortSignal): Promise<void> {
     const t = setTimeout(resolve, ms);
     signal.addEventListener('abort', () => (clearTimeout(t), reject(new DOMException('aborted', 'AbortError'))), { once: true });
   });
+}
+
+const jobKind = (job: JobAssignment): JobKind => (job.kind === 'upscale' ? 'upscale' : 'render');
+
+/** Where a job's output goes. Upscales have no thumbnail of their own; the original's stands for them. */
+function outputKeys(job: JobAssignment): { image: string; thumb: string } {
+  return jobKind(job) === 'upscale' ? { image: upscaledKey(job.renderKey), thumb: '' } : { image: imageKey(job.renderKey), thumb: thumbKey(job.renderKey) };
 }

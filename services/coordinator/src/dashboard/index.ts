@@ -1,0 +1,223 @@
+/**
+ * The dashboard, served by the coordinator: server-rendered pages under /ui,
+ * one small vanilla-JS client (/ui/static/app.js, no build step), and the
+ * few JSON endpoints only the dashboard needs:
+ *
+ * - POST /api/sweeps/preview — job count and sample prompts of a spec (JSON,
+ *   or pasted YAML/JSON text), by the same code that expands it on submit.
+ * - GET  /api/gallery — rendered images, newest first, a page at a time
+ *   (filters: sweep, favorites). Text search stays GET /api/search.
+ * - GET  /api/gallery/:key — one image with prompt, seed, params, node, time.
+ * - POST /ui/session + GET /ui/files/* — image bytes for <img> when an API
+ *   token is set (see session.ts).
+ *
+ * Mounted by http.ts after the API routes, so the API's bearer check covers
+ * the /api routes here too; they check it themselves as well.
+ */
+import { readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { gzipSync } from 'node:zlib';
+import { Hono, type Context, type MiddlewareHandler } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import { compress } from 'hono/compress';
+import { getCookie, setCookie } from 'hono/cookie';
+import { SpecError } from '@nightshift/sweep';
+import { filesRoute, type Config, type Logger, type Storage } from '@nightshift/common';
+import type { Store } from '../store.js';
+import { galleryPage, layout, nodesPage, submitPage, sweepPage, sweepsPage, type PageName } from './pages.js';
+import { parseSpecText, previewSpec } from './preview.js';
+import { imageDetail, listImages, MAX_PAGE } from './gallery.js';
+import { bearerMatches, FILES_COOKIE, FILES_PATH, issueFilesCookie, SESSION_TTL_S, verifyFilesCookie } from './session.js';
+
+/** What the dashboard reads: a subset of CoordinatorDeps, so tests and benchmarks can stub the rest. */
+export interface DashboardDeps {
+  config: Pick<Config, 'NIGHTSHIFT_API_TOKEN' | 'NIGHTSHIFT_MAX_JOBS' | 'NIGHTSHIFT_INDEXER_URL'>;
+  log: Pick<Logger, 'warn'>;
+  store: Pick<Store, 'db'>;
+  storage: Pick<Storage, 'get'>;
+}
+
+interface Asset {
+  type: string;
+  body: Buffer;
+  gzip: Buffer;
+  etag: string;
+}
+
+const STATIC_DIR = new URL('./static/', import.meta.url);
+const ASSET_TYPES: Record<string, string> = { 'app.js': 'text/javascript; charset=utf-8', 'style.css': 'text/css; charset=utf-8' };
+
+function loadAssets(): { assets: Map<string, Asset>; version: string } {
+  const assets = new Map<string, Asset>();
+  const all = createHash('sha256');
+  for (const [name, type] of Object.entries(ASSET_TYPES)) {
+    const body = readFileSync(new URL(name, STATIC_DIR));
+    const hash = createHash('sha256').update(body).digest('hex').slice(0, 16);
+    all.update(body);
+    assets.set(name, { type, body, gzip: gzipSync(body, { level: 9 }), etag: `"${hash}"` });
+  }
+  return { assets, version: all.digest('hex').slice(0, 12) };
+}
+
+const SECURITY_HEADERS = {
+  'Content-Security-Policy': "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+  'X-Content-Type-Options': 'nosniff',
+  'Referrer-Policy': 'same-origin',
+};
+
+function acceptsGzip(c: Context): boolean {
+  return /\bgzip\b/.test(c.req.header('accept-encoding') ?? '');
+}
+
+export function createDashboard(deps: DashboardDeps): Hono {
+  const app = new Hono();
+  const token = deps.config.NIGHTSHIFT_API_TOKEN;
+  const { assets, version } = loadAssets();
+  const fileUrl = (key: string) => `/files/${key}`;
+
+  const html = (c: Context, page: PageName, title: string, body: string, data?: Record<string, string>) => {
+    const text = Buffer.from(layout({ page, title, body, assetVersion: version, ...(data ? { data } : {}) }));
+    const headers: Record<string, string> = { ...SECURITY_HEADERS, 'Content-Type': 'text/html; charset=utf-8', 'Cache-Control': 'no-cache', Vary: 'Accept-Encoding' };
+    if (acceptsGzip(c)) return c.body(new Uint8Array(gzipSync(text)), 200, { ...headers, 'Content-Encoding': 'gzip' });
+    return c.body(new Uint8Array(text), 200, headers);
+  };
+
+  // ---------------------------------------------------------------- pages
+  app.get('/', (c) => c.redirect('/ui/'));
+  app.get('/ui', (c) => c.redirect('/ui/'));
+  app.get('/ui/', (c) => html(c, 'sweeps', 'Sweeps', sweepsPage()));
+  app.get('/ui/submit', (c) => html(c, 'submit', 'Submit a sweep', submitPage(deps.config.NIGHTSHIFT_MAX_JOBS)));
+  app.get('/ui/sweeps/:id', (c) => html(c, 'sweep', `Sweep ${c.req.param('id')}`, sweepPage(), { 'sweep-id': c.req.param('id') }));
+  app.get('/ui/gallery', (c) => html(c, 'gallery', 'Gallery', galleryPage()));
+  app.get('/ui/nodes', (c) => html(c, 'nodes', 'Nodes', nodesPage()));
+
+  app.get('/ui/static/:name', (c) => {
+    const asset = assets.get(c.req.param('name'));
+    if (!asset) return c.json({ error: 'not found' }, 404);
+    const immutable = c.req.query('v') === version;
+    const headers: Record<string, string> = {
+      'Content-Type': asset.type,
+      ETag: asset.etag,
+      Vary: 'Accept-Encoding',
+      'X-Content-Type-Options': 'nosniff',
+      'Cache-Control': immutable ? 'public, max-age=31536000, immutable' : 'no-cache',
+    };
+    if (c.req.header('if-none-match') === asset.etag) return c.body(null, 304, headers);
+    if (acceptsGzip(c)) return c.body(new Uint8Array(asset.gzip), 200, { ...headers, 'Content-Encoding': 'gzip' });
+    return c.body(new Uint8Array(asset.body), 200, headers);
+  });
+
+  // ---------------------------------------------------------------- images for <img>
+  app.post('/ui/session', (c) => {
+    if (!token) return c.json({ auth: false });
+    if (!bearerMatches(token, c.req.header('authorization'))) return c.json({ error: 'missing or wrong API token' }, 401);
+    const expiresAt = Date.now() + SESSION_TTL_S * 1000;
+    const secure = new URL(c.req.url).protocol === 'https:' || c.req.header('x-forwarded-proto') === 'https';
+    setCookie(c, FILES_COOKIE, issueFilesCookie(token, expiresAt), { path: FILES_PATH, httpOnly: true, sameSite: 'Strict', secure, maxAge: SESSION_TTL_S });
+    return c.json({ auth: true, expiresAt: new Date(expiresAt).toISOString() });
+  });
+
+  const filesAuth: MiddlewareHandler = async (c, next) => {
+    if (token && !verifyFilesCookie(token, getCookie(c, FILES_COOKIE)) && !bearerMatches(token, c.req.header('authorization'))) {
+      return c.json({ error: 'image session expired or missing: reload the dashboard' }, 401);
+    }
+    await next();
+    // Behind a token the bytes are private to this browser.
+    if (token && c.res.status === 200) c.res.headers.set('Cache-Control', 'private, max-age=3600');
+  };
+  app.use(`${FILES_PATH}/*`, filesAuth);
+  app.route(FILES_PATH, filesRoute(deps.storage));
+
+  // ---------------------------------------------------------------- JSON API for the dashboard
+  const apiAuth: MiddlewareHandler = async (c, next) => {
+    if (token && !bearerMatches(token, c.req.header('authorization'))) return c.json({ error: 'missing or wrong API token' }, 401);
+    await next();
+  };
+  app.use('/api/sweeps/preview', apiAuth);
+  app.use('/api/gallery', apiAuth);
+  app.use('/api/gallery/*', apiAuth);
+  // A page of the gallery is ~50 KiB of JSON, ~8 KiB gzipped.
+  app.use('/api/gallery', compress());
+
+  app.post(
+    '/api/sweeps/preview',
+    bodyLimit({ maxSize: 1024 * 1024, onError: (c) => c.json({ error: 'request body too large (limit 1 MiB)', details: [] }, 413) }),
+    async (c) => {
+      const type = c.req.header('content-type') ?? '';
+      try {
+        let input: unknown;
+        if (/json/.test(type)) {
+          try {
+            input = await c.req.json();
+          } catch {
+            return c.json({ error: 'request body is not valid JSON', details: [] }, 400);
+          }
+        } else {
+          input = parseSpecText(await c.req.text());
+        }
+        return c.json(previewSpec(input, deps.config.NIGHTSHIFT_MAX_JOBS));
+      } catch (err) {
+        if (err instanceof SpecError) return c.json({ error: err.message, details: err.details }, 400);
+        throw err;
+      }
+    },
+  );
+
+  app.get('/api/gallery', async (c) => {
+    const offset = intParam(c.req.query('offset'), 0, 0, Number.MAX_SAFE_INTEGER);
+    const limit = intParam(c.req.query('limit'), 120, 1, MAX_PAGE);
+    if (offset === undefined || limit === undefined) return c.json({ error: `offset must be ≥ 0 and limit from 1 to ${MAX_PAGE}` }, 400);
+    const sweep = c.req.query('sweep') || undefined;
+    const onlyFavorites = c.req.query('favorites') === 'true';
+    const fav = await favorites(deps, sweep);
+    if (onlyFavorites && !fav.keys) return c.json({ error: `favorites are unavailable: ${fav.problem}`, total: 0, offset, limit, images: [] }, 503);
+    const page = listImages(deps.store.db, { sweep, renderKeys: onlyFavorites ? [...fav.keys!] : undefined, offset, limit }, fileUrl, fav.keys);
+    return c.json({ ...page, offset, limit, favorites: fav.keys ? 'ok' : fav.problem });
+  });
+
+  app.get('/api/gallery/:key', async (c) => {
+    const detail = imageDetail(deps.store.db, c.req.param('key'), fileUrl);
+    if (!detail) return c.json({ error: 'no rendered image with that key' }, 404);
+    const fav = await favorites(deps, detail.sweepId);
+    return c.json({ ...detail, favorite: fav.keys ? fav.keys.has(detail.renderKey) : null });
+  });
+
+  return app;
+}
+
+function intParam(text: string | undefined, dflt: number, min: number, max: number): number | undefined {
+  if (text === undefined || text === '') return dflt;
+  if (!/^\d+$/.test(text)) return undefined;
+  const n = Number(text);
+  return n >= min && n <= max ? n : undefined;
+}
+
+/**
+ * The render keys marked favorite, from the indexer (favorites live there).
+ * Uses its GET /api/favorites; an indexer without it is asked through the
+ * search filter instead (exact over its flat index, first 500 favorites).
+ */
+async function favorites(deps: DashboardDeps, sweep: string | undefined): Promise<{ keys?: Set<string>; problem?: string }> {
+  const base = deps.config.NIGHTSHIFT_INDEXER_URL;
+  const token = deps.config.NIGHTSHIFT_API_TOKEN;
+  const headers: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {};
+  const qs = sweep ? `sweep=${encodeURIComponent(sweep)}` : '';
+  const get = async (path: string) => {
+    const res = await fetch(`${base}${path}`, { headers, signal: AbortSignal.timeout(5_000) });
+    return { status: res.status, body: res.ok ? ((await res.json()) as Record<string, unknown>) : undefined };
+  };
+  try {
+    const listed = await get(`/api/favorites${qs ? `?${qs}` : ''}`);
+    if (listed.body && Array.isArray(listed.body.favorites)) {
+      return { keys: new Set((listed.body.favorites as { renderKey?: string; key?: string }[]).map((f) => f.renderKey ?? String(f.key).replace(/^images\//, '').replace(/\.png$/, ''))) };
+    }
+    const searched = await get(`/api/search?q=image&favorites=true&k=500${qs ? `&${qs}` : ''}`);
+    if (searched.body && Array.isArray(searched.body.results)) {
+      return { keys: new Set((searched.body.results as { renderKey: string }[]).map((r) => r.renderKey)) };
+    }
+    return { problem: `the indexer answered ${searched.status}` };
+  } catch (err) {
+    deps.log.warn({ err: String(err) }, 'favorites unavailable: indexer unreachable');
+    return { problem: 'the indexer cannot be reached' };
+  }
+}

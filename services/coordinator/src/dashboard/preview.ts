@@ -1,0 +1,62 @@
+/**
+ * "What will this sweep be?" before it is submitted: the job count and a
+ * sample of final prompts, computed by the same parseSpec/expandSweep the
+ * coordinator uses on submit, so the preview can never disagree with it.
+ * Accepts the spec as JSON or as pasted YAML/JSON text.
+ */
+import { parseDocument } from 'yaml';
+import { countJobs, expandSweep, parseSpec, SpecError, type SweepSpec } from '@nightshift/sweep';
+
+export interface SpecPreview {
+  /** Jobs the spec expands to (prompts × axes × seeds). */
+  jobs: number;
+  maxJobs: number;
+  /** Distinct final prompts in the sweep (ignoring seeds). */
+  prompts: number;
+  seeds: number;
+  axes: string[];
+  /** Up to `limit` final prompts, spread over the whole sweep. */
+  samples: { prompt: string; axes: Record<string, string | number>; params: Record<string, unknown> }[];
+  /** The spec as given (parsed from YAML when pasted), ready to POST /api/sweeps. */
+  input: unknown;
+}
+
+/** Parses pasted text (YAML, which includes JSON); syntax errors name the line. */
+export function parseSpecText(text: string): unknown {
+  const doc = parseDocument(text, { prettyErrors: true });
+  const err = doc.errors[0];
+  if (err) {
+    const where = err.linePos?.[0] ? `line ${err.linePos[0].line}, column ${err.linePos[0].col}` : '';
+    throw new SpecError('the pasted spec is not valid YAML or JSON', [{ path: '', message: `${where ? `${where}: ` : ''}${err.message.split('\n')[0]}` }]);
+  }
+  return doc.toJS() as unknown;
+}
+
+export function previewSpec(input: unknown, maxJobs: number, limit = 12): SpecPreview {
+  const spec = parseSpec(input);
+  const jobs = countJobs(spec);
+  if (jobs > maxJobs) {
+    throw new SpecError('sweep too large', [{ path: '', message: `expands to ${jobs} jobs, more than the maximum of ${maxJobs}` }]);
+  }
+  const seeds = Array.isArray(spec.seeds) ? spec.seeds.length : spec.seeds.count;
+  // One seed is enough to see every final prompt; cap the work for huge grids.
+  const oneSeed: SweepSpec = { ...spec, seeds: [Array.isArray(spec.seeds) ? spec.seeds[0]! : spec.seeds.start] };
+  const distinct = countJobs(oneSeed);
+  const sampled = distinct <= 20_000 ? oneSeed : { ...oneSeed, prompts: spec.prompts.slice(0, 3), axes: firstValues(spec, 20_000 / 3) };
+  const expanded = expandSweep(sampled, Number.MAX_SAFE_INTEGER);
+  const step = Math.max(1, expanded.length / limit);
+  const samples: SpecPreview['samples'] = [];
+  for (let i = 0; i < expanded.length && samples.length < limit; i += step) {
+    const j = expanded[Math.floor(i)]!;
+    samples.push({ prompt: j.prompt, axes: j.axes, params: j.params });
+  }
+  return { jobs, maxJobs, prompts: distinct, seeds, axes: Object.keys(spec.axes), samples, input };
+}
+
+/** The spec's axes trimmed so their product stays under `budget`. */
+function firstValues(spec: SweepSpec, budget: number): SweepSpec['axes'] {
+  const names = Object.keys(spec.axes);
+  const per = Math.max(1, Math.floor(budget ** (1 / Math.max(1, names.length))));
+  // Zipped axes stay the same length because every axis is cut to the same size.
+  return Object.fromEntries(names.map((n) => [n, spec.axes[n]!.slice(0, per)]));
+}

@@ -1,0 +1,59 @@
+/**
+ * A coordinator database with rendered images in it, without a farm: sweeps
+ * go in through the real submitSweep (validation, expansion, Store) and their
+ * jobs are then marked done the way a completed render leaves them. Used by
+ * the dashboard's unit tests and by bench/dashboard-gallery.ts.
+ */
+import { join } from 'node:path';
+import { loadConfig, createLogger, type Config } from '@nightshift/common';
+import { openDb, type DB } from '../db.js';
+import { Store } from '../store.js';
+import { Live } from '../live.js';
+import { submitSweep } from '../sweeps.js';
+import type { CoordinatorDeps } from '../deps.js';
+import type { DashboardDeps } from './index.js';
+
+export interface SeededCoordinator {
+  db: DB;
+  store: Store;
+  deps: DashboardDeps;
+  /** Submits a sweep and marks every job rendered by `node`, one second apart. */
+  addRenderedSweep(spec: unknown, node?: string): string;
+  close(): void;
+}
+
+export function seededCoordinator(dir: string, config: Partial<Config> = {}, storage: DashboardDeps['storage'] = { get: async () => Buffer.alloc(0) }): SeededCoordinator {
+  const db = openDb(join(dir, 'coordinator.sqlite'));
+  const store = new Store(db);
+  const log = createLogger('dashboard-test', 'silent');
+  const cfg: Config = { ...loadConfig({}), NIGHTSHIFT_INDEXER_URL: 'http://127.0.0.1:9', ...config };
+  const core = {
+    config: cfg,
+    log,
+    store,
+    storage,
+    live: new Live(),
+    outbox: { poke() {} },
+    hub: { dispatch() {} },
+  } as unknown as CoordinatorDeps;
+  let clock = Date.parse('2026-01-01T00:00:00Z');
+  return {
+    db,
+    store,
+    deps: { config: cfg, log, store, storage },
+    addRenderedSweep(spec, node = 'node-0') {
+      const { id } = submitSweep(core, spec);
+      const done = db.prepare(
+        `UPDATE jobs SET state = 'done', node_id = ?, image_key = 'images/' || render_key || '.png', thumb_key = 'thumbs/' || render_key || '.webp',
+         render_ms = 20 + idx % 50, started_at = ? + idx * 1000 - 20, finished_at = ? + idx * 1000 WHERE sweep_id = ?`,
+      );
+      db.transaction(() => {
+        done.run(node, clock, clock, id);
+        db.prepare(`UPDATE sweeps SET status = 'done', finished_at = ? WHERE id = ?`).run(clock + 1_000_000, id);
+      })();
+      clock += 10_000_000;
+      return id;
+    },
+    close: () => db.close(),
+  };
+}
