@@ -2,5 +2,5 @@
 # Command one: bring the whole farm up locally and run the example sweep.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/bootstrap.sh
+NIGHTSHIFT_SKIP_BROWSER=1 bash scripts/bootstrap.sh
 exec node --import tsx scripts/up.ts "$@"
