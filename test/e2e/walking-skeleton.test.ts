@@ -27,6 +27,8 @@ interface SweepBody {
   id: string;
   status: string;
   counts: Record<string, number>;
+  rate: number | null;
+  etaSeconds: number | null;
 }
 interface ImageBody {
   key: string;
@@ -76,6 +78,9 @@ describe('walking skeleton', { timeout: 240_000 }, () => {
     sweepId = res.body.id;
     const done = await waitDone(sweepId);
     assert.deepEqual(done.counts, { queued: 0, running: 0, done: 24, failed: 0, skipped: 0, cancelled: 0 });
+    // ETA comes from observed throughput: finished now, so a rate and nothing left.
+    assert.ok(typeof done.rate === 'number' && done.rate > 0, `rate: ${done.rate}`);
+    assert.equal(done.etaSeconds, 0);
     images = (await api<{ images: ImageBody[] }>(`/api/sweeps/${sweepId}/images`)).body.images;
   });
 
@@ -242,6 +247,24 @@ describe('walking skeleton', { timeout: 240_000 }, () => {
       await waitDone(viaHttp.body.id);
     } finally {
       client.close();
+    }
+  });
+
+  test('re-submitting a finished sweep renders nothing new', async () => {
+    const imagesBefore = (await farm.storage.list('images')).length;
+    const nc = await connect({ servers: farm.nats.url });
+    const rendered = async () => (await (await jetstreamManager(nc)).streams.info(STREAM, { subjects_filter: SUBJECTS.imageRendered })).state.subjects?.[SUBJECTS.imageRendered];
+    try {
+      const eventsBefore = await rendered();
+      const again = await submit(SPEC);
+      assert.equal(again.status, 201);
+      const done = await waitDone(again.body.id);
+      assert.deepEqual(done.counts, { queued: 0, running: 0, done: 0, failed: 0, skipped: 24, cancelled: 0 });
+      assert.equal((await farm.storage.list('images')).length, imagesBefore);
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(await rendered(), eventsBefore);
+    } finally {
+      await nc.close();
     }
   });
 });

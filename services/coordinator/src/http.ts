@@ -10,6 +10,9 @@ import { HTTPException } from 'hono/http-exception';
 import { SpecError } from '@nightshift/sweep';
 import { filesRoute } from '@nightshift/common';
 import type { CoordinatorDeps } from './deps.js';
+import type { LiveEvent } from './live.js';
+
+const SNAPSHOT_INTERVAL_MS = 250;
 import { createDashboard } from './dashboard/index.js';
 import { cancelSweep, imageView, pauseSweep, setPriority, submitSweep, submitUpscale, sweepView } from './sweeps.js';
 
@@ -136,25 +139,36 @@ export function createHttpApp(deps: CoordinatorDeps): Hono {
   app.get('/api/events', (c) => {
     const only = c.req.query('sweep');
     return streamSSE(c, async (stream) => {
-      const queue: string[] = [];
+      const queue: LiveEvent[] = [];
+      // Sweep snapshots cost a count over the sweep's jobs: coalesce them to a few per second.
+      const dirty = new Set<string>();
       let wake: (() => void) | undefined;
       const unsubscribe = deps.live.subscribe((e) => {
         if (only && 'sweepId' in e && e.sweepId !== only) return;
-        queue.push(JSON.stringify(e.type === 'sweep' ? { ...e, sweep: sweepSnapshot(deps, e.sweepId) } : e));
+        if (e.type === 'sweep') dirty.add(e.sweepId);
+        else queue.push(e);
         wake?.();
       });
       stream.onAbort(unsubscribe);
       await stream.writeSSE({ event: 'hello', data: JSON.stringify({ at: new Date().toISOString() }) });
+      let lastSnapshots = 0;
       while (!stream.aborted) {
-        while (queue.length) {
-          const data = queue.shift()!;
-          await stream.writeSSE({ event: (JSON.parse(data) as { type: string }).type, data });
+        for (let e = queue.shift(); e; e = queue.shift()) await stream.writeSSE({ event: e.type, data: JSON.stringify(e) });
+        const wait = SNAPSHOT_INTERVAL_MS - (Date.now() - lastSnapshots);
+        if (dirty.size && wait <= 0) {
+          for (const sweepId of [...dirty]) {
+            dirty.delete(sweepId);
+            await stream.writeSSE({ event: 'sweep', data: JSON.stringify({ type: 'sweep', sweepId, sweep: sweepSnapshot(deps, sweepId) }) });
+          }
+          lastSnapshots = Date.now();
+          continue;
         }
-        await new Promise<void>((r) => {
-          wake = r;
-          setTimeout(r, 15_000);
+        const woke = await new Promise<boolean>((r) => {
+          wake = () => r(true);
+          setTimeout(() => r(false), dirty.size ? Math.max(wait, 10) : 15_000);
         });
-        if (!queue.length) await stream.writeSSE({ event: 'ping', data: '{}' });
+        wake = undefined;
+        if (!woke && !queue.length && !dirty.size) await stream.writeSSE({ event: 'ping', data: '{}' });
       }
       unsubscribe();
     });
