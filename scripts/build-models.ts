@@ -1,16 +1,20 @@
 /**
- * Builds the project's built-in models (currently nightshift-tiny-clip, the
- * offline test CLIP) into a models folder, skipping what is already current.
+ * Builds the project's built-in test models into a models folder, skipping
+ * what is already current: nightshift-tiny-clip (the offline test CLIP) and
+ * the tiny ×4 upscaler. Neither is a real model; both exist so the real
+ * loading and inference paths run offline.
  *
  *   node --import tsx scripts/build-models.ts [outDir]    (default: .data/models)
  *
- * Prints the model folder's absolute path on stdout.
+ * Prints each model's absolute path on stdout.
  */
 import path from 'node:path';
-import { ensureTinyClip } from '../packages/models/src/mod.js';
+import { ensureTinyClip, ensureTinyUpscaler } from '../packages/models/src/mod.js';
 
 const outDir = path.resolve(process.argv[2] ?? '.data/models');
 const started = performance.now();
-const folder = await ensureTinyClip(outDir);
-console.error(`nightshift-tiny-clip ready in ${Math.round(performance.now() - started)} ms`);
-console.log(folder);
+const clip = await ensureTinyClip(outDir);
+const upscaler = await ensureTinyUpscaler(outDir);
+console.error(`built-in test models ready in ${Math.round(performance.now() - started)} ms`);
+console.log(clip);
+console.log(upscaler);

@@ -84,6 +84,7 @@ async function main(): Promise<void> {
 
   console.log(`
 The farm is running (Ctrl-C stops it):
+  dashboard         ${farm.apiUrl}/ui/
   coordinator API   ${farm.apiUrl}/api/sweeps
   images            ${farm.apiUrl}/api/sweeps/<id>/images
   nodes             ${farm.apiUrl}/api/nodes
