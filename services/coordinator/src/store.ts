@@ -134,8 +134,7 @@ export class Store {
   }
 
   private enqueue(subject: string, msgId: string, payload: unknown): void {
-    this.db
-      .prepare('INSERT INTO outbox (subject, msg_id, payload, created_at) VALUES (?, ?, ?, ?)')
+    this.q('INSERT INTO outbox (subject, msg_id, payload, created_at) VALUES (?, ?, ?, ?)')
       .run(subject, msgId, JSON.stringify(payload), this.now());
   }
 
@@ -151,8 +150,7 @@ export class Store {
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?)`,
     );
     this.db.transaction(() => {
-      this.db
-        .prepare('INSERT INTO sweeps (id, name, spec_json, status, priority, backend, total, created_at, kind, model) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)')
+      this.q('INSERT INTO sweeps (id, name, spec_json, status, priority, backend, total, created_at, kind, model) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)')
         .run(id, sweep.name, JSON.stringify(sweep.spec), 'queued', sweep.priority, sweep.backend, jobs.length, now, sweep.kind ?? 'render', sweep.model);
       for (const j of jobs) {
         insertJob.run(
@@ -182,8 +180,7 @@ export class Store {
 
   jobs(sweepId: string, states?: JobState[]): JobRow[] {
     if (states?.length) {
-      return this.db
-        .prepare(`SELECT * FROM jobs WHERE sweep_id = ? AND state IN (${states.map(() => '?').join(',')}) ORDER BY idx`)
+      return this.q(`SELECT * FROM jobs WHERE sweep_id = ? AND state IN (${states.map(() => '?').join(',')}) ORDER BY idx`)
         .all(sweepId, ...states) as JobRow[];
     }
     return this.q('SELECT * FROM jobs WHERE sweep_id = ? ORDER BY idx').all(sweepId) as JobRow[];
@@ -216,8 +213,7 @@ export class Store {
 
   /** Gives an idle node a second copy of a slow job; the first result wins. */
   leaseCopy(jobIdValue: string, nodeId: string, leaseMs: number): JobRow | undefined {
-    const changed = this.db
-      .prepare(`UPDATE jobs SET copy_node_id = ?, copy_lease_expires_at = ? WHERE id = ? AND state = 'leased' AND copy_node_id IS NULL AND node_id != ?`)
+    const changed = this.q(`UPDATE jobs SET copy_node_id = ?, copy_lease_expires_at = ? WHERE id = ? AND state = 'leased' AND copy_node_id IS NULL AND node_id != ?`)
       .run(nodeId, this.now() + leaseMs, jobIdValue, nodeId).changes;
     return changed ? this.getJob(jobIdValue) : undefined;
   }
@@ -256,18 +252,19 @@ export class Store {
     this.db.transaction(() => {
       this.q(`UPDATE jobs SET copy_node_id = NULL, copy_lease_expires_at = NULL WHERE copy_node_id IS NOT NULL AND copy_lease_expires_at < ?`).run(now);
       const expired = this.q(`SELECT * FROM jobs WHERE state = 'leased' AND lease_expires_at < ?`).all(now) as JobRow[];
-      for (const j of expired) {
-        if (j.copy_node_id) {
-          this.db
-            .prepare(`UPDATE jobs SET node_id = copy_node_id, lease_expires_at = copy_lease_expires_at, copy_node_id = NULL, copy_lease_expires_at = NULL WHERE id = ?`)
-            .run(j.id);
-        } else {
-          this.requeue([j.id], 'lease expired');
-          requeued.push(j);
-        }
-      }
+      for (const j of expired) if (!this.handToCopy(j, 'lease expired')) requeued.push(j);
     })();
     return requeued;
+  }
+
+  /** A job losing its holder goes to its straggler copy if it has one (true), else back to the queue. */
+  private handToCopy(j: JobRow, reason: string): boolean {
+    if (!j.copy_node_id) {
+      this.requeue([j.id], reason);
+      return false;
+    }
+    this.q(`UPDATE jobs SET node_id = copy_node_id, lease_expires_at = copy_lease_expires_at, copy_node_id = NULL, copy_lease_expires_at = NULL WHERE id = ?`).run(j.id);
+    return true;
   }
 
   requeue(jobIds: string[], reason: string): void {
@@ -285,15 +282,7 @@ export class Store {
     this.db.transaction(() => {
       this.q(`UPDATE jobs SET copy_node_id = NULL, copy_lease_expires_at = NULL WHERE copy_node_id = ? AND state = 'leased'`).run(nodeId);
       released = this.q(`SELECT * FROM jobs WHERE state = 'leased' AND node_id = ?`).all(nodeId) as JobRow[];
-      for (const j of released) {
-        if (j.copy_node_id) {
-          this.db
-            .prepare(`UPDATE jobs SET node_id = copy_node_id, lease_expires_at = copy_lease_expires_at, copy_node_id = NULL, copy_lease_expires_at = NULL WHERE id = ?`)
-            .run(j.id);
-        } else {
-          this.requeue([j.id], reason);
-        }
-      }
+      for (const j of released) this.handToCopy(j, reason);
     })();
     return released;
   }
@@ -316,13 +305,11 @@ export class Store {
       if (!job) return;
       const final = job.state === 'done' || job.state === 'skipped' || job.state === 'cancelled';
       const isCopy = job.copy_node_id === nodeId;
-      this.db
-        .prepare('INSERT INTO results (job_id, node_id, skipped, accepted, copy, at) VALUES (?, ?, ?, ?, ?, ?)')
+      this.q('INSERT INTO results (job_id, node_id, skipped, accepted, copy, at) VALUES (?, ?, ?, ?, ?, ?)')
         .run(job.id, nodeId, r.skipped ? 1 : 0, final ? 0 : 1, isCopy ? 1 : 0, now);
       if (final) return;
       if (job.state === 'leased') outcome.cancelOn = [job.node_id, job.copy_node_id].filter((n): n is string => !!n && n !== nodeId);
-      this.db
-        .prepare(
+      this.q(
           `UPDATE jobs SET state = ?, node_id = ?, image_key = ?, thumb_key = ?, render_ms = ?, finished_at = ?, lease_expires_at = NULL,
              copy_node_id = NULL, copy_lease_expires_at = NULL, error = NULL, result_model = ? WHERE id = ?`,
         )
@@ -389,22 +376,19 @@ export class Store {
       const error = failure.outOfMemory ? `out of memory on ${node.id} (${node.vramMb} MB): ${failure.error}` : failure.error;
       if (job.copy_node_id) {
         // The copy carries on as the job's only holder.
-        this.db
-          .prepare(
+        this.q(
             `UPDATE jobs SET node_id = copy_node_id, lease_expires_at = copy_lease_expires_at, copy_node_id = NULL, copy_lease_expires_at = NULL,
                excluded_nodes = ?, min_vram_mb = ?, error = ?, log_tail = ? WHERE id = ?`,
           )
           .run(JSON.stringify([...excluded]), minVram, error, failure.logTail, job.id);
       } else {
-        this.db
-          .prepare(
+        this.q(
             `UPDATE jobs SET state = ?, node_id = CASE WHEN ? THEN node_id ELSE NULL END, lease_expires_at = NULL, error = ?, log_tail = ?,
                not_before = ?, finished_at = ?, excluded_nodes = ?, min_vram_mb = ? WHERE id = ?`,
           )
           .run(final ? 'failed' : 'queued', final ? 1 : 0, error, failure.logTail, now + backoff, final ? now : null, JSON.stringify([...excluded]), minVram, job.id);
       }
-      this.db
-        .prepare(
+      this.q(
           `INSERT INTO sweep_blocklist (sweep_id, node_id, failures) VALUES (?, ?, 1)
            ON CONFLICT (sweep_id, node_id) DO UPDATE SET failures = failures + 1`,
         )
@@ -470,8 +454,7 @@ export class Store {
       if (!sweep || FINAL.includes(sweep.status)) return;
       running = this.jobs(sweepId, ['leased']);
       const now = this.now();
-      this.db
-        .prepare(`UPDATE jobs SET state = 'cancelled', finished_at = ?, lease_expires_at = NULL, copy_node_id = NULL, copy_lease_expires_at = NULL WHERE sweep_id = ? AND state IN ('queued', 'leased')`)
+      this.q(`UPDATE jobs SET state = 'cancelled', finished_at = ?, lease_expires_at = NULL, copy_node_id = NULL, copy_lease_expires_at = NULL WHERE sweep_id = ? AND state IN ('queued', 'leased')`)
         .run(now, sweepId);
       this.q(`UPDATE sweeps SET status = 'cancelled', finished_at = ? WHERE id = ?`).run(now, sweepId);
       this.enqueue(SUBJECTS.sweepCancelled, `sweep.cancelled.${sweepId}`, { sweepId, cancelledAt: new Date(now).toISOString() });
@@ -495,8 +478,7 @@ export class Store {
 
   /** Finished jobs' render times and finish times, newest first, for ETA. */
   recentFinishes(sweepId: string, limit = 200): { finished_at: number; render_ms: number | null; node_id: string | null }[] {
-    return this.db
-      .prepare(`SELECT finished_at, render_ms, node_id FROM jobs WHERE sweep_id = ? AND state IN ('done', 'skipped') ORDER BY finished_at DESC LIMIT ?`)
+    return this.q(`SELECT finished_at, render_ms, node_id FROM jobs WHERE sweep_id = ? AND state IN ('done', 'skipped') ORDER BY finished_at DESC LIMIT ?`)
       .all(sweepId, limit) as { finished_at: number; render_ms: number | null; node_id: string | null }[];
   }
 
@@ -512,8 +494,7 @@ export class Store {
 
   upsertNode(id: string, name: string, capabilities: unknown): void {
     const now = this.now();
-    this.db
-      .prepare(
+    this.q(
         `INSERT INTO nodes (id, name, capabilities_json, status, last_seen, connected_at) VALUES (?, ?, ?, 'online', ?, ?)
          ON CONFLICT (id) DO UPDATE SET name = excluded.name, capabilities_json = excluded.capabilities_json, status = 'online', last_seen = excluded.last_seen, connected_at = excluded.connected_at`,
       )
