@@ -49,6 +49,7 @@ async function coordinatorThroughput(): Promise<{ jobsPerSec: number; seconds: n
     NIGHTSHIFT_GRPC_PORT: String(grpcPort),
     NIGHTSHIFT_HTTP_PORT: '0',
     NIGHTSHIFT_MAX_JOBS: String(JOBS),
+    NIGHTSHIFT_PREFETCH_PER_SLOT: process.env.PREFETCH ?? '2',
   });
   const coordinator = await startCoordinator(config, createLogger('bench', 'error'));
   const sim = startProcess('sim', execPath, ['--import', 'tsx', SIM, `127.0.0.1:${grpcPort}`, String(NODES), 'coordinator']);

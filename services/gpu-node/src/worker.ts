@@ -198,6 +198,8 @@ export class Worker {
         onRetry: (err, attempt, delay) => this.opts.log.warn({ job: job.jobId, key, attempt, delayMs: Math.round(delay), err: String(err) }, 'upload failed, retrying'),
       });
     const stored = (async () => {
+      // Let the loop start the next render first: thumbnail encoding and request signing are CPU work.
+      await new Promise((r) => setImmediate(r));
       // Thumbnail first: the image's existence is what marks the render as stored.
       if (keys.thumb) await upload(keys.thumb, await makeThumbnail(png), 'image/webp');
       await upload(keys.image, png, 'image/png');
