@@ -24,6 +24,13 @@ if ! command -v nats-server >/dev/null 2>&1 && [ ! -x /usr/sbin/nats-server ]; t
   fi
 fi
 
+# iproute2 (`ip`) for test/netns, which builds hosts from network namespaces (skipped without it).
+if ! command -v ip >/dev/null 2>&1 && [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+  echo "==> installing iproute2 (for the network-namespace test)" >&2
+  apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2 >&2
+fi
+
 # Headless Chromium for test/browser (driven by playwright-core; never `npx playwright install`).
 if [ "${NIGHTSHIFT_SKIP_BROWSER:-}" != "1" ] && [ ! -x "${NIGHTSHIFT_CHROMIUM:-/usr/bin/chromium}" ]; then
   if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then

@@ -83,7 +83,7 @@ export function renders(farm: Farm): Map<string, string[]> {
 }
 
 export async function renderedEventCount(farm: Farm): Promise<number> {
-  const nc = await connect({ servers: farm.nats.url });
+  const nc = await connect({ servers: farm.nats.reachUrl });
   try {
     const info = await (await jetstreamManager(nc)).streams.info(STREAM, { subjects_filter: SUBJECTS.imageRendered });
     return info.state.subjects?.[SUBJECTS.imageRendered] ?? 0;

@@ -17,6 +17,26 @@ const ConfigSchema = z.object({
   NIGHTSHIFT_COORDINATOR: z.string().default('127.0.0.1:7070'),
   NIGHTSHIFT_API_TOKEN: z.string().optional(),
   NIGHTSHIFT_NODE_TOKEN: z.string().optional(),
+  /** Enrolled node tokens, comma-separated; revoking one = removing it (auth.ts). */
+  NIGHTSHIFT_NODE_TOKENS: z.string().optional(),
+  /** File of enrolled node tokens as `NAME sha256:HEX` lines (hashes only at rest); re-read when it changes. */
+  NIGHTSHIFT_NODE_TOKENS_FILE: z.string().optional(),
+  /** gRPC TLS (tls.ts): the coordinator serves TLS when cert and key (PEM files) are both set. */
+  NIGHTSHIFT_TLS_CERT: z.string().optional(),
+  NIGHTSHIFT_TLS_KEY: z.string().optional(),
+  /** Clients (gpu-nodes, SweepService programs) connect with TLS, trusting this CA (PEM file). */
+  NIGHTSHIFT_TLS_CA: z.string().optional(),
+  /** Name to expect in the coordinator's certificate when the address is an IP or another name. */
+  NIGHTSHIFT_TLS_SERVER_NAME: z.string().optional(),
+  /** mTLS: the coordinator requires client certificates signed by this CA (PEM file). */
+  NIGHTSHIFT_TLS_CLIENT_CA: z.string().optional(),
+  /** mTLS: this client's certificate and key (PEM files). */
+  NIGHTSHIFT_TLS_CLIENT_CERT: z.string().optional(),
+  NIGHTSHIFT_TLS_CLIENT_KEY: z.string().optional(),
+  /** gRPC keepalive ping interval on both ends; a dead link is noticed within about twice this. */
+  NIGHTSHIFT_GRPC_KEEPALIVE_MS: z.coerce.number().int().min(1_000).default(5_000),
+  /** gpu-node /metrics, /healthz, /readyz on this port (0: a free one); unset: no HTTP server. */
+  NIGHTSHIFT_NODE_METRICS_PORT: z.coerce.number().int().min(0).max(65535).optional(),
   NIGHTSHIFT_CLIP_MODEL: z.string().optional(),
   NIGHTSHIFT_DATA_DIR: z.string().default('.data'),
   NIGHTSHIFT_HTTP_HOST: z.string().default('127.0.0.1'),

@@ -7,3 +7,5 @@ export * from './png-text.js';
 export * from './a1111.js';
 export * from './files-route.js';
 export * from './retry.js';
+export * from './tls.js';
+export * from './ops.js';

@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { Storage } from '@nightshift/common';
 import { freePort, waitFor } from './ports.js';
 import { startProcess, type ManagedProcess } from './process.js';
-import { startNatsServer, type NatsServer } from './nats-server.js';
+import { startNatsServer, type NatsServer, type ServerPlacement } from './nats-server.js';
 import { startS3Server, type S3Server } from './s3-server.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -19,6 +19,23 @@ export const SERVICE_MAIN = {
   'gpu-node': join(ROOT, 'services/gpu-node/src/main.ts'),
   indexer: join(ROOT, 'services/indexer/src/main.ts'),
 } as const;
+
+/**
+ * A farm spread over several hosts (network namespaces, test/netns): the
+ * servers on one, each gpu-node on its own. Without it everything is on loopback.
+ */
+export interface FarmHosts {
+  /** Address the servers listen on (0.0.0.0 inside their namespace). */
+  bind: string;
+  /** Address the other hosts reach the servers at. */
+  serverAddress: string;
+  /** Command prefix for nats-server, s3rver, the coordinator and the indexer. */
+  serverPrefix: string[];
+  /** Command prefix for gpu-node i. */
+  nodePrefix(i: number): string[];
+  /** Where this process reaches a server port (a forwarder into the servers' namespace). */
+  reach(port: number): Promise<{ host: string; port: number }>;
+}
 
 export interface FarmOptions {
   dir: string;
@@ -31,6 +48,7 @@ export interface FarmOptions {
   clipModel?: string;
   echo?: boolean;
   ports?: { http?: number; grpc?: number; indexer?: number; nats?: number; s3?: number };
+  hosts?: FarmHosts;
 }
 
 export interface Farm {
@@ -51,8 +69,8 @@ export interface Farm {
   stop(): Promise<void>;
 }
 
-function tsMain(name: string, file: string, env: Record<string, string>, logFile: string, echo: boolean): ManagedProcess {
-  return startProcess(name, process.execPath, ['--import', 'tsx', file], { env: { ...process.env, ...env }, logFile, echo });
+function tsMain(name: string, file: string, env: Record<string, string>, logFile: string, echo: boolean, prefix?: string[]): ManagedProcess {
+  return startProcess(name, process.execPath, ['--import', 'tsx', file], { env: { ...process.env, ...env }, logFile, echo, prefix });
 }
 
 async function httpOk(url: string): Promise<boolean> {
@@ -63,8 +81,22 @@ async function httpOk(url: string): Promise<boolean> {
 export async function startFarm(opts: FarmOptions): Promise<Farm> {
   const dir = opts.dir;
   mkdirSync(join(dir, 'logs'), { recursive: true });
-  const nats = await startNatsServer(join(dir, 'nats'), { ...(opts.ports?.nats ? { port: opts.ports.nats } : {}), logFile: join(dir, 'logs/nats.log') });
-  const s3 = await startS3Server(join(dir, 's3'), { ...(opts.ports?.s3 ? { port: opts.ports.s3 } : {}), logFile: join(dir, 'logs/s3.log') });
+  const hosts = opts.hosts;
+  const server = hosts?.serverAddress ?? '127.0.0.1';
+  // Fresh namespaces have every port free, so ports picked here suit them too.
+  const natsPort = opts.ports?.nats ?? (await freePort());
+  const s3Port = opts.ports?.s3 ?? (await freePort());
+  const place = async (port: number, log: string): Promise<ServerPlacement> => ({
+    port,
+    logFile: join(dir, 'logs', log),
+    ...(hosts ? { bind: hosts.bind, host: hosts.serverAddress, prefix: hosts.serverPrefix, probe: await hosts.reach(port) } : {}),
+  });
+  const reachUrl = async (port: number) => {
+    const r = hosts ? await hosts.reach(port) : { host: '127.0.0.1', port };
+    return `http://${r.host}:${r.port}`;
+  };
+  const nats = await startNatsServer(join(dir, 'nats'), await place(natsPort, 'nats.log'));
+  const s3 = await startS3Server(join(dir, 's3'), await place(s3Port, 's3.log'));
   const httpPort = opts.ports?.http ?? (await freePort());
   const grpcPort = opts.ports?.grpc ?? (await freePort());
   const indexerPort = opts.ports?.indexer ?? (await freePort());
@@ -74,19 +106,20 @@ export async function startFarm(opts: FarmOptions): Promise<Farm> {
     NIGHTSHIFT_S3_ACCESS_KEY: s3.accessKey,
     NIGHTSHIFT_S3_SECRET_KEY: s3.secretKey,
     NIGHTSHIFT_S3_BUCKET: 'nightshift',
-    NIGHTSHIFT_COORDINATOR: `127.0.0.1:${grpcPort}`,
+    NIGHTSHIFT_COORDINATOR: `${server}:${grpcPort}`,
     NIGHTSHIFT_HTTP_PORT: String(httpPort),
     NIGHTSHIFT_GRPC_PORT: String(grpcPort),
     NIGHTSHIFT_INDEXER_PORT: String(indexerPort),
-    NIGHTSHIFT_INDEXER_URL: `http://127.0.0.1:${indexerPort}`,
+    NIGHTSHIFT_INDEXER_URL: `http://${server}:${indexerPort}`,
+    ...(hosts ? { NIGHTSHIFT_HTTP_HOST: hosts.bind } : {}),
     ...(opts.clipModel ? { NIGHTSHIFT_CLIP_MODEL: opts.clipModel } : {}),
     ...opts.env,
   };
-  const storage = new Storage({ endpoint: s3.endpoint, accessKey: s3.accessKey, secretKey: s3.secretKey, bucket: 'nightshift' });
+  const storage = new Storage({ endpoint: s3.reachEndpoint, accessKey: s3.accessKey, secretKey: s3.secretKey, bucket: 'nightshift' });
   await storage.ensureBucket();
   const echo = opts.echo ?? false;
-  const apiUrl = `http://127.0.0.1:${httpPort}`;
-  const indexerUrl = `http://127.0.0.1:${indexerPort}`;
+  const apiUrl = await reachUrl(httpPort);
+  const indexerUrl = await reachUrl(indexerPort);
 
   const farm: Farm = {
     dir,
@@ -96,12 +129,12 @@ export async function startFarm(opts: FarmOptions): Promise<Farm> {
     env,
     apiUrl,
     indexerUrl,
-    grpcAddress: `127.0.0.1:${grpcPort}`,
+    grpcAddress: `${server}:${grpcPort}`,
     coordinator: undefined as unknown as ManagedProcess,
     nodes: [],
     indexer: undefined,
     async startCoordinator() {
-      const p = tsMain('coordinator', SERVICE_MAIN.coordinator, { ...env, NIGHTSHIFT_DATA_DIR: join(dir, 'coordinator') }, join(dir, 'logs/coordinator.log'), echo);
+      const p = tsMain('coordinator', SERVICE_MAIN.coordinator, { ...env, NIGHTSHIFT_DATA_DIR: join(dir, 'coordinator') }, join(dir, 'logs/coordinator.log'), echo, hosts?.serverPrefix);
       await waitFor('coordinator /healthz', async () => {
         if (p.child.exitCode !== null) throw new Error(`coordinator exited:\n${p.output()}`);
         return httpOk(`${apiUrl}/healthz`);
@@ -116,12 +149,13 @@ export async function startFarm(opts: FarmOptions): Promise<Farm> {
         { ...env, NIGHTSHIFT_NODE_ID: `node-${i}`, NIGHTSHIFT_NODE_NAME: `node-${i}`, NIGHTSHIFT_DATA_DIR: join(dir, `node-${i}`), ...opts.nodeEnv?.(i) },
         join(dir, `logs/gpu-node-${i}.log`),
         echo,
+        hosts?.nodePrefix(i),
       );
       farm.nodes[i] = p;
       return p;
     },
     async startIndexer() {
-      const p = tsMain('indexer', SERVICE_MAIN.indexer, { ...env, NIGHTSHIFT_DATA_DIR: join(dir, 'indexer') }, join(dir, 'logs/indexer.log'), echo);
+      const p = tsMain('indexer', SERVICE_MAIN.indexer, { ...env, NIGHTSHIFT_DATA_DIR: join(dir, 'indexer') }, join(dir, 'logs/indexer.log'), echo, hosts?.serverPrefix);
       await waitFor('indexer /healthz', async () => {
         if (p.child.exitCode !== null) throw new Error(`indexer exited:\n${p.output()}`);
         return httpOk(`${indexerUrl}/healthz`);

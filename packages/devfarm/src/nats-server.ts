@@ -23,36 +23,60 @@ export function natsServerBinary(): string {
 }
 
 export interface NatsServer {
+  /** The URL services use. */
   url: string;
+  /** The URL this process uses (differs when the server runs in another network namespace). */
+  reachUrl: string;
   port: number;
   stop(): Promise<void>;
   start(): Promise<void>;
 }
 
-function tcpReady(port: number): Promise<boolean> {
+/** Ready when the server greets with INFO (a bare TCP connect could be a forwarder's). */
+function natsReady(host: string, port: number): Promise<boolean> {
   return new Promise((resolve) => {
-    const s = netConnect(port, '127.0.0.1');
-    s.once('connect', () => (s.destroy(), resolve(true)));
-    s.once('error', () => resolve(false));
+    const s = netConnect(port, host);
+    const done = (ok: boolean) => (s.destroy(), clearTimeout(t), resolve(ok));
+    const t = setTimeout(() => done(false), 1_000);
+    s.once('data', (b: Buffer) => done(b.toString('latin1').startsWith('INFO')));
+    s.once('error', () => done(false));
+    s.once('close', () => done(false));
   });
 }
 
-export async function startNatsServer(dir: string, opts: { port?: number; echo?: boolean; logFile?: string } = {}): Promise<NatsServer> {
+export interface ServerPlacement {
+  port?: number;
+  logFile?: string;
+  /** Listen address (default 127.0.0.1; 0.0.0.0 inside a network namespace). */
+  bind?: string;
+  /** Address other hosts use to reach the server (default 127.0.0.1). */
+  host?: string;
+  /** Command prefix, e.g. ['ip', 'netns', 'exec', 'srv']. */
+  prefix?: string[];
+  /** Where this process reaches the server, when it cannot at host:port (a forwarder into the namespace). */
+  probe?: { host: string; port: number };
+}
+
+export async function startNatsServer(dir: string, opts: ServerPlacement & { echo?: boolean } = {}): Promise<NatsServer> {
   const bin = natsServerBinary();
   const port = opts.port ?? (await freePort());
   const storeDir = join(dir, 'jetstream');
   mkdirSync(storeDir, { recursive: true });
   let proc: ManagedProcess | undefined;
+  const host = opts.host ?? '127.0.0.1';
+  const probe = opts.probe ?? { host, port };
   const server: NatsServer = {
-    url: `nats://127.0.0.1:${port}`,
+    url: `nats://${host}:${port}`,
+    reachUrl: `nats://${probe.host}:${probe.port}`,
     port,
     async start() {
-      proc = startProcess('nats-server', bin, ['-js', '-a', '127.0.0.1', '-p', String(port), '-sd', storeDir], {
+      proc = startProcess('nats-server', bin, ['-js', '-a', opts.bind ?? '127.0.0.1', '-p', String(port), '-sd', storeDir], {
         ...(opts.logFile ? { logFile: opts.logFile } : {}),
+        prefix: opts.prefix,
       });
       await waitFor(`nats-server on ${port}`, async () => {
         if (proc!.child.exitCode !== null) throw new Error(`nats-server exited: ${proc!.output()}`);
-        return tcpReady(port);
+        return natsReady(probe.host, probe.port);
       });
     },
     async stop() {

@@ -22,10 +22,13 @@ export interface StartOptions {
   logFile?: string;
   /** Also echo output to this process's stderr (for `up`). */
   echo?: boolean;
+  /** Run through this command, e.g. ['ip', 'netns', 'exec', 'host1'] (it must exec the rest, so signals reach it). */
+  prefix?: string[] | undefined;
 }
 
 export function startProcess(name: string, cmd: string, args: string[], opts: StartOptions = {}): ManagedProcess {
-  const child = spawn(cmd, args, { env: opts.env ?? process.env, cwd: opts.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  const [exe, ...argv] = [...(opts.prefix ?? []), cmd, ...args] as [string, ...string[]];
+  const child = spawn(exe, argv, { env: opts.env ?? process.env, cwd: opts.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
   const lines: string[] = [];
   let log: WriteStream | undefined;
   if (opts.logFile) log = createWriteStream(opts.logFile, { flags: 'a' });

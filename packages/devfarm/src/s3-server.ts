@@ -6,9 +6,13 @@ import { mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { freePort, waitFor } from './ports.js';
 import { startProcess, type ManagedProcess } from './process.js';
+import type { ServerPlacement } from './nats-server.js';
 
 export interface S3Server {
+  /** The endpoint services use. */
   endpoint: string;
+  /** The endpoint this process uses (differs when the server runs in another network namespace). */
+  reachEndpoint: string;
   port: number;
   accessKey: string;
   secretKey: string;
@@ -18,20 +22,26 @@ export interface S3Server {
 
 const MAIN = fileURLToPath(new URL('./s3-server-main.ts', import.meta.url));
 
-export async function startS3Server(dir: string, opts: { port?: number; logFile?: string } = {}): Promise<S3Server> {
+export async function startS3Server(dir: string, opts: ServerPlacement = {}): Promise<S3Server> {
   mkdirSync(dir, { recursive: true });
   const port = opts.port ?? (await freePort());
   let proc: ManagedProcess | undefined;
+  const host = opts.host ?? '127.0.0.1';
+  const probe = opts.probe ?? { host, port };
   const server: S3Server = {
-    endpoint: `http://127.0.0.1:${port}`,
+    endpoint: `http://${host}:${port}`,
+    reachEndpoint: `http://${probe.host}:${probe.port}`,
     port,
     accessKey: 'S3RVER',
     secretKey: 'S3RVER',
     async start() {
-      proc = startProcess('s3rver', process.execPath, ['--import', 'tsx', MAIN, String(port), dir], opts.logFile ? { logFile: opts.logFile } : {});
+      proc = startProcess('s3rver', process.execPath, ['--import', 'tsx', MAIN, String(port), dir, opts.bind ?? '127.0.0.1'], {
+        ...(opts.logFile ? { logFile: opts.logFile } : {}),
+        prefix: opts.prefix,
+      });
       await waitFor(`s3rver on ${port}`, async () => {
         if (proc!.child.exitCode !== null) throw new Error(`s3rver exited: ${proc!.output()}`);
-        const res = await fetch(`http://127.0.0.1:${port}/`).catch(() => undefined);
+        const res = await fetch(`${server.reachEndpoint}/`).catch(() => undefined);
         return res !== undefined;
       });
     },

@@ -8,8 +8,8 @@ import path from 'node:path';
 import { buildTinyClip, TINY_CLIP_NAME, tinyClipFiles } from './tiny-clip.js';
 
 export { buildTinyClip, TINY_CLIP_CONCEPTS, TINY_CLIP_DIM, TINY_CLIP_IMAGE_SIZE, TINY_CLIP_NAME, TINY_CLIP_VERSION, tinyClipFiles } from './tiny-clip.js';
-export { ClipEmbedder, cosine, normalise } from './embed.js';
-export type { ClipEmbedderOptions } from './embed.js';
+export { bilinearDown, ClipEmbedder, cosine, decodePlainPng, normalise, plainPngSize } from './embed.js';
+export type { ClipEmbedderOptions, HubOptions, PreparedImage } from './embed.js';
 export { attr, DataType, GraphBuilder } from './onnx-builder.js';
 export type { AttrValue, Dim, ModelOptions } from './onnx-builder.js';
 

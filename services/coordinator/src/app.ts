@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { serve, type ServerType } from '@hono/node-server';
 import { addService, NodeService, SweepService } from '@nightshift/proto';
-import { connectBus, ensureStream, Storage, withRetry, type Bus, type Config, type Logger } from '@nightshift/common';
+import { connectBus, ensureStream, grpcServerCredentials, natsCheck, s3Check, serverTlsMode, Storage, withRetry, type Bus, type Config, type Logger } from '@nightshift/common';
 import { PreviewStore } from './previews.js';
 import { openDb } from './db.js';
 import { Store } from './store.js';
@@ -18,6 +18,8 @@ import { OutboxPublisher } from './outbox.js';
 import { createHttpApp } from './http.js';
 import { sweepHandlers } from './sweep-grpc.js';
 import type { CoordinatorDeps } from './deps.js';
+import { NodeTokens } from './node-tokens.js';
+import { createCoordinatorMetrics } from './metrics.js';
 
 export interface RunningCoordinator {
   deps: CoordinatorDeps;
@@ -51,6 +53,8 @@ export async function startCoordinator(config: Config, log: Logger): Promise<Run
     return b;
   });
   const live = new Live();
+  const tokens = new NodeTokens({ token: config.NIGHTSHIFT_NODE_TOKEN, tokens: config.NIGHTSHIFT_NODE_TOKENS, file: config.NIGHTSHIFT_NODE_TOKENS_FILE }, log);
+  const metrics = createCoordinatorMetrics(db, () => hub.connectedNodeIds().length);
   const outbox = new OutboxPublisher(store, () => bus?.js, log);
   const hub = new NodeHub(
     store,
@@ -62,18 +66,22 @@ export async function startCoordinator(config: Config, log: Logger): Promise<Run
       nodeTimeoutMs: config.NIGHTSHIFT_NODE_TIMEOUT_MS,
       prefetchPerSlot: config.NIGHTSHIFT_PREFETCH_PER_SLOT,
       stragglerMinMs: config.NIGHTSHIFT_STRAGGLER_MIN_MS || Number.MAX_SAFE_INTEGER,
-      nodeToken: config.NIGHTSHIFT_NODE_TOKEN,
+      tokens,
+      observer: metrics.observer,
     },
     () => outbox.poke(),
     new PreviewStore(storage, log),
   );
-  const deps: CoordinatorDeps = { config, log, store, hub, live, outbox, storage };
+  const checks = { sqlite: () => db.prepare('SELECT 1').get(), nats: natsCheck(() => bus?.nc), s3: s3Check(storage) };
+  const deps: CoordinatorDeps = { config, log, store, hub, live, outbox, storage, ops: { registry: metrics.registry, checks } };
 
-  const grpcServer = new grpc.Server({ 'grpc.keepalive_time_ms': 10_000, 'grpc.keepalive_timeout_ms': 5_000, 'grpc.keepalive_permit_without_calls': 1 });
+  // Keepalive pings find a dead link (cable pulled, host gone) that TCP alone would not notice for minutes.
+  const keepalive = config.NIGHTSHIFT_GRPC_KEEPALIVE_MS;
+  const grpcServer = new grpc.Server({ 'grpc.keepalive_time_ms': keepalive, 'grpc.keepalive_timeout_ms': keepalive, 'grpc.keepalive_permit_without_calls': 1 });
   addService(grpcServer, NodeService, { connect: hub.handle });
   addService(grpcServer, SweepService, sweepHandlers(deps));
   const grpcPort = await new Promise<number>((resolve, reject) =>
-    grpcServer.bindAsync(`${config.NIGHTSHIFT_HTTP_HOST}:${config.NIGHTSHIFT_GRPC_PORT}`, grpc.ServerCredentials.createInsecure(), (err, port) =>
+    grpcServer.bindAsync(`${config.NIGHTSHIFT_HTTP_HOST}:${config.NIGHTSHIFT_GRPC_PORT}`, grpcServerCredentials(config), (err, port) =>
       err ? reject(err) : resolve(port),
     ),
   );
@@ -86,7 +94,7 @@ export async function startCoordinator(config: Config, log: Logger): Promise<Run
 
   outbox.start();
   hub.start();
-  log.info({ httpPort, grpcPort, dataDir: config.NIGHTSHIFT_DATA_DIR }, 'coordinator ready');
+  log.info({ httpPort, grpcPort, dataDir: config.NIGHTSHIFT_DATA_DIR, grpcTls: serverTlsMode(config), nodeTokens: tokens.enabled ? tokens.size : 'none (open)' }, 'coordinator ready');
 
   return {
     deps,

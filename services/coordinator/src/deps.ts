@@ -1,5 +1,5 @@
 /** Everything the coordinator's handlers need, named in one place (Flamenco style). */
-import type { Config, Logger, Storage } from '@nightshift/common';
+import type { Config, Logger, Ops, Storage } from '@nightshift/common';
 import type { Store } from './store.js';
 import type { NodeHub } from './node-hub.js';
 import type { Live } from './live.js';
@@ -13,4 +13,6 @@ export interface CoordinatorDeps {
   live: Live;
   outbox: Pick<OutboxPublisher, 'poke'>;
   storage: Storage;
+  /** /metrics and /readyz (absent in handler unit tests). */
+  ops?: Ops;
 }

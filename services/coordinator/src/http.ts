@@ -8,7 +8,7 @@ import { bodyLimit } from 'hono/body-limit';
 import { streamSSE } from 'hono/streaming';
 import { HTTPException } from 'hono/http-exception';
 import { SpecError } from '@nightshift/sweep';
-import { filesRoute } from '@nightshift/common';
+import { filesRoute, opsRoutes } from '@nightshift/common';
 import type { CoordinatorDeps } from './deps.js';
 import type { LiveEvent } from './live.js';
 
@@ -26,21 +26,28 @@ export function createHttpApp(deps: CoordinatorDeps): Hono {
   const fileUrl = (c: Context) => (key: string) => `${new URL(c.req.url).origin}/files/${key}`;
 
   app.get('/healthz', (c) => c.json({ ok: true }));
+  if (deps.ops) opsRoutes(app, deps.ops);
 
-  app.post('/api/sweeps', bodyLimit({ maxSize: 1024 * 1024, onError: (c) => c.json({ error: 'request body too large (limit 1 MiB)', details: [] }, 413) }), async (c) => {
-    let body: unknown;
-    try {
-      body = await c.req.json();
-    } catch {
-      return c.json({ error: 'request body is not valid JSON', details: [] }, 400);
-    }
-    try {
-      return c.json(submitSweep(deps, body), 201);
-    } catch (err) {
-      if (err instanceof SpecError) return c.json({ error: err.message, details: err.details }, 400);
-      throw err;
-    }
-  });
+  /** JSON body in, 201 out; malformed JSON and spec errors become readable 400s, oversize bodies 413. */
+  const submitRoute = (run: (body: unknown) => unknown) => [
+    bodyLimit({ maxSize: 1024 * 1024, onError: (c) => c.json({ error: 'request body too large (limit 1 MiB)', details: [] }, 413) }),
+    async (c: Context) => {
+      let body: unknown;
+      try {
+        body = await c.req.json();
+      } catch {
+        return c.json({ error: 'request body is not valid JSON', details: [] }, 400);
+      }
+      try {
+        return c.json(await run(body), 201);
+      } catch (err) {
+        if (err instanceof SpecError) return c.json({ error: err.message, details: err.details }, 400);
+        throw err;
+      }
+    },
+  ] as const;
+
+  app.post('/api/sweeps', ...submitRoute((body) => submitSweep(deps, body)));
 
   app.get('/api/sweeps', (c) => c.json({ sweeps: deps.store.listSweeps().map((s) => sweepView(deps, s)) }));
 
@@ -106,20 +113,7 @@ export function createHttpApp(deps: CoordinatorDeps): Hono {
     return c.json(sweepView(deps, deps.store.getSweep(id)!));
   });
 
-  app.post('/api/upscale', bodyLimit({ maxSize: 1024 * 1024 }), async (c) => {
-    let body: unknown;
-    try {
-      body = await c.req.json();
-    } catch {
-      return c.json({ error: 'request body is not valid JSON', details: [] }, 400);
-    }
-    try {
-      return c.json(await submitUpscale(deps, body), 201);
-    } catch (err) {
-      if (err instanceof SpecError) return c.json({ error: err.message, details: err.details }, 400);
-      throw err;
-    }
-  });
+  app.post('/api/upscale', ...submitRoute((body) => submitUpscale(deps, body)));
 
   app.get('/api/nodes', (c) => {
     const connected = new Set(deps.hub.connectedNodeIds());
@@ -188,8 +182,11 @@ export function createHttpApp(deps: CoordinatorDeps): Hono {
     }
   };
   app.get('/api/search', proxy);
-  app.put('/api/favorites/:key', proxy);
-  app.delete('/api/favorites/:key', proxy);
+  app.get('/api/favorites', proxy);
+  app.get('/api/images/:key{.+}', proxy);
+  app.put('/api/favorites/:key{.+}', proxy);
+  app.delete('/api/favorites/:key{.+}', proxy);
+  app.post('/api/reindex', proxy);
 
   app.route('/', createDashboard(deps));
 

@@ -4,7 +4,6 @@
  * prefetch capacity, renews leases on heartbeats, records results and
  * failures, marks silent nodes down, and duplicates stragglers onto idle nodes.
  */
-import { timingSafeEqual } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import { create, type MessageInitShape } from '@bufbuild/protobuf';
 import { ConnectResponseSchema, type Capabilities, type ConnectRequest, type ConnectResponse, type JobCompleted } from '@nightshift/proto';
@@ -13,6 +12,15 @@ import type { JobRow, Store } from './store.js';
 import { Scheduler, type NodeCaps } from './scheduler.js';
 import type { Live } from './live.js';
 import type { PreviewStore } from './previews.js';
+import { NodeTokens } from './node-tokens.js';
+
+/** Hooks for the metrics (metrics.ts); every one optional. */
+export interface HubObserver {
+  leased?(count: number): void;
+  completed?(renderMs: number, skipped: boolean): void;
+  nodeDown?(requeued: number): void;
+  refused?(reason: string): void;
+}
 
 export interface HubOptions {
   leaseMs: number;
@@ -24,6 +32,9 @@ export interface HubOptions {
   /** A job may be duplicated onto an idle node once it has run this long (and 3× the sweep's median). */
   stragglerMinMs: number;
   nodeToken?: string | undefined;
+  /** Enrolled node tokens (node-tokens.ts); defaults to nodeToken alone. */
+  tokens?: NodeTokens | undefined;
+  observer?: HubObserver | undefined;
 }
 
 type ResponseInit = NonNullable<MessageInitShape<typeof ConnectResponseSchema>['msg']>;
@@ -35,6 +46,8 @@ interface Session {
   slots: number;
   lastSeen: number;
   call: grpc.ServerDuplexStream<ConnectRequest, ConnectResponse>;
+  /** The enrolled token it connected with (by name), so revoking it drops the session. */
+  tokenName: string;
 }
 
 export class NodeHub {
@@ -44,8 +57,13 @@ export class NodeHub {
   /** Node messages received this event-loop turn, handled together (group commit). */
   private inbox: { call: Session['call']; get: () => Session | undefined; set: (s: Session | undefined) => void; req: ConnectRequest }[] = [];
   private flushScheduled = false;
+  /** Nodes whose stream ended, by when they were last heard from. */
+  private readonly disconnectedAt = new Map<string, number>();
   /** While a batch's transaction is open, messages to nodes wait here until it commits. */
   private outgoing: [Session, ResponseInit][] | undefined;
+  private readonly tokens: NodeTokens;
+  private tokensRevision: number;
+  private readonly tokenOf = new WeakMap<Session['call'], string>();
 
   constructor(
     private readonly store: Store,
@@ -56,6 +74,8 @@ export class NodeHub {
     private readonly previews?: PreviewStore,
   ) {
     this.scheduler = new Scheduler(store.db);
+    this.tokens = opts.tokens ?? new NodeTokens({ token: opts.nodeToken }, log);
+    this.tokensRevision = this.tokens.revision;
   }
 
   start(): void {
@@ -83,8 +103,13 @@ export class NodeHub {
 
   private tickNow(): void {
     const now = Date.now();
+    this.dropRevoked();
     for (const s of [...this.sessions.values()]) {
       if (now - s.lastSeen > this.opts.nodeTimeoutMs) this.nodeDown(s, `silent for ${now - s.lastSeen} ms`);
+    }
+    // A node whose stream broke gets the same timeout to come back before its work moves.
+    for (const [nodeId, since] of [...this.disconnectedAt]) {
+      if (now - since > this.opts.nodeTimeoutMs) this.markDown(nodeId, `disconnected for ${now - since} ms`);
     }
     this.relaxExclusions();
     const expired = this.store.expireLeases();
@@ -130,13 +155,14 @@ export class NodeHub {
     const now = Date.now();
     const targets = only ? [this.sessions.get(only)].filter((s): s is Session => !!s) : [...this.sessions.values()];
     for (const s of targets) {
-      const held = this.store.leasedTo(s.nodeId).length;
+      const held = this.store.heldCount(s.nodeId);
       let free = s.slots * this.opts.prefetchPerSlot - held;
       const touched = new Set<string>();
       while (free > 0) {
         const id = this.scheduler.pick(s.nodeId, s.caps, now);
         const job = id ? this.store.lease([id], s.nodeId, this.opts.leaseMs)[0] : undefined;
         if (!job) break;
+        this.opts.observer?.leased?.(1);
         this.send(s, assignment(job));
         touched.add(job.sweep_id);
         free--;
@@ -156,6 +182,7 @@ export class NodeHub {
     if (now - (job.started_at ?? now) < 3 * median) return;
     const copy = this.store.leaseCopy(id, s.nodeId, this.opts.leaseMs);
     if (!copy) return;
+    this.opts.observer?.leased?.(1);
     this.log.info({ job: id, slowNode: copy.node_id, copyNode: s.nodeId, runningMs: now - (job.started_at ?? now) }, 'straggler duplicated onto an idle node');
     this.send(s, assignment(copy));
   }
@@ -230,22 +257,33 @@ export class NodeHub {
     });
   }
 
-  private authorized(call: grpc.ServerDuplexStream<ConnectRequest, ConnectResponse>): boolean {
-    const token = this.opts.nodeToken;
-    if (!token) return true;
-    const header = String(call.metadata.get('authorization')[0] ?? '');
-    const given = Buffer.from(header.replace(/^Bearer\s+/i, ''));
-    const want = Buffer.from(token);
-    return given.length === want.length && timingSafeEqual(given, want);
+  /** Sessions whose token was revoked (removed from the tokens file) are dropped; the node's reconnect is then refused. */
+  private dropRevoked(): void {
+    this.tokens.refresh();
+    if (this.tokens.revision === this.tokensRevision) return;
+    this.tokensRevision = this.tokens.revision;
+    for (const s of [...this.sessions.values()]) {
+      if (this.tokens.has(s.tokenName)) continue;
+      this.log.warn({ node: s.nodeId, tokenName: s.tokenName }, 'node token revoked: session closed');
+      this.sessions.delete(s.nodeId);
+      this.store.setNodeStatus(s.nodeId, 'offline');
+      this.live.emit({ type: 'node', nodeId: s.nodeId, status: 'offline' });
+      s.call.emit('error', { code: grpc.status.UNAUTHENTICATED, details: 'node token revoked' });
+    }
   }
 
   /** grpc-js handler for NodeService.Connect. */
   handle = (call: grpc.ServerDuplexStream<ConnectRequest, ConnectResponse>): void => {
-    if (!this.authorized(call)) {
-      this.log.warn({ peer: call.getPeer() }, 'node refused: missing or unknown node token');
-      call.emit('error', { code: grpc.status.UNAUTHENTICATED, details: 'unknown or missing node token' });
+    const auth = this.tokens.check(String(call.metadata.get('authorization')[0] ?? ''));
+    if (!auth.ok) {
+      // The reason and a fingerprint of the token's hash, never the token itself.
+      const claimed = String(call.metadata.get('x-nightshift-node')[0] ?? '') || undefined;
+      this.log.warn({ peer: call.getPeer(), node: claimed, reason: auth.reason, fingerprint: auth.fingerprint }, 'node refused: bad node token');
+      this.opts.observer?.refused?.(auth.reason);
+      call.emit('error', { code: grpc.status.UNAUTHENTICATED, details: `node token refused (${auth.reason}): enrol this node with a token the coordinator knows (README "Node enrolment")` });
       return;
     }
+    this.tokenOf.set(call, auth.name);
     let session: Session | undefined;
     call.on('data', (req: ConnectRequest) => {
       this.inbox.push({ call, get: () => session, set: (s) => (session = s), req });
@@ -259,7 +297,8 @@ export class NodeHub {
       this.sessions.delete(session.nodeId);
       this.store.setNodeStatus(session.nodeId, 'offline');
       this.live.emit({ type: 'node', nodeId: session.nodeId, status: 'offline' });
-      this.log.info({ node: session.nodeId }, 'node disconnected; its leases run out unless it returns');
+      this.disconnectedAt.set(session.nodeId, session.lastSeen);
+      this.log.info({ node: session.nodeId }, 'node disconnected; its work moves unless it returns within the node timeout');
       session = undefined;
     };
     call.on('end', () => {
@@ -273,16 +312,23 @@ export class NodeHub {
   /** A node that stopped heartbeating: its work goes back to the queue now. */
   private nodeDown(s: Session, why: string): void {
     this.sessions.delete(s.nodeId);
-    this.store.setNodeStatus(s.nodeId, 'offline');
-    const released = this.store.releaseNode(s.nodeId, `node ${s.nodeId} down: ${why}`);
-    this.outboxNode(SUBJECTS.nodeDown, s.nodeId, { why, requeued: released.length });
-    this.log.warn({ node: s.nodeId, why, requeued: released.length }, 'node marked down, jobs requeued');
-    this.live.emit({ type: 'node', nodeId: s.nodeId, status: 'down' });
+    this.markDown(s.nodeId, why);
     try {
       s.call.end();
     } catch {
       /* the stream may already be gone */
     }
+  }
+
+  /** Requeues what a node held and tells the world it is down. */
+  private markDown(nodeId: string, why: string): void {
+    this.disconnectedAt.delete(nodeId);
+    this.store.setNodeStatus(nodeId, 'offline');
+    const released = this.store.releaseNode(nodeId, `node ${nodeId} down: ${why}`);
+    this.outboxNode(SUBJECTS.nodeDown, nodeId, { why, requeued: released.length });
+    this.log.warn({ node: nodeId, why, requeued: released.length }, 'node marked down, jobs requeued');
+    this.opts.observer?.nodeDown?.(released.length);
+    this.live.emit({ type: 'node', nodeId, status: 'down' });
   }
 
   private outboxNode(subject: string, nodeId: string, extra: Record<string, unknown>): void {
@@ -351,6 +397,7 @@ export class NodeHub {
     const outcome = this.store.completeJob(v.jobId, nodeId, { imageKey: v.imageKey, thumbKey: v.thumbKey, renderMs: v.renderMs, skipped: v.skipped, model: v.model || undefined });
     for (const other of outcome.cancelOn) this.cancelOn(other, v.jobId, 'another node finished this job first');
     if (!outcome.accepted) return;
+    this.opts.observer?.completed?.(v.renderMs, v.skipped);
     const job = this.store.getJob(v.jobId);
     if (!job) return;
     this.live.emit({ type: 'job', sweepId: job.sweep_id, jobId: job.id, state: job.state });
@@ -387,10 +434,12 @@ export class NodeHub {
       slots: Math.max(1, caps.slots || 1),
       lastSeen: Date.now(),
       call,
+      tokenName: this.tokenOf.get(call) ?? 'open',
     };
     const previous = this.sessions.get(nodeId);
     if (previous && previous.call !== call) previous.call.end();
     this.sessions.set(nodeId, s);
+    this.disconnectedAt.delete(nodeId);
     this.store.upsertNode(nodeId, s.name, { gpuName: caps.gpuName, vramMb: Number(caps.vramMb), backends: s.caps.backends, models: s.caps.models, slots: s.slots });
     this.send(s, { case: 'registered', value: { nodeId, heartbeatIntervalMs: this.opts.heartbeatMs, leaseMs: this.opts.leaseMs } });
     // Results first: a job finished while we were apart is done, not lost.

@@ -195,6 +195,11 @@ export class Store {
     return this.q(`SELECT * FROM jobs WHERE state = 'leased' AND (node_id = ? OR copy_node_id = ?)`).all(nodeId, nodeId) as JobRow[];
   }
 
+  /** How many jobs a node holds (leased or copies): its used prefetch capacity. */
+  heldCount(nodeId: string): number {
+    return (this.q(`SELECT COUNT(*) AS n FROM jobs WHERE state = 'leased' AND (node_id = ? OR copy_node_id = ?)`).get(nodeId, nodeId) as { n: number }).n;
+  }
+
   /** Marks jobs leased to a node; the caller chose them with the scheduler. */
   lease(jobIds: string[], nodeId: string, leaseMs: number): JobRow[] {
     const now = this.now();

@@ -18,6 +18,11 @@ export interface ConnectionOptions {
   name: string;
   capabilities: { gpuName: string; vramMb: number; backends: string[]; models: string[]; slots: number };
   token?: string | undefined;
+  /** TLS (tls.ts grpcClientCredentials); insecure when absent. */
+  credentials?: grpc.ChannelCredentials;
+  channelOptions?: grpc.ChannelOptions;
+  /** Keepalive ping interval: how soon a dead link is noticed (about twice this). */
+  keepaliveMs?: number;
   heldJobIds: () => string[];
   onAssign: (job: JobAssignment) => void;
   onCancel: (jobId: string) => void;
@@ -39,10 +44,15 @@ export class Connection {
   onRegistered: (() => void) | undefined;
 
   constructor(private readonly opts: ConnectionOptions) {
-    this.client = createClient(NodeService, opts.address, grpc.credentials.createInsecure(), {
-      'grpc.keepalive_time_ms': 5_000,
-      'grpc.keepalive_timeout_ms': 5_000,
+    const keepalive = opts.keepaliveMs ?? 5_000;
+    this.client = createClient(NodeService, opts.address, opts.credentials ?? grpc.credentials.createInsecure(), {
+      ...opts.channelOptions,
+      'grpc.keepalive_time_ms': keepalive,
+      'grpc.keepalive_timeout_ms': keepalive,
       'grpc.keepalive_permit_without_calls': 1,
+      // Reconnect attempts are paced by open()'s own backoff, not grpc-js's longer default one.
+      'grpc.initial_reconnect_backoff_ms': 250,
+      'grpc.max_reconnect_backoff_ms': 5_000,
     });
   }
 
@@ -83,6 +93,8 @@ export class Connection {
     if (this.closed) return;
     const meta = new grpc.Metadata();
     if (this.opts.token) meta.set('authorization', `Bearer ${this.opts.token}`);
+    // Lets the coordinator name the node when it refuses its token.
+    meta.set('x-nightshift-node', this.opts.nodeId);
     const stream = this.client.connect(meta);
     this.stream = stream;
     const c = this.opts.capabilities;

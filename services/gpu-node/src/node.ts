@@ -1,16 +1,19 @@
 /** Wires a gpu-node: backends, storage, worker and the coordinator connection. */
 import { hostname } from 'node:os';
-import { Storage, type Config, type Logger } from '@nightshift/common';
+import { grpcClientCredentials, Storage, type Config, type Logger } from '@nightshift/common';
 import type { Backend } from './backends/backend.js';
 import { backendsFromEnv } from './backends/registry.js';
 import { Connection } from './connection.js';
 import { Worker } from './worker.js';
 import { parseFaults } from './faults.js';
+import { createNodeMetrics, startNodeOpsServer } from './metrics.js';
 
 export interface RunningNode {
   nodeId: string;
   worker: Worker;
   connection: Connection;
+  /** Port of /metrics, /healthz, /readyz (NIGHTSHIFT_NODE_METRICS_PORT), if enabled. */
+  metricsPort: number | undefined;
   stop(): Promise<void>;
 }
 
@@ -28,17 +31,26 @@ export async function startNode(config: Config, log: Logger, backends = defaultB
     bucket: config.NIGHTSHIFT_S3_BUCKET,
   });
   let connection: Connection | undefined;
+  const connected = () => connection?.connected ?? false;
+  const metrics = createNodeMetrics(nodeId, () => worker.heldJobIds().length, connected);
   const worker = new Worker({
     nodeId,
     slots: config.NIGHTSHIFT_NODE_SLOTS,
     backends,
     storage,
     log,
-    report: (r) => connection?.report(r),
+    report: (r) => {
+      metrics.observe(r);
+      connection?.report(r);
+    },
     faults: parseFaults(process.env.NIGHTSHIFT_FAULTS),
   });
+  const tls = grpcClientCredentials(config);
   connection = new Connection({
     address: config.NIGHTSHIFT_COORDINATOR,
+    credentials: tls.credentials,
+    channelOptions: tls.options,
+    keepaliveMs: config.NIGHTSHIFT_GRPC_KEEPALIVE_MS,
     nodeId,
     name: config.NIGHTSHIFT_NODE_NAME ?? nodeId,
     capabilities: {
@@ -55,15 +67,18 @@ export async function startNode(config: Config, log: Logger, backends = defaultB
     log,
   });
   if (process.env.NIGHTSHIFT_FAULTS) log.warn({ faults: process.env.NIGHTSHIFT_FAULTS }, 'FAULT INJECTION ENABLED (tests only)');
+  const ops = config.NIGHTSHIFT_NODE_METRICS_PORT === undefined ? undefined : await startNodeOpsServer(config.NIGHTSHIFT_HTTP_HOST, config.NIGHTSHIFT_NODE_METRICS_PORT, metrics, storage, connected);
   worker.start();
   connection.start();
-  log.info({ nodeId, backends: [...backends.keys()], coordinator: config.NIGHTSHIFT_COORDINATOR }, 'gpu-node started');
+  log.info({ nodeId, backends: [...backends.keys()], coordinator: config.NIGHTSHIFT_COORDINATOR, tls: !!config.NIGHTSHIFT_TLS_CA, metricsPort: ops?.port }, 'gpu-node started');
   return {
     nodeId,
     worker,
     connection,
+    metricsPort: ops?.port,
     async stop() {
       connection.close();
+      await ops?.close();
       await worker.stop();
       // Generators still running (a stop mid-job) are killed with their process groups.
       await Promise.all([...backends.values()].map((b) => b.close?.()));

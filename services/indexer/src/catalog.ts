@@ -1,13 +1,40 @@
 /**
- * The indexer's durable side: one SQLite row per renderKey with the image's
- * metadata, the model that embedded it, and the vector itself. The in-memory
- * search index is rebuilt from here at start, so this table is the index's
- * source of truth on disk (and S3 remains the source of truth above it).
+ * The indexer's durable side, in SQLite beside the vector index file: one row
+ * per renderKey with the image's metadata, the model that embedded it and the
+ * vector itself. This table, not the usearch file, is what a restart trusts:
+ * the HNSW file is a snapshot that is validated against it and caught up (or
+ * rebuilt) from it. S3 stays the source of truth above both (`reindex`).
+ *
+ * Favorites and upscale variants live in tables of their own keyed by
+ * renderKey, so a rebuild from the bucket keeps them.
  */
 import Database from 'better-sqlite3';
-import type { ImageRenderedEvent } from '@nightshift/common';
 
-export interface CatalogEntry {
+/** What the indexer knows about one rendered image, from its event or from the bucket. */
+export interface ImageMeta {
+  renderKey: string;
+  key: string;
+  sweepId: string;
+  jobId: string;
+  prompt: string;
+  seed: number;
+  params: Record<string, unknown>;
+  backend: string;
+  /** The generator's model (not the CLIP model). */
+  renderModel: string;
+  node: string;
+  createdAt: string;
+  /**
+   * When S3 stored the image (its Last-Modified, whole seconds): the order
+   * both the event path and a rebuild from the bucket can see, so it is what
+   * "earlier" means for near-duplicates. Empty: not known yet.
+   */
+  storedAt: string;
+  source: 'event' | 'bucket';
+}
+
+export interface CatalogRow {
+  id: number;
   render_key: string;
   key: string;
   sweep_id: string;
@@ -15,92 +42,396 @@ export interface CatalogEntry {
   prompt: string;
   seed: number;
   params_json: string;
+  backend: string;
+  render_model: string;
   node: string;
+  created_at: string;
+  stored_at: string;
+  model: string;
+  vector: Buffer;
+  seq: number;
+  dup_of: number | null;
+  dup_distance: number | null;
+  dup_checked: number;
+  source: string;
+  gen: number;
+}
+
+/** A row without its vector, for results. */
+export type CatalogInfo = Omit<CatalogRow, 'vector'>;
+
+/** Metadata filters; every one is optional. */
+export interface Filter {
+  model: string;
+  sweep?: string | undefined;
+  prompt?: string | undefined;
+  favorites?: boolean | undefined;
+  from?: string | undefined;
+  to?: string | undefined;
+  hideDuplicates?: boolean | undefined;
+}
+
+export interface Variant {
+  key: string;
+  render_key: string;
+  source_key: string;
   model: string;
   created_at: string;
-  favorite: number;
-  vector: Buffer;
+}
+
+const SCHEMA_VERSION = 1;
+const INFO_COLUMNS =
+  'id, render_key, key, sweep_id, job_id, prompt, seed, params_json, backend, render_model, node, created_at, stored_at, model, seq, dup_of, dup_distance, dup_checked, source, gen';
+
+/** ISO-8601 in UTC with milliseconds, so that text comparison is time order; unparseable text stays as it is. */
+export function isoTime(s: string): string {
+  const t = Date.parse(s);
+  return Number.isNaN(t) ? s : new Date(t).toISOString();
+}
+
+export function vectorBlob(v: Float32Array): Buffer {
+  return Buffer.from(v.buffer, v.byteOffset, v.byteLength);
+}
+
+export function blobVector(b: Buffer): Float32Array {
+  // Copy: the Buffer may be unaligned for a Float32Array view.
+  return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
 }
 
 export class Catalog {
   readonly db: Database.Database;
+  private readonly stmts;
 
   constructor(file: string) {
     this.db = new Database(file);
     this.db.pragma('journal_mode = WAL');
-    this.db.pragma('synchronous = NORMAL');
-    this.db.exec(`
-      CREATE TABLE IF NOT EXISTS images (
-        render_key TEXT PRIMARY KEY,
-        key TEXT NOT NULL,
-        sweep_id TEXT NOT NULL,
-        job_id TEXT NOT NULL,
-        prompt TEXT NOT NULL,
-        seed INTEGER NOT NULL,
-        params_json TEXT NOT NULL,
-        node TEXT NOT NULL,
-        model TEXT NOT NULL,
-        created_at TEXT NOT NULL,
-        favorite INTEGER NOT NULL DEFAULT 0,
-        vector BLOB NOT NULL
-      );
-      CREATE INDEX IF NOT EXISTS images_sweep ON images (sweep_id);
-    `);
+    // FULL: a committed batch survives power loss too, and events are acked only after the commit.
+    this.db.pragma('synchronous = FULL');
+    this.db.pragma('busy_timeout = 5000');
+    this.migrate();
+    this.stmts = {
+      upsert: this.db.prepare(`
+        INSERT INTO images (render_key, key, sweep_id, job_id, prompt, seed, params_json, backend, render_model, node, created_at, stored_at, model, vector, seq, source, gen, dup_checked)
+        VALUES (@render_key, @key, @sweep_id, @job_id, @prompt, @seed, @params_json, @backend, @render_model, @node, @created_at, @stored_at, @model, @vector, @seq, @source, @gen, 0)
+        ON CONFLICT (render_key) DO UPDATE SET key = excluded.key, sweep_id = excluded.sweep_id, job_id = excluded.job_id,
+          prompt = excluded.prompt, seed = excluded.seed, params_json = excluded.params_json, backend = excluded.backend,
+          render_model = excluded.render_model, node = CASE WHEN excluded.node = '' THEN images.node ELSE excluded.node END,
+          created_at = CASE WHEN excluded.source = 'bucket' AND images.source = 'event' THEN images.created_at ELSE excluded.created_at END,
+          stored_at = CASE WHEN excluded.stored_at = '' THEN images.stored_at ELSE excluded.stored_at END,
+          model = excluded.model, vector = excluded.vector, seq = excluded.seq, gen = excluded.gen, dup_checked = 0,
+          source = CASE WHEN images.source = 'event' THEN 'event' ELSE excluded.source END
+        RETURNING id`),
+      byRenderKey: this.db.prepare(`SELECT ${INFO_COLUMNS} FROM images WHERE render_key = ?`),
+      byId: this.db.prepare(`SELECT ${INFO_COLUMNS} FROM images WHERE id = ?`),
+      vectorById: this.db.prepare('SELECT vector FROM images WHERE id = ?').pluck(),
+      variantByKey: this.db.prepare('SELECT render_key FROM variants WHERE key = ?').pluck(),
+      setDup: this.db.prepare('UPDATE images SET dup_of = ?, dup_distance = ?, dup_checked = 1 WHERE id = ?'),
+      getMeta: this.db.prepare('SELECT v FROM meta WHERE k = ?').pluck(),
+      setMeta: this.db.prepare('INSERT INTO meta (k, v) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v'),
+    };
   }
 
-  /** Inserts or replaces entries by renderKey in one transaction; favorites survive re-indexing. */
-  upsert(items: { event: ImageRenderedEvent; model: string; vector: Float32Array }[]): void {
-    const stmt = this.db.prepare(`
-      INSERT INTO images (render_key, key, sweep_id, job_id, prompt, seed, params_json, node, model, created_at, vector)
-      VALUES (@render_key, @key, @sweep_id, @job_id, @prompt, @seed, @params_json, @node, @model, @created_at, @vector)
-      ON CONFLICT (render_key) DO UPDATE SET key = excluded.key, sweep_id = excluded.sweep_id, job_id = excluded.job_id,
-        prompt = excluded.prompt, seed = excluded.seed, params_json = excluded.params_json, node = excluded.node,
-        model = excluded.model, created_at = excluded.created_at, vector = excluded.vector`);
+  /** Version 0 was the walking skeleton's table (render_key primary key, favorite column, no id). */
+  private migrate(): void {
+    const version = this.db.pragma('user_version', { simple: true }) as number;
+    if (version === SCHEMA_VERSION) return;
+    if (version > SCHEMA_VERSION) throw new Error(`indexer catalog has schema version ${version}, newer than this indexer (${SCHEMA_VERSION})`);
+    const hadV0 = !!this.db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'images'").get();
     this.db.transaction(() => {
-      for (const { event: e, model, vector } of items) {
-        stmt.run({
-          render_key: e.renderKey,
-          key: e.key,
-          sweep_id: e.sweepId,
-          job_id: e.jobId,
-          prompt: e.prompt,
-          seed: e.seed,
-          params_json: JSON.stringify(e.params),
-          node: e.node,
-          model,
-          created_at: e.createdAt,
-          vector: Buffer.from(vector.buffer, vector.byteOffset, vector.byteLength),
-        });
+      if (hadV0) this.db.exec('ALTER TABLE images RENAME TO images_v0; DROP INDEX IF EXISTS images_sweep;');
+      this.db.exec(`
+        CREATE TABLE images (
+          id INTEGER PRIMARY KEY,            -- the key in the vector index
+          render_key TEXT NOT NULL UNIQUE,
+          key TEXT NOT NULL,
+          sweep_id TEXT NOT NULL,
+          job_id TEXT NOT NULL,
+          prompt TEXT NOT NULL,
+          seed INTEGER NOT NULL,
+          params_json TEXT NOT NULL,
+          backend TEXT NOT NULL DEFAULT '',
+          render_model TEXT NOT NULL DEFAULT '',
+          node TEXT NOT NULL DEFAULT '',
+          created_at TEXT NOT NULL,          -- the render's time (event), or the object's (bucket)
+          stored_at TEXT NOT NULL DEFAULT '', -- the object's Last-Modified: the near-duplicate order
+          model TEXT NOT NULL,               -- the CLIP model that made the vector
+          vector BLOB NOT NULL,              -- float32, L2-normalised
+          seq INTEGER NOT NULL,              -- change counter: what a vector-index snapshot has seen
+          dup_of INTEGER,                    -- id of the nearest earlier near-duplicate
+          dup_distance REAL,
+          dup_checked INTEGER NOT NULL DEFAULT 0,
+          source TEXT NOT NULL DEFAULT 'event',
+          gen INTEGER NOT NULL DEFAULT 0     -- reindex generation, for pruning what the bucket no longer has
+        );
+        CREATE INDEX images_sweep ON images (sweep_id);
+        CREATE INDEX images_created ON images (created_at);
+        CREATE INDEX images_seq ON images (seq);
+        CREATE INDEX images_model ON images (model);
+        CREATE INDEX images_key ON images (key);
+        CREATE TABLE favorites (render_key TEXT PRIMARY KEY, created_at TEXT NOT NULL);
+        CREATE TABLE variants (
+          key TEXT PRIMARY KEY,               -- upscaled/{renderKey}.png
+          render_key TEXT NOT NULL,           -- the original's
+          source_key TEXT NOT NULL,
+          model TEXT NOT NULL,
+          created_at TEXT NOT NULL
+        );
+        CREATE INDEX variants_render_key ON variants (render_key);
+        CREATE TABLE meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
+      `);
+      if (hadV0) {
+        this.db.exec(`
+          INSERT INTO images (id, render_key, key, sweep_id, job_id, prompt, seed, params_json, node, created_at, stored_at, model, vector, seq)
+            SELECT rowid, render_key, key, sweep_id, job_id, prompt, seed, params_json, node, created_at, created_at, model, vector, 1 FROM images_v0;
+          INSERT INTO favorites (render_key, created_at) SELECT render_key, created_at FROM images_v0 WHERE favorite = 1;
+          DROP TABLE images_v0;
+          INSERT INTO meta (k, v) VALUES ('seq', '1');
+        `);
       }
+      this.db.pragma(`user_version = ${SCHEMA_VERSION}`);
     })();
   }
 
-  get(renderKey: string): CatalogEntry | undefined {
-    return this.db.prepare('SELECT * FROM images WHERE render_key = ?').get(renderKey) as CatalogEntry | undefined;
+  meta(k: string): string | undefined {
+    return this.stmts.getMeta.get(k) as string | undefined;
   }
 
-  byKey(key: string): CatalogEntry | undefined {
-    return this.db.prepare('SELECT * FROM images WHERE key = ? OR render_key = ?').get(key, key) as CatalogEntry | undefined;
+  setMeta(k: string, v: string): void {
+    this.stmts.setMeta.run(k, v);
   }
 
-  all(): CatalogEntry[] {
-    return this.db.prepare('SELECT * FROM images ORDER BY rowid').all() as CatalogEntry[];
+  /** The change counter: every upsert gets a new value, so a snapshot knows what it is missing. */
+  get seq(): number {
+    return Number(this.meta('seq') ?? 0);
   }
 
-  count(): number {
-    return (this.db.prepare('SELECT COUNT(*) AS n FROM images').get() as { n: number }).n;
+  /** Bumped whenever rows are deleted, which a snapshot cannot catch up on: it is then rebuilt. */
+  get epoch(): number {
+    return Number(this.meta('epoch') ?? 0);
   }
 
-  setFavorite(renderKey: string, favorite: boolean): boolean {
-    return this.db.prepare('UPDATE images SET favorite = ? WHERE render_key = ?').run(favorite ? 1 : 0, renderKey).changes === 1;
+  /** Inserts or replaces by renderKey in one transaction and returns the rows' ids (stable across replacement). */
+  upsert(items: readonly { meta: ImageMeta; model: string; vector: Float32Array; gen?: number }[]): number[] {
+    return this.db.transaction(() => {
+      const seq = this.seq + 1;
+      this.setMeta('seq', String(seq));
+      return items.map(({ meta: m, model, vector, gen }) => {
+        const row = this.stmts.upsert.get({
+          render_key: m.renderKey,
+          key: m.key,
+          sweep_id: m.sweepId,
+          job_id: m.jobId,
+          prompt: m.prompt,
+          seed: m.seed,
+          params_json: JSON.stringify(m.params ?? {}),
+          backend: m.backend,
+          render_model: m.renderModel,
+          node: m.node,
+          created_at: isoTime(m.createdAt),
+          stored_at: m.storedAt ? isoTime(m.storedAt) : '',
+          model,
+          vector: vectorBlob(vector),
+          seq,
+          source: m.source,
+          gen: gen ?? 0,
+        }) as { id: number };
+        return row.id;
+      });
+    })();
+  }
+
+  get(renderKey: string): CatalogInfo | undefined {
+    return this.stmts.byRenderKey.get(renderKey) as CatalogInfo | undefined;
+  }
+
+  byId(id: number): CatalogInfo | undefined {
+    return this.stmts.byId.get(id) as CatalogInfo | undefined;
+  }
+
+  /** The renderKey an API key names: `images/RK.png`, `upscaled/RK.png` (its original), `thumbs/RK.webp` or RK itself. */
+  resolve(key: string): string | undefined {
+    const variant = this.stmts.variantByKey.get(key) as string | undefined;
+    if (variant) return variant;
+    const m = /^(?:images|upscaled)\/(.+)\.png$/.exec(key) ?? /^thumbs\/(.+)\.webp$/.exec(key);
+    const rk = m ? m[1]! : key;
+    return this.get(rk) ? rk : undefined;
+  }
+
+  vector(id: number): Float32Array | undefined {
+    const b = this.stmts.vectorById.get(id) as Buffer | undefined;
+    return b ? blobVector(b) : undefined;
+  }
+
+  infos(ids: readonly number[]): Map<number, CatalogInfo> {
+    return this.byIds(ids, INFO_COLUMNS);
+  }
+
+  /** Just what near-duplicate marking needs. */
+  dupInfos(ids: readonly number[]): Map<number, Pick<CatalogInfo, 'id' | 'render_key' | 'stored_at' | 'dup_of' | 'dup_distance'>> {
+    return this.byIds(ids, 'id, render_key, stored_at, dup_of, dup_distance');
+  }
+
+  private byIds<T extends { id: number }>(ids: readonly number[], columns: string): Map<number, T> {
+    const out = new Map<number, T>();
+    // json_each: one prepared statement for any number of ids.
+    const rows = this.db.prepare(`SELECT ${columns} FROM images WHERE id IN (SELECT value FROM json_each(?))`).all(JSON.stringify(ids)) as T[];
+    for (const r of rows) out.set(r.id, r);
+    return out;
+  }
+
+  count(model?: string): number {
+    const sql = model === undefined ? 'SELECT COUNT(*) FROM images' : 'SELECT COUNT(*) FROM images WHERE model = ?';
+    return this.db.prepare(sql).pluck().get(...(model === undefined ? [] : [model])) as number;
+  }
+
+  countStale(model: string): number {
+    return this.db.prepare('SELECT COUNT(*) FROM images WHERE model != ?').pluck().get(model) as number;
+  }
+
+  /** (id, vector) of the model's rows, in id order, in pages, optionally only those changed after `afterSeq`. */
+  *vectors(model: string, afterSeq = -1, page = 4096): Generator<{ id: number; vector: Float32Array }[]> {
+    const stmt = this.db.prepare('SELECT id, vector FROM images WHERE model = ? AND seq > ? AND id > ? ORDER BY id LIMIT ?');
+    let last = 0;
+    for (;;) {
+      const rows = stmt.all(model, afterSeq, last, page) as { id: number; vector: Buffer }[];
+      if (!rows.length) return;
+      yield rows.map((r) => ({ id: r.id, vector: blobVector(r.vector) }));
+      last = rows[rows.length - 1]!.id;
+    }
+  }
+
+  /** Rows embedded by another model, oldest first: the background re-embedding's work list. */
+  stale(model: string, limit: number, afterId = 0): CatalogInfo[] {
+    return this.db.prepare(`SELECT ${INFO_COLUMNS} FROM images WHERE model != ? AND id > ? ORDER BY id LIMIT ?`).all(model, afterId, limit) as CatalogInfo[];
+  }
+
+  /** Ids of rows whose near-duplicate mark must be (re)computed. */
+  uncheckedDuplicates(model: string, limit: number): number[] {
+    return this.db.prepare('SELECT id FROM images WHERE model = ? AND dup_checked = 0 ORDER BY id LIMIT ?').pluck().all(model, limit) as number[];
+  }
+
+  /**
+   * Near-duplicate marks are derived data (rows keep dup_checked = 0 until
+   * marked, and unmarked rows are re-checked at start), so their commit skips
+   * the fsync that the rows' own commit needs.
+   */
+  setDuplicates(marks: readonly { id: number; dupOf: number | null; distance: number | null }[]): void {
+    this.db.pragma('synchronous = NORMAL');
+    try {
+      this.db.transaction(() => {
+        for (const m of marks) this.stmts.setDup.run(m.dupOf, m.distance, m.id);
+      })();
+    } finally {
+      this.db.pragma('synchronous = FULL');
+    }
+  }
+
+  /** Forgets the duplicate marks of one model's rows (its vectors changed wholesale). */
+  resetDuplicates(model: string): void {
+    this.db.prepare('UPDATE images SET dup_of = NULL, dup_distance = NULL, dup_checked = 0 WHERE model = ?').run(model);
+  }
+
+  /** Deletes rows not seen by reindex generation `gen` and returns their ids; rows that pointed at them get a duplicate re-check. */
+  pruneOlderThan(gen: number): number[] {
+    return this.db.transaction(() => {
+      const gone = this.db.prepare('SELECT id FROM images WHERE gen < ?').pluck().all(gen) as number[];
+      if (!gone.length) return gone;
+      this.db.prepare('UPDATE images SET dup_checked = 0 WHERE dup_of IN (SELECT id FROM images WHERE gen < ?)').run(gen);
+      this.db.prepare('DELETE FROM images WHERE gen < ?').run(gen);
+      this.setMeta('epoch', String(this.epoch + 1));
+      return gone;
+    })();
+  }
+
+  /** WHERE clause and parameters for a filter (always restricted to the current model). */
+  where(f: Filter): { sql: string; params: unknown[] } {
+    const parts = ['model = ?'];
+    const params: unknown[] = [f.model];
+    if (f.sweep) (parts.push('sweep_id = ?'), params.push(f.sweep));
+    // instr, not LIKE: no wildcard escaping, and case-folded on both sides.
+    if (f.prompt) (parts.push('instr(lower(prompt), lower(?)) > 0'), params.push(f.prompt));
+    if (f.favorites) parts.push('render_key IN (SELECT render_key FROM favorites)');
+    if (f.from) (parts.push('created_at >= ?'), params.push(f.from));
+    if (f.to) (parts.push('created_at < ?'), params.push(f.to));
+    if (f.hideDuplicates) parts.push('dup_of IS NULL');
+    return { sql: parts.join(' AND '), params };
+  }
+
+  countWhere(f: Filter): number {
+    const w = this.where(f);
+    return this.db.prepare(`SELECT COUNT(*) FROM images WHERE ${w.sql}`).pluck().get(...w.params) as number;
+  }
+
+  /** (id, vector) of every row matching the filter, for exact search over a subset. */
+  vectorsWhere(f: Filter): { ids: number[]; vectors: Float32Array[] } {
+    const w = this.where(f);
+    const rows = this.db.prepare(`SELECT id, vector FROM images WHERE ${w.sql}`).all(...w.params) as { id: number; vector: Buffer }[];
+    return { ids: rows.map((r) => r.id), vectors: rows.map((r) => blobVector(r.vector)) };
+  }
+
+  /** The subset of `ids` that match the filter. */
+  acceptIds(f: Filter, ids: readonly number[]): Set<number> {
+    const w = this.where(f);
+    const out = new Set<number>();
+    for (let i = 0; i < ids.length; i += 500) {
+      const chunk = ids.slice(i, i + 500);
+      const rows = this.db.prepare(`SELECT id FROM images WHERE id IN (${chunk.map(() => '?').join(',')}) AND ${w.sql}`).pluck().all(...chunk, ...w.params) as number[];
+      for (const id of rows) out.add(id);
+    }
+    return out;
+  }
+
+  // ------------------------------------------------------------ favorites
+
+  setFavorite(renderKey: string, favorite: boolean): void {
+    if (favorite) this.db.prepare('INSERT INTO favorites (render_key, created_at) VALUES (?, ?) ON CONFLICT DO NOTHING').run(renderKey, new Date().toISOString());
+    else this.db.prepare('DELETE FROM favorites WHERE render_key = ?').run(renderKey);
+  }
+
+  favorites(renderKeys: readonly string[]): Set<string> {
+    const out = new Set<string>();
+    for (let i = 0; i < renderKeys.length; i += 500) {
+      const chunk = renderKeys.slice(i, i + 500);
+      const rows = this.db.prepare(`SELECT render_key FROM favorites WHERE render_key IN (${chunk.map(() => '?').join(',')})`).pluck().all(...chunk) as string[];
+      for (const r of rows) out.add(r);
+    }
+    return out;
+  }
+
+  /** Favorites (oldest first) with their image's key and sweep; `sweep` narrows to one sweep's images. */
+  allFavorites(sweep?: string): { render_key: string; key: string | null; sweep_id: string | null }[] {
+    const sql = `SELECT f.render_key, i.key, i.sweep_id FROM favorites f LEFT JOIN images i ON i.render_key = f.render_key
+      ${sweep ? 'WHERE i.sweep_id = ?' : ''} ORDER BY f.created_at, f.render_key`;
+    return this.db.prepare(sql).all(...(sweep ? [sweep] : [])) as { render_key: string; key: string | null; sweep_id: string | null }[];
+  }
+
+  // ------------------------------------------------------------- variants
+
+  addVariant(v: Variant): void {
+    this.db
+      .prepare(
+        `INSERT INTO variants (key, render_key, source_key, model, created_at) VALUES (@key, @render_key, @source_key, @model, @created_at)
+         ON CONFLICT (key) DO UPDATE SET render_key = excluded.render_key, source_key = excluded.source_key,
+           model = CASE WHEN excluded.model = '' THEN variants.model ELSE excluded.model END`,
+      )
+      .run({ ...v, created_at: isoTime(v.created_at) });
+  }
+
+  variants(renderKeys: readonly string[]): Map<string, Variant[]> {
+    const out = new Map<string, Variant[]>();
+    for (let i = 0; i < renderKeys.length; i += 500) {
+      const chunk = renderKeys.slice(i, i + 500);
+      const rows = this.db.prepare(`SELECT * FROM variants WHERE render_key IN (${chunk.map(() => '?').join(',')}) ORDER BY created_at, key`).all(...chunk) as Variant[];
+      for (const r of rows) out.set(r.render_key, [...(out.get(r.render_key) ?? []), r]);
+    }
+    return out;
+  }
+
+  variantCount(): number {
+    return this.db.prepare('SELECT COUNT(*) FROM variants').pluck().get() as number;
   }
 
   close(): void {
     this.db.close();
   }
-}
-
-export function vectorOf(entry: CatalogEntry): Float32Array {
-  const b = entry.vector;
-  return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
 }

@@ -1,108 +1,312 @@
 /**
- * The durable JetStream consumer: pulls rendered-image events in batches,
- * fetches each image from S3, embeds the batch, stores vectors and metadata,
- * and only then acks. Pull batches bound the work in flight, so a burst of
- * events waits in the stream instead of in memory.
+ * The durable JetStream consumers: `indexer` for nightshift.image.rendered
+ * and `indexer-upscaled` for nightshift.image.upscaled (nats-server 2.9 has
+ * no multi-filter consumers, so two durables).
+ *
+ * Rendered images go through `concurrency` workers, each looping: pull a
+ * batch (≤ batchSize), fetch the PNGs from S3 in parallel, decode, embed the
+ * batch in one forward pass, store it (SQLite commit first), then ack. While
+ * one worker embeds, another fetches, so the stages overlap; and because a
+ * worker only pulls when it is free, at most concurrency × batchSize events
+ * are ever in this process — a burst of any size waits in the stream, not in
+ * memory. The consumer's max_ack_pending enforces the same bound server-side.
  */
-import { AckPolicy, DeliverPolicy, type JsMsg } from '@nats-io/jetstream';
-import { decodeJson, STREAM, SUBJECTS, type Bus, type ImageRenderedEvent, type Logger, type Storage } from '@nightshift/common';
-import type { Catalog } from './catalog.js';
-import type { FlatIndex } from './flat-index.js';
-import type { LoadedModel } from './model.js';
+import { AckPolicy, DeliverPolicy, type Consumer, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream';
+import { assertSafeKey, decodeJson, STREAM, SUBJECTS, type Bus, type ImageRenderedEvent, type Logger, type Storage } from '@nightshift/common';
+import type { ClipEmbedder, PreparedImage } from '@nightshift/models';
+import type { ImageMeta } from './catalog.js';
+import { getObjectWithMeta } from './reindex.js';
+import type { IndexStore } from './store.js';
 
 export const CONSUMER = 'indexer';
+export const UPSCALED_CONSUMER = 'indexer-upscaled';
+
+export interface ImageUpscaledEvent {
+  renderKey: string;
+  key: string;
+  sourceKey?: string;
+  model?: string;
+  createdAt?: string;
+}
 
 export interface ConsumerOptions {
   batchSize: number;
-  /** How long one pull waits for a full batch. */
+  /** Batches processed at once (pipelining fetch, decode, embed and store). */
+  concurrency: number;
+  /** How long one pull waits to fill a batch (JetStream's minimum is 1 s). */
   expiresMs: number;
+  /** Redelivery delay for an event not acked (e.g. the process died). */
+  ackWaitMs: number;
+  /** Test hook: `crash-after-embed[:N]` or `crash-after-store[:N]` kills the process (SIGKILL) at the N-th batch (default 1). */
+  fault?: string | undefined;
+}
+
+export const DEFAULT_CONSUMER_OPTIONS: ConsumerOptions = { batchSize: 32, concurrency: 2, expiresMs: 1_000, ackWaitMs: 60_000 };
+
+/** Where the time goes, summed over batches (stages of different batches overlap, so these add up to more than wall time). */
+export interface StageTimes {
+  fetchMs: number;
+  decodeMs: number;
+  embedMs: number;
+  storeMs: number;
 }
 
 export class IndexConsumer {
   private stopped = false;
-  private loop: Promise<void> | undefined;
-  indexed = 0;
+  private loops: Promise<void>[] = [];
+  private readonly open = new Set<ConsumerMessages>();
+  private faultCount = 0;
+  readonly stats = {
+    indexed: 0,
+    /** Redeliveries (or re-publishes) of images already stored: acked without work. */
+    skipped: 0,
+    failed: 0,
+    variants: 0,
+    inFlight: 0,
+    peakInFlight: 0,
+    batches: 0,
+    times: { fetchMs: 0, decodeMs: 0, embedMs: 0, storeMs: 0 } as StageTimes,
+  };
 
   constructor(
     private readonly bus: Bus,
-    private readonly storage: Pick<Storage, 'get'>,
-    private readonly catalog: Catalog,
-    private readonly index: FlatIndex,
-    private readonly model: LoadedModel,
+    private readonly storage: Pick<Storage, 'client' | 'bucket' | 'get'>,
+    private readonly store: IndexStore,
+    private readonly embedder: ClipEmbedder,
     private readonly log: Logger,
-    private readonly opts: ConsumerOptions = { batchSize: 32, expiresMs: 1_000 },
+    readonly opts: ConsumerOptions = DEFAULT_CONSUMER_OPTIONS,
   ) {}
 
+  /** The most events this process holds at once. */
+  get maxInFlight(): number {
+    return this.opts.batchSize * this.opts.concurrency;
+  }
+
   async start(): Promise<void> {
+    await this.ensure(CONSUMER, SUBJECTS.imageRendered, this.maxInFlight);
+    await this.ensure(UPSCALED_CONSUMER, SUBJECTS.imageUpscaled, this.opts.batchSize);
+    for (let i = 0; i < this.opts.concurrency; i++) this.loops.push(this.loop(CONSUMER, (b) => this.process(b)));
+    this.loops.push(this.loop(UPSCALED_CONSUMER, (b) => this.processUpscaled(b)));
+  }
+
+  private async ensure(name: string, subject: string, maxAckPending: number): Promise<void> {
+    const wanted = { ack_wait: this.opts.ackWaitMs * 1_000_000, max_ack_pending: maxAckPending };
+    let info;
     try {
-      await this.bus.jsm.consumers.info(STREAM, CONSUMER);
+      info = await this.bus.jsm.consumers.info(STREAM, name);
     } catch {
-      await this.bus.jsm.consumers.add(STREAM, {
-        durable_name: CONSUMER,
-        ack_policy: AckPolicy.Explicit,
-        deliver_policy: DeliverPolicy.All,
-        filter_subject: SUBJECTS.imageRendered,
-        ack_wait: 60 * 1_000_000_000,
-        max_ack_pending: 1_000,
-      });
+      try {
+        await this.bus.jsm.consumers.add(STREAM, {
+          durable_name: name,
+          ack_policy: AckPolicy.Explicit,
+          deliver_policy: DeliverPolicy.All,
+          filter_subject: subject,
+          max_deliver: -1,
+          ...wanted,
+        });
+        return;
+      } catch (err) {
+        if (!String(err).includes('already')) throw err;
+        info = await this.bus.jsm.consumers.info(STREAM, name);
+      }
     }
-    this.loop = this.run();
+    if (info.config.ack_wait !== wanted.ack_wait || info.config.max_ack_pending !== wanted.max_ack_pending) {
+      try {
+        await this.bus.jsm.consumers.update(STREAM, name, wanted);
+      } catch (err) {
+        this.log.warn({ consumer: name, err: String(err) }, 'indexer: could not update consumer settings; keeping the old ones');
+      }
+    }
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
-    await this.loop;
+    for (const it of this.open) it.stop();
+    await Promise.all(this.loops);
   }
 
-  private async run(): Promise<void> {
+  private async loop(name: string, handle: (batch: JsMsg[]) => Promise<void>): Promise<void> {
     let failures = 0;
+    let consumer: Consumer | undefined;
     while (!this.stopped) {
       try {
-        const consumer = await this.bus.js.consumers.get(STREAM, CONSUMER);
+        consumer ??= await this.bus.js.consumers.get(STREAM, name);
         const iter = await consumer.fetch({ max_messages: this.opts.batchSize, expires: this.opts.expiresMs });
+        this.open.add(iter);
         const batch: JsMsg[] = [];
-        for await (const m of iter) batch.push(m);
-        if (batch.length) await this.process(batch);
+        try {
+          for await (const m of iter) {
+            batch.push(m);
+            this.track(1);
+          }
+        } finally {
+          this.open.delete(iter);
+        }
+        if (batch.length) await handle(batch);
         failures = 0;
       } catch (err) {
         failures++;
-        if (failures === 1 || failures % 20 === 0) this.log.warn({ err: String(err), failures }, 'indexer: pull failed, retrying');
+        consumer = undefined;
+        if (failures === 1 || failures % 20 === 0) this.log.warn({ consumer: name, err: String(err), failures }, 'indexer: pull failed, retrying');
         await new Promise((r) => setTimeout(r, Math.min(5_000, 200 * 2 ** Math.min(failures, 5))));
       }
     }
   }
 
-  /** Embeds and stores a batch, then acks it. Unparseable events are terminated, not retried forever. */
+  private track(n: number): void {
+    this.stats.inFlight += n;
+    if (this.stats.inFlight > this.stats.peakInFlight) this.stats.peakInFlight = this.stats.inFlight;
+  }
+
+  private settle(msg: JsMsg, how: 'ack' | 'term' | { nakMs: number }): void {
+    if (how === 'ack') msg.ack();
+    else if (how === 'term') msg.term();
+    else msg.nak(how.nakMs);
+    this.track(-1);
+  }
+
+  private fault(stage: 'after-embed' | 'after-store'): void {
+    const f = this.opts.fault;
+    if (!f?.startsWith(`crash-${stage}`)) return;
+    const at = Number(f.split(':')[1] ?? 1);
+    if (++this.faultCount < at) return;
+    this.log.warn({ fault: f }, 'indexer: fault injection, killing the process');
+    process.kill(process.pid, 'SIGKILL');
+  }
+
+  /** Embeds and stores a batch of rendered-image events, then acks them. */
   async process(batch: JsMsg[]): Promise<void> {
-    const good: { msg: JsMsg; event: ImageRenderedEvent; bytes: Buffer }[] = [];
+    const t0 = performance.now();
+    const todo: { msg: JsMsg; meta: ImageMeta }[] = [];
     for (const msg of batch) {
-      let event: ImageRenderedEvent;
+      let meta: ImageMeta;
       try {
-        event = decodeJson<ImageRenderedEvent>(msg.data);
-        if (!event.renderKey || !event.key) throw new Error('missing renderKey or key');
+        meta = metaFromEvent(decodeJson<ImageRenderedEvent>(msg.data));
       } catch (err) {
         this.log.error({ seq: msg.seq, err: String(err) }, 'indexer: malformed event dropped');
-        msg.term();
+        this.stats.failed++;
+        this.settle(msg, 'term');
         continue;
       }
-      good.push({ msg, event, bytes: Buffer.alloc(0) });
-    }
-    // An image that cannot be fetched is redelivered later (nak with delay); the rest go on.
-    const fetched = await Promise.allSettled(good.map(async (g) => (g.bytes = await this.storage.get(g.event.key))));
-    fetched.forEach((r, i) => {
-      if (r.status === 'rejected') {
-        this.log.warn({ key: good[i]!.event.key, err: String(r.reason) }, 'indexer: image fetch failed, will retry');
-        good[i]!.msg.nak(2_000);
+      // Redelivered (crash before ack, lost ack) or published twice: already stored, nothing to do.
+      if (this.store.isCurrent(meta.renderKey, meta.key, meta.createdAt)) {
+        this.stats.skipped++;
+        this.settle(msg, 'ack');
+        continue;
       }
+      todo.push({ msg, meta });
+    }
+    if (!todo.length) return;
+
+    const fetched = await Promise.allSettled(todo.map((t) => getObjectWithMeta(this.storage, t.meta.key)));
+    const t1 = performance.now();
+    const prepared = await Promise.allSettled(fetched.map((f) => (f.status === 'fulfilled' ? this.embedder.prepareImage(f.value.bytes) : Promise.reject(f.reason))));
+    const t2 = performance.now();
+    const ok: { msg: JsMsg; meta: ImageMeta; image: PreparedImage }[] = [];
+    todo.forEach((t, i) => {
+      const f = fetched[i]!;
+      const p = prepared[i]!;
+      if (f.status === 'rejected') {
+        const code = (f.reason as { code?: string }).code;
+        const missing = code === 'NoSuchKey' || code === 'NotFound';
+        // Missing for good after a few tries (deleted from the bucket); anything else is retried later.
+        if (missing && (t.msg.info.deliveryCount ?? 1) >= 5) {
+          this.log.error({ key: t.meta.key }, 'indexer: image not in storage after 5 deliveries; dropping the event');
+          this.stats.failed++;
+          this.settle(t.msg, 'term');
+        } else {
+          this.log.warn({ key: t.meta.key, err: String(f.reason) }, 'indexer: image fetch failed, will retry');
+          this.settle(t.msg, { nakMs: 2_000 });
+        }
+      } else if (p.status === 'rejected') {
+        this.log.error({ key: t.meta.key, err: String(p.reason) }, 'indexer: image cannot be decoded; dropping the event');
+        this.stats.failed++;
+        this.settle(t.msg, 'term');
+      } else ok.push({ ...t, meta: { ...t.meta, storedAt: f.value.lastModified ?? '' }, image: p.value });
     });
-    const ok = new Set(good.filter((_, i) => fetched[i]!.status === 'fulfilled'));
-    good.splice(0, good.length, ...good.filter((g) => ok.has(g)));
-    if (!good.length) return;
-    const vectors = await this.model.embedder.embedImages(good.map((g) => g.bytes));
-    this.catalog.upsert(good.map((g, i) => ({ event: g.event, model: this.model.id, vector: vectors[i]! })));
-    good.forEach((g, i) => this.index.upsert(g.event.renderKey, vectors[i]!));
-    for (const g of good) g.msg.ack();
-    this.indexed += good.length;
-    this.log.debug({ n: good.length, total: this.index.size }, 'indexed batch');
+    if (!ok.length) return;
+    let vectors: Float32Array[];
+    try {
+      vectors = await this.embedder.embedPrepared(ok.map((o) => o.image));
+    } catch (err) {
+      this.log.error({ err: String(err), n: ok.length }, 'indexer: embedding failed, will retry');
+      for (const o of ok) this.settle(o.msg, { nakMs: 5_000 });
+      return;
+    }
+    const t3 = performance.now();
+    this.fault('after-embed');
+    try {
+      this.store.store(ok.map((o, i) => ({ meta: o.meta, vector: vectors[i]! })));
+    } catch (err) {
+      // Not stored (e.g. disk full): not acked either, so the events come back.
+      this.log.error({ err: String(err), n: ok.length }, 'indexer: storing a batch failed, will retry');
+      for (const o of ok) this.settle(o.msg, { nakMs: 5_000 });
+      return;
+    }
+    const t4 = performance.now();
+    this.fault('after-store');
+    for (const o of ok) this.settle(o.msg, 'ack');
+    this.stats.indexed += ok.length;
+    this.stats.batches++;
+    const times = this.stats.times;
+    times.fetchMs += t1 - t0;
+    times.decodeMs += t2 - t1;
+    times.embedMs += t3 - t2;
+    times.storeMs += t4 - t3;
+    this.log.debug({ n: ok.length, total: this.store.index.size }, 'indexed batch');
   }
+
+  /** Records upscales as variants of their original; no embedding (it would only duplicate the original's result). */
+  async processUpscaled(batch: JsMsg[]): Promise<void> {
+    for (const msg of batch) {
+      try {
+        const e = decodeJson<ImageUpscaledEvent>(msg.data);
+        const variant = variantFromEvent(e);
+        this.store.catalog.addVariant(variant);
+        this.stats.variants++;
+        this.settle(msg, 'ack');
+      } catch (err) {
+        this.log.error({ seq: msg.seq, err: String(err) }, 'indexer: malformed upscaled event dropped');
+        this.settle(msg, 'term');
+      }
+    }
+  }
+}
+
+/** The catalog's view of a rendered-image event; throws on events that cannot be indexed. */
+export function metaFromEvent(e: ImageRenderedEvent): ImageMeta {
+  if (!e || typeof e.renderKey !== 'string' || !e.renderKey || typeof e.key !== 'string') throw new Error('missing renderKey or key');
+  if (!e.key.startsWith('images/')) throw new Error(`not an image key: ${e.key}`);
+  assertSafeKey(e.key);
+  return {
+    renderKey: e.renderKey,
+    key: e.key,
+    sweepId: String(e.sweepId ?? ''),
+    jobId: String(e.jobId ?? ''),
+    prompt: String(e.prompt ?? ''),
+    seed: Number.isFinite(e.seed) ? e.seed : 0,
+    params: e.params && typeof e.params === 'object' ? e.params : {},
+    backend: String(e.backend ?? ''),
+    renderModel: String(e.model ?? ''),
+    node: String(e.node ?? ''),
+    createdAt: e.createdAt && !Number.isNaN(Date.parse(e.createdAt)) ? e.createdAt : new Date().toISOString(),
+    storedAt: '',
+    source: 'event',
+  };
+}
+
+/** The original of an upscale: the source key's renderKey when given (images/RK.png), else the event's. */
+export function variantFromEvent(e: ImageUpscaledEvent): { key: string; render_key: string; source_key: string; model: string; created_at: string } {
+  if (!e || typeof e.key !== 'string' || !e.key.startsWith('upscaled/')) throw new Error('missing or wrong upscaled key');
+  assertSafeKey(e.key);
+  const fromSource = typeof e.sourceKey === 'string' ? /^images\/(.+)\.png$/.exec(e.sourceKey)?.[1] : undefined;
+  const renderKey = fromSource ?? e.renderKey;
+  if (!renderKey) throw new Error('no renderKey for the original');
+  return {
+    key: e.key,
+    render_key: renderKey,
+    source_key: e.sourceKey ?? `images/${renderKey}.png`,
+    model: String(e.model ?? ''),
+    created_at: e.createdAt && !Number.isNaN(Date.parse(e.createdAt)) ? e.createdAt : new Date().toISOString(),
+  };
 }

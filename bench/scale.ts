@@ -1,0 +1,121 @@
+/**
+ * Scale check: one coordinator (a child process, measured from /proc and its
+ * own /metrics) against 10 → 25 → 50 → 100 simulated gpu-nodes
+ * (bench/scale-nodes.ts: real Connect streams, registration, heartbeats at the
+ * coordinator's interval, results; no pixels) with a real nats-server taking
+ * the outbox. At each size:
+ *   saturated   every node completes each job at once: the most jobs/s one
+ *               coordinator dispatches (SQLite, scheduler, leases, outbox)
+ *   1 s renders each job "renders" for 1 s, like a fast GPU: what the
+ *               coordinator spends (CPU, event-loop lag) at N jobs/s
+ *   node --import tsx bench/scale.ts [SATURATED_JOBS=4000] [RENDER_MS=1000]
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { execPath } from 'node:process';
+import { fileURLToPath } from 'node:url';
+import { freePort, SERVICE_MAIN, startNatsServer, startProcess, tempDir, waitFor, type ManagedProcess } from '@nightshift/devfarm';
+
+const SATURATED_JOBS = Number(process.argv[2] ?? 4_000);
+const RENDER_MS = Number(process.argv[3] ?? 1_000);
+const STEPS = [10, 25, 50, 100];
+const SIM = fileURLToPath(new URL('./scale-nodes.ts', import.meta.url));
+const TICK = 100; // Linux USER_HZ: /proc/PID/stat counts CPU in 1/100 s
+
+const tmp = tempDir('nightshift-scale-');
+const nats = await startNatsServer(join(tmp.dir, 'nats'));
+const httpPort = await freePort();
+const grpcPort = await freePort();
+const coordinator = startProcess('coordinator', execPath, ['--import', 'tsx', SERVICE_MAIN.coordinator], {
+  env: {
+    ...process.env,
+    NIGHTSHIFT_DATA_DIR: join(tmp.dir, 'coordinator'),
+    NIGHTSHIFT_NATS_URL: nats.url,
+    NIGHTSHIFT_S3_ENDPOINT: 'http://127.0.0.1:1', // nodes are simulated: nothing is stored
+    NIGHTSHIFT_HTTP_PORT: String(httpPort),
+    NIGHTSHIFT_GRPC_PORT: String(grpcPort),
+    NIGHTSHIFT_MAX_JOBS: String(Math.max(SATURATED_JOBS, 100_000)),
+    NIGHTSHIFT_LOG_LEVEL: 'warn',
+  },
+});
+const api = `http://127.0.0.1:${httpPort}`;
+const sims: ManagedProcess[] = [];
+
+function cpuSeconds(pid: number): number {
+  // Fields after the command name (which may hold spaces): utime is the 12th, stime the 13th.
+  const rest = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(rest[11]) + Number(rest[12])) / TICK;
+}
+function rssMb(pid: number): number {
+  const kb = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+  return Number(kb) / 1024;
+}
+async function metric(name: string): Promise<number> {
+  const text = await (await fetch(`${api}/metrics`)).text();
+  return Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
+}
+
+async function runSweep(jobs: number, simMs: number, tag: string) {
+  const pid = coordinator.child.pid!;
+  await metric('nodejs_eventloop_lag_p99_seconds'); // a scrape resets the lag histogram
+  const seeds = 100;
+  const prompts = Array.from({ length: Math.ceil(jobs / seeds) }, (_, i) => `${tag} prompt ${i}`);
+  const cpu0 = cpuSeconds(pid);
+  const t0 = performance.now();
+  const res = await fetch(`${api}/api/sweeps`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ prompts, seeds: { count: seeds }, params: { width: 64, height: 64, steps: 1, simMs } }),
+  });
+  const { id, jobs: n } = (await res.json()) as { id: string; jobs: number };
+  await waitFor(`sweep ${tag}`, async () => ((await (await fetch(`${api}/api/sweeps/${id}`)).json()) as { status: string }).status === 'done', 600_000, 50);
+  const seconds = (performance.now() - t0) / 1000;
+  const cpu = cpuSeconds(pid) - cpu0;
+  return { jobs: n, seconds, jobsPerSec: n / seconds, cpuPct: (100 * cpu) / seconds, cpuMsPerJob: (1000 * cpu) / n, lagP99Ms: 1000 * (await metric('nodejs_eventloop_lag_p99_seconds')), rssMb: rssMb(pid), heapMb: (await metric('nodejs_heap_size_used_bytes')) / 1e6 };
+}
+
+const rows: string[][] = [];
+try {
+  await waitFor('coordinator', async () => {
+    if (coordinator.child.exitCode !== null) throw new Error(coordinator.output());
+    return (await fetch(`${api}/healthz`).catch(() => undefined))?.ok;
+  }, 30_000);
+  const idleRss = rssMb(coordinator.child.pid!);
+  let have = 0;
+  for (const n of STEPS) {
+    const sim = startProcess(`sim-${have}`, execPath, ['--import', 'tsx', SIM, `127.0.0.1:${grpcPort}`, String(have), String(n - have)]);
+    sims.push(sim);
+    await waitFor(`${n} nodes online`, async () => {
+      if (sim.child.exitCode !== null) throw new Error(sim.output());
+      return (await metric('nightshift_nodes\\{[^}]*status="online"[^}]*\\}')) === n;
+    }, 60_000, 200);
+    have = n;
+    const sat = await runSweep(SATURATED_JOBS, 0, `sat${n}`);
+    const real = await runSweep(n * 10, RENDER_MS, `real${n}`);
+    rows.push([
+      String(n),
+      sat.jobsPerSec.toFixed(0),
+      sat.cpuPct.toFixed(0),
+      sat.cpuMsPerJob.toFixed(2),
+      real.jobsPerSec.toFixed(1),
+      real.cpuPct.toFixed(1),
+      real.lagP99Ms.toFixed(1),
+      real.rssMb.toFixed(0),
+      real.heapMb.toFixed(0),
+    ]);
+    console.error(`  ${n} nodes done`);
+  }
+  const head = ['nodes', 'saturated jobs/s', 'coord CPU %', 'CPU ms/job', `${RENDER_MS} ms renders: jobs/s`, 'coord CPU %', 'loop lag p99 ms', 'RSS MB', 'heap MB'];
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]) => `| ${cells.map((c, i) => c.padStart(widths[i]!)).join(' | ')} |`;
+  console.log(`one coordinator (child process), nats-server, simulated nodes in ${sims.length} process(es); ${SATURATED_JOBS} jobs per saturated run, 10 jobs per node per ${RENDER_MS} ms run; idle RSS ${idleRss.toFixed(0)} MB`);
+  console.log(line(head));
+  console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
+  for (const r of rows) console.log(line(r));
+} finally {
+  for (const s of sims) await s.stop();
+  await coordinator.stop();
+  await nats.stop();
+  tmp.cleanup();
+}
+process.exit(0);

@@ -1,0 +1,93 @@
+/**
+ * The coordinator's Prometheus metrics. Gauges are computed at scrape time
+ * from SQLite and the hub (a GROUP BY over the jobs_dispatch index: cheap
+ * next to a scrape interval); counters and the render-time histogram are fed
+ * by the hub's observer hooks as things happen.
+ */
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { createRegistry } from '@nightshift/common';
+import type { DB } from './db.js';
+import type { HubObserver } from './node-hub.js';
+
+export const JOB_STATES = ['queued', 'leased', 'done', 'skipped', 'failed', 'cancelled'] as const;
+
+export interface CoordinatorMetrics {
+  registry: Registry;
+  observer: HubObserver;
+}
+
+export function createCoordinatorMetrics(db: DB, onlineNodes: () => number): CoordinatorMetrics {
+  const registry = createRegistry('coordinator');
+  const countJobs = db.prepare('SELECT state, COUNT(*) AS n FROM jobs GROUP BY state');
+  const countNodes = db.prepare('SELECT COUNT(*) AS n FROM nodes');
+  const countOutbox = db.prepare('SELECT COUNT(*) AS n FROM outbox WHERE published_at IS NULL');
+  const countSweeps = db.prepare('SELECT status, COUNT(*) AS n FROM sweeps GROUP BY status');
+
+  new Gauge({
+    name: 'nightshift_jobs',
+    help: 'Jobs by state',
+    labelNames: ['state'],
+    registers: [registry],
+    collect() {
+      const rows = countJobs.all() as { state: string; n: number }[];
+      for (const state of JOB_STATES) this.set({ state }, rows.find((r) => r.state === state)?.n ?? 0);
+    },
+  });
+  new Gauge({
+    name: 'nightshift_sweeps',
+    help: 'Sweeps by status',
+    labelNames: ['status'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const r of countSweeps.all() as { status: string; n: number }[]) this.set({ status: r.status }, r.n);
+    },
+  });
+  new Gauge({
+    name: 'nightshift_nodes',
+    help: 'gpu-nodes known to the coordinator, by status',
+    labelNames: ['status'],
+    registers: [registry],
+    collect() {
+      const online = onlineNodes();
+      const known = (countNodes.get() as { n: number }).n;
+      this.set({ status: 'online' }, online);
+      this.set({ status: 'offline' }, Math.max(0, known - online));
+    },
+  });
+  new Gauge({
+    name: 'nightshift_outbox_pending',
+    help: 'Events written but not yet published to NATS',
+    registers: [registry],
+    collect() {
+      this.set((countOutbox.get() as { n: number }).n);
+    },
+  });
+  const leases = new Counter({ name: 'nightshift_leases_total', help: 'Jobs leased to nodes (the dispatch rate is its rate())', registers: [registry] });
+  const completed = new Counter({ name: 'nightshift_jobs_completed_total', help: 'Accepted job results', labelNames: ['skipped'], registers: [registry] });
+  const renderSeconds = new Histogram({
+    name: 'nightshift_render_seconds',
+    help: "Render time reported by nodes (renderMs), rendered jobs only",
+    buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900],
+    registers: [registry],
+  });
+  const nodeDowns = new Counter({ name: 'nightshift_node_down_total', help: 'Nodes marked down after going silent', registers: [registry] });
+  const requeued = new Counter({ name: 'nightshift_jobs_requeued_total', help: 'Jobs requeued because their node went down', registers: [registry] });
+  const refused = new Counter({ name: 'nightshift_node_auth_refused_total', help: 'Node connections refused for a bad token', labelNames: ['reason'], registers: [registry] });
+
+  return {
+    registry,
+    observer: {
+      leased: (n) => leases.inc(n),
+      completed: (renderMs, skipped) => {
+        completed.inc({ skipped: String(skipped) });
+        if (!skipped) renderSeconds.observe(renderMs / 1000);
+      },
+      nodeDown: (n) => {
+        nodeDowns.inc();
+        requeued.inc(n);
+      },
+      refused: (reason) => refused.inc({ reason }),
+    },
+  };
+}

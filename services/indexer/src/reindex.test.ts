@@ -1,0 +1,30 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { metaFromEvent, variantFromEvent } from './consumer.js';
+import { metaFromObject } from './reindex.js';
+import { fixtureImage } from './testing.js';
+
+test('the bucket alone yields the same catalog entry as the event (but the node, and the time is the upload time)', async () => {
+  const f = await fixtureImage({ prompt: 'a red circle, by "Someone", 50% off: yes', seed: 42, sweepId: 'sw-1' });
+  const fromEvent = metaFromEvent(f.event);
+  const fromBucket = metaFromObject(f.event.key, { bytes: f.png, meta: { 'sweep-id': 'sw-1', 'render-key': f.event.renderKey, 'job-id': f.event.jobId } }, f.event.createdAt);
+  assert.deepEqual({ ...fromBucket, source: 'event', node: fromEvent.node, storedAt: '' }, fromEvent);
+  // Without object metadata the render key still comes from the file name.
+  assert.equal(metaFromObject(f.event.key, { bytes: f.png, meta: {} }, f.event.createdAt).renderKey, f.event.renderKey);
+  assert.throws(() => metaFromObject('images/x.png', { bytes: Buffer.from('not a png'), meta: {} }, ''), /not a PNG/);
+});
+
+test('events that cannot be indexed are refused; upscales point at their original', () => {
+  assert.throws(() => metaFromEvent({} as never), /missing renderKey/);
+  assert.throws(() => metaFromEvent({ renderKey: 'r', key: 'thumbs/r.webp' } as never), /not an image key/);
+  assert.throws(() => metaFromEvent({ renderKey: 'r', key: 'images/../../etc/passwd.png' } as never), /refusing object key/);
+  assert.deepEqual(variantFromEvent({ renderKey: 'up-1', key: 'upscaled/r1.png', sourceKey: 'images/r1.png', model: 'tiny-x4', createdAt: '2026-01-01T00:00:00Z' }), {
+    key: 'upscaled/r1.png',
+    render_key: 'r1',
+    source_key: 'images/r1.png',
+    model: 'tiny-x4',
+    created_at: '2026-01-01T00:00:00Z',
+  });
+  assert.equal(variantFromEvent({ renderKey: 'r2', key: 'upscaled/r2.png' }).render_key, 'r2');
+  assert.throws(() => variantFromEvent({ renderKey: 'r', key: 'images/r.png' }), /upscaled key/);
+});
