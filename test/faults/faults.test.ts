@@ -140,4 +140,48 @@ describe('fault injection: a 200-job sweep over three gpu-nodes', { timeout: 600
       await g.stop();
     }
   });
+
+  test('out of memory: retried on a card with more VRAM, never on the same one', async () => {
+    const f = await faultFarm({
+      nodes: 2,
+      nodeEnv: (i): Record<string, string> =>
+        i === 0 ? { NIGHTSHIFT_FAULTS: 'oom-renders', NIGHTSHIFT_NODE_VRAM_MB: '12288' } : { NIGHTSHIFT_NODE_VRAM_MB: '24576', NIGHTSHIFT_FAULTS: 'render-delay-ms=150' },
+    });
+    try {
+      const id = await submit(f.farm, { ...SWEEP_200, prompts: ['a red circle', 'a blue square'], axes: {}, seeds: { count: 10 } });
+      await assertExactlyOnce(f.farm, id, 20);
+      assert.ok([...renders(f.farm).values()].flat().every((n) => n === 'gpu-node-1'));
+      // The small card failed some jobs with OOM; none of those went back to it.
+      const log = (await import('node:fs')).readFileSync(`${f.farm.dir}/logs/coordinator.log`, 'utf8');
+      const oomJobs = log.split('\n').filter((l) => l.includes('"msg":"job failed"') && l.includes('"oom":true')).map((l) => (JSON.parse(l) as { job: string; node: string }));
+      assert.ok(oomJobs.length > 0, 'the small card never hit OOM');
+      assert.ok(oomJobs.every((j) => j.node === 'node-0'));
+      assert.equal(new Set(oomJobs.map((j) => j.job)).size, oomJobs.length, 'a job hit OOM twice: it went back to the card that was too small');
+    } finally {
+      await f.stop();
+    }
+  });
+
+  test('stragglers: an idle node takes a copy of a slow job; the first result wins', async () => {
+    const f = await faultFarm({
+      nodes: 3,
+      env: { NIGHTSHIFT_STRAGGLER_MIN_MS: '300' },
+      nodeEnv: (i): Record<string, string> => ({ NIGHTSHIFT_FAULTS: `render-delay-ms=${i === 2 ? 6000 : 100}` }),
+    });
+    try {
+      const started = Date.now();
+      const id = await submit(f.farm, { ...SWEEP_200, prompts: ['a red circle'], axes: {}, seeds: { count: 24 } });
+      // A job may render twice only as a deliberate copy: once on the slow node, once on the copy.
+      const { twice } = await assertExactlyOnce(f.farm, id, 24, (_key, nodes) => nodes.length === 2);
+      const log = (await import('node:fs')).readFileSync(`${f.farm.dir}/logs/coordinator.log`, 'utf8');
+      const duplicated = log.split('\n').filter((l) => l.includes('straggler duplicated onto an idle node'));
+      assert.ok(duplicated.length > 0, 'no straggler was duplicated');
+      assert.ok(duplicated.every((l) => (JSON.parse(l) as { slowNode: string }).slowNode === 'node-2'));
+      // The slow node's own copies were cancelled: the sweep did not wait for its 6 s renders to finish one by one.
+      assert.ok(Date.now() - started < 6_000 * 2 + 8_000, `took ${Date.now() - started} ms`);
+      assert.ok(twice.length <= duplicated.length);
+    } finally {
+      await f.stop();
+    }
+  });
 });

@@ -166,6 +166,7 @@ export class Worker {
     const faults = this.opts.faults;
     if (faults?.renderDelayMs) await abortableDelay(faults.renderDelayMs, signal);
     if (faults?.failRenders) throw new RenderFailure('injected fault: this node fails every render', 'NIGHTSHIFT_FAULTS=fail-renders');
+    if (faults?.oomRenders) throw new RenderFailure('RuntimeError: CUDA out of memory. Tried to allocate 2.00 GiB (injected fault)', 'NIGHTSHIFT_FAULTS=oom-renders', true);
     if (faults?.failFirstAttempt && job.attempt <= 1) throw new RenderFailure('injected fault: first attempt fails', 'NIGHTSHIFT_FAULTS=fail-first-attempt');
     let lastPreview = 0;
     const interval = this.opts.previewIntervalMs ?? 250;
