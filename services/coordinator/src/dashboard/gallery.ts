@@ -70,16 +70,20 @@ export function listImages(db: DB, q: ListQuery, fileUrl: (key: string) => strin
     .all(...args, q.limit, q.offset) as Row[];
   return {
     total,
-    images: rows.map((r) => ({
-      key: r.image_key,
-      renderKey: r.render_key,
-      url: fileUrl(r.image_key),
-      thumbUrl: fileUrl(r.thumb_key || `thumbs/${r.render_key}.webp`),
-      prompt: r.prompt,
-      seed: r.seed,
-      sweepId: r.sweep_id,
-      favorite: favorites ? favorites.has(r.render_key) : null,
-    })),
+    images: rows.map((r) => toImage(r, fileUrl, favorites ? favorites.has(r.render_key) : null)),
+  };
+}
+
+function toImage(r: Row, fileUrl: (key: string) => string, favorite: boolean | null): GalleryImage {
+  return {
+    key: r.image_key,
+    renderKey: r.render_key,
+    url: fileUrl(r.image_key),
+    thumbUrl: fileUrl(r.thumb_key || `thumbs/${r.render_key}.webp`),
+    prompt: r.prompt,
+    seed: r.seed,
+    sweepId: r.sweep_id,
+    favorite,
   };
 }
 
@@ -108,14 +112,7 @@ export function imageDetail(db: DB, key: string, fileUrl: (key: string) => strin
   if (!r) return undefined;
   const maxSeed = (db.prepare('SELECT MAX(seed) AS m FROM jobs WHERE sweep_id = ? AND prompt = ?').get(r.sweep_id, r.prompt) as { m: number | null }).m ?? r.seed;
   return {
-    key: r.image_key,
-    renderKey: r.render_key,
-    url: fileUrl(r.image_key),
-    thumbUrl: fileUrl(r.thumb_key || `thumbs/${r.render_key}.webp`),
-    prompt: r.prompt,
-    seed: r.seed,
-    sweepId: r.sweep_id,
-    favorite: null,
+    ...toImage(r, fileUrl, null),
     jobId: r.id,
     sweepName: r.sweep_name,
     params: JSON.parse(r.params_json) as Record<string, unknown>,
