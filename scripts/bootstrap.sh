@@ -41,3 +41,12 @@ if [ "${NIGHTSHIFT_SKIP_BROWSER:-}" != "1" ] && [ ! -x "${NIGHTSHIFT_CHROMIUM:-/
     echo "note: chromium is missing, so the dashboard's browser tests will be skipped (sudo apt-get install chromium)" >&2
   fi
 fi
+
+# A compose CLI renders deploy/docker-compose.yml in test/deploy; no Docker engine is needed for that.
+if [ "${NIGHTSHIFT_SKIP_BROWSER:-}" != "1" ] && ! docker compose version >/dev/null 2>&1 && ! command -v docker-compose >/dev/null 2>&1; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    echo "==> installing docker-compose (Debian package, to validate deploy/docker-compose.yml)" >&2
+    apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >&2 || echo "note: docker-compose could not be installed; the compose rendering check will be skipped" >&2
+  fi
+fi
