@@ -17,6 +17,7 @@
  *   there), removed afterwards.
  */
 import { spawn } from 'node:child_process';
+import type { ChildGroups } from './child-groups.js';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -81,6 +82,8 @@ export interface ExecBackendOptions {
   previewIntervalMs?: number;
   /** Environment the generators start from (default: this process's, minus NIGHTSHIFT_* keys). */
   baseEnv?: NodeJS.ProcessEnv;
+  /** Records running generator groups so a restarted node can stop ones a crash left behind. */
+  childGroups?: ChildGroups;
 }
 
 /** Substitutes `{name}` placeholders in one argument; values are inserted once, never re-scanned. */
@@ -315,6 +318,7 @@ export class ExecBackend implements Backend {
         if (pid === undefined) reject(new RenderFailure(`could not start generator "${gen.name}" (${argv[0]}): ${err.message}`));
       });
       if (pid === undefined) return;
+      this.opts.childGroups?.record(pid);
 
       const killGroup = (sig: NodeJS.Signals) => {
         try {
@@ -393,6 +397,7 @@ export class ExecBackend implements Backend {
         out.end();
         err.end();
         await previews.drain();
+        this.opts.childGroups?.forget(pid);
         this.active.delete(stop);
         resolve({ code, signal: sig, timedOut, aborted, outputPath, oom, log: log.text() });
       })();

@@ -19,6 +19,7 @@ import type { Backend } from './backend.js';
 import { ExecBackend, GeneratorSchema } from './exec.js';
 import { ProceduralBackend } from './procedural.js';
 import { UpscaleBackend } from './upscale.js';
+import { ChildGroups } from './child-groups.js';
 
 const UpscaleSchema = z.strictObject({
   /** Real-ESRGAN-layout ONNX model file. */
@@ -95,7 +96,7 @@ export function loadNodeConfig(file: string): NodeConfig {
 }
 
 /** The backends a config describes, keyed by the name jobs use (job.backend). */
-export function buildBackends(config: NodeConfig): Map<string, Backend> {
+export function buildBackends(config: NodeConfig, childGroups?: ChildGroups): Map<string, Backend> {
   const out = new Map<string, Backend>();
   const add = (b: Backend) => out.set(b.name, b);
   if (config.procedural) add(new ProceduralBackend());
@@ -105,6 +106,7 @@ export function buildBackends(config: NodeConfig): Map<string, Backend> {
         logLines: config.exec.logLines,
         previewMaxSide: config.exec.previewMaxSide,
         ...(config.exec.tmpDir ? { tmpDir: config.exec.tmpDir } : {}),
+        ...(childGroups ? { childGroups } : {}),
       }),
     );
   }
@@ -128,5 +130,11 @@ export function buildBackends(config: NodeConfig): Map<string, Backend> {
 /** Backends from NIGHTSHIFT_NODE_CONFIG, or the procedural backend alone when it is unset. */
 export function backendsFromEnv(env: NodeJS.ProcessEnv = process.env): Map<string, Backend> {
   const file = env.NIGHTSHIFT_NODE_CONFIG;
-  return buildBackends(file ? loadNodeConfig(file) : parseNodeConfig({}));
+  const config = file ? loadNodeConfig(file) : parseNodeConfig({});
+  if (!config.generators.length) return buildBackends(config);
+  // Generator groups are tracked in the node's data folder; a crash's leftovers are stopped now.
+  const groups = new ChildGroups(path.join(path.resolve(env.NIGHTSHIFT_DATA_DIR ?? '.data'), 'generator-groups'));
+  const reaped = groups.reapLeftovers();
+  if (reaped.length) console.warn(JSON.stringify({ level: 40, msg: 'stopped generators left running by a previous run of this node', pids: reaped }));
+  return buildBackends(config, groups);
 }
