@@ -29,12 +29,10 @@ import { makeThumbnail } from '../services/gpu-node/src/thumbnail.js';
 import { launch } from '../test/browser/chromium.js';
 
 // Globals of the page, for the callbacks that run inside the browser (the project's tsconfig has no DOM lib).
-declare const document: any; // eslint-disable-line @typescript-eslint/no-explicit-any
-declare const window: any; // eslint-disable-line @typescript-eslint/no-explicit-any
-declare const localStorage: any; // eslint-disable-line @typescript-eslint/no-explicit-any
+declare const document: any;  
 declare const innerHeight: number;
-declare const performance: any; // eslint-disable-line @typescript-eslint/no-explicit-any
-declare const PerformanceObserver: any; // eslint-disable-line @typescript-eslint/no-explicit-any
+declare const performance: any;  
+declare const PerformanceObserver: any;  
 
 const RUNS = Number(process.argv[2] ?? 5);
 const IMAGES = Number(process.argv[3] ?? 10_000);

@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
 echo "==> type-check" >&2
 npx tsc -p tsconfig.json
+echo "==> lint" >&2
+npx eslint .
 mapfile -t files < <(find packages services test -name '*.test.ts' -not -path '*/node_modules/*' | sort)
 echo "==> ${#files[@]} test files" >&2
 # One file at a time: the machine has 2 cores and the end-to-end files each run a farm.

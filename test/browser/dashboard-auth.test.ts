@@ -12,10 +12,8 @@ import { startFarm, tempDir, waitForNodes, type Farm } from '@nightshift/devfarm
 import { browserMissing, launch, screenshot, watchPage } from './chromium.js';
 
 // Globals of the page, for the callbacks that run inside the browser (the project's tsconfig has no DOM lib).
-declare const document: any; // eslint-disable-line @typescript-eslint/no-explicit-any
-declare const window: any; // eslint-disable-line @typescript-eslint/no-explicit-any
-declare const localStorage: any; // eslint-disable-line @typescript-eslint/no-explicit-any
-declare const innerHeight: number;
+declare const document: any;  
+declare const localStorage: any;  
 
 const skip = browserMissing();
 const TOKEN = 'browser-test-token-5f2c9a';

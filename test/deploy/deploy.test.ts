@@ -38,7 +38,7 @@ function knownVariables(): Set<string> {
 }
 const KNOWN = knownVariables();
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
+ 
 type Doc = Record<string, any>;
 
 function k8sDocs(): { file: string; doc: Doc }[] {

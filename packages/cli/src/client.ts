@@ -82,7 +82,7 @@ export class Client {
     }
   }
 
-  private refused(res: Response): CliError {
+  private refused(): CliError {
     return new CliError(
       `the coordinator at ${this.base} refused the request (HTTP 401): ${this.token ? 'the API token was not accepted' : 'it needs an API token'}.\n` +
         '  Pass --token or set NIGHTSHIFT_API_TOKEN to the coordinator\'s token.',
@@ -97,7 +97,7 @@ export class Client {
       ...(body === undefined ? {} : { body: JSON.stringify(body) }),
       signal: AbortSignal.timeout(timeoutMs),
     });
-    if (res.status === 401) throw this.refused(res);
+    if (res.status === 401) throw this.refused();
     const text = await res.text();
     let data: unknown;
     try {
@@ -126,7 +126,7 @@ export class Client {
   /** Reads Server-Sent Events until `signal` aborts or the server closes the stream. */
   async events(path: string, onEvent: (e: SseEvent) => void, signal: AbortSignal): Promise<void> {
     const res = await this.fetch(path, { headers: this.headers({ accept: 'text/event-stream' }), signal });
-    if (res.status === 401) throw this.refused(res);
+    if (res.status === 401) throw this.refused();
     if (!res.ok || !res.body) throw new ApiError(res.status, `GET ${path} failed with HTTP ${res.status}`);
     const decoder = new TextDecoder();
     let buf = '';

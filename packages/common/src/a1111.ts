@@ -107,12 +107,11 @@ function parseParamLine(line: string): [string, string][] {
 /** Port of A1111's parse_generation_parameters (without its key renaming/defaults). */
 export function parseA1111Parameters(text: string): A1111Parsed {
   const lines = text.replace(/\r\n?/g, '\n').trim().split('\n');
-  let last = lines[lines.length - 1] ?? '';
+  const last = lines[lines.length - 1] ?? '';
   let pairs = parseParamLine(last);
   // Like A1111: fewer than 3 pairs means the last line is still prompt text.
   if (pairs.length < 3) {
     pairs = [];
-    last = '';
   } else {
     lines.pop();
   }

@@ -18,7 +18,7 @@ function pem(name: string, file: string): Buffer {
   try {
     return readFileSync(file);
   } catch (err) {
-    throw new Error(`${name}: cannot read ${file}: ${(err as Error).message}`);
+    throw new Error(`${name}: cannot read ${file}: ${(err as Error).message}`, { cause: err });
   }
 }
 

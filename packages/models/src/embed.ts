@@ -127,7 +127,7 @@ export class ClipEmbedder {
     try {
       await Promise.race([e.loadWith(id, opts), timeout]);
     } catch (err) {
-      throw new Error(`cannot load CLIP model ${id} from the Hub (${env.remoteHost}): ${(err as Error).message}`);
+      throw new Error(`cannot load CLIP model ${id} from the Hub (${env.remoteHost}): ${(err as Error).message}`, { cause: err });
     } finally {
       clearTimeout(timer);
     }
@@ -190,7 +190,7 @@ export class ClipEmbedder {
         try {
           return await this.prepareImage(bytes);
         } catch (err) {
-          throw new Error(`ClipEmbedder: cannot decode image ${i}: ${(err as Error).message}`);
+          throw new Error(`ClipEmbedder: cannot decode image ${i}: ${(err as Error).message}`, { cause: err });
         }
       }),
     );

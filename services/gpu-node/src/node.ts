@@ -30,7 +30,8 @@ export async function startNode(config: Config, log: Logger, backends = defaultB
     secretKey: config.NIGHTSHIFT_S3_SECRET_KEY,
     bucket: config.NIGHTSHIFT_S3_BUCKET,
   });
-  let connection: Connection | undefined;
+  // Assigned below; the closures that read it only run once the node has started.
+  let connection: Connection | undefined; // eslint-disable-line prefer-const
   const connected = () => connection?.connected ?? false;
   const metrics = createNodeMetrics(nodeId, () => worker.heldJobIds().length, connected);
   const worker = new Worker({

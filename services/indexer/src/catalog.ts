@@ -347,12 +347,24 @@ export class Catalog {
   where(f: Filter): { sql: string; params: unknown[] } {
     const parts = ['model = ?'];
     const params: unknown[] = [f.model];
-    if (f.sweep) (parts.push('sweep_id = ?'), params.push(f.sweep));
+    if (f.sweep) {
+      parts.push('sweep_id = ?');
+      params.push(f.sweep);
+    }
     // instr, not LIKE: no wildcard escaping, and case-folded on both sides.
-    if (f.prompt) (parts.push('instr(lower(prompt), lower(?)) > 0'), params.push(f.prompt));
+    if (f.prompt) {
+      parts.push('instr(lower(prompt), lower(?)) > 0');
+      params.push(f.prompt);
+    }
     if (f.favorites) parts.push('render_key IN (SELECT render_key FROM favorites)');
-    if (f.from) (parts.push('created_at >= ?'), params.push(f.from));
-    if (f.to) (parts.push('created_at < ?'), params.push(f.to));
+    if (f.from) {
+      parts.push('created_at >= ?');
+      params.push(f.from);
+    }
+    if (f.to) {
+      parts.push('created_at < ?');
+      params.push(f.to);
+    }
     if (f.hideDuplicates) parts.push('dup_of IS NULL');
     return { sql: parts.join(' AND '), params };
   }

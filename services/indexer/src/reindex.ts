@@ -94,7 +94,10 @@ export function metaFromObject(key: string, obj: Pick<ObjectWithMeta, 'bytes' | 
   const p = parsed.params;
   const params: Record<string, unknown> = {};
   const size = /^(\d+)x(\d+)$/.exec(p.Size ?? '');
-  if (size) (params.width = Number(size[1])), (params.height = Number(size[2]));
+  if (size) {
+    params.width = Number(size[1]);
+    params.height = Number(size[2]);
+  }
   if (p.Steps !== undefined) params.steps = numberOr(p.Steps);
   if (p['CFG scale'] !== undefined) params.guidance = numberOr(p['CFG scale']);
   for (const [k, v] of Object.entries(p)) if (!['Size', 'Steps', 'CFG scale', 'Seed', 'Model', 'Backend', 'Sampler'].includes(k)) params[k] = numberOr(v);

@@ -80,18 +80,18 @@ export function loadNodeConfig(file: string): NodeConfig {
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
-    throw new Error(`cannot read node config ${file}: ${err instanceof Error ? err.message : String(err)}`);
+    throw new Error(`cannot read node config ${file}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
   }
   let doc: unknown;
   try {
     doc = file.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
   } catch (err) {
-    throw new Error(`node config ${file} is not valid ${file.endsWith('.json') ? 'JSON' : 'YAML'}: ${err instanceof Error ? err.message : String(err)}`);
+    throw new Error(`node config ${file} is not valid ${file.endsWith('.json') ? 'JSON' : 'YAML'}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
   }
   try {
     return parseNodeConfig(doc, path.dirname(path.resolve(file)));
   } catch (err) {
-    throw new Error(`${file}: ${err instanceof Error ? err.message : String(err)}`);
+    throw new Error(`${file}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
   }
 }
 

@@ -10,7 +10,7 @@ import path from 'node:path';
 import sharp, { type OutputInfo } from 'sharp';
 import { addPngTextChunk, readPngTextChunks } from '@nightshift/common';
 import { RenderFailure, type Backend, type RenderProgress, type RenderRequest, type RenderResult } from './backend.js';
-import { DEFAULT_OVERLAP, DEFAULT_TILE_SIZE, TiledUpscaler, type RgbImage } from '../upscale/tiler.js';
+import { DEFAULT_OVERLAP, DEFAULT_TILE_SIZE, TiledUpscaler } from '../upscale/tiler.js';
 
 export interface UpscaleBackendOptions {
   /** Path of the ONNX model; absent means "not configured" (jobs fail with a clear error). */
