@@ -3,6 +3,7 @@
  * "Events"). Payloads are JSON so any NATS client can read them.
  */
 import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { sleep } from './sleep.js';
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 
 export const STREAM = 'NIGHTSHIFT';
@@ -38,12 +39,22 @@ export interface Bus {
 }
 
 /**
- * Connects to NATS and keeps reconnecting forever. With `waitOnFirstConnect`
- * the promise also waits out a server that is down at start, so a service
- * can start before NATS does and simply hold its events until then.
+ * Connects to NATS, retrying until it answers (a service may start before
+ * NATS does and hold its events meanwhile), then keeps reconnecting forever.
+ * `signal` ends the first-connect retries, so a service can stop cleanly
+ * while NATS has never been reachable.
  */
-export async function connectBus(servers: string, name: string): Promise<Bus> {
-  const nc = await connect({ servers, name, reconnect: true, maxReconnectAttempts: -1, reconnectTimeWait: 500, waitOnFirstConnect: true });
+export async function connectBus(servers: string, name: string, signal?: AbortSignal): Promise<Bus> {
+  let nc: NatsConnection | undefined;
+  for (let attempt = 0; !nc; attempt++) {
+    try {
+      nc = await connect({ servers, name, reconnect: true, maxReconnectAttempts: -1, reconnectTimeWait: 500 });
+    } catch (err) {
+      if (signal?.aborted) throw err;
+      await sleep(Math.min(2_000, 100 * 2 ** Math.min(attempt, 5)), signal);
+      if (signal?.aborted) throw new Error(`stopped before NATS at ${servers} was reachable`, { cause: err });
+    }
+  }
   const jsm = await jetstreamManager(nc);
   const js = jetstream(nc);
   return { nc, js, jsm };

@@ -1,3 +1,5 @@
+import { sleep } from './sleep.js';
+
 /** Retries an async operation with capped exponential backoff and jitter. */
 export interface RetryOptions {
   attempts?: number;
@@ -18,7 +20,8 @@ export async function withRetry<T>(fn: () => Promise<T>, opts: RetryOptions = {}
       if (attempt >= attempts || opts.signal?.aborted) throw err;
       const delay = Math.min(max, base * 2 ** (attempt - 1)) * (0.75 + Math.random() * 0.5);
       opts.onRetry?.(err, attempt, delay);
-      await new Promise((r) => setTimeout(r, delay));
+      await sleep(delay, opts.signal);
+      if (opts.signal?.aborted) throw err;
     }
   }
 }

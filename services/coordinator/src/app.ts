@@ -43,10 +43,15 @@ export async function startCoordinator(config: Config, log: Logger): Promise<Run
     bucket: config.NIGHTSHIFT_S3_BUCKET,
   });
   // Neither S3 nor NATS has to be up for the coordinator to start and take sweeps.
-  void withRetry(() => storage.ensureBucket(), { onRetry: (err, n) => n === 1 && log.warn({ err: String(err) }, 'S3 not reachable yet, retrying') });
+  // Both keep trying in the background until stop().
+  const stopConnecting = new AbortController();
+  void withRetry(() => storage.ensureBucket(), {
+    signal: stopConnecting.signal,
+    onRetry: (err, n) => n === 1 && log.warn({ err: String(err) }, 'S3 not reachable yet, retrying'),
+  }).catch(() => {});
   let bus: Bus | undefined;
-  const busReady = connectBus(config.NIGHTSHIFT_NATS_URL, 'coordinator').then(async (b) => {
-    await withRetry(() => ensureStream(b.jsm));
+  const busReady = connectBus(config.NIGHTSHIFT_NATS_URL, 'coordinator', stopConnecting.signal).then(async (b) => {
+    await withRetry(() => ensureStream(b.jsm), { signal: stopConnecting.signal });
     bus = b;
     log.info('connected to NATS');
     outbox.poke();
@@ -105,8 +110,9 @@ export async function startCoordinator(config: Config, log: Logger): Promise<Run
       await outbox.stop();
       await new Promise<void>((r) => grpcServer.tryShutdown(() => r()));
       await new Promise<void>((r) => http.close(() => r()));
+      stopConnecting.abort();
       if (bus) await bus.nc.close();
-      else void busReady.then((b) => b.nc.close());
+      else void busReady.then((b) => b.nc.close()).catch(() => {});
       db.close();
     },
   };

@@ -1,4 +1,5 @@
 /** SweepService over gRPC: the same operations as HTTP, for programs. */
+import { timingSafeEqual } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import { create } from '@bufbuild/protobuf';
 import { GrpcError, WatchSweepResponseSchema, type HandlersOf, type SweepService } from '@nightshift/proto';
@@ -19,9 +20,19 @@ function viewOf(deps: CoordinatorDeps, id: string): SweepView {
   return sweepView(deps, row);
 }
 
+/** The API token guards SweepService as it guards HTTP: `authorization: Bearer TOKEN` metadata. */
+function authorize(deps: CoordinatorDeps, meta: grpc.Metadata): void {
+  const token = deps.config.NIGHTSHIFT_API_TOKEN;
+  if (!token) return;
+  const given = Buffer.from(String(meta.get('authorization')[0] ?? '').replace(/^Bearer\s+/i, ''));
+  const want = Buffer.from(token);
+  if (given.length !== want.length || !timingSafeEqual(given, want)) throw new GrpcError(grpc.status.UNAUTHENTICATED, 'missing or wrong API token');
+}
+
 export function sweepHandlers(deps: CoordinatorDeps): HandlersOf<typeof SweepService> {
   return {
-    async submitSweep(req) {
+    async submitSweep(req, call) {
+      authorize(deps, call.metadata);
       let input: unknown;
       try {
         input = JSON.parse(req.specJson);
@@ -35,17 +46,26 @@ export function sweepHandlers(deps: CoordinatorDeps): HandlersOf<typeof SweepSer
         throw err;
       }
     },
-    async getSweep(req) {
+    async getSweep(req, call) {
+      authorize(deps, call.metadata);
       return { sweep: toProto(viewOf(deps, req.id)) };
     },
-    async listSweeps() {
+    async listSweeps(_req, call) {
+      authorize(deps, call.metadata);
       return { sweeps: deps.store.listSweeps().map((r) => toProto(sweepView(deps, r))) };
     },
-    async cancelSweep(req) {
+    async cancelSweep(req, call) {
+      authorize(deps, call.metadata);
       if (!cancelSweep(deps, req.id)) throw new GrpcError(grpc.status.NOT_FOUND, `no such sweep: ${req.id}`);
       return { sweep: toProto(viewOf(deps, req.id)) };
     },
     watchSweep(call) {
+      try {
+        authorize(deps, call.metadata);
+      } catch (err) {
+        call.emit('error', { code: grpc.status.UNAUTHENTICATED, details: (err as Error).message });
+        return;
+      }
       const id = call.request.id;
       if (!deps.store.getSweep(id)) {
         call.emit('error', { code: grpc.status.NOT_FOUND, details: `no such sweep: ${id}` });
