@@ -222,4 +222,40 @@ describe('nightshift CLI against a farm', { timeout: 300_000 }, () => {
     assert.match(big.stderr, /too-big\.yaml: the coordinator refused it: sweep too large/);
     assert.match(big.stderr, /expands to 400000 jobs, more than the maximum of 100000/);
   });
+
+  test('pause, resume and cancel a running sweep', async () => {
+    const file = join(tmp.dir, 'long.yaml');
+    // Big enough (and 512 px) that it is still running while the commands go through.
+    writeFileSync(file, 'name: long\nprompts: [a purple circle]\nseeds: { start: 1000, count: 400 }\nparams: { width: 512, height: 512, steps: 60 }\n');
+    const sub = await cli(['submit', file, '--json'], env);
+    assert.equal(sub.code, 0, sub.stderr);
+    const { id } = JSON.parse(sub.stdout) as { id: string };
+    const state = async () => JSON.parse((await cli(['status', id, '--json'], env)).stdout) as { status: string; counts: { queued: number; running: number; cancelled: number } };
+
+    const paused = await cli(['pause', id, '--json'], env);
+    assert.equal(paused.code, 0, paused.stderr);
+    assert.equal((JSON.parse(paused.stdout) as { status: string }).status, 'paused');
+    // While paused nothing new is dispatched: what runs drains, the queue stays.
+    await waitFor('running jobs to drain', async () => (await state()).counts.running === 0, 60_000, 300);
+    const before = await state();
+    await new Promise((r) => setTimeout(r, 1_000));
+    const later = await state();
+    assert.equal(later.status, 'paused');
+    assert.equal(later.counts.queued, before.counts.queued);
+    assert.ok(later.counts.queued > 0);
+
+    const resumed = await cli(['resume', id, '--json'], env);
+    assert.equal(resumed.code, 0, resumed.stderr);
+    assert.match((JSON.parse(resumed.stdout) as { status: string }).status, /^(running|queued)$/);
+    await waitFor('work to restart', async () => (await state()).counts.queued < later.counts.queued, 30_000, 200);
+
+    const cancelled = await cli(['cancel', id, '--json'], env);
+    assert.equal(cancelled.code, 0, cancelled.stderr);
+    const end = await state();
+    assert.equal(end.status, 'cancelled');
+    assert.equal(end.counts.queued + end.counts.running, 0);
+    assert.ok(end.counts.cancelled > 0);
+    const again = await cli(['pause', id], env);
+    assert.notEqual(again.code, 0, 'a cancelled sweep cannot be paused');
+  });
 });
