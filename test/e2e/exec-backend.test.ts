@@ -13,7 +13,7 @@ import { after, before, describe, test } from 'node:test';
 import sharp from 'sharp';
 import { stringify as toYaml } from 'yaml';
 import { parseA1111Parameters, readPngTextChunks } from '@nightshift/common';
-import { startFarm, tempDir, waitFor, waitForNodes, type Farm } from '@nightshift/devfarm';
+import { processAlive, startFarm, tempDir, waitFor, waitForNodes, type Farm } from '@nightshift/devfarm';
 import { ensureTinyUpscaler, TINY_UPSCALER_NAME } from '@nightshift/models';
 
 const GENERATOR = fileURLToPath(new URL('../../examples/generators/node-generator.mjs', import.meta.url));
@@ -50,16 +50,7 @@ async function finished(id: string, timeoutMs = 30_000): Promise<SweepBody> {
   }, timeoutMs, 100);
 }
 
-/** Alive and not a zombie. */
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.charAt(stat.lastIndexOf(')') + 2) !== 'Z';
-  } catch {
-    return false;
-  }
-}
+const alive = processAlive;
 
 /** Collects every SSE event of the coordinator from now on. */
 async function listen(): Promise<void> {

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, test } from 'node:test';
 import { stringify as toYaml } from 'yaml';
-import { startFarm, tempDir, waitFor, waitForNodes, type Farm } from '@nightshift/devfarm';
+import { processAlive, startFarm, tempDir, waitFor, waitForNodes, type Farm } from '@nightshift/devfarm';
 
 const GENERATOR = fileURLToPath(new URL('../../examples/generators/node-generator.mjs', import.meta.url));
 let farm: Farm | undefined;
@@ -20,15 +20,7 @@ after(async () => {
   tmp.cleanup();
 });
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.charAt(stat.lastIndexOf(')') + 2) !== 'Z';
-  } catch {
-    return false;
-  }
-}
+const alive = processAlive;
 
 test('a restarted gpu-node stops the generators its killed predecessor left running', { timeout: 90_000 }, async () => {
   const pids = path.join(tmp.dir, 'pids');
