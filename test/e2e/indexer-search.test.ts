@@ -14,18 +14,10 @@ import { SERVICE_MAIN, startNatsServer, startProcess, startS3Server, tempDir, wa
 import { startIndexer, type RunningIndexer } from '@nightshift/indexer';
 import { ensureTinyClip } from '@nightshift/models';
 import { fixtureImage, publishRendered, putFixture, type FixtureImage } from '../../services/indexer/src/testing.js';
+import type { SearchResult } from '../../services/indexer/src/search.js';
 
-interface Result {
-  key: string;
-  renderKey: string;
-  score: number;
-  prompt: string;
-  seed: number;
-  sweepId: string;
-  favorite: boolean;
-  duplicateOf: string | null;
-  upscaled: { key: string } | null;
-}
+/** The indexer's own result type: the test reads what the API promises. */
+type Result = SearchResult;
 
 const PROMPTS = ['a red circle', 'a blue square', 'green stripes', 'a yellow triangle', 'purple circles'];
 const QUERIES = ['q=red&k=10', 'q=square&k=10', 'q=a yellow triangle&k=5&sweep=sweep-b', 'q=circle&k=8&duplicates=hide', 'q=blue&k=20&prompt=circle'];

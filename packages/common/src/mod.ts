@@ -9,3 +9,5 @@ export * from './files-route.js';
 export * from './retry.js';
 export * from './tls.js';
 export * from './ops.js';
+export * from './shutdown.js';
+export * from './sleep.js';

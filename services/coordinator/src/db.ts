@@ -100,6 +100,11 @@ const MIGRATIONS = [
   `
   DROP INDEX jobs_node;
   `,
+  // Lookups by image (upscale requests, gallery detail) and the gallery's newest-first listing.
+  `
+  CREATE INDEX jobs_render_key ON jobs (render_key);
+  CREATE INDEX jobs_finished ON jobs (state, finished_at);
+  `,
 ];
 
 export function openDb(file: string): DB {

@@ -1,17 +1,9 @@
 /** Coordinator entry point: configuration in, servers up, clean stop on signals. */
-import { createLogger, loadConfig } from '@nightshift/common';
+import { createLogger, loadConfig, stopOnSignals } from '@nightshift/common';
 import { startCoordinator } from './app.js';
 
 const log = createLogger('coordinator');
 const running = await startCoordinator(loadConfig(), log);
 // Machine-readable line for supervisors (the README farm and tests) that pick ports at random.
 console.log(JSON.stringify({ ready: 'coordinator', httpPort: running.httpPort, grpcPort: running.grpcPort }));
-let stopping = false;
-for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-  process.on(sig, () => {
-    if (stopping) return;
-    stopping = true;
-    log.info({ sig }, 'stopping');
-    void running.stop().then(() => process.exit(0));
-  });
-}
+stopOnSignals(() => running.stop(), log);

@@ -126,9 +126,7 @@ export class NodeHub {
    * maxAttempts and the blocklist still bound how often.
    */
   private relaxExclusions(): void {
-    const rows = this.store.db
-      .prepare(`SELECT id, sweep_id, backend, min_vram_mb, excluded_nodes FROM jobs WHERE state = 'queued' AND excluded_nodes != '[]' LIMIT 1000`)
-      .all() as { id: string; sweep_id: string; backend: string; min_vram_mb: number; excluded_nodes: string }[];
+    const rows = this.store.queuedWithExclusions();
     if (!rows.length) return;
     const online = this.onlineCaps();
     const blockedBySweep = new Map<string, Set<string>>();
@@ -138,7 +136,7 @@ export class NodeHub {
       const capable = online.filter((n) => !blocked.has(n.nodeId) && n.caps.backends.includes(row.backend) && n.caps.vramMb >= row.min_vram_mb);
       const excluded = new Set(JSON.parse(row.excluded_nodes) as string[]);
       if (capable.length > 0 && capable.every((n) => excluded.has(n.nodeId))) {
-        this.store.db.prepare(`UPDATE jobs SET excluded_nodes = '[]' WHERE id = ?`).run(row.id);
+        this.store.clearExclusions(row.id);
       }
     }
   }
@@ -198,9 +196,7 @@ export class NodeHub {
 
   /** Which queued work no online node can take, in words (GET /api/sweeps/:id). */
   explain(sweepId: string): string[] {
-    const groups = this.store.db
-      .prepare(`SELECT backend, min_vram_mb, COUNT(*) AS n FROM jobs WHERE sweep_id = ? AND state = 'queued' GROUP BY backend, min_vram_mb`)
-      .all(sweepId) as { backend: string; min_vram_mb: number; n: number }[];
+    const groups = this.store.queuedRequirements(sweepId);
     const blocked = new Set(this.store.blockedNodes(sweepId));
     const nodes = this.onlineCaps().filter((n) => !blocked.has(n.nodeId));
     const out: string[] = [];
@@ -332,10 +328,7 @@ export class NodeHub {
   }
 
   private outboxNode(subject: string, nodeId: string, extra: Record<string, unknown>): void {
-    const now = Date.now();
-    this.store.db
-      .prepare('INSERT INTO outbox (subject, msg_id, payload, created_at) VALUES (?, ?, ?, ?)')
-      .run(subject, `${subject}.${nodeId}.${now}`, JSON.stringify({ nodeId, at: new Date(now).toISOString(), ...extra }), now);
+    this.store.recordNodeEvent(subject, nodeId, extra);
     this.onEvents();
   }
 
@@ -463,7 +456,7 @@ export class NodeHub {
     const lost = ours.filter((j) => !heldSet.has(j.id));
     const lostMain = lost.filter((j) => j.node_id === s.nodeId).map((j) => j.id);
     if (lostMain.length) this.store.requeue(lostMain, 'node reconnected without the job');
-    for (const j of lost.filter((j) => j.copy_node_id === s.nodeId)) this.store.db.prepare('UPDATE jobs SET copy_node_id = NULL, copy_lease_expires_at = NULL WHERE id = ?').run(j.id);
+    for (const j of lost.filter((j) => j.copy_node_id === s.nodeId)) this.store.dropCopy(j.id);
     this.store.renewLeases(s.nodeId, held, this.opts.leaseMs);
     const oursSet = new Set(ours.map((j) => j.id));
     for (const id of held) if (!oursSet.has(id)) this.send(s, { case: 'cancel', value: { jobId: id, reason: 'lease no longer held' } });

@@ -186,6 +186,11 @@ export class Store {
     return this.q('SELECT * FROM jobs WHERE sweep_id = ? ORDER BY idx').all(sweepId) as JobRow[];
   }
 
+  /** A finished render of this image (an upscale's source), if any. */
+  renderedJob(renderKey: string): JobRow | undefined {
+    return this.q(`SELECT * FROM jobs WHERE render_key = ? AND kind = 'render' AND state IN ('done', 'skipped') LIMIT 1`).get(renderKey) as JobRow | undefined;
+  }
+
   getJob(id: string): JobRow | undefined {
     return this.q('SELECT * FROM jobs WHERE id = ?').get(id) as JobRow | undefined;
   }
@@ -368,7 +373,7 @@ export class Store {
       if (!job || job.state !== 'leased') return;
       if (job.copy_node_id === node.id) {
         // A straggler copy failed: the original is still running; just drop the copy.
-        this.q('UPDATE jobs SET copy_node_id = NULL, copy_lease_expires_at = NULL WHERE id = ?').run(job.id);
+        this.dropCopy(job.id);
         result = { job: this.getJob(job.id)!, blocklisted: false };
         return;
       }
@@ -425,6 +430,41 @@ export class Store {
       this.settleSweep(sweepId, true);
     })();
     return n;
+  }
+
+  /** Records a node event (up/down) in the outbox. */
+  recordNodeEvent(subject: string, nodeId: string, extra: Record<string, unknown>): void {
+    const now = this.now();
+    this.enqueue(subject, `${subject}.${nodeId}.${now}`, { nodeId, at: new Date(now).toISOString(), ...extra });
+  }
+
+  /** Ends a straggler copy (it failed, or its node no longer holds it); the original carries on. */
+  dropCopy(jobIdValue: string): void {
+    this.q('UPDATE jobs SET copy_node_id = NULL, copy_lease_expires_at = NULL WHERE id = ?').run(jobIdValue);
+  }
+
+  /** Queued jobs kept away from some nodes, with what they need (for relaxing exclusions). */
+  queuedWithExclusions(limit = 1000): { id: string; sweep_id: string; backend: string; min_vram_mb: number; excluded_nodes: string }[] {
+    return this.q(`SELECT id, sweep_id, backend, min_vram_mb, excluded_nodes FROM jobs WHERE state = 'queued' AND excluded_nodes != '[]' LIMIT ?`).all(limit) as {
+      id: string;
+      sweep_id: string;
+      backend: string;
+      min_vram_mb: number;
+      excluded_nodes: string;
+    }[];
+  }
+
+  clearExclusions(jobIdValue: string): void {
+    this.q(`UPDATE jobs SET excluded_nodes = '[]' WHERE id = ?`).run(jobIdValue);
+  }
+
+  /** A sweep's queued jobs grouped by what they need (for `explain`). */
+  queuedRequirements(sweepId: string): { backend: string; min_vram_mb: number; n: number }[] {
+    return this.q(`SELECT backend, min_vram_mb, COUNT(*) AS n FROM jobs WHERE sweep_id = ? AND state = 'queued' GROUP BY backend, min_vram_mb`).all(sweepId) as {
+      backend: string;
+      min_vram_mb: number;
+      n: number;
+    }[];
   }
 
   /** Fails one queued job for good (for example: no card has enough VRAM). */

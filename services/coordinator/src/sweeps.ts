@@ -60,7 +60,7 @@ export async function submitUpscale(deps: CoordinatorDeps, input: unknown): Prom
   }
   const sources = renderKeys.map((rk) => {
     if (!/^[0-9a-f]{64}$/.test(rk)) throw new SpecError('invalid upscale request', [{ path: 'keys', message: `not an image key: ${rk}` }]);
-    const job = deps.store.db.prepare(`SELECT * FROM jobs WHERE render_key = ? AND kind = 'render' AND state IN ('done', 'skipped') LIMIT 1`).get(rk) as JobRow | undefined;
+    const job = deps.store.renderedJob(rk);
     if (!job) throw new SpecError('invalid upscale request', [{ path: 'keys', message: `no rendered image with key ${rk}` }]);
     return job;
   });

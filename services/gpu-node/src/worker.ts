@@ -10,7 +10,7 @@ import { addPngTextChunk, formatA1111Parameters, imageKey, thumbKey, upscaledKey
 import { RenderFailure, type Backend, type JobKind, type RenderParams } from './backends/backend.js';
 import { makeThumbnail } from './thumbnail.js';
 import type { Faults } from './faults.js';
-import { withRetry } from '@nightshift/common';
+import { sleep, withRetry } from '@nightshift/common';
 
 export type Report =
   | { case: 'progress'; value: { jobId: string; step: number; total: number; previewWebp: Uint8Array } }
@@ -164,7 +164,10 @@ export class Worker {
     const params = JSON.parse(job.paramsJson) as RenderParams;
     const started = performance.now();
     const faults = this.opts.faults;
-    if (faults?.renderDelayMs) await abortableDelay(faults.renderDelayMs, signal);
+    if (faults?.renderDelayMs) {
+      await sleep(faults.renderDelayMs, signal);
+      if (signal.aborted) throw new DOMException('aborted', 'AbortError');
+    }
     if (faults?.failRenders) throw new RenderFailure('injected fault: this node fails every render', 'NIGHTSHIFT_FAULTS=fail-renders');
     if (faults?.oomRenders) throw new RenderFailure('RuntimeError: CUDA out of memory. Tried to allocate 2.00 GiB (injected fault)', 'NIGHTSHIFT_FAULTS=oom-renders', true);
     if (faults?.failFirstAttempt && job.attempt <= 1) throw new RenderFailure('injected fault: first attempt fails', 'NIGHTSHIFT_FAULTS=fail-first-attempt');
@@ -237,13 +240,6 @@ export class Worker {
       extra: Object.fromEntries(Object.entries(extra).filter(([, v]) => ['string', 'number', 'boolean'].includes(typeof v))) as Record<string, string | number | boolean>,
     });
   }
-}
-
-function abortableDelay(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(resolve, ms);
-    signal.addEventListener('abort', () => (clearTimeout(t), reject(new DOMException('aborted', 'AbortError'))), { once: true });
-  });
 }
 
 const jobKind = (job: JobAssignment): JobKind => (job.kind === 'upscale' ? 'upscale' : 'render');

@@ -4,7 +4,7 @@
  *   main.ts reindex     rebuild the index from the S3 bucket alone, then exit
  *                       (--keep: do not prune rows whose image is gone)
  */
-import { createLogger, loadConfig } from '@nightshift/common';
+import { createLogger, loadConfig, stopOnSignals } from '@nightshift/common';
 import { openIndex, startIndexer } from './app.js';
 import { loadIndexerOptions } from './options.js';
 
@@ -27,11 +27,4 @@ if (command === 'reindex') {
 }
 
 const running = await startIndexer(loadConfig(), log);
-let stopping = false;
-for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-  process.on(sig, () => {
-    if (stopping) return;
-    stopping = true;
-    void running.stop().then(() => process.exit(0));
-  });
-}
+stopOnSignals(() => running.stop(), log);
