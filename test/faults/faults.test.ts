@@ -6,7 +6,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { waitFor, waitForNodes } from '@nightshift/devfarm';
-import { assertExactlyOnce, faultFarm, renders, submit, sweep, SWEEP_200, waitProgress } from './helpers.js';
+import { assertExactlyOnce, faultFarm, renderedEventCount, renders, submit, sweep, SWEEP_200, waitFinished, waitProgress } from './helpers.js';
 
 describe('fault injection: a 200-job sweep over three gpu-nodes', { timeout: 600_000 }, () => {
   test('kill -9 one gpu-node mid-job', async () => {
@@ -124,6 +124,20 @@ describe('fault injection: a 200-job sweep over three gpu-nodes', { timeout: 600
       await f.farm.nodes[0]!.stop();
       f.farm.startNode(0);
       await waitForNodes(f.farm.apiUrl, 1);
+      // After its restart the node is the same node-0, online, with its count kept, and not blocklisted.
+      const { nodes } = (await (await fetch(`${f.farm.apiUrl}/api/nodes`)).json()) as { nodes: { id: string; status: string; jobsDone: number }[] };
+      assert.deepEqual(nodes.map((n) => [n.id, n.status, n.jobsDone]), [['node-0', 'online', 3]]);
+      const before = (await (await fetch(`${f.farm.apiUrl}/api/sweeps/${id}`)).json()) as { status: string; blocklisted: string[] };
+      assert.deepEqual([before.status, before.blocklisted], ['done', []]);
+      // It still retries its own failures: a second sweep finishes on it alone, nothing from the first renders again.
+      const again = await submit(f.farm, { ...SWEEP_200, prompts: ['a red circle'], axes: {}, seeds: { start: 3, count: 3 } });
+      const after = await waitFinished(f.farm, again);
+      assert.equal(after.status, 'done', JSON.stringify(after));
+      assert.deepEqual([after.counts.done, after.counts.failed ?? 0], [3, 0], JSON.stringify(after.counts));
+      assert.equal((await f.farm.storage.list('images')).length, 6);
+      await waitFor('6 rendered events', async () => (await renderedEventCount(f.farm)) === 6, 60_000, 250);
+      const nodesAfter = (await (await fetch(`${f.farm.apiUrl}/api/nodes`)).json()) as { nodes: { id: string; jobsDone: number }[] };
+      assert.equal(nodesAfter.nodes.find((n) => n.id === 'node-0')!.jobsDone, 6);
     } finally {
       await f.stop();
     }
