@@ -25,6 +25,21 @@ describe('fault injection: a 200-job sweep over three gpu-nodes', { timeout: 600
     }
   });
 
+  test('a node killed between uploading an image and reporting it: the image is still announced and listed', async () => {
+    const f = await faultFarm({ nodeEnv: (i): Record<string, string> => (i === 1 ? { NIGHTSHIFT_FAULTS: 'render-delay-ms=60,die-after-upload=15' } : {}) });
+    try {
+      const id = await submit(f.farm, SWEEP_200);
+      let died = false;
+      void f.farm.nodes[1]!.exited.then(() => (died = true));
+      await waitFor('gpu-node-1 to kill itself after an upload', () => died, 60_000, 100);
+      const { final } = await assertExactlyOnce(f.farm, id, 200, (_key, nodes) => nodes[0] === 'gpu-node-1');
+      // Its last upload was found stored by another node: at least one job ends skipped, and it is still announced.
+      assert.ok((final.counts.skipped ?? 0) >= 1, JSON.stringify(final.counts));
+    } finally {
+      await f.stop();
+    }
+  });
+
   test('kill -9 the coordinator mid-sweep and start it again', async () => {
     const f = await faultFarm();
     try {

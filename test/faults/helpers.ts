@@ -68,17 +68,22 @@ export async function waitFinished(farm: Farm, id: string, timeoutMs = 120_000):
   }, timeoutMs, 200);
 }
 
-/** `rendered` log lines of every gpu-node: renderKey → node names, in order. */
+/**
+ * `rendered` log lines of every gpu-node: renderKey → node names, in the
+ * order the renders finished (by the lines' timestamps, not by log file).
+ */
 export function renders(farm: Farm): Map<string, string[]> {
-  const out = new Map<string, string[]>();
+  const lines: { renderKey: string; node: string; time: number }[] = [];
   const logs = join(farm.dir, 'logs');
   for (const f of readdirSync(logs).filter((n) => n.startsWith('gpu-node-'))) {
     for (const line of readFileSync(join(logs, f), 'utf8').split('\n')) {
       if (!line.includes('"msg":"rendered"')) continue;
-      const entry = JSON.parse(line) as { renderKey: string };
-      out.set(entry.renderKey, [...(out.get(entry.renderKey) ?? []), f.replace(/\.log$/, '')]);
+      const entry = JSON.parse(line) as { renderKey: string; time: number };
+      lines.push({ renderKey: entry.renderKey, node: f.replace(/\.log$/, ''), time: entry.time });
     }
   }
+  const out = new Map<string, string[]>();
+  for (const l of lines.sort((a, b) => a.time - b.time)) out.set(l.renderKey, [...(out.get(l.renderKey) ?? []), l.node]);
   return out;
 }
 
@@ -108,7 +113,14 @@ export async function assertExactlyOnce(farm: Farm, id: string, n: number, allow
   // Stays at n: nothing is published twice.
   await new Promise((r) => setTimeout(r, 500));
   assert.equal(await renderedEventCount(farm), n);
-  const twice = [...renders(farm)].filter(([, nodes]) => nodes.length > 1);
+  // Every image the gallery lists, exactly once: stored images are never lost to it.
+  const gallery = (await (await fetch(`${farm.apiUrl}/api/gallery?sweep=${id}&limit=500`)).json()) as { total: number; images: { renderKey: string }[] };
+  assert.equal(gallery.total, n, 'gallery lists every image');
+  assert.equal(new Set(gallery.images.map((i) => i.renderKey)).size, n);
+  const rendered = renders(farm);
+  // Every job marked done was rendered by some node's log: the audit below is not vacuous.
+  assert.ok(rendered.size >= (final.counts.done ?? 0), `rendered lines for ${rendered.size} images, ${final.counts.done} done`);
+  const twice = [...rendered].filter(([, nodes]) => nodes.length > 1);
   const unexplained = twice.filter(([key, nodes]) => !allowedTwice(key, nodes));
   assert.deepEqual(unexplained, [], 'renders repeated without need');
   return { final, twice };

@@ -105,6 +105,14 @@ const MIGRATIONS = [
   CREATE INDEX jobs_render_key ON jobs (render_key);
   CREATE INDEX jobs_finished ON jobs (state, finished_at);
   `,
+  // Which job announced its image (image.rendered / image.upscaled): one per
+  // image. A job skipped because its image was already stored announces it
+  // when no job ever did (a node that uploaded and died before reporting).
+  `
+  ALTER TABLE jobs ADD COLUMN announced INTEGER NOT NULL DEFAULT 0;
+  UPDATE jobs SET announced = 1 WHERE state = 'done';
+  CREATE INDEX jobs_announced ON jobs (announced, finished_at) WHERE announced = 1;
+  `,
 ];
 
 export function openDb(file: string): DB {

@@ -64,6 +64,8 @@ export interface JobRow {
   copy_node_id: string | null;
   copy_lease_expires_at: number | null;
   result_model: string | null;
+  /** 1 when this job's completion published its image's event. */
+  announced: number;
 }
 
 export interface NodeRow {
@@ -325,11 +327,20 @@ export class Store {
         )
         .run(r.skipped ? 'skipped' : 'done', nodeId, r.imageKey, r.thumbKey, r.renderMs, now, r.model ?? null, job.id);
       this.q('UPDATE nodes SET jobs_done = jobs_done + 1 WHERE id = ?').run(nodeId);
-      if (!r.skipped) this.enqueueImageEvent(job, nodeId, r, now);
+      // A skipped job's image may never have been announced: its renderer died between upload and report.
+      if (!r.skipped || !this.announcedBefore(job)) {
+        this.q('UPDATE jobs SET announced = 1 WHERE id = ?').run(job.id);
+        this.enqueueImageEvent(job, nodeId, r, now);
+      }
       this.settleSweep(job.sweep_id);
       outcome.accepted = true;
     })();
     return outcome;
+  }
+
+  /** Whether some job already announced this job's image. */
+  private announcedBefore(job: JobRow): boolean {
+    return !!this.q(`SELECT 1 FROM jobs WHERE render_key = ? AND kind = ? AND announced = 1 LIMIT 1`).get(job.render_key, job.kind);
   }
 
   private enqueueImageEvent(job: JobRow, nodeId: string, r: { imageKey: string; renderMs: number; model?: string | undefined }, now: number): void {

@@ -5,7 +5,7 @@ import type { Backend } from './backends/backend.js';
 import { backendsFromEnv } from './backends/registry.js';
 import { Connection } from './connection.js';
 import { Worker } from './worker.js';
-import { parseFaults } from './faults.js';
+import { parseFaults, withStorageFaults } from './faults.js';
 import { createNodeMetrics, startNodeOpsServer } from './metrics.js';
 
 export interface RunningNode {
@@ -38,13 +38,12 @@ export async function startNode(config: Config, log: Logger, backends = defaultB
     nodeId,
     slots: config.NIGHTSHIFT_NODE_SLOTS,
     backends,
-    storage,
+    storage: withStorageFaults(storage, parseFaults(process.env.NIGHTSHIFT_FAULTS)),
     log,
     report: (r) => {
       metrics.observe(r);
       connection?.report(r);
     },
-    faults: parseFaults(process.env.NIGHTSHIFT_FAULTS),
   });
   const tls = grpcClientCredentials(config);
   connection = new Connection({

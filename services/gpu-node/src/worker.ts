@@ -9,8 +9,7 @@ import type { JobAssignment } from '@nightshift/proto';
 import { addPngTextChunk, formatA1111Parameters, imageKey, thumbKey, upscaledKey, type Logger, type Storage } from '@nightshift/common';
 import { RenderFailure, type Backend, type JobKind, type RenderParams } from './backends/backend.js';
 import { makeThumbnail } from './thumbnail.js';
-import type { Faults } from './faults.js';
-import { sleep, withRetry } from '@nightshift/common';
+import { withRetry } from '@nightshift/common';
 
 export type Report =
   | { case: 'progress'; value: { jobId: string; step: number; total: number; previewWebp: Uint8Array } }
@@ -26,8 +25,6 @@ export interface WorkerOptions {
   log: Logger;
   /** Minimum gap between previews sent for one job. */
   previewIntervalMs?: number;
-  /** Injected faults (tests only; see faults.ts). */
-  faults?: Faults;
 }
 
 interface Held {
@@ -163,14 +160,6 @@ export class Worker {
 
     const params = JSON.parse(job.paramsJson) as RenderParams;
     const started = performance.now();
-    const faults = this.opts.faults;
-    if (faults?.renderDelayMs) {
-      await sleep(faults.renderDelayMs, signal);
-      if (signal.aborted) throw new DOMException('aborted', 'AbortError');
-    }
-    if (faults?.failRenders) throw new RenderFailure('injected fault: this node fails every render', 'NIGHTSHIFT_FAULTS=fail-renders');
-    if (faults?.oomRenders) throw new RenderFailure('RuntimeError: CUDA out of memory. Tried to allocate 2.00 GiB (injected fault)', 'NIGHTSHIFT_FAULTS=oom-renders', true);
-    if (faults?.failFirstAttempt && job.attempt <= 1) throw new RenderFailure('injected fault: first attempt fails', 'NIGHTSHIFT_FAULTS=fail-first-attempt');
     let lastPreview = 0;
     const interval = this.opts.previewIntervalMs ?? 250;
     const result = await backend.render(
@@ -178,6 +167,7 @@ export class Worker {
         jobId: job.jobId,
         renderKey: job.renderKey,
         kind,
+        attempt: job.attempt,
         prompt: job.prompt,
         seed: Number(job.seed),
         params,

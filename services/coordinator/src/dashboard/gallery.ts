@@ -50,9 +50,12 @@ export interface ListQuery {
   limit: number;
 }
 
-/** Rendered images (one row per render: reruns that were skipped are not repeated). */
+/**
+ * Rendered images, one row per image: the job that announced it (rendered it,
+ * or found it stored but never announced); reruns that were skipped are not repeated.
+ */
 export function listImages(db: DB, q: ListQuery, fileUrl: (key: string) => string, favorites?: Set<string>): { total: number; images: GalleryImage[] } {
-  const where = [`state = 'done'`, `image_key LIKE 'images/%'`];
+  const where = [`announced = 1`, `image_key LIKE 'images/%'`];
   const args: (string | number)[] = [];
   if (q.sweep) {
     where.push('sweep_id = ?');

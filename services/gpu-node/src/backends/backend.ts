@@ -16,6 +16,8 @@ export interface RenderRequest {
   jobId: string;
   renderKey: string;
   kind: JobKind;
+  /** 1 for a job's first try; retries count up (unknown: a first try). */
+  attempt?: number;
   prompt: string;
   seed: number;
   params: RenderParams;

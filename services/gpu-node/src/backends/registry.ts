@@ -20,6 +20,7 @@ import { ExecBackend, GeneratorSchema } from './exec.js';
 import { ProceduralBackend } from './procedural.js';
 import { UpscaleBackend } from './upscale.js';
 import { ChildGroups } from './child-groups.js';
+import { parseFaults, withRenderFaults } from '../faults.js';
 
 const UpscaleSchema = z.strictObject({
   /** Real-ESRGAN-layout ONNX model file. */
@@ -129,6 +130,11 @@ export function buildBackends(config: NodeConfig, childGroups?: ChildGroups): Ma
 
 /** Backends from NIGHTSHIFT_NODE_CONFIG, or the procedural backend alone when it is unset. */
 export function backendsFromEnv(env: NodeJS.ProcessEnv = process.env): Map<string, Backend> {
+  // Injected faults (tests only) wrap whatever backends the config names.
+  return withRenderFaults(configuredBackends(env), parseFaults(env.NIGHTSHIFT_FAULTS));
+}
+
+function configuredBackends(env: NodeJS.ProcessEnv): Map<string, Backend> {
   const file = env.NIGHTSHIFT_NODE_CONFIG;
   const config = file ? loadNodeConfig(file) : parseNodeConfig({});
   if (!config.generators.length) return buildBackends(config);
