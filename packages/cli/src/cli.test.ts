@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PassThrough } from 'node:stream';
 import { parseSseFrame, unreachableError, Client, EXIT } from './client.js';
-import { parseSpecText, SpecFileError } from './spec-file.js';
+import { checkSpecText, SpecFileError } from './spec-file.js';
 import { duration, table } from './format.js';
 import { main } from './cli.js';
 
@@ -10,7 +10,7 @@ test('spec problems point at the line and column of the field', () => {
   const text = ['name: x', 'prompts:', '  - ok', '  - ""', 'seeds:', '  count: 0', 'params:', '  width: 65', ''].join('\n');
   const err = (() => {
     try {
-      parseSpecText('s.yaml', text);
+      checkSpecText('s.yaml', text);
     } catch (e) {
       return e;
     }
@@ -24,10 +24,10 @@ test('spec problems point at the line and column of the field', () => {
 });
 
 test('a missing required field points at the document, JSON works too, and an empty file is named', () => {
-  assert.throws(() => parseSpecText('a.json', '{"seeds": {"count": 1}}'), /a\.json:1:1 {2}prompts: /);
-  const ok = parseSpecText('b.json', '{"prompts": ["x"], "axes": {"s": ["a", "b"]}, "seeds": [1, 2, 3]}');
+  assert.throws(() => checkSpecText('a.json', '{"seeds": {"count": 1}}'), /a\.json:1:1 {2}prompts: /);
+  const ok = checkSpecText('b.json', '{"prompts": ["x"], "axes": {"s": ["a", "b"]}, "seeds": [1, 2, 3]}');
   assert.equal(ok.jobs, 6);
-  assert.throws(() => parseSpecText('c.yaml', '# nothing\n'), /c\.yaml: the file is empty/);
+  assert.throws(() => checkSpecText('c.yaml', '# nothing\n'), /c\.yaml: the file is empty/);
 });
 
 test('SSE frames parse into events', () => {

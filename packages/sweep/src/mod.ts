@@ -2,3 +2,4 @@ export * from './spec.js';
 export * from './expand.js';
 export * from './canonical.js';
 export * from './vram.js';
+export * from './spec-text.js';
