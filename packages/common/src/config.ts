@@ -1,11 +1,10 @@
 /**
  * Configuration from NIGHTSHIFT_* environment variables (DESIGN.md), optionally
- * overlaid on a JSON or YAML file named by NIGHTSHIFT_CONFIG with the same keys.
- * Environment wins over the file so one machine can override a shared file.
+ * overlaid on a JSON or YAML file named by NIGHTSHIFT_CONFIG with the same keys
+ * (settings.ts). Environment wins over the file so one machine can override a shared file.
  */
-import { readFileSync } from 'node:fs';
 import { z } from 'zod';
-import { parse as parseYaml } from 'yaml';
+import { parseSettings, settingsInput } from './settings.js';
 
 const ConfigSchema = z.object({
   NIGHTSHIFT_NATS_URL: z.string().default('nats://127.0.0.1:4222'),
@@ -13,11 +12,10 @@ const ConfigSchema = z.object({
   NIGHTSHIFT_S3_ACCESS_KEY: z.string().default('S3RVER'),
   NIGHTSHIFT_S3_SECRET_KEY: z.string().default('S3RVER'),
   NIGHTSHIFT_S3_BUCKET: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'not a valid bucket name').default('nightshift'),
-  NIGHTSHIFT_S3_PUBLIC_URL: z.string().optional(),
   NIGHTSHIFT_COORDINATOR: z.string().default('127.0.0.1:7070'),
   NIGHTSHIFT_API_TOKEN: z.string().optional(),
   NIGHTSHIFT_NODE_TOKEN: z.string().optional(),
-  /** Enrolled node tokens, comma-separated; revoking one = removing it (auth.ts). */
+  /** Enrolled node tokens, comma-separated; revoking one = removing it (the coordinator's node-tokens.ts). */
   NIGHTSHIFT_NODE_TOKENS: z.string().optional(),
   /** File of enrolled node tokens as `NAME sha256:HEX` lines (hashes only at rest); re-read when it changes. */
   NIGHTSHIFT_NODE_TOKENS_FILE: z.string().optional(),
@@ -66,18 +64,5 @@ const ConfigSchema = z.object({
 export type Config = z.output<typeof ConfigSchema>;
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
-  let fromFile: Record<string, unknown> = {};
-  const file = env.NIGHTSHIFT_CONFIG;
-  if (file) {
-    const text = readFileSync(file, 'utf8');
-    fromFile = (file.endsWith('.json') ? JSON.parse(text) : parseYaml(text)) as Record<string, unknown>;
-  }
-  const merged: Record<string, unknown> = { ...fromFile };
-  for (const [k, v] of Object.entries(env)) if (k.startsWith('NIGHTSHIFT_') && v !== undefined && v !== '') merged[k] = v;
-  const result = ConfigSchema.safeParse(merged);
-  if (!result.success) {
-    const lines = result.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
-    throw new Error(`invalid configuration: ${lines.join('; ')}`);
-  }
-  return result.data;
+  return parseSettings(ConfigSchema, settingsInput(env), 'configuration');
 }

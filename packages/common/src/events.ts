@@ -32,6 +32,17 @@ export interface ImageRenderedEvent {
   createdAt: string;
 }
 
+/**
+ * nightshift.image.upscaled: the upscale job's own fields (renderKey and key
+ * name the upscale, `upscaled/RK.png`) plus the image it was made from.
+ */
+export interface ImageUpscaledEvent extends ImageRenderedEvent {
+  /** The original image's key, `images/RK.png`. */
+  sourceKey: string;
+  /** Linear scale factor of the upscale. */
+  scale: number;
+}
+
 export interface Bus {
   nc: NatsConnection;
   js: JetStreamClient;

@@ -3,7 +3,8 @@
  * so the bucket can stay private. Keys are checked against the layout.
  */
 import { Hono } from 'hono';
-import { assertSafeKey, type Storage } from './storage.js';
+import { assertSafeKey } from './object-keys.js';
+import type { Storage } from './storage.js';
 
 const CONTENT_TYPES: Record<string, string> = { png: 'image/png', webp: 'image/webp' };
 

@@ -4,8 +4,7 @@
  * splice the chunk into the encoded bytes ourselves.
  */
 import zlib from 'node:zlib';
-
-const SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+import { hasPngSignature } from './png-signature.js';
 
 let crcTable: Uint32Array | undefined;
 
@@ -35,9 +34,7 @@ export function crc32(data: Uint8Array): number {
 export { crc32Fallback };
 
 function assertSignature(png: Buffer): void {
-  if (png.length < SIGNATURE.length || !png.subarray(0, 8).equals(SIGNATURE)) {
-    throw new Error('not a PNG: bad signature');
-  }
+  if (!hasPngSignature(png)) throw new Error('not a PNG: bad signature');
 }
 
 function isLatin1(s: string): boolean {

@@ -1,38 +1,33 @@
 /**
  * The S3 side of Nightshift through the `minio` client. Every key is checked
- * against the layout in DESIGN.md so user-derived text can never address an
- * object outside the known prefixes of the bucket.
+ * against the layout (object-keys.ts) so user-derived text can never address
+ * an object outside the known prefixes of the bucket.
  */
 import { Client } from 'minio';
-
-export const PREFIXES = ['images', 'thumbs', 'previews', 'upscaled'] as const;
-export type Prefix = (typeof PREFIXES)[number];
-
-const KEY_RE = new RegExp(`^(${PREFIXES.join('|')})/[A-Za-z0-9_-][A-Za-z0-9._-]{0,199}$`);
-
-export function assertSafeKey(key: string): string {
-  if (!KEY_RE.test(key) || key.includes('..')) throw new Error(`refusing object key ${JSON.stringify(key)}: not under ${PREFIXES.join('/, ')}/`);
-  return key;
-}
-
-export const imageKey = (renderKey: string) => assertSafeKey(`images/${renderKey}.png`);
-export const thumbKey = (renderKey: string) => assertSafeKey(`thumbs/${renderKey}.webp`);
-export const previewKey = (jobId: string) => assertSafeKey(`previews/${jobId}.webp`);
-export const upscaledKey = (renderKey: string) => assertSafeKey(`upscaled/${renderKey}.png`);
+import type { Config } from './config.js';
+import { assertSafeKey, type Prefix } from './object-keys.js';
+import { USER_META_PREFIX } from './object-meta.js';
 
 export interface StorageOptions {
   endpoint: string;
   accessKey: string;
   secretKey: string;
   bucket: string;
-  /** Base URL clients use to fetch objects; defaults to endpoint/bucket. */
-  publicUrl?: string | undefined;
+}
+
+/** The bucket the NIGHTSHIFT_S3_* settings name. */
+export function storageFromConfig(config: Pick<Config, 'NIGHTSHIFT_S3_ENDPOINT' | 'NIGHTSHIFT_S3_ACCESS_KEY' | 'NIGHTSHIFT_S3_SECRET_KEY' | 'NIGHTSHIFT_S3_BUCKET'>): Storage {
+  return new Storage({
+    endpoint: config.NIGHTSHIFT_S3_ENDPOINT,
+    accessKey: config.NIGHTSHIFT_S3_ACCESS_KEY,
+    secretKey: config.NIGHTSHIFT_S3_SECRET_KEY,
+    bucket: config.NIGHTSHIFT_S3_BUCKET,
+  });
 }
 
 export class Storage {
   readonly client: Client;
   readonly bucket: string;
-  private readonly publicBase: string;
 
   constructor(opts: StorageOptions) {
     const url = new URL(opts.endpoint);
@@ -46,7 +41,6 @@ export class Storage {
       region: 'us-east-1',
     });
     this.bucket = opts.bucket;
-    this.publicBase = (opts.publicUrl ?? `${opts.endpoint.replace(/\/$/, '')}/${opts.bucket}`).replace(/\/$/, '');
   }
 
   async ensureBucket(): Promise<void> {
@@ -62,7 +56,7 @@ export class Storage {
 
   async put(key: string, body: Buffer, contentType: string, meta: Record<string, string> = {}): Promise<void> {
     const headers: Record<string, string> = { 'Content-Type': contentType };
-    for (const [k, v] of Object.entries(meta)) headers[`X-Amz-Meta-${k}`] = v;
+    for (const [k, v] of Object.entries(meta)) headers[`${USER_META_PREFIX}${k}`] = v;
     await this.client.putObject(this.bucket, assertSafeKey(key), body, body.length, headers);
   }
 
@@ -89,10 +83,5 @@ export class Storage {
     const stream = this.client.listObjectsV2(this.bucket, `${prefix}/`, true);
     for await (const item of stream) if ((item as { name?: string }).name) keys.push((item as { name: string }).name);
     return keys;
-  }
-
-  /** URL a browser can load; objects are served by the coordinator's /files proxy when the bucket is private. */
-  url(key: string): string {
-    return `${this.publicBase}/${assertSafeKey(key)}`;
   }
 }
