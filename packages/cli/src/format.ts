@@ -64,3 +64,8 @@ export function sweepLine(s: SweepView): string {
   const eta = FINAL.has(s.status) ? '' : s.etaSeconds !== null && s.etaSeconds !== undefined ? `, ETA ${duration(s.etaSeconds)}` : '';
   return `${s.id} ${s.status}: ${finished(s)}/${s.total} (${pct}%) — ${countsText(s)}${eta}`;
 }
+
+/** A finished sweep: its line, then one line per failed job. */
+export function finalReport(s: SweepView): string {
+  return [sweepLine(s), ...(s.failedJobs ?? []).map((f) => `  failed: ${f.prompt} (seed ${f.seed}): ${f.error ?? 'no error recorded'}`)].join('\n');
+}
