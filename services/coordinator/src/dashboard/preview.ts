@@ -4,8 +4,7 @@
  * coordinator uses on submit, so the preview can never disagree with it.
  * Accepts the spec as JSON or as pasted YAML/JSON text.
  */
-import { parseDocument } from 'yaml';
-import { countJobs, expandSweep, parseSpec, SpecError, type SweepSpec } from '@nightshift/sweep';
+import { countJobs, expandSweep, parseSpec, parseSpecText as readText, SpecError, SpecTextError, type SweepSpec } from '@nightshift/sweep';
 
 export interface SpecPreview {
   /** Jobs the spec expands to (prompts × axes × seeds). */
@@ -21,15 +20,16 @@ export interface SpecPreview {
   input: unknown;
 }
 
-/** Parses pasted text (YAML, which includes JSON); syntax errors name the line. */
+/** Parses pasted text (YAML, which includes JSON); a syntax error names its line in the message. */
 export function parseSpecText(text: string): unknown {
-  const doc = parseDocument(text, { prettyErrors: true });
-  const err = doc.errors[0];
-  if (err) {
-    const where = err.linePos?.[0] ? `line ${err.linePos[0].line}, column ${err.linePos[0].col}` : '';
-    throw new SpecError('the pasted spec is not valid YAML or JSON', [{ path: '', message: `${where ? `${where}: ` : ''}${err.message.split('\n')[0]}` }]);
+  try {
+    return readText(text).input;
+  } catch (err) {
+    if (!(err instanceof SpecTextError)) throw err;
+    const first = err.details[0];
+    const where = first?.line ? `line ${first.line}, column ${first.column ?? 1}: ` : '';
+    throw new SpecError('the pasted spec is not valid YAML or JSON', [{ path: '', message: `${where}${first?.message ?? ''}` }]);
   }
-  return doc.toJS() as unknown;
 }
 
 export function previewSpec(input: unknown, maxJobs: number, limit = 12): SpecPreview {
