@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { assertSafeKey, imageKey, keyPrefix, previewKey, renderKeyOf, renderKeyOfImageRef, thumbKey, upscaledKey } from './object-keys.js';
+import { assertRenderKey, assertSafeKey, imageKey, keyPrefix, previewKey, renderKeyOf, renderKeyOfImageRef, thumbKey, upscaledKey } from './object-keys.js';
 
 const RK = 'a'.repeat(64);
 
@@ -13,6 +13,12 @@ test('builders: one key per prefix, checked', () => {
   assert.throws(() => imageKey(''), /refusing object key/);
   assert.throws(() => assertSafeKey('secrets/x.png'), /not under images\/, thumbs\/, previews\/, upscaled\//);
   assert.throws(() => assertSafeKey('images/a..b.png'), /refusing/);
+});
+
+test('assertRenderKey: what every builder accepts', () => {
+  assert.equal(assertRenderKey(RK), RK);
+  for (const bad of ['', '../x', 'a/b', 'a..b', '.hidden', 'x'.repeat(196)]) assert.throws(() => assertRenderKey(bad), /refusing render key/, bad);
+  assert.equal(assertRenderKey('x'.repeat(195)), 'x'.repeat(195), 'thumbs/ + 195 + .webp is the longest name');
 });
 
 test('renderKeyOf reads back what the builders write, and nothing else', () => {

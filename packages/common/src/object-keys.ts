@@ -26,6 +26,16 @@ export const thumbKey = (renderKey: string) => renderObjectKey('thumbs', renderK
 export const previewKey = (jobId: string) => assertSafeKey(`previews/${jobId}.webp`);
 export const upscaledKey = (renderKey: string) => renderObjectKey('upscaled', renderKey);
 
+/** A renderKey every builder accepts (the coordinator's are sha256 hex); throws for one that is not. */
+export function assertRenderKey(renderKey: string): string {
+  try {
+    thumbKey(renderKey); // the longest name a renderKey is built into
+  } catch {
+    throw new Error(`refusing render key ${JSON.stringify(renderKey)}`);
+  }
+  return renderKey;
+}
+
 /** The prefix a key sits under (`images/…` → 'images'), or undefined for a key outside the layout. */
 export function keyPrefix(key: string): Prefix | undefined {
   return PREFIXES.find((p) => key.startsWith(`${p}/`));

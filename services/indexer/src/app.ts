@@ -3,7 +3,7 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { serve, type ServerType } from '@hono/node-server';
-import { connectBus, ensureStream, opsRoutes, Storage, type Config, type Logger } from '@nightshift/common';
+import { connectBus, ensureStream, opsRoutes, processAlive, storageFromConfig, type Config, type Logger } from '@nightshift/common';
 import { IndexConsumer } from './consumer.js';
 import { createIndexerApp } from './http.js';
 import { indexerMetrics } from './metrics.js';
@@ -31,26 +31,11 @@ export function lockDataDir(dataDir: string): () => void {
   } catch {
     /* no lock yet */
   }
-  if (pid && pid !== process.pid) {
-    let alive = true;
-    try {
-      process.kill(pid, 0);
-    } catch (err) {
-      alive = (err as NodeJS.ErrnoException).code === 'EPERM';
-    }
-    if (alive) throw new Error(`another indexer (pid ${pid}) is using ${dataDir}; stop it first (or use POST /api/reindex on it)`);
+  if (pid && pid !== process.pid && processAlive(pid)) {
+    throw new Error(`another indexer (pid ${pid}) is using ${dataDir}; stop it first (or use POST /api/reindex on it)`);
   }
   writeFileSync(file, String(process.pid));
   return () => rmSync(file, { force: true });
-}
-
-function storage(config: Config): Storage {
-  return new Storage({
-    endpoint: config.NIGHTSHIFT_S3_ENDPOINT,
-    accessKey: config.NIGHTSHIFT_S3_ACCESS_KEY,
-    secretKey: config.NIGHTSHIFT_S3_SECRET_KEY,
-    bucket: config.NIGHTSHIFT_S3_BUCKET,
-  });
 }
 
 /** Model, store and reindexer, shared by the service and the `reindex` command. */
@@ -79,7 +64,7 @@ export async function openIndex(config: Config, opts: IndexerOptions, log: Logge
       },
       log,
     );
-    const s3 = storage(config);
+    const s3 = storageFromConfig(config);
     const reindexer = new Reindexer(s3, store, model.embedder, log, { batchSize: opts.NIGHTSHIFT_INDEXER_BATCH, concurrency: opts.NIGHTSHIFT_INDEXER_CONCURRENCY });
     return { model, store, storage: s3, reindexer, unlock };
   } catch (err) {

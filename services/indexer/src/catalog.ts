@@ -9,21 +9,12 @@
  * renderKey, so a rebuild from the bucket keeps them.
  */
 import Database from 'better-sqlite3';
+import { renderKeyOf, type ImageRenderedEvent } from '@nightshift/common';
 
-/** What the indexer knows about one rendered image, from its event or from the bucket. */
-export interface ImageMeta {
-  renderKey: string;
-  key: string;
-  sweepId: string;
-  jobId: string;
-  prompt: string;
-  seed: number;
-  params: Record<string, unknown>;
-  backend: string;
+/** What the indexer knows about one rendered image, from its event or from the bucket: the event's fields, less the render time. */
+export interface ImageMeta extends Omit<ImageRenderedEvent, 'model' | 'renderMs'> {
   /** The generator's model (not the CLIP model). */
   renderModel: string;
-  node: string;
-  createdAt: string;
   /**
    * When S3 stored the image (its Last-Modified, whole seconds): the order
    * both the event path and a rebuild from the bucket can see, so it is what
@@ -252,8 +243,7 @@ export class Catalog {
   resolve(key: string): string | undefined {
     const variant = this.stmts.variantByKey.get(key) as string | undefined;
     if (variant) return variant;
-    const m = /^(?:images|upscaled)\/(.+)\.png$/.exec(key) ?? /^thumbs\/(.+)\.webp$/.exec(key);
-    const rk = m ? m[1]! : key;
+    const rk = renderKeyOf(key) ?? key;
     return this.get(rk) ? rk : undefined;
   }
 

@@ -12,7 +12,7 @@
  * memory. The consumer's max_ack_pending enforces the same bound server-side.
  */
 import { AckPolicy, DeliverPolicy, type Consumer, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream';
-import { assertSafeKey, decodeJson, STREAM, SUBJECTS, type Bus, type ImageRenderedEvent, type Logger, type Storage } from '@nightshift/common';
+import { assertRenderKey, assertSafeKey, decodeJson, imageKey, keyPrefix, renderKeyOf, sleep, STREAM, SUBJECTS, type Bus, type ImageRenderedEvent, type ImageUpscaledEvent, type Logger, type Storage } from '@nightshift/common';
 import type { ClipEmbedder, PreparedImage } from '@nightshift/models';
 import type { ImageMeta } from './catalog.js';
 import { getObjectWithMeta } from './reindex.js';
@@ -20,14 +20,6 @@ import type { IndexStore } from './store.js';
 
 export const CONSUMER = 'indexer';
 export const UPSCALED_CONSUMER = 'indexer-upscaled';
-
-export interface ImageUpscaledEvent {
-  renderKey: string;
-  key: string;
-  sourceKey?: string;
-  model?: string;
-  createdAt?: string;
-}
 
 export interface ConsumerOptions {
   batchSize: number;
@@ -148,7 +140,7 @@ export class IndexConsumer {
         failures++;
         consumer = undefined;
         if (failures === 1 || failures % 20 === 0) this.log.warn({ consumer: name, err: String(err), failures }, 'indexer: pull failed, retrying');
-        await new Promise((r) => setTimeout(r, Math.min(5_000, 200 * 2 ** Math.min(failures, 5))));
+        await sleep(Math.min(5_000, 200 * 2 ** Math.min(failures, 5)));
       }
     }
   }
@@ -260,7 +252,7 @@ export class IndexConsumer {
   async processUpscaled(batch: JsMsg[]): Promise<void> {
     for (const msg of batch) {
       try {
-        const e = decodeJson<ImageUpscaledEvent>(msg.data);
+        const e = decodeJson<Partial<ImageUpscaledEvent>>(msg.data);
         const variant = variantFromEvent(e);
         this.store.catalog.addVariant(variant);
         this.stats.variants++;
@@ -276,10 +268,10 @@ export class IndexConsumer {
 /** The catalog's view of a rendered-image event; throws on events that cannot be indexed. */
 export function metaFromEvent(e: ImageRenderedEvent): ImageMeta {
   if (!e || typeof e.renderKey !== 'string' || !e.renderKey || typeof e.key !== 'string') throw new Error('missing renderKey or key');
-  if (!e.key.startsWith('images/')) throw new Error(`not an image key: ${e.key}`);
+  if (keyPrefix(e.key) !== 'images') throw new Error(`not an image key: ${e.key}`);
   assertSafeKey(e.key);
   return {
-    renderKey: e.renderKey,
+    renderKey: assertRenderKey(e.renderKey),
     key: e.key,
     sweepId: String(e.sweepId ?? ''),
     jobId: String(e.jobId ?? ''),
@@ -295,17 +287,20 @@ export function metaFromEvent(e: ImageRenderedEvent): ImageMeta {
   };
 }
 
-/** The original of an upscale: the source key's renderKey when given (images/RK.png), else the event's. */
-export function variantFromEvent(e: ImageUpscaledEvent): { key: string; render_key: string; source_key: string; model: string; created_at: string } {
-  if (!e || typeof e.key !== 'string' || !e.key.startsWith('upscaled/')) throw new Error('missing or wrong upscaled key');
+/**
+ * The original of an upscale: the source key's renderKey when given
+ * (images/RK.png), else the event's. Checked field by field: it comes off the wire.
+ */
+export function variantFromEvent(e: Partial<ImageUpscaledEvent>): { key: string; render_key: string; source_key: string; model: string; created_at: string } {
+  if (!e || typeof e.key !== 'string' || keyPrefix(e.key) !== 'upscaled') throw new Error('missing or wrong upscaled key');
   assertSafeKey(e.key);
-  const fromSource = typeof e.sourceKey === 'string' ? /^images\/(.+)\.png$/.exec(e.sourceKey)?.[1] : undefined;
+  const fromSource = typeof e.sourceKey === 'string' ? renderKeyOf(e.sourceKey, 'images') : undefined;
   const renderKey = fromSource ?? e.renderKey;
   if (!renderKey) throw new Error('no renderKey for the original');
   return {
     key: e.key,
-    render_key: renderKey,
-    source_key: e.sourceKey ?? `images/${renderKey}.png`,
+    render_key: assertRenderKey(renderKey),
+    source_key: e.sourceKey ?? imageKey(renderKey),
     model: String(e.model ?? ''),
     created_at: e.createdAt && !Number.isNaN(Date.parse(e.createdAt)) ? e.createdAt : new Date().toISOString(),
   };

@@ -9,7 +9,7 @@
  */
 import { Hono, type Context } from 'hono';
 import { bearerAuth } from 'hono/bearer-auth';
-import { filesRoute, type Storage } from '@nightshift/common';
+import { filesRoute, imageKey, thumbKey, type Storage } from '@nightshift/common';
 import type { ClipEmbedder } from '@nightshift/models';
 import type { IndexStore } from './store.js';
 import type { Reindexer } from './reindex.js';
@@ -67,7 +67,7 @@ export function createIndexerApp(deps: IndexerHttpDeps): Hono {
   // ?sweep= is what the coordinator asks when upscaling "the favorites of sweep X".
   app.get('/api/favorites', (c) => {
     const favs = catalog.allFavorites(c.req.query('sweep') || undefined);
-    return c.json({ favorites: favs.map((f) => ({ renderKey: f.render_key, key: f.key ?? `images/${f.render_key}.png`, sweepId: f.sweep_id })) });
+    return c.json({ favorites: favs.map((f) => ({ renderKey: f.render_key, key: f.key ?? imageKey(f.render_key), sweepId: f.sweep_id })) });
   });
 
   app.get('/api/images/:key{.+}', (c) => {
@@ -94,7 +94,7 @@ export function createIndexerApp(deps: IndexerHttpDeps): Hono {
       duplicateOf: dup ? { key: dup.key, distance: e.dup_distance } : null,
       variants: (catalog.variants([e.render_key]).get(e.render_key) ?? []).map((v) => ({ key: v.key, url: fileUrl(v.key), model: v.model, createdAt: v.created_at })),
       url: fileUrl(e.key),
-      thumbUrl: fileUrl(`thumbs/${e.render_key}.webp`),
+      thumbUrl: fileUrl(thumbKey(e.render_key)),
     });
   });
 

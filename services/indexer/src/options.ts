@@ -3,9 +3,8 @@
  * keys in the NIGHTSHIFT_CONFIG file, environment winning as in loadConfig).
  * The shared ones (NATS, S3, model, data folder, port) come from loadConfig.
  */
-import { readFileSync } from 'node:fs';
-import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { parseSettings, settingsInput } from '@nightshift/common';
 
 const Schema = z.object({
   /** Events per batch (one forward pass of the vision model). */
@@ -36,16 +35,7 @@ const Schema = z.object({
 export type IndexerOptions = z.output<typeof Schema>;
 
 export function loadIndexerOptions(env: NodeJS.ProcessEnv = process.env): IndexerOptions {
-  let fromFile: Record<string, unknown> = {};
-  if (env.NIGHTSHIFT_CONFIG) {
-    const text = readFileSync(env.NIGHTSHIFT_CONFIG, 'utf8');
-    fromFile = (env.NIGHTSHIFT_CONFIG.endsWith('.json') ? JSON.parse(text) : parseYaml(text)) as Record<string, unknown>;
-  }
-  const merged: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(fromFile)) if (k in Schema.shape) merged[k] = v;
-  for (const [k, v] of Object.entries(env)) if (k in Schema.shape && v !== undefined && v !== '') merged[k] = v;
-  if (!merged.NIGHTSHIFT_HF_ENDPOINT && env.HF_ENDPOINT) merged.NIGHTSHIFT_HF_ENDPOINT = env.HF_ENDPOINT;
-  const r = Schema.safeParse(merged);
-  if (!r.success) throw new Error(`invalid indexer configuration: ${r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
-  return r.data;
+  const input = settingsInput(env);
+  if (!input.NIGHTSHIFT_HF_ENDPOINT && env.HF_ENDPOINT) input.NIGHTSHIFT_HF_ENDPOINT = env.HF_ENDPOINT;
+  return parseSettings(Schema, input, 'indexer configuration');
 }

@@ -11,7 +11,7 @@
  * Favorites are keyed by renderKey in their own table and survive both.
  */
 import type { IncomingHttpHeaders } from 'node:http';
-import { assertSafeKey, parseA1111Parameters, readPngTextChunks, type Logger, type Storage } from '@nightshift/common';
+import { assertRenderKey, assertSafeKey, imageIdsOf, imageKey, parseA1111Parameters, readPngTextChunks, renderKeyOf, userMetaOf, type Logger, type Storage } from '@nightshift/common';
 import type { ClipEmbedder } from '@nightshift/models';
 import type { CatalogInfo, ImageMeta } from './catalog.js';
 import type { IndexStore, StoredItem } from './store.js';
@@ -30,7 +30,7 @@ export interface ReindexStatus {
 
 export interface ObjectWithMeta {
   bytes: Buffer;
-  /** User metadata (x-amz-meta-*), keys lower-case without the prefix. */
+  /** User metadata (object-meta.ts), keys lower-case without the prefix. */
   meta: Record<string, string>;
   lastModified: string | undefined;
 }
@@ -42,10 +42,8 @@ export async function getObjectWithMeta(storage: ReindexStorage, key: string): P
   const res = (await storage.client.getObject(storage.bucket, assertSafeKey(key))) as NodeJS.ReadableStream & { headers?: IncomingHttpHeaders };
   const chunks: Buffer[] = [];
   for await (const c of res) chunks.push(c as Buffer);
-  const meta: Record<string, string> = {};
-  for (const [k, v] of Object.entries(res.headers ?? {})) if (k.startsWith('x-amz-meta-') && typeof v === 'string') meta[k.slice('x-amz-meta-'.length)] = v;
   const lm = res.headers?.['last-modified'];
-  return { bytes: Buffer.concat(chunks), meta, lastModified: typeof lm === 'string' ? new Date(lm).toISOString() : undefined };
+  return { bytes: Buffer.concat(chunks), meta: userMetaOf(res.headers), lastModified: typeof lm === 'string' ? new Date(lm).toISOString() : undefined };
 }
 
 /**
@@ -57,9 +55,7 @@ export async function upscaleHead(storage: ReindexStorage, key: string): Promise
   const res = (await storage.client.getPartialObject(storage.bucket, assertSafeKey(key), 0, 65_536)) as NodeJS.ReadableStream & { headers?: IncomingHttpHeaders };
   const chunks: Buffer[] = [];
   for await (const c of res) chunks.push(c as Buffer);
-  const meta: Record<string, string> = {};
-  for (const [k, v] of Object.entries(res.headers ?? {})) if (k.startsWith('x-amz-meta-') && typeof v === 'string') meta[k.slice('x-amz-meta-'.length)] = v;
-  return { meta, upscaler: upscalerOf(Buffer.concat(chunks)) };
+  return { meta: userMetaOf(res.headers), upscaler: upscalerOf(Buffer.concat(chunks)) };
 }
 
 /** The upscaler named in a (possibly truncated) PNG's `postprocessing` tEXt chunk, or ''. */
@@ -102,14 +98,14 @@ export function metaFromObject(key: string, obj: Pick<ObjectWithMeta, 'bytes' | 
   if (p['CFG scale'] !== undefined) params.guidance = numberOr(p['CFG scale']);
   for (const [k, v] of Object.entries(p)) if (!['Size', 'Steps', 'CFG scale', 'Seed', 'Model', 'Backend', 'Sampler'].includes(k)) params[k] = numberOr(v);
   if (p.Sampler !== undefined) params.sampler = p.Sampler;
-  const fileKey = /^images\/(.+)\.png$/.exec(key)?.[1];
-  const renderKey = obj.meta['render-key'] ?? fileKey;
+  const ids = imageIdsOf(obj.meta);
+  const renderKey = ids.renderKey ?? renderKeyOf(key, 'images');
   if (!renderKey) throw new Error(`${key}: no render key`);
   return {
-    renderKey,
+    renderKey: assertRenderKey(renderKey),
     key,
-    sweepId: obj.meta['sweep-id'] ?? '',
-    jobId: obj.meta['job-id'] ?? '',
+    sweepId: ids.sweepId ?? '',
+    jobId: ids.jobId ?? '',
     prompt: parsed.prompt,
     seed: Number(p.Seed ?? 0) || 0,
     params,
@@ -226,7 +222,7 @@ export class Reindexer {
     this.log.info({ gen, prune }, 'reindex from the bucket: started');
     await this.pipeline(this.listing('images'), (chunk) =>
       this.indexChunk(
-        chunk.filter((o) => o.name.endsWith('.png')).map((o) => ({
+        chunk.filter((o) => renderKeyOf(o.name, 'images') !== undefined).map((o) => ({
           key: o.name,
           load: async () => {
             const obj = await getObjectWithMeta(this.storage, o.name);
@@ -239,19 +235,26 @@ export class Reindexer {
     );
     if (this.cancelled) return;
     for await (const o of this.listing('upscaled')) {
-      const m = /^upscaled\/(.+)\.png$/.exec(o.name);
-      if (!m) continue;
+      const fromName = renderKeyOf(o.name, 'upscaled');
+      if (!fromName) continue;
       let head: { meta: Record<string, string>; upscaler: string } = { meta: {}, upscaler: '' };
       try {
         head = await upscaleHead(this.storage, o.name);
       } catch (err) {
         this.log.warn({ key: o.name, err: String(err) }, 'reindex: upscale metadata unreadable; linking it by its file name');
       }
-      const renderKey = head.meta['render-key'] ?? m[1]!;
+      const renderKey = imageIdsOf(head.meta).renderKey ?? fromName;
+      let sourceKey: string;
+      try {
+        sourceKey = imageKey(renderKey);
+      } catch (err) {
+        this.log.warn({ key: o.name, err: String(err) }, 'reindex: upscale names no usable original; skipped');
+        continue;
+      }
       catalog.addVariant({
         key: o.name,
         render_key: renderKey,
-        source_key: `images/${renderKey}.png`,
+        source_key: sourceKey,
         model: head.upscaler,
         created_at: o.lastModified ? new Date(o.lastModified).toISOString() : new Date().toISOString(),
       });

@@ -7,7 +7,8 @@
  * (few matching images) is answered by an exact scan over just those rows;
  * a broad one by the ANN index, fetching more candidates until enough pass.
  */
-import type { ClipEmbedder } from '@nightshift/models';
+import { thumbKey } from '@nightshift/common';
+import { normalise, type ClipEmbedder } from '@nightshift/models';
 import { isoTime, type Catalog, type CatalogInfo, type Filter } from './catalog.js';
 import { exactScan, type Hit, type VectorIndex } from './vector-index.js';
 
@@ -118,14 +119,6 @@ export function parseSearchQuery(get: (name: string) => string | undefined): Sea
   return out;
 }
 
-function normalise(v: Float32Array): Float32Array {
-  let s = 0;
-  for (const x of v) s += x * x;
-  const n = Math.sqrt(s);
-  if (n > 0) for (let i = 0; i < v.length; i++) v[i]! /= n;
-  return v;
-}
-
 async function textVector(text: string, deps: SearchDeps): Promise<Float32Array> {
   const cached = deps.textCache?.get(text);
   if (cached) return cached;
@@ -224,7 +217,7 @@ export async function search(query: SearchQuery, deps: SearchDeps): Promise<{ re
       seed: e.seed,
       sweepId: e.sweep_id,
       url: deps.fileUrl(e.key),
-      thumbUrl: deps.fileUrl(`thumbs/${e.render_key}.webp`),
+      thumbUrl: deps.fileUrl(thumbKey(e.render_key)),
       favorite: favorites.has(e.render_key),
       createdAt: e.created_at,
       duplicateOf: e.dup_of === null ? null : (dupInfos.get(e.dup_of)?.key ?? null),
