@@ -4,7 +4,7 @@
  */
 import { z } from 'zod';
 import { DEFAULT_MODELS, estimateVramMb, expandSweep, parseSpec, SpecError } from '@nightshift/sweep';
-import { imageKey } from '@nightshift/common';
+import { fieldIssues, imageKey, renderKeyOfImageRef, thumbKey } from '@nightshift/common';
 import type { CoordinatorDeps } from './deps.js';
 import type { JobRow, SweepCounts, SweepRow } from './store.js';
 
@@ -49,11 +49,11 @@ const UpscaleSchema = z.union([
  */
 export async function submitUpscale(deps: CoordinatorDeps, input: unknown): Promise<{ id: string; jobs: number }> {
   const parsed = UpscaleSchema.safeParse(input);
-  if (!parsed.success) throw new SpecError('invalid upscale request', parsed.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })));
+  if (!parsed.success) throw new SpecError('invalid upscale request', fieldIssues(parsed.error.issues));
   const req = parsed.data;
   let renderKeys: string[];
   if ('keys' in req) {
-    renderKeys = req.keys.map((k) => k.replace(/^images\//, '').replace(/\.png$/, ''));
+    renderKeys = req.keys.map(renderKeyOfImageRef);
   } else {
     if (!deps.store.getSweep(req.sweep)) throw new SpecError('invalid upscale request', [{ path: 'sweep', message: `no such sweep: ${req.sweep}` }]);
     renderKeys = req.favorites ? await favoritesOf(deps, req.sweep) : deps.store.jobs(req.sweep, ['done', 'skipped']).map((j) => j.render_key);
@@ -170,7 +170,7 @@ export function imageView(job: JobRow, fileUrl: (key: string) => string): ImageV
     jobId: job.id,
     key: job.image_key!,
     url: fileUrl(job.image_key!),
-    thumbUrl: fileUrl(job.thumb_key || `thumbs/${job.render_key}.webp`),
+    thumbUrl: fileUrl(job.thumb_key || thumbKey(job.render_key)),
     renderKey: job.render_key,
     prompt: job.prompt,
     seed: job.seed,

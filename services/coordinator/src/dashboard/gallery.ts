@@ -4,6 +4,7 @@
  * "more like this" stay with the indexer (GET /api/search); favorites are
  * the indexer's too and are asked from it.
  */
+import { renderKeyOfImageRef, thumbKey } from '@nightshift/common';
 import type { DB } from '../db.js';
 
 export interface GalleryImage {
@@ -82,7 +83,7 @@ function toImage(r: Row, fileUrl: (key: string) => string, favorite: boolean | n
     key: r.image_key,
     renderKey: r.render_key,
     url: fileUrl(r.image_key),
-    thumbUrl: fileUrl(r.thumb_key || `thumbs/${r.render_key}.webp`),
+    thumbUrl: fileUrl(r.thumb_key || thumbKey(r.render_key)),
     prompt: r.prompt,
     seed: r.seed,
     sweepId: r.sweep_id,
@@ -102,7 +103,7 @@ interface DetailRow extends Row {
 
 /** One image by render key or image key, from the job that rendered it. */
 export function imageDetail(db: DB, key: string, fileUrl: (key: string) => string): GalleryImageDetail | undefined {
-  const renderKey = key.replace(/^images\//, '').replace(/\.png$/, '');
+  const renderKey = renderKeyOfImageRef(key);
   const r = db
     .prepare(
       `SELECT j.id, j.sweep_id, j.render_key, j.image_key, j.thumb_key, j.prompt, j.seed, j.params_json, j.backend, j.model, j.node_id, j.render_ms, j.finished_at,

@@ -22,7 +22,7 @@ import { bodyLimit } from 'hono/body-limit';
 import { compress } from 'hono/compress';
 import { getCookie, setCookie } from 'hono/cookie';
 import { SpecError } from '@nightshift/sweep';
-import { filesRoute, type Config, type Logger, type Storage } from '@nightshift/common';
+import { filesRoute, renderKeyOfImageRef, type Config, type Logger, type Storage } from '@nightshift/common';
 import type { Store } from '../store.js';
 import { galleryPage, layout, nodesPage, submitPage, sweepPage, sweepsPage, type PageName } from './pages.js';
 import { parseSpecText, previewSpec } from './preview.js';
@@ -209,7 +209,7 @@ async function favorites(deps: DashboardDeps, sweep: string | undefined): Promis
   try {
     const listed = await get(`/api/favorites${qs ? `?${qs}` : ''}`);
     if (listed.body && Array.isArray(listed.body.favorites)) {
-      return { keys: new Set((listed.body.favorites as { renderKey?: string; key?: string }[]).map((f) => f.renderKey ?? String(f.key).replace(/^images\//, '').replace(/\.png$/, ''))) };
+      return { keys: new Set((listed.body.favorites as { renderKey?: string; key?: string }[]).map((f) => f.renderKey ?? renderKeyOfImageRef(String(f.key)))) };
     }
     const searched = await get(`/api/search?q=image&favorites=true&k=500${qs ? `&${qs}` : ''}`);
     if (searched.body && Array.isArray(searched.body.results)) {
