@@ -19,12 +19,11 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { Hono } from 'hono';
 import { serve, type ServerType } from '@hono/node-server';
-import { tempDir } from '@nightshift/devfarm';
+import { seededCoordinator, tempDir } from '@nightshift/devfarm';
 import { createHttpApp } from '../services/coordinator/src/http.js';
 import { Live } from '../services/coordinator/src/live.js';
 import type { CoordinatorDeps } from '../services/coordinator/src/deps.js';
-import { seededCoordinator } from '../services/coordinator/src/dashboard/testing.js';
-import { encodePng, renderProcedural } from '../services/gpu-node/src/backends/procedural.js';
+import { encodePng, renderProcedural } from '@nightshift/models';
 import { makeThumbnail } from '../services/gpu-node/src/thumbnail.js';
 import { launch } from '../test/browser/chromium.js';
 

@@ -12,11 +12,10 @@ import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { connectBus, createLogger, ensureStream, loadConfig, Storage } from '@nightshift/common';
-import { startNatsServer, startS3Server, tempDir } from '@nightshift/devfarm';
+import { eachLimit, fixtureImage, type FixtureImage, publishRendered, putFixture, startNatsServer, startS3Server, tempDir } from '@nightshift/devfarm';
 import { IndexStore, loadIndexerOptions, startIndexer } from '@nightshift/indexer';
 import { ClipEmbedder, ensureTinyClip } from '@nightshift/models';
 import { metaFromEvent } from '../services/indexer/src/consumer.js';
-import { eachLimit, fixtureImage, publishRendered, putFixture, type FixtureImage } from '../services/indexer/src/testing.js';
 
 const { values: args } = parseArgs({
   options: {

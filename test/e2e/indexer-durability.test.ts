@@ -9,8 +9,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
 import { connectBus, ensureStream, Storage, STREAM, type Bus } from '@nightshift/common';
-import { freePort, SERVICE_MAIN, startNatsServer, startProcess, startS3Server, tempDir, waitFor, type ManagedProcess, type NatsServer, type S3Server } from '@nightshift/devfarm';
-import { eachLimit, fixtureImage, publishRendered, putFixture, type FixtureImage } from '../../services/indexer/src/testing.js';
+import { eachLimit, fixtureImage, type FixtureImage, freePort, type ManagedProcess, type NatsServer, publishRendered, putFixture, type S3Server, SERVICE_MAIN, startNatsServer, startProcess, startS3Server, tempDir, waitFor } from '@nightshift/devfarm';
 
 interface Health {
   indexed: number;

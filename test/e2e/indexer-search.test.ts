@@ -10,10 +10,9 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import sharp from 'sharp';
 import { addPngTextChunk, connectBus, createLogger, encodeJson, readPngTextChunks, ensureStream, loadConfig, Storage, SUBJECTS, type Bus } from '@nightshift/common';
-import { SERVICE_MAIN, startNatsServer, startProcess, startS3Server, tempDir, waitFor, type NatsServer, type S3Server } from '@nightshift/devfarm';
+import { fixtureImage, type FixtureImage, type NatsServer, publishRendered, putFixture, type S3Server, SERVICE_MAIN, startNatsServer, startProcess, startS3Server, tempDir, waitFor } from '@nightshift/devfarm';
 import { startIndexer, type RunningIndexer } from '@nightshift/indexer';
 import { ensureTinyClip } from '@nightshift/models';
-import { fixtureImage, publishRendered, putFixture, type FixtureImage } from '../../services/indexer/src/testing.js';
 import type { SearchResult } from '../../services/indexer/src/search.js';
 
 /** The indexer's own result type: the test reads what the API promises. */

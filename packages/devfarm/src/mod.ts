@@ -6,3 +6,5 @@ export * from './farm.js';
 export * from './tmp.js';
 export * from './certs.js';
 export * from './netns.js';
+export * from './image-fixtures.js';
+export * from './seeded-coordinator.js';

@@ -1,6 +1,7 @@
 /**
- * @nightshift/models: the project's own small ONNX models and the CLIP
- * embedder that loads them (or a real CLIP export) through transformers.js.
+ * @nightshift/models: the project's own small ONNX models, the CLIP embedder
+ * that loads them (or a real CLIP export) through transformers.js, and the
+ * procedural painter whose pictures the tiny CLIP model knows.
  */
 import { randomUUID } from 'node:crypto';
 import { mkdir, readFile, rename, rm } from 'node:fs/promises';
@@ -12,6 +13,13 @@ export { bilinearDown, ClipEmbedder, cosine, decodePlainPng, normalise, plainPng
 export type { ClipEmbedderOptions, HubOptions, PreparedImage } from './embed.js';
 export { attr, DataType, GraphBuilder } from './onnx-builder.js';
 export type { AttrValue, Dim, ModelOptions } from './onnx-builder.js';
+export { MAX_SIDE, MAX_STEPS, MIN_SIDE, renderProcedural, validateRenderInput } from './painter/render.js';
+export type { ProceduralImage } from './painter/render.js';
+export { parseScene } from './painter/scene.js';
+export type { SceneObject } from './painter/scene.js';
+export { encodePng } from './painter/encode.js';
+export { PreviewRamp } from './painter/preview.js';
+export type { PreviewOptions } from './painter/preview.js';
 
 /** True when every file of the folder already has exactly the bytes this code would write. */
 async function isCurrent(folder: string): Promise<boolean> {

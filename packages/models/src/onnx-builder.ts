@@ -8,20 +8,15 @@
  */
 import { create, toBinary } from '@bufbuild/protobuf';
 import type { MessageInitShape } from '@bufbuild/protobuf';
-import {
-  AttributeProto_AttributeType as AttrType,
-  ModelProtoSchema,
-  TensorProto_DataType as DataType,
-} from '../../proto/src/gen/onnx/onnx_subset_pb.js';
-import type {
-  AttributeProtoSchema,
-  ModelProto,
-  NodeProtoSchema,
-  TensorProtoSchema,
-  ValueInfoProtoSchema,
-} from '../../proto/src/gen/onnx/onnx_subset_pb.js';
+import { onnx } from '@nightshift/proto';
 
-export { DataType };
+const AttrType = onnx.AttributeProto_AttributeType;
+const { ModelProtoSchema } = onnx;
+type ModelProto = onnx.ModelProto;
+
+/** ONNX element types (the enum value and its type, like the generated enum). */
+export const DataType = onnx.TensorProto_DataType;
+export type DataType = onnx.TensorProto_DataType;
 
 /** A dimension: a fixed size, or a symbolic name such as "batch". */
 export type Dim = number | string;
@@ -42,10 +37,10 @@ export const attr = {
   string: (value: string): AttrValue => ({ kind: 'string', value }),
 };
 
-type AttributeInit = MessageInitShape<typeof AttributeProtoSchema>;
-type TensorInit = MessageInitShape<typeof TensorProtoSchema>;
-type NodeInit = MessageInitShape<typeof NodeProtoSchema>;
-type ValueInfoInit = MessageInitShape<typeof ValueInfoProtoSchema>;
+type AttributeInit = MessageInitShape<typeof onnx.AttributeProtoSchema>;
+type TensorInit = MessageInitShape<typeof onnx.TensorProtoSchema>;
+type NodeInit = MessageInitShape<typeof onnx.NodeProtoSchema>;
+type ValueInfoInit = MessageInitShape<typeof onnx.ValueInfoProtoSchema>;
 
 function toAttribute(name: string, v: AttrValue): AttributeInit {
   switch (v.kind) {

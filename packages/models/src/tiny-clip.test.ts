@@ -10,7 +10,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import sharp from 'sharp';
 import { AutoTokenizer, CLIPTextModelWithProjection, env } from '@huggingface/transformers';
-import { BACKGROUND, COLORS } from '../../common/src/palette.js';
+import { BACKGROUND, COLORS } from '@nightshift/common';
 import { ClipEmbedder, cosine } from './embed.js';
 import { ensureTinyClip, TINY_CLIP_NAME } from './mod.js';
 import { buildTinyClip, TINY_CLIP_CONCEPTS, TINY_CLIP_DIM } from './tiny-clip.js';

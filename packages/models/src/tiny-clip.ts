@@ -11,8 +11,7 @@
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { BACKGROUND, COLOR_NAMES, COLORS, SHAPES } from '../../common/src/palette.js';
-import type { ColorName, ShapeName } from '../../common/src/palette.js';
+import { BACKGROUND, COLOR_NAMES, COLORS, SHAPES, type ColorName, type ShapeName } from '@nightshift/common';
 import { attr, DataType, GraphBuilder } from './onnx-builder.js';
 
 export const TINY_CLIP_NAME = 'nightshift-tiny-clip';

@@ -6,7 +6,14 @@
 import { ParamsSchema, SpecError, type SweepSpec } from './spec.js';
 import { canonicalJson, renderKey } from './canonical.js';
 
-export const DEFAULT_MODELS: Record<string, string> = { procedural: 'procedural-v1', exec: 'default' };
+/**
+ * The model name of the procedural painter (in @nightshift/models). Bump it
+ * when the drawing changes, so render keys (which include the model) change
+ * too. Defined here, the leaf package both the spec and the gpu-node use.
+ */
+export const PROCEDURAL_MODEL = 'procedural-v1';
+
+export const DEFAULT_MODELS: Record<string, string> = { procedural: PROCEDURAL_MODEL, exec: 'default' };
 
 export interface ExpandedJob {
   index: number;

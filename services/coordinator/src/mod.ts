@@ -1,2 +1,8 @@
 export { startCoordinator, type RunningCoordinator } from './app.js';
 export type { CoordinatorDeps } from './deps.js';
+// The state layer, for the seeded-database fixture in @nightshift/devfarm (dashboard tests and benchmarks).
+export { openDb, type DB } from './db.js';
+export { Store } from './store.js';
+export { Live } from './live.js';
+export { submitSweep } from './sweeps.js';
+export type { DashboardDeps } from './dashboard/index.js';

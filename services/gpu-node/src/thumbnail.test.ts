@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import sharp from 'sharp';
 import { makeThumbnail } from './thumbnail.js';
-import { renderProcedural, encodePng } from './backends/procedural.js';
+import { renderProcedural, encodePng } from '@nightshift/models';
 
 async function png(w: number, h: number): Promise<Buffer> {
   const img = renderProcedural('a red circle', 3, w, h);

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { metaFromEvent, variantFromEvent } from './consumer.js';
 import { metaFromObject } from './reindex.js';
-import { fixtureImage } from './testing.js';
+import { fixtureImage } from '@nightshift/devfarm';
 
 test('the bucket alone yields the same catalog entry as the event (but the node, and the time is the upload time)', async () => {
   const f = await fixtureImage({ prompt: 'a red circle, by "Someone", 50% off: yes', seed: 42, sweepId: 'sw-1' });

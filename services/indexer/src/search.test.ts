@@ -15,7 +15,7 @@ import { metaFromEvent } from './consumer.js';
 import { createIndexerApp } from './http.js';
 import { rankedHits, type SearchResult } from './search.js';
 import { IndexStore } from './store.js';
-import { fixtureImage, type FixtureImage } from './testing.js';
+import { fixtureImage, type FixtureImage } from '@nightshift/devfarm';
 
 const PROMPTS = ['a red circle', 'a blue square', 'green stripes', 'a yellow triangle', 'purple circles', 'an orange square'];
 const DUP_DISTANCE = 1e-4;

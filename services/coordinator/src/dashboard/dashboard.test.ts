@@ -8,10 +8,9 @@ import type { AddressInfo } from 'node:net';
 import { gunzipSync } from 'node:zlib';
 import { Hono } from 'hono';
 import { serve, type ServerType } from '@hono/node-server';
-import { tempDir } from '@nightshift/devfarm';
+import { seededCoordinator, tempDir, type SeededCoordinator } from '@nightshift/devfarm';
 import { createDashboard } from './index.js';
 import { bearerMatches, issueFilesCookie, verifyFilesCookie } from './session.js';
-import { seededCoordinator, type SeededCoordinator } from './testing.js';
 
 const SPEC = { name: 'colours', prompts: ['a red circle', 'a blue square'], axes: { style: ['', 'watercolor'] }, seeds: { start: 0, count: 3 }, params: { width: 64, height: 64, steps: 4 } };
 

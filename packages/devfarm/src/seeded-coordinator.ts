@@ -1,17 +1,12 @@
 /**
  * A coordinator database with rendered images in it, without a farm: sweeps
  * go in through the real submitSweep (validation, expansion, Store) and their
- * jobs are then marked done the way a completed render leaves them. Used by
- * the dashboard's unit tests and by bench/dashboard-gallery.ts.
+ * jobs are then marked done (and announced) the way a completed render leaves
+ * them. Used by the dashboard's unit tests and by bench/dashboard-gallery.ts.
  */
 import { join } from 'node:path';
 import { loadConfig, createLogger, type Config } from '@nightshift/common';
-import { openDb, type DB } from '../db.js';
-import { Store } from '../store.js';
-import { Live } from '../live.js';
-import { submitSweep } from '../sweeps.js';
-import type { CoordinatorDeps } from '../deps.js';
-import type { DashboardDeps } from './index.js';
+import { Live, openDb, Store, submitSweep, type CoordinatorDeps, type DashboardDeps, type DB } from '@nightshift/coordinator';
 
 export interface SeededCoordinator {
   db: DB;
@@ -44,7 +39,7 @@ export function seededCoordinator(dir: string, config: Partial<Config> = {}, sto
     addRenderedSweep(spec, node = 'node-0') {
       const { id } = submitSweep(core, spec);
       const done = db.prepare(
-        `UPDATE jobs SET state = 'done', node_id = ?, image_key = 'images/' || render_key || '.png', thumb_key = 'thumbs/' || render_key || '.webp',
+        `UPDATE jobs SET state = 'done', announced = 1, node_id = ?, image_key = 'images/' || render_key || '.png', thumb_key = 'thumbs/' || render_key || '.webp',
          render_ms = 20 + idx % 50, started_at = ? + idx * 1000 - 20, finished_at = ? + idx * 1000 WHERE sweep_id = ?`,
       );
       db.transaction(() => {

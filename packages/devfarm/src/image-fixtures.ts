@@ -1,12 +1,12 @@
 /**
- * Fixtures for the indexer's tests and benchmarks: procedural images stored
- * the way a gpu-node stores them (A1111 `parameters` chunk, S3 user metadata
- * sweep-id/render-key/job-id) and the events the coordinator publishes for
- * them, without running a farm.
+ * Rendered images without a farm, for the indexer's tests and benchmarks:
+ * procedural images stored the way a gpu-node stores them (A1111
+ * `parameters` chunk, S3 user metadata sweep-id/render-key/job-id) and the
+ * events the coordinator publishes for them.
  */
 import { createHash } from 'node:crypto';
 import { addPngTextChunk, encodeJson, formatA1111Parameters, SUBJECTS, type Bus, type ImageRenderedEvent, type Storage } from '@nightshift/common';
-import { encodePng, renderProcedural } from '../../gpu-node/src/backends/procedural.js';
+import { PROCEDURAL_MODEL } from '@nightshift/sweep';
 
 export interface FixtureImage {
   event: ImageRenderedEvent;
@@ -15,6 +15,9 @@ export interface FixtureImage {
 
 /** A render as the farm would produce it: deterministic PNG with its parameters chunk, and its event. */
 export async function fixtureImage(o: { prompt: string; seed: number; sweepId?: string; size?: number; createdAt?: string; renderKey?: string }): Promise<FixtureImage> {
+  // Loaded here, not at the top: @nightshift/models brings transformers.js and
+  // onnxruntime, which every other user of this package would pay for at start-up.
+  const { encodePng, renderProcedural } = await import('@nightshift/models');
   const size = o.size ?? 128;
   const params = { width: size, height: size, steps: 10 };
   const renderKey = o.renderKey ?? createHash('sha256').update(JSON.stringify([o.prompt, o.seed, params, o.sweepId ?? ''])).digest('hex').slice(0, 32);
@@ -22,7 +25,7 @@ export async function fixtureImage(o: { prompt: string; seed: number; sweepId?: 
   const png = addPngTextChunk(
     await encodePng(img.data, size, size),
     'parameters',
-    formatA1111Parameters({ prompt: o.prompt, seed: o.seed, width: size, height: size, steps: 10, model: 'procedural-v1', backend: 'procedural' }),
+    formatA1111Parameters({ prompt: o.prompt, seed: o.seed, width: size, height: size, steps: 10, model: PROCEDURAL_MODEL, backend: 'procedural' }),
   );
   const sweepId = o.sweepId ?? 'sweep-1';
   return {
@@ -36,7 +39,7 @@ export async function fixtureImage(o: { prompt: string; seed: number; sweepId?: 
       seed: o.seed,
       params,
       backend: 'procedural',
-      model: 'procedural-v1',
+      model: PROCEDURAL_MODEL,
       node: 'node-0',
       renderMs: 1,
       createdAt: o.createdAt ?? new Date().toISOString(),
