@@ -43,6 +43,10 @@ const ConfigSchema = z.object({
   NIGHTSHIFT_INDEXER_PORT: z.coerce.number().int().min(0).max(65535).default(8090),
   NIGHTSHIFT_INDEXER_URL: z.string().default('http://127.0.0.1:8090'),
   NIGHTSHIFT_MAX_JOBS: z.coerce.number().int().min(1).default(100_000),
+  /** Characters in one expanded prompt (template and axis values filled in). */
+  NIGHTSHIFT_MAX_PROMPT_CHARS: z.coerce.number().int().min(1).default(4_000),
+  /** Characters in all of one sweep's expanded prompts together. */
+  NIGHTSHIFT_MAX_SWEEP_CHARS: z.coerce.number().int().min(1).default(50_000_000),
   NIGHTSHIFT_NODE_ID: z.string().optional(),
   NIGHTSHIFT_NODE_NAME: z.string().optional(),
   NIGHTSHIFT_NODE_VRAM_MB: z.coerce.number().int().min(0).default(16_384),
@@ -62,6 +66,11 @@ const ConfigSchema = z.object({
 });
 
 export type Config = z.output<typeof ConfigSchema>;
+
+export type LimitsConfig = Pick<Config, 'NIGHTSHIFT_MAX_JOBS' | 'NIGHTSHIFT_MAX_PROMPT_CHARS' | 'NIGHTSHIFT_MAX_SWEEP_CHARS'>;
+
+/** What one sweep may expand to (the shape of @nightshift/sweep's ExpansionLimits). */
+export const expansionLimits = (c: LimitsConfig) => ({ maxJobs: c.NIGHTSHIFT_MAX_JOBS, maxPromptChars: c.NIGHTSHIFT_MAX_PROMPT_CHARS, maxSweepChars: c.NIGHTSHIFT_MAX_SWEEP_CHARS });
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   return parseSettings(ConfigSchema, settingsInput(env), 'configuration');

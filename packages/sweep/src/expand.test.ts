@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseSpec, SpecError } from './spec.js';
-import { applyTemplate, countJobs, expandSweep } from './expand.js';
+import { applyTemplate, expandSweep } from './expand.js';
+import { countJobs } from './limits.js';
 
 const base = {
   prompts: ['a red circle', 'a blue square'],

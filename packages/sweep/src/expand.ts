@@ -5,6 +5,8 @@
  */
 import { ParamsSchema, SpecError, type SweepSpec } from './spec.js';
 import { canonicalJson, renderKey } from './canonical.js';
+import { checkExpansion, DEFAULT_EXPANSION_LIMITS, type ExpansionLimits } from './limits.js';
+import { tidyPrompt } from './tidy.js';
 
 /**
  * The model name of the procedural painter (in @nightshift/models). Bump it
@@ -52,12 +54,6 @@ function seedList(spec: SweepSpec): number[] {
   return Array.isArray(seeds) ? seeds : Array.from({ length: seeds.count }, (_, i) => seeds.start + i);
 }
 
-/** Number of jobs the spec expands to, computed without expanding. */
-export function countJobs(spec: SweepSpec): number {
-  const seeds = Array.isArray(spec.seeds) ? spec.seeds.length : spec.seeds.count;
-  return factors(spec).reduce((n, f) => n * f.rows.length, spec.prompts.length * seeds);
-}
-
 /** Fills the template; empty axis values leave no dangling separators behind. */
 export function applyTemplate(spec: SweepSpec, prompt: string, axes: Record<string, AxisValue>): string {
   const textAxes = Object.entries(axes).filter(([n]) => !n.startsWith('params.'));
@@ -67,19 +63,15 @@ export function applyTemplate(spec: SweepSpec, prompt: string, axes: Record<stri
   } else {
     text = spec.template.replace(/\{([^{}]*)\}/g, (_, key: string) => (key === 'prompt' ? prompt : String(axes[key] ?? '')));
   }
-  return text
-    .replace(/(\s*,\s*)+(?=,)/g, '')
-    .replace(/^\s*,\s*|\s*,\s*$/g, '')
-    .replace(/\s+/g, ' ')
-    .trim();
+  return tidyPrompt(text);
 }
 
-/** Expands a validated spec. Throws SpecError when it exceeds maxJobs. */
-export function expandSweep(spec: SweepSpec, maxJobs: number): ExpandedJob[] {
-  const total = countJobs(spec);
-  if (total > maxJobs) {
-    throw new SpecError('sweep too large', [{ path: '', message: `expands to ${total} jobs, more than the maximum of ${maxJobs}` }]);
-  }
+/**
+ * Expands a validated spec. Throws SpecError, before building anything, when
+ * it would exceed the limits (a number: maxJobs, the other limits default).
+ */
+export function expandSweep(spec: SweepSpec, limits: number | Partial<ExpansionLimits>): ExpandedJob[] {
+  checkExpansion(spec, { ...DEFAULT_EXPANSION_LIMITS, ...(typeof limits === 'number' ? { maxJobs: limits } : limits) });
   const backend = spec.backend;
   const model = spec.model ?? DEFAULT_MODELS[backend] ?? 'default';
   const fs = factors(spec);

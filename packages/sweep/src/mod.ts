@@ -3,3 +3,4 @@ export * from './expand.js';
 export * from './canonical.js';
 export * from './vram.js';
 export * from './spec-text.js';
+export * from './limits.js';

@@ -4,7 +4,7 @@
  * placed on its line and column the same way wherever it was written.
  */
 import { LineCounter, parseDocument, type Document } from 'yaml';
-import { countJobs } from './expand.js';
+import { countJobs } from './limits.js';
 import { parseSpec, SpecError, type SpecIssue, type SweepSpec } from './spec.js';
 
 /** A problem with its 1-based line and column in the text, where known. */

@@ -4,7 +4,7 @@
  */
 import { z } from 'zod';
 import { DEFAULT_MODELS, estimateVramMb, expandSweep, parseSpec, SpecError } from '@nightshift/sweep';
-import { fieldIssues, imageKey, renderKeyOfImageRef, thumbKey } from '@nightshift/common';
+import { expansionLimits, fieldIssues, imageKey, renderKeyOfImageRef, thumbKey } from '@nightshift/common';
 import type { CoordinatorDeps } from './deps.js';
 import type { JobRow, SweepCounts, SweepRow } from './store.js';
 
@@ -26,7 +26,7 @@ export interface SweepView {
 
 export function submitSweep(deps: CoordinatorDeps, input: unknown): { id: string; jobs: number } {
   const spec = parseSpec(input);
-  const jobs = expandSweep(spec, deps.config.NIGHTSHIFT_MAX_JOBS);
+  const jobs = expandSweep(spec, expansionLimits(deps.config));
   const model = spec.model ?? DEFAULT_MODELS[spec.backend] ?? 'default';
   const sweep = deps.store.createSweep(
     { name: spec.name ?? spec.prompts[0]!.slice(0, 80), spec, priority: spec.priority, backend: spec.backend, model },

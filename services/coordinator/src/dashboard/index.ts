@@ -22,7 +22,7 @@ import { bodyLimit } from 'hono/body-limit';
 import { compress } from 'hono/compress';
 import { getCookie, setCookie } from 'hono/cookie';
 import { SpecError } from '@nightshift/sweep';
-import { filesRoute, renderKeyOfImageRef, type Config, type Logger, type Storage } from '@nightshift/common';
+import { expansionLimits, filesRoute, renderKeyOfImageRef, type Config, type LimitsConfig, type Logger, type Storage } from '@nightshift/common';
 import type { Store } from '../store.js';
 import { galleryPage, layout, nodesPage, submitPage, sweepPage, sweepsPage, type PageName } from './pages.js';
 import { parseSpecText, previewSpec } from './preview.js';
@@ -31,7 +31,7 @@ import { bearerMatches, FILES_COOKIE, FILES_PATH, issueFilesCookie, SESSION_TTL_
 
 /** What the dashboard reads: a subset of CoordinatorDeps, so tests and benchmarks can stub the rest. */
 export interface DashboardDeps {
-  config: Pick<Config, 'NIGHTSHIFT_API_TOKEN' | 'NIGHTSHIFT_MAX_JOBS' | 'NIGHTSHIFT_INDEXER_URL'>;
+  config: Pick<Config, 'NIGHTSHIFT_API_TOKEN' | 'NIGHTSHIFT_INDEXER_URL'> & LimitsConfig;
   log: Pick<Logger, 'warn'>;
   store: Pick<Store, 'db'>;
   storage: Pick<Storage, 'get'>;
@@ -155,7 +155,7 @@ export function createDashboard(deps: DashboardDeps): Hono {
         } else {
           input = parseSpecText(await c.req.text());
         }
-        return c.json(previewSpec(input, deps.config.NIGHTSHIFT_MAX_JOBS));
+        return c.json(previewSpec(input, expansionLimits(deps.config)));
       } catch (err) {
         if (err instanceof SpecError) return c.json({ error: err.message, details: err.details }, 400);
         throw err;

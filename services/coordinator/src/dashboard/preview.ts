@@ -4,7 +4,7 @@
  * coordinator uses on submit, so the preview can never disagree with it.
  * Accepts the spec as JSON or as pasted YAML/JSON text.
  */
-import { countJobs, expandSweep, parseSpec, parseSpecText as readText, SpecError, SpecTextError, type SweepSpec } from '@nightshift/sweep';
+import { checkExpansion, countJobs, expandSweep, type ExpansionLimits, parseSpec, parseSpecText as readText, SpecError, SpecTextError, type SweepSpec } from '@nightshift/sweep';
 
 export interface SpecPreview {
   /** Jobs the spec expands to (prompts × axes × seeds). */
@@ -32,18 +32,18 @@ export function parseSpecText(text: string): unknown {
   }
 }
 
-export function previewSpec(input: unknown, maxJobs: number, limit = 12): SpecPreview {
+export function previewSpec(input: unknown, limits: ExpansionLimits, limit = 12): SpecPreview {
   const spec = parseSpec(input);
+  // The same bounds as a submission, so a preview cannot be the expansion bomb a submission refuses.
+  checkExpansion(spec, limits);
   const jobs = countJobs(spec);
-  if (jobs > maxJobs) {
-    throw new SpecError('sweep too large', [{ path: '', message: `expands to ${jobs} jobs, more than the maximum of ${maxJobs}` }]);
-  }
+  const maxJobs = limits.maxJobs;
   const seeds = Array.isArray(spec.seeds) ? spec.seeds.length : spec.seeds.count;
   // One seed is enough to see every final prompt; cap the work for huge grids.
   const oneSeed: SweepSpec = { ...spec, seeds: [Array.isArray(spec.seeds) ? spec.seeds[0]! : spec.seeds.start] };
   const distinct = countJobs(oneSeed);
   const sampled = distinct <= 20_000 ? oneSeed : { ...oneSeed, prompts: spec.prompts.slice(0, 3), axes: firstValues(spec, 20_000 / 3) };
-  const expanded = expandSweep(sampled, Number.MAX_SAFE_INTEGER);
+  const expanded = expandSweep(sampled, { ...limits, maxJobs: Number.MAX_SAFE_INTEGER });
   const step = Math.max(1, expanded.length / limit);
   const samples: SpecPreview['samples'] = [];
   for (let i = 0; i < expanded.length && samples.length < limit; i += step) {
