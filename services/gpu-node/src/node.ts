@@ -1,6 +1,6 @@
 /** Wires a gpu-node: backends, storage, worker and the coordinator connection. */
 import { hostname } from 'node:os';
-import { grpcClientCredentials, Storage, type Config, type Logger } from '@nightshift/common';
+import { grpcClientCredentials, storageFromConfig, type Config, type Logger } from '@nightshift/common';
 import type { Backend } from './backends/backend.js';
 import { backendsFromEnv } from './backends/registry.js';
 import { Connection } from './connection.js';
@@ -24,12 +24,7 @@ export function defaultBackends(env: NodeJS.ProcessEnv = process.env): Map<strin
 
 export async function startNode(config: Config, log: Logger, backends = defaultBackends()): Promise<RunningNode> {
   const nodeId = config.NIGHTSHIFT_NODE_ID ?? `${hostname()}-${process.pid}`;
-  const storage = new Storage({
-    endpoint: config.NIGHTSHIFT_S3_ENDPOINT,
-    accessKey: config.NIGHTSHIFT_S3_ACCESS_KEY,
-    secretKey: config.NIGHTSHIFT_S3_SECRET_KEY,
-    bucket: config.NIGHTSHIFT_S3_BUCKET,
-  });
+  const storage = storageFromConfig(config);
   // Assigned below; the closures that read it only run once the node has started.
   let connection: Connection | undefined; // eslint-disable-line prefer-const
   const connected = () => connection?.connected ?? false;

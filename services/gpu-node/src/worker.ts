@@ -6,7 +6,7 @@
  * its image.
  */
 import type { JobAssignment } from '@nightshift/proto';
-import { addPngTextChunk, formatA1111Parameters, imageKey, thumbKey, upscaledKey, type Logger, type Storage } from '@nightshift/common';
+import { addPngTextChunk, formatA1111Parameters, imageKey, imageObjectMeta, thumbKey, upscaledKey, type Logger, type Storage } from '@nightshift/common';
 import { RenderFailure, type Backend, type JobKind, type RenderParams } from './backends/backend.js';
 import { makeThumbnail } from './thumbnail.js';
 import { withRetry } from '@nightshift/common';
@@ -185,7 +185,7 @@ export class Worker {
     const renderMs = Math.round(performance.now() - started);
     this.opts.log.info({ job: job.jobId, renderKey: job.renderKey, renderMs, attempt: job.attempt }, 'rendered');
     const png = kind === 'upscale' ? result.png : addPngTextChunk(result.png, 'parameters', this.parametersText(job, params, result.model));
-    const meta = { 'sweep-id': job.sweepId, 'render-key': job.renderKey, 'job-id': job.jobId };
+    const meta = imageObjectMeta(job);
     const upload = (key: string, body: Buffer, type: string) =>
       withRetry(() => this.opts.storage.put(key, body, type, meta), {
         signal,

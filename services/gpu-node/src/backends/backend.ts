@@ -59,8 +59,6 @@ export interface Backend {
   readonly name: string;
   /** Models this backend can render with (advertised to the coordinator). */
   readonly models: readonly string[];
-  /** VRAM in MiB a render of this size needs on this backend, when known (used for placement). */
-  vramNeedMb?(width: number, height: number): number | undefined;
   render(req: RenderRequest, onProgress: (p: RenderProgress) => void, signal: AbortSignal): Promise<RenderResult>;
   /** Frees resources (loaded models, child processes) when the node stops. */
   close?(): Promise<void>;

@@ -8,6 +8,7 @@
  */
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { pidExists } from '@nightshift/common';
 
 /** Process start time in clock ticks since boot (/proc/PID/stat field 22), or undefined. */
 function startTime(pid: number): string | undefined {
@@ -17,15 +18,6 @@ function startTime(pid: number): string | undefined {
     return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
   } catch {
     return undefined;
-  }
-}
-
-function groupAlive(pgid: number): boolean {
-  try {
-    process.kill(-pgid, 0);
-    return true;
-  } catch {
-    return false;
   }
 }
 
@@ -50,8 +42,8 @@ export class ChildGroups {
       const recorded = readFileSync(join(this.dir, name), 'utf8');
       const now = startTime(pid);
       // Leader gone: the group may live on without it, but then its pgid cannot be reused either.
-      const ours = now === undefined ? groupAlive(pid) : now === recorded;
-      if (ours && groupAlive(pid)) {
+      const ours = now === undefined ? pidExists(-pid) : now === recorded;
+      if (ours && pidExists(-pid)) {
         try {
           process.kill(-pid, 'SIGKILL');
           reaped.push(pid);

@@ -234,8 +234,8 @@ describe('exec backend', { timeout: 60_000 }, () => {
     assert.deepEqual([backend.resolve('b').gen.name, backend.resolve('b').model], ['b', 'sd15']);
     assert.deepEqual([backend.resolve('sdxl').gen.name, backend.resolve('sdxl').model], ['b', 'sdxl']);
     assert.throws(() => backend.resolve('nope'), (e: unknown) => e instanceof RenderFailure && /no exec generator .* "nope"/.test(e.message));
-    assert.equal(backend.vramNeedMb(512, 512, 'sdxl'), 10240);
-    assert.equal(backend.vramNeedMb(512, 512), undefined, 'generator a has no table');
+    assert.equal(vramFromTable(backend.resolve('sdxl').gen.vramMb, 512, 512), 10240, "the model's generator brings its VRAM table");
+    assert.equal(backend.resolve('default').gen.vramMb, undefined, 'generator a has no table');
     assert.throws(() => new ExecBackend([gen(), gen()]), /defined twice/);
   });
 

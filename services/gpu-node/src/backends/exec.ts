@@ -23,6 +23,7 @@ import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
 import { z } from 'zod';
+import { formatIssues, hasPngSignature, pidExists, sleep } from '@nightshift/common';
 import { RenderFailure, type Backend, type RenderProgress, type RenderRequest, type RenderResult } from './backend.js';
 
 /** Placeholders a command argument may contain, as `{name}`. */
@@ -201,7 +202,7 @@ export class ExecBackend implements Backend {
   ) {
     this.generators = generators.map((g, i) => {
       const r = GeneratorSchema.safeParse(g);
-      if (!r.success) throw new Error(`exec generator ${i}: ${r.error.issues.map((x) => `${x.path.map(String).join('.') || '(root)'}: ${x.message}`).join('; ')}`);
+      if (!r.success) throw new Error(`exec generator ${i}: ${formatIssues(r.error.issues)}`);
       return r.data;
     });
     if (this.generators.length === 0) throw new Error('exec backend needs at least one generator');
@@ -226,14 +227,6 @@ export class ExecBackend implements Backend {
     const byModel = this.generators.find((g) => g.models.includes(model));
     if (byModel) return { gen: byModel, model };
     throw new RenderFailure(`no exec generator on this node provides model "${model}" (available: ${this.models.join(', ')})`);
-  }
-
-  vramNeedMb(width: number, height: number, model = 'default'): number | undefined {
-    try {
-      return vramFromTable(this.resolve(model).gen.vramMb, width, height);
-    } catch {
-      return undefined;
-    }
   }
 
   async render(req: RenderRequest, onProgress: (p: RenderProgress) => void, signal: AbortSignal): Promise<RenderResult> {
@@ -327,14 +320,7 @@ export class ExecBackend implements Backend {
           // ESRCH: the group is already gone.
         }
       };
-      const groupAlive = () => {
-        try {
-          process.kill(-pid, 0);
-          return true;
-        } catch {
-          return false;
-        }
-      };
+      const groupAlive = () => pidExists(-pid);
       let stopping: Promise<void> | undefined;
       /** SIGTERM the group, wait for it to go (up to the grace period), then SIGKILL whatever is left. */
       const stopGroup = () =>
@@ -467,12 +453,11 @@ class PreviewPump {
   }
 }
 
-const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 const PNG_IEND = Buffer.from([0, 0, 0, 0, 0x49, 0x45, 0x4e, 0x44, 0xae, 0x42, 0x60, 0x82]);
 
 /** The generator's output as PNG bytes (JPEG/WebP outputs are converted). */
 async function toPng(bytes: Buffer, what: string, log: string): Promise<Buffer> {
-  const isPng = bytes.length > 8 && bytes.subarray(0, 8).equals(PNG_SIGNATURE);
+  const isPng = hasPngSignature(bytes);
   try {
     if (isPng) {
       // A truncated file (a generator killed mid-write) is caught here, with the log, rather than later in the worker.
@@ -484,8 +469,4 @@ async function toPng(bytes: Buffer, what: string, log: string): Promise<Buffer> 
   } catch (err) {
     throw new RenderFailure(`${what} wrote an output that is not a readable image: ${err instanceof Error ? err.message : String(err)}`, log);
   }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }

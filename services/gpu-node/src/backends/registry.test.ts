@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, describe, test } from 'node:test';
-import { ExecBackend } from './exec.js';
+import { ExecBackend, vramFromTable } from './exec.js';
 import { backendsFromEnv, buildBackends, loadNodeConfig, parseNodeConfig } from './registry.js';
 import { UpscaleBackend } from './upscale.js';
 
@@ -27,7 +27,7 @@ describe('node config', () => {
     assert.deepEqual([...backends.keys()], ['procedural', 'exec', 'upscale']);
     const exec = backends.get('exec') as ExecBackend;
     assert.deepEqual(exec.models, ['node-example', 'diffusers', 'stable-diffusion-v1-5/stable-diffusion-v1-5']);
-    assert.equal(exec.vramNeedMb(512, 512, 'diffusers'), 6144);
+    assert.equal(vramFromTable(exec.resolve('diffusers').gen.vramMb, 512, 512), 6144);
     assert.deepEqual(backends.get('upscale')!.models, ['nightshift-tiny-upscaler-x4']);
   });
 

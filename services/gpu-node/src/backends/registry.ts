@@ -15,6 +15,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { parse as parseYaml } from 'yaml';
+import { formatIssues } from '@nightshift/common';
 import type { Backend } from './backend.js';
 import { ExecBackend, GeneratorSchema } from './exec.js';
 import { ProceduralBackend } from './procedural.js';
@@ -49,22 +50,18 @@ export const NodeConfigSchema = z.strictObject({
 
 export type NodeConfig = Omit<z.output<typeof NodeConfigSchema>, 'generators'> & { generators: z.output<typeof GeneratorSchema>[] };
 
-function formatIssues(prefix: string, issues: readonly { path: readonly PropertyKey[]; message: string }[]): string {
-  return issues.map((i) => `${[prefix, ...i.path.map(String)].filter(Boolean).join('.')}: ${i.message}`).join('; ');
-}
-
 /**
  * Validates a parsed node config. `baseDir` anchors relative paths (the
  * config file's folder); errors name the offending field.
  */
 export function parseNodeConfig(input: unknown, baseDir = process.cwd()): NodeConfig {
   const top = NodeConfigSchema.safeParse(input ?? {});
-  if (!top.success) throw new Error(`invalid node config: ${formatIssues('', top.error.issues)}`);
+  if (!top.success) throw new Error(`invalid node config: ${formatIssues(top.error.issues)}`);
   const abs = (p: string) => path.resolve(baseDir, p);
   const generators = top.data.generators.map((g, i) => {
     const withCwd = typeof g === 'object' && g !== null && typeof (g as { cwd?: unknown }).cwd === 'string' ? { ...g, cwd: abs((g as { cwd: string }).cwd) } : g;
     const r = GeneratorSchema.safeParse(withCwd);
-    if (!r.success) throw new Error(`invalid node config: ${formatIssues(`generators.${i}`, r.error.issues)}`);
+    if (!r.success) throw new Error(`invalid node config: ${formatIssues(r.error.issues, `generators.${i}`)}`);
     return r.data;
   });
   const names = generators.map((g) => g.name);

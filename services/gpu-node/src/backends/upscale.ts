@@ -8,7 +8,7 @@
  */
 import path from 'node:path';
 import sharp, { type OutputInfo } from 'sharp';
-import { addPngTextChunk, readPngTextChunks } from '@nightshift/common';
+import { addPngTextChunk, hasPngSignature, readPngTextChunks } from '@nightshift/common';
 import { RenderFailure, type Backend, type RenderProgress, type RenderRequest, type RenderResult } from './backend.js';
 import { DEFAULT_OVERLAP, DEFAULT_TILE_SIZE, TiledUpscaler } from '../upscale/tiler.js';
 
@@ -27,8 +27,6 @@ export interface UpscaleBackendOptions {
 
 export const NO_MODEL_MESSAGE =
   'no upscale model is configured on this node: set upscale.model in the node config (NIGHTSHIFT_NODE_CONFIG) to a Real-ESRGAN-layout ONNX file; Nightshift does not fall back to a plain resize';
-
-const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 
 export class UpscaleBackend implements Backend {
   readonly name = 'upscale';
@@ -131,7 +129,7 @@ export async function upscalePng(upscaler: TiledUpscaler, source: Buffer, opts: 
   const scale = up.width / width;
   let png: Buffer = await sharp(raw, { raw: { width: up.width, height: up.height, channels: outChannels } }).png({ compressionLevel: 6 }).toBuffer();
   // addPngTextChunk puts each new chunk right after IHDR, so add in reverse to keep the source's order.
-  const chunks = source.subarray(0, 8).equals(PNG_SIGNATURE) ? Object.entries(readPngTextChunks(source)) : [];
+  const chunks = hasPngSignature(source) ? Object.entries(readPngTextChunks(source)) : [];
   const post = `Postprocess upscale by: ${scale}, Postprocess upscaler: ${opts.modelName}, Postprocess size: ${up.width}x${up.height}`;
   png = addPngTextChunk(png, 'postprocessing', post);
   for (const [k, v] of chunks.reverse()) if (k !== 'postprocessing') png = addPngTextChunk(png, k, v);
