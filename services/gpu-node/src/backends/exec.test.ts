@@ -9,6 +9,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import sharp from 'sharp';
+import { processAlive as alive, sleep } from '@nightshift/common';
 import { RenderFailure, type RenderProgress, type RenderRequest } from './backend.js';
 import { ExecBackend, parseProtocolLine, substitute, vramFromTable, type GeneratorInput } from './exec.js';
 
@@ -47,26 +48,11 @@ async function failure(p: Promise<unknown>): Promise<RenderFailure> {
   assert.fail('expected the render to fail');
 }
 
-/** Alive and not a zombie (a reaped-later zombie cannot run anything). */
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return false;
-  }
-}
-
 async function until(what: string, fn: () => boolean, ms = 5_000): Promise<void> {
   const end = Date.now() + ms;
   while (!fn()) {
     if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
+    await sleep(20);
   }
 }
 
