@@ -5,10 +5,8 @@
  * example sweep, shows its progress, prints a search, then keeps running
  * until Ctrl-C, which stops every process.
  */
-import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { parse as parseYaml } from 'yaml';
-import { SingleBar, Presets } from 'cli-progress';
+import { Client, finalReport, postSweep, readSpecFile, watchSweep, type SearchResult } from '@nightshift/cli';
 import { freePort, startFarm, waitFor, waitForNodes, type Farm } from '@nightshift/devfarm';
 
 const dir = resolve(process.env.NIGHTSHIFT_DATA_DIR ?? '.nightshift');
@@ -34,9 +32,12 @@ async function main(): Promise<void> {
     ports: { http: await port(8080), grpc: await port(7070), indexer: await port(8090), nats: await port(4222), s3: await port(9000) },
   });
   let stopping = false;
+  // Ctrl-C stops the farm, so it also ends the watch (instead of the CLI's "stopped watching").
+  const watching = new AbortController();
   const stop = async (code: number) => {
     if (stopping) return;
     stopping = true;
+    watching.abort();
     console.log('\nstopping the farm…');
     await farm.stop();
     process.exit(code);
@@ -45,38 +46,22 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => void stop(0));
 
   try {
+    const { input } = readSpecFile(specFile);
     await waitForNodes(farm.apiUrl, 2);
-    const spec = parseYaml(readFileSync(specFile, 'utf8')) as unknown;
-    const res = await fetch(`${farm.apiUrl}/api/sweeps`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(spec) });
-    const body = (await res.json()) as { id?: string; jobs?: number; error?: string };
-    if (res.status !== 201 || !body.id) throw new Error(`sweep refused: ${body.error ?? res.status}`);
-    console.log(`submitted ${specFile} as sweep ${body.id} (${body.jobs} images)`);
+    const api = new Client(farm.apiUrl);
+    const sweep = await postSweep(api, specFile, input);
+    console.log(`submitted ${specFile} as sweep ${sweep.id} (${sweep.jobs} images)`);
 
-    const bar = new SingleBar({ format: 'rendering [{bar}] {value}/{total} images | {status} | ETA {eta}s', hideCursor: true }, Presets.shades_classic);
-    bar.start(body.jobs ?? 0, 0, { status: 'queued' });
-    const final = await waitFor(
-      'the sweep to finish',
-      async () => {
-        const s = (await (await fetch(`${farm.apiUrl}/api/sweeps/${body.id}`)).json()) as { status: string; counts: Record<string, number> };
-        bar.update((s.counts.done ?? 0) + (s.counts.skipped ?? 0) + (s.counts.failed ?? 0), { status: s.status });
-        return ['done', 'failed', 'cancelled'].includes(s.status) ? s : undefined;
-      },
-      30 * 60_000,
-      250,
-    );
-    bar.stop();
-    console.log(`sweep ${body.id} ${final.status}: ${JSON.stringify(final.counts)}`);
+    const final = await watchSweep(api, sweep.id, { out: process.stdout, quiet: false, signal: watching.signal });
+    console.log(finalReport(final));
 
-    await waitFor('the indexer to catch up', async () => {
-      const h = (await (await fetch(`${farm.indexerUrl}/healthz`)).json()) as { indexed: number };
-      return h.indexed >= (final.counts.done ?? 0);
-    }, 120_000, 250);
-    const search = (await (await fetch(`${farm.apiUrl}/api/search?q=${encodeURIComponent(query)}&k=5`)).json()) as {
-      results: { score: number; prompt: string; seed: number; url: string }[];
-    };
+    const indexer = new Client(farm.indexerUrl);
+    await waitFor('the indexer to catch up', async () => (await indexer.get<{ indexed: number }>('/healthz')).indexed >= final.counts.done, 120_000, 250);
+    const { results } = await api.get<{ results: SearchResult[] }>(`/api/search?${new URLSearchParams({ q: query, k: '5' })}`);
     console.log(`\nsearch "${query}" (built-in test model unless NIGHTSHIFT_CLIP_MODEL is set):`);
-    for (const r of search.results) console.log(`  ${r.score.toFixed(3)}  seed ${r.seed}  ${r.prompt}  ${farm.apiUrl}${r.url.startsWith('/') ? r.url : ''}`);
+    for (const r of results) console.log(`  ${r.score.toFixed(3)}  seed ${r.seed}  ${r.prompt}  ${new URL(r.url, api.base).href}`);
   } catch (err) {
+    if (stopping) return;
     console.error(`\n${err instanceof Error ? err.message : String(err)}\n(logs in ${dir}/logs)`);
     await stop(1);
     return;

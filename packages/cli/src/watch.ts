@@ -13,6 +13,11 @@ export interface WatchOptions {
   /** No bar or lines: the caller prints JSON at the end. */
   quiet: boolean;
   pollMs?: number;
+  /**
+   * The caller's own stop: watching ends (rejecting with the abort reason)
+   * when it aborts. Without one, Ctrl-C stops watching and exits 130.
+   */
+  signal?: AbortSignal;
 }
 
 export async function getSweep(client: Client, id: string): Promise<SweepView> {
@@ -74,7 +79,11 @@ export async function watchSweep(client: Client, id: string, o: WatchOptions): P
 
   const ctrl = new AbortController();
   let resolveDone!: (s: SweepView) => void;
-  const done = new Promise<SweepView>((r) => (resolveDone = r));
+  let rejectDone!: (reason: unknown) => void;
+  const done = new Promise<SweepView>((res, rej) => {
+    resolveDone = res;
+    rejectDone = rej;
+  });
   const seen = (s: SweepView) => {
     show(s);
     if (FINAL.has(s.status)) resolveDone(s);
@@ -98,12 +107,17 @@ export async function watchSweep(client: Client, id: string, o: WatchOptions): P
     o.out.write(`\nstopped watching; sweep ${id} keeps running on the farm\n`);
     process.exit(130);
   };
-  process.once('SIGINT', onSigint);
+  const onAbort = () => rejectDone(o.signal?.reason);
+  if (o.signal) {
+    if (o.signal.aborted) onAbort();
+    else o.signal.addEventListener('abort', onAbort, { once: true });
+  } else process.once('SIGINT', onSigint);
   try {
     const final = await done;
     return await getSweep(client, id).catch(() => final);
   } finally {
     process.off('SIGINT', onSigint);
+    o.signal?.removeEventListener('abort', onAbort);
     clearInterval(timer);
     ctrl.abort();
     bar?.stop();

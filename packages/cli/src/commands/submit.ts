@@ -2,11 +2,21 @@
 import type { Command } from 'commander';
 import { expandSweep } from '@nightshift/sweep';
 import { int } from '../args.js';
-import { ApiError, CliError, EXIT } from '../client.js';
+import { ApiError, CliError, EXIT, type Client } from '../client.js';
 import type { CommandContext } from '../context.js';
 import { formatProblems, readSpecFile } from '../spec-file.js';
 import { watchSweep } from '../watch.js';
 import { finishWatch } from './status.js';
+
+/** POSTs a spec read from `file`; the coordinator's field problems are listed against the file. */
+export async function postSweep(client: Client, file: string, body: unknown): Promise<{ id: string; jobs: number }> {
+  try {
+    return await client.post<{ id: string; jobs: number }>('/api/sweeps', body);
+  } catch (err) {
+    if (err instanceof ApiError && err.details.length) throw new CliError(formatProblems(file, `the coordinator refused it: ${err.message.split(':')[0]}`, err.details), EXIT.usage);
+    throw err;
+  }
+}
 
 export function registerSubmit(program: Command, ctx: CommandContext): void {
   const { io, print, printJson } = ctx;
@@ -31,13 +41,7 @@ export function registerSubmit(program: Command, ctx: CommandContext): void {
         return;
       }
       const c = ctx.client(cmd);
-      let res: { id: string; jobs: number };
-      try {
-        res = await c.post<{ id: string; jobs: number }>('/api/sweeps', body);
-      } catch (err) {
-        if (err instanceof ApiError && err.details.length) throw new CliError(formatProblems(file, `the coordinator refused it: ${err.message.split(':')[0]}`, err.details), EXIT.usage);
-        throw err;
-      }
+      const res = await postSweep(c, file, body);
       if (!opts.watch) {
         if (g.json) return printJson(res);
         print(`submitted ${file} as sweep ${res.id} (${res.jobs} jobs)`);
