@@ -19,6 +19,9 @@ export interface Ops {
   checks: Record<string, ReadyCheck>;
 }
 
+/** Histogram buckets for render times, in seconds: the same on the coordinator and the nodes so the two compare. */
+export const RENDER_SECONDS_BUCKETS: readonly number[] = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900];
+
 /** A registry with the standard process metrics (CPU, memory, event-loop lag, handles). */
 export function createRegistry(service: string): Registry {
   const registry = new Registry();

@@ -5,7 +5,7 @@
  * by the hub's observer hooks as things happen.
  */
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import { createRegistry } from '@nightshift/common';
+import { createRegistry, RENDER_SECONDS_BUCKETS } from '@nightshift/common';
 import type { DB } from './db.js';
 import type { HubObserver } from './node-hub.js';
 
@@ -68,7 +68,7 @@ export function createCoordinatorMetrics(db: DB, onlineNodes: () => number): Coo
   const renderSeconds = new Histogram({
     name: 'nightshift_render_seconds',
     help: "Render time reported by nodes (renderMs), rendered jobs only",
-    buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900],
+    buckets: [...RENDER_SECONDS_BUCKETS],
     registers: [registry],
   });
   const nodeDowns = new Counter({ name: 'nightshift_node_down_total', help: 'Nodes marked down after going silent', registers: [registry] });

@@ -3,7 +3,7 @@
  * (off when unset). Ready means registered with the coordinator and S3 answering.
  */
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import { createRegistry, s3Check, startOpsServer, type Storage } from '@nightshift/common';
+import { createRegistry, RENDER_SECONDS_BUCKETS, s3Check, startOpsServer, type Storage } from '@nightshift/common';
 import type { Report } from './worker.js';
 
 export interface NodeMetrics {
@@ -19,7 +19,7 @@ export function createNodeMetrics(nodeId: string, held: () => number, connected:
   const renderSeconds = new Histogram({
     name: 'nightshift_node_render_seconds',
     help: 'Render time on this node',
-    buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900],
+    buckets: [...RENDER_SECONDS_BUCKETS],
     registers: [registry],
   });
   new Gauge({ name: 'nightshift_node_jobs_held', help: 'Jobs queued or rendering on this node', registers: [registry], collect() { this.set(held()); } });
