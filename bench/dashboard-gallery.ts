@@ -22,7 +22,7 @@ import { serve, type ServerType } from '@hono/node-server';
 import { seededCoordinator, tempDir } from '@nightshift/devfarm';
 import { createHttpApp } from '../services/coordinator/src/http.js';
 import { Live } from '../services/coordinator/src/live.js';
-import type { CoordinatorDeps } from '../services/coordinator/src/deps.js';
+import type { HttpDeps } from '../services/coordinator/src/deps.js';
 import { encodePng, renderProcedural } from '@nightshift/models';
 import { makeThumbnail } from '../services/gpu-node/src/thumbnail.js';
 import { launch } from '../test/browser/chromium.js';
@@ -65,12 +65,12 @@ async function main(): Promise<void> {
   const seedMs = performance.now() - t0;
   favorites.push(...(seeded.db.prepare('SELECT render_key FROM jobs WHERE sweep_id = ? AND idx % 200 = 0').all(sweepId) as { render_key: string }[]).map((r) => r.render_key));
 
-  const deps = {
+  const deps: HttpDeps = {
     ...seeded.deps,
     live: new Live(),
-    outbox: { poke() {} },
-    hub: { connectedNodeIds: () => [], explain: () => [], dispatch() {}, cancelJobs() {} },
-  } as unknown as CoordinatorDeps;
+    placement: { explain: () => [] },
+    hub: { ...seeded.deps.hub, connectedNodeIds: () => [] },
+  };
   const server = await listen(createHttpApp(deps));
   const base = `http://127.0.0.1:${portOf(server)}`;
 

@@ -5,13 +5,14 @@
  * them. Used by the dashboard's unit tests and by bench/dashboard-gallery.ts.
  */
 import { join } from 'node:path';
-import { loadConfig, createLogger, type Config } from '@nightshift/common';
-import { Live, openDb, Store, submitSweep, type CoordinatorDeps, type DashboardDeps, type DB } from '@nightshift/coordinator';
+import { loadConfig, createLogger, type Config, type Logger } from '@nightshift/common';
+import { openDb, Store, submitSweep, type DashboardDeps, type DB, type SweepDeps } from '@nightshift/coordinator';
 
 export interface SeededCoordinator {
   db: DB;
   store: Store;
-  deps: DashboardDeps;
+  /** What the dashboard and the sweep operations use (no node hub: nothing is dispatched). */
+  deps: { config: Config; log: Logger; store: Store; storage: DashboardDeps['storage']; hub: SweepDeps['hub'] };
   /** Submits a sweep and marks every job rendered by `node`, one second apart. */
   addRenderedSweep(spec: unknown, node?: string): string;
   close(): void;
@@ -22,22 +23,14 @@ export function seededCoordinator(dir: string, config: Partial<Config> = {}, sto
   const store = new Store(db);
   const log = createLogger('dashboard-test', 'silent');
   const cfg: Config = { ...loadConfig({}), NIGHTSHIFT_INDEXER_URL: 'http://127.0.0.1:9', ...config };
-  const core = {
-    config: cfg,
-    log,
-    store,
-    storage,
-    live: new Live(),
-    outbox: { poke() {} },
-    hub: { dispatch() {} },
-  } as unknown as CoordinatorDeps;
+  const deps: SeededCoordinator['deps'] = { config: cfg, log, store, storage, hub: { dispatch() {}, cancelJobs() {} } };
   let clock = Date.parse('2026-01-01T00:00:00Z');
   return {
     db,
     store,
-    deps: { config: cfg, log, store, storage },
+    deps,
     addRenderedSweep(spec, node = 'node-0') {
-      const { id } = submitSweep(core, spec);
+      const { id } = submitSweep(deps, spec);
       const done = db.prepare(
         `UPDATE jobs SET state = 'done', announced = 1, node_id = ?, image_key = 'images/' || render_key || '.png', thumb_key = 'thumbs/' || render_key || '.webp',
          render_ms = 20 + idx % 50, started_at = ? + idx * 1000 - 20, finished_at = ? + idx * 1000 WHERE sweep_id = ?`,

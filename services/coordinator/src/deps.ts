@@ -1,18 +1,54 @@
-/** Everything the coordinator's handlers need, named in one place (Flamenco style). */
-import type { Config, Logger, Ops, Storage } from '@nightshift/common';
+/**
+ * What each of the coordinator's handlers uses, named by its consumer
+ * (Flamenco style): each is a small `Pick<>` of the real parts, so a test
+ * builds exactly what it needs, no casts. `CoordinatorDeps` is the full set
+ * app.ts wires; it satisfies every one of them. The node hub names its own
+ * (`HubDeps`, node-hub.ts), as the dashboard does (`DashboardDeps`).
+ */
+import type { Config, LimitsConfig, Logger, Ops, Storage } from '@nightshift/common';
 import type { Store } from './store.js';
 import type { NodeHub } from './node-hub.js';
 import type { Live } from './live.js';
-import type { OutboxPublisher } from './outbox.js';
+import type { Placement } from './placement.js';
+import type { DashboardDeps } from './dashboard/index.js';
+import type { GuardConfig } from './request-guard.js';
 
+/** The sweep operations (sweeps.ts), shared by HTTP and gRPC. */
+export interface SweepDeps {
+  config: LimitsConfig & Pick<Config, 'NIGHTSHIFT_API_TOKEN' | 'NIGHTSHIFT_INDEXER_URL'>;
+  log: Pick<Logger, 'info'>;
+  store: Pick<Store, 'createSweep' | 'getSweep' | 'jobs' | 'renderedJob' | 'counts' | 'recentFinishes' | 'cancelSweep' | 'setPaused' | 'setPriority'>;
+  /** New work is offered to the nodes at once; a cancelled sweep's jobs are stopped on them. */
+  hub: Pick<NodeHub, 'dispatch' | 'cancelJobs'>;
+}
+
+/** SweepService over gRPC (sweep-grpc.ts). */
+export interface GrpcDeps extends SweepDeps {
+  store: SweepDeps['store'] & Pick<Store, 'listSweeps'>;
+  live: Pick<Live, 'subscribe'>;
+}
+
+/** The HTTP API (http.ts), dashboard included. */
+export interface HttpDeps extends SweepDeps, DashboardDeps {
+  config: SweepDeps['config'] & DashboardDeps['config'] & GuardConfig;
+  log: SweepDeps['log'] & DashboardDeps['log'] & Pick<Logger, 'error'>;
+  store: SweepDeps['store'] & DashboardDeps['store'] & Pick<Store, 'listSweeps' | 'blockedNodes' | 'listNodes' | 'leasedTo'>;
+  hub: SweepDeps['hub'] & Pick<NodeHub, 'connectedNodeIds'>;
+  placement: Pick<Placement, 'explain'>;
+  live: Pick<Live, 'subscribe'>;
+  storage: Pick<Storage, 'get'>;
+  /** /metrics and /readyz (absent in handler unit tests). */
+  ops?: Ops;
+}
+
+/** Everything app.ts wires together. */
 export interface CoordinatorDeps {
   config: Config;
   log: Logger;
   store: Store;
   hub: NodeHub;
+  placement: Placement;
   live: Live;
-  outbox: Pick<OutboxPublisher, 'poke'>;
   storage: Storage;
-  /** /metrics and /readyz (absent in handler unit tests). */
   ops?: Ops;
 }

@@ -9,15 +9,17 @@ import { streamSSE } from 'hono/streaming';
 import { HTTPException } from 'hono/http-exception';
 import { SpecError } from '@nightshift/sweep';
 import { filesRoute, opsRoutes } from '@nightshift/common';
-import type { CoordinatorDeps } from './deps.js';
+import type { HttpDeps } from './deps.js';
 import type { LiveEvent } from './live.js';
+import { guardOptions, requestGuard } from './request-guard.js';
 
 const SNAPSHOT_INTERVAL_MS = 250;
 import { createDashboard } from './dashboard/index.js';
 import { cancelSweep, imageView, pauseSweep, setPriority, submitSweep, submitUpscale, sweepView } from './sweeps.js';
 
-export function createHttpApp(deps: CoordinatorDeps): Hono {
+export function createHttpApp(deps: HttpDeps): Hono {
   const app = new Hono();
+  app.use('*', requestGuard(guardOptions(deps.config)));
   const token = deps.config.NIGHTSHIFT_API_TOKEN;
   if (token) {
     app.use('/api/*', bearerAuth({ token }));
@@ -55,7 +57,7 @@ export function createHttpApp(deps: CoordinatorDeps): Hono {
     const row = deps.store.getSweep(c.req.param('id'));
     if (!row) return c.json({ error: 'no such sweep' }, 404);
     const failed = deps.store.jobs(row.id, ['failed']).slice(0, 20).map((j) => ({ jobId: j.id, prompt: j.prompt, seed: j.seed, error: j.error, logTail: j.log_tail }));
-    return c.json({ ...sweepView(deps, row), spec: JSON.parse(row.spec_json) as unknown, failedJobs: failed, explain: deps.hub.explain(row.id), blocklisted: deps.store.blockedNodes(row.id) });
+    return c.json({ ...sweepView(deps, row), spec: JSON.parse(row.spec_json) as unknown, failedJobs: failed, explain: deps.placement.explain(row.id), blocklisted: deps.store.blockedNodes(row.id) });
   });
 
   app.get('/api/sweeps/:id/jobs', (c) => {
@@ -199,7 +201,7 @@ export function createHttpApp(deps: CoordinatorDeps): Hono {
   return app;
 }
 
-function sweepSnapshot(deps: CoordinatorDeps, id: string) {
+function sweepSnapshot(deps: HttpDeps, id: string) {
   const row = deps.store.getSweep(id);
   return row ? sweepView(deps, row) : undefined;
 }

@@ -1,5 +1,5 @@
 export { startCoordinator, type RunningCoordinator } from './app.js';
-export type { CoordinatorDeps } from './deps.js';
+export type { CoordinatorDeps, GrpcDeps, HttpDeps, SweepDeps } from './deps.js';
 // The state layer, for the seeded-database fixture in @nightshift/devfarm (dashboard tests and benchmarks).
 export { openDb, type DB } from './db.js';
 export { Store } from './store.js';

@@ -3,16 +3,50 @@
  * gpu-node. It registers nodes, hands out leased jobs up to each node's
  * prefetch capacity, renews leases on heartbeats, records results and
  * failures, marks silent nodes down, and duplicates stragglers onto idle nodes.
+ * Which job goes where is the scheduler's and placement's (scheduler.ts,
+ * placement.ts); what changed reaches live clients and the outbox publisher
+ * through the Store's commit hook. This file keeps sessions and messages.
  */
 import * as grpc from '@grpc/grpc-js';
 import { create, type MessageInitShape } from '@bufbuild/protobuf';
 import { ConnectResponseSchema, type Capabilities, type ConnectRequest, type ConnectResponse, type JobCompleted } from '@nightshift/proto';
 import { SUBJECTS, type Logger } from '@nightshift/common';
 import type { JobRow, Store } from './store.js';
-import { Scheduler, type NodeCaps } from './scheduler.js';
+import type { Scheduler } from './scheduler.js';
+import type { NodeCaps, OnlineNode, Placement } from './placement.js';
 import type { Live } from './live.js';
 import type { PreviewStore } from './previews.js';
 import { NodeTokens } from './node-tokens.js';
+
+/** What the hub uses, so tests can give it stand-ins. */
+export interface HubDeps {
+  store: Pick<
+    Store,
+    | 'transaction'
+    | 'afterCommit'
+    | 'heldCount'
+    | 'lease'
+    | 'leaseCopy'
+    | 'getJob'
+    | 'expireLeases'
+    | 'setNodeStatus'
+    | 'markNodeDown'
+    | 'touchNode'
+    | 'renewLeases'
+    | 'completeJob'
+    | 'upsertNode'
+    | 'recordNodeEvent'
+    | 'leasedTo'
+    | 'requeue'
+    | 'dropCopy'
+  >;
+  scheduler: Pick<Scheduler, 'pick' | 'straggler'>;
+  placement: Pick<Placement, 'relaxExclusions' | 'recordFailure' | 'worthCopying'>;
+  /** Render progress only: state changes reach live clients through the Store's commit hook. */
+  live: Pick<Live, 'emit'>;
+  log: Logger;
+  previews?: Pick<PreviewStore, 'offer'> | undefined;
+}
 
 /** Hooks for the metrics (metrics.ts); every one optional. */
 export interface HubObserver {
@@ -52,29 +86,27 @@ interface Session {
 
 export class NodeHub {
   private readonly sessions = new Map<string, Session>();
-  private readonly scheduler: Scheduler;
+  private readonly store: HubDeps['store'];
+  private readonly live: HubDeps['live'];
+  private readonly log: Logger;
   private timer: NodeJS.Timeout | undefined;
   /** Node messages received this event-loop turn, handled together (group commit). */
   private inbox: { call: Session['call']; get: () => Session | undefined; set: (s: Session | undefined) => void; req: ConnectRequest }[] = [];
   private flushScheduled = false;
   /** Nodes whose stream ended, by when they were last heard from. */
   private readonly disconnectedAt = new Map<string, number>();
-  /** While a batch's transaction is open, messages to nodes wait here until it commits. */
-  private outgoing: [Session, ResponseInit][] | undefined;
   private readonly tokens: NodeTokens;
   private tokensRevision: number;
   private readonly tokenOf = new WeakMap<Session['call'], string>();
 
   constructor(
-    private readonly store: Store,
-    private readonly live: Live,
-    private readonly log: Logger,
+    private readonly deps: HubDeps,
     private readonly opts: HubOptions,
-    private readonly onEvents: () => void,
-    private readonly previews?: PreviewStore,
   ) {
-    this.scheduler = new Scheduler(store.db);
-    this.tokens = opts.tokens ?? new NodeTokens({ token: opts.nodeToken }, log);
+    this.store = deps.store;
+    this.live = deps.live;
+    this.log = deps.log;
+    this.tokens = opts.tokens ?? new NodeTokens({ token: opts.nodeToken }, deps.log);
     this.tokensRevision = this.tokens.revision;
   }
 
@@ -92,7 +124,7 @@ export class NodeHub {
     return [...this.sessions.keys()];
   }
 
-  onlineCaps(): { nodeId: string; caps: NodeCaps }[] {
+  onlineCaps(): OnlineNode[] {
     return [...this.sessions.values()].map((s) => ({ nodeId: s.nodeId, caps: s.caps }));
   }
 
@@ -111,34 +143,10 @@ export class NodeHub {
     for (const [nodeId, since] of [...this.disconnectedAt]) {
       if (now - since > this.opts.nodeTimeoutMs) this.markDown(nodeId, `disconnected for ${now - since} ms`);
     }
-    this.relaxExclusions();
+    this.deps.placement.relaxExclusions();
     const expired = this.store.expireLeases();
-    if (expired.length) {
-      this.log.warn({ jobs: expired.length, nodes: [...new Set(expired.map((j) => j.node_id))] }, 'leases expired, jobs requeued');
-      for (const j of expired) this.live.emit({ type: 'job', sweepId: j.sweep_id, jobId: j.id, state: 'queued' });
-    }
+    if (expired.length) this.log.warn({ jobs: expired.length, nodes: [...new Set(expired.map((j) => j.node_id))] }, 'leases expired, jobs requeued');
     this.dispatch();
-  }
-
-  /**
-   * A job is kept away from nodes it failed on — unless those are the only
-   * capable nodes online (a one-GPU farm): then it may retry there, and
-   * maxAttempts and the blocklist still bound how often.
-   */
-  private relaxExclusions(): void {
-    const rows = this.store.queuedWithExclusions();
-    if (!rows.length) return;
-    const online = this.onlineCaps();
-    const blockedBySweep = new Map<string, Set<string>>();
-    for (const row of rows) {
-      let blocked = blockedBySweep.get(row.sweep_id);
-      if (!blocked) blockedBySweep.set(row.sweep_id, (blocked = new Set(this.store.blockedNodes(row.sweep_id))));
-      const capable = online.filter((n) => !blocked.has(n.nodeId) && n.caps.backends.includes(row.backend) && n.caps.vramMb >= row.min_vram_mb);
-      const excluded = new Set(JSON.parse(row.excluded_nodes) as string[]);
-      if (capable.length > 0 && capable.every((n) => excluded.has(n.nodeId))) {
-        this.store.clearExclusions(row.id);
-      }
-    }
   }
 
   /**
@@ -155,33 +163,28 @@ export class NodeHub {
     for (const s of targets) {
       const held = this.store.heldCount(s.nodeId);
       let free = s.slots * this.opts.prefetchPerSlot - held;
-      const touched = new Set<string>();
+      let leased = 0;
       while (free > 0) {
-        const id = this.scheduler.pick(s.nodeId, s.caps, now);
+        const id = this.deps.scheduler.pick(s.nodeId, s.caps, now);
         const job = id ? this.store.lease([id], s.nodeId, this.opts.leaseMs)[0] : undefined;
         if (!job) break;
         this.opts.observer?.leased?.(1);
         this.send(s, assignment(job));
-        touched.add(job.sweep_id);
+        leased++;
         free--;
       }
-      if (held === 0 && touched.size === 0) this.dispatchStraggler(s, now);
-      for (const sweepId of touched) this.live.emit({ type: 'sweep', sweepId });
+      if (held === 0 && leased === 0) this.dispatchStraggler(s, now);
     }
   }
 
   /** An idle node with nothing queued takes a copy of the slowest running job; first result wins. */
   private dispatchStraggler(s: Session, now: number): void {
-    const id = this.scheduler.straggler(s.nodeId, s.caps, now - this.opts.stragglerMinMs);
-    if (!id) return;
-    const job = this.store.getJob(id)!;
-    const times = this.store.recentFinishes(job.sweep_id, 50).map((f) => f.render_ms ?? 0).sort((a, b) => a - b);
-    const median = times.length ? times[Math.floor(times.length / 2)]! : 0;
-    if (now - (job.started_at ?? now) < 3 * median) return;
+    const id = this.deps.scheduler.straggler(s.nodeId, s.caps, now - this.opts.stragglerMinMs);
+    if (!id || !this.deps.placement.worthCopying(id, now)) return;
     const copy = this.store.leaseCopy(id, s.nodeId, this.opts.leaseMs);
     if (!copy) return;
     this.opts.observer?.leased?.(1);
-    this.log.info({ job: id, slowNode: copy.node_id, copyNode: s.nodeId, runningMs: now - (job.started_at ?? now) }, 'straggler duplicated onto an idle node');
+    this.log.info({ job: id, slowNode: copy.node_id, copyNode: s.nodeId, runningMs: now - (copy.started_at ?? now) }, 'straggler duplicated onto an idle node');
     this.send(s, assignment(copy));
   }
 
@@ -194,43 +197,14 @@ export class NodeHub {
     if (s) this.send(s, { case: 'cancel', value: { jobId, reason } });
   }
 
-  /** Which queued work no online node can take, in words (GET /api/sweeps/:id). */
-  explain(sweepId: string): string[] {
-    const groups = this.store.queuedRequirements(sweepId);
-    const blocked = new Set(this.store.blockedNodes(sweepId));
-    const nodes = this.onlineCaps().filter((n) => !blocked.has(n.nodeId));
-    const out: string[] = [];
-    for (const g of groups) {
-      if (nodes.some((n) => n.caps.backends.includes(g.backend) && n.caps.vramMb >= g.min_vram_mb)) continue;
-      const gb = Math.round((g.min_vram_mb / 1024) * 10) / 10;
-      out.push(`${g.n} job(s) wait: no ${blocked.size ? 'usable ' : ''}node with ≥ ${gb} GB VRAM and backend ${g.backend}${blocked.size ? ` (blocklisted for this sweep: ${[...blocked].join(', ')})` : ''}`);
-    }
-    return out;
-  }
-
+  /** A node never hears of a lease or a cancel that a crash could still undo: messages wait for the commit. */
   private send(s: Session, msg: ResponseInit): void {
-    if (this.outgoing) this.outgoing.push([s, msg]);
-    else s.call.write(create(ConnectResponseSchema, { msg }));
+    this.store.afterCommit(() => s.call.write(create(ConnectResponseSchema, { msg })));
   }
 
-  /**
-   * Runs `work` in one transaction and only then tells the nodes: a node never
-   * hears of a lease or a cancel that a crash could still undo.
-   */
+  /** Runs `work` in one transaction (one commit for a whole batch of node messages). */
   private atomically<T>(work: () => T): T {
-    if (this.outgoing) return work();
-    this.outgoing = [];
-    let result: T;
-    try {
-      result = this.store.db.transaction(work)();
-    } catch (err) {
-      this.outgoing = undefined;
-      throw err;
-    }
-    const sends = this.outgoing;
-    this.outgoing = undefined;
-    for (const [session, msg] of sends) session.call.write(create(ConnectResponseSchema, { msg }));
-    return result;
+    return this.store.transaction(work);
   }
 
   /** Handles everything that arrived in this turn of the event loop in one transaction. */
@@ -263,7 +237,6 @@ export class NodeHub {
       this.log.warn({ node: s.nodeId, tokenName: s.tokenName }, 'node token revoked: session closed');
       this.sessions.delete(s.nodeId);
       this.store.setNodeStatus(s.nodeId, 'offline');
-      this.live.emit({ type: 'node', nodeId: s.nodeId, status: 'offline' });
       s.call.emit('error', { code: grpc.status.UNAUTHENTICATED, details: 'node token revoked' });
     }
   }
@@ -292,7 +265,6 @@ export class NodeHub {
       if (!session || this.sessions.get(session.nodeId) !== session) return;
       this.sessions.delete(session.nodeId);
       this.store.setNodeStatus(session.nodeId, 'offline');
-      this.live.emit({ type: 'node', nodeId: session.nodeId, status: 'offline' });
       this.disconnectedAt.set(session.nodeId, session.lastSeen);
       this.log.info({ node: session.nodeId }, 'node disconnected; its work moves unless it returns within the node timeout');
       session = undefined;
@@ -319,17 +291,9 @@ export class NodeHub {
   /** Requeues what a node held and tells the world it is down. */
   private markDown(nodeId: string, why: string): void {
     this.disconnectedAt.delete(nodeId);
-    this.store.setNodeStatus(nodeId, 'offline');
-    const released = this.store.releaseNode(nodeId, `node ${nodeId} down: ${why}`);
-    this.outboxNode(SUBJECTS.nodeDown, nodeId, { why, requeued: released.length });
+    const released = this.store.markNodeDown(nodeId, why);
     this.log.warn({ node: nodeId, why, requeued: released.length }, 'node marked down, jobs requeued');
     this.opts.observer?.nodeDown?.(released.length);
-    this.live.emit({ type: 'node', nodeId, status: 'down' });
-  }
-
-  private outboxNode(subject: string, nodeId: string, extra: Record<string, unknown>): void {
-    this.store.recordNodeEvent(subject, nodeId, extra);
-    this.onEvents();
   }
 
   private onMessage(call: Session['call'], session: Session | undefined, req: ConnectRequest): Session | undefined {
@@ -347,7 +311,7 @@ export class NodeHub {
         const job = this.store.getJob(m.value.jobId);
         if (job) {
           const preview = m.value.previewWebp.length ? Buffer.from(m.value.previewWebp) : undefined;
-          if (preview) this.previews?.offer(job.id, preview);
+          if (preview) this.deps.previews?.offer(job.id, preview);
           this.live.emit({
             type: 'progress',
             sweepId: job.sweep_id,
@@ -362,24 +326,9 @@ export class NodeHub {
       case 'completed':
         this.complete(session.nodeId, m.value);
         break;
-      case 'failed': {
-        const v = m.value;
-        const r = this.store.failJob(v.jobId, { id: session.nodeId, vramMb: session.caps.vramMb }, { error: v.error, logTail: v.logTail, outOfMemory: v.outOfMemory });
-        if (r) {
-          const { job } = r;
-          this.log.warn({ node: session.nodeId, job: job.id, attempts: job.attempts, state: job.state, oom: v.outOfMemory, error: v.error }, 'job failed');
-          if (r.blocklisted) this.log.warn({ sweep: job.sweep_id, node: session.nodeId }, 'node blocklisted for this sweep after repeated failures');
-          // Checked after every failure, not just at the blocklisting: jobs that were in flight then come back later.
-          this.failIfNoCapableNode(job.sweep_id);
-          if (v.outOfMemory && job.state === 'queued' && !this.anyKnownNodeWithVram(job.min_vram_mb)) {
-            this.store.failQueuedJob(job.id, `out of memory on every node: needs more than ${job.min_vram_mb - 1} MB VRAM`);
-          }
-          this.live.emit({ type: 'job', sweepId: job.sweep_id, jobId: job.id, state: job.state });
-          this.live.emit({ type: 'sweep', sweepId: job.sweep_id });
-          this.onEvents();
-        }
+      case 'failed':
+        this.fail(session, m.value);
         break;
-      }
       default:
         break;
     }
@@ -391,29 +340,16 @@ export class NodeHub {
     for (const other of outcome.cancelOn) this.cancelOn(other, v.jobId, 'another node finished this job first');
     if (!outcome.accepted) return;
     this.opts.observer?.completed?.(v.renderMs, v.skipped);
-    const job = this.store.getJob(v.jobId);
-    if (!job) return;
-    this.live.emit({ type: 'job', sweepId: job.sweep_id, jobId: job.id, state: job.state });
-    this.live.emit({ type: 'sweep', sweepId: job.sweep_id });
-    this.onEvents();
   }
 
-  private anyKnownNodeWithVram(minVramMb: number): boolean {
-    return this.store.listNodes().some((n) => Number((JSON.parse(n.capabilities_json) as { vramMb?: number }).vramMb ?? 0) >= minVramMb);
-  }
-
-  /** A sweep fails only when no online capable node is left for it (all blocklisted). */
-  private failIfNoCapableNode(sweepId: string): void {
-    const sweep = this.store.getSweep(sweepId);
-    if (!sweep) return;
-    const blocked = new Set(this.store.blockedNodes(sweepId));
-    if (blocked.size === 0) return;
-    const online = this.onlineCaps();
-    const capable = online.filter((n) => !blocked.has(n.nodeId) && n.caps.backends.includes(sweep.backend));
-    if (online.length > 0 && capable.length === 0) {
-      const n = this.store.failQueued(sweepId, `no capable node left: every node with backend ${sweep.backend} is blocklisted for this sweep`);
-      this.log.error({ sweep: sweepId, failed: n }, 'sweep failed: no capable node left');
-    }
+  private fail(session: Session, v: Extract<ConnectRequest['msg'], { case: 'failed' }>['value']): void {
+    const r = this.deps.placement.recordFailure(v.jobId, { id: session.nodeId, vramMb: session.caps.vramMb }, { error: v.error, logTail: v.logTail, outOfMemory: v.outOfMemory });
+    if (!r) return;
+    const { job } = r;
+    this.log.warn({ node: session.nodeId, job: job.id, attempts: job.attempts, state: job.state, oom: v.outOfMemory, error: v.error }, 'job failed');
+    if (r.blocklisted) this.log.warn({ sweep: job.sweep_id, node: session.nodeId }, 'node blocklisted for this sweep after repeated failures');
+    if (r.noCapableNode !== undefined) this.log.error({ sweep: job.sweep_id, failed: r.noCapableNode }, 'sweep failed: no capable node left');
+    if (r.tooBigForEveryCard) this.log.warn({ job: job.id, minVramMb: job.min_vram_mb }, 'job failed: out of memory on every node');
   }
 
   private register(call: Session['call'], reg: Extract<ConnectRequest['msg'], { case: 'register' }>['value']): Session {
@@ -439,8 +375,7 @@ export class NodeHub {
     for (const c of reg.recentCompletions) this.complete(nodeId, c);
     this.reconcile(s, reg.heldJobIds);
     this.log.info({ node: nodeId, caps: s.caps, slots: s.slots, held: reg.heldJobIds.length }, 'node registered');
-    this.live.emit({ type: 'node', nodeId, status: 'online' });
-    this.outboxNode(SUBJECTS.nodeUp, nodeId, { name: s.name });
+    this.store.recordNodeEvent(SUBJECTS.nodeUp, nodeId, { name: s.name });
     this.dispatch();
     return s;
   }

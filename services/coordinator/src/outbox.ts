@@ -1,7 +1,8 @@
 /**
  * Publishes outbox rows to JetStream in order, each with its Nats-Msg-Id so a
  * retry after a lost ack is deduplicated by the server. If NATS is away the
- * rows simply wait; state changes never depend on NATS being up.
+ * rows simply wait; state changes never depend on NATS being up. It wakes by
+ * itself after every commit that wrote outbox rows (the Store's commit hook).
  */
 import type { JetStreamClient } from '@nats-io/jetstream';
 import type { Logger } from '@nightshift/common';
@@ -12,9 +13,10 @@ export class OutboxPublisher {
   private running = false;
   private stopped = false;
   private failures = 0;
+  private unsubscribe: (() => void) | undefined;
 
   constructor(
-    private readonly store: Store,
+    private readonly store: Pick<Store, 'pendingEvents' | 'markPublished' | 'onCommit'>,
     /** Undefined until NATS is first reached; events wait in the outbox meanwhile. */
     private readonly js: () => JetStreamClient | undefined,
     private readonly log: Logger,
@@ -22,16 +24,20 @@ export class OutboxPublisher {
   ) {}
 
   start(): void {
+    this.unsubscribe = this.store.onCommit((c) => {
+      if (c.outbox) this.poke();
+    });
     this.schedule(0);
   }
 
-  /** Ask for a prompt flush (after a commit that wrote events). */
+  /** Ask for a prompt flush (NATS became reachable; commits that wrote events poke by themselves). */
   poke(): void {
     if (!this.running) this.schedule(0);
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.unsubscribe?.();
     if (this.timer) clearTimeout(this.timer);
   }
 

@@ -8,14 +8,12 @@
  *   5. within the sweep, the first queued job, past its retry backoff, that
  *      the node can run (backend, VRAM floor) and has not failed before.
  * Straggler copies are a separate, last-resort choice for idle nodes.
+ * What "can run" means is placement.ts's rule (`FITS_SQL`).
  */
 import type { DB } from './db.js';
+import { FITS_SQL, fitsParams, type NodeCaps } from './placement.js';
 
-export interface NodeCaps {
-  backends: string[];
-  models: string[];
-  vramMb: number;
-}
+export type { NodeCaps } from './placement.js';
 
 interface SweepCandidate {
   id: string;
@@ -37,7 +35,7 @@ export class Scheduler {
              s.model IN (SELECT value FROM json_each(@models)) AS model_loaded
         FROM sweeps s
        WHERE s.status IN ('queued', 'running')
-         AND s.backend IN (SELECT value FROM json_each(@backends))
+         AND ${FITS_SQL.backend('s.backend')}
          AND NOT EXISTS (SELECT 1 FROM sweep_blocklist b WHERE b.sweep_id = s.id AND b.node_id = @node AND b.blocked = 1)
        ORDER BY s.priority DESC, running ASC, model_loaded DESC, s.created_at, s.id`);
     this.jobStmt = db.prepare(`
@@ -45,7 +43,7 @@ export class Scheduler {
         FROM jobs j
        WHERE j.state = 'queued' AND j.sweep_id = @sweep
          AND j.not_before <= @now
-         AND j.min_vram_mb <= @vram
+         AND ${FITS_SQL.vram('j.min_vram_mb')}
          AND NOT EXISTS (SELECT 1 FROM json_each(j.excluded_nodes) x WHERE x.value = @node)
        ORDER BY j.idx
        LIMIT 1`);
@@ -55,8 +53,8 @@ export class Scheduler {
         FROM jobs j JOIN sweeps s ON s.id = j.sweep_id
        WHERE j.state = 'leased' AND j.copy_node_id IS NULL AND j.node_id != @node
          AND s.status = 'running'
-         AND s.backend IN (SELECT value FROM json_each(@backends))
-         AND j.min_vram_mb <= @vram
+         AND ${FITS_SQL.backend('s.backend')}
+         AND ${FITS_SQL.vram('j.min_vram_mb')}
          AND j.started_at <= @since
          AND NOT EXISTS (SELECT 1 FROM jobs q WHERE q.state = 'queued' AND q.sweep_id = j.sweep_id)
          AND NOT EXISTS (SELECT 1 FROM json_each(j.excluded_nodes) x WHERE x.value = @node)
@@ -71,9 +69,10 @@ export class Scheduler {
    */
   pick(nodeId: string, caps: NodeCaps, now: number): string | undefined {
     if (caps.backends.length === 0) return undefined;
-    const sweeps = this.sweepsStmt.all({ node: nodeId, backends: JSON.stringify(caps.backends), models: JSON.stringify(caps.models) }) as SweepCandidate[];
+    const { backends, vram } = fitsParams(caps);
+    const sweeps = this.sweepsStmt.all({ node: nodeId, backends, models: JSON.stringify(caps.models) }) as SweepCandidate[];
     for (const s of sweeps) {
-      const row = this.jobStmt.get({ sweep: s.id, now, vram: caps.vramMb, node: nodeId }) as { id: string } | undefined;
+      const row = this.jobStmt.get({ sweep: s.id, now, vram, node: nodeId }) as { id: string } | undefined;
       if (row) return row.id;
     }
     return undefined;
@@ -81,7 +80,7 @@ export class Scheduler {
 
   /** A job worth duplicating onto this idle node, if any has run longer than `sinceMs` ago. */
   straggler(nodeId: string, caps: NodeCaps, startedBefore: number): string | undefined {
-    const row = this.stragglerStmt.get({ node: nodeId, backends: JSON.stringify(caps.backends), vram: caps.vramMb, since: startedBefore }) as { id: string } | undefined;
+    const row = this.stragglerStmt.get({ node: nodeId, ...fitsParams(caps), since: startedBefore }) as { id: string } | undefined;
     return row?.id;
   }
 }

@@ -2,11 +2,16 @@
  * All reads and writes of sweeps, jobs, nodes and the outbox. Every state
  * change that others must hear about writes its event into the outbox in the
  * same transaction (DESIGN.md), so a crash can never lose or invent an event.
+ * Once a transaction commits, `onCommit` listeners hear what it changed (the
+ * outbox publisher wakes, live clients update); decisions about where jobs
+ * run and what a failure does are placement.ts's.
  */
 import { randomBytes } from 'node:crypto';
 import { SUBJECTS, type ImageRenderedEvent } from '@nightshift/common';
 import type { DB } from './db.js';
 import type { Statement } from 'better-sqlite3';
+import type { LiveEvent } from './live.js';
+import { decideFailure, type Failure, type FailingNode, type FailurePolicy } from './placement.js';
 
 export type SweepStatus = 'queued' | 'running' | 'paused' | 'done' | 'failed' | 'cancelled';
 export type JobState = 'queued' | 'leased' | 'done' | 'skipped' | 'failed' | 'cancelled';
@@ -78,13 +83,19 @@ export interface NodeRow {
   jobs_done: number;
 }
 
-export interface StoreOptions {
-  /** Leases per job before it hard-fails. */
-  maxAttempts: number;
-  /** Failures of one node within one sweep before it is blocklisted for that sweep. */
-  blocklistAfter: number;
+export interface StoreOptions extends FailurePolicy {
   now: () => number;
 }
+
+/** What one committed transaction changed, for `onCommit` listeners. */
+export interface Committed {
+  /** It wrote outbox rows: the publisher has events to send. */
+  outbox: boolean;
+  /** Job and node changes in order, then each changed sweep once. */
+  events: LiveEvent[];
+}
+
+type Change = { kind: 'outbox' } | { kind: 'sweep'; sweepId: string } | { kind: 'event'; event: LiveEvent } | { kind: 'then'; run: () => void };
 
 export const DEFAULT_STORE_OPTIONS: StoreOptions = { maxAttempts: 3, blocklistAfter: 3, now: Date.now };
 
@@ -119,6 +130,9 @@ export class Store {
   readonly opts: StoreOptions;
   private readonly now: () => number;
   private readonly statements = new Map<string, Statement>();
+  private readonly listeners = new Set<(c: Committed) => void>();
+  /** Changes written but not yet committed (rolled back with their savepoint). */
+  private pending: Change[] = [];
 
   /** Prepared statements are compiled once: preparing costs more than running these queries. */
   private q(sql: string): Statement {
@@ -135,9 +149,94 @@ export class Store {
     this.now = this.opts.now;
   }
 
+  /**
+   * Calls `listener` after every committed transaction that changed state,
+   * once per transaction: a batch run in `transaction()` is heard of once, after it commits.
+   */
+  onCommit(listener: (c: Committed) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /**
+   * Runs `work` in one transaction (a savepoint inside another); listeners
+   * hear of its changes only once the outermost transaction commits.
+   */
+  transaction<T>(work: () => T): T {
+    const mark = this.pending.length;
+    let result: T;
+    try {
+      result = this.db.transaction(work)();
+    } catch (err) {
+      this.pending.length = mark;
+      throw err;
+    }
+    this.flushCommitted();
+    return result;
+  }
+
+  /**
+   * Runs `fn` once the open transaction commits (at once when none is open;
+   * never if it rolls back): a node must not hear of a lease a crash could undo.
+   */
+  afterCommit(fn: () => void): void {
+    this.pending.push({ kind: 'then', run: fn });
+    this.flushCommitted();
+  }
+
+  /** A single-statement write: committed at once unless a transaction is open. */
+  private write<T>(work: () => T): T {
+    const result = work();
+    this.flushCommitted();
+    return result;
+  }
+
+  private flushCommitted(): void {
+    if (this.db.inTransaction || this.pending.length === 0) return;
+    const changes = this.pending;
+    this.pending = [];
+    const sweeps = new Set<string>();
+    const committed: Committed = { outbox: false, events: [] };
+    const then: (() => void)[] = [];
+    for (const c of changes) {
+      if (c.kind === 'outbox') committed.outbox = true;
+      else if (c.kind === 'sweep') sweeps.add(c.sweepId);
+      else if (c.kind === 'event') committed.events.push(c.event);
+      else then.push(c.run);
+    }
+    for (const sweepId of sweeps) committed.events.push({ type: 'sweep', sweepId });
+    const changed = committed.outbox || committed.events.length > 0;
+    // Everything runs even when one throws (the transaction is durable either way); the first error is rethrown.
+    let failure: unknown;
+    const attempt = (fn: () => void) => {
+      try {
+        fn();
+      } catch (err) {
+        failure ??= err;
+      }
+    };
+    for (const fn of then) attempt(fn);
+    if (changed) for (const listener of this.listeners) attempt(() => listener(committed));
+    if (failure) throw failure;
+  }
+
+  private sweepChanged(sweepId: string): void {
+    this.pending.push({ kind: 'sweep', sweepId });
+  }
+
+  private jobChanged(job: { id: string; sweep_id: string }, state: JobState): void {
+    this.pending.push({ kind: 'event', event: { type: 'job', sweepId: job.sweep_id, jobId: job.id, state } });
+    this.sweepChanged(job.sweep_id);
+  }
+
+  private nodeChanged(nodeId: string, status: string): void {
+    this.pending.push({ kind: 'event', event: { type: 'node', nodeId, status } });
+  }
+
   private enqueue(subject: string, msgId: string, payload: unknown): void {
     this.q('INSERT INTO outbox (subject, msg_id, payload, created_at) VALUES (?, ?, ?, ?)')
       .run(subject, msgId, JSON.stringify(payload), this.now());
+    this.pending.push({ kind: 'outbox' });
   }
 
   /** Stores a validated, expanded sweep (or an upscale batch) and its jobs atomically. */
@@ -151,7 +250,7 @@ export class Store {
       `INSERT INTO jobs (id, sweep_id, idx, render_key, prompt, seed, params_json, axes_json, backend, model, state, kind, source_key, min_vram_mb)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?)`,
     );
-    this.db.transaction(() => {
+    this.transaction(() => {
       this.q('INSERT INTO sweeps (id, name, spec_json, status, priority, backend, total, created_at, kind, model) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)')
         .run(id, sweep.name, JSON.stringify(sweep.spec), 'queued', sweep.priority, sweep.backend, jobs.length, now, sweep.kind ?? 'render', sweep.model);
       for (const j of jobs) {
@@ -161,7 +260,8 @@ export class Store {
         );
       }
       this.enqueue(SUBJECTS.sweepCreated, `sweep.created.${id}`, { sweepId: id, name: sweep.name, kind: sweep.kind ?? 'render', jobs: jobs.length, createdAt: new Date(now).toISOString() });
-    })();
+      this.sweepChanged(id);
+    });
     return this.getSweep(id)!;
   }
 
@@ -215,18 +315,24 @@ export class Store {
        WHERE id = ? AND state = 'queued'`,
     );
     const leased: JobRow[] = [];
-    this.db.transaction(() => {
+    this.transaction(() => {
       for (const id of jobIds) if (upd.run(nodeId, now + leaseMs, now, id).changes === 1) leased.push(this.getJob(id)!);
       const sweeps = new Set(leased.map((j) => j.sweep_id));
-      for (const s of sweeps) this.q(`UPDATE sweeps SET status = 'running' WHERE id = ? AND status = 'queued'`).run(s);
-    })();
+      for (const s of sweeps) {
+        this.q(`UPDATE sweeps SET status = 'running' WHERE id = ? AND status = 'queued'`).run(s);
+        // Leases show as progress; the sweep's running count changed.
+        this.sweepChanged(s);
+      }
+    });
     return leased;
   }
 
   /** Gives an idle node a second copy of a slow job; the first result wins. */
   leaseCopy(jobIdValue: string, nodeId: string, leaseMs: number): JobRow | undefined {
-    const changed = this.q(`UPDATE jobs SET copy_node_id = ?, copy_lease_expires_at = ? WHERE id = ? AND state = 'leased' AND copy_node_id IS NULL AND node_id != ?`)
-      .run(nodeId, this.now() + leaseMs, jobIdValue, nodeId).changes;
+    const changed = this.write(() =>
+      this.q(`UPDATE jobs SET copy_node_id = ?, copy_lease_expires_at = ? WHERE id = ? AND state = 'leased' AND copy_node_id IS NULL AND node_id != ?`)
+        .run(nodeId, this.now() + leaseMs, jobIdValue, nodeId).changes,
+    );
     return changed ? this.getJob(jobIdValue) : undefined;
   }
 
@@ -235,12 +341,12 @@ export class Store {
     const until = this.now() + leaseMs;
     const main = this.q(`UPDATE jobs SET lease_expires_at = ? WHERE id = ? AND node_id = ? AND state = 'leased'`);
     const copy = this.q(`UPDATE jobs SET copy_lease_expires_at = ? WHERE id = ? AND copy_node_id = ? AND state = 'leased'`);
-    this.db.transaction(() => {
+    this.transaction(() => {
       for (const id of jobIds) {
         main.run(until, id, nodeId);
         copy.run(until, id, nodeId);
       }
-    })();
+    });
   }
 
   /**
@@ -261,11 +367,11 @@ export class Store {
   expireLeases(): JobRow[] {
     const now = this.now();
     const requeued: JobRow[] = [];
-    this.db.transaction(() => {
+    this.transaction(() => {
       this.q(`UPDATE jobs SET copy_node_id = NULL, copy_lease_expires_at = NULL WHERE copy_node_id IS NOT NULL AND copy_lease_expires_at < ?`).run(now);
       const expired = this.q(`SELECT * FROM jobs WHERE state = 'leased' AND lease_expires_at < ?`).all(now) as JobRow[];
       for (const j of expired) if (!this.handToCopy(j, 'lease expired')) requeued.push(j);
-    })();
+    });
     return requeued;
   }
 
@@ -283,20 +389,34 @@ export class Store {
     const upd = this.q(
       `UPDATE jobs SET state = 'queued', node_id = NULL, lease_expires_at = NULL, copy_node_id = NULL, copy_lease_expires_at = NULL, error = ? WHERE id = ? AND state = 'leased'`,
     );
-    this.db.transaction(() => {
-      for (const id of jobIds) upd.run(reason, id);
-    })();
+    this.transaction(() => {
+      for (const id of jobIds) {
+        if (upd.run(reason, id).changes === 0) continue;
+        this.jobChanged(this.q('SELECT id, sweep_id FROM jobs WHERE id = ?').get(id) as { id: string; sweep_id: string }, 'queued');
+      }
+    });
   }
 
   /** Requeues everything a node holds (it went silent); copies simply end. */
   releaseNode(nodeId: string, reason: string): JobRow[] {
     let released: JobRow[] = [];
-    this.db.transaction(() => {
+    this.transaction(() => {
       this.q(`UPDATE jobs SET copy_node_id = NULL, copy_lease_expires_at = NULL WHERE copy_node_id = ? AND state = 'leased'`).run(nodeId);
       released = this.q(`SELECT * FROM jobs WHERE state = 'leased' AND node_id = ?`).all(nodeId) as JobRow[];
       for (const j of released) this.handToCopy(j, reason);
-    })();
+    });
     return released;
+  }
+
+  /** A node stopped answering: offline, what it held requeued (or handed to copies), node.down announced. */
+  markNodeDown(nodeId: string, why: string): JobRow[] {
+    return this.transaction(() => {
+      this.q('UPDATE nodes SET status = ?, last_seen = ? WHERE id = ?').run('offline', this.now(), nodeId);
+      const released = this.releaseNode(nodeId, `node ${nodeId} down: ${why}`);
+      this.recordNodeEvent(SUBJECTS.nodeDown, nodeId, { why, requeued: released.length });
+      this.nodeChanged(nodeId, 'down');
+      return released;
+    });
   }
 
   /**
@@ -312,7 +432,7 @@ export class Store {
   ): CompleteOutcome {
     const now = this.now();
     const outcome: CompleteOutcome = { accepted: false, cancelOn: [] };
-    this.db.transaction(() => {
+    this.transaction(() => {
       const job = this.getJob(jobIdValue);
       if (!job) return;
       const final = job.state === 'done' || job.state === 'skipped' || job.state === 'cancelled';
@@ -332,9 +452,10 @@ export class Store {
         this.q('UPDATE jobs SET announced = 1 WHERE id = ?').run(job.id);
         this.enqueueImageEvent(job, nodeId, r, now);
       }
+      this.jobChanged(job, r.skipped ? 'skipped' : 'done');
       this.settleSweep(job.sweep_id);
       outcome.accepted = true;
-    })();
+    });
     return outcome;
   }
 
@@ -367,19 +488,13 @@ export class Store {
   }
 
   /**
-   * Records a failure. The failing node never gets this job again; after
-   * `blocklistAfter` failures in one sweep it gets none of the sweep's jobs.
-   * Out-of-memory failures raise the job's VRAM floor above the failing card.
-   * The job is retried with exponential backoff until `maxAttempts`.
+   * Records a failure as placement.ts's `decideFailure` rules it: exclusion,
+   * VRAM floor, backoff or the final failure, and the sweep blocklist.
    */
-  failJob(
-    jobIdValue: string,
-    node: { id: string; vramMb: number },
-    failure: { error: string; logTail: string; outOfMemory: boolean },
-  ): { job: JobRow; blocklisted: boolean } | undefined {
+  failJob(jobIdValue: string, node: FailingNode, failure: Failure): { job: JobRow; blocklisted: boolean } | undefined {
     const now = this.now();
     let result: { job: JobRow; blocklisted: boolean } | undefined;
-    this.db.transaction(() => {
+    this.transaction(() => {
       const job = this.getJob(jobIdValue);
       if (!job || job.state !== 'leased') return;
       if (job.copy_node_id === node.id) {
@@ -389,43 +504,35 @@ export class Store {
         return;
       }
       if (job.node_id !== node.id) return;
-      const excluded = new Set(JSON.parse(job.excluded_nodes) as string[]);
-      excluded.add(node.id);
-      const minVram = failure.outOfMemory ? Math.max(job.min_vram_mb, node.vramMb + 1) : job.min_vram_mb;
-      const final = job.attempts >= this.opts.maxAttempts;
-      const backoff = Math.min(60_000, 1_000 * 2 ** (job.attempts - 1));
-      const error = failure.outOfMemory ? `out of memory on ${node.id} (${node.vramMb} MB): ${failure.error}` : failure.error;
+      const prior = this.q('SELECT failures, blocked FROM sweep_blocklist WHERE sweep_id = ? AND node_id = ?').get(job.sweep_id, node.id) as
+        | { failures: number; blocked: number }
+        | undefined;
+      const d = decideFailure(job, node, failure, { priorFailures: prior?.failures ?? 0, blocked: !!prior?.blocked }, this.opts, now);
+      const excluded = JSON.stringify(d.excluded);
       if (job.copy_node_id) {
         // The copy carries on as the job's only holder.
         this.q(
             `UPDATE jobs SET node_id = copy_node_id, lease_expires_at = copy_lease_expires_at, copy_node_id = NULL, copy_lease_expires_at = NULL,
                excluded_nodes = ?, min_vram_mb = ?, error = ?, log_tail = ? WHERE id = ?`,
           )
-          .run(JSON.stringify([...excluded]), minVram, error, failure.logTail, job.id);
+          .run(excluded, d.minVramMb, d.error, failure.logTail, job.id);
       } else {
         this.q(
             `UPDATE jobs SET state = ?, node_id = CASE WHEN ? THEN node_id ELSE NULL END, lease_expires_at = NULL, error = ?, log_tail = ?,
                not_before = ?, finished_at = ?, excluded_nodes = ?, min_vram_mb = ? WHERE id = ?`,
           )
-          .run(final ? 'failed' : 'queued', final ? 1 : 0, error, failure.logTail, now + backoff, final ? now : null, JSON.stringify([...excluded]), minVram, job.id);
+          .run(d.final ? 'failed' : 'queued', d.final ? 1 : 0, d.error, failure.logTail, d.notBefore, d.final ? now : null, excluded, d.minVramMb, job.id);
+        this.jobChanged(job, d.final ? 'failed' : 'queued');
       }
       this.q(
-          `INSERT INTO sweep_blocklist (sweep_id, node_id, failures) VALUES (?, ?, 1)
-           ON CONFLICT (sweep_id, node_id) DO UPDATE SET failures = failures + 1`,
+          `INSERT INTO sweep_blocklist (sweep_id, node_id, failures, blocked) VALUES (?, ?, 1, ?)
+           ON CONFLICT (sweep_id, node_id) DO UPDATE SET failures = failures + 1, blocked = MAX(blocked, excluded.blocked)`,
         )
-        .run(job.sweep_id, node.id);
-      const row = this.q('SELECT failures, blocked FROM sweep_blocklist WHERE sweep_id = ? AND node_id = ?').get(job.sweep_id, node.id) as {
-        failures: number;
-        blocked: number;
-      };
-      let blocklisted = false;
-      if (!row.blocked && row.failures >= this.opts.blocklistAfter) {
-        this.q('UPDATE sweep_blocklist SET blocked = 1 WHERE sweep_id = ? AND node_id = ?').run(job.sweep_id, node.id);
-        blocklisted = true;
-      }
-      if (final) this.settleSweep(job.sweep_id);
-      result = { job: this.getJob(job.id)!, blocklisted };
-    })();
+        .run(job.sweep_id, node.id, d.blocklist ? 1 : 0);
+      this.sweepChanged(job.sweep_id);
+      if (d.final) this.settleSweep(job.sweep_id);
+      result = { job: this.getJob(job.id)!, blocklisted: d.blocklist };
+    });
     return result;
   }
 
@@ -436,22 +543,23 @@ export class Store {
   /** Fails a sweep's remaining queued jobs with a reason (no node can run them). */
   failQueued(sweepId: string, reason: string): number {
     let n = 0;
-    this.db.transaction(() => {
+    this.transaction(() => {
       n = this.q(`UPDATE jobs SET state = 'failed', error = ?, finished_at = ? WHERE sweep_id = ? AND state = 'queued'`).run(reason, this.now(), sweepId).changes;
+      this.sweepChanged(sweepId);
       this.settleSweep(sweepId, true);
-    })();
+    });
     return n;
   }
 
   /** Records a node event (up/down) in the outbox. */
   recordNodeEvent(subject: string, nodeId: string, extra: Record<string, unknown>): void {
     const now = this.now();
-    this.enqueue(subject, `${subject}.${nodeId}.${now}`, { nodeId, at: new Date(now).toISOString(), ...extra });
+    this.write(() => this.enqueue(subject, `${subject}.${nodeId}.${now}`, { nodeId, at: new Date(now).toISOString(), ...extra }));
   }
 
   /** Ends a straggler copy (it failed, or its node no longer holds it); the original carries on. */
   dropCopy(jobIdValue: string): void {
-    this.q('UPDATE jobs SET copy_node_id = NULL, copy_lease_expires_at = NULL WHERE id = ?').run(jobIdValue);
+    this.write(() => this.q('UPDATE jobs SET copy_node_id = NULL, copy_lease_expires_at = NULL WHERE id = ?').run(jobIdValue));
   }
 
   /** Queued jobs kept away from some nodes, with what they need (for relaxing exclusions). */
@@ -466,7 +574,7 @@ export class Store {
   }
 
   clearExclusions(jobIdValue: string): void {
-    this.q(`UPDATE jobs SET excluded_nodes = '[]' WHERE id = ?`).run(jobIdValue);
+    this.write(() => this.q(`UPDATE jobs SET excluded_nodes = '[]' WHERE id = ?`).run(jobIdValue));
   }
 
   /** A sweep's queued jobs grouped by what they need (for `explain`). */
@@ -480,12 +588,13 @@ export class Store {
 
   /** Fails one queued job for good (for example: no card has enough VRAM). */
   failQueuedJob(jobIdValue: string, reason: string): void {
-    this.db.transaction(() => {
+    this.transaction(() => {
       const job = this.getJob(jobIdValue);
       if (!job || job.state !== 'queued') return;
       this.q(`UPDATE jobs SET state = 'failed', error = ?, finished_at = ? WHERE id = ?`).run(reason, this.now(), job.id);
+      this.jobChanged(job, 'failed');
       this.settleSweep(job.sweep_id);
-    })();
+    });
   }
 
   /** Moves a sweep to its final status once no job is left to run. */
@@ -499,13 +608,14 @@ export class Store {
     const status: SweepStatus = noCapableNode || (c.done + c.skipped === 0 && c.failed > 0) ? 'failed' : 'done';
     const now = this.now();
     this.q('UPDATE sweeps SET status = ?, finished_at = ? WHERE id = ?').run(status, now, sweepId);
+    this.sweepChanged(sweepId);
     this.enqueue(SUBJECTS.sweepDone, `sweep.done.${sweepId}`, { sweepId, status, counts: c, finishedAt: new Date(now).toISOString() });
   }
 
   /** Cancels a sweep: queued jobs are cancelled, leased ones returned for the caller to stop. */
   cancelSweep(sweepId: string): JobRow[] {
     let running: JobRow[] = [];
-    this.db.transaction(() => {
+    this.transaction(() => {
       const sweep = this.getSweep(sweepId);
       if (!sweep || FINAL.includes(sweep.status)) return;
       running = this.jobs(sweepId, ['leased']);
@@ -514,22 +624,34 @@ export class Store {
         .run(now, sweepId);
       this.q(`UPDATE sweeps SET status = 'cancelled', finished_at = ? WHERE id = ?`).run(now, sweepId);
       this.enqueue(SUBJECTS.sweepCancelled, `sweep.cancelled.${sweepId}`, { sweepId, cancelledAt: new Date(now).toISOString() });
-    })();
+      this.sweepChanged(sweepId);
+    });
     return running;
   }
 
   /** Pause stops new dispatch (running jobs finish); resume restarts it. */
   setPaused(sweepId: string, paused: boolean): boolean {
-    const sweep = this.getSweep(sweepId);
-    if (!sweep || FINAL.includes(sweep.status)) return false;
-    if (paused) return this.q(`UPDATE sweeps SET status = 'paused' WHERE id = ? AND status IN ('queued', 'running')`).run(sweepId).changes === 1 || sweep.status === 'paused';
-    const started = (this.q(`SELECT COUNT(*) AS n FROM jobs WHERE sweep_id = ? AND state != 'queued'`).get(sweepId) as { n: number }).n > 0;
-    this.q(`UPDATE sweeps SET status = ? WHERE id = ? AND status = 'paused'`).run(started ? 'running' : 'queued', sweepId);
-    return true;
+    return this.transaction(() => {
+      const sweep = this.getSweep(sweepId);
+      if (!sweep || FINAL.includes(sweep.status)) return false;
+      if (paused) {
+        const ok = this.q(`UPDATE sweeps SET status = 'paused' WHERE id = ? AND status IN ('queued', 'running')`).run(sweepId).changes === 1 || sweep.status === 'paused';
+        if (ok) this.sweepChanged(sweepId);
+        return ok;
+      }
+      const started = (this.q(`SELECT COUNT(*) AS n FROM jobs WHERE sweep_id = ? AND state != 'queued'`).get(sweepId) as { n: number }).n > 0;
+      this.q(`UPDATE sweeps SET status = ? WHERE id = ? AND status = 'paused'`).run(started ? 'running' : 'queued', sweepId);
+      this.sweepChanged(sweepId);
+      return true;
+    });
   }
 
   setPriority(sweepId: string, priority: number): boolean {
-    return this.q('UPDATE sweeps SET priority = ? WHERE id = ?').run(priority, sweepId).changes === 1;
+    return this.write(() => {
+      const ok = this.q('UPDATE sweeps SET priority = ? WHERE id = ?').run(priority, sweepId).changes === 1;
+      if (ok) this.sweepChanged(sweepId);
+      return ok;
+    });
   }
 
   /** Finished jobs' render times and finish times, newest first, for ETA. */
@@ -550,11 +672,14 @@ export class Store {
 
   upsertNode(id: string, name: string, capabilities: unknown): void {
     const now = this.now();
-    this.q(
+    this.write(() => {
+      this.q(
         `INSERT INTO nodes (id, name, capabilities_json, status, last_seen, connected_at) VALUES (?, ?, ?, 'online', ?, ?)
          ON CONFLICT (id) DO UPDATE SET name = excluded.name, capabilities_json = excluded.capabilities_json, status = 'online', last_seen = excluded.last_seen, connected_at = excluded.connected_at`,
       )
       .run(id, name, JSON.stringify(capabilities), now, now);
+      this.nodeChanged(id, 'online');
+    });
   }
 
   touchNode(id: string): void {
@@ -562,7 +687,10 @@ export class Store {
   }
 
   setNodeStatus(id: string, status: 'online' | 'offline'): void {
-    this.q('UPDATE nodes SET status = ?, last_seen = ? WHERE id = ?').run(status, this.now(), id);
+    this.write(() => {
+      this.q('UPDATE nodes SET status = ?, last_seen = ? WHERE id = ?').run(status, this.now(), id);
+      this.nodeChanged(id, status);
+    });
   }
 
   listNodes(): NodeRow[] {

@@ -4,7 +4,7 @@ import * as grpc from '@grpc/grpc-js';
 import { create } from '@bufbuild/protobuf';
 import { GrpcError, WatchSweepResponseSchema, type HandlersOf, type SweepService } from '@nightshift/proto';
 import { SpecError } from '@nightshift/sweep';
-import type { CoordinatorDeps } from './deps.js';
+import type { GrpcDeps } from './deps.js';
 import { cancelSweep, submitSweep, sweepView, type SweepView } from './sweeps.js';
 
 const FINAL = new Set(['done', 'failed', 'cancelled']);
@@ -14,14 +14,14 @@ function toProto(v: SweepView) {
   return { id: v.id, name: v.name, status: v.status, counts, total: v.total, priority: v.priority, createdAtMs: BigInt(Date.parse(v.createdAt)), backend: v.backend };
 }
 
-function viewOf(deps: CoordinatorDeps, id: string): SweepView {
+function viewOf(deps: GrpcDeps, id: string): SweepView {
   const row = deps.store.getSweep(id);
   if (!row) throw new GrpcError(grpc.status.NOT_FOUND, `no such sweep: ${id}`);
   return sweepView(deps, row);
 }
 
 /** The API token guards SweepService as it guards HTTP: `authorization: Bearer TOKEN` metadata. */
-function authorize(deps: CoordinatorDeps, meta: grpc.Metadata): void {
+function authorize(deps: GrpcDeps, meta: grpc.Metadata): void {
   const token = deps.config.NIGHTSHIFT_API_TOKEN;
   if (!token) return;
   const given = Buffer.from(String(meta.get('authorization')[0] ?? '').replace(/^Bearer\s+/i, ''));
@@ -29,7 +29,7 @@ function authorize(deps: CoordinatorDeps, meta: grpc.Metadata): void {
   if (given.length !== want.length || !timingSafeEqual(given, want)) throw new GrpcError(grpc.status.UNAUTHENTICATED, 'missing or wrong API token');
 }
 
-export function sweepHandlers(deps: CoordinatorDeps): HandlersOf<typeof SweepService> {
+export function sweepHandlers(deps: GrpcDeps): HandlersOf<typeof SweepService> {
   return {
     async submitSweep(req, call) {
       authorize(deps, call.metadata);

@@ -5,7 +5,7 @@
 import { z } from 'zod';
 import { DEFAULT_MODELS, estimateVramMb, expandSweep, parseSpec, SpecError } from '@nightshift/sweep';
 import { expansionLimits, fieldIssues, imageKey, renderKeyOfImageRef, thumbKey } from '@nightshift/common';
-import type { CoordinatorDeps } from './deps.js';
+import type { SweepDeps } from './deps.js';
 import type { JobRow, SweepCounts, SweepRow } from './store.js';
 
 export interface SweepView {
@@ -24,7 +24,7 @@ export interface SweepView {
   finishedAt: string | null;
 }
 
-export function submitSweep(deps: CoordinatorDeps, input: unknown): { id: string; jobs: number } {
+export function submitSweep(deps: SweepDeps, input: unknown): { id: string; jobs: number } {
   const spec = parseSpec(input);
   const jobs = expandSweep(spec, expansionLimits(deps.config));
   const model = spec.model ?? DEFAULT_MODELS[spec.backend] ?? 'default';
@@ -47,7 +47,7 @@ const UpscaleSchema = z.union([
  * given as keys or as "the favorites of sweep X" (favorites live in the
  * indexer, so they are asked from it).
  */
-export async function submitUpscale(deps: CoordinatorDeps, input: unknown): Promise<{ id: string; jobs: number }> {
+export async function submitUpscale(deps: SweepDeps, input: unknown): Promise<{ id: string; jobs: number }> {
   const parsed = UpscaleSchema.safeParse(input);
   if (!parsed.success) throw new SpecError('invalid upscale request', fieldIssues(parsed.error.issues));
   const req = parsed.data;
@@ -85,7 +85,7 @@ export async function submitUpscale(deps: CoordinatorDeps, input: unknown): Prom
   return { id: sweep.id, jobs: sources.length };
 }
 
-async function favoritesOf(deps: CoordinatorDeps, sweepId: string): Promise<string[]> {
+async function favoritesOf(deps: SweepDeps, sweepId: string): Promise<string[]> {
   const token = deps.config.NIGHTSHIFT_API_TOKEN;
   const url = `${deps.config.NIGHTSHIFT_INDEXER_URL}/api/favorites?sweep=${encodeURIComponent(sweepId)}`;
   const res = await fetch(url, { headers: token ? { authorization: `Bearer ${token}` } : {} }).catch(() => undefined);
@@ -94,14 +94,13 @@ async function favoritesOf(deps: CoordinatorDeps, sweepId: string): Promise<stri
   return body.favorites.map((f) => f.renderKey);
 }
 
-function afterChange(deps: CoordinatorDeps, sweepId: string): void {
-  deps.outbox.poke();
-  deps.live.emit({ type: 'sweep', sweepId });
+/** Offers changed work to the nodes now; the Store's commit hook already told live clients and the outbox. */
+function afterChange(deps: SweepDeps, _sweepId: string): void {
   deps.hub.dispatch();
 }
 
 /** Rate from the recent finishes; ETA = remaining / rate. */
-function eta(deps: CoordinatorDeps, row: SweepRow, counts: SweepCounts): { rate: number | null; etaSeconds: number | null } {
+function eta(deps: SweepDeps, row: SweepRow, counts: SweepCounts): { rate: number | null; etaSeconds: number | null } {
   const remaining = counts.queued + counts.running;
   const recent = deps.store.recentFinishes(row.id, 100);
   if (recent.length < 2) return { rate: null, etaSeconds: null };
@@ -111,7 +110,7 @@ function eta(deps: CoordinatorDeps, row: SweepRow, counts: SweepCounts): { rate:
   return { rate: Number(rate.toFixed(3)), etaSeconds: remaining === 0 ? 0 : Math.ceil(remaining / rate) };
 }
 
-export function sweepView(deps: CoordinatorDeps, row: SweepRow): SweepView {
+export function sweepView(deps: SweepDeps, row: SweepRow): SweepView {
   const counts = deps.store.counts(row.id);
   return {
     id: row.id,
@@ -128,7 +127,7 @@ export function sweepView(deps: CoordinatorDeps, row: SweepRow): SweepView {
   };
 }
 
-export function cancelSweep(deps: CoordinatorDeps, id: string): boolean {
+export function cancelSweep(deps: SweepDeps, id: string): boolean {
   if (!deps.store.getSweep(id)) return false;
   const running = deps.store.cancelSweep(id);
   deps.hub.cancelJobs(running, 'sweep cancelled');
@@ -136,13 +135,13 @@ export function cancelSweep(deps: CoordinatorDeps, id: string): boolean {
   return true;
 }
 
-export function pauseSweep(deps: CoordinatorDeps, id: string, paused: boolean): boolean {
+export function pauseSweep(deps: SweepDeps, id: string, paused: boolean): boolean {
   if (!deps.store.setPaused(id, paused)) return false;
   afterChange(deps, id);
   return true;
 }
 
-export function setPriority(deps: CoordinatorDeps, id: string, priority: unknown): boolean {
+export function setPriority(deps: SweepDeps, id: string, priority: unknown): boolean {
   if (typeof priority !== 'number' || !Number.isInteger(priority) || priority < -100 || priority > 100) {
     throw new SpecError('invalid priority', [{ path: 'priority', message: 'must be an integer from -100 to 100' }]);
   }

@@ -1,0 +1,271 @@
+/**
+ * Where a job may run and what a failure does to it: the placement and
+ * failure policy, in one place. The pure functions decide over plain data;
+ * `Placement` reads what they need from the Store, applies their decisions
+ * through it, and reports what happened (the node hub only logs and sends).
+ *
+ * - Capability matching: a node fits a job when it has the job's backend and
+ *   at least its VRAM floor (`fits`; the scheduler's SQL uses `FITS_SQL`,
+ *   the same rule, kept equal by placement.test.ts).
+ * - A failure: the failing node never gets the job again, an out-of-memory
+ *   failure raises the job's VRAM floor above the failing card, the job is
+ *   retried with exponential backoff until `maxAttempts`, and a node failing
+ *   `blocklistAfter` times in one sweep gets none of its jobs (`decideFailure`).
+ * - Exclusions relax when the excluded nodes are the only capable ones online
+ *   (a one-GPU farm); a sweep fails when no capable node is left; an OOM job
+ *   fails when no known card is big enough.
+ * - A running job is duplicated onto an idle node once it has run 3× its
+ *   sweep's median render time (`isStraggler`).
+ */
+
+/** What a node offers, as it registered. */
+export interface NodeCaps {
+  backends: string[];
+  models: string[];
+  vramMb: number;
+}
+
+export interface OnlineNode {
+  nodeId: string;
+  caps: NodeCaps;
+}
+
+/** What a job needs from a node. */
+export interface Need {
+  backend: string;
+  minVramMb: number;
+}
+
+export interface FailurePolicy {
+  /** Leases per job before it hard-fails. */
+  maxAttempts: number;
+  /** Failures of one node within one sweep before it is blocklisted for that sweep. */
+  blocklistAfter: number;
+}
+
+export interface Failure {
+  error: string;
+  logTail: string;
+  outOfMemory: boolean;
+}
+
+export interface FailingNode {
+  id: string;
+  vramMb: number;
+}
+
+// ---------------------------------------------------------------- capability matching
+
+export function hasBackend(caps: Pick<NodeCaps, 'backends'>, backend: string): boolean {
+  return caps.backends.includes(backend);
+}
+
+export function hasVram(vramMb: number, minVramMb: number): boolean {
+  return vramMb >= minVramMb;
+}
+
+/** A node can run a job: it has the backend and a card at least as big as the job's VRAM floor. */
+export function fits(caps: Pick<NodeCaps, 'backends' | 'vramMb'>, need: Need): boolean {
+  return hasBackend(caps, need.backend) && hasVram(caps.vramMb, need.minVramMb);
+}
+
+/**
+ * `fits` in SQL, for the scheduler's queries: each builder takes the column
+ * to test; the statement binds `fitsParams(caps)`.
+ */
+export const FITS_SQL = {
+  backend: (column: string) => `${column} IN (SELECT value FROM json_each(@backends))`,
+  vram: (column: string) => `${column} <= @vram`,
+};
+
+export function fitsParams(caps: Pick<NodeCaps, 'backends' | 'vramMb'>): { backends: string; vram: number } {
+  return { backends: JSON.stringify(caps.backends), vram: caps.vramMb };
+}
+
+// ---------------------------------------------------------------- failures
+
+export interface FailureDecision {
+  /** The job leaves the queue for good. */
+  final: boolean;
+  /** Nodes the job never goes to again (the failing one added). */
+  excluded: string[];
+  minVramMb: number;
+  /** When a retry may start (exponential backoff). */
+  notBefore: number;
+  error: string;
+  /** The failing node gets none of this sweep's jobs from now on. */
+  blocklist: boolean;
+}
+
+/**
+ * What a failure on the job's holder does. `priorFailures` counts this node's
+ * earlier failures in the sweep; `blocked` says whether it is blocklisted already.
+ */
+export function decideFailure(
+  job: { attempts: number; min_vram_mb: number; excluded_nodes: string },
+  node: FailingNode,
+  failure: Failure,
+  sweep: { priorFailures: number; blocked: boolean },
+  policy: FailurePolicy,
+  now: number,
+): FailureDecision {
+  const excluded = new Set(JSON.parse(job.excluded_nodes) as string[]);
+  excluded.add(node.id);
+  return {
+    final: job.attempts >= policy.maxAttempts,
+    excluded: [...excluded],
+    minVramMb: failure.outOfMemory ? Math.max(job.min_vram_mb, node.vramMb + 1) : job.min_vram_mb,
+    notBefore: now + Math.min(60_000, 1_000 * 2 ** (job.attempts - 1)),
+    error: failure.outOfMemory ? `out of memory on ${node.id} (${node.vramMb} MB): ${failure.error}` : failure.error,
+    blocklist: !sweep.blocked && sweep.priorFailures + 1 >= policy.blocklistAfter,
+  };
+}
+
+/** Capable online nodes: not blocklisted for the sweep, and fitting the need (or just having the backend). */
+export function capableNodes(online: OnlineNode[], blocked: ReadonlySet<string>, need: Need | { backend: string }): OnlineNode[] {
+  return online.filter((n) => !blocked.has(n.nodeId) && ('minVramMb' in need ? fits(n.caps, need) : hasBackend(n.caps, need.backend)));
+}
+
+/**
+ * A job is kept away from nodes it failed on — unless those are the only
+ * capable nodes online (a one-GPU farm): then it may retry there, and
+ * maxAttempts and the blocklist still bound how often.
+ */
+export function shouldClearExclusions(excluded: ReadonlySet<string>, capable: OnlineNode[]): boolean {
+  return capable.length > 0 && capable.every((n) => excluded.has(n.nodeId));
+}
+
+/** A sweep with blocklisted nodes fails once nodes are online and none of them may run it. */
+export function noCapableNodeLeft(online: OnlineNode[], blocked: ReadonlySet<string>, backend: string): boolean {
+  return blocked.size > 0 && online.length > 0 && capableNodes(online, blocked, { backend }).length === 0;
+}
+
+/** Why a group of queued jobs waits, in words, or undefined when some online node can take them. */
+export function explainWait(group: Need & { n: number }, online: OnlineNode[], blocked: ReadonlySet<string>): string | undefined {
+  if (capableNodes(online, blocked, group).length) return undefined;
+  const gb = Math.round((group.minVramMb / 1024) * 10) / 10;
+  const usable = blocked.size ? 'usable ' : '';
+  const listed = blocked.size ? ` (blocklisted for this sweep: ${[...blocked].join(', ')})` : '';
+  return `${group.n} job(s) wait: no ${usable}node with ≥ ${gb} GB VRAM and backend ${group.backend}${listed}`;
+}
+
+/** A job is a straggler once it has run 3× the median of its sweep's recent render times. */
+export function isStraggler(runningMs: number, recentRenderMs: number[]): boolean {
+  const sorted = [...recentRenderMs].sort((a, b) => a - b);
+  const median = sorted.length ? sorted[Math.floor(sorted.length / 2)]! : 0;
+  return runningMs >= 3 * median;
+}
+
+// ---------------------------------------------------------------- applied through the Store
+
+interface PlacedJob {
+  id: string;
+  sweep_id: string;
+  state: string;
+  attempts: number;
+  min_vram_mb: number;
+  started_at: number | null;
+}
+
+/** The Store's reads and writes that placement uses (structural, so tests may stub them). */
+export interface PlacementStore {
+  failJob(jobId: string, node: FailingNode, failure: Failure): { job: PlacedJob; blocklisted: boolean } | undefined;
+  getJob(jobId: string): PlacedJob | undefined;
+  getSweep(sweepId: string): { backend: string } | undefined;
+  blockedNodes(sweepId: string): string[];
+  queuedWithExclusions(): { id: string; sweep_id: string; backend: string; min_vram_mb: number; excluded_nodes: string }[];
+  clearExclusions(jobId: string): void;
+  queuedRequirements(sweepId: string): { backend: string; min_vram_mb: number; n: number }[];
+  failQueued(sweepId: string, reason: string): number;
+  failQueuedJob(jobId: string, reason: string): void;
+  /** Every node ever registered (VRAM from its capabilities). */
+  listNodes(): { capabilities_json: string }[];
+  recentFinishes(sweepId: string, limit: number): { render_ms: number | null }[];
+}
+
+export interface FailureOutcome {
+  /** The job as the failure left it (before the checks below). */
+  job: PlacedJob;
+  blocklisted: boolean;
+  /** Set when the sweep failed because no capable node is left: how many queued jobs that failed. */
+  noCapableNode: number | undefined;
+  /** The job failed for good: no known card has the VRAM it needs. */
+  tooBigForEveryCard: boolean;
+}
+
+export class Placement {
+  constructor(
+    private readonly store: PlacementStore,
+    /** Nodes connected now, with what they offer. */
+    private readonly online: () => OnlineNode[],
+  ) {}
+
+  /** Records a node's failure of a job and applies what follows from it. */
+  recordFailure(jobId: string, node: FailingNode, failure: Failure): FailureOutcome | undefined {
+    const r = this.store.failJob(jobId, node, failure);
+    if (!r) return undefined;
+    // Checked after every failure, not just at the blocklisting: jobs that were in flight then come back later.
+    const noCapableNode = this.failIfNoCapableNode(r.job.sweep_id);
+    const job = this.store.getJob(jobId) ?? r.job;
+    const tooBig = failure.outOfMemory && job.state === 'queued' && !this.knownCards().some((vram) => hasVram(vram, job.min_vram_mb));
+    if (tooBig) this.store.failQueuedJob(job.id, `out of memory on every node: needs more than ${job.min_vram_mb - 1} MB VRAM`);
+    return { job: r.job, blocklisted: r.blocklisted, noCapableNode, tooBigForEveryCard: tooBig };
+  }
+
+  /** Clears the exclusions of queued jobs whose excluded nodes are the only capable ones online; returns how many. */
+  relaxExclusions(): number {
+    const rows = this.store.queuedWithExclusions();
+    if (!rows.length) return 0;
+    const online = this.online();
+    const blocked = this.blockedBySweep();
+    let cleared = 0;
+    for (const row of rows) {
+      const capable = capableNodes(online, blocked(row.sweep_id), { backend: row.backend, minVramMb: row.min_vram_mb });
+      if (shouldClearExclusions(new Set(JSON.parse(row.excluded_nodes) as string[]), capable)) {
+        this.store.clearExclusions(row.id);
+        cleared++;
+      }
+    }
+    return cleared;
+  }
+
+  /** Which queued work no online node can take, in words (GET /api/sweeps/:id). */
+  explain(sweepId: string): string[] {
+    const blocked = new Set(this.store.blockedNodes(sweepId));
+    const online = this.online();
+    return this.store
+      .queuedRequirements(sweepId)
+      .map((g) => explainWait({ backend: g.backend, minVramMb: g.min_vram_mb, n: g.n }, online, blocked))
+      .filter((line): line is string => line !== undefined);
+  }
+
+  /** Whether a running job has run long enough to be copied onto an idle node. */
+  worthCopying(jobId: string, now: number): boolean {
+    const job = this.store.getJob(jobId);
+    if (!job) return false;
+    const times = this.store.recentFinishes(job.sweep_id, 50).map((f) => f.render_ms ?? 0);
+    return isStraggler(now - (job.started_at ?? now), times);
+  }
+
+  /** A sweep fails only when no online capable node is left for it (all blocklisted); returns the jobs failed then. */
+  private failIfNoCapableNode(sweepId: string): number | undefined {
+    const sweep = this.store.getSweep(sweepId);
+    if (!sweep) return undefined;
+    const blocked = new Set(this.store.blockedNodes(sweepId));
+    if (!noCapableNodeLeft(this.online(), blocked, sweep.backend)) return undefined;
+    return this.store.failQueued(sweepId, `no capable node left: every node with backend ${sweep.backend} is blocklisted for this sweep`);
+  }
+
+  private knownCards(): number[] {
+    return this.store.listNodes().map((n) => Number((JSON.parse(n.capabilities_json) as { vramMb?: number }).vramMb ?? 0));
+  }
+
+  private blockedBySweep(): (sweepId: string) => ReadonlySet<string> {
+    const cache = new Map<string, ReadonlySet<string>>();
+    return (sweepId) => {
+      let blocked = cache.get(sweepId);
+      if (!blocked) cache.set(sweepId, (blocked = new Set(this.store.blockedNodes(sweepId))));
+      return blocked;
+    };
+  }
+}
