@@ -14,12 +14,15 @@ import { openDb } from './db.js';
 import { Store } from './store.js';
 import { Live } from './live.js';
 import { NodeHub } from './node-hub.js';
+import { Scheduler } from './scheduler.js';
+import { Placement } from './placement.js';
 import { OutboxPublisher } from './outbox.js';
 import { createHttpApp } from './http.js';
 import { sweepHandlers } from './sweep-grpc.js';
 import type { CoordinatorDeps } from './deps.js';
 import { NodeTokens } from './node-tokens.js';
 import { createCoordinatorMetrics } from './metrics.js';
+import { unsafeExposure } from './startup-checks.js';
 
 export interface RunningCoordinator {
   deps: CoordinatorDeps;
@@ -29,6 +32,8 @@ export interface RunningCoordinator {
 }
 
 export async function startCoordinator(config: Config, log: Logger): Promise<RunningCoordinator> {
+  const unsafe = unsafeExposure(config);
+  if (unsafe) throw new Error(`refusing to start: ${unsafe}`);
   mkdirSync(config.NIGHTSHIFT_DATA_DIR, { recursive: true });
   const db = openDb(join(config.NIGHTSHIFT_DATA_DIR, 'coordinator.sqlite'));
   const store = new Store(db, { maxAttempts: config.NIGHTSHIFT_MAX_ATTEMPTS, blocklistAfter: config.NIGHTSHIFT_BLOCKLIST_AFTER });
@@ -53,13 +58,17 @@ export async function startCoordinator(config: Config, log: Logger): Promise<Run
     return b;
   });
   const live = new Live();
+  // Live clients hear of a change once it is committed (the outbox publisher wakes the same way).
+  store.onCommit((c) => {
+    for (const e of c.events) live.emit(e);
+  });
   const tokens = new NodeTokens({ token: config.NIGHTSHIFT_NODE_TOKEN, tokens: config.NIGHTSHIFT_NODE_TOKENS, file: config.NIGHTSHIFT_NODE_TOKENS_FILE }, log);
   const metrics = createCoordinatorMetrics(db, () => hub.connectedNodeIds().length);
   const outbox = new OutboxPublisher(store, () => bus?.js, log);
-  const hub = new NodeHub(
-    store,
-    live,
-    log,
+  // Placement asks the hub which nodes are online; the hub asks placement about failures.
+  const placement: Placement = new Placement(store, () => hub.onlineCaps());
+  const hub: NodeHub = new NodeHub(
+    { store, scheduler: new Scheduler(db), placement, live, log, previews: new PreviewStore(storage, log) },
     {
       leaseMs: config.NIGHTSHIFT_LEASE_MS,
       heartbeatMs: config.NIGHTSHIFT_HEARTBEAT_MS,
@@ -69,11 +78,9 @@ export async function startCoordinator(config: Config, log: Logger): Promise<Run
       tokens,
       observer: metrics.observer,
     },
-    () => outbox.poke(),
-    new PreviewStore(storage, log),
   );
   const checks = { sqlite: () => db.prepare('SELECT 1').get(), nats: natsCheck(() => bus?.nc), s3: s3Check(storage) };
-  const deps: CoordinatorDeps = { config, log, store, hub, live, outbox, storage, ops: { registry: metrics.registry, checks } };
+  const deps: CoordinatorDeps = { config, log, store, hub, placement, live, storage, ops: { registry: metrics.registry, checks } };
 
   // Keepalive pings find a dead link (cable pulled, host gone) that TCP alone would not notice for minutes.
   const keepalive = config.NIGHTSHIFT_GRPC_KEEPALIVE_MS;
