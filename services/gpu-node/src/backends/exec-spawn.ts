@@ -1,0 +1,116 @@
+/**
+ * Runs one generator process in its own process group (detached), so
+ * cancellation and timeouts reach everything it started: SIGTERM to the
+ * group, SIGKILL after a grace period. Members that outlive the generator are
+ * stopped the same way after a normal exit too. Never through a shell: argv
+ * goes to the OS as it is.
+ */
+import { spawn } from 'node:child_process';
+import { pidExists, sleep } from '@nightshift/common';
+import { RenderFailure } from './backend.js';
+import type { ChildGroups } from './child-groups.js';
+
+export interface GroupRunOptions {
+  /** Names the program in errors, e.g. `generator "sdxl"`. */
+  label: string;
+  cwd: string;
+  env: NodeJS.ProcessEnv;
+  timeoutMs: number;
+  /** Time between SIGTERM and SIGKILL. */
+  killGraceMs: number;
+  /** Aborting stops the group. */
+  signal: AbortSignal;
+  onStdout(chunk: string): void;
+  onStderr(chunk: string): void;
+  /** The runner's own remarks for the job's log (timeout, leftover processes). */
+  note(line: string): void;
+  /** Records the group while it runs, so a restarted node can stop one a crash left behind. */
+  childGroups?: ChildGroups | undefined;
+  /** Holds the group's stop function while it runs (the backend stops them all on close). */
+  running: Set<() => Promise<void>>;
+}
+
+export interface GroupExit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  timedOut: boolean;
+  aborted: boolean;
+}
+
+/**
+ * Spawns argv and resolves once the group is gone and its output read (or a
+ * second after, when a detached grandchild keeps the pipes open). Rejects
+ * only when the program cannot be started at all.
+ */
+export function runProcessGroup(argv: readonly string[], o: GroupRunOptions): Promise<GroupExit> {
+  return new Promise<GroupExit>((resolve, reject) => {
+    let timedOut = false;
+    let aborted = false;
+
+    const child = spawn(argv[0]!, argv.slice(1), { cwd: o.cwd, env: o.env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    const pid = child.pid;
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) => child.once('exit', (code, sig) => res({ code, signal: sig })));
+    child.once('error', (err) => {
+      // spawn failures (ENOENT, EACCES) come here, with no process to wait for.
+      if (pid === undefined) reject(new RenderFailure(`could not start ${o.label} (${argv[0]}): ${err.message}`));
+    });
+    if (pid === undefined) return;
+    o.childGroups?.record(pid);
+
+    const killGroup = (sig: NodeJS.Signals) => {
+      try {
+        process.kill(-pid, sig);
+      } catch {
+        // ESRCH: the group is already gone.
+      }
+    };
+    const groupAlive = () => pidExists(-pid);
+    let stopping: Promise<void> | undefined;
+    /** SIGTERM the group, wait for it to go (up to the grace period), then SIGKILL whatever is left. */
+    const stopGroup = () =>
+      (stopping ??= (async () => {
+        killGroup('SIGTERM');
+        const deadline = Date.now() + o.killGraceMs;
+        while (groupAlive() && Date.now() < deadline) await sleep(25);
+        if (groupAlive()) killGroup('SIGKILL');
+      })());
+    const stop = async () => {
+      await stopGroup();
+      await exited;
+    };
+    o.running.add(stop);
+
+    const onAbort = () => {
+      aborted = true;
+      void stopGroup();
+    };
+    o.signal.addEventListener('abort', onAbort, { once: true });
+    if (o.signal.aborted) onAbort(); // aborted while the job folder was being prepared
+    const timer = setTimeout(() => {
+      timedOut = true;
+      o.note(`[nightshift] timeout after ${o.timeoutMs} ms: stopping the generator's process group`);
+      void stopGroup();
+    }, o.timeoutMs);
+
+    child.stdout.setEncoding('utf8').on('data', (c: string) => o.onStdout(c));
+    child.stderr.setEncoding('utf8').on('data', (c: string) => o.onStderr(c));
+    const streamsDone = Promise.all([new Promise((r) => child.stdout.once('close', r)), new Promise((r) => child.stderr.once('close', r))]);
+
+    void (async () => {
+      const { code, signal: sig } = await exited;
+      clearTimeout(timer);
+      o.signal.removeEventListener('abort', onAbort);
+      // Members that outlive the generator (a forgotten worker, a pipe holder) are stopped too.
+      if (groupAlive()) {
+        if (!stopping) o.note('[nightshift] the generator left processes running in its group; stopping them');
+        await stopGroup();
+      }
+      // The pipes close once every holder has gone; a detached grandchild
+      // that kept them open (it left the group) must not hold up the job.
+      await Promise.race([streamsDone, sleep(1_000)]);
+      o.childGroups?.forget(pid);
+      o.running.delete(stop);
+      resolve({ code, signal: sig, timedOut, aborted });
+    })();
+  });
+}
