@@ -29,7 +29,7 @@ describe('dashboard with an API token', { skip, timeout: 240_000 }, () => {
 
   before(async () => {
     tmp = tempDir();
-    farm = await startFarm({ dir: tmp.dir, nodes: 1, indexer: false, env: { NIGHTSHIFT_API_TOKEN: TOKEN } });
+    farm = await startFarm({ dir: tmp.dir, nodes: 1, indexer: false, env: { NIGHTSHIFT_API_TOKEN: TOKEN, NIGHTSHIFT_NODE_TOKEN: 'node-token-for-the-test' } });
     await waitForNodes(farm.apiUrl, 1, auth);
     browser = await launch();
     context = await browser.newContext({ viewport: { width: 1100, height: 800 } });

@@ -22,6 +22,7 @@ before(async () => {
     loadConfig({
       NIGHTSHIFT_DATA_DIR: join(tmp.dir, 'coord'),
       NIGHTSHIFT_API_TOKEN: TOKEN,
+      NIGHTSHIFT_NODE_TOKEN: 'node-token-for-the-test',
       NIGHTSHIFT_HTTP_PORT: '0',
       NIGHTSHIFT_GRPC_PORT: String(await freePort()),
       NIGHTSHIFT_NATS_URL: `nats://127.0.0.1:${closed}`,

@@ -6,6 +6,9 @@
 import { z } from 'zod';
 import { parseSettings, settingsInput } from './settings.js';
 
+const list = (s: string) => s.split(',').map((x) => x.trim()).filter(Boolean);
+const flag = z.enum(['', '0', '1', 'false', 'true']).default('').transform((v) => v === '1' || v === 'true');
+
 const ConfigSchema = z.object({
   NIGHTSHIFT_NATS_URL: z.string().default('nats://127.0.0.1:4222'),
   NIGHTSHIFT_S3_ENDPOINT: z.string().default('http://127.0.0.1:9000'),
@@ -38,6 +41,14 @@ const ConfigSchema = z.object({
   NIGHTSHIFT_CLIP_MODEL: z.string().optional(),
   NIGHTSHIFT_DATA_DIR: z.string().default('.data'),
   NIGHTSHIFT_HTTP_HOST: z.string().default('127.0.0.1'),
+  /** Host names the API answers to besides loopback names and IP literals, comma-separated (DNS-rebinding defence). */
+  NIGHTSHIFT_ALLOWED_HOSTS: z.string().default('').transform(list),
+  /** Origins besides the farm's own that may make state-changing requests, comma-separated. */
+  NIGHTSHIFT_ALLOWED_ORIGINS: z.string().default('').transform(list),
+  /** 1: start on a non-loopback address without tokens (a trusted network only). */
+  NIGHTSHIFT_INSECURE_OPEN: flag,
+  /** Bearer token for /metrics and /readyz; without it they answer loopback clients only. */
+  NIGHTSHIFT_METRICS_TOKEN: z.string().optional(),
   NIGHTSHIFT_HTTP_PORT: z.coerce.number().int().min(0).max(65535).default(8080),
   NIGHTSHIFT_GRPC_PORT: z.coerce.number().int().min(0).max(65535).default(7070),
   NIGHTSHIFT_INDEXER_PORT: z.coerce.number().int().min(0).max(65535).default(8090),

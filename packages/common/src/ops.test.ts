@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Counter } from 'prom-client';
-import { createRegistry, runChecks, startOpsServer } from './ops.js';
+import { createRegistry, opsAllowed, runChecks, startOpsServer } from './ops.js';
 import { grpcClientCredentials, grpcServerCredentials, serverTlsMode } from './tls.js';
 import { loadConfig } from './config.js';
 
@@ -30,6 +30,30 @@ test('startOpsServer: /healthz, /readyz (503 when a check fails), /metrics in Pr
     assert.match(text, /^nightshift_test_total\{service="test"\} 3$/m);
     assert.match(text, /^process_cpu_seconds_total/m);
     assert.equal((await fetch(`${base}/nope`)).status, 404);
+  } finally {
+    await ops.close();
+  }
+});
+
+test('ops access: loopback without a metrics token; with one, only its bearers (anywhere)', async () => {
+  assert.equal(opsAllowed('127.0.0.1', undefined, undefined), true);
+  assert.equal(opsAllowed('::ffff:127.0.0.1', undefined, undefined), true);
+  assert.equal(opsAllowed('::1', undefined, undefined), true);
+  assert.equal(opsAllowed('10.0.0.5', undefined, undefined), false);
+  assert.equal(opsAllowed('::ffff:192.168.1.4', undefined, undefined), false);
+  assert.equal(opsAllowed('10.0.0.5', 'Bearer m-token', 'm-token'), true);
+  assert.equal(opsAllowed('127.0.0.1', undefined, 'm-token'), false, 'a token, once set, is asked of everyone');
+  assert.equal(opsAllowed('127.0.0.1', 'Bearer wrong', 'm-token'), false);
+  const ops = await startOpsServer('127.0.0.1', 0, { registry: createRegistry('test'), checks: { dep: () => 1 } }, 'm-token');
+  try {
+    const base = `http://127.0.0.1:${ops.port}`;
+    assert.equal((await fetch(`${base}/metrics`)).status, 403);
+    assert.equal((await fetch(`${base}/metrics`, { headers: { authorization: 'Bearer m-token' } })).status, 200);
+    const bare = await fetch(`${base}/readyz`);
+    assert.equal(bare.status, 200, 'a probe still learns ready or not');
+    assert.deepEqual(await bare.json(), { ready: true }, 'but not what the checks are');
+    assert.deepEqual(await (await fetch(`${base}/readyz`, { headers: { authorization: 'Bearer m-token' } })).json(), { ready: true, checks: { dep: 'ok' } });
+    assert.equal((await fetch(`${base}/healthz`)).status, 200);
   } finally {
     await ops.close();
   }

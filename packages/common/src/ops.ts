@@ -4,9 +4,10 @@
  * Hono apps mount `opsRoutes`; the gpu-node, which has no HTTP API, runs
  * `startOpsServer` on its own port.
  */
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { timingSafeEqual } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
-import type { Hono } from 'hono';
+import type { Context, Hono } from 'hono';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Storage } from './storage.js';
@@ -53,25 +54,53 @@ export async function runChecks(checks: Record<string, ReadyCheck>, timeoutMs = 
   return { ready: results.every((r) => r === 'ok'), checks: out };
 }
 
-export function opsRoutes(app: Hono, ops: Ops): void {
-  app.get('/metrics', async (c) => c.body(await ops.registry.metrics(), 200, { 'Content-Type': ops.registry.contentType }));
+/**
+ * Who may read /metrics and /readyz's details (they name hosts, versions and
+ * dependencies): with NIGHTSHIFT_METRICS_TOKEN, whoever sends it as a bearer
+ * token; without one, loopback clients only. Others get /readyz's status
+ * code alone (what an orchestrator's probe needs); /healthz stays open.
+ */
+export function opsAllowed(remoteAddress: string | undefined, authorization: string | undefined, token: string | undefined): boolean {
+  if (token) return !!authorization && safeEqual(authorization, `Bearer ${token}`);
+  return remoteAddress === undefined || isLoopbackIp(remoteAddress);
+}
+
+const isLoopbackIp = (a: string) => a === '::1' || /^(::ffff:)?127\./.test(a);
+
+function safeEqual(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+const OPS_REFUSED = { error: 'metrics and readiness are served to loopback clients, or with NIGHTSHIFT_METRICS_TOKEN as a bearer token' };
+
+export function opsRoutes(app: Hono, ops: Ops, token?: string): void {
+  // In-process requests (tests) have no socket: they come from this machine.
+  const allowed = (c: Context) => opsAllowed((c.env as { incoming?: IncomingMessage } | undefined)?.incoming?.socket.remoteAddress, c.req.header('authorization'), token);
+  app.get('/metrics', async (c) => {
+    if (!allowed(c)) return c.json(OPS_REFUSED, 403);
+    return c.body(await ops.registry.metrics(), 200, { 'Content-Type': ops.registry.contentType });
+  });
   app.get('/readyz', async (c) => {
     const r = await runChecks(ops.checks);
-    return c.json(r, r.ready ? 200 : 503);
+    return c.json(allowed(c) ? r : { ready: r.ready }, r.ready ? 200 : 503);
   });
 }
 
 /** A small HTTP server with /metrics, /healthz and /readyz only. */
-export async function startOpsServer(host: string, port: number, ops: Ops): Promise<{ port: number; close(): Promise<void> }> {
+export async function startOpsServer(host: string, port: number, ops: Ops, token?: string): Promise<{ port: number; close(): Promise<void> }> {
   const server: Server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     const send = (status: number, type: string, body: string) => res.writeHead(status, { 'Content-Type': type }).end(body);
     if (req.method !== 'GET') return send(405, 'text/plain', 'method not allowed\n');
     if (path === '/healthz') return send(200, 'application/json', JSON.stringify({ ok: true }));
+    const allowed = opsAllowed(req.socket.remoteAddress, req.headers.authorization, token);
     if (path === '/readyz') {
-      void runChecks(ops.checks).then((r) => send(r.ready ? 200 : 503, 'application/json', JSON.stringify(r)));
+      void runChecks(ops.checks).then((r) => send(r.ready ? 200 : 503, 'application/json', JSON.stringify(allowed ? r : { ready: r.ready })));
       return;
     }
+    if (path === '/metrics' && !allowed) return send(403, 'application/json', JSON.stringify(OPS_REFUSED));
     if (path === '/metrics') {
       void ops.registry.metrics().then(
         (text) => send(200, ops.registry.contentType, text),

@@ -28,7 +28,7 @@ export function createHttpApp(deps: HttpDeps): Hono {
   const fileUrl = (c: Context) => (key: string) => `${new URL(c.req.url).origin}/files/${key}`;
 
   app.get('/healthz', (c) => c.json({ ok: true }));
-  if (deps.ops) opsRoutes(app, deps.ops);
+  if (deps.ops) opsRoutes(app, deps.ops, deps.config.NIGHTSHIFT_METRICS_TOKEN);
 
   /** JSON body in, 201 out; malformed JSON and spec errors become readable 400s, oversize bodies 413. */
   const submitRoute = (run: (body: unknown) => unknown) => [

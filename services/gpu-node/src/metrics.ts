@@ -37,7 +37,7 @@ export function createNodeMetrics(nodeId: string, held: () => number, connected:
   };
 }
 
-export function startNodeOpsServer(host: string, port: number, metrics: NodeMetrics, storage: Storage, connected: () => boolean) {
+export function startNodeOpsServer(host: string, port: number, metrics: NodeMetrics, storage: Storage, connected: () => boolean, token?: string) {
   return startOpsServer(host, port, {
     registry: metrics.registry,
     checks: {
@@ -46,5 +46,5 @@ export function startNodeOpsServer(host: string, port: number, metrics: NodeMetr
       },
       s3: s3Check(storage),
     },
-  });
+  }, token);
 }

@@ -62,7 +62,7 @@ export async function startNode(config: Config, log: Logger, backends = defaultB
     log,
   });
   if (process.env.NIGHTSHIFT_FAULTS) log.warn({ faults: process.env.NIGHTSHIFT_FAULTS }, 'FAULT INJECTION ENABLED (tests only)');
-  const ops = config.NIGHTSHIFT_NODE_METRICS_PORT === undefined ? undefined : await startNodeOpsServer(config.NIGHTSHIFT_HTTP_HOST, config.NIGHTSHIFT_NODE_METRICS_PORT, metrics, storage, connected);
+  const ops = config.NIGHTSHIFT_NODE_METRICS_PORT === undefined ? undefined : await startNodeOpsServer(config.NIGHTSHIFT_HTTP_HOST, config.NIGHTSHIFT_NODE_METRICS_PORT, metrics, storage, connected, config.NIGHTSHIFT_METRICS_TOKEN);
   worker.start();
   connection.start();
   log.info({ nodeId, backends: [...backends.keys()], coordinator: config.NIGHTSHIFT_COORDINATOR, tls: !!config.NIGHTSHIFT_TLS_CA, metricsPort: ops?.port }, 'gpu-node started');

@@ -120,7 +120,7 @@ export async function startIndexer(config: Config, log: Logger, options: Indexer
     }),
   });
   const metrics = indexerMetrics({ bus, consumer, store, storage: s3 });
-  opsRoutes(app, metrics.ops);
+  opsRoutes(app, metrics.ops, config.NIGHTSHIFT_METRICS_TOKEN);
   const http: ServerType = await new Promise((resolve) => {
     const s = serve({ fetch: metrics.timed(app.fetch), hostname: config.NIGHTSHIFT_HTTP_HOST, port: config.NIGHTSHIFT_INDEXER_PORT }, () => resolve(s));
   });
