@@ -27,7 +27,7 @@ const boundaries = (others = []) => ({
 });
 
 export default tseslint.config(
-  { ignores: ['**/node_modules/**', 'packages/proto/src/gen/**', '**/static/**', 'scratch/**', 'test-artifacts/**', '.nightshift/**', '.data/**'] },
+  { ignores: ['**/node_modules/**', 'packages/proto/src/gen/**', 'scratch/**', 'test-artifacts/**', '.nightshift/**', '.data/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
@@ -47,5 +47,19 @@ export default tseslint.config(
   {
     files: ['**/*.mjs', '**/*.js'],
     languageOptions: { globals: { process: 'readonly', console: 'readonly', Buffer: 'readonly', setTimeout: 'readonly', clearTimeout: 'readonly', setInterval: 'readonly', URL: 'readonly' } },
+  },
+  {
+    // The dashboard's browser modules (type-checked by static/tsconfig.json): browser globals, not Node's.
+    files: ['services/coordinator/src/dashboard/static/**/*.js'],
+    languageOptions: {
+      sourceType: 'module',
+      globals: {
+        ...Object.fromEntries(
+          ['window', 'document', 'location', 'localStorage', 'sessionStorage', 'performance', 'console', 'fetch', 'confirm', 'addEventListener', 'requestAnimationFrame', 'setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'URL', 'URLSearchParams', 'AbortController', 'TextDecoderStream', 'CSS', 'Event', 'Node', 'Element', 'HTMLElement', 'HTMLAnchorElement', 'HTMLButtonElement', 'HTMLDialogElement', 'HTMLFormElement', 'HTMLImageElement', 'HTMLInputElement', 'HTMLLabelElement', 'HTMLSelectElement', 'HTMLTemplateElement', 'HTMLTextAreaElement'].map((g) => [g, 'readonly']),
+        ),
+        process: 'off',
+        Buffer: 'off',
+      },
+    },
   },
 );

@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
 echo "==> type-check" >&2
 npx tsc -p tsconfig.json
+npx tsc -p services/coordinator/src/dashboard/static/tsconfig.json # the dashboard's browser modules (JSDoc-typed JS)
 echo "==> lint" >&2
 npx eslint .
 mapfile -t files < <(find packages services test -name '*.test.ts' -not -path '*/node_modules/*' | sort)

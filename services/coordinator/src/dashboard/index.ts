@@ -1,7 +1,7 @@
 /**
  * The dashboard, served by the coordinator: server-rendered pages under /ui,
- * one small vanilla-JS client (/ui/static/app.js, no build step), and the
- * few JSON endpoints only the dashboard needs:
+ * a small vanilla-JS client (ES modules under /ui/static/, no build step:
+ * assets.ts), and the few JSON endpoints only the dashboard needs:
  *
  * - POST /api/sweeps/preview — job count and sample prompts of a spec (JSON,
  *   or pasted YAML/JSON text), by the same code that expands it on submit.
@@ -14,8 +14,6 @@
  * Mounted by http.ts after the API routes, so the API's bearer check covers
  * the /api routes here too; they check it themselves as well.
  */
-import { readFileSync } from 'node:fs';
-import { createHash } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import { Hono, type Context, type MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
@@ -27,6 +25,7 @@ import type { Store } from '../store.js';
 import { galleryPage, layout, nodesPage, submitPage, sweepPage, sweepsPage, type PageName } from './pages.js';
 import { parseSpecText, previewSpec } from './preview.js';
 import { imageDetail, listImages, MAX_PAGE } from './gallery.js';
+import { acceptsGzip, loadStaticAssets, STATIC_PATH } from './assets.js';
 import { bearerMatches, FILES_COOKIE, FILES_PATH, issueFilesCookie, SESSION_TTL_S, verifyFilesCookie } from './session.js';
 
 /** What the dashboard reads: a subset of CoordinatorDeps, so tests and benchmarks can stub the rest. */
@@ -37,46 +36,20 @@ export interface DashboardDeps {
   storage: Pick<Storage, 'get'>;
 }
 
-interface Asset {
-  type: string;
-  body: Buffer;
-  gzip: Buffer;
-  etag: string;
-}
-
-const STATIC_DIR = new URL('./static/', import.meta.url);
-const ASSET_TYPES: Record<string, string> = { 'app.js': 'text/javascript; charset=utf-8', 'style.css': 'text/css; charset=utf-8' };
-
-function loadAssets(): { assets: Map<string, Asset>; version: string } {
-  const assets = new Map<string, Asset>();
-  const all = createHash('sha256');
-  for (const [name, type] of Object.entries(ASSET_TYPES)) {
-    const body = readFileSync(new URL(name, STATIC_DIR));
-    const hash = createHash('sha256').update(body).digest('hex').slice(0, 16);
-    all.update(body);
-    assets.set(name, { type, body, gzip: gzipSync(body, { level: 9 }), etag: `"${hash}"` });
-  }
-  return { assets, version: all.digest('hex').slice(0, 12) };
-}
-
 const SECURITY_HEADERS = {
   'Content-Security-Policy': "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
   'X-Content-Type-Options': 'nosniff',
   'Referrer-Policy': 'same-origin',
 };
 
-function acceptsGzip(c: Context): boolean {
-  return /\bgzip\b/.test(c.req.header('accept-encoding') ?? '');
-}
-
 export function createDashboard(deps: DashboardDeps): Hono {
   const app = new Hono();
   const token = deps.config.NIGHTSHIFT_API_TOKEN;
-  const { assets, version } = loadAssets();
+  const { version, modules, serve } = loadStaticAssets();
   const fileUrl = (key: string) => `/files/${key}`;
 
   const html = (c: Context, page: PageName, title: string, body: string, data?: Record<string, string>) => {
-    const text = Buffer.from(layout({ page, title, body, assetVersion: version, ...(data ? { data } : {}) }));
+    const text = Buffer.from(layout({ page, title, body, assetVersion: version, modules, ...(data ? { data } : {}) }));
     const headers: Record<string, string> = { ...SECURITY_HEADERS, 'Content-Type': 'text/html; charset=utf-8', 'Cache-Control': 'no-cache', Vary: 'Accept-Encoding' };
     if (acceptsGzip(c)) return c.body(new Uint8Array(gzipSync(text)), 200, { ...headers, 'Content-Encoding': 'gzip' });
     return c.body(new Uint8Array(text), 200, headers);
@@ -91,21 +64,7 @@ export function createDashboard(deps: DashboardDeps): Hono {
   app.get('/ui/gallery', (c) => html(c, 'gallery', 'Gallery', galleryPage()));
   app.get('/ui/nodes', (c) => html(c, 'nodes', 'Nodes', nodesPage()));
 
-  app.get('/ui/static/:name', (c) => {
-    const asset = assets.get(c.req.param('name'));
-    if (!asset) return c.json({ error: 'not found' }, 404);
-    const immutable = c.req.query('v') === version;
-    const headers: Record<string, string> = {
-      'Content-Type': asset.type,
-      ETag: asset.etag,
-      Vary: 'Accept-Encoding',
-      'X-Content-Type-Options': 'nosniff',
-      'Cache-Control': immutable ? 'public, max-age=31536000, immutable' : 'no-cache',
-    };
-    if (c.req.header('if-none-match') === asset.etag) return c.body(null, 304, headers);
-    if (acceptsGzip(c)) return c.body(new Uint8Array(asset.gzip), 200, { ...headers, 'Content-Encoding': 'gzip' });
-    return c.body(new Uint8Array(asset.body), 200, headers);
-  });
+  app.get(`${STATIC_PATH}/*`, serve);
 
   // ---------------------------------------------------------------- images for <img>
   app.post('/ui/session', (c) => {

@@ -1,8 +1,8 @@
 /**
  * Server-rendered HTML for the dashboard's pages: the layout, navigation,
  * forms and dialogs are plain HTML (usable with the keyboard and readable by
- * screen readers before any script runs); /ui/static/app.js fills in the data
- * and keeps it live.
+ * screen readers before any script runs); the client's modules (static/app.js
+ * and static/js/) fill in the data and keep it live.
  */
 
 export type PageName = 'sweeps' | 'submit' | 'sweep' | 'gallery' | 'nodes';
@@ -21,6 +21,8 @@ export interface LayoutOptions {
   title: string;
   body: string;
   assetVersion: string;
+  /** The client's ES modules under /ui/static/, entry first; the rest are preloaded so their imports do not load one level at a time. */
+  modules: string[];
   data?: Record<string, string>;
 }
 
@@ -28,6 +30,8 @@ export function layout(o: LayoutOptions): string {
   const data = Object.entries(o.data ?? {})
     .map(([k, v]) => ` data-${k}="${esc(v)}"`)
     .join('');
+  const [entry = 'app.js', ...imports] = o.modules;
+  const preload = imports.map((m) => `\n<link rel="modulepreload" href="/ui/static/${esc(m)}">`).join('');
   const nav = NAV.map(([p, href, label]) => `<a href="${href}"${p === o.page || (o.page === 'sweep' && p === 'sweeps') ? ' aria-current="page"' : ''}>${label}</a>`).join('');
   return `<!doctype html>
 <html lang="en">
@@ -38,7 +42,7 @@ export function layout(o: LayoutOptions): string {
 <link rel="icon" href="data:,">
 <title>${esc(o.title)} · Nightshift</title>
 <link rel="stylesheet" href="/ui/static/style.css?v=${o.assetVersion}">
-<script type="module" src="/ui/static/app.js?v=${o.assetVersion}"></script>
+<script type="module" src="/ui/static/${esc(entry)}?v=${o.assetVersion}"></script>${preload}
 </head>
 <body data-page="${o.page}"${data}>
 <a class="skip" href="#main">Skip to content</a>
