@@ -50,7 +50,10 @@ export function registerImages(program: Command, ctx: CommandContext): void {
     .option('--remove', 'unmark it')
     .action(async (key: string, opts: { remove?: boolean }, cmd: Command) => {
       const g = ctx.globals(cmd);
-      const rk = key.replace(/^images\//, '').replace(/\.png$/, '');
+      // Loaded here, not at the top: @nightshift/common brings the S3 and NATS
+      // clients, which would slow every other command's start by about a second.
+      const { renderKeyOfImageRef } = await import('@nightshift/common');
+      const rk = renderKeyOfImageRef(key);
       const res = await ctx.client(cmd).request<{ key: string; favorite: boolean }>(opts.remove ? 'DELETE' : 'PUT', `/api/favorites/${encodeURIComponent(rk)}`);
       if (g.json) return printJson(res);
       print(`${res.key} ${res.favorite ? 'is now a favorite ★' : 'is no longer a favorite'}`);
