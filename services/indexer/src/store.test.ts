@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
 import { createLogger } from '@nightshift/common';
+import { normalise } from '@nightshift/models';
 import { Catalog, type ImageMeta } from './catalog.js';
 import { earlier, IndexStore, type StoreOptions } from './store.js';
 
@@ -16,8 +17,7 @@ const OPTS: StoreOptions = { dupDistance: 0.01, exactBelow: 1000 };
 function unit(...xs: number[]): Float32Array {
   const v = new Float32Array(DIM);
   xs.forEach((x, i) => (v[i] = x));
-  const n = Math.hypot(...v);
-  return v.map((x) => x / n);
+  return normalise(v);
 }
 
 function meta(renderKey: string, createdAt: string, extra: Partial<ImageMeta> = {}): ImageMeta {

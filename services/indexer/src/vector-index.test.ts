@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
+import { normalise } from '@nightshift/models';
 import { exactScan, FlatVectors, usearchUnavailable, VectorIndex } from './vector-index.js';
 
 const DIM = 24;
@@ -14,9 +15,7 @@ function vectors(n: number, seed = 1): Float32Array[] {
   const centres = Array.from({ length: 8 }, () => Float32Array.from({ length: DIM }, rnd));
   return Array.from({ length: n }, (_, i) => {
     const c = centres[i % centres.length]!;
-    const v = Float32Array.from({ length: DIM }, (_, j) => c[j]! + 0.6 * rnd());
-    const norm = Math.hypot(...v);
-    return v.map((x) => x / norm);
+    return normalise(Float32Array.from({ length: DIM }, (_, j) => c[j]! + 0.6 * rnd()));
   });
 }
 
