@@ -73,13 +73,24 @@ export interface HubOptions {
 
 type ResponseInit = NonNullable<MessageInitShape<typeof ConnectResponseSchema>['msg']>;
 
+/** What the hub uses of a Connect stream (grpc-js's ServerDuplexStream is one; tests pass a stand-in). */
+export interface NodeStream {
+  readonly metadata: grpc.Metadata;
+  getPeer(): string;
+  on(event: 'data', listener: (req: ConnectRequest) => void): unknown;
+  on(event: 'end' | 'error' | 'cancelled', listener: () => void): unknown;
+  write(msg: ConnectResponse): unknown;
+  end(): void;
+  emit(event: 'error', status: Partial<grpc.StatusObject>): unknown;
+}
+
 interface Session {
   nodeId: string;
   name: string;
   caps: NodeCaps;
   slots: number;
   lastSeen: number;
-  call: grpc.ServerDuplexStream<ConnectRequest, ConnectResponse>;
+  call: NodeStream;
   /** The enrolled token it connected with (by name), so revoking it drops the session. */
   tokenName: string;
 }
@@ -242,7 +253,7 @@ export class NodeHub {
   }
 
   /** grpc-js handler for NodeService.Connect. */
-  handle = (call: grpc.ServerDuplexStream<ConnectRequest, ConnectResponse>): void => {
+  handle = (call: NodeStream): void => {
     const auth = this.tokens.check(String(call.metadata.get('authorization')[0] ?? ''));
     if (!auth.ok) {
       // The reason and a fingerprint of the token's hash, never the token itself.
