@@ -1,0 +1,160 @@
+/**
+ * Hostile callers against a real farm (nats-server, s3rver, coordinator and
+ * one gpu-node as processes): each attack gets its answer code, the
+ * coordinator answers an ordinary request right after, and nothing in
+ * SQLite (the sweep list), S3 or the event stream changed.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import * as grpc from '@grpc/grpc-js';
+import { connect } from '@nats-io/transport-node';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { STREAM } from '@nightshift/common';
+import { createClient, SweepService } from '@nightshift/proto';
+import { startFarm, tempDir, waitForNodes, type Farm } from '@nightshift/devfarm';
+
+const COORDINATOR_MAIN = fileURLToPath(new URL('../../services/coordinator/src/main.ts', import.meta.url));
+
+/** The expansion bomb: 2 KB of spec, a template repeating {prompt} 240 times over 1,000 axis values. */
+const BOMB = {
+  prompts: ['x'.repeat(1_990)],
+  template: '{prompt}'.repeat(240),
+  axes: { style: Array.from({ length: 1_000 }, (_, i) => `s${i}`) },
+  seeds: { count: 1 },
+};
+const ORDINARY = { prompts: ['a red circle'], seeds: { count: 2 }, params: { width: 64, height: 64, steps: 2 } };
+
+describe('hostile callers', { timeout: 300_000 }, () => {
+  let farm: Farm;
+  let tmp: ReturnType<typeof tempDir>;
+
+  before(async () => {
+    tmp = tempDir('nightshift-hostile-');
+    farm = await startFarm({ dir: tmp.dir, nodes: 1, indexer: false });
+    await waitForNodes(farm.apiUrl, 1);
+  });
+
+  after(async () => {
+    await farm?.stop();
+    tmp?.cleanup();
+  });
+
+  /** What an attack must not change: sweeps in SQLite, objects in S3, messages in the stream. */
+  async function state() {
+    const sweeps = ((await (await fetch(`${farm.apiUrl}/api/sweeps`)).json()) as { sweeps: unknown[] }).sweeps.length;
+    const objects = (await farm.storage.list('images')).length + (await farm.storage.list('thumbs')).length;
+    const nc = await connect({ servers: farm.nats.reachUrl });
+    try {
+      const messages = (await (await jetstreamManager(nc)).streams.info(STREAM)).state.messages;
+      return { sweeps, objects, messages };
+    } finally {
+      await nc.close();
+    }
+  }
+
+  /** Runs an attack, checks nothing changed and the coordinator still serves an ordinary request. */
+  async function attack<T>(run: () => Promise<T>): Promise<T> {
+    const before = await state();
+    const started = performance.now();
+    const result = await run();
+    const ms = performance.now() - started;
+    assert.deepEqual(await state(), before, 'the attack changed stored state');
+    const ok = await fetch(`${farm.apiUrl}/api/sweeps/preview`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(ORDINARY) });
+    assert.equal(ok.status, 200, 'the coordinator answers an ordinary request right after');
+    return Object.assign(result as object, { ms }) as T & { ms: number };
+  }
+
+  const postJson = (path: string, body: unknown, headers: Record<string, string> = {}) =>
+    fetch(`${farm.apiUrl}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
+
+  test('the expansion bomb is refused with the field at fault, by submit, preview and gRPC', async () => {
+    for (const path of ['/api/sweeps', '/api/sweeps/preview']) {
+      const res = await attack(async () => {
+        const r = await postJson(path, BOMB);
+        return { status: r.status, body: (await r.json()) as { details: { path: string; message: string }[] } };
+      });
+      assert.equal(res.status, 400, path);
+      assert.equal(res.body.details[0]!.path, 'template');
+      assert.match(res.body.details[0]!.message, /more than the maximum of 4000/);
+    }
+    const client = createClient(SweepService, farm.grpcAddress, grpc.credentials.createInsecure());
+    try {
+      const err = await attack(() => client.submitSweep({ specJson: JSON.stringify(BOMB) }).then(() => assert.fail('accepted'), (e: unknown) => ({ e })));
+      assert.equal((err.e as grpc.ServiceError).code, grpc.status.INVALID_ARGUMENT);
+      assert.match((err.e as Error).message, /template: expands to up to/);
+    } finally {
+      client.close();
+    }
+  });
+
+  test('long whitespace runs in prompts expand in linear time (the sweep is accepted)', async () => {
+    // 1,000 axis values × a prompt that is nearly all spaces: seconds of regex work per submission before.
+    const spaces = { prompts: [`a${' '.repeat(1_990)}b`], axes: { pad: Array.from({ length: 1_000 }, (_, i) => `${' , '.repeat(300)}${i}`) }, seeds: { count: 1 }, params: { width: 64, height: 64, steps: 1 } };
+    const res = await fetch(`${farm.apiUrl}/api/sweeps/preview`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(spaces) });
+    assert.equal(res.status, 200);
+    const body = (await res.json()) as { jobs: number; samples: { prompt: string }[] };
+    assert.equal(body.jobs, 1_000);
+    assert.equal(body.samples[0]!.prompt, 'a b, 0');
+  });
+
+  test('a web page cannot create a sweep: text/plain, form posts and foreign origins are refused', async () => {
+    const body = JSON.stringify(ORDINARY);
+    const cases: [string, RequestInit, number][] = [
+      ['text/plain (no-cors fetch)', { headers: { 'content-type': 'text/plain;charset=UTF-8' }, body }, 415],
+      ['form-encoded', { headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: `spec=${encodeURIComponent(body)}` }, 415],
+      ['JSON from another origin', { headers: { 'content-type': 'application/json', origin: 'http://evil.example' }, body }, 403],
+      ['text/plain from another origin', { headers: { 'content-type': 'text/plain', origin: 'http://evil.example' }, body }, 403],
+    ];
+    for (const [what, init, code] of cases) {
+      const res = await attack(() => fetch(`${farm.apiUrl}/api/sweeps`, { method: 'POST', ...init }));
+      assert.equal(res.status, code, what);
+    }
+    const cancel = await attack(() => fetch(`${farm.apiUrl}/api/sweeps/anything/cancel`, { method: 'POST', headers: { origin: 'http://evil.example' } }));
+    assert.equal(cancel.status, 403);
+  });
+
+  test('DNS rebinding: a request naming another host is misdirected (421), reads included', async () => {
+    const { hostname, port } = new URL(farm.apiUrl);
+    const asEvil = (path: string, init: RequestInit = {}) =>
+      new Promise<number>((resolve, reject) => {
+        // fetch() will not send a Host it did not resolve; node:http will.
+        import('node:http').then(({ request }) => {
+          const req = request({ host: hostname, port, path, method: init.method ?? 'GET', headers: { host: `evil.example:${port}`, 'content-type': 'application/json' } }, (res) => {
+            res.resume();
+            resolve(res.statusCode ?? 0);
+          });
+          req.on('error', reject);
+          req.end(init.body as string | undefined);
+        }, reject);
+      });
+    assert.equal(await attack(async () => ({ code: await asEvil('/api/sweeps') })).then((r) => r.code), 421);
+    assert.equal(await attack(async () => ({ code: await asEvil('/api/sweeps', { method: 'POST', body: JSON.stringify(ORDINARY) }) })).then((r) => r.code), 421);
+    assert.equal((await fetch(`${farm.apiUrl}/api/sweeps`)).status, 200, 'the loopback address itself is fine');
+  });
+
+  test('the coordinator will not listen beyond loopback without tokens, and says which setting', async () => {
+    const env: Record<string, string | undefined> = { ...process.env, ...farm.env, NIGHTSHIFT_HTTP_HOST: '0.0.0.0', NIGHTSHIFT_HTTP_PORT: '0', NIGHTSHIFT_GRPC_PORT: '0', NIGHTSHIFT_DATA_DIR: `${tmp.dir}/refused` };
+    delete env.NIGHTSHIFT_API_TOKEN;
+    const run = (extra: Record<string, string>) =>
+      new Promise<{ code: number | null; out: string }>((resolve) => {
+        const child = spawn(process.execPath, ['--import', 'tsx', COORDINATOR_MAIN], { env: { ...env, ...extra }, stdio: ['ignore', 'pipe', 'pipe'] });
+        let out = '';
+        child.stdout.on('data', (d: Buffer) => (out += d));
+        child.stderr.on('data', (d: Buffer) => (out += d));
+        // A coordinator that does start is stopped at once; the test then fails on its exit code.
+        const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+        child.on('exit', (code) => {
+          clearTimeout(timer);
+          resolve({ code, out });
+        });
+      });
+    const open = await run({});
+    assert.equal(open.code, 1, open.out);
+    assert.match(open.out, /refusing to start: NIGHTSHIFT_HTTP_HOST is 0\.0\.0\.0, which is not loopback, and NIGHTSHIFT_API_TOKEN is not set/);
+    const apiOnly = await run({ NIGHTSHIFT_API_TOKEN: 'a-token' });
+    assert.equal(apiOnly.code, 1, apiOnly.out);
+    assert.match(apiOnly.out, /no node token is \(NIGHTSHIFT_NODE_TOKEN/);
+  });
+});
