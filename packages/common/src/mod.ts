@@ -17,3 +17,4 @@ export * from './ops.js';
 export * from './shutdown.js';
 export * from './sleep.js';
 export * from './process-alive.js';
+export * from './bearer.js';

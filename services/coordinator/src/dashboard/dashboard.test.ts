@@ -10,7 +10,8 @@ import { Hono } from 'hono';
 import { serve, type ServerType } from '@hono/node-server';
 import { seededCoordinator, tempDir, type SeededCoordinator } from '@nightshift/devfarm';
 import { createDashboard } from './index.js';
-import { bearerMatches, issueFilesCookie, verifyFilesCookie } from './session.js';
+import { bearerMatches } from '@nightshift/common';
+import { issueFilesCookie, verifyFilesCookie } from './session.js';
 
 const SPEC = { name: 'colours', prompts: ['a red circle', 'a blue square'], axes: { style: ['', 'watercolor'] }, seeds: { start: 0, count: 3 }, params: { width: 64, height: 64, steps: 4 } };
 

@@ -20,13 +20,13 @@ import { bodyLimit } from 'hono/body-limit';
 import { compress } from 'hono/compress';
 import { getCookie, setCookie } from 'hono/cookie';
 import { SpecError } from '@nightshift/sweep';
-import { expansionLimits, filesRoute, renderKeyOfImageRef, type Config, type LimitsConfig, type Logger, type Storage } from '@nightshift/common';
+import { bearerMatches, expansionLimits, filesRoute, renderKeyOfImageRef, type Config, type LimitsConfig, type Logger, type Storage } from '@nightshift/common';
 import type { Store } from '../store.js';
 import { galleryPage, layout, nodesPage, submitPage, sweepPage, sweepsPage, type PageName } from './pages.js';
 import { parseSpecText, previewSpec } from './preview.js';
 import { imageDetail, listImages, MAX_PAGE } from './gallery.js';
 import { acceptsGzip, loadStaticAssets, STATIC_PATH } from './assets.js';
-import { bearerMatches, FILES_COOKIE, FILES_PATH, issueFilesCookie, SESSION_TTL_S, verifyFilesCookie } from './session.js';
+import { FILES_COOKIE, FILES_PATH, issueFilesCookie, SESSION_TTL_S, verifyFilesCookie } from './session.js';
 
 /** What the dashboard reads: a subset of CoordinatorDeps, so tests and benchmarks can stub the rest. */
 export interface DashboardDeps {

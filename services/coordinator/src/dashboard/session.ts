@@ -38,12 +38,3 @@ export function verifyFilesCookie(token: string, value: string | undefined, nowM
   const given = Buffer.from(m[3]!);
   return want.length === given.length && timingSafeEqual(want, given);
 }
-
-/** Constant-time check of an `Authorization: Bearer …` header. */
-export function bearerMatches(token: string, header: string | undefined): boolean {
-  const m = /^Bearer\s+(.+)$/i.exec(header ?? '');
-  if (!m) return false;
-  const a = createHash('sha256').update(m[1]!.trim()).digest();
-  const b = createHash('sha256').update(token).digest();
-  return timingSafeEqual(a, b);
-}
