@@ -5,7 +5,7 @@
  * events the coordinator publishes for them.
  */
 import { createHash } from 'node:crypto';
-import { addPngTextChunk, encodeJson, formatA1111Parameters, SUBJECTS, type Bus, type ImageRenderedEvent, type Storage } from '@nightshift/common';
+import { addPngTextChunk, encodeJson, formatA1111Parameters, imageKey, imageObjectMeta, SUBJECTS, type Bus, type ImageRenderedEvent, type Storage } from '@nightshift/common';
 import { PROCEDURAL_MODEL } from '@nightshift/sweep';
 
 export interface FixtureImage {
@@ -32,7 +32,7 @@ export async function fixtureImage(o: { prompt: string; seed: number; sweepId?: 
     png,
     event: {
       renderKey,
-      key: `images/${renderKey}.png`,
+      key: imageKey(renderKey),
       sweepId,
       jobId: `job-${renderKey.slice(0, 8)}`,
       prompt: o.prompt,
@@ -49,7 +49,7 @@ export async function fixtureImage(o: { prompt: string; seed: number; sweepId?: 
 
 /** Uploads the PNG with the gpu-node's object metadata. */
 export async function putFixture(storage: Pick<Storage, 'put'>, f: FixtureImage): Promise<void> {
-  await storage.put(f.event.key, f.png, 'image/png', { 'sweep-id': f.event.sweepId, 'render-key': f.event.renderKey, 'job-id': f.event.jobId });
+  await storage.put(f.event.key, f.png, 'image/png', imageObjectMeta(f.event));
 }
 
 /** Publishes the image.rendered event (Nats-Msg-Id = renderKey, like the coordinator's outbox). */
