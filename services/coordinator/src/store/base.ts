@@ -1,0 +1,160 @@
+/**
+ * The Store's ground floor: prepared statements, transactions, the outbox,
+ * and the after-commit hook. Writes record what they change; once the
+ * outermost transaction commits, `onCommit` listeners hear it in one
+ * `Committed` (the outbox publisher wakes, live clients update) and
+ * `afterCommit` callbacks run (messages to nodes). A rolled-back transaction
+ * or savepoint drops what it recorded, so nobody hears of an undone change.
+ */
+import type { Statement } from 'better-sqlite3';
+import type { DB } from '../db.js';
+import type { LiveEvent } from '../live.js';
+import type { FailurePolicy } from '../placement.js';
+import type { JobState } from './rows.js';
+
+export interface StoreOptions extends FailurePolicy {
+  now: () => number;
+}
+
+/** What one committed transaction changed, for `onCommit` listeners. */
+export interface Committed {
+  /** It wrote outbox rows: the publisher has events to send. */
+  outbox: boolean;
+  /** Job and node changes in order, then each changed sweep once. */
+  events: LiveEvent[];
+}
+
+type Change = { kind: 'outbox' } | { kind: 'sweep'; sweepId: string } | { kind: 'event'; event: LiveEvent } | { kind: 'then'; run: () => void };
+
+export const DEFAULT_STORE_OPTIONS: StoreOptions = { maxAttempts: 3, blocklistAfter: 3, now: Date.now };
+
+export class StoreBase {
+  readonly opts: StoreOptions;
+  protected readonly now: () => number;
+  private readonly statements = new Map<string, Statement>();
+  private readonly listeners = new Set<(c: Committed) => void>();
+  /** Changes written but not yet committed (rolled back with their savepoint). */
+  private pending: Change[] = [];
+
+  /** Prepared statements are compiled once: preparing costs more than running these queries. */
+  protected q(sql: string): Statement {
+    let stmt = this.statements.get(sql);
+    if (!stmt) this.statements.set(sql, (stmt = this.db.prepare(sql)));
+    return stmt;
+  }
+
+  constructor(
+    readonly db: DB,
+    opts: Partial<StoreOptions> = {},
+  ) {
+    this.opts = { ...DEFAULT_STORE_OPTIONS, ...opts };
+    this.now = this.opts.now;
+  }
+
+  /**
+   * Calls `listener` after every committed transaction that changed state,
+   * once per transaction: a batch run in `transaction()` is heard of once, after it commits.
+   */
+  onCommit(listener: (c: Committed) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /**
+   * Runs `work` in one transaction (a savepoint inside another); listeners
+   * hear of its changes only once the outermost transaction commits.
+   */
+  transaction<T>(work: () => T): T {
+    const mark = this.pending.length;
+    let result: T;
+    try {
+      result = this.db.transaction(work)();
+    } catch (err) {
+      this.pending.length = mark;
+      throw err;
+    }
+    this.flushCommitted();
+    return result;
+  }
+
+  /**
+   * Runs `fn` once the open transaction commits (at once when none is open;
+   * never if it rolls back): a node must not hear of a lease a crash could undo.
+   */
+  afterCommit(fn: () => void): void {
+    this.pending.push({ kind: 'then', run: fn });
+    this.flushCommitted();
+  }
+
+  /** A single-statement write: committed at once unless a transaction is open. */
+  protected write<T>(work: () => T): T {
+    const result = work();
+    this.flushCommitted();
+    return result;
+  }
+
+  private flushCommitted(): void {
+    if (this.db.inTransaction || this.pending.length === 0) return;
+    const changes = this.pending;
+    this.pending = [];
+    const sweeps = new Set<string>();
+    const committed: Committed = { outbox: false, events: [] };
+    const then: (() => void)[] = [];
+    for (const c of changes) {
+      if (c.kind === 'outbox') committed.outbox = true;
+      else if (c.kind === 'sweep') sweeps.add(c.sweepId);
+      else if (c.kind === 'event') committed.events.push(c.event);
+      else then.push(c.run);
+    }
+    for (const sweepId of sweeps) committed.events.push({ type: 'sweep', sweepId });
+    const changed = committed.outbox || committed.events.length > 0;
+    // Everything runs even when one throws (the transaction is durable either way); the first error is rethrown.
+    let failure: unknown;
+    const attempt = (fn: () => void) => {
+      try {
+        fn();
+      } catch (err) {
+        failure ??= err;
+      }
+    };
+    for (const fn of then) attempt(fn);
+    if (changed) for (const listener of this.listeners) attempt(() => listener(committed));
+    if (failure) throw failure;
+  }
+
+  protected sweepChanged(sweepId: string): void {
+    this.pending.push({ kind: 'sweep', sweepId });
+  }
+
+  protected jobChanged(job: { id: string; sweep_id: string }, state: JobState): void {
+    this.pending.push({ kind: 'event', event: { type: 'job', sweepId: job.sweep_id, jobId: job.id, state } });
+    this.sweepChanged(job.sweep_id);
+  }
+
+  protected nodeChanged(nodeId: string, status: string): void {
+    this.pending.push({ kind: 'event', event: { type: 'node', nodeId, status } });
+  }
+
+  protected enqueue(subject: string, msgId: string, payload: unknown): void {
+    this.q('INSERT INTO outbox (subject, msg_id, payload, created_at) VALUES (?, ?, ?, ?)')
+      .run(subject, msgId, JSON.stringify(payload), this.now());
+    this.pending.push({ kind: 'outbox' });
+  }
+
+  pendingEvents(limit: number): { id: number; subject: string; msg_id: string; payload: string }[] {
+    return this.q('SELECT id, subject, msg_id, payload FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT ?').all(limit) as {
+      id: number;
+      subject: string;
+      msg_id: string;
+      payload: string;
+    }[];
+  }
+
+  markPublished(ids: number[]): void {
+    const stmt = this.q('UPDATE outbox SET published_at = ? WHERE id = ?');
+    const now = this.now();
+    this.db.transaction(() => {
+      for (const id of ids) stmt.run(now, id);
+    })();
+  }
+}

@@ -1,0 +1,289 @@
+/**
+ * Jobs: leases and their renewal and expiry, straggler copies, results (the
+ * first report wins; each image announced once), failures as placement.ts
+ * decides them, exclusions.
+ */
+import { SUBJECTS, type ImageRenderedEvent } from '@nightshift/common';
+import { decideFailure, type Failure, type FailingNode } from '../placement.js';
+import { SweepStore } from './sweeps.js';
+import type { CompleteOutcome, JobRow } from './rows.js';
+
+export class JobStore extends SweepStore {
+  /** A finished render of this image (an upscale's source), if any. */
+  renderedJob(renderKey: string): JobRow | undefined {
+    return this.q(`SELECT * FROM jobs WHERE render_key = ? AND kind = 'render' AND state IN ('done', 'skipped') LIMIT 1`).get(renderKey) as JobRow | undefined;
+  }
+
+  getJob(id: string): JobRow | undefined {
+    return this.q('SELECT * FROM jobs WHERE id = ?').get(id) as JobRow | undefined;
+  }
+
+  /** Jobs a node holds: leased to it, or a straggler copy running on it. */
+  leasedTo(nodeId: string): JobRow[] {
+    return this.q(`SELECT * FROM jobs WHERE state = 'leased' AND (node_id = ? OR copy_node_id = ?)`).all(nodeId, nodeId) as JobRow[];
+  }
+
+  /** How many jobs a node holds (leased or copies): its used prefetch capacity. */
+  heldCount(nodeId: string): number {
+    return (this.q(`SELECT COUNT(*) AS n FROM jobs WHERE state = 'leased' AND (node_id = ? OR copy_node_id = ?)`).get(nodeId, nodeId) as { n: number }).n;
+  }
+
+  /** Marks jobs leased to a node; the caller chose them with the scheduler. */
+  lease(jobIds: string[], nodeId: string, leaseMs: number): JobRow[] {
+    const now = this.now();
+    const upd = this.q(
+      `UPDATE jobs SET state = 'leased', node_id = ?, lease_expires_at = ?, started_at = ?, attempts = attempts + 1
+       WHERE id = ? AND state = 'queued'`,
+    );
+    const leased: JobRow[] = [];
+    this.transaction(() => {
+      for (const id of jobIds) if (upd.run(nodeId, now + leaseMs, now, id).changes === 1) leased.push(this.getJob(id)!);
+      const sweeps = new Set(leased.map((j) => j.sweep_id));
+      for (const s of sweeps) {
+        this.q(`UPDATE sweeps SET status = 'running' WHERE id = ? AND status = 'queued'`).run(s);
+        // Leases show as progress; the sweep's running count changed.
+        this.sweepChanged(s);
+      }
+    });
+    return leased;
+  }
+
+  /** Gives an idle node a second copy of a slow job; the first result wins. */
+  leaseCopy(jobIdValue: string, nodeId: string, leaseMs: number): JobRow | undefined {
+    const changed = this.write(() =>
+      this.q(`UPDATE jobs SET copy_node_id = ?, copy_lease_expires_at = ? WHERE id = ? AND state = 'leased' AND copy_node_id IS NULL AND node_id != ?`)
+        .run(nodeId, this.now() + leaseMs, jobIdValue, nodeId).changes,
+    );
+    return changed ? this.getJob(jobIdValue) : undefined;
+  }
+
+  /** Extends the leases of jobs a node says it still holds. */
+  renewLeases(nodeId: string, jobIds: string[], leaseMs: number): void {
+    const until = this.now() + leaseMs;
+    const main = this.q(`UPDATE jobs SET lease_expires_at = ? WHERE id = ? AND node_id = ? AND state = 'leased'`);
+    const copy = this.q(`UPDATE jobs SET copy_lease_expires_at = ? WHERE id = ? AND copy_node_id = ? AND state = 'leased'`);
+    this.transaction(() => {
+      for (const id of jobIds) {
+        main.run(until, id, nodeId);
+        copy.run(until, id, nodeId);
+      }
+    });
+  }
+
+  /**
+   * After a coordinator restart: every lease gets at least `graceMs` so the
+   * nodes that hold the work can reconnect before anything is requeued.
+   */
+  extendAllLeases(graceMs: number): number {
+    const until = this.now() + graceMs;
+    const n = this.q(`UPDATE jobs SET lease_expires_at = MAX(COALESCE(lease_expires_at, 0), ?) WHERE state = 'leased'`).run(until).changes;
+    this.q(`UPDATE jobs SET copy_lease_expires_at = MAX(COALESCE(copy_lease_expires_at, 0), ?) WHERE state = 'leased' AND copy_node_id IS NOT NULL`).run(until);
+    return n;
+  }
+
+  /**
+   * Requeues leased jobs whose lease ran out and drops expired straggler
+   * copies. A job whose copy is still alive is handed to the copy instead.
+   */
+  expireLeases(): JobRow[] {
+    const now = this.now();
+    const requeued: JobRow[] = [];
+    this.transaction(() => {
+      this.q(`UPDATE jobs SET copy_node_id = NULL, copy_lease_expires_at = NULL WHERE copy_node_id IS NOT NULL AND copy_lease_expires_at < ?`).run(now);
+      const expired = this.q(`SELECT * FROM jobs WHERE state = 'leased' AND lease_expires_at < ?`).all(now) as JobRow[];
+      for (const j of expired) if (!this.handToCopy(j, 'lease expired')) requeued.push(j);
+    });
+    return requeued;
+  }
+
+  /** A job losing its holder goes to its straggler copy if it has one (true), else back to the queue. */
+  private handToCopy(j: JobRow, reason: string): boolean {
+    if (!j.copy_node_id) {
+      this.requeue([j.id], reason);
+      return false;
+    }
+    this.q(`UPDATE jobs SET node_id = copy_node_id, lease_expires_at = copy_lease_expires_at, copy_node_id = NULL, copy_lease_expires_at = NULL WHERE id = ?`).run(j.id);
+    return true;
+  }
+
+  requeue(jobIds: string[], reason: string): void {
+    const upd = this.q(
+      `UPDATE jobs SET state = 'queued', node_id = NULL, lease_expires_at = NULL, copy_node_id = NULL, copy_lease_expires_at = NULL, error = ? WHERE id = ? AND state = 'leased'`,
+    );
+    this.transaction(() => {
+      for (const id of jobIds) {
+        if (upd.run(reason, id).changes === 0) continue;
+        this.jobChanged(this.q('SELECT id, sweep_id FROM jobs WHERE id = ?').get(id) as { id: string; sweep_id: string }, 'queued');
+      }
+    });
+  }
+
+  /** Requeues everything a node holds (it went silent); copies simply end. */
+  releaseNode(nodeId: string, reason: string): JobRow[] {
+    let released: JobRow[] = [];
+    this.transaction(() => {
+      this.q(`UPDATE jobs SET copy_node_id = NULL, copy_lease_expires_at = NULL WHERE copy_node_id = ? AND state = 'leased'`).run(nodeId);
+      released = this.q(`SELECT * FROM jobs WHERE state = 'leased' AND node_id = ?`).all(nodeId) as JobRow[];
+      for (const j of released) this.handToCopy(j, reason);
+    });
+    return released;
+  }
+
+  /**
+   * Records a finished render. Accepted from whichever node reports first,
+   * even after its lease moved on, because the image is already safely in S3;
+   * the other holder (a straggler copy, or a node that got the job after a
+   * lease expired) is told to stop. Every report is kept in `results`.
+   */
+  completeJob(
+    jobIdValue: string,
+    nodeId: string,
+    r: { imageKey: string; thumbKey: string; renderMs: number; skipped: boolean; model?: string | undefined },
+  ): CompleteOutcome {
+    const now = this.now();
+    const outcome: CompleteOutcome = { accepted: false, cancelOn: [] };
+    this.transaction(() => {
+      const job = this.getJob(jobIdValue);
+      if (!job) return;
+      const final = job.state === 'done' || job.state === 'skipped' || job.state === 'cancelled';
+      const isCopy = job.copy_node_id === nodeId;
+      this.q('INSERT INTO results (job_id, node_id, skipped, accepted, copy, at) VALUES (?, ?, ?, ?, ?, ?)')
+        .run(job.id, nodeId, r.skipped ? 1 : 0, final ? 0 : 1, isCopy ? 1 : 0, now);
+      if (final) return;
+      if (job.state === 'leased') outcome.cancelOn = [job.node_id, job.copy_node_id].filter((n): n is string => !!n && n !== nodeId);
+      this.q(
+          `UPDATE jobs SET state = ?, node_id = ?, image_key = ?, thumb_key = ?, render_ms = ?, finished_at = ?, lease_expires_at = NULL,
+             copy_node_id = NULL, copy_lease_expires_at = NULL, error = NULL, result_model = ? WHERE id = ?`,
+        )
+        .run(r.skipped ? 'skipped' : 'done', nodeId, r.imageKey, r.thumbKey, r.renderMs, now, r.model ?? null, job.id);
+      this.q('UPDATE nodes SET jobs_done = jobs_done + 1 WHERE id = ?').run(nodeId);
+      // A skipped job's image may never have been announced: its renderer died between upload and report.
+      if (!r.skipped || !this.announcedBefore(job)) {
+        this.q('UPDATE jobs SET announced = 1 WHERE id = ?').run(job.id);
+        this.enqueueImageEvent(job, nodeId, r, now);
+      }
+      this.jobChanged(job, r.skipped ? 'skipped' : 'done');
+      this.settleSweep(job.sweep_id);
+      outcome.accepted = true;
+    });
+    return outcome;
+  }
+
+  /** Whether some job already announced this job's image. */
+  private announcedBefore(job: JobRow): boolean {
+    return !!this.q(`SELECT 1 FROM jobs WHERE render_key = ? AND kind = ? AND announced = 1 LIMIT 1`).get(job.render_key, job.kind);
+  }
+
+  private enqueueImageEvent(job: JobRow, nodeId: string, r: { imageKey: string; renderMs: number; model?: string | undefined }, now: number): void {
+    const base = {
+      renderKey: job.render_key,
+      key: r.imageKey,
+      sweepId: job.sweep_id,
+      jobId: job.id,
+      prompt: job.prompt,
+      seed: job.seed,
+      params: JSON.parse(job.params_json) as Record<string, unknown>,
+      backend: job.backend,
+      model: r.model ?? job.model,
+      node: nodeId,
+      renderMs: r.renderMs,
+      createdAt: new Date(now).toISOString(),
+    };
+    if (job.kind === 'upscale') {
+      this.enqueue(SUBJECTS.imageUpscaled, `upscaled.${job.render_key}`, { ...base, sourceKey: job.source_key, scale: 4 });
+    } else {
+      const event: ImageRenderedEvent = base;
+      this.enqueue(SUBJECTS.imageRendered, job.render_key, event);
+    }
+  }
+
+  /**
+   * Records a failure as placement.ts's `decideFailure` rules it: exclusion,
+   * VRAM floor, backoff or the final failure, and the sweep blocklist.
+   */
+  failJob(jobIdValue: string, node: FailingNode, failure: Failure): { job: JobRow; blocklisted: boolean } | undefined {
+    const now = this.now();
+    let result: { job: JobRow; blocklisted: boolean } | undefined;
+    this.transaction(() => {
+      const job = this.getJob(jobIdValue);
+      if (!job || job.state !== 'leased') return;
+      if (job.copy_node_id === node.id) {
+        // A straggler copy failed: the original is still running; just drop the copy.
+        this.dropCopy(job.id);
+        result = { job: this.getJob(job.id)!, blocklisted: false };
+        return;
+      }
+      if (job.node_id !== node.id) return;
+      const prior = this.q('SELECT failures, blocked FROM sweep_blocklist WHERE sweep_id = ? AND node_id = ?').get(job.sweep_id, node.id) as
+        | { failures: number; blocked: number }
+        | undefined;
+      const d = decideFailure(job, node, failure, { priorFailures: prior?.failures ?? 0, blocked: !!prior?.blocked }, this.opts, now);
+      const excluded = JSON.stringify(d.excluded);
+      if (job.copy_node_id) {
+        // The copy carries on as the job's only holder.
+        this.q(
+            `UPDATE jobs SET node_id = copy_node_id, lease_expires_at = copy_lease_expires_at, copy_node_id = NULL, copy_lease_expires_at = NULL,
+               excluded_nodes = ?, min_vram_mb = ?, error = ?, log_tail = ? WHERE id = ?`,
+          )
+          .run(excluded, d.minVramMb, d.error, failure.logTail, job.id);
+      } else {
+        this.q(
+            `UPDATE jobs SET state = ?, node_id = CASE WHEN ? THEN node_id ELSE NULL END, lease_expires_at = NULL, error = ?, log_tail = ?,
+               not_before = ?, finished_at = ?, excluded_nodes = ?, min_vram_mb = ? WHERE id = ?`,
+          )
+          .run(d.final ? 'failed' : 'queued', d.final ? 1 : 0, d.error, failure.logTail, d.notBefore, d.final ? now : null, excluded, d.minVramMb, job.id);
+        this.jobChanged(job, d.final ? 'failed' : 'queued');
+      }
+      this.q(
+          `INSERT INTO sweep_blocklist (sweep_id, node_id, failures, blocked) VALUES (?, ?, 1, ?)
+           ON CONFLICT (sweep_id, node_id) DO UPDATE SET failures = failures + 1, blocked = MAX(blocked, excluded.blocked)`,
+        )
+        .run(job.sweep_id, node.id, d.blocklist ? 1 : 0);
+      this.sweepChanged(job.sweep_id);
+      if (d.final) this.settleSweep(job.sweep_id);
+      result = { job: this.getJob(job.id)!, blocklisted: d.blocklist };
+    });
+    return result;
+  }
+
+  /** Ends a straggler copy (it failed, or its node no longer holds it); the original carries on. */
+  dropCopy(jobIdValue: string): void {
+    this.write(() => this.q('UPDATE jobs SET copy_node_id = NULL, copy_lease_expires_at = NULL WHERE id = ?').run(jobIdValue));
+  }
+
+  /** Queued jobs kept away from some nodes, with what they need (for relaxing exclusions). */
+  queuedWithExclusions(limit = 1000): { id: string; sweep_id: string; backend: string; min_vram_mb: number; excluded_nodes: string }[] {
+    return this.q(`SELECT id, sweep_id, backend, min_vram_mb, excluded_nodes FROM jobs WHERE state = 'queued' AND excluded_nodes != '[]' LIMIT ?`).all(limit) as {
+      id: string;
+      sweep_id: string;
+      backend: string;
+      min_vram_mb: number;
+      excluded_nodes: string;
+    }[];
+  }
+
+  clearExclusions(jobIdValue: string): void {
+    this.write(() => this.q(`UPDATE jobs SET excluded_nodes = '[]' WHERE id = ?`).run(jobIdValue));
+  }
+
+  /** Fails one queued job for good (for example: no card has enough VRAM). */
+  failQueuedJob(jobIdValue: string, reason: string): void {
+    this.transaction(() => {
+      const job = this.getJob(jobIdValue);
+      if (!job || job.state !== 'queued') return;
+      this.q(`UPDATE jobs SET state = 'failed', error = ?, finished_at = ? WHERE id = ?`).run(reason, this.now(), job.id);
+      this.jobChanged(job, 'failed');
+      this.settleSweep(job.sweep_id);
+    });
+  }
+
+  /** Every result report for a job (audits and tests: how often was it rendered?). */
+  results(jobIdValue: string): { node_id: string; skipped: number; accepted: number; copy: number }[] {
+    return this.q('SELECT node_id, skipped, accepted, copy FROM results WHERE job_id = ? ORDER BY id').all(jobIdValue) as {
+      node_id: string;
+      skipped: number;
+      accepted: number;
+      copy: number;
+    }[];
+  }
+}

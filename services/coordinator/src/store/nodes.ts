@@ -1,0 +1,55 @@
+/** Nodes: registered, seen, online or offline, marked down (their work requeued), announced in the outbox. */
+import { SUBJECTS } from '@nightshift/common';
+import { JobStore } from './jobs.js';
+import type { JobRow, NodeRow } from './rows.js';
+
+export class NodeStore extends JobStore {
+  upsertNode(id: string, name: string, capabilities: unknown): void {
+    const now = this.now();
+    this.write(() => {
+      this.q(
+          `INSERT INTO nodes (id, name, capabilities_json, status, last_seen, connected_at) VALUES (?, ?, ?, 'online', ?, ?)
+           ON CONFLICT (id) DO UPDATE SET name = excluded.name, capabilities_json = excluded.capabilities_json, status = 'online', last_seen = excluded.last_seen, connected_at = excluded.connected_at`,
+        )
+        .run(id, name, JSON.stringify(capabilities), now, now);
+      this.nodeChanged(id, 'online');
+    });
+  }
+
+  touchNode(id: string): void {
+    this.q('UPDATE nodes SET last_seen = ? WHERE id = ?').run(this.now(), id);
+  }
+
+  setNodeStatus(id: string, status: 'online' | 'offline'): void {
+    this.write(() => {
+      this.q('UPDATE nodes SET status = ?, last_seen = ? WHERE id = ?').run(status, this.now(), id);
+      this.nodeChanged(id, status);
+    });
+  }
+
+  listNodes(): NodeRow[] {
+    return this.q('SELECT * FROM nodes ORDER BY name, id').all() as NodeRow[];
+  }
+
+  /** Marks every node offline; used at start, before nodes reconnect. */
+  markAllNodesOffline(): void {
+    this.q(`UPDATE nodes SET status = 'offline'`).run();
+  }
+
+  /** Records a node event (up/down) in the outbox. */
+  recordNodeEvent(subject: string, nodeId: string, extra: Record<string, unknown>): void {
+    const now = this.now();
+    this.write(() => this.enqueue(subject, `${subject}.${nodeId}.${now}`, { nodeId, at: new Date(now).toISOString(), ...extra }));
+  }
+
+  /** A node stopped answering: offline, what it held requeued (or handed to copies), node.down announced. */
+  markNodeDown(nodeId: string, why: string): JobRow[] {
+    return this.transaction(() => {
+      this.q('UPDATE nodes SET status = ?, last_seen = ? WHERE id = ?').run('offline', this.now(), nodeId);
+      const released = this.releaseNode(nodeId, `node ${nodeId} down: ${why}`);
+      this.recordNodeEvent(SUBJECTS.nodeDown, nodeId, { why, requeued: released.length });
+      this.nodeChanged(nodeId, 'down');
+      return released;
+    });
+  }
+}

@@ -1,0 +1,105 @@
+/** The coordinator's rows as SQLite returns them, the inputs that make them, and their ids. */
+import { randomBytes } from 'node:crypto';
+
+export type SweepStatus = 'queued' | 'running' | 'paused' | 'done' | 'failed' | 'cancelled';
+export type JobState = 'queued' | 'leased' | 'done' | 'skipped' | 'failed' | 'cancelled';
+
+export interface SweepCounts {
+  queued: number;
+  running: number;
+  done: number;
+  failed: number;
+  skipped: number;
+  cancelled: number;
+}
+
+export interface SweepRow {
+  id: string;
+  name: string;
+  spec_json: string;
+  status: SweepStatus;
+  priority: number;
+  backend: string;
+  total: number;
+  created_at: number;
+  finished_at: number | null;
+  kind: 'render' | 'upscale';
+  model: string;
+}
+
+export interface JobRow {
+  id: string;
+  sweep_id: string;
+  idx: number;
+  render_key: string;
+  prompt: string;
+  seed: number;
+  params_json: string;
+  axes_json: string;
+  backend: string;
+  model: string;
+  state: JobState;
+  node_id: string | null;
+  lease_expires_at: number | null;
+  attempts: number;
+  not_before: number;
+  error: string | null;
+  log_tail: string | null;
+  image_key: string | null;
+  thumb_key: string | null;
+  render_ms: number | null;
+  started_at: number | null;
+  finished_at: number | null;
+  kind: 'render' | 'upscale';
+  source_key: string | null;
+  min_vram_mb: number;
+  excluded_nodes: string;
+  copy_node_id: string | null;
+  copy_lease_expires_at: number | null;
+  result_model: string | null;
+  /** 1 when this job's completion published its image's event. */
+  announced: number;
+}
+
+export interface NodeRow {
+  id: string;
+  name: string;
+  capabilities_json: string;
+  status: 'online' | 'offline';
+  last_seen: number;
+  connected_at: number;
+  jobs_done: number;
+}
+
+/** A new job row: an expanded render, or an upscale of an existing image. */
+export interface NewJob {
+  index: number;
+  renderKey: string;
+  prompt: string;
+  seed: number;
+  params: Record<string, unknown>;
+  axes: Record<string, unknown>;
+  backend: string;
+  model: string;
+  kind?: 'render' | 'upscale';
+  sourceKey?: string;
+  minVramMb: number;
+}
+
+export interface CompleteOutcome {
+  /** The job became final with this report (false: it already was). */
+  accepted: boolean;
+  /** Nodes still rendering the same job (the straggler copy or the original) to cancel. */
+  cancelOn: string[];
+}
+
+/** A sweep status after which nothing changes. */
+export const FINAL: SweepStatus[] = ['done', 'failed', 'cancelled'];
+
+export function newSweepId(): string {
+  return `sw-${randomBytes(6).toString('hex')}`;
+}
+
+export function jobId(sweepId: string, idx: number): string {
+  return `${sweepId}-${String(idx).padStart(6, '0')}`;
+}

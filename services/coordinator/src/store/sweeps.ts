@@ -1,0 +1,142 @@
+/** Sweeps: created with their jobs, counted, settled when their last job ends, cancelled, paused, reprioritised. */
+import { SUBJECTS } from '@nightshift/common';
+import { StoreBase } from './base.js';
+import { FINAL, jobId, newSweepId, type JobRow, type JobState, type NewJob, type SweepCounts, type SweepRow, type SweepStatus } from './rows.js';
+
+export class SweepStore extends StoreBase {
+  /** Stores a validated, expanded sweep (or an upscale batch) and its jobs atomically. */
+  createSweep(
+    sweep: { name: string; spec: unknown; priority: number; backend: string; model: string; kind?: 'render' | 'upscale' },
+    jobs: NewJob[],
+    id = newSweepId(),
+  ): SweepRow {
+    const now = this.now();
+    const insertJob = this.q(
+      `INSERT INTO jobs (id, sweep_id, idx, render_key, prompt, seed, params_json, axes_json, backend, model, state, kind, source_key, min_vram_mb)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?)`,
+    );
+    this.transaction(() => {
+      this.q('INSERT INTO sweeps (id, name, spec_json, status, priority, backend, total, created_at, kind, model) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)')
+        .run(id, sweep.name, JSON.stringify(sweep.spec), 'queued', sweep.priority, sweep.backend, jobs.length, now, sweep.kind ?? 'render', sweep.model);
+      for (const j of jobs) {
+        insertJob.run(
+          jobId(id, j.index), id, j.index, j.renderKey, j.prompt, j.seed, JSON.stringify(j.params), JSON.stringify(j.axes),
+          j.backend, j.model, j.kind ?? 'render', j.sourceKey ?? null, j.minVramMb,
+        );
+      }
+      this.enqueue(SUBJECTS.sweepCreated, `sweep.created.${id}`, { sweepId: id, name: sweep.name, kind: sweep.kind ?? 'render', jobs: jobs.length, createdAt: new Date(now).toISOString() });
+      this.sweepChanged(id);
+    });
+    return this.getSweep(id)!;
+  }
+
+  getSweep(id: string): SweepRow | undefined {
+    return this.q('SELECT * FROM sweeps WHERE id = ?').get(id) as SweepRow | undefined;
+  }
+
+  listSweeps(): SweepRow[] {
+    return this.q('SELECT * FROM sweeps ORDER BY created_at DESC, id').all() as SweepRow[];
+  }
+
+  counts(sweepId: string): SweepCounts {
+    const c: SweepCounts = { queued: 0, running: 0, done: 0, failed: 0, skipped: 0, cancelled: 0 };
+    const rows = this.q('SELECT state, COUNT(*) AS n FROM jobs WHERE sweep_id = ? GROUP BY state').all(sweepId) as { state: JobState; n: number }[];
+    for (const r of rows) c[r.state === 'leased' ? 'running' : r.state] += r.n;
+    return c;
+  }
+
+  jobs(sweepId: string, states?: JobState[]): JobRow[] {
+    if (states?.length) {
+      return this.q(`SELECT * FROM jobs WHERE sweep_id = ? AND state IN (${states.map(() => '?').join(',')}) ORDER BY idx`)
+        .all(sweepId, ...states) as JobRow[];
+    }
+    return this.q('SELECT * FROM jobs WHERE sweep_id = ? ORDER BY idx').all(sweepId) as JobRow[];
+  }
+
+  /** Finished jobs' render times and finish times, newest first, for ETA. */
+  recentFinishes(sweepId: string, limit = 200): { finished_at: number; render_ms: number | null; node_id: string | null }[] {
+    return this.q(`SELECT finished_at, render_ms, node_id FROM jobs WHERE sweep_id = ? AND state IN ('done', 'skipped') ORDER BY finished_at DESC LIMIT ?`)
+      .all(sweepId, limit) as { finished_at: number; render_ms: number | null; node_id: string | null }[];
+  }
+
+  blockedNodes(sweepId: string): string[] {
+    return (this.q('SELECT node_id FROM sweep_blocklist WHERE sweep_id = ? AND blocked = 1').all(sweepId) as { node_id: string }[]).map((r) => r.node_id);
+  }
+
+  /** A sweep's queued jobs grouped by what they need (for `explain`). */
+  queuedRequirements(sweepId: string): { backend: string; min_vram_mb: number; n: number }[] {
+    return this.q(`SELECT backend, min_vram_mb, COUNT(*) AS n FROM jobs WHERE sweep_id = ? AND state = 'queued' GROUP BY backend, min_vram_mb`).all(sweepId) as {
+      backend: string;
+      min_vram_mb: number;
+      n: number;
+    }[];
+  }
+
+  /** Fails a sweep's remaining queued jobs with a reason (no node can run them). */
+  failQueued(sweepId: string, reason: string): number {
+    let n = 0;
+    this.transaction(() => {
+      n = this.q(`UPDATE jobs SET state = 'failed', error = ?, finished_at = ? WHERE sweep_id = ? AND state = 'queued'`).run(reason, this.now(), sweepId).changes;
+      this.sweepChanged(sweepId);
+      this.settleSweep(sweepId, true);
+    });
+    return n;
+  }
+
+  /** Moves a sweep to its final status once no job is left to run. */
+  protected settleSweep(sweepId: string, noCapableNode = false): void {
+    // Cheap check first (index on state, sweep_id): this runs on every result.
+    const open = this.q(`SELECT 1 FROM jobs WHERE state IN ('queued', 'leased') AND sweep_id = ? LIMIT 1`).get(sweepId);
+    if (open) return;
+    const sweep = this.getSweep(sweepId);
+    if (!sweep || FINAL.includes(sweep.status)) return;
+    const c = this.counts(sweepId);
+    const status: SweepStatus = noCapableNode || (c.done + c.skipped === 0 && c.failed > 0) ? 'failed' : 'done';
+    const now = this.now();
+    this.q('UPDATE sweeps SET status = ?, finished_at = ? WHERE id = ?').run(status, now, sweepId);
+    this.sweepChanged(sweepId);
+    this.enqueue(SUBJECTS.sweepDone, `sweep.done.${sweepId}`, { sweepId, status, counts: c, finishedAt: new Date(now).toISOString() });
+  }
+
+  /** Cancels a sweep: queued jobs are cancelled, leased ones returned for the caller to stop. */
+  cancelSweep(sweepId: string): JobRow[] {
+    let running: JobRow[] = [];
+    this.transaction(() => {
+      const sweep = this.getSweep(sweepId);
+      if (!sweep || FINAL.includes(sweep.status)) return;
+      running = this.jobs(sweepId, ['leased']);
+      const now = this.now();
+      this.q(`UPDATE jobs SET state = 'cancelled', finished_at = ?, lease_expires_at = NULL, copy_node_id = NULL, copy_lease_expires_at = NULL WHERE sweep_id = ? AND state IN ('queued', 'leased')`)
+        .run(now, sweepId);
+      this.q(`UPDATE sweeps SET status = 'cancelled', finished_at = ? WHERE id = ?`).run(now, sweepId);
+      this.enqueue(SUBJECTS.sweepCancelled, `sweep.cancelled.${sweepId}`, { sweepId, cancelledAt: new Date(now).toISOString() });
+      this.sweepChanged(sweepId);
+    });
+    return running;
+  }
+
+  /** Pause stops new dispatch (running jobs finish); resume restarts it. */
+  setPaused(sweepId: string, paused: boolean): boolean {
+    return this.transaction(() => {
+      const sweep = this.getSweep(sweepId);
+      if (!sweep || FINAL.includes(sweep.status)) return false;
+      if (paused) {
+        const ok = this.q(`UPDATE sweeps SET status = 'paused' WHERE id = ? AND status IN ('queued', 'running')`).run(sweepId).changes === 1 || sweep.status === 'paused';
+        if (ok) this.sweepChanged(sweepId);
+        return ok;
+      }
+      const started = (this.q(`SELECT COUNT(*) AS n FROM jobs WHERE sweep_id = ? AND state != 'queued'`).get(sweepId) as { n: number }).n > 0;
+      this.q(`UPDATE sweeps SET status = ? WHERE id = ? AND status = 'paused'`).run(started ? 'running' : 'queued', sweepId);
+      this.sweepChanged(sweepId);
+      return true;
+    });
+  }
+
+  setPriority(sweepId: string, priority: number): boolean {
+    return this.write(() => {
+      const ok = this.q('UPDATE sweeps SET priority = ? WHERE id = ?').run(priority, sweepId).changes === 1;
+      if (ok) this.sweepChanged(sweepId);
+      return ok;
+    });
+  }
+}
