@@ -22,23 +22,8 @@ import { NodeTokens } from './node-tokens.js';
 export interface HubDeps {
   store: Pick<
     Store,
-    | 'transaction'
-    | 'afterCommit'
-    | 'heldCount'
-    | 'lease'
-    | 'leaseCopy'
-    | 'getJob'
-    | 'expireLeases'
-    | 'setNodeStatus'
-    | 'markNodeDown'
-    | 'touchNode'
-    | 'renewLeases'
-    | 'completeJob'
-    | 'upsertNode'
-    | 'recordNodeEvent'
-    | 'leasedTo'
-    | 'requeue'
-    | 'dropCopy'
+    'transaction' | 'afterCommit' | 'heldCount' | 'lease' | 'leaseCopy' | 'getJob' | 'expireLeases' | 'setNodeStatus' | 'markNodeDown'
+    | 'touchNode' | 'renewLeases' | 'completeJob' | 'upsertNode' | 'recordNodeEvent' | 'leasedTo' | 'requeue' | 'dropCopy'
   >;
   scheduler: Pick<Scheduler, 'pick' | 'straggler'>;
   placement: Pick<Placement, 'relaxExclusions' | 'recordFailure' | 'worthCopying'>;
@@ -141,7 +126,7 @@ export class NodeHub {
 
   /** Periodic work: silent nodes, expired leases, then fill nodes (also picks up retry backoffs). */
   tick(): void {
-    this.atomically(() => this.tickNow());
+    this.store.transaction(() => this.tickNow());
   }
 
   private tickNow(): void {
@@ -165,7 +150,7 @@ export class NodeHub {
    * many jobs as its free prefetch capacity allows.
    */
   dispatch(only?: string): void {
-    this.atomically(() => this.dispatchNow(only));
+    this.store.transaction(() => this.dispatchNow(only));
   }
 
   private dispatchNow(only?: string): void {
@@ -213,18 +198,13 @@ export class NodeHub {
     this.store.afterCommit(() => s.call.write(create(ConnectResponseSchema, { msg })));
   }
 
-  /** Runs `work` in one transaction (one commit for a whole batch of node messages). */
-  private atomically<T>(work: () => T): T {
-    return this.store.transaction(work);
-  }
-
   /** Handles everything that arrived in this turn of the event loop in one transaction. */
   private flushInbox(): void {
     this.flushScheduled = false;
     const batch = this.inbox;
     this.inbox = [];
     const reported = new Set<string>();
-    this.atomically(() => {
+    this.store.transaction(() => {
       for (const item of batch) {
         try {
           const session = this.onMessage(item.call, item.get(), item.req);
