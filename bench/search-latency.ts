@@ -20,7 +20,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createRequire } from 'node:module';
 import type * as Usearch from 'usearch';
-import { VectorIndex } from '../services/indexer/src/vector-index.js';
+import { VectorIndex } from '@nightshift/indexer';
 
 const { values: args } = parseArgs({
   options: {

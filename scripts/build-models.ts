@@ -9,7 +9,7 @@
  * Prints each model's absolute path on stdout.
  */
 import path from 'node:path';
-import { ensureTinyClip, ensureTinyUpscaler } from '../packages/models/src/mod.js';
+import { ensureTinyClip, ensureTinyUpscaler } from '@nightshift/models';
 
 const outDir = path.resolve(process.argv[2] ?? '.data/models');
 const started = performance.now();
