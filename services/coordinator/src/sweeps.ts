@@ -33,7 +33,7 @@ export function submitSweep(deps: SweepDeps, input: unknown): { id: string; jobs
     jobs.map((j) => ({ ...j, minVramMb: estimateVramMb(Number(j.params.width), Number(j.params.height)) })),
   );
   deps.log.info({ sweep: sweep.id, jobs: jobs.length, name: sweep.name }, 'sweep submitted');
-  afterChange(deps, sweep.id);
+  offerWork(deps);
   return { id: sweep.id, jobs: jobs.length };
 }
 
@@ -81,7 +81,7 @@ export async function submitUpscale(deps: SweepDeps, input: unknown): Promise<{ 
       minVramMb: 0,
     })),
   );
-  afterChange(deps, sweep.id);
+  offerWork(deps);
   return { id: sweep.id, jobs: sources.length };
 }
 
@@ -94,8 +94,8 @@ async function favoritesOf(deps: SweepDeps, sweepId: string): Promise<string[]> 
   return body.favorites.map((f) => f.renderKey);
 }
 
-/** Offers changed work to the nodes now; the Store's commit hook already told live clients and the outbox. */
-function afterChange(deps: SweepDeps, _sweepId: string): void {
+/** Offers new or changed work to the nodes now (live clients and the outbox heard of it through the Store's commit hook). */
+function offerWork(deps: SweepDeps): void {
   deps.hub.dispatch();
 }
 
@@ -131,13 +131,13 @@ export function cancelSweep(deps: SweepDeps, id: string): boolean {
   if (!deps.store.getSweep(id)) return false;
   const running = deps.store.cancelSweep(id);
   deps.hub.cancelJobs(running, 'sweep cancelled');
-  afterChange(deps, id);
+  offerWork(deps);
   return true;
 }
 
 export function pauseSweep(deps: SweepDeps, id: string, paused: boolean): boolean {
   if (!deps.store.setPaused(id, paused)) return false;
-  afterChange(deps, id);
+  offerWork(deps);
   return true;
 }
 
@@ -146,7 +146,7 @@ export function setPriority(deps: SweepDeps, id: string, priority: unknown): boo
     throw new SpecError('invalid priority', [{ path: 'priority', message: 'must be an integer from -100 to 100' }]);
   }
   if (!deps.store.setPriority(id, priority)) return false;
-  afterChange(deps, id);
+  offerWork(deps);
   return true;
 }
 
