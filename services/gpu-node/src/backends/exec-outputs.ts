@@ -3,7 +3,7 @@
  * and {params} point), the parameters file, and the output image read back
  * and checked (or converted) to PNG.
  */
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, realpath, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
@@ -40,13 +40,28 @@ export async function writeParamsFile(folder: JobFolder, req: RenderRequest, mod
  */
 export async function readOutput(announced: string | undefined, cwd: string, folder: JobFolder, what: string, log: string): Promise<Buffer> {
   const outputPath = announced ? path.resolve(cwd, announced) : folder.output;
-  let bytes: Buffer;
-  try {
-    bytes = await readFile(outputPath);
-  } catch {
-    throw new RenderFailure(`${what} exited 0 but wrote no output image (expected ${outputPath})`, log);
-  }
-  return toPng(bytes, what, log);
+  const inside = await insideJobFolder(folder, outputPath);
+  if (inside === undefined) throw new RenderFailure(`${what} exited 0 but wrote no output image (expected ${outputPath})`, log);
+  if (!inside) throw escaped(what, 'output', announced ?? outputPath, folder);
+  return toPng(await readFile(outputPath), what, log);
+}
+
+/**
+ * Whether `file` (symlinks followed) lies inside the job's folder; undefined
+ * when it does not exist. A generator reads and writes where it likes, but
+ * the node uploads only what is inside: an announced `/etc/shadow` or a
+ * symlink to the node's secrets must not become someone's image.
+ */
+export async function insideJobFolder(folder: JobFolder, file: string): Promise<boolean | undefined> {
+  const real = await realpath(file).catch(() => undefined);
+  if (real === undefined) return undefined;
+  const dir = await realpath(folder.dir);
+  return real.startsWith(dir + path.sep);
+}
+
+/** The failure for an announced file outside the job folder. */
+export function escaped(what: string, kind: 'output' | 'preview', announced: string, folder: JobFolder): RenderFailure {
+  return new RenderFailure(`${what} announced its ${kind} at ${announced}, which is outside the job's folder: write it where {${kind}} points (${folder[kind]})`);
 }
 
 const PNG_IEND = Buffer.from([0, 0, 0, 0, 0x49, 0x45, 0x4e, 0x44, 0xae, 0x42, 0x60, 0x82]);

@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import sharp from 'sharp';
 import { sleep } from '@nightshift/common';
+import { insideJobFolder, type JobFolder } from './exec-outputs.js';
 
 /**
  * Turns announced preview files into small WebPs for the worker. One
@@ -14,9 +15,12 @@ export class PreviewPump {
   private running: Promise<void> | undefined;
   private last = 0;
   private stopped = false;
+  /** The first announced preview that lay outside the job folder (the job fails for it). */
+  escaped: string | undefined;
 
   constructor(
     private readonly cwd: string,
+    private readonly folder: JobFolder,
     private readonly maxSide: number,
     private readonly intervalMs: number,
     private readonly emit: (preview: Buffer) => void,
@@ -37,6 +41,12 @@ export class PreviewPump {
         this.pending = undefined;
         if (!file) break;
         this.last = Date.now();
+        const inside = await insideJobFolder(this.folder, file);
+        if (inside === false) {
+          this.escaped ??= file;
+          this.stopped = true;
+          break;
+        }
         try {
           const webp = await sharp(await readFile(file))
             .resize(this.maxSide, this.maxSide, { fit: 'inside', withoutEnlargement: true })

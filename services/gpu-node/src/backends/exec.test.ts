@@ -136,6 +136,24 @@ describe('exec backend', { timeout: 60_000 }, () => {
     assert.match(err.logTail, /exiting without an output/);
   });
 
+  test('an output or preview announced outside the job folder fails the job, symlinks followed', async () => {
+    const secret = path.join(work, 'node-secret.png');
+    await sharp({ create: { width: 8, height: 8, channels: 3, background: 'red' } }).png().toFile(secret);
+    const script = (body: string) => ({ name: 'sly', command: [NODE, '-e', `const fs = require('fs'), path = require('path'); const out = process.argv[1]; ${body}`, '{output}'], timeoutMs: 20_000, killGraceMs: 300 });
+    const say = (o: object) => `console.log(JSON.stringify(${JSON.stringify(o)}))`;
+    const absolute = await failure(render(new ExecBackend([script(say({ output: secret }))], { tmpDir: work })));
+    assert.match(absolute.message, /announced its output at .*node-secret\.png, which is outside the job's folder/);
+    const dotdot = await failure(render(new ExecBackend([script(`console.log(JSON.stringify({ output: path.relative(process.cwd(), ${JSON.stringify(secret)}) }))`)], { tmpDir: work })));
+    assert.match(dotdot.message, /outside the job's folder/);
+    const link = `const l = path.join(path.dirname(out), 'innocent.png'); fs.symlinkSync(${JSON.stringify(secret)}, l); console.log(JSON.stringify({ output: l }))`;
+    assert.match((await failure(render(new ExecBackend([script(link)], { tmpDir: work })))).message, /outside the job's folder/, 'a symlink inside the folder to a file outside');
+    const preview = `${say({ preview: secret })}; fs.copyFileSync(${JSON.stringify(secret)}, out)`;
+    assert.match((await failure(render(new ExecBackend([script(preview)], { tmpDir: work })))).message, /announced its preview at .*, which is outside/);
+    // The same generator writing inside its folder renders.
+    const fine = await render(new ExecBackend([script(`fs.copyFileSync(${JSON.stringify(secret)}, out); ${say({ step: 1, total: 1 })}`)], { tmpDir: work }));
+    assert.ok(fine.result.png.length > 0);
+  });
+
   test('a generator that hangs is stopped at its timeout', async () => {
     const backend = new ExecBackend([gen(['--simulate=hang'], { timeoutMs: 400 })], { tmpDir: work });
     const started = Date.now();

@@ -21,7 +21,7 @@ import { formatIssues } from '@nightshift/common';
 import type { ChildGroups } from './child-groups.js';
 import { RenderFailure, type Backend, type RenderProgress, type RenderRequest, type RenderResult } from './backend.js';
 import { GeneratorSchema, generatorEnv, placeholderValues, substitute, wantsParamsFile, type GeneratorConfig, type GeneratorInput } from './exec-generator.js';
-import { readOutput, withJobFolder, writeParamsFile, type JobFolder } from './exec-outputs.js';
+import { escaped, readOutput, withJobFolder, writeParamsFile, type JobFolder } from './exec-outputs.js';
 import { PreviewPump } from './exec-previews.js';
 import { ProtocolReader } from './exec-protocol.js';
 import { runProcessGroup, type GroupExit } from './exec-spawn.js';
@@ -47,6 +47,8 @@ export interface ExecBackendOptions {
 interface RunOutcome extends GroupExit {
   /** The output path the generator announced, if any. */
   outputPath: string | undefined;
+  /** A preview it announced outside its job folder. */
+  previewEscaped: string | undefined;
   oom: boolean;
   log: string;
 }
@@ -107,6 +109,7 @@ export class ExecBackend implements Backend {
 
       const what = `generator "${gen.name}"`;
       if (outcome.aborted) throw signal.reason ?? new Error('cancelled');
+      if (outcome.previewEscaped) throw escaped(what, 'preview', outcome.previewEscaped, folder);
       if (outcome.timedOut) throw new RenderFailure(`${what} timed out after ${gen.timeoutMs} ms and was stopped`, outcome.log, outcome.oom);
       if (outcome.code !== 0) {
         const how = outcome.code !== null ? `exited with code ${outcome.code}` : `was killed by ${outcome.signal ?? 'a signal'}`;
@@ -127,7 +130,7 @@ export class ExecBackend implements Backend {
     onProgress: (p: RenderProgress) => void,
     signal: AbortSignal,
   ): Promise<RunOutcome> {
-    const previews = new PreviewPump(cwd, this.opts.previewMaxSide ?? 256, this.opts.previewIntervalMs ?? 200, (preview) =>
+    const previews = new PreviewPump(cwd, folder, this.opts.previewMaxSide ?? 256, this.opts.previewIntervalMs ?? 200, (preview) =>
       onProgress({ step: reader.step, total: reader.total, preview }),
     );
     const reader = new ProtocolReader(req.params.steps, this.opts.logLines ?? 300, { progress: onProgress, preview: (file) => previews.offer(file) });
@@ -146,7 +149,7 @@ export class ExecBackend implements Backend {
     });
     reader.end();
     await previews.drain();
-    return { ...exit, outputPath: reader.outputPath, oom: reader.oom, log: reader.logText() };
+    return { ...exit, outputPath: reader.outputPath, previewEscaped: previews.escaped, oom: reader.oom, log: reader.logText() };
   }
 
   /** Stops every running generator (node shutdown). */
