@@ -33,6 +33,11 @@ export const GeneratorSchema = z
       }),
     /** Working folder (default: the job's temp folder). */
     cwd: z.string().min(1).optional(),
+    /**
+     * Run as this user (name or uid) so the generator cannot read the node's
+     * secrets; the node must run as root. The temp folder must be reachable by it.
+     */
+    user: z.string().regex(/^[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?$|^\d+$/, 'a user name or uid').optional(),
     /** Extra environment, over the node's own minus its NIGHTSHIFT_* settings. */
     env: z.record(z.string(), z.string()).default({}),
     timeoutMs: z.number().int().min(100).default(30 * 60_000),

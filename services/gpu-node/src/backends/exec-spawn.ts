@@ -15,6 +15,9 @@ export interface GroupRunOptions {
   label: string;
   cwd: string;
   env: NodeJS.ProcessEnv;
+  /** Run as this user and group (the node runs as root). */
+  uid?: number | undefined;
+  gid?: number | undefined;
   timeoutMs: number;
   /** Time between SIGTERM and SIGKILL. */
   killGraceMs: number;
@@ -47,7 +50,8 @@ export function runProcessGroup(argv: readonly string[], o: GroupRunOptions): Pr
     let timedOut = false;
     let aborted = false;
 
-    const child = spawn(argv[0]!, argv.slice(1), { cwd: o.cwd, env: o.env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    const ids = o.uid === undefined ? {} : { uid: o.uid, gid: o.gid ?? o.uid };
+    const child = spawn(argv[0]!, argv.slice(1), { cwd: o.cwd, env: o.env, detached: true, stdio: ['ignore', 'pipe', 'pipe'], ...ids });
     const pid = child.pid;
     const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) => child.once('exit', (code, sig) => res({ code, signal: sig })));
     child.once('error', (err) => {

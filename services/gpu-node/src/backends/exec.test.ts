@@ -3,7 +3,7 @@
  * (examples/generators/node-generator.mjs) and a few inline scripts.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -152,6 +152,33 @@ describe('exec backend', { timeout: 60_000 }, () => {
     // The same generator writing inside its folder renders.
     const fine = await render(new ExecBackend([script(`fs.copyFileSync(${JSON.stringify(secret)}, out); ${say({ step: 1, total: 1 })}`)], { tmpDir: work }));
     assert.ok(fine.result.png.length > 0);
+  });
+
+  test('user: the generator runs as another user and cannot read the node\'s environment', { skip: process.getuid?.() !== 0 ? 'needs root to switch users' : false }, async () => {
+    const shared = mkdtempSync(path.join(os.tmpdir(), 'nightshift-exec-user-'));
+    try {
+      // The job folders' parent must be reachable by that user; the job folder itself is handed over.
+      chmodSync(shared, 0o711);
+      const body = [
+        `const fs = require('fs'); const out = process.argv[1];`,
+        `let environ = 'readable';`,
+        `try { fs.readFileSync('/proc/' + process.ppid + '/environ'); } catch (e) { environ = e.code; }`,
+        `fs.writeFileSync(out, fs.readFileSync(${JSON.stringify(path.join(work, 'node-secret.png'))}.replace('node-secret', 'probe')));`,
+        `console.log('uid=' + process.getuid() + ' environ=' + environ);`,
+        `process.exit(3);`,
+      ].join(' ');
+      await sharp({ create: { width: 8, height: 8, channels: 3, background: 'blue' } }).png().toFile(path.join(work, 'probe.png'));
+      chmodSync(work, 0o711);
+      chmodSync(path.join(work, 'probe.png'), 0o644);
+      const backend = new ExecBackend([{ name: 'confined', user: 'nobody', command: [NODE, '-e', body, '{output}'], timeoutMs: 20_000, killGraceMs: 300 }], { tmpDir: shared });
+      const err = await failure(render(backend));
+      // Exit 3 carries what it saw out through the log.
+      assert.match(err.logTail, /uid=65534 environ=EACCES/);
+      const missing = new ExecBackend([{ name: 'ghost', user: 'no-such-user-here', command: [NODE, '-e', ''], timeoutMs: 20_000, killGraceMs: 300 }], { tmpDir: shared });
+      assert.match((await failure(render(missing))).message, /run as user "no-such-user-here", which does not exist/);
+    } finally {
+      rmSync(shared, { recursive: true, force: true });
+    }
   });
 
   test('a generator that hangs is stopped at its timeout', async () => {

@@ -21,6 +21,7 @@ import { formatIssues } from '@nightshift/common';
 import type { ChildGroups } from './child-groups.js';
 import { RenderFailure, type Backend, type RenderProgress, type RenderRequest, type RenderResult } from './backend.js';
 import { GeneratorSchema, generatorEnv, placeholderValues, substitute, wantsParamsFile, type GeneratorConfig, type GeneratorInput } from './exec-generator.js';
+import { handOver, resolveRunAs, type RunAs } from './run-as.js';
 import { escaped, readOutput, withJobFolder, writeParamsFile, type JobFolder } from './exec-outputs.js';
 import { PreviewPump } from './exec-previews.js';
 import { ProtocolReader } from './exec-protocol.js';
@@ -97,15 +98,17 @@ export class ExecBackend implements Backend {
     if (req.kind !== 'render') throw new RenderFailure(`the exec backend renders images; ${req.kind} jobs go to the ${req.kind} backend`);
     if (this.closed) throw new RenderFailure('exec backend is shutting down');
     const { gen, model } = this.resolve(req.model);
+    const runAs = resolveRunAs(gen.user, `generator "${gen.name}"`);
     signal.throwIfAborted();
     return withJobFolder(this.opts.tmpDir, async (folder) => {
       if (wantsParamsFile(gen)) await writeParamsFile(folder, req, model);
+      await handOver([folder.dir, folder.params], runAs);
       const values = placeholderValues(req, model, folder);
       const argv = gen.command.map((a) => substitute(a, values));
       // The OS cannot pass a NUL inside an argument; say so instead of a TypeError from spawn.
       if (argv.some((a) => a.includes('\0'))) throw new RenderFailure('the prompt or a parameter contains a NUL character, which cannot be passed to a program');
       const cwd = gen.cwd ?? folder.dir;
-      const outcome = await this.run(gen, argv, cwd, folder, req, onProgress, signal);
+      const outcome = await this.run(gen, argv, cwd, folder, req, onProgress, signal, runAs);
 
       const what = `generator "${gen.name}"`;
       if (outcome.aborted) throw signal.reason ?? new Error('cancelled');
@@ -129,6 +132,7 @@ export class ExecBackend implements Backend {
     req: RenderRequest,
     onProgress: (p: RenderProgress) => void,
     signal: AbortSignal,
+    runAs: RunAs | undefined,
   ): Promise<RunOutcome> {
     const previews = new PreviewPump(cwd, folder, this.opts.previewMaxSide ?? 256, this.opts.previewIntervalMs ?? 200, (preview) =>
       onProgress({ step: reader.step, total: reader.total, preview }),
@@ -137,6 +141,8 @@ export class ExecBackend implements Backend {
     const exit = await runProcessGroup(argv, {
       label: `generator "${gen.name}"`,
       cwd,
+      uid: runAs?.uid,
+      gid: runAs?.gid,
       env: generatorEnv(this.opts.baseEnv ?? process.env, gen, { NIGHTSHIFT_JOB_ID: req.jobId, NIGHTSHIFT_JOB_DIR: folder.dir }),
       timeoutMs: gen.timeoutMs,
       killGraceMs: gen.killGraceMs,
