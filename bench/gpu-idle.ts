@@ -13,6 +13,7 @@ import { createLogger, loadConfig } from '@nightshift/common';
 import { startNatsServer, startS3Server, freePort, tempDir, waitFor } from '@nightshift/devfarm';
 import { startCoordinator } from '@nightshift/coordinator';
 import { startNode, type Backend } from '@nightshift/gpu-node';
+import { PROCEDURAL_MODEL } from '@nightshift/sweep';
 
 const JOBS = Number(process.argv[2] ?? 100);
 const RENDER_MS = Number(process.argv[3] ?? 100);
@@ -38,7 +39,7 @@ const png = await sharp(raw, { raw: { width: 512, height: 512, channels: 3 } }).
 const spans: [number, number][] = [];
 const fixed: Backend = {
   name: 'procedural',
-  models: ['procedural-v1'],
+  models: [PROCEDURAL_MODEL],
   async render() {
     const start = performance.now();
     await new Promise((r) => setTimeout(r, RENDER_MS));

@@ -8,6 +8,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { create, type MessageInitShape } from '@bufbuild/protobuf';
 import { ConnectRequestSchema, createClient, NodeService, type ConnectRequest, type ConnectResponse } from '@nightshift/proto';
+import { PROCEDURAL_MODEL } from '@nightshift/sweep';
 
 const [address, firstText, countText] = process.argv.slice(2);
 const first = Number(firstText);
@@ -40,7 +41,7 @@ for (let i = 0; i < count; i++) {
     if (job.ms > 0) setTimeout(finish, job.ms);
     else setImmediate(finish);
   };
-  write({ case: 'register', value: { nodeId, name: nodeId, capabilities: { gpuName: 'sim', vramMb: 24_576n, backends: ['procedural'], models: ['procedural-v1'], slots: 1 } } });
+  write({ case: 'register', value: { nodeId, name: nodeId, capabilities: { gpuName: 'sim', vramMb: 24_576n, backends: ['procedural'], models: [PROCEDURAL_MODEL], slots: 1 } } });
   stream.on('data', (res: ConnectResponse) => {
     const m = res.msg;
     if (m.case === 'registered') {

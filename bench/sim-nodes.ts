@@ -7,6 +7,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { create } from '@bufbuild/protobuf';
 import { ConnectRequestSchema, createClient, NodeService, type ConnectResponse } from '@nightshift/proto';
+import { PROCEDURAL_MODEL } from '@nightshift/sweep';
 
 const [address, countText, mode, secondsText] = process.argv.slice(2);
 const count = Number(countText);
@@ -19,7 +20,7 @@ for (let i = 0; i < count; i++) {
   streams.push(stream as never);
   stream.write(
     create(ConnectRequestSchema, {
-      msg: { case: 'register', value: { nodeId: `sim-${i}`, name: `sim-${i}`, capabilities: { gpuName: 'sim', vramMb: 24_576n, backends: ['procedural'], models: ['procedural-v1'], slots: 1 } } },
+      msg: { case: 'register', value: { nodeId: `sim-${i}`, name: `sim-${i}`, capabilities: { gpuName: 'sim', vramMb: 24_576n, backends: ['procedural'], models: [PROCEDURAL_MODEL], slots: 1 } } },
     }),
   );
   stream.on('data', (res: ConnectResponse) => {

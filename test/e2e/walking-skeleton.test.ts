@@ -13,6 +13,7 @@ import { startFarm, tempDir, waitFor, waitForNodes, type Farm } from '@nightshif
 import { createClient, JobAssignmentSchema, SweepService } from '@nightshift/proto';
 import { parseA1111Parameters, readPngTextChunks, createLogger, STREAM, SUBJECTS } from '@nightshift/common';
 import { defaultBackends, Worker } from '@nightshift/gpu-node';
+import { PROCEDURAL_MODEL } from '@nightshift/sweep';
 
 const MAX_JOBS = 1000;
 const SPEC = {
@@ -186,7 +187,7 @@ describe('walking skeleton', { timeout: 240_000 }, () => {
         seed: BigInt(img.seed),
         paramsJson: JSON.stringify(img.params),
         backend: 'procedural',
-        model: 'procedural-v1',
+        model: PROCEDURAL_MODEL,
       }),
     );
     await waitFor('re-render', () => reports.includes('completed'));
