@@ -17,6 +17,11 @@ export const PROCEDURAL_MODEL = 'procedural-v1';
 
 export const DEFAULT_MODELS: Record<string, string> = { procedural: PROCEDURAL_MODEL, exec: 'default' };
 
+/** The model a sweep renders with: the one it names, else its backend's default ("default": the node's first). */
+export function sweepModel(spec: Pick<SweepSpec, 'model' | 'backend'>): string {
+  return spec.model ?? DEFAULT_MODELS[spec.backend] ?? 'default';
+}
+
 export interface ExpandedJob {
   index: number;
   prompt: string;
@@ -73,7 +78,7 @@ export function applyTemplate(spec: SweepSpec, prompt: string, axes: Record<stri
 export function expandSweep(spec: SweepSpec, limits: number | Partial<ExpansionLimits>): ExpandedJob[] {
   checkExpansion(spec, { ...DEFAULT_EXPANSION_LIMITS, ...(typeof limits === 'number' ? { maxJobs: limits } : limits) });
   const backend = spec.backend;
-  const model = spec.model ?? DEFAULT_MODELS[backend] ?? 'default';
+  const model = sweepModel(spec);
   const fs = factors(spec);
   const seeds = seedList(spec);
   const jobs: ExpandedJob[] = [];

@@ -3,7 +3,7 @@
  * validate, expand, store and report in exactly the same way.
  */
 import { z } from 'zod';
-import { DEFAULT_MODELS, estimateVramMb, expandSweep, parseSpec, SpecError } from '@nightshift/sweep';
+import { estimateVramMb, expandSweep, parseSpec, SpecError, sweepModel } from '@nightshift/sweep';
 import { expansionLimits, fieldIssues, imageKey, renderKeyOfImageRef, thumbKey } from '@nightshift/common';
 import type { SweepDeps } from './deps.js';
 import type { JobRow, SweepCounts, SweepRow } from './store.js';
@@ -27,7 +27,7 @@ export interface SweepView {
 export function submitSweep(deps: SweepDeps, input: unknown): { id: string; jobs: number } {
   const spec = parseSpec(input);
   const jobs = expandSweep(spec, expansionLimits(deps.config));
-  const model = spec.model ?? DEFAULT_MODELS[spec.backend] ?? 'default';
+  const model = sweepModel(spec);
   const sweep = deps.store.createSweep(
     { name: spec.name ?? spec.prompts[0]!.slice(0, 80), spec, priority: spec.priority, backend: spec.backend, model },
     jobs.map((j) => ({ ...j, minVramMb: estimateVramMb(Number(j.params.width), Number(j.params.height)) })),
