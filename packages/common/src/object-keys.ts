@@ -1,5 +1,5 @@
 /**
- * The bucket's key layout (DESIGN.md "Storage"), both ways: builders that
+ * The bucket's key layout (docs/design.md "Storage"), both ways: builders that
  * turn a renderKey (or a job id) into an object key, and parsers that read
  * one back. Every built key is checked so user-derived text can never
  * address an object outside the known prefixes.

@@ -1,5 +1,5 @@
 /**
- * The local S3-compatible server (s3rver, DESIGN.md) as a child process, so
+ * The local S3-compatible server (s3rver; docs/design.md "Architecture") as a child process, so
  * tests can stop and restart it like a real outage. Objects persist in `dir`.
  */
 import { mkdirSync } from 'node:fs';

@@ -23,7 +23,7 @@ export interface RenderIdentity {
   params: Record<string, unknown>;
 }
 
-/** renderKey = sha256(backend, model, final prompt, seed, canonical params) — DESIGN.md. */
+/** renderKey = sha256(backend, model, final prompt, seed, canonical params): docs/design.md "Job expansion and render keys". */
 export function renderKey(id: RenderIdentity): string {
   return createHash('sha256')
     .update(canonicalJson([id.backend, id.model, id.prompt, id.seed, id.params]))

@@ -1,5 +1,5 @@
 /**
- * The sweep spec contract (DESIGN.md "Sweep spec") as a zod schema. One
+ * The sweep spec contract (docs/design.md "Sweep spec") as a zod schema. One
  * validator serves HTTP, gRPC, the CLI and the dashboard, so every entry point
  * gives the same readable errors.
  */

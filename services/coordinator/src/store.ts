@@ -1,7 +1,7 @@
 /**
  * All reads and writes of sweeps, jobs, nodes and the outbox. Every state
  * change that others must hear about writes its event into the outbox in the
- * same transaction (DESIGN.md), so a crash can never lose or invent an event.
+ * same transaction (docs/design.md "Events"), so a crash can never lose or invent an event.
  * Once a transaction commits, `onCommit` listeners hear what it changed (the
  * outbox publisher wakes, live clients update); decisions about where jobs
  * run and what a failure does are placement.ts's.

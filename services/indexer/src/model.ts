@@ -1,6 +1,6 @@
 /**
  * Which CLIP model the indexer uses (NIGHTSHIFT_CLIP_MODEL):
- *  - a local model folder (DESIGN.md layout);
+ *  - a local model folder (the layout in docs/design.md "CLIP models");
  *  - a Hub id such as `Xenova/clip-vit-base-patch32`, downloaded into the
  *    data folder where the network allows (HF_ENDPOINT picks a mirror);
  *  - nothing: the built-in test model nightshift-tiny-clip.

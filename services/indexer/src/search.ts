@@ -1,7 +1,7 @@
 /**
  * Search: by text, by an indexed image, or both with weights (as rclip
  * combines queries), with metadata filters and pagination, in the result
- * shape of DESIGN.md (plus a few extra fields).
+ * shape of docs/design.md "HTTP API: indexer".
  *
  * Filters are applied exactly, whatever the index mode: a selective filter
  * (few matching images) is answered by an exact scan over just those rows;

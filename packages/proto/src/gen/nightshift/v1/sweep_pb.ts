@@ -17,7 +17,7 @@ export const file_nightshift_v1_sweep: GenFile = /*@__PURE__*/
  */
 export type SubmitSweepRequest = Message<"nightshift.v1.SubmitSweepRequest"> & {
   /**
-   * The sweep spec exactly as POST /api/sweeps takes it (DESIGN.md "Sweep spec"),
+   * The sweep spec exactly as POST /api/sweeps takes it (docs/design.md "Sweep spec"),
    * so that both transports share one validator and one expansion.
    *
    * @generated from field: string spec_json = 1;
