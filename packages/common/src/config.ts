@@ -1,5 +1,5 @@
 /**
- * Configuration from NIGHTSHIFT_* environment variables (DESIGN.md), optionally
+ * Configuration from NIGHTSHIFT_* environment variables (docs/design.md "Configuration"), optionally
  * overlaid on a JSON or YAML file named by NIGHTSHIFT_CONFIG with the same keys
  * (settings.ts). Environment wins over the file so one machine can override a shared file.
  */

@@ -1,5 +1,5 @@
 /**
- * NATS JetStream: the NIGHTSHIFT stream and the event subjects (DESIGN.md
+ * NATS JetStream: the NIGHTSHIFT stream and the event subjects (docs/design.md
  * "Events"). Payloads are JSON so any NATS client can read them.
  */
 import { connect, type NatsConnection } from '@nats-io/transport-node';

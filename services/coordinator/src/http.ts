@@ -1,5 +1,5 @@
 /**
- * The coordinator's HTTP API (DESIGN.md "HTTP API") on Hono. Handlers stay
+ * The coordinator's HTTP API (docs/design.md "HTTP API: coordinator") on Hono. Handlers stay
  * thin: parse, call the shared sweep operations, shape the JSON.
  */
 import { Hono, type Context } from 'hono';
