@@ -109,7 +109,7 @@ export class Catalog {
           render_model = excluded.render_model, node = CASE WHEN excluded.node = '' THEN images.node ELSE excluded.node END,
           created_at = CASE WHEN excluded.source = 'bucket' AND images.source = 'event' THEN images.created_at ELSE excluded.created_at END,
           stored_at = CASE WHEN excluded.stored_at = '' THEN images.stored_at ELSE excluded.stored_at END,
-          model = excluded.model, vector = excluded.vector, seq = excluded.seq, gen = excluded.gen, dup_checked = 0,
+          model = excluded.model, vector = excluded.vector, seq = excluded.seq, gen = MAX(images.gen, excluded.gen), dup_checked = 0,
           source = CASE WHEN images.source = 'event' THEN 'event' ELSE excluded.source END
         RETURNING id`),
       byRenderKey: this.db.prepare(`SELECT ${INFO_COLUMNS} FROM images WHERE render_key = ?`),
@@ -201,11 +201,21 @@ export class Catalog {
     return Number(this.meta('epoch') ?? 0);
   }
 
-  /** Inserts or replaces by renderKey in one transaction and returns the rows' ids (stable across replacement). */
+  /** The latest reindex generation (set when a reindex from the bucket starts). */
+  get gen(): number {
+    return Number(this.meta('gen') ?? 0);
+  }
+
+  /**
+   * Inserts or replaces by renderKey in one transaction and returns the rows' ids (stable across replacement).
+   * A row without a generation (a live event) gets the latest one: a reindex running meanwhile has
+   * not listed it, or listed it before this write, and must not prune it. A row's generation never goes down.
+   */
   upsert(items: readonly { meta: ImageMeta; model: string; vector: Float32Array; gen?: number }[]): number[] {
     return this.db.transaction(() => {
       const seq = this.seq + 1;
       this.setMeta('seq', String(seq));
+      const current = this.gen;
       return items.map(({ meta: m, model, vector, gen }) => {
         const row = this.stmts.upsert.get({
           render_key: m.renderKey,
@@ -224,7 +234,7 @@ export class Catalog {
           vector: vectorBlob(vector),
           seq,
           source: m.source,
-          gen: gen ?? 0,
+          gen: gen ?? current,
         }) as { id: number };
         return row.id;
       });

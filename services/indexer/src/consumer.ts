@@ -12,7 +12,7 @@
  * memory. The consumer's max_ack_pending enforces the same bound server-side.
  */
 import { AckPolicy, DeliverPolicy, type Consumer, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream';
-import { assertRenderKey, assertSafeKey, decodeJson, imageKey, keyPrefix, renderKeyOf, sleep, STREAM, SUBJECTS, type Bus, type ImageRenderedEvent, type ImageUpscaledEvent, type Logger, type Storage } from '@nightshift/common';
+import { assertRenderKey, assertSafeKey, decodeJson, imageKey, keyPrefix, renderKeyOf, sleep, STREAM, SUBJECTS, upscaledKey, type Bus, type ImageRenderedEvent, type ImageUpscaledEvent, type Logger, type Storage } from '@nightshift/common';
 import type { ClipEmbedder, PreparedImage } from '@nightshift/models';
 import type { ImageMeta } from './catalog.js';
 import { getObjectWithMeta } from './reindex.js';
@@ -31,6 +31,17 @@ export interface ConsumerOptions {
   ackWaitMs: number;
   /** Test hook: `crash-after-embed[:N]` or `crash-after-store[:N]` kills the process (SIGKILL) at the N-th batch (default 1). */
   fault?: string | undefined;
+}
+
+/**
+ * An event whose object key is not the one its renderKey names: indexing it
+ * would file one image under another's name (a forged or corrupted event).
+ */
+export class KeyMismatchError extends Error {}
+
+/** Redelivery delay after the n-th failed delivery: 1 s, 2 s, 4 s … up to a minute. */
+export function retryDelayMs(deliveryCount: number): number {
+  return Math.min(60_000, 1_000 * 2 ** Math.max(0, Math.min(deliveryCount, 10) - 1));
 }
 
 export const DEFAULT_CONSUMER_OPTIONS: ConsumerOptions = { batchSize: 32, concurrency: 2, expiresMs: 1_000, ackWaitMs: 60_000 };
@@ -53,6 +64,10 @@ export class IndexConsumer {
     /** Redeliveries (or re-publishes) of images already stored: acked without work. */
     skipped: 0,
     failed: 0,
+    /** Events refused for good because their key is not their renderKey's. */
+    refused: 0,
+    /** Deliveries put back for later after a transient failure (e.g. the database busy). */
+    retried: 0,
     variants: 0,
     inFlight: 0,
     peakInFlight: 0,
@@ -175,9 +190,7 @@ export class IndexConsumer {
       try {
         meta = metaFromEvent(decodeJson<ImageRenderedEvent>(msg.data));
       } catch (err) {
-        this.log.error({ seq: msg.seq, err: String(err) }, 'indexer: malformed event dropped');
-        this.stats.failed++;
-        this.settle(msg, 'term');
+        this.refuse(msg, err, 'indexer: malformed event dropped');
         continue;
       }
       // Redelivered (crash before ack, lost ack) or published twice: already stored, nothing to do.
@@ -248,19 +261,44 @@ export class IndexConsumer {
     this.log.debug({ n: ok.length, total: this.store.index.size }, 'indexed batch');
   }
 
-  /** Records upscales as variants of their original; no embedding (it would only duplicate the original's result). */
+  /** Terminates an event that can never be indexed: malformed, or naming another image's key. */
+  private refuse(msg: JsMsg, err: unknown, what: string): void {
+    if (err instanceof KeyMismatchError) {
+      this.log.warn({ seq: msg.seq, subject: msg.subject, err: err.message }, 'indexer: event ignored, its key is not its renderKey\'s');
+      this.stats.refused++;
+    } else {
+      this.log.error({ seq: msg.seq, err: String(err) }, what);
+      this.stats.failed++;
+    }
+    this.settle(msg, 'term');
+  }
+
+  /**
+   * Records upscales as variants of their original; no embedding (it would
+   * only duplicate the original's result). Only an event that can never
+   * succeed is terminated; a failed write (database busy, disk full) is put
+   * back with a growing delay.
+   */
   async processUpscaled(batch: JsMsg[]): Promise<void> {
     for (const msg of batch) {
+      let variant: ReturnType<typeof variantFromEvent>;
       try {
-        const e = decodeJson<Partial<ImageUpscaledEvent>>(msg.data);
-        const variant = variantFromEvent(e);
-        this.store.catalog.addVariant(variant);
-        this.stats.variants++;
-        this.settle(msg, 'ack');
+        variant = variantFromEvent(decodeJson<Partial<ImageUpscaledEvent>>(msg.data));
       } catch (err) {
-        this.log.error({ seq: msg.seq, err: String(err) }, 'indexer: malformed upscaled event dropped');
-        this.settle(msg, 'term');
+        this.refuse(msg, err, 'indexer: malformed upscaled event dropped');
+        continue;
       }
+      try {
+        this.store.catalog.addVariant(variant);
+      } catch (err) {
+        const delay = retryDelayMs(msg.info.deliveryCount);
+        this.log.warn({ key: variant.key, err: String(err), retryMs: delay }, 'indexer: storing an upscale failed, will retry');
+        this.stats.retried++;
+        this.settle(msg, { nakMs: delay });
+        continue;
+      }
+      this.stats.variants++;
+      this.settle(msg, 'ack');
     }
   }
 }
@@ -270,8 +308,10 @@ export function metaFromEvent(e: ImageRenderedEvent): ImageMeta {
   if (!e || typeof e.renderKey !== 'string' || !e.renderKey || typeof e.key !== 'string') throw new Error('missing renderKey or key');
   if (keyPrefix(e.key) !== 'images') throw new Error(`not an image key: ${e.key}`);
   assertSafeKey(e.key);
+  const renderKey = assertRenderKey(e.renderKey);
+  if (e.key !== imageKey(renderKey)) throw new KeyMismatchError(`key ${e.key} is not ${imageKey(renderKey)}, the image of renderKey ${renderKey}`);
   return {
-    renderKey: assertRenderKey(e.renderKey),
+    renderKey,
     key: e.key,
     sweepId: String(e.sweepId ?? ''),
     jobId: String(e.jobId ?? ''),
@@ -297,9 +337,11 @@ export function variantFromEvent(e: Partial<ImageUpscaledEvent>): { key: string;
   const fromSource = typeof e.sourceKey === 'string' ? renderKeyOf(e.sourceKey, 'images') : undefined;
   const renderKey = fromSource ?? e.renderKey;
   if (!renderKey) throw new Error('no renderKey for the original');
+  // The upscale of RK is upscaled/RK.png (the gpu-node's upscaledKey): anything else would attach one image's upscale to another.
+  if (e.key !== upscaledKey(assertRenderKey(renderKey))) throw new KeyMismatchError(`key ${e.key} is not ${upscaledKey(renderKey)}, the upscale of ${renderKey}`);
   return {
     key: e.key,
-    render_key: assertRenderKey(renderKey),
+    render_key: renderKey,
     source_key: e.sourceKey ?? imageKey(renderKey),
     model: String(e.model ?? ''),
     created_at: e.createdAt && !Number.isNaN(Date.parse(e.createdAt)) ? e.createdAt : new Date().toISOString(),

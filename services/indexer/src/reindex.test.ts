@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { metaFromEvent, variantFromEvent } from './consumer.js';
+import { KeyMismatchError, metaFromEvent, retryDelayMs, variantFromEvent } from './consumer.js';
 import { metaFromObject } from './reindex.js';
 import { fixtureImage } from '@nightshift/devfarm';
 import { imageObjectMeta } from '@nightshift/common';
@@ -37,4 +37,17 @@ test('events that cannot be indexed are refused; upscales point at their origina
   assert.throws(() => variantFromEvent({ renderKey: 'r', key: 'images/r.png' }), /upscaled key/);
   assert.equal(variantFromEvent({ renderKey: 'r3', key: 'upscaled/r3.png', sourceKey: 'thumbs/r9.webp' }).render_key, 'r3', 'only an image key names the original');
   assert.throws(() => variantFromEvent({ renderKey: '../r', key: 'upscaled/r.png' }), /refusing render key/);
+});
+
+test("an event whose key is not its renderKey's is refused as such (it would file one image under another's name)", () => {
+  assert.throws(() => metaFromEvent({ renderKey: 'BBB', key: 'images/AAA.png' } as never), (err) => err instanceof KeyMismatchError && /images\/AAA\.png is not images\/BBB\.png/.test(err.message));
+  assert.equal(metaFromEvent({ renderKey: 'AAA', key: 'images/AAA.png' } as never).renderKey, 'AAA');
+  assert.throws(() => variantFromEvent({ renderKey: 'r1', key: 'upscaled/r2.png' }), KeyMismatchError);
+  assert.throws(() => variantFromEvent({ renderKey: 'x', key: 'upscaled/r2.png', sourceKey: 'images/r1.png' }), KeyMismatchError, 'the original named by sourceKey decides');
+});
+
+test('a transient failure is retried after 1 s, 2 s, 4 s … at most a minute', () => {
+  assert.deepEqual([1, 2, 3, 4].map(retryDelayMs), [1_000, 2_000, 4_000, 8_000]);
+  assert.equal(retryDelayMs(50), 60_000);
+  assert.equal(retryDelayMs(0), 1_000);
 });

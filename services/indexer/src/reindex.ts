@@ -217,7 +217,8 @@ export class Reindexer {
 
   async fromBucket(prune: boolean): Promise<void> {
     const catalog = this.store.catalog;
-    const gen = Number(catalog.meta('gen') ?? 0) + 1;
+    // Rows stored from now on, by this reindex or by live events, carry `gen`; prune spares them.
+    const gen = catalog.gen + 1;
     catalog.setMeta('gen', String(gen));
     this.log.info({ gen, prune }, 'reindex from the bucket: started');
     await this.pipeline(this.listing('images'), (chunk) =>
