@@ -11,6 +11,15 @@ const flag = z.enum(['', '0', '1', 'false', 'true']).default('').transform((v) =
 
 const ConfigSchema = z.object({
   NIGHTSHIFT_NATS_URL: z.string().default('nats://127.0.0.1:4222'),
+  /** NATS user and password (both or neither); the server must require them (deploy/ does). */
+  NIGHTSHIFT_NATS_USER: z.string().optional(),
+  NIGHTSHIFT_NATS_PASSWORD: z.string().optional(),
+  /** NATS credentials file (JWT + nkey seed, `nsc generate creds`), instead of user and password. */
+  NIGHTSHIFT_NATS_CREDS: z.string().optional(),
+  /** The event stream keeps events this many hours (0: no age limit). */
+  NIGHTSHIFT_STREAM_MAX_AGE_HOURS: z.coerce.number().min(0).default(168),
+  /** The event stream's size cap in bytes, oldest events dropped first (0: no size limit). */
+  NIGHTSHIFT_STREAM_MAX_BYTES: z.coerce.number().int().min(0).default(1024 ** 3),
   NIGHTSHIFT_S3_ENDPOINT: z.string().default('http://127.0.0.1:9000'),
   NIGHTSHIFT_S3_ACCESS_KEY: z.string().default('S3RVER'),
   NIGHTSHIFT_S3_SECRET_KEY: z.string().default('S3RVER'),
@@ -47,6 +56,8 @@ const ConfigSchema = z.object({
   NIGHTSHIFT_ALLOWED_ORIGINS: z.string().default('').transform(list),
   /** 1: start on a non-loopback address without tokens (a trusted network only). */
   NIGHTSHIFT_INSECURE_OPEN: flag,
+  /** Live (SSE) clients at once; more get 503. */
+  NIGHTSHIFT_SSE_MAX_CLIENTS: z.coerce.number().int().min(1).default(100),
   /** Bearer token for /metrics and /readyz; without it they answer loopback clients only. */
   NIGHTSHIFT_METRICS_TOKEN: z.string().optional(),
   NIGHTSHIFT_HTTP_PORT: z.coerce.number().int().min(0).max(65535).default(8080),
@@ -74,6 +85,10 @@ const ConfigSchema = z.object({
   NIGHTSHIFT_BLOCKLIST_AFTER: z.coerce.number().int().min(1).max(1000).default(3),
   /** Minimum run time before a job may be duplicated onto an idle node (0 disables copies). */
   NIGHTSHIFT_STRAGGLER_MIN_MS: z.coerce.number().int().min(0).default(60_000),
+  /** Published outbox rows are deleted after this many hours (the stream keeps the events). */
+  NIGHTSHIFT_OUTBOX_RETENTION_HOURS: z.coerce.number().min(0).default(24),
+  /** The coordinator's audit of every result report is kept this many days. */
+  NIGHTSHIFT_RESULTS_RETENTION_DAYS: z.coerce.number().min(0).default(30),
 });
 
 export type Config = z.output<typeof ConfigSchema>;

@@ -6,6 +6,7 @@ export * from './object-keys.js';
 export * from './object-meta.js';
 export * from './storage.js';
 export * from './events.js';
+export * from './bus-auth.js';
 export * from './palette.js';
 export * from './png-signature.js';
 export * from './png-text.js';

@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { Storage } from '@nightshift/common';
 import { freePort, waitFor } from './ports.js';
 import { startProcess, type ManagedProcess } from './process.js';
-import { startNatsServer, type NatsServer, type ServerPlacement } from './nats-server.js';
+import { startNatsServer, type NatsServer, type NatsUser, type ServerPlacement } from './nats-server.js';
 import { startS3Server, type S3Server } from './s3-server.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -49,6 +49,8 @@ export interface FarmOptions {
   echo?: boolean;
   ports?: { http?: number; grpc?: number; indexer?: number; nats?: number; s3?: number };
   hosts?: FarmHosts;
+  /** NATS requires this user and password, and every service is given them. */
+  natsAuth?: NatsUser;
 }
 
 export interface Farm {
@@ -95,13 +97,14 @@ export async function startFarm(opts: FarmOptions): Promise<Farm> {
     const r = hosts ? await hosts.reach(port) : { host: '127.0.0.1', port };
     return `http://${r.host}:${r.port}`;
   };
-  const nats = await startNatsServer(join(dir, 'nats'), await place(natsPort, 'nats.log'));
+  const nats = await startNatsServer(join(dir, 'nats'), { ...(await place(natsPort, 'nats.log')), ...(opts.natsAuth ? { auth: opts.natsAuth } : {}) });
   const s3 = await startS3Server(join(dir, 's3'), await place(s3Port, 's3.log'));
   const httpPort = opts.ports?.http ?? (await freePort());
   const grpcPort = opts.ports?.grpc ?? (await freePort());
   const indexerPort = opts.ports?.indexer ?? (await freePort());
   const env: Record<string, string> = {
     NIGHTSHIFT_NATS_URL: nats.url,
+    ...(opts.natsAuth ? { NIGHTSHIFT_NATS_USER: opts.natsAuth.user, NIGHTSHIFT_NATS_PASSWORD: opts.natsAuth.password } : {}),
     NIGHTSHIFT_S3_ENDPOINT: s3.endpoint,
     NIGHTSHIFT_S3_ACCESS_KEY: s3.accessKey,
     NIGHTSHIFT_S3_SECRET_KEY: s3.secretKey,

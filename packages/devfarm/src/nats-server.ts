@@ -28,6 +28,8 @@ export interface NatsServer {
   /** The URL this process uses (differs when the server runs in another network namespace). */
   reachUrl: string;
   port: number;
+  /** The user and password the server requires, when started with them. */
+  auth: NatsUser | undefined;
   stop(): Promise<void>;
   start(): Promise<void>;
 }
@@ -44,6 +46,11 @@ function natsReady(host: string, port: number): Promise<boolean> {
   });
 }
 
+export interface NatsUser {
+  user: string;
+  password: string;
+}
+
 export interface ServerPlacement {
   port?: number;
   logFile?: string;
@@ -57,7 +64,8 @@ export interface ServerPlacement {
   probe?: { host: string; port: number };
 }
 
-export async function startNatsServer(dir: string, opts: ServerPlacement & { echo?: boolean } = {}): Promise<NatsServer> {
+/** `auth`: the server refuses clients without this user and password. */
+export async function startNatsServer(dir: string, opts: ServerPlacement & { echo?: boolean; auth?: NatsUser } = {}): Promise<NatsServer> {
   const bin = natsServerBinary();
   const port = opts.port ?? (await freePort());
   const storeDir = join(dir, 'jetstream');
@@ -69,8 +77,10 @@ export async function startNatsServer(dir: string, opts: ServerPlacement & { ech
     url: `nats://${host}:${port}`,
     reachUrl: `nats://${probe.host}:${probe.port}`,
     port,
+    auth: opts.auth,
     async start() {
-      proc = startProcess('nats-server', bin, ['-js', '-a', opts.bind ?? '127.0.0.1', '-p', String(port), '-sd', storeDir], {
+      const auth = opts.auth ? ['--user', opts.auth.user, '--pass', opts.auth.password] : [];
+      proc = startProcess('nats-server', bin, ['-js', '-a', opts.bind ?? '127.0.0.1', '-p', String(port), '-sd', storeDir, ...auth], {
         ...(opts.logFile ? { logFile: opts.logFile } : {}),
         prefix: opts.prefix,
       });

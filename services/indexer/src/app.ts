@@ -3,7 +3,7 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { serve, type ServerType } from '@hono/node-server';
-import { connectBus, ensureStream, opsRoutes, processAlive, storageFromConfig, type Config, type Logger } from '@nightshift/common';
+import { connectBus, ensureStream, natsAuth, opsRoutes, processAlive, storageFromConfig, streamLimits, type Config, type Logger } from '@nightshift/common';
 import { IndexConsumer } from './consumer.js';
 import { createIndexerApp } from './http.js';
 import { indexerMetrics } from './metrics.js';
@@ -80,8 +80,8 @@ export async function startIndexer(config: Config, log: Logger, options: Indexer
   // Rows stored just before a crash may lack their near-duplicate marks.
   if (!reindexer.running) store.checkPendingDuplicates();
 
-  const bus = await connectBus(config.NIGHTSHIFT_NATS_URL, 'indexer');
-  await ensureStream(bus.jsm);
+  const bus = await connectBus(config.NIGHTSHIFT_NATS_URL, 'indexer', undefined, natsAuth(config));
+  await ensureStream(bus.jsm, streamLimits(config));
   const consumer = new IndexConsumer(bus, s3, store, model.embedder, log, {
     batchSize: options.NIGHTSHIFT_INDEXER_BATCH,
     concurrency: options.NIGHTSHIFT_INDEXER_CONCURRENCY,
