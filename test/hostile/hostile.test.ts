@@ -7,6 +7,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { request as httpRequest } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import { connect } from '@nats-io/transport-node';
@@ -24,6 +25,7 @@ const BOMB = {
   axes: { style: Array.from({ length: 1_000 }, (_, i) => `s${i}`) },
   seeds: { count: 1 },
 };
+const SSE_MAX = 3;
 const ORDINARY = { prompts: ['a red circle'], seeds: { count: 2 }, params: { width: 64, height: 64, steps: 2 } };
 
 describe('hostile callers', { timeout: 300_000 }, () => {
@@ -32,7 +34,7 @@ describe('hostile callers', { timeout: 300_000 }, () => {
 
   before(async () => {
     tmp = tempDir('nightshift-hostile-');
-    farm = await startFarm({ dir: tmp.dir, nodes: 1, indexer: false });
+    farm = await startFarm({ dir: tmp.dir, nodes: 1, indexer: false, env: { NIGHTSHIFT_SSE_MAX_CLIENTS: String(SSE_MAX) } });
     await waitForNodes(farm.apiUrl, 1);
   });
 
@@ -134,6 +136,20 @@ describe('hostile callers', { timeout: 300_000 }, () => {
     assert.equal((await fetch(`${farm.apiUrl}/api/sweeps`)).status, 200, 'the loopback address itself is fine');
   });
 
+  test('every route has a body limit: an oversized body gets 413 and changes nothing', async () => {
+    const big = (n: number) => JSON.stringify({ priority: 1, pad: 'x'.repeat(n) });
+    const cases: [string, number][] = [
+      ['/api/sweeps/anything/priority', 64 * 1024],
+      ['/api/sweeps/anything/cancel', 2 * 1024 * 1024],
+      ['/api/sweeps', 2 * 1024 * 1024],
+      ['/api/upscale', 2 * 1024 * 1024],
+    ];
+    for (const [path, size] of cases) {
+      const res = await attack(async () => ({ status: await postRaw(farm.apiUrl, path, big(size)) }));
+      assert.equal(res.status, 413, path);
+    }
+  });
+
   test('the coordinator will not listen beyond loopback without tokens, and says which setting', async () => {
     const env: Record<string, string | undefined> = { ...process.env, ...farm.env, NIGHTSHIFT_HTTP_HOST: '0.0.0.0', NIGHTSHIFT_HTTP_PORT: '0', NIGHTSHIFT_GRPC_PORT: '0', NIGHTSHIFT_DATA_DIR: `${tmp.dir}/refused` };
     delete env.NIGHTSHIFT_API_TOKEN;
@@ -157,4 +173,106 @@ describe('hostile callers', { timeout: 300_000 }, () => {
     assert.equal(apiOnly.code, 1, apiOnly.out);
     assert.match(apiOnly.out, /no node token is \(NIGHTSHIFT_NODE_TOKEN/);
   });
+  test('lists answer a page at a time', async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const r = await postJson('/api/sweeps', { ...ORDINARY, name: `page ${i}` });
+      ids.push(((await r.json()) as { id: string }).id);
+    }
+    const first = (await (await fetch(`${farm.apiUrl}/api/sweeps?limit=2`)).json()) as { sweeps: { id: string }[]; total: number; nextOffset: number | null };
+    assert.equal(first.sweeps.length, 2);
+    assert.equal(first.total, 3);
+    assert.equal(first.nextOffset, 2);
+    const rest = (await (await fetch(`${farm.apiUrl}/api/sweeps?offset=2&limit=2`)).json()) as { sweeps: { id: string }[]; nextOffset: number | null };
+    assert.equal(rest.sweeps.length, 1);
+    assert.equal(rest.nextOffset, null);
+    assert.deepEqual(new Set([...first.sweeps, ...rest.sweeps].map((s) => s.id)), new Set(ids));
+    const jobs = (await (await fetch(`${farm.apiUrl}/api/sweeps/${ids[0]}/jobs?limit=1`)).json()) as { jobs: { index: number }[]; total: number; nextOffset: number | null };
+    assert.deepEqual([jobs.jobs.length, jobs.jobs[0]!.index, jobs.total, jobs.nextOffset], [1, 0, 2, 1]);
+    for (const bad of ['limit=0', 'limit=100000', 'offset=-1', 'limit=abc']) assert.equal((await fetch(`${farm.apiUrl}/api/sweeps?${bad}`)).status, 400, bad);
+  });
+
+  test(`live clients are capped (${SSE_MAX}); past the cap, 503`, async () => {
+    const streams = await Promise.all(Array.from({ length: SSE_MAX }, () => openEvents(farm.apiUrl)));
+    try {
+      const over = await fetch(`${farm.apiUrl}/api/events`);
+      assert.equal(over.status, 503);
+      assert.match(((await over.json()) as { error: string }).error, /too many live clients/);
+    } finally {
+      for (const s of streams) s.abort();
+    }
+    // A slot frees when a client goes.
+    await waitForOk(`${farm.apiUrl}/api/events`);
+  });
+
+  test('SIGTERM with a live SSE client and a WatchSweep open: the coordinator exits by itself within 5 s', async () => {
+    const sse = await openEvents(farm.apiUrl);
+    const id = ((await (await postJson('/api/sweeps', { ...ORDINARY, seeds: { count: 500 } })).json()) as { id: string }).id;
+    const client = createClient(SweepService, farm.grpcAddress, grpc.credentials.createInsecure());
+    const watch = client.watchSweep({ id });
+    const watchEnded = new Promise<void>((resolve) => {
+      watch.on('end', () => resolve());
+      watch.on('error', () => resolve());
+    });
+    watch.on('data', () => {});
+    try {
+      await new Promise((r) => setTimeout(r, 500));
+      const started = Date.now();
+      farm.coordinator.child.kill('SIGTERM');
+      const code = await Promise.race([farm.coordinator.exited, new Promise<'hung'>((r) => setTimeout(() => r('hung'), 5_000))]);
+      assert.equal(code, 0, `the coordinator ${code === 'hung' ? 'was still running 5 s after SIGTERM' : `exited with ${code}`}`);
+      assert.ok(Date.now() - started < 5_000);
+      await watchEnded;
+      assert.equal(await sse.ended, true, 'the SSE stream was ended by the server');
+    } finally {
+      sse.abort();
+      client.close();
+    }
+  });
 });
+
+/**
+ * Announces a body of `size` bytes and sends only its first bytes: the
+ * server must answer from the announced length, before reading the body
+ * (a client that waits for the answer sees it; one that keeps writing a
+ * refused body may see the connection reset instead, as with any server).
+ */
+function postRaw(apiUrl: string, path: string, body: string): Promise<number> {
+  const { hostname, port } = new URL(apiUrl);
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({ host: hostname, port, path, method: 'POST', headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+      req.destroy();
+    });
+    req.on('error', (err) => reject(err));
+    req.write(body.slice(0, 1024));
+  });
+}
+
+/** An open GET /api/events: resolves once the server has answered; `ended` resolves when the server closes it. */
+async function openEvents(apiUrl: string): Promise<{ abort(): void; ended: Promise<boolean> }> {
+  const ctl = new AbortController();
+  const res = await fetch(`${apiUrl}/api/events`, { signal: ctl.signal });
+  assert.equal(res.status, 200);
+  const reader = res.body!.getReader();
+  const ended = (async () => {
+    try {
+      for (;;) if ((await reader.read()).done) return true;
+    } catch {
+      return false;
+    }
+  })();
+  return { abort: () => ctl.abort(), ended };
+}
+
+async function waitForOk(url: string): Promise<void> {
+  for (let i = 0; i < 50; i++) {
+    const ctl = new AbortController();
+    const res = await fetch(url, { signal: ctl.signal });
+    ctl.abort();
+    if (res.status === 200) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.fail(`${url} never answered 200`);
+}

@@ -25,17 +25,17 @@ export interface SweepDeps {
 /** SweepService over gRPC (sweep-grpc.ts). */
 export interface GrpcDeps extends SweepDeps {
   store: SweepDeps['store'] & Pick<Store, 'listSweeps'>;
-  live: Pick<Live, 'subscribe'>;
+  live: Pick<Live, 'subscribe' | 'onClose'>;
 }
 
 /** The HTTP API (http.ts), dashboard included. */
 export interface HttpDeps extends SweepDeps, DashboardDeps {
   config: SweepDeps['config'] & DashboardDeps['config'] & GuardConfig;
   log: SweepDeps['log'] & DashboardDeps['log'] & Pick<Logger, 'error'>;
-  store: SweepDeps['store'] & DashboardDeps['store'] & Pick<Store, 'listSweeps' | 'blockedNodes' | 'listNodes' | 'leasedTo'>;
+  store: SweepDeps['store'] & DashboardDeps['store'] & Pick<Store, 'listSweeps' | 'sweepCount' | 'jobsPage' | 'blockedNodes' | 'listNodes' | 'leasedTo'>;
   hub: SweepDeps['hub'] & Pick<NodeHub, 'connectedNodeIds'>;
   placement: Pick<Placement, 'explain'>;
-  live: Pick<Live, 'subscribe'>;
+  live: Pick<Live, 'subscribe' | 'onClose'>;
   storage: Pick<Storage, 'get'>;
   /** /metrics and /readyz (absent in handler unit tests). */
   ops?: Ops;

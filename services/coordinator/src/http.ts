@@ -5,25 +5,36 @@
 import { Hono, type Context } from 'hono';
 import { bearerAuth } from 'hono/bearer-auth';
 import { bodyLimit } from 'hono/body-limit';
-import { streamSSE } from 'hono/streaming';
 import { HTTPException } from 'hono/http-exception';
 import { SpecError } from '@nightshift/sweep';
 import { filesRoute, opsRoutes } from '@nightshift/common';
 import type { HttpDeps } from './deps.js';
-import type { LiveEvent } from './live.js';
 import { guardOptions, requestGuard } from './request-guard.js';
-
-const SNAPSHOT_INTERVAL_MS = 250;
+import { eventsRoute } from './sse.js';
+import { pageInfo, pageOf } from './paging.js';
 import { createDashboard } from './dashboard/index.js';
 import { cancelSweep, imageView, pauseSweep, setPriority, submitSweep, submitUpscale, sweepView } from './sweeps.js';
+
+/** Job and node events held for one slow SSE client. */
+const SSE_QUEUE = 1_000;
+/** A body limit answering 413 with the limit named. */
+const tooLarge = (maxSize: number, label: string) =>
+  bodyLimit({ maxSize, onError: (c) => c.json({ error: `request body too large (limit ${label})`, details: [] }, 413) });
 
 export function createHttpApp(deps: HttpDeps): Hono {
   const app = new Hono();
   app.use('*', requestGuard(guardOptions(deps.config)));
+  // No route reads more than this; the ones that take small bodies say less below.
+  app.use('*', tooLarge(1024 * 1024, '1 MiB'));
   const token = deps.config.NIGHTSHIFT_API_TOKEN;
   if (token) {
     app.use('/api/*', bearerAuth({ token }));
     app.use('/files/*', bearerAuth({ token }));
+    // Behind the token, images are private to whoever fetched them.
+    app.use('/files/*', async (c, next) => {
+      await next();
+      if (c.res.status === 200) c.res.headers.set('Cache-Control', 'private, max-age=3600');
+    });
   }
   const fileUrl = (c: Context) => (key: string) => `${new URL(c.req.url).origin}/files/${key}`;
 
@@ -32,7 +43,6 @@ export function createHttpApp(deps: HttpDeps): Hono {
 
   /** JSON body in, 201 out; malformed JSON and spec errors become readable 400s, oversize bodies 413. */
   const submitRoute = (run: (body: unknown) => unknown) => [
-    bodyLimit({ maxSize: 1024 * 1024, onError: (c) => c.json({ error: 'request body too large (limit 1 MiB)', details: [] }, 413) }),
     async (c: Context) => {
       let body: unknown;
       try {
@@ -51,7 +61,12 @@ export function createHttpApp(deps: HttpDeps): Hono {
 
   app.post('/api/sweeps', ...submitRoute((body) => submitSweep(deps, body)));
 
-  app.get('/api/sweeps', (c) => c.json({ sweeps: deps.store.listSweeps().map((s) => sweepView(deps, s)) }));
+  app.get('/api/sweeps', (c) => {
+    const page = pageOf(c, 200, 1_000);
+    if ('error' in page) return c.json(page, 400);
+    const rows = deps.store.listSweeps(page);
+    return c.json({ sweeps: rows.map((s) => sweepView(deps, s)), ...pageInfo(page, rows.length, deps.store.sweepCount()) });
+  });
 
   app.get('/api/sweeps/:id', (c) => {
     const row = deps.store.getSweep(c.req.param('id'));
@@ -63,8 +78,12 @@ export function createHttpApp(deps: HttpDeps): Hono {
   app.get('/api/sweeps/:id/jobs', (c) => {
     const row = deps.store.getSweep(c.req.param('id'));
     if (!row) return c.json({ error: 'no such sweep' }, 404);
+    const page = pageOf(c, 1_000, 10_000);
+    if ('error' in page) return c.json(page, 400);
+    const jobs = deps.store.jobsPage(row.id, page.offset, page.limit);
     return c.json({
-      jobs: deps.store.jobs(row.id).map((j) => ({
+      ...pageInfo(page, jobs.length, row.total),
+      jobs: jobs.map((j) => ({
         id: j.id,
         index: j.idx,
         state: j.state,
@@ -83,8 +102,11 @@ export function createHttpApp(deps: HttpDeps): Hono {
   app.get('/api/sweeps/:id/images', (c) => {
     const row = deps.store.getSweep(c.req.param('id'));
     if (!row) return c.json({ error: 'no such sweep' }, 404);
-    const images = deps.store.jobs(row.id, ['done', 'skipped']).map((j) => imageView(j, fileUrl(c)));
-    return c.json({ images });
+    const page = pageOf(c, 1_000, 10_000);
+    if ('error' in page) return c.json(page, 400);
+    const all = deps.store.jobs(row.id, ['done', 'skipped']);
+    const images = all.slice(page.offset, page.offset + page.limit).map((j) => imageView(j, fileUrl(c)));
+    return c.json({ images, ...pageInfo(page, images.length, all.length) });
   });
 
   const actions = {
@@ -102,7 +124,7 @@ export function createHttpApp(deps: HttpDeps): Hono {
     });
   }
 
-  app.post('/api/sweeps/:id/priority', async (c) => {
+  app.post('/api/sweeps/:id/priority', tooLarge(4 * 1024, '4 KiB'), async (c) => {
     const id = c.req.param('id');
     if (!deps.store.getSweep(id)) return c.json({ error: 'no such sweep' }, 404);
     const body = (await c.req.json().catch(() => ({}))) as { priority?: unknown };
@@ -132,43 +154,7 @@ export function createHttpApp(deps: HttpDeps): Hono {
     });
   });
 
-  app.get('/api/events', (c) => {
-    const only = c.req.query('sweep');
-    return streamSSE(c, async (stream) => {
-      const queue: LiveEvent[] = [];
-      // Sweep snapshots cost a count over the sweep's jobs: coalesce them to a few per second.
-      const dirty = new Set<string>();
-      let wake: (() => void) | undefined;
-      const unsubscribe = deps.live.subscribe((e) => {
-        if (only && 'sweepId' in e && e.sweepId !== only) return;
-        if (e.type === 'sweep') dirty.add(e.sweepId);
-        else queue.push(e);
-        wake?.();
-      });
-      stream.onAbort(unsubscribe);
-      await stream.writeSSE({ event: 'hello', data: JSON.stringify({ at: new Date().toISOString() }) });
-      let lastSnapshots = 0;
-      while (!stream.aborted) {
-        for (let e = queue.shift(); e; e = queue.shift()) await stream.writeSSE({ event: e.type, data: JSON.stringify(e) });
-        const wait = SNAPSHOT_INTERVAL_MS - (Date.now() - lastSnapshots);
-        if (dirty.size && wait <= 0) {
-          for (const sweepId of [...dirty]) {
-            dirty.delete(sweepId);
-            await stream.writeSSE({ event: 'sweep', data: JSON.stringify({ type: 'sweep', sweepId, sweep: sweepSnapshot(deps, sweepId) }) });
-          }
-          lastSnapshots = Date.now();
-          continue;
-        }
-        const woke = await new Promise<boolean>((r) => {
-          wake = () => r(true);
-          setTimeout(() => r(false), dirty.size ? Math.max(wait, 10) : 15_000);
-        });
-        wake = undefined;
-        if (!woke && !queue.length && !dirty.size) await stream.writeSSE({ event: 'ping', data: '{}' });
-      }
-      unsubscribe();
-    });
-  });
+  app.get('/api/events', eventsRoute({ live: deps.live, snapshot: (id) => sweepSnapshot(deps, id), maxClients: deps.config.NIGHTSHIFT_SSE_MAX_CLIENTS, maxQueue: SSE_QUEUE }));
 
   app.route('/files', filesRoute(deps.storage));
 

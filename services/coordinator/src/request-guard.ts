@@ -25,7 +25,7 @@ export interface GuardOptions {
   allowedOrigins: readonly string[];
 }
 
-export type GuardConfig = Pick<Config, 'NIGHTSHIFT_HTTP_HOST' | 'NIGHTSHIFT_API_TOKEN' | 'NIGHTSHIFT_ALLOWED_HOSTS' | 'NIGHTSHIFT_ALLOWED_ORIGINS' | 'NIGHTSHIFT_METRICS_TOKEN'>;
+export type GuardConfig = Pick<Config, 'NIGHTSHIFT_HTTP_HOST' | 'NIGHTSHIFT_API_TOKEN' | 'NIGHTSHIFT_ALLOWED_HOSTS' | 'NIGHTSHIFT_ALLOWED_ORIGINS' | 'NIGHTSHIFT_METRICS_TOKEN' | 'NIGHTSHIFT_SSE_MAX_CLIENTS'>;
 
 /** The guard as the coordinator's settings ask for it. */
 export function guardOptions(config: GuardConfig): GuardOptions {

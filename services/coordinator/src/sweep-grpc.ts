@@ -71,18 +71,30 @@ export function sweepHandlers(deps: GrpcDeps): HandlersOf<typeof SweepService> {
         call.emit('error', { code: grpc.status.NOT_FOUND, details: `no such sweep: ${id}` });
         return;
       }
+      let ended = false;
+      const end = () => {
+        if (ended) return;
+        ended = true;
+        unsubscribe();
+        unClose();
+        call.end();
+      };
       const send = () => {
+        if (ended) return;
         const v = viewOf(deps, id);
         call.write(create(WatchSweepResponseSchema, { sweep: toProto(v) }));
-        if (FINAL.has(v.status)) {
-          unsubscribe();
-          call.end();
-        }
+        if (FINAL.has(v.status)) end();
       };
       const unsubscribe = deps.live.subscribe((e) => {
         if (e.type === 'sweep' && e.sweepId === id) send();
       });
-      call.on('cancelled', unsubscribe);
+      // A shutdown ends the watch (the client sees the stream close and may reconnect elsewhere).
+      const unClose = deps.live.onClose(end);
+      call.on('cancelled', () => {
+        ended = true;
+        unsubscribe();
+        unClose();
+      });
       send();
     },
   };

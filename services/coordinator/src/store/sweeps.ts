@@ -34,8 +34,19 @@ export class SweepStore extends StoreBase {
     return this.q('SELECT * FROM sweeps WHERE id = ?').get(id) as SweepRow | undefined;
   }
 
-  listSweeps(): SweepRow[] {
-    return this.q('SELECT * FROM sweeps ORDER BY created_at DESC, id').all() as SweepRow[];
+  /** Newest first; a page of them when `page` is given. */
+  listSweeps(page?: { offset: number; limit: number }): SweepRow[] {
+    if (!page) return this.q('SELECT * FROM sweeps ORDER BY created_at DESC, id').all() as SweepRow[];
+    return this.q('SELECT * FROM sweeps ORDER BY created_at DESC, id LIMIT ? OFFSET ?').all(page.limit, page.offset) as SweepRow[];
+  }
+
+  sweepCount(): number {
+    return (this.q('SELECT COUNT(*) AS n FROM sweeps').get() as { n: number }).n;
+  }
+
+  /** One page of a sweep's jobs in index order. */
+  jobsPage(sweepId: string, offset: number, limit: number): JobRow[] {
+    return this.q('SELECT * FROM jobs WHERE sweep_id = ? ORDER BY idx LIMIT ? OFFSET ?').all(sweepId, limit, offset) as JobRow[];
   }
 
   counts(sweepId: string): SweepCounts {
