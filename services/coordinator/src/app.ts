@@ -5,6 +5,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
+import type { Server } from 'node:http';
 import * as grpc from '@grpc/grpc-js';
 import { serve, type ServerType } from '@hono/node-server';
 import { addService, NodeService, SweepService } from '@nightshift/proto';
@@ -29,6 +30,20 @@ export interface RunningCoordinator {
   httpPort: number;
   grpcPort: number;
   stop(): Promise<void>;
+}
+
+/** How long a stop waits for open calls and connections before cutting them. */
+const STOP_GRACE_MS = 2_000;
+
+/** Runs `close`; if it has not finished within `ms`, runs `force` too. Resolves when `close` finishes. */
+function closeWithin(ms: number, close: (done: () => void) => void, force: () => void): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(force, ms);
+    close(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
 }
 
 export async function startCoordinator(config: Config, log: Logger): Promise<RunningCoordinator> {
@@ -108,10 +123,12 @@ export async function startCoordinator(config: Config, log: Logger): Promise<Run
     httpPort,
     grpcPort,
     async stop() {
+      // Live streams (SSE, WatchSweep) end first: the servers below wait for open calls.
+      live.close();
       hub.stop();
       await outbox.stop();
-      await new Promise<void>((r) => grpcServer.tryShutdown(() => r()));
-      await new Promise<void>((r) => http.close(() => r()));
+      await closeWithin(STOP_GRACE_MS, (done) => grpcServer.tryShutdown(done), () => grpcServer.forceShutdown());
+      await closeWithin(STOP_GRACE_MS, (done) => http.close(() => done()), () => (http as Server).closeAllConnections());
       stopConnecting.abort();
       if (bus) await bus.nc.close();
       else void busReady.then((b) => b.nc.close()).catch(() => {});
