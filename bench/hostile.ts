@@ -8,19 +8,12 @@
  */
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { expandSweep, parseSpec, tidyPrompt } from '@nightshift/sweep';
+import { expandSweep, parseSpec, tidyPrompt, tidyPromptByRegex as regexTidy } from '@nightshift/sweep';
 
 const UNBOUNDED = { maxJobs: 1_000_000, maxPromptChars: Number.MAX_SAFE_INTEGER, maxSweepChars: Number.MAX_SAFE_INTEGER };
 const ordinary = { prompts: ['a red circle', 'a blue square'], axes: { style: ['', 'watercolor', 'ink', 'oil', 'pastel'] }, seeds: { count: 10 } };
 const bomb = { prompts: ['x'.repeat(1_990)], template: '{prompt}'.repeat(240), axes: { style: Array.from({ length: 1_000 }, (_, i) => `s${i}`) }, seeds: { count: 1 } };
 const spaces = { prompts: [`a${' '.repeat(1_990)}b`], axes: { pad: Array.from({ length: 1_000 }, (_, i) => `${' '.repeat(1_990)},${i}`) }, seeds: { count: 1 } };
-
-const regexTidy = (text: string) =>
-  text
-    .replace(/(\s*,\s*)+(?=,)/g, '')
-    .replace(/^\s*,\s*|\s*,\s*$/g, '')
-    .replace(/\s+/g, ' ')
-    .trim();
 
 const CASES: Record<string, () => unknown> = {
   ordinary: () => expandSweep(parseSpec(ordinary), UNBOUNDED),

@@ -4,4 +4,4 @@ export * from './canonical.js';
 export * from './vram.js';
 export * from './spec-text.js';
 export * from './limits.js';
-export { tidyPrompt } from './tidy.js';
+export { tidyPrompt, tidyPromptByRegex } from './tidy.js';

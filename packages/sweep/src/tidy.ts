@@ -48,3 +48,15 @@ export function tidyPrompt(text: string): string {
     .replace(/\s+/g, ' ')
     .trim();
 }
+
+/**
+ * The clean-up this module replaced, quadratic on long whitespace runs. Kept
+ * only as the oracle that tidy.test.ts and bench/hostile.ts compare against.
+ */
+export function tidyPromptByRegex(text: string): string {
+  return text
+    .replace(/(\s*,\s*)+(?=,)/g, '')
+    .replace(/^\s*,\s*|\s*,\s*$/g, '')
+    .replace(/\s+/g, ' ')
+    .trim();
+}
