@@ -4,7 +4,10 @@
  * ConfigMap references, volumes, probe ports, GPU scheduling), the compose
  * file parsed and, where a compose CLI exists, rendered by it; systemd units
  * through `systemd-analyze verify` where it exists. Every NIGHTSHIFT_*
- * variable that deploy/ sets must be one the services read.
+ * variable that deploy/ sets must be one the services read. NATS requires a
+ * login in compose and Kubernetes, the services that use it present that
+ * login, 4222 is not published on the host, and the rendered compose command
+ * run by a real nats-server refuses clients without it.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -13,7 +16,8 @@ import { copyFileSync, existsSync, readdirSync, readFileSync, writeFileSync } fr
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseAllDocuments, parse as parseYaml } from 'yaml';
-import { tempDir } from '@nightshift/devfarm';
+import { connect } from '@nats-io/transport-node';
+import { freePort, natsServerBinary, startProcess, tempDir, waitFor } from '@nightshift/devfarm';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const DEPLOY = join(ROOT, 'deploy');
@@ -111,6 +115,22 @@ test('k8s: every document is well formed and its references resolve', () => {
   assert.equal(String(gpuPod.containers[0].resources.limits['nvidia.com/gpu']), '1');
   assert.ok(gpuPod.containers[0].env.some((e: Doc) => e.name === 'NIGHTSHIFT_NODE_ID' && e.valueFrom?.fieldRef), 'a stable node id per machine');
 
+  // NATS requires a login from the nats-credentials secret, and the services that use NATS present that same login.
+  const nats = workloads.find((w) => w.metadata.name === 'nats')!.spec.template.spec.containers[0] as Doc;
+  const argAfter = (flag: string) => String(nats.args[nats.args.indexOf(flag) + 1] ?? '');
+  const fromEnv = (c: Doc, name: string) => (c.env as Doc[] | undefined)?.find((e) => e.name === name)?.valueFrom?.secretKeyRef as { name: string; key: string } | undefined;
+  const natsLogin = ['--user', '--pass'].map((flag) => {
+    const ref = /^\$\(([A-Z_]+)\)$/.exec(argAfter(flag));
+    assert.ok(ref, `StatefulSet/nats: ${flag} takes $(VAR) from the environment, got ${JSON.stringify(argAfter(flag))}`);
+    const secret = fromEnv(nats, ref[1]!);
+    assert.ok(secret, `StatefulSet/nats: ${ref[1]} comes from a secret`);
+    return secret;
+  });
+  for (const name of ['coordinator', 'indexer']) {
+    const c = workloads.find((w) => w.metadata.name === name)!.spec.template.spec.containers[0] as Doc;
+    assert.deepEqual([fromEnv(c, 'NIGHTSHIFT_NATS_USER'), fromEnv(c, 'NIGHTSHIFT_NATS_PASSWORD')], natsLogin, `${name}: the NATS login from the secret NATS itself uses`);
+  }
+
   const kustomization = parseYaml(readFileSync(join(DEPLOY, 'k8s/kustomization.yaml'), 'utf8')) as { resources: string[] };
   assert.deepEqual([...kustomization.resources].sort(), readdirSync(join(DEPLOY, 'k8s')).filter((f) => f.endsWith('.yaml') && f !== 'kustomization.yaml').sort());
 });
@@ -121,6 +141,17 @@ test('compose: the services, volumes and GPU reservation are there, and every va
   const services = compose.services as Record<string, Doc>;
   for (const s of ['minio', 'nats', 'coordinator', 'indexer', 'gpu-node']) assert.ok(services[s], `service ${s}`);
   assert.ok(services.nats!.command.includes('-js') && services.nats!.volumes.some((v: string) => v.endsWith(':/data')), 'NATS with JetStream on a volume');
+  // NATS requires the login from deploy/.env, every service that uses NATS presents it, and 4222 stays off the host.
+  const natsCommand = services.nats!.command as string[];
+  const natsArg = (flag: string) => natsCommand[natsCommand.indexOf(flag) + 1];
+  assert.equal(natsArg('--user'), '${NIGHTSHIFT_NATS_USER:?set NIGHTSHIFT_NATS_USER in deploy/.env}', 'NATS requires a user');
+  assert.equal(natsArg('--pass'), '${NIGHTSHIFT_NATS_PASSWORD:?set NIGHTSHIFT_NATS_PASSWORD in deploy/.env}', 'NATS requires a password');
+  for (const [name, s] of Object.entries(services)) {
+    const env = (s.environment ?? {}) as Record<string, string>;
+    if (env.NIGHTSHIFT_NATS_URL) assert.deepEqual([env.NIGHTSHIFT_NATS_USER, env.NIGHTSHIFT_NATS_PASSWORD], [natsArg('--user'), natsArg('--pass')], `${name}: the NATS login`);
+    for (const p of (s.ports ?? []) as string[]) assert.doesNotMatch(String(p), /(^|:)4222(\/tcp)?$/, `${name}: NATS's port is published on the host`);
+  }
+  assert.ok(services.coordinator!.environment.NIGHTSHIFT_NATS_URL && services.indexer!.environment.NIGHTSHIFT_NATS_URL, 'the coordinator and indexer use NATS');
   const devices = services['gpu-node']!.deploy.resources.reservations.devices as Doc[];
   assert.ok(devices.some((d) => d.driver === 'nvidia' && d.capabilities.includes('gpu')), 'gpu-node reserves an NVIDIA GPU');
   for (const [name, s] of Object.entries(services)) {
@@ -156,6 +187,17 @@ test('compose: `config` renders it with the example settings', { skip: compose ?
   const rendered = parseYaml(out) as Doc;
   assert.deepEqual(Object.keys(rendered.services).sort(), ['coordinator', 'cpu-node', 'gpu-node', 'indexer', 'minio', 'nats']);
   assert.equal(rendered.services.coordinator.environment.NIGHTSHIFT_NATS_URL, 'nats://nats:4222');
+  // As rendered: NATS's login is the one the coordinator and indexer present, and nothing publishes 4222.
+  const natsCommand = rendered.services.nats.command as string[];
+  const login = ['--user', '--pass'].map((flag) => natsCommand[natsCommand.indexOf(flag) + 1]);
+  assert.deepEqual(login, ['nightshift', 'CHANGE-ME']);
+  for (const s of ['coordinator', 'indexer']) {
+    const env = rendered.services[s].environment as Record<string, string>;
+    assert.deepEqual([env.NIGHTSHIFT_NATS_USER, env.NIGHTSHIFT_NATS_PASSWORD], login, `${s}: the NATS login`);
+  }
+  for (const [name, s] of Object.entries(rendered.services as Record<string, Doc>)) {
+    for (const p of (s.ports ?? []) as (string | Doc)[]) assert.notEqual(String(typeof p === 'string' ? p.split(':').pop() : p.target).replace('/tcp', ''), '4222', `${name} publishes 4222`);
+  }
   // A missing secret is an error, not an empty token.
   const tmp = tempDir('nightshift-compose-');
   try {
@@ -165,6 +207,39 @@ test('compose: `config` renders it with the example settings', { skip: compose ?
     assert.notEqual(bare.status, 0);
     assert.match(bare.stderr, /set (MINIO_ROOT_USER|MINIO_ROOT_PASSWORD|NIGHTSHIFT_\w+) in deploy\/.env/);
   } finally {
+    tmp.cleanup();
+  }
+});
+
+function hasNatsServer(): boolean {
+  try {
+    natsServerBinary();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+test('compose: NATS started with the rendered command refuses clients without the services\' login', { skip: !compose ? 'no docker compose / docker-compose CLI here' : hasNatsServer() ? false : 'nats-server is not installed' }, async () => {
+  const [cmd, ...pre] = compose!;
+  const out = execFileSync(cmd!, [...pre, '-f', join(DEPLOY, 'docker-compose.yml'), '--env-file', join(DEPLOY, '.env.example'), 'config'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  const rendered = parseYaml(out) as Doc;
+  const env = rendered.services.coordinator.environment as Record<string, string>;
+  // The image's command, run by the Debian binary here: its own store folder, a free loopback port, no monitor port.
+  const args = [...(rendered.services.nats.command as string[])];
+  const tmp = tempDir('nightshift-compose-nats-');
+  const port = await freePort();
+  args.splice(args.indexOf('-m'), 2);
+  args[args.indexOf('-sd') + 1] = tmp.dir;
+  const proc = startProcess('nats-server', natsServerBinary(), [...args, '-a', '127.0.0.1', '-p', String(port)]);
+  const servers = `nats://127.0.0.1:${port}`;
+  try {
+    const nc = await waitFor('NATS with the services\' login', () => connect({ servers, user: env.NIGHTSHIFT_NATS_USER, pass: env.NIGHTSHIFT_NATS_PASSWORD }).catch(() => undefined), 10_000);
+    await nc.close();
+    await assert.rejects(connect({ servers, reconnect: false }), /authorization/i);
+    await assert.rejects(connect({ servers, reconnect: false, user: env.NIGHTSHIFT_NATS_USER, pass: 'not-the-password' }), /authorization/i);
+  } finally {
+    await proc.stop();
     tmp.cleanup();
   }
 });
