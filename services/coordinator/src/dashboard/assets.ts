@@ -2,9 +2,13 @@
  * The dashboard's static files (static/: the client's ES modules and the
  * stylesheet), read once at start-up and served from memory, so a request
  * can only ever name a file that was loaded: no path reaches the disk.
- * The HTML asks for the entry with ?v=<hash of every file> (cached for a
- * year); the modules it imports have no version in their URL and are
- * revalidated by ETag, so a page never mixes files of two builds.
+ *
+ * Pages link every file under /ui/static/<version>/, the version being a
+ * hash of all of them, so the modules the entry imports by relative path
+ * carry it too: all are cached for a year and a page never mixes files of
+ * two builds. Without that prefix (or with an old one) a file is served
+ * with `no-cache` and revalidated by ETag; `?v=<version>` still marks it
+ * immutable, as before modules.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
@@ -28,9 +32,11 @@ export function acceptsGzip(c: Context): boolean {
 }
 
 export interface StaticAssets {
-  /** Hash of every file: the ?v= of the entry's URL. */
+  /** Hash of every file. */
   version: string;
-  /** Paths of the client's modules under STATIC_PATH (for modulepreload), entry first. */
+  /** Where pages link the files: `${STATIC_PATH}/${version}`. */
+  base: string;
+  /** Paths of the client's modules under `base` (the entry first, the rest to preload). */
   modules: string[];
   /** GET ${STATIC_PATH}/* */
   serve: (c: Context) => Response;
@@ -55,9 +61,11 @@ export function loadStaticAssets(entry = 'app.js'): StaticAssets {
   const modules = [entry, ...names.filter((n) => n !== entry && n.endsWith('.js'))];
 
   const serve = (c: Context): Response => {
-    const asset = assets.get(c.req.path.slice(STATIC_PATH.length + 1));
+    const path = c.req.path.slice(STATIC_PATH.length + 1);
+    const versioned = /^([0-9a-f]{12})\/(.+)$/.exec(path);
+    const asset = assets.get(versioned?.[2] ?? path);
     if (!asset) return c.json({ error: 'not found' }, 404);
-    const immutable = c.req.query('v') === version;
+    const immutable = (versioned?.[1] ?? c.req.query('v')) === version;
     const headers: Record<string, string> = {
       'Content-Type': asset.type,
       ETag: asset.etag,
@@ -69,7 +77,7 @@ export function loadStaticAssets(entry = 'app.js'): StaticAssets {
     if (acceptsGzip(c)) return c.body(new Uint8Array(asset.gzip), 200, { ...headers, 'Content-Encoding': 'gzip' });
     return c.body(new Uint8Array(asset.body), 200, headers);
   };
-  return { version, modules, serve };
+  return { version, base: `${STATIC_PATH}/${version}`, modules, serve };
 }
 
 function extension(name: string): string {

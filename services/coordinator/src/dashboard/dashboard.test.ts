@@ -147,8 +147,8 @@ describe('dashboard routes', () => {
     const evil = await (await app.request('/ui/sweeps/%22%3E%3Cscript%3E')).text();
     assert.ok(!evil.includes('"><script>'), 'ids are escaped');
 
-    const v = /app\.js\?v=([0-9a-f]+)/.exec(sub)![1]!;
-    const js = await app.request(`/ui/static/app.js?v=${v}`, { headers: { 'accept-encoding': 'gzip' } });
+    const v = /static\/([0-9a-f]{12})\/app\.js"/.exec(sub)![1]!;
+    const js = await app.request(`/ui/static/${v}/app.js`, { headers: { 'accept-encoding': 'gzip' } });
     assert.equal(js.status, 200);
     assert.match(js.headers.get('cache-control') ?? '', /immutable/);
     assert.equal(js.headers.get('content-encoding'), 'gzip');

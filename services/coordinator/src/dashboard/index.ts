@@ -45,11 +45,11 @@ const SECURITY_HEADERS = {
 export function createDashboard(deps: DashboardDeps): Hono {
   const app = new Hono();
   const token = deps.config.NIGHTSHIFT_API_TOKEN;
-  const { version, modules, serve } = loadStaticAssets();
+  const { base: assetBase, modules, serve } = loadStaticAssets();
   const fileUrl = (key: string) => `/files/${key}`;
 
   const html = (c: Context, page: PageName, title: string, body: string, data?: Record<string, string>) => {
-    const text = Buffer.from(layout({ page, title, body, assetVersion: version, modules, ...(data ? { data } : {}) }));
+    const text = Buffer.from(layout({ page, title, body, assetBase, modules, ...(data ? { data } : {}) }));
     const headers: Record<string, string> = { ...SECURITY_HEADERS, 'Content-Type': 'text/html; charset=utf-8', 'Cache-Control': 'no-cache', Vary: 'Accept-Encoding' };
     if (acceptsGzip(c)) return c.body(new Uint8Array(gzipSync(text)), 200, { ...headers, 'Content-Encoding': 'gzip' });
     return c.body(new Uint8Array(text), 200, headers);

@@ -20,8 +20,9 @@ export interface LayoutOptions {
   page: PageName;
   title: string;
   body: string;
-  assetVersion: string;
-  /** The client's ES modules under /ui/static/, entry first; the rest are preloaded so their imports do not load one level at a time. */
+  /** Where the static files are linked from (assets.ts: versioned, so cached for good). */
+  assetBase: string;
+  /** The client's ES modules under assetBase, entry first; the rest are preloaded so their imports do not load one level at a time. */
   modules: string[];
   data?: Record<string, string>;
 }
@@ -31,7 +32,7 @@ export function layout(o: LayoutOptions): string {
     .map(([k, v]) => ` data-${k}="${esc(v)}"`)
     .join('');
   const [entry = 'app.js', ...imports] = o.modules;
-  const preload = imports.map((m) => `\n<link rel="modulepreload" href="/ui/static/${esc(m)}">`).join('');
+  const preload = imports.map((m) => `\n<link rel="modulepreload" href="${o.assetBase}/${esc(m)}">`).join('');
   const nav = NAV.map(([p, href, label]) => `<a href="${href}"${p === o.page || (o.page === 'sweep' && p === 'sweeps') ? ' aria-current="page"' : ''}>${label}</a>`).join('');
   return `<!doctype html>
 <html lang="en">
@@ -41,8 +42,8 @@ export function layout(o: LayoutOptions): string {
 <meta name="color-scheme" content="dark light">
 <link rel="icon" href="data:,">
 <title>${esc(o.title)} · Nightshift</title>
-<link rel="stylesheet" href="/ui/static/style.css?v=${o.assetVersion}">
-<script type="module" src="/ui/static/${esc(entry)}?v=${o.assetVersion}"></script>${preload}
+<link rel="stylesheet" href="${o.assetBase}/style.css">
+<script type="module" src="${o.assetBase}/${esc(entry)}"></script>${preload}
 </head>
 <body data-page="${o.page}"${data}>
 <a class="skip" href="#main">Skip to content</a>
