@@ -24,6 +24,7 @@ import type { CoordinatorDeps } from './deps.js';
 import { NodeTokens } from './node-tokens.js';
 import { createCoordinatorMetrics } from './metrics.js';
 import { unsafeExposure } from './startup-checks.js';
+import { HOUR_MS, Retention } from './retention.js';
 
 export interface RunningCoordinator {
   deps: CoordinatorDeps;
@@ -83,7 +84,7 @@ export async function startCoordinator(config: Config, log: Logger): Promise<Run
   // Placement asks the hub which nodes are online; the hub asks placement about failures.
   const placement: Placement = new Placement(store, () => hub.onlineCaps());
   const hub: NodeHub = new NodeHub(
-    { store, scheduler: new Scheduler(db), placement, live, log, previews: new PreviewStore(storage, log) },
+    { store, scheduler: new Scheduler(db), placement, live, log, previews: new PreviewStore(storage, log), storage },
     {
       leaseMs: config.NIGHTSHIFT_LEASE_MS,
       heartbeatMs: config.NIGHTSHIFT_HEARTBEAT_MS,
@@ -94,7 +95,9 @@ export async function startCoordinator(config: Config, log: Logger): Promise<Run
       observer: metrics.observer,
     },
   );
-  const checks = { sqlite: () => db.prepare('SELECT 1').get(), nats: natsCheck(() => bus?.nc), s3: s3Check(storage) };
+  // `loop`: the scheduler tick and the node inbox last ran without a database error.
+  const checks = { sqlite: () => db.prepare('SELECT 1').get(), nats: natsCheck(() => bus?.nc), s3: s3Check(storage), loop: hub.health.check };
+  const retention = new Retention(store, log, { outboxMs: config.NIGHTSHIFT_OUTBOX_RETENTION_HOURS * HOUR_MS, resultsMs: config.NIGHTSHIFT_RESULTS_RETENTION_DAYS * 24 * HOUR_MS });
   const deps: CoordinatorDeps = { config, log, store, hub, placement, live, storage, ops: { registry: metrics.registry, checks } };
 
   // Keepalive pings find a dead link (cable pulled, host gone) that TCP alone would not notice for minutes.
@@ -116,6 +119,7 @@ export async function startCoordinator(config: Config, log: Logger): Promise<Run
 
   outbox.start();
   hub.start();
+  retention.start();
   log.info({ httpPort, grpcPort, dataDir: config.NIGHTSHIFT_DATA_DIR, grpcTls: serverTlsMode(config), nodeTokens: tokens.enabled ? tokens.size : 'none (open)' }, 'coordinator ready');
 
   return {
@@ -126,6 +130,7 @@ export async function startCoordinator(config: Config, log: Logger): Promise<Run
       // Live streams (SSE, WatchSweep) end first: the servers below wait for open calls.
       live.close();
       hub.stop();
+      await retention.stop();
       await outbox.stop();
       await closeWithin(STOP_GRACE_MS, (done) => grpcServer.tryShutdown(done), () => grpcServer.forceShutdown());
       await closeWithin(STOP_GRACE_MS, (done) => http.close(() => done()), () => (http as Server).closeAllConnections());

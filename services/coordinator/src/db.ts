@@ -113,7 +113,25 @@ const MIGRATIONS = [
   UPDATE jobs SET announced = 1 WHERE state = 'done';
   CREATE INDEX jobs_announced ON jobs (announced, finished_at) WHERE announced = 1;
   `,
+  // Nodes are not trusted. A result is accepted only from a node that holds
+  // (or, for a report that crossed a moved lease, last held) the job: the
+  // last holder is kept. A node id belongs to the token that first enrolled
+  // it. Results are pruned by age.
+  `
+  ALTER TABLE jobs ADD COLUMN prev_node_id TEXT;
+  CREATE TABLE node_tokens (
+    node_id TEXT PRIMARY KEY,
+    token_fingerprint TEXT NOT NULL,
+    bound_at INTEGER NOT NULL
+  );
+  CREATE INDEX results_at ON results (at);
+  `,
 ];
+
+/** SQLite errors that a later retry may not meet (busy, locked, disk full, I/O): retry the work, do not drop it. */
+export function isTransientDbError(err: unknown): boolean {
+  return err instanceof Database.SqliteError && /^SQLITE_(BUSY|LOCKED|FULL|IOERR|NOMEM|PROTOCOL)/.test(err.code);
+}
 
 export function openDb(file: string): DB {
   const db = new Database(file);

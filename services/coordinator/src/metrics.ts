@@ -74,6 +74,12 @@ export function createCoordinatorMetrics(db: DB, onlineNodes: () => number): Coo
   const nodeDowns = new Counter({ name: 'nightshift_node_down_total', help: 'Nodes marked down after going silent', registers: [registry] });
   const requeued = new Counter({ name: 'nightshift_jobs_requeued_total', help: 'Jobs requeued because their node went down', registers: [registry] });
   const refused = new Counter({ name: 'nightshift_node_auth_refused_total', help: 'Node connections refused for a bad token', labelNames: ['reason'], registers: [registry] });
+  const resultsRefused = new Counter({
+    name: 'nightshift_results_refused_total',
+    help: "Result reports refused: a job the node does not hold, keys not the job's own, or an image not in storage",
+    labelNames: ['reason'],
+    registers: [registry],
+  });
 
   return {
     registry,
@@ -88,6 +94,7 @@ export function createCoordinatorMetrics(db: DB, onlineNodes: () => number): Coo
         requeued.inc(n);
       },
       refused: (reason) => refused.inc({ reason }),
+      resultRefused: (reason) => resultsRefused.inc({ reason }),
     },
   };
 }

@@ -10,13 +10,19 @@
 import * as grpc from '@grpc/grpc-js';
 import { create, type MessageInitShape } from '@bufbuild/protobuf';
 import { ConnectResponseSchema, type Capabilities, type ConnectRequest, type ConnectResponse, type JobCompleted } from '@nightshift/proto';
-import { SUBJECTS, type Logger } from '@nightshift/common';
+import { SUBJECTS, withRetry, type Logger, type Storage } from '@nightshift/common';
 import type { JobRow, Store } from './store.js';
 import type { Scheduler } from './scheduler.js';
 import type { NodeCaps, OnlineNode, Placement } from './placement.js';
 import type { Live } from './live.js';
-import type { PreviewStore } from './previews.js';
+import { MAX_PREVIEW_BYTES, type PreviewStore } from './previews.js';
 import { NodeTokens } from './node-tokens.js';
+import { isTransientDbError } from './db.js';
+import { LoopHealth } from './loop-health.js';
+import { ownKeys, refuseReport, type Refusal } from './store/completion.js';
+
+/** Render slots a node may claim; more is clamped (each slot leases `prefetchPerSlot` jobs). */
+export const MAX_SLOTS = 64;
 
 /** What the hub uses, so tests can give it stand-ins. */
 export interface HubDeps {
@@ -24,7 +30,10 @@ export interface HubDeps {
     Store,
     'transaction' | 'afterCommit' | 'heldCount' | 'lease' | 'leaseCopy' | 'getJob' | 'expireLeases' | 'setNodeStatus' | 'markNodeDown'
     | 'touchNode' | 'renewLeases' | 'completeJob' | 'upsertNode' | 'recordNodeEvent' | 'leasedTo' | 'requeue' | 'dropCopy'
+    | 'nodeTokenBinding' | 'bindNodeToken'
   >;
+  /** Where nodes upload: a reported image must be there before its job is done. */
+  storage: Pick<Storage, 'exists'>;
   scheduler: Pick<Scheduler, 'pick' | 'straggler'>;
   placement: Pick<Placement, 'relaxExclusions' | 'recordFailure' | 'worthCopying'>;
   /** Render progress only: state changes reach live clients through the Store's commit hook. */
@@ -39,6 +48,8 @@ export interface HubObserver {
   completed?(renderMs: number, skipped: boolean): void;
   nodeDown?(requeued: number): void;
   refused?(reason: string): void;
+  /** A result report refused: not the node's job, not its keys, or the image is not stored. */
+  resultRefused?(reason: Refusal['reason']): void;
 }
 
 export interface HubOptions {
@@ -54,6 +65,8 @@ export interface HubOptions {
   /** Enrolled node tokens (node-tokens.ts); defaults to nodeToken alone. */
   tokens?: NodeTokens | undefined;
   observer?: HubObserver | undefined;
+  /** Storage HEADs per reported image before it counts as missing (backoff up to 5 s between them). */
+  storageAttempts?: number | undefined;
 }
 
 type ResponseInit = NonNullable<MessageInitShape<typeof ConnectResponseSchema>['msg']>;
@@ -80,6 +93,11 @@ interface Session {
   tokenName: string;
 }
 
+/** What arrived for the hub this turn: a node's message, or a result whose image storage confirmed. */
+type InboxItem =
+  | { kind: 'message'; call: Session['call']; get: () => Session | undefined; set: (s: Session | undefined) => void; req: ConnectRequest }
+  | { kind: 'verified'; nodeId: string; report: JobCompleted };
+
 export class NodeHub {
   private readonly sessions = new Map<string, Session>();
   private readonly store: HubDeps['store'];
@@ -87,13 +105,18 @@ export class NodeHub {
   private readonly log: Logger;
   private timer: NodeJS.Timeout | undefined;
   /** Node messages received this event-loop turn, handled together (group commit). */
-  private inbox: { call: Session['call']; get: () => Session | undefined; set: (s: Session | undefined) => void; req: ConnectRequest }[] = [];
+  private inbox: InboxItem[] = [];
   private flushScheduled = false;
+  /** The tick and the inbox flush: failures are retried and shown in /readyz. */
+  readonly health: LoopHealth;
+  /** Results whose image is being looked for in storage (`jobId nodeId`): a repeated report waits for the first. */
+  private readonly verifying = new Set<string>();
+  private readonly stopping = new AbortController();
   /** Nodes whose stream ended, by when they were last heard from. */
   private readonly disconnectedAt = new Map<string, number>();
   private readonly tokens: NodeTokens;
   private tokensRevision: number;
-  private readonly tokenOf = new WeakMap<Session['call'], string>();
+  private readonly tokenOf = new WeakMap<Session['call'], { name: string; fingerprint?: string | undefined }>();
 
   constructor(
     private readonly deps: HubDeps,
@@ -104,6 +127,7 @@ export class NodeHub {
     this.log = deps.log;
     this.tokens = opts.tokens ?? new NodeTokens({ token: opts.nodeToken }, deps.log);
     this.tokensRevision = this.tokens.revision;
+    this.health = new LoopHealth(deps.log);
   }
 
   start(): void {
@@ -112,6 +136,7 @@ export class NodeHub {
 
   stop(): void {
     if (this.timer) clearInterval(this.timer);
+    this.stopping.abort();
     for (const s of this.sessions.values()) s.call.end();
     this.sessions.clear();
   }
@@ -124,9 +149,18 @@ export class NodeHub {
     return [...this.sessions.values()].map((s) => ({ nodeId: s.nodeId, caps: s.caps }));
   }
 
-  /** Periodic work: silent nodes, expired leases, then fill nodes (also picks up retry backoffs). */
+  /**
+   * Periodic work: silent nodes, expired leases, then fill nodes (also picks
+   * up retry backoffs). A failure (SQLite busy, disk full) rolls back, is
+   * logged and shown in /readyz; the next tick is the retry.
+   */
   tick(): void {
-    this.store.transaction(() => this.tickNow());
+    try {
+      this.store.transaction(() => this.tickNow());
+      this.health.ok('tick');
+    } catch (err) {
+      this.health.failed('tick', err);
+    }
   }
 
   private tickNow(): void {
@@ -198,24 +232,60 @@ export class NodeHub {
     this.store.afterCommit(() => s.call.write(create(ConnectResponseSchema, { msg })));
   }
 
-  /** Handles everything that arrived in this turn of the event loop in one transaction. */
+  private push(item: InboxItem): void {
+    this.inbox.push(item);
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => this.flushInbox());
+    }
+  }
+
+  /**
+   * Handles everything that arrived in this turn of the event loop in one
+   * transaction, each message in its own savepoint: a message that fails is
+   * rolled back alone and dropped. A database failure (busy, disk full)
+   * rolls the batch back instead; it is retried with backoff, and nodes
+   * heard nothing of it (messages to them wait for the commit).
+   */
   private flushInbox(): void {
     this.flushScheduled = false;
+    if (this.stopping.signal.aborted) return;
     const batch = this.inbox;
     this.inbox = [];
     const reported = new Set<string>();
-    this.store.transaction(() => {
-      for (const item of batch) {
-        try {
-          const session = this.onMessage(item.call, item.get(), item.req);
-          item.set(session);
-          if (session && (item.req.msg.case === 'completed' || item.req.msg.case === 'failed')) reported.add(session.nodeId);
-        } catch (err) {
-          this.log.error({ err: String(err), node: item.get()?.nodeId }, 'node message failed');
+    let committed = false;
+    try {
+      this.store.transaction(() => {
+        this.store.afterCommit(() => (committed = true));
+        for (const item of batch) this.handleItem(item, reported);
+        for (const nodeId of reported) this.dispatch(nodeId);
+      });
+      this.health.ok('inbox');
+    } catch (err) {
+      // After the commit only a node's stream can have thrown: the batch is recorded, nothing to retry.
+      if (committed) return this.log.error({ err: String(err) }, 'after-commit work failed');
+      const failures = this.health.failed('inbox', err);
+      this.inbox = [...retryable(batch), ...this.inbox];
+      this.flushScheduled = true;
+      setTimeout(() => this.flushInbox(), Math.min(5_000, 50 * 2 ** Math.min(failures, 7))).unref();
+    }
+  }
+
+  private handleItem(item: InboxItem, reported: Set<string>): void {
+    try {
+      this.store.transaction(() => {
+        if (item.kind === 'verified') {
+          if (this.finishComplete(item.nodeId, item.report)) reported.add(item.nodeId);
+          return;
         }
-      }
-      for (const nodeId of reported) this.dispatch(nodeId);
-    });
+        const session = this.onMessage(item.call, item.get(), item.req);
+        item.set(session);
+        if (session && item.req.msg.case === 'failed') reported.add(session.nodeId);
+      });
+    } catch (err) {
+      if (isTransientDbError(err)) throw err;
+      this.log.error({ err: String(err), node: item.kind === 'verified' ? item.nodeId : item.get()?.nodeId }, 'node message failed');
+    }
   }
 
   /** Sessions whose token was revoked (removed from the tokens file) are dropped; the node's reconnect is then refused. */
@@ -243,15 +313,9 @@ export class NodeHub {
       call.emit('error', { code: grpc.status.UNAUTHENTICATED, details: `node token refused (${auth.reason}): enrol this node with a token the coordinator knows (README "Node enrolment")` });
       return;
     }
-    this.tokenOf.set(call, auth.name);
+    this.tokenOf.set(call, { name: auth.name, fingerprint: auth.fingerprint });
     let session: Session | undefined;
-    call.on('data', (req: ConnectRequest) => {
-      this.inbox.push({ call, get: () => session, set: (s) => (session = s), req });
-      if (!this.flushScheduled) {
-        this.flushScheduled = true;
-        setImmediate(() => this.flushInbox());
-      }
-    });
+    call.on('data', (req: ConnectRequest) => this.push({ kind: 'message', call, get: () => session, set: (s) => (session = s), req }));
     const close = () => {
       if (!session || this.sessions.get(session.nodeId) !== session) return;
       this.sessions.delete(session.nodeId);
@@ -300,8 +364,11 @@ export class NodeHub {
         break;
       case 'progress': {
         const job = this.store.getJob(m.value.jobId);
-        if (job) {
-          const preview = m.value.previewWebp.length ? Buffer.from(m.value.previewWebp) : undefined;
+        // Only a job's holder speaks for it; an oversized preview is ignored (the node should have dropped it).
+        if (job && (job.node_id === session.nodeId || job.copy_node_id === session.nodeId)) {
+          const bytes = m.value.previewWebp.length;
+          if (bytes > MAX_PREVIEW_BYTES) this.log.debug({ node: session.nodeId, job: job.id, bytes }, 'preview over the size bound ignored');
+          const preview = bytes && bytes <= MAX_PREVIEW_BYTES ? Buffer.from(m.value.previewWebp) : undefined;
           if (preview) this.deps.previews?.offer(job.id, preview);
           this.live.emit({
             type: 'progress',
@@ -326,11 +393,68 @@ export class NodeHub {
     return session;
   }
 
-  private complete(nodeId: string, v: JobCompleted): void {
+  /**
+   * A node reports a job done. Nodes are not trusted: the job must be one it
+   * holds (or held last) and the keys its own (store/completion.ts), and the
+   * image must be in storage. The storage check runs outside this turn; the
+   * job is marked done by a later flush (`finishComplete`), which checks
+   * the rules again. A report for a job already final is only audited.
+   * Returns true when the report is being verified (its job must not be requeued meanwhile).
+   */
+  private complete(nodeId: string, v: JobCompleted): boolean {
+    const job = this.store.getJob(v.jobId);
+    const refused = refuseReport(job, nodeId, v);
+    if (refused || !job) {
+      if (refused) this.refuseResult(nodeId, v.jobId, refused);
+      return false;
+    }
+    if (job.state === 'done' || job.state === 'skipped' || job.state === 'cancelled') {
+      this.finishComplete(nodeId, v);
+      return false;
+    }
+    const key = `${v.jobId} ${nodeId}`;
+    if (this.verifying.has(key)) return true;
+    this.verifying.add(key);
+    void this.stored(job).then(
+      (found) => {
+        if (found) return this.push({ kind: 'verified', nodeId, report: v });
+        this.verifying.delete(key);
+        this.refuseResult(nodeId, v.jobId, { reason: 'not stored', detail: `${ownKeys(job).imageKey} is not in storage` });
+      },
+      (err: unknown) => {
+        this.verifying.delete(key);
+        // The job keeps its lease: if the node does not report again, the lease runs out and the next node finds the image.
+        if (!this.stopping.signal.aborted) this.log.warn({ node: nodeId, job: v.jobId, err: String(err) }, 'result not recorded: storage did not answer');
+      },
+    );
+    return true;
+  }
+
+  /** Whether the job's objects are in storage (retrying while storage is away). */
+  private async stored(job: JobRow): Promise<boolean> {
+    const own = ownKeys(job);
+    const exists = (key: string) =>
+      withRetry(() => this.deps.storage.exists(key), { signal: this.stopping.signal, attempts: this.opts.storageAttempts ?? 12, maxMs: 5_000 });
+    const found = await Promise.all([own.imageKey, own.thumbKey].filter(Boolean).map(exists));
+    return found.every(Boolean);
+  }
+
+  /** Records a verified (or already final) result; true when the job became done with it. */
+  private finishComplete(nodeId: string, v: JobCompleted): boolean {
+    this.store.afterCommit(() => this.verifying.delete(`${v.jobId} ${nodeId}`));
     const outcome = this.store.completeJob(v.jobId, nodeId, { imageKey: v.imageKey, thumbKey: v.thumbKey, renderMs: v.renderMs, skipped: v.skipped, model: v.model || undefined });
+    if (outcome.refused) this.refuseResult(nodeId, v.jobId, outcome.refused);
     for (const other of outcome.cancelOn) this.cancelOn(other, v.jobId, 'another node finished this job first');
-    if (!outcome.accepted) return;
+    if (!outcome.accepted) return false;
     this.opts.observer?.completed?.(v.renderMs, v.skipped);
+    return true;
+  }
+
+  /** Nothing is recorded; the node is told to drop the job (a no-op for an honest node that already has). */
+  private refuseResult(nodeId: string, jobId: string, refused: Refusal): void {
+    this.log.warn({ node: nodeId, job: jobId, reason: refused.reason, detail: refused.detail }, 'result refused');
+    this.opts.observer?.resultRefused?.(refused.reason);
+    this.cancelOn(nodeId, jobId, `result refused: ${refused.detail}`);
   }
 
   private fail(session: Session, v: Extract<ConnectRequest['msg'], { case: 'failed' }>['value']): void {
@@ -343,18 +467,22 @@ export class NodeHub {
     if (r.tooBigForEveryCard) this.log.warn({ job: job.id, minVramMb: job.min_vram_mb }, 'job failed: out of memory on every node');
   }
 
-  private register(call: Session['call'], reg: Extract<ConnectRequest['msg'], { case: 'register' }>['value']): Session {
+  private register(call: Session['call'], reg: Extract<ConnectRequest['msg'], { case: 'register' }>['value']): Session | undefined {
     const caps = reg.capabilities ?? ({} as Capabilities);
     const nodeId = reg.nodeId;
     if (!/^[A-Za-z0-9._-]{1,64}$/.test(nodeId)) throw new Error('invalid node id');
+    const token = this.tokenOf.get(call) ?? { name: 'open' };
+    if (!this.mayUseNodeId(call, nodeId, token.fingerprint)) return undefined;
+    const claimed = Math.max(1, caps.slots || 1);
+    if (claimed > MAX_SLOTS) this.log.warn({ node: nodeId, claimed, slots: MAX_SLOTS }, `node claims more than ${MAX_SLOTS} render slots: clamped to ${MAX_SLOTS}`);
     const s: Session = {
       nodeId,
       name: reg.name || nodeId,
       caps: { backends: [...caps.backends], models: [...caps.models], vramMb: Number(caps.vramMb) },
-      slots: Math.max(1, caps.slots || 1),
+      slots: Math.min(claimed, MAX_SLOTS),
       lastSeen: Date.now(),
       call,
-      tokenName: this.tokenOf.get(call) ?? 'open',
+      tokenName: token.name,
     };
     const previous = this.sessions.get(nodeId);
     if (previous && previous.call !== call) previous.call.end();
@@ -362,13 +490,35 @@ export class NodeHub {
     this.disconnectedAt.delete(nodeId);
     this.store.upsertNode(nodeId, s.name, { gpuName: caps.gpuName, vramMb: Number(caps.vramMb), backends: s.caps.backends, models: s.caps.models, slots: s.slots });
     this.send(s, { case: 'registered', value: { nodeId, heartbeatIntervalMs: this.opts.heartbeatMs, leaseMs: this.opts.leaseMs } });
-    // Results first: a job finished while we were apart is done, not lost.
-    for (const c of reg.recentCompletions) this.complete(nodeId, c);
-    this.reconcile(s, reg.heldJobIds);
+    // Results first: a job finished while we were apart is done, not lost (and not requeued while its image is looked for).
+    const reporting = reg.recentCompletions.filter((c) => this.complete(nodeId, c)).map((c) => c.jobId);
+    this.reconcile(s, [...reg.heldJobIds, ...reporting]);
     this.log.info({ node: nodeId, caps: s.caps, slots: s.slots, held: reg.heldJobIds.length }, 'node registered');
     this.store.recordNodeEvent(SUBJECTS.nodeUp, nodeId, { name: s.name });
     this.dispatch();
     return s;
+  }
+
+  /**
+   * A node id belongs to the token that first enrolled it (when node tokens
+   * are configured): another token claiming it is refused, unless the first
+   * was revoked since. Nothing of the claimant is recorded.
+   */
+  private mayUseNodeId(call: Session['call'], nodeId: string, fingerprint: string | undefined): boolean {
+    if (!fingerprint) return true;
+    const bound = this.store.nodeTokenBinding(nodeId);
+    if (bound === fingerprint) return true;
+    if (bound && this.tokens.hasFingerprint(bound)) {
+      this.log.warn({ peer: call.getPeer(), node: nodeId, fingerprint, boundTo: bound }, 'node refused: its id belongs to another token');
+      this.opts.observer?.refused?.('node id bound to another token');
+      this.store.afterCommit(() =>
+        call.emit('error', { code: grpc.status.PERMISSION_DENIED, details: `node id ${nodeId} is enrolled with another token; choose another NIGHTSHIFT_NODE_ID` }),
+      );
+      return false;
+    }
+    if (bound) this.log.warn({ node: nodeId, fingerprint, was: bound }, 'node id re-enrolled: the token it was bound to is revoked');
+    this.store.bindNodeToken(nodeId, fingerprint);
+    return true;
   }
 
   /**
@@ -387,6 +537,17 @@ export class NodeHub {
     const oursSet = new Set(ours.map((j) => j.id));
     for (const id of held) if (!oursSet.has(id)) this.send(s, { case: 'cancel', value: { jobId: id, reason: 'lease no longer held' } });
   }
+}
+
+/** What a failed flush keeps for its retry: progress is cosmetic and only each stream's newest heartbeat matters. */
+function retryable(batch: InboxItem[]): InboxItem[] {
+  const lastHeartbeat = new Map<Session['call'], InboxItem>();
+  for (const item of batch) if (item.kind === 'message' && item.req.msg.case === 'heartbeat') lastHeartbeat.set(item.call, item);
+  return batch.filter((item) => {
+    if (item.kind === 'verified') return true;
+    if (item.req.msg.case === 'progress') return false;
+    return item.req.msg.case !== 'heartbeat' || lastHeartbeat.get(item.call) === item;
+  });
 }
 
 function assignment(job: JobRow): ResponseInit {

@@ -5,7 +5,7 @@ import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { NodeTokens, parseTokensFile, sha256 } from './node-tokens.js';
+import { fingerprint, NodeTokens, parseTokensFile, sha256 } from './node-tokens.js';
 
 const line = (name: string, token: string) => `${name} sha256:${sha256(token).toString('hex')}\n`;
 
@@ -36,11 +36,13 @@ test('tokens file: hashes only, bad lines skipped, revocation by removing the li
     writeFileSync(file, `# comment\n${line('gpu-a', 'tok-a')}${line('gpu-b', 'tok-b')}garbage here\n`);
     const t = new NodeTokens({ file });
     assert.equal(t.size, 2);
-    assert.deepEqual(t.check('Bearer tok-a'), { ok: true, name: 'gpu-a' });
-    assert.deepEqual(t.check('Bearer tok-b'), { ok: true, name: 'gpu-b' });
+    assert.deepEqual(t.check('Bearer tok-a'), { ok: true, name: 'gpu-a', fingerprint: fingerprint(sha256('tok-a')) });
+    assert.deepEqual(t.check('Bearer tok-b'), { ok: true, name: 'gpu-b', fingerprint: fingerprint(sha256('tok-b')) });
+    assert.equal(t.hasFingerprint(fingerprint(sha256('tok-b'))), true);
     const rev = t.revision;
     writeFileSync(file, `${line('gpu-a', 'tok-a')}# gpu-b revoked\n`);
     assert.equal(t.check('Bearer tok-b').ok, false);
+    assert.equal(t.hasFingerprint(fingerprint(sha256('tok-b'))), false, 'a revoked token no longer holds the node ids it enrolled');
     assert.ok(t.revision > rev);
     assert.equal(t.has('gpu-b'), false);
     assert.equal(t.has('gpu-a'), true);
@@ -70,7 +72,7 @@ test('tokens.ts add prints the token once and stores only its hash; revoke remov
     const stored = readFileSync(file, 'utf8');
     assert.ok(!stored.includes(token), 'the token itself is not stored');
     const t = new NodeTokens({ file });
-    assert.deepEqual(t.check(`Bearer ${token}`), { ok: true, name: 'gpu-7' });
+    assert.deepEqual(t.check(`Bearer ${token}`), { ok: true, name: 'gpu-7', fingerprint: fingerprint(sha256(token)) });
     assert.match(run('list'), /^gpu-7\t[0-9a-f]{12}$/);
     run('revoke', 'gpu-7');
     assert.equal(t.check(`Bearer ${token}`).ok, false);

@@ -26,7 +26,8 @@ interface Entry {
   hash: Buffer;
 }
 
-export type TokenCheck = { ok: true; name: string } | { ok: false; reason: 'missing token' | 'unknown or revoked token'; fingerprint?: string };
+/** `fingerprint` (of the token's hash) is absent on an open farm; a node id is bound to it at first enrolment. */
+export type TokenCheck = { ok: true; name: string; fingerprint?: string } | { ok: false; reason: 'missing token' | 'unknown or revoked token'; fingerprint?: string };
 
 export const sha256 = (token: string): Buffer => createHash('sha256').update(token, 'utf8').digest();
 /** Identifies a token in logs and listings without revealing it. */
@@ -112,7 +113,13 @@ export class NodeTokens {
     let found: Entry | undefined;
     // Every entry is compared (constant time each), so timing says nothing about which matched.
     for (const e of [...this.fixed, ...this.fromFile]) if (timingSafeEqual(e.hash, hash) && !found) found = e;
-    return found ? { ok: true, name: found.name } : { ok: false, reason: 'unknown or revoked token', fingerprint: fingerprint(hash) };
+    return found ? { ok: true, name: found.name, fingerprint: fingerprint(found.hash) } : { ok: false, reason: 'unknown or revoked token', fingerprint: fingerprint(hash) };
+  }
+
+  /** Is the token with this fingerprint still enrolled? (A node id bound to a revoked token may be enrolled anew.) */
+  hasFingerprint(fp: string): boolean {
+    this.refresh();
+    return [...this.fixed, ...this.fromFile].some((e) => fingerprint(e.hash) === fp);
   }
 
   /** Is the token known by this name still enrolled? */

@@ -5,6 +5,7 @@ import { expandSweep, parseSpec } from '@nightshift/sweep';
 import { openDb } from './db.js';
 import { Store } from './store.js';
 import { Scheduler } from './scheduler.js';
+import { ownKeys } from './store/completion.js';
 import {
   decideFailure,
   explainWait,
@@ -185,7 +186,7 @@ test('worthCopying: by the sweep median of finished renders', () => {
   const { store, placement, now, take } = farm([a]);
   const [j1, j2] = [take(a)!, take(a)!];
   now.t += 100;
-  store.completeJob(j1.id, 'a', { imageKey: 'images/x.png', thumbKey: 'thumbs/x.webp', renderMs: 100, skipped: false });
+  store.completeJob(j1.id, 'a', { ...ownKeys(j1), renderMs: 100, skipped: false });
   assert.equal(placement.worthCopying(j2.id, now.t + 199), false);
   assert.equal(placement.worthCopying(j2.id, now.t + 200), true, 'running 300 ms, 3× the 100 ms median');
   assert.equal(placement.worthCopying('no-such-job', now.t), false);

@@ -5,6 +5,13 @@
  */
 import { previewKey, type Logger, type Storage } from '@nightshift/common';
 
+/**
+ * The largest preview kept or shown to live clients. Nodes drop bigger ones
+ * before sending (gpu-node worker.ts keeps the same bound); a node that does
+ * not is ignored, so one cannot fill S3 or every dashboard's memory.
+ */
+export const MAX_PREVIEW_BYTES = 256 * 1024;
+
 export class PreviewStore {
   private readonly waiting = new Map<string, Buffer>();
   private readonly inFlight = new Set<string>();
@@ -14,9 +21,12 @@ export class PreviewStore {
     private readonly log: Logger,
   ) {}
 
-  offer(jobId: string, webp: Buffer): void {
+  /** Queues a preview for upload; false (and nothing stored) when it is over MAX_PREVIEW_BYTES. */
+  offer(jobId: string, webp: Buffer): boolean {
+    if (webp.length > MAX_PREVIEW_BYTES) return false;
     this.waiting.set(jobId, webp);
     if (!this.inFlight.has(jobId)) void this.drain(jobId);
+    return true;
   }
 
   private async drain(jobId: string): Promise<void> {

@@ -5,6 +5,7 @@ import { estimateVramMb, expandSweep, parseSpec } from '@nightshift/sweep';
 import { openDb } from './db.js';
 import { Store, type NewJob } from './store.js';
 import { Scheduler, type NodeCaps } from './scheduler.js';
+import { ownKeys } from './store/completion.js';
 
 const GPU = (vramMb: number, backends = ['procedural']): NodeCaps => ({ backends, models: ['procedural-v1'], vramMb });
 
@@ -102,7 +103,7 @@ test('a node that keeps failing a sweep is blocklisted for it (and only it)', ()
     const id = scheduler.pick('bad', GPU(24_000), now.t)!;
     const job = store.lease([id], 'bad', 30_000)[0]!;
     if (job.sweep_id !== 'sw-x') {
-      store.completeJob(job.id, 'bad', { imageKey: 'images/a.png', thumbKey: 'thumbs/a.webp', renderMs: 1, skipped: false });
+      store.completeJob(job.id, 'bad', { ...ownKeys(job), renderMs: 1, skipped: false });
       i--;
       continue;
     }
@@ -147,9 +148,9 @@ test('stragglers: only when the sweep queue is empty, never on the node running 
   const copy = store.leaseCopy(copyOf!, 'idle', 30_000)!;
   assert.equal(copy.copy_node_id, 'idle');
   // First result wins; the other holder is told to stop.
-  const outcome = store.completeJob(copy.id, 'idle', { imageKey: 'images/s.png', thumbKey: 'thumbs/s.webp', renderMs: 5, skipped: false });
+  const outcome = store.completeJob(copy.id, 'idle', { ...ownKeys(copy), renderMs: 5, skipped: false });
   assert.deepEqual(outcome, { accepted: true, cancelOn: ['slow'] });
-  assert.deepEqual(store.completeJob(copy.id, 'slow', { imageKey: 'images/s.png', thumbKey: 'thumbs/s.webp', renderMs: 9, skipped: false }), { accepted: false, cancelOn: [] });
+  assert.deepEqual(store.completeJob(copy.id, 'slow', { ...ownKeys(copy), renderMs: 9, skipped: false }), { accepted: false, cancelOn: [] });
   // Exactly one image event for the job, whoever finished.
   const events = store.db.prepare(`SELECT COUNT(*) AS n FROM outbox WHERE subject = 'nightshift.image.rendered'`).get() as { n: number };
   assert.equal(events.n, 1);

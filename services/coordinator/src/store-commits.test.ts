@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { expandSweep, parseSpec } from '@nightshift/sweep';
 import { openDb } from './db.js';
 import { Store, type Committed } from './store.js';
+import { ownKeys } from './store/completion.js';
 
 function setup() {
   const store = new Store(openDb(':memory:'), { now: () => 1_000_000, maxAttempts: 3, blocklistAfter: 2 });
@@ -35,7 +36,7 @@ test('a batch in one transaction is heard once, after its commit: jobs and nodes
   store.transaction(() => {
     store.upsertNode('n1', 'n1', {});
     store.lease([a!.id, b!.id], 'n1', 30_000);
-    store.completeJob(a!.id, 'n1', { imageKey: 'images/a.png', thumbKey: 'thumbs/a.webp', renderMs: 1, skipped: false });
+    store.completeJob(a!.id, 'n1', { ...ownKeys(a!), renderMs: 1, skipped: false });
     store.failJob(b!.id, { id: 'n1', vramMb: 1 }, { error: 'boom', logTail: '', outOfMemory: false });
     duringBatch = heard.length;
   });

@@ -11,6 +11,13 @@ import { RenderFailure, type Backend, type JobKind, type RenderParams } from './
 import { makeThumbnail } from './thumbnail.js';
 import { withRetry } from '@nightshift/common';
 
+/**
+ * The largest preview sent to the coordinator, which ignores bigger ones
+ * (coordinator previews.ts keeps the same bound): a bigger one is dropped
+ * here, the progress still goes.
+ */
+export const MAX_PREVIEW_BYTES = 256 * 1024;
+
 export type Report =
   | { case: 'progress'; value: { jobId: string; step: number; total: number; previewWebp: Uint8Array } }
   | { case: 'completed'; value: { jobId: string; renderKey: string; imageKey: string; thumbKey: string; renderMs: number; skipped: boolean; imageBytes: bigint; model?: string } }
@@ -161,6 +168,7 @@ export class Worker {
     const params = JSON.parse(job.paramsJson) as RenderParams;
     const started = performance.now();
     let lastPreview = 0;
+    let warnedPreview = false;
     const interval = this.opts.previewIntervalMs ?? 250;
     const result = await backend.render(
       {
@@ -176,7 +184,12 @@ export class Worker {
       },
       (p) => {
         const now = performance.now();
-        const sendPreview = p.preview && (now - lastPreview >= interval || p.step === p.total);
+        const oversized = !!p.preview && p.preview.length > MAX_PREVIEW_BYTES;
+        if (oversized && !warnedPreview) {
+          warnedPreview = true;
+          this.opts.log.warn({ job: job.jobId, bytes: p.preview!.length, max: MAX_PREVIEW_BYTES }, 'preview over the size bound: not sent');
+        }
+        const sendPreview = p.preview && !oversized && (now - lastPreview >= interval || p.step === p.total);
         if (sendPreview) lastPreview = now;
         this.opts.report({ case: 'progress', value: { jobId: job.jobId, step: p.step, total: p.total, previewWebp: sendPreview ? p.preview! : new Uint8Array() } });
       },

@@ -150,6 +150,11 @@ export class StoreBase {
     }[];
   }
 
+  /** Deletes up to `limit` outbox rows published before `before`; returns how many (retention.ts calls it in batches). */
+  pruneOutbox(before: number, limit: number): number {
+    return this.q('DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE published_at < ? ORDER BY published_at LIMIT ?)').run(before, limit).changes;
+  }
+
   markPublished(ids: number[]): void {
     const stmt = this.q('UPDATE outbox SET published_at = ? WHERE id = ?');
     const now = this.now();

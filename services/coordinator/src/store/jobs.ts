@@ -7,6 +7,7 @@ import { SUBJECTS, type ImageRenderedEvent } from '@nightshift/common';
 import { decideFailure, type Failure, type FailingNode } from '../placement.js';
 import { SweepStore } from './sweeps.js';
 import type { CompleteOutcome, JobRow } from './rows.js';
+import { ownKeys, refuseReport, type ReportedKeys } from './completion.js';
 
 export class JobStore extends SweepStore {
   /** A finished render of this image (an upscale's source), if any. */
@@ -89,7 +90,7 @@ export class JobStore extends SweepStore {
     const now = this.now();
     const requeued: JobRow[] = [];
     this.transaction(() => {
-      this.q(`UPDATE jobs SET copy_node_id = NULL, copy_lease_expires_at = NULL WHERE copy_node_id IS NOT NULL AND copy_lease_expires_at < ?`).run(now);
+      this.q(`UPDATE jobs SET prev_node_id = copy_node_id, copy_node_id = NULL, copy_lease_expires_at = NULL WHERE copy_node_id IS NOT NULL AND copy_lease_expires_at < ?`).run(now);
       const expired = this.q(`SELECT * FROM jobs WHERE state = 'leased' AND lease_expires_at < ?`).all(now) as JobRow[];
       for (const j of expired) if (!this.handToCopy(j, 'lease expired')) requeued.push(j);
     });
@@ -102,13 +103,14 @@ export class JobStore extends SweepStore {
       this.requeue([j.id], reason);
       return false;
     }
-    this.q(`UPDATE jobs SET node_id = copy_node_id, lease_expires_at = copy_lease_expires_at, copy_node_id = NULL, copy_lease_expires_at = NULL WHERE id = ?`).run(j.id);
+    this.q(`UPDATE jobs SET prev_node_id = node_id, node_id = copy_node_id, lease_expires_at = copy_lease_expires_at, copy_node_id = NULL, copy_lease_expires_at = NULL WHERE id = ?`).run(j.id);
     return true;
   }
 
   requeue(jobIds: string[], reason: string): void {
     const upd = this.q(
-      `UPDATE jobs SET state = 'queued', node_id = NULL, lease_expires_at = NULL, copy_node_id = NULL, copy_lease_expires_at = NULL, error = ? WHERE id = ? AND state = 'leased'`,
+      `UPDATE jobs SET state = 'queued', prev_node_id = COALESCE(node_id, prev_node_id), node_id = NULL, lease_expires_at = NULL, copy_node_id = NULL, copy_lease_expires_at = NULL, error = ?
+       WHERE id = ? AND state = 'leased'`,
     );
     this.transaction(() => {
       for (const id of jobIds) {
@@ -122,7 +124,7 @@ export class JobStore extends SweepStore {
   releaseNode(nodeId: string, reason: string): JobRow[] {
     let released: JobRow[] = [];
     this.transaction(() => {
-      this.q(`UPDATE jobs SET copy_node_id = NULL, copy_lease_expires_at = NULL WHERE copy_node_id = ? AND state = 'leased'`).run(nodeId);
+      this.q(`UPDATE jobs SET prev_node_id = copy_node_id, copy_node_id = NULL, copy_lease_expires_at = NULL WHERE copy_node_id = ? AND state = 'leased'`).run(nodeId);
       released = this.q(`SELECT * FROM jobs WHERE state = 'leased' AND node_id = ?`).all(nodeId) as JobRow[];
       for (const j of released) this.handToCopy(j, reason);
     });
@@ -130,37 +132,46 @@ export class JobStore extends SweepStore {
   }
 
   /**
-   * Records a finished render. Accepted from whichever node reports first,
-   * even after its lease moved on, because the image is already safely in S3;
-   * the other holder (a straggler copy, or a node that got the job after a
-   * lease expired) is told to stop. Every report is kept in `results`.
+   * Records a finished render. Accepted from whichever holder reports first
+   * (its lease, its straggler copy, or the node whose lease just moved on),
+   * because the image is already safely in S3 (the hub checked); the other
+   * holder is told to stop. A node that never held the job, or keys that are
+   * not the job's own, are refused and nothing is recorded. Every other
+   * report is kept in `results`.
    */
   completeJob(
     jobIdValue: string,
     nodeId: string,
-    r: { imageKey: string; thumbKey: string; renderMs: number; skipped: boolean; model?: string | undefined },
+    r: ReportedKeys & { renderMs: number; skipped: boolean; model?: string | undefined },
   ): CompleteOutcome {
     const now = this.now();
     const outcome: CompleteOutcome = { accepted: false, cancelOn: [] };
     this.transaction(() => {
       const job = this.getJob(jobIdValue);
-      if (!job) return;
+      const refused = refuseReport(job, nodeId, r);
+      if (refused || !job) {
+        if (refused) outcome.refused = refused;
+        return;
+      }
       const final = job.state === 'done' || job.state === 'skipped' || job.state === 'cancelled';
       const isCopy = job.copy_node_id === nodeId;
       this.q('INSERT INTO results (job_id, node_id, skipped, accepted, copy, at) VALUES (?, ?, ?, ?, ?, ?)')
         .run(job.id, nodeId, r.skipped ? 1 : 0, final ? 0 : 1, isCopy ? 1 : 0, now);
       if (final) return;
       if (job.state === 'leased') outcome.cancelOn = [job.node_id, job.copy_node_id].filter((n): n is string => !!n && n !== nodeId);
+      // The holder told to stop may still report: its report is then audited, not refused.
+      const other = outcome.cancelOn[0] ?? job.prev_node_id;
+      const own = ownKeys(job);
       this.q(
-          `UPDATE jobs SET state = ?, node_id = ?, image_key = ?, thumb_key = ?, render_ms = ?, finished_at = ?, lease_expires_at = NULL,
+          `UPDATE jobs SET state = ?, node_id = ?, prev_node_id = ?, image_key = ?, thumb_key = ?, render_ms = ?, finished_at = ?, lease_expires_at = NULL,
              copy_node_id = NULL, copy_lease_expires_at = NULL, error = NULL, result_model = ? WHERE id = ?`,
         )
-        .run(r.skipped ? 'skipped' : 'done', nodeId, r.imageKey, r.thumbKey, r.renderMs, now, r.model ?? null, job.id);
+        .run(r.skipped ? 'skipped' : 'done', nodeId, other, own.imageKey, own.thumbKey, r.renderMs, now, r.model ?? null, job.id);
       this.q('UPDATE nodes SET jobs_done = jobs_done + 1 WHERE id = ?').run(nodeId);
       // A skipped job's image may never have been announced: its renderer died between upload and report.
       if (!r.skipped || !this.announcedBefore(job)) {
         this.q('UPDATE jobs SET announced = 1 WHERE id = ?').run(job.id);
-        this.enqueueImageEvent(job, nodeId, r, now);
+        this.enqueueImageEvent(job, nodeId, { ...r, imageKey: own.imageKey }, now);
       }
       this.jobChanged(job, r.skipped ? 'skipped' : 'done');
       this.settleSweep(job.sweep_id);
@@ -248,7 +259,7 @@ export class JobStore extends SweepStore {
 
   /** Ends a straggler copy (it failed, or its node no longer holds it); the original carries on. */
   dropCopy(jobIdValue: string): void {
-    this.write(() => this.q('UPDATE jobs SET copy_node_id = NULL, copy_lease_expires_at = NULL WHERE id = ?').run(jobIdValue));
+    this.write(() => this.q('UPDATE jobs SET prev_node_id = COALESCE(copy_node_id, prev_node_id), copy_node_id = NULL, copy_lease_expires_at = NULL WHERE id = ?').run(jobIdValue));
   }
 
   /** Queued jobs kept away from some nodes, with what they need (for relaxing exclusions). */
@@ -275,6 +286,11 @@ export class JobStore extends SweepStore {
       this.jobChanged(job, 'failed');
       this.settleSweep(job.sweep_id);
     });
+  }
+
+  /** Deletes up to `limit` result audit rows recorded before `before`; returns how many (retention.ts calls it in batches). */
+  pruneResults(before: number, limit: number): number {
+    return this.q('DELETE FROM results WHERE id IN (SELECT id FROM results WHERE at < ? ORDER BY at LIMIT ?)').run(before, limit).changes;
   }
 
   /** Every result report for a job (audits and tests: how often was it rendered?). */

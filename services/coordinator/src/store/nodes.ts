@@ -36,6 +36,19 @@ export class NodeStore extends JobStore {
     this.q(`UPDATE nodes SET status = 'offline'`).run();
   }
 
+  /** The fingerprint of the token that enrolled this node id, if one did. */
+  nodeTokenBinding(nodeId: string): string | undefined {
+    return (this.q('SELECT token_fingerprint FROM node_tokens WHERE node_id = ?').get(nodeId) as { token_fingerprint: string } | undefined)?.token_fingerprint;
+  }
+
+  /** Binds a node id to a token (its first enrolment, or a new token once the old one was revoked). */
+  bindNodeToken(nodeId: string, tokenFingerprint: string): void {
+    this.q(
+      `INSERT INTO node_tokens (node_id, token_fingerprint, bound_at) VALUES (?, ?, ?)
+       ON CONFLICT (node_id) DO UPDATE SET token_fingerprint = excluded.token_fingerprint, bound_at = excluded.bound_at`,
+    ).run(nodeId, tokenFingerprint, this.now());
+  }
+
   /** Records a node event (up/down) in the outbox. */
   recordNodeEvent(subject: string, nodeId: string, extra: Record<string, unknown>): void {
     const now = this.now();

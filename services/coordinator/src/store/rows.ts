@@ -1,5 +1,6 @@
 /** The coordinator's rows as SQLite returns them, the inputs that make them, and their ids. */
 import { randomBytes } from 'node:crypto';
+import type { Refusal } from './completion.js';
 
 export type SweepStatus = 'queued' | 'running' | 'paused' | 'done' | 'failed' | 'cancelled';
 export type JobState = 'queued' | 'leased' | 'done' | 'skipped' | 'failed' | 'cancelled';
@@ -59,6 +60,8 @@ export interface JobRow {
   result_model: string | null;
   /** 1 when this job's completion published its image's event. */
   announced: number;
+  /** The node that held the job last before its lease or copy moved on: its late report is still accepted. */
+  prev_node_id: string | null;
 }
 
 export interface NodeRow {
@@ -91,6 +94,8 @@ export interface CompleteOutcome {
   accepted: boolean;
   /** Nodes still rendering the same job (the straggler copy or the original) to cancel. */
   cancelOn: string[];
+  /** The report was refused (nothing recorded): not this node's job, or not its keys. */
+  refused?: Refusal;
 }
 
 /** A sweep status after which nothing changes. */

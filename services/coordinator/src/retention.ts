@@ -1,0 +1,78 @@
+/**
+ * Keeps the coordinator's bookkeeping tables from growing all night, every
+ * night: published outbox rows (JetStream has them; the outbox only has to
+ * outlive a publish) and `results` audit rows older than their retention are
+ * deleted. Off the hot path: on an unref'd timer, in small batches, each its
+ * own statement, yielding to the event loop between them, so node messages
+ * and HTTP requests never wait behind a long delete.
+ */
+import { setImmediate as nextTurn } from 'node:timers/promises';
+import type { Logger } from '@nightshift/common';
+import type { Store } from './store.js';
+
+export interface RetentionOptions {
+  /** Published outbox rows are kept this long. */
+  outboxMs: number;
+  /** Result audit rows are kept this long. */
+  resultsMs: number;
+  /** How often to prune (first run one interval after start). */
+  everyMs?: number;
+  /** Rows per DELETE statement. */
+  batch?: number;
+  now?: () => number;
+}
+
+export const HOUR_MS = 3_600_000;
+
+export class Retention {
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<unknown> | undefined;
+  private stopped = false;
+  private readonly now: () => number;
+  private readonly batch: number;
+
+  constructor(
+    private readonly store: Pick<Store, 'pruneOutbox' | 'pruneResults'>,
+    private readonly log: Logger,
+    private readonly opts: RetentionOptions,
+  ) {
+    this.now = opts.now ?? Date.now;
+    this.batch = opts.batch ?? 1_000;
+  }
+
+  start(): void {
+    this.timer = setInterval(() => {
+      this.running ??= this.prune()
+        .catch((err: unknown) => this.log.warn({ err: String(err) }, 'pruning failed; trying again at the next interval'))
+        .finally(() => (this.running = undefined));
+    }, this.opts.everyMs ?? 10 * 60_000);
+    this.timer.unref();
+  }
+
+  /** Stops the timer and waits for a prune under way (its current batch) to end. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.timer);
+    await this.running;
+  }
+
+  /** One pass: deletes everything past retention, a batch at a time; returns how many rows of each. */
+  async prune(): Promise<{ outbox: number; results: number }> {
+    const now = this.now();
+    const outbox = await this.drain((n) => this.store.pruneOutbox(now - this.opts.outboxMs, n));
+    const results = await this.drain((n) => this.store.pruneResults(now - this.opts.resultsMs, n));
+    if (outbox || results) this.log.info({ outbox, results }, 'pruned old outbox and result rows');
+    return { outbox, results };
+  }
+
+  private async drain(deleteBatch: (limit: number) => number): Promise<number> {
+    let total = 0;
+    while (!this.stopped) {
+      const n = deleteBatch(this.batch);
+      total += n;
+      if (n < this.batch) break;
+      await nextTurn();
+    }
+    return total;
+  }
+}
