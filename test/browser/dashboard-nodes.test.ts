@@ -1,0 +1,70 @@
+/**
+ * The nodes page in headless Chromium against the real dashboard with a
+ * stand-in /api/nodes (no farm): a node's current jobs show as links to
+ * their sweeps. (The farm-wide browser test sees the nodes only while idle.)
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { AddressInfo } from 'node:net';
+import { Hono } from 'hono';
+import { serve, type ServerType } from '@hono/node-server';
+import type { Browser } from 'playwright-core';
+import { seededCoordinator, tempDir, type SeededCoordinator } from '@nightshift/devfarm';
+import { createDashboard } from '../../services/coordinator/src/dashboard/index.js';
+import { browserMissing, launch, watchPage } from './chromium.js';
+
+const skip = browserMissing();
+
+const NODE = {
+  id: 'node-7',
+  name: 'gpu box',
+  status: 'online',
+  capabilities: { gpuName: 'Test GPU', vramMb: 8192, backends: ['procedural'], models: ['procedural-v1'], slots: 4 },
+  lastSeen: new Date().toISOString(),
+  jobsDone: 12,
+  currentJobs: ['sw-aaa-0', 'sw-aaa-1', 'sw-bbb-10', 'sw-bbb-11'],
+};
+
+describe('nodes page in headless Chromium', { skip, timeout: 120_000 }, () => {
+  let tmp: ReturnType<typeof tempDir>;
+  let seeded: SeededCoordinator;
+  let server: ServerType;
+  let browser: Browser;
+  let base = '';
+
+  before(async () => {
+    tmp = tempDir();
+    seeded = seededCoordinator(tmp.dir, { NIGHTSHIFT_INDEXER_URL: 'http://127.0.0.1:9' }, { get: async () => Buffer.from('') });
+    const app = new Hono()
+      .get('/api/nodes', (c) => c.json({ nodes: [NODE] }))
+      .get('/api/events', (c) => c.body('', 200, { 'content-type': 'text/event-stream' }))
+      .route('/', createDashboard(seeded.deps));
+    server = await new Promise<ServerType>((resolve) => {
+      const s = serve({ fetch: app.fetch, hostname: '127.0.0.1', port: 0 }, () => resolve(s));
+    });
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    browser = await launch();
+  });
+
+  after(async () => {
+    await browser?.close();
+    await new Promise((r) => server?.close(r));
+    seeded?.close();
+    tmp?.cleanup();
+  });
+
+  test("a node's row shows its capabilities and links its first current jobs to their sweeps", async () => {
+    const page = await browser.newPage();
+    const { problems } = watchPage(page);
+    await page.goto(`${base}/ui/nodes`);
+    const row = page.locator('#nodes-body tr[data-node="node-7"]');
+    await row.waitFor();
+    const cells = await row.locator('td').allTextContents();
+    assert.deepEqual(cells.slice(0, 6), ['online', 'Test GPU', '8.0 GB', 'procedural', 'procedural-v1', '4']);
+    assert.equal(cells[6], 'sw-aaa-0, sw-aaa-1, sw-bbb-10 +1');
+    const links = await row.locator('td').nth(6).locator('a').evaluateAll((as) => as.map((a) => a.getAttribute('href')));
+    assert.deepEqual(links, ['/ui/sweeps/sw-aaa', '/ui/sweeps/sw-aaa', '/ui/sweeps/sw-bbb']);
+    assert.match(await page.locator('#nodes-msg').innerText(), /1 of 1 node\(s\) online/);
+    assert.deepEqual(problems, []);
+  });
+});
