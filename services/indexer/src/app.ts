@@ -65,7 +65,11 @@ export async function openIndex(config: Config, opts: IndexerOptions, log: Logge
       log,
     );
     const s3 = storageFromConfig(config);
-    const reindexer = new Reindexer(s3, store, model.embedder, log, { batchSize: opts.NIGHTSHIFT_INDEXER_BATCH, concurrency: opts.NIGHTSHIFT_INDEXER_CONCURRENCY });
+    const reindexer = new Reindexer(s3, store, model.embedder, log, {
+      batchSize: opts.NIGHTSHIFT_INDEXER_BATCH,
+      concurrency: opts.NIGHTSHIFT_INDEXER_CONCURRENCY,
+      fault: opts.NIGHTSHIFT_INDEXER_FAULT,
+    });
     return { model, store, storage: s3, reindexer, unlock };
   } catch (err) {
     unlock();

@@ -25,7 +25,7 @@ const Schema = z.object({
   NIGHTSHIFT_INDEXER_QUANTIZATION: z.enum(['f32', 'f16']).default('f32'),
   /** Seconds between vector-index snapshots (when something changed). */
   NIGHTSHIFT_INDEXER_SNAPSHOT_S: z.coerce.number().min(1).default(120),
-  /** Test hook, see ConsumerOptions.fault. */
+  /** Test hook, see ConsumerOptions.fault and ReindexOptions.fault. */
   NIGHTSHIFT_INDEXER_FAULT: z.string().optional(),
   /** Hub mirror for NIGHTSHIFT_CLIP_MODEL=org/name (also read from HF_ENDPOINT). */
   NIGHTSHIFT_HF_ENDPOINT: z.string().optional(),

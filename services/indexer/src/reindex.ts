@@ -10,8 +10,9 @@
  *    the already re-embedded part meanwhile).
  * Favorites are keyed by renderKey in their own table and survive both.
  */
+import { existsSync } from 'node:fs';
 import type { IncomingHttpHeaders } from 'node:http';
-import { assertRenderKey, assertSafeKey, imageIdsOf, imageKey, parseA1111Parameters, readPngTextChunks, renderKeyOf, userMetaOf, type Logger, type Storage } from '@nightshift/common';
+import { assertRenderKey, assertSafeKey, imageIdsOf, imageKey, parseA1111Parameters, readPngTextChunks, renderKeyOf, sleep, userMetaOf, type Logger, type Storage } from '@nightshift/common';
 import type { ClipEmbedder } from '@nightshift/models';
 import type { CatalogInfo, ImageMeta } from './catalog.js';
 import type { IndexStore, StoredItem } from './store.js';
@@ -121,6 +122,8 @@ export function metaFromObject(key: string, obj: Pick<ObjectWithMeta, 'bytes' | 
 export interface ReindexOptions {
   batchSize: number;
   concurrency: number;
+  /** Test hook: `hold-reindex:FILE` holds a reindex from the bucket after its first batch until FILE exists (live events go on meanwhile). */
+  fault?: string | undefined;
 }
 
 export class Reindexer {
@@ -221,8 +224,9 @@ export class Reindexer {
     const gen = catalog.gen + 1;
     catalog.setMeta('gen', String(gen));
     this.log.info({ gen, prune }, 'reindex from the bucket: started');
-    await this.pipeline(this.listing('images'), (chunk) =>
-      this.indexChunk(
+    let batches = 0;
+    await this.pipeline(this.listing('images'), async (chunk) => {
+      await this.indexChunk(
         chunk.filter((o) => renderKeyOf(o.name, 'images') !== undefined).map((o) => ({
           key: o.name,
           load: async () => {
@@ -232,8 +236,9 @@ export class Reindexer {
           },
         })),
         gen,
-      ),
-    );
+      );
+      if (++batches === 1) await this.hold();
+    });
     if (this.cancelled) return;
     for await (const o of this.listing('upscaled')) {
       const fromName = renderKeyOf(o.name, 'upscaled');
@@ -265,6 +270,14 @@ export class Reindexer {
     else if (prune) this.log.warn({ failed: this.status.failed }, 'reindex: some images failed, so nothing is pruned');
     this.store.checkPendingDuplicates();
     this.store.saveSnapshot(true);
+  }
+
+  /** The `hold-reindex:FILE` test hook. */
+  private async hold(): Promise<void> {
+    const file = this.opts.fault?.startsWith('hold-reindex:') ? this.opts.fault.slice('hold-reindex:'.length) : undefined;
+    if (!file) return;
+    this.log.warn({ fault: this.opts.fault }, 'reindex: fault injection, holding after the first batch');
+    while (!existsSync(file) && !this.cancelled) await sleep(100);
   }
 
   async reembedStale(): Promise<void> {
