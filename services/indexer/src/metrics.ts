@@ -29,14 +29,14 @@ export function indexerMetrics(deps: { bus: Bus; consumer: IndexConsumer; store:
   });
   new Gauge({ name: 'nightshift_indexer_in_flight', help: 'Events being fetched, embedded or stored', registers: [registry], collect() { this.set(consumer.stats.inFlight); } });
   new Gauge({ name: 'nightshift_indexer_images', help: 'Images in the vector index', registers: [registry], collect() { this.set(store.index.size); } });
-  const seen = { indexed: 0, skipped: 0, failed: 0 };
+  const seen = { indexed: 0, skipped: 0, failed: 0, refused: 0, retried: 0 };
   new Counter({
     name: 'nightshift_indexer_events_total',
-    help: 'Events handled, by outcome',
+    help: 'Events handled, by outcome (refused: its key is not its renderKey\'s; retried: put back after a transient failure)',
     labelNames: ['result'],
     registers: [registry],
     collect() {
-      for (const k of ['indexed', 'skipped', 'failed'] as const) {
+      for (const k of ['indexed', 'skipped', 'failed', 'refused', 'retried'] as const) {
         this.inc({ result: k }, consumer.stats[k] - seen[k]);
         seen[k] = consumer.stats[k];
       }
