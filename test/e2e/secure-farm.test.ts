@@ -49,7 +49,7 @@ describe('secure farm: node tokens, metrics and health', { timeout: 180_000 }, (
       const ready = await fetch(`${url}/readyz`);
       assert.equal(ready.status, 200, await ready.clone().text());
     }
-    assert.deepEqual(((await (await fetch(`${api}/readyz`)).json()) as { checks: unknown }).checks, { sqlite: 'ok', nats: 'ok', s3: 'ok' });
+    assert.deepEqual(((await (await fetch(`${api}/readyz`)).json()) as { checks: unknown }).checks, { sqlite: 'ok', nats: 'ok', s3: 'ok', loop: 'ok' });
 
     // A dependency away: not ready (with the reason), still healthy; back: ready again.
     await f.s3.stop();
