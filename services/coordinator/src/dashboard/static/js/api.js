@@ -24,8 +24,24 @@ export const listSweeps = () => request('/api/sweeps');
 /** @returns {Promise<SweepDetail>} */
 export const getSweep = (/** @type {string} */ id) => request(`/api/sweeps/${enc(id)}`);
 
-/** @returns {Promise<{ jobs: Job[] }>} */
-export const listJobs = (/** @type {string} */ id) => request(`/api/sweeps/${enc(id)}/jobs`);
+/**
+ * Every job of a sweep: the API answers a page at a time (10,000 at most), so
+ * the contact sheet of a big sweep asks until `nextOffset` is null.
+ * @returns {Promise<{ jobs: Job[] }>}
+ */
+export async function listJobs(/** @type {string} */ id) {
+  /** @type {Job[]} */
+  const jobs = [];
+  /** @type {number | null} */
+  let offset = 0;
+  while (offset !== null) {
+    /** @type {{ jobs: Job[]; nextOffset: number | null }} */
+    const page = await request(`/api/sweeps/${enc(id)}/jobs?offset=${offset}&limit=10000`);
+    jobs.push(...page.jobs);
+    offset = page.nextOffset;
+  }
+  return { jobs };
+}
 
 /**
  * Pause, resume or cancel a sweep; answers the sweep as it is now.
