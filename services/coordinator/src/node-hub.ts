@@ -1,8 +1,10 @@
 /**
  * The coordinator's side of NodeService.Connect: one session per connected
  * gpu-node. It registers nodes, hands out leased jobs up to each node's
- * prefetch capacity, renews leases on heartbeats, records results and
- * failures, marks silent nodes down, and duplicates stragglers onto idle nodes.
+ * prefetch capacity, renews leases on heartbeats, records results (checked
+ * first: result-reports.ts) and failures, marks silent nodes down, and
+ * duplicates stragglers onto idle nodes. Nodes are not trusted: a node id is
+ * bound to the token that enrolled it, and slots are capped.
  * Which job goes where is the scheduler's and placement's (scheduler.ts,
  * placement.ts); what changed reaches live clients and the outbox publisher
  * through the Store's commit hook. This file keeps sessions and messages.
@@ -10,7 +12,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { create, type MessageInitShape } from '@bufbuild/protobuf';
 import { ConnectResponseSchema, type Capabilities, type ConnectRequest, type ConnectResponse, type JobCompleted } from '@nightshift/proto';
-import { SUBJECTS, withRetry, type Logger, type Storage } from '@nightshift/common';
+import { SUBJECTS, type Logger, type Storage } from '@nightshift/common';
 import type { JobRow, Store } from './store.js';
 import type { Scheduler } from './scheduler.js';
 import type { NodeCaps, OnlineNode, Placement } from './placement.js';
@@ -19,7 +21,8 @@ import { MAX_PREVIEW_BYTES, type PreviewStore } from './previews.js';
 import { NodeTokens } from './node-tokens.js';
 import { isTransientDbError } from './db.js';
 import { LoopHealth } from './loop-health.js';
-import { ownKeys, refuseReport, type Refusal } from './store/completion.js';
+import type { Refusal } from './store/completion.js';
+import { ResultReports } from './result-reports.js';
 
 /** Render slots a node may claim; more is clamped (each slot leases `prefetchPerSlot` jobs). */
 export const MAX_SLOTS = 64;
@@ -109,9 +112,9 @@ export class NodeHub {
   private flushScheduled = false;
   /** The tick and the inbox flush: failures are retried and shown in /readyz. */
   readonly health: LoopHealth;
-  /** Results whose image is being looked for in storage (`jobId nodeId`): a repeated report waits for the first. */
-  private readonly verifying = new Set<string>();
   private readonly stopping = new AbortController();
+  /** Result reports: checked, looked for in storage, then recorded. */
+  private readonly results: ResultReports;
   /** Nodes whose stream ended, by when they were last heard from. */
   private readonly disconnectedAt = new Map<string, number>();
   private readonly tokens: NodeTokens;
@@ -128,6 +131,17 @@ export class NodeHub {
     this.tokens = opts.tokens ?? new NodeTokens({ token: opts.nodeToken }, deps.log);
     this.tokensRevision = this.tokens.revision;
     this.health = new LoopHealth(deps.log);
+    this.results = new ResultReports({
+      store: deps.store,
+      storage: deps.storage,
+      log: deps.log,
+      attempts: opts.storageAttempts ?? 12,
+      signal: this.stopping.signal,
+      verified: (nodeId, report) => this.push({ kind: 'verified', nodeId, report }),
+      cancel: (nodeId, jobId, reason) => this.cancelOn(nodeId, jobId, reason),
+      completed: (renderMs, skipped) => opts.observer?.completed?.(renderMs, skipped),
+      refused: (reason) => opts.observer?.resultRefused?.(reason),
+    });
   }
 
   start(): void {
@@ -275,7 +289,7 @@ export class NodeHub {
     try {
       this.store.transaction(() => {
         if (item.kind === 'verified') {
-          if (this.finishComplete(item.nodeId, item.report)) reported.add(item.nodeId);
+          if (this.results.finish(item.nodeId, item.report)) reported.add(item.nodeId);
           return;
         }
         const session = this.onMessage(item.call, item.get(), item.req);
@@ -284,6 +298,8 @@ export class NodeHub {
       });
     } catch (err) {
       if (isTransientDbError(err)) throw err;
+      // Dropped: a later report of the same result is looked at afresh.
+      if (item.kind === 'verified') this.results.forget(item.nodeId, item.report.jobId);
       this.log.error({ err: String(err), node: item.kind === 'verified' ? item.nodeId : item.get()?.nodeId }, 'node message failed');
     }
   }
@@ -382,7 +398,7 @@ export class NodeHub {
         break;
       }
       case 'completed':
-        this.complete(session.nodeId, m.value);
+        this.results.report(session.nodeId, m.value);
         break;
       case 'failed':
         this.fail(session, m.value);
@@ -391,70 +407,6 @@ export class NodeHub {
         break;
     }
     return session;
-  }
-
-  /**
-   * A node reports a job done. Nodes are not trusted: the job must be one it
-   * holds (or held last) and the keys its own (store/completion.ts), and the
-   * image must be in storage. The storage check runs outside this turn; the
-   * job is marked done by a later flush (`finishComplete`), which checks
-   * the rules again. A report for a job already final is only audited.
-   * Returns true when the report is being verified (its job must not be requeued meanwhile).
-   */
-  private complete(nodeId: string, v: JobCompleted): boolean {
-    const job = this.store.getJob(v.jobId);
-    const refused = refuseReport(job, nodeId, v);
-    if (refused || !job) {
-      if (refused) this.refuseResult(nodeId, v.jobId, refused);
-      return false;
-    }
-    if (job.state === 'done' || job.state === 'skipped' || job.state === 'cancelled') {
-      this.finishComplete(nodeId, v);
-      return false;
-    }
-    const key = `${v.jobId} ${nodeId}`;
-    if (this.verifying.has(key)) return true;
-    this.verifying.add(key);
-    void this.stored(job).then(
-      (found) => {
-        if (found) return this.push({ kind: 'verified', nodeId, report: v });
-        this.verifying.delete(key);
-        this.refuseResult(nodeId, v.jobId, { reason: 'not stored', detail: `${ownKeys(job).imageKey} is not in storage` });
-      },
-      (err: unknown) => {
-        this.verifying.delete(key);
-        // The job keeps its lease: if the node does not report again, the lease runs out and the next node finds the image.
-        if (!this.stopping.signal.aborted) this.log.warn({ node: nodeId, job: v.jobId, err: String(err) }, 'result not recorded: storage did not answer');
-      },
-    );
-    return true;
-  }
-
-  /** Whether the job's objects are in storage (retrying while storage is away). */
-  private async stored(job: JobRow): Promise<boolean> {
-    const own = ownKeys(job);
-    const exists = (key: string) =>
-      withRetry(() => this.deps.storage.exists(key), { signal: this.stopping.signal, attempts: this.opts.storageAttempts ?? 12, maxMs: 5_000 });
-    const found = await Promise.all([own.imageKey, own.thumbKey].filter(Boolean).map(exists));
-    return found.every(Boolean);
-  }
-
-  /** Records a verified (or already final) result; true when the job became done with it. */
-  private finishComplete(nodeId: string, v: JobCompleted): boolean {
-    this.store.afterCommit(() => this.verifying.delete(`${v.jobId} ${nodeId}`));
-    const outcome = this.store.completeJob(v.jobId, nodeId, { imageKey: v.imageKey, thumbKey: v.thumbKey, renderMs: v.renderMs, skipped: v.skipped, model: v.model || undefined });
-    if (outcome.refused) this.refuseResult(nodeId, v.jobId, outcome.refused);
-    for (const other of outcome.cancelOn) this.cancelOn(other, v.jobId, 'another node finished this job first');
-    if (!outcome.accepted) return false;
-    this.opts.observer?.completed?.(v.renderMs, v.skipped);
-    return true;
-  }
-
-  /** Nothing is recorded; the node is told to drop the job (a no-op for an honest node that already has). */
-  private refuseResult(nodeId: string, jobId: string, refused: Refusal): void {
-    this.log.warn({ node: nodeId, job: jobId, reason: refused.reason, detail: refused.detail }, 'result refused');
-    this.opts.observer?.resultRefused?.(refused.reason);
-    this.cancelOn(nodeId, jobId, `result refused: ${refused.detail}`);
   }
 
   private fail(session: Session, v: Extract<ConnectRequest['msg'], { case: 'failed' }>['value']): void {
@@ -491,7 +443,7 @@ export class NodeHub {
     this.store.upsertNode(nodeId, s.name, { gpuName: caps.gpuName, vramMb: Number(caps.vramMb), backends: s.caps.backends, models: s.caps.models, slots: s.slots });
     this.send(s, { case: 'registered', value: { nodeId, heartbeatIntervalMs: this.opts.heartbeatMs, leaseMs: this.opts.leaseMs } });
     // Results first: a job finished while we were apart is done, not lost (and not requeued while its image is looked for).
-    const reporting = reg.recentCompletions.filter((c) => this.complete(nodeId, c)).map((c) => c.jobId);
+    const reporting = reg.recentCompletions.filter((c) => this.results.report(nodeId, c)).map((c) => c.jobId);
     this.reconcile(s, [...reg.heldJobIds, ...reporting]);
     this.log.info({ node: nodeId, caps: s.caps, slots: s.slots, held: reg.heldJobIds.length }, 'node registered');
     this.store.recordNodeEvent(SUBJECTS.nodeUp, nodeId, { name: s.name });

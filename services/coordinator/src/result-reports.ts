@@ -1,0 +1,103 @@
+/**
+ * Result reports from gpu-nodes, which are not trusted. A report counts only
+ * for a job the node holds (or held last) with the job's own keys
+ * (store/completion.ts), and only once storage has the image. The storage
+ * lookup runs outside the hub's transaction, so one node's report never
+ * holds up the others' messages; when it finds the objects, the hub is
+ * handed the report back (`verified`) and records it in a later transaction
+ * (`finish`), where the rules are checked again. A refused report records
+ * nothing, and the node is told to drop the job (a no-op for an honest node).
+ */
+import type { JobCompleted } from '@nightshift/proto';
+import { withRetry, type Logger, type Storage } from '@nightshift/common';
+import type { JobRow, Store } from './store.js';
+import { ownKeys, refuseReport, type Refusal } from './store/completion.js';
+
+export interface ResultReportsDeps {
+  store: Pick<Store, 'getJob' | 'completeJob' | 'afterCommit'>;
+  storage: Pick<Storage, 'exists'>;
+  log: Logger;
+  /** Storage lookups per object before the report is given up (backoff up to 5 s between them). */
+  attempts: number;
+  /** Aborted when the hub stops: lookups under way end. */
+  signal: AbortSignal;
+  /** The objects are stored: record the report in a later transaction (`finish`). */
+  verified(nodeId: string, report: JobCompleted): void;
+  /** Tell a node to drop a job, after the commit. */
+  cancel(nodeId: string, jobId: string, reason: string): void;
+  completed?(renderMs: number, skipped: boolean): void;
+  refused?(reason: Refusal['reason']): void;
+}
+
+export class ResultReports {
+  /** Reports whose objects are being looked for (`jobId nodeId`): a repeated report waits for the first. */
+  private readonly verifying = new Set<string>();
+
+  constructor(private readonly deps: ResultReportsDeps) {}
+
+  /**
+   * A node says a job is done. Returns true while the report is being
+   * verified: its job must not be requeued meanwhile. A report for a job
+   * already final is recorded at once (only audited: it changes nothing).
+   */
+  report(nodeId: string, v: JobCompleted): boolean {
+    const job = this.deps.store.getJob(v.jobId);
+    const refused = refuseReport(job, nodeId, v);
+    if (refused || !job) {
+      if (refused) this.refuse(nodeId, v.jobId, refused);
+      return false;
+    }
+    if (job.state === 'done' || job.state === 'skipped' || job.state === 'cancelled') {
+      this.finish(nodeId, v);
+      return false;
+    }
+    const key = keyOf(nodeId, v.jobId);
+    if (this.verifying.has(key)) return true;
+    this.verifying.add(key);
+    void this.stored(job).then(
+      (found) => {
+        if (found) return this.deps.verified(nodeId, v);
+        this.verifying.delete(key);
+        this.refuse(nodeId, v.jobId, { reason: 'not stored', detail: `${ownKeys(job).imageKey} is not in storage` });
+      },
+      (err: unknown) => {
+        this.verifying.delete(key);
+        // The job keeps its lease: if the node does not report again, the lease runs out and the next node finds the image.
+        if (!this.deps.signal.aborted) this.deps.log.warn({ node: nodeId, job: v.jobId, err: String(err) }, 'result not recorded: storage did not answer');
+      },
+    );
+    return true;
+  }
+
+  /** Records a verified (or already final) report, inside the caller's transaction; true when the job became done with it. */
+  finish(nodeId: string, v: JobCompleted): boolean {
+    this.deps.store.afterCommit(() => this.forget(nodeId, v.jobId));
+    const outcome = this.deps.store.completeJob(v.jobId, nodeId, { imageKey: v.imageKey, thumbKey: v.thumbKey, renderMs: v.renderMs, skipped: v.skipped, model: v.model || undefined });
+    if (outcome.refused) this.refuse(nodeId, v.jobId, outcome.refused);
+    for (const other of outcome.cancelOn) this.deps.cancel(other, v.jobId, 'another node finished this job first');
+    if (!outcome.accepted) return false;
+    this.deps.completed?.(v.renderMs, v.skipped);
+    return true;
+  }
+
+  /** A verified report that could not be recorded: a later report of it is looked at afresh. */
+  forget(nodeId: string, jobId: string): void {
+    this.verifying.delete(keyOf(nodeId, jobId));
+  }
+
+  /** Whether the job's objects are in storage (asking again while storage is away). */
+  private async stored(job: JobRow): Promise<boolean> {
+    const own = ownKeys(job);
+    const exists = (key: string) => withRetry(() => this.deps.storage.exists(key), { signal: this.deps.signal, attempts: this.deps.attempts, maxMs: 5_000 });
+    const found = await Promise.all([own.imageKey, own.thumbKey].filter(Boolean).map(exists));
+    return found.every(Boolean);
+  }
+
+  private refuse(nodeId: string, jobId: string, refused: Refusal): void {
+    this.deps.log.warn({ node: nodeId, job: jobId, reason: refused.reason, detail: refused.detail }, 'result refused');
+    this.deps.refused?.(refused.reason);
+    this.deps.cancel(nodeId, jobId, `result refused: ${refused.detail}`);
+  }
+}
+
+const keyOf = (nodeId: string, jobId: string) => `${jobId} ${nodeId}`;
