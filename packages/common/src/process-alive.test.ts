@@ -21,13 +21,16 @@ test('processAlive: a running process yes; an exited one, or no pid, no', async 
 });
 
 test('processAlive: a zombie (exited, never waited for) is not alive though it still answers signal 0', { skip: !existsSync('/proc/self/stat') && 'no /proc' }, async () => {
-  // The shell starts `true` in the background, then becomes `sleep`, which never reaps it.
-  const parent = spawn('sh', ['-c', 'true & echo $!; exec sleep 60'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  // The shell starts a child in the background, then becomes `sleep`, which never reaps it. The child
+  // exits only once its parent is `sleep`: exiting earlier, the shell itself might reap it first.
+  const waitForExec = 'p=$$; (while [ "$(cat /proc/$p/comm)" != sleep ]; do sleep 0.01; done) & echo $!; exec sleep 60';
+  const parent = spawn('sh', ['-c', waitForExec], { stdio: ['ignore', 'pipe', 'ignore'] });
   try {
     const [line] = (await once(parent.stdout!, 'data')) as [Buffer];
     const zombie = Number(String(line).trim());
     const state = () => readFileSync(`/proc/${zombie}/stat`, 'utf8').split(') ')[1]!.charAt(0);
-    for (let i = 0; i < 200 && state() !== 'Z'; i++) await sleep(10);
+    // Waits for the state, however loaded the machine (the test's own timeout bounds it).
+    while (state() !== 'Z') await sleep(10);
     assert.equal(state(), 'Z');
     assert.equal(pidExists(zombie), true);
     assert.equal(processAlive(zombie), false);
