@@ -1,0 +1,40 @@
+// Float32 arithmetic in JS doubles. One basic operation (+ − × ÷ √) on two
+// float32 values, done in double and rounded once with Math.fround, is the
+// correctly rounded float32 result (double has ≥ 2·24+2 bits, so the double
+// rounding is harmless). A fused multiply-add is the one operation that needs
+// care: a·b is exact in double but a·b + c is rounded twice.
+
+export const f32 = Math.fround;
+
+/** fmaf(a, b, c): a·b + c rounded once to float32 (a, b, c float32 values). */
+export function fmaf(a: number, b: number, c: number): number {
+  const p = a * b; // exact: 24 + 24 bits fit in a double's 53
+  const s = p + c;
+  const r = f32(s);
+  // Double rounding bites only when s sits exactly halfway between two floats
+  // and the sum was inexact: then the exact value's side of s decides.
+  const bb = s - p;
+  const err = (p - (s - bb)) + (c - bb); // TwoSum: s + err === p + c exactly
+  if (err === 0 || r === s) return r;
+  const lo = r < s ? r : stepFloat(r, false);
+  const hi = r < s ? stepFloat(r, true) : r;
+  if (s - lo !== hi - s) return r; // not a tie: r stands
+  return err > 0 ? hi : lo;
+}
+
+const view = new DataView(new ArrayBuffer(4));
+
+/** The adjacent float32 above (up) or below x. */
+function stepFloat(x: number, up: boolean): number {
+  if (x === 0) return up ? 1.401298464324817e-45 : -1.401298464324817e-45;
+  view.setFloat32(0, x);
+  const bits = view.getUint32(0);
+  view.setUint32(0, (x > 0) === up ? bits + 1 : bits - 1);
+  return view.getFloat32(0);
+}
+
+/** A float32's bit pattern, for bit-for-bit comparisons. */
+export function bitsOf(x: number): number {
+  view.setFloat32(0, x);
+  return view.getUint32(0);
+}
