@@ -163,3 +163,11 @@ export function readPngTextChunks(png: Buffer): Record<string, string> {
   }
   return out;
 }
+
+/** The image size from IHDR (the first chunk), for metadata that leaves it out. */
+export function readPngSize(png: Buffer): { width: number; height: number } {
+  assertSignature(png);
+  const first = chunks(png).next();
+  if (first.done || first.value.type !== 'IHDR' || first.value.data.length < 8) throw new Error('not a PNG: first chunk is not IHDR');
+  return { width: first.value.data.readUInt32BE(0), height: first.value.data.readUInt32BE(4) };
+}
