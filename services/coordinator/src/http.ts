@@ -13,6 +13,7 @@ import { guardOptions, requestGuard } from './request-guard.js';
 import { eventsRoute } from './sse.js';
 import { pageInfo, pageOf } from './paging.js';
 import { createDashboard } from './dashboard/index.js';
+import { REMIX_PATH, remixRoute } from './remix.js';
 import { cancelSweep, imageView, pauseSweep, setPriority, submitSweep, submitUpscale, sweepView } from './sweeps.js';
 
 /** Job and node events held for one slow SSE client. */
@@ -24,8 +25,9 @@ const tooLarge = (maxSize: number, label: string) =>
 export function createHttpApp(deps: HttpDeps): Hono {
   const app = new Hono();
   app.use('*', requestGuard(guardOptions(deps.config)));
-  // No route reads more than this; the ones that take small bodies say less below.
-  app.use('*', tooLarge(1024 * 1024, '1 MiB'));
+  // No route reads more than this; the ones that take small bodies say less below. Remix uploads set their own (20 MB).
+  const oneMiB = tooLarge(1024 * 1024, '1 MiB');
+  app.use('*', (c, next) => (c.req.path === REMIX_PATH ? next() : oneMiB(c, next)));
   const token = deps.config.NIGHTSHIFT_API_TOKEN;
   if (token) {
     app.use('/api/*', bearerAuth({ token }));
@@ -138,6 +140,7 @@ export function createHttpApp(deps: HttpDeps): Hono {
   });
 
   app.post('/api/upscale', ...submitRoute((body) => submitUpscale(deps, body)));
+  app.route(REMIX_PATH, remixRoute(deps));
 
   app.get('/api/nodes', (c) => {
     const connected = new Set(deps.hub.connectedNodeIds());

@@ -11,7 +11,9 @@
  *   farm's own origin or a configured one (403 otherwise).
  * - Content type: a state-changing /api request with a body must be
  *   application/json (415 otherwise), so no "simple" cross-site request can
- *   carry one; the spec preview also takes YAML text.
+ *   carry one; the spec preview also takes YAML text, and remix a PNG
+ *   (image/png is not a CORS-safelisted type either: a page must preflight
+ *   it, which this server never grants).
  */
 import type { MiddlewareHandler } from 'hono';
 import type { Config } from '@nightshift/common';
@@ -39,6 +41,8 @@ export function guardOptions(config: GuardConfig): GuardOptions {
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 /** Routes that read spec text (YAML) as well as JSON. */
 const TEXT_ROUTES = new Set(['/api/sweeps/preview']);
+/** Routes that read an uploaded image as well as JSON. */
+const IMAGE_ROUTES = new Set(['/api/remix']);
 
 /** The host name of a Host header, without port or IPv6 brackets; undefined when malformed. */
 export function hostName(header: string): string | undefined {
@@ -80,8 +84,9 @@ export function requestGuard(opts: GuardOptions): MiddlewareHandler {
     const declared = c.req.header('content-type');
     if (c.req.path.startsWith('/api/') && (declared !== undefined || hasBody(c.req.raw.headers))) {
       const type = (declared ?? '').split(';')[0]!.trim().toLowerCase();
-      const ok = type === 'application/json' || (TEXT_ROUTES.has(c.req.path) && ['text/plain', 'text/yaml', 'application/yaml'].includes(type));
-      if (!ok) return c.json({ error: `unsupported content type "${type || 'none'}": send application/json` }, 415);
+      const image = IMAGE_ROUTES.has(c.req.path);
+      const ok = type === 'application/json' || (TEXT_ROUTES.has(c.req.path) && ['text/plain', 'text/yaml', 'application/yaml'].includes(type)) || (image && type === 'image/png');
+      if (!ok) return c.json({ error: `unsupported content type "${type || 'none'}": send application/json${image ? ' or image/png' : ''}` }, 415);
     }
     return next();
   };
