@@ -50,7 +50,7 @@ describe('POST /api/remix', () => {
     tmp.cleanup();
   });
 
-  const post = (body: BodyInit, type: string | undefined, path = '/api/remix', headers: Record<string, string> = {}) =>
+  const post = (body: string | Uint8Array, type: string | undefined, path = '/api/remix', headers: Record<string, string> = {}) =>
     app.request(`http://127.0.0.1:8080${path}`, { method: 'POST', headers: { host: '127.0.0.1:8080', ...(type ? { 'content-type': type } : {}), ...headers }, body });
   const answer = async (res: Response) => (await res.json()) as { spec?: unknown; source?: string; notes?: string[]; issues?: unknown[]; error?: string; found?: string[] };
 
