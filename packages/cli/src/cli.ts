@@ -12,6 +12,7 @@ import { registerControl } from './commands/control.js';
 import { registerImages } from './commands/images.js';
 import { registerNodeStart } from './commands/node-start.js';
 import { registerNodes } from './commands/nodes.js';
+import { registerRemix } from './commands/remix.js';
 import { registerStatus } from './commands/status.js';
 import { registerSubmit } from './commands/submit.js';
 import { registerUp } from './commands/up.js';
@@ -46,7 +47,7 @@ Exit codes: 0 ok, 1 failed (or the sweep failed), 2 bad input, 3 coordinator unr
 
   // The order here is the order `--help` lists the commands in.
   const ctx = commandContext(io);
-  for (const register of [registerUp, registerSubmit, registerStatus, registerImages, registerUpscale, registerNodes, registerControl, registerNodeStart]) {
+  for (const register of [registerUp, registerSubmit, registerRemix, registerStatus, registerImages, registerUpscale, registerNodes, registerControl, registerNodeStart]) {
     register(program, ctx);
   }
   return program;

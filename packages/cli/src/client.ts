@@ -97,6 +97,16 @@ export class Client {
       ...(body === undefined ? {} : { body: JSON.stringify(body) }),
       signal: AbortSignal.timeout(timeoutMs),
     });
+    return this.answer<T>(res, method, path);
+  }
+
+  /** POSTs raw bytes (an image upload) with their content type; the answer is read as request() reads it. */
+  async postBytes<T>(path: string, bytes: Uint8Array, contentType: string, timeoutMs = 60_000): Promise<T> {
+    const res = await this.fetch(path, { method: 'POST', headers: this.headers({ 'content-type': contentType }), body: bytes, signal: AbortSignal.timeout(timeoutMs) });
+    return this.answer<T>(res, 'POST', path);
+  }
+
+  private async answer<T>(res: Response, method: string, path: string): Promise<T> {
     if (res.status === 401) throw this.refused();
     const text = await res.text();
     let data: unknown;
