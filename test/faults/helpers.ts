@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { connect } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { STREAM, SUBJECTS } from '@nightshift/common';
@@ -87,6 +88,24 @@ export function renders(farm: Farm): Map<string, string[]> {
   return out;
 }
 
+export interface ResultRow {
+  job_id: string;
+  node_id: string;
+  skipped: number;
+  accepted: number;
+  copy: number;
+}
+
+/** The coordinator's audit of every result report, read from its SQLite file (WAL: a reader beside the writer). */
+export function results(farm: Farm): ResultRow[] {
+  const db = new Database(join(farm.dir, 'coordinator', 'coordinator.sqlite'), { readonly: true, fileMustExist: true });
+  try {
+    return db.prepare('SELECT job_id, node_id, skipped, accepted, copy FROM results ORDER BY id').all() as ResultRow[];
+  } finally {
+    db.close();
+  }
+}
+
 export async function renderedEventCount(farm: Farm): Promise<number> {
   const nc = await connect({ servers: farm.nats.reachUrl });
   try {
@@ -117,6 +136,10 @@ export async function assertExactlyOnce(farm: Farm, id: string, n: number, allow
   const gallery = (await (await fetch(`${farm.apiUrl}/api/gallery?sweep=${id}&limit=500`)).json()) as { total: number; images: { renderKey: string }[] };
   assert.equal(gallery.total, n, 'gallery lists every image');
   assert.equal(new Set(gallery.images.map((i) => i.renderKey)).size, n);
+  // The coordinator's audit: every job's result was taken exactly once.
+  const accepted = results(farm).filter((r) => r.accepted);
+  assert.equal(accepted.length, n, 'results accepted');
+  assert.equal(new Set(accepted.map((r) => r.job_id)).size, n, 'a job had two results accepted');
   const rendered = renders(farm);
   // Every job marked done was rendered by some node's log: the audit below is not vacuous.
   assert.ok(rendered.size >= (final.counts.done ?? 0), `rendered lines for ${rendered.size} images, ${final.counts.done} done`);
