@@ -108,3 +108,21 @@ export class TorchGenerator implements NoiseSource {
     }
   }
 }
+
+/**
+ * A batch's noise as diffusers' randn_tensor draws it with a list of generators (one seed per image): each
+ * image's share from its own generator, in batch order. So image k of a batch gets exactly the noise a batch
+ * of one with its seed gets, at every draw (initial latent and every ancestral step).
+ */
+export function batchNoise(generators: readonly NoiseSource[]): NoiseSource {
+  if (generators.length === 0) throw new RangeError('batchNoise needs at least one generator');
+  return {
+    randn(numel: number): Float32Array {
+      if (numel % generators.length !== 0) throw new RangeError(`${numel} values do not split into ${generators.length} images`);
+      const per = numel / generators.length;
+      const out = new Float32Array(numel);
+      generators.forEach((g, k) => out.set(g.randn(per), k * per));
+      return out;
+    },
+  };
+}

@@ -1,0 +1,59 @@
+// The σ schedule shared by Euler and Euler ancestral (diffusers
+// scheduling_euler_discrete.py / scheduling_euler_ancestral_discrete.py,
+// set_timesteps): float timesteps by the spacing, σ by numpy.interp over the
+// training σ at those (fractional) timesteps, optionally Karras sigmas (Euler
+// only) with t from log-σ interpolation, then a final σ = 0; all σ float32.
+// init_noise_sigma is σ_max for linspace/trailing, √(σ_max² + 1) for leading.
+import { f32 } from '../rng/float32.js';
+import type { SchedulerConfig, TimestepSpacing } from './config.js';
+import { alphasCumprod, interpAtTimestep, karrasSigmas, logSigmasOf, sigmaToTimestep, trainingSigmas } from './noise-schedule.js';
+import { leadingTimesteps, linspaceDescending, trailingTimesteps } from './spacing.js';
+import { assertSameLength, assertStepIndex } from './types.js';
+
+export interface SigmaSchedule {
+  timesteps: number[];
+  sigmas: number[];
+  initNoiseSigma: number;
+}
+
+export function eulerSigmaSchedule(cfg: SchedulerConfig, steps: number, karras: boolean): SigmaSchedule {
+  assertSteps(steps);
+  const T = cfg.numTrainTimesteps;
+  const spacing: TimestepSpacing = cfg.timestepSpacing ?? 'linspace';
+  let timesteps: number[];
+  if (spacing === 'linspace') timesteps = linspaceDescending(T - 1, steps).map(f32);
+  else if (spacing === 'leading') timesteps = leadingTimesteps(Math.floor(T / steps), steps, cfg.stepsOffset);
+  else timesteps = trailingTimesteps(T, steps);
+  const train = trainingSigmas(alphasCumprod(cfg));
+  let sigmas = timesteps.map((t) => interpAtTimestep(t, train));
+  if (karras) {
+    sigmas = karrasSigmas(sigmas[sigmas.length - 1]!, sigmas[0]!, steps);
+    const logSigmas = logSigmasOf(train);
+    timesteps = sigmas.map((s) => f32(sigmaToTimestep(s, logSigmas)));
+  }
+  const withZero = [...sigmas.map(f32), 0];
+  const max = Math.max(...withZero);
+  return {
+    timesteps,
+    sigmas: withZero,
+    initNoiseSigma: spacing === 'leading' ? f32(Math.sqrt(f32(f32(max * max) + 1))) : max,
+  };
+}
+
+/** x / √(σ² + 1), float32 as torch computes it. */
+export function scaleBySigma(sample: Float32Array, sigma: number): Float32Array {
+  const d = f32(Math.sqrt(f32(f32(sigma * sigma) + 1)));
+  return sample.map((x) => x / d); // Float32Array.map rounds each quotient to float32
+}
+
+/** add_noise for σ samplers: x₀ + σ·n. */
+export function addSigmaNoise(original: Float32Array, noise: Float32Array, sigmas: readonly number[], stepIndex: number): Float32Array {
+  assertSameLength(original, noise, 'addNoise');
+  assertStepIndex(stepIndex, sigmas.length - 1);
+  const sigma = sigmas[stepIndex]!;
+  return original.map((x, i) => x + f32(noise[i]! * sigma));
+}
+
+export function assertSteps(steps: number): void {
+  if (!Number.isInteger(steps) || steps < 1) throw new RangeError(`steps must be a positive integer, got ${steps}`);
+}
