@@ -2,7 +2,9 @@
  * Simulated gpu-nodes for bench/scale.ts: N Connect streams in one process,
  * each behaving like a one-slot node on the wire — register, heartbeat at the
  * interval the coordinator asks for (with its running jobs), "render" each
- * job for params.simMs (0: at once), report it completed. No S3, no pixels.
+ * job for params.simMs (0: at once), report it completed. No pixels, no
+ * uploads: bench/scale.ts stores each job's objects beforehand, so the
+ * coordinator's storage check of each report finds them.
  *   scale-nodes.ts ADDRESS FIRST COUNT     ids sim-FIRST … sim-(FIRST+COUNT-1); until SIGTERM
  */
 import * as grpc from '@grpc/grpc-js';

@@ -8,22 +8,46 @@
  *               coordinator dispatches (SQLite, scheduler, leases, outbox)
  *   1 s renders each job "renders" for 1 s, like a fast GPU: what the
  *               coordinator spends (CPU, event-loop lag) at N jobs/s
+ * A completion counts once the coordinator's storage check has found the
+ * job's image and thumbnail (two HEADs against a real s3rver child process,
+ * whose own CPU is not in the coordinator's figures). The simulated nodes
+ * upload nothing, so a 1×1 placeholder of each object of every sweep is stored
+ * before the first timed run (untimed set-up, bench/placeholders.ts; its
+ * duration is printed apart). The last line is the results as JSON.
  *   node --import tsx bench/scale.ts [SATURATED_JOBS=4000] [RENDER_MS=1000]
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execPath } from 'node:process';
 import { fileURLToPath } from 'node:url';
-import { freePort, SERVICE_MAIN, startNatsServer, startProcess, tempDir, waitFor, type ManagedProcess } from '@nightshift/devfarm';
+import { Storage } from '@nightshift/common';
+import { freePort, SERVICE_MAIN, startNatsServer, startProcess, startS3Server, tempDir, waitFor, type ManagedProcess } from '@nightshift/devfarm';
+import { renderKeysOf, storePlaceholders } from './placeholders.js';
 
 const SATURATED_JOBS = Number(process.argv[2] ?? 4_000);
 const RENDER_MS = Number(process.argv[3] ?? 1_000);
 const STEPS = [10, 25, 50, 100];
 const SIM = fileURLToPath(new URL('./scale-nodes.ts', import.meta.url));
 const TICK = 100; // Linux USER_HZ: /proc/PID/stat counts CPU in 1/100 s
+const MAX_JOBS = Math.max(SATURATED_JOBS, 100_000);
+const SEEDS = 100;
+
+/** The sweep request of one run; tags keep every run's render keys apart. */
+function sweepSpec(jobs: number, simMs: number, tag: string) {
+  const prompts = Array.from({ length: Math.ceil(jobs / SEEDS) }, (_, i) => `${tag} prompt ${i}`);
+  return { prompts, seeds: { count: SEEDS }, params: { width: 64, height: 64, steps: 1, simMs } };
+}
+/** The two runs at N nodes: saturated, then 10 jobs per node of RENDER_MS each. */
+const runsAt = (n: number) => ({ sat: sweepSpec(SATURATED_JOBS, 0, `sat${n}`), real: sweepSpec(n * 10, RENDER_MS, `real${n}`) });
 
 const tmp = tempDir('nightshift-scale-');
 const nats = await startNatsServer(join(tmp.dir, 'nats'));
+const s3 = await startS3Server(join(tmp.dir, 's3'));
+// Untimed: what the nodes would have uploaded for every run, before the coordinator starts.
+const storage = new Storage({ endpoint: s3.reachEndpoint, accessKey: s3.accessKey, secretKey: s3.secretKey, bucket: 'nightshift' });
+await storage.ensureBucket();
+const placeholderKeys = STEPS.flatMap((n) => Object.values(runsAt(n)).flatMap((spec) => renderKeysOf(spec, MAX_JOBS)));
+const setupSeconds = await storePlaceholders(storage, placeholderKeys);
 const httpPort = await freePort();
 const grpcPort = await freePort();
 const coordinator = startProcess('coordinator', execPath, ['--import', 'tsx', SERVICE_MAIN.coordinator], {
@@ -31,10 +55,13 @@ const coordinator = startProcess('coordinator', execPath, ['--import', 'tsx', SE
     ...process.env,
     NIGHTSHIFT_DATA_DIR: join(tmp.dir, 'coordinator'),
     NIGHTSHIFT_NATS_URL: nats.url,
-    NIGHTSHIFT_S3_ENDPOINT: 'http://127.0.0.1:1', // nodes are simulated: nothing is stored
+    NIGHTSHIFT_S3_ENDPOINT: s3.endpoint,
+    NIGHTSHIFT_S3_ACCESS_KEY: s3.accessKey,
+    NIGHTSHIFT_S3_SECRET_KEY: s3.secretKey,
+    NIGHTSHIFT_S3_BUCKET: storage.bucket,
     NIGHTSHIFT_HTTP_PORT: String(httpPort),
     NIGHTSHIFT_GRPC_PORT: String(grpcPort),
-    NIGHTSHIFT_MAX_JOBS: String(Math.max(SATURATED_JOBS, 100_000)),
+    NIGHTSHIFT_MAX_JOBS: String(MAX_JOBS),
     NIGHTSHIFT_LOG_LEVEL: 'warn',
   },
 });
@@ -55,26 +82,31 @@ async function metric(name: string): Promise<number> {
   return Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
 }
 
-async function runSweep(jobs: number, simMs: number, tag: string) {
+async function runSweep(spec: ReturnType<typeof sweepSpec>, tag: string) {
   const pid = coordinator.child.pid!;
   await metric('nodejs_eventloop_lag_p99_seconds'); // a scrape resets the lag histogram
-  const seeds = 100;
-  const prompts = Array.from({ length: Math.ceil(jobs / seeds) }, (_, i) => `${tag} prompt ${i}`);
   const cpu0 = cpuSeconds(pid);
   const t0 = performance.now();
   const res = await fetch(`${api}/api/sweeps`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ prompts, seeds: { count: seeds }, params: { width: 64, height: 64, steps: 1, simMs } }),
+    body: JSON.stringify(spec),
   });
   const { id, jobs: n } = (await res.json()) as { id: string; jobs: number };
-  await waitFor(`sweep ${tag}`, async () => ((await (await fetch(`${api}/api/sweeps/${id}`)).json()) as { status: string }).status === 'done', 600_000, 50);
+  const view = await waitFor(`sweep ${tag}`, async () => {
+    const v = (await (await fetch(`${api}/api/sweeps/${id}`)).json()) as { status: string; counts: { done: number } };
+    return v.status === 'done' && v;
+  }, 600_000, 50);
   const seconds = (performance.now() - t0) / 1000;
   const cpu = cpuSeconds(pid) - cpu0;
+  if (view.counts.done !== n) throw new Error(`sweep ${tag} finished with ${view.counts.done} of ${n} jobs done`);
   return { jobs: n, seconds, jobsPerSec: n / seconds, cpuPct: (100 * cpu) / seconds, cpuMsPerJob: (1000 * cpu) / n, lagP99Ms: 1000 * (await metric('nodejs_eventloop_lag_p99_seconds')), rssMb: rssMb(pid), heapMb: (await metric('nodejs_heap_size_used_bytes')) / 1e6 };
 }
 
 const rows: string[][] = [];
+const results: { nodes: number; saturated: Record<string, number>; renders: Record<string, number> }[] = [];
+/** A run's figures for the JSON line, to 2 decimals. */
+const round = (r: Record<string, number>) => Object.fromEntries(Object.entries(r).map(([k, v]) => [k, +v.toFixed(2)]));
 try {
   await waitFor('coordinator', async () => {
     if (coordinator.child.exitCode !== null) throw new Error(coordinator.output());
@@ -90,8 +122,10 @@ try {
       return (await metric('nightshift_nodes\\{[^}]*status="online"[^}]*\\}')) === n;
     }, 60_000, 200);
     have = n;
-    const sat = await runSweep(SATURATED_JOBS, 0, `sat${n}`);
-    const real = await runSweep(n * 10, RENDER_MS, `real${n}`);
+    const runs = runsAt(n);
+    const sat = await runSweep(runs.sat, `sat${n}`);
+    const real = await runSweep(runs.real, `real${n}`);
+    results.push({ nodes: n, saturated: round(sat), renders: round(real) });
     rows.push([
       String(n),
       sat.jobsPerSec.toFixed(0),
@@ -112,10 +146,12 @@ try {
   console.log(line(head));
   console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
   for (const r of rows) console.log(line(r));
+  console.log(`untimed set-up (placeholder image + thumbnail for ${placeholderKeys.length} jobs into s3rver): ${setupSeconds.toFixed(1)} s`);
+  console.log(JSON.stringify({ bench: 'scale', saturatedJobs: SATURATED_JOBS, renderMs: RENDER_MS, idleRssMb: +idleRss.toFixed(0), setupSeconds: +setupSeconds.toFixed(1), steps: results }));
 } finally {
   for (const s of sims) await s.stop();
   await coordinator.stop();
-  await nats.stop();
+  await Promise.all([nats.stop(), s3.stop()]);
   tmp.cleanup();
 }
 process.exit(0);

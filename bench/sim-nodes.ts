@@ -1,6 +1,8 @@
 /**
  * Simulated gpu-nodes for benchmarks: N Connect streams in one process, each
- * "rendering" instantly (completes every job the moment it arrives, no S3).
+ * "rendering" instantly (reports every job completed the moment it arrives).
+ * Nothing is uploaded: bench/dispatch.ts stores the objects beforehand, so the
+ * coordinator's storage check of each report finds them.
  *   sim-nodes.ts ADDRESS N coordinator   — until SIGTERM; prints completions
  *   sim-nodes.ts ADDRESS N echo SECONDS  — bare round trips against bench echo server
  */
