@@ -24,3 +24,22 @@ export {
   TINY_UPSCALER_SCALE,
   TINY_UPSCALER_VERSION,
 } from './tiny-upscaler.js';
+export {
+  buildTinySd,
+  ensureTinySd,
+  LATENT_RGB_FACTORS,
+  TINY_SD_HIDDEN,
+  TINY_SD_LATENT_CHANNELS,
+  TINY_SD_NAME,
+  TINY_SD_SCALING_FACTOR,
+  TINY_SD_VAE_FACTOR,
+  TINY_SD_VERSION,
+  tinySdFiles,
+} from './tiny-sd.js';
+export type { TinySdOptions } from './tiny-sd.js';
+export { inspectSdFolder, SdModelError } from './sd-folder.js';
+export type { SdComponent, SdFolder } from './sd-folder.js';
+export { onnxExecutionProviders, SdModel } from './sd-model.js';
+export type { FloatTensor, SdLoadOptions, TextEncoding } from './sd-model.js';
+export { SdTokenizer } from './sd-tokenize.js';
+export { float16Bits, float16Value, fromFloat16, toFloat16 } from './float16.js';
