@@ -79,7 +79,7 @@ for (const c of fixture.cases) {
     const g = new TorchGenerator(fixture.seed);
     const numel = fixture.shape.reduce((a, b) => a * b, 1);
     const sigma0 = Math.fround(s.initNoiseSigma);
-    let x = g.randn(numel).map((v) => v * sigma0);
+    let x: Float32Array = g.randn(numel).map((v) => v * sigma0);
     c.steps.forEach((want, k) => {
       const xIn = s.scaleModelInput(x, k);
       allClose(fixture.probes.map((p) => xIn[p]!), want.inputProbes, `step ${k} model input`);
