@@ -195,6 +195,10 @@ describe('SdModel over nightshift-tiny-sd', () => {
     await assert.rejects(model.unet({ data: new Float32Array(3 * 64), dims: [1, 3, 8, 8] }, 1, text.hidden), (e: Error) => e instanceof SdModelError && /sample: expected \[batch, 4, h, w\]/.test(e.message));
     await assert.rejects(model.unet({ data: new Float32Array(2 * 4 * 64), dims: [2, 4, 8, 8] }, 1, text.hidden), /encoder_hidden_states: expected \[2, 77, 32\]/);
     await assert.rejects(model.encode({ data: new Float32Array(3 * 60 * 60), dims: [1, 3, 60, 60] }), /multiples of 8/);
+    const txt2img = await SdModel.load(path.join(tmp, 'default'), { vaeEncoder: false });
+    loaded.push(txt2img);
+    assert.equal(txt2img.hasVaeEncoder, false);
+    await assert.rejects(txt2img.encode({ data: new Float32Array(3 * 64), dims: [1, 3, 8, 8] }), /vae_encoder\/model\.onnx: no VAE encoder is loaded/);
   });
 
   test('a folder missing unet/model.onnx fails naming it', async () => {

@@ -245,7 +245,7 @@ export class SdModel {
    */
   async encode(image: FloatTensor, noise?: Float32Array): Promise<FloatTensor> {
     const io = this.io.vaeEncoder;
-    if (!io) this.fail('vae_encoder', 'this model folder has no VAE encoder (vae_encoder/model.onnx), which img2img needs');
+    if (!io) this.fail('vae_encoder', 'no VAE encoder is loaded (the folder has none, or it was loaded with vaeEncoder: false); img2img needs one');
     const [, channels, h, w] = image.dims;
     if (image.dims.length !== 4 || channels !== 3 || h! % 8 !== 0 || w! % 8 !== 0 || count(image.dims) !== image.data.length) {
       this.fail('vae_encoder', `sample: expected [batch, 3, H, W] with H and W multiples of 8 and matching data, got [${image.dims.join(', ')}] and ${image.data.length} values`);
