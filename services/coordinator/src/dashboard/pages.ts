@@ -124,6 +124,11 @@ const describedBy = (id: string, hint: boolean) => `aria-describedby="${hint ? `
 
 export function submitPage(maxJobs: number): string {
   return `<h1>Submit a sweep</h1>
+<section id="remix" class="remix-drop" aria-label="Remix an image">
+  <p><strong>Remix an image:</strong> drop a PNG here, or <label for="remix-file" class="file-pick">choose one</label>. The prompt and settings it was made with (Nightshift, AUTOMATIC1111, ComfyUI or InvokeAI) fill the form below.</p>
+  <input id="remix-file" type="file" accept="image/png">
+  <div id="remix-result" role="status" aria-live="polite"></div>
+</section>
 <div class="submit-layout">
 <form id="sweep-form" novalidate>
   <p id="form-error" class="form-error" role="alert"></p>

@@ -83,6 +83,14 @@ export interface SpecPreview {
   input: SpecDraft;
 }
 
+/** POST /api/remix: a spec read from an image's metadata; `issues` when it needs editing before it can be submitted. */
+export interface RemixAnswer {
+  spec: SpecDraft;
+  source: 'nightshift' | 'a1111' | 'comfyui' | 'invokeai';
+  notes: string[];
+  issues?: SpecIssue[];
+}
+
 /** A field error of a 400 answer: `path` is the spec's field path ("params.width"). */
 export interface SpecIssue {
   path: string;

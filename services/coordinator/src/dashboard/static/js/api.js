@@ -15,6 +15,7 @@ import { request } from './request.js';
  * @typedef {import('./api-types.js').ImageDetail} ImageDetail
  * @typedef {import('./api-types.js').SearchPage} SearchPage
  * @typedef {import('./api-types.js').FarmNode} FarmNode
+ * @typedef {import('./api-types.js').RemixAnswer} RemixAnswer
  * @typedef {'pause' | 'resume' | 'cancel'} SweepAction
  */
 
@@ -67,6 +68,13 @@ export const submitSweep = (/** @type {SpecDraft} */ spec) => request('/api/swee
  * @returns {Promise<SpecPreview>}
  */
 export const previewSpec = (what) => request('/api/sweeps/preview', 'text' in what ? { method: 'POST', text: what.text } : { method: 'POST', body: what.spec });
+
+/**
+ * The spec that renders a PNG again, read from its metadata (Nightshift, A1111, ComfyUI, InvokeAI).
+ * @param {Blob} png
+ * @returns {Promise<RemixAnswer>}
+ */
+export const remixImage = (png) => request('/api/remix', { method: 'POST', file: png });
 
 /**
  * An upscale batch of some images, or of a sweep's favorites.

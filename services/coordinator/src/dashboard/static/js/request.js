@@ -38,6 +38,7 @@ const isErrorBody = (/** @type {unknown} */ data) => typeof data === 'object' &&
  * @property {string} [method]
  * @property {unknown} [body] sent as JSON
  * @property {string} [text] sent as text/yaml
+ * @property {Blob} [file] sent as is, with its own type (an image upload)
  */
 
 /**
@@ -48,12 +49,15 @@ const isErrorBody = (/** @type {unknown} */ data) => typeof data === 'object' &&
  * @param {RequestOptions} [options]
  * @returns {Promise<T>}
  */
-export async function request(path, { method = 'GET', body, text } = {}) {
+export async function request(path, { method = 'GET', body, text, file } = {}) {
   for (let attempt = 0; ; attempt++) {
     const headers = { ...authHeaders() };
-    /** @type {string | undefined} */
+    /** @type {string | Blob | undefined} */
     let payload;
-    if (text !== undefined) {
+    if (file !== undefined) {
+      headers['content-type'] = file.type || 'application/octet-stream';
+      payload = file;
+    } else if (text !== undefined) {
       headers['content-type'] = 'text/yaml';
       payload = text;
     } else if (body !== undefined) {

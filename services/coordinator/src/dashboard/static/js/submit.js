@@ -4,6 +4,7 @@
 import { previewSpec, submitSweep } from './api.js';
 import { $, $$, debounce, enc, h, messageOf } from './dom.js';
 import { ApiError } from './request.js';
+import { remixDrop } from './remix-drop.js';
 import { createSpecForm } from './spec-form.js';
 
 /**
@@ -133,6 +134,17 @@ export function submitPage() {
     ev.preventDefault();
     const p = await checkPasted();
     if (p) void submitSpec(p.input, (err) => pasteBox.append(h('p', { class: 'field-error', text: messageOf(err) })));
+  });
+
+  // A dropped PNG's settings, to edit before submitting; what a sweep would refuse is marked at once.
+  remixDrop((answer) => {
+    fillForm(answer.spec);
+    clearErrors();
+    if (answer.issues?.length) {
+      touched = true;
+      showErrors(answer.issues);
+    }
+    refresh();
   });
 
   // "Render more seeds" elsewhere can hand a spec over to edit.
