@@ -6,9 +6,11 @@
  * int64 ids, fp16 or fp32 tensors, the timestep's dtype and rank, the VAE
  * encoder's output) behind float32 arrays.
  *
- * Latents in and out of the wrappers are in the sampler's space (the VAE's
- * latents times the scaling factor, 0.18215 for SD 1.x/2.x); decode and
- * encode apply the factor themselves. Images are NCHW in the VAE's range,
+ * decode and encode work in the VAE's own latent space, as the exported
+ * graphs do: the sampler's latents are those times `scalingFactor` (0.18215
+ * for SD 1.x/2.x, read from vae_decoder/config.json), so divide before
+ * decode and multiply after encode (@nightshift/diffusion's unscaleForDecode
+ * and scaleAfterEncode take the factor). Images are NCHW in the VAE's range,
  * about −1…1.
  */
 import * as ort from 'onnxruntime-node';
@@ -226,19 +228,18 @@ export class SdModel {
     return floatResult(out.out_sample!);
   }
 
-  /** Sampler latents [batch, 4, h, w] → image [batch, 3, 8h, 8w] (divides by the scaling factor first). */
+  /** VAE latents [batch, 4, h, w] (the sampler's divided by scalingFactor) → image [batch, 3, 8h, 8w]. */
   async decode(latents: FloatTensor): Promise<FloatTensor> {
     if (latents.dims.length !== 4 || latents.dims[1] !== SD_LATENT_CHANNELS || count(latents.dims) !== latents.data.length) {
       this.fail('vae_decoder', `latent_sample: expected [batch, ${SD_LATENT_CHANNELS}, h, w] with matching data, got [${latents.dims.join(', ')}] and ${latents.data.length} values`);
     }
-    const scaled = latents.data.map((v) => v / this.scalingFactor);
-    const out = await this.run('vae_decoder', { latent_sample: floatFeed(this.io.vaeDecoder.inType, scaled, latents.dims) });
+    const out = await this.run('vae_decoder', { latent_sample: floatFeed(this.io.vaeDecoder.inType, latents.data, latents.dims) });
     return floatResult(out.sample!);
   }
 
   /**
-   * Image [batch, 3, H, W] in −1…1 (H, W multiples of 8) → sampler latents
-   * [batch, 4, H/8, W/8] (times the scaling factor). Exports that return the
+   * Image [batch, 3, H, W] in −1…1 (H, W multiples of 8) → VAE latents
+   * [batch, 4, H/8, W/8] (multiply by scalingFactor for the sampler). Exports that return the
    * distribution (latent_parameters) give its mean, or mean + σ·noise when
    * `noise` (standard normal, one value per latent) is given, as diffusers'
    * latent_dist.sample(generator) does.
@@ -251,11 +252,7 @@ export class SdModel {
       this.fail('vae_encoder', `sample: expected [batch, 3, H, W] with H and W multiples of 8 and matching data, got [${image.dims.join(', ')}] and ${image.data.length} values`);
     }
     const out = await this.run('vae_encoder', { sample: floatFeed(io.inType, image.data, image.dims) });
-    const s = this.scalingFactor;
-    if (io.output === 'latent_sample') {
-      const z = floatResult(out.latent_sample!);
-      return { data: z.data.map((v) => v * s), dims: z.dims };
-    }
+    if (io.output === 'latent_sample') return floatResult(out.latent_sample!);
     // latent_parameters [B, 8, h, w]: per image, 4 mean channels then 4 log-variance channels.
     const p = floatResult(out.latent_parameters!);
     const [b, c2, lh, lw] = p.dims as [number, number, number, number];
@@ -267,7 +264,7 @@ export class SdModel {
       for (let j = 0; j < plane; j++) {
         const mean = p.data[i * 2 * plane + j]!;
         const logvar = Math.min(20, Math.max(-30, p.data[i * 2 * plane + plane + j]!));
-        z[i * plane + j] = (noise ? mean + Math.exp(0.5 * logvar) * noise[i * plane + j]! : mean) * s;
+        z[i * plane + j] = noise ? mean + Math.exp(0.5 * logvar) * noise[i * plane + j]! : mean;
       }
     }
     return { data: z, dims: [b, c, lh, lw] };
