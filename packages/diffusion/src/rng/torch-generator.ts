@@ -1,6 +1,9 @@
-// torch.randn on a CPU generator, reimplemented so that seed s here starts
-// from the same noise as torch.Generator('cpu').manual_seed(s) in
-// diffusers/ComfyUI. Sources (pytorch):
+// torch.randn on a CPU generator, reimplemented so that seed 1234 here starts
+// from the same noise as seed 1234 with a CPU generator in diffusers/ComfyUI:
+// torch.randn(shape, generator=torch.Generator('cpu').manual_seed(1234)),
+// float32. (ComfyUI always draws float32 on the CPU; a diffusers pipeline
+// whose weights are fp16 asks torch for float16 noise, a different stream:
+// draw float32 here and cast, as ComfyUI does.) Sources (pytorch):
 // - aten/src/ATen/CPUGeneratorImpl.cpp: random() is one MT19937 word,
 //   random64() two (first word high); manual_seed clears the cached normal.
 // - aten/src/ATen/core/TransformationHelper.h uniform_real: a float uniform is
@@ -13,10 +16,12 @@
 //   (core/DistributionsHelper.h), which caches r·sin θ in the generator for
 //   the next such draw.
 // The chunk transform depends on which CPU kernel torch dispatched:
-// 'avx2' (every x86-64 CPU with AVX2, the common case; Cephes float math) or
-// 'default' (other CPUs, e.g. ARM: libm logf/cosf/sinf). 'avx2' is bit-exact
-// with torch; 'default' uses correctly rounded float math, which equals glibc
-// for nearly every value (see the test for the measured share).
+// 'avx2' (x86-64 CPUs with AVX2, AVX-512 ones included: normal_stub registers
+// no AVX-512 kernel, native/cpu/DistributionKernels.cpp; Cephes float math,
+// cephes-avx2.ts) or 'default' (other CPUs, e.g. ARM: libm logf/cosf/sinf).
+// 'avx2' is bit-exact with torch (fixture: 6,261 values plus sha256 of whole
+// 64×64 latents). 'default' uses correctly rounded float math where glibc's
+// logf/cosf/sinf are not always: ~1.4 % of its values differ, by < 2e-6.
 import { MT19937 } from './mt19937.js';
 import { f32 } from './float32.js';
 import { logAvx2, sincosAvx2 } from './cephes-avx2.js';
