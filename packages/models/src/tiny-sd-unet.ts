@@ -5,7 +5,7 @@
  * multiple of 8 pixels works, not only multiples of 64).
  *
  * Inside: a sinusoidal timestep embedding through a small MLP, a conv in,
- * a residual conv block with the time embedding added, one cross-attention
+ * a per-channel bias from the prompt's summary, a residual conv block, one cross-attention
  * layer over the text states (what makes the prompt matter), a conv out,
  * and the input added back. Predicting "the input plus a small, prompt- and
  * time-dependent correction" keeps every sampler's trajectory bounded, so
@@ -45,7 +45,12 @@ export function buildUnet(o: ResolvedTinySdOptions): Uint8Array {
   const temb = m.linear('time_mlp.2', m.silu(m.linear('time_mlp.0', sincos, 2 * TIME_FREQS, C)), C, C);
   const temb4 = g.op('Reshape', [temb, g.int64s('temb_shape', [4], [-1, C, 1, 1])]);
 
-  let h = g.op('Add', [m.conv('conv_in', x, L, C, 3), temb4]);
+  // A per-channel bias from the text's last position (the causal text encoder's summary of the
+  // whole prompt), so that prompts change the picture visibly and not only through attention.
+  const summary = g.op('Gather', [ehs, g.int64s('last_position', [], [-1])], { axis: attr.int(1) }); // [B, D]
+  const textBias = g.op('Reshape', [m.linear('text_proj', summary, D, C, 0.5), g.int64s('bias_shape', [4], [-1, C, 1, 1])]);
+
+  let h = g.op('Add', [g.op('Add', [m.conv('conv_in', x, L, C, 3), temb4]), textBias]);
   h = g.op('Add', [h, m.conv('res.conv', m.silu(h), C, C, 3, 0.5)]);
 
   // Cross-attention: queries from the latent cells, keys and values from the text.
