@@ -11,13 +11,14 @@ import { numberOf, seedOf, specFromGeneration, type Generation, type Remix, type
 /** Keys with a field of their own (Nightshift's writer and A1111's create_infotext). */
 const NIGHTSHIFT_KEYS = new Set(['Steps', 'CFG scale', 'Seed', 'Size', 'Model', 'Backend']);
 
-/** A1111 keys that name a setting under another name in a spec, or describe the file rather than the render. */
+/** A1111 keys whose spec param has another name than the key in snake case. */
 const A1111_RENAMED: Record<string, string> = {
   'Schedule type': 'scheduler',
   'Denoising strength': 'denoise',
   'Clip skip': 'clip_skip',
 };
-const A1111_PROVENANCE = new Set(['Steps', 'Sampler', 'CFG scale', 'Seed', 'Size', 'Model', 'Model hash', 'VAE hash', 'Version', 'User', 'Lora hashes', 'TI hashes', 'Hashes', 'Emphasis']);
+/** Keys with a field of their own, and keys that identify files and versions rather than set the render. */
+const A1111_NOT_PARAMS = new Set(['Steps', 'Sampler', 'CFG scale', 'Seed', 'Size', 'Model', 'Model hash', 'VAE hash', 'Version', 'User', 'Lora hashes', 'TI hashes', 'Hashes']);
 
 const SIZE_RE = /^(\d+)x(\d+)$/;
 
@@ -71,7 +72,7 @@ export function remixFromParameters(text: string, fallbackSize: { width: number;
   const extra: Record<string, RemixScalar> = {};
   const skipped: string[] = [];
   for (const [k, v] of Object.entries(p)) {
-    if (A1111_PROVENANCE.has(k)) continue;
+    if (A1111_NOT_PARAMS.has(k)) continue;
     const name = A1111_RENAMED[k] ?? snake(k);
     if (name && !SIZE_RE.test(v)) extra[name] = a1111Value(v);
     else skipped.push(k);
