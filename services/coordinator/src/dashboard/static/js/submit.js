@@ -138,7 +138,9 @@ export function submitPage() {
 
   // A dropped PNG's settings, to edit before submitting; what a sweep would refuse is marked at once.
   remixDrop((answer) => {
-    fillForm(answer.spec);
+    // The image's seed as "first seed", so raising the count renders more seeds around it.
+    const seeds = answer.spec.seeds;
+    fillForm(Array.isArray(seeds) && seeds.length === 1 ? { ...answer.spec, seeds: { start: seeds[0], count: 1 } } : answer.spec);
     clearErrors();
     if (answer.issues?.length) {
       touched = true;
