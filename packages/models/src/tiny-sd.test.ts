@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -91,6 +91,16 @@ describe('nightshift-tiny-sd folder', () => {
     // A different seed is a different model; the same seed is the same model.
     assert.notDeepEqual(tinySdFiles({ seed: 1 }).get('unet/model.onnx'), tinySdFiles().get('unet/model.onnx'));
     assert.deepEqual(tinySdFiles({ seed: 1 }).get('unet/model.onnx'), tinySdFiles({ seed: 1 }).get('unet/model.onnx'));
+  });
+
+  test('ensure repairs a stale folder, and two ensures at once end with one current folder', async () => {
+    const models = path.join(tmp, 'race');
+    const [a, b] = await Promise.all([ensureTinySd(models), ensureTinySd(models)]);
+    assert.equal(a, b);
+    await writeFile(path.join(a!, 'unet', 'model.onnx'), 'stale');
+    await ensureTinySd(models);
+    assert.deepEqual(await sha256s(a!), await sha256s(folder));
+    assert.deepEqual(await readdir(models), [TINY_SD_NAME], 'no temporary folders left behind');
   });
 
   test('the tokenizer is a CLIPTokenizer for transformers.js, offline: start/end tokens, padding and truncation at 77', async () => {
