@@ -72,3 +72,15 @@ test('a batch of seeds draws each image from its own generator: image k matches 
   assert.deepEqual([...second.subarray(64)], [...alone.randn(64)]);
   assert.throws(() => batch.randn(3), /do not split into 2 images/);
 });
+
+test('which samplers draw step noise, and how much: one latent-sized randn per step for Euler a, all but the last for LCM', () => {
+  const numel = 16;
+  for (const [name, draws] of [['euler', 0], ['euler_a', 6], ['ddim', 0], ['dpmpp_2m', 0], ['dpmpp_2m_karras', 0], ['lcm', 5]] as const) {
+    const seen: number[] = [];
+    const counting = { randn: (n: number) => (seen.push(n), new Float32Array(n)) };
+    const s = createScheduler(name, SD15, 6);
+    let x = new Float32Array(numel).fill(0.5);
+    for (let i = 0; i < 6; i++) x = s.step(new Float32Array(numel).fill(0.1), i, s.scaleModelInput(x, i), counting).prevSample;
+    assert.deepEqual(seen, new Array(draws).fill(numel), name);
+  }
+});
