@@ -79,7 +79,7 @@ test('which samplers draw step noise, and how much: one latent-sized randn per s
     const seen: number[] = [];
     const counting = { randn: (n: number) => (seen.push(n), new Float32Array(n)) };
     const s = createScheduler(name, SD15, 6);
-    let x = new Float32Array(numel).fill(0.5);
+    let x: Float32Array = new Float32Array(numel).fill(0.5);
     for (let i = 0; i < 6; i++) x = s.step(new Float32Array(numel).fill(0.1), i, s.scaleModelInput(x, i), counting).prevSample;
     assert.deepEqual(seen, new Array(draws).fill(numel), name);
   }
