@@ -10,11 +10,9 @@ import { spawn } from 'node:child_process';
 import { request as httpRequest } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
-import { connect } from '@nats-io/transport-node';
-import { jetstreamManager } from '@nats-io/jetstream';
-import { STREAM } from '@nightshift/common';
 import { createClient, SweepService } from '@nightshift/proto';
 import { startFarm, tempDir, waitForNodes, type Farm } from '@nightshift/devfarm';
+import { farmState } from './helpers.js';
 
 const COORDINATOR_MAIN = fileURLToPath(new URL('../../services/coordinator/src/main.ts', import.meta.url));
 
@@ -43,18 +41,7 @@ describe('hostile callers', { timeout: 300_000 }, () => {
     tmp?.cleanup();
   });
 
-  /** What an attack must not change: sweeps in SQLite, objects in S3, messages in the stream. */
-  async function state() {
-    const sweeps = ((await (await fetch(`${farm.apiUrl}/api/sweeps`)).json()) as { sweeps: unknown[] }).sweeps.length;
-    const objects = (await farm.storage.list('images')).length + (await farm.storage.list('thumbs')).length;
-    const nc = await connect({ servers: farm.nats.reachUrl });
-    try {
-      const messages = (await (await jetstreamManager(nc)).streams.info(STREAM)).state.messages;
-      return { sweeps, objects, messages };
-    } finally {
-      await nc.close();
-    }
-  }
+  const state = () => farmState(farm);
 
   /** Runs an attack, checks nothing changed and the coordinator still serves an ordinary request. */
   async function attack<T>(run: () => Promise<T>): Promise<T> {

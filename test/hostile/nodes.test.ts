@@ -12,11 +12,10 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
 import { create, type MessageInitShape } from '@bufbuild/protobuf';
-import { connect } from '@nats-io/transport-node';
-import { jetstreamManager } from '@nats-io/jetstream';
-import { imageKey, STREAM, thumbKey } from '@nightshift/common';
+import { imageKey, thumbKey } from '@nightshift/common';
 import { ConnectRequestSchema, createClient, NodeService, type ConnectResponse } from '@nightshift/proto';
 import { startFarm, tempDir, waitFor, waitForNodes, type Farm } from '@nightshift/devfarm';
+import { farmState } from './helpers.js';
 
 const HONEST_TOKEN = 'honest-node-token-0123456789';
 const ROGUE_TOKEN = 'rogue-node-token-9876543210';
@@ -92,18 +91,7 @@ describe('hostile gpu-nodes', { timeout: 300_000 }, () => {
     (await api<{ id: string }>('/api/sweeps', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(spec) })).id;
   const jobsOf = async (id: string) => (await api<{ jobs: { id: string; state: string; renderKey: string; node: string | null }[] }>(`/api/sweeps/${id}/jobs`)).jobs;
 
-  /** What an attack must not change: every sweep's counts (SQLite), objects in S3, messages in the stream. */
-  async function state() {
-    const sweeps = (await api<{ sweeps: { id: string; counts: unknown }[] }>('/api/sweeps')).sweeps.map((s) => [s.id, s.counts]);
-    const objects = (await farm.storage.list('images')).length + (await farm.storage.list('thumbs')).length;
-    const nc = await connect({ servers: farm.nats.reachUrl });
-    try {
-      const messages = (await (await jetstreamManager(nc)).streams.info(STREAM)).state.messages;
-      return { sweeps, objects, messages };
-    } finally {
-      await nc.close();
-    }
-  }
+  const state = () => farmState(farm);
 
   /** Runs an attack, waits for its answer, checks nothing changed and the coordinator still serves an ordinary request. */
   async function attack<T>(run: () => Promise<T>): Promise<T> {
