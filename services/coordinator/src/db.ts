@@ -126,6 +126,39 @@ const MIGRATIONS = [
   );
   CREATE INDEX results_at ON results (at);
   `,
+  // A big queue (issue 12): nothing on a hot path counts or scans a sweep's jobs.
+  // Per-sweep job counts by state, kept in the same transaction as every
+  // state change by a trigger (createSweep sets a new sweep's queued count).
+  // Exclusions move from a JSON column into a table, kept only while the job
+  // can still run. Indexes for the pick's VRAM floor (MIN per sweep's queued
+  // jobs) and for a sweep's recent finishes (ETA, straggler medians).
+  `
+  CREATE TABLE sweep_counts (
+    sweep_id TEXT NOT NULL,
+    state TEXT NOT NULL,
+    n INTEGER NOT NULL,
+    PRIMARY KEY (sweep_id, state)
+  ) WITHOUT ROWID;
+  INSERT INTO sweep_counts (sweep_id, state, n) SELECT sweep_id, state, COUNT(*) FROM jobs GROUP BY sweep_id, state;
+  CREATE TRIGGER jobs_state_counts AFTER UPDATE OF state ON jobs WHEN old.state IS NOT new.state BEGIN
+    UPDATE sweep_counts SET n = n - 1 WHERE sweep_id = old.sweep_id AND state = old.state;
+    INSERT INTO sweep_counts (sweep_id, state, n) VALUES (new.sweep_id, new.state, 1)
+      ON CONFLICT (sweep_id, state) DO UPDATE SET n = n + 1;
+  END;
+  CREATE TABLE job_exclusions (
+    job_id TEXT NOT NULL,
+    node_id TEXT NOT NULL,
+    PRIMARY KEY (job_id, node_id)
+  ) WITHOUT ROWID;
+  INSERT OR IGNORE INTO job_exclusions (job_id, node_id)
+    SELECT j.id, x.value FROM jobs j, json_each(j.excluded_nodes) x WHERE j.excluded_nodes != '[]' AND j.state IN ('queued', 'leased');
+  ALTER TABLE jobs DROP COLUMN excluded_nodes;
+  CREATE TRIGGER jobs_final_exclusions AFTER UPDATE OF state ON jobs WHEN new.state IN ('done', 'skipped', 'failed', 'cancelled') BEGIN
+    DELETE FROM job_exclusions WHERE job_id = new.id;
+  END;
+  CREATE INDEX jobs_vram ON jobs (sweep_id, state, min_vram_mb);
+  CREATE INDEX jobs_sweep_finished ON jobs (sweep_id, finished_at) WHERE state IN ('done', 'skipped');
+  `,
 ];
 
 /** SQLite errors that a later retry may not meet (busy, locked, disk full, I/O): retry the work, do not drop it. */

@@ -1,8 +1,8 @@
 /**
  * The coordinator's Prometheus metrics. Gauges are computed at scrape time
- * from SQLite and the hub (a GROUP BY over the jobs_dispatch index: cheap
- * next to a scrape interval); counters and the render-time histogram are fed
- * by the hub's observer hooks as things happen.
+ * from SQLite and the hub (job counts from the per-sweep counters, never the
+ * jobs themselves: a scrape costs the same at a million queued); counters and
+ * the render-time histogram are fed by the hub's observer hooks as things happen.
  */
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { createRegistry, RENDER_SECONDS_BUCKETS } from '@nightshift/common';
@@ -18,7 +18,7 @@ export interface CoordinatorMetrics {
 
 export function createCoordinatorMetrics(db: DB, onlineNodes: () => number): CoordinatorMetrics {
   const registry = createRegistry('coordinator');
-  const countJobs = db.prepare('SELECT state, COUNT(*) AS n FROM jobs GROUP BY state');
+  const countJobs = db.prepare('SELECT state, SUM(n) AS n FROM sweep_counts GROUP BY state');
   const countNodes = db.prepare('SELECT COUNT(*) AS n FROM nodes');
   const countOutbox = db.prepare('SELECT COUNT(*) AS n FROM outbox WHERE published_at IS NULL');
   const countSweeps = db.prepare('SELECT status, COUNT(*) AS n FROM sweeps GROUP BY status');

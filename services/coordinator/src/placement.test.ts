@@ -52,7 +52,7 @@ test('fits: the backend and a big enough card; the scheduler SQL says the same',
 });
 
 test('a failure: exclusion, exponential backoff capped at a minute, final at maxAttempts', () => {
-  const job = (attempts: number, excluded: string[] = []) => ({ attempts, min_vram_mb: 1_000, excluded_nodes: JSON.stringify(excluded) });
+  const job = (attempts: number, excluded: string[] = []) => ({ attempts, min_vram_mb: 1_000, excluded });
   const fresh = { priorFailures: 0, blocked: false };
   const first = decideFailure(job(1), { id: 'n1', vramMb: 8_000 }, boom, fresh, POLICY, 5_000);
   assert.deepEqual(first, { final: false, excluded: ['n1'], minVramMb: 1_000, notBefore: 6_000, error: 'boom', blocklist: false });
@@ -63,16 +63,16 @@ test('a failure: exclusion, exponential backoff capped at a minute, final at max
 });
 
 test('an out-of-memory failure raises the VRAM floor above the failing card, never lowers it', () => {
-  const d = decideFailure({ attempts: 1, min_vram_mb: 1_000, excluded_nodes: '[]' }, { id: 'small', vramMb: 12_288 }, oom, { priorFailures: 0, blocked: false }, POLICY, 0);
+  const d = decideFailure({ attempts: 1, min_vram_mb: 1_000, excluded: [] }, { id: 'small', vramMb: 12_288 }, oom, { priorFailures: 0, blocked: false }, POLICY, 0);
   assert.equal(d.minVramMb, 12_289);
   assert.equal(d.error, 'out of memory on small (12288 MB): CUDA out of memory');
-  const already = decideFailure({ attempts: 1, min_vram_mb: 30_000, excluded_nodes: '[]' }, { id: 'small', vramMb: 12_288 }, oom, { priorFailures: 0, blocked: false }, POLICY, 0);
+  const already = decideFailure({ attempts: 1, min_vram_mb: 30_000, excluded: [] }, { id: 'small', vramMb: 12_288 }, oom, { priorFailures: 0, blocked: false }, POLICY, 0);
   assert.equal(already.minVramMb, 30_000);
 });
 
 test('blocklist: at the blocklistAfter-th failure in a sweep, once', () => {
   const decide = (priorFailures: number, blocked: boolean) =>
-    decideFailure({ attempts: 1, min_vram_mb: 0, excluded_nodes: '[]' }, { id: 'n', vramMb: 1 }, boom, { priorFailures, blocked }, POLICY, 0).blocklist;
+    decideFailure({ attempts: 1, min_vram_mb: 0, excluded: [] }, { id: 'n', vramMb: 1 }, boom, { priorFailures, blocked }, POLICY, 0).blocklist;
   assert.deepEqual([decide(0, false), decide(1, false), decide(2, true), decide(5, true)], [false, true, false, false]);
 });
 

@@ -102,14 +102,14 @@ export interface FailureDecision {
  * earlier failures in the sweep; `blocked` says whether it is blocklisted already.
  */
 export function decideFailure(
-  job: { attempts: number; min_vram_mb: number; excluded_nodes: string },
+  job: { attempts: number; min_vram_mb: number; excluded: readonly string[] },
   node: FailingNode,
   failure: Failure,
   sweep: { priorFailures: number; blocked: boolean },
   policy: FailurePolicy,
   now: number,
 ): FailureDecision {
-  const excluded = new Set(JSON.parse(job.excluded_nodes) as string[]);
+  const excluded = new Set(job.excluded);
   excluded.add(node.id);
   return {
     final: job.attempts >= policy.maxAttempts,
@@ -173,7 +173,8 @@ export interface PlacementStore {
   getJob(jobId: string): PlacedJob | undefined;
   getSweep(sweepId: string): { backend: string } | undefined;
   blockedNodes(sweepId: string): string[];
-  queuedWithExclusions(): { id: string; sweep_id: string; backend: string; min_vram_mb: number; excluded_nodes: string }[];
+  /** Only queued jobs that have exclusions: never a scan of the whole queue (this runs every tick). */
+  queuedWithExclusions(): { id: string; sweep_id: string; backend: string; min_vram_mb: number; excluded: string[] }[];
   clearExclusions(jobId: string): void;
   queuedRequirements(sweepId: string): { backend: string; min_vram_mb: number; n: number }[];
   failQueued(sweepId: string, reason: string): number;
@@ -221,7 +222,7 @@ export class Placement {
     let cleared = 0;
     for (const row of rows) {
       const capable = capableNodes(online, blocked(row.sweep_id), { backend: row.backend, minVramMb: row.min_vram_mb });
-      if (shouldClearExclusions(new Set(JSON.parse(row.excluded_nodes) as string[]), capable)) {
+      if (shouldClearExclusions(new Set(row.excluded), capable)) {
         this.store.clearExclusions(row.id);
         cleared++;
       }

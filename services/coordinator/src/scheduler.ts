@@ -9,6 +9,11 @@
  *      the node can run (backend, VRAM floor) and has not failed before.
  * Straggler copies are a separate, last-resort choice for idle nodes.
  * What "can run" means is placement.ts's rule (`FITS_SQL`).
+ *
+ * The cost does not grow with the queue: running counts are the sweeps'
+ * counters (`sweep_counts`), a sweep whose smallest queued VRAM floor is
+ * above the node's card is skipped by one index probe (jobs_vram) instead of
+ * a walk through its jobs, and exclusions are rows of `job_exclusions`.
  */
 import type { DB } from './db.js';
 import { FITS_SQL, fitsParams, type NodeCaps } from './placement.js';
@@ -31,20 +36,24 @@ export class Scheduler {
   constructor(private readonly db: DB) {
     this.sweepsStmt = db.prepare(`
       SELECT s.id, s.priority, s.created_at,
-             (SELECT COUNT(*) FROM jobs r WHERE r.state = 'leased' AND r.sweep_id = s.id) AS running,
+             COALESCE((SELECT c.n FROM sweep_counts c WHERE c.sweep_id = s.id AND c.state = 'leased'), 0) AS running,
              s.model IN (SELECT value FROM json_each(@models)) AS model_loaded
         FROM sweeps s
        WHERE s.status IN ('queued', 'running')
          AND ${FITS_SQL.backend('s.backend')}
          AND NOT EXISTS (SELECT 1 FROM sweep_blocklist b WHERE b.sweep_id = s.id AND b.node_id = @node AND b.blocked = 1)
+         -- Nothing queued, or nothing small enough for this card: skipped without reading its jobs (NULL when none is queued).
+         AND ${FITS_SQL.vram("(SELECT MIN(q.min_vram_mb) FROM jobs q WHERE q.sweep_id = s.id AND q.state = 'queued')")}
        ORDER BY s.priority DESC, running ASC, model_loaded DESC, s.created_at, s.id`);
+    // The queue in index order (jobs_dispatch): the first row that fits is the answer. Left to
+    // itself the planner prefers jobs_vram for the VRAM range and sorts the whole sweep.
     this.jobStmt = db.prepare(`
       SELECT j.id
-        FROM jobs j
+        FROM jobs j INDEXED BY jobs_dispatch
        WHERE j.state = 'queued' AND j.sweep_id = @sweep
          AND j.not_before <= @now
          AND ${FITS_SQL.vram('j.min_vram_mb')}
-         AND NOT EXISTS (SELECT 1 FROM json_each(j.excluded_nodes) x WHERE x.value = @node)
+         AND NOT EXISTS (SELECT 1 FROM job_exclusions x WHERE x.job_id = j.id AND x.node_id = @node)
        ORDER BY j.idx
        LIMIT 1`);
     // Slow jobs of sweeps with nothing left in the queue, rendering elsewhere for longer than `@since`.
@@ -57,7 +66,7 @@ export class Scheduler {
          AND ${FITS_SQL.vram('j.min_vram_mb')}
          AND j.started_at <= @since
          AND NOT EXISTS (SELECT 1 FROM jobs q WHERE q.state = 'queued' AND q.sweep_id = j.sweep_id)
-         AND NOT EXISTS (SELECT 1 FROM json_each(j.excluded_nodes) x WHERE x.value = @node)
+         AND NOT EXISTS (SELECT 1 FROM job_exclusions x WHERE x.job_id = j.id AND x.node_id = @node)
          AND NOT EXISTS (SELECT 1 FROM sweep_blocklist b WHERE b.sweep_id = s.id AND b.node_id = @node AND b.blocked = 1)
        ORDER BY j.started_at
        LIMIT 1`);
@@ -70,7 +79,7 @@ export class Scheduler {
   pick(nodeId: string, caps: NodeCaps, now: number): string | undefined {
     if (caps.backends.length === 0) return undefined;
     const { backends, vram } = fitsParams(caps);
-    const sweeps = this.sweepsStmt.all({ node: nodeId, backends, models: JSON.stringify(caps.models) }) as SweepCandidate[];
+    const sweeps = this.sweepsStmt.all({ node: nodeId, backends, vram, models: JSON.stringify(caps.models) }) as SweepCandidate[];
     for (const s of sweeps) {
       const row = this.jobStmt.get({ sweep: s.id, now, vram, node: nodeId }) as { id: string } | undefined;
       if (row) return row.id;

@@ -1,7 +1,8 @@
 /**
  * Jobs: leases and their renewal and expiry, straggler copies, results (the
  * first report wins; each image announced once), failures as placement.ts
- * decides them, exclusions.
+ * decides them, exclusions (table job_exclusions: the nodes a job never goes
+ * to again, kept while it can still run; a trigger drops them once it is final).
  */
 import { SUBJECTS, type ImageRenderedEvent } from '@nightshift/common';
 import { decideFailure, type Failure, type FailingNode } from '../placement.js';
@@ -228,22 +229,26 @@ export class JobStore extends SweepStore {
       const prior = this.q('SELECT failures, blocked FROM sweep_blocklist WHERE sweep_id = ? AND node_id = ?').get(job.sweep_id, node.id) as
         | { failures: number; blocked: number }
         | undefined;
-      const d = decideFailure(job, node, failure, { priorFailures: prior?.failures ?? 0, blocked: !!prior?.blocked }, this.opts, now);
-      const excluded = JSON.stringify(d.excluded);
+      const d = decideFailure({ ...job, excluded: this.exclusions(job.id) }, node, failure, { priorFailures: prior?.failures ?? 0, blocked: !!prior?.blocked }, this.opts, now);
       if (job.copy_node_id) {
         // The copy carries on as the job's only holder.
         this.q(
             `UPDATE jobs SET node_id = copy_node_id, lease_expires_at = copy_lease_expires_at, copy_node_id = NULL, copy_lease_expires_at = NULL,
-               excluded_nodes = ?, min_vram_mb = ?, error = ?, log_tail = ? WHERE id = ?`,
+               min_vram_mb = ?, error = ?, log_tail = ? WHERE id = ?`,
           )
-          .run(excluded, d.minVramMb, d.error, failure.logTail, job.id);
+          .run(d.minVramMb, d.error, failure.logTail, job.id);
       } else {
         this.q(
             `UPDATE jobs SET state = ?, node_id = CASE WHEN ? THEN node_id ELSE NULL END, lease_expires_at = NULL, error = ?, log_tail = ?,
-               not_before = ?, finished_at = ?, excluded_nodes = ?, min_vram_mb = ? WHERE id = ?`,
+               not_before = ?, finished_at = ?, min_vram_mb = ? WHERE id = ?`,
           )
-          .run(d.final ? 'failed' : 'queued', d.final ? 1 : 0, d.error, failure.logTail, d.notBefore, d.final ? now : null, excluded, d.minVramMb, job.id);
+          .run(d.final ? 'failed' : 'queued', d.final ? 1 : 0, d.error, failure.logTail, d.notBefore, d.final ? now : null, d.minVramMb, job.id);
         this.jobChanged(job, d.final ? 'failed' : 'queued');
+      }
+      // Kept while the job can still run (queued again, or carried on by its copy); a final job's are dropped by a trigger.
+      if (!d.final || job.copy_node_id) {
+        const exclude = this.q('INSERT OR IGNORE INTO job_exclusions (job_id, node_id) VALUES (?, ?)');
+        for (const excludedNode of d.excluded) exclude.run(job.id, excludedNode);
       }
       this.q(
           `INSERT INTO sweep_blocklist (sweep_id, node_id, failures, blocked) VALUES (?, ?, 1, ?)
@@ -262,19 +267,29 @@ export class JobStore extends SweepStore {
     this.write(() => this.q('UPDATE jobs SET prev_node_id = COALESCE(copy_node_id, prev_node_id), copy_node_id = NULL, copy_lease_expires_at = NULL WHERE id = ?').run(jobIdValue));
   }
 
-  /** Queued jobs kept away from some nodes, with what they need (for relaxing exclusions). */
-  queuedWithExclusions(limit = 1000): { id: string; sweep_id: string; backend: string; min_vram_mb: number; excluded_nodes: string }[] {
-    return this.q(`SELECT id, sweep_id, backend, min_vram_mb, excluded_nodes FROM jobs WHERE state = 'queued' AND excluded_nodes != '[]' LIMIT ?`).all(limit) as {
-      id: string;
-      sweep_id: string;
-      backend: string;
-      min_vram_mb: number;
-      excluded_nodes: string;
-    }[];
+  /** The nodes a job never goes to again. */
+  exclusions(jobIdValue: string): string[] {
+    return (this.q('SELECT node_id FROM job_exclusions WHERE job_id = ? ORDER BY node_id').all(jobIdValue) as { node_id: string }[]).map((r) => r.node_id);
+  }
+
+  /**
+   * Queued jobs kept away from some nodes, with what they need (for relaxing
+   * exclusions): read from job_exclusions, which holds only jobs that can still
+   * run, so a tick never scans the queue (CROSS JOIN keeps it the outer loop).
+   */
+  queuedWithExclusions(limit = 1000): { id: string; sweep_id: string; backend: string; min_vram_mb: number; excluded: string[] }[] {
+    const rows = this.q(
+      `SELECT j.id, j.sweep_id, j.backend, j.min_vram_mb, json_group_array(x.node_id) AS excluded
+         FROM job_exclusions x CROSS JOIN jobs j ON j.id = x.job_id
+        WHERE j.state = 'queued'
+        GROUP BY j.id
+        LIMIT ?`,
+    ).all(limit) as { id: string; sweep_id: string; backend: string; min_vram_mb: number; excluded: string }[];
+    return rows.map((r) => ({ ...r, excluded: JSON.parse(r.excluded) as string[] }));
   }
 
   clearExclusions(jobIdValue: string): void {
-    this.write(() => this.q(`UPDATE jobs SET excluded_nodes = '[]' WHERE id = ?`).run(jobIdValue));
+    this.write(() => this.q('DELETE FROM job_exclusions WHERE job_id = ?').run(jobIdValue));
   }
 
   /** Fails one queued job for good (for example: no card has enough VRAM). */

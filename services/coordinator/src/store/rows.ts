@@ -54,7 +54,6 @@ export interface JobRow {
   kind: 'render' | 'upscale';
   source_key: string | null;
   min_vram_mb: number;
-  excluded_nodes: string;
   copy_node_id: string | null;
   copy_lease_expires_at: number | null;
   result_model: string | null;

@@ -1,4 +1,8 @@
-/** Sweeps: created with their jobs, counted, settled when their last job ends, cancelled, paused, reprioritised. */
+/**
+ * Sweeps: created with their jobs, counted, settled when their last job ends,
+ * cancelled, paused, reprioritised. Counts come from `sweep_counts`, which a
+ * trigger keeps equal to the jobs' states (db.ts): nothing here counts jobs.
+ */
 import { SUBJECTS } from '@nightshift/common';
 import { StoreBase } from './base.js';
 import { FINAL, jobId, newSweepId, type JobRow, type JobState, type NewJob, type SweepCounts, type SweepRow, type SweepStatus } from './rows.js';
@@ -24,6 +28,8 @@ export class SweepStore extends StoreBase {
           j.backend, j.model, j.kind ?? 'render', j.sourceKey ?? null, j.minVramMb,
         );
       }
+      // The state trigger counts changes, not inserts: a new sweep's jobs are all queued.
+      if (jobs.length) this.q(`INSERT INTO sweep_counts (sweep_id, state, n) VALUES (?, 'queued', ?)`).run(id, jobs.length);
       this.enqueue(SUBJECTS.sweepCreated, `sweep.created.${id}`, { sweepId: id, name: sweep.name, kind: sweep.kind ?? 'render', jobs: jobs.length, createdAt: new Date(now).toISOString() });
       this.sweepChanged(id);
     });
@@ -49,11 +55,22 @@ export class SweepStore extends StoreBase {
     return this.q('SELECT * FROM jobs WHERE sweep_id = ? ORDER BY idx LIMIT ? OFFSET ?').all(sweepId, limit, offset) as JobRow[];
   }
 
+  /** A sweep's jobs by state, from its counters (leased jobs count as running). */
   counts(sweepId: string): SweepCounts {
     const c: SweepCounts = { queued: 0, running: 0, done: 0, failed: 0, skipped: 0, cancelled: 0 };
-    const rows = this.q('SELECT state, COUNT(*) AS n FROM jobs WHERE sweep_id = ? GROUP BY state').all(sweepId) as { state: JobState; n: number }[];
+    const rows = this.q('SELECT state, n FROM sweep_counts WHERE sweep_id = ?').all(sweepId) as { state: JobState; n: number }[];
     for (const r of rows) c[r.state === 'leased' ? 'running' : r.state] += r.n;
     return c;
+  }
+
+  /** A job of the sweep is still queued or running (its counters, not its jobs). */
+  private hasOpenJobs(sweepId: string): boolean {
+    return this.q(`SELECT 1 FROM sweep_counts WHERE sweep_id = ? AND state IN ('queued', 'leased') AND n > 0 LIMIT 1`).get(sweepId) !== undefined;
+  }
+
+  /** A job of the sweep has left the queue at least once. */
+  private hasStarted(sweepId: string): boolean {
+    return this.q(`SELECT 1 FROM sweep_counts WHERE sweep_id = ? AND state != 'queued' AND n > 0 LIMIT 1`).get(sweepId) !== undefined;
   }
 
   jobs(sweepId: string, states?: JobState[]): JobRow[] {
@@ -64,7 +81,7 @@ export class SweepStore extends StoreBase {
     return this.q('SELECT * FROM jobs WHERE sweep_id = ? ORDER BY idx').all(sweepId) as JobRow[];
   }
 
-  /** Finished jobs' render times and finish times, newest first, for ETA. */
+  /** Finished jobs' render times and finish times, newest first, for ETA (index jobs_sweep_finished). */
   recentFinishes(sweepId: string, limit = 200): { finished_at: number; render_ms: number | null; node_id: string | null }[] {
     return this.q(`SELECT finished_at, render_ms, node_id FROM jobs WHERE sweep_id = ? AND state IN ('done', 'skipped') ORDER BY finished_at DESC LIMIT ?`)
       .all(sweepId, limit) as { finished_at: number; render_ms: number | null; node_id: string | null }[];
@@ -74,9 +91,17 @@ export class SweepStore extends StoreBase {
     return (this.q('SELECT node_id FROM sweep_blocklist WHERE sweep_id = ? AND blocked = 1').all(sweepId) as { node_id: string }[]).map((r) => r.node_id);
   }
 
-  /** A sweep's queued jobs grouped by what they need (for `explain`). */
+  /**
+   * A sweep's queued jobs grouped by what they need (for `explain`). A job's
+   * backend is its sweep's, so the groups are VRAM floors: read from index
+   * jobs_vram alone, never the job rows.
+   */
   queuedRequirements(sweepId: string): { backend: string; min_vram_mb: number; n: number }[] {
-    return this.q(`SELECT backend, min_vram_mb, COUNT(*) AS n FROM jobs WHERE sweep_id = ? AND state = 'queued' GROUP BY backend, min_vram_mb`).all(sweepId) as {
+    return this.q(
+      `SELECT s.backend, g.min_vram_mb, g.n
+         FROM (SELECT min_vram_mb, COUNT(*) AS n FROM jobs WHERE sweep_id = @sweep AND state = 'queued' GROUP BY min_vram_mb) g, sweeps s
+        WHERE s.id = @sweep`,
+    ).all({ sweep: sweepId }) as {
       backend: string;
       min_vram_mb: number;
       n: number;
@@ -96,9 +121,8 @@ export class SweepStore extends StoreBase {
 
   /** Moves a sweep to its final status once no job is left to run. */
   protected settleSweep(sweepId: string, noCapableNode = false): void {
-    // Cheap check first (index on state, sweep_id): this runs on every result.
-    const open = this.q(`SELECT 1 FROM jobs WHERE state IN ('queued', 'leased') AND sweep_id = ? LIMIT 1`).get(sweepId);
-    if (open) return;
+    // Cheap check first (the sweep's counters): this runs on every result.
+    if (this.hasOpenJobs(sweepId)) return;
     const sweep = this.getSweep(sweepId);
     if (!sweep || FINAL.includes(sweep.status)) return;
     const c = this.counts(sweepId);
@@ -136,7 +160,7 @@ export class SweepStore extends StoreBase {
         if (ok) this.sweepChanged(sweepId);
         return ok;
       }
-      const started = (this.q(`SELECT COUNT(*) AS n FROM jobs WHERE sweep_id = ? AND state != 'queued'`).get(sweepId) as { n: number }).n > 0;
+      const started = this.hasStarted(sweepId);
       this.q(`UPDATE sweeps SET status = ? WHERE id = ? AND status = 'paused'`).run(started ? 'running' : 'queued', sweepId);
       this.sweepChanged(sweepId);
       return true;
