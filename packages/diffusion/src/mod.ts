@@ -23,3 +23,4 @@ export { LcmScheduler } from './schedulers/lcm.js';
 export { combineGuidance, duplicateForGuidance, usesGuidance } from './guidance.js';
 export { latentToRgb, SD15_LATENT_RGB_FACTORS, type RgbImage } from './preview.js';
 export { SD_LATENT_SCALING, scaleAfterEncode, unscaleForDecode } from './latent-scale.js';
+export { guidanceScaleEmbedding } from './lcm-embedding.js';
