@@ -172,12 +172,17 @@ export function openDb(file: string): DB {
   db.pragma('synchronous = NORMAL');
   db.pragma('foreign_keys = ON');
   db.pragma('busy_timeout = 5000');
+  migrate(db);
+  return db;
+}
+
+/** Runs the migrations a file has not had yet, each in its own transaction (up to `target`: tests of a migration stop before it). */
+export function migrate(db: DB, target = MIGRATIONS.length): void {
   const version = db.pragma('user_version', { simple: true }) as number;
-  for (let v = version; v < MIGRATIONS.length; v++) {
+  for (let v = version; v < target; v++) {
     db.transaction(() => {
       db.exec(MIGRATIONS[v]!);
       db.pragma(`user_version = ${v + 1}`);
     })();
   }
-  return db;
 }
