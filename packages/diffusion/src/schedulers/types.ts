@@ -12,9 +12,13 @@ export interface StepOutput {
   denoised: Float32Array;
 }
 
+/** One scheduler object serves one run: multistep samplers keep the previous step's estimate. */
 export interface Scheduler {
   readonly sampler: SamplerName;
-  /** The UNet's timestep input per step (fractional for Euler's linspace and Karras schedules). */
+  /**
+   * The UNet's timestep input per step: fractional for Euler's linspace and Karras schedules (an int64 UNet
+   * input takes it truncated, as diffusers' ONNX pipeline casts it).
+   */
   readonly timesteps: readonly number[];
   /** σ per step plus a final 0, for the σ-parameterised samplers; undefined for DDIM and LCM. */
   readonly sigmas: readonly number[] | undefined;
