@@ -12,6 +12,7 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
+import { parse as parseYaml } from 'yaml';
 import { main } from '@nightshift/cli';
 import { startFarm, tempDir, waitFor, waitForNodes, type Farm } from '@nightshift/devfarm';
 import { expandSweep, parseSpec } from '@nightshift/sweep';
@@ -91,6 +92,11 @@ describe('remix from any PNG', { timeout: 180_000 }, () => {
     writeFileSync(file, await farm.storage.get(image.key));
     let out = '';
     const sink = (write: (s: string) => void) => new Writable({ write: (c, _e, cb) => (write(String(c)), cb()) });
+    // Printed (the default): a YAML spec file, notes aside, that renders the same image.
+    assert.equal(await main(['node', 'nightshift', '--url', farm.apiUrl, 'remix', file], { out: sink((s) => (out += s)), err: sink(() => {}), env: {} }), 0);
+    assert.match(out, /^# remixed from .*remix-me\.png \(nightshift metadata\)\n/);
+    assert.equal(renderKeyOf(parseYaml(out)).renderKey, image.renderKey);
+    out = '';
     const code = await main(['node', 'nightshift', '--url', farm.apiUrl, '--json', 'remix', file, '--seeds', '3', '--axis', 'params.steps=6,8', '--submit'], { out: sink((s) => (out += s)), err: sink(() => {}), env: {} });
     assert.equal(code, 0, out);
     const res = JSON.parse(out) as { id: string; jobs: number; source: string };

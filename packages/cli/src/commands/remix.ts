@@ -26,7 +26,7 @@ interface RemixAnswer {
 
 interface RemixOpts {
   seeds?: number;
-  axis: [string, Scalar[]][];
+  axis?: [string, Scalar[]][];
   submit?: boolean;
 }
 
@@ -45,7 +45,7 @@ export function parseAxis(arg: string, previous: [string, Scalar[]][] = []): [st
 export function applyRemixOptions(spec: Spec, opts: Pick<RemixOpts, 'seeds' | 'axis'>): Spec {
   const out = { ...spec };
   if (opts.seeds !== undefined) out.seeds = { start: Array.isArray(spec.seeds) ? (spec.seeds[0] ?? 0) : spec.seeds.start, count: opts.seeds };
-  if (opts.axis.length) out.axes = { ...(spec.axes ?? {}), ...Object.fromEntries(opts.axis) };
+  if (opts.axis?.length) out.axes = { ...(spec.axes ?? {}), ...Object.fromEntries(opts.axis) };
   return out;
 }
 
@@ -56,7 +56,7 @@ export function registerRemix(program: Command, ctx: CommandContext): void {
     .description('read the settings a PNG was made with (Nightshift, A1111, ComfyUI, InvokeAI) as a sweep spec; print it or --submit it')
     .argument('<file>', 'a PNG with generation metadata')
     .option('--seeds <n>', 'render N seeds, starting from the image\'s own', int('seeds', 1, 100_000))
-    .option('--axis <name=a,b,…>', 'add an axis (repeatable), e.g. style=watercolor,ink or params.steps=20,40', parseAxis, [])
+    .option('--axis <name=a,b,…>', 'add an axis (repeatable), e.g. style=watercolor,ink or params.steps=20,40', parseAxis)
     .option('--submit', 'submit the spec instead of printing it')
     .addHelpText('after', '\nExample:\n  nightshift remix cat.png --seeds 20 --axis style=watercolor,ink > cat.yaml && nightshift submit cat.yaml')
     .action(async (file: string, opts: RemixOpts, cmd: Command) => {
