@@ -159,6 +159,14 @@ const MIGRATIONS = [
   CREATE INDEX jobs_vram ON jobs (sweep_id, state, min_vram_mb);
   CREATE INDEX jobs_sweep_finished ON jobs (sweep_id, finished_at) WHERE state IN ('done', 'skipped');
   `,
+  // Every lookup by image is of a finished job (an upscale's source, the
+  // gallery, "announced before?"): indexing render keys only once a job ends
+  // keeps a 100,000-job submit from inserting 100,000 random keys into one
+  // ever-growing index (what made each submit slower than the last).
+  `
+  DROP INDEX jobs_render_key;
+  CREATE INDEX jobs_render_key_finished ON jobs (render_key) WHERE state IN ('done', 'skipped');
+  `,
 ];
 
 /** SQLite errors that a later retry may not meet (busy, locked, disk full, I/O): retry the work, do not drop it. */

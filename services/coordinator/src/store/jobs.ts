@@ -181,9 +181,15 @@ export class JobStore extends SweepStore {
     return outcome;
   }
 
-  /** Whether some job already announced this job's image. */
+  /**
+   * Whether some job already announced this job's image. Only finished jobs
+   * announce, so their render-key index answers (left to itself the planner
+   * walks every announced image).
+   */
   private announcedBefore(job: JobRow): boolean {
-    return !!this.q(`SELECT 1 FROM jobs WHERE render_key = ? AND kind = ? AND announced = 1 LIMIT 1`).get(job.render_key, job.kind);
+    return !!this.q(
+      `SELECT 1 FROM jobs INDEXED BY jobs_render_key_finished WHERE render_key = ? AND state IN ('done', 'skipped') AND kind = ? AND announced = 1 LIMIT 1`,
+    ).get(job.render_key, job.kind);
   }
 
   private enqueueImageEvent(job: JobRow, nodeId: string, r: { imageKey: string; renderMs: number; model?: string | undefined }, now: number): void {

@@ -19,12 +19,14 @@ export class SweepStore extends StoreBase {
       `INSERT INTO jobs (id, sweep_id, idx, render_key, prompt, seed, params_json, axes_json, backend, model, state, kind, source_key, min_vram_mb)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?)`,
     );
+    // Expansion shares one params and one axes object between a prompt's seeds: each is serialised once.
+    const json = memoJson();
     this.transaction(() => {
       this.q('INSERT INTO sweeps (id, name, spec_json, status, priority, backend, total, created_at, kind, model) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)')
         .run(id, sweep.name, JSON.stringify(sweep.spec), 'queued', sweep.priority, sweep.backend, jobs.length, now, sweep.kind ?? 'render', sweep.model);
       for (const j of jobs) {
         insertJob.run(
-          jobId(id, j.index), id, j.index, j.renderKey, j.prompt, j.seed, JSON.stringify(j.params), JSON.stringify(j.axes),
+          jobId(id, j.index), id, j.index, j.renderKey, j.prompt, j.seed, json(j.params), json(j.axes),
           j.backend, j.model, j.kind ?? 'render', j.sourceKey ?? null, j.minVramMb,
         );
       }
@@ -174,4 +176,14 @@ export class SweepStore extends StoreBase {
       return ok;
     });
   }
+}
+
+/** JSON.stringify, once per object (by identity). */
+function memoJson(): (value: object) => string {
+  const seen = new WeakMap<object, string>();
+  return (value) => {
+    let text = seen.get(value);
+    if (text === undefined) seen.set(value, (text = JSON.stringify(value)));
+    return text;
+  };
 }
