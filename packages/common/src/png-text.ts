@@ -131,11 +131,17 @@ export function addPngTextChunk(png: Buffer, keyword: string, text: string): Buf
   return Buffer.concat(parts);
 }
 
+export interface ReadTextOptions {
+  /** Largest text one compressed chunk may inflate to (bytes); beyond it reading throws. For untrusted uploads. */
+  maxInflatedBytes?: number;
+}
+
 /**
  * All text chunks as keyword → text (tEXt, zTXt and iTXt, compressed or not).
  * When a keyword repeats, the first one wins, matching where we write ours.
  */
-export function readPngTextChunks(png: Buffer): Record<string, string> {
+export function readPngTextChunks(png: Buffer, opts: ReadTextOptions = {}): Record<string, string> {
+  const inflate = (data: Buffer) => zlib.inflateSync(data, opts.maxInflatedBytes === undefined ? {} : { maxOutputLength: opts.maxInflatedBytes });
   assertSignature(png);
   const out: Record<string, string> = {};
   // defineProperty so a keyword like "__proto__" is stored as data, not a prototype change.
@@ -149,7 +155,7 @@ export function readPngTextChunks(png: Buffer): Record<string, string> {
       set(keyword, rest.toString('latin1'));
     } else if (c.type === 'zTXt') {
       if (rest[0] !== 0) continue; // unknown compression method
-      set(keyword, zlib.inflateSync(rest.subarray(1)).toString('latin1'));
+      set(keyword, inflate(rest.subarray(1)).toString('latin1'));
     } else {
       const flag = rest[0];
       const method = rest[1];
@@ -158,7 +164,7 @@ export function readPngTextChunks(png: Buffer): Record<string, string> {
       if (transEnd < 0) continue; // malformed
       const body = rest.subarray(transEnd + 1);
       if (flag === 0) set(keyword, body.toString('utf8'));
-      else if (flag === 1 && method === 0) set(keyword, zlib.inflateSync(body).toString('utf8'));
+      else if (flag === 1 && method === 0) set(keyword, inflate(body).toString('utf8'));
     }
   }
   return out;

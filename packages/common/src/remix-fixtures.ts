@@ -59,7 +59,8 @@ export function pyJsonDumps(v: PyJson, opts: { compact?: boolean; ensureAscii?: 
   return go(v);
 }
 
-function chunk(type: string, data: Buffer): Buffer {
+/** A chunk with its length and CRC: `type` and `data` as given. */
+export function pngChunk(type: string, data: Buffer): Buffer {
   const out = Buffer.alloc(12 + data.length);
   out.writeUInt32BE(data.length, 0);
   out.write(type, 4, 'latin1');
@@ -73,8 +74,8 @@ function textChunk(keyword: string, text: string): Buffer {
   const kw = Buffer.from(keyword, 'latin1');
   const latin1 = [...text].every((c) => c.charCodeAt(0) <= 0xff);
   return latin1
-    ? chunk('tEXt', Buffer.concat([kw, Buffer.from([0]), Buffer.from(text, 'latin1')]))
-    : chunk('iTXt', Buffer.concat([kw, Buffer.from([0, 0, 0, 0, 0]), Buffer.from(text, 'utf8')]));
+    ? pngChunk('tEXt', Buffer.concat([kw, Buffer.from([0]), Buffer.from(text, 'latin1')]))
+    : pngChunk('iTXt', Buffer.concat([kw, Buffer.from([0, 0, 0, 0, 0]), Buffer.from(text, 'utf8')]));
 }
 
 /** An 8-bit RGB black PNG with `texts` in order after IHDR, as Pillow saves it. */
@@ -84,12 +85,12 @@ export function pngWithText(width: number, height: number, texts: [string, strin
   ihdr.writeUInt32BE(height, 4);
   ihdr.set([8, 2, 0, 0, 0], 8);
   const raw = Buffer.alloc((1 + 3 * width) * height);
-  return Buffer.concat([PNG_SIGNATURE, chunk('IHDR', ihdr), ...texts.map(([k, v]) => textChunk(k, v)), ...extra, chunk('IDAT', zlib.deflateSync(raw)), chunk('IEND', Buffer.alloc(0))]);
+  return Buffer.concat([PNG_SIGNATURE, pngChunk('IHDR', ihdr), ...texts.map(([k, v]) => textChunk(k, v)), ...extra, pngChunk('IDAT', zlib.deflateSync(raw)), pngChunk('IEND', Buffer.alloc(0))]);
 }
 
 /** A zTXt chunk (keyword, NUL, method 0, zlib text): none of the tools write one, but readers must read it. */
 export function zTxtChunk(keyword: string, text: string): Buffer {
-  return chunk('zTXt', Buffer.concat([Buffer.from(keyword, 'latin1'), Buffer.from([0, 0]), zlib.deflateSync(Buffer.from(text, 'latin1'))]));
+  return pngChunk('zTXt', Buffer.concat([Buffer.from(keyword, 'latin1'), Buffer.from([0, 0]), zlib.deflateSync(Buffer.from(text, 'latin1'))]));
 }
 
 /** A1111's quote(): values with ',', ':' or a newline as json.dumps(v, ensure_ascii=False). */

@@ -1,9 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import zlib from 'node:zlib';
 import { formatA1111Parameters } from './a1111.js';
 import { addPngTextChunk, readPngTextChunks } from './png-text.js';
 import { RemixError, remixPng } from './remix.js';
-import { a1111Infotext, comfyApiGraph, comfyPng, invokeMetadata, pngWithText, PyFloat, pyJsonDumps, zTxtChunk, type ComfyFixture, type PyJson } from './remix-fixtures.js';
+import { a1111Infotext, comfyApiGraph, comfyPng, comfyWorkflow, invokeMetadata, pngChunk, pngWithText, PyFloat, pyJsonDumps, zTxtChunk, type ComfyFixture, type PyJson } from './remix-fixtures.js';
 
 const A1111_PARAMS: [string, string][] = [
   ['Steps', '20'],
@@ -115,6 +116,12 @@ test('ComfyUI: a bare API call (prompt only) and a workflow only give the same s
   assert.deepEqual(remixPng(comfyPng(COMFY, { prompt: false })).spec, COMFY_SPEC);
 });
 
+test('ComfyUI: a workflow with schema-1 link objects reads the same', () => {
+  const wf = comfyWorkflow(COMFY) as { links: [number, number, number, number, number, string][] } & Record<string, PyJson>;
+  const v1 = { ...wf, version: 1, links: wf.links.map(([id, origin_id, origin_slot, target_id, target_slot, type]) => ({ id, origin_id, origin_slot, target_id, target_slot, type })) };
+  assert.deepEqual(remixPng(pngWithText(512, 512, [['workflow', pyJsonDumps(v1)]])).spec, COMFY_SPEC);
+});
+
 test('ComfyUI: the sampler that feeds the saved image wins; links to primitive nodes are followed', () => {
   const graph = comfyApiGraph({ ...COMFY, seed: 5 }) as Record<string, { inputs: Record<string, PyJson>; class_type: string }>;
   // Hires fix: a second KSamplerAdvanced on an upscaled latent feeds the decoder; its seed comes from a primitive node.
@@ -179,4 +186,10 @@ test('unknown metadata: a RemixError naming the chunks that are there', () => {
   assert.equal(err(pngWithText(64, 64, [['parameters', 'a cat\nSteps: 20']])).reason, 'no-metadata');
   assert.equal(err(Buffer.from('GIF89a')).reason, 'not-png');
   assert.equal(err(pngWithText(64, 64, [['parameters', 'x']]).subarray(0, 50)).reason, 'not-png', 'truncated inside a chunk');
+  // A zip bomb: 64 MiB of text in a small zTXt chunk is refused instead of inflated.
+  const bomb = Buffer.concat([Buffer.from('parameters\0\0', 'latin1'), zlib.deflateSync(Buffer.alloc(64 * 1024 * 1024, 0x61), { level: 9 })]);
+  assert.ok(bomb.length < 200_000);
+  const e2 = err(pngWithText(64, 64, [], [pngChunk('zTXt', bomb)]));
+  assert.equal(e2.reason, 'not-png');
+  assert.match(e2.message, /unreadable PNG/);
 });

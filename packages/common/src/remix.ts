@@ -27,6 +27,9 @@ export class RemixError extends Error {
   }
 }
 
+/** A compressed text chunk may not inflate past this: an upload is untrusted, and no tool's metadata comes near it. */
+const MAX_TEXT_BYTES = 32 * 1024 * 1024;
+
 const LOOKED_FOR = 'parameters (Nightshift, A1111), prompt or workflow (ComfyUI), invokeai_metadata or sd-metadata (InvokeAI)';
 
 function json(text: string): unknown {
@@ -44,7 +47,7 @@ export function remixPng(png: Buffer): Remix {
   let size: { width: number; height: number };
   try {
     size = readPngSize(png);
-    chunks = readPngTextChunks(png);
+    chunks = readPngTextChunks(png, { maxInflatedBytes: MAX_TEXT_BYTES });
   } catch (err) {
     throw new RemixError(`unreadable PNG: ${err instanceof Error ? err.message : String(err)}`, 'not-png');
   }
