@@ -105,3 +105,10 @@ test('rejects keys the parser could not read back', () => {
   assert.throws(() => formatA1111Parameters({ ...base, extra: { Seed: 2 } }), /dedicated/);
   assert.throws(() => formatA1111Parameters({ ...base, guidance: Number.NaN }), /finite/);
 });
+
+test('Model hash goes before Model, as A1111 writes it, and parses back', () => {
+  const text = formatA1111Parameters({ prompt: 'p', seed: 1, width: 64, height: 64, steps: 4, sampler: 'Euler a', guidance: 7, modelHash: '0123456789', model: 'nightshift-tiny-sd' });
+  assert.equal(text, 'p\nSteps: 4, Sampler: Euler a, CFG scale: 7, Seed: 1, Size: 64x64, Model hash: 0123456789, Model: nightshift-tiny-sd');
+  assert.equal(parseA1111Parameters(text).params['Model hash'], '0123456789');
+  assert.throws(() => formatA1111Parameters({ prompt: 'p', seed: 1, width: 64, height: 64, steps: 4, extra: { 'Model hash': 'x' } }), /dedicated field/);
+});

@@ -21,6 +21,8 @@ export interface A1111Input {
   steps: number;
   guidance?: number;
   sampler?: string;
+  /** A1111's `Model hash` (it writes the first 10 hex digits of a sha256), before `Model` as A1111 orders them. */
+  modelHash?: string;
   model?: string;
   /** Nightshift's backend name; A1111 has no such key, written as `Backend`. */
   backend?: string;
@@ -39,7 +41,7 @@ export interface A1111Parsed {
 const PARAM_RE = /\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)/g;
 // Same charset, at least 2 chars (A1111's regex needs that), no edge spaces (the parser trims them).
 const KEY_RE = /^\w[\w \-/]*[\w\-/]$/;
-const STANDARD_KEYS = new Set(['Steps', 'Sampler', 'CFG scale', 'Seed', 'Size', 'Model', 'Backend']);
+const STANDARD_KEYS = new Set(['Steps', 'Sampler', 'CFG scale', 'Seed', 'Size', 'Model hash', 'Model', 'Backend']);
 
 /**
  * A1111's quote(): values with ',', ':' or a newline become JSON strings.
@@ -79,6 +81,7 @@ export function formatA1111Parameters(input: A1111Input): string {
   add('CFG scale', input.guidance);
   add('Seed', input.seed);
   pairs.push(['Size', `${formatNumber(input.width)}x${formatNumber(input.height)}`]);
+  add('Model hash', input.modelHash);
   add('Model', input.model);
   add('Backend', input.backend);
   for (const [k, v] of Object.entries(input.extra ?? {})) {

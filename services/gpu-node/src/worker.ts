@@ -6,8 +6,8 @@
  * its image.
  */
 import type { JobAssignment } from '@nightshift/proto';
-import { addPngTextChunk, formatA1111Parameters, imageKey, imageObjectMeta, thumbKey, upscaledKey, type Logger, type Storage } from '@nightshift/common';
-import { RenderFailure, type Backend, type JobKind, type RenderParams } from './backends/backend.js';
+import { addPngTextChunk, assertRenderKey, formatA1111Parameters, imageKey, imageObjectMeta, renderKeyOfImageRef, thumbKey, upscaledKey, type Logger, type Storage } from '@nightshift/common';
+import { RenderFailure, type Backend, type JobKind, type RenderParams, type RenderResult } from './backends/backend.js';
 import { makeThumbnail } from './thumbnail.js';
 import { withRetry } from '@nightshift/common';
 
@@ -181,6 +181,7 @@ export class Worker {
         params,
         model: job.model,
         ...(job.sourceKey ? { loadInput: () => this.opts.storage.get(job.sourceKey) } : {}),
+        loadImage: (ref: string) => this.opts.storage.get(storedImageKey(ref)),
       },
       (p) => {
         const now = performance.now();
@@ -197,7 +198,7 @@ export class Worker {
     );
     const renderMs = Math.round(performance.now() - started);
     this.opts.log.info({ job: job.jobId, renderKey: job.renderKey, renderMs, attempt: job.attempt }, 'rendered');
-    const png = kind === 'upscale' ? result.png : addPngTextChunk(result.png, 'parameters', this.parametersText(job, params, result.model));
+    const png = kind === 'upscale' ? result.png : addPngTextChunk(result.png, 'parameters', this.parametersText(job, params, result));
     const meta = imageObjectMeta(job);
     const upload = (key: string, body: Buffer, type: string) =>
       withRetry(() => this.opts.storage.put(key, body, type, meta), {
@@ -228,20 +229,37 @@ export class Worker {
     return { stored };
   }
 
-  /** The A1111 text; `model` is what the backend says it used (an exec generator may pick one for "default"). */
-  private parametersText(job: JobAssignment, params: RenderParams, model = job.model): string {
-    const { width, height, steps, guidance, ...extra } = params;
+  /**
+   * The A1111 text; the result's model is what the backend says it used (an exec
+   * generator may pick one for "default"), its infotext fields replace the params they come from.
+   */
+  private parametersText(job: JobAssignment, params: RenderParams, result: RenderResult): string {
+    const { width, height, steps, guidance, ...rest } = params;
+    const info = result.infotext ?? {};
+    const extra = Object.entries(rest).filter(([k, v]) => ['string', 'number', 'boolean'].includes(typeof v) && !(k === 'sampler' && info.sampler) && !(k === 'negative_prompt' && info.negativePrompt));
     return formatA1111Parameters({
       prompt: job.prompt,
+      ...(info.negativePrompt ? { negativePrompt: info.negativePrompt } : {}),
       seed: Number(job.seed),
       width,
       height,
       steps,
       ...(guidance !== undefined ? { guidance } : {}),
-      model,
+      ...(info.sampler ? { sampler: info.sampler } : {}),
+      ...(info.modelHash ? { modelHash: info.modelHash } : {}),
+      model: result.model ?? job.model,
       backend: job.backend,
-      extra: Object.fromEntries(Object.entries(extra).filter(([, v]) => ['string', 'number', 'boolean'].includes(typeof v))) as Record<string, string | number | boolean>,
+      extra: Object.fromEntries(extra) as Record<string, string | number | boolean>,
     });
+  }
+}
+
+/** A stored render a job may read (img2img's init): only `images/RK.png`, given as that key or as RK. */
+function storedImageKey(ref: string): string {
+  try {
+    return imageKey(assertRenderKey(renderKeyOfImageRef(ref)));
+  } catch {
+    throw new RenderFailure(`${JSON.stringify(ref)} is not a stored image: give an images/<renderKey>.png key or its renderKey`);
   }
 }
 

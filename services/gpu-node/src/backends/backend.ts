@@ -24,6 +24,11 @@ export interface RenderRequest {
   model: string;
   /** For upscale jobs: loads the source image (PNG bytes, with its metadata chunks). */
   loadInput?: () => Promise<Buffer>;
+  /**
+   * Render jobs: loads a stored image named by the job (params.init for
+   * img2img), as an `images/…png` key or its renderKey; refuses any other key.
+   */
+  loadImage?: (ref: string) => Promise<Buffer>;
 }
 
 export interface RenderProgress {
@@ -38,6 +43,12 @@ export interface RenderResult {
   png: Buffer;
   /** Model that produced the output, when it differs from the requested one. */
   model?: string;
+  /**
+   * A1111 `parameters` fields only the backend knows; `sampler` and
+   * `negativePrompt` replace the params they come from (params.sampler,
+   * params.negative_prompt) in the text.
+   */
+  infotext?: { sampler?: string; negativePrompt?: string; modelHash?: string };
 }
 
 /**

@@ -6,8 +6,11 @@
  *   exec: { tmpDir, logLines }  # optional settings for the exec backend
  *   generators: [ … ]           # exec generators (GeneratorSchema); any ⇒ backend "exec"
  *   upscale: { model, … }       # the upscale backend; no model ⇒ jobs fail with a clear error
+ *   onnx: { models: { NAME: FOLDER }, threads, executionProviders }
+ *                               # Stable Diffusion over onnxruntime (diffusers ONNX exports);
+ *                               # the built-in nightshift-tiny-sd is always there
  *
- * Relative paths (generator cwd, upscale model, exec tmpDir) are resolved
+ * Relative paths (generator cwd, upscale model, exec tmpDir, onnx model folders) are resolved
  * against the config file's folder, so a config can travel with its scripts.
  * Without NIGHTSHIFT_NODE_CONFIG a node runs the procedural backend only.
  */
@@ -20,6 +23,7 @@ import type { Backend } from './backend.js';
 import { ExecBackend, GeneratorSchema } from './exec.js';
 import { ProceduralBackend } from './procedural.js';
 import { UpscaleBackend } from './upscale.js';
+import { OnnxBackend } from './onnx.js';
 import { ChildGroups } from './child-groups.js';
 import { parseFaults, withRenderFaults } from '../faults.js';
 
@@ -34,6 +38,15 @@ const UpscaleSchema = z.strictObject({
   maxInputPixels: z.number().int().min(1).default(2048 * 2048),
 });
 
+const OnnxSchema = z.strictObject({
+  /** Model name (a sweep's `model`) → diffusers ONNX export folder. */
+  models: z.record(z.string().min(1).max(200), z.string().min(1)).default({}),
+  threads: z.number().int().min(0).max(256).default(0),
+  /** onnxruntime execution providers in order, e.g. [cuda, cpu] (cuda needs onnxruntime-node's CUDA build). */
+  executionProviders: z.array(z.enum(['cpu', 'cuda', 'dml', 'coreml', 'webgpu'])).min(1).default(['cpu']),
+  previewMaxSide: z.number().int().min(16).max(2048).default(128),
+});
+
 export const NodeConfigSchema = z.strictObject({
   procedural: z.boolean().default(true),
   exec: z
@@ -46,6 +59,7 @@ export const NodeConfigSchema = z.strictObject({
   // Relative cwd is allowed here; loadNodeConfig makes it absolute before GeneratorSchema's check.
   generators: z.array(z.unknown()).default([]),
   upscale: UpscaleSchema.optional(),
+  onnx: OnnxSchema.optional(),
 });
 
 export type NodeConfig = Omit<z.output<typeof NodeConfigSchema>, 'generators'> & { generators: z.output<typeof GeneratorSchema>[] };
@@ -69,7 +83,8 @@ export function parseNodeConfig(input: unknown, baseDir = process.cwd()): NodeCo
   if (dup) throw new Error(`invalid node config: generators: "${dup}" is defined twice`);
   const exec = { ...top.data.exec, ...(top.data.exec.tmpDir ? { tmpDir: abs(top.data.exec.tmpDir) } : {}) };
   const upscale = top.data.upscale && { ...top.data.upscale, ...(top.data.upscale.model ? { model: abs(top.data.upscale.model) } : {}) };
-  return { procedural: top.data.procedural, exec, generators, ...(upscale ? { upscale } : {}) };
+  const onnx = top.data.onnx && { ...top.data.onnx, models: Object.fromEntries(Object.entries(top.data.onnx.models).map(([name, dir]) => [name, abs(dir)])) };
+  return { procedural: top.data.procedural, exec, generators, ...(upscale ? { upscale } : {}), ...(onnx ? { onnx } : {}) };
 }
 
 /** Reads and validates a node config file (.json, else YAML). */
@@ -93,8 +108,8 @@ export function loadNodeConfig(file: string): NodeConfig {
   }
 }
 
-/** The backends a config describes, keyed by the name jobs use (job.backend). */
-export function buildBackends(config: NodeConfig, childGroups?: ChildGroups): Map<string, Backend> {
+/** The backends a config describes, keyed by the name jobs use (job.backend). `dataDir`: where built-in models are written. */
+export function buildBackends(config: NodeConfig, childGroups?: ChildGroups, dataDir = path.resolve('.data')): Map<string, Backend> {
   const out = new Map<string, Backend>();
   const add = (b: Backend) => out.set(b.name, b);
   if (config.procedural) add(new ProceduralBackend());
@@ -121,7 +136,11 @@ export function buildBackends(config: NodeConfig, childGroups?: ChildGroups): Ma
       }),
     );
   }
-  if (out.size === 0) throw new Error('node config enables no backend (procedural is off, no generators, no upscale)');
+  if (config.onnx) {
+    const o = config.onnx;
+    add(new OnnxBackend({ models: o.models, dataDir, threads: o.threads, executionProviders: o.executionProviders, previewMaxSide: o.previewMaxSide }));
+  }
+  if (out.size === 0) throw new Error('node config enables no backend (procedural is off, no generators, no upscale, no onnx)');
   return out;
 }
 
@@ -134,10 +153,11 @@ export function backendsFromEnv(env: NodeJS.ProcessEnv = process.env): Map<strin
 function configuredBackends(env: NodeJS.ProcessEnv): Map<string, Backend> {
   const file = env.NIGHTSHIFT_NODE_CONFIG;
   const config = file ? loadNodeConfig(file) : parseNodeConfig({});
-  if (!config.generators.length) return buildBackends(config);
+  const dataDir = path.resolve(env.NIGHTSHIFT_DATA_DIR ?? '.data');
+  if (!config.generators.length) return buildBackends(config, undefined, dataDir);
   // Generator groups are tracked in the node's data folder; a crash's leftovers are stopped now.
-  const groups = new ChildGroups(path.join(path.resolve(env.NIGHTSHIFT_DATA_DIR ?? '.data'), 'generator-groups'));
+  const groups = new ChildGroups(path.join(dataDir, 'generator-groups'));
   const reaped = groups.reapLeftovers();
   if (reaped.length) console.warn(JSON.stringify({ level: 40, msg: 'stopped generators left running by a previous run of this node', pids: reaped }));
-  return buildBackends(config, groups);
+  return buildBackends(config, groups, dataDir);
 }

@@ -1,0 +1,112 @@
+/**
+ * One Stable Diffusion render's latent, as diffusers' StableDiffusionPipeline
+ * (and its img2img sibling) computes it, over an SdModel:
+ *   text → hidden states ([negative; prompt] when guidance > 1),
+ *   x = torch.randn(seed) · initNoiseSigma (img2img: addNoise(VAE(init)·f, randn) at the start step),
+ *   each step: ε = UNet(scaleModelInput(x)) (one batched cond/uncond pass), CFG, scheduler step.
+ * The same TorchGenerator then draws the step noise ancestral samplers ask for,
+ * as a CPU generator passed to diffusers does.
+ */
+import {
+  combineGuidance,
+  createScheduler,
+  duplicateForGuidance,
+  guidanceScaleEmbedding,
+  img2imgStartIndex,
+  scaleAfterEncode,
+  TorchGenerator,
+  usesGuidance,
+  type SamplerName,
+  type SchedulerConfig,
+} from '@nightshift/diffusion';
+import type { FloatTensor, SdModel } from '@nightshift/models';
+
+export interface SampleInput {
+  model: SdModel;
+  prompt: string;
+  negativePrompt: string;
+  seed: number;
+  width: number;
+  height: number;
+  steps: number;
+  guidance: number;
+  sampler: SamplerName;
+  schedulerConfig: SchedulerConfig;
+  /** img2img: the init image [1, 3, H, W] in −1…1 and how much of the schedule to run. */
+  init?: { image: FloatTensor; strength: number };
+  signal: AbortSignal;
+  /** After each step run: 1-based step, steps to run, the model's x̂₀ estimate (for previews). */
+  onStep?: (step: number, total: number, denoised: Float32Array) => Promise<void> | void;
+  /** Accumulates milliseconds spent in model calls (benchmarks). */
+  timing?: { modelMs: number; unetMs: number; unetCalls: number };
+}
+
+export interface SampleResult {
+  /** The final latent [1, 4, h, w] in the sampler's (scaled) space. */
+  latent: Float32Array;
+  dims: [number, number, number, number];
+  /** Whether the negative prompt took part (classifier-free guidance ran). */
+  guided: boolean;
+}
+
+async function timed<T>(timing: SampleInput['timing'], unet: boolean, f: () => Promise<T>): Promise<T> {
+  if (!timing) return f();
+  const t0 = performance.now();
+  try {
+    return await f();
+  } finally {
+    const ms = performance.now() - t0;
+    timing.modelMs += ms;
+    if (unet) {
+      timing.unetMs += ms;
+      timing.unetCalls++;
+    }
+  }
+}
+
+export async function sampleLatent(input: SampleInput): Promise<SampleResult> {
+  const { model, signal, timing } = input;
+  const dims: [number, number, number, number] = [1, 4, input.height / 8, input.width / 8];
+  const numel = 4 * dims[2] * dims[3];
+  // LCM-distilled UNets take guidance as an embedding and run without the unconditional pass.
+  const condDim = model.timestepCondDim;
+  const guided = usesGuidance(input.guidance) && condDim === undefined;
+  const batch = guided ? 2 : 1;
+
+  const ids = model.tokenize(guided ? [input.negativePrompt, input.prompt] : [input.prompt]);
+  const text = await timed(timing, false, () => model.encodeText(ids));
+  signal.throwIfAborted();
+  const timestepCond = condDim === undefined ? undefined : { data: guidanceScaleEmbedding(input.guidance, condDim, batch), dims: [batch, condDim] };
+
+  const scheduler = createScheduler(input.sampler, input.schedulerConfig, input.steps);
+  const generator = new TorchGenerator(input.seed);
+  let latent: Float32Array;
+  let start = 0;
+  if (input.init) {
+    // diffusers' img2img order: the VAE's sample noise first, then the start noise, from one generator.
+    const encNoise = generator.randn(numel);
+    const encoded = await timed(timing, false, () => model.encode(input.init!.image, encNoise));
+    const clean = scaleAfterEncode(encoded.data, model.scalingFactor);
+    const startIndex = img2imgStartIndex(input.steps, input.init.strength);
+    if (startIndex === null) return { latent: clean, dims, guided };
+    start = startIndex;
+    latent = scheduler.addNoise(clean, generator.randn(numel), start);
+  } else {
+    const sigma = scheduler.initNoiseSigma;
+    latent = generator.randn(numel).map((v) => v * sigma);
+  }
+
+  const total = input.steps - start;
+  for (let i = start; i < input.steps; i++) {
+    signal.throwIfAborted();
+    const scaled = scheduler.scaleModelInput(latent, i);
+    const sample = { data: guided ? duplicateForGuidance(scaled) : scaled, dims: [batch, 4, dims[2], dims[3]] };
+    const out = await timed(timing, true, () => model.unet(sample, scheduler.timesteps[i]!, text.hidden, timestepCond));
+    const eps = guided ? combineGuidance(out.data, 1, input.guidance) : out.data;
+    const next = scheduler.step(eps, i, latent, generator);
+    latent = next.prevSample;
+    await input.onStep?.(i - start + 1, total, next.denoised);
+  }
+  signal.throwIfAborted();
+  return { latent, dims, guided };
+}
