@@ -15,7 +15,10 @@ import { tidyPrompt } from './tidy.js';
  */
 export const PROCEDURAL_MODEL = 'procedural-v1';
 
-export const DEFAULT_MODELS: Record<string, string> = { procedural: PROCEDURAL_MODEL, exec: 'default' };
+/** The onnx backend's built-in model (@nightshift/models TINY_SD_NAME; not imported: this package stays free of onnxruntime). */
+export const ONNX_DEFAULT_MODEL = 'nightshift-tiny-sd';
+
+export const DEFAULT_MODELS: Record<string, string> = { procedural: PROCEDURAL_MODEL, exec: 'default', onnx: ONNX_DEFAULT_MODEL };
 
 /** The model a sweep renders with: the one it names, else its backend's default ("default": the node's first). */
 export function sweepModel(spec: Pick<SweepSpec, 'model' | 'backend'>): string {

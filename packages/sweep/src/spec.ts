@@ -4,8 +4,9 @@
  * gives the same readable errors.
  */
 import { z } from 'zod';
+import { isSamplerName, unknownSamplerMessage } from '@nightshift/diffusion';
 
-export const BACKENDS = ['procedural', 'exec'] as const;
+export const BACKENDS = ['procedural', 'exec', 'onnx'] as const;
 export type BackendName = (typeof BACKENDS)[number];
 
 /** Hard limits that keep one request from exhausting the coordinator. */
@@ -77,6 +78,14 @@ export const SweepSpecSchema = z
   })
   .superRefine((spec, ctx) => {
     const names = Object.keys(spec.axes);
+    if (spec.backend === 'onnx') {
+      // The onnx backend's samplers are a closed set; exec generators name their own.
+      const sampler = spec.params.sampler;
+      if (sampler !== undefined && !isSamplerName(sampler)) ctx.addIssue({ code: 'custom', path: ['params', 'sampler'], message: unknownSamplerMessage(sampler) });
+      for (const v of spec.axes['params.sampler'] ?? []) {
+        if (!isSamplerName(v)) ctx.addIssue({ code: 'custom', path: ['axes', 'params.sampler'], message: unknownSamplerMessage(v) });
+      }
+    }
     if (spec.zip) {
       for (const n of spec.zip) if (!names.includes(n)) ctx.addIssue({ code: 'custom', path: ['zip'], message: `unknown axis "${n}"` });
       const lengths = new Set(spec.zip.map((n) => spec.axes[n]?.length));

@@ -11,7 +11,7 @@ import { OnnxBackend } from './onnx.js';
 let tmp: ReturnType<typeof tempDir>;
 let backend: OnnxBackend;
 
-function job(over: Partial<RenderRequest> & { params?: Record<string, unknown> } = {}): RenderRequest {
+function job(over: Omit<Partial<RenderRequest>, 'params'> & { params?: Record<string, unknown> } = {}): RenderRequest {
   const { params, ...rest } = over;
   return { jobId: 'j', renderKey: 'rk', kind: 'render', prompt: 'a red circle', seed: 1234, model: TINY_SD_NAME, ...rest, params: { width: 64, height: 64, steps: 4, guidance: 7.5, ...params } };
 }
