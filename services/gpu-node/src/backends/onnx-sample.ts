@@ -37,9 +37,21 @@ export interface SampleInput {
   signal: AbortSignal;
   /** After each step run: 1-based step, steps to run, the model's x̂₀ estimate (for previews). */
   onStep?: (step: number, total: number, denoised: Float32Array) => Promise<void> | void;
-  /** Accumulates milliseconds spent in model calls (benchmarks). */
-  timing?: { modelMs: number; unetMs: number; unetCalls: number };
+  /** Accumulates where the time goes (benchmarks). */
+  timing?: RenderTiming;
 }
+
+/** Milliseconds per part of a render: model calls (SdModel's wrappers around session.run), the sampler's own math, previews, PNG. */
+export interface RenderTiming {
+  modelMs: number;
+  unetMs: number;
+  unetCalls: number;
+  schedulerMs: number;
+  previewMs: number;
+  pngMs: number;
+}
+
+export const newRenderTiming = (): RenderTiming => ({ modelMs: 0, unetMs: 0, unetCalls: 0, schedulerMs: 0, previewMs: 0, pngMs: 0 });
 
 export interface SampleResult {
   /** The final latent [1, 4, h, w] in the sampler's (scaled) space. */
@@ -99,12 +111,16 @@ export async function sampleLatent(input: SampleInput): Promise<SampleResult> {
   const total = input.steps - start;
   for (let i = start; i < input.steps; i++) {
     signal.throwIfAborted();
+    let t0 = performance.now();
     const scaled = scheduler.scaleModelInput(latent, i);
     const sample = { data: guided ? duplicateForGuidance(scaled) : scaled, dims: [batch, 4, dims[2], dims[3]] };
+    if (timing) timing.schedulerMs += performance.now() - t0;
     const out = await timed(timing, true, () => model.unet(sample, scheduler.timesteps[i]!, text.hidden, timestepCond));
+    t0 = performance.now();
     const eps = guided ? combineGuidance(out.data, 1, input.guidance) : out.data;
     const next = scheduler.step(eps, i, latent, generator);
     latent = next.prevSample;
+    if (timing) timing.schedulerMs += performance.now() - t0;
     await input.onStep?.(i - start + 1, total, next.denoised);
   }
   signal.throwIfAborted();

@@ -28,7 +28,7 @@ describe('onnx backend over nightshift-tiny-sd', { timeout: 120_000 }, () => {
     const broken = path.join(tmp.dir, 'broken');
     mkdirSync(path.join(broken, 'unet'), { recursive: true });
     writeFileSync(path.join(broken, 'model_index.json'), '{}');
-    backend = new OnnxBackend({ models: { broken, absent: path.join(tmp.dir, 'nowhere') }, dataDir: tmp.dir, threads: 1 });
+    backend = new OnnxBackend({ models: { broken, absent: path.join(tmp.dir, 'nowhere') }, dataDir: tmp.dir, threads: 1, previewIntervalMs: 0 });
   });
   after(async () => {
     await backend?.close();
@@ -55,6 +55,17 @@ describe('onnx backend over nightshift-tiny-sd', { timeout: 120_000 }, () => {
     assert.ok(!other.png.equals(a.png), 'another seed, another image');
     const noNegative = await render(job());
     assert.ok(!noNegative.png.equals(a.png), 'the negative prompt takes part in guidance');
+  });
+
+  test('previews are spaced by previewIntervalMs; the last step always has one', async () => {
+    const throttled = new OnnxBackend({ models: {}, dataDir: tmp.dir, threads: 1 });
+    try {
+      const progress: RenderProgress[] = [];
+      await throttled.render(job(), (p) => progress.push(p), new AbortController().signal);
+      assert.deepEqual(progress.map((p) => [p.step, !!p.preview]), [[1, false], [2, false], [3, false], [4, true]]);
+    } finally {
+      await throttled.close();
+    }
   });
 
   test('every sampler runs; guidance 1 skips the unconditional pass', async () => {

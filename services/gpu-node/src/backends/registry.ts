@@ -45,6 +45,8 @@ const OnnxSchema = z.strictObject({
   /** onnxruntime execution providers in order, e.g. [cuda, cpu] (cuda needs onnxruntime-node's CUDA build). */
   executionProviders: z.array(z.enum(['cpu', 'cuda', 'dml', 'coreml', 'webgpu'])).min(1).default(['cpu']),
   previewMaxSide: z.number().int().min(16).max(2048).default(128),
+  /** Least time between preview frames of one render (0: one per step). */
+  previewIntervalMs: z.number().int().min(0).max(60_000).default(250),
 });
 
 export const NodeConfigSchema = z.strictObject({
@@ -138,7 +140,7 @@ export function buildBackends(config: NodeConfig, childGroups?: ChildGroups, dat
   }
   if (config.onnx) {
     const o = config.onnx;
-    add(new OnnxBackend({ models: o.models, dataDir, threads: o.threads, executionProviders: o.executionProviders, previewMaxSide: o.previewMaxSide }));
+    add(new OnnxBackend({ models: o.models, dataDir, threads: o.threads, executionProviders: o.executionProviders, previewMaxSide: o.previewMaxSide, previewIntervalMs: o.previewIntervalMs }));
   }
   if (out.size === 0) throw new Error('node config enables no backend (procedural is off, no generators, no upscale, no onnx)');
   return out;
