@@ -4,7 +4,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import sharp from 'sharp';
 import { tempDir } from '@nightshift/devfarm';
-import { TINY_SD_NAME } from '@nightshift/models';
+import { buildTinySd, TINY_SD_NAME } from '@nightshift/models';
 import { RenderFailure, type RenderProgress, type RenderRequest } from './backend.js';
 import { OnnxBackend } from './onnx.js';
 
@@ -93,6 +93,29 @@ describe('onnx backend over nightshift-tiny-sd', { timeout: 120_000 }, () => {
     assert.equal(full.progress.length, 4);
     await assert.rejects(render(job({ params: { init: 'images/abc.png' } })), /cannot read stored images/);
     await assert.rejects(render(job({ loadImage: () => Promise.reject(new Error('NoSuchKey')), params: { init: 'images/abc.png' } })), /cannot read the init image.*NoSuchKey/);
+  });
+
+  test('other exports of the same model (fp16, int64 ids and timestep, VAE encoder returning its distribution) render the same picture', async () => {
+    const variant = path.join(tmp.dir, 'variant');
+    await buildTinySd(variant, { precision: 'fp16', inputIds: 'int64', timestep: 'int64', vaeEncoderOutput: 'latent_parameters' });
+    const other = new OnnxBackend({ models: { variant }, dataDir: tmp.dir, threads: 1 });
+    try {
+      const mean = async (a: Buffer, b: Buffer) => {
+        const [x, y] = await Promise.all([a, b].map((p) => sharp(p).raw().toBuffer()));
+        let sum = 0;
+        for (let i = 0; i < x!.length; i++) sum += Math.abs(x![i]! - y![i]!);
+        return sum / x!.length;
+      };
+      const reference = await render(job());
+      const fp16 = await other.render(job({ model: 'variant' }), () => {}, new AbortController().signal);
+      assert.ok((await mean(fp16.png, reference.png)) < 2, 'fp16 rounding moves pixels by little');
+      assert.notEqual(fp16.infotext?.modelHash, reference.infotext?.modelHash);
+      const loadImage = () => Promise.resolve(reference.png);
+      const img2img = await other.render(job({ model: 'variant', loadImage, params: { init: 'images/a.png', strength: 0.5 } }), () => {}, new AbortController().signal);
+      assert.equal((await sharp(img2img.png).metadata()).width, 64);
+    } finally {
+      await other.close();
+    }
   });
 
   test('bad params, unknown and broken models fail as RenderFailure with the reason', async () => {
