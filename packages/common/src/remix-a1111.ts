@@ -5,6 +5,7 @@
  * so the remixed render has the original's renderKey; an A1111 image gives
  * the settings a farm generator understands.
  */
+import { A1111_SAMPLER_NAMES, SAMPLERS } from '@nightshift/diffusion';
 import { parseA1111Parameters } from './a1111.js';
 import { numberOf, seedOf, specFromGeneration, type Generation, type Remix, type RemixScalar } from './remix-spec.js';
 
@@ -39,6 +40,23 @@ const a1111Value = (s: string): RemixScalar => numberOf(s) ?? (s === 'True' ? tr
 /** "Hires upscaler" → "hires_upscaler": spec param keys are the backend's names, lowercase by convention. */
 const snake = (k: string) => k.trim().toLowerCase().replace(/[^a-z0-9]+/g, '_').replace(/^_+|_+$/g, '');
 
+/**
+ * The onnx backend writes three of its params as A1111 does (gpu-node
+ * worker.ts): params.negative_prompt as the `Negative prompt:` line,
+ * params.sampler as `Sampler: Euler a`, plus the `Model hash` it computed.
+ * A render that left the sampler to the model's scheduler_config comes back
+ * with it named: same pixels, another renderKey.
+ */
+function fromOnnxInfotext(negativePrompt: string, params: Record<string, RemixScalar>): void {
+  delete params['Model hash'];
+  const sampler = SAMPLERS.find((s) => A1111_SAMPLER_NAMES[s] === params.Sampler);
+  if (params.Sampler !== undefined) {
+    if (sampler) params.sampler = sampler;
+    delete params.Sampler;
+  }
+  if (negativePrompt) params.negative_prompt = negativePrompt;
+}
+
 /** Undefined when the text has no settings line (not A1111's layout). */
 export function remixFromParameters(text: string, fallbackSize: { width: number; height: number }): Remix | undefined {
   const parsed = parseA1111Parameters(text);
@@ -56,6 +74,7 @@ export function remixFromParameters(text: string, fallbackSize: { width: number;
     if (p.Steps !== undefined) params.steps = nightshiftValue(p.Steps);
     if (p['CFG scale'] !== undefined) params.guidance = nightshiftValue(p['CFG scale']);
     for (const [k, v] of Object.entries(p)) if (!NIGHTSHIFT_KEYS.has(k)) params[k] = nightshiftValue(v);
+    if (p.Backend === 'onnx') fromOnnxInfotext(parsed.negativePrompt, params);
     return {
       source: 'nightshift',
       notes,
