@@ -148,6 +148,10 @@ try {
   for (const r of rows) console.log(line(r));
   console.log(`untimed set-up (placeholder image + thumbnail for ${placeholderKeys.length} jobs into s3rver): ${setupSeconds.toFixed(1)} s`);
   console.log(JSON.stringify({ bench: 'scale', saturatedJobs: SATURATED_JOBS, renderMs: RENDER_MS, idleRssMb: +idleRss.toFixed(0), setupSeconds: +setupSeconds.toFixed(1), steps: results }));
+} catch (err) {
+  // What the coordinator logged (warnings and up) says why a sweep did not finish.
+  console.error(coordinator.output().slice(-4_000));
+  throw err;
 } finally {
   for (const s of sims) await s.stop();
   await coordinator.stop();
