@@ -8,7 +8,10 @@
  * broken down into the sampler's math, preview frames and the PNG encode.
  * The tiny UNet costs a fraction of a millisecond per step, so here the
  * share outside is large; a real SD UNet's step costs 10²–10⁴ times more.
- * Batch 4 (params.batch) is not implemented, so only batch 1 is measured.
+ * Batch 1 vs 4 (several seeds of one prompt in one UNet batch, per-seed
+ * noise) is measured on the sampling core, sampleLatent + VAE decode + one
+ * PNG per image, without previews: jobs are not batched yet (params.batch
+ * is not wired to the node), so the ratio says what batching would buy.
  *   node --import tsx bench/onnx-diffusion.ts [STEPS=20] [RUNS=3] [THREADS=1]
  */
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -16,7 +19,10 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { TINY_SD_NAME } from '@nightshift/models';
 import { OnnxBackend } from '../services/gpu-node/src/backends/onnx.js';
-import { newRenderTiming, type RenderTiming } from '../services/gpu-node/src/backends/onnx-sample.js';
+import { newRenderTiming, sampleLatent, type RenderTiming } from '../services/gpu-node/src/backends/onnx-sample.js';
+import { vaeImageToPng } from '../services/gpu-node/src/backends/onnx-image.js';
+import { parseSchedulerConfig, unscaleForDecode } from '@nightshift/diffusion';
+import { ensureTinySd, SdModel } from '@nightshift/models';
 
 const STEPS = Number(process.argv[2] ?? 20);
 const RUNS = Number(process.argv[3] ?? 3);
@@ -76,6 +82,48 @@ try {
   }
 } finally {
   await backend.close();
+}
+
+/** Core path: one UNet batch of `batch` seeds → `batch` PNGs; ms per image. */
+const sd = await SdModel.load(await ensureTinySd(path.join(dataDir, 'models')), { threads: THREADS });
+const schedulerConfig = parseSchedulerConfig(sd.folder.schedulerConfig);
+async function corePerImage(side: number, batch: number, seed0: number): Promise<number> {
+  const t0 = performance.now();
+  const seeds = Array.from({ length: batch }, (_, k) => seed0 + k);
+  const r = await sampleLatent({
+    model: sd,
+    prompt: 'a lighthouse at dusk, oil painting',
+    negativePrompt: 'blurry',
+    seeds,
+    width: side,
+    height: side,
+    steps: STEPS,
+    guidance: 7.5,
+    sampler: 'euler_a',
+    schedulerConfig,
+    signal: new AbortController().signal,
+  });
+  const image = await sd.decode({ data: unscaleForDecode(r.latent, sd.scalingFactor), dims: r.dims });
+  for (let k = 0; k < batch; k++) await vaeImageToPng(image, k);
+  return (performance.now() - t0) / batch;
+}
+const batchRows: { side: number; batch1MsPerImage: number; batch4MsPerImage: number; batch4Speedup: number }[] = [];
+console.log('core (no previews)  side  batch 1 ms/image  batch 4 ms/image  images/s ratio 4:1');
+try {
+  for (const side of [64, 128, 256]) {
+    await corePerImage(side, 4, 0); // warm-up
+    const one: number[] = [];
+    const four: number[] = [];
+    for (let r = 0; r < RUNS; r++) {
+      one.push(await corePerImage(side, 1, 100 + r));
+      four.push(await corePerImage(side, 4, 200 + 4 * r));
+    }
+    const row = { side, batch1MsPerImage: median(one), batch4MsPerImage: median(four), batch4Speedup: median(one) / median(four) };
+    batchRows.push(row);
+    console.log(`${''.padEnd(20)}${String(side).padEnd(6)}${row.batch1MsPerImage.toFixed(1).padStart(16)}  ${row.batch4MsPerImage.toFixed(1).padStart(16)}  ${row.batch4Speedup.toFixed(2).padStart(18)}`);
+  }
+} finally {
+  await sd.release();
   rmSync(dataDir, { recursive: true, force: true });
 }
-console.log(JSON.stringify({ bench: 'onnx-diffusion', model: TINY_SD_NAME, provider: 'cpu', steps: STEPS, threads: THREADS, batch4: 'not implemented (params.batch)', rows }));
+console.log(JSON.stringify({ bench: 'onnx-diffusion', model: TINY_SD_NAME, provider: 'cpu', steps: STEPS, threads: THREADS, rows, batch: batchRows }));

@@ -8,15 +8,17 @@ import sharp from 'sharp';
 import { latentToRgb } from '@nightshift/diffusion';
 import { encodePng, type FloatTensor } from '@nightshift/models';
 
-/** Image 0 of a [B, 3, H, W] VAE output as interleaved RGB bytes. */
-export function vaeImageToRgb(image: FloatTensor): { rgb: Buffer; width: number; height: number } {
-  const [, channels, height, width] = image.dims as [number, number, number, number];
+/** Image `index` of a [B, 3, H, W] VAE output as interleaved RGB bytes. */
+export function vaeImageToRgb(image: FloatTensor, index = 0): { rgb: Buffer; width: number; height: number } {
+  const [batch, channels, height, width] = image.dims as [number, number, number, number];
   if (image.dims.length !== 4 || channels !== 3) throw new RangeError(`expected a [B, 3, H, W] image, got [${image.dims.join(', ')}]`);
+  if (!Number.isInteger(index) || index < 0 || index >= batch) throw new RangeError(`image ${index} is outside a batch of ${batch}`);
   const plane = width * height;
+  const offset = index * 3 * plane;
   const rgb = Buffer.alloc(plane * 3);
   for (let c = 0; c < 3; c++) {
     for (let p = 0; p < plane; p++) {
-      const v = Math.min(1, Math.max(0, image.data[c * plane + p]! / 2 + 0.5));
+      const v = Math.min(1, Math.max(0, image.data[offset + c * plane + p]! / 2 + 0.5));
       rgb[p * 3 + c] = Math.round(v * 255);
     }
   }
@@ -24,8 +26,8 @@ export function vaeImageToRgb(image: FloatTensor): { rgb: Buffer; width: number;
 }
 
 /** The final PNG of a render (the painter's fixed encoder settings: same pixels, same bytes). */
-export async function vaeImageToPng(image: FloatTensor): Promise<Buffer> {
-  const { rgb, width, height } = vaeImageToRgb(image);
+export async function vaeImageToPng(image: FloatTensor, index = 0): Promise<Buffer> {
+  const { rgb, width, height } = vaeImageToRgb(image, index);
   return encodePng(rgb, width, height);
 }
 

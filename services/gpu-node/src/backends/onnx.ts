@@ -56,7 +56,7 @@ export class OnnxBackend implements Backend {
         model,
         prompt: req.prompt,
         negativePrompt: p.negativePrompt,
-        seed: req.seed,
+        seeds: [req.seed],
         width: p.width,
         height: p.height,
         steps: p.steps,
