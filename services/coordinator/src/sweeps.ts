@@ -30,7 +30,8 @@ export function submitSweep(deps: SweepDeps, input: unknown): { id: string; jobs
   const model = sweepModel(spec);
   const sweep = deps.store.createSweep(
     { name: spec.name ?? spec.prompts[0]!.slice(0, 80), spec, priority: spec.priority, backend: spec.backend, model },
-    jobs.map((j) => ({ ...j, minVramMb: estimateVramMb(Number(j.params.width), Number(j.params.height)) })),
+    // Completed in place, not copied: a 100,000-job sweep is garbage enough once.
+    jobs.map((j) => Object.assign(j, { minVramMb: estimateVramMb(Number(j.params.width), Number(j.params.height)) })),
   );
   deps.log.info({ sweep: sweep.id, jobs: jobs.length, name: sweep.name }, 'sweep submitted');
   offerWork(deps);
