@@ -1,16 +1,23 @@
 /**
  * `npm run up`: the whole farm on this machine — nats-server, the S3 server,
- * the coordinator, two gpu-nodes and the indexer — under one data folder
- * (.nightshift/ by default, NIGHTSHIFT_DATA_DIR to change it). Submits the
- * example sweep, shows its progress, prints a search, then keeps running
- * until Ctrl-C, which stops every process.
+ * the coordinator, three gpu-nodes and the indexer — under one data folder
+ * (.nightshift/ by default, NIGHTSHIFT_DATA_DIR to change it). Two nodes run
+ * the procedural painter; the third runs Stable Diffusion in-process (the
+ * `onnx` backend, examples/onnx-node.yaml, built-in nightshift-tiny-sd).
+ * Submits the example sweeps (or the spec files given as arguments), shows
+ * their progress, prints a search, then keeps running until Ctrl-C, which
+ * stops every process.
  */
 import { resolve } from 'node:path';
 import { Client, finalReport, postSweep, readSpecFile, watchSweep, type SearchResult } from '@nightshift/cli';
 import { freePort, startFarm, waitFor, waitForNodes, type Farm } from '@nightshift/devfarm';
 
 const dir = resolve(process.env.NIGHTSHIFT_DATA_DIR ?? '.nightshift');
-const specFile = resolve(process.argv[2] ?? 'examples/sweep.yaml');
+const specFiles = (process.argv.length > 2 ? process.argv.slice(2) : ['examples/sweep.yaml', 'examples/onnx-sweep.yaml']).map((f) => resolve(f));
+const onnxNodeConfig = resolve('examples/onnx-node.yaml');
+/** node-0 and node-1 paint procedurally; node-2 is the onnx (Stable Diffusion) node. */
+const NODES = 3;
+const ONNX_NODE = 2;
 const query = process.env.NIGHTSHIFT_UP_QUERY ?? 'red';
 
 /** The usual port when it is free, otherwise any free one. */
@@ -27,7 +34,8 @@ async function main(): Promise<void> {
   console.log(`Nightshift: starting the local farm in ${dir}`);
   const farm: Farm = await startFarm({
     dir,
-    nodes: 2,
+    nodes: NODES,
+    nodeEnv: (i): Record<string, string> => (i === ONNX_NODE ? { NIGHTSHIFT_NODE_CONFIG: onnxNodeConfig } : {}),
     indexer: true,
     ports: { http: await port(8080), grpc: await port(7070), indexer: await port(8090), nats: await port(4222), s3: await port(9000) },
   });
@@ -46,17 +54,25 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => void stop(0));
 
   try {
-    const { input } = readSpecFile(specFile);
-    await waitForNodes(farm.apiUrl, 2);
+    const specs = specFiles.map((file) => ({ file, input: readSpecFile(file).input }));
+    await waitForNodes(farm.apiUrl, NODES);
     const api = new Client(farm.apiUrl);
-    const sweep = await postSweep(api, specFile, input);
-    console.log(`submitted ${specFile} as sweep ${sweep.id} (${sweep.jobs} images)`);
-
-    const final = await watchSweep(api, sweep.id, { out: process.stdout, quiet: false, signal: watching.signal });
-    console.log(finalReport(final));
+    // All submitted before watching any, so the onnx node renders while the procedural ones do.
+    const sweeps: { id: string; jobs: number }[] = [];
+    for (const { file, input } of specs) {
+      const sweep = await postSweep(api, file, input);
+      console.log(`submitted ${file} as sweep ${sweep.id} (${sweep.jobs} images)`);
+      sweeps.push(sweep);
+    }
+    let done = 0;
+    for (const sweep of sweeps) {
+      const final = await watchSweep(api, sweep.id, { out: process.stdout, quiet: false, signal: watching.signal });
+      console.log(finalReport(final));
+      done += final.counts.done;
+    }
 
     const indexer = new Client(farm.indexerUrl);
-    await waitFor('the indexer to catch up', async () => (await indexer.get<{ indexed: number }>('/healthz')).indexed >= final.counts.done, 120_000, 250);
+    await waitFor('the indexer to catch up', async () => (await indexer.get<{ indexed: number }>('/healthz')).indexed >= done, 120_000, 250);
     const { results } = await api.get<{ results: SearchResult[] }>(`/api/search?${new URLSearchParams({ q: query, k: '5' })}`);
     console.log(`\nsearch "${query}" (built-in test model unless NIGHTSHIFT_CLIP_MODEL is set):`);
     for (const r of results) console.log(`  ${r.score.toFixed(3)}  seed ${r.seed}  ${r.prompt}  ${new URL(r.url, api.base).href}`);
@@ -72,14 +88,14 @@ The farm is running (Ctrl-C stops it):
   dashboard         ${farm.apiUrl}/ui/
   coordinator API   ${farm.apiUrl}/api/sweeps
   images            ${farm.apiUrl}/api/sweeps/<id>/images
-  nodes             ${farm.apiUrl}/api/nodes
+  nodes             ${farm.apiUrl}/api/nodes (node-0, node-1: procedural; node-${ONNX_NODE}: onnx, nightshift-tiny-sd)
   live events       ${farm.apiUrl}/api/events
   search            ${farm.apiUrl}/api/search?q=blue
   gRPC (nodes/API)  ${farm.grpcAddress}
   NATS              ${farm.nats.url}
   S3                ${farm.s3.endpoint} (bucket nightshift)
   logs              ${dir}/logs/
-Add a gpu-node from another shell:
+Add a gpu-node from another shell (NIGHTSHIFT_NODE_CONFIG=examples/onnx-node.yaml for an onnx one):
   NIGHTSHIFT_COORDINATOR=${farm.grpcAddress} NIGHTSHIFT_S3_ENDPOINT=${farm.s3.endpoint} node --import tsx services/gpu-node/src/main.ts`);
 }
 
