@@ -11,6 +11,7 @@ import { loadModel, type LoadedModel } from './model.js';
 import { loadIndexerOptions, type IndexerOptions } from './options.js';
 import { Reindexer } from './reindex.js';
 import { IndexStore } from './store.js';
+import { Taste } from './taste.js';
 import { usearchUnavailable } from './vector-index.js';
 
 export interface RunningIndexer {
@@ -103,8 +104,11 @@ export async function startIndexer(config: Config, log: Logger, options: Indexer
   }, options.NIGHTSHIFT_INDEXER_SNAPSHOT_S * 1000);
   snapshots.unref();
 
+  const taste = new Taste(store, log);
+  taste.favoritesChanged(); // images indexed while stopped are labels too: refresh in the background
   const app = createIndexerApp({
     store,
+    taste,
     embedder: model.embedder,
     storage: s3,
     reindexer,
@@ -138,6 +142,7 @@ export async function startIndexer(config: Config, log: Logger, options: Indexer
     model,
     async stop() {
       clearInterval(snapshots);
+      taste.stop();
       await consumer.stop();
       await reindexer.stop();
       await new Promise<void>((r) => http.close(() => r()));

@@ -6,6 +6,7 @@
  *   GET    /api/images/:key         one indexed image, with its variants and near-duplicate mark
  *   POST   /api/reindex[?prune=false]   rebuild from the bucket (202; 409 while one runs)
  *   GET    /api/reindex             progress of the last reindex or re-embedding
+ *   GET    /api/sweeps/:id/best?k=  a sweep's images ranked by the taste model (taste-routes.ts)
  */
 import { Hono, type Context } from 'hono';
 import { bearerAuth } from 'hono/bearer-auth';
@@ -14,12 +15,16 @@ import type { ClipEmbedder } from '@nightshift/models';
 import type { IndexStore } from './store.js';
 import type { Reindexer } from './reindex.js';
 import { parseSearchQuery, QueryError, search } from './search.js';
+import type { Taste } from './taste.js';
+import { tasteRoutes } from './taste-routes.js';
 
 export interface IndexerHttpDeps {
   store: IndexStore;
   embedder: Pick<ClipEmbedder, 'embedTexts'>;
   storage: Pick<Storage, 'get'>;
   reindexer?: Reindexer | undefined;
+  /** Learns from favorites; without it /api/sweeps/:id/best is absent. */
+  taste?: Taste | undefined;
   apiToken?: string | undefined;
   stats: () => Record<string, unknown>;
 }
@@ -60,6 +65,7 @@ export function createIndexerApp(deps: IndexerHttpDeps): Hono {
     const rk = catalog.resolve(key);
     if (!rk) return c.json({ error: `unknown image key: ${key}` }, 404);
     catalog.setFavorite(rk, value);
+    deps.taste?.favoritesChanged();
     return c.json({ key: catalog.get(rk)!.key, renderKey: rk, favorite: value });
   };
   app.put('/api/favorites/:key{.+}', favorite(true));
@@ -105,6 +111,8 @@ export function createIndexerApp(deps: IndexerHttpDeps): Hono {
     return c.json({ started: true, status: deps.reindexer.status }, 202);
   });
   app.get('/api/reindex', (c) => c.json(deps.reindexer?.status ?? { running: false }));
+
+  if (deps.taste) app.route('/', tasteRoutes(deps.taste, fileUrl));
 
   app.route('/files', filesRoute(deps.storage));
   return app;

@@ -1,0 +1,37 @@
+/**
+ * The taste model's labels, read from the catalog: every favorite is a
+ * positive; every image that was not starred in a sweep that has at least one
+ * favorite is a negative. (The issue's negatives are the images a person
+ * looked at and did not star; nothing records views today, so a sweep the
+ * person starred something in stands for "looked at".) Only rows embedded by
+ * the current CLIP model count: other vectors are not comparable.
+ */
+import { blobVector, type Catalog } from './catalog.js';
+
+export interface TrainingSet {
+  vectors: Float32Array[];
+  labels: boolean[];
+  positives: number;
+  negatives: number;
+}
+
+export function tasteTrainingSet(catalog: Catalog, model: string): TrainingSet {
+  const rows = catalog.db
+    .prepare(
+      `SELECT i.vector AS vector, (f.render_key IS NOT NULL) AS fav
+         FROM images i LEFT JOIN favorites f ON f.render_key = i.render_key
+        WHERE i.model = ?
+          AND i.sweep_id IN (SELECT i2.sweep_id FROM favorites f2 JOIN images i2 ON i2.render_key = f2.render_key)
+        ORDER BY i.id`,
+    )
+    .all(model) as { vector: Buffer; fav: number }[];
+  const vectors = rows.map((r) => blobVector(r.vector));
+  const labels = rows.map((r) => r.fav === 1);
+  const positives = labels.filter(Boolean).length;
+  return { vectors, labels, positives, negatives: labels.length - positives };
+}
+
+/** Favorites with a current-model vector: what the taste model can learn from. */
+export function usableFavorites(catalog: Catalog, model: string): number {
+  return catalog.db.prepare('SELECT COUNT(*) FROM favorites f JOIN images i ON i.render_key = f.render_key WHERE i.model = ?').pluck().get(model) as number;
+}

@@ -1,0 +1,178 @@
+/**
+ * The taste model: a logistic regression on the stored CLIP vectors that
+ * learns which images this person stars (taste-data.ts says where the labels
+ * come from). Retrained in the background, debounced, whenever favorites
+ * change, and on demand when asked while out of date; kept in the catalog's
+ * meta table with its training-set size and cross-validated AUC, so a restart
+ * has it at once. With fewer than MIN_FAVORITES favorites there is no model:
+ * callers say so rather than invent a score.
+ */
+import type { Logger } from '@nightshift/common';
+import type { IndexStore } from './store.js';
+import { tasteTrainingSet, usableFavorites } from './taste-data.js';
+import { linearScore, trainLogistic, type LinearModel, type TrainOptions } from './taste-logistic.js';
+import { crossValidatedAuc } from './taste-metrics.js';
+
+export const MIN_FAVORITES = 10;
+const META_KEY = 'taste.model';
+const FORMAT = 1;
+
+export interface TasteModelInfo {
+  /** The CLIP model whose vectors it was trained on. */
+  clipModel: string;
+  positives: number;
+  negatives: number;
+  /** k-fold cross-validated AUC on the training set; null when there were too few of a class for 2 folds. */
+  cvAuc: number | null;
+  folds: number;
+  trainedAt: string;
+  trainMs: number;
+}
+
+export interface TasteModel extends TasteModelInfo, LinearModel {}
+
+export interface TasteOptions extends TrainOptions {
+  /** Quiet time after the last favorite change before retraining. */
+  debounceMs?: number;
+  /** Folds for the cross-validated AUC. */
+  folds?: number;
+  /** Favorites needed before there is a model. */
+  minFavorites?: number;
+}
+
+export class TooFewFavorites extends Error {
+  constructor(
+    readonly favorites: number,
+    readonly needed: number,
+  ) {
+    super(`too few favorites to learn from: ${favorites} of the ${needed} needed (star more images)`);
+  }
+}
+
+export interface ScoredImage {
+  key: string;
+  renderKey: string;
+  score: number;
+  favorite: boolean;
+}
+
+export class Taste {
+  private current: TasteModel | undefined;
+  /** Favorites changed since `current` was trained (or there is none yet). */
+  private dirty: boolean;
+  private timer: NodeJS.Timeout | undefined;
+  private readonly minFavorites: number;
+
+  constructor(
+    private readonly store: IndexStore,
+    private readonly log: Logger,
+    private readonly opts: TasteOptions = {},
+  ) {
+    this.minFavorites = opts.minFavorites ?? MIN_FAVORITES;
+    this.current = this.load();
+    this.dirty = !this.current;
+  }
+
+  /** Favorites changed: retrain once they have been quiet for debounceMs. */
+  favoritesChanged(): void {
+    this.dirty = true;
+    this.schedule();
+  }
+
+  /** Retrain in the background soon (e.g. at start, when the stored model may be out of date). */
+  schedule(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      try {
+        if (this.dirty) this.retrain();
+      } catch (err) {
+        this.log.warn({ err: String(err) }, 'taste model training failed');
+      }
+    }, this.opts.debounceMs ?? 1_000);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  /** The up-to-date model (trained now if favorites changed since), or TooFewFavorites. */
+  model(): TasteModel {
+    if (this.dirty) this.retrain();
+    if (this.current) return this.current;
+    throw new TooFewFavorites(usableFavorites(this.store.catalog, this.store.model.id), this.minFavorites);
+  }
+
+  /** The stored model's facts, without training. */
+  info(): TasteModelInfo | undefined {
+    if (!this.current) return undefined;
+    const { weights: _w, bias: _b, ...info } = this.current;
+    return info;
+  }
+
+  /** Trains on the catalog's labels now and stores the result; undefined (and nothing stored) with too few favorites. */
+  retrain(): TasteModel | undefined {
+    this.dirty = false;
+    const clipModel = this.store.model.id;
+    const started = performance.now();
+    const set = tasteTrainingSet(this.store.catalog, clipModel);
+    if (set.positives < this.minFavorites || set.negatives === 0) {
+      if (this.current) this.log.info({ positives: set.positives, negatives: set.negatives }, 'taste model dropped: too few labels');
+      this.current = undefined;
+      this.store.catalog.setMeta(META_KEY, '');
+      return undefined;
+    }
+    const trained = trainLogistic(set.vectors, set.labels, this.opts);
+    const cv = crossValidatedAuc(set.vectors, set.labels, this.opts.folds ?? 5, this.opts);
+    const model: TasteModel = {
+      clipModel,
+      positives: set.positives,
+      negatives: set.negatives,
+      cvAuc: cv ? cv.auc : null,
+      folds: cv?.folds ?? 0,
+      trainedAt: new Date().toISOString(),
+      trainMs: Math.round(performance.now() - started),
+      weights: trained.weights,
+      bias: trained.bias,
+    };
+    this.current = model;
+    this.store.catalog.setMeta(META_KEY, JSON.stringify({ format: FORMAT, ...model, weights: [...model.weights] }));
+    this.log.info({ positives: model.positives, negatives: model.negatives, cvAuc: model.cvAuc, ms: model.trainMs, iterations: trained.iterations }, 'taste model trained');
+    return model;
+  }
+
+  /** A sweep's images, best first by the taste model; `starred: false` leaves out the ones already starred. */
+  best(sweep: string, k: number, o: { starred?: boolean } = {}): { results: ScoredImage[]; model: TasteModelInfo } {
+    const model = this.model();
+    const catalog = this.store.catalog;
+    const { ids, vectors } = catalog.vectorsWhere({ model: this.store.model.id, sweep });
+    const infos = catalog.infos(ids);
+    const favorites = catalog.favorites([...infos.values()].map((r) => r.render_key));
+    const scored: ScoredImage[] = [];
+    ids.forEach((id, i) => {
+      const info = infos.get(id);
+      if (!info) return;
+      const favorite = favorites.has(info.render_key);
+      if (o.starred === false && favorite) return;
+      scored.push({ key: info.key, renderKey: info.render_key, score: linearScore(model, vectors[i]!), favorite });
+    });
+    scored.sort((a, b) => b.score - a.score || (a.renderKey < b.renderKey ? -1 : 1));
+    return { results: scored.slice(0, k), model: this.info()! };
+  }
+
+  /** The stored model when it is for this CLIP model; the next request or timer retrains it if favorites moved meanwhile. */
+  private load(): TasteModel | undefined {
+    const raw = this.store.catalog.meta(META_KEY);
+    if (!raw) return undefined;
+    try {
+      const m = JSON.parse(raw) as Omit<TasteModel, 'weights'> & { format: number; weights: number[] };
+      if (m.format !== FORMAT || m.clipModel !== this.store.model.id || m.weights.length !== this.store.model.dim) return undefined;
+      const { format: _f, ...rest } = m;
+      return { ...rest, weights: Float64Array.from(m.weights) };
+    } catch {
+      return undefined;
+    }
+  }
+}
