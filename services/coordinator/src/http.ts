@@ -178,6 +178,7 @@ export function createHttpApp(deps: HttpDeps): Hono {
   app.put('/api/favorites/:key{.+}', proxy);
   app.delete('/api/favorites/:key{.+}', proxy);
   app.post('/api/reindex', proxy);
+  app.get('/api/sweeps/:id/best', proxy);
 
   app.route('/', createDashboard(deps));
 
