@@ -8,6 +8,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { CliError, EXIT } from './client.js';
 import { commandContext, type Io } from './context.js';
+import { registerBest } from './commands/best.js';
 import { registerControl } from './commands/control.js';
 import { registerImages } from './commands/images.js';
 import { registerNodeStart } from './commands/node-start.js';
@@ -47,7 +48,7 @@ Exit codes: 0 ok, 1 failed (or the sweep failed), 2 bad input, 3 coordinator unr
 
   // The order here is the order `--help` lists the commands in.
   const ctx = commandContext(io);
-  for (const register of [registerUp, registerSubmit, registerRemix, registerStatus, registerImages, registerUpscale, registerNodes, registerControl, registerNodeStart]) {
+  for (const register of [registerUp, registerSubmit, registerRemix, registerStatus, registerImages, registerBest, registerUpscale, registerNodes, registerControl, registerNodeStart]) {
     register(program, ctx);
   }
   return program;
