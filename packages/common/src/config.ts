@@ -89,6 +89,14 @@ const ConfigSchema = z.object({
   NIGHTSHIFT_OUTBOX_RETENTION_HOURS: z.coerce.number().min(0).default(24),
   /** The coordinator's audit of every result report is kept this many days. */
   NIGHTSHIFT_RESULTS_RETENTION_DAYS: z.coerce.number().min(0).default(30),
+  /** Webhook retries wait this long, doubling each time (capped at an hour). */
+  NIGHTSHIFT_WEBHOOK_RETRY_BASE_MS: z.coerce.number().int().min(1).default(10_000),
+  /** A webhook delivery is retried for this many hours after its event, then given up. */
+  NIGHTSHIFT_WEBHOOK_RETRY_HOURS: z.coerce.number().min(0).default(24),
+  /** Hosts webhooks may target, comma-separated (`host`, `host:port`, `*.domain`); empty: any (a single-owner farm). */
+  NIGHTSHIFT_WEBHOOK_ALLOW: z.string().default('').transform(list),
+  /** Finished webhook deliveries and their attempts are kept this many days. */
+  NIGHTSHIFT_WEBHOOK_RETENTION_DAYS: z.coerce.number().min(0).default(7),
 });
 
 export type Config = z.output<typeof ConfigSchema>;

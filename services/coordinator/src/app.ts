@@ -25,6 +25,7 @@ import { NodeTokens } from './node-tokens.js';
 import { createCoordinatorMetrics } from './metrics.js';
 import { unsafeExposure } from './startup-checks.js';
 import { HOUR_MS, Retention } from './retention.js';
+import { WebhookWorker } from './webhooks-worker.js';
 
 export interface RunningCoordinator {
   deps: CoordinatorDeps;
@@ -97,7 +98,12 @@ export async function startCoordinator(config: Config, log: Logger): Promise<Run
   );
   // `loop`: the scheduler tick and the node inbox last ran without a database error.
   const checks = { sqlite: () => db.prepare('SELECT 1').get(), nats: natsCheck(() => bus?.nc), s3: s3Check(storage), loop: hub.health.check };
-  const retention = new Retention(store, log, { outboxMs: config.NIGHTSHIFT_OUTBOX_RETENTION_HOURS * HOUR_MS, resultsMs: config.NIGHTSHIFT_RESULTS_RETENTION_DAYS * 24 * HOUR_MS });
+  const retention = new Retention(store, log, { outboxMs: config.NIGHTSHIFT_OUTBOX_RETENTION_HOURS * HOUR_MS, resultsMs: config.NIGHTSHIFT_RESULTS_RETENTION_DAYS * 24 * HOUR_MS, webhookDeliveriesMs: config.NIGHTSHIFT_WEBHOOK_RETENTION_DAYS * 24 * HOUR_MS });
+  const webhooks = new WebhookWorker(store, log, {
+    retryBaseMs: config.NIGHTSHIFT_WEBHOOK_RETRY_BASE_MS,
+    retryForMs: config.NIGHTSHIFT_WEBHOOK_RETRY_HOURS * HOUR_MS,
+    allow: config.NIGHTSHIFT_WEBHOOK_ALLOW,
+  });
   const deps: CoordinatorDeps = { config, log, store, hub, placement, live, storage, ops: { registry: metrics.registry, checks } };
 
   // Keepalive pings find a dead link (cable pulled, host gone) that TCP alone would not notice for minutes.
@@ -120,6 +126,7 @@ export async function startCoordinator(config: Config, log: Logger): Promise<Run
   outbox.start();
   hub.start();
   retention.start();
+  webhooks.start();
   log.info({ httpPort, grpcPort, dataDir: config.NIGHTSHIFT_DATA_DIR, grpcTls: serverTlsMode(config), nodeTokens: tokens.enabled ? tokens.size : 'none (open)' }, 'coordinator ready');
 
   return {
@@ -131,6 +138,7 @@ export async function startCoordinator(config: Config, log: Logger): Promise<Run
       live.close();
       hub.stop();
       await retention.stop();
+      await webhooks.stop();
       await outbox.stop();
       await closeWithin(STOP_GRACE_MS, (done) => grpcServer.tryShutdown(done), () => grpcServer.forceShutdown());
       await closeWithin(STOP_GRACE_MS, (done) => http.close(() => done()), () => (http as Server).closeAllConnections());

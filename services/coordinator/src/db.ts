@@ -167,6 +167,45 @@ const MIGRATIONS = [
   DROP INDEX jobs_render_key;
   CREATE INDEX jobs_render_key_finished ON jobs (render_key) WHERE state IN ('done', 'skipped');
   `,
+  // Webhooks (issue 16; the farm's, until there are users). A delivery row is
+  // written in the transaction that writes its event's outbox row, so a crash
+  // loses none; every attempt is kept for GET /api/webhooks/:id/deliveries.
+  `
+  CREATE TABLE webhooks (
+    id TEXT PRIMARY KEY,
+    url TEXT NOT NULL,
+    events_json TEXT NOT NULL,
+    secret TEXT NOT NULL,
+    format TEXT NOT NULL,           -- json | ntfy | discord | slack
+    created_at INTEGER NOT NULL
+  );
+  CREATE TABLE webhook_deliveries (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    webhook_id TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    event TEXT NOT NULL,
+    data_json TEXT NOT NULL,
+    state TEXT NOT NULL,            -- pending | delivered | failed
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER NOT NULL,
+    last_status INTEGER,
+    last_error TEXT,
+    created_at INTEGER NOT NULL,
+    finished_at INTEGER,
+    UNIQUE (webhook_id, event_id)
+  );
+  CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_at) WHERE state = 'pending';
+  CREATE INDEX webhook_deliveries_finished ON webhook_deliveries (finished_at) WHERE state != 'pending';
+  CREATE TABLE webhook_attempts (
+    delivery_id INTEGER NOT NULL,
+    attempt INTEGER NOT NULL,
+    at INTEGER NOT NULL,
+    status_code INTEGER,
+    error TEXT,
+    duration_ms INTEGER NOT NULL,
+    PRIMARY KEY (delivery_id, attempt)
+  ) WITHOUT ROWID;
+  `,
 ];
 
 /** SQLite errors that a later retry may not meet (busy, locked, disk full, I/O): retry the work, do not drop it. */

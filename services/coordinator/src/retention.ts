@@ -1,8 +1,8 @@
 /**
  * Keeps the coordinator's bookkeeping tables from growing all night, every
  * night: published outbox rows (JetStream has them; the outbox only has to
- * outlive a publish) and `results` audit rows older than their retention are
- * deleted. Off the hot path: on an unref'd timer, in small batches, each its
+ * outlive a publish), `results` audit rows and finished webhook deliveries
+ * older than their retention are deleted. Off the hot path: on an unref'd timer, in small batches, each its
  * own statement, yielding to the event loop between them, so node messages
  * and HTTP requests never wait behind a long delete.
  */
@@ -15,6 +15,8 @@ export interface RetentionOptions {
   outboxMs: number;
   /** Result audit rows are kept this long. */
   resultsMs: number;
+  /** Finished webhook deliveries (and their attempts) are kept this long; unset: not pruned here. */
+  webhookDeliveriesMs?: number;
   /** How often to prune (first run one interval after start). */
   everyMs?: number;
   /** Rows per DELETE statement. */
@@ -32,7 +34,7 @@ export class Retention {
   private readonly batch: number;
 
   constructor(
-    private readonly store: Pick<Store, 'pruneOutbox' | 'pruneResults'>,
+    private readonly store: Pick<Store, 'pruneOutbox' | 'pruneResults'> & Partial<Pick<Store, 'pruneDeliveries'>>,
     private readonly log: Logger,
     private readonly opts: RetentionOptions,
   ) {
@@ -57,12 +59,16 @@ export class Retention {
   }
 
   /** One pass: deletes everything past retention, a batch at a time; returns how many rows of each. */
-  async prune(): Promise<{ outbox: number; results: number }> {
+  async prune(): Promise<{ outbox: number; results: number; webhookDeliveries?: number }> {
     const now = this.now();
     const outbox = await this.drain((n) => this.store.pruneOutbox(now - this.opts.outboxMs, n));
     const results = await this.drain((n) => this.store.pruneResults(now - this.opts.resultsMs, n));
-    if (outbox || results) this.log.info({ outbox, results }, 'pruned old outbox and result rows');
-    return { outbox, results };
+    const keep = this.opts.webhookDeliveriesMs;
+    const pruneDeliveries = this.store.pruneDeliveries?.bind(this.store);
+    // Counted only where configured (the coordinator configures it; a store without webhooks does not).
+    const deliveries = keep !== undefined && pruneDeliveries ? { webhookDeliveries: await this.drain((n) => pruneDeliveries(now - keep, n)) } : {};
+    if (outbox || results || deliveries.webhookDeliveries) this.log.info({ outbox, results, ...deliveries }, 'pruned old outbox, result and webhook delivery rows');
+    return { outbox, results, ...deliveries };
   }
 
   private async drain(deleteBatch: (limit: number) => number): Promise<number> {
