@@ -60,3 +60,44 @@ export function renderKeyOf(key: string, prefix?: RenderPrefix): string | undefi
 export function renderKeyOfImageRef(ref: string): string {
   return renderKeyOf(ref, 'images') ?? ref;
 }
+
+/**
+ * The model registry's keys (docs/design.md "Model registry"), kept apart from
+ * PREFIXES on purpose: a model file's key has several segments (a diffusers
+ * export's `unet/model.onnx`), which the single-segment layout above refuses,
+ * and `/files/…` must keep serving images only. Every segment is checked, so
+ * no model name or file path can escape `models/`.
+ */
+export const MODELS_PREFIX = 'models';
+
+const MODEL_HASH_RE = /^[0-9a-f]{64}$/;
+const MODEL_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+// One path segment of a model file: no separators, no control characters, not `.` or `..`.
+const MODEL_SEGMENT_RE = /^[A-Za-z0-9._+@=,~ -]{1,200}$/;
+
+export function assertModelHash(hash: string): string {
+  if (!MODEL_HASH_RE.test(hash)) throw new Error(`refusing model hash ${JSON.stringify(hash)}: expected 64 lower-case hex digits`);
+  return hash;
+}
+
+export function assertModelName(name: string): string {
+  if (!MODEL_NAME_RE.test(name) || name.includes('..') || MODEL_HASH_RE.test(name)) {
+    throw new Error(`refusing model name ${JSON.stringify(name)}: letters, digits, '.', '_', '-' (1-128, starting with a letter or digit, no '..', not a 64-hex hash)`);
+  }
+  return name;
+}
+
+/** A model file's relative path (`unet/model.onnx`): `/`-separated checked segments, never absolute, no `..`, no backslash. */
+export function assertModelFilePath(path: string): string {
+  const segments = path.split('/');
+  const ok = path.length <= 1000 && segments.every((s) => MODEL_SEGMENT_RE.test(s) && s !== '.' && s !== '..' && s.trim() === s);
+  if (!ok) throw new Error(`refusing model file path ${JSON.stringify(path)}: relative, '/'-separated, no '..' or '.' segments, no backslashes`);
+  return path;
+}
+
+export const modelManifestKey = (hash: string) => `${MODELS_PREFIX}/${assertModelHash(hash)}/manifest.json`;
+export const modelFileKey = (hash: string, path: string) => `${MODELS_PREFIX}/${assertModelHash(hash)}/files/${assertModelFilePath(path)}`;
+/** The folder of one model's objects (for listing and removal). */
+export const modelObjectsPrefix = (hash: string) => `${MODELS_PREFIX}/${assertModelHash(hash)}/`;
+export const MODEL_NAMES_PREFIX = `${MODELS_PREFIX}/names/`;
+export const modelNameKey = (name: string) => `${MODEL_NAMES_PREFIX}${assertModelName(name)}.json`;

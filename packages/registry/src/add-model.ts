@@ -1,0 +1,86 @@
+/**
+ * `addModel`: hash a local folder or file, upload what the bucket lacks, then
+ * write the manifest and point the name at it.
+ *
+ * Order is what makes it safe and resumable: files first (each with its
+ * sha256 in user metadata), the manifest last, so a manifest's presence means
+ * the whole model is there. A re-run skips every file already stored with the
+ * right size and sha256, so an interrupted add resumes file by file; content
+ * whose manifest already exists uploads nothing. The name pointer is written
+ * last: re-adding under a name points it at the new hash, and the old hash
+ * stays in the bucket for the sweeps that already resolved to it.
+ */
+import { createReadStream } from 'node:fs';
+import { pipeline } from 'node:stream/promises';
+import { modelFileKey, modelManifestKey } from '@nightshift/common';
+import { getJson, putJson, putStream, SHA256_META, statObject, type RegistryStorage } from './bucket.js';
+import { sha256File } from './hash-file.js';
+import { listLocalFiles } from './local-files.js';
+import { buildManifest, parseManifest, type ModelFile, type ModelKind, type ModelManifest } from './manifest.js';
+import { countingStream, type OnProgress } from './progress.js';
+import { writeNamePointer } from './names.js';
+
+export interface AddResult {
+  manifest: ModelManifest;
+  /** Files sent to the bucket this time. */
+  uploaded: number;
+  /** Files the bucket already held (a resumed or repeated add). */
+  skipped: number;
+  /** The content was already registered: nothing was uploaded. */
+  existed: boolean;
+}
+
+export async function addModel(storage: RegistryStorage, name: string, kind: ModelKind, localPath: string, onProgress?: OnProgress): Promise<AddResult> {
+  const local = await listLocalFiles(localPath);
+  const bytesTotal = local.reduce((n, f) => n + f.size, 0);
+
+  let hashed = 0;
+  const files: ModelFile[] = [];
+  for (const f of local) {
+    const sha256 = await sha256File(f.abs, (n) => {
+      hashed += n;
+      onProgress?.({ phase: 'hash', bytesDone: hashed, bytesTotal, file: f.path });
+    });
+    files.push({ path: f.path, size: f.size, sha256 });
+  }
+  const fresh = buildManifest(name, kind, files);
+
+  const stored = await getJson(storage, modelManifestKey(fresh.hash));
+  if (stored !== undefined) {
+    const manifest = parseManifest(stored, fresh.hash);
+    await writeNamePointer(storage, name, manifest.hash);
+    return { manifest, uploaded: 0, skipped: files.length, existed: true };
+  }
+
+  let sent = 0;
+  let uploaded = 0;
+  let skipped = 0;
+  const byPath = new Map(local.map((f) => [f.path, f]));
+  for (const f of fresh.files) {
+    const key = modelFileKey(fresh.hash, f.path);
+    const have = await statObject(storage, key);
+    if (have && have.size === f.size && have.meta[SHA256_META] === f.sha256) {
+      skipped++;
+      sent += f.size;
+      onProgress?.({ phase: 'upload', bytesDone: sent, bytesTotal, file: f.path });
+      continue;
+    }
+    const counter = countingStream((n) => {
+      sent += n;
+      onProgress?.({ phase: 'upload', bytesDone: sent, bytesTotal, file: f.path });
+    });
+    const source = createReadStream(byPath.get(f.path)!.abs, { highWaterMark: 1 << 20 });
+    // The pipeline carries read errors to the upload; the upload reads the counter.
+    try {
+      await Promise.all([pipeline(source, counter), putStream(storage, key, counter, f.size, f.sha256)]);
+    } catch (err) {
+      source.destroy();
+      counter.destroy();
+      throw err;
+    }
+    uploaded++;
+  }
+  await putJson(storage, modelManifestKey(fresh.hash), fresh);
+  await writeNamePointer(storage, name, fresh.hash);
+  return { manifest: fresh, uploaded, skipped, existed: false };
+}

@@ -1,0 +1,154 @@
+/**
+ * The cache folder on disk:
+ *
+ *   {dir}/{hash}/…           a model's files, exactly as in the bucket (what backends are given)
+ *   {dir}/.meta/{hash}.json  its manifest and each file's size + mtime when verified; mtime = last use
+ *   {dir}/.tmp/              downloads in progress (emptied at start)
+ *   {dir}/.trash/            folders on their way out (emptied at start)
+ *
+ * A model folder counts only with its meta file: the meta is written after
+ * the folder is renamed into place, so a crash in between leaves a folder
+ * that the next start deletes rather than trusts.
+ */
+import { randomUUID } from 'node:crypto';
+import { mkdir, readdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { localFilePath } from './fetch-model.js';
+import { sha256File } from './hash-file.js';
+import { parseManifest, type ModelManifest } from './manifest.js';
+
+export interface FileStamp {
+  size: number;
+  mtimeMs: number;
+}
+
+export interface CachedModel {
+  manifest: ModelManifest;
+  /** Each file's size and mtime when its sha256 was last checked. */
+  stamps: Record<string, FileStamp>;
+  /** When it was last used (the meta file's mtime across restarts). */
+  lastUsedMs: number;
+}
+
+const metaSchema = z.object({ manifest: z.unknown(), stamps: z.record(z.string(), z.object({ size: z.number(), mtimeMs: z.number() })) });
+
+export class CacheDisk {
+  readonly metaDir: string;
+  readonly tmpDir: string;
+  readonly trashDir: string;
+
+  constructor(readonly dir: string) {
+    this.metaDir = join(dir, '.meta');
+    this.tmpDir = join(dir, '.tmp');
+    this.trashDir = join(dir, '.trash');
+  }
+
+  modelDir(hash: string): string {
+    return join(this.dir, hash);
+  }
+
+  private metaFile(hash: string): string {
+    return join(this.metaDir, `${hash}.json`);
+  }
+
+  /** Prepares the folders, drops leftovers of an earlier run, and returns what is cached. */
+  async open(): Promise<CachedModel[]> {
+    await rm(this.tmpDir, { recursive: true, force: true });
+    await rm(this.trashDir, { recursive: true, force: true });
+    for (const d of [this.metaDir, this.tmpDir, this.trashDir]) await mkdir(d, { recursive: true });
+    const found: CachedModel[] = [];
+    const withMeta = new Set<string>();
+    for (const name of await readdir(this.metaDir)) {
+      const hash = name.replace(/\.json$/, '');
+      try {
+        const st = await stat(this.modelDir(hash));
+        if (!st.isDirectory()) throw new Error('not a folder');
+        const raw = metaSchema.parse(JSON.parse(await readFile(join(this.metaDir, name), 'utf8')));
+        const metaStat = await stat(join(this.metaDir, name));
+        found.push({ manifest: parseManifest(raw.manifest, hash), stamps: raw.stamps, lastUsedMs: metaStat.mtimeMs });
+        withMeta.add(hash);
+      } catch {
+        await rm(join(this.metaDir, name), { force: true });
+      }
+    }
+    for (const name of await readdir(this.dir)) {
+      if (name.startsWith('.') || withMeta.has(name)) continue;
+      if (/^[0-9a-f]{64}$/.test(name)) await this.discard(this.modelDir(name));
+    }
+    return found;
+  }
+
+  /** Moves a freshly downloaded folder into place (replacing a corrupt copy), then records its stamps. */
+  async install(manifest: ModelManifest, downloaded: string): Promise<CachedModel> {
+    const final = this.modelDir(manifest.hash);
+    await rm(this.metaFile(manifest.hash), { force: true });
+    await this.discard(final);
+    await rename(downloaded, final);
+    const model: CachedModel = { manifest, stamps: await this.stampsOf(manifest, final), lastUsedMs: Date.now() };
+    await this.writeMeta(model);
+    return model;
+  }
+
+  async writeMeta(model: CachedModel): Promise<void> {
+    const tmp = join(this.tmpDir, `meta-${randomUUID()}.json`);
+    await writeFile(tmp, JSON.stringify({ manifest: model.manifest, stamps: model.stamps }));
+    await rename(tmp, this.metaFile(model.manifest.hash));
+  }
+
+  async touch(hash: string): Promise<void> {
+    const now = new Date();
+    await utimes(this.metaFile(hash), now, now).catch(() => undefined);
+  }
+
+  async remove(hash: string): Promise<void> {
+    await rm(this.metaFile(hash), { force: true });
+    await this.discard(this.modelDir(hash));
+  }
+
+  /** Renames a folder into the trash (instant, so the name is free at once), then deletes it. */
+  private async discard(folder: string): Promise<void> {
+    const gone = join(this.trashDir, randomUUID());
+    try {
+      await rename(folder, gone);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw err;
+    }
+    await rm(gone, { recursive: true, force: true });
+  }
+
+  private async stampsOf(manifest: ModelManifest, folder: string): Promise<Record<string, FileStamp>> {
+    const stamps: Record<string, FileStamp> = {};
+    for (const f of manifest.files) {
+      const st = await stat(localFilePath(folder, f.path));
+      stamps[f.path] = { size: st.size, mtimeMs: st.mtimeMs };
+    }
+    return stamps;
+  }
+
+  /**
+   * Whether the cached files still are the model. Cheap by default: a file
+   * whose size and mtime match its stamp is trusted, any other is re-hashed.
+   * `full` re-hashes every file (the first use after a start, or when asked).
+   * Stamps of files that hash right are refreshed.
+   */
+  async check(model: CachedModel, full: boolean, onBytes?: (n: number) => void): Promise<boolean> {
+    const folder = this.modelDir(model.manifest.hash);
+    let changed = false;
+    for (const f of model.manifest.files) {
+      const path = localFilePath(folder, f.path);
+      const st = await stat(path).catch(() => undefined);
+      if (!st?.isFile() || st.size !== f.size) return false;
+      const stamp = model.stamps[f.path];
+      if (!full && stamp && stamp.size === st.size && stamp.mtimeMs === st.mtimeMs) continue;
+      if ((await sha256File(path, onBytes)) !== f.sha256) return false;
+      if (stamp?.mtimeMs !== st.mtimeMs) {
+        model.stamps[f.path] = { size: st.size, mtimeMs: st.mtimeMs };
+        changed = true;
+      }
+    }
+    if (changed) await this.writeMeta(model);
+    return true;
+  }
+}

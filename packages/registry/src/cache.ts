@@ -1,0 +1,230 @@
+/**
+ * The node-side model cache: `ensure(hash)` gives a local folder holding the
+ * model's files, downloading it from the bucket when missing.
+ *
+ * - Single flight: concurrent ensures of one hash share one download (and
+ *   every caller's progress callback hears it).
+ * - Verified: each downloaded file's sha256 is checked before the folder is
+ *   renamed into place; a corrupt or cut-off attempt is deleted and retried
+ *   (bounded, then ModelFetchError).
+ * - Corruption on disk: the first ensure of a model after the cache is
+ *   opened re-hashes every file; later ensures re-hash only files whose size
+ *   or mtime changed (a flipped byte changes the mtime); `{ verify: true }`
+ *   forces a full check. A model that fails is fetched again.
+ * - Size cap: least-recently-used models are evicted to make room, never one
+ *   that is in use (`acquire`/`release`, or `use`, which does both) or being
+ *   ensured. When only in-use models are left the cap is exceeded for the
+ *   moment and restored as they are released; a model larger than the cap
+ *   itself is refused.
+ */
+import { assertModelHash } from '@nightshift/common';
+import type { RegistryStorage } from './bucket.js';
+import { CacheDisk, type CachedModel } from './cache-disk.js';
+import { readManifest } from './catalog.js';
+import { fetchModel, ModelFetchError, type FetchOptions } from './fetch-model.js';
+import type { ModelManifest } from './manifest.js';
+import type { OnProgress, TransferProgress } from './progress.js';
+
+export interface ModelCacheOptions extends Partial<FetchOptions> {
+  /** Told when a cached copy failed its check and is fetched again, and when a model is evicted. */
+  onEvent?: (e: { type: 'corrupt' | 'evicted'; hash: string }) => void;
+}
+
+export interface EnsureOptions {
+  /** Re-hash every cached file even when sizes and mtimes match. */
+  verify?: boolean;
+}
+
+export interface CacheEntryView {
+  hash: string;
+  name: string;
+  size: number;
+  inUse: boolean;
+  lastUsedMs: number;
+}
+
+interface Flight {
+  done: Promise<string>;
+  listeners: Set<OnProgress>;
+  /** The latest progress, replayed to a caller that joins late. */
+  last?: TransferProgress;
+}
+
+interface Entry extends CachedModel {
+  /** Order of use within this run (ties of the clock are common in tests). */
+  seq: number;
+  verifiedThisRun: boolean;
+}
+
+export class ModelCache {
+  private readonly disk: CacheDisk;
+  private readonly entries = new Map<string, Entry>();
+  private readonly refs = new Map<string, number>();
+  private readonly flights = new Map<string, Flight>();
+  /** Bytes promised to downloads in progress. */
+  private reserved = 0;
+  private seq = 0;
+  private opened?: Promise<void>;
+  private readonly fetchOpts: FetchOptions;
+
+  constructor(
+    readonly dir: string,
+    readonly capBytes: number,
+    private readonly opts: ModelCacheOptions = {},
+  ) {
+    this.disk = new CacheDisk(dir);
+    this.fetchOpts = { attempts: opts.attempts ?? 3, retryDelayMs: opts.retryDelayMs ?? 1_000 };
+  }
+
+  private open(): Promise<void> {
+    this.opened ??= this.disk.open().then((found) => {
+      for (const m of found.sort((a, b) => a.lastUsedMs - b.lastUsedMs)) {
+        this.entries.set(m.manifest.hash, { ...m, seq: ++this.seq, verifiedThisRun: false });
+      }
+    });
+    return this.opened;
+  }
+
+  /** The local folder of `hash`, downloaded and verified if need be. */
+  async ensure(hash: string, storage: RegistryStorage, onProgress?: OnProgress, opts: EnsureOptions = {}): Promise<string> {
+    assertModelHash(hash);
+    await this.open();
+    let flight = this.flights.get(hash);
+    if (!flight) {
+      const f: Flight = { listeners: new Set(), done: Promise.resolve('') };
+      const emit = (p: TransferProgress) => {
+        f.last = p;
+        for (const l of f.listeners) l(p);
+      };
+      f.done = this.run(hash, storage, emit, opts.verify ?? false).finally(() => this.flights.delete(hash));
+      this.flights.set(hash, f);
+      flight = f;
+    } else if (flight.last && onProgress) {
+      onProgress(flight.last);
+    }
+    if (onProgress) flight.listeners.add(onProgress);
+    try {
+      return await flight.done;
+    } finally {
+      if (onProgress) flight.listeners.delete(onProgress);
+    }
+  }
+
+  /** ensure + acquire with no gap between them: the folder cannot be evicted until `release()`. */
+  async use(hash: string, storage: RegistryStorage, onProgress?: OnProgress, opts: EnsureOptions = {}): Promise<{ path: string; release: () => void }> {
+    this.acquire(hash);
+    try {
+      const path = await this.ensure(hash, storage, onProgress, opts);
+      let released = false;
+      return {
+        path,
+        release: () => {
+          if (!released) this.release(hash);
+          released = true;
+        },
+      };
+    } catch (err) {
+      this.release(hash);
+      throw err;
+    }
+  }
+
+  /** Marks a model in use (it may not be cached yet): it is never evicted until released as many times. */
+  acquire(hash: string): void {
+    this.refs.set(assertModelHash(hash), (this.refs.get(hash) ?? 0) + 1);
+  }
+
+  release(hash: string): void {
+    const n = (this.refs.get(hash) ?? 0) - 1;
+    if (n > 0) this.refs.set(hash, n);
+    else this.refs.delete(hash);
+    const e = this.entries.get(hash);
+    if (e) e.seq = ++this.seq;
+    void this.makeRoom(0).catch(() => undefined);
+  }
+
+  /** What the cache holds now (for nodes to advertise). */
+  list(): CacheEntryView[] {
+    return [...this.entries.values()].map((e) => ({
+      hash: e.manifest.hash,
+      name: e.manifest.name,
+      size: e.manifest.totalSize,
+      inUse: (this.refs.get(e.manifest.hash) ?? 0) > 0,
+      lastUsedMs: e.lastUsedMs,
+    }));
+  }
+
+  /** Bytes the cached models take. */
+  usedBytes(): number {
+    let n = 0;
+    for (const e of this.entries.values()) n += e.manifest.totalSize;
+    return n;
+  }
+
+  private async run(hash: string, storage: RegistryStorage, emit: OnProgress, verify: boolean): Promise<string> {
+    const cached = this.entries.get(hash);
+    if (cached) {
+      const full = verify || !cached.verifiedThisRun;
+      let checked = 0;
+      const ok = await this.disk.check(cached, full, (n) => {
+        checked += n;
+        emit({ phase: 'verify', bytesDone: checked, bytesTotal: cached.manifest.totalSize });
+      });
+      if (ok) {
+        cached.verifiedThisRun ||= full;
+        await this.used(cached);
+        return this.disk.modelDir(hash);
+      }
+      this.opts.onEvent?.({ type: 'corrupt', hash });
+      // Its bytes stay counted until the fresh copy replaces it.
+    }
+    const manifest = cached?.manifest ?? (await this.manifestOf(hash, storage));
+    if (manifest.totalSize > this.capBytes) {
+      throw new ModelFetchError(hash, `model ${manifest.name} (${hash.slice(0, 12)}) is ${manifest.totalSize} bytes, more than the cache's cap of ${this.capBytes}`);
+    }
+    const incoming = cached ? 0 : manifest.totalSize;
+    this.reserved += incoming;
+    try {
+      await this.makeRoom(0);
+      const folder = await fetchModel(storage, manifest, this.disk.tmpDir, this.fetchOpts, emit);
+      const model = await this.disk.install(manifest, folder);
+      this.entries.set(hash, { ...model, seq: ++this.seq, verifiedThisRun: true });
+    } finally {
+      this.reserved -= incoming;
+    }
+    await this.makeRoom(0);
+    return this.disk.modelDir(hash);
+  }
+
+  private async manifestOf(hash: string, storage: RegistryStorage): Promise<ModelManifest> {
+    let manifest: ModelManifest | undefined;
+    try {
+      manifest = await readManifest(storage, hash);
+    } catch (err) {
+      throw new ModelFetchError(hash, `cannot read the manifest of model ${hash.slice(0, 12)} from the bucket: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    if (!manifest) throw new ModelFetchError(hash, `model ${hash.slice(0, 12)} is not in the registry (no models/${hash}/manifest.json)`);
+    return manifest;
+  }
+
+  private async used(e: Entry): Promise<void> {
+    e.seq = ++this.seq;
+    e.lastUsedMs = Date.now();
+    await this.disk.touch(e.manifest.hash);
+  }
+
+  /** Evicts least-recently-used models, never one in use or being ensured, until the cap holds `extra` more bytes. */
+  private async makeRoom(extra: number): Promise<void> {
+    const evictable = [...this.entries.values()]
+      .filter((e) => !this.refs.has(e.manifest.hash) && !this.flights.has(e.manifest.hash))
+      .sort((a, b) => a.seq - b.seq);
+    for (const e of evictable) {
+      if (this.usedBytes() + this.reserved + extra <= this.capBytes) return;
+      // Re-check: a use may have started while an earlier eviction awaited.
+      if (!this.entries.has(e.manifest.hash) || this.refs.has(e.manifest.hash) || this.flights.has(e.manifest.hash)) continue;
+      this.entries.delete(e.manifest.hash);
+      await this.disk.remove(e.manifest.hash);
+      this.opts.onEvent?.({ type: 'evicted', hash: e.manifest.hash });
+    }
+  }
+}

@@ -1,0 +1,77 @@
+/**
+ * Downloads every file of a model into a fresh temp folder, hashing as it
+ * writes, and checks each file's size and sha256 against the manifest. A
+ * failed or corrupt attempt deletes its temp folder before the next one, so
+ * nothing half-written survives; after the last attempt the error says which
+ * model and why.
+ */
+import { createHash } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { modelFileKey, sleep } from '@nightshift/common';
+import type { RegistryStorage } from './bucket.js';
+import type { ModelManifest } from './manifest.js';
+import { countingStream, type OnProgress } from './progress.js';
+
+export class ModelFetchError extends Error {
+  constructor(
+    readonly hash: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ModelFetchError';
+  }
+}
+
+export interface FetchOptions {
+  /** Tries in all (default 3). */
+  attempts: number;
+  /** Wait before the second try; doubles after each failure (default 1 s). */
+  retryDelayMs: number;
+}
+
+/** Where a model file lands under a folder: its '/'-separated path, checked by the manifest schema. */
+export const localFilePath = (folder: string, path: string) => join(folder, ...path.split('/'));
+
+async function downloadOnce(storage: RegistryStorage, m: ModelManifest, folder: string, onBytes: (file: string, n: number) => void): Promise<void> {
+  for (const f of m.files) {
+    const dest = localFilePath(folder, f.path);
+    await mkdir(dirname(dest), { recursive: true });
+    const body = await storage.client.getObject(storage.bucket, modelFileKey(m.hash, f.path));
+    const sha = createHash('sha256');
+    let size = 0;
+    const tap = countingStream((n, chunk) => {
+      sha.update(chunk);
+      size += n;
+      onBytes(f.path, n);
+    });
+    await pipeline(body, tap, createWriteStream(dest));
+    if (size !== f.size) throw new Error(`${f.path}: got ${size} bytes, the manifest says ${f.size} (a cut-off download)`);
+    const got = sha.digest('hex');
+    if (got !== f.sha256) throw new Error(`${f.path}: sha256 ${got} does not match the manifest's ${f.sha256}`);
+  }
+}
+
+/** Downloads `m` into a new folder under `tmpRoot` and returns it; retries a failed attempt from scratch. */
+export async function fetchModel(storage: RegistryStorage, m: ModelManifest, tmpRoot: string, opts: FetchOptions, onProgress?: OnProgress): Promise<string> {
+  let lastError: unknown;
+  for (let attempt = 1; attempt <= opts.attempts; attempt++) {
+    const folder = await mkdtemp(join(tmpRoot, `${m.hash.slice(0, 16)}-`));
+    let done = 0;
+    try {
+      await downloadOnce(storage, m, folder, (file, n) => {
+        done += n;
+        onProgress?.({ phase: 'download', bytesDone: done, bytesTotal: m.totalSize, file });
+      });
+      return folder;
+    } catch (err) {
+      lastError = err;
+      await rm(folder, { recursive: true, force: true });
+      if (attempt < opts.attempts) await sleep(opts.retryDelayMs * 2 ** (attempt - 1));
+    }
+  }
+  const why = lastError instanceof Error ? lastError.message : String(lastError);
+  throw new ModelFetchError(m.hash, `could not fetch model ${m.name} (${m.hash.slice(0, 12)}) from the bucket after ${opts.attempts} tries: ${why}`);
+}

@@ -1,0 +1,54 @@
+/** Shared by the registry's tests: a real s3rver, a bucket, and counters on the client's object calls. */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { Storage } from '@nightshift/common';
+import { startS3Server, tempDir, type S3Server } from '@nightshift/devfarm';
+
+export interface TestBucket {
+  s3: S3Server;
+  storage: Storage;
+  dir: string;
+  /** Object calls per kind since the last reset (keys of model files only). */
+  calls: { puts: string[]; gets: string[] };
+  stop(): Promise<void>;
+}
+
+export async function startTestBucket(): Promise<TestBucket> {
+  const tmp = tempDir('nightshift-registry-');
+  const s3 = await startS3Server(join(tmp.dir, 's3'));
+  const storage = new Storage({ endpoint: s3.endpoint, accessKey: s3.accessKey, secretKey: s3.secretKey, bucket: 'nightshift' });
+  await storage.ensureBucket();
+  const calls = { puts: [] as string[], gets: [] as string[] };
+  const client = storage.client;
+  const put = client.putObject.bind(client);
+  const get = client.getObject.bind(client);
+  // Counting wrappers: the tests assert how many transfers happened.
+  client.putObject = ((bucket: string, key: string, ...rest: unknown[]) => {
+    if (key.includes('/files/')) calls.puts.push(key);
+    return (put as (...a: unknown[]) => ReturnType<typeof put>)(bucket, key, ...rest);
+  }) as typeof client.putObject;
+  client.getObject = ((bucket: string, key: string, ...rest: unknown[]) => {
+    if (key.includes('/files/')) calls.gets.push(key);
+    return (get as (...a: unknown[]) => ReturnType<typeof get>)(bucket, key, ...rest);
+  }) as typeof client.getObject;
+  return {
+    s3,
+    storage,
+    dir: tmp.dir,
+    calls,
+    async stop() {
+      await s3.stop();
+      tmp.cleanup();
+    },
+  };
+}
+
+/** Writes a model folder: path → content. */
+export function writeModel(root: string, files: Record<string, string | Buffer>): string {
+  for (const [path, body] of Object.entries(files)) {
+    const abs = join(root, ...path.split('/'));
+    mkdirSync(dirname(abs), { recursive: true });
+    writeFileSync(abs, body);
+  }
+  return root;
+}
