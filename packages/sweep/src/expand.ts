@@ -5,8 +5,10 @@
  */
 import { ParamsSchema, SpecError, type SweepSpec } from './spec.js';
 import { canonicalJson, renderKey } from './canonical.js';
-import { checkExpansion, DEFAULT_EXPANSION_LIMITS, type ExpansionLimits } from './limits.js';
+import { checkParsedExpansion, DEFAULT_EXPANSION_LIMITS, type ExpansionLimits } from './limits.js';
 import { tidyPrompt } from './tidy.js';
+import { DynamicSpec, type WildcardLists } from './wildcards.js';
+import { jobRng, type ChoiceRng } from './wildcards-rng.js';
 
 /**
  * The model name of the procedural painter (in @nightshift/models). Bump it
@@ -64,22 +66,43 @@ function seedList(spec: SweepSpec): number[] {
 
 /** Fills the template; empty axis values leave no dangling separators behind. */
 export function applyTemplate(spec: SweepSpec, prompt: string, axes: Record<string, AxisValue>): string {
-  const textAxes = Object.entries(axes).filter(([n]) => !n.startsWith('params.'));
+  return fillTemplate(spec, new DynamicSpec({ ...spec, prompts: [prompt] }), NO_CHOICES, prompt, axes);
+}
+
+/** For text without choices: a generator that is never asked. */
+const NO_CHOICES: ChoiceRng = {
+  int: () => {
+    throw new Error('no choices to make');
+  },
+};
+
+function fillTemplate(spec: SweepSpec, dyn: DynamicSpec, rng: ChoiceRng, prompt: string, axes: Record<string, AxisValue>): string {
   let text: string;
   if (spec.template === undefined) {
+    const textAxes = Object.entries(axes).filter(([n]) => !n.startsWith('params.'));
     text = [prompt, ...textAxes.map(([, v]) => String(v))].filter((s) => s.trim() !== '').join(', ');
   } else {
-    text = spec.template.replace(/\{([^{}]*)\}/g, (_, key: string) => (key === 'prompt' ? prompt : String(axes[key] ?? '')));
+    text = dyn.renderTemplate(rng, (key) => (key === 'prompt' ? prompt : String(axes[key] ?? '')));
   }
   return tidyPrompt(text);
 }
 
+/** The final prompt of one job whose prompt or template makes choices: from its own generator (prompt first, then template). */
+function dynamicPrompt(spec: SweepSpec, dyn: DynamicSpec, promptIndex: number, seed: number, axes: Record<string, AxisValue>): string {
+  const rng = jobRng(seed, promptIndex, axes);
+  return fillTemplate(spec, dyn, rng, dyn.renderPrompt(promptIndex, rng), axes);
+}
+
 /**
  * Expands a validated spec. Throws SpecError, before building anything, when
- * it would exceed the limits (a number: maxJobs, the other limits default).
+ * it would exceed the limits (a number: maxJobs, the other limits default),
+ * or uses a wildcard list (`__name__`) that `lists` lacks. Choices
+ * (`{a|b}`, `__name__`) are made per job from its seed and place in the grid
+ * (wildcards-rng.ts), so the same spec and lists always give the same jobs.
  */
-export function expandSweep(spec: SweepSpec, limits: number | Partial<ExpansionLimits>): ExpandedJob[] {
-  checkExpansion(spec, { ...DEFAULT_EXPANSION_LIMITS, ...(typeof limits === 'number' ? { maxJobs: limits } : limits) });
+export function expandSweep(spec: SweepSpec, limits: number | Partial<ExpansionLimits>, lists?: WildcardLists): ExpandedJob[] {
+  const dyn = new DynamicSpec(spec, lists);
+  checkParsedExpansion(spec, { ...DEFAULT_EXPANSION_LIMITS, ...(typeof limits === 'number' ? { maxJobs: limits } : limits) }, dyn);
   const backend = spec.backend;
   const model = sweepModel(spec);
   const fs = factors(spec);
@@ -91,9 +114,10 @@ export function expandSweep(spec: SweepSpec, limits: number | Partial<ExpansionL
     for (const c of combos) for (const row of f.rows) next.push({ ...c, ...Object.fromEntries(f.names.map((n, i) => [n, row[i]!])) });
     combos.splice(0, combos.length, ...next);
   }
-  for (const basePrompt of spec.prompts) {
+  for (const [promptIndex, basePrompt] of spec.prompts.entries()) {
     for (const axes of combos) {
-      const prompt = applyTemplate(spec, basePrompt, axes);
+      // Without choices the prompt is the same for every seed: made once.
+      const fixed = dyn.dynamic ? undefined : fillTemplate(spec, dyn, NO_CHOICES, basePrompt, axes);
       const params: Record<string, unknown> = { ...spec.params };
       for (const [n, v] of Object.entries(axes)) if (n.startsWith('params.')) params[n.slice('params.'.length)] = v;
       // Axes may override params, so the merged result is validated again.
@@ -106,6 +130,7 @@ export function expandSweep(spec: SweepSpec, limits: number | Partial<ExpansionL
       }
       const canonicalParams = JSON.parse(canonicalJson(params)) as Record<string, unknown>;
       for (const seed of seeds) {
+        const prompt = fixed ?? dynamicPrompt(spec, dyn, promptIndex, seed, axes);
         jobs.push({
           index: jobs.length,
           prompt,

@@ -4,6 +4,7 @@
  * times must be refused in milliseconds, not after gigabytes of prompts.
  */
 import { SpecError, type SweepSpec } from './spec.js';
+import { DynamicSpec, type WildcardLists } from './wildcards.js';
 
 export interface ExpansionLimits {
   /** Jobs per sweep (NIGHTSHIFT_MAX_JOBS). */
@@ -15,8 +16,6 @@ export interface ExpansionLimits {
 }
 
 export const DEFAULT_EXPANSION_LIMITS: ExpansionLimits = { maxJobs: 100_000, maxPromptChars: 4_000, maxSweepChars: 50_000_000 };
-
-const PLACEHOLDER = /\{([^{}]*)\}/g;
 
 function factorSizes(spec: SweepSpec): number[] {
   const zipped = new Set(spec.zip ?? []);
@@ -36,27 +35,41 @@ export function countJobs(spec: SweepSpec): number {
 
 /**
  * The longest prompt the template can make of `prompt` (cleanup only
- * shortens): each placeholder filled with the longest value it can take.
+ * shortens): each placeholder filled with the longest value it can take, each
+ * choice and list reference with its longest option (as many as its count).
  */
-export function promptBound(spec: SweepSpec, prompt: string): number {
-  const longest = (axis: string) => Math.max(0, ...(spec.axes[axis] ?? []).map((v) => String(v).length));
-  const textAxes = Object.keys(spec.axes).filter((n) => !n.startsWith('params.'));
-  if (spec.template === undefined) return textAxes.reduce((n, axis) => n + 2 + longest(axis), prompt.length);
-  let bound = spec.template.length;
-  for (const m of spec.template.matchAll(PLACEHOLDER)) bound += (m[1] === 'prompt' ? prompt.length : longest(m[1]!)) - m[0].length;
-  return bound;
+export function promptBound(spec: SweepSpec, prompt: string, lists?: WildcardLists): number {
+  return boundOf(spec, new DynamicSpec({ ...spec, prompts: [prompt] }, lists), 0);
 }
 
-/** Throws SpecError (with the field at fault) when the spec would expand past `limits`. */
-export function checkExpansion(spec: SweepSpec, limits: ExpansionLimits): void {
+function boundOf(spec: SweepSpec, dyn: DynamicSpec, i: number): number {
+  const longest = (axis: string) => Math.max(0, ...(spec.axes[axis] ?? []).map((v) => String(v).length));
+  const prompt = dyn.promptBound(i);
+  if (spec.template === undefined) {
+    const textAxes = Object.keys(spec.axes).filter((n) => !n.startsWith('params.'));
+    return textAxes.reduce((n, axis) => n + 2 + longest(axis), prompt);
+  }
+  return dyn.templateBound((name) => (name === 'prompt' ? prompt : longest(name)));
+}
+
+/**
+ * Throws SpecError (with the field at fault) when the spec would expand past
+ * `limits`, or uses a wildcard list that `lists` lacks.
+ */
+export function checkExpansion(spec: SweepSpec, limits: ExpansionLimits, lists?: WildcardLists): void {
+  checkParsedExpansion(spec, limits, new DynamicSpec(spec, lists));
+}
+
+/** checkExpansion for a spec whose prompts are already parsed (expandSweep parses them once for both). */
+export function checkParsedExpansion(spec: SweepSpec, limits: ExpansionLimits, dyn: DynamicSpec): void {
   const total = countJobs(spec);
   if (total > limits.maxJobs) {
     throw new SpecError('sweep too large', [{ path: '', message: `expands to ${total} jobs, more than the maximum of ${limits.maxJobs}` }]);
   }
   const perPrompt = total / spec.prompts.length;
   let sweepChars = 0;
-  for (const [i, prompt] of spec.prompts.entries()) {
-    const bound = promptBound(spec, prompt);
+  for (const i of spec.prompts.keys()) {
+    const bound = boundOf(spec, dyn, i);
     if (bound > limits.maxPromptChars) {
       const [path, why] = spec.template === undefined ? [`prompts.${i}`, 'with its longest axis values'] : ['template', `filled with prompts.${i} and the longest axis values`];
       throw new SpecError('prompt too long', [

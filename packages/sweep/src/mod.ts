@@ -5,3 +5,6 @@ export * from './vram.js';
 export * from './spec-text.js';
 export * from './limits.js';
 export { tidyPrompt, tidyPromptByRegex } from './tidy.js';
+export { DynamicSpec, type WildcardLists } from './wildcards.js';
+export { listsUsedBy, MAX_NESTING, parseDynamic, WILDCARD_NAME, wildcardLines, type Part } from './wildcards-parse.js';
+export { collectWildcards, MAX_LISTS_PER_SWEEP, specTexts } from './wildcards-collect.js';

@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { isSamplerName, unknownSamplerMessage } from '@nightshift/diffusion';
+import { templatePlaceholders } from './wildcards-parse.js';
 
 export const BACKENDS = ['procedural', 'exec', 'onnx'] as const;
 export type BackendName = (typeof BACKENDS)[number];
@@ -92,8 +93,16 @@ export const SweepSpecSchema = z
       if (lengths.size > 1) ctx.addIssue({ code: 'custom', path: ['zip'], message: 'zipped axes must have the same number of values' });
     }
     if (spec.template !== undefined) {
-      for (const m of spec.template.matchAll(/\{([^{}]*)\}/g)) {
-        const key = m[1]!;
+      // Parsed as expansion reads it: `{a|b}` is a choice, a bare `{name}` a placeholder.
+      let keys: string[];
+      try {
+        keys = templatePlaceholders(spec.template);
+      } catch (err) {
+        if (!(err instanceof SpecError)) throw err;
+        for (const d of err.details) ctx.addIssue({ code: 'custom', path: ['template'], message: d.message });
+        keys = [];
+      }
+      for (const key of keys) {
         if (key !== 'prompt' && !names.includes(key)) ctx.addIssue({ code: 'custom', path: ['template'], message: `unknown placeholder {${key}}` });
       }
     }
