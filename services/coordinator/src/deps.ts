@@ -33,7 +33,7 @@ export interface HttpDeps extends SweepDeps, DashboardDeps {
   config: SweepDeps['config'] & DashboardDeps['config'] & GuardConfig;
   log: SweepDeps['log'] & DashboardDeps['log'] & Pick<Logger, 'error'>;
   store: SweepDeps['store'] & DashboardDeps['store'] & Pick<Store, 'listSweeps' | 'sweepCount' | 'jobsPage' | 'blockedNodes' | 'listNodes' | 'leasedTo'>;
-  hub: SweepDeps['hub'] & Pick<NodeHub, 'connectedNodeIds'>;
+  hub: SweepDeps['hub'] & Pick<NodeHub, 'connectedNodeIds'> & Partial<Pick<NodeHub, 'sleepOf' | 'setPaused'>>;
   placement: Pick<Placement, 'explain'>;
   live: Pick<Live, 'subscribe' | 'onClose'>;
   storage: Pick<Storage, 'get'>;

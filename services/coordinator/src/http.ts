@@ -14,6 +14,7 @@ import { eventsRoute } from './sse.js';
 import { pageInfo, pageOf } from './paging.js';
 import { createDashboard } from './dashboard/index.js';
 import { REMIX_PATH, remixRoute } from './remix.js';
+import { nodeSleepView } from './node-hub.js';
 import { cancelSweep, imageView, pauseSweep, setPriority, submitSweep, submitUpscale, sweepView } from './sweeps.js';
 
 /** Job and node events held for one slow SSE client. */
@@ -153,9 +154,20 @@ export function createHttpApp(deps: HttpDeps): Hono {
         lastSeen: new Date(n.last_seen).toISOString(),
         jobsDone: n.jobs_done,
         currentJobs: deps.store.leasedTo(n.id).map((j) => j.id),
+        // Online but taking no work (its schedule, a busy GPU, a pause): why and until when.
+        sleeping: nodeSleepView(deps.hub.sleepOf?.(n.id)),
       })),
     });
   });
+
+  // A pause by hand (nightshift node pause|resume), relayed to the node over its stream.
+  for (const [action, paused] of [['pause', true], ['resume', false]] as const) {
+    app.post(`/api/nodes/:id/${action}`, (c) => {
+      const id = c.req.param('id');
+      if (!deps.hub.setPaused?.(id, paused)) return c.json({ error: `node ${id} is not connected` }, 409);
+      return c.json({ id, paused });
+    });
+  }
 
   app.get('/api/events', eventsRoute({ live: deps.live, snapshot: (id) => sweepSnapshot(deps, id), maxClients: deps.config.NIGHTSHIFT_SSE_MAX_CLIENTS, maxQueue: SSE_QUEUE }));
 

@@ -11,7 +11,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { create, type MessageInitShape } from '@bufbuild/protobuf';
-import { ConnectResponseSchema, type Capabilities, type ConnectRequest, type ConnectResponse, type JobCompleted } from '@nightshift/proto';
+import { ConnectResponseSchema, type Availability, type Capabilities, type ConnectRequest, type ConnectResponse, type JobCompleted } from '@nightshift/proto';
 import { SUBJECTS, type Logger, type Storage } from '@nightshift/common';
 import type { JobRow, Store } from './store.js';
 import type { Scheduler } from './scheduler.js';
@@ -72,6 +72,15 @@ export interface HubOptions {
   storageAttempts?: number | undefined;
 }
 
+/** A node that takes no work for now (its schedule, a busy GPU, a pause by hand): kept in memory only, as the node says it again on every register. */
+export interface NodeSleep {
+  reason: string;
+  /** When it expects to work again (Unix ms), if known. */
+  untilMs: number | undefined;
+  /** That moment in the node's own local time ("23:00"). */
+  untilLocal: string;
+}
+
 type ResponseInit = NonNullable<MessageInitShape<typeof ConnectResponseSchema>['msg']>;
 
 /** What the hub uses of a Connect stream (grpc-js's ServerDuplexStream is one; tests pass a stand-in). */
@@ -94,6 +103,8 @@ interface Session {
   call: NodeStream;
   /** The enrolled token it connected with (by name), so revoking it drops the session. */
   tokenName: string;
+  /** Set while the node takes no work: nothing is dispatched to it. */
+  sleep: NodeSleep | undefined;
 }
 
 /** What arrived for the hub this turn: a node's message, or a result whose image storage confirmed. */
@@ -159,6 +170,19 @@ export class NodeHub {
     return [...this.sessions.keys()];
   }
 
+  /** Why a connected node takes no work, and until when; undefined when it works (or is not connected). */
+  sleepOf(nodeId: string): NodeSleep | undefined {
+    return this.sessions.get(nodeId)?.sleep;
+  }
+
+  /** Relays a pause or resume by hand to a connected node; false when it is not connected. */
+  setPaused(nodeId: string, paused: boolean): boolean {
+    const s = this.sessions.get(nodeId);
+    if (!s) return false;
+    this.send(s, { case: 'setPaused', value: { paused } });
+    return true;
+  }
+
   onlineCaps(): OnlineNode[] {
     return [...this.sessions.values()].map((s) => ({ nodeId: s.nodeId, caps: s.caps }));
   }
@@ -205,6 +229,7 @@ export class NodeHub {
     const now = Date.now();
     const targets = only ? [this.sessions.get(only)].filter((s): s is Session => !!s) : [...this.sessions.values()];
     for (const s of targets) {
+      if (s.sleep) continue;
       const held = this.store.heldCount(s.nodeId);
       let free = s.slots * this.opts.prefetchPerSlot - held;
       let leased = 0;
@@ -403,10 +428,30 @@ export class NodeHub {
       case 'failed':
         this.fail(session, m.value);
         break;
+      case 'availability':
+        this.availability(session, m.value);
+        break;
       default:
         break;
     }
     return session;
+  }
+
+  /** A node leaves or rejoins the farm; what it handed back is requeued now, not when its lease runs out. */
+  private availability(s: Session, a: Availability): void {
+    const was = s.sleep;
+    s.sleep = sleepOf(a);
+    const released = new Set(a.releasedJobIds);
+    if (released.size) this.release(s, this.store.leasedTo(s.nodeId).filter((j) => released.has(j.id)), 'node left the farm');
+    if (!was !== !s.sleep) this.log.info({ node: s.nodeId, ...(s.sleep ?? {}), released: released.size }, s.sleep ? 'node sleeping: no work sent to it' : 'node takes work again');
+    if (!s.sleep) this.dispatch(s.nodeId);
+  }
+
+  /** Jobs a node no longer holds: its leases go back to the queue, its straggler copies end. */
+  private release(s: Session, jobs: JobRow[], reason: string): void {
+    const main = jobs.filter((j) => j.node_id === s.nodeId).map((j) => j.id);
+    if (main.length) this.store.requeue(main, reason);
+    for (const j of jobs.filter((j) => j.copy_node_id === s.nodeId)) this.store.dropCopy(j.id);
   }
 
   private fail(session: Session, v: Extract<ConnectRequest['msg'], { case: 'failed' }>['value']): void {
@@ -435,6 +480,7 @@ export class NodeHub {
       lastSeen: Date.now(),
       call,
       tokenName: token.name,
+      sleep: reg.availability ? sleepOf(reg.availability) : undefined,
     };
     const previous = this.sessions.get(nodeId);
     if (previous && previous.call !== call) previous.call.end();
@@ -481,10 +527,7 @@ export class NodeHub {
   private reconcile(s: Session, held: string[]): void {
     const heldSet = new Set(held);
     const ours = this.store.leasedTo(s.nodeId);
-    const lost = ours.filter((j) => !heldSet.has(j.id));
-    const lostMain = lost.filter((j) => j.node_id === s.nodeId).map((j) => j.id);
-    if (lostMain.length) this.store.requeue(lostMain, 'node reconnected without the job');
-    for (const j of lost.filter((j) => j.copy_node_id === s.nodeId)) this.store.dropCopy(j.id);
+    this.release(s, ours.filter((j) => !heldSet.has(j.id)), 'node reconnected without the job');
     this.store.renewLeases(s.nodeId, held, this.opts.leaseMs);
     const oursSet = new Set(ours.map((j) => j.id));
     for (const id of held) if (!oursSet.has(id)) this.send(s, { case: 'cancel', value: { jobId: id, reason: 'lease no longer held' } });
@@ -500,6 +543,18 @@ function retryable(batch: InboxItem[]): InboxItem[] {
     if (item.req.msg.case === 'progress') return false;
     return item.req.msg.case !== 'heartbeat' || lastHeartbeat.get(item.call) === item;
   });
+}
+
+/** A sleeping node as GET /api/nodes shows it: "sleeping until 23:00". */
+export function nodeSleepView(sleep: NodeSleep | undefined): { reason: string; until: string | null; untilLocal: string; label: string } | null {
+  if (!sleep) return null;
+  const label = sleep.untilLocal ? `sleeping until ${sleep.untilLocal}` : sleep.reason === 'paused' ? 'paused by hand' : sleep.reason === 'gpu-busy' ? 'sleeping: GPU in use' : 'sleeping';
+  return { reason: sleep.reason, until: sleep.untilMs === undefined ? null : new Date(sleep.untilMs).toISOString(), untilLocal: sleep.untilLocal, label };
+}
+
+function sleepOf(a: Availability): NodeSleep | undefined {
+  if (a.accepting) return undefined;
+  return { reason: a.reason || 'unknown', untilMs: a.untilMs > 0n ? Number(a.untilMs) : undefined, untilLocal: a.untilLocal };
 }
 
 function assignment(job: JobRow): ResponseInit {

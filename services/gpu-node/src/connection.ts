@@ -12,6 +12,9 @@ import type { Report } from './worker.js';
 
 type RequestInit = NonNullable<MessageInitShape<typeof ConnectRequestSchema>['msg']>;
 
+/** Whether the node takes work, as the coordinator is told (proto Availability, less the released jobs). */
+export type AvailabilityReport = { accepting: true } | { accepting: false; reason: string; untilMs: number; untilLocal: string };
+
 export interface ConnectionOptions {
   address: string;
   nodeId: string;
@@ -26,6 +29,8 @@ export interface ConnectionOptions {
   heldJobIds: () => string[];
   onAssign: (job: JobAssignment) => void;
   onCancel: (jobId: string) => void;
+  /** The coordinator relays a pause or resume by hand. */
+  onSetPaused?: (paused: boolean) => void;
   log: Logger;
 }
 
@@ -41,6 +46,8 @@ export class Connection {
   private readonly pending: Report[] = [];
   /** Results sent lately, re-sent at every (re)connect: a write just before a break can be lost. */
   private readonly recent: { at: number; value: Extract<Report, { case: 'completed' }>['value'] }[] = [];
+  /** Sent with every register, so a reconnecting node that is asleep gets no work. */
+  private availability: AvailabilityReport = { accepting: true };
   onRegistered: (() => void) | undefined;
 
   constructor(private readonly opts: ConnectionOptions) {
@@ -85,6 +92,21 @@ export class Connection {
     }
   }
 
+  /**
+   * Tells the coordinator whether the node takes work and which jobs it
+   * handed back. Offline, only the state is kept: the next register lists
+   * what is still held, and the coordinator requeues the rest.
+   */
+  setAvailability(a: AvailabilityReport, releasedJobIds: string[] = []): void {
+    this.availability = a;
+    if (this.registered && this.stream) this.write({ case: 'availability', value: { ...availabilityInit(a), releasedJobIds } });
+  }
+
+  /** Hands jobs back without changing the state (a job assigned after the node left). */
+  release(jobIds: string[]): void {
+    this.setAvailability(this.availability, jobIds);
+  }
+
   private write(msg: RequestInit): void {
     this.stream?.write(create(ConnectRequestSchema, { msg }));
   }
@@ -106,6 +128,7 @@ export class Connection {
         capabilities: { gpuName: c.gpuName, vramMb: BigInt(c.vramMb), backends: c.backends, models: c.models, slots: c.slots },
         heldJobIds: this.opts.heldJobIds(),
         recentCompletions: this.recent.map((r) => r.value),
+        availability: availabilityInit(this.availability),
       },
     });
     stream.on('data', (res: ConnectResponse) => this.onMessage(res));
@@ -149,8 +172,15 @@ export class Connection {
       case 'cancel':
         this.opts.onCancel(m.value.jobId);
         break;
+      case 'setPaused':
+        this.opts.onSetPaused?.(m.value.paused);
+        break;
       default:
         break;
     }
   }
+}
+
+function availabilityInit(a: AvailabilityReport): { accepting: boolean; reason: string; untilMs: bigint; untilLocal: string } {
+  return a.accepting ? { accepting: true, reason: '', untilMs: 0n, untilLocal: '' } : { accepting: false, reason: a.reason, untilMs: BigInt(a.untilMs), untilLocal: a.untilLocal };
 }

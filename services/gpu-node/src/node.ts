@@ -2,8 +2,11 @@
 import { hostname } from 'node:os';
 import { grpcClientCredentials, storageFromConfig, type Config, type Logger } from '@nightshift/common';
 import type { Backend } from './backends/backend.js';
-import { backendsFromEnv } from './backends/registry.js';
+import { backendsFromEnv, nodeConfigFromEnv, type NodeConfig } from './backends/registry.js';
 import { Connection } from './connection.js';
+import { nvidiaSmiProbe } from './gpu-probe.js';
+import { Schedule } from './schedule.js';
+import { ScheduleGate, type GateState } from './schedule-gate.js';
 import { Worker } from './worker.js';
 import { parseFaults, withStorageFaults } from './faults.js';
 import { createNodeMetrics, startNodeOpsServer } from './metrics.js';
@@ -12,6 +15,8 @@ export interface RunningNode {
   nodeId: string;
   worker: Worker;
   connection: Connection;
+  /** Whether the node takes work now (schedule, idleOnly, pause by hand). */
+  gate: ScheduleGate;
   /** Port of /metrics, /healthz, /readyz (NIGHTSHIFT_NODE_METRICS_PORT), if enabled. */
   metricsPort: number | undefined;
   stop(): Promise<void>;
@@ -22,7 +27,20 @@ export function defaultBackends(env: NodeJS.ProcessEnv = process.env): Map<strin
   return backendsFromEnv(env);
 }
 
-export async function startNode(config: Config, log: Logger, backends = defaultBackends()): Promise<RunningNode> {
+/**
+ * The node's clock: NIGHTSHIFT_NODE_CLOCK_OFFSET_MS (tests only) shifts it,
+ * so an end-to-end test can put a node just before the end of its window.
+ */
+function nodeClock(env: NodeJS.ProcessEnv): () => number {
+  const offset = Number(env.NIGHTSHIFT_NODE_CLOCK_OFFSET_MS ?? 0);
+  return Number.isFinite(offset) && offset !== 0 ? () => Date.now() + offset : Date.now;
+}
+
+function describeSleep(state: Exclude<GateState, { accepting: true }>): string {
+  return state.untilLocal ? `sleeping until ${state.untilLocal}` : `sleeping (${state.detail})`;
+}
+
+export async function startNode(config: Config, log: Logger, backends = defaultBackends(), nodeConfig: Pick<NodeConfig, 'schedule' | 'idleOnly' | 'onLeave'> = nodeConfigFromEnv()): Promise<RunningNode> {
   const nodeId = config.NIGHTSHIFT_NODE_ID ?? `${hostname()}-${process.pid}`;
   const storage = storageFromConfig(config);
   // Assigned below; the closures that read it only run once the node has started.
@@ -57,21 +75,45 @@ export async function startNode(config: Config, log: Logger, backends = defaultB
     },
     token: config.NIGHTSHIFT_NODE_TOKEN,
     heldJobIds: () => worker.heldJobIds(),
-    onAssign: (job) => worker.assign(job),
+    // A job sent before the coordinator heard that the node left goes straight back.
+    onAssign: (job) => {
+      if (!worker.assign(job)) connection?.release([job.jobId]);
+    },
     onCancel: (jobId) => worker.cancel(jobId),
+    onSetPaused: (paused) => gate.setPaused(paused),
     log,
+  });
+  const gate = new ScheduleGate({
+    ...(nodeConfig.schedule ? { schedule: Schedule.parse(nodeConfig.schedule) } : {}),
+    ...(nodeConfig.idleOnly ? { probe: nvidiaSmiProbe({ onUnavailable: (why) => log.warn({ why }, 'idleOnly: cannot see other GPU programs, the GPU counts as idle') }) } : {}),
+    clock: nodeClock(process.env),
+    onChange: (state) => {
+      if (state.accepting) {
+        worker.rejoin();
+        connection?.setAvailability(state);
+        log.info('node takes work again');
+        return;
+      }
+      const released = worker.leave(nodeConfig.onLeave);
+      connection?.setAvailability(state, released);
+      log.info({ reason: state.reason, detail: state.detail, until: state.untilMs ? new Date(state.untilMs).toISOString() : undefined, released: released.length, onLeave: nodeConfig.onLeave }, `node leaves the farm: ${describeSleep(state)}`);
+    },
   });
   if (process.env.NIGHTSHIFT_FAULTS) log.warn({ faults: process.env.NIGHTSHIFT_FAULTS }, 'FAULT INJECTION ENABLED (tests only)');
   const ops = config.NIGHTSHIFT_NODE_METRICS_PORT === undefined ? undefined : await startNodeOpsServer(config.NIGHTSHIFT_HTTP_HOST, config.NIGHTSHIFT_NODE_METRICS_PORT, metrics, storage, connected, config.NIGHTSHIFT_METRICS_TOKEN);
   worker.start();
+  // The first look comes before registering: a node outside its hours never takes a job.
+  await gate.start();
   connection.start();
   log.info({ nodeId, backends: [...backends.keys()], coordinator: config.NIGHTSHIFT_COORDINATOR, tls: !!config.NIGHTSHIFT_TLS_CA, metricsPort: ops?.port }, 'gpu-node started');
   return {
     nodeId,
     worker,
     connection,
+    gate,
     metricsPort: ops?.port,
     async stop() {
+      gate.stop();
       connection.close();
       await ops?.close();
       await worker.stop();

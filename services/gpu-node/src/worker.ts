@@ -38,6 +38,8 @@ interface Held {
   job: JobAssignment;
   abort: AbortController;
   running: boolean;
+  /** The render is done; only its upload is left (a leave in requeue mode lets that finish). */
+  rendered?: boolean;
   /** Started at assignment, while the job waits in the prefetch queue: is its output already stored? */
   stored?: Promise<boolean>;
 }
@@ -47,6 +49,8 @@ export class Worker {
   private readonly held = new Map<string, Held>();
   private wake: (() => void) | undefined;
   private stopped = false;
+  /** Left the farm (schedule, busy GPU, pause): takes no job until rejoin(). */
+  private away = false;
   private readonly loops: Promise<void>[] = [];
   /** Store-and-report steps still running behind the renders. */
   private readonly uploads = new Set<Promise<void>>();
@@ -74,14 +78,39 @@ export class Worker {
     return [...this.held.keys()];
   }
 
-  assign(job: JobAssignment): void {
-    if (this.held.has(job.jobId)) return;
+  /** Queues a job; false when the node is away and takes none (the caller hands it back). */
+  assign(job: JobAssignment): boolean {
+    if (this.held.has(job.jobId)) return true;
+    if (this.away) return false;
     const h: Held = { job, abort: new AbortController(), running: false };
     h.stored = this.alreadyStored(job, h.abort.signal);
     h.stored.catch(() => {}); // awaited (and its error handled) when the job runs
     this.held.set(job.jobId, h);
     this.queue.push(h);
     this.wake?.();
+    return true;
+  }
+
+  /**
+   * Leaves the farm: prefetched jobs are dropped, and in `requeue` mode so
+   * are renders in progress (their uploads, once rendered, still finish);
+   * in `finish` mode running jobs are completed. Returns the jobs no longer
+   * held, for the coordinator to requeue.
+   */
+  leave(mode: 'finish' | 'requeue'): string[] {
+    this.away = true;
+    const released = [...this.held.values()].filter((h) => !h.running || (mode === 'requeue' && !h.rendered));
+    for (const h of released) this.cancel(h.job.jobId);
+    return released.map((h) => h.job.jobId);
+  }
+
+  /** Takes jobs again after leave(). */
+  rejoin(): void {
+    this.away = false;
+  }
+
+  get isAway(): boolean {
+    return this.away;
   }
 
   /** Drops a job: unqueued if waiting, aborted if rendering. */
@@ -113,7 +142,7 @@ export class Worker {
         this.failed(h, err);
       }
       if (!finishing) {
-        this.held.delete(h.job.jobId);
+        this.forget(h);
         continue;
       }
       // The upload runs behind the next render, so the GPU does not wait for S3.
@@ -121,12 +150,17 @@ export class Worker {
         .catch((err: unknown) => this.failed(h, err))
         .finally(() => {
           this.uploads.delete(tracked);
-          this.held.delete(h.job.jobId);
+          this.forget(h);
         });
       this.uploads.add(tracked);
       // Backpressure: while storage is slow or down, stop rendering more than we can hold.
       while (this.uploads.size >= this.maxPendingUploads) await Promise.race(this.uploads);
     }
+  }
+
+  /** Drops a finished job, unless its id was given out again meanwhile (released, then leased back). */
+  private forget(h: Held): void {
+    if (this.held.get(h.job.jobId) === h) this.held.delete(h.job.jobId);
   }
 
   /** Idempotent outputs: true when image (and thumbnail) exist, so the job needs no render. */
@@ -196,6 +230,7 @@ export class Worker {
       },
       signal,
     );
+    h.rendered = true;
     const renderMs = Math.round(performance.now() - started);
     this.opts.log.info({ job: job.jobId, renderKey: job.renderKey, renderMs, attempt: job.attempt }, 'rendered');
     const png = kind === 'upscale' ? result.png : addPngTextChunk(result.png, 'parameters', this.parametersText(job, params, result));

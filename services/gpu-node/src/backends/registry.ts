@@ -9,6 +9,10 @@
  *   onnx: { models: { NAME: FOLDER }, threads, executionProviders }
  *                               # Stable Diffusion over onnxruntime (diffusers ONNX exports);
  *                               # the built-in nightshift-tiny-sd is always there
+ *   schedule: [ "mon-fri 23:00-07:30", "sat,sun all" ]
+ *                               # working hours, node local time (schedule.ts); none ⇒ always
+ *   idleOnly: true              # take work only while no other program uses the GPU (gpu-probe.ts)
+ *   onLeave: finish | requeue   # on leaving, complete the running job or hand it back
  *
  * Relative paths (generator cwd, upscale model, exec tmpDir, onnx model folders) are resolved
  * against the config file's folder, so a config can travel with its scripts.
@@ -26,6 +30,7 @@ import { UpscaleBackend } from './upscale.js';
 import { OnnxBackend } from './onnx.js';
 import { ChildGroups } from './child-groups.js';
 import { parseFaults, withRenderFaults } from '../faults.js';
+import { parseWindow } from '../schedule.js';
 
 const UpscaleSchema = z.strictObject({
   /** Real-ESRGAN-layout ONNX model file. */
@@ -49,6 +54,20 @@ const OnnxSchema = z.strictObject({
   previewIntervalMs: z.number().int().min(0).max(60_000).default(250),
 });
 
+/** One window or a list of them; each checked here so a bad one names its field. */
+const ScheduleSchema = z
+  .union([z.string(), z.array(z.string()).min(1)])
+  .transform((v) => (typeof v === 'string' ? [v] : v))
+  .superRefine((entries, ctx) => {
+    entries.forEach((e, i) => {
+      try {
+        parseWindow(e);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', path: [i], message: err instanceof Error ? err.message : String(err) });
+      }
+    });
+  });
+
 export const NodeConfigSchema = z.strictObject({
   procedural: z.boolean().default(true),
   exec: z
@@ -62,6 +81,12 @@ export const NodeConfigSchema = z.strictObject({
   generators: z.array(z.unknown()).default([]),
   upscale: UpscaleSchema.optional(),
   onnx: OnnxSchema.optional(),
+  /** Working hours in the node's local time; absent ⇒ always. */
+  schedule: ScheduleSchema.optional(),
+  /** Take work only while no other program uses the GPU (nvidia-smi). */
+  idleOnly: z.boolean().default(false),
+  /** Leaving (schedule, busy GPU, pause): complete the running job, or hand it back to the queue. */
+  onLeave: z.enum(['finish', 'requeue']).default('finish'),
 });
 
 export type NodeConfig = Omit<z.output<typeof NodeConfigSchema>, 'generators'> & { generators: z.output<typeof GeneratorSchema>[] };
@@ -86,7 +111,8 @@ export function parseNodeConfig(input: unknown, baseDir = process.cwd()): NodeCo
   const exec = { ...top.data.exec, ...(top.data.exec.tmpDir ? { tmpDir: abs(top.data.exec.tmpDir) } : {}) };
   const upscale = top.data.upscale && { ...top.data.upscale, ...(top.data.upscale.model ? { model: abs(top.data.upscale.model) } : {}) };
   const onnx = top.data.onnx && { ...top.data.onnx, models: Object.fromEntries(Object.entries(top.data.onnx.models).map(([name, dir]) => [name, abs(dir)])) };
-  return { procedural: top.data.procedural, exec, generators, ...(upscale ? { upscale } : {}), ...(onnx ? { onnx } : {}) };
+  const { schedule, idleOnly, onLeave } = top.data;
+  return { procedural: top.data.procedural, exec, generators, ...(upscale ? { upscale } : {}), ...(onnx ? { onnx } : {}), ...(schedule ? { schedule } : {}), idleOnly, onLeave };
 }
 
 /** Reads and validates a node config file (.json, else YAML). */
@@ -152,9 +178,14 @@ export function backendsFromEnv(env: NodeJS.ProcessEnv = process.env): Map<strin
   return withRenderFaults(configuredBackends(env), parseFaults(env.NIGHTSHIFT_FAULTS));
 }
 
-function configuredBackends(env: NodeJS.ProcessEnv): Map<string, Backend> {
+/** The node config NIGHTSHIFT_NODE_CONFIG names, or the defaults when it is unset. */
+export function nodeConfigFromEnv(env: NodeJS.ProcessEnv = process.env): NodeConfig {
   const file = env.NIGHTSHIFT_NODE_CONFIG;
-  const config = file ? loadNodeConfig(file) : parseNodeConfig({});
+  return file ? loadNodeConfig(file) : parseNodeConfig({});
+}
+
+function configuredBackends(env: NodeJS.ProcessEnv): Map<string, Backend> {
+  const config = nodeConfigFromEnv(env);
   const dataDir = path.resolve(env.NIGHTSHIFT_DATA_DIR ?? '.data');
   if (!config.generators.length) return buildBackends(config, undefined, dataDir);
   // Generator groups are tracked in the node's data folder; a crash's leftovers are stopped now.

@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file nightshift/v1/node.proto.
  */
 export const file_nightshift_v1_node: GenFile = /*@__PURE__*/
-  fileDesc("ChhuaWdodHNoaWZ0L3YxL25vZGUucHJvdG8SDW5pZ2h0c2hpZnQudjEiYgoMQ2FwYWJpbGl0aWVzEhAKCGdwdV9uYW1lGAEgASgJEg8KB3ZyYW1fbWIYAiABKAQSEAoIYmFja2VuZHMYAyADKAkSDgoGbW9kZWxzGAQgAygJEg0KBXNsb3RzGAUgASgNIoECCg5Db25uZWN0UmVxdWVzdBIrCghyZWdpc3RlchgBIAEoCzIXLm5pZ2h0c2hpZnQudjEuUmVnaXN0ZXJIABItCgloZWFydGJlYXQYAiABKAsyGC5uaWdodHNoaWZ0LnYxLkhlYXJ0YmVhdEgAEi4KCHByb2dyZXNzGAMgASgLMhoubmlnaHRzaGlmdC52MS5Kb2JQcm9ncmVzc0gAEjAKCWNvbXBsZXRlZBgEIAEoCzIbLm5pZ2h0c2hpZnQudjEuSm9iQ29tcGxldGVkSAASKgoGZmFpbGVkGAUgASgLMhgubmlnaHRzaGlmdC52MS5Kb2JGYWlsZWRIAEIFCgNtc2ciqwEKCFJlZ2lzdGVyEg8KB25vZGVfaWQYASABKAkSDAoEbmFtZRgCIAEoCRIxCgxjYXBhYmlsaXRpZXMYAyABKAsyGy5uaWdodHNoaWZ0LnYxLkNhcGFiaWxpdGllcxIUCgxoZWxkX2pvYl9pZHMYBCADKAkSNwoScmVjZW50X2NvbXBsZXRpb25zGAUgAygLMhsubmlnaHRzaGlmdC52MS5Kb2JDb21wbGV0ZWQiJAoJSGVhcnRiZWF0EhcKD3J1bm5pbmdfam9iX2lkcxgBIAMoCSJQCgtKb2JQcm9ncmVzcxIOCgZqb2JfaWQYASABKAkSDAoEc3RlcBgCIAEoDRINCgV0b3RhbBgDIAEoDRIUCgxwcmV2aWV3X3dlYnAYBCABKAwioAEKDEpvYkNvbXBsZXRlZBIOCgZqb2JfaWQYASABKAkSEgoKcmVuZGVyX2tleRgCIAEoCRIRCglpbWFnZV9rZXkYAyABKAkSEQoJdGh1bWJfa2V5GAQgASgJEhEKCXJlbmRlcl9tcxgFIAEoDRIPCgdza2lwcGVkGAYgASgIEhMKC2ltYWdlX2J5dGVzGAcgASgEEg0KBW1vZGVsGAggASgJIlMKCUpvYkZhaWxlZBIOCgZqb2JfaWQYASABKAkSDQoFZXJyb3IYAiABKAkSFQoNb3V0X29mX21lbW9yeRgDIAEoCBIQCghsb2dfdGFpbBgEIAEoCSKlAQoPQ29ubmVjdFJlc3BvbnNlEi8KCnJlZ2lzdGVyZWQYASABKAsyGS5uaWdodHNoaWZ0LnYxLlJlZ2lzdGVyZWRIABIuCgZhc3NpZ24YAiABKAsyHC5uaWdodHNoaWZ0LnYxLkpvYkFzc2lnbm1lbnRIABIqCgZjYW5jZWwYAyABKAsyGC5uaWdodHNoaWZ0LnYxLkNhbmNlbEpvYkgAQgUKA21zZyJOCgpSZWdpc3RlcmVkEg8KB25vZGVfaWQYASABKAkSHQoVaGVhcnRiZWF0X2ludGVydmFsX21zGAIgASgNEhAKCGxlYXNlX21zGAMgASgNIugBCg1Kb2JBc3NpZ25tZW50Eg4KBmpvYl9pZBgBIAEoCRIQCghzd2VlcF9pZBgCIAEoCRISCgpyZW5kZXJfa2V5GAMgASgJEg4KBnByb21wdBgEIAEoCRIMCgRzZWVkGAUgASgDEhMKC3BhcmFtc19qc29uGAYgASgJEg8KB2JhY2tlbmQYByABKAkSDQoFbW9kZWwYCCABKAkSDwoHYXR0ZW1wdBgJIAEoDRIbChNsZWFzZV9leHBpcmVzX2F0X21zGAogASgDEgwKBGtpbmQYCyABKAkSEgoKc291cmNlX2tleRgMIAEoCSIrCglDYW5jZWxKb2ISDgoGam9iX2lkGAEgASgJEg4KBnJlYXNvbhgCIAEoCTJbCgtOb2RlU2VydmljZRJMCgdDb25uZWN0Eh0ubmlnaHRzaGlmdC52MS5Db25uZWN0UmVxdWVzdBoeLm5pZ2h0c2hpZnQudjEuQ29ubmVjdFJlc3BvbnNlKAEwAWIGcHJvdG8z");
+  fileDesc("ChhuaWdodHNoaWZ0L3YxL25vZGUucHJvdG8SDW5pZ2h0c2hpZnQudjEiYgoMQ2FwYWJpbGl0aWVzEhAKCGdwdV9uYW1lGAEgASgJEg8KB3ZyYW1fbWIYAiABKAQSEAoIYmFja2VuZHMYAyADKAkSDgoGbW9kZWxzGAQgAygJEg0KBXNsb3RzGAUgASgNIrYCCg5Db25uZWN0UmVxdWVzdBIrCghyZWdpc3RlchgBIAEoCzIXLm5pZ2h0c2hpZnQudjEuUmVnaXN0ZXJIABItCgloZWFydGJlYXQYAiABKAsyGC5uaWdodHNoaWZ0LnYxLkhlYXJ0YmVhdEgAEi4KCHByb2dyZXNzGAMgASgLMhoubmlnaHRzaGlmdC52MS5Kb2JQcm9ncmVzc0gAEjAKCWNvbXBsZXRlZBgEIAEoCzIbLm5pZ2h0c2hpZnQudjEuSm9iQ29tcGxldGVkSAASKgoGZmFpbGVkGAUgASgLMhgubmlnaHRzaGlmdC52MS5Kb2JGYWlsZWRIABIzCgxhdmFpbGFiaWxpdHkYBiABKAsyGy5uaWdodHNoaWZ0LnYxLkF2YWlsYWJpbGl0eUgAQgUKA21zZyLeAQoIUmVnaXN0ZXISDwoHbm9kZV9pZBgBIAEoCRIMCgRuYW1lGAIgASgJEjEKDGNhcGFiaWxpdGllcxgDIAEoCzIbLm5pZ2h0c2hpZnQudjEuQ2FwYWJpbGl0aWVzEhQKDGhlbGRfam9iX2lkcxgEIAMoCRI3ChJyZWNlbnRfY29tcGxldGlvbnMYBSADKAsyGy5uaWdodHNoaWZ0LnYxLkpvYkNvbXBsZXRlZBIxCgxhdmFpbGFiaWxpdHkYBiABKAsyGy5uaWdodHNoaWZ0LnYxLkF2YWlsYWJpbGl0eSJyCgxBdmFpbGFiaWxpdHkSEQoJYWNjZXB0aW5nGAEgASgIEg4KBnJlYXNvbhgCIAEoCRIQCgh1bnRpbF9tcxgDIAEoAxITCgt1bnRpbF9sb2NhbBgEIAEoCRIYChByZWxlYXNlZF9qb2JfaWRzGAUgAygJIiQKCUhlYXJ0YmVhdBIXCg9ydW5uaW5nX2pvYl9pZHMYASADKAkiUAoLSm9iUHJvZ3Jlc3MSDgoGam9iX2lkGAEgASgJEgwKBHN0ZXAYAiABKA0SDQoFdG90YWwYAyABKA0SFAoMcHJldmlld193ZWJwGAQgASgMIqABCgxKb2JDb21wbGV0ZWQSDgoGam9iX2lkGAEgASgJEhIKCnJlbmRlcl9rZXkYAiABKAkSEQoJaW1hZ2Vfa2V5GAMgASgJEhEKCXRodW1iX2tleRgEIAEoCRIRCglyZW5kZXJfbXMYBSABKA0SDwoHc2tpcHBlZBgGIAEoCBITCgtpbWFnZV9ieXRlcxgHIAEoBBINCgVtb2RlbBgIIAEoCSJTCglKb2JGYWlsZWQSDgoGam9iX2lkGAEgASgJEg0KBWVycm9yGAIgASgJEhUKDW91dF9vZl9tZW1vcnkYAyABKAgSEAoIbG9nX3RhaWwYBCABKAki1QEKD0Nvbm5lY3RSZXNwb25zZRIvCgpyZWdpc3RlcmVkGAEgASgLMhkubmlnaHRzaGlmdC52MS5SZWdpc3RlcmVkSAASLgoGYXNzaWduGAIgASgLMhwubmlnaHRzaGlmdC52MS5Kb2JBc3NpZ25tZW50SAASKgoGY2FuY2VsGAMgASgLMhgubmlnaHRzaGlmdC52MS5DYW5jZWxKb2JIABIuCgpzZXRfcGF1c2VkGAQgASgLMhgubmlnaHRzaGlmdC52MS5TZXRQYXVzZWRIAEIFCgNtc2ciGwoJU2V0UGF1c2VkEg4KBnBhdXNlZBgBIAEoCCJOCgpSZWdpc3RlcmVkEg8KB25vZGVfaWQYASABKAkSHQoVaGVhcnRiZWF0X2ludGVydmFsX21zGAIgASgNEhAKCGxlYXNlX21zGAMgASgNIugBCg1Kb2JBc3NpZ25tZW50Eg4KBmpvYl9pZBgBIAEoCRIQCghzd2VlcF9pZBgCIAEoCRISCgpyZW5kZXJfa2V5GAMgASgJEg4KBnByb21wdBgEIAEoCRIMCgRzZWVkGAUgASgDEhMKC3BhcmFtc19qc29uGAYgASgJEg8KB2JhY2tlbmQYByABKAkSDQoFbW9kZWwYCCABKAkSDwoHYXR0ZW1wdBgJIAEoDRIbChNsZWFzZV9leHBpcmVzX2F0X21zGAogASgDEgwKBGtpbmQYCyABKAkSEgoKc291cmNlX2tleRgMIAEoCSIrCglDYW5jZWxKb2ISDgoGam9iX2lkGAEgASgJEg4KBnJlYXNvbhgCIAEoCTJbCgtOb2RlU2VydmljZRJMCgdDb25uZWN0Eh0ubmlnaHRzaGlmdC52MS5Db25uZWN0UmVxdWVzdBoeLm5pZ2h0c2hpZnQudjEuQ29ubmVjdFJlc3BvbnNlKAEwAWIGcHJvdG8z");
 
 /**
  * @generated from message nightshift.v1.Capabilities
@@ -88,6 +88,12 @@ export type ConnectRequest = Message<"nightshift.v1.ConnectRequest"> & {
      */
     value: JobFailed;
     case: "failed";
+  } | {
+    /**
+     * @generated from field: nightshift.v1.Availability availability = 6;
+     */
+    value: Availability;
+    case: "availability";
   } | { case: undefined; value?: undefined };
 };
 
@@ -134,6 +140,13 @@ export type Register = Message<"nightshift.v1.Register"> & {
    * @generated from field: repeated nightshift.v1.JobCompleted recent_completions = 5;
    */
   recentCompletions: JobCompleted[];
+
+  /**
+   * Whether the node takes work now; absent means it does.
+   *
+   * @generated from field: nightshift.v1.Availability availability = 6;
+   */
+  availability?: Availability | undefined;
 };
 
 /**
@@ -142,6 +155,57 @@ export type Register = Message<"nightshift.v1.Register"> & {
  */
 export const RegisterSchema: GenMessage<Register> = /*@__PURE__*/
   messageDesc(file_nightshift_v1_node, 2);
+
+/**
+ * Whether a node takes new jobs (its schedule, an idle-only GPU in use by
+ * another program, or a pause by hand). While it does not, the coordinator
+ * sends it nothing; jobs it hands back go back to the queue at once.
+ *
+ * @generated from message nightshift.v1.Availability
+ */
+export type Availability = Message<"nightshift.v1.Availability"> & {
+  /**
+   * @generated from field: bool accepting = 1;
+   */
+  accepting: boolean;
+
+  /**
+   * Why not: "schedule", "gpu-busy" or "paused".
+   *
+   * @generated from field: string reason = 2;
+   */
+  reason: string;
+
+  /**
+   * When it expects to take work again (Unix ms); 0 when unknown.
+   *
+   * @generated from field: int64 until_ms = 3;
+   */
+  untilMs: bigint;
+
+  /**
+   * The same moment in the node's local time, as its owner wrote the
+   * schedule ("23:00", or "Sat 09:00" when not within a day); may be empty.
+   *
+   * @generated from field: string until_local = 4;
+   */
+  untilLocal: string;
+
+  /**
+   * Jobs the node held and no longer does (prefetched, or a render stopped
+   * on leaving): requeued without counting as a failed attempt.
+   *
+   * @generated from field: repeated string released_job_ids = 5;
+   */
+  releasedJobIds: string[];
+};
+
+/**
+ * Describes the message nightshift.v1.Availability.
+ * Use `create(AvailabilitySchema)` to create a new message.
+ */
+export const AvailabilitySchema: GenMessage<Availability> = /*@__PURE__*/
+  messageDesc(file_nightshift_v1_node, 3);
 
 /**
  * @generated from message nightshift.v1.Heartbeat
@@ -158,7 +222,7 @@ export type Heartbeat = Message<"nightshift.v1.Heartbeat"> & {
  * Use `create(HeartbeatSchema)` to create a new message.
  */
 export const HeartbeatSchema: GenMessage<Heartbeat> = /*@__PURE__*/
-  messageDesc(file_nightshift_v1_node, 3);
+  messageDesc(file_nightshift_v1_node, 4);
 
 /**
  * @generated from message nightshift.v1.JobProgress
@@ -192,7 +256,7 @@ export type JobProgress = Message<"nightshift.v1.JobProgress"> & {
  * Use `create(JobProgressSchema)` to create a new message.
  */
 export const JobProgressSchema: GenMessage<JobProgress> = /*@__PURE__*/
-  messageDesc(file_nightshift_v1_node, 4);
+  messageDesc(file_nightshift_v1_node, 5);
 
 /**
  * @generated from message nightshift.v1.JobCompleted
@@ -248,7 +312,7 @@ export type JobCompleted = Message<"nightshift.v1.JobCompleted"> & {
  * Use `create(JobCompletedSchema)` to create a new message.
  */
 export const JobCompletedSchema: GenMessage<JobCompleted> = /*@__PURE__*/
-  messageDesc(file_nightshift_v1_node, 5);
+  messageDesc(file_nightshift_v1_node, 6);
 
 /**
  * @generated from message nightshift.v1.JobFailed
@@ -280,7 +344,7 @@ export type JobFailed = Message<"nightshift.v1.JobFailed"> & {
  * Use `create(JobFailedSchema)` to create a new message.
  */
 export const JobFailedSchema: GenMessage<JobFailed> = /*@__PURE__*/
-  messageDesc(file_nightshift_v1_node, 6);
+  messageDesc(file_nightshift_v1_node, 7);
 
 /**
  * Coordinator → node.
@@ -309,6 +373,12 @@ export type ConnectResponse = Message<"nightshift.v1.ConnectResponse"> & {
      */
     value: CancelJob;
     case: "cancel";
+  } | {
+    /**
+     * @generated from field: nightshift.v1.SetPaused set_paused = 4;
+     */
+    value: SetPaused;
+    case: "setPaused";
   } | { case: undefined; value?: undefined };
 };
 
@@ -317,7 +387,26 @@ export type ConnectResponse = Message<"nightshift.v1.ConnectResponse"> & {
  * Use `create(ConnectResponseSchema)` to create a new message.
  */
 export const ConnectResponseSchema: GenMessage<ConnectResponse> = /*@__PURE__*/
-  messageDesc(file_nightshift_v1_node, 7);
+  messageDesc(file_nightshift_v1_node, 8);
+
+/**
+ * A pause by hand (nightshift node pause|resume), relayed by the coordinator.
+ *
+ * @generated from message nightshift.v1.SetPaused
+ */
+export type SetPaused = Message<"nightshift.v1.SetPaused"> & {
+  /**
+   * @generated from field: bool paused = 1;
+   */
+  paused: boolean;
+};
+
+/**
+ * Describes the message nightshift.v1.SetPaused.
+ * Use `create(SetPausedSchema)` to create a new message.
+ */
+export const SetPausedSchema: GenMessage<SetPaused> = /*@__PURE__*/
+  messageDesc(file_nightshift_v1_node, 9);
 
 /**
  * @generated from message nightshift.v1.Registered
@@ -344,7 +433,7 @@ export type Registered = Message<"nightshift.v1.Registered"> & {
  * Use `create(RegisteredSchema)` to create a new message.
  */
 export const RegisteredSchema: GenMessage<Registered> = /*@__PURE__*/
-  messageDesc(file_nightshift_v1_node, 8);
+  messageDesc(file_nightshift_v1_node, 10);
 
 /**
  * @generated from message nightshift.v1.JobAssignment
@@ -422,7 +511,7 @@ export type JobAssignment = Message<"nightshift.v1.JobAssignment"> & {
  * Use `create(JobAssignmentSchema)` to create a new message.
  */
 export const JobAssignmentSchema: GenMessage<JobAssignment> = /*@__PURE__*/
-  messageDesc(file_nightshift_v1_node, 9);
+  messageDesc(file_nightshift_v1_node, 11);
 
 /**
  * @generated from message nightshift.v1.CancelJob
@@ -444,7 +533,7 @@ export type CancelJob = Message<"nightshift.v1.CancelJob"> & {
  * Use `create(CancelJobSchema)` to create a new message.
  */
 export const CancelJobSchema: GenMessage<CancelJob> = /*@__PURE__*/
-  messageDesc(file_nightshift_v1_node, 10);
+  messageDesc(file_nightshift_v1_node, 12);
 
 /**
  * NodeService is how gpu-nodes take part in the farm. A node opens one

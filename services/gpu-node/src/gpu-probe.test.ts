@@ -1,0 +1,59 @@
+/** idleOnly's probe through a stub `nvidia-smi` on the PATH: foreign processes count, the node's own and its children do not. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { nvidiaSmiProbe, parseComputeApps } from './gpu-probe.js';
+
+/** A folder holding an `nvidia-smi` that prints `lines` when asked for compute apps (and checks it was asked that). */
+function stubNvidiaSmi(lines: string[]): { env: NodeJS.ProcessEnv; cleanup: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), 'nightshift-smi-'));
+  const script = ['#!/bin/sh', 'case "$*" in *--query-compute-apps=pid,process_name*--format=csv,noheader*) ;; *) echo "unexpected: $*" >&2; exit 2;; esac', ...lines.map((l) => `echo '${l}'`)].join('\n');
+  writeFileSync(join(dir, 'nvidia-smi'), `${script}\n`);
+  chmodSync(join(dir, 'nvidia-smi'), 0o755);
+  return { env: { ...process.env, PATH: `${dir}:${process.env.PATH ?? ''}` }, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+test('parses nvidia-smi csv lines, skipping noise', () => {
+  assert.deepEqual(parseComputeApps('1234, /usr/bin/game\n  99 ,python3 \nNo running processes found\n'), [
+    { pid: 1234, name: '/usr/bin/game' },
+    { pid: 99, name: 'python3' },
+  ]);
+});
+
+test('a foreign process on the GPU is reported; the node itself and its generators are not', { skip: process.platform !== 'linux' && 'reads /proc' }, async () => {
+  const child = spawn('sleep', ['30']);
+  await new Promise((r) => child.once('spawn', r));
+  const stub = stubNvidiaSmi([`${process.pid}, node`, `${child.pid}, /usr/bin/python3 generator.py`, '4194301, /usr/games/doom']);
+  try {
+    const probe = nvidiaSmiProbe({ env: stub.env });
+    assert.deepEqual(await probe(), [{ pid: 4194301, name: '/usr/games/doom' }]);
+  } finally {
+    child.kill();
+    stub.cleanup();
+  }
+});
+
+test('only the node\'s own work on the GPU: idle', { skip: process.platform !== 'linux' && 'reads /proc' }, async () => {
+  const stub = stubNvidiaSmi([`${process.pid}, node`]);
+  try {
+    assert.deepEqual(await nvidiaSmiProbe({ env: stub.env })(), []);
+  } finally {
+    stub.cleanup();
+  }
+});
+
+test('without nvidia-smi the GPU counts as idle, and the owner is told once', async () => {
+  const empty = mkdtempSync(join(tmpdir(), 'nightshift-nosmi-'));
+  const told: string[] = [];
+  try {
+    const probe = nvidiaSmiProbe({ env: { ...process.env, PATH: empty }, onUnavailable: (why) => told.push(why) });
+    assert.deepEqual(await probe(), []);
+    assert.deepEqual(await probe(), []);
+    assert.deepEqual(told, ['nvidia-smi is not on the PATH']);
+  } finally {
+    rmSync(empty, { recursive: true, force: true });
+  }
+});
