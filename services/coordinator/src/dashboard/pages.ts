@@ -4,6 +4,8 @@
  * screen readers before any script runs); the client's modules (static/app.js
  * and static/js/) fill in the data and keep it live.
  */
+import { A1111_SAMPLER_NAMES, SAMPLERS } from '@nightshift/diffusion';
+import { ONNX_DEFAULT_MODEL } from '@nightshift/sweep';
 
 export type PageName = 'sweeps' | 'submit' | 'sweep' | 'gallery' | 'nodes';
 
@@ -95,7 +97,11 @@ const IMAGE_DIALOG = `<dialog id="image-dialog" aria-labelledby="img-title">
         <input id="img-more-count" type="number" min="1" max="1000" value="4" required>
         <button type="submit">Render more seeds of this</button>
       </form>
-      <div class="actions"><button type="button" id="img-upscale">Upscale ×4</button></div>
+      <div class="actions">
+        <button type="button" id="img-upscale">Upscale ×4</button>
+        <button type="button" id="img-variations" aria-describedby="img-variations-hint">Variations</button>
+      </div>
+      <p id="img-variations-hint" class="hint">Variations: new seeds of this prompt started from this image (img2img on the onnx backend).</p>
       <p id="img-msg" class="msg" role="status"></p>
     </div>
   </div>
@@ -121,6 +127,28 @@ function field(id: string, label: string, input: string, path: string, hint = ''
 }
 
 const describedBy = (id: string, hint: boolean) => `aria-describedby="${hint ? `${id}-hint ` : ''}${id}-error"`;
+
+/** data-default-model: what an empty Model field means for that backend (the form's hint says it). */
+const BACKEND_OPTIONS = [
+  '<option value="procedural">procedural (built-in test renderer)</option>',
+  '<option value="exec">exec (your generator)</option>',
+  `<option value="onnx" data-default-model="${esc(ONNX_DEFAULT_MODEL)}">onnx (Stable Diffusion on the node)</option>`,
+].join('');
+
+/** The onnx backend's own settings, shown while it is the chosen backend (spec-form.js). */
+const ONNX_FIELDS = `<fieldset id="onnx-fields" data-path="params" hidden>
+    <legend>Stable Diffusion (onnx)</legend>
+    <div class="row">
+      ${field(
+        'f-sampler',
+        'Sampler',
+        `<select id="f-sampler" name="sampler" ${describedBy('f-sampler', true)}><option value="">model’s scheduler</option>${SAMPLERS.map((s) => `<option value="${s}">${s} (${esc(A1111_SAMPLER_NAMES[s])})</option>`).join('')}</select>`,
+        'params.sampler',
+        'Empty: the one in the model’s scheduler_config.json.',
+      )}
+    </div>
+    ${field('f-negative', 'Negative prompt', `<textarea id="f-negative" name="negative_prompt" rows="2" placeholder="blurry, low quality" ${describedBy('f-negative', true)}></textarea>`, 'params.negative_prompt', 'What the images should not look like (every prompt of the sweep).')}
+  </fieldset>`;
 
 export function submitPage(maxJobs: number): string {
   return `<h1>Submit a sweep</h1>
@@ -164,10 +192,11 @@ export function submitPage(maxJobs: number): string {
     <p class="field-error" id="params-error"></p>
   </fieldset>
   <div class="row">
-    ${field('f-backend', 'Backend', `<select id="f-backend" name="backend" ${describedBy('f-backend', false)}><option value="procedural">procedural (built-in test renderer)</option><option value="exec">exec (your generator)</option></select>`, 'backend')}
-    ${field('f-model', 'Model', `<input id="f-model" name="model" type="text" placeholder="backend default" ${describedBy('f-model', false)}>`, 'model')}
+    ${field('f-backend', 'Backend', `<select id="f-backend" name="backend" ${describedBy('f-backend', false)}>${BACKEND_OPTIONS}</select>`, 'backend')}
+    ${field('f-model', 'Model', `<input id="f-model" name="model" type="text" placeholder="backend default" ${describedBy('f-model', true)}>`, 'model', '<span id="f-model-default">Empty: the backend’s default model.</span>')}
     ${field('f-priority', 'Priority', `<input id="f-priority" name="priority" type="number" min="-100" max="100" value="0" ${describedBy('f-priority', true)}>`, 'priority', '−100 to 100; higher runs first.')}
   </div>
+  ${ONNX_FIELDS}
   <div class="actions"><button type="submit" class="primary" id="submit-sweep">Submit sweep</button></div>
 </form>
 <aside class="preview" aria-labelledby="preview-title">

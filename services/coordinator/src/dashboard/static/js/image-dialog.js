@@ -1,11 +1,12 @@
 // @ts-check
 // The image dialog (gallery and contact sheet): the image with its prompt,
 // seed, settings, node and time; favorite, "more like this", "render more
-// seeds" and upscale.
+// seeds", variations (img2img on the onnx backend) and upscale.
 import { imageDetail, setFavorite, submitSweep, upscale } from './api.js';
 import { $, enc, h, messageOf } from './dom.js';
 import { fmtAgo } from './format.js';
 import { fileSrc } from './request.js';
+import { VARIATIONS_HINT, variationsSpec } from './variations.js';
 
 /**
  * @typedef {import('./api-types.js').ImageDetail} ImageDetail
@@ -126,6 +127,20 @@ export function setupImageDialog() {
     try {
       const res = await submitSweep(spec);
       location.href = `/ui/sweeps/${enc(res.id)}`;
+    } catch (err) {
+      msg.textContent = messageOf(err);
+    }
+  });
+  $('#img-variations-hint').textContent = VARIATIONS_HINT;
+  $('#img-variations').addEventListener('click', async () => {
+    const d = shown?.info;
+    if (!d) {
+      msg.textContent = 'Still loading the image details…';
+      return;
+    }
+    try {
+      const res = await submitSweep(variationsSpec(d));
+      msg.replaceChildren(`${res.jobs} variation${res.jobs === 1 ? '' : 's'} queued as `, h('a', { href: `/ui/sweeps/${enc(res.id)}`, text: res.id }), '.');
     } catch (err) {
       msg.textContent = messageOf(err);
     }

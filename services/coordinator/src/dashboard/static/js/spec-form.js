@@ -21,6 +21,8 @@ const FIELD = {
   'params.height': '#f-height',
   'params.steps': '#f-steps',
   'params.guidance': '#f-guidance',
+  'params.sampler': '#f-sampler',
+  'params.negative_prompt': '#f-negative',
   backend: '#f-backend',
   model: '#f-model',
   priority: '#f-priority',
@@ -41,6 +43,21 @@ const val = (/** @type {string} */ sel) => valueOf(sel).trim();
 const num = (/** @type {string} */ sel) => (val(sel) === '' ? undefined : Number(val(sel)));
 /** @returns {Scalar} */
 const scalar = (/** @type {string} */ v) => (/^-?\d+(\.\d+)?$/.test(v) ? Number(v) : v === 'true' ? true : v === 'false' ? false : v);
+
+/** The backend whose own fields (#onnx-fields) the form shows while it is chosen. */
+const ONNX = 'onnx';
+
+/**
+ * Shows the onnx fields only for onnx sweeps, and says what an empty Model
+ * field means for the chosen backend (its option's data-default-model).
+ */
+function syncBackend() {
+  const backend = $('#f-backend', HTMLSelectElement);
+  $('#onnx-fields').hidden = backend.value !== ONNX;
+  const fallback = backend.selectedOptions[0]?.dataset.defaultModel;
+  $('#f-model', HTMLInputElement).placeholder = fallback ?? 'backend default';
+  $('#f-model-default').textContent = fallback ? `Empty: ${fallback}, the ${backend.value} backend’s default.` : 'Empty: the backend’s default model.';
+}
 
 /**
  * Wires the form's axis rows; `onChange` runs when a row is removed.
@@ -75,6 +92,8 @@ export function createSpecForm(onChange) {
     rowsBox.append(row);
     return row;
   }
+  $('#f-backend').addEventListener('change', syncBackend);
+  syncBackend();
   $('#add-axis').addEventListener('click', () => {
     $('.axis-name', HTMLInputElement, addAxis()).focus();
   });
@@ -118,8 +137,13 @@ export function createSpecForm(onChange) {
       const m = /^\s*([^=\s]+)\s*=\s*(.*?)\s*$/.exec(line);
       if (m?.[1] !== undefined && m[2] !== undefined) params[m[1]] = scalar(m[2]);
     }
-    spec.params = params;
     spec.backend = valueOf('#f-backend');
+    // The onnx fields count only while they are on show; a key=value line is overridden by a filled field.
+    if (spec.backend === ONNX) {
+      if (val('#f-sampler')) params.sampler = val('#f-sampler');
+      if (val('#f-negative')) params.negative_prompt = val('#f-negative');
+    }
+    spec.params = params;
     if (val('#f-model')) spec.model = val('#f-model');
     const priority = num('#f-priority');
     if (priority !== undefined) spec.priority = priority;
@@ -146,12 +170,21 @@ export function createSpecForm(onChange) {
       set('#f-seed-count', spec.seeds?.count);
     }
     const { width, height, steps, guidance, ...extra } = spec.params || {};
+    const onnx = spec.backend === ONNX;
+    // A sampler the select does not offer stays a key=value line, so the API's 400 names it.
+    const sampler = onnx && [...$('#f-sampler', HTMLSelectElement).options].some((o) => o.value !== '' && o.value === extra.sampler) ? extra.sampler : undefined;
+    const negative = onnx && typeof extra.negative_prompt === 'string' ? extra.negative_prompt : undefined;
+    if (sampler !== undefined) delete extra.sampler;
+    if (negative !== undefined) delete extra.negative_prompt;
+    set('#f-sampler', sampler);
+    set('#f-negative', negative);
     set('#f-width', width ?? 256);
     set('#f-height', height ?? 256);
     set('#f-steps', steps ?? 50);
     set('#f-guidance', guidance ?? 7.5);
     set('#f-extra', Object.entries(extra).map(([k, v]) => `${k}=${v}`).join('\n'));
     set('#f-backend', spec.backend || 'procedural');
+    syncBackend();
     set('#f-model', spec.model);
     set('#f-priority', spec.priority ?? 0);
   }
