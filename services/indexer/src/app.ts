@@ -142,7 +142,7 @@ export async function startIndexer(config: Config, log: Logger, options: Indexer
     model,
     async stop() {
       clearInterval(snapshots);
-      taste.stop();
+      await taste.stop();
       await consumer.stop();
       await reindexer.stop();
       await new Promise<void>((r) => http.close(() => r()));

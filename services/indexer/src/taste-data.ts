@@ -5,6 +5,10 @@
  * looked at and did not star; nothing records views today, so a sweep the
  * person starred something in stands for "looked at".) Only rows embedded by
  * the current CLIP model count: other vectors are not comparable.
+ *
+ * Negatives beyond `maxNegatives` are thinned to an even stride (in id order,
+ * so the same catalog gives the same set): the classes are weighted anyway,
+ * and it bounds the time one training holds the event loop.
  */
 import { blobVector, type Catalog } from './catalog.js';
 
@@ -15,7 +19,9 @@ export interface TrainingSet {
   negatives: number;
 }
 
-export function tasteTrainingSet(catalog: Catalog, model: string): TrainingSet {
+export const MAX_NEGATIVES = 20_000;
+
+export function tasteTrainingSet(catalog: Catalog, model: string, maxNegatives = MAX_NEGATIVES): TrainingSet {
   const rows = catalog.db
     .prepare(
       `SELECT i.vector AS vector, (f.render_key IS NOT NULL) AS fav
@@ -25,8 +31,19 @@ export function tasteTrainingSet(catalog: Catalog, model: string): TrainingSet {
         ORDER BY i.id`,
     )
     .all(model) as { vector: Buffer; fav: number }[];
-  const vectors = rows.map((r) => blobVector(r.vector));
-  const labels = rows.map((r) => r.fav === 1);
+  const allNegatives = rows.reduce((n, r) => n + (r.fav === 1 ? 0 : 1), 0);
+  const stride = Math.max(1, allNegatives / maxNegatives);
+  const vectors: Float32Array[] = [];
+  const labels: boolean[] = [];
+  let seen = 0;
+  let next = 0;
+  for (const r of rows) {
+    const fav = r.fav === 1;
+    if (!fav && seen++ < next) continue;
+    if (!fav) next += stride;
+    vectors.push(blobVector(r.vector));
+    labels.push(fav);
+  }
   const positives = labels.filter(Boolean).length;
   return { vectors, labels, positives, negatives: labels.length - positives };
 }

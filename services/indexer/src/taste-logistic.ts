@@ -183,7 +183,7 @@ function largestEigen(xs: readonly Float32Array[], sw: (i: number) => number, me
     const next = norm;
     for (let j = 0; j <= d; j++) out[j]! /= norm;
     v = out;
-    if (Math.abs(next - lambda) < 1e-6 * next) {
+    if (Math.abs(next - lambda) < 1e-3 * next) {
       lambda = next;
       break;
     }

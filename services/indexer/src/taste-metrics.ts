@@ -63,16 +63,16 @@ export interface CrossValidation {
 }
 
 /**
- * k-fold cross-validated AUC of trainLogistic on (xs, ys): k is capped by the
- * smaller class (each fold needs a positive and a negative); undefined when
- * that leaves fewer than 2 folds.
+ * k-fold cross-validation of trainLogistic on (xs, ys), one fold's AUC per
+ * step (so a caller can yield to its event loop between folds). k is capped
+ * by the smaller class, as each fold needs a positive and a negative; nothing
+ * is yielded when that leaves fewer than 2 folds.
  */
-export function crossValidatedAuc(xs: readonly Float32Array[], ys: readonly boolean[], k: number, options: TrainOptions = {}, seed = 1): CrossValidation | undefined {
+export function* foldAucs(xs: readonly Float32Array[], ys: readonly boolean[], k: number, options: TrainOptions = {}, seed = 1): Generator<number> {
   const pos = ys.filter(Boolean).length;
   const folds = Math.min(k, pos, ys.length - pos);
-  if (folds < 2) return undefined;
+  if (folds < 2) return;
   const fold = stratifiedFolds(ys, folds, seed);
-  let sum = 0;
   for (let f = 0; f < folds; f++) {
     const trainX: Float32Array[] = [];
     const trainY: boolean[] = [];
@@ -89,7 +89,12 @@ export function crossValidatedAuc(xs: readonly Float32Array[], ys: readonly bool
       testScores.push(linearScore(model, xs[i]!));
       testY.push(ys[i]!);
     }
-    sum += auc(testScores, testY);
+    yield auc(testScores, testY);
   }
-  return { auc: sum / folds, folds };
+}
+
+/** Mean of foldAucs; undefined with fewer than 2 folds possible. */
+export function crossValidatedAuc(xs: readonly Float32Array[], ys: readonly boolean[], k: number, options: TrainOptions = {}, seed = 1): CrossValidation | undefined {
+  const aucs = [...foldAucs(xs, ys, k, options, seed)];
+  return aucs.length ? { auc: aucs.reduce((a, b) => a + b, 0) / aucs.length, folds: aucs.length } : undefined;
 }

@@ -12,14 +12,14 @@ const MAX_K = 1000;
 
 export function tasteRoutes(taste: Taste, fileUrl: (key: string) => string): Hono {
   const app = new Hono();
-  app.get('/api/sweeps/:id/best', (c) => {
+  app.get('/api/sweeps/:id/best', async (c) => {
     const rawK = c.req.query('k');
     const k = rawK === undefined || rawK === '' ? 20 : Number(rawK);
     if (!Number.isInteger(k) || k < 1 || k > MAX_K) return c.json({ error: `k must be a whole number from 1 to ${MAX_K}` }, 400);
     const starred = c.req.query('starred');
     if (starred !== undefined && starred !== 'true' && starred !== 'false') return c.json({ error: 'starred must be true or false' }, 400);
     try {
-      const { results, model } = taste.best(c.req.param('id'), k, { starred: starred !== 'false' });
+      const { results, model } = await taste.best(c.req.param('id'), k, { starred: starred !== 'false' });
       return c.json({ results: results.map((r) => ({ ...r, url: fileUrl(r.key) })), scoredBy: 'taste', model });
     } catch (err) {
       if (err instanceof TooFewFavorites) return c.json({ error: err.message, favorites: err.favorites, needed: err.needed }, 409);

@@ -20,6 +20,7 @@ import { metaFromEvent } from './consumer.js';
 import { createIndexerApp } from './http.js';
 import { IndexStore } from './store.js';
 import { Taste, type TasteModelInfo } from './taste.js';
+import { tasteTrainingSet } from './taste-data.js';
 import { auc, seededRandom } from './taste-metrics.js';
 
 const matches = (prompt: string) => prompt.includes('yellow');
@@ -73,7 +74,7 @@ describe('taste model on a synthetic night', () => {
   });
 
   after(async () => {
-    taste.stop();
+    await taste.stop();
     store.close();
     await embedder.dispose();
     rmSync(dir, { recursive: true, force: true });
@@ -123,7 +124,7 @@ describe('taste model on a synthetic night', () => {
     const again = new Taste(store, createLogger('test', 'silent'));
     const before = (await best('k=5')).body.model;
     assert.deepEqual(again.info(), before);
-    again.stop();
+    await again.stop();
     await star(evening[0]!, false);
     const { status } = await best('k=5');
     assert.equal(status, 409);
@@ -138,5 +139,13 @@ describe('taste model on a synthetic night', () => {
     assert.ok(body.results.every((r) => !r.favorite));
     assert.equal((await best('k=0')).status, 400);
     assert.equal((await best('k=abc')).status, 400);
+  });
+
+  test('labels: favorites, and the unstarred images of sweeps with a favorite; negatives thinned evenly past the cap', () => {
+    const full = tasteTrainingSet(store.catalog, 'tiny');
+    assert.deepEqual([full.positives, full.negatives], [10, 50], 'the night sweep has no favorite: not a label');
+    const thin = tasteTrainingSet(store.catalog, 'tiny', 20);
+    assert.deepEqual([thin.positives, thin.negatives], [10, 20]);
+    assert.deepEqual(tasteTrainingSet(store.catalog, 'tiny', 20).vectors, thin.vectors, 'the same set every time');
   });
 });

@@ -6,12 +6,17 @@
  * meta table with its training-set size and cross-validated AUC, so a restart
  * has it at once. With fewer than MIN_FAVORITES favorites there is no model:
  * callers say so rather than invent a score.
+ *
+ * Training runs on the event loop, one fit at a time with a yield between
+ * the cross-validation folds; the training set is bounded (taste-data.ts), so
+ * each fit holds the loop for well under a second at 20,000 × 512.
  */
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import type { Logger } from '@nightshift/common';
 import type { IndexStore } from './store.js';
-import { tasteTrainingSet, usableFavorites } from './taste-data.js';
+import { MAX_NEGATIVES, tasteTrainingSet, usableFavorites } from './taste-data.js';
 import { linearScore, trainLogistic, type LinearModel, type TrainOptions } from './taste-logistic.js';
-import { crossValidatedAuc } from './taste-metrics.js';
+import { foldAucs } from './taste-metrics.js';
 
 export const MIN_FAVORITES = 10;
 const META_KEY = 'taste.model';
@@ -38,6 +43,8 @@ export interface TasteOptions extends TrainOptions {
   folds?: number;
   /** Favorites needed before there is a model. */
   minFavorites?: number;
+  /** Negatives kept for training (an even stride beyond this). */
+  maxNegatives?: number;
 }
 
 export class TooFewFavorites extends Error {
@@ -61,6 +68,9 @@ export class Taste {
   /** Favorites changed since `current` was trained (or there is none yet). */
   private dirty: boolean;
   private timer: NodeJS.Timeout | undefined;
+  /** The training in flight (or the last one): trainings run one after another. */
+  private queue: Promise<unknown> = Promise.resolve();
+  private stopped = false;
   private readonly minFavorites: number;
 
   constructor(
@@ -84,23 +94,23 @@ export class Taste {
     if (this.timer) clearTimeout(this.timer);
     this.timer = setTimeout(() => {
       this.timer = undefined;
-      try {
-        if (this.dirty) this.retrain();
-      } catch (err) {
-        this.log.warn({ err: String(err) }, 'taste model training failed');
-      }
+      if (this.dirty) this.retrain().catch((err: unknown) => this.log.warn({ err: String(err) }, 'taste model training failed'));
     }, this.opts.debounceMs ?? 1_000);
     this.timer.unref();
   }
 
-  stop(): void {
+  /** Cancels a pending retrain and waits for one in flight (before the catalog closes). */
+  async stop(): Promise<void> {
+    this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
+    await this.queue.catch(() => undefined);
   }
 
   /** The up-to-date model (trained now if favorites changed since), or TooFewFavorites. */
-  model(): TasteModel {
-    if (this.dirty) this.retrain();
+  async model(): Promise<TasteModel> {
+    if (this.dirty) await this.retrain();
+    else await this.queue.catch(() => undefined);
     if (this.current) return this.current;
     throw new TooFewFavorites(usableFavorites(this.store.catalog, this.store.model.id), this.minFavorites);
   }
@@ -112,12 +122,19 @@ export class Taste {
     return info;
   }
 
-  /** Trains on the catalog's labels now and stores the result; undefined (and nothing stored) with too few favorites. */
-  retrain(): TasteModel | undefined {
+  /** Trains on the catalog's labels (after any training in flight) and stores the result; undefined (and nothing stored) with too few favorites. */
+  retrain(): Promise<TasteModel | undefined> {
+    const run = this.queue.then(() => this.train());
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private async train(): Promise<TasteModel | undefined> {
+    if (this.stopped) return this.current;
     this.dirty = false;
     const clipModel = this.store.model.id;
     const started = performance.now();
-    const set = tasteTrainingSet(this.store.catalog, clipModel);
+    const set = tasteTrainingSet(this.store.catalog, clipModel, this.opts.maxNegatives ?? MAX_NEGATIVES);
     if (set.positives < this.minFavorites || set.negatives === 0) {
       if (this.current) this.log.info({ positives: set.positives, negatives: set.negatives }, 'taste model dropped: too few labels');
       this.current = undefined;
@@ -125,7 +142,13 @@ export class Taste {
       return undefined;
     }
     const trained = trainLogistic(set.vectors, set.labels, this.opts);
-    const cv = crossValidatedAuc(set.vectors, set.labels, this.opts.folds ?? 5, this.opts);
+    const aucs: number[] = [];
+    for (const a of foldAucs(set.vectors, set.labels, this.opts.folds ?? 5, this.opts)) {
+      aucs.push(a);
+      await yieldToLoop();
+      if (this.stopped) return this.current;
+    }
+    const cv = aucs.length ? { auc: aucs.reduce((x, y) => x + y, 0) / aucs.length, folds: aucs.length } : undefined;
     const model: TasteModel = {
       clipModel,
       positives: set.positives,
@@ -144,8 +167,8 @@ export class Taste {
   }
 
   /** A sweep's images, best first by the taste model; `starred: false` leaves out the ones already starred. */
-  best(sweep: string, k: number, o: { starred?: boolean } = {}): { results: ScoredImage[]; model: TasteModelInfo } {
-    const model = this.model();
+  async best(sweep: string, k: number, o: { starred?: boolean } = {}): Promise<{ results: ScoredImage[]; model: TasteModelInfo }> {
+    const model = await this.model();
     const catalog = this.store.catalog;
     const { ids, vectors } = catalog.vectorsWhere({ model: this.store.model.id, sweep });
     const infos = catalog.infos(ids);
