@@ -12,6 +12,7 @@ import type { Live } from './live.js';
 import type { Placement } from './placement.js';
 import type { DashboardDeps } from './dashboard/index.js';
 import type { GuardConfig } from './request-guard.js';
+import type { WebhookRouteDeps } from './webhooks-routes.js';
 
 /** The sweep operations (sweeps.ts), shared by HTTP and gRPC. */
 export interface SweepDeps {
@@ -30,9 +31,9 @@ export interface GrpcDeps extends SweepDeps {
 
 /** The HTTP API (http.ts), dashboard included. */
 export interface HttpDeps extends SweepDeps, DashboardDeps {
-  config: SweepDeps['config'] & DashboardDeps['config'] & GuardConfig;
+  config: SweepDeps['config'] & DashboardDeps['config'] & GuardConfig & WebhookRouteDeps['config'];
   log: SweepDeps['log'] & DashboardDeps['log'] & Pick<Logger, 'error'>;
-  store: SweepDeps['store'] & DashboardDeps['store'] & Pick<Store, 'listSweeps' | 'sweepCount' | 'jobsPage' | 'blockedNodes' | 'listNodes' | 'leasedTo'>;
+  store: SweepDeps['store'] & DashboardDeps['store'] & WebhookRouteDeps['store'] & Pick<Store, 'listSweeps' | 'sweepCount' | 'jobsPage' | 'blockedNodes' | 'listNodes' | 'leasedTo'>;
   hub: SweepDeps['hub'] & Pick<NodeHub, 'connectedNodeIds'> & Partial<Pick<NodeHub, 'sleepOf' | 'setPaused'>>;
   placement: Pick<Placement, 'explain'>;
   live: Pick<Live, 'subscribe' | 'onClose'>;

@@ -15,6 +15,7 @@ import { pageInfo, pageOf } from './paging.js';
 import { createDashboard } from './dashboard/index.js';
 import { REMIX_PATH, remixRoute } from './remix.js';
 import { nodeSleepView } from './node-hub.js';
+import { webhookRoutes } from './webhooks-routes.js';
 import { cancelSweep, imageView, pauseSweep, setPriority, submitSweep, submitUpscale, sweepView } from './sweeps.js';
 
 /** Job and node events held for one slow SSE client. */
@@ -142,6 +143,7 @@ export function createHttpApp(deps: HttpDeps): Hono {
 
   app.post('/api/upscale', ...submitRoute((body) => submitUpscale(deps, body)));
   app.route(REMIX_PATH, remixRoute(deps));
+  app.route('/api/webhooks', webhookRoutes(deps));
 
   app.get('/api/nodes', (c) => {
     const connected = new Set(deps.hub.connectedNodeIds());
