@@ -4,7 +4,8 @@
  * nightshift-tiny-sd: an onnx sweep submitted from the form (sampler select,
  * negative prompt, the model default shown) renders; the image dialog's
  * "Variations" submits an img2img sweep from that image (params.init = its
- * key, strength 0.6, new seeds) that renders too. Screenshots go to
+ * key, strength 0.6, new seeds) that renders too; remixing one of its PNGs
+ * fills the onnx fields again. Screenshots go to
  * test-artifacts/browser/.
  */
 import { after, before, describe, test } from 'node:test';
@@ -33,6 +34,7 @@ describe('dashboard onnx controls in headless Chromium', { skip, timeout: 300_00
   let page: Page;
   let problems: string[];
   let sweepId = '';
+  let firstKey = '';
 
   const sweep = async (id: string) => (await (await fetch(`${farm.apiUrl}/api/sweeps/${id}`)).json()) as SweepDetail;
   const allDone = (n: number) => page.waitForFunction((count) => document.querySelectorAll('.tile[data-state="done"]').length === count, n, { timeout: 120_000 });
@@ -102,6 +104,7 @@ describe('dashboard onnx controls in headless Chromium', { skip, timeout: 300_00
     const card = page.locator('#gallery-grid .card').first();
     await card.waitFor();
     const renderKey = (await card.getAttribute('data-key'))!;
+    firstKey = renderKey;
     await card.locator('.thumb').click();
     const dialog = page.locator('#image-dialog');
     await dialog.locator('#img-meta dd').first().waitFor();
@@ -128,6 +131,19 @@ describe('dashboard onnx controls in headless Chromium', { skip, timeout: 300_00
     assert.deepEqual(s.spec.seeds, { start: 2, count: 4 });
     await allDone(4);
     assert.equal((await sweep(id)).counts.done, 4, 'img2img from the stored image rendered');
+    assert.deepEqual(problems, []);
+  });
+
+  test('a remixed onnx PNG fills the sampler and negative prompt fields', async () => {
+    assert.ok(firstKey, 'needs the image of the previous test');
+    const png = Buffer.from(await (await fetch(`${farm.apiUrl}/files/images/${firstKey}.png`)).arrayBuffer());
+    await page.goto(`${farm.apiUrl}/ui/submit`);
+    await page.setInputFiles('#remix-file', { name: 'fox.png', mimeType: 'image/png', buffer: png });
+    await page.locator('#onnx-fields').waitFor();
+    assert.equal(await page.inputValue('#f-backend'), 'onnx');
+    assert.equal(await page.inputValue('#f-sampler'), 'dpmpp_2m_karras');
+    assert.equal(await page.inputValue('#f-negative'), 'blurry, low quality');
+    assert.doesNotMatch(await page.inputValue('#f-extra'), /sampler|negative_prompt/, 'the onnx settings are in their own fields, not repeated as key=value lines');
     assert.deepEqual(problems, []);
   });
 });
