@@ -107,7 +107,9 @@ export class WebhookWorker {
     const started = this.now();
     let statusCode: number | undefined;
     let error: string | undefined;
-    if (!hostAllowed(new URL(d.url), this.opts.allow)) {
+    // The allow-list may have changed since the webhook was registered: such a delivery is given up, not retried.
+    const allowed = hostAllowed(new URL(d.url), this.opts.allow);
+    if (!allowed) {
       error = 'host not in NIGHTSHIFT_WEBHOOK_ALLOW';
     } else {
       const req = webhookRequest(d, d.format, d.secret, Math.floor(started / 1000));
@@ -125,7 +127,7 @@ export class WebhookWorker {
     const at = this.now();
     const delivered = error === undefined;
     const backoff = Math.min(this.opts.maxBackoffMs ?? 3_600_000, this.opts.retryBaseMs * 2 ** Math.min(d.attempts, 30));
-    const next = delivered || at + backoff > d.created_at + this.opts.retryForMs ? undefined : at + backoff;
+    const next = delivered || !allowed || at + backoff > d.created_at + this.opts.retryForMs ? undefined : at + backoff;
     this.store.recordAttempt(d.id, { at, statusCode, error, durationMs: at - started, delivered, next });
     if (!delivered) {
       this.log.warn({ webhook: d.webhook_id, eventId: d.event_id, attempt: d.attempts + 1, statusCode, err: error, retryAt: next && new Date(next).toISOString() }, next ? 'webhook delivery failed; will retry' : 'webhook delivery failed; giving up');

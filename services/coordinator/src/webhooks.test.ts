@@ -11,6 +11,7 @@ import { ownKeys } from './store/completion.js';
 import { formatDuration, hostAllowed, message, refuseUrl, signature, webhookRequest } from './webhooks.js';
 import { WebhookWorker } from './webhooks-worker.js';
 import { webhookRoutes } from './webhooks-routes.js';
+import { Retention } from './retention.js';
 
 const log = createLogger('webhooks-test', 'silent');
 
@@ -196,4 +197,24 @@ test('routes: 201 {id}; bad bodies 400 with the field; list without secrets; del
   assert.equal((await app.request(`/${id}`, { method: 'DELETE' })).status, 204);
   assert.equal((await app.request(`/${id}`, { method: 'DELETE' })).status, 404);
   assert.equal((await app.request(`/${id}/deliveries`)).status, 404);
+});
+
+test('a host taken off the allow-list is given up at once; retention prunes finished deliveries, never pending ones', async () => {
+  let clock = 1_000_000;
+  const { store, add, finish } = setup(() => clock);
+  store.createWebhook({ url: 'http://127.0.0.1:1/a', events: ['sweep.finished'], secret: 's', format: 'json' });
+  add('sw-1');
+  finish('sw-1');
+  const worker = new WebhookWorker(store, log, { retryBaseMs: 1_000, retryForMs: 60_000, allow: ['ntfy.sh'], now: () => clock });
+  assert.equal(await worker.flush(), 1);
+  assert.deepEqual(store.db.prepare('SELECT state, attempts, last_error FROM webhook_deliveries').get(), { state: 'failed', attempts: 1, last_error: 'host not in NIGHTSHIFT_WEBHOOK_ALLOW' });
+  add('sw-2');
+  finish('sw-2');
+  const retention = new Retention(store, log, { outboxMs: 1e12, resultsMs: 1e12, webhookDeliveriesMs: 1_000, now: () => clock });
+  clock += 500;
+  assert.equal((await retention.prune()).webhookDeliveries, 0, 'too recent');
+  clock += 1_000;
+  assert.equal((await retention.prune()).webhookDeliveries, 1);
+  assert.deepEqual(deliveries(store).map((d) => [d.event_id, d.state]), [['sweep.done.sw-2', 'pending']]);
+  assert.deepEqual(store.db.prepare('SELECT COUNT(*) AS n FROM webhook_attempts').get(), { n: 0 }, 'its attempts went with it');
 });
