@@ -1,6 +1,8 @@
 /** Shared by the registry's tests: a real s3rver, a bucket, and counters on the client's object calls. */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { Transform, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { Storage } from '@nightshift/common';
 import { startS3Server, tempDir, type S3Server } from '@nightshift/devfarm';
 
@@ -10,6 +12,8 @@ export interface TestBucket {
   dir: string;
   /** Object calls per kind since the last reset (keys of model files only). */
   calls: { puts: string[]; gets: string[] };
+  /** Delay per downloaded chunk of a model file (0: none), so a test can act mid-download. */
+  throttle: { msPerChunk: number };
   stop(): Promise<void>;
 }
 
@@ -19,6 +23,7 @@ export async function startTestBucket(): Promise<TestBucket> {
   const storage = new Storage({ endpoint: s3.endpoint, accessKey: s3.accessKey, secretKey: s3.secretKey, bucket: 'nightshift' });
   await storage.ensureBucket();
   const calls = { puts: [] as string[], gets: [] as string[] };
+  const throttle = { msPerChunk: 0 };
   const client = storage.client;
   const put = client.putObject.bind(client);
   const get = client.getObject.bind(client);
@@ -27,15 +32,22 @@ export async function startTestBucket(): Promise<TestBucket> {
     if (key.includes('/files/')) calls.puts.push(key);
     return (put as (...a: unknown[]) => ReturnType<typeof put>)(bucket, key, ...rest);
   }) as typeof client.putObject;
-  client.getObject = ((bucket: string, key: string, ...rest: unknown[]) => {
-    if (key.includes('/files/')) calls.gets.push(key);
-    return (get as (...a: unknown[]) => ReturnType<typeof get>)(bucket, key, ...rest);
+  client.getObject = (async (bucket: string, key: string, ...rest: unknown[]) => {
+    if (!key.includes('/files/')) return (get as (...a: unknown[]) => ReturnType<typeof get>)(bucket, key, ...rest);
+    calls.gets.push(key);
+    const body: Readable = await (get as (...a: unknown[]) => ReturnType<typeof get>)(bucket, key, ...rest);
+    if (!throttle.msPerChunk) return body;
+    const slow = new Transform({ transform: (chunk: Buffer, _e, done) => void setTimeout(() => done(null, chunk), throttle.msPerChunk) });
+    // pipeline carries a cut connection's error on to the reader.
+    pipeline(body, slow).catch(() => undefined);
+    return slow;
   }) as typeof client.getObject;
   return {
     s3,
     storage,
     dir: tmp.dir,
     calls,
+    throttle,
     async stop() {
       await s3.stop();
       tmp.cleanup();

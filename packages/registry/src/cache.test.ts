@@ -1,0 +1,155 @@
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, openSync, readdirSync, readFileSync, statSync, utimesSync, writeSync, closeSync } from 'node:fs';
+import { join } from 'node:path';
+import { modelFileKey } from '@nightshift/common';
+import { addModel, ModelCache, ModelFetchError, type ModelManifest, type TransferProgress } from './mod.js';
+import { startTestBucket, writeModel, type TestBucket } from './test-helpers.js';
+
+let b: TestBucket;
+const models: ModelManifest[] = [];
+const SIZE = 200_000;
+
+before(async () => {
+  b = await startTestBucket();
+  for (let i = 0; i < 3; i++) {
+    const dir = writeModel(join(b.dir, `m${i}`), { 'weights.bin': Buffer.alloc(SIZE - 10, i + 1), 'config/c.json': `{"i":${i}}`.padEnd(10) });
+    models.push((await addModel(b.storage, `m${i}`, 'generator-asset', dir)).manifest);
+  }
+});
+after(async () => {
+  await b?.stop();
+});
+
+const fastRetry = { attempts: 3, retryDelayMs: 50 };
+const cacheDir = (name: string) => join(b.dir, 'caches', name);
+const flip = (path: string, keepMtime: boolean) => {
+  const st = statSync(path);
+  const fd = openSync(path, 'r+');
+  const byte = readFileSync(path)[5]!;
+  writeSync(fd, Buffer.from([byte ^ 0xff]), 0, 1, 5);
+  closeSync(fd);
+  if (keepMtime) utimesSync(path, st.atime, st.mtime);
+};
+const tmpLeft = (dir: string) => readdirSync(join(dir, '.tmp')).filter((n) => !n.startsWith('meta-'));
+
+test('three concurrent ensures of one model: one download, one folder, every caller hears progress', async () => {
+  const m = models[0]!;
+  const cache = new ModelCache(cacheDir('flight'), 10 * SIZE, fastRetry);
+  b.calls.gets.length = 0;
+  const heard = [0, 0, 0];
+  const paths = await Promise.all([0, 1, 2].map((i) => cache.ensure(m.hash, b.storage, () => heard[i]!++)));
+  assert.equal(new Set(paths).size, 1);
+  assert.equal(b.calls.gets.length, m.files.length, 'each file was downloaded once');
+  assert.ok(heard.every((n) => n > 0), `progress reached every caller: ${heard.join(',')}`);
+  assert.deepEqual(readFileSync(join(paths[0]!, 'config', 'c.json'), 'utf8'), '{"i":0}'.padEnd(10));
+  b.calls.gets.length = 0;
+  await cache.ensure(m.hash, b.storage);
+  assert.equal(b.calls.gets.length, 0, 'a cached model is not downloaded again');
+});
+
+test('LRU eviction under the cap, never a model in use', async () => {
+  const [m0, m1, m2] = models as [ModelManifest, ModelManifest, ModelManifest];
+  const evicted: string[] = [];
+  const cache = new ModelCache(cacheDir('lru'), Math.floor(2.5 * SIZE), { ...fastRetry, onEvent: (e) => e.type === 'evicted' && evicted.push(e.hash) });
+  await cache.ensure(m0.hash, b.storage);
+  await cache.ensure(m1.hash, b.storage);
+  await cache.ensure(m0.hash, b.storage); // m0 used last: m1 is now the least recently used
+  await cache.ensure(m2.hash, b.storage);
+  assert.deepEqual(evicted, [m1.hash], 'the least recently used one goes');
+  assert.ok(!existsSync(join(cacheDir('lru'), m1.hash)));
+
+  // m0 is now the LRU, but in use: m2 goes instead when room is needed.
+  const held = await cache.use(m0.hash, b.storage);
+  await cache.ensure(m1.hash, b.storage);
+  assert.deepEqual(evicted, [m1.hash, m2.hash]);
+  assert.ok(existsSync(join(held.path, 'weights.bin')));
+
+  // A cap smaller than two models: the one in use stays (the cap is exceeded for now) …
+  const small = new ModelCache(cacheDir('small'), Math.floor(1.5 * SIZE), fastRetry);
+  const inUse = await small.use(m0.hash, b.storage);
+  await small.ensure(m1.hash, b.storage);
+  assert.deepEqual(small.list().map((e) => e.hash).sort(), [m0.hash, m1.hash].sort());
+  assert.ok(existsSync(join(inUse.path, 'weights.bin')), 'never evicted while in use');
+  // … and once released the cap holds again: m0's use just ended, so m1 is the least recently used.
+  inUse.release();
+  await new Promise((r) => setTimeout(r, 100));
+  assert.deepEqual(small.list().map((e) => e.hash), [m0.hash]);
+  assert.ok(small.usedBytes() <= small.capBytes);
+  held.release();
+});
+
+test('a flipped byte in a cached file is detected and the model fetched again', async () => {
+  const m = models[1]!;
+  const dir = cacheDir('corrupt');
+  const events: string[] = [];
+  const cache = new ModelCache(dir, 10 * SIZE, { ...fastRetry, onEvent: (e) => events.push(e.type) });
+  const path = await cache.ensure(m.hash, b.storage);
+  const file = join(path, 'weights.bin');
+  const good = readFileSync(file);
+
+  flip(file, false); // the mtime changes: the next ensure re-hashes it
+  b.calls.gets.length = 0;
+  await cache.ensure(m.hash, b.storage);
+  assert.deepEqual(events, ['corrupt']);
+  assert.equal(b.calls.gets.length, m.files.length);
+  assert.deepEqual(readFileSync(file), good);
+
+  // A flip made while the node was down is caught by the first use after the restart (a full verify) …
+  flip(file, true);
+  const restarted = new ModelCache(dir, 10 * SIZE, { ...fastRetry, onEvent: (e) => events.push(e.type) });
+  await restarted.ensure(m.hash, b.storage);
+  assert.deepEqual(events, ['corrupt', 'corrupt']);
+  assert.deepEqual(readFileSync(file), good);
+  // … and any time by a verify asked for.
+  flip(file, true);
+  await restarted.ensure(m.hash, b.storage, undefined, { verify: true });
+  assert.deepEqual(events, ['corrupt', 'corrupt', 'corrupt']);
+  assert.deepEqual(readFileSync(file), good);
+});
+
+test('a corrupt object in the bucket: each attempt deleted, then a clear error; nothing installed', async () => {
+  const dir = writeModel(join(b.dir, 'bad'), { 'w.bin': Buffer.alloc(5000, 9) });
+  const m = (await addModel(b.storage, 'bad', 'generator-asset', dir)).manifest;
+  await b.storage.client.putObject(b.storage.bucket, modelFileKey(m.hash, 'w.bin'), Buffer.alloc(5000, 8));
+  const cdir = cacheDir('bad');
+  const cache = new ModelCache(cdir, 10 * SIZE, fastRetry);
+  b.calls.gets.length = 0;
+  await assert.rejects(cache.ensure(m.hash, b.storage), (err: unknown) => err instanceof ModelFetchError && /after 3 tries: w\.bin: sha256 .* does not match/.test(err.message));
+  assert.equal(b.calls.gets.length, 3);
+  assert.ok(!existsSync(join(cdir, m.hash)));
+  assert.deepEqual(tmpLeft(cdir), []);
+  await assert.rejects(cache.ensure('f'.repeat(64), b.storage), /not in the registry/);
+});
+
+test('S3 stopped mid-download: retried, nothing left half-written', async () => {
+  const big = 16 * 1024 * 1024;
+  const dir = writeModel(join(b.dir, 'big'), { 'big.bin': Buffer.alloc(big, 3), 'small.txt': 'x' });
+  const m = (await addModel(b.storage, 'big', 'diffusion', dir)).manifest;
+  const cdir = cacheDir('outage');
+  const cache = new ModelCache(cdir, 2 * big, { attempts: 6, retryDelayMs: 300 });
+  let outage: Promise<void> | undefined;
+  // Slow enough that the stop (SIGTERM, then SIGKILL after s3rver's 5 s of grace) lands mid-download.
+  b.throttle.msPerChunk = 40;
+  let sawFolderDuringOutage = false;
+  const progress: TransferProgress[] = [];
+  const path = await cache.ensure(m.hash, b.storage, (p) => {
+    progress.push(p);
+    if (!outage && p.phase === 'download' && p.bytesDone > 1024 * 1024) {
+      outage = (async () => {
+        await b.s3.stop();
+        b.throttle.msPerChunk = 0;
+        sawFolderDuringOutage = existsSync(join(cdir, m.hash));
+        await new Promise((r) => setTimeout(r, 500));
+        await b.s3.start();
+      })();
+    }
+  });
+  await outage;
+  assert.ok(outage, 'the outage happened during the download');
+  assert.equal(sawFolderDuringOutage, false, 'no model folder while the download was cut off');
+  assert.equal(statSync(join(path, 'big.bin')).size, big);
+  assert.ok(progress.some((p, i) => i > 0 && p.bytesDone < progress[i - 1]!.bytesDone), 'a second attempt started from zero');
+  assert.deepEqual(tmpLeft(cdir), []);
+  assert.equal(cache.list().length, 1);
+});
