@@ -101,3 +101,25 @@ export const modelFileKey = (hash: string, path: string) => `${MODELS_PREFIX}/${
 export const modelObjectsPrefix = (hash: string) => `${MODELS_PREFIX}/${assertModelHash(hash)}/`;
 export const MODEL_NAMES_PREFIX = `${MODELS_PREFIX}/names/`;
 export const modelNameKey = (name: string) => `${MODEL_NAMES_PREFIX}${assertModelName(name)}.json`;
+
+/**
+ * Wildcard lists for dynamic prompts (`__name__`), one text object per list:
+ * `wildcards/{name}.txt`. Kept apart from PREFIXES like the models, so
+ * `/files/…` keeps serving images only; the name is checked, so no list
+ * name can address another object.
+ */
+export const WILDCARDS_PREFIX = 'wildcards';
+export const WILDCARD_NAME_RE = /^[a-z0-9_-]{1,64}$/;
+
+export function assertWildcardName(name: string): string {
+  if (!WILDCARD_NAME_RE.test(name)) throw new Error(`refusing wildcard list name ${JSON.stringify(name)}: 1-64 of a-z, 0-9, '_', '-'`);
+  return name;
+}
+
+export const wildcardKey = (name: string) => `${WILDCARDS_PREFIX}/${assertWildcardName(name)}.txt`;
+
+/** The list name a key names (`wildcards/colors.txt` → 'colors'); undefined for any other key. */
+export function wildcardNameOf(key: string): string | undefined {
+  const m = /^wildcards\/([a-z0-9_-]{1,64})\.txt$/.exec(key);
+  return m?.[1];
+}

@@ -12,6 +12,7 @@ import type { Live } from './live.js';
 import type { Placement } from './placement.js';
 import type { DashboardDeps } from './dashboard/index.js';
 import type { GuardConfig } from './request-guard.js';
+import type { WildcardBucket } from './wildcards-store.js';
 import type { WebhookRouteDeps } from './webhooks-routes.js';
 
 /** The sweep operations (sweeps.ts), shared by HTTP and gRPC. */
@@ -37,7 +38,8 @@ export interface HttpDeps extends SweepDeps, DashboardDeps {
   hub: SweepDeps['hub'] & Pick<NodeHub, 'connectedNodeIds'> & Partial<Pick<NodeHub, 'sleepOf' | 'setPaused'>>;
   placement: Pick<Placement, 'explain'>;
   live: Pick<Live, 'subscribe' | 'onClose'>;
-  storage: Pick<Storage, 'get'>;
+  /** The bucket's client, when there is one, holds the wildcard lists (wildcards-store.ts). */
+  storage: Pick<Storage, 'get'> & Partial<WildcardBucket>;
   /** /metrics and /readyz (absent in handler unit tests). */
   ops?: Ops;
 }

@@ -16,6 +16,8 @@ import { createDashboard } from './dashboard/index.js';
 import { REMIX_PATH, remixRoute } from './remix.js';
 import { nodeSleepView } from './node-hub.js';
 import { webhookRoutes } from './webhooks-routes.js';
+import { wildcardsRoute } from './wildcards.js';
+import { specWildcards } from './wildcards-store.js';
 import { cancelSweep, imageView, pauseSweep, setPriority, submitSweep, submitUpscale, sweepView } from './sweeps.js';
 
 /** Job and node events held for one slow SSE client. */
@@ -63,7 +65,7 @@ export function createHttpApp(deps: HttpDeps): Hono {
     },
   ] as const;
 
-  app.post('/api/sweeps', ...submitRoute((body) => submitSweep(deps, body)));
+  app.post('/api/sweeps', ...submitRoute(async (body) => submitSweep(deps, body, await specWildcards(deps.storage, body))));
 
   app.get('/api/sweeps', (c) => {
     const page = pageOf(c, 200, 1_000);
@@ -143,6 +145,7 @@ export function createHttpApp(deps: HttpDeps): Hono {
 
   app.post('/api/upscale', ...submitRoute((body) => submitUpscale(deps, body)));
   app.route(REMIX_PATH, remixRoute(deps));
+  app.route('/api/wildcards', wildcardsRoute(deps.storage));
   app.route('/api/webhooks', webhookRoutes(deps));
 
   app.get('/api/nodes', (c) => {

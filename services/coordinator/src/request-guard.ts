@@ -13,7 +13,9 @@
  *   application/json (415 otherwise), so no "simple" cross-site request can
  *   carry one; the spec preview also takes YAML text, and remix a PNG
  *   (image/png is not a CORS-safelisted type either: a page must preflight
- *   it, which this server never grants).
+ *   it, which this server never grants). A wildcard list is PUT as
+ *   text/plain: PUT is never a "simple" method, so a page must preflight it
+ *   whatever its type, and the Origin check above still applies.
  */
 import type { MiddlewareHandler } from 'hono';
 import type { Config } from '@nightshift/common';
@@ -43,6 +45,8 @@ const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 const TEXT_ROUTES = new Set(['/api/sweeps/preview']);
 /** Routes that read an uploaded image as well as JSON. */
 const IMAGE_ROUTES = new Set(['/api/remix']);
+/** PUT /api/wildcards/:name takes the list as text/plain lines. */
+const isWildcardUpload = (method: string, path: string) => method === 'PUT' && /^\/api\/wildcards\/[^/]+$/.test(path);
 
 /** The host name of a Host header, without port or IPv6 brackets; undefined when malformed. */
 export function hostName(header: string): string | undefined {
@@ -85,7 +89,7 @@ export function requestGuard(opts: GuardOptions): MiddlewareHandler {
     if (c.req.path.startsWith('/api/') && (declared !== undefined || hasBody(c.req.raw.headers))) {
       const type = (declared ?? '').split(';')[0]!.trim().toLowerCase();
       const image = IMAGE_ROUTES.has(c.req.path);
-      const ok = type === 'application/json' || (TEXT_ROUTES.has(c.req.path) && ['text/plain', 'text/yaml', 'application/yaml'].includes(type)) || (image && type === 'image/png');
+      const ok = type === 'application/json' || (TEXT_ROUTES.has(c.req.path) && ['text/plain', 'text/yaml', 'application/yaml'].includes(type)) || (image && type === 'image/png') || (isWildcardUpload(c.req.method, c.req.path) && type === 'text/plain');
       if (!ok) return c.json({ error: `unsupported content type "${type || 'none'}": send application/json${image ? ' or image/png' : ''}` }, 415);
     }
     return next();

@@ -3,7 +3,7 @@
  * validate, expand, store and report in exactly the same way.
  */
 import { z } from 'zod';
-import { estimateVramMb, expandSweep, parseSpec, SpecError, sweepModel } from '@nightshift/sweep';
+import { estimateVramMb, expandSweep, parseSpec, SpecError, sweepModel, type WildcardLists } from '@nightshift/sweep';
 import { expansionLimits, fieldIssues, imageKey, renderKeyOfImageRef, thumbKey } from '@nightshift/common';
 import type { SweepDeps } from './deps.js';
 import type { JobRow, SweepCounts, SweepRow } from './store.js';
@@ -24,9 +24,10 @@ export interface SweepView {
   finishedAt: string | null;
 }
 
-export function submitSweep(deps: SweepDeps, input: unknown): { id: string; jobs: number } {
+/** `lists`: the wildcard lists the spec uses, read from the bucket beforehand (wildcards-store.ts specWildcards). */
+export function submitSweep(deps: SweepDeps, input: unknown, lists?: WildcardLists): { id: string; jobs: number } {
   const spec = parseSpec(input);
-  const jobs = expandSweep(spec, expansionLimits(deps.config));
+  const jobs = expandSweep(spec, expansionLimits(deps.config), lists);
   const model = sweepModel(spec);
   const sweep = deps.store.createSweep(
     { name: spec.name ?? spec.prompts[0]!.slice(0, 80), spec, priority: spec.priority, backend: spec.backend, model },

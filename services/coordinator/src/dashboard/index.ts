@@ -24,6 +24,7 @@ import { bearerMatches, expansionLimits, filesRoute, renderKeyOfImageRef, type C
 import type { Store } from '../store.js';
 import { galleryPage, layout, nodesPage, submitPage, sweepPage, sweepsPage, type PageName } from './pages.js';
 import { parseSpecText, previewSpec } from './preview.js';
+import { specWildcards, type WildcardBucket } from '../wildcards-store.js';
 import { imageDetail, listImages, MAX_PAGE } from './gallery.js';
 import { acceptsGzip, loadStaticAssets, STATIC_PATH } from './assets.js';
 import { FILES_COOKIE, FILES_PATH, issueFilesCookie, SESSION_TTL_S, verifyFilesCookie } from './session.js';
@@ -33,7 +34,8 @@ export interface DashboardDeps {
   config: Pick<Config, 'NIGHTSHIFT_API_TOKEN' | 'NIGHTSHIFT_INDEXER_URL'> & LimitsConfig;
   log: Pick<Logger, 'warn'>;
   store: Pick<Store, 'db'>;
-  storage: Pick<Storage, 'get'>;
+  /** The bucket's client, when there is one, holds the wildcard lists the preview reads. */
+  storage: Pick<Storage, 'get'> & Partial<WildcardBucket>;
 }
 
 const SECURITY_HEADERS = {
@@ -114,7 +116,7 @@ export function createDashboard(deps: DashboardDeps): Hono {
         } else {
           input = parseSpecText(await c.req.text());
         }
-        return c.json(previewSpec(input, expansionLimits(deps.config)));
+        return c.json(previewSpec(input, expansionLimits(deps.config), 12, await specWildcards(deps.storage, input)));
       } catch (err) {
         if (err instanceof SpecError) return c.json({ error: err.message, details: err.details }, 400);
         throw err;

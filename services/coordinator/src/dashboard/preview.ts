@@ -4,7 +4,7 @@
  * coordinator uses on submit, so the preview can never disagree with it.
  * Accepts the spec as JSON or as pasted YAML/JSON text.
  */
-import { checkExpansion, countJobs, expandSweep, type ExpansionLimits, parseSpec, parseSpecText as readText, SpecError, SpecTextError, type SweepSpec } from '@nightshift/sweep';
+import { checkExpansion, countJobs, expandSweep, type ExpansionLimits, parseSpec, parseSpecText as readText, SpecError, SpecTextError, type SweepSpec, type WildcardLists } from '@nightshift/sweep';
 
 export interface SpecPreview {
   /** Jobs the spec expands to (prompts × axes × seeds). */
@@ -32,10 +32,11 @@ export function parseSpecText(text: string): unknown {
   }
 }
 
-export function previewSpec(input: unknown, limits: ExpansionLimits, limit = 12): SpecPreview {
+/** `lists`: the wildcard lists the spec uses, as a submission reads them, so the samples make the same choices. */
+export function previewSpec(input: unknown, limits: ExpansionLimits, limit = 12, lists?: WildcardLists): SpecPreview {
   const spec = parseSpec(input);
   // The same bounds as a submission, so a preview cannot be the expansion bomb a submission refuses.
-  checkExpansion(spec, limits);
+  checkExpansion(spec, limits, lists);
   const jobs = countJobs(spec);
   const maxJobs = limits.maxJobs;
   const seeds = Array.isArray(spec.seeds) ? spec.seeds.length : spec.seeds.count;
@@ -43,7 +44,8 @@ export function previewSpec(input: unknown, limits: ExpansionLimits, limit = 12)
   const oneSeed: SweepSpec = { ...spec, seeds: [Array.isArray(spec.seeds) ? spec.seeds[0]! : spec.seeds.start] };
   const distinct = countJobs(oneSeed);
   const sampled = distinct <= 20_000 ? oneSeed : { ...oneSeed, prompts: spec.prompts.slice(0, 3), axes: firstValues(spec, 20_000 / 3) };
-  const expanded = expandSweep(sampled, { ...limits, maxJobs: Number.MAX_SAFE_INTEGER });
+  // Choices hang on each job's seed, prompt index and axis values (not its flat index), so this cut of the grid picks what the full one does.
+  const expanded = expandSweep(sampled, { ...limits, maxJobs: Number.MAX_SAFE_INTEGER }, lists);
   const step = Math.max(1, expanded.length / limit);
   const samples: SpecPreview['samples'] = [];
   for (let i = 0; i < expanded.length && samples.length < limit; i += step) {
