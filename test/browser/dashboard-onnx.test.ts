@@ -1,7 +1,7 @@
 /**
  * The dashboard's Stable Diffusion (onnx backend) controls in headless
  * Chromium against a real farm whose one gpu-node runs the built-in
- * nightshift-tiny-sd: an onnx sweep submitted from the form (sampler select,
+ * nightshift-tiny-sd (and the procedural painter): an onnx sweep submitted from the form (sampler select,
  * negative prompt, the model default shown) renders; the image dialog's
  * "Variations" submits an img2img sweep from that image (params.init = its
  * key, strength 0.6, new seeds) that renders too; remixing one of its PNGs
@@ -42,7 +42,7 @@ describe('dashboard onnx controls in headless Chromium', { skip, timeout: 300_00
   before(async () => {
     tmp = tempDir('nightshift-onnx-browser-');
     const config = join(tmp.dir, 'onnx-node.yaml');
-    writeFileSync(config, 'procedural: false\nonnx:\n  threads: 1\n');
+    writeFileSync(config, 'procedural: true\nonnx:\n  threads: 1\n');
     farm = await startFarm({ dir: tmp.dir, nodes: 1, nodeEnv: (): Record<string, string> => ({ NIGHTSHIFT_NODE_CONFIG: config }) });
     await waitForNodes(farm.apiUrl, 1);
     browser = await launch();
@@ -132,6 +132,37 @@ describe('dashboard onnx controls in headless Chromium', { skip, timeout: 300_00
     await allDone(4);
     assert.equal((await sweep(id)).counts.done, 4, 'img2img from the stored image rendered');
     assert.deepEqual(problems, []);
+  });
+
+  test('"Variations" of a procedural image keep only its size (its steps and guidance mean something else there)', async () => {
+    const res = await fetch(`${farm.apiUrl}/api/sweeps`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'procedural', prompts: ['a blue square'], seeds: [7], params: { width: 64, height: 64, steps: 200, guidance: 9 } }),
+    });
+    assert.equal(res.status, 201);
+    const { id } = (await res.json()) as { id: string };
+    await page.goto(`${farm.apiUrl}/ui/sweeps/${id}`);
+    await allDone(1);
+    await page.goto(`${farm.apiUrl}/ui/gallery?sweep=${id}`);
+    const card = page.locator('#gallery-grid .card').first();
+    await card.waitFor();
+    const renderKey = (await card.getAttribute('data-key'))!;
+    await card.locator('.thumb').click();
+    const dialog = page.locator('#image-dialog');
+    await dialog.locator('#img-meta dd').first().waitFor();
+    await dialog.locator('#img-variations').click();
+    await dialog.locator('#img-msg a').click();
+    await page.waitForURL(/\/ui\/sweeps\/sw-/);
+    const s = await sweep(page.url().split('/ui/sweeps/')[1]!);
+    assert.equal(s.spec.backend, 'onnx');
+    assert.equal(s.spec.model, undefined, 'the onnx default model, not the procedural one');
+    const { width, height, init, strength, steps, guidance } = s.spec.params;
+    assert.deepEqual({ width, height, init, strength }, { width: 64, height: 64, init: `images/${renderKey}.png`, strength: 0.6 });
+    // Left to the coordinator's defaults, not the procedural image's 200 steps and guidance 9.
+    assert.notEqual(steps, 200);
+    assert.notEqual(guidance, 9);
+    await allDone(4);
   });
 
   test('a remixed onnx PNG fills the sampler and negative prompt fields', async () => {
