@@ -18,6 +18,7 @@ import { registerStatus } from './commands/status.js';
 import { registerSubmit } from './commands/submit.js';
 import { registerUp } from './commands/up.js';
 import { registerUpscale } from './commands/upscale.js';
+import { registerWildcards } from './commands/wildcards.js';
 
 export type { Io } from './context.js';
 
@@ -48,7 +49,7 @@ Exit codes: 0 ok, 1 failed (or the sweep failed), 2 bad input, 3 coordinator unr
 
   // The order here is the order `--help` lists the commands in.
   const ctx = commandContext(io);
-  for (const register of [registerUp, registerSubmit, registerRemix, registerStatus, registerImages, registerBest, registerUpscale, registerNodes, registerControl, registerNodeStart]) {
+  for (const register of [registerUp, registerSubmit, registerRemix, registerStatus, registerImages, registerBest, registerUpscale, registerWildcards, registerNodes, registerControl, registerNodeStart]) {
     register(program, ctx);
   }
   return program;

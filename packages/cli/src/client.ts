@@ -102,8 +102,13 @@ export class Client {
 
   /** POSTs raw bytes (an image upload) with their content type; the answer is read as request() reads it. */
   async postBytes<T>(path: string, bytes: Uint8Array, contentType: string, timeoutMs = 60_000): Promise<T> {
-    const res = await this.fetch(path, { method: 'POST', headers: this.headers({ 'content-type': contentType }), body: bytes, signal: AbortSignal.timeout(timeoutMs) });
-    return this.answer<T>(res, 'POST', path);
+    return this.sendBytes<T>('POST', path, bytes, contentType, timeoutMs);
+  }
+
+  /** Raw bytes with their content type (an image upload, a wildcard list PUT); the answer is read as request() reads it. */
+  async sendBytes<T>(method: 'POST' | 'PUT', path: string, bytes: Uint8Array, contentType: string, timeoutMs = 60_000): Promise<T> {
+    const res = await this.fetch(path, { method, headers: this.headers({ 'content-type': contentType }), body: bytes, signal: AbortSignal.timeout(timeoutMs) });
+    return this.answer<T>(res, method, path);
   }
 
   private async answer<T>(res: Response, method: string, path: string): Promise<T> {
