@@ -14,6 +14,7 @@ import { eventsRoute } from './sse.js';
 import { pageInfo, pageOf } from './paging.js';
 import { createDashboard } from './dashboard/index.js';
 import { REMIX_PATH, remixRoute } from './remix.js';
+import { modelsRoute } from './models.js';
 import { nodeSleepView } from './node-hub.js';
 import { webhookRoutes } from './webhooks-routes.js';
 import { wildcardsRoute } from './wildcards.js';
@@ -145,6 +146,7 @@ export function createHttpApp(deps: HttpDeps): Hono {
 
   app.post('/api/upscale', ...submitRoute((body) => submitUpscale(deps, body)));
   app.route(REMIX_PATH, remixRoute(deps));
+  app.route('/api/models', modelsRoute(deps));
   app.route('/api/wildcards', wildcardsRoute(deps.storage));
   app.route('/api/webhooks', webhookRoutes(deps));
 

@@ -1,0 +1,56 @@
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Storage } from '@nightshift/common';
+import { startS3Server, tempDir, type S3Server } from '@nightshift/devfarm';
+import { addModel, resolveModel } from '@nightshift/registry';
+import type { NodeRow } from './store/rows.js';
+import { modelsRoute, type ModelView } from './models.js';
+
+let s3: S3Server;
+let storage: Storage;
+const tmp = tempDir('nightshift-models-route-');
+const node = (id: string, models: string[]): NodeRow => ({ id, name: id, capabilities_json: JSON.stringify({ models }), status: 'online', last_seen: 0, connected_at: 0, jobs_done: 0 });
+
+before(async () => {
+  s3 = await startS3Server(join(tmp.dir, 's3'));
+  storage = new Storage({ endpoint: s3.endpoint, accessKey: s3.accessKey, secretKey: s3.secretKey, bucket: 'nightshift' });
+  await storage.ensureBucket();
+});
+after(async () => {
+  await s3?.stop();
+  tmp.cleanup();
+});
+
+test('GET /api/models lists names with their nodes; GET one; DELETE refused while in use, then removes', async () => {
+  const dir = join(tmp.dir, 'm');
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'model.onnx'), 'weights');
+  const { manifest } = await addModel(storage, 'tiny-clip', 'clip', dir);
+  let busy: string | undefined = '2 queued jobs of sweep s1';
+  const app = modelsRoute({ storage, store: { listNodes: () => [node('n1', [manifest.hash]), node('n2', ['other']), node('n3', ['tiny-clip'])] }, modelInUse: () => busy });
+
+  const list = (await (await app.request('/')).json()) as { models: ModelView[] };
+  assert.equal(list.models.length, 1);
+  assert.deepEqual({ ...list.models[0], addedAt: undefined }, { name: 'tiny-clip', hash: manifest.hash, kind: 'clip', size: 7, files: manifest.files, addedAt: undefined, nodes: ['n1', 'n3'] });
+
+  assert.equal(((await (await app.request(`/${manifest.hash}`)).json()) as ModelView).name, 'tiny-clip');
+  assert.equal((await app.request('/nope')).status, 404);
+  assert.equal((await app.request('/..%2Fx')).status, 400);
+
+  const refused = await app.request('/tiny-clip', { method: 'DELETE' });
+  assert.equal(refused.status, 409);
+  assert.match(((await refused.json()) as { error: string }).error, /in use: 2 queued jobs/);
+  busy = undefined;
+  assert.equal((await app.request(`/${manifest.hash}`, { method: 'DELETE' })).status, 400, 'by name only');
+  const gone = await app.request('/tiny-clip', { method: 'DELETE' });
+  assert.deepEqual(await gone.json(), { name: 'tiny-clip', hash: manifest.hash, contentRemoved: true });
+  assert.equal(await resolveModel(storage, manifest.hash), undefined);
+  assert.equal((await app.request('/tiny-clip', { method: 'DELETE' })).status, 404);
+});
+
+test('without a bucket the routes say so', async () => {
+  const app = modelsRoute({ storage: { get: () => Promise.resolve(Buffer.alloc(0)) }, store: { listNodes: () => [] } });
+  assert.equal((await app.request('/')).status, 503);
+});

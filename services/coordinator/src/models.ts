@@ -1,0 +1,98 @@
+/**
+ * /api/models (docs/design.md "Model registry"): the models registered in the
+ * farm's bucket. `GET /api/models` lists them with the nodes that advertise
+ * each one; `GET /api/models/:ref` shows one by name or hash;
+ * `DELETE /api/models/:name` removes a name (and its content when no other
+ * name points at it), refused while queued work needs the model. Adding is
+ * `nightshift models add`, which uploads straight to the bucket (multipart,
+ * resumable) with the farm's NIGHTSHIFT_S3_* settings.
+ */
+import { Hono } from 'hono';
+import type { Storage } from '@nightshift/common';
+import { listModels, removeModel, resolveModel, type ModelManifest, type RegistryStorage } from '@nightshift/registry';
+import type { Store } from './store.js';
+
+export interface ModelsDeps {
+  /** The whole Storage in the running coordinator; handler tests may give less, and then the routes answer 503. */
+  storage: Pick<Storage, 'get'> | RegistryStorage;
+  store: Pick<Store, 'listNodes'>;
+  /** Why a model may not be removed now (queued jobs need it), or undefined. Absent: nothing is checked. */
+  modelInUse?: (hash: string) => string | undefined;
+}
+
+export interface ModelView {
+  name: string;
+  hash: string;
+  kind: string;
+  size: number;
+  files: ModelManifest['files'];
+  addedAt: string;
+  /** Ids of the nodes that advertise it (by hash or name in their capabilities' `models`). */
+  nodes: string[];
+}
+
+const hasBucket = (s: ModelsDeps['storage']): s is RegistryStorage => 'client' in s && 'bucket' in s;
+
+function holders(store: ModelsDeps['store'], names: string[]): string[] {
+  return store
+    .listNodes()
+    .filter((n) => {
+      const caps = JSON.parse(n.capabilities_json) as { models?: unknown };
+      return Array.isArray(caps.models) && caps.models.some((m) => typeof m === 'string' && names.includes(m));
+    })
+    .map((n) => n.id);
+}
+
+const view = (store: ModelsDeps['store'], name: string, m: ModelManifest): ModelView => ({
+  name,
+  hash: m.hash,
+  kind: m.kind,
+  size: m.totalSize,
+  files: m.files,
+  addedAt: m.addedAt,
+  nodes: holders(store, [m.hash, name]),
+});
+
+const refError = (err: unknown) => ({ error: err instanceof Error ? err.message : String(err) });
+
+export function modelsRoute(deps: ModelsDeps): Hono {
+  const app = new Hono();
+  const { storage } = deps;
+  if (!hasBucket(storage)) {
+    app.all('*', (c) => c.json({ error: 'the model registry needs the bucket, and this coordinator has none' }, 503));
+    return app;
+  }
+
+  app.get('/', async (c) => c.json({ models: (await listModels(storage)).map((m) => view(deps.store, m.name, m.manifest)) }));
+
+  app.get('/:ref', async (c) => {
+    const ref = c.req.param('ref');
+    let m: ModelManifest | undefined;
+    try {
+      m = await resolveModel(storage, ref);
+    } catch (err) {
+      return c.json(refError(err), 400);
+    }
+    if (!m) return c.json({ error: `no model ${ref}` }, 404);
+    return c.json(view(deps.store, /^[0-9a-f]{64}$/.test(ref) ? m.name : ref, m));
+  });
+
+  app.delete('/:name', async (c) => {
+    const name = c.req.param('name');
+    let m: ModelManifest | undefined;
+    try {
+      if (/^[0-9a-f]{64}$/.test(name)) throw new Error('remove a model by its name, not its hash');
+      m = await resolveModel(storage, name);
+    } catch (err) {
+      return c.json(refError(err), 400);
+    }
+    if (!m) return c.json({ error: `no model ${name}` }, 404);
+    const busy = deps.modelInUse?.(m.hash);
+    if (busy) return c.json({ error: `model ${name} is in use: ${busy}` }, 409);
+    const removed = await removeModel(storage, name);
+    if (!removed) return c.json({ error: `no model ${name}` }, 404);
+    return c.json({ name, ...removed });
+  });
+
+  return app;
+}
