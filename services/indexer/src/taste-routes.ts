@@ -1,11 +1,12 @@
 /**
  * GET /api/sweeps/:id/best?k=20&starred=false
- *   → {results: [{key, renderKey, score, favorite, url}], scoredBy: "taste", model: {positives, negatives, cvAuc, …}}
+ *   → {results: [{key, renderKey, score, favorite, url, thumbUrl}], scoredBy: "taste", model: {positives, negatives, cvAuc, …}}
  * A sweep's images ranked by the taste model (score: its probability that
  * you would star the image). 409 while there are too few favorites to learn
  * from: no score is ever made up. `starred=false` leaves out images already starred.
  */
 import { Hono } from 'hono';
+import { thumbKey } from '@nightshift/common';
 import { TooFewFavorites, type Taste } from './taste.js';
 
 const MAX_K = 1000;
@@ -20,7 +21,7 @@ export function tasteRoutes(taste: Taste, fileUrl: (key: string) => string): Hon
     if (starred !== undefined && starred !== 'true' && starred !== 'false') return c.json({ error: 'starred must be true or false' }, 400);
     try {
       const { results, model } = await taste.best(c.req.param('id'), k, { starred: starred !== 'false' });
-      return c.json({ results: results.map((r) => ({ ...r, url: fileUrl(r.key) })), scoredBy: 'taste', model });
+      return c.json({ results: results.map((r) => ({ ...r, url: fileUrl(r.key), thumbUrl: fileUrl(thumbKey(r.renderKey)) })), scoredBy: 'taste', model });
     } catch (err) {
       if (err instanceof TooFewFavorites) return c.json({ error: err.message, favorites: err.favorites, needed: err.needed }, 409);
       throw err;
