@@ -9,7 +9,9 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
 import { startFarm, tempDir, waitFor, waitForNodes, type Farm } from '@nightshift/devfarm';
+import { main as nightshift } from '@nightshift/cli';
 
 const SECONDS_UNTIL_CLOSE = 20;
 const SPEC = {
@@ -56,7 +58,7 @@ describe('a node schedule closing mid-sweep', { timeout: 180_000 }, () => {
       nodes: 2,
       // Slow renders, so the sweep outlasts node-1's window.
       env: { NIGHTSHIFT_FAULTS: 'render-delay-ms=500' },
-      nodeEnv: (i) => (i === 1 ? { NIGHTSHIFT_NODE_CONFIG: config, TZ: 'UTC', NIGHTSHIFT_NODE_CLOCK_OFFSET_MS: String(offsetToCloseSoon()) } : {}),
+      nodeEnv: (i): Record<string, string> => (i === 1 ? { NIGHTSHIFT_NODE_CONFIG: config, TZ: 'UTC', NIGHTSHIFT_NODE_CLOCK_OFFSET_MS: String(offsetToCloseSoon()) } : {}),
     });
   });
 
@@ -105,5 +107,23 @@ describe('a node schedule closing mid-sweep', { timeout: 180_000 }, () => {
     const { nodes } = await get<{ nodes: NodeBody[] }>('/api/nodes');
     assert.equal(nodes.find((n) => n.id === 'node-1')!.sleeping?.label, 'sleeping until 00:00', 'still asleep at the end');
     assert.equal(nodes.find((n) => n.id === 'node-0')!.sleeping, null);
+  });
+
+  test('nightshift node pause|resume: relayed to the node, shown on the nodes page', async () => {
+    const run = async (...args: string[]) => {
+      const out = new PassThrough();
+      let text = '';
+      out.on('data', (b: Buffer) => (text += b.toString()));
+      const code = await nightshift(['node', 'nightshift', '--url', farm.apiUrl, ...args], { out, err: new PassThrough(), env: {} });
+      return { code, text };
+    };
+    const sleepingOf = async (id: string) => (await get<{ nodes: NodeBody[] }>('/api/nodes')).nodes.find((n) => n.id === id)!.sleeping;
+    const paused = await run('node', 'pause', 'node-0');
+    assert.equal(paused.code, 0);
+    assert.match(paused.text, /node node-0 paused/);
+    assert.equal((await waitFor('node-0 paused', sleepingOf.bind(null, 'node-0'), 10_000, 100))?.label, 'paused by hand');
+    assert.equal((await run('node', 'resume', 'node-0')).code, 0);
+    await waitFor('node-0 working again', async () => (await sleepingOf('node-0')) === null, 10_000, 100);
+    assert.notEqual((await run('node', 'pause', 'no-such-node')).code, 0, 'a node that is not connected: an error');
   });
 });

@@ -2,6 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Schedule, localLabel, parseWindow } from './schedule.js';
+import { parseNodeConfig } from './backends/registry.js';
 
 // Local times (the node's clock): 2026-11-27 is a Friday.
 const at = (day: number, h: number, m = 0) => new Date(2026, 10, day, h, m);
@@ -53,4 +54,13 @@ test('labels: the time of day within a day, else the weekday too', () => {
   assert.equal(localLabel(at(FRI, 23, 0), at(FRI, 12, 0)), '23:00');
   assert.equal(localLabel(at(MON, 9, 5), at(FRI, 12, 0)), 'Mon 09:05');
   assert.equal(localLabel(at(SUN, 7, 0), at(SAT, 8, 0)), '07:00');
+});
+
+test('node config: schedule (one entry or a list), idleOnly, onLeave; a bad window names its field', () => {
+  const c = parseNodeConfig({ schedule: 'mon-fri 23:00-07:30', idleOnly: true, onLeave: 'requeue' });
+  assert.deepEqual([c.schedule, c.idleOnly, c.onLeave], [['mon-fri 23:00-07:30'], true, 'requeue']);
+  const d = parseNodeConfig({});
+  assert.deepEqual([d.schedule, d.idleOnly, d.onLeave], [undefined, false, 'finish'], 'defaults: always, any GPU use, finish');
+  assert.throws(() => parseNodeConfig({ schedule: ['sat,sun all', 'mon 7pm'] }), /schedule\.1.*"mon 7pm"/);
+  assert.throws(() => parseNodeConfig({ onLeave: 'abandon' }), /onLeave/);
 });

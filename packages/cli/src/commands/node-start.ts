@@ -5,6 +5,7 @@ import { int } from '../args.js';
 import { CliError } from '../client.js';
 import type { CommandContext } from '../context.js';
 import { ROOT, runChild } from '../farm-process.js';
+import { registerNodePause } from './node-pause.js';
 
 /** Each option's setting in the gpu-node's environment. */
 const ENV_OF: Record<string, string> = {
@@ -53,4 +54,5 @@ export function registerNodeStart(program: Command, ctx: CommandContext): void {
       const code = await runChild(process.execPath, ['--import', tsx, resolve(ROOT, 'services/gpu-node/src/main.ts')], { env });
       if (code !== 0) throw new CliError(`the gpu-node stopped with exit code ${code}`, code);
     });
+  registerNodePause(node, ctx);
 }
