@@ -11,6 +11,7 @@ import { commandContext, type Io } from './context.js';
 import { registerBest } from './commands/best.js';
 import { registerControl } from './commands/control.js';
 import { registerImages } from './commands/images.js';
+import { registerModels } from './commands/models.js';
 import { registerNodeStart } from './commands/node-start.js';
 import { registerNodes } from './commands/nodes.js';
 import { registerRemix } from './commands/remix.js';
@@ -49,7 +50,7 @@ Exit codes: 0 ok, 1 failed (or the sweep failed), 2 bad input, 3 coordinator unr
 
   // The order here is the order `--help` lists the commands in.
   const ctx = commandContext(io);
-  for (const register of [registerUp, registerSubmit, registerRemix, registerStatus, registerImages, registerBest, registerUpscale, registerWildcards, registerNodes, registerControl, registerNodeStart]) {
+  for (const register of [registerUp, registerSubmit, registerRemix, registerStatus, registerImages, registerBest, registerUpscale, registerWildcards, registerModels, registerNodes, registerControl, registerNodeStart]) {
     register(program, ctx);
   }
   return program;
