@@ -3,7 +3,8 @@
  * gpu-node as processes): a wildcard list put with the CLI lands in the
  * bucket, the preview shows the lines the sweep will use, the sweep stores
  * exactly those prompts (and the rendered PNGs carry them), and a rerun of
- * the same spec makes the same choices, so it renders nothing new.
+ * the same spec (over HTTP or gRPC) makes the same choices, so it renders
+ * nothing new.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -11,6 +12,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { main } from '@nightshift/cli';
+import { createClient, SweepService } from '@nightshift/proto';
 import { parseA1111Parameters, readPngTextChunks, wildcardKey } from '@nightshift/common';
 import { startFarm, tempDir, waitFor, waitForNodes, type Farm } from '@nightshift/devfarm';
 
@@ -94,6 +96,16 @@ describe('wildcards and dynamic prompts on a real farm', { timeout: 180_000 }, (
     assert.deepEqual({ done: again.counts.done, skipped: again.counts.skipped }, { done: 0, skipped: 6 }, 'same choices, same render keys: found in storage');
     const rerunJobs = (await api<{ jobs: Job[] }>(`/api/sweeps/${rerun.id}/jobs`)).jobs;
     assert.deepEqual(rerunJobs.map((j) => j.renderKey), jobs.map((j) => j.renderKey));
+
+    // gRPC SubmitSweep reads the lists too, and makes the same choices.
+    const grpc = createClient(SweepService, farm.grpcAddress);
+    try {
+      const viaGrpc = await grpc.submitSweep({ specJson: JSON.stringify(SPEC) });
+      assert.deepEqual((await api<{ jobs: Job[] }>(`/api/sweeps/${viaGrpc.id}/jobs`)).jobs.map((j) => j.renderKey), jobs.map((j) => j.renderKey));
+      await finished(viaGrpc.id);
+    } finally {
+      grpc.close();
+    }
 
     assert.equal((await cli('wildcards', 'rm', 'animals')).code, 0);
     const refused = await fetch(`${farm.apiUrl}/api/sweeps`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(SPEC) });

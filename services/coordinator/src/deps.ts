@@ -27,6 +27,8 @@ export interface SweepDeps {
 /** SweepService over gRPC (sweep-grpc.ts). */
 export interface GrpcDeps extends SweepDeps {
   store: SweepDeps['store'] & Pick<Store, 'listSweeps'>;
+  /** The bucket's client, when there is one, holds the wildcard lists a spec uses. */
+  storage?: Partial<WildcardBucket>;
   live: Pick<Live, 'subscribe' | 'onClose'>;
 }
 

@@ -6,6 +6,7 @@ import { GrpcError, WatchSweepResponseSchema, type HandlersOf, type SweepService
 import { SpecError } from '@nightshift/sweep';
 import type { GrpcDeps } from './deps.js';
 import { cancelSweep, submitSweep, sweepView, type SweepView } from './sweeps.js';
+import { specWildcards } from './wildcards-store.js';
 
 const FINAL = new Set(['done', 'failed', 'cancelled']);
 
@@ -40,7 +41,7 @@ export function sweepHandlers(deps: GrpcDeps): HandlersOf<typeof SweepService> {
         throw new GrpcError(grpc.status.INVALID_ARGUMENT, 'spec_json is not valid JSON');
       }
       try {
-        return submitSweep(deps, input);
+        return submitSweep(deps, input, await specWildcards(deps.storage ?? {}, input));
       } catch (err) {
         if (err instanceof SpecError) throw new GrpcError(grpc.status.INVALID_ARGUMENT, err.message);
         throw err;
