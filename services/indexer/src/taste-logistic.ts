@@ -112,7 +112,8 @@ export function trainLogistic(xs: readonly Float32Array[], ys: ArrayLike<boolean
     return [rSum, loss];
   };
 
-  const L = 0.25 * largestEigen(xs, sw, mean, scale) + l2;
+  const sample = eigenSample(ys, wPos, wNeg);
+  const L = 0.25 * largestEigen(sample.rows.map((i) => xs[i]!), (k) => sample.weights[k]!, mean, scale) * (sample.sampled ? 1.25 : 1) + l2;
   const step = 1 / L;
   let beta = new Float64Array(d);
   let b = 0;
@@ -144,6 +145,32 @@ export function trainLogistic(xs: readonly Float32Array[], ys: ArrayLike<boolean
   const weights = new Float64Array(d);
   const bias = rawOf(beta, b, weights);
   return { weights, bias, iterations };
+}
+
+const EIGEN_SAMPLE = 4096;
+
+/**
+ * The rows the step size is estimated on: all of them up to EIGEN_SAMPLE per
+ * class, else an even stride of that class with its weight scaled up to keep
+ * the class's total (the estimate is then given a wider margin).
+ */
+function eigenSample(ys: ArrayLike<boolean>, wPos: number, wNeg: number): { rows: number[]; weights: number[]; sampled: boolean } {
+  const rows: number[] = [];
+  const weights: number[] = [];
+  let sampled = false;
+  for (const cls of [true, false]) {
+    const idx: number[] = [];
+    for (let i = 0; i < ys.length; i++) if (ys[i] === cls) idx.push(i);
+    const stride = Math.max(1, Math.ceil(idx.length / EIGEN_SAMPLE));
+    if (stride > 1) sampled = true;
+    const kept = idx.filter((_, r) => r % stride === 0);
+    const w = ((cls ? wPos : wNeg) * idx.length) / kept.length;
+    for (const i of kept) {
+      rows.push(i);
+      weights.push(w);
+    }
+  }
+  return { rows, weights, sampled };
 }
 
 /**
