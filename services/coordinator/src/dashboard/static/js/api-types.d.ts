@@ -169,6 +169,8 @@ export interface FarmNode {
   lastSeen: string;
   jobsDone: number;
   currentJobs: string[];
+  /** Online but taking no work (its schedule, its GPU in use, a pause by hand); null when it works. */
+  sleeping?: { reason: string; until: string | null; untilLocal: string; label: string } | null;
 }
 
 /** Server-Sent Events of GET /api/events, by event name. */
