@@ -12,6 +12,8 @@ interface NodeView {
   lastSeen: string;
   jobsDone: number;
   currentJobs: string[];
+  /** Online but taking no work (schedule, GPU in use, pause by hand). */
+  sleeping?: { label: string } | null;
 }
 
 export function registerNodes(program: Command, ctx: CommandContext): void {
@@ -29,7 +31,7 @@ export function registerNodes(program: Command, ctx: CommandContext): void {
           ['NODE', 'STATUS', 'GPU', 'VRAM', 'SLOTS', 'BACKENDS', 'JOBS', 'DONE', 'HEARTBEAT'],
           nodes.map((n) => [
             n.name,
-            n.status,
+            n.status === 'online' && n.sleeping ? n.sleeping.label : n.status,
             n.capabilities.gpuName ?? '—',
             n.capabilities.vramMb ? `${(n.capabilities.vramMb / 1024).toFixed(1)}G` : '—',
             String(n.capabilities.slots ?? '—'),
