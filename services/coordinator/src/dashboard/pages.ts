@@ -246,6 +246,7 @@ export function sweepPage(): string {
   <button type="button" id="upscale-favs">Upscale favorites</button>
 </div>
 <p id="sweep-msg" class="msg" role="status"></p>
+<section id="best-section" class="best"><button type="button" id="best-load">Best of this sweep</button> <span id="best-note" class="muted"></span><div id="best-strip" class="best-strip"></div></section>
 <fieldset class="view-switch">
   <legend>View</legend>
   <label><input type="radio" name="view" value="sheet" checked> Contact sheet</label>

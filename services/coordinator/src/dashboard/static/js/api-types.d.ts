@@ -151,6 +151,13 @@ export interface SearchPage {
   results: SearchResult[];
 }
 
+/** GET /api/sweeps/:id/best (the indexer's taste model, proxied); 409 below 10 favorites. */
+export interface BestPage {
+  results: { key: string; renderKey: string; score: number; favorite: boolean; url: string; thumbUrl: string }[];
+  scoredBy: 'taste';
+  model: { positives: number; negatives: number; cvAuc: number | null };
+}
+
 /** The capabilities a gpu-node registered with (all optional: older nodes send fewer). */
 export interface NodeCapabilities {
   gpuName?: string;

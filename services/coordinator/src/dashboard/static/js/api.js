@@ -14,6 +14,7 @@ import { request } from './request.js';
  * @typedef {import('./api-types.js').GalleryPage} GalleryPage
  * @typedef {import('./api-types.js').ImageDetail} ImageDetail
  * @typedef {import('./api-types.js').SearchPage} SearchPage
+ * @typedef {import('./api-types.js').BestPage} BestPage
  * @typedef {import('./api-types.js').FarmNode} FarmNode
  * @typedef {import('./api-types.js').RemixAnswer} RemixAnswer
  * @typedef {'pause' | 'resume' | 'cancel'} SweepAction
@@ -91,6 +92,14 @@ export const imageDetail = (/** @type {string} */ renderKey) => request(`/api/ga
 
 /** @returns {Promise<SearchPage>} */
 export const search = (/** @type {URLSearchParams} */ query) => request(`/api/search?${query}`);
+
+/**
+ * A sweep's images ranked by the taste model learned from favorites.
+ * @param {string} id
+ * @param {number} k
+ * @returns {Promise<BestPage>}
+ */
+export const bestOfSweep = (id, k) => request(`/api/sweeps/${enc(id)}/best?k=${k}`);
 
 /**
  * @param {string} renderKey

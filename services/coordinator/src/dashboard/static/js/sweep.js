@@ -2,6 +2,7 @@
 // Page: one sweep — its progress, actions, failures, and its jobs as a live
 // contact sheet or X/Y grid (contact-sheet.js).
 import { getSweep, listJobs, setPriority, sweepAction, upscale } from './api.js';
+import { loadBestStrip } from './best-strip.js';
 import { contactSheet } from './contact-sheet.js';
 import { $, closest, debounce, enc, h, messageOf, showMsg, toast } from './dom.js';
 import { openEvents } from './events.js';
@@ -167,6 +168,8 @@ export function sweepPage() {
       showMsg(msg, messageOf(err), true);
     }
   });
+  // On request only: below 10 favorites the API answers 409, which a page load should not provoke.
+  $('#best-load').addEventListener('click', () => void loadBestStrip(id));
   $('#upscale-favs').addEventListener('click', async () => {
     try {
       const res = await upscale({ sweep: id, favorites: true });

@@ -1,0 +1,85 @@
+/**
+ * "Best of this sweep" on the sweep page, in headless Chromium against a real
+ * farm: the taste model's ranking through the coordinator's proxy to the
+ * indexer. Below 10 favorites the button's note asks for more stars; with
+ * 10 it shows the sweep's images best first, the starred colour on top.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { Browser, Page } from 'playwright-core';
+import { startFarm, tempDir, waitFor, waitForNodes, type Farm } from '@nightshift/devfarm';
+import { browserMissing, launch, screenshot, watchPage } from './chromium.js';
+
+const skip = browserMissing();
+
+describe('best of this sweep, in headless Chromium', { skip, timeout: 300_000 }, () => {
+  let farm: Farm;
+  let tmp: ReturnType<typeof tempDir>;
+  let browser: Browser;
+  let page: Page;
+  let problems: string[];
+  let sweepId = '';
+  let images: { key: string; prompt: string }[] = [];
+
+  before(async () => {
+    tmp = tempDir();
+    farm = await startFarm({ dir: tmp.dir, nodes: 1, indexer: true });
+    await waitForNodes(farm.apiUrl, 1);
+    // 4 prompts × 8 seeds = 32 small images; a quarter yellow.
+    const spec = { name: 'taste', prompts: ['a yellow circle', 'a blue square', 'red stripes', 'a green triangle'], seeds: { start: 1, count: 8 }, params: { width: 64, height: 64, steps: 2 }, backend: 'procedural' };
+    const res = await fetch(`${farm.apiUrl}/api/sweeps`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(spec) });
+    assert.equal(res.status, 201);
+    sweepId = ((await res.json()) as { id: string }).id;
+    // Every image indexed: the indexer's search sees all 32 in the sweep.
+    images = await waitFor(
+      'all 32 images indexed',
+      async () => {
+        const r = (await (await fetch(`${farm.apiUrl}/api/search?q=circle&k=100&sweep=${sweepId}`)).json()) as { results?: { key: string; prompt: string }[] };
+        return r.results && r.results.length === 32 ? r.results : undefined;
+      },
+      120_000,
+      500,
+    );
+    browser = await launch();
+    page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    problems = watchPage(page).problems;
+  });
+
+  after(async () => {
+    await browser?.close();
+    await farm?.stop();
+    tmp?.cleanup();
+  });
+
+  const star = async (key: string) => assert.equal((await fetch(`${farm.apiUrl}/api/favorites/${encodeURIComponent(key)}`, { method: 'PUT' })).status, 200);
+  const yellow = () => images.filter((i) => i.prompt.includes('yellow'));
+  const others = () => images.filter((i) => !i.prompt.includes('yellow'));
+
+  test('below 10 favorites the note asks for more stars', async () => {
+    for (const img of yellow().slice(0, 7)) await star(img.key);
+    await page.goto(`${farm.apiUrl}/ui/sweeps/${sweepId}`);
+    await page.locator('#best-load').click();
+    await page.locator('#best-note', { hasText: 'Star 3 more images' }).waitFor();
+    assert.equal(await page.locator('#best-strip .best-tile').count(), 0);
+  });
+
+  test('with 10 favorites the strip shows 12 images, best first, the starred colour on top', async () => {
+    // 8 yellow images exist: star them all, plus 2 that are not yellow (a person is not perfectly consistent).
+    for (const img of [...yellow().slice(7), ...others().slice(0, 2)]) await star(img.key);
+    await page.locator('#best-load').click();
+    await page.locator('#best-note', { hasText: 'Learned from 10 favorites' }).waitFor();
+    const tiles = page.locator('#best-strip .best-tile');
+    assert.equal(await tiles.count(), 12);
+    const titles = await tiles.evaluateAll((els) => els.map((e) => e.getAttribute('title') ?? ''));
+    const scores = titles.map((t) => Number(/score ([\d.]+)/.exec(t)![1]));
+    for (let i = 1; i < scores.length; i++) assert.ok(scores[i - 1]! >= scores[i]!, `best first: ${scores.join(', ')}`);
+    // The API's own answer names the keys: the top 8 are the yellow images.
+    const best = (await (await fetch(`${farm.apiUrl}/api/sweeps/${sweepId}/best?k=8`)).json()) as { results: { key: string }[]; scoredBy: string };
+    assert.equal(best.scoredBy, 'taste');
+    const yellowKeys = new Set(yellow().map((i) => i.key));
+    assert.ok(best.results.filter((r) => yellowKeys.has(r.key)).length >= 7, 'the yellow images lead');
+    await screenshot(page, 'sweep-best');
+    // The one 409 was asked for on purpose (the first test).
+    assert.deepEqual(problems.filter((p) => !/status of 409/.test(p)), []);
+  });
+});
