@@ -10,14 +10,13 @@
  * last: re-adding under a name points it at the new hash, and the old hash
  * stays in the bucket for the sweeps that already resolved to it.
  */
-import { createReadStream } from 'node:fs';
-import { pipeline } from 'node:stream/promises';
 import { modelFileKey, modelManifestKey } from '@nightshift/common';
-import { getJson, putJson, putStream, SHA256_META, statObject, type RegistryStorage } from './bucket.js';
+import { getJson, putJson, SHA256_META, statObject, type RegistryStorage } from './bucket.js';
 import { sha256File } from './hash-file.js';
 import { listLocalFiles } from './local-files.js';
 import { buildManifest, parseManifest, type ModelFile, type ModelKind, type ModelManifest } from './manifest.js';
-import { countingStream, type OnProgress } from './progress.js';
+import { uploadFile } from './multipart.js';
+import type { OnProgress } from './progress.js';
 import { writeNamePointer } from './names.js';
 
 export interface AddResult {
@@ -30,7 +29,12 @@ export interface AddResult {
   existed: boolean;
 }
 
-export async function addModel(storage: RegistryStorage, name: string, kind: ModelKind, localPath: string, onProgress?: OnProgress): Promise<AddResult> {
+export interface AddOptions {
+  /** Files above this go up as multipart uploads of this part size (default 64 MiB; S3's minimum is 5 MiB). */
+  partSize?: number;
+}
+
+export async function addModel(storage: RegistryStorage, name: string, kind: ModelKind, localPath: string, onProgress?: OnProgress, opts: AddOptions = {}): Promise<AddResult> {
   const local = await listLocalFiles(localPath);
   const bytesTotal = local.reduce((n, f) => n + f.size, 0);
 
@@ -65,19 +69,10 @@ export async function addModel(storage: RegistryStorage, name: string, kind: Mod
       onProgress?.({ phase: 'upload', bytesDone: sent, bytesTotal, file: f.path });
       continue;
     }
-    const counter = countingStream((n) => {
+    await uploadFile(storage, { key, abs: byPath.get(f.path)!.abs, size: f.size, sha256: f.sha256 }, (n) => {
       sent += n;
       onProgress?.({ phase: 'upload', bytesDone: sent, bytesTotal, file: f.path });
-    });
-    const source = createReadStream(byPath.get(f.path)!.abs, { highWaterMark: 1 << 20 });
-    // The pipeline carries read errors to the upload; the upload reads the counter.
-    try {
-      await Promise.all([pipeline(source, counter), putStream(storage, key, counter, f.size, f.sha256)]);
-    } catch (err) {
-      source.destroy();
-      counter.destroy();
-      throw err;
-    }
+    }, opts.partSize);
     uploaded++;
   }
   await putJson(storage, modelManifestKey(fresh.hash), fresh);

@@ -49,7 +49,7 @@ export async function putJson(s: RegistryStorage, key: string, value: unknown): 
   await s.client.putObject(s.bucket, key, body, body.length, { 'Content-Type': 'application/json' });
 }
 
-/** Streams a local file up; minio's putObject splits anything over its part size into a multipart upload. */
+/** Streams a local file up in one PUT (multipart.ts sends the larger ones in parts). */
 export async function putStream(s: RegistryStorage, key: string, body: Readable, size: number, sha256: string): Promise<void> {
   await s.client.putObject(s.bucket, key, body, size, { 'Content-Type': 'application/octet-stream', [`${USER_META_PREFIX}${SHA256_META}`]: sha256 });
 }

@@ -5,7 +5,7 @@
  */
 export { MODEL_KINDS, buildManifest, isModelKind, modelHash, parseManifest, type ModelFile, type ModelKind, type ModelManifest } from './manifest.js';
 export type { RegistryStorage } from './bucket.js';
-export { addModel, type AddResult } from './add-model.js';
+export { addModel, type AddOptions, type AddResult } from './add-model.js';
 export { listModels, readManifest, removeModel, resolveModel, type RegisteredModel, type RemoveResult } from './catalog.js';
 export { ModelCache, type CacheEntryView, type EnsureOptions, type ModelCacheOptions } from './cache.js';
 export { ModelFetchError } from './fetch-model.js';

@@ -1,10 +1,10 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { assertModelFilePath, assertModelName, modelFileKey, modelNameKey } from '@nightshift/common';
-import { addModel, buildManifest, listModels, modelHash, parseManifest, removeModel, resolveModel } from './mod.js';
+import { addModel, buildManifest, ModelCache, listModels, modelHash, parseManifest, removeModel, resolveModel } from './mod.js';
 import { startTestBucket, writeModel, type TestBucket } from './test-helpers.js';
 
 let b: TestBucket;
@@ -109,4 +109,22 @@ test('an interrupted add resumes: files already stored with the right sha256 are
   const done = await addModel(b.storage, 'resumable', 'generator-asset', dir);
   assert.deepEqual([done.uploaded, done.skipped], [1, 2]);
   assert.equal(b.calls.puts.length, 1);
+});
+
+test('a file above the part size goes up as a multipart upload, with its sha256, and downloads verified', async () => {
+  const MiB = 1024 * 1024;
+  const body = Buffer.alloc(11 * MiB);
+  for (let i = 0; i < body.length; i += 4096) body[i] = i % 251;
+  const dir = writeModel(join(b.dir, 'multi'), { 'big.safetensors': body });
+  const progress: number[] = [];
+  const { manifest, uploaded } = await addModel(b.storage, 'multi', 'diffusion', dir, (p) => p.phase === 'upload' && progress.push(p.bytesDone), { partSize: 5 * MiB });
+  assert.equal(uploaded, 1);
+  assert.deepEqual(progress, [5 * MiB, 10 * MiB, 11 * MiB], 'one step per part');
+  const st = await b.storage.client.statObject(b.storage.bucket, modelFileKey(manifest.hash, 'big.safetensors'));
+  assert.equal(st.size, body.length);
+  assert.equal(st.metaData.sha256, manifest.files[0]!.sha256);
+  b.calls.puts.length = 0;
+  assert.equal((await addModel(b.storage, 'multi', 'diffusion', dir, undefined, { partSize: 5 * MiB })).existed, true);
+  const path = await new ModelCache(join(b.dir, 'multi-cache'), 100 * MiB).ensure(manifest.hash, b.storage);
+  assert.deepEqual(readFileSync(join(path, 'big.safetensors')), body);
 });
