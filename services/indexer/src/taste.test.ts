@@ -141,6 +141,19 @@ describe('taste model on a synthetic night', () => {
     assert.equal((await best('k=abc')).status, 400);
   });
 
+  test('GET /api/best ranks every image through the vector index, with the same scores as the exact sweep ranking', async () => {
+    const res = await app.request('/api/best?k=20&starred=false');
+    assert.equal(res.status, 200);
+    const body = (await res.json()) as BestBody;
+    assert.equal(body.results.length, 20);
+    assert.ok(body.results.every((r) => !r.favorite));
+    const prompts = new Map([...evening, ...night].map((f) => [f.event.key, f.event.prompt]));
+    assert.ok(body.results.filter((r) => matches(prompts.get(r.key)!)).length >= 16);
+    const exact = new Map((await best('k=1000')).body.results.map((r) => [r.key, r.score]));
+    for (const r of body.results.filter((x) => x.key.startsWith('images/') && exact.has(x.key))) assert.equal(r.score, exact.get(r.key));
+    for (let i = 1; i < body.results.length; i++) assert.ok(body.results[i - 1]!.score >= body.results[i]!.score);
+  });
+
   test('labels: favorites, and the unstarred images of sweeps with a favorite; negatives thinned evenly past the cap', () => {
     const full = tasteTrainingSet(store.catalog, 'tiny');
     assert.deepEqual([full.positives, full.negatives], [10, 50], 'the night sweep has no favorite: not a label');

@@ -61,6 +61,9 @@ export interface ScoredImage {
   renderKey: string;
   score: number;
   favorite: boolean;
+  prompt: string;
+  seed: number;
+  sweepId: string;
 }
 
 export class Taste {
@@ -166,23 +169,51 @@ export class Taste {
     return model;
   }
 
-  /** A sweep's images, best first by the taste model; `starred: false` leaves out the ones already starred. */
+  /** A sweep's images, best first by the taste model (scored exactly); `starred: false` leaves out the ones already starred. */
   async best(sweep: string, k: number, o: { starred?: boolean } = {}): Promise<{ results: ScoredImage[]; model: TasteModelInfo }> {
     const model = await this.model();
+    const { ids, vectors } = this.store.catalog.vectorsWhere({ model: this.store.model.id, sweep });
+    const scores = new Map(ids.map((id, i) => [id, linearScore(model, vectors[i]!)]));
+    return { results: this.ranked(scores, k, o), model: this.info()! };
+  }
+
+  /**
+   * Every image, best first. The score is monotone in w·x, so the top k are
+   * the nearest neighbours of w/|w| in the (inner-product) vector index: no
+   * scan of the catalog. `starred: false` asks for more to make up for the
+   * starred ones it leaves out.
+   */
+  async bestOverall(k: number, o: { starred?: boolean } = {}): Promise<{ results: ScoredImage[]; model: TasteModelInfo }> {
+    const model = await this.model();
+    const w = model.weights;
+    let norm = 0;
+    for (const v of w) norm += v * v;
+    const q = Float32Array.from(w, (v) => v / (Math.sqrt(norm) || 1));
+    const extra = o.starred === false ? usableFavorites(this.store.catalog, this.store.model.id) : 0;
+    const hits = this.store.index.search(q, k + extra);
+    const scores = new Map<number, number>();
+    for (const h of hits) {
+      const v = this.store.catalog.vector(h.id);
+      if (v) scores.set(h.id, linearScore(model, v));
+    }
+    return { results: this.ranked(scores, k, o), model: this.info()! };
+  }
+
+  /** Score order (ties by renderKey), starred ones left out on request, the first k with their catalog fields. */
+  private ranked(scores: Map<number, number>, k: number, o: { starred?: boolean }): ScoredImage[] {
     const catalog = this.store.catalog;
-    const { ids, vectors } = catalog.vectorsWhere({ model: this.store.model.id, sweep });
-    const infos = catalog.infos(ids);
+    const infos = catalog.infos([...scores.keys()]);
     const favorites = catalog.favorites([...infos.values()].map((r) => r.render_key));
-    const scored: ScoredImage[] = [];
-    ids.forEach((id, i) => {
+    const out: ScoredImage[] = [];
+    for (const [id, score] of scores) {
       const info = infos.get(id);
-      if (!info) return;
+      if (!info) continue;
       const favorite = favorites.has(info.render_key);
-      if (o.starred === false && favorite) return;
-      scored.push({ key: info.key, renderKey: info.render_key, score: linearScore(model, vectors[i]!), favorite });
-    });
-    scored.sort((a, b) => b.score - a.score || (a.renderKey < b.renderKey ? -1 : 1));
-    return { results: scored.slice(0, k), model: this.info()! };
+      if (o.starred === false && favorite) continue;
+      out.push({ key: info.key, renderKey: info.render_key, score, favorite, prompt: info.prompt, seed: info.seed, sweepId: info.sweep_id });
+    }
+    out.sort((a, b) => b.score - a.score || (a.renderKey < b.renderKey ? -1 : 1));
+    return out.slice(0, k);
   }
 
   /** The stored model when it is for this CLIP model; the next request or timer retrains it if favorites moved meanwhile. */
