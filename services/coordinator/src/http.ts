@@ -198,6 +198,7 @@ export function createHttpApp(deps: HttpDeps): Hono {
   app.delete('/api/favorites/:key{.+}', proxy);
   app.post('/api/reindex', proxy);
   app.get('/api/sweeps/:id/best', proxy);
+  app.get('/api/best', proxy);
 
   app.route('/', createDashboard(deps));
 
