@@ -75,6 +75,13 @@ describe('wildcards and dynamic prompts on a real farm', { timeout: 180_000 }, (
     const line = /^(a red fox|a blue whale|a green frog|an orange cat|a (striped|spotted) owl) at (dawn|dusk), (ink|oil)$/;
     for (const s of preview.samples) assert.match(s.prompt, line);
 
+    // The CLI's dry run asks the farm for the lists the spec uses, and expands the same way.
+    const specFile = join(tmp.dir, 'spec.json');
+    writeFileSync(specFile, JSON.stringify(SPEC));
+    const dry = await cli('--json', 'submit', '--dry-run', specFile);
+    assert.equal(dry.code, 0, dry.out);
+    assert.deepEqual((JSON.parse(dry.out) as { prompts: string[] }).prompts, [...new Set(preview.samples.map((s) => s.prompt))]);
+
     const first = await api<{ id: string; jobs: number }>('/api/sweeps', SPEC);
     assert.equal(first.jobs, 6);
     const done = await finished(first.id);
@@ -111,5 +118,8 @@ describe('wildcards and dynamic prompts on a real farm', { timeout: 180_000 }, (
     const refused = await fetch(`${farm.apiUrl}/api/sweeps`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(SPEC) });
     assert.equal(refused.status, 400);
     assert.match(await refused.text(), /prompts\.0.*unknown wildcard list __animals__/);
+    const dryRefused = await cli('submit', '--dry-run', specFile);
+    assert.equal(dryRefused.code, 2);
+    assert.match(dryRefused.out, /prompts\.0: unknown wildcard list __animals__/);
   });
 });

@@ -1,6 +1,6 @@
 /** `nightshift submit`: check a spec file locally, then submit it (and optionally watch it). */
 import type { Command } from 'commander';
-import { expandSweep } from '@nightshift/sweep';
+import { collectWildcards, expandSweep, SpecError, specTexts, type WildcardLists } from '@nightshift/sweep';
 import { int } from '../args.js';
 import { ApiError, CliError, EXIT, type Client } from '../client.js';
 import type { CommandContext } from '../context.js';
@@ -18,6 +18,18 @@ export async function postSweep(client: Client, file: string, body: unknown): Pr
   }
 }
 
+/** The wildcard lists a spec uses, from the farm (only asked when it uses some: a dry run stays offline otherwise). */
+async function farmWildcards(client: Client, input: unknown): Promise<WildcardLists> {
+  return collectWildcards(specTexts(input), async (name) => {
+    try {
+      return (await client.get<{ lines: string[] }>(`/api/wildcards/${name}`)).lines;
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 404) return undefined;
+      throw err;
+    }
+  });
+}
+
 export function registerSubmit(program: Command, ctx: CommandContext): void {
   const { io, print, printJson } = ctx;
   program
@@ -32,7 +44,14 @@ export function registerSubmit(program: Command, ctx: CommandContext): void {
       const { input, spec, jobs } = readSpecFile(file);
       const body = opts.priority === undefined ? input : { ...(input as object), priority: opts.priority };
       if (opts.dryRun) {
-        const sample = jobs <= 200_000 ? expandSweep({ ...spec, seeds: [Array.isArray(spec.seeds) ? spec.seeds[0]! : spec.seeds.start] }, Number.MAX_SAFE_INTEGER) : [];
+        const lists = await farmWildcards(ctx.client(cmd), input);
+        let sample: ReturnType<typeof expandSweep>;
+        try {
+          sample = jobs <= 200_000 ? expandSweep({ ...spec, seeds: [Array.isArray(spec.seeds) ? spec.seeds[0]! : spec.seeds.start] }, Number.MAX_SAFE_INTEGER, lists) : [];
+        } catch (err) {
+          if (err instanceof SpecError) throw new CliError(formatProblems(file, err.message.split(':')[0]!, err.details), EXIT.usage);
+          throw err;
+        }
         const prompts = [...new Set(sample.map((j) => j.prompt))];
         if (g.json) return printJson({ ok: true, jobs, prompts: prompts.slice(0, 20) });
         print(`${file}: ok — ${jobs} job(s): ${spec.prompts.length} prompt(s) × ${Object.keys(spec.axes).length} ax(es) × ${Array.isArray(spec.seeds) ? spec.seeds.length : spec.seeds.count} seed(s)`);
