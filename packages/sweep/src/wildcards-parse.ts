@@ -17,7 +17,9 @@
  * Differences from the sd-dynamic-prompts extension: choices are made from
  * the job's seed and place in the grid, never at random; `{a}` is not a
  * one-option choice (see above); no weights (`0.5::a`), no `__dir/name__`
- * paths or globs, no variables, no combinatorial mode; nesting is capped.
+ * paths or globs, no variables, no combinatorial mode; list names are
+ * lower-case; axis values are never parsed; nesting (braces and lists
+ * together) is capped at MAX_NESTING.
  */
 import { SpecError } from './spec.js';
 
