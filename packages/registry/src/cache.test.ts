@@ -153,3 +153,16 @@ test('S3 stopped mid-download: retried, nothing left half-written', async () => 
   assert.deepEqual(tmpLeft(cdir), []);
   assert.equal(cache.list().length, 1);
 });
+
+test('a download that stalls is cut and retried; when every try stalls the error says so', async () => {
+  const m = models[2]!;
+  const cdir = cacheDir('stall');
+  b.throttle.msPerChunk = 400;
+  try {
+    const cache = new ModelCache(cdir, 10 * SIZE, { attempts: 2, retryDelayMs: 10, stallMs: 150 });
+    await assert.rejects(cache.ensure(m.hash, b.storage), /after 2 tries: .*no data for 0\.15 s/);
+    assert.deepEqual(tmpLeft(cdir), []);
+  } finally {
+    b.throttle.msPerChunk = 0;
+  }
+});

@@ -73,7 +73,7 @@ export class ModelCache {
     private readonly opts: ModelCacheOptions = {},
   ) {
     this.disk = new CacheDisk(dir);
-    this.fetchOpts = { attempts: opts.attempts ?? 3, retryDelayMs: opts.retryDelayMs ?? 1_000 };
+    this.fetchOpts = { attempts: opts.attempts ?? 3, retryDelayMs: opts.retryDelayMs ?? 1_000, stallMs: opts.stallMs ?? 60_000 };
   }
 
   private open(): Promise<void> {

@@ -30,24 +30,34 @@ export interface FetchOptions {
   attempts: number;
   /** Wait before the second try; doubles after each failure (default 1 s). */
   retryDelayMs: number;
+  /** A download that receives nothing for this long is cut and retried (default 60 s): a hung connection never hangs a job. */
+  stallMs: number;
 }
 
 /** Where a model file lands under a folder: its '/'-separated path, checked by the manifest schema. */
 export const localFilePath = (folder: string, path: string) => join(folder, ...path.split('/'));
 
-async function downloadOnce(storage: RegistryStorage, m: ModelManifest, folder: string, onBytes: (file: string, n: number) => void): Promise<void> {
+async function downloadOnce(storage: RegistryStorage, m: ModelManifest, folder: string, stallMs: number, onBytes: (file: string, n: number) => void): Promise<void> {
   for (const f of m.files) {
     const dest = localFilePath(folder, f.path);
     await mkdir(dirname(dest), { recursive: true });
     const body = await storage.client.getObject(storage.bucket, modelFileKey(m.hash, f.path));
     const sha = createHash('sha256');
     let size = 0;
+    const stalled = () => body.destroy(new Error(`${f.path}: no data for ${stallMs / 1000} s`));
+    let timer = setTimeout(stalled, stallMs);
     const tap = countingStream((n, chunk) => {
+      clearTimeout(timer);
+      timer = setTimeout(stalled, stallMs);
       sha.update(chunk);
       size += n;
       onBytes(f.path, n);
     });
-    await pipeline(body, tap, createWriteStream(dest));
+    try {
+      await pipeline(body, tap, createWriteStream(dest));
+    } finally {
+      clearTimeout(timer);
+    }
     if (size !== f.size) throw new Error(`${f.path}: got ${size} bytes, the manifest says ${f.size} (a cut-off download)`);
     const got = sha.digest('hex');
     if (got !== f.sha256) throw new Error(`${f.path}: sha256 ${got} does not match the manifest's ${f.sha256}`);
@@ -61,7 +71,7 @@ export async function fetchModel(storage: RegistryStorage, m: ModelManifest, tmp
     const folder = await mkdtemp(join(tmpRoot, `${m.hash.slice(0, 16)}-`));
     let done = 0;
     try {
-      await downloadOnce(storage, m, folder, (file, n) => {
+      await downloadOnce(storage, m, folder, opts.stallMs, (file, n) => {
         done += n;
         onProgress?.({ phase: 'download', bytesDone: done, bytesTotal: m.totalSize, file });
       });
