@@ -2,7 +2,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, openSync, readdirSync, readFileSync, statSync, utimesSync, writeSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
-import { modelFileKey } from '@nightshift/common';
+import { modelFileKey, Storage } from '@nightshift/common';
 import { addModel, ModelCache, ModelFetchError, type ModelManifest, type TransferProgress } from './mod.js';
 import { startTestBucket, writeModel, type TestBucket } from './test-helpers.js';
 
@@ -106,6 +106,13 @@ test('a flipped byte in a cached file is detected and the model fetched again', 
   await restarted.ensure(m.hash, b.storage, undefined, { verify: true });
   assert.deepEqual(events, ['corrupt', 'corrupt', 'corrupt']);
   assert.deepEqual(readFileSync(file), good);
+
+  // Corrupt, and the bucket unreachable: the ensure fails and the bad copy is no longer listed as cached.
+  flip(file, false);
+  const offline = new Storage({ endpoint: 'http://127.0.0.1:9', accessKey: 'x', secretKey: 'x', bucket: 'nightshift' });
+  await assert.rejects(restarted.ensure(m.hash, offline), ModelFetchError);
+  assert.deepEqual(restarted.list(), []);
+  assert.ok(!existsSync(path));
 });
 
 test('a corrupt object in the bucket: each attempt deleted, then a clear error; nothing installed', async () => {

@@ -186,7 +186,17 @@ export class ModelCache {
     this.reserved += incoming;
     try {
       await this.makeRoom(0);
-      const folder = await fetchModel(storage, manifest, this.disk.tmpDir, this.fetchOpts, emit);
+      let folder: string;
+      try {
+        folder = await fetchModel(storage, manifest, this.disk.tmpDir, this.fetchOpts, emit);
+      } catch (err) {
+        // A corrupt copy that could not be replaced is not advertised as cached (unless a job still holds it).
+        if (cached && !this.refs.has(hash)) {
+          this.entries.delete(hash);
+          await this.disk.remove(hash);
+        }
+        throw err;
+      }
       const model = await this.disk.install(manifest, folder);
       this.entries.set(hash, { ...model, seq: ++this.seq, verifiedThisRun: true });
     } finally {
