@@ -6,6 +6,7 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { nvidiaSmiProbe, parseComputeApps } from './gpu-probe.js';
+import { ScheduleGate, type GateState } from './schedule-gate.js';
 
 /** A folder holding an `nvidia-smi` that prints `lines` when asked for compute apps (and checks it was asked that). */
 function stubNvidiaSmi(lines: string[]): { env: NodeJS.ProcessEnv; cleanup: () => void } {
@@ -55,5 +56,23 @@ test('without nvidia-smi the GPU counts as idle, and the owner is told once', as
     assert.deepEqual(told, ['nvidia-smi is not on the PATH']);
   } finally {
     rmSync(empty, { recursive: true, force: true });
+  }
+});
+
+test('idleOnly end to end in the node: a stub nvidia-smi reporting a game makes the gate close, its exit opens it again', async () => {
+  const game = stubNvidiaSmi(['31337, /usr/games/quake']);
+  const idle = stubNvidiaSmi([]);
+  let env = game.env;
+  const changes: GateState[] = [];
+  try {
+    const gate = new ScheduleGate({ probe: () => nvidiaSmiProbe({ env })(), onChange: (s) => changes.push(s) });
+    await gate.poll();
+    assert.deepEqual(changes, [{ accepting: false, reason: 'gpu-busy', untilMs: 0, untilLocal: '', detail: 'GPU in use by /usr/games/quake (pid 31337)' }]);
+    env = idle.env;
+    await gate.poll();
+    assert.deepEqual(changes.at(-1), { accepting: true });
+  } finally {
+    game.cleanup();
+    idle.cleanup();
   }
 });
