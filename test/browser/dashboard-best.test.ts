@@ -2,7 +2,8 @@
  * "Best of this sweep" on the sweep page, in headless Chromium against a real
  * farm: the taste model's ranking through the coordinator's proxy to the
  * indexer. Below 10 favorites the button's note asks for more stars; with
- * 10 it shows the sweep's images best first, the starred colour on top.
+ * 10 it shows the sweep's images best first, the starred colour on top; the
+ * gallery's "Likely favorites" sort does the same over every image.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -79,6 +80,19 @@ describe('best of this sweep, in headless Chromium', { skip, timeout: 300_000 },
     const yellowKeys = new Set(yellow().map((i) => i.key));
     assert.ok(best.results.filter((r) => yellowKeys.has(r.key)).length >= 7, 'the yellow images lead');
     await screenshot(page, 'sweep-best');
+  });
+
+  test('the gallery sorted by "Likely favorites" puts the starred colour first', async () => {
+    await page.goto(`${farm.apiUrl}/ui/gallery`);
+    await page.locator('#g-sort').selectOption('likely');
+    await page.locator('#gallery-form button[type=submit]').click();
+    await page.waitForURL(/sort=likely/);
+    await page.locator('#gallery-status', { hasText: 'Likely favorites' }).waitFor();
+    const caps = await page.locator('#gallery-grid .card .cap').allInnerTexts();
+    assert.equal(caps.length, 32);
+    assert.ok(caps.slice(0, 8).filter((c) => c.includes('yellow')).length >= 7, caps.slice(0, 8).join(' | '));
+    assert.equal(await page.locator('#g-sort').inputValue(), 'likely', 'the choice survives the reload');
+    await screenshot(page, 'gallery-likely');
     // The one 409 was asked for on purpose (the first test).
     assert.deepEqual(problems.filter((p) => !/status of 409/.test(p)), []);
   });

@@ -269,6 +269,8 @@ export function galleryPage(): string {
   <label for="g-sweep">Sweep</label>
   <select id="g-sweep" name="sweep"><option value="">All sweeps</option></select>
   <label class="check"><input id="g-fav" type="checkbox" name="favorites" value="true"> Favorites only</label>
+  <label for="g-sort">Sort</label>
+  <select id="g-sort" name="sort"><option value="">Newest first</option><option value="likely">Likely favorites</option></select>
   <input type="hidden" name="like" id="g-like">
   <button type="submit" class="primary">Search</button>
 </form>

@@ -151,9 +151,9 @@ export interface SearchPage {
   results: SearchResult[];
 }
 
-/** GET /api/sweeps/:id/best (the indexer's taste model, proxied); 409 below 10 favorites. */
+/** GET /api/sweeps/:id/best and GET /api/best (the indexer's taste model, proxied); 409 below 10 favorites. */
 export interface BestPage {
-  results: { key: string; renderKey: string; score: number; favorite: boolean; url: string; thumbUrl: string }[];
+  results: (GalleryImage & { score: number; favorite: boolean; url: string; sweepId: string })[];
   scoredBy: 'taste';
   model: { positives: number; negatives: number; cvAuc: number | null };
 }

@@ -102,6 +102,13 @@ export const search = (/** @type {URLSearchParams} */ query) => request(`/api/se
 export const bestOfSweep = (id, k) => request(`/api/sweeps/${enc(id)}/best?k=${k}`);
 
 /**
+ * Every image ranked by the taste model (the gallery's "Likely favorites").
+ * @param {number} k
+ * @returns {Promise<BestPage>}
+ */
+export const bestOverall = (k) => request(`/api/best?k=${k}`);
+
+/**
  * @param {string} renderKey
  * @param {boolean} on
  * @returns {Promise<void>}

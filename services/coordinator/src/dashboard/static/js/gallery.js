@@ -1,7 +1,8 @@
 // @ts-check
 // Page: the gallery — every rendered image a page at a time, text search and
-// "more like this" (the indexer's), favorites.
-import { galleryPage as fetchGalleryPage, listSweeps, search, setFavorite } from './api.js';
+// "more like this" (the indexer's), favorites, and "Likely favorites" (the
+// indexer's taste model; a text or image search takes precedence).
+import { bestOfSweep, bestOverall, galleryPage as fetchGalleryPage, listSweeps, search, setFavorite } from './api.js';
 import { $, closest, h, messageOf, showMsg, toast } from './dom.js';
 import { openImage, setFavButton } from './image-dialog.js';
 import { fileSrc } from './request.js';
@@ -11,6 +12,8 @@ import { fileSrc } from './request.js';
 const PAGE_SIZE = 120;
 /** The most hits the indexer's search returns. */
 const SEARCH_MAX = 500;
+/** The most images the taste model ranks in one answer. */
+const BEST_MAX = 1000;
 
 export function galleryPage() {
   const params = new URLSearchParams(location.search);
@@ -18,6 +21,7 @@ export function galleryPage() {
   const sweepFilter = params.get('sweep') || '';
   const favOnly = params.get('favorites') === 'true';
   const like = params.get('like') || '';
+  const likely = params.get('sort') === 'likely';
   const page = Math.max(1, Number.parseInt(params.get('page') || '1', 10) || 1);
   const grid = $('#gallery-grid');
   const status = $('#gallery-status');
@@ -26,6 +30,7 @@ export function galleryPage() {
   const items = new Map();
   $('#g-q', HTMLInputElement).value = q;
   $('#g-fav', HTMLInputElement).checked = favOnly;
+  $('#g-sort', HTMLSelectElement).value = likely ? 'likely' : '';
   const likeInput = $('#g-like', HTMLInputElement);
   likeInput.value = like;
   if (!like) likeInput.disabled = true; // keep ?like= out of the URL unless set
@@ -67,7 +72,7 @@ export function galleryPage() {
         { class: 'bar2' },
         h('button', { type: 'button', class: 'fav', 'aria-pressed': String(fav), 'aria-label': 'Favorite', title: it.favorite === null ? 'Favorite (state unknown: the indexer did not answer)' : 'Favorite' }, fav ? '★' : '☆'),
         h('a', { class: 'like', href: urlWith({ like: it.renderKey, page: null }), text: 'More like this' }),
-        typeof it.score === 'number' ? h('span', { class: 'score', title: 'similarity', text: it.score.toFixed(3) }) : '',
+        typeof it.score === 'number' ? h('span', { class: 'score', title: likely && !q && !like ? 'chance you would star it (taste model)' : 'similarity', text: it.score.toFixed(3) }) : '',
       ),
     );
   }
@@ -99,6 +104,13 @@ export function galleryPage() {
         list = data.results.slice((page - 1) * PAGE_SIZE, page * PAGE_SIZE);
         showMsg(status, list.length ? `Best matches ${(page - 1) * PAGE_SIZE + 1}–${(page - 1) * PAGE_SIZE + list.length}${q ? ` for “${q}”` : ''}${like ? ' similar to the chosen image' : ''}.` : `No matches${q ? ` for “${q}”` : ''}.`);
         pager(data.results.length === k && k < SEARCH_MAX, null);
+      } else if (likely) {
+        const k = Math.min(BEST_MAX, page * PAGE_SIZE);
+        const data = sweepFilter ? await bestOfSweep(sweepFilter, k) : await bestOverall(k);
+        const ranked = favOnly ? data.results.filter((r) => r.favorite) : data.results;
+        list = ranked.slice((page - 1) * PAGE_SIZE, page * PAGE_SIZE);
+        showMsg(status, list.length ? `Likely favorites: learned from your ${data.model.positives} favorites, most likely first.` : 'No images yet.');
+        pager(data.results.length === k && k < BEST_MAX, null);
       } else {
         const sp = new URLSearchParams({ offset: String((page - 1) * PAGE_SIZE), limit: String(PAGE_SIZE) });
         if (sweepFilter) sp.set('sweep', sweepFilter);
