@@ -109,10 +109,6 @@ export class Worker {
     this.away = false;
   }
 
-  get isAway(): boolean {
-    return this.away;
-  }
-
   /** Drops a job: unqueued if waiting, aborted if rendering. */
   cancel(jobId: string): void {
     const h = this.held.get(jobId);
