@@ -39,6 +39,7 @@ export async function addModel(storage: RegistryStorage, name: string, kind: Mod
   const bytesTotal = local.reduce((n, f) => n + f.size, 0);
 
   let hashed = 0;
+  onProgress?.({ phase: 'hash', bytesDone: 0, bytesTotal });
   const files: ModelFile[] = [];
   for (const f of local) {
     const sha256 = await sha256File(f.abs, (n) => {
@@ -60,6 +61,7 @@ export async function addModel(storage: RegistryStorage, name: string, kind: Mod
   let uploaded = 0;
   let skipped = 0;
   const byPath = new Map(local.map((f) => [f.path, f]));
+  onProgress?.({ phase: 'upload', bytesDone: 0, bytesTotal });
   for (const f of fresh.files) {
     const key = modelFileKey(fresh.hash, f.path);
     const have = await statObject(storage, key);
