@@ -61,7 +61,6 @@ export function trainLogistic(xs: readonly Float32Array[], ys: ArrayLike<boolean
   // Balanced class weights, normalised so the weights sum to 1 (the loss is a weighted mean).
   const wPos = 1 / (2 * pos);
   const wNeg = 1 / (2 * (n - pos));
-  const sw = (i: number) => (ys[i] ? wPos : wNeg);
 
   const mean = new Float64Array(d);
   const scale = new Float64Array(d);
@@ -87,29 +86,21 @@ export function trainLogistic(xs: readonly Float32Array[], ys: ArrayLike<boolean
   };
   const w = new Float64Array(d);
   const acc = new Float64Array(d);
-  /** Gradient at (beta, b) into gBeta; returns [gB, loss]. */
-  const gradient = (beta: Float64Array, b: number, gBeta: Float64Array): [number, number] => {
+  const label = Uint8Array.from({ length: n }, (_, i) => (ys[i] ? 1 : 0));
+  /** Gradient at (beta, b) into gBeta; returns the bias's component. */
+  const gradient = (beta: Float64Array, b: number, gBeta: Float64Array): number => {
     const c = rawOf(beta, b, w);
     acc.fill(0);
     let rSum = 0;
-    let loss = 0;
     for (let i = 0; i < n; i++) {
       const x = xs[i]!;
-      let z = c;
-      for (let j = 0; j < d; j++) z += w[j]! * x[j]!;
-      const y = ys[i] ? 1 : 0;
-      const r = sw(i) * (sigmoid(z) - y);
-      // log(1 + e^{-yz}) written stably for y ∈ {0, 1}.
-      const m = y ? -z : z;
-      loss += sw(i) * (m > 0 ? m + Math.log1p(Math.exp(-m)) : Math.log1p(Math.exp(m)));
+      const y = label[i]!;
+      const r = (y ? wPos : wNeg) * (sigmoid(c + dot(w, x)) - y);
       rSum += r;
-      for (let j = 0; j < d; j++) acc[j]! += r * x[j]!;
+      axpy(acc, r, x);
     }
-    for (let j = 0; j < d; j++) {
-      gBeta[j] = (acc[j]! - mean[j]! * rSum) / scale[j]! + l2 * beta[j]!;
-      loss += 0.5 * l2 * beta[j]! * beta[j]!;
-    }
-    return [rSum, loss];
+    for (let j = 0; j < d; j++) gBeta[j] = (acc[j]! - mean[j]! * rSum) / scale[j]! + l2 * beta[j]!;
+    return rSum;
   };
 
   const sample = eigenSample(ys, wPos, wNeg);
@@ -123,7 +114,7 @@ export function trainLogistic(xs: readonly Float32Array[], ys: ArrayLike<boolean
   let t = 1;
   let iterations = 0;
   for (; iterations < maxIter; iterations++) {
-    const [gB] = gradient(yBeta, yB, g);
+    const gB = gradient(yBeta, yB, g);
     let norm = gB * gB;
     for (let j = 0; j < d; j++) norm += g[j]! * g[j]!;
     if (Math.sqrt(norm) < tolerance) break;
@@ -145,6 +136,37 @@ export function trainLogistic(xs: readonly Float32Array[], ys: ArrayLike<boolean
   const weights = new Float64Array(d);
   const bias = rawOf(beta, b, weights);
   return { weights, bias, iterations };
+}
+
+/** w · x over x's length; unrolled by four, which V8 runs about twice as fast as the plain loop. */
+function dot(w: Float64Array, x: Float32Array): number {
+  const d = x.length;
+  let s0 = 0;
+  let s1 = 0;
+  let s2 = 0;
+  let s3 = 0;
+  let j = 0;
+  for (; j + 3 < d; j += 4) {
+    s0 += w[j]! * x[j]!;
+    s1 += w[j + 1]! * x[j + 1]!;
+    s2 += w[j + 2]! * x[j + 2]!;
+    s3 += w[j + 3]! * x[j + 3]!;
+  }
+  for (; j < d; j++) s0 += w[j]! * x[j]!;
+  return s0 + s1 + s2 + s3;
+}
+
+/** acc += r · x. */
+function axpy(acc: Float64Array, r: number, x: Float32Array): void {
+  const d = x.length;
+  let j = 0;
+  for (; j + 3 < d; j += 4) {
+    acc[j]! += r * x[j]!;
+    acc[j + 1]! += r * x[j + 1]!;
+    acc[j + 2]! += r * x[j + 2]!;
+    acc[j + 3]! += r * x[j + 3]!;
+  }
+  for (; j < d; j++) acc[j]! += r * x[j]!;
 }
 
 const EIGEN_SAMPLE = 4096;
@@ -194,11 +216,9 @@ function largestEigen(xs: readonly Float32Array[], sw: (i: number) => number, me
     let rSum = 0;
     for (let i = 0; i < xs.length; i++) {
       const x = xs[i]!;
-      let z = c;
-      for (let j = 0; j < d; j++) z += u[j]! * x[j]!;
-      const r = sw(i) * z;
+      const r = sw(i) * (c + dot(u, x));
       rSum += r;
-      for (let j = 0; j < d; j++) acc[j]! += r * x[j]!;
+      axpy(acc, r, x);
     }
     const out = new Float64Array(d + 1);
     for (let j = 0; j < d; j++) out[j] = (acc[j]! - mean[j]! * rSum) / scale[j]!;
