@@ -1,9 +1,10 @@
 /**
  * A node whose working hours end mid-sweep, over real processes: node-1's
- * clock (NIGHTSHIFT_NODE_CLOCK_OFFSET_MS) is set so its window closes about
- * 25 s after it starts. It renders part of the sweep, leaves (requeue mode:
- * hands back what it holds), shows "sleeping until 00:00" in GET /api/nodes,
- * renders nothing more, and the sweep finishes on node-0.
+ * clock (NIGHTSHIFT_NODE_CLOCK_OFFSET_FILE) reads 00:30, inside its window
+ * "00:00-01:00", until it has rendered a few images; then the test moves it
+ * to 01:00:05. It leaves (requeue mode: hands back what it holds), shows
+ * "sleeping until 00:00" in GET /api/nodes, renders nothing more, and the
+ * sweep finishes on node-0. No step depends on how fast the machine is.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -13,7 +14,8 @@ import { PassThrough } from 'node:stream';
 import { startFarm, tempDir, waitFor, waitForNodes, type Farm } from '@nightshift/devfarm';
 import { main as nightshift } from '@nightshift/cli';
 
-const SECONDS_UNTIL_CLOSE = 25;
+/** Images node-1 renders inside its window before the test closes it. */
+const BEFORE_CLOSE = 3;
 const SPEC = {
   name: 'night-shift',
   prompts: ['a red circle', 'a blue square', 'green stripes'],
@@ -41,24 +43,26 @@ async function get<T>(path: string): Promise<T> {
 
 const imagesBy = async (sweepId: string, node: string) => (await get<{ images: { node: string }[] }>(`/api/sweeps/${sweepId}/images`)).images.filter((i) => i.node === node).length;
 
-/** node-1's clock offset: its (UTC) clock reads 00:59:35 when it starts, so "mon-sun 00:00-01:00" closes 25 s later. */
-function offsetToCloseSoon(): number {
+/** The offset that makes node-1's (UTC) clock read today's `h:m:s` now. */
+function offsetTo(h: number, m: number, s: number): number {
   const now = new Date();
-  const close = Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate(), 1, 0, 0);
-  return close - SECONDS_UNTIL_CLOSE * 1_000 - Date.now();
+  return Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate(), h, m, s) - Date.now();
 }
+let clockFile: string;
 
 describe('a node schedule closing mid-sweep', { timeout: 180_000 }, () => {
   before(async () => {
     tmp = tempDir();
     const config = join(tmp.dir, 'night-node.yaml');
     writeFileSync(config, ['procedural: true', 'schedule:', '  - "mon-sun 00:00-01:00"', 'onLeave: requeue', ''].join('\n'));
+    clockFile = join(tmp.dir, 'node-1-clock-offset');
+    writeFileSync(clockFile, String(offsetTo(0, 30, 0)));
     farm = await startFarm({
       dir: tmp.dir,
       nodes: 2,
       // Slow renders, so the sweep outlasts node-1's window.
       env: { NIGHTSHIFT_FAULTS: 'render-delay-ms=500' },
-      nodeEnv: (i): Record<string, string> => (i === 1 ? { NIGHTSHIFT_NODE_CONFIG: config, TZ: 'UTC', NIGHTSHIFT_NODE_CLOCK_OFFSET_MS: String(offsetToCloseSoon()) } : {}),
+      nodeEnv: (i): Record<string, string> => (i === 1 ? { NIGHTSHIFT_NODE_CONFIG: config, TZ: 'UTC', NIGHTSHIFT_NODE_CLOCK_OFFSET_FILE: clockFile } : {}),
     });
   });
 
@@ -74,6 +78,8 @@ describe('a node schedule closing mid-sweep', { timeout: 180_000 }, () => {
     const { id, jobs } = (await res.json()) as { id: string; jobs: number };
     assert.equal(jobs, JOBS);
 
+    await waitFor(`node-1 to render ${BEFORE_CLOSE} images inside its window`, async () => (await imagesBy(id, 'node-1')) >= BEFORE_CLOSE, 90_000, 200);
+    writeFileSync(clockFile, String(offsetTo(1, 0, 5)));
     const asleep = await waitFor('node-1 asleep', async () => {
       const { nodes } = await get<{ nodes: NodeBody[] }>('/api/nodes');
       const n1 = nodes.find((n) => n.id === 'node-1');
@@ -82,7 +88,7 @@ describe('a node schedule closing mid-sweep', { timeout: 180_000 }, () => {
     const sweepThen = await get<{ status: string }>(`/api/sweeps/${id}`);
     const byNode1 = await imagesBy(id, 'node-1');
     assert.notEqual(sweepThen.status, 'done', 'precondition: the window closed mid-sweep');
-    assert.ok(byNode1 >= 1, `precondition: node-1 worked before its window closed (it rendered ${byNode1}; a very slow start leaves it no time)`);
+    assert.ok(byNode1 >= BEFORE_CLOSE, `node-1 worked before its window closed (it rendered ${byNode1})`);
     t.diagnostic(`node-1 rendered ${byNode1} of ${JOBS} before its window closed`);
 
     assert.equal(asleep.status, 'online', 'still connected, just taking no work');

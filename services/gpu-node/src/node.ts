@@ -1,4 +1,5 @@
 /** Wires a gpu-node: backends, storage, worker and the coordinator connection. */
+import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { grpcClientCredentials, storageFromConfig, type Config, type Logger } from '@nightshift/common';
 import type { Backend } from './backends/backend.js';
@@ -28,10 +29,19 @@ export function defaultBackends(env: NodeJS.ProcessEnv = process.env): Map<strin
 }
 
 /**
- * The node's clock: NIGHTSHIFT_NODE_CLOCK_OFFSET_MS (tests only) shifts it,
- * so an end-to-end test can put a node just before the end of its window.
+ * The node's clock, shifted for tests only: by NIGHTSHIFT_NODE_CLOCK_OFFSET_MS,
+ * or by the number of milliseconds in the file NIGHTSHIFT_NODE_CLOCK_OFFSET_FILE
+ * (read at each look, so a test moves the node past its window when it
+ * chooses, instead of racing a wall-clock deadline).
  */
 function nodeClock(env: NodeJS.ProcessEnv): () => number {
+  const file = env.NIGHTSHIFT_NODE_CLOCK_OFFSET_FILE;
+  if (file) {
+    return () => {
+      const offset = Number(readFileSync(file, 'utf8').trim());
+      return Date.now() + (Number.isFinite(offset) ? offset : 0);
+    };
+  }
   const offset = Number(env.NIGHTSHIFT_NODE_CLOCK_OFFSET_MS ?? 0);
   return Number.isFinite(offset) && offset !== 0 ? () => Date.now() + offset : Date.now;
 }
