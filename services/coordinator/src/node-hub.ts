@@ -7,92 +7,35 @@
  * bound to the token that enrolled it, and slots are capped.
  * Which job goes where is the scheduler's and placement's (scheduler.ts,
  * placement.ts); what changed reaches live clients and the outbox publisher
- * through the Store's commit hook. This file keeps sessions and messages.
+ * through the Store's commit hook. This file keeps sessions and messages;
+ * beside it: node-inbox.ts (group commit of what nodes say), node-enrolment.ts
+ * (tokens and node ids), node-dispatch.ts (filling a node), node-progress.ts,
+ * node-sleep.ts, node-messages.ts (what it sends) and node-hub-options.ts.
  */
 import * as grpc from '@grpc/grpc-js';
-import { create, type MessageInitShape } from '@bufbuild/protobuf';
-import { ConnectResponseSchema, type Availability, type Capabilities, type ConnectRequest, type ConnectResponse, type JobCompleted } from '@nightshift/proto';
-import { SUBJECTS, type Logger, type Storage } from '@nightshift/common';
-import type { JobRow, Store } from './store.js';
-import type { Scheduler } from './scheduler.js';
-import type { NodeCaps, OnlineNode, Placement } from './placement.js';
-import type { Live } from './live.js';
-import { MAX_PREVIEW_BYTES, type PreviewStore } from './previews.js';
+import { create } from '@bufbuild/protobuf';
+import { ConnectResponseSchema, type Availability, type Capabilities, type ConnectRequest } from '@nightshift/proto';
+import { SUBJECTS, type Logger } from '@nightshift/common';
+import type { JobRow } from './store.js';
+import type { NodeCaps, OnlineNode } from './placement.js';
 import { NodeTokens } from './node-tokens.js';
 import { isTransientDbError } from './db.js';
 import { LoopHealth } from './loop-health.js';
-import type { Refusal } from './store/completion.js';
 import { ResultReports } from './result-reports.js';
+import { sleepOf, type NodeSleep } from './node-sleep.js';
+import { cancel, type NodeStream, type RequestOf, type ResponseInit } from './node-messages.js';
+import { NodeDispatch } from './node-dispatch.js';
+import { relayProgress } from './node-progress.js';
+import { NodeInbox, type InboxItem } from './node-inbox.js';
+import { NodeEnrolment } from './node-enrolment.js';
+import type { HubDeps, HubOptions } from './node-hub-options.js';
+
+export { nodeSleepView, type NodeSleep } from './node-sleep.js';
+export type { NodeStream } from './node-messages.js';
+export type { HubDeps, HubObserver, HubOptions } from './node-hub-options.js';
 
 /** Render slots a node may claim; more is clamped (each slot leases `prefetchPerSlot` jobs). */
 export const MAX_SLOTS = 64;
-
-/** What the hub uses, so tests can give it stand-ins. */
-export interface HubDeps {
-  store: Pick<
-    Store,
-    'transaction' | 'afterCommit' | 'heldCount' | 'lease' | 'leaseCopy' | 'getJob' | 'expireLeases' | 'setNodeStatus' | 'markNodeDown'
-    | 'touchNode' | 'renewLeases' | 'completeJob' | 'upsertNode' | 'recordNodeEvent' | 'leasedTo' | 'requeue' | 'dropCopy'
-    | 'nodeTokenBinding' | 'bindNodeToken'
-  >;
-  /** Where nodes upload: a reported image must be there before its job is done. */
-  storage: Pick<Storage, 'exists'>;
-  scheduler: Pick<Scheduler, 'pick' | 'straggler'>;
-  placement: Pick<Placement, 'relaxExclusions' | 'recordFailure' | 'worthCopying'>;
-  /** Render progress only: state changes reach live clients through the Store's commit hook. */
-  live: Pick<Live, 'emit'>;
-  log: Logger;
-  previews?: Pick<PreviewStore, 'offer'> | undefined;
-}
-
-/** Hooks for the metrics (metrics.ts); every one optional. */
-export interface HubObserver {
-  leased?(count: number): void;
-  completed?(renderMs: number, skipped: boolean): void;
-  nodeDown?(requeued: number): void;
-  refused?(reason: string): void;
-  /** A result report refused: not the node's job, not its keys, or the image is not stored. */
-  resultRefused?(reason: Refusal['reason']): void;
-}
-
-export interface HubOptions {
-  leaseMs: number;
-  heartbeatMs: number;
-  /** A node silent for this long is marked down and its jobs requeued. */
-  nodeTimeoutMs: number;
-  /** Jobs queued on a node per render slot, so its GPU never waits for dispatch. */
-  prefetchPerSlot: number;
-  /** A job may be duplicated onto an idle node once it has run this long (and 3× the sweep's median). */
-  stragglerMinMs: number;
-  nodeToken?: string | undefined;
-  /** Enrolled node tokens (node-tokens.ts); defaults to nodeToken alone. */
-  tokens?: NodeTokens | undefined;
-  observer?: HubObserver | undefined;
-  /** Storage HEADs per reported image before it counts as missing (backoff up to 5 s between them). */
-  storageAttempts?: number | undefined;
-}
-
-/** A node that takes no work for now (its schedule, a busy GPU, a pause by hand): kept in memory only, as the node says it again on every register. */
-export interface NodeSleep {
-  reason: string;
-  /** When it expects to work again (Unix ms), if known. */
-  untilMs: number | undefined;
-  /** That moment in the node's own local time ("23:00"). */
-  untilLocal: string;
-}
-
-type ResponseInit = NonNullable<MessageInitShape<typeof ConnectResponseSchema>['msg']>;
-
-/** What the hub uses of a Connect stream (grpc-js's ServerDuplexStream is one; tests pass a stand-in). */
-export interface NodeStream {
-  readonly metadata: grpc.Metadata;
-  getPeer(): string;
-  on(event: 'data', listener: (req: ConnectRequest) => void): unknown;
-  on(event: 'end' | 'error' | 'cancelled', listener: () => void): unknown;
-  write(msg: ConnectResponse): unknown;
-  end(): void;
-  emit(event: 'error', status: Partial<grpc.StatusObject>): unknown;
-}
 
 interface Session {
   nodeId: string;
@@ -107,20 +50,13 @@ interface Session {
   sleep: NodeSleep | undefined;
 }
 
-/** What arrived for the hub this turn: a node's message, or a result whose image storage confirmed. */
-type InboxItem =
-  | { kind: 'message'; call: Session['call']; get: () => Session | undefined; set: (s: Session | undefined) => void; req: ConnectRequest }
-  | { kind: 'verified'; nodeId: string; report: JobCompleted };
-
 export class NodeHub {
   private readonly sessions = new Map<string, Session>();
   private readonly store: HubDeps['store'];
-  private readonly live: HubDeps['live'];
   private readonly log: Logger;
   private timer: NodeJS.Timeout | undefined;
   /** Node messages received this event-loop turn, handled together (group commit). */
-  private inbox: InboxItem[] = [];
-  private flushScheduled = false;
+  private readonly inbox: NodeInbox<Session>;
   /** The tick and the inbox flush: failures are retried and shown in /readyz. */
   readonly health: LoopHealth;
   private readonly stopping = new AbortController();
@@ -128,27 +64,45 @@ export class NodeHub {
   private readonly results: ResultReports;
   /** Nodes whose stream ended, by when they were last heard from. */
   private readonly disconnectedAt = new Map<string, number>();
-  private readonly tokens: NodeTokens;
-  private tokensRevision: number;
-  private readonly tokenOf = new WeakMap<Session['call'], { name: string; fingerprint?: string | undefined }>();
+  private readonly enrolment: NodeEnrolment;
+  private readonly dispatcher: NodeDispatch<Session>;
 
   constructor(
     private readonly deps: HubDeps,
     private readonly opts: HubOptions,
   ) {
     this.store = deps.store;
-    this.live = deps.live;
     this.log = deps.log;
-    this.tokens = opts.tokens ?? new NodeTokens({ token: opts.nodeToken }, deps.log);
-    this.tokensRevision = this.tokens.revision;
+    this.enrolment = new NodeEnrolment({
+      store: deps.store,
+      tokens: opts.tokens ?? new NodeTokens({ token: opts.nodeToken }, deps.log),
+      log: deps.log,
+      refused: (reason) => opts.observer?.refused?.(reason),
+    });
     this.health = new LoopHealth(deps.log);
+    this.dispatcher = new NodeDispatch<Session>({
+      ...deps,
+      opts,
+      leased: (count) => opts.observer?.leased?.(count),
+      send: (s, msg) => this.send(s, msg),
+    });
+    this.inbox = new NodeInbox<Session>({
+      store: deps.store,
+      health: this.health,
+      log: deps.log,
+      signal: this.stopping.signal,
+      handle: (item) => this.handleItem(item),
+      afterBatch: (reported) => {
+        for (const nodeId of reported) this.dispatch(nodeId);
+      },
+    });
     this.results = new ResultReports({
       store: deps.store,
       storage: deps.storage,
       log: deps.log,
       attempts: opts.storageAttempts ?? 12,
       signal: this.stopping.signal,
-      verified: (nodeId, report) => this.push({ kind: 'verified', nodeId, report }),
+      verified: (nodeId, report) => this.inbox.push({ kind: 'verified', nodeId, report }),
       cancel: (nodeId, jobId, reason) => this.cancelOn(nodeId, jobId, reason),
       completed: (renderMs, skipped) => opts.observer?.completed?.(renderMs, skipped),
       refused: (reason) => opts.observer?.resultRefused?.(reason),
@@ -226,35 +180,8 @@ export class NodeHub {
   }
 
   private dispatchNow(only?: string): void {
-    const now = Date.now();
     const targets = only ? [this.sessions.get(only)].filter((s): s is Session => !!s) : [...this.sessions.values()];
-    for (const s of targets) {
-      if (s.sleep) continue;
-      const held = this.store.heldCount(s.nodeId);
-      let free = s.slots * this.opts.prefetchPerSlot - held;
-      let leased = 0;
-      while (free > 0) {
-        const id = this.deps.scheduler.pick(s.nodeId, s.caps, now);
-        const job = id ? this.store.lease([id], s.nodeId, this.opts.leaseMs)[0] : undefined;
-        if (!job) break;
-        this.opts.observer?.leased?.(1);
-        this.send(s, assignment(job));
-        leased++;
-        free--;
-      }
-      if (held === 0 && leased === 0) this.dispatchStraggler(s, now);
-    }
-  }
-
-  /** An idle node with nothing queued takes a copy of the slowest running job; first result wins. */
-  private dispatchStraggler(s: Session, now: number): void {
-    const id = this.deps.scheduler.straggler(s.nodeId, s.caps, now - this.opts.stragglerMinMs);
-    if (!id || !this.deps.placement.worthCopying(id, now)) return;
-    const copy = this.store.leaseCopy(id, s.nodeId, this.opts.leaseMs);
-    if (!copy) return;
-    this.opts.observer?.leased?.(1);
-    this.log.info({ job: id, slowNode: copy.node_id, copyNode: s.nodeId, runningMs: now - (copy.started_at ?? now) }, 'straggler duplicated onto an idle node');
-    this.send(s, assignment(copy));
+    this.dispatcher.fill(targets, Date.now());
   }
 
   cancelJobs(jobs: JobRow[], reason: string): void {
@@ -263,7 +190,7 @@ export class NodeHub {
 
   private cancelOn(nodeId: string | null, jobId: string, reason: string): void {
     const s = nodeId ? this.sessions.get(nodeId) : undefined;
-    if (s) this.send(s, { case: 'cancel', value: { jobId, reason } });
+    if (s) this.send(s, cancel(jobId, reason));
   }
 
   /** A node never hears of a lease or a cancel that a crash could still undo: messages wait for the commit. */
@@ -271,55 +198,18 @@ export class NodeHub {
     this.store.afterCommit(() => s.call.write(create(ConnectResponseSchema, { msg })));
   }
 
-  private push(item: InboxItem): void {
-    this.inbox.push(item);
-    if (!this.flushScheduled) {
-      this.flushScheduled = true;
-      setImmediate(() => this.flushInbox());
-    }
-  }
-
   /**
-   * Handles everything that arrived in this turn of the event loop in one
-   * transaction, each message in its own savepoint: a message that fails is
-   * rolled back alone and dropped. A database failure (busy, disk full)
-   * rolls the batch back instead; it is retried with backoff, and nodes
-   * heard nothing of it (messages to them wait for the commit).
+   * One inbox item in its own savepoint: a message that fails for its own
+   * reasons is rolled back alone and dropped. Returns the node to refill
+   * when it reported a result or a failure.
    */
-  private flushInbox(): void {
-    this.flushScheduled = false;
-    if (this.stopping.signal.aborted) return;
-    const batch = this.inbox;
-    this.inbox = [];
-    const reported = new Set<string>();
-    let committed = false;
+  private handleItem(item: InboxItem<Session>): string | undefined {
     try {
-      this.store.transaction(() => {
-        this.store.afterCommit(() => (committed = true));
-        for (const item of batch) this.handleItem(item, reported);
-        for (const nodeId of reported) this.dispatch(nodeId);
-      });
-      this.health.ok('inbox');
-    } catch (err) {
-      // After the commit only a node's stream can have thrown: the batch is recorded, nothing to retry.
-      if (committed) return this.log.error({ err: String(err) }, 'after-commit work failed');
-      const failures = this.health.failed('inbox', err);
-      this.inbox = [...retryable(batch), ...this.inbox];
-      this.flushScheduled = true;
-      setTimeout(() => this.flushInbox(), Math.min(5_000, 50 * 2 ** Math.min(failures, 7))).unref();
-    }
-  }
-
-  private handleItem(item: InboxItem, reported: Set<string>): void {
-    try {
-      this.store.transaction(() => {
-        if (item.kind === 'verified') {
-          if (this.results.finish(item.nodeId, item.report)) reported.add(item.nodeId);
-          return;
-        }
+      return this.store.transaction(() => {
+        if (item.kind === 'verified') return this.results.finish(item.nodeId, item.report) ? item.nodeId : undefined;
         const session = this.onMessage(item.call, item.get(), item.req);
         item.set(session);
-        if (session && item.req.msg.case === 'failed') reported.add(session.nodeId);
+        return session && item.req.msg.case === 'failed' ? session.nodeId : undefined;
       });
     } catch (err) {
       if (isTransientDbError(err)) throw err;
@@ -331,11 +221,9 @@ export class NodeHub {
 
   /** Sessions whose token was revoked (removed from the tokens file) are dropped; the node's reconnect is then refused. */
   private dropRevoked(): void {
-    this.tokens.refresh();
-    if (this.tokens.revision === this.tokensRevision) return;
-    this.tokensRevision = this.tokens.revision;
+    if (!this.enrolment.tokensChanged()) return;
     for (const s of [...this.sessions.values()]) {
-      if (this.tokens.has(s.tokenName)) continue;
+      if (this.enrolment.enrolled(s.tokenName)) continue;
       this.log.warn({ node: s.nodeId, tokenName: s.tokenName }, 'node token revoked: session closed');
       this.sessions.delete(s.nodeId);
       this.store.setNodeStatus(s.nodeId, 'offline');
@@ -345,18 +233,9 @@ export class NodeHub {
 
   /** grpc-js handler for NodeService.Connect. */
   handle = (call: NodeStream): void => {
-    const auth = this.tokens.check(String(call.metadata.get('authorization')[0] ?? ''));
-    if (!auth.ok) {
-      // The reason and a fingerprint of the token's hash, never the token itself.
-      const claimed = String(call.metadata.get('x-nightshift-node')[0] ?? '') || undefined;
-      this.log.warn({ peer: call.getPeer(), node: claimed, reason: auth.reason, fingerprint: auth.fingerprint }, 'node refused: bad node token');
-      this.opts.observer?.refused?.(auth.reason);
-      call.emit('error', { code: grpc.status.UNAUTHENTICATED, details: `node token refused (${auth.reason}): enrol this node with a token the coordinator knows (README "Node enrolment")` });
-      return;
-    }
-    this.tokenOf.set(call, { name: auth.name, fingerprint: auth.fingerprint });
+    if (!this.enrolment.admit(call)) return;
     let session: Session | undefined;
-    call.on('data', (req: ConnectRequest) => this.push({ kind: 'message', call, get: () => session, set: (s) => (session = s), req }));
+    call.on('data', (req: ConnectRequest) => this.inbox.push({ kind: 'message', call, get: () => session, set: (s) => (session = s), req }));
     const close = () => {
       if (!session || this.sessions.get(session.nodeId) !== session) return;
       this.sessions.delete(session.nodeId);
@@ -403,25 +282,9 @@ export class NodeHub {
         this.store.touchNode(session.nodeId);
         this.store.renewLeases(session.nodeId, m.value.runningJobIds, this.opts.leaseMs);
         break;
-      case 'progress': {
-        const job = this.store.getJob(m.value.jobId);
-        // Only a job's holder speaks for it; an oversized preview is ignored (the node should have dropped it).
-        if (job && (job.node_id === session.nodeId || job.copy_node_id === session.nodeId)) {
-          const bytes = m.value.previewWebp.length;
-          if (bytes > MAX_PREVIEW_BYTES) this.log.debug({ node: session.nodeId, job: job.id, bytes }, 'preview over the size bound ignored');
-          const preview = bytes && bytes <= MAX_PREVIEW_BYTES ? Buffer.from(m.value.previewWebp) : undefined;
-          if (preview) this.deps.previews?.offer(job.id, preview);
-          this.live.emit({
-            type: 'progress',
-            sweepId: job.sweep_id,
-            jobId: job.id,
-            step: m.value.step,
-            total: m.value.total,
-            ...(preview ? { preview: preview.toString('base64') } : {}),
-          });
-        }
+      case 'progress':
+        relayProgress(this.deps, session.nodeId, m.value);
         break;
-      }
       case 'completed':
         this.results.report(session.nodeId, m.value);
         break;
@@ -454,7 +317,7 @@ export class NodeHub {
     for (const j of jobs.filter((j) => j.copy_node_id === s.nodeId)) this.store.dropCopy(j.id);
   }
 
-  private fail(session: Session, v: Extract<ConnectRequest['msg'], { case: 'failed' }>['value']): void {
+  private fail(session: Session, v: RequestOf<'failed'>): void {
     const r = this.deps.placement.recordFailure(v.jobId, { id: session.nodeId, vramMb: session.caps.vramMb }, { error: v.error, logTail: v.logTail, outOfMemory: v.outOfMemory });
     if (!r) return;
     const { job } = r;
@@ -464,12 +327,11 @@ export class NodeHub {
     if (r.tooBigForEveryCard) this.log.warn({ job: job.id, minVramMb: job.min_vram_mb }, 'job failed: out of memory on every node');
   }
 
-  private register(call: Session['call'], reg: Extract<ConnectRequest['msg'], { case: 'register' }>['value']): Session | undefined {
+  private register(call: Session['call'], reg: RequestOf<'register'>): Session | undefined {
     const caps = reg.capabilities ?? ({} as Capabilities);
     const nodeId = reg.nodeId;
     if (!/^[A-Za-z0-9._-]{1,64}$/.test(nodeId)) throw new Error('invalid node id');
-    const token = this.tokenOf.get(call) ?? { name: 'open' };
-    if (!this.mayUseNodeId(call, nodeId, token.fingerprint)) return undefined;
+    if (!this.enrolment.mayUseNodeId(call, nodeId)) return undefined;
     const claimed = Math.max(1, caps.slots || 1);
     if (claimed > MAX_SLOTS) this.log.warn({ node: nodeId, claimed, slots: MAX_SLOTS }, `node claims more than ${MAX_SLOTS} render slots: clamped to ${MAX_SLOTS}`);
     const s: Session = {
@@ -479,7 +341,7 @@ export class NodeHub {
       slots: Math.min(claimed, MAX_SLOTS),
       lastSeen: Date.now(),
       call,
-      tokenName: token.name,
+      tokenName: this.enrolment.token(call).name,
       sleep: reg.availability ? sleepOf(reg.availability) : undefined,
     };
     const previous = this.sessions.get(nodeId);
@@ -498,28 +360,6 @@ export class NodeHub {
   }
 
   /**
-   * A node id belongs to the token that first enrolled it (when node tokens
-   * are configured): another token claiming it is refused, unless the first
-   * was revoked since. Nothing of the claimant is recorded.
-   */
-  private mayUseNodeId(call: Session['call'], nodeId: string, fingerprint: string | undefined): boolean {
-    if (!fingerprint) return true;
-    const bound = this.store.nodeTokenBinding(nodeId);
-    if (bound === fingerprint) return true;
-    if (bound && this.tokens.hasFingerprint(bound)) {
-      this.log.warn({ peer: call.getPeer(), node: nodeId, fingerprint, boundTo: bound }, 'node refused: its id belongs to another token');
-      this.opts.observer?.refused?.('node id bound to another token');
-      this.store.afterCommit(() =>
-        call.emit('error', { code: grpc.status.PERMISSION_DENIED, details: `node id ${nodeId} is enrolled with another token; choose another NIGHTSHIFT_NODE_ID` }),
-      );
-      return false;
-    }
-    if (bound) this.log.warn({ node: nodeId, fingerprint, was: bound }, 'node id re-enrolled: the token it was bound to is revoked');
-    this.store.bindNodeToken(nodeId, fingerprint);
-    return true;
-  }
-
-  /**
    * After a (re)connect: jobs the database leases to this node that it no
    * longer holds go back to the queue; jobs it holds that are no longer its
    * own are cancelled on the node, so no image is rendered twice.
@@ -530,49 +370,6 @@ export class NodeHub {
     this.release(s, ours.filter((j) => !heldSet.has(j.id)), 'node reconnected without the job');
     this.store.renewLeases(s.nodeId, held, this.opts.leaseMs);
     const oursSet = new Set(ours.map((j) => j.id));
-    for (const id of held) if (!oursSet.has(id)) this.send(s, { case: 'cancel', value: { jobId: id, reason: 'lease no longer held' } });
+    for (const id of held) if (!oursSet.has(id)) this.send(s, cancel(id, 'lease no longer held'));
   }
-}
-
-/** What a failed flush keeps for its retry: progress is cosmetic and only each stream's newest heartbeat matters. */
-function retryable(batch: InboxItem[]): InboxItem[] {
-  const lastHeartbeat = new Map<Session['call'], InboxItem>();
-  for (const item of batch) if (item.kind === 'message' && item.req.msg.case === 'heartbeat') lastHeartbeat.set(item.call, item);
-  return batch.filter((item) => {
-    if (item.kind === 'verified') return true;
-    if (item.req.msg.case === 'progress') return false;
-    return item.req.msg.case !== 'heartbeat' || lastHeartbeat.get(item.call) === item;
-  });
-}
-
-/** A sleeping node as GET /api/nodes shows it: "sleeping until 23:00". */
-export function nodeSleepView(sleep: NodeSleep | undefined): { reason: string; until: string | null; untilLocal: string; label: string } | null {
-  if (!sleep) return null;
-  const label = sleep.untilLocal ? `sleeping until ${sleep.untilLocal}` : sleep.reason === 'paused' ? 'paused by hand' : sleep.reason === 'gpu-busy' ? 'sleeping: GPU in use' : 'sleeping';
-  return { reason: sleep.reason, until: sleep.untilMs === undefined ? null : new Date(sleep.untilMs).toISOString(), untilLocal: sleep.untilLocal, label };
-}
-
-function sleepOf(a: Availability): NodeSleep | undefined {
-  if (a.accepting) return undefined;
-  return { reason: a.reason || 'unknown', untilMs: a.untilMs > 0n ? Number(a.untilMs) : undefined, untilLocal: a.untilLocal };
-}
-
-function assignment(job: JobRow): ResponseInit {
-  return {
-    case: 'assign',
-    value: {
-      jobId: job.id,
-      sweepId: job.sweep_id,
-      renderKey: job.render_key,
-      prompt: job.prompt,
-      seed: BigInt(job.seed),
-      paramsJson: job.params_json,
-      backend: job.backend,
-      model: job.model,
-      attempt: job.attempts,
-      leaseExpiresAtMs: BigInt(job.lease_expires_at ?? 0),
-      kind: job.kind,
-      sourceKey: job.source_key ?? '',
-    },
-  };
 }

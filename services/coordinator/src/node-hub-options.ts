@@ -1,0 +1,54 @@
+/** What the node hub (node-hub.ts) is built from: its dependencies, by what it calls, its options and its metrics hooks. */
+import type { Logger, Storage } from '@nightshift/common';
+import type { Store } from './store.js';
+import type { Scheduler } from './scheduler.js';
+import type { Placement } from './placement.js';
+import type { Live } from './live.js';
+import type { PreviewStore } from './previews.js';
+import type { NodeTokens } from './node-tokens.js';
+import type { Refusal } from './store/completion.js';
+
+/** What the hub uses, so tests can give it stand-ins. */
+export interface HubDeps {
+  store: Pick<
+    Store,
+    'transaction' | 'afterCommit' | 'heldCount' | 'lease' | 'leaseCopy' | 'getJob' | 'expireLeases' | 'setNodeStatus' | 'markNodeDown'
+    | 'touchNode' | 'renewLeases' | 'completeJob' | 'upsertNode' | 'recordNodeEvent' | 'leasedTo' | 'requeue' | 'dropCopy'
+    | 'nodeTokenBinding' | 'bindNodeToken'
+  >;
+  /** Where nodes upload: a reported image must be there before its job is done. */
+  storage: Pick<Storage, 'exists'>;
+  scheduler: Pick<Scheduler, 'pick' | 'straggler'>;
+  placement: Pick<Placement, 'relaxExclusions' | 'recordFailure' | 'worthCopying'>;
+  /** Render progress only: state changes reach live clients through the Store's commit hook. */
+  live: Pick<Live, 'emit'>;
+  log: Logger;
+  previews?: Pick<PreviewStore, 'offer'> | undefined;
+}
+
+/** Hooks for the metrics (metrics.ts); every one optional. */
+export interface HubObserver {
+  leased?(count: number): void;
+  completed?(renderMs: number, skipped: boolean): void;
+  nodeDown?(requeued: number): void;
+  refused?(reason: string): void;
+  /** A result report refused: not the node's job, not its keys, or the image is not stored. */
+  resultRefused?(reason: Refusal['reason']): void;
+}
+
+export interface HubOptions {
+  leaseMs: number;
+  heartbeatMs: number;
+  /** A node silent for this long is marked down and its jobs requeued. */
+  nodeTimeoutMs: number;
+  /** Jobs queued on a node per render slot, so its GPU never waits for dispatch. */
+  prefetchPerSlot: number;
+  /** A job may be duplicated onto an idle node once it has run this long (and 3× the sweep's median). */
+  stragglerMinMs: number;
+  nodeToken?: string | undefined;
+  /** Enrolled node tokens (node-tokens.ts); defaults to nodeToken alone. */
+  tokens?: NodeTokens | undefined;
+  observer?: HubObserver | undefined;
+  /** Storage HEADs per reported image before it counts as missing (backoff up to 5 s between them). */
+  storageAttempts?: number | undefined;
+}
