@@ -6,10 +6,16 @@
  * rebuilt) from it. S3 stays the source of truth above both (`reindex`).
  *
  * Favorites and upscale variants live in tables of their own keyed by
- * renderKey, so a rebuild from the bucket keeps them.
+ * renderKey, so a rebuild from the bucket keeps them. The tables and their
+ * migration: catalog-schema.ts; filters as SQL: catalog-filter.ts.
  */
 import Database from 'better-sqlite3';
 import { renderKeyOf, type ImageRenderedEvent } from '@nightshift/common';
+import { INFO_COLUMNS, blobVector, migrate, vectorBlob, type CatalogInfo } from './catalog-schema.js';
+import { filterWhere, type Filter } from './catalog-filter.js';
+
+export { blobVector, vectorBlob, type CatalogInfo, type CatalogRow } from './catalog-schema.js';
+export type { Filter } from './catalog-filter.js';
 
 /** What the indexer knows about one rendered image, from its event or from the bucket: the event's fields, less the render time. */
 export interface ImageMeta extends Omit<ImageRenderedEvent, 'model' | 'renderMs'> {
@@ -24,44 +30,6 @@ export interface ImageMeta extends Omit<ImageRenderedEvent, 'model' | 'renderMs'
   source: 'event' | 'bucket';
 }
 
-export interface CatalogRow {
-  id: number;
-  render_key: string;
-  key: string;
-  sweep_id: string;
-  job_id: string;
-  prompt: string;
-  seed: number;
-  params_json: string;
-  backend: string;
-  render_model: string;
-  node: string;
-  created_at: string;
-  stored_at: string;
-  model: string;
-  vector: Buffer;
-  seq: number;
-  dup_of: number | null;
-  dup_distance: number | null;
-  dup_checked: number;
-  source: string;
-  gen: number;
-}
-
-/** A row without its vector, for results. */
-export type CatalogInfo = Omit<CatalogRow, 'vector'>;
-
-/** Metadata filters; every one is optional. */
-export interface Filter {
-  model: string;
-  sweep?: string | undefined;
-  prompt?: string | undefined;
-  favorites?: boolean | undefined;
-  from?: string | undefined;
-  to?: string | undefined;
-  hideDuplicates?: boolean | undefined;
-}
-
 export interface Variant {
   key: string;
   render_key: string;
@@ -70,23 +38,10 @@ export interface Variant {
   created_at: string;
 }
 
-const SCHEMA_VERSION = 1;
-const INFO_COLUMNS =
-  'id, render_key, key, sweep_id, job_id, prompt, seed, params_json, backend, render_model, node, created_at, stored_at, model, seq, dup_of, dup_distance, dup_checked, source, gen';
-
 /** ISO-8601 in UTC with milliseconds, so that text comparison is time order; unparseable text stays as it is. */
 export function isoTime(s: string): string {
   const t = Date.parse(s);
   return Number.isNaN(t) ? s : new Date(t).toISOString();
-}
-
-export function vectorBlob(v: Float32Array): Buffer {
-  return Buffer.from(v.buffer, v.byteOffset, v.byteLength);
-}
-
-export function blobVector(b: Buffer): Float32Array {
-  // Copy: the Buffer may be unaligned for a Float32Array view.
-  return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
 }
 
 export class Catalog {
@@ -99,7 +54,7 @@ export class Catalog {
     // FULL: a committed batch survives power loss too, and events are acked only after the commit.
     this.db.pragma('synchronous = FULL');
     this.db.pragma('busy_timeout = 5000');
-    this.migrate();
+    migrate(this.db);
     this.stmts = {
       upsert: this.db.prepare(`
         INSERT INTO images (render_key, key, sweep_id, job_id, prompt, seed, params_json, backend, render_model, node, created_at, stored_at, model, vector, seq, source, gen, dup_checked)
@@ -120,67 +75,6 @@ export class Catalog {
       getMeta: this.db.prepare('SELECT v FROM meta WHERE k = ?').pluck(),
       setMeta: this.db.prepare('INSERT INTO meta (k, v) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v'),
     };
-  }
-
-  /** Version 0 was the walking skeleton's table (render_key primary key, favorite column, no id). */
-  private migrate(): void {
-    const version = this.db.pragma('user_version', { simple: true }) as number;
-    if (version === SCHEMA_VERSION) return;
-    if (version > SCHEMA_VERSION) throw new Error(`indexer catalog has schema version ${version}, newer than this indexer (${SCHEMA_VERSION})`);
-    const hadV0 = !!this.db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'images'").get();
-    this.db.transaction(() => {
-      if (hadV0) this.db.exec('ALTER TABLE images RENAME TO images_v0; DROP INDEX IF EXISTS images_sweep;');
-      this.db.exec(`
-        CREATE TABLE images (
-          id INTEGER PRIMARY KEY,            -- the key in the vector index
-          render_key TEXT NOT NULL UNIQUE,
-          key TEXT NOT NULL,
-          sweep_id TEXT NOT NULL,
-          job_id TEXT NOT NULL,
-          prompt TEXT NOT NULL,
-          seed INTEGER NOT NULL,
-          params_json TEXT NOT NULL,
-          backend TEXT NOT NULL DEFAULT '',
-          render_model TEXT NOT NULL DEFAULT '',
-          node TEXT NOT NULL DEFAULT '',
-          created_at TEXT NOT NULL,          -- the render's time (event), or the object's (bucket)
-          stored_at TEXT NOT NULL DEFAULT '', -- the object's Last-Modified: the near-duplicate order
-          model TEXT NOT NULL,               -- the CLIP model that made the vector
-          vector BLOB NOT NULL,              -- float32, L2-normalised
-          seq INTEGER NOT NULL,              -- change counter: what a vector-index snapshot has seen
-          dup_of INTEGER,                    -- id of the nearest earlier near-duplicate
-          dup_distance REAL,
-          dup_checked INTEGER NOT NULL DEFAULT 0,
-          source TEXT NOT NULL DEFAULT 'event',
-          gen INTEGER NOT NULL DEFAULT 0     -- reindex generation, for pruning what the bucket no longer has
-        );
-        CREATE INDEX images_sweep ON images (sweep_id);
-        CREATE INDEX images_created ON images (created_at);
-        CREATE INDEX images_seq ON images (seq);
-        CREATE INDEX images_model ON images (model);
-        CREATE INDEX images_key ON images (key);
-        CREATE TABLE favorites (render_key TEXT PRIMARY KEY, created_at TEXT NOT NULL);
-        CREATE TABLE variants (
-          key TEXT PRIMARY KEY,               -- upscaled/{renderKey}.png
-          render_key TEXT NOT NULL,           -- the original's
-          source_key TEXT NOT NULL,
-          model TEXT NOT NULL,
-          created_at TEXT NOT NULL
-        );
-        CREATE INDEX variants_render_key ON variants (render_key);
-        CREATE TABLE meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
-      `);
-      if (hadV0) {
-        this.db.exec(`
-          INSERT INTO images (id, render_key, key, sweep_id, job_id, prompt, seed, params_json, node, created_at, stored_at, model, vector, seq)
-            SELECT rowid, render_key, key, sweep_id, job_id, prompt, seed, params_json, node, created_at, created_at, model, vector, 1 FROM images_v0;
-          INSERT INTO favorites (render_key, created_at) SELECT render_key, created_at FROM images_v0 WHERE favorite = 1;
-          DROP TABLE images_v0;
-          INSERT INTO meta (k, v) VALUES ('seq', '1');
-        `);
-      }
-      this.db.pragma(`user_version = ${SCHEMA_VERSION}`);
-    })();
   }
 
   meta(k: string): string | undefined {
@@ -343,47 +237,21 @@ export class Catalog {
     })();
   }
 
-  /** WHERE clause and parameters for a filter (always restricted to the current model). */
-  where(f: Filter): { sql: string; params: unknown[] } {
-    const parts = ['model = ?'];
-    const params: unknown[] = [f.model];
-    if (f.sweep) {
-      parts.push('sweep_id = ?');
-      params.push(f.sweep);
-    }
-    // instr, not LIKE: no wildcard escaping, and case-folded on both sides.
-    if (f.prompt) {
-      parts.push('instr(lower(prompt), lower(?)) > 0');
-      params.push(f.prompt);
-    }
-    if (f.favorites) parts.push('render_key IN (SELECT render_key FROM favorites)');
-    if (f.from) {
-      parts.push('created_at >= ?');
-      params.push(f.from);
-    }
-    if (f.to) {
-      parts.push('created_at < ?');
-      params.push(f.to);
-    }
-    if (f.hideDuplicates) parts.push('dup_of IS NULL');
-    return { sql: parts.join(' AND '), params };
-  }
-
   countWhere(f: Filter): number {
-    const w = this.where(f);
+    const w = filterWhere(f);
     return this.db.prepare(`SELECT COUNT(*) FROM images WHERE ${w.sql}`).pluck().get(...w.params) as number;
   }
 
   /** (id, vector) of every row matching the filter, for exact search over a subset. */
   vectorsWhere(f: Filter): { ids: number[]; vectors: Float32Array[] } {
-    const w = this.where(f);
+    const w = filterWhere(f);
     const rows = this.db.prepare(`SELECT id, vector FROM images WHERE ${w.sql}`).all(...w.params) as { id: number; vector: Buffer }[];
     return { ids: rows.map((r) => r.id), vectors: rows.map((r) => blobVector(r.vector)) };
   }
 
   /** The subset of `ids` that match the filter. */
   acceptIds(f: Filter, ids: readonly number[]): Set<number> {
-    const w = this.where(f);
+    const w = filterWhere(f);
     const out = new Set<number>();
     for (let i = 0; i < ids.length; i += 500) {
       const chunk = ids.slice(i, i + 500);
