@@ -56,7 +56,8 @@ function assertKeyword(keyword: string): void {
   }
 }
 
-function makeChunk(type: string, data: Buffer): Buffer {
+/** A chunk with its length and CRC: `type` and `data` as given. */
+export function pngChunk(type: string, data: Buffer): Buffer {
   const out = Buffer.alloc(12 + data.length);
   out.writeUInt32BE(data.length, 0);
   out.write(type, 4, 'latin1');
@@ -93,6 +94,17 @@ function chunkKeyword(c: RawChunk): string | undefined {
 }
 
 /**
+ * A text chunk as Pillow's `add_text` writes it (no checks: callers check the
+ * keyword): tEXt for Latin-1 text, else an uncompressed iTXt (UTF-8).
+ */
+export function pngTextChunk(keyword: string, text: string): Buffer {
+  const kw = Buffer.from(keyword, 'latin1');
+  if (isLatin1(text)) return pngChunk('tEXt', Buffer.concat([kw, Buffer.from([0]), Buffer.from(text, 'latin1')]));
+  // keyword\0, compression flag 0, method 0, empty language tag\0, empty translated keyword\0, UTF-8 text
+  return pngChunk('iTXt', Buffer.concat([kw, Buffer.from([0, 0, 0, 0, 0]), Buffer.from(text, 'utf8')]));
+}
+
+/**
  * Returns a copy of `png` with a text chunk `keyword` = `text` placed right
  * after IHDR (readers that stop early still see it). Latin-1 text goes in tEXt;
  * anything else in an uncompressed iTXt (UTF-8) so no prompt character is lost.
@@ -103,14 +115,7 @@ export function addPngTextChunk(png: Buffer, keyword: string, text: string): Buf
   assertKeyword(keyword);
   if (text.includes('\0')) throw new Error('PNG text must not contain NUL');
 
-  const kw = Buffer.from(keyword, 'latin1');
-  let chunk: Buffer;
-  if (isLatin1(text)) {
-    chunk = makeChunk('tEXt', Buffer.concat([kw, Buffer.from([0]), Buffer.from(text, 'latin1')]));
-  } else {
-    // keyword\0, compression flag 0, method 0, empty language tag\0, empty translated keyword\0, UTF-8 text
-    chunk = makeChunk('iTXt', Buffer.concat([kw, Buffer.from([0, 0, 0, 0, 0]), Buffer.from(text, 'utf8')]));
-  }
+  const chunk = pngTextChunk(keyword, text);
 
   const parts: Buffer[] = [png.subarray(0, 8)];
   let sawIhdr = false;

@@ -33,8 +33,11 @@
  *   type} (v4+); plus `invokeai_graph`/`invokeai_workflow`.
  */
 import zlib from 'node:zlib';
-import { crc32 } from './png-text.js';
+import { pngChunk, pngTextChunk } from './png-text.js';
 import { PNG_SIGNATURE } from './png-signature.js';
+
+/** Chunks as the tools write them (png-text.ts), re-exported for the tests that build PNGs by hand. */
+export { pngChunk };
 
 /** A Python float: json.dumps writes 8.0, where JavaScript would write 8. */
 export class PyFloat {
@@ -59,25 +62,6 @@ export function pyJsonDumps(v: PyJson, opts: { compact?: boolean; ensureAscii?: 
   return go(v);
 }
 
-/** A chunk with its length and CRC: `type` and `data` as given. */
-export function pngChunk(type: string, data: Buffer): Buffer {
-  const out = Buffer.alloc(12 + data.length);
-  out.writeUInt32BE(data.length, 0);
-  out.write(type, 4, 'latin1');
-  data.copy(out, 8);
-  out.writeUInt32BE(crc32(out.subarray(4, 8 + data.length)), 8 + data.length);
-  return out;
-}
-
-/** Pillow's add_text without zip: tEXt for latin-1 text, else uncompressed iTXt. */
-function textChunk(keyword: string, text: string): Buffer {
-  const kw = Buffer.from(keyword, 'latin1');
-  const latin1 = [...text].every((c) => c.charCodeAt(0) <= 0xff);
-  return latin1
-    ? pngChunk('tEXt', Buffer.concat([kw, Buffer.from([0]), Buffer.from(text, 'latin1')]))
-    : pngChunk('iTXt', Buffer.concat([kw, Buffer.from([0, 0, 0, 0, 0]), Buffer.from(text, 'utf8')]));
-}
-
 /** An 8-bit RGB black PNG with `texts` in order after IHDR, as Pillow saves it. */
 export function pngWithText(width: number, height: number, texts: [string, string][], extra: Buffer[] = []): Buffer {
   const ihdr = Buffer.alloc(13);
@@ -85,7 +69,7 @@ export function pngWithText(width: number, height: number, texts: [string, strin
   ihdr.writeUInt32BE(height, 4);
   ihdr.set([8, 2, 0, 0, 0], 8);
   const raw = Buffer.alloc((1 + 3 * width) * height);
-  return Buffer.concat([PNG_SIGNATURE, pngChunk('IHDR', ihdr), ...texts.map(([k, v]) => textChunk(k, v)), ...extra, pngChunk('IDAT', zlib.deflateSync(raw)), pngChunk('IEND', Buffer.alloc(0))]);
+  return Buffer.concat([PNG_SIGNATURE, pngChunk('IHDR', ihdr), ...texts.map(([k, v]) => pngTextChunk(k, v)), ...extra, pngChunk('IDAT', zlib.deflateSync(raw)), pngChunk('IEND', Buffer.alloc(0))]);
 }
 
 /** A zTXt chunk (keyword, NUL, method 0, zlib text): none of the tools write one, but readers must read it. */
