@@ -5,19 +5,14 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startFarm, tempDir, waitFor, waitForNodes } from '@nightshift/devfarm';
+import { FOUR_IMAGES, postSweep, startFarm, tempDir, waitFor, waitForNodes } from '@nightshift/devfarm';
 
 test('indexer /metrics: lag, images, search latency; /readyz follows NATS', { timeout: 180_000 }, async () => {
   const tmp = tempDir('nightshift-indexer-metrics-');
   const farm = await startFarm({ dir: tmp.dir, nodes: 1, indexer: true });
   try {
     await waitForNodes(farm.apiUrl, 1);
-    const res = await fetch(`${farm.apiUrl}/api/sweeps`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ prompts: ['a red circle', 'a blue square'], seeds: { count: 2 }, params: { width: 64, height: 64, steps: 2 } }),
-    });
-    assert.equal(res.status, 201);
+    assert.equal((await postSweep(farm.apiUrl, FOUR_IMAGES)).status, 201);
     const metric = async (re: RegExp) => {
       const m = re.exec(await (await fetch(`${farm.indexerUrl}/metrics`)).text());
       return m ? Number(m[1]) : undefined;

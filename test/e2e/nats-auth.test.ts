@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect } from '@nats-io/transport-node';
 import { connectBus, STREAM } from '@nightshift/common';
-import { startFarm, tempDir, waitFor, waitForNodes } from '@nightshift/devfarm';
+import { FOUR_IMAGES, postSweep, startFarm, tempDir, waitFor, waitForNodes } from '@nightshift/devfarm';
 
 const AUTH = { user: 'nightshift', password: 'a-farm-secret' };
 
@@ -18,12 +18,7 @@ test('NATS with a user and password: the farm works with them, clients without t
   const farm = await startFarm({ dir: tmp.dir, nodes: 1, indexer: true, natsAuth: AUTH, env: { NIGHTSHIFT_STREAM_MAX_AGE_HOURS: '2', NIGHTSHIFT_STREAM_MAX_BYTES: String(64 * 1024 * 1024) } });
   try {
     await waitForNodes(farm.apiUrl, 1);
-    const res = await fetch(`${farm.apiUrl}/api/sweeps`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ prompts: ['a red circle', 'a blue square'], seeds: { count: 2 }, params: { width: 64, height: 64, steps: 2 } }),
-    });
-    assert.equal(res.status, 201);
+    assert.equal((await postSweep(farm.apiUrl, FOUR_IMAGES)).status, 201);
     // Published by the coordinator, consumed by the indexer: both authenticated.
     await waitFor('4 images indexed', async () => ((await (await fetch(`${farm.indexerUrl}/healthz`)).json()) as { indexed: number }).indexed === 4, 90_000, 250);
     const ready = await fetch(`${farm.apiUrl}/readyz`);

@@ -191,3 +191,11 @@ export async function waitForNodes(apiUrl: string, count: number, headers: Recor
     return body.nodes.filter((n) => n.status === 'online').length >= count;
   }, 30_000);
 }
+
+/** Submits a sweep spec (POST /api/sweeps) and returns the response, for the test to check. */
+export async function postSweep(apiUrl: string, spec: unknown, headers: Record<string, string> = {}): Promise<Response> {
+  return fetch(`${apiUrl}/api/sweeps`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(spec) });
+}
+
+/** A small sweep of four quick 64×64 images: two prompts, two seeds each. */
+export const FOUR_IMAGES = { prompts: ['a red circle', 'a blue square'], seeds: { count: 2 }, params: { width: 64, height: 64, steps: 2 } };
