@@ -1,7 +1,7 @@
 /**
  * Writing a built-in model folder from in-memory files, atomically and only
- * when it differs: the same recipe as ensureTinyClip, shared by the models
- * written since (nightshift-tiny-sd).
+ * when it differs: shared by the built-in models (nightshift-tiny-clip,
+ * nightshift-tiny-sd).
  */
 import { randomUUID } from 'node:crypto';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';

@@ -13,9 +13,8 @@
  * in tiny-clip-text.ts, the vision tower in tiny-clip-vision.ts; this file
  * lays out the model folder.
  */
-import { randomUUID } from 'node:crypto';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { ensureFolder, writeFolder } from './model-folder.js';
 import { TINY_CLIP_CONCEPTS, TINY_CLIP_DIM, TINY_CLIP_IMAGE_SIZE, TINY_CLIP_NAME, TINY_CLIP_VERSION } from './tiny-clip-concepts.js';
 import { buildTextModel, buildTextVocab, MAX_TEXT_TOKENS, tokenizerJson } from './tiny-clip-text.js';
 import { buildVisionModel } from './tiny-clip-vision.js';
@@ -107,11 +106,7 @@ function files(): Map<string, string | Uint8Array> {
 
 /** Writes the model folder (config, tokenizer, preprocessor, onnx/*.onnx) into outDir. */
 export async function buildTinyClip(outDir: string): Promise<void> {
-  for (const [rel, content] of files()) {
-    const file = path.join(outDir, rel);
-    await mkdir(path.dirname(file), { recursive: true });
-    await writeFile(file, content);
-  }
+  await writeFolder(outDir, files());
 }
 
 /** The folder's files in memory (relative path → content), for comparisons without touching disk. */
@@ -119,58 +114,12 @@ export function tinyClipFiles(): Map<string, string | Uint8Array> {
   return files();
 }
 
-/** True when every file of the folder already has exactly the bytes this code would write. */
-async function isCurrent(folder: string): Promise<boolean> {
-  for (const [rel, content] of tinyClipFiles()) {
-    let onDisk: Buffer;
-    try {
-      onDisk = await readFile(path.join(folder, rel));
-    } catch {
-      return false;
-    }
-    const want = typeof content === 'string' ? Buffer.from(content) : content;
-    if (!onDisk.equals(want)) return false;
-  }
-  return true;
-}
-
 /**
  * Makes sure `<modelsDir>/nightshift-tiny-clip` holds the current build and
  * returns its absolute path. Builds only when the folder is missing or differs
  * from what this version writes (a version bump changes config.json, so it is
- * covered). The build goes to a temporary sibling first and is renamed into
- * place, so a reader never sees a half-written folder and two processes
- * ensuring at once both end with the same result.
+ * covered), atomically (model-folder.ts).
  */
 export async function ensureTinyClip(modelsDir: string): Promise<string> {
-  const target = path.resolve(modelsDir, TINY_CLIP_NAME);
-  if (await isCurrent(target)) return target;
-
-  await mkdir(path.dirname(target), { recursive: true });
-  const tmp = `${target}.tmp-${process.pid}-${randomUUID()}`;
-  try {
-    await buildTinyClip(tmp);
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await rename(tmp, target); // atomic when target is absent
-        return target;
-      } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code;
-        if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw err;
-      }
-      // Something is in the way: another process's identical build (keep it),
-      // or a stale folder (move it aside and try again).
-      if (await isCurrent(target)) return target;
-      if (attempt >= 5) throw new Error(`ensureTinyClip: could not replace ${target}`);
-      const old = `${target}.old-${process.pid}-${randomUUID()}`;
-      try {
-        await rename(target, old);
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-      }
-      await rm(old, { recursive: true, force: true });
-    }
-  } finally {
-    await rm(tmp, { recursive: true, force: true });
-  }
+  return ensureFolder(path.resolve(modelsDir, TINY_CLIP_NAME), files());
 }
