@@ -19,4 +19,5 @@ export * from './ops.js';
 export * from './shutdown.js';
 export * from './sleep.js';
 export * from './process-alive.js';
+export * from './seeded-random.js';
 export * from './bearer.js';

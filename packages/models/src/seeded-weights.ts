@@ -6,6 +6,7 @@
  * uniform (no log/sin/cos), so the bytes depend on integer and IEEE
  * arithmetic only and are the same on every machine and Node version.
  */
+import { mulberry32 } from '@nightshift/common';
 
 /** FNV-1a over the UTF-16 code units: a stable 32-bit seed from a string. */
 function hash32(text: string): number {
@@ -15,18 +16,6 @@ function hash32(text: string): number {
     h = Math.imul(h, 0x01000193) >>> 0;
   }
   return h;
-}
-
-/** mulberry32: small, fast, good enough for weights that only need to be fixed. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 export class SeededWeights {

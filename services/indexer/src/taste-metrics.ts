@@ -1,4 +1,5 @@
 /** How well a scorer ranks positives above negatives: ROC AUC and a stratified k-fold estimate of it. */
+import { mulberry32 } from '@nightshift/common';
 import { linearScore, trainLogistic, type TrainOptions } from './taste-logistic.js';
 
 /**
@@ -29,16 +30,7 @@ export function auc(scores: ArrayLike<number>, labels: ArrayLike<boolean>): numb
 }
 
 /** A small seeded generator (mulberry32): fold assignment must not depend on Math.random. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export const seededRandom = mulberry32;
 
 /** Fold number (0 … k−1) of each example; each class is shuffled (seeded) and dealt round-robin, so every fold has both. */
 export function stratifiedFolds(labels: ArrayLike<boolean>, k: number, seed = 1): Int32Array {

@@ -3,6 +3,7 @@
  * random choice of a render comes from here, never Math.random or the clock,
  * so the same prompt + seed gives the same picture on every platform.
  */
+import { mulberry32 } from '@nightshift/common';
 
 /** FNV-1a over UTF-8, so the same prompt hashes the same on every platform. */
 export function hashString(s: string): number {
@@ -23,15 +24,6 @@ export function mix(h: number, v: number): number {
 }
 
 export type Rng = () => number;
-
-function mulberry32(a: number): Rng {
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 // Separate streams so e.g. the background texture doesn't shift when the layout draws more numbers.
 export const SALT = { prompt: 0x70726f6d, layout: 0x6c61796f, texture: 0x74657874, preview: 0x70726576 } as const;
