@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import zlib from 'node:zlib';
 import sharp from 'sharp';
-import { addPngTextChunk, readPngTextChunks, crc32, crc32Fallback } from './png-text.js';
+import { addPngTextChunk, pngChunk, readPngTextChunks, crc32, crc32Fallback } from './png-text.js';
 
 async function samplePng(): Promise<Buffer> {
   return sharp({ create: { width: 16, height: 12, channels: 3, background: { r: 200, g: 10, b: 10 } } })
@@ -61,16 +61,8 @@ test('unicode prompt survives via iTXt', async () => {
 
 test('reads compressed zTXt and iTXt written by others', async () => {
   const png = await samplePng();
-  const chunk = (type: string, data: Buffer) => {
-    const b = Buffer.alloc(12 + data.length);
-    b.writeUInt32BE(data.length, 0);
-    b.write(type, 4, 'latin1');
-    data.copy(b, 8);
-    b.writeUInt32BE(crc32(b.subarray(4, 8 + data.length)), 8 + data.length);
-    return b;
-  };
-  const z = chunk('zTXt', Buffer.concat([Buffer.from('Comment\0\0'), zlib.deflateSync(Buffer.from('zipped', 'latin1'))]));
-  const i = chunk('iTXt', Buffer.concat([Buffer.from('Title\0\x01\x00en\0Titel\0'), zlib.deflateSync(Buffer.from('ünï ✓'))]));
+  const z = pngChunk('zTXt', Buffer.concat([Buffer.from('Comment\0\0'), zlib.deflateSync(Buffer.from('zipped', 'latin1'))]));
+  const i = pngChunk('iTXt', Buffer.concat([Buffer.from('Title\0\x01\x00en\0Titel\0'), zlib.deflateSync(Buffer.from('ünï ✓'))]));
   const spliced = Buffer.concat([png.subarray(0, 33), z, i, png.subarray(33)]);
   assert.deepEqual(readPngTextChunks(spliced), { Comment: 'zipped', Title: 'ünï ✓' });
 });
