@@ -13,7 +13,7 @@ import { after, before, describe, test } from 'node:test';
 import sharp from 'sharp';
 import { stringify as toYaml } from 'yaml';
 import { parseA1111Parameters, readPngTextChunks } from '@nightshift/common';
-import { processAlive, startFarm, tempDir, waitFor, waitForNodes, type Farm } from '@nightshift/devfarm';
+import { collectEvents, type Farm, processAlive, startFarm, tempDir, waitFor, waitForNodes } from '@nightshift/devfarm';
 import { ensureTinyUpscaler, TINY_UPSCALER_NAME } from '@nightshift/models';
 
 const GENERATOR = fileURLToPath(new URL('../../examples/generators/node-generator.mjs', import.meta.url));
@@ -54,32 +54,7 @@ const alive = processAlive;
 
 /** Collects every SSE event of the coordinator from now on. */
 async function listen(): Promise<void> {
-  const res = await fetch(`${farm.apiUrl}/api/events`, { signal: sseAbort.signal });
-  assert.equal(res.status, 200);
-  const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
-  void (async () => {
-    let buf = '';
-    try {
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) return;
-        buf += value;
-        let i: number;
-        while ((i = buf.indexOf('\n\n')) >= 0) {
-          const block = buf.slice(0, i);
-          buf = buf.slice(i + 2);
-          const data = block
-            .split('\n')
-            .filter((l) => l.startsWith('data:'))
-            .map((l) => l.slice(5).trimStart())
-            .join('\n');
-          if (data) sse.push(JSON.parse(data) as Record<string, unknown>);
-        }
-      }
-    } catch {
-      // aborted at the end of the run
-    }
-  })();
+  await collectEvents(farm.apiUrl, sse, sseAbort.signal);
 }
 
 describe('exec backend end to end', { timeout: 180_000 }, () => {

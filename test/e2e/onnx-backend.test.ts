@@ -14,7 +14,7 @@ import sharp from 'sharp';
 import { readPngTextChunks } from '@nightshift/common';
 import { ensureTinySd } from '@nightshift/models';
 import { expandSweep, parseSpec } from '@nightshift/sweep';
-import { startFarm, tempDir, waitFor, waitForNodes, type Farm } from '@nightshift/devfarm';
+import { collectEvents, type Farm, startFarm, tempDir, waitFor, waitForNodes } from '@nightshift/devfarm';
 
 let farm: Farm;
 let tmp: ReturnType<typeof tempDir>;
@@ -69,32 +69,7 @@ async function startNode(i: number): Promise<void> {
 
 /** Collects every SSE event of the coordinator from now on. */
 async function listen(): Promise<void> {
-  const res = await fetch(`${farm.apiUrl}/api/events`, { signal: sseAbort.signal });
-  assert.equal(res.status, 200);
-  const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
-  void (async () => {
-    let buf = '';
-    try {
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) return;
-        buf += value;
-        let i: number;
-        while ((i = buf.indexOf('\n\n')) >= 0) {
-          const block = buf.slice(0, i);
-          buf = buf.slice(i + 2);
-          const data = block
-            .split('\n')
-            .filter((l) => l.startsWith('data:'))
-            .map((l) => l.slice(5).trimStart())
-            .join('\n');
-          if (data) sse.push(JSON.parse(data) as Record<string, unknown>);
-        }
-      }
-    } catch {
-      // aborted at the end of the run
-    }
-  })();
+  await collectEvents(farm.apiUrl, sse, sseAbort.signal);
 }
 
 /** Mean absolute difference of two same-sized images' RGB bytes (0…255). */

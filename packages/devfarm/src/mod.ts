@@ -8,3 +8,4 @@ export * from './certs.js';
 export * from './netns.js';
 export * from './image-fixtures.js';
 export * from './seeded-coordinator.js';
+export * from './sse-events.js';
