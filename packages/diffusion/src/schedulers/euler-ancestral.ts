@@ -9,29 +9,15 @@ import { f32 } from '../rng/float32.js';
 import type { NoiseSource } from '../rng/torch-generator.js';
 import type { SchedulerConfig } from './config.js';
 import { denoisedFromSigma } from './predict.js';
-import { addSigmaNoise, eulerSigmaSchedule, scaleBySigma } from './sigma-schedule.js';
-import { assertStepIndex, type Scheduler, type StepOutput } from './types.js';
+import { SigmaScheduler } from './sigma-schedule.js';
+import { assertStepIndex, type StepOutput } from './types.js';
 
-export class EulerAncestralScheduler implements Scheduler {
+export class EulerAncestralScheduler extends SigmaScheduler {
   readonly sampler = 'euler_a';
-  readonly timesteps: readonly number[];
-  readonly sigmas: readonly number[];
-  readonly initNoiseSigma: number;
 
-  constructor(
-    private readonly config: SchedulerConfig,
-    steps: number,
-  ) {
+  constructor(config: SchedulerConfig, steps: number) {
     // diffusers' EulerAncestralDiscreteScheduler has no Karras option.
-    const s = eulerSigmaSchedule(config, steps, false);
-    this.timesteps = s.timesteps;
-    this.sigmas = s.sigmas;
-    this.initNoiseSigma = s.initNoiseSigma;
-  }
-
-  scaleModelInput(sample: Float32Array, stepIndex: number): Float32Array {
-    assertStepIndex(stepIndex, this.timesteps.length);
-    return scaleBySigma(sample, this.sigmas[stepIndex]!);
+    super(config, steps, false);
   }
 
   step(modelOutput: Float32Array, stepIndex: number, sample: Float32Array, noise: NoiseSource): StepOutput {
@@ -50,9 +36,5 @@ export class EulerAncestralScheduler implements Scheduler {
       return moved + f32(n[i]! * up);
     });
     return { prevSample, denoised };
-  }
-
-  addNoise(original: Float32Array, noise: Float32Array, stepIndex: number): Float32Array {
-    return addSigmaNoise(original, noise, this.sigmas, stepIndex);
   }
 }

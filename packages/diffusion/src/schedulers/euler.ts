@@ -6,28 +6,14 @@ import { f32 } from '../rng/float32.js';
 import type { NoiseSource } from '../rng/torch-generator.js';
 import type { SchedulerConfig } from './config.js';
 import { denoisedFromSigma } from './predict.js';
-import { addSigmaNoise, eulerSigmaSchedule, scaleBySigma } from './sigma-schedule.js';
-import { assertStepIndex, type Scheduler, type StepOutput } from './types.js';
+import { SigmaScheduler } from './sigma-schedule.js';
+import { assertStepIndex, type StepOutput } from './types.js';
 
-export class EulerScheduler implements Scheduler {
+export class EulerScheduler extends SigmaScheduler {
   readonly sampler = 'euler';
-  readonly timesteps: readonly number[];
-  readonly sigmas: readonly number[];
-  readonly initNoiseSigma: number;
 
-  constructor(
-    private readonly config: SchedulerConfig,
-    steps: number,
-  ) {
-    const s = eulerSigmaSchedule(config, steps, config.useKarrasSigmas);
-    this.timesteps = s.timesteps;
-    this.sigmas = s.sigmas;
-    this.initNoiseSigma = s.initNoiseSigma;
-  }
-
-  scaleModelInput(sample: Float32Array, stepIndex: number): Float32Array {
-    assertStepIndex(stepIndex, this.timesteps.length);
-    return scaleBySigma(sample, this.sigmas[stepIndex]!);
+  constructor(config: SchedulerConfig, steps: number) {
+    super(config, steps, config.useKarrasSigmas);
   }
 
   step(modelOutput: Float32Array, stepIndex: number, sample: Float32Array, _noise: NoiseSource): StepOutput {
@@ -37,9 +23,5 @@ export class EulerScheduler implements Scheduler {
     const denoised = denoisedFromSigma(this.config.predictionType, modelOutput, sample, sigma);
     const prevSample = sample.map((x, i) => x + f32(f32(f32(x - denoised[i]!) / sigma) * dt));
     return { prevSample, denoised };
-  }
-
-  addNoise(original: Float32Array, noise: Float32Array, stepIndex: number): Float32Array {
-    return addSigmaNoise(original, noise, this.sigmas, stepIndex);
   }
 }

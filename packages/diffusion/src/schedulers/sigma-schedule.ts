@@ -1,4 +1,4 @@
-// The σ schedule shared by Euler and Euler ancestral (diffusers
+// The σ schedule and scheduler base shared by Euler and Euler ancestral (diffusers
 // scheduling_euler_discrete.py / scheduling_euler_ancestral_discrete.py,
 // set_timesteps): float timesteps by the spacing, σ by numpy.interp over the
 // training σ at those (fractional) timesteps, optionally Karras sigmas (Euler
@@ -8,7 +8,9 @@ import { f32 } from '../rng/float32.js';
 import type { SchedulerConfig, TimestepSpacing } from './config.js';
 import { alphasCumprod, interpAtTimestep, karrasSigmas, logSigmasOf, sigmaToTimestep, trainingSigmas } from './noise-schedule.js';
 import { leadingTimesteps, linspaceDescending, trailingTimesteps } from './spacing.js';
-import { assertSameLength, assertStepIndex } from './types.js';
+import type { NoiseSource } from '../rng/torch-generator.js';
+import type { SamplerName } from '../samplers.js';
+import { assertSameLength, assertStepIndex, type Scheduler, type StepOutput } from './types.js';
 
 export interface SigmaSchedule {
   timesteps: number[];
@@ -56,4 +58,38 @@ export function addSigmaNoise(original: Float32Array, noise: Float32Array, sigma
 
 export function assertSteps(steps: number): void {
   if (!Number.isInteger(steps) || steps < 1) throw new RangeError(`steps must be a positive integer, got ${steps}`);
+}
+
+/**
+ * What Euler and Euler ancestral share around their step: the σ schedule,
+ * the input scaling by √(σ² + 1) and img2img's x₀ + σ·n. Each subclass is
+ * its step alone.
+ */
+export abstract class SigmaScheduler implements Scheduler {
+  abstract readonly sampler: SamplerName;
+  readonly timesteps: readonly number[];
+  readonly sigmas: readonly number[];
+  readonly initNoiseSigma: number;
+
+  constructor(
+    protected readonly config: SchedulerConfig,
+    steps: number,
+    karras: boolean,
+  ) {
+    const s = eulerSigmaSchedule(config, steps, karras);
+    this.timesteps = s.timesteps;
+    this.sigmas = s.sigmas;
+    this.initNoiseSigma = s.initNoiseSigma;
+  }
+
+  scaleModelInput(sample: Float32Array, stepIndex: number): Float32Array {
+    assertStepIndex(stepIndex, this.timesteps.length);
+    return scaleBySigma(sample, this.sigmas[stepIndex]!);
+  }
+
+  abstract step(modelOutput: Float32Array, stepIndex: number, sample: Float32Array, noise: NoiseSource): StepOutput;
+
+  addNoise(original: Float32Array, noise: Float32Array, stepIndex: number): Float32Array {
+    return addSigmaNoise(original, noise, this.sigmas, stepIndex);
+  }
 }
