@@ -9,39 +9,16 @@
 import { f32 } from '../rng/float32.js';
 import type { NoiseSource } from '../rng/torch-generator.js';
 import type { SchedulerConfig } from './config.js';
-import { addAlphaNoise } from './ddim.js';
-import { alphasCumprod } from './noise-schedule.js';
+import { addAlphaNoise, AlphaScheduler } from './alpha-schedule.js';
 import { denoisedFromAlpha } from './predict.js';
 import { assertSteps } from './sigma-schedule.js';
-import { assertSameLength, assertStepIndex, type Scheduler, type StepOutput } from './types.js';
+import { assertStepIndex, type StepOutput } from './types.js';
 
-export class LcmScheduler implements Scheduler {
+export class LcmScheduler extends AlphaScheduler {
   readonly sampler = 'lcm';
-  readonly timesteps: readonly number[];
-  readonly sigmas = undefined;
-  readonly initNoiseSigma = 1;
-  private readonly alphas: Float64Array;
-  private readonly finalAlpha: number;
 
-  constructor(
-    private readonly config: SchedulerConfig,
-    private readonly steps: number,
-  ) {
-    assertSteps(steps);
-    const original = config.originalInferenceSteps;
-    if (original > config.numTrainTimesteps) throw new RangeError(`original_inference_steps ${original} exceeds num_train_timesteps ${config.numTrainTimesteps}`);
-    if (steps > original) throw new RangeError(`LCM runs at most original_inference_steps = ${original} steps, got ${steps}`);
-    const k = Math.floor(config.numTrainTimesteps / original);
-    const base = Array.from({ length: original }, (_, i) => (original - i) * k - 1);
-    const stride = original / steps; // numpy.linspace(0, original, steps, endpoint=False), floored
-    this.timesteps = Array.from({ length: steps }, (_, i) => base[Math.floor(i * stride)]!);
-    this.alphas = alphasCumprod(config);
-    this.finalAlpha = (config.setAlphaToOne ?? true) ? 1 : this.alphas[0]!;
-  }
-
-  scaleModelInput(sample: Float32Array, stepIndex: number): Float32Array {
-    assertStepIndex(stepIndex, this.steps);
-    return sample;
+  constructor(config: SchedulerConfig, steps: number) {
+    super(config, steps, lcmTimesteps(config, steps));
   }
 
   step(modelOutput: Float32Array, stepIndex: number, sample: Float32Array, noise: NoiseSource): StepOutput {
@@ -55,19 +32,21 @@ export class LcmScheduler implements Scheduler {
     const u2p = f32(f32(u * u) + 0.25);
     const cSkip = f32(0.25 / u2p);
     const cOut = f32(u / f32(Math.sqrt(u2p)));
-    let x0 = denoisedFromAlpha(this.config.predictionType, modelOutput, sample, a).x0;
-    if (this.config.clipSample ?? false) {
-      const r = f32(this.config.clipSampleRange);
-      x0 = x0.map((v) => Math.min(r, Math.max(-r, v)));
-    }
+    const x0 = this.clipped(denoisedFromAlpha(this.config.predictionType, modelOutput, sample, a).x0, false);
     const denoised = x0.map((v, i) => f32(cOut * v) + f32(cSkip * sample[i]!));
     if (last) return { prevSample: denoised, denoised };
     return { prevSample: addAlphaNoise(denoised, noise.randn(sample.length), aPrev), denoised };
   }
+}
 
-  addNoise(original: Float32Array, noise: Float32Array, stepIndex: number): Float32Array {
-    assertSameLength(original, noise, 'addNoise');
-    assertStepIndex(stepIndex, this.steps);
-    return addAlphaNoise(original, noise, this.alphas[this.timesteps[stepIndex]!]!);
-  }
+/** The timesteps the header describes; more steps than the model was distilled for are refused. */
+function lcmTimesteps(config: SchedulerConfig, steps: number): number[] {
+  assertSteps(steps);
+  const original = config.originalInferenceSteps;
+  if (original > config.numTrainTimesteps) throw new RangeError(`original_inference_steps ${original} exceeds num_train_timesteps ${config.numTrainTimesteps}`);
+  if (steps > original) throw new RangeError(`LCM runs at most original_inference_steps = ${original} steps, got ${steps}`);
+  const k = Math.floor(config.numTrainTimesteps / original);
+  const base = Array.from({ length: original }, (_, i) => (original - i) * k - 1);
+  const stride = original / steps; // numpy.linspace(0, original, steps, endpoint=False), floored
+  return Array.from({ length: steps }, (_, i) => base[Math.floor(i * stride)]!);
 }
