@@ -55,3 +55,11 @@ test('limits are configurable', () => {
   assert.equal(detailsOf(() => expandSweep(spec, { maxPromptChars: 10 }))[0]!.path, 'prompts.0');
   assert.equal(expandSweep(spec, { maxPromptChars: 100 }).length, 1);
 });
+
+test('param names the PNG text cannot carry are refused at submit, naming the param', () => {
+  for (const bad of ['x', 'a.b', 'Sampler', ' pad']) {
+    const details = detailsOf(() => parseSpec({ prompts: ['p'], seeds: { count: 1 }, params: { [bad]: 1 } }));
+    assert.equal(details[0]!.path, `params.${bad}`);
+  }
+  assert.equal(parseSpec({ prompts: ['p'], seeds: { count: 1 }, params: { simMs: 5, negative_prompt: 'blur', 'hires fix': true } }).params.simMs, 5);
+});

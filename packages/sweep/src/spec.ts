@@ -32,6 +32,10 @@ const size = z
   .max(SPEC_LIMITS.maxSize, `must be at most ${SPEC_LIMITS.maxSize}`)
   .refine((v) => v % 8 === 0, 'must be a multiple of 8');
 
+/** The key shape A1111's infotext parser reads back (packages/common/src/a1111.ts). */
+const PARAM_KEY = /^\w[\w \-/]*[\w\-/]$/;
+const A1111_FIELDS = new Set(['Steps', 'Sampler', 'CFG scale', 'Seed', 'Size', 'Model hash', 'Model', 'Backend']);
+
 const paramValue = z.union([z.string().max(1_000), z.number().finite(), z.boolean()]);
 
 export const ParamsSchema = z
@@ -42,7 +46,16 @@ export const ParamsSchema = z
     guidance: z.number({ error: 'must be a number' }).finite().min(0).max(100).default(7.5),
   })
   .catchall(paramValue)
-  .refine((p) => Object.keys(p).length <= SPEC_LIMITS.paramKeys, `at most ${SPEC_LIMITS.paramKeys} params`);
+  .refine((p) => Object.keys(p).length <= SPEC_LIMITS.paramKeys, `at most ${SPEC_LIMITS.paramKeys} params`)
+  // Every param is written into the PNG's A1111 text, whose parser reads only such keys: refuse the
+  // others here, not as a failure of every job on the node.
+  .superRefine((p, ctx) => {
+    for (const key of Object.keys(p)) {
+      if (!PARAM_KEY.test(key) || A1111_FIELDS.has(key)) {
+        ctx.addIssue({ code: 'custom', path: [key], message: 'param names are at least 2 letters, digits, "_", "-", "/" or inner spaces, and not an A1111 field name (Steps, Sampler, CFG scale, Seed, Size, Model, Model hash, Backend)' });
+      }
+    }
+  });
 
 const seedUint = z.number({ error: 'must be a number' }).int('must be an integer').min(0).max(2 ** 32 - 1);
 
