@@ -21,3 +21,4 @@ export * from './sleep.js';
 export * from './process-alive.js';
 export * from './seeded-random.js';
 export * from './bearer.js';
+export { sha256File } from './hash-file.js';

@@ -12,7 +12,7 @@
  */
 import { modelFileKey, modelManifestKey } from '@nightshift/common';
 import { getJson, putJson, SHA256_META, statObject, type RegistryStorage } from './bucket.js';
-import { sha256File } from './hash-file.js';
+import { sha256File } from '@nightshift/common';
 import { listLocalFiles } from './local-files.js';
 import { buildManifest, parseManifest, type ModelFile, type ModelKind, type ModelManifest } from './manifest.js';
 import { uploadFile } from './multipart.js';

@@ -15,7 +15,7 @@ import { mkdir, readdir, readFile, rename, rm, stat, utimes, writeFile } from 'n
 import { join } from 'node:path';
 import { z } from 'zod';
 import { localFilePath } from './fetch-model.js';
-import { sha256File } from './hash-file.js';
+import { sha256File } from '@nightshift/common';
 import { parseManifest, type ModelManifest } from './manifest.js';
 
 export interface FileStamp {

@@ -36,11 +36,10 @@ export function parseFaults(spec: string | undefined): Faults {
   return faults;
 }
 
-export const noFaults = (f: Faults) => !f.failRenders && !f.failFirstAttempt && !f.oomRenders && f.renderDelayMs === 0 && f.dieAfterUpload === 0;
-
 /** Each backend wrapped so that its renders are delayed or fail as `faults` says. */
 export function withRenderFaults(backends: Map<string, Backend>, faults: Faults): Map<string, Backend> {
-  if (!faults.failRenders && !faults.failFirstAttempt && !faults.oomRenders && !faults.renderDelayMs) return backends;
+  const renderFaults = faults.failRenders || faults.failFirstAttempt || faults.oomRenders || faults.renderDelayMs > 0;
+  if (!renderFaults) return backends;
   return new Map([...backends].map(([name, b]) => [name, faultyBackend(b, faults)]));
 }
 

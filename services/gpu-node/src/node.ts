@@ -38,7 +38,13 @@ function nodeClock(env: NodeJS.ProcessEnv): () => number {
   const file = env.NIGHTSHIFT_NODE_CLOCK_OFFSET_FILE;
   if (file) {
     return () => {
-      const offset = Number(readFileSync(file, 'utf8').trim());
+      // A missing or half-written file reads as no offset: the clock never throws.
+      let offset: number;
+      try {
+        offset = Number(readFileSync(file, 'utf8').trim());
+      } catch {
+        offset = 0;
+      }
       return Date.now() + (Number.isFinite(offset) ? offset : 0);
     };
   }
@@ -50,7 +56,16 @@ function describeSleep(state: Exclude<GateState, { accepting: true }>): string {
   return state.untilLocal ? `sleeping until ${state.untilLocal}` : `sleeping (${state.detail})`;
 }
 
-export async function startNode(config: Config, log: Logger, backends = defaultBackends(), nodeConfig: Pick<NodeConfig, 'schedule' | 'idleOnly' | 'onLeave'> = nodeConfigFromEnv()): Promise<RunningNode> {
+export async function startNode(
+  config: Config,
+  log: Logger,
+  givenBackends?: Map<string, Backend>,
+  givenNodeConfig?: Pick<NodeConfig, 'schedule' | 'idleOnly' | 'onLeave'>,
+): Promise<RunningNode> {
+  // The node config file is read once, for the backends and the schedule alike.
+  const fileConfig = givenBackends && givenNodeConfig ? undefined : nodeConfigFromEnv();
+  const backends = givenBackends ?? backendsFromEnv(process.env, fileConfig);
+  const nodeConfig = givenNodeConfig ?? fileConfig!;
   const nodeId = config.NIGHTSHIFT_NODE_ID ?? `${hostname()}-${process.pid}`;
   const storage = storageFromConfig(config);
   // Assigned below; the closures that read it only run once the node has started.

@@ -73,9 +73,9 @@ export class ScheduleGate {
 
   private evaluate(): GateState {
     if (this.paused) return { accepting: false, reason: 'paused', untilMs: 0, untilLocal: '', detail: 'paused by hand' };
-    const now = new Date(this.clock());
     const schedule = this.opts.schedule;
-    if (schedule && !schedule.isOpen(now)) {
+    const now = schedule ? new Date(this.clock()) : undefined;
+    if (schedule && now && !schedule.isOpen(now)) {
       const next = schedule.nextOpening(now);
       return { accepting: false, reason: 'schedule', untilMs: next?.getTime() ?? 0, untilLocal: next ? localLabel(next, now) : '', detail: 'outside the schedule' };
     }

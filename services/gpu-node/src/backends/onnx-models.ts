@@ -6,9 +6,8 @@
  * the node's life; a folder that cannot be opened fails the job with
  * SdModel's message (which names the file), and the next job tries again.
  */
-import { createReadStream } from 'node:fs';
-import { createHash } from 'node:crypto';
 import path from 'node:path';
+import { sha256File } from '@nightshift/common';
 import { parseSchedulerConfig, type SamplerName, type SchedulerConfig } from '@nightshift/diffusion';
 import { ensureTinySd, SdModel, TINY_SD_NAME } from '@nightshift/models';
 import { RenderFailure } from './backend.js';
@@ -33,12 +32,6 @@ export interface LoadedSdModel {
   sampler: SamplerName;
   /** A1111's `Model hash`: the first 10 hex digits of sha256(unet/model.onnx). */
   hash: string;
-}
-
-async function fileSha256(file: string): Promise<string> {
-  const h = createHash('sha256');
-  for await (const chunk of createReadStream(file)) h.update(chunk as Buffer);
-  return h.digest('hex');
 }
 
 const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
@@ -73,7 +66,7 @@ export class OnnxModels {
     }
     try {
       const schedulerConfig = parseSchedulerConfig(model.folder.schedulerConfig);
-      const hash = (await fileSha256(model.folder.models.unet)).slice(0, 10);
+      const hash = (await sha256File(model.folder.models.unet)).slice(0, 10);
       return { name, model, schedulerConfig, sampler: defaultSampler(model.folder.schedulerConfig), hash };
     } catch (err) {
       await model.release();

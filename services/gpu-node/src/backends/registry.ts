@@ -173,9 +173,9 @@ export function buildBackends(config: NodeConfig, childGroups?: ChildGroups, dat
 }
 
 /** Backends from NIGHTSHIFT_NODE_CONFIG, or the procedural backend alone when it is unset. */
-export function backendsFromEnv(env: NodeJS.ProcessEnv = process.env): Map<string, Backend> {
+export function backendsFromEnv(env: NodeJS.ProcessEnv = process.env, config: NodeConfig = nodeConfigFromEnv(env)): Map<string, Backend> {
   // Injected faults (tests only) wrap whatever backends the config names.
-  return withRenderFaults(configuredBackends(env), parseFaults(env.NIGHTSHIFT_FAULTS));
+  return withRenderFaults(configuredBackends(env, config), parseFaults(env.NIGHTSHIFT_FAULTS));
 }
 
 /** The node config NIGHTSHIFT_NODE_CONFIG names, or the defaults when it is unset. */
@@ -184,8 +184,7 @@ export function nodeConfigFromEnv(env: NodeJS.ProcessEnv = process.env): NodeCon
   return file ? loadNodeConfig(file) : parseNodeConfig({});
 }
 
-function configuredBackends(env: NodeJS.ProcessEnv): Map<string, Backend> {
-  const config = nodeConfigFromEnv(env);
+function configuredBackends(env: NodeJS.ProcessEnv, config: NodeConfig): Map<string, Backend> {
   const dataDir = path.resolve(env.NIGHTSHIFT_DATA_DIR ?? '.data');
   if (!config.generators.length) return buildBackends(config, undefined, dataDir);
   // Generator groups are tracked in the node's data folder; a crash's leftovers are stopped now.
