@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { formatA1111Parameters, parseA1111Parameters } from './a1111.js';
+import { A1111_FIELDS, PARAM_KEY } from '@nightshift/sweep';
+import { formatA1111Parameters, KEY_RE, parseA1111Parameters, STANDARD_KEYS } from './a1111.js';
 
 test('formats in A1111 order', () => {
   const text = formatA1111Parameters({
@@ -111,4 +112,9 @@ test('Model hash goes before Model, as A1111 writes it, and parses back', () => 
   assert.equal(text, 'p\nSteps: 4, Sampler: Euler a, CFG scale: 7, Seed: 1, Size: 64x64, Model hash: 0123456789, Model: nightshift-tiny-sd');
   assert.equal(parseA1111Parameters(text).params['Model hash'], '0123456789');
   assert.throws(() => formatA1111Parameters({ prompt: 'p', seed: 1, width: 64, height: 64, steps: 4, extra: { 'Model hash': 'x' } }), /dedicated field/);
+});
+
+test('the spec accepts exactly the param names this writer can carry (the two rules are one)', () => {
+  assert.equal(PARAM_KEY.source, KEY_RE.source);
+  assert.deepEqual([...A1111_FIELDS].sort(), [...STANDARD_KEYS].sort());
 });

@@ -40,8 +40,8 @@ export interface A1111Parsed {
 // A1111's re_param_code. Keys start with a word char and hold word chars, spaces, '-' and '/'.
 const PARAM_RE = /\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)/g;
 // Same charset, at least 2 chars (A1111's regex needs that), no edge spaces (the parser trims them).
-const KEY_RE = /^\w[\w \-/]*[\w\-/]$/;
-const STANDARD_KEYS = new Set(['Steps', 'Sampler', 'CFG scale', 'Seed', 'Size', 'Model hash', 'Model', 'Backend']);
+export const KEY_RE = /^\w[\w \-/]*[\w\-/]$/;
+export const STANDARD_KEYS: ReadonlySet<string> = new Set(['Steps', 'Sampler', 'CFG scale', 'Seed', 'Size', 'Model hash', 'Model', 'Backend']);
 
 /**
  * A1111's quote(): values with ',', ':' or a newline become JSON strings.

@@ -5,7 +5,7 @@
  * `startOpsServer` on its own port.
  */
 import { createServer, type IncomingMessage, type Server } from 'node:http';
-import { timingSafeEqual } from 'node:crypto';
+import { bearerMatches } from './bearer.js';
 import type { AddressInfo } from 'node:net';
 import type { Context, Hono } from 'hono';
 import { collectDefaultMetrics, Registry } from 'prom-client';
@@ -61,17 +61,11 @@ export async function runChecks(checks: Record<string, ReadyCheck>, timeoutMs = 
  * code alone (what an orchestrator's probe needs); /healthz stays open.
  */
 export function opsAllowed(remoteAddress: string | undefined, authorization: string | undefined, token: string | undefined): boolean {
-  if (token) return !!authorization && safeEqual(authorization, `Bearer ${token}`);
+  if (token) return bearerMatches(token, authorization);
   return remoteAddress === undefined || isLoopbackIp(remoteAddress);
 }
 
 const isLoopbackIp = (a: string) => a === '::1' || /^(::ffff:)?127\./.test(a);
-
-function safeEqual(a: string, b: string): boolean {
-  const x = Buffer.from(a);
-  const y = Buffer.from(b);
-  return x.length === y.length && timingSafeEqual(x, y);
-}
 
 const OPS_REFUSED = { error: 'metrics and readiness are served to loopback clients, or with NIGHTSHIFT_METRICS_TOKEN as a bearer token' };
 

@@ -32,9 +32,13 @@ const size = z
   .max(SPEC_LIMITS.maxSize, `must be at most ${SPEC_LIMITS.maxSize}`)
   .refine((v) => v % 8 === 0, 'must be a multiple of 8');
 
-/** The key shape A1111's infotext parser reads back (packages/common/src/a1111.ts). */
-const PARAM_KEY = /^\w[\w \-/]*[\w\-/]$/;
-const A1111_FIELDS = new Set(['Steps', 'Sampler', 'CFG scale', 'Seed', 'Size', 'Model hash', 'Model', 'Backend']);
+/**
+ * The key shape A1111's infotext parser reads back, and the names its own
+ * fields take. A copy of packages/common/src/a1111.ts's (sweep stays free of
+ * common); a1111.test.ts fails if the two drift apart.
+ */
+export const PARAM_KEY = /^\w[\w \-/]*[\w\-/]$/;
+export const A1111_FIELDS: ReadonlySet<string> = new Set(['Steps', 'Sampler', 'CFG scale', 'Seed', 'Size', 'Model hash', 'Model', 'Backend']);
 
 const paramValue = z.union([z.string().max(1_000), z.number().finite(), z.boolean()]);
 

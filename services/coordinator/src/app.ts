@@ -9,7 +9,7 @@ import type { Server } from 'node:http';
 import * as grpc from '@grpc/grpc-js';
 import { serve, type ServerType } from '@hono/node-server';
 import { addService, NodeService, SweepService } from '@nightshift/proto';
-import { connectBus, ensureStream, grpcServerCredentials, natsCheck, s3Check, serverTlsMode, storageFromConfig, withRetry, type Bus, type Config, type Logger } from '@nightshift/common';
+import { connectBus, ensureStream, grpcServerCredentials, natsAuth, natsCheck, s3Check, serverTlsMode, storageFromConfig, streamLimits, withRetry, type Bus, type Config, type Logger } from '@nightshift/common';
 import { PreviewStore } from './previews.js';
 import { openDb } from './db.js';
 import { Store } from './store.js';
@@ -67,8 +67,10 @@ export async function startCoordinator(config: Config, log: Logger): Promise<Run
     onRetry: (err, n) => n === 1 && log.warn({ err: String(err) }, 'S3 not reachable yet, retrying'),
   }).catch(() => {});
   let bus: Bus | undefined;
-  const busReady = connectBus(config.NIGHTSHIFT_NATS_URL, 'coordinator', stopConnecting.signal).then(async (b) => {
-    await withRetry(() => ensureStream(b.jsm), { signal: stopConnecting.signal });
+  // The NATS login and stream limits from this coordinator's own config (not re-read from the environment per retry).
+  const limits = streamLimits(config);
+  const busReady = connectBus(config.NIGHTSHIFT_NATS_URL, 'coordinator', stopConnecting.signal, natsAuth(config)).then(async (b) => {
+    await withRetry(() => ensureStream(b.jsm, limits), { signal: stopConnecting.signal });
     bus = b;
     log.info('connected to NATS');
     outbox.poke();

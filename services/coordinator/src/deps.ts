@@ -36,7 +36,7 @@ export interface GrpcDeps extends SweepDeps {
 export interface HttpDeps extends SweepDeps, DashboardDeps {
   config: SweepDeps['config'] & DashboardDeps['config'] & GuardConfig & WebhookRouteDeps['config'];
   log: SweepDeps['log'] & DashboardDeps['log'] & Pick<Logger, 'error'>;
-  store: SweepDeps['store'] & DashboardDeps['store'] & WebhookRouteDeps['store'] & Pick<Store, 'listSweeps' | 'sweepCount' | 'jobsPage' | 'blockedNodes' | 'listNodes' | 'leasedTo'>;
+  store: SweepDeps['store'] & DashboardDeps['store'] & WebhookRouteDeps['store'] & Pick<Store, 'listSweeps' | 'sweepCount' | 'blockedNodes' | 'listNodes' | 'leasedTo'>;
   hub: SweepDeps['hub'] & Pick<NodeHub, 'connectedNodeIds'> & Partial<Pick<NodeHub, 'sleepOf' | 'setPaused'>>;
   placement: Pick<Placement, 'explain'>;
   live: Pick<Live, 'subscribe' | 'onClose'>;

@@ -4,12 +4,12 @@
  */
 import { Hono, type Context } from 'hono';
 import { bearerAuth } from 'hono/bearer-auth';
-import { bodyLimit } from 'hono/body-limit';
 import { HTTPException } from 'hono/http-exception';
 import { SpecError } from '@nightshift/sweep';
 import { filesRoute, opsRoutes } from '@nightshift/common';
 import type { HttpDeps } from './deps.js';
 import { guardOptions, requestGuard } from './request-guard.js';
+import { tooLarge } from './body-rules.js';
 import { eventsRoute } from './sse.js';
 import { pageInfo, pageOf } from './paging.js';
 import { createDashboard } from './dashboard/index.js';
@@ -23,9 +23,6 @@ import { cancelSweep, imageView, pauseSweep, setPriority, submitSweep, submitUps
 
 /** Job and node events held for one slow SSE client. */
 const SSE_QUEUE = 1_000;
-/** A body limit answering 413 with the limit named. */
-const tooLarge = (maxSize: number, label: string) =>
-  bodyLimit({ maxSize, onError: (c) => c.json({ error: `request body too large (limit ${label})`, details: [] }, 413) });
 
 export function createHttpApp(deps: HttpDeps): Hono {
   const app = new Hono();
@@ -78,7 +75,7 @@ export function createHttpApp(deps: HttpDeps): Hono {
   app.get('/api/sweeps/:id', (c) => {
     const row = deps.store.getSweep(c.req.param('id'));
     if (!row) return c.json({ error: 'no such sweep' }, 404);
-    const failed = deps.store.jobs(row.id, ['failed']).slice(0, 20).map((j) => ({ jobId: j.id, prompt: j.prompt, seed: j.seed, error: j.error, logTail: j.log_tail }));
+    const failed = deps.store.jobs(row.id, ['failed'], { offset: 0, limit: 20 }).map((j) => ({ jobId: j.id, prompt: j.prompt, seed: j.seed, error: j.error, logTail: j.log_tail }));
     return c.json({ ...sweepView(deps, row), spec: JSON.parse(row.spec_json) as unknown, failedJobs: failed, explain: deps.placement.explain(row.id), blocklisted: deps.store.blockedNodes(row.id) });
   });
 
@@ -87,7 +84,7 @@ export function createHttpApp(deps: HttpDeps): Hono {
     if (!row) return c.json({ error: 'no such sweep' }, 404);
     const page = pageOf(c, 1_000, 10_000);
     if ('error' in page) return c.json(page, 400);
-    const jobs = deps.store.jobsPage(row.id, page.offset, page.limit);
+    const jobs = deps.store.jobs(row.id, undefined, page);
     return c.json({
       ...pageInfo(page, jobs.length, row.total),
       jobs: jobs.map((j) => ({
@@ -111,9 +108,9 @@ export function createHttpApp(deps: HttpDeps): Hono {
     if (!row) return c.json({ error: 'no such sweep' }, 404);
     const page = pageOf(c, 1_000, 10_000);
     if ('error' in page) return c.json(page, 400);
-    const all = deps.store.jobs(row.id, ['done', 'skipped']);
-    const images = all.slice(page.offset, page.offset + page.limit).map((j) => imageView(j, fileUrl(c)));
-    return c.json({ images, ...pageInfo(page, images.length, all.length) });
+    const images = deps.store.jobs(row.id, ['done', 'skipped'], page).map((j) => imageView(j, fileUrl(c)));
+    const counts = deps.store.counts(row.id);
+    return c.json({ images, ...pageInfo(page, images.length, counts.done + counts.skipped) });
   });
 
   const actions = {

@@ -8,7 +8,7 @@
  * what a Nightshift sweep allows, so the form can mark them for editing.
  */
 import { Hono, type Context } from 'hono';
-import { bodyLimit } from 'hono/body-limit';
+import { mediaType, tooLarge } from './body-rules.js';
 import { assertSafeKey, keyPrefix, RemixError, remixPng, type Remix, type Storage } from '@nightshift/common';
 import { parseSpec, SpecError, type SpecIssue } from '@nightshift/sweep';
 
@@ -26,7 +26,7 @@ export interface RemixAnswer extends Remix {
   issues?: SpecIssue[];
 }
 
-const mediaType = (c: Context) => (c.req.header('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
+const typeOf = (c: Context) => mediaType(c.req.header('content-type'));
 
 /** Reads the image named by a `{"key"}` body; a Response when that fails. */
 async function imageByKey(c: Context, storage: RemixDeps['storage']): Promise<Buffer | Response> {
@@ -61,14 +61,13 @@ function specIssues(remix: Remix): SpecIssue[] {
 
 export function remixRoute(deps: RemixDeps): Hono {
   const app = new Hono();
-  const limit = (max: number, label: string) => bodyLimit({ maxSize: max, onError: (c) => c.json({ error: `request body too large (limit ${label})`, details: [] }, 413) });
-  const upload = limit(REMIX_MAX_BYTES, '20 MB');
-  const small = limit(KEY_BODY_MAX_BYTES, '4 KiB');
+  const upload = tooLarge(REMIX_MAX_BYTES, '20 MB');
+  const small = tooLarge(KEY_BODY_MAX_BYTES, '4 KiB');
   app.post(
     '/',
-    (c, next) => (mediaType(c) === 'image/png' ? upload(c, next) : small(c, next)),
+    (c, next) => (typeOf(c) === 'image/png' ? upload(c, next) : small(c, next)),
     async (c) => {
-      const type = mediaType(c);
+      const type = typeOf(c);
       let png: Buffer | Response;
       if (type === 'image/png') png = Buffer.from(await c.req.arrayBuffer());
       else if (type === 'application/json') png = await imageByKey(c, deps.storage);

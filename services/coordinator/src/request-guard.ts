@@ -19,6 +19,7 @@
  */
 import type { MiddlewareHandler } from 'hono';
 import type { Config } from '@nightshift/common';
+import { mediaType } from './body-rules.js';
 
 export interface GuardOptions {
   /** Check Host (the API listens on loopback and has no token). */
@@ -87,7 +88,7 @@ export function requestGuard(opts: GuardOptions): MiddlewareHandler {
     }
     const declared = c.req.header('content-type');
     if (c.req.path.startsWith('/api/') && (declared !== undefined || hasBody(c.req.raw.headers))) {
-      const type = (declared ?? '').split(';')[0]!.trim().toLowerCase();
+      const type = mediaType(declared);
       const image = IMAGE_ROUTES.has(c.req.path);
       const ok = type === 'application/json' || (TEXT_ROUTES.has(c.req.path) && ['text/plain', 'text/yaml', 'application/yaml'].includes(type)) || (image && type === 'image/png') || (isWildcardUpload(c.req.method, c.req.path) && type === 'text/plain');
       if (!ok) return c.json({ error: `unsupported content type "${type || 'none'}": send application/json${image ? ' or image/png' : ''}` }, 415);

@@ -4,9 +4,9 @@
  * token guards them like the rest of /api. Secrets are write-only.
  */
 import { Hono } from 'hono';
-import { bodyLimit } from 'hono/body-limit';
+import { tooLarge } from './body-rules.js';
 import { z } from 'zod';
-import type { Config } from '@nightshift/common';
+import { fieldIssues, type Config } from '@nightshift/common';
 import type { Store } from './store.js';
 import { WEBHOOK_EVENTS, WEBHOOK_FORMATS, type AttemptRow, type WebhookEvent, type WebhookRow } from './store/webhooks.js';
 import { refuseUrl } from './webhooks.js';
@@ -32,7 +32,7 @@ const iso = (t: number | null) => (t === null ? null : new Date(t).toISOString()
 export function webhookRoutes(deps: WebhookRouteDeps): Hono {
   const app = new Hono();
 
-  app.post('/', bodyLimit({ maxSize: 16 * 1024, onError: (c) => c.json({ error: 'request body too large (limit 16 KiB)', details: [] }, 413) }), async (c) => {
+  app.post('/', tooLarge(16 * 1024, '16 KiB'), async (c) => {
     let body: unknown;
     try {
       body = await c.req.json();
@@ -41,7 +41,7 @@ export function webhookRoutes(deps: WebhookRouteDeps): Hono {
     }
     const parsed = NewWebhook.safeParse(body);
     if (!parsed.success) {
-      return c.json({ error: 'invalid webhook', details: parsed.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })) }, 400);
+      return c.json({ error: 'invalid webhook', details: fieldIssues(parsed.error.issues) }, 400);
     }
     const refused = refuseUrl(parsed.data.url, deps.config.NIGHTSHIFT_WEBHOOK_ALLOW);
     if (refused) return c.json({ error: refused, details: [{ path: 'url', message: refused }] }, 400);

@@ -9,7 +9,7 @@
  * - DELETE /api/wildcards/:name  → 204
  */
 import { Hono, type Context } from 'hono';
-import { bodyLimit } from 'hono/body-limit';
+import { mediaType, tooLarge } from './body-rules.js';
 import { WILDCARD_NAME_RE } from '@nightshift/common';
 import { wildcardLines } from '@nightshift/sweep';
 import { checkWildcardText, listWildcards, MAX_WILDCARD_BYTES, readWildcard, removeWildcard, writeWildcard, type WildcardBucket } from './wildcards-store.js';
@@ -38,11 +38,11 @@ export function wildcardsRoute(storage: Partial<WildcardBucket>): Hono {
 
   app.put(
     '/:name',
-    bodyLimit({ maxSize: MAX_WILDCARD_BYTES, onError: (c) => c.json({ error: 'wildcard list too large (limit 1 MiB)', details: [] }, 413) }),
+    tooLarge(MAX_WILDCARD_BYTES, '1 MiB'),
     async (c) => {
       const name = c.req.param('name');
       if (!WILDCARD_NAME_RE.test(name)) return badName(c);
-      const type = (c.req.header('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
+      const type = mediaType(c.req.header('content-type'));
       if (type !== 'text/plain') return c.json({ error: 'send the list as text/plain, one option a line', details: [] }, 415);
       let text: string;
       try {

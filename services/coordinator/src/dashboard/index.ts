@@ -16,7 +16,7 @@
  */
 import { gzipSync } from 'node:zlib';
 import { Hono, type Context, type MiddlewareHandler } from 'hono';
-import { bodyLimit } from 'hono/body-limit';
+import { tooLarge } from '../body-rules.js';
 import { compress } from 'hono/compress';
 import { getCookie, setCookie } from 'hono/cookie';
 import { SpecError } from '@nightshift/sweep';
@@ -102,7 +102,7 @@ export function createDashboard(deps: DashboardDeps): Hono {
 
   app.post(
     '/api/sweeps/preview',
-    bodyLimit({ maxSize: 1024 * 1024, onError: (c) => c.json({ error: 'request body too large (limit 1 MiB)', details: [] }, 413) }),
+    tooLarge(1024 * 1024, '1 MiB'),
     async (c) => {
       const type = c.req.header('content-type') ?? '';
       try {

@@ -52,11 +52,6 @@ export class SweepStore extends StoreBase {
     return (this.q('SELECT COUNT(*) AS n FROM sweeps').get() as { n: number }).n;
   }
 
-  /** One page of a sweep's jobs in index order. */
-  jobsPage(sweepId: string, offset: number, limit: number): JobRow[] {
-    return this.q('SELECT * FROM jobs WHERE sweep_id = ? ORDER BY idx LIMIT ? OFFSET ?').all(sweepId, limit, offset) as JobRow[];
-  }
-
   /** A sweep's jobs by state, from its counters (leased jobs count as running). */
   counts(sweepId: string): SweepCounts {
     const c: SweepCounts = { queued: 0, running: 0, done: 0, failed: 0, skipped: 0, cancelled: 0 };
@@ -75,12 +70,11 @@ export class SweepStore extends StoreBase {
     return this.q(`SELECT 1 FROM sweep_counts WHERE sweep_id = ? AND state != 'queued' AND n > 0 LIMIT 1`).get(sweepId) !== undefined;
   }
 
-  jobs(sweepId: string, states?: JobState[]): JobRow[] {
-    if (states?.length) {
-      return this.q(`SELECT * FROM jobs WHERE sweep_id = ? AND state IN (${states.map(() => '?').join(',')}) ORDER BY idx`)
-        .all(sweepId, ...states) as JobRow[];
-    }
-    return this.q('SELECT * FROM jobs WHERE sweep_id = ? ORDER BY idx').all(sweepId) as JobRow[];
+  /** A sweep's jobs in index order, of these states if given, one page if given. */
+  jobs(sweepId: string, states?: JobState[], page?: { offset: number; limit: number }): JobRow[] {
+    const inStates = states?.length ? ` AND state IN (${states.map(() => '?').join(',')})` : '';
+    const paged = page ? ' LIMIT ? OFFSET ?' : '';
+    return this.q(`SELECT * FROM jobs WHERE sweep_id = ?${inStates} ORDER BY idx${paged}`).all(sweepId, ...(states ?? []), ...(page ? [page.limit, page.offset] : [])) as JobRow[];
   }
 
   /** Finished jobs' render times and finish times, newest first, for ETA (index jobs_sweep_finished). */
