@@ -1,4 +1,5 @@
 /** Shared pieces of the hostile-caller suites. */
+import assert from 'node:assert/strict';
 import { connect } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { STREAM } from '@nightshift/common';
@@ -16,4 +17,22 @@ export async function farmState(farm: Farm) {
   } finally {
     await nc.close();
   }
+}
+
+const ORDINARY_PREVIEW = JSON.stringify({ prompts: ['a red circle'], seeds: { count: 2 }, params: { width: 64, height: 64, steps: 2 } });
+
+/**
+ * Runs an attack and checks that it changed nothing stored and that the
+ * coordinator serves an ordinary request right after. `settleMs` gives what
+ * the attack set off time to land where there is no state to wait for (it
+ * proves that nothing happens).
+ */
+export async function attack<T>(farm: Farm, run: () => Promise<T>, opts: { settleMs?: number } = {}): Promise<T> {
+  const before = await farmState(farm);
+  const result = await run();
+  if (opts.settleMs) await new Promise((r) => setTimeout(r, opts.settleMs));
+  assert.deepEqual(await farmState(farm), before, 'the attack changed stored state');
+  const ok = await fetch(`${farm.apiUrl}/api/sweeps/preview`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: ORDINARY_PREVIEW });
+  assert.equal(ok.status, 200, 'the coordinator answers an ordinary request right after');
+  return result;
 }
