@@ -27,7 +27,6 @@ export {
 export {
   buildTinySd,
   ensureTinySd,
-  LATENT_RGB_FACTORS,
   TINY_SD_HIDDEN,
   TINY_SD_LATENT_CHANNELS,
   TINY_SD_NAME,

@@ -2,6 +2,7 @@
  * nightshift-tiny-sd's constants and build options (the shapes every part
  * agrees on), kept apart so each graph file depends on this alone.
  */
+import { SD15_LATENT_RGB_FACTORS } from '@nightshift/diffusion';
 import type { Precision } from './tiny-sd-graph.js';
 
 export const TINY_SD_NAME = 'nightshift-tiny-sd';
@@ -20,15 +21,10 @@ export const TINY_SD_SCALING_FACTOR = 0.18215;
 export const UNET_CHANNELS = 16;
 
 /**
- * SD's 4×3 latent → RGB preview factors (rows: latent channels; columns R, G, B).
- * The tiny VAE decoder is built around them, so a cheap preview looks like the decoded image.
+ * SD's 4×3 latent → RGB preview factors, the ones the preview uses: the tiny
+ * VAE decoder is built around them, so a cheap preview looks like the decoded image.
  */
-export const LATENT_RGB_FACTORS: readonly (readonly [number, number, number])[] = [
-  [0.3512, 0.2297, 0.3227],
-  [0.325, 0.4974, 0.235],
-  [-0.2829, 0.1762, 0.2721],
-  [-0.212, -0.2616, -0.7177],
-];
+export const LATENT_RGB_FACTORS = SD15_LATENT_RGB_FACTORS;
 
 /**
  * How the exported interfaces look. The defaults are what the built-in model
