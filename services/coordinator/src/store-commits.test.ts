@@ -19,9 +19,9 @@ function setup() {
 test('a write outside a transaction is heard at once: outbox rows and what changed', () => {
   const { store, heard, add } = setup();
   add('sw-1');
-  assert.deepEqual(heard, [{ outbox: true, events: [{ type: 'sweep', sweepId: 'sw-1' }] }]);
+  assert.deepEqual(heard, [{ outbox: true, webhooks: false, events: [{ type: 'sweep', sweepId: 'sw-1' }] }]);
   store.setPriority('sw-1', 5);
-  assert.deepEqual(heard[1], { outbox: false, events: [{ type: 'sweep', sweepId: 'sw-1' }] }, 'no outbox row: the publisher is not woken');
+  assert.deepEqual(heard[1], { outbox: false, webhooks: false, events: [{ type: 'sweep', sweepId: 'sw-1' }] }, 'no outbox row: the publisher is not woken');
   store.touchNode('nobody');
   store.renewLeases('n1', [], 1_000);
   assert.equal(heard.length, 2, 'writes that change nothing anyone watches are not heard');
@@ -44,6 +44,7 @@ test('a batch in one transaction is heard once, after its commit: jobs and nodes
   assert.deepEqual(heard, [
     {
       outbox: true,
+      webhooks: false,
       events: [
         { type: 'node', nodeId: 'n1', status: 'online' },
         { type: 'job', sweepId: 'sw-1', jobId: a!.id, state: 'done' },
@@ -74,7 +75,7 @@ test('a rolled-back transaction is never heard; a rolled-back savepoint drops on
     );
   });
   assert.equal(store.getSweep('sw-kept')!.priority, 0);
-  assert.deepEqual(heard, [{ outbox: true, events: [{ type: 'sweep', sweepId: 'sw-kept' }] }]);
+  assert.deepEqual(heard, [{ outbox: true, webhooks: false, events: [{ type: 'sweep', sweepId: 'sw-kept' }] }]);
 });
 
 test('afterCommit: runs once the outermost transaction commits, at once outside one, never after a rollback', () => {

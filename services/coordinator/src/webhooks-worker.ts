@@ -51,7 +51,8 @@ export class WebhookWorker {
 
   start(): void {
     this.unsubscribe = this.store.onCommit((c) => {
-      if (c.outbox) this.poke();
+      // Only commits that wrote deliveries wake it (not every rendered image's outbox event).
+      if (c.webhooks) this.poke();
     });
     this.schedule(0);
   }

@@ -37,9 +37,14 @@ test('a finished sweep writes one delivery per webhook that asks for it, in the 
   const a = store.createWebhook({ url: 'http://127.0.0.1:1/a', events: ['sweep.finished'], secret: 's', format: 'json' });
   const b = store.createWebhook({ url: 'http://127.0.0.1:1/b', events: ['sweep.finished', 'node.down'], secret: 's', format: 'slack' });
   store.createWebhook({ url: 'http://127.0.0.1:1/c', events: ['sweep.failed'], secret: 's', format: 'json' });
+  const heard: boolean[] = [];
+  store.onCommit((c) => heard.push(c.webhooks));
   add('sw-1');
   assert.deepEqual(deliveries(store), [], 'a created sweep is no webhook event');
+  assert.ok(heard.length > 0 && heard.every((w) => !w), 'commits without deliveries do not wake the webhook worker');
+  heard.length = 0;
   finish('sw-1');
+  assert.ok(heard.includes(true), 'the commit that wrote deliveries says so');
   assert.deepEqual(deliveries(store), [
     { webhook_id: a.id, event_id: 'sweep.done.sw-1', event: 'sweep.finished', state: 'pending' },
     { webhook_id: b.id, event_id: 'sweep.done.sw-1', event: 'sweep.finished', state: 'pending' },

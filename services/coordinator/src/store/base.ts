@@ -20,11 +20,13 @@ export interface StoreOptions extends FailurePolicy {
 export interface Committed {
   /** It wrote outbox rows: the publisher has events to send. */
   outbox: boolean;
+  /** It wrote webhook deliveries: the webhook worker has something to send. */
+  webhooks: boolean;
   /** Job and node changes in order, then each changed sweep once. */
   events: LiveEvent[];
 }
 
-type Change = { kind: 'outbox' } | { kind: 'sweep'; sweepId: string } | { kind: 'event'; event: LiveEvent } | { kind: 'then'; run: () => void };
+type Change = { kind: 'outbox' } | { kind: 'webhooks' } | { kind: 'sweep'; sweepId: string } | { kind: 'event'; event: LiveEvent } | { kind: 'then'; run: () => void };
 
 export const DEFAULT_STORE_OPTIONS: StoreOptions = { maxAttempts: 3, blocklistAfter: 3, now: Date.now };
 
@@ -98,16 +100,17 @@ export class StoreBase {
     const changes = this.pending;
     this.pending = [];
     const sweeps = new Set<string>();
-    const committed: Committed = { outbox: false, events: [] };
+    const committed: Committed = { outbox: false, webhooks: false, events: [] };
     const then: (() => void)[] = [];
     for (const c of changes) {
       if (c.kind === 'outbox') committed.outbox = true;
+      else if (c.kind === 'webhooks') committed.webhooks = true;
       else if (c.kind === 'sweep') sweeps.add(c.sweepId);
       else if (c.kind === 'event') committed.events.push(c.event);
       else then.push(c.run);
     }
     for (const sweepId of sweeps) committed.events.push({ type: 'sweep', sweepId });
-    const changed = committed.outbox || committed.events.length > 0;
+    const changed = committed.outbox || committed.webhooks || committed.events.length > 0;
     // Everything runs even when one throws (the transaction is durable either way); the first error is rethrown.
     let failure: unknown;
     const attempt = (fn: () => void) => {
@@ -120,6 +123,11 @@ export class StoreBase {
     for (const fn of then) attempt(fn);
     if (changed) for (const listener of this.listeners) attempt(() => listener(committed));
     if (failure) throw failure;
+  }
+
+  /** Webhook deliveries were written in this transaction. */
+  protected deliveriesWritten(): void {
+    this.pending.push({ kind: 'webhooks' });
   }
 
   protected sweepChanged(sweepId: string): void {

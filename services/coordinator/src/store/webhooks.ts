@@ -202,5 +202,6 @@ export class WebhookStore extends NodeStore {
     );
     const json = JSON.stringify(data);
     for (const w of hooks) insert.run(w.id, eventId, e.event, json, now, now);
+    this.deliveriesWritten();
   }
 }
