@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file nightshift/v1/node.proto.
  */
 export const file_nightshift_v1_node: GenFile = /*@__PURE__*/
-  fileDesc("ChhuaWdodHNoaWZ0L3YxL25vZGUucHJvdG8SDW5pZ2h0c2hpZnQudjEiYgoMQ2FwYWJpbGl0aWVzEhAKCGdwdV9uYW1lGAEgASgJEg8KB3ZyYW1fbWIYAiABKAQSEAoIYmFja2VuZHMYAyADKAkSDgoGbW9kZWxzGAQgAygJEg0KBXNsb3RzGAUgASgNIrYCCg5Db25uZWN0UmVxdWVzdBIrCghyZWdpc3RlchgBIAEoCzIXLm5pZ2h0c2hpZnQudjEuUmVnaXN0ZXJIABItCgloZWFydGJlYXQYAiABKAsyGC5uaWdodHNoaWZ0LnYxLkhlYXJ0YmVhdEgAEi4KCHByb2dyZXNzGAMgASgLMhoubmlnaHRzaGlmdC52MS5Kb2JQcm9ncmVzc0gAEjAKCWNvbXBsZXRlZBgEIAEoCzIbLm5pZ2h0c2hpZnQudjEuSm9iQ29tcGxldGVkSAASKgoGZmFpbGVkGAUgASgLMhgubmlnaHRzaGlmdC52MS5Kb2JGYWlsZWRIABIzCgxhdmFpbGFiaWxpdHkYBiABKAsyGy5uaWdodHNoaWZ0LnYxLkF2YWlsYWJpbGl0eUgAQgUKA21zZyLeAQoIUmVnaXN0ZXISDwoHbm9kZV9pZBgBIAEoCRIMCgRuYW1lGAIgASgJEjEKDGNhcGFiaWxpdGllcxgDIAEoCzIbLm5pZ2h0c2hpZnQudjEuQ2FwYWJpbGl0aWVzEhQKDGhlbGRfam9iX2lkcxgEIAMoCRI3ChJyZWNlbnRfY29tcGxldGlvbnMYBSADKAsyGy5uaWdodHNoaWZ0LnYxLkpvYkNvbXBsZXRlZBIxCgxhdmFpbGFiaWxpdHkYBiABKAsyGy5uaWdodHNoaWZ0LnYxLkF2YWlsYWJpbGl0eSJyCgxBdmFpbGFiaWxpdHkSEQoJYWNjZXB0aW5nGAEgASgIEg4KBnJlYXNvbhgCIAEoCRIQCgh1bnRpbF9tcxgDIAEoAxITCgt1bnRpbF9sb2NhbBgEIAEoCRIYChByZWxlYXNlZF9qb2JfaWRzGAUgAygJIiQKCUhlYXJ0YmVhdBIXCg9ydW5uaW5nX2pvYl9pZHMYASADKAkiUAoLSm9iUHJvZ3Jlc3MSDgoGam9iX2lkGAEgASgJEgwKBHN0ZXAYAiABKA0SDQoFdG90YWwYAyABKA0SFAoMcHJldmlld193ZWJwGAQgASgMIqABCgxKb2JDb21wbGV0ZWQSDgoGam9iX2lkGAEgASgJEhIKCnJlbmRlcl9rZXkYAiABKAkSEQoJaW1hZ2Vfa2V5GAMgASgJEhEKCXRodW1iX2tleRgEIAEoCRIRCglyZW5kZXJfbXMYBSABKA0SDwoHc2tpcHBlZBgGIAEoCBITCgtpbWFnZV9ieXRlcxgHIAEoBBINCgVtb2RlbBgIIAEoCSJTCglKb2JGYWlsZWQSDgoGam9iX2lkGAEgASgJEg0KBWVycm9yGAIgASgJEhUKDW91dF9vZl9tZW1vcnkYAyABKAgSEAoIbG9nX3RhaWwYBCABKAki1QEKD0Nvbm5lY3RSZXNwb25zZRIvCgpyZWdpc3RlcmVkGAEgASgLMhkubmlnaHRzaGlmdC52MS5SZWdpc3RlcmVkSAASLgoGYXNzaWduGAIgASgLMhwubmlnaHRzaGlmdC52MS5Kb2JBc3NpZ25tZW50SAASKgoGY2FuY2VsGAMgASgLMhgubmlnaHRzaGlmdC52MS5DYW5jZWxKb2JIABIuCgpzZXRfcGF1c2VkGAQgASgLMhgubmlnaHRzaGlmdC52MS5TZXRQYXVzZWRIAEIFCgNtc2ciGwoJU2V0UGF1c2VkEg4KBnBhdXNlZBgBIAEoCCJOCgpSZWdpc3RlcmVkEg8KB25vZGVfaWQYASABKAkSHQoVaGVhcnRiZWF0X2ludGVydmFsX21zGAIgASgNEhAKCGxlYXNlX21zGAMgASgNIugBCg1Kb2JBc3NpZ25tZW50Eg4KBmpvYl9pZBgBIAEoCRIQCghzd2VlcF9pZBgCIAEoCRISCgpyZW5kZXJfa2V5GAMgASgJEg4KBnByb21wdBgEIAEoCRIMCgRzZWVkGAUgASgDEhMKC3BhcmFtc19qc29uGAYgASgJEg8KB2JhY2tlbmQYByABKAkSDQoFbW9kZWwYCCABKAkSDwoHYXR0ZW1wdBgJIAEoDRIbChNsZWFzZV9leHBpcmVzX2F0X21zGAogASgDEgwKBGtpbmQYCyABKAkSEgoKc291cmNlX2tleRgMIAEoCSIrCglDYW5jZWxKb2ISDgoGam9iX2lkGAEgASgJEg4KBnJlYXNvbhgCIAEoCTJbCgtOb2RlU2VydmljZRJMCgdDb25uZWN0Eh0ubmlnaHRzaGlmdC52MS5Db25uZWN0UmVxdWVzdBoeLm5pZ2h0c2hpZnQudjEuQ29ubmVjdFJlc3BvbnNlKAEwAWIGcHJvdG8z");
+  fileDesc("ChhuaWdodHNoaWZ0L3YxL25vZGUucHJvdG8SDW5pZ2h0c2hpZnQudjEilgEKDENhcGFiaWxpdGllcxIQCghncHVfbmFtZRgBIAEoCRIPCgd2cmFtX21iGAIgASgEEhAKCGJhY2tlbmRzGAMgAygJEg4KBm1vZGVscxgEIAMoCRINCgVzbG90cxgFIAEoDRIaChJleGVjdXRpb25fcHJvdmlkZXIYBiABKAkSFgoOZHJpdmVyX3ZlcnNpb24YByABKAkijAEKD01vZGVsQ2FjaGVTdGF0ZRIVCg1jYWNoZWRfaGFzaGVzGAEgAygJEhMKC2xvYWRlZF9oYXNoGAIgASgJEi8KCWRvd25sb2FkcxgDIAMoCzIcLm5pZ2h0c2hpZnQudjEuTW9kZWxEb3dubG9hZBIcChRkb3dubG9hZF9ieXRlc19wZXJfcxgEIAEoASJUCg1Nb2RlbERvd25sb2FkEgwKBGhhc2gYASABKAkSDAoEbmFtZRgCIAEoCRISCgpieXRlc19kb25lGAMgASgEEhMKC2J5dGVzX3RvdGFsGAQgASgEIrYCCg5Db25uZWN0UmVxdWVzdBIrCghyZWdpc3RlchgBIAEoCzIXLm5pZ2h0c2hpZnQudjEuUmVnaXN0ZXJIABItCgloZWFydGJlYXQYAiABKAsyGC5uaWdodHNoaWZ0LnYxLkhlYXJ0YmVhdEgAEi4KCHByb2dyZXNzGAMgASgLMhoubmlnaHRzaGlmdC52MS5Kb2JQcm9ncmVzc0gAEjAKCWNvbXBsZXRlZBgEIAEoCzIbLm5pZ2h0c2hpZnQudjEuSm9iQ29tcGxldGVkSAASKgoGZmFpbGVkGAUgASgLMhgubmlnaHRzaGlmdC52MS5Kb2JGYWlsZWRIABIzCgxhdmFpbGFiaWxpdHkYBiABKAsyGy5uaWdodHNoaWZ0LnYxLkF2YWlsYWJpbGl0eUgAQgUKA21zZyKOAgoIUmVnaXN0ZXISDwoHbm9kZV9pZBgBIAEoCRIMCgRuYW1lGAIgASgJEjEKDGNhcGFiaWxpdGllcxgDIAEoCzIbLm5pZ2h0c2hpZnQudjEuQ2FwYWJpbGl0aWVzEhQKDGhlbGRfam9iX2lkcxgEIAMoCRI3ChJyZWNlbnRfY29tcGxldGlvbnMYBSADKAsyGy5uaWdodHNoaWZ0LnYxLkpvYkNvbXBsZXRlZBIxCgxhdmFpbGFiaWxpdHkYBiABKAsyGy5uaWdodHNoaWZ0LnYxLkF2YWlsYWJpbGl0eRIuCgZtb2RlbHMYByABKAsyHi5uaWdodHNoaWZ0LnYxLk1vZGVsQ2FjaGVTdGF0ZSJyCgxBdmFpbGFiaWxpdHkSEQoJYWNjZXB0aW5nGAEgASgIEg4KBnJlYXNvbhgCIAEoCRIQCgh1bnRpbF9tcxgDIAEoAxITCgt1bnRpbF9sb2NhbBgEIAEoCRIYChByZWxlYXNlZF9qb2JfaWRzGAUgAygJIlQKCUhlYXJ0YmVhdBIXCg9ydW5uaW5nX2pvYl9pZHMYASADKAkSLgoGbW9kZWxzGAIgASgLMh4ubmlnaHRzaGlmdC52MS5Nb2RlbENhY2hlU3RhdGUiUAoLSm9iUHJvZ3Jlc3MSDgoGam9iX2lkGAEgASgJEgwKBHN0ZXAYAiABKA0SDQoFdG90YWwYAyABKA0SFAoMcHJldmlld193ZWJwGAQgASgMIsYBCgxKb2JDb21wbGV0ZWQSDgoGam9iX2lkGAEgASgJEhIKCnJlbmRlcl9rZXkYAiABKAkSEQoJaW1hZ2Vfa2V5GAMgASgJEhEKCXRodW1iX2tleRgEIAEoCRIRCglyZW5kZXJfbXMYBSABKA0SDwoHc2tpcHBlZBgGIAEoCBITCgtpbWFnZV9ieXRlcxgHIAEoBBINCgVtb2RlbBgIIAEoCRIkCgRjb3N0GAkgASgLMhYubmlnaHRzaGlmdC52MS5Kb2JDb3N0InMKB0pvYkNvc3QSDgoGZ3B1X21zGAEgASgNEhcKD2VuZXJneV9tZWFzdXJlZBgCIAEoCBIVCg1lbmVyZ3lfam91bGVzGAMgASgBEhAKCGdwdV9uYW1lGAQgASgJEhYKDmRyaXZlcl92ZXJzaW9uGAUgASgJIm4KCUpvYkZhaWxlZBIOCgZqb2JfaWQYASABKAkSDQoFZXJyb3IYAiABKAkSFQoNb3V0X29mX21lbW9yeRgDIAEoCBIQCghsb2dfdGFpbBgEIAEoCRIZChFtb2RlbF91bmF2YWlsYWJsZRgFIAEoCCLVAQoPQ29ubmVjdFJlc3BvbnNlEi8KCnJlZ2lzdGVyZWQYASABKAsyGS5uaWdodHNoaWZ0LnYxLlJlZ2lzdGVyZWRIABIuCgZhc3NpZ24YAiABKAsyHC5uaWdodHNoaWZ0LnYxLkpvYkFzc2lnbm1lbnRIABIqCgZjYW5jZWwYAyABKAsyGC5uaWdodHNoaWZ0LnYxLkNhbmNlbEpvYkgAEi4KCnNldF9wYXVzZWQYBCABKAsyGC5uaWdodHNoaWZ0LnYxLlNldFBhdXNlZEgAQgUKA21zZyIbCglTZXRQYXVzZWQSDgoGcGF1c2VkGAEgASgIIk4KClJlZ2lzdGVyZWQSDwoHbm9kZV9pZBgBIAEoCRIdChVoZWFydGJlYXRfaW50ZXJ2YWxfbXMYAiABKA0SEAoIbGVhc2VfbXMYAyABKA0i/AEKDUpvYkFzc2lnbm1lbnQSDgoGam9iX2lkGAEgASgJEhAKCHN3ZWVwX2lkGAIgASgJEhIKCnJlbmRlcl9rZXkYAyABKAkSDgoGcHJvbXB0GAQgASgJEgwKBHNlZWQYBSABKAMSEwoLcGFyYW1zX2pzb24YBiABKAkSDwoHYmFja2VuZBgHIAEoCRINCgVtb2RlbBgIIAEoCRIPCgdhdHRlbXB0GAkgASgNEhsKE2xlYXNlX2V4cGlyZXNfYXRfbXMYCiABKAMSDAoEa2luZBgLIAEoCRISCgpzb3VyY2Vfa2V5GAwgASgJEhIKCm1vZGVsX2hhc2gYDSABKAkiKwoJQ2FuY2VsSm9iEg4KBmpvYl9pZBgBIAEoCRIOCgZyZWFzb24YAiABKAkyWwoLTm9kZVNlcnZpY2USTAoHQ29ubmVjdBIdLm5pZ2h0c2hpZnQudjEuQ29ubmVjdFJlcXVlc3QaHi5uaWdodHNoaWZ0LnYxLkNvbm5lY3RSZXNwb25zZSgBMAFiBnByb3RvMw");
 
 /**
  * @generated from message nightshift.v1.Capabilities
@@ -40,6 +40,21 @@ export type Capabilities = Message<"nightshift.v1.Capabilities"> & {
    * @generated from field: uint32 slots = 5;
    */
   slots: number;
+
+  /**
+   * Which onnxruntime execution provider the node's onnx backend runs on:
+   * "cuda" where the user installed onnxruntime-node's CUDA build, else "cpu".
+   *
+   * @generated from field: string execution_provider = 6;
+   */
+  executionProvider: string;
+
+  /**
+   * The GPU driver (nvidia-smi's driver_version); empty when unknown.
+   *
+   * @generated from field: string driver_version = 7;
+   */
+  driverVersion: string;
 };
 
 /**
@@ -48,6 +63,79 @@ export type Capabilities = Message<"nightshift.v1.Capabilities"> & {
  */
 export const CapabilitiesSchema: GenMessage<Capabilities> = /*@__PURE__*/
   messageDesc(file_nightshift_v1_node, 0);
+
+/**
+ * The node's model cache (registry models, issue 14): sent on Register and on
+ * every Heartbeat, so the scheduler knows what each node holds and loads.
+ *
+ * @generated from message nightshift.v1.ModelCacheState
+ */
+export type ModelCacheState = Message<"nightshift.v1.ModelCacheState"> & {
+  /**
+   * Content hashes (models/{sha256}/) fully downloaded and verified.
+   *
+   * @generated from field: repeated string cached_hashes = 1;
+   */
+  cachedHashes: string[];
+
+  /**
+   * The hash loaded in (V)RAM now; empty when none.
+   *
+   * @generated from field: string loaded_hash = 2;
+   */
+  loadedHash: string;
+
+  /**
+   * @generated from field: repeated nightshift.v1.ModelDownload downloads = 3;
+   */
+  downloads: ModelDownload[];
+
+  /**
+   * Measured download rate from the bucket, bytes per second; 0 = unmeasured.
+   *
+   * @generated from field: double download_bytes_per_s = 4;
+   */
+  downloadBytesPerS: number;
+};
+
+/**
+ * Describes the message nightshift.v1.ModelCacheState.
+ * Use `create(ModelCacheStateSchema)` to create a new message.
+ */
+export const ModelCacheStateSchema: GenMessage<ModelCacheState> = /*@__PURE__*/
+  messageDesc(file_nightshift_v1_node, 1);
+
+/**
+ * @generated from message nightshift.v1.ModelDownload
+ */
+export type ModelDownload = Message<"nightshift.v1.ModelDownload"> & {
+  /**
+   * @generated from field: string hash = 1;
+   */
+  hash: string;
+
+  /**
+   * @generated from field: string name = 2;
+   */
+  name: string;
+
+  /**
+   * @generated from field: uint64 bytes_done = 3;
+   */
+  bytesDone: bigint;
+
+  /**
+   * @generated from field: uint64 bytes_total = 4;
+   */
+  bytesTotal: bigint;
+};
+
+/**
+ * Describes the message nightshift.v1.ModelDownload.
+ * Use `create(ModelDownloadSchema)` to create a new message.
+ */
+export const ModelDownloadSchema: GenMessage<ModelDownload> = /*@__PURE__*/
+  messageDesc(file_nightshift_v1_node, 2);
 
 /**
  * Node → coordinator.
@@ -102,7 +190,7 @@ export type ConnectRequest = Message<"nightshift.v1.ConnectRequest"> & {
  * Use `create(ConnectRequestSchema)` to create a new message.
  */
 export const ConnectRequestSchema: GenMessage<ConnectRequest> = /*@__PURE__*/
-  messageDesc(file_nightshift_v1_node, 1);
+  messageDesc(file_nightshift_v1_node, 3);
 
 /**
  * @generated from message nightshift.v1.Register
@@ -147,6 +235,11 @@ export type Register = Message<"nightshift.v1.Register"> & {
    * @generated from field: nightshift.v1.Availability availability = 6;
    */
   availability?: Availability | undefined;
+
+  /**
+   * @generated from field: nightshift.v1.ModelCacheState models = 7;
+   */
+  models?: ModelCacheState | undefined;
 };
 
 /**
@@ -154,7 +247,7 @@ export type Register = Message<"nightshift.v1.Register"> & {
  * Use `create(RegisterSchema)` to create a new message.
  */
 export const RegisterSchema: GenMessage<Register> = /*@__PURE__*/
-  messageDesc(file_nightshift_v1_node, 2);
+  messageDesc(file_nightshift_v1_node, 4);
 
 /**
  * Whether a node takes new jobs (its schedule, an idle-only GPU in use by
@@ -205,7 +298,7 @@ export type Availability = Message<"nightshift.v1.Availability"> & {
  * Use `create(AvailabilitySchema)` to create a new message.
  */
 export const AvailabilitySchema: GenMessage<Availability> = /*@__PURE__*/
-  messageDesc(file_nightshift_v1_node, 3);
+  messageDesc(file_nightshift_v1_node, 5);
 
 /**
  * @generated from message nightshift.v1.Heartbeat
@@ -215,6 +308,13 @@ export type Heartbeat = Message<"nightshift.v1.Heartbeat"> & {
    * @generated from field: repeated string running_job_ids = 1;
    */
   runningJobIds: string[];
+
+  /**
+   * Absent when the node has no model cache.
+   *
+   * @generated from field: nightshift.v1.ModelCacheState models = 2;
+   */
+  models?: ModelCacheState | undefined;
 };
 
 /**
@@ -222,7 +322,7 @@ export type Heartbeat = Message<"nightshift.v1.Heartbeat"> & {
  * Use `create(HeartbeatSchema)` to create a new message.
  */
 export const HeartbeatSchema: GenMessage<Heartbeat> = /*@__PURE__*/
-  messageDesc(file_nightshift_v1_node, 4);
+  messageDesc(file_nightshift_v1_node, 6);
 
 /**
  * @generated from message nightshift.v1.JobProgress
@@ -256,7 +356,7 @@ export type JobProgress = Message<"nightshift.v1.JobProgress"> & {
  * Use `create(JobProgressSchema)` to create a new message.
  */
 export const JobProgressSchema: GenMessage<JobProgress> = /*@__PURE__*/
-  messageDesc(file_nightshift_v1_node, 5);
+  messageDesc(file_nightshift_v1_node, 7);
 
 /**
  * @generated from message nightshift.v1.JobCompleted
@@ -305,6 +405,13 @@ export type JobCompleted = Message<"nightshift.v1.JobCompleted"> & {
    * @generated from field: string model = 8;
    */
   model: string;
+
+  /**
+   * What the render cost (issue 16); absent from old nodes.
+   *
+   * @generated from field: nightshift.v1.JobCost cost = 9;
+   */
+  cost?: JobCost | undefined;
 };
 
 /**
@@ -312,7 +419,51 @@ export type JobCompleted = Message<"nightshift.v1.JobCompleted"> & {
  * Use `create(JobCompletedSchema)` to create a new message.
  */
 export const JobCompletedSchema: GenMessage<JobCompleted> = /*@__PURE__*/
-  messageDesc(file_nightshift_v1_node, 6);
+  messageDesc(file_nightshift_v1_node, 8);
+
+/**
+ * Measured, never estimated: energy_measured is false where no GPU reported
+ * its power draw, and then energy_joules is 0 and means "not measured".
+ *
+ * @generated from message nightshift.v1.JobCost
+ */
+export type JobCost = Message<"nightshift.v1.JobCost"> & {
+  /**
+   * Wall time the backend spent on this job (the GPU was busy with it).
+   *
+   * @generated from field: uint32 gpu_ms = 1;
+   */
+  gpuMs: number;
+
+  /**
+   * @generated from field: bool energy_measured = 2;
+   */
+  energyMeasured: boolean;
+
+  /**
+   * power.draw sampled during the job and integrated over time.
+   *
+   * @generated from field: double energy_joules = 3;
+   */
+  energyJoules: number;
+
+  /**
+   * @generated from field: string gpu_name = 4;
+   */
+  gpuName: string;
+
+  /**
+   * @generated from field: string driver_version = 5;
+   */
+  driverVersion: string;
+};
+
+/**
+ * Describes the message nightshift.v1.JobCost.
+ * Use `create(JobCostSchema)` to create a new message.
+ */
+export const JobCostSchema: GenMessage<JobCost> = /*@__PURE__*/
+  messageDesc(file_nightshift_v1_node, 9);
 
 /**
  * @generated from message nightshift.v1.JobFailed
@@ -337,6 +488,14 @@ export type JobFailed = Message<"nightshift.v1.JobFailed"> & {
    * @generated from field: string log_tail = 4;
    */
   logTail: string;
+
+  /**
+   * The job's registry model could not be fetched or verified on this node:
+   * the job goes elsewhere without counting against the sweep.
+   *
+   * @generated from field: bool model_unavailable = 5;
+   */
+  modelUnavailable: boolean;
 };
 
 /**
@@ -344,7 +503,7 @@ export type JobFailed = Message<"nightshift.v1.JobFailed"> & {
  * Use `create(JobFailedSchema)` to create a new message.
  */
 export const JobFailedSchema: GenMessage<JobFailed> = /*@__PURE__*/
-  messageDesc(file_nightshift_v1_node, 7);
+  messageDesc(file_nightshift_v1_node, 10);
 
 /**
  * Coordinator → node.
@@ -387,7 +546,7 @@ export type ConnectResponse = Message<"nightshift.v1.ConnectResponse"> & {
  * Use `create(ConnectResponseSchema)` to create a new message.
  */
 export const ConnectResponseSchema: GenMessage<ConnectResponse> = /*@__PURE__*/
-  messageDesc(file_nightshift_v1_node, 8);
+  messageDesc(file_nightshift_v1_node, 11);
 
 /**
  * A pause by hand (nightshift node pause|resume), relayed by the coordinator.
@@ -406,7 +565,7 @@ export type SetPaused = Message<"nightshift.v1.SetPaused"> & {
  * Use `create(SetPausedSchema)` to create a new message.
  */
 export const SetPausedSchema: GenMessage<SetPaused> = /*@__PURE__*/
-  messageDesc(file_nightshift_v1_node, 9);
+  messageDesc(file_nightshift_v1_node, 12);
 
 /**
  * @generated from message nightshift.v1.Registered
@@ -433,7 +592,7 @@ export type Registered = Message<"nightshift.v1.Registered"> & {
  * Use `create(RegisteredSchema)` to create a new message.
  */
 export const RegisteredSchema: GenMessage<Registered> = /*@__PURE__*/
-  messageDesc(file_nightshift_v1_node, 10);
+  messageDesc(file_nightshift_v1_node, 13);
 
 /**
  * @generated from message nightshift.v1.JobAssignment
@@ -504,6 +663,15 @@ export type JobAssignment = Message<"nightshift.v1.JobAssignment"> & {
    * @generated from field: string source_key = 12;
    */
   sourceKey: string;
+
+  /**
+   * The registry model's content hash (models/{hash}/manifest.json in the
+   * bucket) when the sweep named a registered model; the node pulls it into
+   * its cache on demand. Empty for models known to the node only by name.
+   *
+   * @generated from field: string model_hash = 13;
+   */
+  modelHash: string;
 };
 
 /**
@@ -511,7 +679,7 @@ export type JobAssignment = Message<"nightshift.v1.JobAssignment"> & {
  * Use `create(JobAssignmentSchema)` to create a new message.
  */
 export const JobAssignmentSchema: GenMessage<JobAssignment> = /*@__PURE__*/
-  messageDesc(file_nightshift_v1_node, 11);
+  messageDesc(file_nightshift_v1_node, 14);
 
 /**
  * @generated from message nightshift.v1.CancelJob
@@ -533,7 +701,7 @@ export type CancelJob = Message<"nightshift.v1.CancelJob"> & {
  * Use `create(CancelJobSchema)` to create a new message.
  */
 export const CancelJobSchema: GenMessage<CancelJob> = /*@__PURE__*/
-  messageDesc(file_nightshift_v1_node, 12);
+  messageDesc(file_nightshift_v1_node, 15);
 
 /**
  * NodeService is how gpu-nodes take part in the farm. A node opens one
