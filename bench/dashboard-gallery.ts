@@ -214,6 +214,8 @@ async function main(): Promise<void> {
     console.log(`  (seeding ${IMAGES} images through submitSweep took ${result.seedMs} ms)`);
     mkdirSync('test-artifacts/bench', { recursive: true });
     writeFileSync('test-artifacts/bench/dashboard-gallery.json', `${JSON.stringify({ ...result, runsRaw: runs }, null, 2)}\n`);
+    // Machine-readable summary, last line (bench/ convention); the raw runs are in the file above.
+    console.log(JSON.stringify({ bench: 'dashboard-gallery', ...result }));
   } finally {
     await browser.close();
     await new Promise((r) => server.close(r));

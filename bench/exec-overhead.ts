@@ -34,6 +34,7 @@ try {
 }
 
 const pct = (xs: number[], p: number) => xs[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!;
+const summary: Record<string, { firstProgressMedianMs: number; firstProgressP95Ms: number; jobDoneMedianMs: number; jobDoneP95Ms: number }> = {};
 console.log(`${RUNS} runs each (after 2 warm-up runs), ms`);
 console.log('generator                            first progress: median    p95   | job done: median    p95');
 try {
@@ -58,7 +59,10 @@ try {
     total.sort((a, b) => a - b);
     const f = (x: number) => x.toFixed(1).padStart(7);
     console.log(`${label.padEnd(36)} ${f(pct(first, 50))}  ${f(pct(first, 95))}   |        ${f(pct(total, 50))}  ${f(pct(total, 95))}`);
+    summary[v.name] = { firstProgressMedianMs: pct(first, 50), firstProgressP95Ms: pct(first, 95), jobDoneMedianMs: pct(total, 50), jobDoneP95Ms: pct(total, 95) };
   }
 } finally {
   rmSync(tmp, { recursive: true, force: true });
 }
+// Machine-readable summary, last line (bench/ convention).
+console.log(JSON.stringify({ bench: 'exec-overhead', runs: RUNS, generators: summary }));

@@ -61,6 +61,8 @@ const span = spans.at(-1)![1] - spans[0]![0];
 const gaps = spans.slice(1).map(([s], i) => s - spans[i]![1]).sort((a, b) => a - b);
 console.log(`jobs: ${spans.length}, render: ${RENDER_MS} ms each, PNG ${(png.length / 1024).toFixed(0)} KiB uploaded + thumbnail per job`);
 console.log(`GPU idle fraction: ${((100 * (span - busy)) / span).toFixed(2)} % (gap between renders median ${gaps[gaps.length >> 1]!.toFixed(2)} ms, max ${gaps.at(-1)!.toFixed(2)} ms)`);
+// Machine-readable summary, last line (bench/ convention).
+console.log(JSON.stringify({ bench: 'gpu-idle', jobs: spans.length, renderMs: RENDER_MS, idleFraction: (span - busy) / span, gapMedianMs: gaps[gaps.length >> 1], gapMaxMs: gaps.at(-1) }));
 await node.stop();
 await coordinator.stop();
 await Promise.all([nats.stop(), s3.stop()]);

@@ -107,8 +107,11 @@ const cpuS3 = s3Pid ? cpuSeconds(s3Pid) - cpu0.s3 : NaN;
 const cpuNats = natsPid ? cpuSeconds(natsPid) - cpu0.nats : NaN;
 const ixCpu = (cpuIx.user + cpuIx.system) / 1e6;
 console.log(`   CPU: indexer ${ixCpu.toFixed(2)} s (${((ixCpu / N) * 1e6).toFixed(0)} µs/img), s3rver ${cpuS3.toFixed(2)} s (${((cpuS3 / N) * 1e6).toFixed(0)} µs/img), nats-server ${cpuNats.toFixed(2)} s; wall ${wall.toFixed(2)} s on ${(await import('node:os')).cpus().length} cores`);
+const e2eSummary = { images: N, imagesPerS: N / wall, peakRssMB: peakRss / 1e6, indexerCpuUsPerImage: (ixCpu / N) * 1e6, s3rverCpuUsPerImage: (cpuS3 / N) * 1e6, natsCpuS: cpuNats };
 await ix.stop();
 if (args['e2e-only']) {
+  // Machine-readable summary, last line (bench/ convention).
+  console.log(JSON.stringify({ bench: 'indexer-throughput', endToEnd: e2eSummary }));
   await bus.nc.close();
   await Promise.all([nats.stop(), s3.stop()]);
   tmp.cleanup();
@@ -158,3 +161,12 @@ await embedder.dispose();
 await bus.nc.close();
 await Promise.all([nats.stop(), s3.stop()]);
 tmp.cleanup();
+// Machine-readable summary, last line (bench/ convention).
+console.log(
+  JSON.stringify({
+    bench: 'indexer-throughput',
+    endToEnd: e2eSummary,
+    inMemory: { imagesPerS: N / wall2, cpuUsPerImage: (c2.user + c2.system) / N },
+    sequentialUsPerImage: { s3Get: fetchSeq * 1000, decode: decodeSeq * 1000, embedBatched: embedSeq * 1000 },
+  }),
+);

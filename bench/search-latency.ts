@@ -172,8 +172,11 @@ function measure(search: (q: Float32Array) => number[]): { p50: number; p99: num
 }
 
 console.log(`\n  ef_search   p50 ms   p99 ms   recall@10`);
-const fmt = (ef: string, m: { p50: number; p99: number; recall: number }, note = '') =>
+const rows: { efSearch: number; p50Ms: number; p99Ms: number; recallAt10: number; path: string }[] = [];
+const fmt = (ef: string, m: { p50: number; p99: number; recall: number }, note = '') => {
+  rows.push({ efSearch: Number(ef), p50Ms: m.p50, p99Ms: m.p99, recallAt10: m.recall, path: note.trim() });
   console.log(`  ${ef.padStart(9)}   ${m.p50.toFixed(3).padStart(6)}   ${m.p99.toFixed(3).padStart(6)}   ${m.recall.toFixed(3).padStart(9)}${note}`);
+};
 // The indexer's own class at its default expansion (128), as GET /api/search runs it.
 fmt('128', measure((q) => index.search(q, 10).map((h) => h.id)), '   VectorIndex (the API path)');
 // expansion_search is fixed per usearch Index: other settings view (memory-map) the snapshot.
@@ -185,3 +188,5 @@ for (const ef of [32, 64, 256, 512]) {
 console.log(`\n  summary: N=${N} build ${buildS ? `${buildS.toFixed(0)} s` : '(loaded)'}, process RSS ${rss().toFixed(0)} MB (started at ${rss0.toFixed(0)} MB; the raw f32 data alone is ${((N * D * 4) / 1e6).toFixed(0)} MB), exact ${exactMs.toFixed(1)} ms/query batched, ${percentile(exactOne, 50).toFixed(1)} ms single-threaded`);
 if (!args.snapshot) rmSync(snapshot, { force: true });
 rmSync(`${snapshot}.json`, { force: true });
+// Machine-readable summary, last line (bench/ convention).
+console.log(JSON.stringify({ bench: 'search-latency', n: N, dim: D, quantization: QUANT, buildS: buildS ?? null, rssMB: rss(), exactBatchedMs: exactMs, exactSingleMs: percentile(exactOne, 50), searches: rows }));

@@ -22,6 +22,7 @@ const mp = (SIDE * SIDE) / 1e6;
 
 console.log(`input ${SIDE}x${SIDE} (${mp.toFixed(3)} MP) → ${SIDE * 4}x${SIDE * 4}, ${RUNS} runs, onnxruntime threads ${THREADS || 'default'}, overlap 16`);
 console.log('tile      tiles  median ms   MP/s in  MP/s out  peak RSS MiB');
+const rows: { tile: number; tiles: number; medianMs: number; mpPerSIn: number; rssMiB: number }[] = [];
 for (const tile of [64, 128, 256, SIDE]) {
   const tiles = Math.ceil(SIDE / tile) ** 2;
   await model.upscale(img, { tileSize: tile, overlap: 16 }); // warm-up: first-run allocations
@@ -34,8 +35,11 @@ for (const tile of [64, 128, 256, SIDE]) {
   times.sort((a, b) => a - b);
   const ms = times[Math.floor(times.length / 2)]!;
   const label = tile === SIDE ? `${tile} (whole)` : String(tile);
+  rows.push({ tile, tiles, medianMs: ms, mpPerSIn: mp / (ms / 1000), rssMiB: process.memoryUsage().rss / 2 ** 20 });
   console.log(
     `${label.padEnd(10)}${String(tiles).padStart(5)}  ${ms.toFixed(0).padStart(9)}  ${(mp / (ms / 1000)).toFixed(2).padStart(8)}  ${((16 * mp) / (ms / 1000)).toFixed(1).padStart(8)}  ${(process.memoryUsage().rss / 2 ** 20).toFixed(0).padStart(12)}`,
   );
 }
 await model.release();
+// Machine-readable summary, last line (bench/ convention).
+console.log(JSON.stringify({ bench: 'upscale', side: SIDE, runs: RUNS, threads: THREADS, tiles: rows }));
