@@ -206,6 +206,15 @@ const MIGRATIONS = [
     PRIMARY KEY (delivery_id, attempt)
   ) WITHOUT ROWID;
   `,
+  // Registry models (issue 14): the content hash a sweep's model name meant at
+  // submit (so a later re-add under the name changes no running sweep) and
+  // its size (the scheduler's fetch-time estimate); '' and 0 for models known
+  // to nodes only by name. Each job carries the hash to its node.
+  `
+  ALTER TABLE sweeps ADD COLUMN model_hash TEXT NOT NULL DEFAULT '';
+  ALTER TABLE sweeps ADD COLUMN model_bytes INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE jobs ADD COLUMN model_hash TEXT NOT NULL DEFAULT '';
+  `,
 ];
 
 /** SQLite errors that a later retry may not meet (busy, locked, disk full, I/O): retry the work, do not drop it. */
