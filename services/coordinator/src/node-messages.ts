@@ -38,6 +38,8 @@ export function assignment(job: JobRow): ResponseInit {
       leaseExpiresAtMs: BigInt(job.lease_expires_at ?? 0),
       kind: job.kind,
       sourceKey: job.source_key ?? '',
+      // Registry models only: the node pulls models/{hash}/ into its cache when it lacks it.
+      modelHash: job.model_hash ?? '',
     },
   };
 }

@@ -26,6 +26,10 @@ export interface SweepRow {
   finished_at: number | null;
   kind: 'render' | 'upscale';
   model: string;
+  /** The registry model's content hash fixed at submit; '' for a model known to nodes by name only. */
+  model_hash: string;
+  /** That model's total size (the scheduler's fetch-time estimate); 0 when none. */
+  model_bytes: number;
 }
 
 export interface JobRow {
@@ -57,6 +61,8 @@ export interface JobRow {
   copy_node_id: string | null;
   copy_lease_expires_at: number | null;
   result_model: string | null;
+  /** The sweep's registry model hash, sent to the node (JobAssignment.model_hash); '' when none. */
+  model_hash: string;
   /** 1 when this job's completion published its image's event. */
   announced: number;
   /** The node that held the job last before its lease or copy moved on: its late report is still accepted. */

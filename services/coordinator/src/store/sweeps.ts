@@ -10,24 +10,24 @@ import { FINAL, jobId, newSweepId, type JobRow, type JobState, type NewJob, type
 export class SweepStore extends StoreBase {
   /** Stores a validated, expanded sweep (or an upscale batch) and its jobs atomically. */
   createSweep(
-    sweep: { name: string; spec: unknown; priority: number; backend: string; model: string; kind?: 'render' | 'upscale' },
+    sweep: { name: string; spec: unknown; priority: number; backend: string; model: string; kind?: 'render' | 'upscale'; modelHash?: string; modelBytes?: number },
     jobs: NewJob[],
     id = newSweepId(),
   ): SweepRow {
     const now = this.now();
     const insertJob = this.q(
-      `INSERT INTO jobs (id, sweep_id, idx, render_key, prompt, seed, params_json, axes_json, backend, model, state, kind, source_key, min_vram_mb)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?)`,
+      `INSERT INTO jobs (id, sweep_id, idx, render_key, prompt, seed, params_json, axes_json, backend, model, state, kind, source_key, min_vram_mb, model_hash)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?)`,
     );
     // Expansion shares one params and one axes object between a prompt's seeds: each is serialised once.
     const json = memoJson();
     this.transaction(() => {
-      this.q('INSERT INTO sweeps (id, name, spec_json, status, priority, backend, total, created_at, kind, model) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)')
-        .run(id, sweep.name, JSON.stringify(sweep.spec), 'queued', sweep.priority, sweep.backend, jobs.length, now, sweep.kind ?? 'render', sweep.model);
+      this.q('INSERT INTO sweeps (id, name, spec_json, status, priority, backend, total, created_at, kind, model, model_hash, model_bytes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)')
+        .run(id, sweep.name, JSON.stringify(sweep.spec), 'queued', sweep.priority, sweep.backend, jobs.length, now, sweep.kind ?? 'render', sweep.model, sweep.modelHash ?? '', sweep.modelBytes ?? 0);
       for (const j of jobs) {
         insertJob.run(
           jobId(id, j.index), id, j.index, j.renderKey, j.prompt, j.seed, json(j.params), json(j.axes),
-          j.backend, j.model, j.kind ?? 'render', j.sourceKey ?? null, j.minVramMb,
+          j.backend, j.model, j.kind ?? 'render', j.sourceKey ?? null, j.minVramMb, sweep.modelHash ?? '',
         );
       }
       // The state trigger counts changes, not inserts: a new sweep's jobs are all queued.
