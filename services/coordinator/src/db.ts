@@ -215,6 +215,41 @@ const MIGRATIONS = [
   ALTER TABLE sweeps ADD COLUMN model_bytes INTEGER NOT NULL DEFAULT 0;
   ALTER TABLE jobs ADD COLUMN model_hash TEXT NOT NULL DEFAULT '';
   `,
+  // People and keys (issue 16): users (admin flag, fair-share weight, daily
+  // image quota) and their API keys (SHA-256 hashes only). Everything a user
+  // makes has an owner; rows from before are the local user's. Each user's
+  // running job count is kept by a trigger in the same transaction as every
+  // lease change, so the scheduler's user share reads a counter, not jobs.
+  `
+  CREATE TABLE users (
+    name TEXT PRIMARY KEY,
+    admin INTEGER NOT NULL DEFAULT 0,
+    weight REAL NOT NULL DEFAULT 1,
+    quota_images INTEGER,           -- images a UTC day; NULL: no quota
+    running INTEGER NOT NULL DEFAULT 0,
+    created_at INTEGER NOT NULL
+  );
+  INSERT INTO users (name, admin, weight, running, created_at) VALUES ('local', 1, 1, (SELECT COUNT(*) FROM jobs WHERE state = 'leased'), 0);
+  CREATE TABLE api_keys (
+    id TEXT PRIMARY KEY,
+    user TEXT NOT NULL REFERENCES users(name),
+    hash TEXT NOT NULL UNIQUE,
+    created_at INTEGER NOT NULL,
+    revoked_at INTEGER
+  );
+  CREATE INDEX api_keys_user ON api_keys (user) WHERE revoked_at IS NULL;
+  ALTER TABLE sweeps ADD COLUMN owner TEXT NOT NULL DEFAULT 'local';
+  CREATE INDEX sweeps_owner ON sweeps (owner, created_at);
+  ALTER TABLE webhooks ADD COLUMN owner TEXT NOT NULL DEFAULT 'local';
+  CREATE TABLE wildcard_owners (
+    name TEXT PRIMARY KEY,
+    owner TEXT NOT NULL
+  ) WITHOUT ROWID;
+  CREATE TRIGGER jobs_user_running AFTER UPDATE OF state ON jobs WHEN (old.state = 'leased') != (new.state = 'leased') BEGIN
+    UPDATE users SET running = running + (CASE WHEN new.state = 'leased' THEN 1 ELSE -1 END)
+     WHERE name = (SELECT owner FROM sweeps WHERE id = new.sweep_id);
+  END;
+  `,
 ];
 
 /** SQLite errors that a later retry may not meet (busy, locked, disk full, I/O): retry the work, do not drop it. */
