@@ -21,6 +21,8 @@ export const SPEC_LIMITS = {
   minSize: 64,
   maxSize: 2048,
   maxSteps: 1_000,
+  /** Images of one prompt a node renders in one UNet batch (params.batch). */
+  maxBatch: 8,
 } as const;
 
 const promptText = z.string().trim().min(1, 'must not be empty').max(SPEC_LIMITS.promptLength, `at most ${SPEC_LIMITS.promptLength} characters`);
@@ -48,6 +50,8 @@ export const ParamsSchema = z
     height: size.default(256),
     steps: z.number({ error: 'must be a number' }).int().min(1).max(SPEC_LIMITS.maxSteps).default(50),
     guidance: z.number({ error: 'must be a number' }).finite().min(0).max(100).default(7.5),
+    // No default: a spec without it keeps the render keys it always had.
+    batch: z.number({ error: 'must be a number' }).int('must be an integer').min(1, 'must be at least 1').max(SPEC_LIMITS.maxBatch, `must be at most ${SPEC_LIMITS.maxBatch}`).optional(),
   })
   .catchall(paramValue)
   .refine((p) => Object.keys(p).length <= SPEC_LIMITS.paramKeys, `at most ${SPEC_LIMITS.paramKeys} params`)
@@ -96,6 +100,10 @@ export const SweepSpecSchema = z
   })
   .superRefine((spec, ctx) => {
     const names = Object.keys(spec.axes);
+    // Only the onnx backend renders several seeds in one pass; elsewhere the param would do nothing.
+    if (spec.backend !== 'onnx' && (spec.params.batch !== undefined || names.includes('params.batch'))) {
+      ctx.addIssue({ code: 'custom', path: spec.params.batch !== undefined ? ['params', 'batch'] : ['axes', 'params.batch'], message: 'only the onnx backend renders batches' });
+    }
     if (spec.backend === 'onnx') {
       // The onnx backend's samplers are a closed set; exec generators name their own.
       const sampler = spec.params.sampler;
