@@ -250,6 +250,25 @@ const MIGRATIONS = [
      WHERE name = (SELECT owner FROM sweeps WHERE id = new.sweep_id);
   END;
   `,
+  // Share links (issue 15, store/shares.ts): a frozen list of images per
+  // share, shown to whoever holds its signed token until it expires; deleting
+  // the row revokes it. Owned by the local user until users own shares.
+  `
+  CREATE TABLE shares (
+    id TEXT PRIMARY KEY,
+    owner TEXT NOT NULL DEFAULT 'local',
+    title TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+  );
+  CREATE INDEX shares_owner ON shares (owner, created_at);
+  CREATE TABLE share_images (
+    share_id TEXT NOT NULL REFERENCES shares (id) ON DELETE CASCADE,
+    render_key TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    PRIMARY KEY (share_id, render_key)
+  ) WITHOUT ROWID;
+  `,
 ];
 
 /** SQLite errors that a later retry may not meet (busy, locked, disk full, I/O): retry the work, do not drop it. */
