@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs what the farm and its tests need on a fresh Debian machine:
 # npm dependencies (never downloading onnxruntime's CUDA libraries),
-# Debian's nats-server, and Debian's chromium for the dashboard's browser
-# tests (skipped with NIGHTSHIFT_SKIP_BROWSER=1; without it those tests are
-# skipped). Safe to run again; it only installs what is missing.
+# Debian's nats-server, and for the tests Debian's postgresql (store
+# engines) and chromium (the dashboard's browser tests); both skipped with
+# NIGHTSHIFT_SKIP_BROWSER=1, and without them those tests are skipped.
+# Safe to run again; it only installs what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export ONNXRUNTIME_NODE_INSTALL=skip
@@ -29,6 +30,17 @@ if ! command -v ip >/dev/null 2>&1 && [ "$(id -u)" = "0" ] && command -v apt-get
   echo "==> installing iproute2 (for the network-namespace test)" >&2
   apt-get update -qq >&2
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2 >&2
+fi
+
+# Debian's PostgreSQL for the store-engine tests (each starts a throwaway cluster; skipped without it).
+if [ "${NIGHTSHIFT_SKIP_BROWSER:-}" != "1" ] && [ -z "${NIGHTSHIFT_PG_BIN:-}" ] && ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    echo "==> installing postgresql (Debian package, for the PostgreSQL store tests)" >&2
+    apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >&2 || echo "note: postgresql could not be installed; the PostgreSQL store tests will be skipped" >&2
+  else
+    echo "note: postgresql is missing, so the PostgreSQL store tests will be skipped (sudo apt-get install postgresql)" >&2
+  fi
 fi
 
 # Headless Chromium for test/browser (driven by playwright-core; never `npx playwright install`).

@@ -1,6 +1,7 @@
 export * from './ports.js';
 export * from './process.js';
 export * from './nats-server.js';
+export * from './postgres.js';
 export * from './s3-server.js';
 export * from './farm.js';
 export * from './tmp.js';
