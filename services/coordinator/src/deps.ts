@@ -26,7 +26,7 @@ export interface SweepDeps {
 
 /** SweepService over gRPC (sweep-grpc.ts). */
 export interface GrpcDeps extends SweepDeps {
-  store: SweepDeps['store'] & Pick<Store, 'listSweeps'>;
+  store: SweepDeps['store'] & Pick<Store, 'listSweeps' | 'listNodes'>;
   /** The bucket's client, when there is one, holds the wildcard lists a spec uses. */
   storage?: Partial<WildcardBucket>;
   live: Pick<Live, 'subscribe' | 'onClose'>;

@@ -19,6 +19,7 @@ import { nodeSleepView } from './node-hub.js';
 import { webhookRoutes } from './webhooks-routes.js';
 import { wildcardsRoute } from './wildcards.js';
 import { specWildcards } from './wildcards-store.js';
+import { advertisedBy, specModel } from './sweep-model.js';
 import { cancelSweep, imageView, pauseSweep, setPriority, submitSweep, submitUpscale, sweepView } from './sweeps.js';
 
 /** Job and node events held for one slow SSE client. */
@@ -63,7 +64,7 @@ export function createHttpApp(deps: HttpDeps): Hono {
     },
   ] as const;
 
-  app.post('/api/sweeps', ...submitRoute(async (body) => submitSweep(deps, body, await specWildcards(deps.storage, body))));
+  app.post('/api/sweeps', ...submitRoute(async (body) => submitSweep(deps, body, await specWildcards(deps.storage, body), await specModel({ storage: deps.storage, advertised: advertisedBy(deps.store) }, body))));
 
   app.get('/api/sweeps', (c) => {
     const page = pageOf(c, 200, 1_000);

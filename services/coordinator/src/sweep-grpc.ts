@@ -7,6 +7,7 @@ import { SpecError } from '@nightshift/sweep';
 import type { GrpcDeps } from './deps.js';
 import { cancelSweep, submitSweep, sweepView, type SweepView } from './sweeps.js';
 import { specWildcards } from './wildcards-store.js';
+import { advertisedBy, specModel } from './sweep-model.js';
 
 const FINAL = new Set(['done', 'failed', 'cancelled']);
 
@@ -41,7 +42,8 @@ export function sweepHandlers(deps: GrpcDeps): HandlersOf<typeof SweepService> {
         throw new GrpcError(grpc.status.INVALID_ARGUMENT, 'spec_json is not valid JSON');
       }
       try {
-        return submitSweep(deps, input, await specWildcards(deps.storage ?? {}, input));
+        const registry = await specModel({ storage: deps.storage ?? {}, advertised: advertisedBy(deps.store) }, input);
+        return submitSweep(deps, input, await specWildcards(deps.storage ?? {}, input), registry);
       } catch (err) {
         if (err instanceof SpecError) throw new GrpcError(grpc.status.INVALID_ARGUMENT, err.message);
         throw err;

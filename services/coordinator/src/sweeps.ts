@@ -7,6 +7,7 @@ import { estimateVramMb, expandSweep, parseSpec, SpecError, sweepModel, type Wil
 import { expansionLimits, fieldIssues, imageKey, renderKeyOfImageRef, thumbKey } from '@nightshift/common';
 import type { SweepDeps } from './deps.js';
 import type { JobRow, SweepCounts, SweepRow } from './store.js';
+import { keyJobsByHash, type ResolvedModel } from './sweep-model.js';
 
 export interface SweepView {
   id: string;
@@ -24,13 +25,25 @@ export interface SweepView {
   finishedAt: string | null;
 }
 
-/** `lists`: the wildcard lists the spec uses, read from the bucket beforehand (wildcards-store.ts specWildcards). */
-export function submitSweep(deps: SweepDeps, input: unknown, lists?: WildcardLists): { id: string; jobs: number } {
+/**
+ * `lists`: the wildcard lists the spec uses, read from the bucket beforehand
+ * (wildcards-store.ts specWildcards); `registry`: the registry model it names,
+ * resolved beforehand (sweep-model.ts specModel).
+ */
+export function submitSweep(deps: SweepDeps, input: unknown, lists?: WildcardLists, registry?: ResolvedModel): { id: string; jobs: number } {
   const spec = parseSpec(input);
   const jobs = expandSweep(spec, expansionLimits(deps.config), lists);
+  if (registry) keyJobsByHash(jobs, registry.hash);
   const model = sweepModel(spec);
   const sweep = deps.store.createSweep(
-    { name: spec.name ?? spec.prompts[0]!.slice(0, 80), spec, priority: spec.priority, backend: spec.backend, model },
+    {
+      name: spec.name ?? spec.prompts[0]!.slice(0, 80),
+      spec,
+      priority: spec.priority,
+      backend: spec.backend,
+      model,
+      ...(registry ? { modelHash: registry.hash, modelBytes: registry.bytes } : {}),
+    },
     // Completed in place, not copied: a 100,000-job sweep is garbage enough once.
     jobs.map((j) => Object.assign(j, { minVramMb: estimateVramMb(Number(j.params.width), Number(j.params.height)) })),
   );
