@@ -7,13 +7,12 @@
 import type { JetStreamClient } from '@nats-io/jetstream';
 import type { Logger } from '@nightshift/common';
 import type { Store } from './store.js';
+import { WakeLoop } from './wake-loop.js';
 
 export class OutboxPublisher {
-  private timer: NodeJS.Timeout | undefined;
-  private running = false;
-  private stopped = false;
   private failures = 0;
   private unsubscribe: (() => void) | undefined;
+  private readonly loop = new WakeLoop({ pass: () => this.pass(), onError: (err) => this.failed(err) });
 
   constructor(
     private readonly store: Pick<Store, 'pendingEvents' | 'markPublished' | 'onCommit'>,
@@ -27,55 +26,44 @@ export class OutboxPublisher {
     this.unsubscribe = this.store.onCommit((c) => {
       if (c.outbox) this.poke();
     });
-    this.schedule(0);
+    this.loop.start();
   }
 
   /** Ask for a prompt flush (NATS became reachable; commits that wrote events poke by themselves). */
   poke(): void {
-    if (!this.running) this.schedule(0);
+    this.loop.poke();
   }
 
   async stop(): Promise<void> {
-    this.stopped = true;
     this.unsubscribe?.();
-    if (this.timer) clearTimeout(this.timer);
+    await this.loop.stop();
   }
 
-  private schedule(ms: number): void {
-    if (this.stopped) return;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = setTimeout(() => void this.flush(), ms);
-  }
-
-  /** Publishes everything pending; returns how many were published. */
-  async flush(): Promise<number> {
-    if (this.running) return 0;
-    this.running = true;
+  /** Publishes everything pending; the next pass is a safety net a second later (commits poke). */
+  private async pass(): Promise<number> {
+    const js = this.js();
+    if (!js) throw new Error('NATS not connected yet');
     let published = 0;
-    try {
-      const js = this.js();
-      if (!js) throw new Error('NATS not connected yet');
-      for (;;) {
-        const batch = this.store.pendingEvents(256);
-        if (batch.length === 0) break;
-        // Publish a batch concurrently (JetStream keeps per-connection order), then mark it in one transaction.
-        const results = await Promise.allSettled(batch.map((row) => js.publish(row.subject, row.payload, { msgID: row.msg_id, timeout: 5_000 })));
-        const ok = batch.filter((_, i) => results[i]!.status === 'fulfilled').map((r) => r.id);
-        this.store.markPublished(ok);
-        published += ok.length;
-        const failed = results.find((r) => r.status === 'rejected');
-        if (failed) throw (failed as PromiseRejectedResult).reason;
-      }
-      if (this.failures > 0) this.log.info({ published }, 'outbox: NATS reachable again, backlog published');
-      this.failures = 0;
-      this.schedule(this.idleMs * 10);
-    } catch (err) {
-      this.failures++;
-      if (this.failures === 1 || this.failures % 20 === 0) this.log.warn({ err: String(err), failures: this.failures }, 'outbox: publish failed, will retry');
-      this.schedule(Math.min(5_000, 200 * 2 ** Math.min(this.failures, 5)));
-    } finally {
-      this.running = false;
+    for (;;) {
+      const batch = this.store.pendingEvents(256);
+      if (batch.length === 0) break;
+      // Publish a batch concurrently (JetStream keeps per-connection order), then mark it in one transaction.
+      const results = await Promise.allSettled(batch.map((row) => js.publish(row.subject, row.payload, { msgID: row.msg_id, timeout: 5_000 })));
+      const ok = batch.filter((_, i) => results[i]!.status === 'fulfilled').map((r) => r.id);
+      this.store.markPublished(ok);
+      published += ok.length;
+      const failed = results.find((r) => r.status === 'rejected');
+      if (failed) throw (failed as PromiseRejectedResult).reason;
     }
-    return published;
+    if (this.failures > 0) this.log.info({ published }, 'outbox: NATS reachable again, backlog published');
+    this.failures = 0;
+    return this.idleMs * 10;
+  }
+
+  /** NATS away or refusing: the rows wait; retry with backoff up to 5 s, logging now and then. */
+  private failed(err: unknown): number {
+    this.failures++;
+    if (this.failures === 1 || this.failures % 20 === 0) this.log.warn({ err: String(err), failures: this.failures }, 'outbox: publish failed, will retry');
+    return Math.min(5_000, 200 * 2 ** Math.min(this.failures, 5));
   }
 }

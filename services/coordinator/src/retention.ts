@@ -2,13 +2,14 @@
  * Keeps the coordinator's bookkeeping tables from growing all night, every
  * night: published outbox rows (JetStream has them; the outbox only has to
  * outlive a publish), `results` audit rows and finished webhook deliveries
- * older than their retention are deleted. Off the hot path: on an unref'd timer, in small batches, each its
+ * older than their retention are deleted. Off the hot path: on a WakeLoop, in small batches, each its
  * own statement, yielding to the event loop between them, so node messages
  * and HTTP requests never wait behind a long delete.
  */
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { Logger } from '@nightshift/common';
 import type { Store } from './store.js';
+import { WakeLoop } from './wake-loop.js';
 
 export interface RetentionOptions {
   /** Published outbox rows are kept this long. */
@@ -27,11 +28,10 @@ export interface RetentionOptions {
 export const HOUR_MS = 3_600_000;
 
 export class Retention {
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<unknown> | undefined;
   private stopped = false;
   private readonly now: () => number;
   private readonly batch: number;
+  private readonly every: number;
 
   constructor(
     private readonly store: Pick<Store, 'pruneOutbox' | 'pruneResults'> & Partial<Pick<Store, 'pruneDeliveries'>>,
@@ -40,22 +40,28 @@ export class Retention {
   ) {
     this.now = opts.now ?? Date.now;
     this.batch = opts.batch ?? 1_000;
+    this.every = opts.everyMs ?? 10 * 60_000;
   }
+
+  private readonly loop = new WakeLoop({
+    pass: async () => {
+      await this.prune();
+      return this.every;
+    },
+    onError: (err) => {
+      this.log.warn({ err: String(err) }, 'pruning failed; trying again at the next interval');
+      return this.every;
+    },
+  });
 
   start(): void {
-    this.timer = setInterval(() => {
-      this.running ??= this.prune()
-        .catch((err: unknown) => this.log.warn({ err: String(err) }, 'pruning failed; trying again at the next interval'))
-        .finally(() => (this.running = undefined));
-    }, this.opts.everyMs ?? 10 * 60_000);
-    this.timer.unref();
+    this.loop.start(this.every);
   }
 
-  /** Stops the timer and waits for a prune under way (its current batch) to end. */
+  /** Stops the loop and waits for a prune under way (its current batch) to end. */
   async stop(): Promise<void> {
     this.stopped = true;
-    clearInterval(this.timer);
-    await this.running;
+    await this.loop.stop();
   }
 
   /** One pass: deletes everything past retention, a batch at a time; returns how many rows of each. */

@@ -1,6 +1,6 @@
 /**
- * Sends webhook deliveries (store/webhooks.ts rows) off the hot path: on an
- * unref'd timer, woken after every commit that wrote outbox rows, a batch at
+ * Sends webhook deliveries (store/webhooks.ts rows) off the hot path: on a
+ * WakeLoop, woken after every commit that wrote deliveries, a batch at
  * a time. Each attempt is recorded; a failure (non-2xx, timeout, refused) is
  * retried after `retryBaseMs` doubling per attempt (capped at an hour) until
  * `retryForMs` after the event, then given up. Redirects are not followed
@@ -14,6 +14,7 @@ import type { Logger } from '@nightshift/common';
 import type { Store } from './store.js';
 import type { DueDelivery } from './store/webhooks.js';
 import { hostAllowed, webhookRequest } from './webhooks.js';
+import { WakeLoop } from './wake-loop.js';
 
 export interface WebhookWorkerOptions {
   retryBaseMs: number;
@@ -34,12 +35,20 @@ export interface WebhookWorkerOptions {
 type WorkerStore = Pick<Store, 'dueDeliveries' | 'nextDeliveryAt' | 'recordAttempt' | 'onCommit'>;
 
 export class WebhookWorker {
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<unknown> | undefined;
   private stopped = false;
   private unsubscribe: (() => void) | undefined;
   private readonly now: () => number;
   private readonly abort = new AbortController();
+  private readonly loop = new WakeLoop({
+    pass: async () => {
+      await this.flush();
+      return this.untilNextDue();
+    },
+    onError: (err) => {
+      this.log.warn({ err: String(err) }, 'webhooks: delivery pass failed; trying again');
+      return this.untilNextDue();
+    },
+  });
 
   constructor(
     private readonly store: WorkerStore,
@@ -54,41 +63,27 @@ export class WebhookWorker {
       // Only commits that wrote deliveries wake it (not every rendered image's outbox event).
       if (c.webhooks) this.poke();
     });
-    this.schedule(0);
+    this.loop.start();
   }
 
   /** Look for due deliveries now. */
   poke(): void {
-    if (!this.running) this.schedule(0);
+    this.loop.poke();
   }
 
-  /** Stops the timer, cuts POSTs in flight (they are retried after a restart) and waits for the pass to end. */
+  /** Stops the loop, cuts POSTs in flight (they are retried after a restart) and waits for the pass to end. */
   async stop(): Promise<void> {
     this.stopped = true;
     this.unsubscribe?.();
-    clearTimeout(this.timer);
     this.abort.abort();
-    await this.running;
+    await this.loop.stop();
   }
 
-  private schedule(ms: number): void {
-    if (this.stopped) return;
-    clearTimeout(this.timer);
-    this.timer = setTimeout(() => {
-      this.running ??= this.flush()
-        .catch((err: unknown) => this.log.warn({ err: String(err) }, 'webhooks: delivery pass failed; trying again'))
-        .finally(() => {
-          this.running = undefined;
-          this.scheduleNext();
-        });
-    }, ms);
-    this.timer.unref();
-  }
-
-  private scheduleNext(): void {
+  /** Sleep until the next delivery is due, or the idle safety net when none is. */
+  private untilNextDue(): number {
     const idle = this.opts.idleMs ?? 30_000;
     const next = this.store.nextDeliveryAt();
-    this.schedule(next === undefined ? idle : Math.max(0, Math.min(idle, next - this.now())));
+    return next === undefined ? idle : Math.max(0, Math.min(idle, next - this.now()));
   }
 
   /** Sends every delivery due now; returns how many attempts it made. */
