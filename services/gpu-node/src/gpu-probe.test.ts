@@ -2,20 +2,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { nvidiaSmiProbe, parseComputeApps } from './gpu-probe.js';
 import { ScheduleGate, type GateState } from './schedule-gate.js';
+import { stubNvidiaSmi } from './nvidia-smi-stub.js';
 
-/** A folder holding an `nvidia-smi` that prints `lines` when asked for compute apps (and checks it was asked that). */
-function stubNvidiaSmi(lines: string[]): { env: NodeJS.ProcessEnv; cleanup: () => void } {
-  const dir = mkdtempSync(join(tmpdir(), 'nightshift-smi-'));
-  const script = ['#!/bin/sh', 'case "$*" in *--query-compute-apps=pid,process_name*--format=csv,noheader*) ;; *) echo "unexpected: $*" >&2; exit 2;; esac', ...lines.map((l) => `echo '${l}'`)].join('\n');
-  writeFileSync(join(dir, 'nvidia-smi'), `${script}\n`);
-  chmodSync(join(dir, 'nvidia-smi'), 0o755);
-  return { env: { ...process.env, PATH: `${dir}:${process.env.PATH ?? ''}` }, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
-}
+/** A stub `nvidia-smi` on the PATH that prints `lines` when asked for compute apps. */
+const stubApps = (lines: string[]) => stubNvidiaSmi({ apps: lines });
 
 test('parses nvidia-smi csv lines, skipping noise', () => {
   assert.deepEqual(parseComputeApps('1234, /usr/bin/game\n  99 ,python3 \nNo running processes found\n'), [
@@ -27,7 +22,7 @@ test('parses nvidia-smi csv lines, skipping noise', () => {
 test('a foreign process on the GPU is reported; the node itself and its generators are not', { skip: process.platform !== 'linux' && 'reads /proc' }, async () => {
   const child = spawn('sleep', ['30']);
   await new Promise((r) => child.once('spawn', r));
-  const stub = stubNvidiaSmi([`${process.pid}, node`, `${child.pid}, /usr/bin/python3 generator.py`, '4194301, /usr/games/doom']);
+  const stub = stubApps([`${process.pid}, node`, `${child.pid}, /usr/bin/python3 generator.py`, '4194301, /usr/games/doom']);
   try {
     const probe = nvidiaSmiProbe({ env: stub.env });
     assert.deepEqual(await probe(), [{ pid: 4194301, name: '/usr/games/doom' }]);
@@ -38,7 +33,7 @@ test('a foreign process on the GPU is reported; the node itself and its generato
 });
 
 test('only the node\'s own work on the GPU: idle', { skip: process.platform !== 'linux' && 'reads /proc' }, async () => {
-  const stub = stubNvidiaSmi([`${process.pid}, node`]);
+  const stub = stubApps([`${process.pid}, node`]);
   try {
     assert.deepEqual(await nvidiaSmiProbe({ env: stub.env })(), []);
   } finally {
@@ -60,8 +55,8 @@ test('without nvidia-smi the GPU counts as idle, and the owner is told once', as
 });
 
 test('idleOnly end to end in the node: a stub nvidia-smi reporting a game makes the gate close, its exit opens it again', async () => {
-  const game = stubNvidiaSmi(['31337, /usr/games/quake']);
-  const idle = stubNvidiaSmi([]);
+  const game = stubApps(['31337, /usr/games/quake']);
+  const idle = stubApps([]);
   let env = game.env;
   const changes: GateState[] = [];
   try {

@@ -1,0 +1,133 @@
+/**
+ * The power meter against a stub `nvidia-smi` on the PATH that prints chosen
+ * wattages. The meter's clock is the test's: a job spans exactly the time
+ * the test moves it by, so the integral is known exactly whatever moment
+ * each reading arrives at.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PowerMeter } from './power-meter.js';
+import { gpuLabel, gpuSelection, parseGpuLines, probeGpus } from './power-meter-gpu.js';
+import { stubNvidiaSmi, type StubAnswers } from './nvidia-smi-stub.js';
+
+const STUB_GPU = { name: 'NVIDIA Stub 4090', driver: '550.54.14' };
+
+/** A meter on a stub whose clock moves only when the test says. */
+async function meterOn(answers: StubAnswers) {
+  const stub = stubNvidiaSmi({ gpus: [STUB_GPU], ...answers });
+  let clock = 0;
+  const meter = await PowerMeter.start({ env: stub.env, intervalMs: 50, now: () => clock });
+  return {
+    meter,
+    advance: (ms: number) => void (clock += ms),
+    cleanup: () => {
+      meter.stop();
+      stub.cleanup();
+    },
+  };
+}
+
+test('nvidia-smi lines: GPUs, names, the --id selection CUDA_VISIBLE_DEVICES gives', () => {
+  assert.deepEqual(parseGpuLines('0, NVIDIA H200, 550.54.15\n1, NVIDIA H200, 550.54.15\nNo devices\n'), [
+    { name: 'NVIDIA H200', driver: '550.54.15' },
+    { name: 'NVIDIA H200', driver: '550.54.15' },
+  ]);
+  assert.equal(gpuLabel(['NVIDIA H200', 'NVIDIA H200']), '2× NVIDIA H200');
+  assert.equal(gpuLabel(['NVIDIA A10', 'NVIDIA T4']), 'NVIDIA A10 + NVIDIA T4');
+  assert.deepEqual(gpuSelection(undefined), []);
+  assert.deepEqual(gpuSelection('1,GPU-8f3a'), ['--id=1,GPU-8f3a']);
+  assert.equal(gpuSelection(''), null, 'no GPU visible: nothing to measure');
+  assert.equal(gpuSelection('-1'), null);
+  assert.deepEqual(gpuSelection('0; rm -rf /'), [], 'not an id list: not passed on');
+});
+
+test('a constant 150 W over a 2 s job is 300 J, with the GPU and driver named', async () => {
+  const m = await meterOn({ watts: [150] });
+  try {
+    assert.equal(m.meter.measuring, true);
+    const span = m.meter.begin();
+    m.advance(2_000);
+    assert.deepEqual(await span.end(), { energyMeasured: true, energyJoules: 300, gpuName: STUB_GPU.name, driverVersion: STUB_GPU.driver });
+  } finally {
+    m.cleanup();
+  }
+});
+
+test('several GPUs: each turn of readings adds up (100 W + 50 W for 1 s is 150 J)', async () => {
+  const stub = stubNvidiaSmi({ gpus: [STUB_GPU, STUB_GPU], watts: [[100, 50]] });
+  let clock = 0;
+  const meter = await PowerMeter.start({ env: stub.env, intervalMs: 50, now: () => clock });
+  try {
+    assert.equal(meter.gpuName, `2× ${STUB_GPU.name}`);
+    const span = meter.begin();
+    clock += 1_000;
+    assert.deepEqual(await span.end(), { energyMeasured: true, energyJoules: 150, gpuName: `2× ${STUB_GPU.name}`, driverVersion: STUB_GPU.driver });
+  } finally {
+    meter.stop();
+    stub.cleanup();
+  }
+});
+
+test('two jobs at once on one GPU share its draw', async () => {
+  const m = await meterOn({ watts: [200] });
+  try {
+    const a = m.meter.begin();
+    const b = m.meter.begin();
+    m.advance(1_000);
+    const [ea, eb] = await Promise.all([a.end(), b.end()]);
+    assert.equal(ea.energyJoules, 100);
+    assert.equal(eb.energyJoules, 100);
+  } finally {
+    m.cleanup();
+  }
+});
+
+test('readings that are not numbers ("[N/A]") leave the job not measured, never estimated', async () => {
+  const m = await meterOn({ watts: ['[N/A]'] });
+  try {
+    const span = m.meter.begin();
+    m.advance(1_000);
+    assert.deepEqual(await span.end(), { energyMeasured: false, energyJoules: 0, gpuName: STUB_GPU.name, driverVersion: STUB_GPU.driver });
+  } finally {
+    m.cleanup();
+  }
+});
+
+test('a cancelled job reports nothing and the meter carries on', async () => {
+  const m = await meterOn({ watts: [80] });
+  try {
+    m.meter.begin().cancel();
+    const span = m.meter.begin();
+    m.advance(500);
+    assert.equal((await span.end()).energyJoules, 40);
+  } finally {
+    m.cleanup();
+  }
+});
+
+test('without nvidia-smi: not measured, the configured GPU name, no driver', async () => {
+  const empty = mkdtempSync(join(tmpdir(), 'nightshift-nosmi-'));
+  try {
+    const env = { ...process.env, PATH: empty };
+    assert.equal(await probeGpus(env), undefined);
+    const meter = await PowerMeter.start({ env, fallbackGpuName: 'RTX 3090' });
+    assert.equal(meter.measuring, false);
+    assert.deepEqual(await meter.begin().end(), { energyMeasured: false, energyJoules: 0, gpuName: 'RTX 3090', driverVersion: '' });
+    meter.stop();
+  } finally {
+    rmSync(empty, { recursive: true, force: true });
+  }
+});
+
+test('CUDA_VISIBLE_DEVICES="" hides the GPUs: nothing is measured even with nvidia-smi present', async () => {
+  const stub = stubNvidiaSmi({ gpus: [STUB_GPU], watts: [100] });
+  try {
+    assert.equal(await probeGpus({ ...stub.env, CUDA_VISIBLE_DEVICES: '' }), undefined);
+    assert.deepEqual(await probeGpus(stub.env), { names: [STUB_GPU.name], driver: STUB_GPU.driver, select: [] });
+  } finally {
+    stub.cleanup();
+  }
+});
