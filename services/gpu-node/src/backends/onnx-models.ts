@@ -2,15 +2,18 @@
  * The model folders an `onnx` node renders with: the configured ones
  * (name → diffusers ONNX export folder) and the built-in nightshift-tiny-sd,
  * written into the node's data folder on first use (a configured folder of
- * the same name wins). Each model is opened once and its sessions kept for
- * the node's life; a folder that cannot be opened fails the job with
- * SdModel's message (which names the file), and the next job tries again.
+ * the same name wins). Opened models are kept for the next job, at most
+ * maxLoadedModels of them (onnx-lru.ts: the least recently used one no
+ * render holds has its sessions released first); a folder that cannot be
+ * opened fails the job with SdModel's message (which names the file), and the
+ * next job tries again.
  */
 import path from 'node:path';
 import { sha256File } from '@nightshift/common';
 import { parseSchedulerConfig, type SamplerName, type SchedulerConfig } from '@nightshift/diffusion';
 import { ensureTinySd, SdModel, TINY_SD_NAME } from '@nightshift/models';
 import { RenderFailure } from './backend.js';
+import { LruResources, type Lease } from './onnx-lru.js';
 import { defaultSampler } from './onnx-sampler.js';
 
 export interface OnnxModelsOptions {
@@ -22,7 +25,13 @@ export interface OnnxModelsOptions {
   executionProviders?: readonly string[];
   /** Intra-op threads per session (0 or absent: onnxruntime's default). */
   threads?: number;
+  /** The providers to open models with, decided when the first one opens (onnx-provider.ts: the usable ones); default executionProviders. */
+  resolveProviders?: () => Promise<readonly string[]>;
+  /** Model folders kept loaded between jobs (default 2); more are opened as needed and the least recently used released. */
+  maxLoadedModels?: number;
 }
+
+export const DEFAULT_MAX_LOADED_MODELS = 2;
 
 export interface LoadedSdModel {
   name: string;
@@ -37,9 +46,17 @@ export interface LoadedSdModel {
 const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
 export class OnnxModels {
-  private readonly loading = new Map<string, Promise<LoadedSdModel>>();
+  private readonly loaded: LruResources<LoadedSdModel>;
+  /** Registry model folders jobs have brought (model-pull.ts). */
+  private readonly pulled = new Set<string>();
 
-  constructor(private readonly opts: OnnxModelsOptions) {}
+  constructor(private readonly opts: OnnxModelsOptions) {
+    this.loaded = new LruResources(
+      opts.maxLoadedModels ?? DEFAULT_MAX_LOADED_MODELS,
+      (name) => this.open(name),
+      (m) => m.model.release(),
+    );
+  }
 
   /** Names this node advertises: the configured models and the built-in one. */
   names(): string[] {
@@ -47,6 +64,7 @@ export class OnnxModels {
   }
 
   private async folder(name: string): Promise<string> {
+    if (this.pulled.has(name)) return name;
     const configured = this.opts.models[name];
     if (configured !== undefined) return configured;
     if (name === TINY_SD_NAME) return ensureTinySd(path.join(this.opts.dataDir, 'models'));
@@ -55,10 +73,11 @@ export class OnnxModels {
 
   private async open(name: string): Promise<LoadedSdModel> {
     const dir = await this.folder(name);
+    const providers = this.opts.resolveProviders ? await this.opts.resolveProviders() : this.opts.executionProviders;
     let model: SdModel;
     try {
       model = await SdModel.load(dir, {
-        ...(this.opts.executionProviders?.length ? { executionProviders: this.opts.executionProviders } : {}),
+        ...(providers?.length ? { executionProviders: providers } : {}),
         ...(this.opts.threads ? { threads: this.opts.threads } : {}),
       });
     } catch (err) {
@@ -74,22 +93,23 @@ export class OnnxModels {
     }
   }
 
-  /** The opened model; a failed open is forgotten so the next job retries it. */
-  get(name: string): Promise<LoadedSdModel> {
-    let p = this.loading.get(name);
-    if (!p) {
-      p = this.open(name);
-      this.loading.set(name, p);
-      p.catch(() => {
-        if (this.loading.get(name) === p) this.loading.delete(name);
-      });
-    }
-    return p;
+  /**
+   * The opened model, held until the lease is released (a held model is never released under a render).
+   * `pulledFolder`: the job's registry model in the node's cache (RenderRequest.modelPath), which wins over
+   * the name; that folder is its own key, since its path ends in the model's content hash.
+   */
+  acquire(name: string, pulledFolder?: string): Promise<Lease<LoadedSdModel>> {
+    if (pulledFolder === undefined) return this.loaded.acquire(name);
+    this.pulled.add(pulledFolder);
+    return this.loaded.acquire(pulledFolder);
+  }
+
+  /** Names of the models loaded now, least recently used first. */
+  loadedNames(): string[] {
+    return this.loaded.keys();
   }
 
   async close(): Promise<void> {
-    const all = [...this.loading.values()];
-    this.loading.clear();
-    await Promise.allSettled(all.map(async (p) => (await p).model.release()));
+    await this.loaded.closeAll();
   }
 }

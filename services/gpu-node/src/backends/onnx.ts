@@ -5,12 +5,19 @@
  * progress after every step with a cheap latent preview (at most one per
  * previewIntervalMs, and always the last step's), the VAE-decoded PNG at the
  * end, and the A1111 fields only the backend knows (sampler used, model hash).
+ *
+ * renderBatch renders sibling jobs (one prompt and params, several seeds) in
+ * one UNet batch, each image from its own seed's generator; render is a batch
+ * of one on the same path, so a job's bytes do not depend on its batch
+ * (onnx-batch.test.ts checks them equal).
  */
 import { A1111_SAMPLER_NAMES, unscaleForDecode } from '@nightshift/diffusion';
+import type { FloatTensor } from '@nightshift/models';
 import { RenderFailure, type Backend, type RenderProgress, type RenderRequest, type RenderResult } from './backend.js';
 import { initImageTensor, latentPreviewWebp, vaeImageToPng } from './onnx-image.js';
-import { OnnxModels, type OnnxModelsOptions } from './onnx-models.js';
+import { OnnxModels, type LoadedSdModel, type OnnxModelsOptions } from './onnx-models.js';
 import { readOnnxParams, type OnnxJobParams } from './onnx-params.js';
+import { effectiveProviders, probeProviders, type ProviderProbe } from './onnx-provider.js';
 import { sampleLatent, type RenderTiming } from './onnx-sample.js';
 
 export interface OnnxBackendOptions extends OnnxModelsOptions {
@@ -29,34 +36,90 @@ export interface OnnxBackendOptions extends OnnxModelsOptions {
 const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
 const isAbort = (err: unknown) => err instanceof Error && err.name === 'AbortError';
 
+/** What makes two jobs render the same picture but for the seed: they may share a batch. */
+function siblingKey(req: RenderRequest, p: OnnxJobParams): string {
+  return JSON.stringify([req.kind, req.model, req.modelPath ?? '', req.prompt, p]);
+}
+
 export class OnnxBackend implements Backend {
   readonly name = 'onnx';
   readonly models: readonly string[];
   private readonly registry: OnnxModels;
+  private probe: Promise<ProviderProbe> | undefined;
 
   constructor(private readonly opts: OnnxBackendOptions) {
-    this.registry = new OnnxModels(opts);
+    const configured = opts.executionProviders?.length ? opts.executionProviders : ['cpu'];
+    this.registry = new OnnxModels({ ...opts, executionProviders: configured, resolveProviders: async () => effectiveProviders(configured, await this.providers()) });
     this.models = this.registry.names();
   }
 
+  /** The configured execution providers this machine can use (probed once). */
+  providers(): Promise<ProviderProbe> {
+    this.probe ??= probeProviders(this.opts.executionProviders?.length ? this.opts.executionProviders : ['cpu']);
+    return this.probe;
+  }
+
+  /** What the node advertises (Capabilities.execution_provider): the first usable provider, e.g. "cuda" or "cpu"; "" when none is. */
+  async executionProvider(): Promise<string> {
+    return (await this.providers()).usable[0] ?? '';
+  }
+
+  /** Names of the models loaded now (least recently used first). */
+  loadedModels(): string[] {
+    return this.registry.loadedNames();
+  }
+
   async render(req: RenderRequest, onProgress: (p: RenderProgress) => void, signal: AbortSignal, timing?: RenderTiming): Promise<RenderResult> {
-    if (req.kind !== 'render') throw new RenderFailure(`the onnx backend only runs render jobs, got a ${req.kind} job`);
-    const p = readOnnxParams(req.params);
-    const loaded = await this.registry.get(req.model);
-    signal.throwIfAborted();
-    const init = p.init === undefined ? undefined : { image: await this.initImage(req, p), strength: p.strength };
+    const [result] = await this.renderBatch([req], (_, p) => onProgress(p), signal, timing);
+    return result!;
+  }
+
+  /**
+   * Several jobs that differ only in their seed (same prompt, model and
+   * params, else a RenderFailure) in one UNet batch; results in the jobs'
+   * order. onProgress gets each job's index.
+   */
+  async renderBatch(reqs: readonly RenderRequest[], onProgress: (index: number, p: RenderProgress) => void, signal: AbortSignal, timing?: RenderTiming): Promise<RenderResult[]> {
+    const first = reqs[0];
+    if (!first) throw new RangeError('renderBatch needs at least one job');
+    for (const req of reqs) if (req.kind !== 'render') throw new RenderFailure(`the onnx backend only runs render jobs, got a ${req.kind} job`);
+    const p = readOnnxParams(first.params);
+    const key = siblingKey(first, p);
+    for (const req of reqs.slice(1)) {
+      if (siblingKey(req, readOnnxParams(req.params)) !== key) throw new RenderFailure(`job ${req.jobId} cannot share a batch with ${first.jobId}: only seeds may differ`);
+    }
+    const lease = await this.registry.acquire(first.model, first.modelPath);
+    try {
+      signal.throwIfAborted();
+      return await this.sample(lease.value, reqs, p, onProgress, signal, timing);
+    } finally {
+      lease.release();
+    }
+  }
+
+  private async sample(
+    loaded: LoadedSdModel,
+    reqs: readonly RenderRequest[],
+    p: OnnxJobParams,
+    onProgress: (index: number, p: RenderProgress) => void,
+    signal: AbortSignal,
+    timing: RenderTiming | undefined,
+  ): Promise<RenderResult[]> {
+    const init = p.init === undefined ? undefined : { image: await this.initImage(reqs[0]!, p), strength: p.strength };
     const sampler = p.sampler ?? loaded.sampler;
     const { model } = loaded;
     const maxSide = this.opts.previewMaxSide ?? 128;
     const quality = this.opts.previewQuality ?? 60;
     const interval = this.opts.previewIntervalMs ?? 250;
+    const h = p.height / 8;
+    const w = p.width / 8;
     let lastPreview = performance.now();
     try {
       const result = await sampleLatent({
         model,
-        prompt: req.prompt,
+        prompt: reqs[0]!.prompt,
         negativePrompt: p.negativePrompt,
-        seeds: [req.seed],
+        seeds: reqs.map((r) => r.seed),
         width: p.width,
         height: p.height,
         steps: p.steps,
@@ -68,29 +131,33 @@ export class OnnxBackend implements Backend {
         ...(timing ? { timing } : {}),
         onStep: async (step, total, denoised) => {
           const now = performance.now();
-          if (step < total && now - lastPreview < interval) return onProgress({ step, total });
+          if (step < total && now - lastPreview < interval) {
+            reqs.forEach((_, k) => onProgress(k, { step, total }));
+            return;
+          }
           lastPreview = now;
-          const preview = await latentPreviewWebp(denoised, p.height / 8, p.width / 8, maxSide, quality);
+          const per = 4 * h * w;
+          for (let k = 0; k < reqs.length; k++) {
+            const preview = await latentPreviewWebp(denoised.subarray(k * per, (k + 1) * per), h, w, maxSide, quality);
+            onProgress(k, { step, total, preview });
+          }
           if (timing) timing.previewMs += performance.now() - now;
-          onProgress({ step, total, preview });
         },
       });
       const t0 = performance.now();
-      const image = await model.decode({ data: unscaleForDecode(result.latent, model.scalingFactor), dims: result.dims });
+      const image: FloatTensor = await model.decode({ data: unscaleForDecode(result.latent, model.scalingFactor), dims: result.dims });
       if (timing) timing.modelMs += performance.now() - t0;
       signal.throwIfAborted();
       const t1 = performance.now();
-      const png = await vaeImageToPng(image);
+      const pngs: Buffer[] = [];
+      for (let k = 0; k < reqs.length; k++) pngs.push(await vaeImageToPng(image, k));
       if (timing) timing.pngMs += performance.now() - t1;
-      return {
-        png,
-        model: req.model,
-        infotext: {
-          sampler: A1111_SAMPLER_NAMES[sampler],
-          modelHash: loaded.hash,
-          ...(p.negativePrompt ? { negativePrompt: p.negativePrompt } : {}),
-        },
+      const infotext = {
+        sampler: A1111_SAMPLER_NAMES[sampler],
+        modelHash: loaded.hash,
+        ...(p.negativePrompt ? { negativePrompt: p.negativePrompt } : {}),
       };
+      return reqs.map((req, k) => ({ png: pngs[k]!, model: req.model, infotext }));
     } catch (err) {
       if (isAbort(err) || err instanceof RenderFailure) throw err;
       const text = message(err);
