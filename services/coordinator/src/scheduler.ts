@@ -4,7 +4,10 @@
  *   2. the highest sweep priority;
  *   3. among equal priorities, the sweep with the fewest jobs running now
  *      (fair share: sweeps submitted together progress together);
- *   4. then a sweep whose model the node already has loaded; then the oldest;
+ *   4. then by the sweep's model on this node: loaded, then held (cached or
+ *      downloading; or a name-only model it lists), then to be fetched — and
+ *      a fetch that other nodes holding the model would outrun is not
+ *      started (model-placement.ts); then the oldest;
  *   5. within the sweep, the first queued job, past its retry backoff, that
  *      the node can run (backend, VRAM floor) and has not failed before.
  * Straggler copies are a separate, last-resort choice for idle nodes.
@@ -17,6 +20,8 @@
  */
 import type { DB } from './db.js';
 import { FITS_SQL, fitsParams, type NodeCaps } from './placement.js';
+import { MODEL_SQL, modelParams } from './model-placement.js';
+import type { NodeModels } from './node-models.js';
 
 export type { NodeCaps } from './placement.js';
 
@@ -24,7 +29,7 @@ interface SweepCandidate {
   id: string;
   priority: number;
   running: number;
-  model_loaded: number;
+  model_affinity: number;
   created_at: number;
 }
 
@@ -33,18 +38,23 @@ export class Scheduler {
   private readonly jobStmt;
   private readonly stragglerStmt;
 
-  constructor(private readonly db: DB) {
+  constructor(
+    private readonly db: DB,
+    /** What nodes hold of registry models (rule 4); absent: no node holds any. */
+    private readonly models?: Pick<NodeModels, 'of' | 'holderCounts'>,
+  ) {
     this.sweepsStmt = db.prepare(`
       SELECT s.id, s.priority, s.created_at,
              COALESCE((SELECT c.n FROM sweep_counts c WHERE c.sweep_id = s.id AND c.state = 'leased'), 0) AS running,
-             s.model IN (SELECT value FROM json_each(@models)) AS model_loaded
+             ${MODEL_SQL.affinity('s')} AS model_affinity
         FROM sweeps s
        WHERE s.status IN ('queued', 'running')
          AND ${FITS_SQL.backend('s.backend')}
          AND NOT EXISTS (SELECT 1 FROM sweep_blocklist b WHERE b.sweep_id = s.id AND b.node_id = @node AND b.blocked = 1)
+         AND ${MODEL_SQL.worthFetching('s')}
          -- Nothing queued, or nothing small enough for this card: skipped without reading its jobs (NULL when none is queued).
          AND ${FITS_SQL.vram("(SELECT MIN(q.min_vram_mb) FROM jobs q WHERE q.sweep_id = s.id AND q.state = 'queued')")}
-       ORDER BY s.priority DESC, running ASC, model_loaded DESC, s.created_at, s.id`);
+       ORDER BY s.priority DESC, running ASC, model_affinity DESC, s.created_at, s.id`);
     // The queue in index order (jobs_dispatch): the first row that fits is the answer. Left to
     // itself the planner prefers jobs_vram for the VRAM range and sorts the whole sweep.
     this.jobStmt = db.prepare(`
@@ -79,7 +89,8 @@ export class Scheduler {
   pick(nodeId: string, caps: NodeCaps, now: number): string | undefined {
     if (caps.backends.length === 0) return undefined;
     const { backends, vram } = fitsParams(caps);
-    const sweeps = this.sweepsStmt.all({ node: nodeId, backends, vram, models: JSON.stringify(caps.models) }) as SweepCandidate[];
+    const models = modelParams(caps.models, this.models?.of(nodeId), this.models?.holderCounts() ?? new Map<string, number>());
+    const sweeps = this.sweepsStmt.all({ node: nodeId, backends, vram, ...models }) as SweepCandidate[];
     for (const s of sweeps) {
       const row = this.jobStmt.get({ sweep: s.id, now, vram, node: nodeId }) as { id: string } | undefined;
       if (row) return row.id;
