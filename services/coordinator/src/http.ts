@@ -17,6 +17,8 @@ import { REMIX_PATH, remixRoute } from './remix.js';
 import { modelsRoute } from './models.js';
 import { nodeSleepView } from './node-hub.js';
 import { webhookRoutes } from './webhooks-routes.js';
+import { albumRoutes } from './albums-routes.js';
+import { createShares, SHARE_PATH } from './shares.js';
 import { wildcardsRoute } from './wildcards.js';
 import { specWildcards } from './wildcards-store.js';
 import { advertisedBy, specModel } from './sweep-model.js';
@@ -147,6 +149,12 @@ export function createHttpApp(deps: HttpDeps): Hono {
   app.route('/api/models', modelsRoute(deps));
   app.route('/api/wildcards', wildcardsRoute(deps.storage));
   app.route('/api/webhooks', webhookRoutes(deps));
+  app.route('/api/albums', albumRoutes(deps));
+  // Share links: made and revoked under /api (the token's check applies); a link opens
+  // SHARE_PATH/<link token>/ alone, with no API token: the one bypass (shares-public.ts).
+  const shares = createShares(deps);
+  app.route('/api/shares', shares.api);
+  app.route(SHARE_PATH, shares.pages);
 
   app.get('/api/nodes', (c) => {
     const connected = new Set(deps.hub.connectedNodeIds());

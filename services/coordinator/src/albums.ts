@@ -1,0 +1,120 @@
+/**
+ * What goes into an album, a .zip download or a share (issue 15): a selection
+ * (favorites, optionally of one sweep; a sweep's finished images; or chosen
+ * image keys) resolved to rendered images with their prompt, seed and
+ * settings, from the coordinator's own jobs table. Favorites live in the
+ * indexer and are asked from it. Every key is a 64-hex renderKey of a
+ * finished render, so no selection can name an object outside images/,
+ * thumbs/ or upscaled/.
+ */
+import { z } from 'zod';
+import { MAX_ALBUM_IMAGES, type Album, type AlbumImage } from '@nightshift/album';
+import { fieldIssues, renderKeyOfImageRef, type Config, type FieldIssue } from '@nightshift/common';
+import type { Store } from './store.js';
+
+export { MAX_ALBUM_IMAGES };
+
+/** What an album is made of; exactly one of favorites/sweep/keys (favorites may name a sweep). */
+export const SelectionFields = {
+  favorites: z.boolean().optional(),
+  sweep: z.string().min(1).max(100).optional(),
+  keys: z.array(z.string().min(1).max(300)).min(1, 'needs at least one image key').max(MAX_ALBUM_IMAGES, `at most ${MAX_ALBUM_IMAGES} images`).optional(),
+  /** A title for the page (the CLI names a search album by its query). */
+  title: z.string().min(1).max(200).optional(),
+};
+export const SelectionSchema = z.strictObject(SelectionFields);
+export type Selection = z.infer<typeof SelectionSchema>;
+
+/** A selection that cannot become an album, with the HTTP status that says why. */
+export class AlbumError extends Error {
+  constructor(
+    readonly status: 400 | 404 | 413 | 503,
+    message: string,
+    readonly details: FieldIssue[] = [],
+  ) {
+    super(message);
+  }
+}
+
+export interface AlbumDeps {
+  config: Pick<Config, 'NIGHTSHIFT_API_TOKEN' | 'NIGHTSHIFT_INDEXER_URL'>;
+  store: Pick<Store, 'db' | 'getSweep' | 'jobs' | 'renderedJob'>;
+}
+
+/** Checks the parsed body's one-source rule; returns the field issues (none when fine). */
+export function selectionIssues(sel: Selection): FieldIssue[] {
+  const sources = [sel.favorites === true, sel.keys !== undefined, sel.sweep !== undefined && sel.favorites !== true].filter(Boolean).length;
+  if (sources === 1) return [];
+  return [{ path: '', message: 'give exactly one of: "favorites": true (optionally with "sweep"), "sweep": ID, or "keys": [image keys]' }];
+}
+
+/** Parses a request body into a selection, or throws a 400 AlbumError naming the fields. */
+export function parseSelection(body: unknown): Selection {
+  const parsed = SelectionSchema.safeParse(body);
+  if (!parsed.success) throw new AlbumError(400, 'invalid album selection', fieldIssues(parsed.error.issues));
+  const issues = selectionIssues(parsed.data);
+  if (issues.length) throw new AlbumError(400, issues[0]!.message, issues);
+  return parsed.data;
+}
+
+const RENDER_KEY = /^[0-9a-f]{64}$/;
+
+/** The render keys a selection names, in album order, at most MAX_ALBUM_IMAGES. */
+async function selectedKeys(deps: AlbumDeps, sel: Selection): Promise<{ keys: string[]; title: string; strict: boolean }> {
+  if (sel.keys) {
+    const keys = sel.keys.map(renderKeyOfImageRef);
+    const bad = keys.findIndex((k) => !RENDER_KEY.test(k));
+    if (bad >= 0) throw new AlbumError(400, `not an image key: ${JSON.stringify(sel.keys[bad]!.slice(0, 100))}`, [{ path: `keys.${bad}`, message: 'expected images/<64 hex>.png or a 64-hex render key' }]);
+    return { keys, title: sel.title ?? `${keys.length} image${keys.length === 1 ? '' : 's'}`, strict: true };
+  }
+  const sweep = sel.sweep === undefined ? undefined : deps.store.getSweep(sel.sweep);
+  if (sel.sweep !== undefined && !sweep) throw new AlbumError(404, `no such sweep: ${sel.sweep}`, [{ path: 'sweep', message: 'no such sweep' }]);
+  if (sel.favorites) {
+    const keys = await favoriteKeys(deps, sel.sweep);
+    return { keys, title: sel.title ?? (sweep ? `Favorites of ${sweep.name}` : 'Favorites'), strict: false };
+  }
+  const jobs = deps.store.jobs(sweep!.id, ['done', 'skipped'], { offset: 0, limit: MAX_ALBUM_IMAGES + 1 });
+  return { keys: jobs.map((j) => j.render_key), title: sel.title ?? sweep!.name, strict: false };
+}
+
+/** The render keys starred in the indexer (of one sweep, when named). */
+async function favoriteKeys(deps: AlbumDeps, sweep: string | undefined): Promise<string[]> {
+  const token = deps.config.NIGHTSHIFT_API_TOKEN;
+  const url = `${deps.config.NIGHTSHIFT_INDEXER_URL}/api/favorites${sweep ? `?sweep=${encodeURIComponent(sweep)}` : ''}`;
+  const res = await fetch(url, { headers: token ? { authorization: `Bearer ${token}` } : {}, signal: AbortSignal.timeout(10_000) }).catch(() => undefined);
+  if (!res?.ok) throw new AlbumError(503, 'favorites are unavailable: the indexer cannot be reached or does not answer GET /api/favorites');
+  const body = (await res.json()) as { favorites?: { renderKey?: unknown }[] };
+  return (body.favorites ?? []).map((f) => f.renderKey).filter((k): k is string => typeof k === 'string' && RENDER_KEY.test(k));
+}
+
+/**
+ * The album a selection makes. Explicit keys must all be finished renders
+ * (400 naming the first that is not); favorites and sweeps take what there
+ * is. More than MAX_ALBUM_IMAGES is a 413; nothing at all a 400.
+ */
+export async function resolveAlbum(deps: AlbumDeps, sel: Selection, now = Date.now()): Promise<Album> {
+  const { keys, title, strict } = await selectedKeys(deps, sel);
+  const album = albumOfKeys(deps, keys, title, strict, now);
+  if (!album.images.length) {
+    const what = sel.favorites ? 'no favorites yet (star some images first)' : sel.sweep ? 'that sweep has no finished images yet' : 'no images';
+    throw new AlbumError(400, `nothing to put in an album: ${what}`);
+  }
+  return album;
+}
+
+/** The album of these render keys; `strict`: every key must be a finished render (else images without one drop out). */
+export function albumOfKeys(deps: Pick<AlbumDeps, 'store'>, keys: readonly string[], title: string, strict: boolean, now = Date.now()): Album {
+  const unique = [...new Set(keys)];
+  if (unique.length > MAX_ALBUM_IMAGES) throw new AlbumError(413, `too many images for one album: more than ${MAX_ALBUM_IMAGES}; choose fewer (one sweep's favorites, or keys)`);
+  const upscaled = deps.store.db.prepare(`SELECT 1 FROM jobs WHERE render_key = ? AND kind = 'upscale' AND state = 'done' LIMIT 1`);
+  const images: AlbumImage[] = [];
+  for (const rk of unique) {
+    const job = deps.store.renderedJob(rk);
+    if (!job) {
+      if (strict) throw new AlbumError(400, `no rendered image with key ${rk}`, [{ path: 'keys', message: `no rendered image with key ${rk}` }]);
+      continue; // a favorite whose job this coordinator no longer holds
+    }
+    images.push({ renderKey: rk, prompt: job.prompt, seed: job.seed, sweepId: job.sweep_id, params: JSON.parse(job.params_json) as Record<string, unknown>, upscaled: upscaled.get(rk) !== undefined });
+  }
+  return { title, createdAt: new Date(now).toISOString(), images };
+}

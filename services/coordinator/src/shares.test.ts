@@ -1,0 +1,180 @@
+/**
+ * Share links and album downloads through the real HTTP app (createHttpApp)
+ * over a seeded coordinator database: what a link shows without the API
+ * token, what it never opens, expiry and revocation, and the limits.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import AdmZip from 'adm-zip';
+import type { Hono } from 'hono';
+import { seededCoordinator, tempDir, type SeededCoordinator } from '@nightshift/devfarm';
+import { createHttpApp } from './http.js';
+import { Live } from './live.js';
+import { createShares } from './shares.js';
+import { SHARE_SECRET_FILE } from './shares-token.js';
+
+const TOKEN = 'the-api-token';
+const HOST = 'http://127.0.0.1:8080';
+const SPEC = { name: 'share me', prompts: ['a red circle <script>alert(1)</script>', 'a blue square'], seeds: [1, 2], params: { width: 64, height: 64, steps: 2 } };
+
+describe('share links', () => {
+  let tmp: ReturnType<typeof tempDir>;
+  let seeded: SeededCoordinator;
+  let app: Hono;
+  let sweepId: string;
+  let otherSweep: string;
+  const bucket = new Map<string, Buffer>();
+
+  before(() => {
+    tmp = tempDir();
+    const storage = {
+      get: async (key: string) => {
+        const b = bucket.get(key);
+        if (!b) throw Object.assign(new Error('NoSuchKey'), { code: 'NoSuchKey' });
+        return b;
+      },
+    };
+    seeded = seededCoordinator(tmp.dir, { NIGHTSHIFT_API_TOKEN: TOKEN }, storage);
+    sweepId = seeded.addRenderedSweep(SPEC);
+    otherSweep = seeded.addRenderedSweep({ ...SPEC, name: 'not shared', prompts: ['a green triangle'] });
+    for (const row of seeded.db.prepare('SELECT image_key, thumb_key FROM jobs').all() as { image_key: string; thumb_key: string }[]) {
+      bucket.set(row.image_key, Buffer.from(`png ${row.image_key}`));
+      bucket.set(row.thumb_key, Buffer.from(`webp ${row.thumb_key}`));
+    }
+    app = createHttpApp({ ...seeded.deps, hub: { dispatch() {}, cancelJobs() {}, connectedNodeIds: () => [] }, placement: { explain: () => [] }, live: new Live() });
+  });
+  after(() => {
+    seeded.close();
+    tmp.cleanup();
+  });
+
+  const call = (path: string, init: { method?: string; body?: unknown; auth?: string | null } = {}) =>
+    app.request(path.startsWith('http') ? path : `${HOST}${path}`, {
+      method: init.method ?? 'GET',
+      headers: {
+        host: '127.0.0.1:8080',
+        ...(init.auth === null ? {} : { authorization: `Bearer ${init.auth ?? TOKEN}` }),
+        ...(init.body === undefined ? {} : { 'content-type': 'application/json' }),
+      },
+      ...(init.body === undefined ? {} : { body: JSON.stringify(init.body) }),
+    });
+  const keysOf = (sweep: string) => (seeded.db.prepare('SELECT render_key FROM jobs WHERE sweep_id = ? ORDER BY idx').all(sweep) as { render_key: string }[]).map((r) => r.render_key);
+  const share = async (body: unknown) => {
+    const res = await call('/api/shares', { method: 'POST', body });
+    assert.equal(res.status, 201, await res.clone().text());
+    return (await res.json()) as { id: string; url: string; expiresAt: string; images: number };
+  };
+
+  test('a link shows exactly the shared images without the API token, and nothing else', async () => {
+    const s = await share({ sweep: sweepId, expiresIn: '1d' });
+    assert.equal(s.images, 4);
+    assert.match(s.url, /^http:\/\/127\.0\.0\.1:8080\/s\/v1\.sh_[A-Za-z0-9_-]{16}\.\d+\.[A-Za-z0-9_-]{43}\/$/);
+    assert.ok(Math.abs(Date.parse(s.expiresAt) - Date.now() - 86_400_000) < 60_000);
+    const page = await call(s.url, { auth: null });
+    assert.equal(page.status, 200);
+    assert.match(page.headers.get('content-security-policy') ?? '', /default-src 'none'/);
+    assert.equal(page.headers.get('referrer-policy'), 'no-referrer');
+    const html = await page.text();
+    assert.ok(!html.includes('<script>alert'), 'the prompt is escaped');
+    assert.ok(html.includes('a red circle &lt;script&gt;'));
+    const shown = [...html.matchAll(/src="thumbs\/([0-9a-f]{64})\.webp"/g)].map((m) => m[1]);
+    assert.deepEqual(shown, keysOf(sweepId));
+    assert.ok(!html.includes('upscaled/'), 'a share page offers images and thumbnails only');
+    for (const rk of keysOf(sweepId)) {
+      const img = await call(`${s.url}images/${rk}.png`, { auth: null });
+      assert.equal(img.status, 200);
+      assert.equal(img.headers.get('content-type'), 'image/png');
+      assert.equal(await img.text(), `png images/${rk}.png`);
+      assert.equal((await call(`${s.url}thumbs/${rk}.webp`, { auth: null })).status, 200);
+    }
+    // Not shared, not an image, not under images/ or thumbs/: the same 404.
+    const other = keysOf(otherSweep)[0]!;
+    for (const path of [`images/${other}.png`, `thumbs/${other}.webp`, `upscaled/${keysOf(sweepId)[0]}.png`, 'images/..%2F..%2Fshare-secret', `images/${keysOf(sweepId)[0]}.webp`, '..%2F..%2Fapi%2Fsweeps', 'album.json']) {
+      assert.equal((await call(`${s.url}${path}`, { auth: null })).status, 404, path);
+    }
+    // A path that walks out of the share is the API's, which wants the API token.
+    assert.equal((await call(`${s.url}../../api/sweeps`, { auth: null })).status, 401);
+    // The link's token opens nothing of the API, in any place a token could go.
+    const linkToken = /\/s\/([^/]+)\//.exec(s.url)![1]!;
+    for (const path of ['/api/sweeps', `/api/sweeps/${sweepId}/images`, '/api/shares', `/files/images/${keysOf(sweepId)[0]}.png`]) {
+      assert.equal((await call(path, { auth: linkToken })).status, 401, path);
+      assert.equal((await call(path, { auth: null })).status, 401, path);
+    }
+    assert.equal((await call(`/s/${linkToken}`, { auth: null })).status, 302, 'the bare link goes to the page');
+  });
+
+  test('a revoked link is 404 at once; a forged or altered one is 404', async () => {
+    const s = await share({ keys: keysOf(sweepId).slice(0, 2).map((k) => `images/${k}.png`), expiresIn: 3600 });
+    assert.equal(s.images, 2);
+    const listed = (await (await call('/api/shares')).json()) as { shares: { id: string; url: string; expired: boolean }[] };
+    assert.equal(listed.shares.find((x) => x.id === s.id)?.url, s.url);
+    const token = /\/s\/([^/]+)\//.exec(s.url)![1]!;
+    const [v, id, exp, mac] = token.split('.');
+    for (const forged of [`${v}.${id}.${Number(exp) + 1}.${mac}`, `${v}.${id}.${exp}.${mac!.slice(0, -1)}A`, 'v1.sh_AAAAAAAAAAAAAAAA.1.x']) {
+      assert.equal((await call(`/s/${forged}/`, { auth: null })).status, 404, forged);
+    }
+    assert.equal((await call(`/api/shares/${s.id}`, { method: 'DELETE' })).status, 204);
+    assert.equal((await call(s.url, { auth: null })).status, 404);
+    assert.equal((await call(`${s.url}images/${keysOf(sweepId)[0]}.png`, { auth: null })).status, 404);
+    assert.equal((await call(`/api/shares/${s.id}`, { method: 'DELETE' })).status, 404);
+  });
+
+  test('an expired link is 404', async () => {
+    let now = Date.now();
+    const parts = createShares(seeded.deps, () => now);
+    const res = await parts.api.request('http://127.0.0.1:8080/', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ sweep: sweepId, expiresIn: 60 }) });
+    assert.equal(res.status, 201);
+    const path = new URL(((await res.json()) as { url: string }).url).pathname.replace(/^\/s/, '');
+    assert.equal((await parts.pages.request(`http://127.0.0.1:8080${path}`)).status, 200);
+    now += 59_999;
+    assert.equal((await parts.pages.request(`http://127.0.0.1:8080${path}`)).status, 200);
+    now += 1;
+    assert.equal((await parts.pages.request(`http://127.0.0.1:8080${path}`)).status, 404);
+    assert.equal((await parts.pages.request(`http://127.0.0.1:8080${path}thumbs/${keysOf(sweepId)[0]}.webp`)).status, 404);
+  });
+
+  test('the signing secret is made once in the data folder, never the API token', () => {
+    const file = join(tmp.dir, SHARE_SECRET_FILE);
+    assert.ok(existsSync(file));
+    assert.equal(statSync(file).mode & 0o777, 0o600);
+  });
+
+  test('clear 400s for bad requests, 404 for a missing sweep', async () => {
+    const bad = async (body: unknown, re: RegExp, status = 400) => {
+      const res = await call('/api/shares', { method: 'POST', body });
+      const text = await res.text();
+      assert.equal(res.status, status, text);
+      assert.match(text, re);
+    };
+    await bad({ sweep: sweepId, expiresIn: 31 * 86_400 }, /from 60 seconds to 30 days/);
+    await bad({ sweep: sweepId, expiresIn: '2w' }, /a number of seconds, or text like/);
+    await bad({ sweep: sweepId, keys: [keysOf(sweepId)[0]] }, /exactly one of/);
+    await bad({ expiresIn: 60 }, /exactly one of/);
+    await bad({ keys: Array.from({ length: 1001 }, () => keysOf(sweepId)[0]) }, /at most 1000 images/);
+    await bad({ keys: ['../../etc/passwd'] }, /not an image key/);
+    await bad({ keys: ['f'.repeat(64)] }, /no rendered image with key f{64}/);
+    await bad({ sweep: 'sw_nope' }, /no such sweep/, 404);
+    await bad({ sweep: sweepId, extra: 1 }, /invalid share/);
+  });
+
+  test('an album as JSON and as a .zip', async () => {
+    const res = await call('/api/albums', { method: 'POST', body: { sweep: sweepId } });
+    assert.equal(res.status, 200);
+    const album = (await res.json()) as { title: string; images: { renderKey: string; prompt: string; params: { width: number } }[] };
+    assert.equal(album.title, 'share me');
+    assert.deepEqual(album.images.map((i) => i.renderKey), keysOf(sweepId));
+    assert.equal(album.images[0]!.params.width, 64);
+    const zipRes = await call('/api/albums/zip', { method: 'POST', body: { sweep: sweepId } });
+    assert.equal(zipRes.status, 200);
+    assert.equal(zipRes.headers.get('content-type'), 'application/zip');
+    assert.match(zipRes.headers.get('content-disposition') ?? '', /attachment; filename="share-me\.zip"/);
+    const zip = new AdmZip(Buffer.from(await zipRes.arrayBuffer()));
+    const names = zip.getEntries().map((e) => e.entryName);
+    assert.equal(names.length, 2 + 2 * 4);
+    assert.ok(names.includes('index.html') && names.includes('album.json'));
+    assert.equal(zip.readAsText(`images/${keysOf(sweepId)[1]}.png`), `png images/${keysOf(sweepId)[1]}.png`);
+    assert.equal((await call('/api/albums/zip', { method: 'POST', body: { sweep: sweepId }, auth: null })).status, 401);
+  });
+});
