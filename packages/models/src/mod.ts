@@ -36,6 +36,15 @@ export {
   tinySdFiles,
 } from './tiny-sd.js';
 export type { TinySdOptions } from './tiny-sd.js';
+export {
+  ensureTinyAesthetic,
+  TINY_AESTHETIC_FILE,
+  TINY_AESTHETIC_NAME,
+  TINY_AESTHETIC_VERSION,
+  tinyAestheticBytes,
+  tinyAestheticWeights,
+} from './tiny-aesthetic.js';
+export type { TinyAestheticWeights } from './tiny-aesthetic.js';
 export { inspectSdFolder, SdModelError } from './sd-folder.js';
 export type { SdComponent, SdFolder } from './sd-folder.js';
 export { onnxExecutionProviders, SdModel } from './sd-model.js';

@@ -1,7 +1,7 @@
 /**
- * Writing a built-in model folder from in-memory files, atomically and only
- * when it differs: shared by the built-in models (nightshift-tiny-clip,
- * nightshift-tiny-sd).
+ * Writing a built-in model folder (or single-file model) from memory,
+ * atomically and only when it differs: shared by the built-in models
+ * (nightshift-tiny-clip, nightshift-tiny-sd, nightshift-tiny-aesthetic).
  */
 import { randomUUID } from 'node:crypto';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
@@ -66,4 +66,24 @@ export async function ensureFolder(target: string, files: FolderFiles): Promise<
   } finally {
     await rm(tmp, { recursive: true, force: true });
   }
+}
+
+/**
+ * Makes `file` hold exactly `bytes` and returns its absolute path: written to
+ * a temporary sibling and renamed (atomic on POSIX), so concurrent callers and
+ * readers never see a partial file; nothing is written when it is current.
+ */
+export async function ensureFile(file: string, bytes: Uint8Array): Promise<string> {
+  const target = path.resolve(file);
+  const onDisk = await readFile(target).catch(() => undefined);
+  if (onDisk?.equals(bytes)) return target;
+  await mkdir(path.dirname(target), { recursive: true });
+  const tmp = `${target}.tmp-${process.pid}-${randomUUID()}`;
+  try {
+    await writeFile(tmp, bytes);
+    await rename(tmp, target);
+  } finally {
+    await rm(tmp, { force: true });
+  }
+  return target;
 }
