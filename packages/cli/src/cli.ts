@@ -8,6 +8,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { CliError, EXIT } from './client.js';
 import { commandContext, type Io } from './context.js';
+import { registerAlbum } from './commands/album.js';
 import { registerBest } from './commands/best.js';
 import { registerControl } from './commands/control.js';
 import { registerImages } from './commands/images.js';
@@ -50,7 +51,7 @@ Exit codes: 0 ok, 1 failed (or the sweep failed), 2 bad input, 3 coordinator unr
 
   // The order here is the order `--help` lists the commands in.
   const ctx = commandContext(io);
-  for (const register of [registerUp, registerSubmit, registerRemix, registerStatus, registerImages, registerBest, registerUpscale, registerWildcards, registerModels, registerNodes, registerControl, registerNodeStart]) {
+  for (const register of [registerUp, registerSubmit, registerRemix, registerStatus, registerImages, registerBest, registerAlbum, registerUpscale, registerWildcards, registerModels, registerNodes, registerControl, registerNodeStart]) {
     register(program, ctx);
   }
   return program;
