@@ -9,6 +9,7 @@ import type { JobAssignment } from '@nightshift/proto';
 import { addPngTextChunk, assertRenderKey, formatA1111Parameters, imageKey, imageObjectMeta, renderKeyOfImageRef, thumbKey, upscaledKey, type Logger, type Storage } from '@nightshift/common';
 import { RenderFailure, type Backend, type JobKind, type RenderParams, type RenderResult } from './backends/backend.js';
 import { makeThumbnail } from './thumbnail.js';
+import { batchLimit, batchMembers, canBatch, takeSiblings, type BatchMember, type RenderFn } from './batch-render.js';
 import { withRetry } from '@nightshift/common';
 
 /**
@@ -32,6 +33,8 @@ export interface WorkerOptions {
   log: Logger;
   /** Minimum gap between previews sent for one job. */
   previewIntervalMs?: number;
+  /** The node's VRAM (as advertised): bounds how many jobs of a params.batch render together (batch-render.ts). */
+  vramMb?: number;
 }
 
 interface Held {
@@ -130,28 +133,39 @@ export class Worker {
     for (;;) {
       const h = await this.next();
       if (!h) return;
-      h.running = true;
-      let finishing: Promise<void> | undefined;
-      try {
-        finishing = (await this.run(h))?.stored;
-      } catch (err) {
-        this.failed(h, err);
-      }
-      if (!finishing) {
-        this.forget(h);
-        continue;
-      }
-      // The upload runs behind the next render, so the GPU does not wait for S3.
-      const tracked: Promise<void> = finishing
-        .catch((err: unknown) => this.failed(h, err))
-        .finally(() => {
-          this.uploads.delete(tracked);
-          this.forget(h);
-        });
-      this.uploads.add(tracked);
+      // params.batch: waiting siblings (same prompt and params, other seeds) render with it in one call (batch-render.ts).
+      const backend = this.opts.backends.get(h.job.backend);
+      const group = [h, ...takeSiblings(this.queue, h, batchLimit(h.job, backend, this.opts.vramMb))];
+      const members = group.length > 1 && canBatch(backend) ? batchMembers(backend, group.length) : [];
+      await Promise.all(group.map((g, i) => this.runHeld(g, members[i])));
       // Backpressure: while storage is slow or down, stop rendering more than we can hold.
-      while (this.uploads.size >= this.maxPendingUploads) await Promise.race(this.uploads);
+      while (this.uploads.size >= Math.max(this.maxPendingUploads, 2 * group.length)) await Promise.race(this.uploads);
     }
+  }
+
+  /** Renders one job (alone, or as a member of a batch), then stores it behind the next render. */
+  private async runHeld(h: Held, member: BatchMember | undefined): Promise<void> {
+    h.running = true;
+    let finishing: Promise<void> | undefined;
+    try {
+      finishing = (await this.run(h, member?.render))?.stored;
+    } catch (err) {
+      this.failed(h, err);
+    } finally {
+      member?.withdraw();
+    }
+    if (!finishing) {
+      this.forget(h);
+      return;
+    }
+    // The upload runs behind the next render, so the GPU does not wait for S3.
+    const tracked: Promise<void> = finishing
+      .catch((err: unknown) => this.failed(h, err))
+      .finally(() => {
+        this.uploads.delete(tracked);
+        this.forget(h);
+      });
+    this.uploads.add(tracked);
   }
 
   /** Drops a finished job, unless its id was given out again meanwhile (released, then leased back). */
@@ -180,7 +194,7 @@ export class Worker {
    * Renders a job; returns the pending store-and-report step (undefined when
    * nothing is left to do), boxed so that awaiting the render does not await it.
    */
-  private async run(h: Held): Promise<{ stored: Promise<void> } | undefined> {
+  private async run(h: Held, render?: RenderFn): Promise<{ stored: Promise<void> } | undefined> {
     const { job } = h;
     const signal = h.abort.signal;
     const backend = this.opts.backends.get(job.backend);
@@ -200,7 +214,7 @@ export class Worker {
     let lastPreview = 0;
     let warnedPreview = false;
     const interval = this.opts.previewIntervalMs ?? 250;
-    const result = await backend.render(
+    const result = await (render ?? backend.render.bind(backend))(
       {
         jobId: job.jobId,
         renderKey: job.renderKey,

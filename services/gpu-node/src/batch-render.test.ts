@@ -1,0 +1,122 @@
+/**
+ * params.batch through the real worker and the real onnx backend: waiting
+ * siblings render in one renderBatch call (bounded by params.batch and the
+ * node's VRAM), every job is still reported and stored on its own, a stored
+ * sibling withdraws, and a job's stored bytes are the same whether it was
+ * rendered in a batch or alone (same renderKey ⇒ same bytes).
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { create } from '@bufbuild/protobuf';
+import { JobAssignmentSchema, type JobAssignment } from '@nightshift/proto';
+import { createLogger, imageKey, thumbKey } from '@nightshift/common';
+import { tempDir } from '@nightshift/devfarm';
+import { TINY_SD_NAME } from '@nightshift/models';
+import { Worker, type Report } from './worker.js';
+import { OnnxBackend } from './backends/onnx.js';
+import type { Backend } from './backends/backend.js';
+import { batchLimit, takeSiblings, type BatchingBackend } from './batch-render.js';
+
+let tmp: ReturnType<typeof tempDir>;
+let onnx: OnnxBackend;
+
+const PARAMS = { width: 64, height: 64, steps: 3, guidance: 5, batch: 4, sampler: 'euler_a' };
+
+function job(seed: number, over: { prompt?: string; kind?: string; modelHash?: string; paramsJson?: string } = {}): JobAssignment {
+  const renderKey = seed.toString(16).padStart(64, '0');
+  return create(JobAssignmentSchema, { jobId: `j${seed}`, renderKey, backend: 'onnx', kind: 'render', model: TINY_SD_NAME, prompt: 'a red fox', seed: BigInt(seed), paramsJson: JSON.stringify(PARAMS), ...over });
+}
+
+/** The real backend, with each call's job count written down. */
+function recording(inner: OnnxBackend, calls: number[]): BatchingBackend {
+  return {
+    name: inner.name,
+    models: inner.models,
+    render: (req, onProgress, signal) => {
+      calls.push(1);
+      return inner.render(req, onProgress, signal);
+    },
+    renderBatch: (reqs, onProgress, signal) => {
+      calls.push(reqs.length);
+      return inner.renderBatch(reqs, onProgress, signal);
+    },
+  };
+}
+
+/** Runs `jobs` (all queued before the worker starts) to their reports; returns the reports and what was stored. */
+async function runJobs(jobs: JobAssignment[], opts: { vramMb?: number; stored?: Map<string, Buffer> } = {}) {
+  const calls: number[] = [];
+  const stored = opts.stored ?? new Map<string, Buffer>();
+  const reports: Report[] = [];
+  let finished!: () => void;
+  const allDone = new Promise<void>((r) => (finished = r));
+  const ends = () => reports.filter((r) => r.case !== 'progress').length;
+  const worker = new Worker({
+    nodeId: 'n',
+    slots: 1,
+    backends: new Map<string, Backend>([['onnx', recording(onnx, calls)]]),
+    storage: { exists: async (k) => stored.has(k), put: async (k, b) => void stored.set(k, b), get: async (k) => stored.get(k)! },
+    report: (r) => {
+      reports.push(r);
+      if (r.case !== 'progress' && ends() === jobs.length) finished();
+    },
+    log: createLogger('batch-test', 'silent'),
+    ...(opts.vramMb !== undefined ? { vramMb: opts.vramMb } : {}),
+  });
+  for (const j of jobs) worker.assign(j);
+  worker.start();
+  await allDone;
+  await worker.stop();
+  return { calls, stored, reports };
+}
+
+describe('params.batch on the node', { timeout: 180_000 }, () => {
+  before(() => {
+    tmp = tempDir('nightshift-batch-');
+    onnx = new OnnxBackend({ models: {}, dataDir: tmp.dir, threads: 1 });
+  });
+  after(async () => {
+    await onnx?.close();
+    tmp?.cleanup();
+  });
+
+  test('siblings render in one call of up to params.batch; each job is completed and stored on its own, with the bytes it has alone', async () => {
+    const other = job(50, { prompt: 'a blue whale' });
+    const jobs = [job(1), job(2), other, job(3), job(4), job(5)];
+    const batched = await runJobs(jobs);
+    assert.deepEqual(batched.calls, [4, 1, 1], 'seeds 1–4 together, then the whale, then seed 5');
+    const completed = batched.reports.flatMap((r) => (r.case === 'completed' ? [r.value] : []));
+    assert.deepEqual(completed.map((c) => c.jobId).sort(), jobs.map((j) => j.jobId).sort());
+    assert.ok(completed.every((c) => !c.skipped && c.imageBytes > 0n));
+    for (const j of jobs) assert.ok(batched.stored.has(imageKey(j.renderKey)) && batched.stored.has(thumbKey(j.renderKey)), j.jobId);
+    // One at a time: a card too small for two images of this size.
+    const alone = await runJobs(jobs, { vramMb: 1 });
+    assert.deepEqual(alone.calls, [1, 1, 1, 1, 1, 1]);
+    for (const j of jobs) assert.ok(alone.stored.get(imageKey(j.renderKey))!.equals(batched.stored.get(imageKey(j.renderKey))!), `${j.jobId}: same renderKey, same bytes, batched or alone`);
+    const progress = batched.reports.flatMap((r) => (r.case === 'progress' ? [r.value] : []));
+    for (const j of jobs) assert.equal(progress.filter((p) => p.jobId === j.jobId).at(-1)?.step, 3, `${j.jobId} reports its own progress`);
+  });
+
+  test('the VRAM bounds the batch; an already stored sibling is skipped and the rest still share a call', async () => {
+    // 64×64: 4096 + 96 MB per image (estimateVramMb), so 4,300 MB holds two.
+    const bounded = await runJobs([job(1), job(2), job(3), job(4)], { vramMb: 4_300 });
+    assert.deepEqual(bounded.calls, [2, 2]);
+    const stored = new Map([[imageKey(job(2).renderKey), Buffer.from('x')], [thumbKey(job(2).renderKey), Buffer.from('x')]]);
+    const withStored = await runJobs([job(1), job(2), job(3)], { stored });
+    assert.deepEqual(withStored.calls, [2]);
+    const skipped = withStored.reports.flatMap((r) => (r.case === 'completed' && r.value.skipped ? [r.value.jobId] : []));
+    assert.deepEqual(skipped, ['j2']);
+  });
+
+  test('batchLimit and takeSiblings: only batching backends, only render jobs with batch > 1, siblings in queue order', () => {
+    assert.equal(batchLimit(job(1), onnx, undefined), 4);
+    assert.equal(batchLimit(job(1, { paramsJson: JSON.stringify({ ...PARAMS, batch: 1 }) }), onnx, undefined), 1);
+    assert.equal(batchLimit(job(1), { name: 'p', models: [], render: onnx.render.bind(onnx) }, undefined), 1, 'a backend without renderBatch');
+    assert.equal(batchLimit(job(1, { kind: 'upscale' }), onnx, undefined), 1);
+    assert.equal(batchLimit(job(1, { paramsJson: '{' }), onnx, undefined), 1);
+    const queue = [job(2), job(3, { modelHash: 'ab' }), job(4), job(5), job(6)].map((j) => ({ job: j }));
+    const taken = takeSiblings(queue, { job: job(1) }, 3);
+    assert.deepEqual(taken.map((h) => h.job.jobId), ['j2', 'j4']);
+    assert.deepEqual(queue.map((h) => h.job.jobId), ['j3', 'j5', 'j6']);
+  });
+});
