@@ -269,6 +269,53 @@ const MIGRATIONS = [
     PRIMARY KEY (share_id, render_key)
   ) WITHOUT ROWID;
   `,
+  // What a night cost (issue 16, store/costs.ts): each render's GPU time and
+  // measured energy, one row per job and node (a report sent again counts
+  // once; energy_joules NULL = not measured), and sums per sweep and node and
+  // per node, kept by a trigger in the same transaction as the row, so a
+  // sweep's figures and /metrics read a few rows, never a sweep's jobs.
+  `
+  CREATE TABLE job_costs (
+    job_id TEXT NOT NULL,
+    node_id TEXT NOT NULL,
+    sweep_id TEXT NOT NULL,
+    gpu_ms INTEGER NOT NULL,
+    energy_joules REAL,
+    gpu_name TEXT NOT NULL,
+    driver_version TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    PRIMARY KEY (job_id, node_id)
+  ) WITHOUT ROWID;
+  CREATE TABLE sweep_costs (
+    sweep_id TEXT NOT NULL,
+    node_id TEXT NOT NULL,
+    renders INTEGER NOT NULL DEFAULT 0,
+    gpu_ms INTEGER NOT NULL DEFAULT 0,
+    measured_renders INTEGER NOT NULL DEFAULT 0,
+    energy_joules REAL NOT NULL DEFAULT 0,
+    gpu_name TEXT NOT NULL DEFAULT '',
+    driver_version TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (sweep_id, node_id)
+  ) WITHOUT ROWID;
+  CREATE TABLE node_costs (
+    node_id TEXT PRIMARY KEY,
+    renders INTEGER NOT NULL DEFAULT 0,
+    gpu_ms INTEGER NOT NULL DEFAULT 0,
+    measured_renders INTEGER NOT NULL DEFAULT 0,
+    energy_joules REAL NOT NULL DEFAULT 0
+  ) WITHOUT ROWID;
+  CREATE TRIGGER job_costs_sums AFTER INSERT ON job_costs BEGIN
+    INSERT INTO sweep_costs (sweep_id, node_id, renders, gpu_ms, measured_renders, energy_joules, gpu_name, driver_version)
+      VALUES (new.sweep_id, new.node_id, 1, new.gpu_ms, new.energy_joules IS NOT NULL, COALESCE(new.energy_joules, 0), new.gpu_name, new.driver_version)
+      ON CONFLICT (sweep_id, node_id) DO UPDATE SET renders = renders + 1, gpu_ms = gpu_ms + excluded.gpu_ms,
+        measured_renders = measured_renders + excluded.measured_renders, energy_joules = energy_joules + excluded.energy_joules,
+        gpu_name = excluded.gpu_name, driver_version = excluded.driver_version;
+    INSERT INTO node_costs (node_id, renders, gpu_ms, measured_renders, energy_joules)
+      VALUES (new.node_id, 1, new.gpu_ms, new.energy_joules IS NOT NULL, COALESCE(new.energy_joules, 0))
+      ON CONFLICT (node_id) DO UPDATE SET renders = renders + 1, gpu_ms = gpu_ms + excluded.gpu_ms,
+        measured_renders = measured_renders + excluded.measured_renders, energy_joules = energy_joules + excluded.energy_joules;
+  END;
+  `,
 ];
 
 /** SQLite errors that a later retry may not meet (busy, locked, disk full, I/O): retry the work, do not drop it. */
