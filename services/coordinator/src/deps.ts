@@ -14,19 +14,24 @@ import type { DashboardDeps } from './dashboard/index.js';
 import type { GuardConfig } from './request-guard.js';
 import type { WildcardBucket } from './wildcards-store.js';
 import type { WebhookRouteDeps } from './webhooks-routes.js';
+import type { QuotaStore } from './quota.js';
+import type { KeyRouteDeps } from './keys-routes.js';
+import type { CallerStore } from './callers.js';
+import type { OwnedImageStore } from './owned-images.js';
+import type { WildcardOwnerStore } from './wildcard-owners.js';
 
 /** The sweep operations (sweeps.ts), shared by HTTP and gRPC. */
 export interface SweepDeps {
   config: LimitsConfig & Pick<Config, 'NIGHTSHIFT_API_TOKEN' | 'NIGHTSHIFT_INDEXER_URL'>;
   log: Pick<Logger, 'info'>;
-  store: Pick<Store, 'createSweep' | 'getSweep' | 'jobs' | 'renderedJob' | 'counts' | 'recentFinishes' | 'cancelSweep' | 'setPaused' | 'setPriority'>;
+  store: Pick<Store, 'createSweep' | 'getSweep' | 'jobs' | 'renderedJob' | 'counts' | 'recentFinishes' | 'cancelSweep' | 'setPaused' | 'setPriority'> & QuotaStore;
   /** New work is offered to the nodes at once; a cancelled sweep's jobs are stopped on them. */
   hub: Pick<NodeHub, 'dispatch' | 'cancelJobs'>;
 }
 
 /** SweepService over gRPC (sweep-grpc.ts). */
 export interface GrpcDeps extends SweepDeps {
-  store: SweepDeps['store'] & Pick<Store, 'listSweeps' | 'listNodes'>;
+  store: SweepDeps['store'] & CallerStore & Pick<Store, 'listSweeps' | 'listNodes' | 'wildcardOwner'>;
   /** The bucket's client, when there is one, holds the wildcard lists a spec uses. */
   storage?: Partial<WildcardBucket>;
   live: Pick<Live, 'subscribe' | 'onClose'>;
@@ -36,7 +41,7 @@ export interface GrpcDeps extends SweepDeps {
 export interface HttpDeps extends SweepDeps, DashboardDeps {
   config: SweepDeps['config'] & DashboardDeps['config'] & GuardConfig & WebhookRouteDeps['config'];
   log: SweepDeps['log'] & DashboardDeps['log'] & Pick<Logger, 'error'>;
-  store: SweepDeps['store'] & DashboardDeps['store'] & WebhookRouteDeps['store'] & Pick<Store, 'listSweeps' | 'sweepCount' | 'blockedNodes' | 'listNodes' | 'leasedTo'>;
+  store: SweepDeps['store'] & DashboardDeps['store'] & WebhookRouteDeps['store'] & KeyRouteDeps['store'] & CallerStore & OwnedImageStore & WildcardOwnerStore & Pick<Store, 'listSweeps' | 'sweepCount' | 'blockedNodes' | 'listNodes' | 'leasedTo'>;
   hub: SweepDeps['hub'] & Pick<NodeHub, 'connectedNodeIds'> & Partial<Pick<NodeHub, 'sleepOf' | 'setPaused'>>;
   placement: Pick<Placement, 'explain'>;
   live: Pick<Live, 'subscribe' | 'onClose'>;

@@ -2,8 +2,7 @@
  * The coordinator's HTTP API (docs/design.md "HTTP API: coordinator") on Hono. Handlers stay
  * thin: parse, call the shared sweep operations, shape the JSON.
  */
-import { Hono, type Context } from 'hono';
-import { bearerAuth } from 'hono/bearer-auth';
+import { Hono, type Context, type MiddlewareHandler } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import { SpecError } from '@nightshift/sweep';
 import { filesRoute, opsRoutes } from '@nightshift/common';
@@ -22,6 +21,12 @@ import { createShares, SHARE_PATH } from './shares.js';
 import { wildcardsRoute } from './wildcards.js';
 import { specWildcards } from './wildcards-store.js';
 import { advertisedBy, specModel } from './sweep-model.js';
+import { authRequired, callerAuth, callerOf, mayUse, ownerFilter, type Caller } from './callers.js';
+import type { LiveEvent } from './live.js';
+import { keyRoutes, meRoute } from './keys-routes.js';
+import { keepOwnImages, mayUseImage } from './owned-images.js';
+import { QuotaExceeded } from './quota.js';
+import { mayUseWildcard } from './wildcard-owners.js';
 import { cancelSweep, imageView, pauseSweep, setPriority, submitSweep, submitUpscale, sweepView } from './sweeps.js';
 
 /** Job and node events held for one slow SSE client. */
@@ -34,22 +39,26 @@ export function createHttpApp(deps: HttpDeps): Hono {
   const oneMiB = tooLarge(1024 * 1024, '1 MiB');
   app.use('*', (c, next) => (c.req.path === REMIX_PATH ? next() : oneMiB(c, next)));
   const token = deps.config.NIGHTSHIFT_API_TOKEN;
-  if (token) {
-    app.use('/api/*', bearerAuth({ token }));
-    app.use('/files/*', bearerAuth({ token }));
-    // Behind the token, images are private to whoever fetched them.
-    app.use('/files/*', async (c, next) => {
-      await next();
-      if (c.res.status === 200) c.res.headers.set('Cache-Control', 'private, max-age=3600');
-    });
-  }
+  // Every /api and /files request names its caller (callers.ts): the farm token, a named key, or nobody on an open farm.
+  app.use('/api/*', callerAuth(deps.store, token));
+  app.use('/files/*', callerAuth(deps.store, token));
+  // Behind a token or key, images are private to whoever fetched them.
+  app.use('/files/*', async (c, next) => {
+    await next();
+    if (c.res.status === 200 && authRequired(deps.store, token)) c.res.headers.set('Cache-Control', 'private, max-age=3600');
+  });
+  /** The route's sweep if the caller may use it: another user's is as absent as a missing one (404, nothing leaked). */
+  const ownSweep = (c: Context) => {
+    const row = deps.store.getSweep(c.req.param('id') ?? '');
+    return row && mayUse(callerOf(c), row.owner) ? row : undefined;
+  };
   const fileUrl = (c: Context) => (key: string) => `${new URL(c.req.url).origin}/files/${key}`;
 
   app.get('/healthz', (c) => c.json({ ok: true }));
   if (deps.ops) opsRoutes(app, deps.ops, deps.config.NIGHTSHIFT_METRICS_TOKEN);
 
   /** JSON body in, 201 out; malformed JSON and spec errors become readable 400s, oversize bodies 413. */
-  const submitRoute = (run: (body: unknown) => unknown) => [
+  const submitRoute = (run: (body: unknown, c: Context) => unknown) => [
     async (c: Context) => {
       let body: unknown;
       try {
@@ -58,32 +67,34 @@ export function createHttpApp(deps: HttpDeps): Hono {
         return c.json({ error: 'request body is not valid JSON', details: [] }, 400);
       }
       try {
-        return c.json(await run(body), 201);
+        return c.json(await run(body, c), 201);
       } catch (err) {
         if (err instanceof SpecError) return c.json({ error: err.message, details: err.details }, 400);
+        if (err instanceof QuotaExceeded) return c.json({ error: err.message, quota: err.quota, wanted: err.wanted }, 429);
         throw err;
       }
     },
   ] as const;
 
-  app.post('/api/sweeps', ...submitRoute(async (body) => submitSweep(deps, body, await specWildcards(deps.storage, body), await specModel({ storage: deps.storage, advertised: advertisedBy(deps.store) }, body))));
+  app.post('/api/sweeps', ...submitRoute(async (body, c) => submitSweep(deps, body, await specWildcards(deps.storage, body, mayUseWildcard(deps.store, callerOf(c))), await specModel({ storage: deps.storage, advertised: advertisedBy(deps.store) }, body), callerOf(c))));
 
   app.get('/api/sweeps', (c) => {
     const page = pageOf(c, 200, 1_000);
     if ('error' in page) return c.json(page, 400);
-    const rows = deps.store.listSweeps(page);
-    return c.json({ sweeps: rows.map((s) => sweepView(deps, s)), ...pageInfo(page, rows.length, deps.store.sweepCount()) });
+    const owner = ownerFilter(callerOf(c));
+    const rows = deps.store.listSweeps(page, owner);
+    return c.json({ sweeps: rows.map((s) => sweepView(deps, s)), ...pageInfo(page, rows.length, deps.store.sweepCount(owner)) });
   });
 
   app.get('/api/sweeps/:id', (c) => {
-    const row = deps.store.getSweep(c.req.param('id'));
+    const row = ownSweep(c);
     if (!row) return c.json({ error: 'no such sweep' }, 404);
     const failed = deps.store.jobs(row.id, ['failed'], { offset: 0, limit: 20 }).map((j) => ({ jobId: j.id, prompt: j.prompt, seed: j.seed, error: j.error, logTail: j.log_tail }));
     return c.json({ ...sweepView(deps, row), spec: JSON.parse(row.spec_json) as unknown, failedJobs: failed, explain: deps.placement.explain(row.id), blocklisted: deps.store.blockedNodes(row.id) });
   });
 
   app.get('/api/sweeps/:id/jobs', (c) => {
-    const row = deps.store.getSweep(c.req.param('id'));
+    const row = ownSweep(c);
     if (!row) return c.json({ error: 'no such sweep' }, 404);
     const page = pageOf(c, 1_000, 10_000);
     if ('error' in page) return c.json(page, 400);
@@ -107,7 +118,7 @@ export function createHttpApp(deps: HttpDeps): Hono {
   });
 
   app.get('/api/sweeps/:id/images', (c) => {
-    const row = deps.store.getSweep(c.req.param('id'));
+    const row = ownSweep(c);
     if (!row) return c.json({ error: 'no such sweep' }, 404);
     const page = pageOf(c, 1_000, 10_000);
     if ('error' in page) return c.json(page, 400);
@@ -124,7 +135,7 @@ export function createHttpApp(deps: HttpDeps): Hono {
   for (const [action, run] of Object.entries(actions)) {
     app.post(`/api/sweeps/:id/${action}`, (c) => {
       const id = c.req.param('id');
-      const row = deps.store.getSweep(id);
+      const row = ownSweep(c);
       if (!row) return c.json({ error: 'no such sweep' }, 404);
       if (!run(id)) return c.json({ error: `cannot ${action} a sweep that is ${row.status}` }, 409);
       return c.json(sweepView(deps, deps.store.getSweep(id)!));
@@ -133,7 +144,7 @@ export function createHttpApp(deps: HttpDeps): Hono {
 
   app.post('/api/sweeps/:id/priority', tooLarge(4 * 1024, '4 KiB'), async (c) => {
     const id = c.req.param('id');
-    if (!deps.store.getSweep(id)) return c.json({ error: 'no such sweep' }, 404);
+    if (!ownSweep(c)) return c.json({ error: 'no such sweep' }, 404);
     const body = (await c.req.json().catch(() => ({}))) as { priority?: unknown };
     try {
       setPriority(deps, id, body.priority);
@@ -144,10 +155,12 @@ export function createHttpApp(deps: HttpDeps): Hono {
     return c.json(sweepView(deps, deps.store.getSweep(id)!));
   });
 
-  app.post('/api/upscale', ...submitRoute((body) => submitUpscale(deps, body)));
+  app.post('/api/upscale', ...submitRoute((body, c) => submitUpscale(deps, body, callerOf(c))));
+  app.route('/api/keys', keyRoutes(deps));
+  app.route('/api/me', meRoute(deps));
   app.route(REMIX_PATH, remixRoute(deps));
   app.route('/api/models', modelsRoute(deps));
-  app.route('/api/wildcards', wildcardsRoute(deps.storage));
+  app.route('/api/wildcards', wildcardsRoute(deps.storage, deps.store));
   app.route('/api/webhooks', webhookRoutes(deps));
   app.route('/api/albums', albumRoutes(deps));
   // Share links: made and revoked under /api (the token's check applies); a link opens
@@ -176,13 +189,14 @@ export function createHttpApp(deps: HttpDeps): Hono {
   // A pause by hand (nightshift node pause|resume), relayed to the node over its stream.
   for (const [action, paused] of [['pause', true], ['resume', false]] as const) {
     app.post(`/api/nodes/:id/${action}`, (c) => {
+      if (!callerOf(c).admin) return c.json({ error: `only an admin may ${action} nodes` }, 403);
       const id = c.req.param('id');
       if (!deps.hub.setPaused?.(id, paused)) return c.json({ error: `node ${id} is not connected` }, 409);
       return c.json({ id, paused });
     });
   }
 
-  app.get('/api/events', eventsRoute({ live: deps.live, snapshot: (id) => sweepSnapshot(deps, id), maxClients: deps.config.NIGHTSHIFT_SSE_MAX_CLIENTS, maxQueue: SSE_QUEUE }));
+  app.get('/api/events', eventsRoute({ live: deps.live, snapshot: (id) => sweepSnapshot(deps, id), maxClients: deps.config.NIGHTSHIFT_SSE_MAX_CLIENTS, maxQueue: SSE_QUEUE, visible: (c) => ownEvents(deps, callerOf(c)) }));
 
   app.route('/files', filesRoute(deps.storage));
 
@@ -192,18 +206,23 @@ export function createHttpApp(deps: HttpDeps): Hono {
     const target = `${deps.config.NIGHTSHIFT_INDEXER_URL}${url.pathname}${url.search}`;
     try {
       const res = await fetch(target, { method: c.req.method, headers: token ? { authorization: `Bearer ${token}` } : {} });
+      const caller = callerOf(c);
+      if (!caller.admin && res.ok && /json/.test(res.headers.get('content-type') ?? '')) return c.json(keepOwnImages(deps.store, caller, await res.json()), res.status as 200);
       return c.body(await res.text(), res.status as 200, { 'Content-Type': res.headers.get('content-type') ?? 'application/json' });
     } catch {
       return c.json({ error: 'search is unavailable: the indexer cannot be reached' }, 503);
     }
   };
+  const ownImage: MiddlewareHandler = (c, next) => (mayUseImage(deps.store, callerOf(c), c.req.param('key') ?? '') ? next() : Promise.resolve(c.json({ error: 'unknown image key' }, 404)));
+  const ownSweepOnly: MiddlewareHandler = (c, next) => (ownSweep(c) ? next() : Promise.resolve(c.json({ error: 'no such sweep' }, 404)));
+  const adminOnly: MiddlewareHandler = (c, next) => (callerOf(c).admin ? next() : Promise.resolve(c.json({ error: 'not found' }, 404)));
   app.get('/api/search', proxy);
   app.get('/api/favorites', proxy);
-  app.get('/api/images/:key{.+}', proxy);
-  app.put('/api/favorites/:key{.+}', proxy);
-  app.delete('/api/favorites/:key{.+}', proxy);
-  app.post('/api/reindex', proxy);
-  app.get('/api/sweeps/:id/best', proxy);
+  app.get('/api/images/:key{.+}', ownImage, proxy);
+  app.put('/api/favorites/:key{.+}', ownImage, proxy);
+  app.delete('/api/favorites/:key{.+}', ownImage, proxy);
+  app.post('/api/reindex', adminOnly, proxy);
+  app.get('/api/sweeps/:id/best', ownSweepOnly, proxy);
   app.get('/api/best', proxy);
 
   app.route('/', createDashboard(deps));
@@ -215,6 +234,18 @@ export function createHttpApp(deps: HttpDeps): Hono {
     return c.json({ error: 'internal error' }, 500);
   });
   return app;
+}
+
+/** Which live events a caller sees: all for an admin; otherwise those of its own sweeps (and every non-sweep event). */
+function ownEvents(deps: HttpDeps, caller: Caller): ((e: LiveEvent) => boolean) | undefined {
+  if (caller.admin) return undefined;
+  const owners = new Map<string, boolean>();
+  return (e) => {
+    if (!('sweepId' in e)) return true;
+    let mine = owners.get(e.sweepId);
+    if (mine === undefined) owners.set(e.sweepId, (mine = deps.store.getSweep(e.sweepId)?.owner === caller.user));
+    return mine;
+  };
 }
 
 function sweepSnapshot(deps: HttpDeps, id: string) {

@@ -20,6 +20,8 @@ export interface SseOptions {
   snapshotIntervalMs?: number;
   /** Time without events before a keep-alive ping. */
   pingMs?: number;
+  /** Which events this request may see (a user, their own sweeps'); all when absent or undefined. */
+  visible?: (c: Context) => ((e: LiveEvent) => boolean) | undefined;
 }
 
 type Progress = Extract<LiveEvent, { type: 'progress' }>;
@@ -75,12 +77,14 @@ export function eventsRoute(opts: SseOptions) {
     }
     clients++;
     const only = c.req.query('sweep');
+    const visible = opts.visible?.(c);
     return streamSSE(c, async (stream) => {
       const queue = new ClientQueue(opts.maxQueue);
       let wake: (() => void) | undefined;
       let closed = false;
       const unsubscribe = opts.live.subscribe((e) => {
         if (only && 'sweepId' in e && e.sweepId !== only) return;
+        if (visible && !visible(e)) return;
         queue.push(e);
         wake?.();
       });

@@ -8,11 +8,11 @@
  *
  * One class, its persistence split by entity under store/ (Flamenco style):
  * base.ts (statements, transactions, outbox, commit hook) ← sweeps.ts ←
- * jobs.ts ← nodes.ts ← webhooks.ts, each layer free to use the ones below it.
+ * jobs.ts ← nodes.ts ← webhooks.ts ← users.ts, each layer free to use the ones below it.
  */
-import { WebhookStore } from './store/webhooks.js';
+import { UserStore } from './store/users.js';
 
-export class Store extends WebhookStore {}
+export class Store extends UserStore {}
 
 export { DEFAULT_STORE_OPTIONS, type Committed, type StoreOptions } from './store/base.js';
 export {

@@ -1,5 +1,4 @@
 /** SweepService over gRPC: the same operations as HTTP, for programs. */
-import { timingSafeEqual } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import { create } from '@bufbuild/protobuf';
 import { GrpcError, WatchSweepResponseSchema, type HandlersOf, type SweepService } from '@nightshift/proto';
@@ -8,6 +7,9 @@ import type { GrpcDeps } from './deps.js';
 import { cancelSweep, submitSweep, sweepView, type SweepView } from './sweeps.js';
 import { specWildcards } from './wildcards-store.js';
 import { advertisedBy, specModel } from './sweep-model.js';
+import { identify, mayUse, ownerFilter, type Caller } from './callers.js';
+import { QuotaExceeded } from './quota.js';
+import { mayUseWildcard } from './wildcard-owners.js';
 
 const FINAL = new Set(['done', 'failed', 'cancelled']);
 
@@ -16,25 +18,24 @@ function toProto(v: SweepView) {
   return { id: v.id, name: v.name, status: v.status, counts, total: v.total, priority: v.priority, createdAtMs: BigInt(Date.parse(v.createdAt)), backend: v.backend };
 }
 
-function viewOf(deps: GrpcDeps, id: string): SweepView {
+/** The sweep's view if `caller` may see it; another user's is NOT_FOUND, like a missing one. */
+function viewOf(deps: GrpcDeps, id: string, caller: Caller): SweepView {
   const row = deps.store.getSweep(id);
-  if (!row) throw new GrpcError(grpc.status.NOT_FOUND, `no such sweep: ${id}`);
+  if (!row || !mayUse(caller, row.owner)) throw new GrpcError(grpc.status.NOT_FOUND, `no such sweep: ${id}`);
   return sweepView(deps, row);
 }
 
-/** The API token guards SweepService as it guards HTTP: `authorization: Bearer TOKEN` metadata. */
-function authorize(deps: GrpcDeps, meta: grpc.Metadata): void {
-  const token = deps.config.NIGHTSHIFT_API_TOKEN;
-  if (!token) return;
-  const given = Buffer.from(String(meta.get('authorization')[0] ?? '').replace(/^Bearer\s+/i, ''));
-  const want = Buffer.from(token);
-  if (given.length !== want.length || !timingSafeEqual(given, want)) throw new GrpcError(grpc.status.UNAUTHENTICATED, 'missing or wrong API token');
+/** SweepService knows its caller as HTTP does (callers.ts): `authorization: Bearer TOKEN-OR-KEY` metadata. */
+function authorize(deps: GrpcDeps, meta: grpc.Metadata): Caller {
+  const caller = identify(deps.store, deps.config.NIGHTSHIFT_API_TOKEN, String(meta.get('authorization')[0] ?? ''));
+  if (!caller) throw new GrpcError(grpc.status.UNAUTHENTICATED, 'missing, wrong or revoked API token or key');
+  return caller;
 }
 
 export function sweepHandlers(deps: GrpcDeps): HandlersOf<typeof SweepService> {
   return {
     async submitSweep(req, call) {
-      authorize(deps, call.metadata);
+      const caller = authorize(deps, call.metadata);
       let input: unknown;
       try {
         input = JSON.parse(req.specJson);
@@ -43,34 +44,37 @@ export function sweepHandlers(deps: GrpcDeps): HandlersOf<typeof SweepService> {
       }
       try {
         const registry = await specModel({ storage: deps.storage ?? {}, advertised: advertisedBy(deps.store) }, input);
-        return submitSweep(deps, input, await specWildcards(deps.storage ?? {}, input), registry);
+        return submitSweep(deps, input, await specWildcards(deps.storage ?? {}, input, mayUseWildcard(deps.store, caller)), registry, caller);
       } catch (err) {
         if (err instanceof SpecError) throw new GrpcError(grpc.status.INVALID_ARGUMENT, err.message);
+        if (err instanceof QuotaExceeded) throw new GrpcError(grpc.status.RESOURCE_EXHAUSTED, err.message);
         throw err;
       }
     },
     async getSweep(req, call) {
-      authorize(deps, call.metadata);
-      return { sweep: toProto(viewOf(deps, req.id)) };
+      return { sweep: toProto(viewOf(deps, req.id, authorize(deps, call.metadata))) };
     },
     async listSweeps(_req, call) {
-      authorize(deps, call.metadata);
-      return { sweeps: deps.store.listSweeps().map((r) => toProto(sweepView(deps, r))) };
+      const caller = authorize(deps, call.metadata);
+      return { sweeps: deps.store.listSweeps(undefined, ownerFilter(caller)).map((r) => toProto(sweepView(deps, r))) };
     },
     async cancelSweep(req, call) {
-      authorize(deps, call.metadata);
+      const caller = authorize(deps, call.metadata);
+      viewOf(deps, req.id, caller);
       if (!cancelSweep(deps, req.id)) throw new GrpcError(grpc.status.NOT_FOUND, `no such sweep: ${req.id}`);
-      return { sweep: toProto(viewOf(deps, req.id)) };
+      return { sweep: toProto(viewOf(deps, req.id, caller)) };
     },
     watchSweep(call) {
+      let caller: Caller;
       try {
-        authorize(deps, call.metadata);
+        caller = authorize(deps, call.metadata);
       } catch (err) {
         call.emit('error', { code: grpc.status.UNAUTHENTICATED, details: (err as Error).message });
         return;
       }
       const id = call.request.id;
-      if (!deps.store.getSweep(id)) {
+      const row = deps.store.getSweep(id);
+      if (!row || !mayUse(caller, row.owner)) {
         call.emit('error', { code: grpc.status.NOT_FOUND, details: `no such sweep: ${id}` });
         return;
       }
@@ -84,7 +88,7 @@ export function sweepHandlers(deps: GrpcDeps): HandlersOf<typeof SweepService> {
       };
       const send = () => {
         if (ended) return;
-        const v = viewOf(deps, id);
+        const v = viewOf(deps, id, caller);
         call.write(create(WatchSweepResponseSchema, { sweep: toProto(v) }));
         if (FINAL.has(v.status)) end();
       };

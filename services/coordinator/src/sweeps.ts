@@ -8,6 +8,8 @@ import { expansionLimits, fieldIssues, imageKey, renderKeyOfImageRef, thumbKey }
 import type { SweepDeps } from './deps.js';
 import type { JobRow, SweepCounts, SweepRow } from './store.js';
 import { keyJobsByHash, type ResolvedModel } from './sweep-model.js';
+import { LOCAL_ADMIN, mayUse, type Caller } from './callers.js';
+import { checkQuota } from './quota.js';
 
 export interface SweepView {
   id: string;
@@ -28,11 +30,13 @@ export interface SweepView {
 /**
  * `lists`: the wildcard lists the spec uses, read from the bucket beforehand
  * (wildcards-store.ts specWildcards); `registry`: the registry model it names,
- * resolved beforehand (sweep-model.ts specModel).
+ * resolved beforehand (sweep-model.ts specModel). The sweep is `caller`'s,
+ * within their daily image quota (QuotaExceeded otherwise).
  */
-export function submitSweep(deps: SweepDeps, input: unknown, lists?: WildcardLists, registry?: ResolvedModel): { id: string; jobs: number } {
+export function submitSweep(deps: SweepDeps, input: unknown, lists?: WildcardLists, registry?: ResolvedModel, caller: Caller = LOCAL_ADMIN): { id: string; jobs: number } {
   const spec = parseSpec(input);
   const jobs = expandSweep(spec, expansionLimits(deps.config), lists);
+  checkQuota(deps.store, caller.user, jobs.length, Date.now());
   if (registry) keyJobsByHash(jobs, registry.hash);
   const model = sweepModel(spec);
   const sweep = deps.store.createSweep(
@@ -43,6 +47,7 @@ export function submitSweep(deps: SweepDeps, input: unknown, lists?: WildcardLis
       backend: spec.backend,
       model,
       ...(registry ? { modelHash: registry.hash, modelBytes: registry.bytes } : {}),
+      owner: caller.user,
     },
     // Completed in place, not copied: a 100,000-job sweep is garbage enough once.
     jobs.map((j) => Object.assign(j, { minVramMb: estimateVramMb(Number(j.params.width), Number(j.params.height)) })),
@@ -62,7 +67,12 @@ const UpscaleSchema = z.union([
  * given as keys or as "the favorites of sweep X" (favorites live in the
  * indexer, so they are asked from it).
  */
-export async function submitUpscale(deps: SweepDeps, input: unknown): Promise<{ id: string; jobs: number }> {
+export async function submitUpscale(deps: SweepDeps, input: unknown, caller: Caller = LOCAL_ADMIN): Promise<{ id: string; jobs: number }> {
+  // Another user's sweep or image is as unknown as a missing one.
+  const mine = (sweepId: string) => {
+    const s = deps.store.getSweep(sweepId);
+    return s !== undefined && mayUse(caller, s.owner);
+  };
   const parsed = UpscaleSchema.safeParse(input);
   if (!parsed.success) throw new SpecError('invalid upscale request', fieldIssues(parsed.error.issues));
   const req = parsed.data;
@@ -70,18 +80,19 @@ export async function submitUpscale(deps: SweepDeps, input: unknown): Promise<{ 
   if ('keys' in req) {
     renderKeys = req.keys.map(renderKeyOfImageRef);
   } else {
-    if (!deps.store.getSweep(req.sweep)) throw new SpecError('invalid upscale request', [{ path: 'sweep', message: `no such sweep: ${req.sweep}` }]);
+    if (!mine(req.sweep)) throw new SpecError('invalid upscale request', [{ path: 'sweep', message: `no such sweep: ${req.sweep}` }]);
     renderKeys = req.favorites ? await favoritesOf(deps, req.sweep) : deps.store.jobs(req.sweep, ['done', 'skipped']).map((j) => j.render_key);
   }
   const sources = renderKeys.map((rk) => {
     if (!/^[0-9a-f]{64}$/.test(rk)) throw new SpecError('invalid upscale request', [{ path: 'keys', message: `not an image key: ${rk}` }]);
     const job = deps.store.renderedJob(rk);
-    if (!job) throw new SpecError('invalid upscale request', [{ path: 'keys', message: `no rendered image with key ${rk}` }]);
+    if (!job || !mine(job.sweep_id)) throw new SpecError('invalid upscale request', [{ path: 'keys', message: `no rendered image with key ${rk}` }]);
     return job;
   });
   if (!sources.length) throw new SpecError('invalid upscale request', [{ path: 'sweep', message: 'that sweep has no favorites to upscale' }]);
+  checkQuota(deps.store, caller.user, sources.length, Date.now());
   const sweep = deps.store.createSweep(
-    { name: `upscale ×4 of ${sources.length} image(s)`, spec: req, priority: req.priority, backend: 'upscale', model: 'default', kind: 'upscale' },
+    { name: `upscale ×4 of ${sources.length} image(s)`, spec: req, priority: req.priority, backend: 'upscale', model: 'default', kind: 'upscale', owner: caller.user },
     sources.map((src, i) => ({
       index: i,
       renderKey: src.render_key,

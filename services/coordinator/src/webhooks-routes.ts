@@ -1,15 +1,16 @@
 /**
  * /api/webhooks (issue 16): register, list, delete, and see each delivery's
- * attempts. Webhooks belong to the farm (there are no users yet); the API
- * token guards them like the rest of /api. Secrets are write-only.
+ * attempts. A webhook belongs to the user who registered it: others are
+ * told it does not exist (404), admins see all. Secrets are write-only.
  */
-import { Hono } from 'hono';
+import { Hono, type Context } from 'hono';
 import { tooLarge } from './body-rules.js';
 import { z } from 'zod';
 import { fieldIssues, type Config } from '@nightshift/common';
 import type { Store } from './store.js';
 import { WEBHOOK_EVENTS, WEBHOOK_FORMATS, type AttemptRow, type WebhookEvent, type WebhookRow } from './store/webhooks.js';
 import { refuseUrl } from './webhooks.js';
+import { callerOf, mayUse, ownerFilter } from './callers.js';
 
 /** More than a farm needs; a cap keeps every event's fan-out small. */
 export const MAX_WEBHOOKS = 100;
@@ -46,16 +47,22 @@ export function webhookRoutes(deps: WebhookRouteDeps): Hono {
     const refused = refuseUrl(parsed.data.url, deps.config.NIGHTSHIFT_WEBHOOK_ALLOW);
     if (refused) return c.json({ error: refused, details: [{ path: 'url', message: refused }] }, 400);
     if (deps.store.listWebhooks().length >= MAX_WEBHOOKS) return c.json({ error: `at most ${MAX_WEBHOOKS} webhooks`, details: [] }, 409);
-    const row = deps.store.createWebhook({ ...parsed.data, events: [...new Set(parsed.data.events)] });
+    const row = deps.store.createWebhook({ ...parsed.data, events: [...new Set(parsed.data.events)], owner: callerOf(c).user });
     return c.json({ id: row.id }, 201);
   });
 
-  app.get('/', (c) => c.json({ webhooks: deps.store.listWebhooks().map(view) }));
+  app.get('/', (c) => c.json({ webhooks: deps.store.listWebhooks(ownerFilter(callerOf(c))).map(view) }));
 
-  app.delete('/:id', (c) => (deps.store.deleteWebhook(c.req.param('id')) ? c.body(null, 204) : c.json({ error: 'no such webhook' }, 404)));
+  /** The webhook if the caller may use it; another user's is as absent as a missing one. */
+  const ownHook = (c: Context) => {
+    const hook = deps.store.getWebhook(c.req.param('id') ?? '');
+    return hook && mayUse(callerOf(c), hook.owner) ? hook : undefined;
+  };
+
+  app.delete('/:id', (c) => (ownHook(c) && deps.store.deleteWebhook(c.req.param('id')) ? c.body(null, 204) : c.json({ error: 'no such webhook' }, 404)));
 
   app.get('/:id/deliveries', (c) => {
-    const hook = deps.store.getWebhook(c.req.param('id'));
+    const hook = ownHook(c);
     if (!hook) return c.json({ error: 'no such webhook' }, 404);
     const limit = Number(c.req.query('limit') ?? '100');
     if (!Number.isInteger(limit) || limit < 1 || limit > 1_000) return c.json({ error: 'limit must be an integer from 1 to 1000' }, 400);

@@ -11,6 +11,7 @@ import { ownKeys } from './store/completion.js';
 import { formatDuration, hostAllowed, message, refuseUrl, signature, webhookRequest } from './webhooks.js';
 import { WebhookWorker } from './webhooks-worker.js';
 import { webhookRoutes } from './webhooks-routes.js';
+import { asCaller } from './callers-test-helpers.js';
 import { Retention } from './retention.js';
 
 const log = createLogger('webhooks-test', 'silent');
@@ -152,7 +153,7 @@ test('a receiver answering 500 three times then 200 gets one success and three r
       assert.equal(g.headers['x-nightshift-signature'], signature('sekret', String(g.headers['x-nightshift-timestamp']), g.body));
       assert.equal(g.headers['x-nightshift-event-id'], 'sweep.done.sw-1');
     }
-    const app = webhookRoutes({ store, config: { NIGHTSHIFT_WEBHOOK_ALLOW: [] } });
+    const app = asCaller(webhookRoutes({ store, config: { NIGHTSHIFT_WEBHOOK_ALLOW: [] } }));
     const res = await app.request(`/${hook.id}/deliveries`);
     const view = (await res.json()) as { deliveries: { state: string; attempts: number; lastStatus: number; log: { statusCode: number; error: string | null }[] }[] };
     assert.equal(view.deliveries.length, 1);
@@ -185,7 +186,7 @@ test('a delivery is given up once its retry window has passed; an unreachable ho
 
 test('routes: 201 {id}; bad bodies 400 with the field; list without secrets; delete', async () => {
   const { store } = setup();
-  const app = webhookRoutes({ store, config: { NIGHTSHIFT_WEBHOOK_ALLOW: [] } });
+  const app = asCaller(webhookRoutes({ store, config: { NIGHTSHIFT_WEBHOOK_ALLOW: [] } }));
   const post = (body: unknown) => app.request('/', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
   const created = await post({ url: 'https://ntfy.sh/night', events: ['sweep.finished', 'sweep.finished'], secret: 'x', format: 'ntfy' });
   assert.equal(created.status, 201);

@@ -47,6 +47,8 @@ export interface ListQuery {
   sweep?: string | undefined;
   /** Only these render keys (the favorites filter); undefined: no filter. */
   renderKeys?: string[] | undefined;
+  /** Only the images of this user's sweeps; undefined: everyone's (an admin). */
+  owner?: string;
   offset: number;
   limit: number;
 }
@@ -61,6 +63,11 @@ export function listImages(db: DB, q: ListQuery, fileUrl: (key: string) => strin
   if (q.sweep) {
     where.push('sweep_id = ?');
     args.push(q.sweep);
+  }
+  if (q.owner !== undefined) {
+    // A user's gallery is their own sweeps' images (issue 16).
+    where.push('sweep_id IN (SELECT id FROM sweeps WHERE owner = ?)');
+    args.push(q.owner);
   }
   if (q.renderKeys) {
     if (!q.renderKeys.length) return { total: 0, images: [] };

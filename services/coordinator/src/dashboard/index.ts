@@ -14,13 +14,14 @@
  * Mounted by http.ts after the API routes, so the API's bearer check covers
  * the /api routes here too; they check it themselves as well.
  */
+import { randomBytes } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import { Hono, type Context, type MiddlewareHandler } from 'hono';
 import { tooLarge } from '../body-rules.js';
 import { compress } from 'hono/compress';
 import { getCookie, setCookie } from 'hono/cookie';
 import { SpecError } from '@nightshift/sweep';
-import { bearerMatches, expansionLimits, filesRoute, renderKeyOfImageRef, type Config, type LimitsConfig, type Logger, type Storage } from '@nightshift/common';
+import { expansionLimits, filesRoute, renderKeyOfImageRef, type Config, type LimitsConfig, type Logger, type Storage } from '@nightshift/common';
 import type { Store } from '../store.js';
 import { galleryPage, layout, nodesPage, submitPage, sweepPage, sweepsPage, type PageName } from './pages.js';
 import { parseSpecText, previewSpec } from './preview.js';
@@ -28,12 +29,15 @@ import { specWildcards, type WildcardBucket } from '../wildcards-store.js';
 import { imageDetail, listImages, MAX_PAGE } from './gallery.js';
 import { acceptsGzip, loadStaticAssets, STATIC_PATH } from './assets.js';
 import { FILES_COOKIE, FILES_PATH, issueFilesCookie, SESSION_TTL_S, verifyFilesCookie } from './session.js';
+import { authRequired, callerAuth, callerOf, identify, ownerFilter, type CallerStore } from '../callers.js';
+import { mayUseImage, type OwnedImageStore } from '../owned-images.js';
+import { mayUseWildcard } from '../wildcard-owners.js';
 
 /** What the dashboard reads: a subset of CoordinatorDeps, so tests and benchmarks can stub the rest. */
 export interface DashboardDeps {
   config: Pick<Config, 'NIGHTSHIFT_API_TOKEN' | 'NIGHTSHIFT_INDEXER_URL'> & LimitsConfig;
   log: Pick<Logger, 'warn'>;
-  store: Pick<Store, 'db'>;
+  store: Pick<Store, 'db' | 'getSweep' | 'wildcardOwner'> & CallerStore & OwnedImageStore;
   /** The bucket's client, when there is one, holds the wildcard lists the preview reads. */
   storage: Pick<Storage, 'get'> & Partial<WildcardBucket>;
 }
@@ -47,6 +51,8 @@ const SECURITY_HEADERS = {
 export function createDashboard(deps: DashboardDeps): Hono {
   const app = new Hono();
   const token = deps.config.NIGHTSHIFT_API_TOKEN;
+  // The image cookie's key: the farm token, or (a farm of named keys only) a secret of this process.
+  const cookieKey = token ?? randomBytes(32).toString('base64url');
   const { base: assetBase, modules, serve } = loadStaticAssets();
   const fileUrl = (key: string) => `/files/${key}`;
 
@@ -70,30 +76,28 @@ export function createDashboard(deps: DashboardDeps): Hono {
 
   // ---------------------------------------------------------------- images for <img>
   app.post('/ui/session', (c) => {
-    if (!token) return c.json({ auth: false });
-    if (!bearerMatches(token, c.req.header('authorization'))) return c.json({ error: 'missing or wrong API token' }, 401);
+    if (!authRequired(deps.store, token)) return c.json({ auth: false });
+    if (!identify(deps.store, token, c.req.header('authorization'))) return c.json({ error: 'missing, wrong or revoked API token or key' }, 401);
     const expiresAt = Date.now() + SESSION_TTL_S * 1000;
     const secure = new URL(c.req.url).protocol === 'https:' || c.req.header('x-forwarded-proto') === 'https';
-    setCookie(c, FILES_COOKIE, issueFilesCookie(token, expiresAt), { path: FILES_PATH, httpOnly: true, sameSite: 'Strict', secure, maxAge: SESSION_TTL_S });
+    setCookie(c, FILES_COOKIE, issueFilesCookie(cookieKey, expiresAt), { path: FILES_PATH, httpOnly: true, sameSite: 'Strict', secure, maxAge: SESSION_TTL_S });
     return c.json({ auth: true, expiresAt: new Date(expiresAt).toISOString() });
   });
 
   const filesAuth: MiddlewareHandler = async (c, next) => {
-    if (token && !verifyFilesCookie(token, getCookie(c, FILES_COOKIE)) && !bearerMatches(token, c.req.header('authorization'))) {
+    const locked = authRequired(deps.store, token);
+    if (locked && !verifyFilesCookie(cookieKey, getCookie(c, FILES_COOKIE)) && !identify(deps.store, token, c.req.header('authorization'))) {
       return c.json({ error: 'image session expired or missing: reload the dashboard' }, 401);
     }
     await next();
     // Behind a token the bytes are private to this browser.
-    if (token && c.res.status === 200) c.res.headers.set('Cache-Control', 'private, max-age=3600');
+    if (locked && c.res.status === 200) c.res.headers.set('Cache-Control', 'private, max-age=3600');
   };
   app.use(`${FILES_PATH}/*`, filesAuth);
   app.route(FILES_PATH, filesRoute(deps.storage));
 
   // ---------------------------------------------------------------- JSON API for the dashboard
-  const apiAuth: MiddlewareHandler = async (c, next) => {
-    if (token && !bearerMatches(token, c.req.header('authorization'))) return c.json({ error: 'missing or wrong API token' }, 401);
-    await next();
-  };
+  const apiAuth: MiddlewareHandler = callerAuth(deps.store, token);
   app.use('/api/sweeps/preview', apiAuth);
   app.use('/api/gallery', apiAuth);
   app.use('/api/gallery/*', apiAuth);
@@ -116,7 +120,7 @@ export function createDashboard(deps: DashboardDeps): Hono {
         } else {
           input = parseSpecText(await c.req.text());
         }
-        return c.json(previewSpec(input, expansionLimits(deps.config), 12, await specWildcards(deps.storage, input)));
+        return c.json(previewSpec(input, expansionLimits(deps.config), 12, await specWildcards(deps.storage, input, mayUseWildcard(deps.store, callerOf(c)))));
       } catch (err) {
         if (err instanceof SpecError) return c.json({ error: err.message, details: err.details }, 400);
         throw err;
@@ -129,15 +133,17 @@ export function createDashboard(deps: DashboardDeps): Hono {
     const limit = intParam(c.req.query('limit'), 120, 1, MAX_PAGE);
     if (offset === undefined || limit === undefined) return c.json({ error: `offset must be ≥ 0 and limit from 1 to ${MAX_PAGE}` }, 400);
     const sweep = c.req.query('sweep') || undefined;
+    const owner = ownerFilter(callerOf(c));
+    if (sweep && owner !== undefined && deps.store.getSweep(sweep)?.owner !== owner) return c.json({ error: 'no such sweep' }, 404);
     const onlyFavorites = c.req.query('favorites') === 'true';
     const fav = await favorites(deps, sweep);
     if (onlyFavorites && !fav.keys) return c.json({ error: `favorites are unavailable: ${fav.problem}`, total: 0, offset, limit, images: [] }, 503);
-    const page = listImages(deps.store.db, { sweep, renderKeys: onlyFavorites ? [...fav.keys!] : undefined, offset, limit }, fileUrl, fav.keys);
+    const page = listImages(deps.store.db, { sweep, ...(owner !== undefined ? { owner } : {}), renderKeys: onlyFavorites ? [...fav.keys!] : undefined, offset, limit }, fileUrl, fav.keys);
     return c.json({ ...page, offset, limit, favorites: fav.keys ? 'ok' : fav.problem });
   });
 
   app.get('/api/gallery/:key', async (c) => {
-    const detail = imageDetail(deps.store.db, c.req.param('key'), fileUrl);
+    const detail = mayUseImage(deps.store, callerOf(c), c.req.param('key')) ? imageDetail(deps.store.db, c.req.param('key'), fileUrl) : undefined;
     if (!detail) return c.json({ error: 'no rendered image with that key' }, 404);
     const fav = await favorites(deps, detail.sweepId);
     return c.json({ ...detail, favorite: fav.keys ? fav.keys.has(detail.renderKey) : null });

@@ -30,6 +30,8 @@ export interface SweepRow {
   model_hash: string;
   /** That model's total size (the scheduler's fetch-time estimate); 0 when none. */
   model_bytes: number;
+  /** The user who submitted it ('local' for the farm token, an open farm, and rows from before users). */
+  owner: string;
 }
 
 export interface JobRow {

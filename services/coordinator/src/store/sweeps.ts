@@ -10,7 +10,7 @@ import { FINAL, jobId, newSweepId, type JobRow, type JobState, type NewJob, type
 export class SweepStore extends StoreBase {
   /** Stores a validated, expanded sweep (or an upscale batch) and its jobs atomically. */
   createSweep(
-    sweep: { name: string; spec: unknown; priority: number; backend: string; model: string; kind?: 'render' | 'upscale'; modelHash?: string; modelBytes?: number },
+    sweep: { name: string; spec: unknown; priority: number; backend: string; model: string; kind?: 'render' | 'upscale'; modelHash?: string; modelBytes?: number; owner?: string },
     jobs: NewJob[],
     id = newSweepId(),
   ): SweepRow {
@@ -22,8 +22,8 @@ export class SweepStore extends StoreBase {
     // Expansion shares one params and one axes object between a prompt's seeds: each is serialised once.
     const json = memoJson();
     this.transaction(() => {
-      this.q('INSERT INTO sweeps (id, name, spec_json, status, priority, backend, total, created_at, kind, model, model_hash, model_bytes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)')
-        .run(id, sweep.name, JSON.stringify(sweep.spec), 'queued', sweep.priority, sweep.backend, jobs.length, now, sweep.kind ?? 'render', sweep.model, sweep.modelHash ?? '', sweep.modelBytes ?? 0);
+      this.q('INSERT INTO sweeps (id, name, spec_json, status, priority, backend, total, created_at, kind, model, model_hash, model_bytes, owner) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)')
+        .run(id, sweep.name, JSON.stringify(sweep.spec), 'queued', sweep.priority, sweep.backend, jobs.length, now, sweep.kind ?? 'render', sweep.model, sweep.modelHash ?? '', sweep.modelBytes ?? 0, sweep.owner ?? 'local');
       for (const j of jobs) {
         insertJob.run(
           jobId(id, j.index), id, j.index, j.renderKey, j.prompt, j.seed, json(j.params), json(j.axes),
@@ -42,13 +42,18 @@ export class SweepStore extends StoreBase {
     return this.q('SELECT * FROM sweeps WHERE id = ?').get(id) as SweepRow | undefined;
   }
 
-  /** Newest first; a page of them when `page` is given. */
-  listSweeps(page?: { offset: number; limit: number }): SweepRow[] {
+  /** Newest first; a page of them when `page` is given; only `owner`'s when given (users see their own). */
+  listSweeps(page?: { offset: number; limit: number }, owner?: string): SweepRow[] {
+    if (owner !== undefined) {
+      const paged = page ? ' LIMIT ? OFFSET ?' : '';
+      return this.q(`SELECT * FROM sweeps WHERE owner = ? ORDER BY created_at DESC, id${paged}`).all(owner, ...(page ? [page.limit, page.offset] : [])) as SweepRow[];
+    }
     if (!page) return this.q('SELECT * FROM sweeps ORDER BY created_at DESC, id').all() as SweepRow[];
     return this.q('SELECT * FROM sweeps ORDER BY created_at DESC, id LIMIT ? OFFSET ?').all(page.limit, page.offset) as SweepRow[];
   }
 
-  sweepCount(): number {
+  sweepCount(owner?: string): number {
+    if (owner !== undefined) return (this.q('SELECT COUNT(*) AS n FROM sweeps WHERE owner = ?').get(owner) as { n: number }).n;
     return (this.q('SELECT COUNT(*) AS n FROM sweeps').get() as { n: number }).n;
   }
 

@@ -5,7 +5,7 @@
  * same `enqueue` call, so inside the same transaction as the state change
  * (a coordinator killed with -9 loses none, and a rolled-back change sends
  * nothing). webhooks-worker.ts sends them; every attempt is recorded here.
- * Webhooks belong to the farm: there are no users yet.
+ * A webhook belongs to the user who registered it (users.ts).
  */
 import { randomBytes } from 'node:crypto';
 import { SUBJECTS } from '@nightshift/common';
@@ -29,6 +29,8 @@ export interface WebhookRow {
   secret: string;
   format: WebhookFormat;
   created_at: number;
+  /** The user who registered it: sweep events reach only the sweep owner's webhooks. */
+  owner: string;
 }
 
 export type DeliveryState = 'pending' | 'delivered' | 'failed';
@@ -71,10 +73,10 @@ export interface AttemptOutcome {
 }
 
 export class WebhookStore extends NodeStore {
-  createWebhook(w: { url: string; events: WebhookEvent[]; secret: string; format: WebhookFormat }): WebhookRow {
+  createWebhook(w: { url: string; events: WebhookEvent[]; secret: string; format: WebhookFormat; owner?: string }): WebhookRow {
     const id = `wh_${randomBytes(8).toString('hex')}`;
-    this.q('INSERT INTO webhooks (id, url, events_json, secret, format, created_at) VALUES (?, ?, ?, ?, ?, ?)')
-      .run(id, w.url, JSON.stringify(w.events), w.secret, w.format, this.now());
+    this.q('INSERT INTO webhooks (id, url, events_json, secret, format, created_at, owner) VALUES (?, ?, ?, ?, ?, ?, ?)')
+      .run(id, w.url, JSON.stringify(w.events), w.secret, w.format, this.now(), w.owner ?? 'local');
     return this.getWebhook(id)!;
   }
 
@@ -82,7 +84,9 @@ export class WebhookStore extends NodeStore {
     return this.q('SELECT * FROM webhooks WHERE id = ?').get(id) as WebhookRow | undefined;
   }
 
-  listWebhooks(): WebhookRow[] {
+  /** All webhooks, or only `owner`'s. */
+  listWebhooks(owner?: string): WebhookRow[] {
+    if (owner !== undefined) return this.q('SELECT * FROM webhooks WHERE owner = ? ORDER BY created_at, id').all(owner) as WebhookRow[];
     return this.q('SELECT * FROM webhooks ORDER BY created_at, id').all() as WebhookRow[];
   }
 
@@ -156,12 +160,13 @@ export class WebhookStore extends NodeStore {
     })();
   }
 
-  private webhookEventOf(subject: string, payload: unknown): { event: WebhookEvent; data: () => WebhookEventData | undefined } | undefined {
+  /** `owner`: a sweep event reaches only its sweep owner's webhooks; node events reach everyone's. */
+  private webhookEventOf(subject: string, payload: unknown): { event: WebhookEvent; data: () => WebhookEventData | undefined; owner?: string } | undefined {
     const p = payload as Record<string, unknown>;
     if (subject === SUBJECTS.sweepDone || subject === SUBJECTS.sweepCancelled) {
       const sweepId = String(p.sweepId);
       const event: WebhookEvent = subject === SUBJECTS.sweepCancelled ? 'sweep.cancelled' : p.status === 'failed' ? 'sweep.failed' : 'sweep.finished';
-      return { event, data: () => this.sweepEventData(sweepId) };
+      return { event, data: () => this.sweepEventData(sweepId), owner: this.getSweep(sweepId)?.owner ?? 'local' };
     }
     if (subject === SUBJECTS.nodeDown) {
       const nodeId = String(p.nodeId);
@@ -189,9 +194,9 @@ export class WebhookStore extends NodeStore {
     };
   }
 
-  private writeDeliveries(e: { event: WebhookEvent; data: () => WebhookEventData | undefined }, eventId: string): void {
-    const hooks = (this.q('SELECT id, events_json FROM webhooks').all() as Pick<WebhookRow, 'id' | 'events_json'>[]).filter((w) =>
-      (JSON.parse(w.events_json) as string[]).includes(e.event),
+  private writeDeliveries(e: { event: WebhookEvent; data: () => WebhookEventData | undefined; owner?: string }, eventId: string): void {
+    const hooks = (this.q('SELECT id, events_json, owner FROM webhooks').all() as Pick<WebhookRow, 'id' | 'events_json' | 'owner'>[]).filter(
+      (w) => (e.owner === undefined || w.owner === e.owner) && (JSON.parse(w.events_json) as string[]).includes(e.event),
     );
     if (hooks.length === 0) return;
     const data = e.data();

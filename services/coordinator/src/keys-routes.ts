@@ -1,0 +1,81 @@
+/**
+ * /api/keys (admin only) and /api/me (issue 16 "People and keys").
+ *
+ * - POST   /api/keys        {name, admin?, quotaImages?, weight?} → 201 {name, key} (the secret, shown this once)
+ * - GET    /api/keys        → {keys: [{name, admin, weight, quotaImages, active, running}]}
+ * - DELETE /api/keys/:name  → 204; the user's keys are refused from the next request on
+ * - GET    /api/me          → {user, admin, quota: {imagesPerDay, usedToday, leftToday, resetsAt} | null}
+ *
+ * A key's user is its name. The first key of a farm without
+ * NIGHTSHIFT_API_TOKEN must be an admin key: from then on the farm asks for
+ * a key, and someone must still be able to manage keys.
+ */
+import { randomBytes } from 'node:crypto';
+import { Hono } from 'hono';
+import { z } from 'zod';
+import { fieldIssues, type Config } from '@nightshift/common';
+import { tooLarge } from './body-rules.js';
+import type { Store } from './store.js';
+import { callerOf, keyHash, LOCAL_USER } from './callers.js';
+import { quotaOf } from './quota.js';
+
+export interface KeyRouteDeps {
+  config: Pick<Config, 'NIGHTSHIFT_API_TOKEN'>;
+  store: Pick<Store, 'addKey' | 'listUsers' | 'revokeKeys' | 'hasActiveKeys' | 'getUser' | 'imagesSubmittedSince'>;
+}
+
+export const KEY_NAME_RE = /^[a-z0-9][a-z0-9._-]{0,63}$/;
+
+const NewKey = z.strictObject({
+  name: z.string().regex(KEY_NAME_RE, '1-64 of a-z, 0-9, ".", "_", "-", starting with a letter or digit').refine((n) => n !== LOCAL_USER, `"${LOCAL_USER}" is the farm token's user`),
+  admin: z.boolean().default(false),
+  quotaImages: z.number().int().min(0).max(100_000_000).nullable().default(null),
+  weight: z.number().min(0.01).max(1_000).default(1),
+});
+
+export function keyRoutes(deps: KeyRouteDeps): Hono {
+  const app = new Hono();
+  // Everything under /api/keys is an admin's; anyone else is told it does not exist.
+  app.use('*', async (c, next) => (callerOf(c).admin ? next() : c.json({ error: 'not found' }, 404)));
+
+  app.post('/', tooLarge(4 * 1024, '4 KiB'), async (c) => {
+    let body: unknown;
+    try {
+      body = await c.req.json();
+    } catch {
+      return c.json({ error: 'request body is not valid JSON', details: [] }, 400);
+    }
+    const parsed = NewKey.safeParse(body);
+    if (!parsed.success) return c.json({ error: 'invalid key', details: fieldIssues(parsed.error.issues) }, 400);
+    const k = parsed.data;
+    if (!deps.config.NIGHTSHIFT_API_TOKEN && !deps.store.hasActiveKeys() && !k.admin) {
+      return c.json({ error: 'the first key of a farm without NIGHTSHIFT_API_TOKEN must be an admin key (--admin): once a key exists the farm asks for one', details: [] }, 409);
+    }
+    const secret = `nsk_${randomBytes(32).toString('base64url')}`;
+    const added = deps.store.addKey({ name: k.name, admin: k.admin, weight: k.weight, quotaImages: k.quotaImages }, keyHash(secret));
+    if (!added) return c.json({ error: `${k.name} already has a key: revoke it first`, details: [] }, 409);
+    return c.json({ name: k.name, admin: k.admin, weight: k.weight, quotaImages: k.quotaImages, key: secret }, 201);
+  });
+
+  app.get('/', (c) =>
+    c.json({
+      keys: deps.store.listUsers().map((u) => ({ name: u.name, admin: u.admin === 1, weight: u.weight, quotaImages: u.quota_images, active: u.keys > 0, running: u.running })),
+    }),
+  );
+
+  app.delete('/:name', (c) => {
+    const name = c.req.param('name');
+    if (!deps.store.revokeKeys(name)) return c.json({ error: `no active key named ${name}` }, 404);
+    return c.body(null, 204);
+  });
+  return app;
+}
+
+export function meRoute(deps: KeyRouteDeps): Hono {
+  const app = new Hono();
+  app.get('/', (c) => {
+    const caller = callerOf(c);
+    return c.json({ user: caller.user, admin: caller.admin, quota: quotaOf(deps.store, caller.user, Date.now()) });
+  });
+  return app;
+}

@@ -1,0 +1,47 @@
+/**
+ * Daily image quotas (issue 16): a user's submissions count against
+ * `quota_images` per UTC day (the jobs of every sweep and upscale batch they
+ * submitted since 00:00 UTC). A submission that would pass it is refused
+ * whole with 429, naming the quota and what is left.
+ */
+import type { Store } from './store.js';
+import { utcDayStart } from './store/users.js';
+
+export interface QuotaView {
+  imagesPerDay: number;
+  usedToday: number;
+  leftToday: number;
+  resetsAt: string;
+}
+
+const DAY_MS = 24 * 60 * 60 * 1000;
+
+export type QuotaStore = Pick<Store, 'getUser' | 'imagesSubmittedSince'>;
+
+/** The user's quota as of `now`, or null when they have none. */
+export function quotaOf(store: QuotaStore, user: string, now: number): QuotaView | null {
+  const quota = store.getUser(user)?.quota_images ?? null;
+  if (quota === null) return null;
+  const day = utcDayStart(now);
+  const used = store.imagesSubmittedSince(user, day);
+  return { imagesPerDay: quota, usedToday: used, leftToday: Math.max(0, quota - used), resetsAt: new Date(day + DAY_MS).toISOString() };
+}
+
+/** Thrown when a submission would pass its user's daily quota (HTTP 429). */
+export class QuotaExceeded extends Error {
+  constructor(
+    readonly quota: QuotaView,
+    readonly wanted: number,
+  ) {
+    super(
+      `daily image quota exceeded: this submission has ${wanted} image(s) but ${quota.leftToday} of the quota of ${quota.imagesPerDay} a day are left ` +
+        `(${quota.usedToday} used today; it resets at ${quota.resetsAt})`,
+    );
+  }
+}
+
+/** Throws QuotaExceeded when `wanted` more images would pass the user's quota today. */
+export function checkQuota(store: QuotaStore, user: string, wanted: number, now: number): void {
+  const q = quotaOf(store, user, now);
+  if (q && wanted > q.leftToday) throw new QuotaExceeded(q, wanted);
+}
