@@ -17,6 +17,7 @@ import { Live } from './live.js';
 import { NodeHub } from './node-hub.js';
 import { Scheduler } from './scheduler.js';
 import { Placement } from './placement.js';
+import { NodeModels } from './node-models.js';
 import { OutboxPublisher } from './outbox.js';
 import { createHttpApp } from './http.js';
 import { sweepHandlers } from './sweep-grpc.js';
@@ -86,8 +87,10 @@ export async function startCoordinator(config: Config, log: Logger): Promise<Run
   const outbox = new OutboxPublisher(store, () => bus?.js, log);
   // Placement asks the hub which nodes are online; the hub asks placement about failures.
   const placement: Placement = new Placement(store, () => hub.onlineCaps());
+  // What nodes hold of registry models: the hub records it, the scheduler places by it.
+  const nodeModels = new NodeModels(() => hub.connectedNodeIds());
   const hub: NodeHub = new NodeHub(
-    { store, scheduler: new Scheduler(db), placement, live, log, previews: new PreviewStore(storage, log), storage },
+    { store, scheduler: new Scheduler(db, nodeModels), placement, live, log, previews: new PreviewStore(storage, log), storage, models: nodeModels },
     {
       leaseMs: config.NIGHTSHIFT_LEASE_MS,
       heartbeatMs: config.NIGHTSHIFT_HEARTBEAT_MS,

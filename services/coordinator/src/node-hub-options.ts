@@ -7,6 +7,7 @@ import type { Live } from './live.js';
 import type { PreviewStore } from './previews.js';
 import type { NodeTokens } from './node-tokens.js';
 import type { Refusal } from './store/completion.js';
+import type { NodeModels } from './node-models.js';
 
 /** What the hub uses, so tests can give it stand-ins. */
 export interface HubDeps {
@@ -19,11 +20,14 @@ export interface HubDeps {
   /** Where nodes upload: a reported image must be there before its job is done. */
   storage: Pick<Storage, 'exists'>;
   scheduler: Pick<Scheduler, 'pick' | 'straggler'>;
-  placement: Pick<Placement, 'relaxExclusions' | 'recordFailure' | 'worthCopying'>;
+  /** Without modelUnavailable a model_unavailable failure counts like any other. */
+  placement: Pick<Placement, 'relaxExclusions' | 'recordFailure' | 'worthCopying'> & Partial<Pick<Placement, 'modelUnavailable'>>;
   /** Render progress only: state changes reach live clients through the Store's commit hook. */
   live: Pick<Live, 'emit'>;
   log: Logger;
   previews?: Pick<PreviewStore, 'offer'> | undefined;
+  /** Each node's registry model cache as reported (shared with the scheduler); the hub makes its own when absent. */
+  models?: NodeModels | undefined;
 }
 
 /** Hooks for the metrics (metrics.ts); every one optional. */

@@ -28,6 +28,7 @@ import { NodeDispatch } from './node-dispatch.js';
 import { relayProgress } from './node-progress.js';
 import { NodeInbox, type InboxItem } from './node-inbox.js';
 import { NodeEnrolment } from './node-enrolment.js';
+import { NodeModels } from './node-models.js';
 import type { HubDeps, HubOptions } from './node-hub-options.js';
 
 export { nodeSleepView, type NodeSleep } from './node-sleep.js';
@@ -66,6 +67,8 @@ export class NodeHub {
   private readonly disconnectedAt = new Map<string, number>();
   private readonly enrolment: NodeEnrolment;
   private readonly dispatcher: NodeDispatch<Session>;
+  /** What each node holds of registry models (Register and Heartbeat). */
+  readonly models: NodeModels;
 
   constructor(
     private readonly deps: HubDeps,
@@ -73,6 +76,7 @@ export class NodeHub {
   ) {
     this.store = deps.store;
     this.log = deps.log;
+    this.models = deps.models ?? new NodeModels(() => this.sessions.keys());
     this.enrolment = new NodeEnrolment({
       store: deps.store,
       tokens: opts.tokens ?? new NodeTokens({ token: opts.nodeToken }, deps.log),
@@ -138,7 +142,7 @@ export class NodeHub {
   }
 
   onlineCaps(): OnlineNode[] {
-    return [...this.sessions.values()].map((s) => ({ nodeId: s.nodeId, caps: s.caps }));
+    return [...this.sessions.values()].map((s) => ({ nodeId: s.nodeId, caps: s.caps, models: this.models.of(s.nodeId) }));
   }
 
   /**
@@ -281,6 +285,7 @@ export class NodeHub {
       case 'heartbeat':
         this.store.touchNode(session.nodeId);
         this.store.renewLeases(session.nodeId, m.value.runningJobIds, this.opts.leaseMs);
+        if (m.value.models) this.models.update(session.nodeId, m.value.models);
         break;
       case 'progress':
         relayProgress(this.deps, session.nodeId, m.value);
@@ -318,6 +323,11 @@ export class NodeHub {
   }
 
   private fail(session: Session, v: RequestOf<'failed'>): void {
+    if (v.modelUnavailable && this.deps.placement.modelUnavailable) {
+      const m = this.deps.placement.modelUnavailable(v.jobId, { id: session.nodeId, vramMb: session.caps.vramMb }, { error: v.error, logTail: v.logTail, outOfMemory: false });
+      this.log.warn({ node: session.nodeId, job: v.jobId, counted: m.counted, error: v.error }, 'registry model unavailable on node: job goes elsewhere');
+      if (!m.counted) return;
+    }
     const r = this.deps.placement.recordFailure(v.jobId, { id: session.nodeId, vramMb: session.caps.vramMb }, { error: v.error, logTail: v.logTail, outOfMemory: v.outOfMemory });
     if (!r) return;
     const { job } = r;
@@ -348,7 +358,8 @@ export class NodeHub {
     if (previous && previous.call !== call) previous.call.end();
     this.sessions.set(nodeId, s);
     this.disconnectedAt.delete(nodeId);
-    this.store.upsertNode(nodeId, s.name, { gpuName: caps.gpuName, vramMb: Number(caps.vramMb), backends: s.caps.backends, models: s.caps.models, slots: s.slots });
+    this.models.update(nodeId, reg.models);
+    this.store.upsertNode(nodeId, s.name, { gpuName: caps.gpuName, vramMb: Number(caps.vramMb), backends: s.caps.backends, models: s.caps.models, slots: s.slots, ...(caps.executionProvider ? { executionProvider: caps.executionProvider } : {}) });
     this.send(s, { case: 'registered', value: { nodeId, heartbeatIntervalMs: this.opts.heartbeatMs, leaseMs: this.opts.leaseMs } });
     // Results first: a job finished while we were apart is done, not lost (and not requeued while its image is looked for).
     const reporting = reg.recentCompletions.filter((c) => this.results.report(nodeId, c)).map((c) => c.jobId);

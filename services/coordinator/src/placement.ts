@@ -16,7 +16,11 @@
  *   fails when no known card is big enough.
  * - A running job is duplicated onto an idle node once it has run 3× its
  *   sweep's median render time (`isStraggler`).
+ * - A node that cannot fetch a job's registry model (model_unavailable) is
+ *   excluded for that job without the failure counting as an attempt, while
+ *   another capable node may still fetch it (`modelUnavailable`).
  */
+import type { NodeModelState } from './node-models.js';
 
 /** What a node offers, as it registered. */
 export interface NodeCaps {
@@ -28,6 +32,8 @@ export interface NodeCaps {
 export interface OnlineNode {
   nodeId: string;
   caps: NodeCaps;
+  /** What it reported of its registry model cache (node-models.ts), if it has one. */
+  models?: NodeModelState | undefined;
 }
 
 /** What a job needs from a node. */
@@ -146,7 +152,29 @@ export function explainWait(group: Need & { n: number }, online: OnlineNode[], b
   const gb = Math.round((group.minVramMb / 1024) * 10) / 10;
   const usable = blocked.size ? 'usable ' : '';
   const listed = blocked.size ? ` (blocklisted for this sweep: ${[...blocked].join(', ')})` : '';
-  return `${group.n} job(s) wait: no ${usable}node with ≥ ${gb} GB VRAM and backend ${group.backend}${listed}`;
+  // No floor (upscales): the backend alone is what is missing.
+  const need = group.minVramMb > 0 ? `with ≥ ${gb} GB VRAM and backend ${group.backend}` : `with backend ${group.backend}`;
+  return `${group.n} job(s) wait: no ${usable}node ${need}${listed}${BACKEND_HINTS[group.backend] ?? ''}`;
+}
+
+/** How a node comes to offer a backend, where that is a setting rather than a program. */
+const BACKEND_HINTS: Record<string, string> = {
+  upscale: ': a node runs upscales when its config (NIGHTSHIFT_NODE_CONFIG) sets upscale.model',
+  onnx: ': a node runs onnx when its config (NIGHTSHIFT_NODE_CONFIG) has an onnx section',
+};
+
+/**
+ * Why a sweep's queued jobs wait for their registry model, in words, or
+ * undefined: they wait when no online node holds the model yet and some are
+ * downloading it (progress named), so no render can start before a download ends.
+ */
+export function explainModelWait(model: { name: string; hash: string }, queued: number, online: OnlineNode[]): string | undefined {
+  if (!queued || online.some((n) => n.models && (n.models.loaded === model.hash || n.models.cached.includes(model.hash)))) return undefined;
+  const downloads = online.flatMap((n) => (n.models?.downloads ?? []).filter((d) => d.hash === model.hash).map((d) => ({ node: n.nodeId, ...d })));
+  if (!downloads.length) return undefined;
+  const mb = (b: number) => (b / 1024 ** 2).toFixed(1);
+  const where = downloads.map((d) => `${d.node} ${mb(d.bytesDone)}/${mb(d.bytesTotal)} MB`).join(', ');
+  return `${queued} job(s) wait for model ${model.name} (${model.hash.slice(0, 12)}) to download: ${where}`;
 }
 
 /** A job is a straggler once it has run 3× the median of its sweep's recent render times. */
@@ -171,7 +199,10 @@ interface PlacedJob {
 export interface PlacementStore {
   failJob(jobId: string, node: FailingNode, failure: Failure): { job: PlacedJob; blocklisted: boolean } | undefined;
   getJob(jobId: string): PlacedJob | undefined;
-  getSweep(sweepId: string): { backend: string } | undefined;
+  getSweep(sweepId: string): { backend: string; model?: string; model_hash?: string } | undefined;
+  exclusions(jobId: string): string[];
+  /** A model_unavailable failure that does not count (store/jobs.ts returnUnfetched). */
+  returnUnfetched(jobId: string, nodeId: string, error: string): unknown;
   blockedNodes(sweepId: string): string[];
   /** Only queued jobs that have exclusions: never a scan of the whole queue (this runs every tick). */
   queuedWithExclusions(): { id: string; sweep_id: string; backend: string; min_vram_mb: number; excluded: string[] }[];
@@ -230,14 +261,40 @@ export class Placement {
     return cleared;
   }
 
-  /** Which queued work no online node can take, in words (GET /api/sweeps/:id). */
+  /**
+   * A node could not fetch the job's registry model. While another capable
+   * online node may still fetch it, the node is excluded for the job and the
+   * lease does not count as an attempt; once none is left it is an ordinary
+   * failure (attempts, backoff), so a model no node can fetch ends the job
+   * instead of cycling through the nodes forever. Returns whether it counted.
+   */
+  modelUnavailable(jobId: string, node: FailingNode, failure: Failure): { counted: false } | { counted: true; outcome: FailureOutcome | undefined } {
+    const job = this.store.getJob(jobId);
+    const sweep = job && this.store.getSweep(job.sweep_id);
+    if (job && sweep) {
+      const excluded = new Set([...this.store.exclusions(jobId), node.id]);
+      const blocked = new Set(this.store.blockedNodes(job.sweep_id));
+      const others = capableNodes(this.online(), blocked, { backend: sweep.backend, minVramMb: job.min_vram_mb }).filter((n) => !excluded.has(n.nodeId));
+      if (others.length) {
+        this.store.returnUnfetched(jobId, node.id, `model unavailable on ${node.id}: ${failure.error}`);
+        return { counted: false };
+      }
+    }
+    return { counted: true, outcome: this.recordFailure(jobId, node, failure) };
+  }
+
+  /** Which queued work no online node can take, or waits for a model download, in words (GET /api/sweeps/:id). */
   explain(sweepId: string): string[] {
     const blocked = new Set(this.store.blockedNodes(sweepId));
     const online = this.online();
-    return this.store
-      .queuedRequirements(sweepId)
-      .map((g) => explainWait({ backend: g.backend, minVramMb: g.min_vram_mb, n: g.n }, online, blocked))
-      .filter((line): line is string => line !== undefined);
+    const groups = this.store.queuedRequirements(sweepId);
+    const lines = groups.map((g) => explainWait({ backend: g.backend, minVramMb: g.min_vram_mb, n: g.n }, online, blocked));
+    const sweep = this.store.getSweep(sweepId);
+    if (sweep?.model_hash) {
+      const queued = groups.reduce((n, g) => n + g.n, 0);
+      lines.push(explainModelWait({ name: sweep.model ?? sweep.model_hash, hash: sweep.model_hash }, queued, online.filter((n) => !blocked.has(n.nodeId))));
+    }
+    return lines.filter((line): line is string => line !== undefined);
   }
 
   /** Whether a running job has run long enough to be copied onto an idle node. */

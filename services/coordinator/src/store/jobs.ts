@@ -273,6 +273,33 @@ export class JobStore extends SweepStore {
     this.write(() => this.q('UPDATE jobs SET prev_node_id = COALESCE(copy_node_id, prev_node_id), copy_node_id = NULL, copy_lease_expires_at = NULL WHERE id = ?').run(jobIdValue));
   }
 
+  /**
+   * A node could not fetch the job's registry model (JobFailed.model_unavailable):
+   * the job never goes to that node again, and the lease does not count as an
+   * attempt. Its straggler copy, if any, carries on as the only holder.
+   * Returns the job as it was, or undefined when the node did not hold it.
+   */
+  returnUnfetched(jobIdValue: string, nodeId: string, error: string): JobRow | undefined {
+    let held: JobRow | undefined;
+    this.transaction(() => {
+      const job = this.getJob(jobIdValue);
+      if (!job || job.state !== 'leased' || (job.node_id !== nodeId && job.copy_node_id !== nodeId)) return;
+      held = job;
+      this.q('INSERT OR IGNORE INTO job_exclusions (job_id, node_id) VALUES (?, ?)').run(job.id, nodeId);
+      if (job.copy_node_id === nodeId) return this.dropCopy(job.id);
+      if (job.copy_node_id) {
+        this.q('UPDATE jobs SET node_id = copy_node_id, lease_expires_at = copy_lease_expires_at, copy_node_id = NULL, copy_lease_expires_at = NULL, error = ? WHERE id = ?').run(error, job.id);
+        return;
+      }
+      this.q(
+        `UPDATE jobs SET state = 'queued', prev_node_id = node_id, node_id = NULL, lease_expires_at = NULL, attempts = MAX(attempts - 1, 0), error = ?
+         WHERE id = ?`,
+      ).run(error, job.id);
+      this.jobChanged(job, 'queued');
+    });
+    return held;
+  }
+
   /** The nodes a job never goes to again. */
   exclusions(jobIdValue: string): string[] {
     return (this.q('SELECT node_id FROM job_exclusions WHERE job_id = ? ORDER BY node_id').all(jobIdValue) as { node_id: string }[]).map((r) => r.node_id);
