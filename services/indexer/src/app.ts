@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { serve, type ServerType } from '@hono/node-server';
 import { connectBus, ensureStream, natsAuth, opsRoutes, processAlive, storageFromConfig, streamLimits, type Config, type Logger } from '@nightshift/common';
+import { openAesthetic } from './aesthetic-setting.js';
 import { IndexConsumer } from './consumer.js';
 import { createIndexerApp } from './http.js';
 import { indexerMetrics } from './metrics.js';
@@ -80,6 +81,12 @@ export async function openIndex(config: Config, opts: IndexerOptions, log: Logge
 
 export async function startIndexer(config: Config, log: Logger, options: IndexerOptions = loadIndexerOptions()): Promise<RunningIndexer> {
   const { model, store, storage: s3, reindexer, unlock } = await openIndex(config, options, log);
+  const aesthetic = await openAesthetic(options.NIGHTSHIFT_AESTHETIC_MODEL, config.NIGHTSHIFT_DATA_DIR, model, store, log).catch(async (err: unknown) => {
+    store.close();
+    await model.embedder.dispose();
+    unlock();
+    throw err;
+  });
   const stale = store.catalog.countStale(model.id);
   if (stale) reindexer.start('model');
   // Rows stored just before a crash may lack their near-duplicate marks.
@@ -93,8 +100,9 @@ export async function startIndexer(config: Config, log: Logger, options: Indexer
     expiresMs: 1_000,
     ackWaitMs: options.NIGHTSHIFT_INDEXER_ACK_WAIT_S * 1000,
     fault: options.NIGHTSHIFT_INDEXER_FAULT,
-  });
+  }, aesthetic);
   await consumer.start();
+  aesthetic?.backfillInBackground(); // images indexed before this head was configured, or re-embedded
   const snapshots = setInterval(() => {
     try {
       store.saveSnapshot();
@@ -109,6 +117,7 @@ export async function startIndexer(config: Config, log: Logger, options: Indexer
   const app = createIndexerApp({
     store,
     taste,
+    aesthetic,
     embedder: model.embedder,
     storage: s3,
     reindexer,
@@ -117,6 +126,7 @@ export async function startIndexer(config: Config, log: Logger, options: Indexer
       indexed: store.index.size,
       model: model.id,
       ...(model.fallback ? { modelFallback: model.fallback } : {}),
+      aestheticHead: aesthetic?.head.id ?? null,
       catalog: store.catalog.count(),
       stale: store.catalog.countStale(model.id),
       variants: store.catalog.variantCount(),
@@ -145,10 +155,12 @@ export async function startIndexer(config: Config, log: Logger, options: Indexer
       await taste.stop();
       await consumer.stop();
       await reindexer.stop();
+      await aesthetic?.stop();
       await new Promise<void>((r) => http.close(() => r()));
       await bus.nc.close();
       store.close();
       await model.embedder.dispose();
+      await aesthetic?.head.dispose();
       unlock();
     },
   };

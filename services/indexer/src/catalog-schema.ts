@@ -27,12 +27,15 @@ export interface CatalogRow {
   dup_checked: number;
   source: string;
   gen: number;
+  /** The aesthetic head's score of `vector`, and which head gave it (null: not scored). */
+  aesthetic: number | null;
+  aesthetic_head: string | null;
 }
 
-/** A row without its vector, for results. */
-export type CatalogInfo = Omit<CatalogRow, 'vector'>;
+/** A row without its vector (nor its aesthetic score, which aesthetic-store.ts reads), for results. */
+export type CatalogInfo = Omit<CatalogRow, 'vector' | 'aesthetic' | 'aesthetic_head'>;
 
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
 /** Every column but the vector. */
 export const INFO_COLUMNS =
   'id, render_key, key, sweep_id, job_id, prompt, seed, params_json, backend, render_model, node, created_at, stored_at, model, seq, dup_of, dup_distance, dup_checked, source, gen';
@@ -47,11 +50,21 @@ export function blobVector(b: Buffer): Float32Array {
   return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
 }
 
-/** Version 0 was the walking skeleton's table (render_key primary key, favorite column, no id). */
+/**
+ * Version 0 was the walking skeleton's table (render_key primary key,
+ * favorite column, no id); version 1 had no aesthetic scores.
+ */
 export function migrate(db: Database.Database): void {
   const version = db.pragma('user_version', { simple: true }) as number;
   if (version === SCHEMA_VERSION) return;
   if (version > SCHEMA_VERSION) throw new Error(`indexer catalog has schema version ${version}, newer than this indexer (${SCHEMA_VERSION})`);
+  if (version === 1) {
+    db.transaction(() => {
+      addAestheticColumns(db);
+      db.pragma(`user_version = ${SCHEMA_VERSION}`);
+    })();
+    return;
+  }
   const hadV0 = !!db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'images'").get();
   db.transaction(() => {
     if (hadV0) db.exec('ALTER TABLE images RENAME TO images_v0; DROP INDEX IF EXISTS images_sweep;');
@@ -95,6 +108,7 @@ export function migrate(db: Database.Database): void {
       CREATE INDEX variants_render_key ON variants (render_key);
       CREATE TABLE meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
     `);
+    addAestheticColumns(db);
     if (hadV0) {
       db.exec(`
         INSERT INTO images (id, render_key, key, sweep_id, job_id, prompt, seed, params_json, node, created_at, stored_at, model, vector, seq)
@@ -106,4 +120,13 @@ export function migrate(db: Database.Database): void {
     }
     db.pragma(`user_version = ${SCHEMA_VERSION}`);
   })();
+}
+
+/** Version 2: the aesthetic head's score beside the vector (aesthetic-store.ts). */
+function addAestheticColumns(db: Database.Database): void {
+  db.exec(`
+    ALTER TABLE images ADD COLUMN aesthetic REAL;
+    ALTER TABLE images ADD COLUMN aesthetic_head TEXT;
+    CREATE INDEX images_aesthetic ON images (aesthetic_head, aesthetic);
+  `);
 }

@@ -65,6 +65,9 @@ export class Catalog {
           created_at = CASE WHEN excluded.source = 'bucket' AND images.source = 'event' THEN images.created_at ELSE excluded.created_at END,
           stored_at = CASE WHEN excluded.stored_at = '' THEN images.stored_at ELSE excluded.stored_at END,
           model = excluded.model, vector = excluded.vector, seq = excluded.seq, gen = MAX(images.gen, excluded.gen), dup_checked = 0,
+          -- an aesthetic score belongs to its vector: kept only while the vector is the same
+          aesthetic = CASE WHEN excluded.vector = images.vector AND excluded.model = images.model THEN images.aesthetic END,
+          aesthetic_head = CASE WHEN excluded.vector = images.vector AND excluded.model = images.model THEN images.aesthetic_head END,
           source = CASE WHEN images.source = 'event' THEN 'event' ELSE excluded.source END
         RETURNING id`),
       byRenderKey: this.db.prepare(`SELECT ${INFO_COLUMNS} FROM images WHERE render_key = ?`),

@@ -14,6 +14,7 @@
 import { AckPolicy, DeliverPolicy, type Consumer, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream';
 import { assertRenderKey, assertSafeKey, decodeJson, imageKey, keyPrefix, renderKeyOf, sleep, STREAM, SUBJECTS, upscaledKey, type Bus, type ImageRenderedEvent, type ImageUpscaledEvent, type Logger, type Storage } from '@nightshift/common';
 import type { ClipEmbedder, PreparedImage } from '@nightshift/models';
+import type { Aesthetic } from './aesthetic.js';
 import type { ImageMeta } from './catalog.js';
 import { getObjectWithMeta } from './reindex.js';
 import type { IndexStore } from './store.js';
@@ -82,6 +83,8 @@ export class IndexConsumer {
     private readonly embedder: ClipEmbedder,
     private readonly log: Logger,
     readonly opts: ConsumerOptions = DEFAULT_CONSUMER_OPTIONS,
+    /** Scores each stored batch with the aesthetic head, when one is configured. */
+    private readonly aesthetic?: Pick<Aesthetic, 'scoreIds'>,
   ) {}
 
   /** The most events this process holds at once. */
@@ -240,8 +243,9 @@ export class IndexConsumer {
     }
     const t3 = performance.now();
     this.fault('after-embed');
+    let ids: number[];
     try {
-      this.store.store(ok.map((o, i) => ({ meta: o.meta, vector: vectors[i]! })));
+      ids = this.store.store(ok.map((o, i) => ({ meta: o.meta, vector: vectors[i]! })));
     } catch (err) {
       // Not stored (e.g. disk full): not acked either, so the events come back.
       this.log.error({ err: String(err), n: ok.length }, 'indexer: storing a batch failed, will retry');
@@ -259,6 +263,17 @@ export class IndexConsumer {
     times.embedMs += t3 - t2;
     times.storeMs += t4 - t3;
     this.log.debug({ n: ok.length, total: this.store.index.size }, 'indexed batch');
+    await this.scoreAesthetic(ids);
+  }
+
+  /** After the ack: a score is derived data, so a failure is logged and the backfill (or the next ranking) redoes it. */
+  private async scoreAesthetic(ids: number[]): Promise<void> {
+    if (!this.aesthetic) return;
+    try {
+      await this.aesthetic.scoreIds(ids);
+    } catch (err) {
+      this.log.warn({ err: String(err), n: ids.length }, 'indexer: aesthetic scoring failed; the backfill will retry');
+    }
   }
 
   /** Terminates an event that can never be indexed: malformed, or naming another image's key. */

@@ -6,12 +6,13 @@
  *   GET    /api/images/:key         one indexed image, with its variants and near-duplicate mark
  *   POST   /api/reindex[?prune=false]   rebuild from the bucket (202; 409 while one runs)
  *   GET    /api/reindex             progress of the last reindex or re-embedding
- *   GET    /api/sweeps/:id/best?k=  a sweep's images ranked by the taste model (taste-routes.ts)
+ *   GET    /api/sweeps/:id/best?k=  a sweep's images ranked by the taste model, or the aesthetic head (taste-routes.ts)
  */
 import { Hono, type Context } from 'hono';
 import { bearerAuth } from 'hono/bearer-auth';
 import { filesRoute, imageKey, thumbKey, type Storage } from '@nightshift/common';
 import type { ClipEmbedder } from '@nightshift/models';
+import type { Aesthetic } from './aesthetic.js';
 import type { IndexStore } from './store.js';
 import type { Reindexer } from './reindex.js';
 import { parseSearchQuery, QueryError, search } from './search.js';
@@ -25,6 +26,8 @@ export interface IndexerHttpDeps {
   reindexer?: Reindexer | undefined;
   /** Learns from favorites; without it /api/sweeps/:id/best is absent. */
   taste?: Taste | undefined;
+  /** The aesthetic head: what /best falls back to with too few favorites. */
+  aesthetic?: Aesthetic | undefined;
   apiToken?: string | undefined;
   stats: () => Record<string, unknown>;
 }
@@ -112,7 +115,7 @@ export function createIndexerApp(deps: IndexerHttpDeps): Hono {
   });
   app.get('/api/reindex', (c) => c.json(deps.reindexer?.status ?? { running: false }));
 
-  if (deps.taste) app.route('/', tasteRoutes(deps.taste, fileUrl));
+  if (deps.taste) app.route('/', tasteRoutes(deps.taste, fileUrl, deps.aesthetic));
 
   app.route('/files', filesRoute(deps.storage));
   return app;

@@ -1,34 +1,72 @@
 /**
  * GET /api/sweeps/:id/best?k=20&starred=false
- *   → {results: [{key, renderKey, score, favorite, prompt, seed, sweepId, url, thumbUrl}], scoredBy: "taste", model: {positives, negatives, cvAuc, …}}
+ *   → {results: [{key, renderKey, score, favorite, prompt, seed, sweepId, url, thumbUrl, aesthetic?}], scoredBy: "taste", model: {positives, negatives, cvAuc, …}}
  * GET /api/best?k=&starred=   the same over every image (the gallery's "Likely favorites")
  * Images ranked by the taste model (score: its probability that you would
- * star the image). 409 while there are too few favorites to learn from: no
- * score is ever made up. `starred=false` leaves out images already starred.
+ * star the image). With too few favorites to learn from, and an aesthetic
+ * head configured (NIGHTSHIFT_AESTHETIC_MODEL), ranked by the head instead:
+ *   → {results: […], scoredBy: "aesthetic", aesthetic: {head, scored, unscored}, taste: {error, favorites, needed}}
+ * With neither, 409: no score is ever made up. With a head, taste results
+ * carry the head's score too (`aesthetic`), which breaks ties.
+ * `starred=false` leaves out images already starred.
  */
 import { Hono, type Context } from 'hono';
 import { thumbKey } from '@nightshift/common';
+import type { Aesthetic } from './aesthetic.js';
+import type { ScoredImage } from './ranking.js';
 import { TooFewFavorites, type Taste } from './taste.js';
 
 const MAX_K = 1000;
 
-export function tasteRoutes(taste: Taste, fileUrl: (key: string) => string): Hono {
+interface Ranker {
+  taste: (k: number, starred: boolean) => ReturnType<Taste['best']>;
+  aesthetic?: ((k: number, starred: boolean) => ReturnType<Aesthetic['best']>) | undefined;
+}
+
+export function tasteRoutes(taste: Taste, fileUrl: (key: string) => string, aesthetic?: Aesthetic): Hono {
   const app = new Hono();
-  const route = (rank: (c: Context, k: number, starred: boolean) => ReturnType<Taste['best']>) => async (c: Context) => {
+  const withUrls = (r: ScoredImage & { aesthetic?: number }) => ({ ...r, url: fileUrl(r.key), thumbUrl: fileUrl(thumbKey(r.renderKey)) });
+  /** Taste results with the head's scores beside them, ties broken by those. */
+  const withAesthetic = (results: ScoredImage[]): (ScoredImage & { aesthetic?: number })[] => {
+    if (!aesthetic) return results;
+    const scores = aesthetic.scoresOf(results.map((r) => r.renderKey));
+    const out = results.map((r) => ({ ...r, ...(scores.has(r.renderKey) ? { aesthetic: scores.get(r.renderKey)! } : {}) }));
+    return out.sort((a, b) => b.score - a.score || (b.aesthetic ?? -Infinity) - (a.aesthetic ?? -Infinity) || (a.renderKey < b.renderKey ? -1 : 1));
+  };
+  const route = (rank: (c: Context) => Ranker) => async (c: Context) => {
     const rawK = c.req.query('k');
     const k = rawK === undefined || rawK === '' ? 20 : Number(rawK);
     if (!Number.isInteger(k) || k < 1 || k > MAX_K) return c.json({ error: `k must be a whole number from 1 to ${MAX_K}` }, 400);
     const starred = c.req.query('starred');
     if (starred !== undefined && starred !== 'true' && starred !== 'false') return c.json({ error: 'starred must be true or false' }, 400);
+    const rankers = rank(c);
     try {
-      const { results, model } = await rank(c, k, starred !== 'false');
-      return c.json({ results: results.map((r) => ({ ...r, url: fileUrl(r.key), thumbUrl: fileUrl(thumbKey(r.renderKey)) })), scoredBy: 'taste', model });
+      const { results, model } = await rankers.taste(k, starred !== 'false');
+      return c.json({ results: withAesthetic(results).map(withUrls), scoredBy: 'taste', model });
     } catch (err) {
-      if (err instanceof TooFewFavorites) return c.json({ error: err.message, favorites: err.favorites, needed: err.needed }, 409);
-      throw err;
+      if (!(err instanceof TooFewFavorites)) throw err;
+      const tooFew = { error: err.message, favorites: err.favorites, needed: err.needed };
+      if (!rankers.aesthetic) return c.json(tooFew, 409);
+      const { results, aesthetic: info } = await rankers.aesthetic(k, starred !== 'false');
+      return c.json({ results: results.map(withUrls), scoredBy: 'aesthetic', aesthetic: info, taste: tooFew });
     }
   };
-  app.get('/api/sweeps/:id/best', route((c, k, starred) => taste.best(c.req.param('id') ?? '', k, { starred })));
-  app.get('/api/best', route((_c, k, starred) => taste.bestOverall(k, { starred })));
+  app.get(
+    '/api/sweeps/:id/best',
+    route((c) => {
+      const sweep = c.req.param('id') ?? '';
+      return {
+        taste: (k, starred) => taste.best(sweep, k, { starred }),
+        aesthetic: aesthetic && ((k, starred) => aesthetic.best(sweep, k, { starred })),
+      };
+    }),
+  );
+  app.get(
+    '/api/best',
+    route(() => ({
+      taste: (k, starred) => taste.bestOverall(k, { starred }),
+      aesthetic: aesthetic && ((k, starred) => aesthetic.bestOverall(k, { starred })),
+    })),
+  );
   return app;
 }

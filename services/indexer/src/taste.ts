@@ -17,6 +17,9 @@ import type { IndexStore } from './store.js';
 import { MAX_NEGATIVES, tasteTrainingSet, usableFavorites } from './taste-data.js';
 import { linearScore, trainLogistic, type LinearModel, type TrainOptions } from './taste-logistic.js';
 import { foldAucs } from './taste-metrics.js';
+import { rankImages, type ScoredImage } from './ranking.js';
+
+export type { ScoredImage } from './ranking.js';
 
 export const MIN_FAVORITES = 10;
 const META_KEY = 'taste.model';
@@ -54,16 +57,6 @@ export class TooFewFavorites extends Error {
   ) {
     super(`too few favorites to learn from: ${favorites} of the ${needed} needed (star more images)`);
   }
-}
-
-export interface ScoredImage {
-  key: string;
-  renderKey: string;
-  score: number;
-  favorite: boolean;
-  prompt: string;
-  seed: number;
-  sweepId: string;
 }
 
 export class Taste {
@@ -174,7 +167,7 @@ export class Taste {
     const model = await this.model();
     const { ids, vectors } = this.store.catalog.vectorsWhere({ model: this.store.model.id, sweep });
     const scores = new Map(ids.map((id, i) => [id, linearScore(model, vectors[i]!)]));
-    return { results: this.ranked(scores, k, o), model: this.info()! };
+    return { results: rankImages(this.store.catalog, scores, k, o), model: this.info()! };
   }
 
   /**
@@ -196,24 +189,7 @@ export class Taste {
       const v = this.store.catalog.vector(h.id);
       if (v) scores.set(h.id, linearScore(model, v));
     }
-    return { results: this.ranked(scores, k, o), model: this.info()! };
-  }
-
-  /** Score order (ties by renderKey), starred ones left out on request, the first k with their catalog fields. */
-  private ranked(scores: Map<number, number>, k: number, o: { starred?: boolean }): ScoredImage[] {
-    const catalog = this.store.catalog;
-    const infos = catalog.infos([...scores.keys()]);
-    const favorites = catalog.favorites([...infos.values()].map((r) => r.render_key));
-    const out: ScoredImage[] = [];
-    for (const [id, score] of scores) {
-      const info = infos.get(id);
-      if (!info) continue;
-      const favorite = favorites.has(info.render_key);
-      if (o.starred === false && favorite) continue;
-      out.push({ key: info.key, renderKey: info.render_key, score, favorite, prompt: info.prompt, seed: info.seed, sweepId: info.sweep_id });
-    }
-    out.sort((a, b) => b.score - a.score || (a.renderKey < b.renderKey ? -1 : 1));
-    return out.slice(0, k);
+    return { results: rankImages(this.store.catalog, scores, k, o), model: this.info()! };
   }
 
   /** The stored model when it is for this CLIP model; the next request or timer retrains it if favorites moved meanwhile. */
