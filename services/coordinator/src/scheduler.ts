@@ -2,8 +2,11 @@
  * Which job a node gets next. The rule, in order:
  *   1. only active sweeps the node is not blocklisted for;
  *   2. the highest sweep priority;
- *   3. among equal priorities, the sweep with the fewest jobs running now
- *      (fair share: sweeps submitted together progress together);
+ *   3. among equal priorities, fair share between people first, then between
+ *      their sweeps: the user whose running jobs, one more counted, are the
+ *      smallest part of their weight (two users of weight 1 get half the
+ *      farm each, whatever their sweep counts), then that user's sweep with
+ *      the fewest jobs running now (sweeps submitted together progress together);
  *   4. then by the sweep's model on this node: loaded, then held (cached or
  *      downloading; or a name-only model it lists), then to be fetched — and
  *      a fetch that other nodes holding the model would outrun is not
@@ -14,7 +17,7 @@
  * What "can run" means is placement.ts's rule (`FITS_SQL`).
  *
  * The cost does not grow with the queue: running counts are the sweeps'
- * counters (`sweep_counts`), a sweep whose smallest queued VRAM floor is
+ * counters (`sweep_counts`) and the users' (`users.running`, by trigger), a sweep whose smallest queued VRAM floor is
  * above the node's card is skipped by one index probe (jobs_vram) instead of
  * a walk through its jobs, and exclusions are rows of `job_exclusions`.
  */
@@ -47,14 +50,14 @@ export class Scheduler {
       SELECT s.id, s.priority, s.created_at,
              COALESCE((SELECT c.n FROM sweep_counts c WHERE c.sweep_id = s.id AND c.state = 'leased'), 0) AS running,
              ${MODEL_SQL.affinity('s')} AS model_affinity
-        FROM sweeps s
+        FROM sweeps s LEFT JOIN users u ON u.name = s.owner
        WHERE s.status IN ('queued', 'running')
          AND ${FITS_SQL.backend('s.backend')}
          AND NOT EXISTS (SELECT 1 FROM sweep_blocklist b WHERE b.sweep_id = s.id AND b.node_id = @node AND b.blocked = 1)
          AND ${MODEL_SQL.worthFetching('s')}
          -- Nothing queued, or nothing small enough for this card: skipped without reading its jobs (NULL when none is queued).
          AND ${FITS_SQL.vram("(SELECT MIN(q.min_vram_mb) FROM jobs q WHERE q.sweep_id = s.id AND q.state = 'queued')")}
-       ORDER BY s.priority DESC, running ASC, model_affinity DESC, s.created_at, s.id`);
+       ORDER BY s.priority DESC, (COALESCE(u.running, 0) + 1.0) / COALESCE(u.weight, 1) ASC, running ASC, model_affinity DESC, s.created_at, s.id`);
     // The queue in index order (jobs_dispatch): the first row that fits is the answer. Left to
     // itself the planner prefers jobs_vram for the VRAM range and sorts the whole sweep.
     this.jobStmt = db.prepare(`
