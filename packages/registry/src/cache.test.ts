@@ -88,10 +88,11 @@ test('a flipped byte in a cached file is detected and the model fetched again', 
   const file = join(path, 'weights.bin');
   const good = readFileSync(file);
 
+  assert.deepEqual(events, ['downloaded']);
   flip(file, false); // the mtime changes: the next ensure re-hashes it
   b.calls.gets.length = 0;
   await cache.ensure(m.hash, b.storage);
-  assert.deepEqual(events, ['corrupt']);
+  assert.deepEqual(events.splice(0), ['downloaded', 'corrupt', 'downloaded']);
   assert.equal(b.calls.gets.length, m.files.length);
   assert.deepEqual(readFileSync(file), good);
 
@@ -99,12 +100,12 @@ test('a flipped byte in a cached file is detected and the model fetched again', 
   flip(file, true);
   const restarted = new ModelCache(dir, 10 * SIZE, { ...fastRetry, onEvent: (e) => events.push(e.type) });
   await restarted.ensure(m.hash, b.storage);
-  assert.deepEqual(events, ['corrupt', 'corrupt']);
+  assert.deepEqual(events.splice(0), ['corrupt', 'downloaded']);
   assert.deepEqual(readFileSync(file), good);
   // … and any time by a verify asked for.
   flip(file, true);
   await restarted.ensure(m.hash, b.storage, undefined, { verify: true });
-  assert.deepEqual(events, ['corrupt', 'corrupt', 'corrupt']);
+  assert.deepEqual(events.splice(0), ['corrupt', 'downloaded']);
   assert.deepEqual(readFileSync(file), good);
 
   // Corrupt, and the bucket unreachable: the ensure fails and the bad copy is no longer listed as cached.
@@ -172,4 +173,38 @@ test('a download that stalls is cut and retried; when every try stalls the error
   } finally {
     b.throttle.msPerChunk = 0;
   }
+});
+
+test('what a node advertises: downloads in progress with bytes done/total, then the measured rate', async () => {
+  const m = models[0]!;
+  const cache = new ModelCache(cacheDir('advertise'), 10 * SIZE, fastRetry);
+  assert.equal(cache.downloadBytesPerSecond(), 0, 'unmeasured before any download');
+  const seen: ReturnType<ModelCache['downloads']>[] = [];
+  const downloaded: number[] = [];
+  const cache2 = new ModelCache(cacheDir('advertise-2'), 10 * SIZE, { ...fastRetry, onEvent: (e) => e.type === 'downloaded' && downloaded.push(e.bytes) });
+  await cache.ensure(m.hash, b.storage, (p) => p.phase === 'download' && seen.push(cache.downloads()));
+  assert.ok(seen.length >= 2);
+  assert.ok(seen.every((d) => d.length === 1 && d[0]!.hash === m.hash && d[0]!.name === 'm0' && d[0]!.bytesTotal === m.totalSize));
+  assert.equal(seen[0]![0]!.bytesDone, 0, 'listed from the start of the download');
+  assert.equal(seen.at(-1)![0]!.bytesDone, m.totalSize);
+  assert.deepEqual(cache.downloads(), [], 'nothing in progress once done');
+  assert.ok(cache.downloadBytesPerSecond() > 0);
+  // A cached model's check is not a download, and does not change the rate.
+  const rate = cache.downloadBytesPerSecond();
+  await cache.ensure(m.hash, b.storage, () => assert.deepEqual(cache.downloads(), []), { verify: true });
+  assert.equal(cache.downloadBytesPerSecond(), rate);
+  await cache2.ensure(m.hash, b.storage);
+  assert.deepEqual(downloaded, [m.totalSize]);
+});
+
+test('a full check asked for while a cheap one is under way gets its own full check', async () => {
+  const m = models[2]!;
+  const events: string[] = [];
+  const dir = cacheDir('join');
+  const cache = new ModelCache(dir, 10 * SIZE, { ...fastRetry, onEvent: (e) => events.push(e.type) });
+  const path = await cache.ensure(m.hash, b.storage);
+  flip(join(path, 'weights.bin'), true); // invisible to the size + mtime check
+  const [cheap, full] = await Promise.all([cache.ensure(m.hash, b.storage), cache.ensure(m.hash, b.storage, undefined, { verify: true })]);
+  assert.equal(cheap, full);
+  assert.deepEqual(events, ['downloaded', 'corrupt', 'downloaded'], 'the full check found the flip the cheap one could not');
 });

@@ -16,18 +16,22 @@
  *   ensured. When only in-use models are left the cap is exceeded for the
  *   moment and restored as they are released; a model larger than the cap
  *   itself is refused.
+ * - For nodes to advertise: `downloads()` in progress (bytes done/total) and
+ *   `downloadBytesPerSecond()`, measured over the last few downloads.
  */
 import { assertModelHash } from '@nightshift/common';
 import type { RegistryStorage } from './bucket.js';
 import { CacheDisk, type CachedModel } from './cache-disk.js';
 import { readManifest } from './catalog.js';
-import { fetchModel, ModelFetchError, type FetchOptions } from './fetch-model.js';
+import { fetchModel, ModelFetchError, type FetchOptions, type Fetched } from './fetch-model.js';
 import type { ModelManifest } from './manifest.js';
 import type { OnProgress, TransferProgress } from './progress.js';
 
+export type CacheEvent = { type: 'corrupt' | 'evicted'; hash: string } | { type: 'downloaded'; hash: string; name: string; bytes: number; ms: number };
+
 export interface ModelCacheOptions extends Partial<FetchOptions> {
-  /** Told when a cached copy failed its check and is fetched again, and when a model is evicted. */
-  onEvent?: (e: { type: 'corrupt' | 'evicted'; hash: string }) => void;
+  /** Told when a cached copy failed its check and is fetched again, when a model is evicted, and when one was downloaded. */
+  onEvent?: (e: CacheEvent) => void;
 }
 
 export interface EnsureOptions {
@@ -43,8 +47,22 @@ export interface CacheEntryView {
   lastUsedMs: number;
 }
 
+export interface DownloadView {
+  hash: string;
+  name: string;
+  bytesDone: number;
+  bytesTotal: number;
+}
+
+/** Downloads the rate is measured over: enough to smooth one slow request, few enough to follow a changed link. */
+const RATE_WINDOW = 5;
+
 interface Flight {
   done: Promise<string>;
+  /** The model's name, once its manifest is read. */
+  name?: string;
+  /** Asked to re-hash every cached file. */
+  full: boolean;
   listeners: Set<OnProgress>;
   /** The latest progress, replayed to a caller that joins late. */
   last?: TransferProgress;
@@ -64,6 +82,8 @@ export class ModelCache {
   /** Bytes promised to downloads in progress. */
   private reserved = 0;
   private seq = 0;
+  /** The last few successful downloads, for the measured rate. */
+  private readonly recent: { bytes: number; ms: number }[] = [];
   private opened?: Promise<void>;
   private readonly fetchOpts: FetchOptions;
 
@@ -90,13 +110,18 @@ export class ModelCache {
     assertModelHash(hash);
     await this.open();
     let flight = this.flights.get(hash);
+    if (flight && opts.verify && !flight.full) {
+      // A cheaper check is under way: a caller that asked for the full one waits for it, then has its own.
+      await flight.done.catch(() => undefined);
+      return this.ensure(hash, storage, onProgress, opts);
+    }
     if (!flight) {
-      const f: Flight = { listeners: new Set(), done: Promise.resolve('') };
+      const f: Flight = { listeners: new Set(), done: Promise.resolve(''), full: opts.verify ?? false };
       const emit = (p: TransferProgress) => {
         f.last = p;
         for (const l of f.listeners) l(p);
       };
-      f.done = this.run(hash, storage, emit, opts.verify ?? false).finally(() => this.flights.delete(hash));
+      f.done = this.run(hash, storage, emit, opts.verify ?? false, f).finally(() => this.flights.delete(hash));
       this.flights.set(hash, f);
       flight = f;
     } else if (flight.last && onProgress) {
@@ -154,6 +179,22 @@ export class ModelCache {
     }));
   }
 
+  /** Downloads in progress (a cached model being re-checked is not one). */
+  downloads(): DownloadView[] {
+    const out: DownloadView[] = [];
+    for (const [hash, f] of this.flights) {
+      if (f.last?.phase === 'download') out.push({ hash, name: f.name ?? '', bytesDone: f.last.bytesDone, bytesTotal: f.last.bytesTotal });
+    }
+    return out;
+  }
+
+  /** Bytes per second over the last few downloads (bytes-weighted); 0 until one has finished. */
+  downloadBytesPerSecond(): number {
+    const bytes = this.recent.reduce((n, r) => n + r.bytes, 0);
+    const ms = this.recent.reduce((n, r) => n + r.ms, 0);
+    return ms > 0 ? (bytes * 1000) / ms : 0;
+  }
+
   /** Bytes the cached models take. */
   usedBytes(): number {
     let n = 0;
@@ -161,7 +202,7 @@ export class ModelCache {
     return n;
   }
 
-  private async run(hash: string, storage: RegistryStorage, emit: OnProgress, verify: boolean): Promise<string> {
+  private async run(hash: string, storage: RegistryStorage, emit: OnProgress, verify: boolean, flight: Flight): Promise<string> {
     const cached = this.entries.get(hash);
     if (cached) {
       const full = verify || !cached.verifiedThisRun;
@@ -179,6 +220,7 @@ export class ModelCache {
       // Its bytes stay counted until the fresh copy replaces it.
     }
     const manifest = cached?.manifest ?? (await this.manifestOf(hash, storage));
+    flight.name = manifest.name;
     if (manifest.totalSize > this.capBytes) {
       throw new ModelFetchError(hash, `model ${manifest.name} (${hash.slice(0, 12)}) is ${manifest.totalSize} bytes, more than the cache's cap of ${this.capBytes}`);
     }
@@ -186,9 +228,10 @@ export class ModelCache {
     this.reserved += incoming;
     try {
       await this.makeRoom(0);
-      let folder: string;
+      let fetched: Fetched;
+      emit({ phase: 'download', bytesDone: 0, bytesTotal: manifest.totalSize });
       try {
-        folder = await fetchModel(storage, manifest, this.disk.tmpDir, this.fetchOpts, emit);
+        fetched = await fetchModel(storage, manifest, this.disk.tmpDir, this.fetchOpts, emit);
       } catch (err) {
         // A corrupt copy that could not be replaced is not advertised as cached (unless a job still holds it).
         if (cached && !this.refs.has(hash)) {
@@ -197,7 +240,10 @@ export class ModelCache {
         }
         throw err;
       }
-      const model = await this.disk.install(manifest, folder);
+      this.recent.push({ bytes: manifest.totalSize, ms: fetched.ms });
+      if (this.recent.length > RATE_WINDOW) this.recent.shift();
+      this.opts.onEvent?.({ type: 'downloaded', hash, name: manifest.name, bytes: manifest.totalSize, ms: fetched.ms });
+      const model = await this.disk.install(manifest, fetched.folder);
       this.entries.set(hash, { ...model, seq: ++this.seq, verifiedThisRun: true });
     } finally {
       this.reserved -= incoming;

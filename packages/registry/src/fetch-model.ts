@@ -64,18 +64,25 @@ async function downloadOnce(storage: RegistryStorage, m: ModelManifest, folder: 
   }
 }
 
+export interface Fetched {
+  folder: string;
+  /** How long the attempt that succeeded took (requests and writes included): what a download rate is measured from. */
+  ms: number;
+}
+
 /** Downloads `m` into a new folder under `tmpRoot` and returns it; retries a failed attempt from scratch. */
-export async function fetchModel(storage: RegistryStorage, m: ModelManifest, tmpRoot: string, opts: FetchOptions, onProgress?: OnProgress): Promise<string> {
+export async function fetchModel(storage: RegistryStorage, m: ModelManifest, tmpRoot: string, opts: FetchOptions, onProgress?: OnProgress): Promise<Fetched> {
   let lastError: unknown;
   for (let attempt = 1; attempt <= opts.attempts; attempt++) {
     const folder = await mkdtemp(join(tmpRoot, `${m.hash.slice(0, 16)}-`));
     let done = 0;
+    const started = performance.now();
     try {
       await downloadOnce(storage, m, folder, opts.stallMs, (file, n) => {
         done += n;
         onProgress?.({ phase: 'download', bytesDone: done, bytesTotal: m.totalSize, file });
       });
-      return folder;
+      return { folder, ms: performance.now() - started };
     } catch (err) {
       lastError = err;
       await rm(folder, { recursive: true, force: true });
