@@ -11,6 +11,7 @@ import { ScheduleGate, type GateState } from './schedule-gate.js';
 import { Worker } from './worker.js';
 import { parseFaults, withStorageFaults } from './faults.js';
 import { createNodeMetrics, startNodeOpsServer } from './metrics.js';
+import { advertisedExecutionProvider } from './backends/onnx-capability.js';
 
 export interface RunningNode {
   nodeId: string;
@@ -75,6 +76,7 @@ export async function startNode(
   const worker = new Worker({
     nodeId,
     slots: config.NIGHTSHIFT_NODE_SLOTS,
+    vramMb: config.NIGHTSHIFT_NODE_VRAM_MB,
     backends,
     storage: withStorageFaults(storage, parseFaults(process.env.NIGHTSHIFT_FAULTS)),
     log,
@@ -97,6 +99,7 @@ export async function startNode(
       backends: [...backends.keys()],
       models: [...backends.values()].flatMap((b) => [...b.models]),
       slots: config.NIGHTSHIFT_NODE_SLOTS,
+      executionProvider: await advertisedExecutionProvider(backends, log),
     },
     token: config.NIGHTSHIFT_NODE_TOKEN,
     heldJobIds: () => worker.heldJobIds(),

@@ -165,6 +165,8 @@ export interface NodeCapabilities {
   backends?: string[];
   models?: string[];
   slots?: number;
+  /** The onnxruntime execution provider its onnx backend runs on ("cuda" or "cpu"); absent without one. */
+  executionProvider?: string;
 }
 
 /** One node of GET /api/nodes. */

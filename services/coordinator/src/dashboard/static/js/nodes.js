@@ -42,7 +42,8 @@ export function nodesPage() {
           h('th', { scope: 'row' }, n.name, h('span', { class: 'sub', text: n.id })),
           // An online node outside its hours (or with its GPU in use, or paused) says so: "sleeping until 23:00".
           h('td', {}, n.status === 'online' && n.sleeping ? h('span', { class: 'badge paused', text: n.sleeping.label, title: n.sleeping.until ? `until ${new Date(n.sleeping.until).toLocaleString()}` : n.sleeping.reason }) : h('span', { class: `badge ${n.status}`, text: n.status })),
-          h('td', { text: caps.gpuName || '—' }),
+          // Where its onnx backend really runs: "cuda", or "cpu" when the CUDA build is missing.
+          h('td', {}, caps.gpuName || '—', caps.executionProvider ? h('span', { class: 'sub', title: 'onnxruntime execution provider', text: `onnx on ${caps.executionProvider}` }) : null),
           h('td', { text: caps.vramMb ? `${(caps.vramMb / 1024).toFixed(1)} GB` : '—' }),
           h('td', { text: (caps.backends || []).join(', ') || '—' }),
           h('td', { text: (caps.models || []).join(', ') || '—' }),
