@@ -1,0 +1,56 @@
+/**
+ * node-postgres plumbing for the PostgreSQL engine: a pool whose BIGINT and
+ * NUMERIC values come back as numbers (times in ms and counts fit in 2^53,
+ * and rows must match SQLite's), and transactions retried on deadlock or
+ * serialization failure (PostgreSQL aborts one side; running it again is
+ * the documented answer).
+ */
+import pg from 'pg';
+
+const INT8 = 20;
+const NUMERIC = 1700;
+
+const numberTypes: pg.CustomTypesConfig = {
+  getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+    oid === INT8 || oid === NUMERIC ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format)) as pg.CustomTypesConfig['getTypeParser'],
+};
+
+export interface PoolOptions {
+  url: string;
+  /** Names this engine's sessions in pg_stat_activity (tests end them by it). */
+  applicationName: string;
+  max?: number;
+}
+
+export function createPool(opts: PoolOptions): pg.Pool {
+  const pool = new pg.Pool({ connectionString: opts.url, application_name: opts.applicationName, max: opts.max ?? 10, types: numberTypes });
+  // An idle client whose session ended (server restart, terminated backend) is dropped by the pool; the next query reconnects.
+  pool.on('error', () => {});
+  return pool;
+}
+
+export function createClient(opts: PoolOptions): pg.Client {
+  return new pg.Client({ connectionString: opts.url, application_name: opts.applicationName, types: numberTypes });
+}
+
+const RETRYABLE = new Set(['40P01', '40001']);
+
+/** Runs `work` in one transaction, again (up to 5 times) when PostgreSQL aborted it for a deadlock or serialization failure. */
+export async function inTransaction<T>(pool: pg.Pool, work: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    const client = await pool.connect();
+    let broken: Error | undefined;
+    try {
+      await client.query('BEGIN');
+      const result = await work(client);
+      await client.query('COMMIT');
+      return result;
+    } catch (err) {
+      await client.query('ROLLBACK').catch((e: unknown) => (broken = e instanceof Error ? e : new Error(String(e))));
+      const code = (err as { code?: unknown }).code;
+      if (attempt >= 5 || typeof code !== 'string' || !RETRYABLE.has(code)) throw err;
+    } finally {
+      client.release(broken);
+    }
+  }
+}

@@ -1,0 +1,187 @@
+/**
+ * The PostgreSQL engine's schema: the SQLite tables of db.ts that the job
+ * lifecycle uses, in PostgreSQL types (times are BIGINT ms, like SQLite's),
+ * migrated append-only like db.ts. Replicas starting together migrate once:
+ * each migration runs under a transaction-scoped advisory lock.
+ *
+ * Counters: statement-level triggers with transition tables keep
+ * `sweep_counts` equal to the jobs' states in the same transaction as every
+ * insert and state change. One upsert per (sweep, state) per statement (a
+ * 100,000-job cancel or insert batch is one row update, not 100,000), taken
+ * in (sweep, state) order so concurrent statements lock counter rows in one
+ * order and cannot deadlock on them.
+ */
+import type pg from 'pg';
+
+/** The advisory-lock namespace (first key) of this engine: migrations and duties. */
+export const LOCK_NAMESPACE = 0x4e534654; // "NSFT"
+export const MIGRATION_LOCK = 0;
+
+const MIGRATIONS = [
+  `
+  CREATE TABLE sweeps (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    spec_json TEXT NOT NULL,
+    status TEXT NOT NULL,
+    priority INTEGER NOT NULL DEFAULT 0,
+    backend TEXT NOT NULL,
+    total INTEGER NOT NULL,
+    created_at BIGINT NOT NULL,
+    finished_at BIGINT,
+    kind TEXT NOT NULL DEFAULT 'render',
+    model TEXT NOT NULL DEFAULT ''
+  );
+  CREATE INDEX sweeps_active ON sweeps (priority DESC, created_at, id) WHERE status IN ('queued', 'running');
+  CREATE TABLE jobs (
+    id TEXT PRIMARY KEY,
+    sweep_id TEXT NOT NULL REFERENCES sweeps(id),
+    idx INTEGER NOT NULL,
+    render_key TEXT NOT NULL,
+    prompt TEXT NOT NULL,
+    seed BIGINT NOT NULL,
+    params_json TEXT NOT NULL,
+    axes_json TEXT NOT NULL,
+    backend TEXT NOT NULL,
+    model TEXT NOT NULL,
+    state TEXT NOT NULL,            -- queued | leased | done | skipped | failed | cancelled
+    node_id TEXT,
+    lease_expires_at BIGINT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    not_before BIGINT NOT NULL DEFAULT 0,
+    error TEXT,
+    log_tail TEXT,
+    image_key TEXT,
+    thumb_key TEXT,
+    render_ms INTEGER,
+    started_at BIGINT,
+    finished_at BIGINT,
+    kind TEXT NOT NULL DEFAULT 'render',
+    source_key TEXT,
+    min_vram_mb INTEGER NOT NULL DEFAULT 0,
+    copy_node_id TEXT,
+    copy_lease_expires_at BIGINT,
+    result_model TEXT,
+    announced SMALLINT NOT NULL DEFAULT 0,
+    prev_node_id TEXT,
+    UNIQUE (sweep_id, idx)
+  );
+  -- The pick walks a sweep's queue in index order; the VRAM floor is one probe.
+  CREATE INDEX jobs_queued ON jobs (sweep_id, idx) WHERE state = 'queued';
+  CREATE INDEX jobs_vram ON jobs (sweep_id, min_vram_mb) WHERE state = 'queued';
+  CREATE INDEX jobs_leased ON jobs (lease_expires_at) WHERE state = 'leased';
+  CREATE INDEX jobs_holder ON jobs (node_id) WHERE state = 'leased';
+  CREATE INDEX jobs_render_key_finished ON jobs (render_key) WHERE state IN ('done', 'skipped');
+  CREATE INDEX jobs_sweep_finished ON jobs (sweep_id, finished_at) WHERE state IN ('done', 'skipped');
+  CREATE TABLE nodes (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    capabilities_json TEXT NOT NULL,
+    status TEXT NOT NULL,
+    last_seen BIGINT NOT NULL,
+    connected_at BIGINT NOT NULL,
+    jobs_done INTEGER NOT NULL DEFAULT 0
+  );
+  CREATE TABLE node_tokens (
+    node_id TEXT PRIMARY KEY,
+    token_fingerprint TEXT NOT NULL,
+    bound_at BIGINT NOT NULL
+  );
+  CREATE TABLE outbox (
+    id BIGSERIAL PRIMARY KEY,
+    subject TEXT NOT NULL,
+    msg_id TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    published_at BIGINT,
+    -- A replica publishing a row claims it until then; a lapsed claim (its replica died) is taken again.
+    claimed_until BIGINT
+  );
+  CREATE INDEX outbox_pending ON outbox (id) WHERE published_at IS NULL;
+  CREATE INDEX outbox_published ON outbox (published_at) WHERE published_at IS NOT NULL;
+  CREATE TABLE sweep_counts (
+    sweep_id TEXT NOT NULL,
+    state TEXT NOT NULL,
+    n INTEGER NOT NULL,
+    PRIMARY KEY (sweep_id, state)
+  );
+  CREATE TABLE job_exclusions (
+    job_id TEXT NOT NULL,
+    node_id TEXT NOT NULL,
+    PRIMARY KEY (job_id, node_id)
+  );
+  CREATE TABLE sweep_blocklist (
+    sweep_id TEXT NOT NULL,
+    node_id TEXT NOT NULL,
+    failures INTEGER NOT NULL DEFAULT 0,
+    blocked SMALLINT NOT NULL DEFAULT 0,
+    PRIMARY KEY (sweep_id, node_id)
+  );
+  CREATE TABLE results (
+    id BIGSERIAL PRIMARY KEY,
+    job_id TEXT NOT NULL,
+    node_id TEXT NOT NULL,
+    skipped SMALLINT NOT NULL,
+    accepted SMALLINT NOT NULL,
+    copy SMALLINT NOT NULL,
+    at BIGINT NOT NULL
+  );
+  CREATE INDEX results_job ON results (job_id);
+  CREATE INDEX results_at ON results (at);
+
+  CREATE FUNCTION jobs_count_inserts() RETURNS trigger LANGUAGE plpgsql AS $$
+  BEGIN
+    INSERT INTO sweep_counts AS c (sweep_id, state, n)
+      SELECT sweep_id, state, COUNT(*) FROM new_rows GROUP BY sweep_id, state ORDER BY sweep_id, state
+      ON CONFLICT (sweep_id, state) DO UPDATE SET n = c.n + excluded.n;
+    RETURN NULL;
+  END $$;
+  CREATE TRIGGER jobs_insert_counts AFTER INSERT ON jobs REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION jobs_count_inserts();
+
+  CREATE FUNCTION jobs_count_states() RETURNS trigger LANGUAGE plpgsql AS $$
+  BEGIN
+    INSERT INTO sweep_counts AS c (sweep_id, state, n)
+      SELECT sweep_id, state, SUM(d) FROM (
+          SELECT o.sweep_id, o.state, -1 AS d FROM old_rows o JOIN new_rows n ON n.id = o.id WHERE o.state <> n.state
+          UNION ALL
+          SELECT n.sweep_id, n.state, 1 AS d FROM old_rows o JOIN new_rows n ON n.id = o.id WHERE o.state <> n.state
+        ) delta
+       GROUP BY sweep_id, state HAVING SUM(d) <> 0
+       ORDER BY sweep_id, state
+      ON CONFLICT (sweep_id, state) DO UPDATE SET n = c.n + excluded.n;
+    -- A final job's exclusions go: they are kept only while it can still run.
+    DELETE FROM job_exclusions x USING new_rows n
+     WHERE x.job_id = n.id AND n.state IN ('done', 'skipped', 'failed', 'cancelled');
+    RETURN NULL;
+  END $$;
+  CREATE TRIGGER jobs_state_counts AFTER UPDATE ON jobs REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION jobs_count_states();
+  `,
+];
+
+/** Runs the migrations the database has not had yet, each in its own transaction, once across replicas. */
+export async function migratePostgres(client: pg.ClientBase): Promise<number> {
+  let applied = 0;
+  for (;;) {
+    await client.query('BEGIN');
+    try {
+      await client.query('SELECT pg_advisory_xact_lock($1, $2)', [LOCK_NAMESPACE, MIGRATION_LOCK]);
+      await client.query('CREATE TABLE IF NOT EXISTS nightshift_schema (version INTEGER NOT NULL)');
+      const { rows } = await client.query<{ version: number }>('SELECT version FROM nightshift_schema');
+      const version = rows[0]?.version ?? 0;
+      if (version >= MIGRATIONS.length) {
+        await client.query('COMMIT');
+        return applied;
+      }
+      await client.query(MIGRATIONS[version]!);
+      if (rows.length) await client.query('UPDATE nightshift_schema SET version = $1', [version + 1]);
+      else await client.query('INSERT INTO nightshift_schema (version) VALUES ($1)', [version + 1]);
+      await client.query('COMMIT');
+      applied++;
+    } catch (err) {
+      await client.query('ROLLBACK');
+      throw err;
+    }
+  }
+}
