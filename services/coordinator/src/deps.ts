@@ -42,7 +42,7 @@ export interface HttpDeps extends SweepDeps, DashboardDeps {
   config: SweepDeps['config'] & DashboardDeps['config'] & GuardConfig & WebhookRouteDeps['config'];
   log: SweepDeps['log'] & DashboardDeps['log'] & Pick<Logger, 'error'>;
   store: SweepDeps['store'] & DashboardDeps['store'] & WebhookRouteDeps['store'] & KeyRouteDeps['store'] & CallerStore & OwnedImageStore & WildcardOwnerStore & Pick<Store, 'listSweeps' | 'sweepCount' | 'blockedNodes' | 'listNodes' | 'leasedTo'>;
-  hub: SweepDeps['hub'] & Pick<NodeHub, 'connectedNodeIds'> & Partial<Pick<NodeHub, 'sleepOf' | 'setPaused'>>;
+  hub: SweepDeps['hub'] & Pick<NodeHub, 'connectedNodeIds'> & Partial<Pick<NodeHub, 'sleepOf' | 'setPaused' | 'models'>>;
   placement: Pick<Placement, 'explain'>;
   live: Pick<Live, 'subscribe' | 'onClose'>;
   /** The bucket's client, when there is one, holds the wildcard lists (wildcards-store.ts). */

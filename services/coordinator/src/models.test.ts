@@ -54,3 +54,13 @@ test('without a bucket the routes say so', async () => {
   const app = modelsRoute({ storage: { get: () => Promise.resolve(Buffer.alloc(0)) }, store: { listNodes: () => [] } });
   assert.equal((await app.request('/')).status, 503);
 });
+
+test('a model pulled into connected nodes\' caches lists them in nodes', async () => {
+  const dir = join(tmp.dir, 'pulled');
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'model.onnx'), 'pulled weights');
+  const { manifest } = await addModel(storage, 'pulled', 'diffusion', dir);
+  const app = modelsRoute({ storage, store: { listNodes: () => [node('n1', ['pulled'])] }, hub: { models: { holders: (h) => (h === manifest.hash ? ['n7', 'n1'] : []) } } });
+  const one = (await (await app.request('/pulled')).json()) as ModelView;
+  assert.deepEqual(one.nodes, ['n1', 'n7']);
+});

@@ -11,6 +11,7 @@ import { Hono } from 'hono';
 import type { Storage } from '@nightshift/common';
 import { listModels, removeModel, resolveModel, type ModelManifest, type RegistryStorage } from '@nightshift/registry';
 import type { Store } from './store.js';
+import type { NodeModels } from './node-models.js';
 
 export interface ModelsDeps {
   /** The whole Storage in the running coordinator; handler tests may give less, and then the routes answer 503. */
@@ -18,6 +19,8 @@ export interface ModelsDeps {
   store: Pick<Store, 'listNodes'>;
   /** Why a model may not be removed now (queued jobs need it), or undefined. Absent: nothing is checked. */
   modelInUse?: (hash: string) => string | undefined;
+  /** Connected nodes' model caches (what they pulled from the registry); absent in handler tests that need none. */
+  hub?: { models?: Pick<NodeModels, 'holders'> | undefined };
 }
 
 export interface ModelView {
@@ -27,30 +30,31 @@ export interface ModelView {
   size: number;
   files: ModelManifest['files'];
   addedAt: string;
-  /** Ids of the nodes that advertise it (by hash or name in their capabilities' `models`). */
+  /** Ids of the nodes holding it: in their model cache (connected nodes), or advertised by hash or name in their capabilities' `models`. */
   nodes: string[];
 }
 
 const hasBucket = (s: ModelsDeps['storage']): s is RegistryStorage => 'client' in s && 'bucket' in s;
 
-function holders(store: ModelsDeps['store'], names: string[]): string[] {
-  return store
+function holders(deps: ModelsDeps, hash: string, names: string[]): string[] {
+  const advertised = deps.store
     .listNodes()
     .filter((n) => {
       const caps = JSON.parse(n.capabilities_json) as { models?: unknown };
       return Array.isArray(caps.models) && caps.models.some((m) => typeof m === 'string' && names.includes(m));
     })
     .map((n) => n.id);
+  return [...new Set([...(deps.hub?.models?.holders(hash) ?? []), ...advertised])].sort();
 }
 
-const view = (store: ModelsDeps['store'], name: string, m: ModelManifest): ModelView => ({
+const view = (deps: ModelsDeps, name: string, m: ModelManifest): ModelView => ({
   name,
   hash: m.hash,
   kind: m.kind,
   size: m.totalSize,
   files: m.files,
   addedAt: m.addedAt,
-  nodes: holders(store, [m.hash, name]),
+  nodes: holders(deps, m.hash, [m.hash, name]),
 });
 
 const refError = (err: unknown) => ({ error: err instanceof Error ? err.message : String(err) });
@@ -63,7 +67,7 @@ export function modelsRoute(deps: ModelsDeps): Hono {
     return app;
   }
 
-  app.get('/', async (c) => c.json({ models: (await listModels(storage)).map((m) => view(deps.store, m.name, m.manifest)) }));
+  app.get('/', async (c) => c.json({ models: (await listModels(storage)).map((m) => view(deps, m.name, m.manifest)) }));
 
   app.get('/:ref', async (c) => {
     const ref = c.req.param('ref');
@@ -74,7 +78,7 @@ export function modelsRoute(deps: ModelsDeps): Hono {
       return c.json(refError(err), 400);
     }
     if (!m) return c.json({ error: `no model ${ref}` }, 404);
-    return c.json(view(deps.store, /^[0-9a-f]{64}$/.test(ref) ? m.name : ref, m));
+    return c.json(view(deps, /^[0-9a-f]{64}$/.test(ref) ? m.name : ref, m));
   });
 
   app.delete('/:name', async (c) => {
