@@ -1,7 +1,8 @@
 /**
  * `nightshift`: the command line for a Nightshift farm. Commands talk to the
  * coordinator's HTTP API (--url, default $NIGHTSHIFT_URL or
- * http://127.0.0.1:8080) with --token / $NIGHTSHIFT_API_TOKEN; `up` and
+ * http://127.0.0.1:8080) with --token / $NIGHTSHIFT_API_TOKEN (or a named key as
+ * $NIGHTSHIFT_API_KEY); `up` and
  * `node start` run the farm's own processes. Each command group registers
  * itself from commands/; this file assembles them and maps errors to exit codes.
  */
@@ -12,6 +13,7 @@ import { registerAlbum } from './commands/album.js';
 import { registerBest } from './commands/best.js';
 import { registerControl } from './commands/control.js';
 import { registerImages } from './commands/images.js';
+import { registerKeys } from './commands/keys.js';
 import { registerModels } from './commands/models.js';
 import { registerNodeStart } from './commands/node-start.js';
 import { registerNodes } from './commands/nodes.js';
@@ -30,7 +32,7 @@ export function buildProgram(io: Io): Command {
   const program = new Command('nightshift')
     .description('Submit, watch and search Nightshift render sweeps; run a local farm or a gpu-node.')
     .addOption(new Option('--url <url>', 'coordinator HTTP address').env('NIGHTSHIFT_URL').default(DEFAULT_URL))
-    .addOption(new Option('--token <token>', 'API token, when the coordinator has NIGHTSHIFT_API_TOKEN set').env('NIGHTSHIFT_API_TOKEN'))
+    .addOption(new Option('--token <token>', "API token or named key (`nightshift keys add`); also $NIGHTSHIFT_API_KEY").env('NIGHTSHIFT_API_TOKEN'))
     .option('--json', 'print JSON instead of text (for scripts)')
     .showHelpAfterError('(run with --help for usage)')
     .configureHelp({ showGlobalOptions: true })
@@ -51,7 +53,7 @@ Exit codes: 0 ok, 1 failed (or the sweep failed), 2 bad input, 3 coordinator unr
 
   // The order here is the order `--help` lists the commands in.
   const ctx = commandContext(io);
-  for (const register of [registerUp, registerSubmit, registerRemix, registerStatus, registerImages, registerBest, registerAlbum, registerUpscale, registerWildcards, registerModels, registerNodes, registerControl, registerNodeStart]) {
+  for (const register of [registerUp, registerSubmit, registerRemix, registerStatus, registerImages, registerBest, registerAlbum, registerUpscale, registerWildcards, registerModels, registerNodes, registerControl, registerKeys, registerNodeStart]) {
     register(program, ctx);
   }
   return program;

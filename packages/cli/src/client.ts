@@ -85,7 +85,7 @@ export class Client {
   private refused(): CliError {
     return new CliError(
       `the coordinator at ${this.base} refused the request (HTTP 401): ${this.token ? 'the API token was not accepted' : 'it needs an API token'}.\n` +
-        '  Pass --token or set NIGHTSHIFT_API_TOKEN to the coordinator\'s token.',
+        '  Pass --token or set NIGHTSHIFT_API_TOKEN to the coordinator\'s token, or NIGHTSHIFT_API_KEY to your key (`nightshift keys add`); a revoked key is refused.',
       EXIT.auth,
     );
   }

@@ -33,7 +33,8 @@ export function commandContext(io: Io): CommandContext {
     globals,
     client: (cmd) => {
       const g = globals(cmd);
-      return new Client(g.url, g.token || undefined);
+      // --token (or $NIGHTSHIFT_API_TOKEN) first, then a named key from $NIGHTSHIFT_API_KEY.
+      return new Client(g.url, g.token || io.env.NIGHTSHIFT_API_KEY || undefined);
     },
   };
 }
