@@ -208,3 +208,30 @@ test('a full check asked for while a cheap one is under way gets its own full ch
   assert.equal(cheap, full);
   assert.deepEqual(events, ['downloaded', 'corrupt', 'downloaded'], 'the full check found the flip the cheap one could not');
 });
+
+test('a manifest read that fails is tried again with the download attempts; a missing one is final at once', async () => {
+  const m = models[1]!;
+  const client = b.storage.client;
+  const get = client.getObject.bind(client);
+  let manifestReads = 0;
+  // The first two manifest reads meet a refused connection (the request never reaches the server).
+  client.getObject = (async (bucket: string, key: string) => {
+    if (key.endsWith('/manifest.json') && ++manifestReads <= 2) throw Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), { code: 'ECONNREFUSED' });
+    return get(bucket, key);
+  }) as typeof client.getObject;
+  try {
+    const cache = new ModelCache(cacheDir('manifest-retry'), 10 * SIZE, { attempts: 3, retryDelayMs: 10 });
+    const path = await cache.ensure(m.hash, b.storage);
+    assert.equal(manifestReads, 3);
+    assert.ok(existsSync(join(path, 'weights.bin')));
+    manifestReads = 0;
+    const short = new ModelCache(cacheDir('manifest-retry-2'), 10 * SIZE, { attempts: 2, retryDelayMs: 10 });
+    await assert.rejects(short.ensure(m.hash, b.storage), /manifest of model .* after 2 tries: connect ECONNREFUSED/);
+    manifestReads = 10;
+    const before = manifestReads;
+    await assert.rejects(short.ensure('e'.repeat(64), b.storage), /not in the registry/);
+    assert.equal(manifestReads, before + 1, 'a manifest that is not there is not asked for again');
+  } finally {
+    client.getObject = get;
+  }
+});

@@ -19,7 +19,7 @@
  * - For nodes to advertise: `downloads()` in progress (bytes done/total) and
  *   `downloadBytesPerSecond()`, measured over the last few downloads.
  */
-import { assertModelHash } from '@nightshift/common';
+import { assertModelHash, sleep } from '@nightshift/common';
 import type { RegistryStorage } from './bucket.js';
 import { CacheDisk, type CachedModel } from './cache-disk.js';
 import { readManifest } from './catalog.js';
@@ -252,12 +252,19 @@ export class ModelCache {
     return this.disk.modelDir(hash);
   }
 
+  /** The manifest from the bucket; an unreachable bucket is tried again like a download (attempts, doubling delay), a missing manifest is final. */
   private async manifestOf(hash: string, storage: RegistryStorage): Promise<ModelManifest> {
     let manifest: ModelManifest | undefined;
-    try {
-      manifest = await readManifest(storage, hash);
-    } catch (err) {
-      throw new ModelFetchError(hash, `cannot read the manifest of model ${hash.slice(0, 12)} from the bucket: ${err instanceof Error ? err.message : String(err)}`);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        manifest = await readManifest(storage, hash);
+        break;
+      } catch (err) {
+        if (attempt >= this.fetchOpts.attempts) {
+          throw new ModelFetchError(hash, `cannot read the manifest of model ${hash.slice(0, 12)} from the bucket after ${attempt} tries: ${err instanceof Error ? err.message : String(err)}`);
+        }
+        await sleep(this.fetchOpts.retryDelayMs * 2 ** (attempt - 1));
+      }
     }
     if (!manifest) throw new ModelFetchError(hash, `model ${hash.slice(0, 12)} is not in the registry (no models/${hash}/manifest.json)`);
     return manifest;
