@@ -180,6 +180,19 @@ export interface FarmNode {
   currentJobs: string[];
   /** Online but taking no work (its schedule, its GPU in use, a pause by hand); null when it works. */
   sleeping?: { reason: string; until: string | null; untilLocal: string; label: string } | null;
+  /** Its registry model cache as last reported (null: none reported). */
+  models?: NodeModelCache | null;
+}
+
+/** A node's registry model cache (GET /api/nodes `models`). */
+export interface NodeModelCache {
+  /** Content hashes downloaded and verified. */
+  cached: string[];
+  /** The hash loaded now; '' when none. */
+  loaded: string;
+  downloads: { hash: string; name: string; bytesDone: number; bytesTotal: number }[];
+  /** Measured download rate; 0 until measured. */
+  bytesPerS: number;
 }
 
 /** Server-Sent Events of GET /api/events, by event name. */

@@ -6,6 +6,25 @@ import { openEvents } from './events.js';
 import { fmtAgo } from './format.js';
 
 /** @typedef {import('./api-types.js').FarmNode} FarmNode */
+/** @typedef {import('./api-types.js').NodeModelCache} NodeModelCache */
+
+const MB = 1024 * 1024;
+
+/**
+ * The models cell: names the node was configured with, then what its registry
+ * cache holds (short hashes; ● loaded) and any download with its progress.
+ * @param {string[]} names @param {NodeModelCache | null | undefined} cache
+ */
+function modelsCell(names, cache) {
+  const short = (/** @type {string} */ hash) => hash.slice(0, 12);
+  const cached = (cache?.cached ?? []).map((hash) => h('span', { class: 'sub', title: hash, text: `${hash === cache?.loaded ? '● ' : ''}${short(hash)}${hash === cache?.loaded ? ' (loaded)' : ' (cached)'}` }));
+  const downloads = (cache?.downloads ?? []).map((d) => {
+    const pct = d.bytesTotal ? Math.floor((d.bytesDone / d.bytesTotal) * 100) : 0;
+    return h('span', { class: 'sub', title: d.hash, text: `↓ ${d.name || short(d.hash)} ${pct}% (${(d.bytesDone / MB).toFixed(1)}/${(d.bytesTotal / MB).toFixed(1)} MB)` });
+  });
+  if (!names.length && !cached.length && !downloads.length) return h('td', { text: '—' });
+  return h('td', {}, names.join(', '), ...cached, ...downloads);
+}
 
 export function nodesPage() {
   const tbody = $('#nodes-body');
@@ -46,7 +65,7 @@ export function nodesPage() {
           h('td', {}, caps.gpuName || '—', caps.executionProvider ? h('span', { class: 'sub', title: 'onnxruntime execution provider', text: `onnx on ${caps.executionProvider}` }) : null),
           h('td', { text: caps.vramMb ? `${(caps.vramMb / 1024).toFixed(1)} GB` : '—' }),
           h('td', { text: (caps.backends || []).join(', ') || '—' }),
-          h('td', { text: (caps.models || []).join(', ') || '—' }),
+          modelsCell(caps.models || [], n.models),
           h('td', { text: String(caps.slots ?? '—') }),
           h('td', {}, jobs.length ? jobs.slice(0, 3).map((jid, i) => [i ? ', ' : '', h('a', { href: `/ui/sweeps/${enc(jid.replace(/-\d+$/, ''))}`, text: jid })]) : '—', jobs.length > 3 ? ` +${jobs.length - 3}` : ''),
           h('td', { text: String(n.jobsDone ?? 0) }),
