@@ -151,12 +151,17 @@ export interface SearchPage {
   results: SearchResult[];
 }
 
-/** GET /api/sweeps/:id/best and GET /api/best (the indexer's taste model, proxied); 409 below 10 favorites. */
-export interface BestPage {
-  results: (GalleryImage & { score: number; favorite: boolean; url: string; sweepId: string })[];
-  scoredBy: 'taste';
-  model: { positives: number; negatives: number; cvAuc: number | null };
-}
+/** One image of a BestPage; `aesthetic`: the aesthetic head's score beside the taste model's, when a head is configured. */
+export type BestResult = GalleryImage & { score: number; favorite: boolean; url: string; sweepId: string; aesthetic?: number };
+
+/**
+ * GET /api/sweeps/:id/best and GET /api/best (the indexer's, proxied): ranked
+ * by the taste model, or below 10 favorites by the aesthetic head when one is
+ * configured; with neither, 409.
+ */
+export type BestPage =
+  | { results: BestResult[]; scoredBy: 'taste'; model: { positives: number; negatives: number; cvAuc: number | null } }
+  | { results: BestResult[]; scoredBy: 'aesthetic'; aesthetic: { head: string }; taste: { favorites: number; needed: number } };
 
 /** The capabilities a gpu-node registered with (all optional: older nodes send fewer). */
 export interface NodeCapabilities {

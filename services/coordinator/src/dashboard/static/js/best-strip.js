@@ -21,8 +21,13 @@ export async function loadBestStrip(/** @type {string} */ id) {
       strip.replaceChildren();
       return;
     }
-    const m = page.model;
-    note.textContent = `Learned from ${m.positives} favorites${m.cvAuc === null ? '' : ` (cross-validated AUC ${m.cvAuc.toFixed(2)})`}; score = the chance you would star it.`;
+    if (page.scoredBy === 'taste') {
+      const m = page.model;
+      note.textContent = `Learned from ${m.positives} favorites${m.cvAuc === null ? '' : ` (cross-validated AUC ${m.cvAuc.toFixed(2)})`}; score = the chance you would star it.`;
+    } else {
+      const more = page.taste.needed - page.taste.favorites;
+      note.textContent = `Scored by the aesthetic head (${page.aesthetic.head}) until you star ${more} more image${more === 1 ? '' : 's'}.`;
+    }
     strip.replaceChildren(
       ...page.results.map((r) =>
         h(

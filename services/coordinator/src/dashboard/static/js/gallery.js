@@ -1,7 +1,8 @@
 // @ts-check
 // Page: the gallery — every rendered image a page at a time, text search and
 // "more like this" (the indexer's), favorites, and "Likely favorites" (the
-// indexer's taste model; a text or image search takes precedence).
+// indexer's taste model, or its aesthetic head while there are too few
+// favorites; a text or image search takes precedence).
 import { bestOfSweep, bestOverall, galleryPage as fetchGalleryPage, listSweeps, search, setFavorite } from './api.js';
 import { $, closest, h, messageOf, showMsg, toast } from './dom.js';
 import { openImage, setFavButton } from './image-dialog.js';
@@ -58,6 +59,9 @@ export function galleryPage() {
     return `/ui/gallery${s ? `?${s}` : ''}`;
   };
 
+  /** What a card's score means: similarity for a search, else set by the ranking that scored it. */
+  let scoreTitle = 'similarity';
+
   /** @param {GalleryImage & { score?: number }} it */
   function card(it) {
     items.set(it.renderKey, it);
@@ -72,7 +76,7 @@ export function galleryPage() {
         { class: 'bar2' },
         h('button', { type: 'button', class: 'fav', 'aria-pressed': String(fav), 'aria-label': 'Favorite', title: it.favorite === null ? 'Favorite (state unknown: the indexer did not answer)' : 'Favorite' }, fav ? '★' : '☆'),
         h('a', { class: 'like', href: urlWith({ like: it.renderKey, page: null }), text: 'More like this' }),
-        typeof it.score === 'number' ? h('span', { class: 'score', title: likely && !q && !like ? 'chance you would star it (taste model)' : 'similarity', text: it.score.toFixed(3) }) : '',
+        typeof it.score === 'number' ? h('span', { class: 'score', title: scoreTitle, text: it.score.toFixed(3) }) : '',
       ),
     );
   }
@@ -109,7 +113,8 @@ export function galleryPage() {
         const data = sweepFilter ? await bestOfSweep(sweepFilter, k) : await bestOverall(k);
         const ranked = favOnly ? data.results.filter((r) => r.favorite) : data.results;
         list = ranked.slice((page - 1) * PAGE_SIZE, page * PAGE_SIZE);
-        showMsg(status, list.length ? `Likely favorites: learned from your ${data.model.positives} favorites, most likely first.` : 'No images yet.');
+        showMsg(status, !list.length ? 'No images yet.' : data.scoredBy === 'taste' ? `Likely favorites: learned from your ${data.model.positives} favorites, most likely first.` : `Likely favorites by the aesthetic head (${data.aesthetic.head}) until you star ${data.taste.needed - data.taste.favorites} more; best first.`);
+        scoreTitle = data.scoredBy === 'taste' ? 'chance you would star it (taste model)' : 'aesthetic score (aesthetic head)';
         pager(data.results.length === k && k < BEST_MAX, null);
       } else {
         const sp = new URLSearchParams({ offset: String((page - 1) * PAGE_SIZE), limit: String(PAGE_SIZE) });
