@@ -1,0 +1,134 @@
+/**
+ * `nightshift album` end to end: a real farm (one gpu-node that renders and
+ * upscales, behind an API token), the CLI writing an album folder and a .zip
+ * of a sweep, then the folder opened from file:// in headless Chromium with
+ * no server involved: every thumbnail loads, every "Full image" and
+ * "Upscaled ×4" link opens an image, and a hostile prompt stays text.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { Writable } from 'node:stream';
+import AdmZip from 'adm-zip';
+import type { Browser } from 'playwright-core';
+import { main } from '@nightshift/cli';
+import { ensureTinyUpscaler } from '@nightshift/models';
+import { startFarm, tempDir, waitFor, waitForNodes, type Farm } from '@nightshift/devfarm';
+import { browserMissing, launch, screenshot, watchPage } from './chromium.js';
+
+/** The page's globals as these checks use them (the tests compile without the DOM library). */
+interface PageImage {
+  complete: boolean;
+  naturalWidth: number;
+}
+declare const document: { images: PageImage[] & Iterable<PageImage>; querySelectorAll(sel: string): Iterable<{ href: string }> };
+
+const skip = browserMissing();
+const TOKEN = 'album-test-token';
+const auth = { authorization: `Bearer ${TOKEN}` };
+const HOSTILE = 'a red circle <img src=x onerror="document.title=\'pwned\'"> & "quotes"';
+
+describe('nightshift album, opened from file:// in headless Chromium', { skip, timeout: 300_000 }, () => {
+  let farm: Farm;
+  let tmp: ReturnType<typeof tempDir>;
+  let browser: Browser;
+  let sweepId = '';
+  let images: { key: string; renderKey: string; prompt: string }[] = [];
+
+  const api = async <T>(path: string, body?: unknown): Promise<T> => {
+    const res = await fetch(`${farm.apiUrl}${path}`, body === undefined ? { headers: auth } : { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    assert.ok(res.ok, `${path}: ${res.status} ${await res.clone().text()}`);
+    return (await res.json()) as T;
+  };
+  const finished = (id: string) => waitFor(`sweep ${id} done`, async () => (await api<{ status: string }>(`/api/sweeps/${id}`)).status === 'done', 120_000, 200);
+  const cli = async (...args: string[]) => {
+    let out = '';
+    const sink = new Writable({ write: (chunk: Buffer, _e, done) => ((out += chunk.toString()), done()) });
+    const code = await main(['node', 'nightshift', '--url', farm.apiUrl, '--token', TOKEN, ...args], { out: sink, err: sink, env: {} });
+    return { code, out };
+  };
+
+  before(async () => {
+    tmp = tempDir();
+    const model = await ensureTinyUpscaler(join(tmp.dir, 'models'));
+    const config = join(tmp.dir, 'node.yaml');
+    writeFileSync(config, `upscale:\n  model: ${model}\n  tileSize: 32\n  overlap: 8\n`);
+    farm = await startFarm({ dir: tmp.dir, nodes: 1, env: { NIGHTSHIFT_API_TOKEN: TOKEN, NIGHTSHIFT_NODE_TOKEN: 'album-node-token' }, nodeEnv: (): Record<string, string> => ({ NIGHTSHIFT_NODE_CONFIG: config }) });
+    await waitForNodes(farm.apiUrl, 1, auth);
+    sweepId = (await api<{ id: string }>('/api/sweeps', { name: 'album night', prompts: [HOSTILE, 'a blue square'], seeds: { count: 2 }, params: { width: 64, height: 64, steps: 2 } })).id;
+    await finished(sweepId);
+    images = (await api<{ images: typeof images }>(`/api/sweeps/${sweepId}/images`)).images;
+    assert.equal(images.length, 4);
+    // One image upscaled, so the album has an "Upscaled ×4" link.
+    await finished((await api<{ id: string }>('/api/upscale', { keys: [images[0]!.key] })).id);
+    browser = await launch();
+  });
+
+  after(async () => {
+    await browser?.close();
+    await farm?.stop();
+    tmp?.cleanup();
+  });
+
+  test('the folder opens from file:// with every image loading', async () => {
+    const out = join(tmp.dir, 'album');
+    const run = await cli('album', sweepId, out);
+    assert.equal(run.code, 0, run.out);
+    assert.match(run.out, /album "album night": 4 image\(s\), 1 upscaled/);
+    assert.deepEqual(readdirSync(out).sort(), ['album.json', 'images', 'index.html', 'thumbs', 'upscaled']);
+    assert.equal(readdirSync(join(out, 'upscaled')).length, 1);
+
+    const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
+    const { problems } = watchPage(page);
+    const requests: string[] = [];
+    page.on('request', (r) => requests.push(r.url()));
+    await page.goto(pathToFileURL(join(out, 'index.html')).href);
+    // Every <img> finished and decoded: naturalWidth is 0 for a broken or missing one.
+    await page.waitForFunction(() => [...document.images].every((i) => i.complete));
+    const widths = await page.evaluate(() => [...document.images].map((i) => i.naturalWidth));
+    assert.equal(widths.length, 4, 'one thumbnail per image, nothing injected by the prompt');
+    assert.ok(widths.every((w) => w > 0), `widths ${widths.join(', ')}`);
+    assert.ok(requests.every((u) => u.startsWith('file://')), `only files were asked for: ${requests.filter((u) => !u.startsWith('file://')).join(', ')}`);
+    assert.notEqual(await page.title(), 'pwned');
+    const prompts = await page.locator('.prompt').allInnerTexts();
+    assert.deepEqual(prompts.sort(), images.map((i) => i.prompt).sort(), 'prompts shown as text, exactly');
+    assert.ok((await page.locator('figcaption').first().innerText()).includes('steps'), 'settings shown');
+    await screenshot(page, 'album-file');
+
+    // Every full and upscaled link opens an image from the folder.
+    const links = await page.evaluate(() => [...document.querySelectorAll('a.full, a.upscaled')].map((a) => a.href));
+    assert.equal(links.length, 4 + 1);
+    for (const href of links) {
+      await page.goto(href);
+      const w = await page.evaluate(() => (document.images[0] ? document.images[0].naturalWidth : 0));
+      assert.ok(w > 0, `${href} shows an image`);
+    }
+    const upscaled = links.find((l) => l.includes('/upscaled/'))!;
+    await page.goto(upscaled);
+    assert.equal(await page.evaluate(() => document.images[0]!.naturalWidth), 64 * 4);
+    assert.deepEqual(problems, []);
+    await page.close();
+  });
+
+  test('--zip holds the same album as the folder', async () => {
+    const run = await cli('album', sweepId, join(tmp.dir, 'night'), '--zip');
+    assert.equal(run.code, 0, run.out);
+    const zip = new AdmZip(join(tmp.dir, 'night.zip'));
+    const names = zip.getEntries().map((e) => e.entryName).sort();
+    const folder = join(tmp.dir, 'album');
+    const expected = ['album.json', 'index.html', ...['images', 'thumbs', 'upscaled'].flatMap((d) => readdirSync(join(folder, d)).map((f) => `${d}/${f}`))].sort();
+    assert.deepEqual(names, expected);
+    for (const name of expected.filter((n) => n !== 'album.json' && n !== 'index.html')) assert.ok(zip.readFile(name)!.equals(readFileSync(join(folder, name))), name);
+  });
+
+  test('refuses a folder that is not empty, and an album of nothing', async () => {
+    const again = await cli('album', sweepId, join(tmp.dir, 'album'));
+    assert.equal(again.code, 2);
+    assert.match(again.out, /already exists and is not empty/);
+    const none = await cli('album', 'sw_missing', join(tmp.dir, 'none'));
+    assert.equal(none.code, 1);
+    assert.match(none.out, /no such sweep: sw_missing/);
+  });
+});
