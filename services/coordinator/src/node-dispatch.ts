@@ -9,6 +9,7 @@ import type { Scheduler } from './scheduler.js';
 import type { NodeCaps, Placement } from './placement.js';
 import type { NodeSleep } from './node-sleep.js';
 import { assignment, type ResponseInit } from './node-messages.js';
+import { NodeBatches } from './dispatch-batch.js';
 
 /** What dispatch reads of a session. */
 export interface DispatchTarget {
@@ -31,6 +32,9 @@ export interface DispatchDeps<T extends DispatchTarget> {
 }
 
 export class NodeDispatch<T extends DispatchTarget> {
+  /** params.batch: a node's prefetch holds whole batches (dispatch-batch.ts). */
+  private readonly batches = new NodeBatches();
+
   constructor(private readonly deps: DispatchDeps<T>) {}
 
   /** Fills each target that takes work; call inside a transaction. */
@@ -39,16 +43,15 @@ export class NodeDispatch<T extends DispatchTarget> {
     for (const s of targets) {
       if (s.sleep) continue;
       const held = store.heldCount(s.nodeId);
-      let free = s.slots * opts.prefetchPerSlot - held;
       let leased = 0;
-      while (free > 0) {
+      while (held + leased < s.slots * opts.prefetchPerSlot * this.batches.of(s.nodeId)) {
         const id = scheduler.pick(s.nodeId, s.caps, now);
         const job = id ? store.lease([id], s.nodeId, opts.leaseMs)[0] : undefined;
         if (!job) break;
+        this.batches.leased(s.nodeId, job.params_json, s.caps.vramMb);
         this.deps.leased(1);
         this.deps.send(s, assignment(job));
         leased++;
-        free--;
       }
       if (held === 0 && leased === 0) this.straggler(s, now);
     }
