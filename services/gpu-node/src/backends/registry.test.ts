@@ -62,3 +62,9 @@ describe('node config', () => {
     assert.throws(() => loadNodeConfig(path.join(dir, 'missing.yaml')), /cannot read node config/);
   });
 });
+
+test('onnx.maxLoadedModels: default 2, at least 1', () => {
+  assert.equal(parseNodeConfig({ onnx: {} }).onnx?.maxLoadedModels, 2);
+  assert.equal(parseNodeConfig({ onnx: { maxLoadedModels: 5 } }).onnx?.maxLoadedModels, 5);
+  assert.throws(() => parseNodeConfig({ onnx: { maxLoadedModels: 0 } }), /onnx\.maxLoadedModels/);
+});

@@ -6,7 +6,7 @@
  *   exec: { tmpDir, logLines }  # optional settings for the exec backend
  *   generators: [ … ]           # exec generators (GeneratorSchema); any ⇒ backend "exec"
  *   upscale: { model, … }       # the upscale backend; no model ⇒ jobs fail with a clear error
- *   onnx: { models: { NAME: FOLDER }, threads, executionProviders }
+ *   onnx: { models: { NAME: FOLDER }, threads, executionProviders, maxLoadedModels }
  *                               # Stable Diffusion over onnxruntime (diffusers ONNX exports);
  *                               # the built-in nightshift-tiny-sd is always there
  *   schedule: [ "mon-fri 23:00-07:30", "sat,sun all" ]
@@ -52,6 +52,8 @@ const OnnxSchema = z.strictObject({
   previewMaxSide: z.number().int().min(16).max(2048).default(128),
   /** Least time between preview frames of one render (0: one per step). */
   previewIntervalMs: z.number().int().min(0).max(60_000).default(250),
+  /** Model folders kept loaded between jobs; the least recently used one no render holds is released first. */
+  maxLoadedModels: z.number().int().min(1).max(64).default(2),
 });
 
 /** One window or a list of them; each checked here so a bad one names its field. */
@@ -166,7 +168,7 @@ export function buildBackends(config: NodeConfig, childGroups?: ChildGroups, dat
   }
   if (config.onnx) {
     const o = config.onnx;
-    add(new OnnxBackend({ models: o.models, dataDir, threads: o.threads, executionProviders: o.executionProviders, previewMaxSide: o.previewMaxSide, previewIntervalMs: o.previewIntervalMs }));
+    add(new OnnxBackend({ models: o.models, dataDir, threads: o.threads, executionProviders: o.executionProviders, previewMaxSide: o.previewMaxSide, previewIntervalMs: o.previewIntervalMs, maxLoadedModels: o.maxLoadedModels }));
   }
   if (out.size === 0) throw new Error('node config enables no backend (procedural is off, no generators, no upscale, no onnx)');
   return out;
