@@ -1,4 +1,4 @@
-/** `nightshift best` against a stand-in coordinator: the request it makes, the table, and the 409's message. */
+/** `nightshift best` against a stand-in coordinator: the request it makes, the table (taste or aesthetic), and the 409's message. */
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -15,6 +15,17 @@ before(async () => {
   server = createServer((req, res) => {
     seen.push(req.url ?? '');
     res.setHeader('content-type', 'application/json');
+    if (req.url?.startsWith('/api/sweeps/pretty/best')) {
+      res.end(
+        JSON.stringify({
+          results: [{ key: 'images/cc.png', renderKey: 'cc', score: 6.25, favorite: false, url: '/files/images/cc.png' }],
+          scoredBy: 'aesthetic',
+          aesthetic: { head: 'sac-logos-ava1-l14@0123456789ab', scored: 1, unscored: 0 },
+          taste: { error: 'too few favorites to learn from: 3 of the 10 needed (star more images)', favorites: 3, needed: 10 },
+        }),
+      );
+      return;
+    }
     if (req.url?.startsWith('/api/sweeps/few/best')) {
       res.statusCode = 409;
       res.end(JSON.stringify({ error: 'too few favorites to learn from: 3 of the 10 needed (star more images)', favorites: 3, needed: 10 }));
@@ -68,6 +79,13 @@ test('too few favorites: the server says so and the exit code is 1', async () =>
   const r = await run('best', 'few');
   assert.equal(r.code, EXIT.failed);
   assert.match(r.err, /too few favorites to learn from: 3 of the 10/);
+});
+
+test('too few favorites with an aesthetic head: the head\'s ranking, said to be the head\'s', async () => {
+  const r = await run('best', 'pretty');
+  assert.equal(r.code, EXIT.ok);
+  assert.match(r.out, /scored by the aesthetic head sac-logos-ava1-l14@0123456789ab: 3 of the 10 favorites a taste model needs/);
+  assert.match(r.out, /6\.250 +images\/cc\.png/);
 });
 
 test('a bad --k is a usage error', async () => {
