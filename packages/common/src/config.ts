@@ -97,6 +97,8 @@ const ConfigSchema = z.object({
   NIGHTSHIFT_WEBHOOK_ALLOW: z.string().default('').transform(list),
   /** Finished webhook deliveries and their attempts are kept this many days. */
   NIGHTSHIFT_WEBHOOK_RETENTION_DAYS: z.coerce.number().min(0).default(7),
+  /** What one kWh costs, in no particular currency, for a sweep's cost figures; unset: energy is shown, no cost. */
+  NIGHTSHIFT_ENERGY_PRICE: z.coerce.number().min(0).max(1_000_000).optional(),
 });
 
 export type Config = z.output<typeof ConfigSchema>;

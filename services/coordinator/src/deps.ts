@@ -39,7 +39,7 @@ export interface GrpcDeps extends SweepDeps {
 
 /** The HTTP API (http.ts), dashboard included. */
 export interface HttpDeps extends SweepDeps, DashboardDeps {
-  config: SweepDeps['config'] & DashboardDeps['config'] & GuardConfig & WebhookRouteDeps['config'];
+  config: SweepDeps['config'] & DashboardDeps['config'] & GuardConfig & WebhookRouteDeps['config'] & Pick<Config, 'NIGHTSHIFT_ENERGY_PRICE'>;
   log: SweepDeps['log'] & DashboardDeps['log'] & Pick<Logger, 'error'>;
   store: SweepDeps['store'] & DashboardDeps['store'] & WebhookRouteDeps['store'] & KeyRouteDeps['store'] & CallerStore & OwnedImageStore & WildcardOwnerStore & Pick<Store, 'listSweeps' | 'sweepCount' | 'blockedNodes' | 'listNodes' | 'leasedTo'>;
   hub: SweepDeps['hub'] & Pick<NodeHub, 'connectedNodeIds'> & Partial<Pick<NodeHub, 'sleepOf' | 'setPaused' | 'models'>>;

@@ -28,6 +28,8 @@ import { keepOwnImages, mayUseImage } from './owned-images.js';
 import { QuotaExceeded } from './quota.js';
 import { mayUseWildcard } from './wildcard-owners.js';
 import { cancelSweep, imageView, pauseSweep, setPriority, submitSweep, submitUpscale, sweepView } from './sweeps.js';
+import { costStoreOf } from './store/costs.js';
+import { sweepCostView } from './sweep-cost.js';
 
 /** Job and node events held for one slow SSE client. */
 const SSE_QUEUE = 1_000;
@@ -90,7 +92,7 @@ export function createHttpApp(deps: HttpDeps): Hono {
     const row = ownSweep(c);
     if (!row) return c.json({ error: 'no such sweep' }, 404);
     const failed = deps.store.jobs(row.id, ['failed'], { offset: 0, limit: 20 }).map((j) => ({ jobId: j.id, prompt: j.prompt, seed: j.seed, error: j.error, logTail: j.log_tail }));
-    return c.json({ ...sweepView(deps, row), spec: JSON.parse(row.spec_json) as unknown, failedJobs: failed, explain: deps.placement.explain(row.id), blocklisted: deps.store.blockedNodes(row.id) });
+    return c.json({ ...sweepView(deps, row), spec: JSON.parse(row.spec_json) as unknown, failedJobs: failed, explain: deps.placement.explain(row.id), blocklisted: deps.store.blockedNodes(row.id), cost: sweepCostView(costStoreOf(deps.store.db).sweepSums(row.id), deps.config.NIGHTSHIFT_ENERGY_PRICE) });
   });
 
   app.get('/api/sweeps/:id/jobs', (c) => {

@@ -15,7 +15,7 @@ export interface HubDeps {
     Store,
     'transaction' | 'afterCommit' | 'heldCount' | 'lease' | 'leaseCopy' | 'getJob' | 'expireLeases' | 'setNodeStatus' | 'markNodeDown'
     | 'touchNode' | 'renewLeases' | 'completeJob' | 'upsertNode' | 'recordNodeEvent' | 'leasedTo' | 'requeue' | 'dropCopy'
-    | 'nodeTokenBinding' | 'bindNodeToken'
+    | 'nodeTokenBinding' | 'bindNodeToken' | 'db'
   >;
   /** Where nodes upload: a reported image must be there before its job is done. */
   storage: Pick<Storage, 'exists'>;

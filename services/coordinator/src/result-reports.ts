@@ -12,9 +12,10 @@ import type { JobCompleted } from '@nightshift/proto';
 import { withRetry, type Logger, type Storage } from '@nightshift/common';
 import type { JobRow, Store } from './store.js';
 import { ownKeys, refuseReport, type Refusal } from './store/completion.js';
+import { costStoreOf } from './store/costs.js';
 
 export interface ResultReportsDeps {
-  store: Pick<Store, 'getJob' | 'completeJob' | 'afterCommit'>;
+  store: Pick<Store, 'getJob' | 'completeJob' | 'afterCommit' | 'db'>;
   storage: Pick<Storage, 'exists'>;
   log: Logger;
   /** Storage lookups per object before the report is given up (backoff up to 5 s between them). */
@@ -74,10 +75,17 @@ export class ResultReports {
     this.deps.store.afterCommit(() => this.forget(nodeId, v.jobId));
     const outcome = this.deps.store.completeJob(v.jobId, nodeId, { imageKey: v.imageKey, thumbKey: v.thumbKey, renderMs: v.renderMs, skipped: v.skipped, model: v.model || undefined });
     if (outcome.refused) this.refuse(nodeId, v.jobId, outcome.refused);
+    // What the render cost (store/costs.ts), in this transaction; an audited report counts too: its node drew the power.
+    else this.recordCost(nodeId, v);
     for (const other of outcome.cancelOn) this.deps.cancel(other, v.jobId, 'another node finished this job first');
     if (!outcome.accepted) return false;
     this.deps.completed?.(v.renderMs, v.skipped);
     return true;
+  }
+
+  private recordCost(nodeId: string, v: JobCompleted): void {
+    const r = costStoreOf(this.deps.store.db).record(v.jobId, nodeId, v);
+    if (r.recorded && r.implausible) this.deps.log.warn({ node: nodeId, job: v.jobId, why: r.implausible }, 'reported energy not believed: recorded as not measured');
   }
 
   /** A verified report that could not be recorded: a later report of it is looked at afresh. */
