@@ -17,16 +17,18 @@ const LOG_P = [
 const LOG_Q1 = f32(-2.12194440e-4);
 const LOG_Q2 = f32(0.693359375);
 
-const view = new DataView(new ArrayBuffer(4));
+// One float32 slot seen as its bits (typed arrays: much cheaper than a DataView on this hot path).
+const F = new Float32Array(1);
+const U = new Uint32Array(F.buffer);
 
 /** log256_ps for one lane; x is a positive normal float32 (the kernel feeds (0, 1]). */
 export function logAvx2(x0: number): number {
   if (!(x0 > 0)) return NaN;
-  view.setFloat32(0, Math.max(x0, 1.1754943508222875e-38));
-  const bits = view.getUint32(0);
+  F[0] = Math.max(x0, 1.1754943508222875e-38);
+  const bits = U[0]!;
   let e = f32((bits >>> 23) - 0x7f + 1);
-  view.setUint32(0, (bits & ~0x7f800000) | 0x3f000000); // mantissa, exponent of 0.5: [0.5, 1)
-  let x = view.getFloat32(0);
+  U[0] = (bits & ~0x7f800000) | 0x3f000000; // mantissa, exponent of 0.5: [0.5, 1)
+  let x = F[0]!;
   if (x < SQRTHF) {
     e = f32(e - 1);
     x = f32(f32(x - 1) + x);
@@ -53,6 +55,14 @@ const FOPI = f32(1.27323954473516);
 
 /** sincos256_ps for one lane: [sin x, cos x] in float32. */
 export function sincosAvx2(x0: number): [number, number] {
+  sincosAvx2Into(x0, SINCOS);
+  return [SINCOS[0]!, SINCOS[1]!];
+}
+
+const SINCOS = new Float64Array(2);
+
+/** sincosAvx2 without allocating: sin into out[0], cos into out[1] (the noise kernel calls it once per value pair). */
+export function sincosAvx2Into(x0: number, out: Float64Array): void {
   const signSin = x0 < 0 || Object.is(x0, -0);
   let x = Math.abs(x0);
   let j = Math.trunc(f32(x * FOPI)) | 0; // cvttps: truncate toward zero
@@ -79,5 +89,6 @@ export function sincosAvx2(x0: number): [number, number] {
   s = fma(s, x, x);
   const sin = polyIsSin ? s : c;
   const cos = polyIsSin ? c : s;
-  return [signSin !== swapSin ? -sin : sin, swapCos ? -cos : cos];
+  out[0] = signSin !== swapSin ? -sin : sin;
+  out[1] = swapCos ? -cos : cos;
 }

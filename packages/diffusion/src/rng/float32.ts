@@ -16,22 +16,14 @@ export function fmaf(a: number, b: number, c: number): number {
   const bb = s - p;
   const err = (p - (s - bb)) + (c - bb); // TwoSum: s + err === p + c exactly
   if (err === 0 || r === s) return r;
-  const lo = r < s ? r : stepFloat(r, false);
-  const hi = r < s ? stepFloat(r, true) : r;
-  if (s - lo !== hi - s) return r; // not a tie: r stands
-  return err > 0 ? hi : lo;
+  // s is a tie exactly when r's mirror image through s is a float32 too (the neighbour on
+  // s's other side); otherwise it falls strictly between two floats. No bit fiddling: hot path.
+  const other = 2 * s - r;
+  if (f32(other) !== other) return r; // not a tie: r stands
+  return err > 0 ? Math.max(r, other) : Math.min(r, other);
 }
 
 const view = new DataView(new ArrayBuffer(4));
-
-/** The adjacent float32 above (up) or below x. */
-function stepFloat(x: number, up: boolean): number {
-  if (x === 0) return up ? 1.401298464324817e-45 : -1.401298464324817e-45;
-  view.setFloat32(0, x);
-  const bits = view.getUint32(0);
-  view.setUint32(0, (x > 0) === up ? bits + 1 : bits - 1);
-  return view.getFloat32(0);
-}
 
 /** A float32's bit pattern, for bit-for-bit comparisons. */
 export function bitsOf(x: number): number {
