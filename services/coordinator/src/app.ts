@@ -83,7 +83,7 @@ export async function startCoordinator(config: Config, log: Logger): Promise<Run
     for (const e of c.events) live.emit(e);
   });
   const tokens = new NodeTokens({ token: config.NIGHTSHIFT_NODE_TOKEN, tokens: config.NIGHTSHIFT_NODE_TOKENS, file: config.NIGHTSHIFT_NODE_TOKENS_FILE }, log);
-  const metrics = createCoordinatorMetrics(db, () => hub.connectedNodeIds().length);
+  const metrics = createCoordinatorMetrics(db, () => hub.connectedNodeIds().length, config.NIGHTSHIFT_ENERGY_PRICE);
   const outbox = new OutboxPublisher(store, () => bus?.js, log);
   // Placement asks the hub which nodes are online; the hub asks placement about failures.
   const placement: Placement = new Placement(store, () => hub.onlineCaps());

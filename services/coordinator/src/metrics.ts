@@ -3,11 +3,15 @@
  * from SQLite and the hub (job counts from the per-sweep counters, never the
  * jobs themselves: a scrape costs the same at a million queued); counters and
  * the render-time histogram are fed by the hub's observer hooks as things happen.
+ * What the renders cost (GPU time, measured energy, its price) are counters
+ * read from the per-node sums (store/costs.ts) at scrape time, so they survive
+ * a restart; per node only, as a label per sweep would grow without end.
  */
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { createRegistry, RENDER_SECONDS_BUCKETS } from '@nightshift/common';
 import type { DB } from './db.js';
 import type { HubObserver } from './node-hub.js';
+import { costStoreOf } from './store/costs.js';
 
 export const JOB_STATES = ['queued', 'leased', 'done', 'skipped', 'failed', 'cancelled'] as const;
 
@@ -16,7 +20,8 @@ export interface CoordinatorMetrics {
   observer: HubObserver;
 }
 
-export function createCoordinatorMetrics(db: DB, onlineNodes: () => number): CoordinatorMetrics {
+/** `energyPrice`: NIGHTSHIFT_ENERGY_PRICE per kWh; without it there is no cost counter. */
+export function createCoordinatorMetrics(db: DB, onlineNodes: () => number, energyPrice?: number): CoordinatorMetrics {
   const registry = createRegistry('coordinator');
   const countJobs = db.prepare('SELECT state, SUM(n) AS n FROM sweep_counts GROUP BY state');
   const countNodes = db.prepare('SELECT COUNT(*) AS n FROM nodes');
@@ -63,6 +68,29 @@ export function createCoordinatorMetrics(db: DB, onlineNodes: () => number): Coo
       this.set((countOutbox.get() as { n: number }).n);
     },
   });
+  const costs = costStoreOf(db);
+  /** A counter whose value per node is read from the cost sums at each scrape. */
+  const costCounter = (name: string, help: string, value: (r: ReturnType<typeof costs.nodeSums>[number]) => number | undefined) =>
+    new Counter({
+      name,
+      help,
+      labelNames: ['node'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const r of costs.nodeSums()) {
+          const v = value(r);
+          if (v !== undefined) this.inc({ node: r.node_id }, v);
+        }
+      },
+    });
+  costCounter('nightshift_gpu_seconds_total', 'GPU time of rendered jobs as nodes report it (backend wall time)', (r) => r.gpu_ms / 1000);
+  costCounter('nightshift_renders_metered_total', 'Rendered jobs reported with a cost (a job rendered on two nodes counts on both)', (r) => r.renders);
+  costCounter('nightshift_renders_energy_measured_total', 'Rendered jobs whose energy the node measured (nvidia-smi power.draw); the rest are not measured', (r) => r.measured_renders);
+  costCounter('nightshift_energy_joules_total', 'Energy of the measured renders only (never estimated)', (r) => r.energy_joules);
+  if (energyPrice !== undefined) {
+    costCounter('nightshift_energy_cost_total', 'Measured energy × NIGHTSHIFT_ENERGY_PRICE per kWh (no currency)', (r) => (r.energy_joules / 3_600_000) * energyPrice);
+  }
   const leases = new Counter({ name: 'nightshift_leases_total', help: 'Jobs leased to nodes (the dispatch rate is its rate())', registers: [registry] });
   const completed = new Counter({ name: 'nightshift_jobs_completed_total', help: 'Accepted job results', labelNames: ['skipped'], registers: [registry] });
   const renderSeconds = new Histogram({
