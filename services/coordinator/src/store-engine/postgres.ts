@@ -108,7 +108,8 @@ export class PostgresEngine implements StoreEngine {
   async leaseNext(nodeId: string, caps: NodeCaps, leaseMs: number): Promise<JobRow | undefined> {
     if (caps.backends.length === 0) return undefined;
     const now = this.now();
-    const { rows } = await this.pool.query<JobRow>(PICK_AND_LEASE_SQL, [nodeId, caps.backends, caps.vramMb, caps.models, now, now + leaseMs]);
+    // Named, so each connection plans it once (planning cost more than running it).
+    const { rows } = await this.pool.query<JobRow>({ name: 'nightshift-pick-and-lease', text: PICK_AND_LEASE_SQL, values: [nodeId, caps.backends, caps.vramMb, caps.models, now, now + leaseMs] });
     return rows[0];
   }
 

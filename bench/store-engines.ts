@@ -1,0 +1,124 @@
+/**
+ * The two Store engines side by side on this machine: the time to store a
+ * 100,000-job sweep (one transaction; PostgreSQL in 5,000-row batches), and
+ * picks per second (scheduler rule + lease, one statement on PostgreSQL) with
+ * that sweep and four small ones queued: one caller in turn, then 16 in
+ * flight over two connections (on PostgreSQL two pools, as two replicas
+ * would; SQLite serialises them in its one process). PostgreSQL is Debian's,
+ * a throwaway cluster with fsync off (startPostgres), so its numbers are an
+ * upper bound for a durable server; SQLite runs as the coordinator does
+ * (WAL, synchronous=NORMAL). The last line is the results as JSON.
+ *   node --import tsx bench/store-engines.ts [JOBS=100000] [PICKS=4000]
+ */
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { postgresMissing, startPostgres, tempDir } from '@nightshift/devfarm';
+import type { NewJob, StoreEngine } from '../services/coordinator/src/store-engine/engine.js';
+import { SqliteEngine } from '../services/coordinator/src/store-engine/sqlite.js';
+import { PostgresEngine } from '../services/coordinator/src/store-engine/postgres.js';
+
+const JOBS = Number(process.argv[2] ?? 100_000);
+const PICKS = Number(process.argv[3] ?? 4_000);
+const CAPS = { backends: ['procedural'], models: ['m1'], vramMb: 24_576 };
+const LEASE = 60_000;
+
+function jobs(tag: string, n: number): NewJob[] {
+  const params = { steps: 20, width: 512, height: 512 };
+  return Array.from({ length: n }, (_, i) => ({
+    index: i,
+    renderKey: `${tag}${i.toString(16).padStart(58, '0')}`,
+    prompt: `a lighthouse at dusk, style ${i % 7}, ${tag}`,
+    seed: i,
+    params,
+    axes: { style: i % 7 },
+    backend: 'procedural',
+    model: i % 2 ? 'm1' : 'm2',
+    minVramMb: 0,
+  }));
+}
+
+function quantile(sorted: number[], q: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+}
+
+interface EngineResult {
+  insertSeconds: number;
+  picksPerSec: number;
+  pickP50Ms: number;
+  pickP99Ms: number;
+  concurrentPicksPerSec: number;
+  distinct: boolean;
+}
+
+async function measure(engine: StoreEngine, second: StoreEngine): Promise<EngineResult> {
+  const big = jobs('b', JOBS);
+  let t = performance.now();
+  await engine.createSweep({ name: 'big', spec: {}, priority: 0, backend: 'procedural', model: 'm1' }, big, 'sw-big');
+  const insertSeconds = (performance.now() - t) / 1000;
+  for (let s = 0; s < 4; s++) await engine.createSweep({ name: `small${s}`, spec: {}, priority: 0, backend: 'procedural', model: 'm2' }, jobs(`s${s}`, 1_000), `sw-small${s}`);
+
+  const leased = new Set<string>();
+  const latencies: number[] = [];
+  t = performance.now();
+  for (let i = 0; i < PICKS; i++) {
+    const t0 = performance.now();
+    const job = await engine.leaseNext(`node-${i % 100}`, CAPS, LEASE);
+    latencies.push(performance.now() - t0);
+    if (job) leased.add(job.id);
+  }
+  const picksPerSec = PICKS / ((performance.now() - t) / 1000);
+  latencies.sort((a, b) => a - b);
+
+  const inFlight = 16;
+  t = performance.now();
+  let got = 0;
+  await Promise.all(
+    Array.from({ length: inFlight }, async (_, w) => {
+      const e = w % 2 ? second : engine;
+      for (let i = w; i < PICKS; i += inFlight) {
+        const job = await e.leaseNext(`node-${i % 100}`, CAPS, LEASE);
+        if (job) {
+          got++;
+          leased.add(job.id);
+        }
+      }
+    }),
+  );
+  const concurrentPicksPerSec = PICKS / ((performance.now() - t) / 1000);
+  return {
+    insertSeconds: +insertSeconds.toFixed(2),
+    picksPerSec: Math.round(picksPerSec),
+    pickP50Ms: +quantile(latencies, 0.5).toFixed(2),
+    pickP99Ms: +quantile(latencies, 0.99).toFixed(2),
+    concurrentPicksPerSec: Math.round(concurrentPicksPerSec),
+    // Every pick leased a job no other pick got.
+    distinct: got === PICKS && leased.size === 2 * PICKS,
+  };
+}
+
+const tmp = tempDir('nightshift-bench-');
+const sqliteEngine = SqliteEngine.open(join(tmp.dir, 'coordinator.sqlite'));
+const sqlite = await measure(sqliteEngine, new SqliteEngine(sqliteEngine.store));
+await sqliteEngine.close();
+console.error('sqlite', sqlite);
+
+let postgres: EngineResult | { skipped: string };
+const missing = postgresMissing();
+if (missing) {
+  postgres = { skipped: missing };
+} else {
+  const server = await startPostgres({ logFile: join(tmp.dir, 'postgres.log') });
+  try {
+    const url = await server.createDatabase('bench');
+    const a = await PostgresEngine.open({ url, poolSize: 8 });
+    const b = await PostgresEngine.open({ url, poolSize: 8 });
+    postgres = await measure(a, b);
+    await a.close();
+    await b.close();
+  } finally {
+    await server.close();
+  }
+  console.error('postgres', postgres);
+}
+tmp.cleanup();
+console.log(JSON.stringify({ bench: 'store-engines', jobs: JOBS, picks: PICKS, sqlite, postgres }));
