@@ -11,15 +11,16 @@ export function fmaf(a: number, b: number, c: number): number {
   const p = a * b; // exact: 24 + 24 bits fit in a double's 53
   const s = p + c;
   const r = f32(s);
-  // Double rounding bites only when s sits exactly halfway between two floats
-  // and the sum was inexact: then the exact value's side of s decides.
-  const bb = s - p;
-  const err = (p - (s - bb)) + (c - bb); // TwoSum: s + err === p + c exactly
-  if (err === 0 || r === s) return r;
-  // s is a tie exactly when r's mirror image through s is a float32 too (the neighbour on
-  // s's other side); otherwise it falls strictly between two floats. No bit fiddling: hot path.
+  if (r === s) return r;
+  // Double rounding bites only when s sits exactly halfway between two floats: then r's mirror
+  // image through s is a float32 too (the neighbour on s's other side); otherwise it falls
+  // strictly between two floats and r stands. No bit fiddling: this is the noise kernel's hot path.
   const other = 2 * s - r;
-  if (f32(other) !== other) return r; // not a tie: r stands
+  if (f32(other) !== other) return r;
+  // A tie: the exact value's side of s decides (TwoSum: s + err === p + c exactly).
+  const bb = s - p;
+  const err = p - (s - bb) + (c - bb);
+  if (err === 0) return r;
   return err > 0 ? Math.max(r, other) : Math.min(r, other);
 }
 

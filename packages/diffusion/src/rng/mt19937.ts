@@ -39,10 +39,18 @@ export class MT19937 {
     const st = this.state;
     this.left = N;
     this.next = 0;
-    for (let k = 0; k < N; k++) {
-      const y = (st[k]! & UPPER_MASK) | (st[(k + 1) % N]! & LOWER_MASK);
-      st[k] = st[(k + M) % N]! ^ (y >>> 1) ^ (y & 1 ? MATRIX_A : 0);
+    // The reference recurrence, its index wrap-around split into three loops (no modulo on the hot path).
+    let k = 0;
+    for (; k < N - M; k++) {
+      const y = (st[k]! & UPPER_MASK) | (st[k + 1]! & LOWER_MASK);
+      st[k] = st[k + M]! ^ (y >>> 1) ^ (y & 1 ? MATRIX_A : 0);
     }
+    for (; k < N - 1; k++) {
+      const y = (st[k]! & UPPER_MASK) | (st[k + 1]! & LOWER_MASK);
+      st[k] = st[k + M - N]! ^ (y >>> 1) ^ (y & 1 ? MATRIX_A : 0);
+    }
+    const y = (st[N - 1]! & UPPER_MASK) | (st[0]! & LOWER_MASK);
+    st[N - 1] = st[M - 1]! ^ (y >>> 1) ^ (y & 1 ? MATRIX_A : 0);
   }
 }
 
