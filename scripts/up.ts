@@ -4,13 +4,19 @@
  * (.nightshift/ by default, NIGHTSHIFT_DATA_DIR to change it). Two nodes run
  * the procedural painter; the third runs Stable Diffusion in-process (the
  * `onnx` backend, examples/onnx-node.yaml, built-in nightshift-tiny-sd).
+ * node-1 also upscales, with the built-in tiny ×4 upscaler, so "Upscale
+ * favorites" works out of the box. The built-in tiny models (CLIP, upscaler,
+ * SD) are registered in the farm's model registry the way `nightshift models
+ * add` does it, so sweeps naming them are pulled by nodes on demand.
  * Submits the example sweeps (or the spec files given as arguments), shows
  * their progress, prints a search, then keeps running until Ctrl-C, which
  * stops every process.
  */
-import { resolve } from 'node:path';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { ensureTinyUpscaler } from '@nightshift/models';
 import { Client, finalReport, postSweep, readSpecFile, watchSweep, type SearchResult } from '@nightshift/cli';
-import { freePort, startFarm, waitFor, waitForNodes, type Farm } from '@nightshift/devfarm';
+import { builtinModelsDir, freePort, registerBuiltinModels, startFarm, waitFor, waitForNodes, type Farm } from '@nightshift/devfarm';
 
 const dir = resolve(process.env.NIGHTSHIFT_DATA_DIR ?? '.nightshift');
 const specFiles = (process.argv.length > 2 ? process.argv.slice(2) : ['examples/sweep.yaml', 'examples/onnx-sweep.yaml']).map((f) => resolve(f));
@@ -18,6 +24,8 @@ const onnxNodeConfig = resolve('examples/onnx-node.yaml');
 /** node-0 and node-1 paint procedurally; node-2 is the onnx (Stable Diffusion) node. */
 const NODES = 3;
 const ONNX_NODE = 2;
+/** node-1 paints and upscales (the tiny ×4 upscaler). */
+const UPSCALE_NODE = 1;
 const query = process.env.NIGHTSHIFT_UP_QUERY ?? 'red';
 
 /** The usual port when it is free, otherwise any free one. */
@@ -32,10 +40,12 @@ async function port(preferred: number): Promise<number> {
 
 async function main(): Promise<void> {
   console.log(`Nightshift: starting the local farm in ${dir}`);
+  const upscaleNodeConfig = await writeUpscaleNodeConfig();
   const farm: Farm = await startFarm({
     dir,
     nodes: NODES,
-    nodeEnv: (i): Record<string, string> => (i === ONNX_NODE ? { NIGHTSHIFT_NODE_CONFIG: onnxNodeConfig } : {}),
+    nodeEnv: (i): Record<string, string> =>
+      i === ONNX_NODE ? { NIGHTSHIFT_NODE_CONFIG: onnxNodeConfig } : i === UPSCALE_NODE ? { NIGHTSHIFT_NODE_CONFIG: upscaleNodeConfig } : {},
     indexer: true,
     ports: { http: await port(8080), grpc: await port(7070), indexer: await port(8090), nats: await port(4222), s3: await port(9000) },
   });
@@ -54,6 +64,9 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => void stop(0));
 
   try {
+    for (const m of await registerBuiltinModels(farm.storage, builtinModelsDir(dir))) {
+      console.log(`model ${m.name} (${m.kind}, ${(m.size / 1024).toFixed(0)} KiB) ${m.existed ? 'already in' : 'added to'} the registry as ${m.hash.slice(0, 12)}`);
+    }
     const specs = specFiles.map((file) => ({ file, input: readSpecFile(file).input }));
     await waitForNodes(farm.apiUrl, NODES);
     const api = new Client(farm.apiUrl);
@@ -88,7 +101,8 @@ The farm is running (Ctrl-C stops it):
   dashboard         ${farm.apiUrl}/ui/
   coordinator API   ${farm.apiUrl}/api/sweeps
   images            ${farm.apiUrl}/api/sweeps/<id>/images
-  nodes             ${farm.apiUrl}/api/nodes (node-0, node-1: procedural; node-${ONNX_NODE}: onnx, nightshift-tiny-sd)
+  nodes             ${farm.apiUrl}/api/nodes (node-0, node-1: procedural; node-${UPSCALE_NODE} upscales too; node-${ONNX_NODE}: onnx, nightshift-tiny-sd)
+  models            ${farm.apiUrl}/api/models (the built-in tiny models, pulled by nodes on demand)
   live events       ${farm.apiUrl}/api/events
   search            ${farm.apiUrl}/api/search?q=blue
   gRPC (nodes/API)  ${farm.grpcAddress}
@@ -97,6 +111,15 @@ The farm is running (Ctrl-C stops it):
   logs              ${dir}/logs/
 Add a gpu-node from another shell (NIGHTSHIFT_NODE_CONFIG=examples/onnx-node.yaml for an onnx one):
   NIGHTSHIFT_COORDINATOR=${farm.grpcAddress} NIGHTSHIFT_S3_ENDPOINT=${farm.s3.endpoint} node --import tsx services/gpu-node/src/main.ts`);
+}
+
+/** node-1's config: the procedural painter and the upscale backend with the built-in tiny ×4 upscaler. */
+async function writeUpscaleNodeConfig(): Promise<string> {
+  const model = await ensureTinyUpscaler(builtinModelsDir(dir));
+  const file = join(dir, 'upscale-node.yaml');
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(file, `# written by npm run up: paints, and upscales with the built-in tiny x4 upscaler\nprocedural: true\nupscale:\n  model: ${JSON.stringify(model)}\n`);
+  return file;
 }
 
 await main();

@@ -51,7 +51,16 @@ export interface FarmOptions {
   hosts?: FarmHosts;
   /** NATS requires this user and password, and every service is given them. */
   natsAuth?: NatsUser;
+  /**
+   * Registry model caches: each gpu-node pulls into its own folder
+   * (`modelCacheDir(farm.dir, i)`, empty at first); `gb` caps each one
+   * (NIGHTSHIFT_MODEL_CACHE_GB; the node's default when absent).
+   */
+  modelCache?: { gb?: number };
 }
+
+/** The registry model cache folder of gpu-node `i` of a farm under `dir`. */
+export const modelCacheDir = (dir: string, i: number) => join(dir, `node-${i}`, 'model-cache');
 
 export interface Farm {
   dir: string;
@@ -149,7 +158,15 @@ export async function startFarm(opts: FarmOptions): Promise<Farm> {
       const p = tsMain(
         `gpu-node-${i}`,
         SERVICE_MAIN['gpu-node'],
-        { ...env, NIGHTSHIFT_NODE_ID: `node-${i}`, NIGHTSHIFT_NODE_NAME: `node-${i}`, NIGHTSHIFT_DATA_DIR: join(dir, `node-${i}`), ...opts.nodeEnv?.(i) },
+        {
+          ...env,
+          NIGHTSHIFT_NODE_ID: `node-${i}`,
+          NIGHTSHIFT_NODE_NAME: `node-${i}`,
+          NIGHTSHIFT_DATA_DIR: join(dir, `node-${i}`),
+          NIGHTSHIFT_MODEL_CACHE: modelCacheDir(dir, i),
+          ...(opts.modelCache?.gb !== undefined ? { NIGHTSHIFT_MODEL_CACHE_GB: String(opts.modelCache.gb) } : {}),
+          ...opts.nodeEnv?.(i),
+        },
         join(dir, `logs/gpu-node-${i}.log`),
         echo,
         hosts?.nodePrefix(i),

@@ -10,3 +10,4 @@ export * from './netns.js';
 export * from './image-fixtures.js';
 export * from './seeded-coordinator.js';
 export * from './sse-events.js';
+export * from './builtin-models.js';
