@@ -15,17 +15,24 @@
  *    independent draws, and the mean gap between CV and held-out AUC.
  * 3. Training time on --n random 512-d unit vectors (10 % positive): one fit,
  *    and the 5-fold cross-validation the indexer runs after it.
+ * 4. The aesthetic head (services/indexer/src/aesthetic*.ts): with no stars,
+ *    precision@20 and AUC of the built-in nightshift-tiny-aesthetic head
+ *    ("likes yellow") on the same night; and the indexer's scoring rate
+ *    (one onnxruntime thread, as it runs) for --aesthetic-n 768-d embeddings
+ *    through a head of the LAION aesthetic predictor's shape (Linear
+ *    768→1024→128→64→16→1, random weights: only the time means anything).
  *
- *   node --import tsx bench/taste.ts [--n 100000] [--night 400] [--draws 8] [--skip-clip]
+ *   node --import tsx bench/taste.ts [--n 100000] [--night 400] [--draws 8] [--aesthetic-n 20000] [--skip-clip]
  * The last line is JSON.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { COLOR_NAMES, SHAPES } from '@nightshift/common';
 import { fixtureImage } from '@nightshift/devfarm';
-import { ClipEmbedder, ensureTinyClip } from '@nightshift/models';
+import { attr, ClipEmbedder, DataType, ensureTinyAesthetic, ensureTinyClip, GraphBuilder } from '@nightshift/models';
+import { loadAestheticHead } from '../services/indexer/src/aesthetic-head.js';
 import { linearScore, trainLogistic } from '../services/indexer/src/taste-logistic.js';
 import { auc, crossValidatedAuc, seededRandom } from '../services/indexer/src/taste-metrics.js';
 
@@ -35,11 +42,13 @@ const { values: args } = parseArgs({
     night: { type: 'string', default: '400' },
     'skip-clip': { type: 'boolean', default: false },
     draws: { type: 'string', default: '8' },
+    'aesthetic-n': { type: 'string', default: '20000' },
   },
 });
 const DRAWS = Number(args.draws);
 const N = Number(args.n);
 const NIGHT = Number(args.night);
+const AESTHETIC_N = Number(args['aesthetic-n']);
 const STARS = [5, 10, 20, 50];
 
 interface Labelled {
@@ -92,7 +101,13 @@ function print(title: string, rows: Row[]): void {
   }
 }
 
-async function tinyClipNight(): Promise<Row[]> {
+/** With no stars: the built-in aesthetic head's ranking of the night, judged by the hidden rule. */
+interface AestheticRow {
+  precisionAt20: number;
+  auc: number;
+}
+
+async function tinyClipNight(): Promise<{ rows: Row[]; aesthetic: AestheticRow }> {
   const dir = mkdtempSync(join(tmpdir(), 'bench-taste-'));
   const embedder = await ClipEmbedder.load(await ensureTinyClip(join(dir, 'models')));
   try {
@@ -114,7 +129,13 @@ async function tinyClipNight(): Promise<Row[]> {
     const vectors: Float32Array[] = [];
     for (let i = 0; i < images.length; i += 64) vectors.push(...(await embedder.embedImages(images.slice(i, i + 64))));
     const all = vectors.map((x, i) => ({ x, match: prompts[i]!.includes('yellow') }));
-    return STARS.map((s) => evaluate(all.slice(0, 50), all.slice(50, 300), all.slice(300), s));
+    const night = all.slice(300);
+    const head = await loadAestheticHead(await ensureTinyAesthetic(join(dir, 'models')), embedder.dim);
+    const scores = [...(await head.score(night.map((n) => n.x)))];
+    await head.dispose();
+    const top = scores.map((v, i) => [v, i] as const).sort((a, b) => b[0] - a[0]).slice(0, 20);
+    const aesthetic = { precisionAt20: top.filter(([, i]) => night[i]!.match).length / 20, auc: auc(scores, night.map((n) => n.match)) };
+    return { rows: STARS.map((s) => evaluate(all.slice(0, 50), all.slice(50, 300), night, s)), aesthetic };
   } finally {
     await embedder.dispose();
     rmSync(dir, { recursive: true, force: true });
@@ -177,11 +198,43 @@ function trainingTime(): { n: number; fitMs: number; iterations: number; cvMs: n
   return { n: N, fitMs: Math.round(fitMs), iterations: m.iterations, cvMs: Math.round(cvMs) };
 }
 
+/** Rows per second through a LAION-shaped head (random weights), one onnxruntime thread as in the indexer. */
+async function aestheticRate(): Promise<{ n: number; dim: number; ms: number; rowsPerS: number }> {
+  const rnd = seededRandom(5);
+  const widths = [768, 1024, 128, 64, 16, 1];
+  const g = new GraphBuilder('laion_shaped');
+  let x = g.input('input', DataType.FLOAT, ['batch', widths[0]!]);
+  for (let l = 1; l < widths.length; l++) {
+    const [i, o] = [widths[l - 1]!, widths[l]!];
+    const w = Float32Array.from({ length: o * i }, () => (rnd() - 0.5) / Math.sqrt(i));
+    x = g.op('Gemm', [x, g.floats(`w${l}`, [o, i], w), g.floats(`b${l}`, [o], new Float32Array(o))], { transB: attr.int(1) }, l === widths.length - 1 ? 'score' : undefined);
+  }
+  g.output('score', DataType.FLOAT, ['batch', 1]);
+  const dir = mkdtempSync(join(tmpdir(), 'bench-aesthetic-'));
+  try {
+    const file = join(dir, 'laion-shaped.onnx');
+    writeFileSync(file, g.toBytes());
+    const head = await loadAestheticHead(file, widths[0]!);
+    const xs = Array.from({ length: AESTHETIC_N }, () => Float32Array.from({ length: widths[0]! }, () => rnd() - 0.5));
+    const t = performance.now();
+    await head.score(xs);
+    const ms = performance.now() - t;
+    await head.dispose();
+    return { n: AESTHETIC_N, dim: widths[0]!, ms: Math.round(ms), rowsPerS: Math.round(AESTHETIC_N / (ms / 1000)) };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 console.log(`taste model bench: ${cpus().length} cpus, load ${loadavg()[0]!.toFixed(1)}`);
-const tiny = args['skip-clip'] ? [] : await tinyClipNight();
+const night = args['skip-clip'] ? undefined : await tinyClipNight();
+const tiny = night?.rows ?? [];
 if (tiny.length) print(`synthetic night, tiny CLIP (${NIGHT} night images, rule "yellow"):`, tiny);
+if (night) console.log(`  no stars, nightshift-tiny-aesthetic head: precision@20 ${night.aesthetic.precisionAt20.toFixed(2)}, AUC ${night.aesthetic.auc.toFixed(3)}`);
 const synthetic = averaged(Array.from({ length: DRAWS }, (_, i) => clipLike(101 * (i + 1))));
 print(`CLIP-like 512-d vectors (${NIGHT} night images, noisy latent rule, mean of ${DRAWS} draws):`, synthetic);
 const time = trainingTime();
 console.log(`\ntraining on ${time.n} random 512-d embeddings: fit ${time.fitMs} ms (${time.iterations} iterations), 5-fold CV ${time.cvMs} ms`);
-console.log(JSON.stringify({ bench: 'taste', tinyClip: tiny, clipLike: synthetic, training: time }));
+const rate = await aestheticRate();
+console.log(`aesthetic scoring, LAION-shaped head: ${rate.n} ${rate.dim}-d embeddings in ${rate.ms} ms (${rate.rowsPerS} rows/s, one thread)`);
+console.log(JSON.stringify({ bench: 'taste', tinyClip: tiny, tinyAesthetic: night?.aesthetic ?? null, clipLike: synthetic, training: time, aestheticScoring: rate }));
