@@ -284,6 +284,42 @@ export function storeEngineConformance(name: string, harness: EngineHarness, opt
       await assertCountsExact(engine, 'sw-race', total + 10, { queued: 10, running: total });
     });
 
+    withFixture('two connections changing jobs at once keep the counters exact, render each image once and settle the sweep once', async ({ engine, another }, clock) => {
+      const other = await another();
+      const total = 120;
+      await engine.createSweep({ name: 'mix', spec: {}, priority: 0, backend: 'procedural', model: 'm1' }, newJobs('mix', total), 'sw-mix');
+      let picks = 0;
+      const fail = { error: 'flaky', logTail: '', outOfMemory: false };
+      // What happens to a job depends on its index and attempt only, so every run takes the same paths.
+      const work = async (e: StoreEngine) => {
+        for (;;) {
+          const node = `n-${picks++}`;
+          const job = await e.leaseNext(node, PROC, LEASE);
+          if (!job) return;
+          const kind = job.idx % 10;
+          if (kind === 3 && job.attempts === 1) await e.failJob(job.id, { id: node, vramMb: PROC.vramMb }, fail);
+          else if (kind === 7 && job.attempts <= 2) await e.failJob(job.id, { id: node, vramMb: PROC.vramMb }, fail);
+          else if (kind === 5 && job.attempts === 1) await e.requeue([job.id], 'node asked');
+          else if (kind === 8 && job.attempts === 1) continue; // its node goes silent: the lease expires
+          else assert.equal((await e.completeJob(job.id, node, report(job, job.idx % 20 === 9))).accepted, true);
+        }
+      };
+      for (let round = 0; round < 10 && (await engine.getSweep('sw-mix'))!.status !== 'done'; round++) {
+        await Promise.all(Array.from({ length: 8 }, (_, w) => work(w % 2 ? other : engine)));
+        clock.t += 120_000; // past every lease and backoff
+        await Promise.all([engine.expireLeases(), other.expireLeases()]);
+        await assertCountsExact(engine, 'sw-mix', total);
+      }
+      await assertCountsExact(engine, 'sw-mix', total, { done: total - total / 20, skipped: total / 20 });
+      assert.equal((await engine.getSweep('sw-mix'))!.status, 'done');
+      const events = await drainEvents(other);
+      assert.equal(events.filter((e) => e.subject === SUBJECTS.sweepDone).length, 1, 'settled once');
+      const images = events.filter((e) => e.subject === SUBJECTS.imageRendered).map((e) => e.msg_id);
+      assert.equal(images.length, total);
+      assert.equal(new Set(images).size, total, 'each image announced once');
+      assert.equal((await engine.getJob(jobId('sw-mix', 7)))!.attempts, 3);
+    });
+
     withFixture('outbox: every event claimed exactly once across two connections; a lapsed claim is taken again', async ({ engine, another }, clock) => {
       const other = await another();
       for (let i = 0; i < 60; i++) await engine.appendEvent('test.event', `m-${i}`, { i });
