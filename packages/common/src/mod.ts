@@ -11,6 +11,7 @@ export * from './palette.js';
 export * from './png-signature.js';
 export * from './png-text.js';
 export * from './a1111.js';
+export * from './provenance.js';
 export * from './remix.js';
 export * from './files-route.js';
 export * from './retry.js';

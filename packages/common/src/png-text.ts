@@ -96,10 +96,11 @@ function chunkKeyword(c: RawChunk): string | undefined {
 /**
  * A text chunk as Pillow's `add_text` writes it (no checks: callers check the
  * keyword): tEXt for Latin-1 text, else an uncompressed iTXt (UTF-8).
+ * `itxt` asks for iTXt whatever the text (UTF-8 by definition: JSON).
  */
-export function pngTextChunk(keyword: string, text: string): Buffer {
+export function pngTextChunk(keyword: string, text: string, itxt = false): Buffer {
   const kw = Buffer.from(keyword, 'latin1');
-  if (isLatin1(text)) return pngChunk('tEXt', Buffer.concat([kw, Buffer.from([0]), Buffer.from(text, 'latin1')]));
+  if (!itxt && isLatin1(text)) return pngChunk('tEXt', Buffer.concat([kw, Buffer.from([0]), Buffer.from(text, 'latin1')]));
   // keyword\0, compression flag 0, method 0, empty language tag\0, empty translated keyword\0, UTF-8 text
   return pngChunk('iTXt', Buffer.concat([kw, Buffer.from([0, 0, 0, 0, 0]), Buffer.from(text, 'utf8')]));
 }
@@ -109,13 +110,14 @@ export function pngTextChunk(keyword: string, text: string): Buffer {
  * after IHDR (readers that stop early still see it). Latin-1 text goes in tEXt;
  * anything else in an uncompressed iTXt (UTF-8) so no prompt character is lost.
  * Existing text chunks with the same keyword are dropped, so re-tagging is idempotent.
+ * `opts.itxt` writes an iTXt chunk even for Latin-1 text.
  */
-export function addPngTextChunk(png: Buffer, keyword: string, text: string): Buffer {
+export function addPngTextChunk(png: Buffer, keyword: string, text: string, opts: { itxt?: boolean } = {}): Buffer {
   assertSignature(png);
   assertKeyword(keyword);
   if (text.includes('\0')) throw new Error('PNG text must not contain NUL');
 
-  const chunk = pngTextChunk(keyword, text);
+  const chunk = pngTextChunk(keyword, text, opts.itxt);
 
   const parts: Buffer[] = [png.subarray(0, 8)];
   let sawIhdr = false;

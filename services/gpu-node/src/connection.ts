@@ -19,7 +19,7 @@ export interface ConnectionOptions {
   address: string;
   nodeId: string;
   name: string;
-  capabilities: { gpuName: string; vramMb: number; backends: string[]; models: string[]; slots: number; executionProvider?: string };
+  capabilities: { gpuName: string; vramMb: number; backends: string[]; models: string[]; slots: number; executionProvider?: string; driverVersion?: string };
   token?: string | undefined;
   /** TLS (tls.ts grpcClientCredentials); insecure when absent. */
   credentials?: grpc.ChannelCredentials;
@@ -125,7 +125,7 @@ export class Connection {
       value: {
         nodeId: this.opts.nodeId,
         name: this.opts.name,
-        capabilities: { gpuName: c.gpuName, vramMb: BigInt(c.vramMb), backends: c.backends, models: c.models, slots: c.slots, executionProvider: c.executionProvider ?? '' },
+        capabilities: { gpuName: c.gpuName, vramMb: BigInt(c.vramMb), backends: c.backends, models: c.models, slots: c.slots, executionProvider: c.executionProvider ?? '', driverVersion: c.driverVersion ?? '' },
         heldJobIds: this.opts.heldJobIds(),
         recentCompletions: this.recent.map((r) => r.value),
         availability: availabilityInit(this.availability),

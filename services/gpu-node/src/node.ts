@@ -11,6 +11,8 @@ import { ScheduleGate, type GateState } from './schedule-gate.js';
 import { Worker } from './worker.js';
 import { parseFaults, withStorageFaults } from './faults.js';
 import { createNodeMetrics, startNodeOpsServer } from './metrics.js';
+import { PowerMeter } from './power-meter.js';
+import { localGpus } from './provenance.js';
 import { advertisedExecutionProvider } from './backends/onnx-capability.js';
 
 export interface RunningNode {
@@ -73,6 +75,8 @@ export async function startNode(
   let connection: Connection | undefined; // eslint-disable-line prefer-const
   const connected = () => connection?.connected ?? false;
   const metrics = createNodeMetrics(nodeId, () => worker.heldJobIds().length, connected);
+  // What each job cost (JobCompleted.cost): energy where nvidia-smi reads the GPU's power, else "not measured".
+  const meter = new PowerMeter({ gpu: await localGpus(), fallbackGpuName: config.NIGHTSHIFT_NODE_GPU, log });
   const worker = new Worker({
     nodeId,
     slots: config.NIGHTSHIFT_NODE_SLOTS,
@@ -80,6 +84,7 @@ export async function startNode(
     backends,
     storage: withStorageFaults(storage, parseFaults(process.env.NIGHTSHIFT_FAULTS)),
     log,
+    meter,
     report: (r) => {
       metrics.observe(r);
       connection?.report(r);
@@ -100,6 +105,7 @@ export async function startNode(
       models: [...backends.values()].flatMap((b) => [...b.models]),
       slots: config.NIGHTSHIFT_NODE_SLOTS,
       executionProvider: await advertisedExecutionProvider(backends, log),
+      driverVersion: meter.driverVersion,
     },
     token: config.NIGHTSHIFT_NODE_TOKEN,
     heldJobIds: () => worker.heldJobIds(),
@@ -145,6 +151,7 @@ export async function startNode(
       connection.close();
       await ops?.close();
       await worker.stop();
+      meter.stop();
       // Generators still running (a stop mid-job) are killed with their process groups.
       await Promise.all([...backends.values()].map((b) => b.close?.()));
     },

@@ -28,6 +28,8 @@ export interface StubAnswers {
   watts?: (number | string | (number | string)[])[];
   /** Seconds between loop turns (the stub ignores -lms). */
   periodS?: number;
+  /** The power loop exits (status 1) after this many passes over `watts`, as a crashing nvidia-smi would. */
+  exitAfter?: number;
 }
 
 const shellQuote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
@@ -36,7 +38,8 @@ export function stubNvidiaSmi(answers: StubAnswers): NvidiaSmiStub {
   const dir = mkdtempSync(join(tmpdir(), 'nightshift-smi-'));
   const echo = (lines: string[]) => lines.map((l) => `echo ${shellQuote(l)}`).join('; ');
   const turns = (answers.watts ?? []).map((t) => echo((Array.isArray(t) ? t : [t]).map(String)));
-  const loop = turns.length ? `while :; do ${turns.map((t) => `${t}; sleep ${answers.periodS ?? 0.05}`).join('; ')}; done` : 'exit 3';
+  const pass = turns.map((t) => `${t}; sleep ${answers.periodS ?? 0.05}`).join('; ');
+  const loop = !turns.length ? 'exit 3' : answers.exitAfter === undefined ? `while :; do ${pass}; done` : `for _ in $(seq ${answers.exitAfter}); do ${pass}; done; exit 1`;
   const script = [
     '#!/bin/sh',
     'case "$*" in',

@@ -108,6 +108,23 @@ test('a cancelled job reports nothing and the meter carries on', async () => {
   }
 });
 
+test('nvidia-smi dying during a job leaves that job not measured', async () => {
+  const stub = stubNvidiaSmi({ gpus: [STUB_GPU], watts: [100], exitAfter: 2 });
+  let clock = 0;
+  let died!: () => void;
+  const gone = new Promise<void>((r) => (died = r));
+  const meter = new PowerMeter({ env: stub.env, gpu: await probeGpus(stub.env), intervalMs: 50, now: () => clock, log: { warn: () => died() } });
+  try {
+    const span = meter.begin();
+    await gone;
+    clock += 1_000;
+    assert.deepEqual(await span.end(), { energyMeasured: false, energyJoules: 0, gpuName: STUB_GPU.name, driverVersion: STUB_GPU.driver });
+  } finally {
+    meter.stop();
+    stub.cleanup();
+  }
+});
+
 test('without nvidia-smi: not measured, the configured GPU name, no driver', async () => {
   const empty = mkdtempSync(join(tmpdir(), 'nightshift-nosmi-'));
   try {

@@ -57,11 +57,14 @@ export interface PowerMeterOptions {
   lingerMs?: number;
   /** How long an ended job waits for its settling sample before it counts as not measured. */
   settleMs?: number;
-  log?: Logger;
+  log?: Pick<Logger, 'warn'>;
   now?: () => number;
 }
 
 const NOT_MEASURED = { energyMeasured: false, energyJoules: 0 } as const;
+
+/** A job rendered without a meter (a worker given none): energy not measured, GPU unnamed. */
+export const NOT_METERED: MeteredEnergy = { ...NOT_MEASURED, gpuName: '', driverVersion: '' };
 
 /** "[N/A]", "[Not Supported]" and other non-numbers read as NaN: an unreadable sample. */
 const parseWatts = (line: string): number => (/^\s*\d+(\.\d+)?\s*$/.test(line) ? Number(line) : NaN);
@@ -70,7 +73,7 @@ export class PowerMeter implements JobMeter {
   readonly gpuName: string;
   readonly driverVersion: string;
   private readonly ledger = new EnergyLedger();
-  private readonly waiting = new Map<number, { resolve: (e: MeteredEnergy) => void; timer: NodeJS.Timeout }>();
+  private readonly waiting = new Map<number, { resolve: (e: Pick<MeteredEnergy, 'energyMeasured' | 'energyJoules'>) => void; timer: NodeJS.Timeout }>();
   private readonly intervalMs: number;
   private readonly now: () => number;
   private sampler: ChildProcess | undefined;
@@ -111,9 +114,11 @@ export class PowerMeter implements JobMeter {
         ended = true;
         this.ledger.close(id, this.now());
         return new Promise<MeteredEnergy>((resolve) => {
+          // Kept referenced: the worker awaits this before it reports the job.
           const timer = setTimeout(() => this.settle(id), this.opts.settleMs ?? 5 * this.intervalMs + 2_000);
-          timer.unref();
           this.waiting.set(id, { resolve: (e) => resolve({ ...identity, ...e }), timer });
+          // No sampler now: it died during the job, which therefore cannot be measured; no need to wait.
+          if (!this.sampler) this.settle(id);
         });
       },
       cancel: () => {

@@ -11,6 +11,9 @@ import { RenderFailure, type Backend, type JobKind, type RenderParams, type Rend
 import { makeThumbnail } from './thumbnail.js';
 import { batchLimit, batchMembers, canBatch, takeSiblings, type BatchMember, type RenderFn } from './batch-render.js';
 import { withRetry } from '@nightshift/common';
+import { addProvenanceChunk } from '@nightshift/common';
+import { NOT_METERED, type JobCostReport, type JobMeter } from './power-meter.js';
+import { jobProvenance, localSoftware, type NodeSoftware } from './provenance.js';
 
 /**
  * The largest preview sent to the coordinator, which ignores bigger ones
@@ -21,7 +24,7 @@ export const MAX_PREVIEW_BYTES = 256 * 1024;
 
 export type Report =
   | { case: 'progress'; value: { jobId: string; step: number; total: number; previewWebp: Uint8Array } }
-  | { case: 'completed'; value: { jobId: string; renderKey: string; imageKey: string; thumbKey: string; renderMs: number; skipped: boolean; imageBytes: bigint; model?: string } }
+  | { case: 'completed'; value: { jobId: string; renderKey: string; imageKey: string; thumbKey: string; renderMs: number; skipped: boolean; imageBytes: bigint; model?: string; cost?: JobCostReport } }
   | { case: 'failed'; value: { jobId: string; error: string; outOfMemory: boolean; logTail: string } };
 
 export interface WorkerOptions {
@@ -33,6 +36,10 @@ export interface WorkerOptions {
   log: Logger;
   /** Minimum gap between previews sent for one job. */
   previewIntervalMs?: number;
+  /** Meters each render's GPU time and energy (power-meter.ts); without one, energy is not measured. */
+  meter?: JobMeter;
+  /** The node's software for each PNG's provenance chunk; default: this process's (provenance.ts). */
+  software?: () => Promise<NodeSoftware>;
   /** The node's VRAM (as advertised): bounds how many jobs of a params.batch render together (batch-render.ts). */
   vramMb?: number;
 }
@@ -61,8 +68,12 @@ export class Worker {
   /** Time the render slots spent waiting for work, for the idle-fraction benchmark. */
   idleMs = 0;
 
+  /** Asked at once, so the first job does not wait for nvidia-smi. */
+  private readonly software: Promise<NodeSoftware>;
+
   constructor(private readonly opts: WorkerOptions) {
     this.maxPendingUploads = 2 * Math.max(1, opts.slots);
+    this.software = (opts.software ?? localSoftware)();
   }
 
   start(): void {
@@ -211,6 +222,7 @@ export class Worker {
 
     const params = JSON.parse(job.paramsJson) as RenderParams;
     const started = performance.now();
+    const span = this.opts.meter?.begin();
     let lastPreview = 0;
     let warnedPreview = false;
     const interval = this.opts.previewIntervalMs ?? 250;
@@ -239,11 +251,17 @@ export class Worker {
         this.opts.report({ case: 'progress', value: { jobId: job.jobId, step: p.step, total: p.total, previewWebp: sendPreview ? p.preview! : new Uint8Array() } });
       },
       signal,
-    );
+    ).catch((err: unknown) => {
+      span?.cancel();
+      throw err;
+    });
     h.rendered = true;
     const renderMs = Math.round(performance.now() - started);
+    const energy = span?.end() ?? Promise.resolve(NOT_METERED);
     this.opts.log.info({ job: job.jobId, renderKey: job.renderKey, renderMs, attempt: job.attempt }, 'rendered');
-    const png = kind === 'upscale' ? result.png : addPngTextChunk(result.png, 'parameters', this.parametersText(job, params, result));
+    // How it was made (provenance.ts): the same for the same software, so a re-render still gives the same bytes.
+    const stamped = addProvenanceChunk(result.png, jobProvenance(await this.software, job, result.model ?? job.model, result.infotext?.modelHash));
+    const png = kind === 'upscale' ? stamped : addPngTextChunk(stamped, 'parameters', this.parametersText(job, params, result));
     const meta = imageObjectMeta(job);
     const upload = (key: string, body: Buffer, type: string) =>
       withRetry(() => this.opts.storage.put(key, body, type, meta), {
@@ -256,6 +274,7 @@ export class Worker {
       // Thumbnail first: the image's existence is what marks the render as stored.
       if (keys.thumb) await upload(keys.thumb, await makeThumbnail(png), 'image/webp');
       await upload(keys.image, png, 'image/png');
+      const cost = { gpuMs: renderMs, ...(await energy) };
       if (signal.aborted) return;
       this.opts.report({
         case: 'completed',
@@ -268,6 +287,7 @@ export class Worker {
           skipped: false,
           imageBytes: BigInt(png.length),
           ...(result.model ? { model: result.model } : {}),
+          cost,
         },
       });
     })();
