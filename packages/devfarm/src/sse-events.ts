@@ -5,8 +5,8 @@
  * `into` until `signal` aborts. Resolves once the stream is open (so what
  * happens next is heard); throws when the coordinator does not answer 200.
  */
-export async function collectEvents(apiUrl: string, into: Record<string, unknown>[], signal: AbortSignal): Promise<void> {
-  const res = await fetch(`${apiUrl}/api/events`, { signal });
+export async function collectEvents(apiUrl: string, into: Record<string, unknown>[], signal: AbortSignal, headers: Record<string, string> = {}): Promise<void> {
+  const res = await fetch(`${apiUrl}/api/events`, { signal, headers });
   if (res.status !== 200 || !res.body) throw new Error(`GET /api/events answered HTTP ${res.status}`);
   const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
   void (async () => {

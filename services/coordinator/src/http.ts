@@ -24,7 +24,7 @@ import { advertisedBy, specModel } from './sweep-model.js';
 import { authRequired, callerAuth, callerOf, mayUse, ownerFilter, type Caller } from './callers.js';
 import type { LiveEvent } from './live.js';
 import { keyRoutes, meRoute } from './keys-routes.js';
-import { keepOwnImages, mayUseImage } from './owned-images.js';
+import { keepOwnImages, mayUseFile, mayUseImage } from './owned-images.js';
 import { QuotaExceeded } from './quota.js';
 import { mayUseWildcard } from './wildcard-owners.js';
 import { cancelSweep, imageView, pauseSweep, setPriority, submitSweep, submitUpscale, sweepView } from './sweeps.js';
@@ -161,6 +161,8 @@ export function createHttpApp(deps: HttpDeps): Hono {
   app.route('/api/keys', keyRoutes(deps));
   app.route('/api/me', meRoute(deps));
   app.route(REMIX_PATH, remixRoute(deps));
+  // The model registry is the farm's: anyone reads it, only an admin removes from it.
+  app.use('/api/models/*', (c, next) => (c.req.method === 'GET' || callerOf(c).admin ? next() : Promise.resolve(c.json({ error: 'only an admin may change the model registry' }, 403))));
   app.route('/api/models', modelsRoute(deps));
   app.route('/api/wildcards', wildcardsRoute(deps.storage, deps.store));
   app.route('/api/webhooks', webhookRoutes(deps));
@@ -202,6 +204,8 @@ export function createHttpApp(deps: HttpDeps): Hono {
 
   app.get('/api/events', eventsRoute({ live: deps.live, snapshot: (id) => sweepSnapshot(deps, id), maxClients: deps.config.NIGHTSHIFT_SSE_MAX_CLIENTS, maxQueue: SSE_QUEUE, visible: (c) => ownEvents(deps, callerOf(c)) }));
 
+  // Image bytes are their sweep owner's too (owned-images.ts).
+  app.use('/files/*', (c, next) => (mayUseFile(deps.store, callerOf(c), c.req.path.slice('/files/'.length)) ? next() : Promise.resolve(c.json({ error: 'not found' }, 404))));
   app.route('/files', filesRoute(deps.storage));
 
   // Search lives in the indexer; the coordinator proxies it so clients need one address.

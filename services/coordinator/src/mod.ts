@@ -6,4 +6,6 @@ export { Store } from './store.js';
 export { Scheduler, type NodeCaps } from './scheduler.js';
 export { Live } from './live.js';
 export { submitSweep } from './sweeps.js';
+// The HTTP router, for tests that walk its route list (test/e2e/users-keys.test.ts).
+export { createHttpApp } from './http.js';
 export type { DashboardDeps } from './dashboard/index.js';

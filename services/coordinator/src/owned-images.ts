@@ -4,15 +4,30 @@
  * passing it on, and keeps only the caller's images in a listing's answer
  * (search, favorites, best). Admins see everything, untouched.
  */
-import { renderKeyOfImageRef } from '@nightshift/common';
+import { keyPrefix, renderKeyOf, renderKeyOfImageRef } from '@nightshift/common';
 import type { Store } from './store.js';
 import type { Caller } from './callers.js';
 
-export type OwnedImageStore = Pick<Store, 'imageOwnedBy' | 'getSweep'>;
+export type OwnedImageStore = Pick<Store, 'imageOwnedBy' | 'getSweep' | 'getJob'>;
 
 /** Whether `caller` may see the image `ref` (an image key or render key): an admin, or an owner of a sweep that rendered it. */
 export function mayUseImage(store: OwnedImageStore, caller: Caller, ref: string): boolean {
   return caller.admin || store.imageOwnedBy(renderKeyOfImageRef(ref), caller.user);
+}
+
+/**
+ * Whether `caller` may read the bucket object `key` through /files: an image,
+ * thumbnail or upscale of their own sweeps' renders, or a live preview of
+ * their own job. Anything else is refused (404), admins excepted.
+ */
+export function mayUseFile(store: OwnedImageStore, caller: Caller, key: string): boolean {
+  if (caller.admin) return true;
+  if (keyPrefix(key) === 'previews') {
+    const job = store.getJob(key.slice('previews/'.length).replace(/\.webp$/, ''));
+    return job !== undefined && store.getSweep(job.sweep_id)?.owner === caller.user;
+  }
+  const renderKey = renderKeyOf(key);
+  return renderKey !== undefined && store.imageOwnedBy(renderKey, caller.user);
 }
 
 interface Listed {

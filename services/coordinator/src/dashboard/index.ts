@@ -30,7 +30,7 @@ import { imageDetail, listImages, MAX_PAGE } from './gallery.js';
 import { acceptsGzip, loadStaticAssets, STATIC_PATH } from './assets.js';
 import { FILES_COOKIE, FILES_PATH, issueFilesCookie, SESSION_TTL_S, verifyFilesCookie } from './session.js';
 import { authRequired, callerAuth, callerOf, identify, ownerFilter, type CallerStore } from '../callers.js';
-import { mayUseImage, type OwnedImageStore } from '../owned-images.js';
+import { mayUseFile, mayUseImage, type OwnedImageStore } from '../owned-images.js';
 import { mayUseWildcard } from '../wildcard-owners.js';
 
 /** What the dashboard reads: a subset of CoordinatorDeps, so tests and benchmarks can stub the rest. */
@@ -86,9 +86,12 @@ export function createDashboard(deps: DashboardDeps): Hono {
 
   const filesAuth: MiddlewareHandler = async (c, next) => {
     const locked = authRequired(deps.store, token);
-    if (locked && !verifyFilesCookie(cookieKey, getCookie(c, FILES_COOKIE)) && !identify(deps.store, token, c.req.header('authorization'))) {
+    const bearer = identify(deps.store, token, c.req.header('authorization'));
+    if (locked && !verifyFilesCookie(cookieKey, getCookie(c, FILES_COOKIE)) && !bearer) {
       return c.json({ error: 'image session expired or missing: reload the dashboard' }, 401);
     }
+    // A user's key opens their own images only (the cookie, which names no user, is not scoped: see README "Users and keys").
+    if (bearer && !mayUseFile(deps.store, bearer, c.req.path.slice(FILES_PATH.length + 1))) return c.json({ error: 'not found' }, 404);
     await next();
     // Behind a token the bytes are private to this browser.
     if (locked && c.res.status === 200) c.res.headers.set('Cache-Control', 'private, max-age=3600');
