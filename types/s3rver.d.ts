@@ -12,6 +12,8 @@ declare module 's3rver' {
   export default class S3rver {
     constructor(opts: S3rverOptions);
     run(): Promise<unknown>;
+    /** Koa's middleware chain (s3rver is a Koa app), read when it starts listening; the first entry runs first. */
+    middleware: ((ctx: { method: string; path: string; status: number }, next: () => Promise<void>) => Promise<void>)[];
     close(): Promise<void>;
   }
 }

@@ -57,7 +57,12 @@ export interface FarmOptions {
    * (NIGHTSHIFT_MODEL_CACHE_GB; the node's default when absent).
    */
   modelCache?: { gb?: number };
+  /** The S3 server appends every GET to `s3AccessLog(dir)` (JSON lines), so a test can count downloads. */
+  s3AccessLog?: boolean;
 }
+
+/** Where a farm under `dir` logs its S3 GETs when `s3AccessLog` is set. */
+export const s3AccessLog = (dir: string) => join(dir, 'logs', 's3-access.jsonl');
 
 /** The registry model cache folder of gpu-node `i` of a farm under `dir`. */
 export const modelCacheDir = (dir: string, i: number) => join(dir, `node-${i}`, 'model-cache');
@@ -107,7 +112,7 @@ export async function startFarm(opts: FarmOptions): Promise<Farm> {
     return `http://${r.host}:${r.port}`;
   };
   const nats = await startNatsServer(join(dir, 'nats'), { ...(await place(natsPort, 'nats.log')), ...(opts.natsAuth ? { auth: opts.natsAuth } : {}) });
-  const s3 = await startS3Server(join(dir, 's3'), await place(s3Port, 's3.log'));
+  const s3 = await startS3Server(join(dir, 's3'), { ...(await place(s3Port, 's3.log')), ...(opts.s3AccessLog ? { accessLog: s3AccessLog(dir) } : {}) });
   const httpPort = opts.ports?.http ?? (await freePort());
   const grpcPort = opts.ports?.grpc ?? (await freePort());
   const indexerPort = opts.ports?.indexer ?? (await freePort());

@@ -22,7 +22,8 @@ export interface S3Server {
 
 const MAIN = fileURLToPath(new URL('./s3-server-main.ts', import.meta.url));
 
-export async function startS3Server(dir: string, opts: ServerPlacement = {}): Promise<S3Server> {
+/** `accessLog`: a file every GET is appended to as a JSON line (s3-server-main.ts). */
+export async function startS3Server(dir: string, opts: ServerPlacement & { accessLog?: string } = {}): Promise<S3Server> {
   mkdirSync(dir, { recursive: true });
   const port = opts.port ?? (await freePort());
   let proc: ManagedProcess | undefined;
@@ -35,7 +36,7 @@ export async function startS3Server(dir: string, opts: ServerPlacement = {}): Pr
     accessKey: 'S3RVER',
     secretKey: 'S3RVER',
     async start() {
-      proc = startProcess('s3rver', process.execPath, ['--import', 'tsx', MAIN, String(port), dir, opts.bind ?? '127.0.0.1'], {
+      proc = startProcess('s3rver', process.execPath, ['--import', 'tsx', MAIN, String(port), dir, opts.bind ?? '127.0.0.1', ...(opts.accessLog ? [opts.accessLog] : [])], {
         ...(opts.logFile ? { logFile: opts.logFile } : {}),
         prefix: opts.prefix,
       });
