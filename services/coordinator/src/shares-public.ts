@@ -21,15 +21,20 @@ import type { ShareRow } from './store/shares.js';
 /** Where share links live; outside /api and /files, so the API token's check never sees them. */
 export const SHARE_PATH = '/s';
 
+/** What every answer here carries. */
 const HEADERS = {
-  // The page has no script; its one style block is allowed by hash; images only from here.
-  'Content-Security-Policy': `default-src 'none'; img-src 'self'; style-src ${ALBUM_CSS_HASH}; frame-ancestors 'none'; base-uri 'none'; form-action 'none'`,
   'X-Content-Type-Options': 'nosniff',
   // The token is in the URL: never send it on to another site.
   'Referrer-Policy': 'no-referrer',
   'X-Robots-Tag': 'noindex, nofollow',
   // Revoking must take effect at once: nothing here is kept by a cache.
   'Cache-Control': 'no-store',
+};
+
+/** The page's own: it has no script, its one style block is allowed by hash, images only from here. */
+const PAGE_HEADERS = {
+  ...HEADERS,
+  'Content-Security-Policy': `default-src 'none'; img-src 'self'; style-src ${ALBUM_CSS_HASH}; frame-ancestors 'none'; base-uri 'none'; form-action 'none'`,
 };
 
 const NOT_FOUND = 'This share link is not valid: it has expired, been revoked, or never existed.\n';
@@ -40,7 +45,7 @@ export interface SharePageDeps extends AlbumDeps {
 
 export function sharePages(deps: SharePageDeps, parts: ShareParts): Hono {
   const app = new Hono();
-  const notFound = (c: Context) => c.text(NOT_FOUND, 404, HEADERS);
+  const notFound = (c: Context) => c.text(NOT_FOUND, 404, PAGE_HEADERS);
 
   /** The live share a token opens, or undefined. */
   const shareOf = (token: string): ShareRow | undefined => {
@@ -57,7 +62,7 @@ export function sharePages(deps: SharePageDeps, parts: ShareParts): Hono {
     if (!row) return notFound(c);
     // Images whose jobs are gone since (retention) drop out of the page.
     const album = albumOfKeys(deps, parts.shares.renderKeys(row.id), row.title, false, row.created_at);
-    return c.html(albumHtml(album, { upscaled: false }), 200, HEADERS);
+    return c.html(albumHtml(album, { upscaled: false }), 200, PAGE_HEADERS);
   });
 
   for (const [prefix, build] of [['images', imageKey], ['thumbs', thumbKey]] as const) {

@@ -5,7 +5,7 @@
  *   POST   /api/shares      {favorites|sweep|keys, title?, expiresIn} → 201 {id, url, expiresAt, images}
  *   GET    /api/shares      → {shares: [{id, title, images, url, createdAt, expiresAt, expired}]}
  *   DELETE /api/shares/:id  → 204: the link answers 404 from now on
- * expiresIn is seconds (60 to 30 days) or text like "12h" or "7d".
+ * expiresIn is seconds (10 s to 30 days; default 7 days) or text like "12h" or "7d".
  */
 import { Hono, type Context } from 'hono';
 import { z } from 'zod';
@@ -16,8 +16,11 @@ import { albumErrorResponse } from './albums-routes.js';
 import type { ShareRow, ShareStore } from './store/shares.js';
 import type { ShareTokens } from './shares-token.js';
 import { SHARE_PATH } from './shares-public.js';
+import { callerOf, mayUse } from './callers.js';
 
 export const MAX_SHARE_SECONDS = 30 * 24 * 3600;
+/** Short enough for a link meant for the next minute (and for a test to see one expire). */
+export const MIN_SHARE_SECONDS = 10;
 export const DEFAULT_SHARE_SECONDS = 7 * 24 * 3600;
 /** Live shares one owner may hold at once. */
 export const MAX_SHARES = 1_000;
@@ -26,7 +29,7 @@ const UNIT_SECONDS = { s: 1, m: 60, h: 3600, d: 86_400 } as const;
 const ExpiresIn = z
   .union([z.number().int(), z.string().regex(/^\d{1,7}[smhd]$/, 'a number of seconds, or text like "30m", "12h", "7d"')])
   .transform((v) => (typeof v === 'number' ? v : Number(v.slice(0, -1)) * UNIT_SECONDS[v.slice(-1) as keyof typeof UNIT_SECONDS]))
-  .refine((s) => s >= 60 && s <= MAX_SHARE_SECONDS, `must be from 60 seconds to ${MAX_SHARE_SECONDS / 86_400} days`);
+  .refine((s) => s >= MIN_SHARE_SECONDS && s <= MAX_SHARE_SECONDS, `must be from ${MIN_SHARE_SECONDS} seconds to ${MAX_SHARE_SECONDS / 86_400} days`);
 
 const NewShare = z.strictObject({ ...SelectionFields, expiresIn: ExpiresIn.default(DEFAULT_SHARE_SECONDS) });
 
@@ -53,11 +56,12 @@ export function shareRoutes(deps: AlbumDeps, parts: ShareParts, now: () => numbe
     const { expiresIn, ...selection } = parsed.data;
     const issues = selectionIssues(selection);
     if (issues.length) return c.json({ error: issues[0]!.message, details: issues }, 400);
-    const live = parts.shares.list().filter((s) => s.expires_at > now()).length;
+    const owner = callerOf(c).user;
+    const live = parts.shares.list(owner).filter((s) => s.expires_at > now()).length;
     if (live >= MAX_SHARES) return c.json({ error: `at most ${MAX_SHARES} live share links: revoke some first (DELETE /api/shares/:id)`, details: [] }, 409);
     try {
       const album = await resolveAlbum(deps, selection, now());
-      const row = parts.shares.create({ title: album.title, renderKeys: album.images.map((i) => i.renderKey), expiresAt: now() + expiresIn * 1000 });
+      const row = parts.shares.create({ title: album.title, renderKeys: album.images.map((i) => i.renderKey), expiresAt: now() + expiresIn * 1000, owner });
       return c.json({ id: row.id, url: url(c, row), expiresAt: iso(row.expires_at), images: row.images }, 201);
     } catch (err) {
       if (err instanceof AlbumError) return albumErrorResponse(c, err);
@@ -67,10 +71,15 @@ export function shareRoutes(deps: AlbumDeps, parts: ShareParts, now: () => numbe
 
   app.get('/', (c) =>
     c.json({
-      shares: parts.shares.list().map((s) => ({ id: s.id, title: s.title, images: s.images, url: url(c, s), createdAt: iso(s.created_at), expiresAt: iso(s.expires_at), expired: s.expires_at <= now() })),
+      shares: parts.shares.list(callerOf(c).user).map((s) => ({ id: s.id, title: s.title, images: s.images, url: url(c, s), createdAt: iso(s.created_at), expiresAt: iso(s.expires_at), expired: s.expires_at <= now() })),
     }),
   );
 
-  app.delete('/:id', (c) => (parts.shares.delete(c.req.param('id')) ? c.body(null, 204) : c.json({ error: 'no such share' }, 404)));
+  // Another user's share is as absent as a missing one; an admin may revoke any.
+  app.delete('/:id', (c) => {
+    const row = parts.shares.get(c.req.param('id'));
+    if (!row || !mayUse(callerOf(c), row.owner)) return c.json({ error: 'no such share' }, 404);
+    return parts.shares.delete(row.id, row.owner) ? c.body(null, 204) : c.json({ error: 'no such share' }, 404);
+  });
   return app;
 }
