@@ -158,6 +158,23 @@ describe('onnx backend end to end', { timeout: 400_000 }, () => {
     assert.equal(webp.subarray(8, 12).toString('latin1'), 'WEBP');
   });
 
+  test('params.batch: exactly its images, each with the pixels of its seed rendered alone; nodes say they run onnx on the CPU', async () => {
+    const nodes = ((await (await fetch(`${farm.apiUrl}/api/nodes`)).json()) as { nodes: { capabilities: { executionProvider?: string } }[] }).nodes;
+    assert.deepEqual(nodes.map((n) => n.capabilities.executionProvider), ['cpu', 'cpu']);
+    const spec = { ...SPEC, params: { ...SPEC.params, batch: 3 } };
+    const id = await submit(spec);
+    const done = await waitDone(id);
+    assert.equal(done.status, 'done', JSON.stringify(done));
+    const batched = ((await (await fetch(`${farm.apiUrl}/api/sweeps/${id}/images`)).json()) as { images: typeof images }).images;
+    assert.deepEqual(batched.map((i) => i.renderKey).sort(), expandSweep(parseSpec(spec), 100).map((j) => j.renderKey).sort());
+    const raw = async (key: string) => sharp(await farm.storage.get(key)).raw().toBuffer();
+    for (const img of batched) {
+      const alone = images.find((i) => i.prompt === img.prompt && i.seed === img.seed)!;
+      assert.ok((await raw(img.key)).equals(await raw(alone.key)), `${img.prompt} seed ${img.seed}: batched pixels = alone`);
+      assert.match(readPngTextChunks(await farm.storage.get(img.key)).parameters ?? '', /, batch: 3$/);
+    }
+  });
+
   test('the same renderKey gives the same bytes on either node', async () => {
     const jobs = await jobsOf(sweepId);
     const job = jobs.find((j) => j.node)!;
