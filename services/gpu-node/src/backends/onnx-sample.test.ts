@@ -41,7 +41,8 @@ test('a batch of seeds gives each image what a batch of one with its seed gives 
   const per = batched.latent.length / 3;
   for (const [k, seed] of seeds.entries()) {
     const single = await sampleLatent({ ...base(), seeds: [seed] });
-    assert.ok(maxDiff(batched.latent.subarray(k * per, (k + 1) * per), single.latent) < 1e-4, `image ${k} (seed ${seed})`);
+    // Bit for bit on the CPU provider: onnxruntime's kernels sum each image's values in the same order whatever the batch.
+    assert.equal(maxDiff(batched.latent.subarray(k * per, (k + 1) * per), single.latent), 0, `image ${k} (seed ${seed})`);
   }
   const image = await model.decode({ data: batched.latent, dims: batched.dims });
   assert.notDeepEqual(vaeImageToRgb(image, 0).rgb, vaeImageToRgb(image, 1).rgb);
