@@ -310,15 +310,18 @@ export class NodeHub {
     const was = s.sleep;
     s.sleep = sleepOf(a);
     const released = new Set(a.releasedJobIds);
-    if (released.size) this.release(s, this.store.leasedTo(s.nodeId).filter((j) => released.has(j.id)), 'node left the farm');
+    if (released.size) this.release(s, this.store.leasedTo(s.nodeId).filter((j) => released.has(j.id)), 'node left the farm', true);
     if (!was !== !s.sleep) this.log.info({ node: s.nodeId, ...(s.sleep ?? {}), released: released.size }, s.sleep ? 'node sleeping: no work sent to it' : 'node takes work again');
     if (!s.sleep) this.dispatch(s.nodeId);
   }
 
-  /** Jobs a node no longer holds: its leases go back to the queue, its straggler copies end. */
-  private release(s: Session, jobs: JobRow[], reason: string): void {
+  /**
+   * Jobs a node no longer holds: its leases go back to the queue, its straggler
+   * copies end. `left`: handed back on leaving the farm, which costs the job no attempt.
+   */
+  private release(s: Session, jobs: JobRow[], reason: string, left = false): void {
     const main = jobs.filter((j) => j.node_id === s.nodeId).map((j) => j.id);
-    if (main.length) this.store.requeue(main, reason);
+    if (main.length) this.store.requeue(main, reason, { refundAttempt: left });
     for (const j of jobs.filter((j) => j.copy_node_id === s.nodeId)) this.store.dropCopy(j.id);
   }
 

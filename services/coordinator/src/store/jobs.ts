@@ -108,14 +108,20 @@ export class JobStore extends SweepStore {
     return true;
   }
 
-  requeue(jobIds: string[], reason: string): void {
+  /**
+   * Puts leased jobs back in the queue. `refundAttempt`: the node handed them
+   * back because it left the farm (its schedule, a busy GPU, a pause), not
+   * because they failed: that lease does not count towards NIGHTSHIFT_MAX_ATTEMPTS.
+   */
+  requeue(jobIds: string[], reason: string, opts: { refundAttempt?: boolean } = {}): void {
     const upd = this.q(
-      `UPDATE jobs SET state = 'queued', prev_node_id = COALESCE(node_id, prev_node_id), node_id = NULL, lease_expires_at = NULL, copy_node_id = NULL, copy_lease_expires_at = NULL, error = ?
+      `UPDATE jobs SET state = 'queued', prev_node_id = COALESCE(node_id, prev_node_id), node_id = NULL, lease_expires_at = NULL, copy_node_id = NULL, copy_lease_expires_at = NULL, error = ?,
+         attempts = MAX(0, attempts - ?)
        WHERE id = ? AND state = 'leased'`,
     );
     this.transaction(() => {
       for (const id of jobIds) {
-        if (upd.run(reason, id).changes === 0) continue;
+        if (upd.run(reason, opts.refundAttempt ? 1 : 0, id).changes === 0) continue;
         this.jobChanged(this.q('SELECT id, sweep_id FROM jobs WHERE id = ?').get(id) as { id: string; sweep_id: string }, 'queued');
       }
     });
