@@ -137,10 +137,9 @@ export class OnnxBackend implements Backend {
           }
           lastPreview = now;
           const per = 4 * h * w;
-          for (let k = 0; k < reqs.length; k++) {
-            const preview = await latentPreviewWebp(denoised.subarray(k * per, (k + 1) * per), h, w, maxSide, quality);
-            onProgress(k, { step, total, preview });
-          }
+          // sharp encodes on libuv's pool: a batch's previews in parallel.
+          const previews = await Promise.all(reqs.map((_, k) => latentPreviewWebp(denoised.subarray(k * per, (k + 1) * per), h, w, maxSide, quality)));
+          previews.forEach((preview, k) => onProgress(k, { step, total, preview }));
           if (timing) timing.previewMs += performance.now() - now;
         },
       });
@@ -149,8 +148,7 @@ export class OnnxBackend implements Backend {
       if (timing) timing.modelMs += performance.now() - t0;
       signal.throwIfAborted();
       const t1 = performance.now();
-      const pngs: Buffer[] = [];
-      for (let k = 0; k < reqs.length; k++) pngs.push(await vaeImageToPng(image, k));
+      const pngs = await Promise.all(reqs.map((_, k) => vaeImageToPng(image, k)));
       if (timing) timing.pngMs += performance.now() - t1;
       const infotext = {
         sampler: A1111_SAMPLER_NAMES[sampler],
