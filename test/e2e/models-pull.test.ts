@@ -1,0 +1,160 @@
+/**
+ * Models go where the work is (issue 14), end to end over real processes: a
+ * coordinator, s3rver and three gpu-nodes running the `onnx` backend with
+ * empty model caches. A model is added to the farm's registry under a name no
+ * node knows; a sweep naming it is resolved to the model's content hash at
+ * submit, the nodes pull the model from the bucket on demand, and the sweep
+ * renders exactly its images (render keys carry the hash). Each node
+ * downloaded the model at most once (the S3 server's access log counts every
+ * GET of the model's files, and each one is matched by a node that now holds
+ * it); a second sweep on the same model starts with no download at all.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { modelFileKey } from '@nightshift/common';
+import { addModel, type ModelManifest } from '@nightshift/registry';
+import { ensureTinySd } from '@nightshift/models';
+import { expandSweep, parseSpec, renderKey } from '@nightshift/sweep';
+import { type Farm, modelCacheDir, s3AccessLog, startFarm, tempDir, waitFor, waitForNodes } from '@nightshift/devfarm';
+
+const NODES = 3;
+const MODEL = 'castle-sd';
+
+let farm: Farm;
+let tmp: ReturnType<typeof tempDir>;
+let manifest: ModelManifest;
+
+interface NodeView {
+  id: string;
+  status: string;
+  models: { cached: string[]; loaded: string; downloads: { hash: string; bytesDone: number; bytesTotal: number }[]; bytesPerS: number } | null;
+}
+
+const api = async <T>(path: string): Promise<T> => (await (await fetch(`${farm.apiUrl}${path}`)).json()) as T;
+const nodes = async () => (await api<{ nodes: NodeView[] }>('/api/nodes')).nodes;
+
+async function submit(spec: unknown): Promise<string> {
+  const res = await fetch(`${farm.apiUrl}/api/sweeps`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(spec) });
+  const body = (await res.json()) as { id: string };
+  assert.equal(res.status, 201, JSON.stringify(body));
+  return body.id;
+}
+
+async function waitDone(id: string) {
+  return waitFor(`sweep ${id}`, async () => {
+    const s = await api<{ status: string; counts: Record<string, number>; failedJobs: unknown[] }>(`/api/sweeps/${id}`);
+    return ['done', 'failed', 'cancelled'].includes(s.status) ? s : undefined;
+  }, 240_000, 250);
+}
+
+/** GETs of the model's files the S3 server has answered so far, by object key. */
+function modelFileGets(): Map<string, number> {
+  const keys = new Set(manifest.files.map((f) => `/nightshift/${modelFileKey(manifest.hash, f.path)}`));
+  const counts = new Map<string, number>();
+  const file = s3AccessLog(farm.dir);
+  if (!existsSync(file)) return counts;
+  for (const line of readFileSync(file, 'utf8').split('\n')) {
+    if (!line) continue;
+    const { path } = JSON.parse(line) as { path: string };
+    const key = decodeURIComponent(path);
+    if (keys.has(key)) counts.set(key, (counts.get(key) ?? 0) + 1);
+  }
+  return counts;
+}
+
+const spec = (seeds: { start: number; count: number }) => ({
+  name: 'castles from the registry',
+  prompts: ['a castle on a hill'],
+  seeds,
+  backend: 'onnx',
+  model: MODEL,
+  params: { width: 64, height: 64, steps: 2 },
+});
+
+/** The render keys a sweep on the registered model must produce: the content hash in place of the name. */
+const expectedKeys = (s: ReturnType<typeof spec>) =>
+  expandSweep(parseSpec(s), 100).map((j) => renderKey({ backend: j.backend, model: manifest.hash, prompt: j.prompt, seed: j.seed, params: j.params })).sort();
+
+describe('registry models are pulled by nodes on demand', { timeout: 600_000 }, () => {
+  before(async () => {
+    tmp = tempDir('nightshift-models-pull-');
+    const sd = await ensureTinySd(join(tmp.dir, 'built'));
+    // Stable Diffusion only, one thread each: the nodes share the machine's cores.
+    const config = join(tmp.dir, 'onnx-node.yaml');
+    writeFileSync(config, 'procedural: false\nonnx:\n  threads: 1\n');
+    // One job per node at a time: the first dispatch gives each node a job, so every node renders (and pulls) in the first sweep.
+    farm = await startFarm({
+      dir: join(tmp.dir, 'farm'),
+      nodes: NODES,
+      s3AccessLog: true,
+      modelCache: {},
+      env: { NIGHTSHIFT_PREFETCH_PER_SLOT: '1' },
+      nodeEnv: () => ({ NIGHTSHIFT_NODE_CONFIG: config }),
+    });
+    await waitForNodes(farm.apiUrl, NODES);
+    // Added the way `nightshift models add castle-sd DIR` does it, under a name no node knows.
+    manifest = (await addModel(farm.storage, MODEL, 'diffusion', sd)).manifest;
+  });
+
+  after(async () => {
+    await farm?.stop();
+    tmp?.cleanup();
+  });
+
+  test('three empty caches; a sweep renders exactly its images, each node downloading the model at most once; a second sweep downloads nothing', async () => {
+    // Every node reports its (empty) cache from its first message on.
+    const before = await waitFor('every node to report its model cache', async () => {
+      const all = await nodes();
+      return all.length === NODES && all.every((n) => n.status === 'online' && n.models !== null) ? all : undefined;
+    }, 60_000, 200);
+    for (const n of before) assert.deepEqual(n.models!.cached, [], `${n.id} starts with an empty cache`);
+    for (let i = 0; i < NODES; i++) assert.ok(!existsSync(modelCacheDir(farm.dir, i)) || readdirSync(modelCacheDir(farm.dir, i)).length === 0);
+    assert.equal(modelFileGets().size, 0);
+
+    const first = spec({ start: 1, count: 6 });
+    const id = await submit(first);
+    const done = await waitDone(id);
+    assert.equal(done.status, 'done', JSON.stringify(done.failedJobs));
+    assert.equal(done.counts.done, 6);
+    assert.equal(done.counts.failed, 0);
+
+    // Exactly its images: the render keys name the model by content.
+    const images = (await api<{ images: { renderKey: string; node: string; url: string }[] }>(`/api/sweeps/${id}/images`)).images;
+    assert.deepEqual(images.map((i) => i.renderKey).sort(), expectedKeys(first));
+    for (const img of images) assert.equal((await fetch(img.url)).status, 200);
+    const sweep = await api<{ spec: { model: string } }>(`/api/sweeps/${id}`);
+    assert.equal(sweep.spec.model, MODEL);
+
+    // Every node rendered and holds the model now (reported on its heartbeat).
+    const renderers = new Set(images.map((i) => i.node));
+    assert.equal(renderers.size, NODES, 'each node got one of the first jobs');
+    const holders = await waitFor('the renderers to report the model cached', async () => {
+      const all = await nodes();
+      const holding = all.filter((n) => n.models?.cached.includes(manifest.hash)).map((n) => n.id);
+      return [...renderers].every((r) => holding.includes(r)) ? holding : undefined;
+    }, 30_000, 200);
+
+    // Downloads: each file fetched once per node holding it, never more.
+    const gets = modelFileGets();
+    assert.equal(gets.size, manifest.files.length, 'every file of the model was downloaded');
+    for (const [key, n] of gets) {
+      assert.ok(n <= NODES, `${key} fetched ${n} times by ${NODES} nodes`);
+      assert.equal(n, holders.length, `${key}: one download per node holding the model (${holders.join(', ')})`);
+    }
+    const listed = await api<{ nodes: string[]; hash: string }>(`/api/models/${MODEL}`);
+    assert.equal(listed.hash, manifest.hash);
+    assert.deepEqual([...listed.nodes].sort(), [...holders].sort(), 'GET /api/models names the nodes holding it');
+
+    // A second sweep on the same model: rendered with no download at all.
+    const second = spec({ start: 100, count: 6 });
+    const id2 = await submit(second);
+    const done2 = await waitDone(id2);
+    assert.equal(done2.status, 'done', JSON.stringify(done2.failedJobs));
+    const images2 = (await api<{ images: { renderKey: string; node: string }[] }>(`/api/sweeps/${id2}/images`)).images;
+    assert.deepEqual(images2.map((i) => i.renderKey).sort(), expectedKeys(second));
+    assert.deepEqual(modelFileGets(), gets, 'no model file was fetched again');
+    for (const img of images2) assert.ok(holders.includes(img.node), `${img.node} rendered without holding the model`);
+  });
+});
