@@ -349,6 +349,8 @@ export function storeEngineConformance(name: string, harness: EngineHarness, opt
 
     withFixture("leadership: one holder per duty; it passes on when released or when the holder's connection dies", async ({ engine, another, kill }) => {
       const other = await another();
+      const raced = await Promise.all([engine.lead('pruning'), engine.lead('pruning'), other.lead('pruning')]);
+      assert.equal(raced.filter((l) => l !== undefined).length, 1, 'one holder of a duty raced for');
       const mine = (await engine.lead('node-timeouts'))!;
       assert.ok(mine.held());
       assert.equal(await other.lead('node-timeouts'), undefined);

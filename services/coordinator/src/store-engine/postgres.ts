@@ -43,6 +43,7 @@ export class PostgresEngine implements StoreEngine {
   private readonly now: () => number;
   private leaderClient: Promise<pg.Client> | undefined;
   private readonly leaderships = new Map<string, PgLeadership>();
+  private leading: Promise<unknown> = Promise.resolve();
 
   private constructor(
     private readonly pool: pg.Pool,
@@ -232,7 +233,14 @@ export class PostgresEngine implements StoreEngine {
 
   // ------------------------------------------------------------------ leadership
 
-  async lead(duty: string): Promise<Leadership | undefined> {
+  lead(duty: string): Promise<Leadership | undefined> {
+    // One at a time: advisory locks are re-entrant within a session, so two concurrent tries for one duty would both win.
+    const attempt = this.leading.then(() => this.tryLead(duty));
+    this.leading = attempt.catch(() => undefined);
+    return attempt;
+  }
+
+  private async tryLead(duty: string): Promise<Leadership | undefined> {
     if (this.leaderships.get(duty)?.held()) return undefined;
     const client = await this.leaderConnection();
     const { rows } = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1, hashtext($2)) AS ok', [LOCK_NAMESPACE, `duty:${duty}`]);

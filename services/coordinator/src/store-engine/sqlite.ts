@@ -31,9 +31,9 @@ interface ProcessState {
 
 const processes = new WeakMap<Store, ProcessState>();
 
-function stateOf(store: Store): ProcessState {
+function stateOf(store: Store, scheduler: Scheduler | undefined): ProcessState {
   let s = processes.get(store);
-  if (!s) processes.set(store, (s = { scheduler: new Scheduler(store.db), claims: new Map(), leaders: new Map() }));
+  if (!s) processes.set(store, (s = { scheduler: scheduler ?? new Scheduler(store.db), claims: new Map(), leaders: new Map() }));
   return s;
 }
 
@@ -70,11 +70,16 @@ export class SqliteEngine implements StoreEngine {
     return new SqliteEngine(new EngineStore(openDb(file), opts), true);
   }
 
+  /**
+   * `scheduler`: the coordinator's own (it knows the nodes' model caches); the
+   * first engine over a Store decides, later ones share it.
+   */
   constructor(
     readonly store: EngineStore,
     private readonly ownsDb = false,
+    scheduler?: Scheduler,
   ) {
-    this.state = stateOf(store);
+    this.state = stateOf(store, scheduler);
   }
 
   async createSweep(sweep: NewSweep, jobs: NewJob[], id?: string): Promise<SweepRow> {
