@@ -11,7 +11,6 @@ import { after, before, describe, test } from 'node:test';
 import { DataType, ensureTinyAesthetic, GraphBuilder, TINY_AESTHETIC_NAME, TINY_CLIP_DIM, tinyAestheticBytes, tinyAestheticWeights } from '@nightshift/models';
 import { mulberry32 } from '@nightshift/common';
 import { AestheticHeadError, loadAestheticHead } from './aesthetic-head.js';
-import { aestheticHeadFile } from './aesthetic-setting.js';
 
 /** relu(W1·x + b1) then W2·h + b2, in float64, from the weights the builder exports. */
 function byHand(x: Float32Array): number {
@@ -100,11 +99,5 @@ describe('aesthetic head loader', () => {
     const junk = join(dir, 'junk.onnx');
     writeFileSync(junk, 'not a model');
     await assert.rejects(loadAestheticHead(junk, TINY_CLIP_DIM), /not a model onnxruntime can load/);
-  });
-
-  test('the setting: the built-in name builds the head into the data folder; anything else must be an .onnx file', async () => {
-    const file = await aestheticHeadFile(TINY_AESTHETIC_NAME, dir);
-    assert.equal(file, join(dir, 'models', `${TINY_AESTHETIC_NAME}.onnx`));
-    await assert.rejects(aestheticHeadFile('laion/aesthetic', dir), /neither an \.onnx file nor nightshift-tiny-aesthetic/);
   });
 });

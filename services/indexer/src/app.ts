@@ -81,7 +81,7 @@ export async function openIndex(config: Config, opts: IndexerOptions, log: Logge
 
 export async function startIndexer(config: Config, log: Logger, options: IndexerOptions = loadIndexerOptions()): Promise<RunningIndexer> {
   const { model, store, storage: s3, reindexer, unlock } = await openIndex(config, options, log);
-  const aesthetic = await openAesthetic(options.NIGHTSHIFT_AESTHETIC_MODEL, config.NIGHTSHIFT_DATA_DIR, model, store, log).catch(async (err: unknown) => {
+  const aesthetic = await openAesthetic(options.NIGHTSHIFT_AESTHETIC_MODEL, config.NIGHTSHIFT_DATA_DIR, s3, model, store, log).catch(async (err: unknown) => {
     store.close();
     await model.embedder.dispose();
     unlock();

@@ -30,7 +30,7 @@ const Schema = z.object({
   /** Hub mirror for NIGHTSHIFT_CLIP_MODEL=org/name (also read from HF_ENDPOINT). */
   NIGHTSHIFT_HF_ENDPOINT: z.string().optional(),
   NIGHTSHIFT_INDEXER_HUB_TIMEOUT_S: z.coerce.number().min(1).default(120),
-  /** The aesthetic head (aesthetic-setting.ts): an .onnx file, or nightshift-tiny-aesthetic; unset: none. */
+  /** The aesthetic head (aesthetic-setting.ts): an .onnx file, registry:NAME or nightshift-tiny-aesthetic; unset: none. */
   NIGHTSHIFT_AESTHETIC_MODEL: z.string().max(4096).optional(),
 });
 
