@@ -37,7 +37,7 @@ test('a node holds whole batches: slots × prefetch × batch of a batch sweep, p
     log: createLogger('dispatch-batch-test', 'silent'),
     opts: { leaseMs: 30_000, prefetchPerSlot: 2, stragglerMinMs: 60_000 },
     leased: () => {},
-    send: (t, msg) => sent.push({ node: t.nodeId, jobId: msg.case === 'assign' ? msg.value.jobId : '' }),
+    send: (t, msg) => sent.push({ node: t.nodeId, jobId: msg.case === 'assign' ? (msg.value.jobId ?? '') : '' }),
   });
   const node = (nodeId: string, vramMb: number): DispatchTarget => ({ nodeId, caps: { backends: ['onnx'], models: [], vramMb }, slots: 1, sleep: undefined });
   const big = node('big', 16_384);
