@@ -182,6 +182,11 @@ describe('users and keys on a real farm', { timeout: 240_000 }, () => {
     assert.deepEqual((await json<{ wildcards: unknown[] }>(call(keys.bob!, 'GET', '/api/wildcards'))).wildcards, []);
     assert.equal((await json<{ total: number }>(call(keys.bob!, 'GET', '/api/gallery'))).total, 0);
     assert.equal((await json<{ total: number }>(call(keys.alice!, 'GET', '/api/gallery'))).total, 4);
+    // Nor can bob share or download alice's images as an album.
+    assert.equal((await call(keys.bob!, 'POST', '/api/shares', { sweep, expiresIn: '1h' })).status, 404);
+    assert.equal((await call(keys.bob!, 'POST', '/api/albums', { keys: [ids.image] })).status, 400);
+    assert.equal((await call(keys.bob!, 'POST', '/api/albums/zip', { sweep })).status, 404);
+    assert.equal((await call(keys.alice!, 'POST', '/api/albums', { keys: [ids.image] })).status, 200);
     // A spec of bob's cannot read alice's list either.
     assert.equal((await call(keys.bob!, 'POST', '/api/sweeps', { prompts: ['__alicelist__'], seeds: [1] })).status, 400);
 

@@ -10,6 +10,7 @@ import { albumZip } from '@nightshift/album';
 import type { Storage } from '@nightshift/common';
 import { tooLarge } from './body-rules.js';
 import { AlbumError, parseSelection, resolveAlbum, type AlbumDeps, type Selection } from './albums.js';
+import { callerOf } from './callers.js';
 
 /** The zip is built in memory (adm-zip does not stream), so its bytes are bounded. */
 export const MAX_ZIP_BYTES = 256 * 1024 * 1024;
@@ -41,7 +42,7 @@ export function albumRoutes(deps: AlbumRouteDeps): Hono {
   const app = new Hono();
   app.post('/', tooLarge(256 * 1024, '256 KiB'), async (c) => {
     try {
-      return c.json(await resolveAlbum(deps, await selectionOf(c)));
+      return c.json(await resolveAlbum(deps, await selectionOf(c), Date.now(), callerOf(c)));
     } catch (err) {
       return albumErrorResponse(c, err);
     }
@@ -51,7 +52,7 @@ export function albumRoutes(deps: AlbumRouteDeps): Hono {
     let zip: Buffer;
     let title: string;
     try {
-      const album = await resolveAlbum(deps, await selectionOf(c));
+      const album = await resolveAlbum(deps, await selectionOf(c), Date.now(), callerOf(c));
       title = album.title;
       let total = 0;
       zip = await albumZip(

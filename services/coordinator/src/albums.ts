@@ -11,6 +11,7 @@ import { z } from 'zod';
 import { MAX_ALBUM_IMAGES, type Album, type AlbumImage } from '@nightshift/album';
 import { fieldIssues, renderKeyOfImageRef, type Config, type FieldIssue } from '@nightshift/common';
 import type { Store } from './store.js';
+import { LOCAL_ADMIN, mayUse, type Caller } from './callers.js';
 
 export { MAX_ALBUM_IMAGES };
 
@@ -38,7 +39,7 @@ export class AlbumError extends Error {
 
 export interface AlbumDeps {
   config: Pick<Config, 'NIGHTSHIFT_API_TOKEN' | 'NIGHTSHIFT_INDEXER_URL'>;
-  store: Pick<Store, 'db' | 'getSweep' | 'jobs' | 'renderedJob'>;
+  store: Pick<Store, 'db' | 'getSweep' | 'jobs' | 'renderedJob' | 'imageOwnedBy'>;
 }
 
 /** Checks the parsed body's one-source rule; returns the field issues (none when fine). */
@@ -60,17 +61,24 @@ export function parseSelection(body: unknown): Selection {
 const RENDER_KEY = /^[0-9a-f]{64}$/;
 
 /** The render keys a selection names, in album order, at most MAX_ALBUM_IMAGES. */
-async function selectedKeys(deps: AlbumDeps, sel: Selection): Promise<{ keys: string[]; title: string; strict: boolean }> {
+/** `caller`: a user's album holds only their own sweeps' images; another's sweep or image is as unknown as a missing one (issue 16). */
+async function selectedKeys(deps: AlbumDeps, sel: Selection, caller: Caller): Promise<{ keys: string[]; title: string; strict: boolean }> {
+  const mine = (renderKey: string) => caller.admin || deps.store.imageOwnedBy(renderKey, caller.user);
   if (sel.keys) {
     const keys = sel.keys.map(renderKeyOfImageRef);
     const bad = keys.findIndex((k) => !RENDER_KEY.test(k));
     if (bad >= 0) throw new AlbumError(400, `not an image key: ${JSON.stringify(sel.keys[bad]!.slice(0, 100))}`, [{ path: `keys.${bad}`, message: 'expected images/<64 hex>.png or a 64-hex render key' }]);
+    // Another user's image is answered as albumOfKeys answers a key with no rendered image.
+    const theirs = keys.find((k) => !mine(k));
+    if (theirs !== undefined) throw new AlbumError(400, `no rendered image with key ${theirs}`, [{ path: 'keys', message: `no rendered image with key ${theirs}` }]);
     return { keys, title: sel.title ?? `${keys.length} image${keys.length === 1 ? '' : 's'}`, strict: true };
   }
-  const sweep = sel.sweep === undefined ? undefined : deps.store.getSweep(sel.sweep);
+  const found = sel.sweep === undefined ? undefined : deps.store.getSweep(sel.sweep);
+  const sweep = found && mayUse(caller, found.owner) ? found : undefined;
   if (sel.sweep !== undefined && !sweep) throw new AlbumError(404, `no such sweep: ${sel.sweep}`, [{ path: 'sweep', message: 'no such sweep' }]);
   if (sel.favorites) {
-    const keys = await favoriteKeys(deps, sel.sweep);
+    // The indexer's favorites are everyone's: a user's album keeps their own images only.
+    const keys = (await favoriteKeys(deps, sel.sweep)).filter(mine);
     return { keys, title: sel.title ?? (sweep ? `Favorites of ${sweep.name}` : 'Favorites'), strict: false };
   }
   const jobs = deps.store.jobs(sweep!.id, ['done', 'skipped'], { offset: 0, limit: MAX_ALBUM_IMAGES + 1 });
@@ -92,8 +100,8 @@ async function favoriteKeys(deps: AlbumDeps, sweep: string | undefined): Promise
  * (400 naming the first that is not); favorites and sweeps take what there
  * is. More than MAX_ALBUM_IMAGES is a 413; nothing at all a 400.
  */
-export async function resolveAlbum(deps: AlbumDeps, sel: Selection, now = Date.now()): Promise<Album> {
-  const { keys, title, strict } = await selectedKeys(deps, sel);
+export async function resolveAlbum(deps: AlbumDeps, sel: Selection, now = Date.now(), caller: Caller = LOCAL_ADMIN): Promise<Album> {
+  const { keys, title, strict } = await selectedKeys(deps, sel, caller);
   const album = albumOfKeys(deps, keys, title, strict, now);
   if (!album.images.length) {
     const what = sel.favorites ? 'no favorites yet (star some images first)' : sel.sweep ? 'that sweep has no finished images yet' : 'no images';

@@ -60,7 +60,7 @@ export function shareRoutes(deps: AlbumDeps, parts: ShareParts, now: () => numbe
     const live = parts.shares.list(owner).filter((s) => s.expires_at > now()).length;
     if (live >= MAX_SHARES) return c.json({ error: `at most ${MAX_SHARES} live share links: revoke some first (DELETE /api/shares/:id)`, details: [] }, 409);
     try {
-      const album = await resolveAlbum(deps, selection, now());
+      const album = await resolveAlbum(deps, selection, now(), callerOf(c));
       const row = parts.shares.create({ title: album.title, renderKeys: album.images.map((i) => i.renderKey), expiresAt: now() + expiresIn * 1000, owner });
       return c.json({ id: row.id, url: url(c, row), expiresAt: iso(row.expires_at), images: row.images }, 201);
     } catch (err) {
