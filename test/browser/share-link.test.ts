@@ -7,6 +7,8 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import AdmZip from 'adm-zip';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { startFarm, tempDir, waitFor, waitForNodes, type Farm } from '@nightshift/devfarm';
 import { browserMissing, launch, screenshot, watchPage } from './chromium.js';
@@ -17,6 +19,7 @@ interface PageImage {
   naturalWidth: number;
   getAttribute(name: string): string | null;
 }
+declare const localStorage: { setItem(key: string, value: string): void };
 declare const document: { images: PageImage[] & Iterable<PageImage>; querySelectorAll(sel: string): Iterable<{ href: string }> };
 
 const skip = browserMissing();
@@ -38,6 +41,7 @@ describe('share links, in headless Chromium without the API token', { skip, time
   let page: Page;
   let images: { key: string; renderKey: string; prompt: string }[] = [];
   let starred: typeof images = [];
+  let sweepId = '';
 
   const api = async (method: string, path: string, body?: unknown) =>
     fetch(`${farm.apiUrl}${path}`, { method, headers: { ...auth, ...(body === undefined ? {} : { 'content-type': 'application/json' }) }, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
@@ -54,6 +58,7 @@ describe('share links, in headless Chromium without the API token', { skip, time
     const res = await api('POST', '/api/sweeps', { name: 'to share', prompts: ['a yellow circle', 'a blue square', 'red stripes'], seeds: { count: 2 }, params: { width: 64, height: 64, steps: 2 } });
     assert.equal(res.status, 201);
     const { id } = (await res.json()) as { id: string };
+    sweepId = id;
     await waitFor('the sweep to finish', async () => ((await (await api('GET', `/api/sweeps/${id}`)).json()) as { status: string }).status === 'done', 120_000, 200);
     images = ((await (await api('GET', `/api/sweeps/${id}/images`)).json()) as { images: typeof images }).images;
     assert.equal(images.length, 6);
@@ -135,5 +140,35 @@ describe('share links, in headless Chromium without the API token', { skip, time
     const listed = ((await (await api('GET', '/api/shares')).json()) as { shares: { id: string; expired: boolean }[] }).shares;
     assert.equal(listed.find((x) => x.id === short.id)?.expired, true);
     assert.equal(listed.find((x) => x.id === long.id)?.expired, false);
+  });
+
+  test('the dashboard downloads the album and makes a link the stranger can open', async () => {
+    const owner = await browser.newContext({ viewport: { width: 1200, height: 900 }, acceptDownloads: true });
+    await owner.addInitScript((t) => localStorage.setItem('nightshift.apiToken', t), TOKEN);
+    const dash = await owner.newPage();
+    const { problems } = watchPage(dash);
+    await dash.goto(`${farm.apiUrl}/ui/sweeps/${sweepId}`);
+    const [download] = await Promise.all([dash.waitForEvent('download'), dash.locator('#album-download').click()]);
+    assert.equal(download.suggestedFilename(), 'to-share.zip');
+    const zipPath = join(tmp.dir, 'dashboard-album.zip');
+    await download.saveAs(zipPath);
+    const names = new AdmZip(zipPath).getEntries().map((e) => e.entryName);
+    assert.deepEqual(names.filter((n) => n.startsWith('thumbs/')).sort(), images.map((i) => `thumbs/${i.renderKey}.webp`).sort());
+    assert.ok(names.includes('index.html'));
+
+    await dash.locator('#share-expiry').selectOption('1d');
+    await dash.locator('#share-make').click();
+    const url = await dash.locator('#share-url').inputValue();
+    assert.match(url, /\/s\/v1\.sh_/);
+    await dash.locator('#album-share .msg', { hasText: 'these 6 image(s)' }).waitFor();
+    assert.equal((await page.goto(url))?.status(), 200);
+    await page.waitForFunction(() => [...document.images].every((i) => i.complete));
+    assert.equal((await page.evaluate(() => [...document.images].filter((i) => i.naturalWidth > 0).length)), 6);
+    await screenshot(dash, 'sweep-share');
+    await dash.locator('#album-share button', { hasText: 'Revoke' }).click();
+    await dash.locator('#album-share .msg', { hasText: 'Link revoked' }).waitFor();
+    assert.equal((await page.goto(url))?.status(), 404);
+    assert.deepEqual(problems, []);
+    await owner.close();
   });
 });

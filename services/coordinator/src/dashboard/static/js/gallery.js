@@ -3,6 +3,7 @@
 // "more like this" (the indexer's), favorites, and "Likely favorites" (the
 // indexer's taste model, or its aesthetic head while there are too few
 // favorites; a text or image search takes precedence).
+import { albumShareBar } from './album-share.js';
 import { bestOfSweep, bestOverall, galleryPage as fetchGalleryPage, listSweeps, search, setFavorite } from './api.js';
 import { $, closest, h, messageOf, showMsg, toast } from './dom.js';
 import { openImage, setFavButton } from './image-dialog.js';
@@ -36,6 +37,8 @@ export function galleryPage() {
   likeInput.value = like;
   if (!like) likeInput.disabled = true; // keep ?like= out of the URL unless set
   $('#live').textContent = '';
+  // An album or share link of what the filters pick: the favorites (of the sweep, if one is chosen) or a sweep.
+  $('#gallery-form').after(albumShareBar(() => (favOnly ? { favorites: true, ...(sweepFilter ? { sweep: sweepFilter } : {}) } : sweepFilter ? { sweep: sweepFilter } : null), 'Choose a sweep or "Favorites only" (then Search) to make an album or a share link.'));
 
   // Sweep filter options load in the background; the grid does not wait for them.
   void listSweeps().then(

@@ -2,6 +2,7 @@
 // Page: one sweep — its progress, actions, failures, and its jobs as a live
 // contact sheet or X/Y grid (contact-sheet.js).
 import { getSweep, listJobs, setPriority, sweepAction, upscale } from './api.js';
+import { albumShareBar } from './album-share.js';
 import { loadBestStrip } from './best-strip.js';
 import { contactSheet } from './contact-sheet.js';
 import { $, closest, debounce, enc, h, messageOf, showMsg, toast } from './dom.js';
@@ -18,6 +19,7 @@ import { ACTION_WORDS, countsText, etaText, FINAL, isSweepAction, setBar } from 
 export function sweepPage() {
   const id = document.body.dataset.sweepId ?? '';
   const msg = $('#sweep-msg');
+  $('#sweep-actions').after(albumShareBar(() => ({ sweep: id }), ''));
   /** @type {SweepDetail | null} */
   let sweep = null;
   /** @type {LiveJob[]} */
