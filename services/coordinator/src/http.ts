@@ -13,7 +13,7 @@ import { eventsRoute } from './sse.js';
 import { pageInfo, pageOf } from './paging.js';
 import { createDashboard } from './dashboard/index.js';
 import { REMIX_PATH, remixRoute } from './remix.js';
-import { modelsRoute } from './models.js';
+import { modelsRoute, sweepsUsingModel } from './models.js';
 import { nodeSleepView } from './node-hub.js';
 import { webhookRoutes } from './webhooks-routes.js';
 import { albumRoutes } from './albums-routes.js';
@@ -163,7 +163,7 @@ export function createHttpApp(deps: HttpDeps): Hono {
   app.route(REMIX_PATH, remixRoute(deps));
   // The model registry is the farm's: anyone reads it, only an admin removes from it.
   app.use('/api/models/*', (c, next) => (c.req.method === 'GET' || callerOf(c).admin ? next() : Promise.resolve(c.json({ error: 'only an admin may change the model registry' }, 403))));
-  app.route('/api/models', modelsRoute(deps));
+  app.route('/api/models', modelsRoute({ ...deps, modelInUse: sweepsUsingModel(deps.store) }));
   app.route('/api/wildcards', wildcardsRoute(deps.storage, deps.store));
   app.route('/api/webhooks', webhookRoutes(deps));
   app.route('/api/albums', albumRoutes(deps));

@@ -6,7 +6,9 @@ import { Storage } from '@nightshift/common';
 import { startS3Server, tempDir, type S3Server } from '@nightshift/devfarm';
 import { addModel, resolveModel } from '@nightshift/registry';
 import type { NodeRow } from './store/rows.js';
-import { modelsRoute, type ModelView } from './models.js';
+import { modelsRoute, sweepsUsingModel, type ModelView } from './models.js';
+import { openDb } from './db.js';
+import { Store } from './store.js';
 
 let s3: S3Server;
 let storage: Storage;
@@ -63,4 +65,20 @@ test('a model pulled into connected nodes\' caches lists them in nodes', async (
   const app = modelsRoute({ storage, store: { listNodes: () => [node('n1', ['pulled'])] }, hub: { models: { holders: (h) => (h === manifest.hash ? ['n7', 'n1'] : []) } } });
   const one = (await (await app.request('/pulled')).json()) as ModelView;
   assert.deepEqual(one.nodes, ['n1', 'n7']);
+});
+
+test('DELETE is refused while a sweep resolved to the model still has queued work', async () => {
+  const dir = join(tmp.dir, 'busy');
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'model.onnx'), 'busy weights');
+  const { manifest } = await addModel(storage, 'busy', 'diffusion', dir);
+  const store = new Store(openDb(':memory:'));
+  const job = { index: 0, renderKey: 'rk', prompt: 'p', seed: 1, params: {}, axes: {}, backend: 'onnx', model: 'busy', minVramMb: 0 };
+  store.createSweep({ name: 's', spec: {}, priority: 0, backend: 'onnx', model: 'busy', modelHash: manifest.hash, modelBytes: manifest.totalSize }, [job], 'sw-busy');
+  const app = modelsRoute({ storage, store: { listNodes: () => [] }, modelInUse: sweepsUsingModel(store) });
+  const refused = await app.request('/busy', { method: 'DELETE' });
+  assert.equal(refused.status, 409);
+  assert.match(((await refused.json()) as { error: string }).error, /1 queued or running job\(s\) of sweep sw-busy/);
+  store.cancelSweep('sw-busy');
+  assert.equal((await app.request('/busy', { method: 'DELETE' })).status, 200);
 });

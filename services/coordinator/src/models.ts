@@ -36,6 +36,22 @@ export interface ModelView {
 
 const hasBucket = (s: ModelsDeps['storage']): s is RegistryStorage => 'client' in s && 'bucket' in s;
 
+/**
+ * `modelInUse` from the sweeps: a model is in use while a sweep that
+ * resolved to its hash at submit still has queued or running jobs.
+ */
+export function sweepsUsingModel(store: Pick<Store, 'listSweeps' | 'counts'>): (hash: string) => string | undefined {
+  return (hash) => {
+    const busy = store
+      .listSweeps()
+      .filter((s) => s.model_hash === hash && !['done', 'failed', 'cancelled'].includes(s.status))
+      .map((s) => ({ id: s.id, c: store.counts(s.id) }))
+      .filter(({ c }) => c.queued + c.running > 0);
+    if (!busy.length) return undefined;
+    return busy.map(({ id, c }) => `${c.queued + c.running} queued or running job(s) of sweep ${id}`).join(', ');
+  };
+}
+
 function holders(deps: ModelsDeps, hash: string, names: string[]): string[] {
   const advertised = deps.store
     .listNodes()
