@@ -22,6 +22,8 @@ export const MAX_SHARE_SECONDS = 30 * 24 * 3600;
 /** Short enough for a link meant for the next minute (and for a test to see one expire). */
 export const MIN_SHARE_SECONDS = 10;
 export const DEFAULT_SHARE_SECONDS = 7 * 24 * 3600;
+/** How long an expired share stays in GET /api/shares before its row is dropped. */
+const EXPIRED_KEPT_MS = 7 * 24 * 3600 * 1000;
 /** Live shares one owner may hold at once. */
 export const MAX_SHARES = 1_000;
 
@@ -57,6 +59,8 @@ export function shareRoutes(deps: AlbumDeps, parts: ShareParts, now: () => numbe
     const issues = selectionIssues(selection);
     if (issues.length) return c.json({ error: issues[0]!.message, details: issues }, 400);
     const owner = callerOf(c).user;
+    // Expired links stay listed (as expired) for a week, then their rows go.
+    parts.shares.pruneExpired(now() - EXPIRED_KEPT_MS);
     const live = parts.shares.list(owner).filter((s) => s.expires_at > now()).length;
     if (live >= MAX_SHARES) return c.json({ error: `at most ${MAX_SHARES} live share links: revoke some first (DELETE /api/shares/:id)`, details: [] }, 409);
     try {
