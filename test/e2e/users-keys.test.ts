@@ -187,6 +187,9 @@ describe('users and keys on a real farm', { timeout: 240_000 }, () => {
     assert.equal((await call(keys.bob!, 'POST', '/api/albums', { keys: [ids.image] })).status, 400);
     assert.equal((await call(keys.bob!, 'POST', '/api/albums/zip', { sweep })).status, 404);
     assert.equal((await call(keys.alice!, 'POST', '/api/albums', { keys: [ids.image] })).status, 200);
+    // Nor read the settings of alice's image through a remix by key.
+    assert.equal((await call(keys.bob!, 'POST', '/api/remix', { key: ids.image })).status, 404);
+    assert.equal((await call(keys.alice!, 'POST', '/api/remix', { key: ids.image })).status, 200);
     // A spec of bob's cannot read alice's list either.
     assert.equal((await call(keys.bob!, 'POST', '/api/sweeps', { prompts: ['__alicelist__'], seeds: [1] })).status, 400);
 

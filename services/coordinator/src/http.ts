@@ -160,7 +160,7 @@ export function createHttpApp(deps: HttpDeps): Hono {
   app.post('/api/upscale', ...submitRoute((body, c) => submitUpscale(deps, body, callerOf(c))));
   app.route('/api/keys', keyRoutes(deps));
   app.route('/api/me', meRoute(deps));
-  app.route(REMIX_PATH, remixRoute(deps));
+  app.route(REMIX_PATH, remixRoute({ storage: deps.storage, mayRead: (c, key) => mayUseFile(deps.store, callerOf(c), key) }));
   // The model registry is the farm's: anyone reads it, only an admin removes from it.
   app.use('/api/models/*', (c, next) => (c.req.method === 'GET' || callerOf(c).admin ? next() : Promise.resolve(c.json({ error: 'only an admin may change the model registry' }, 403))));
   app.route('/api/models', modelsRoute({ ...deps, modelInUse: sweepsUsingModel(deps.store) }));

@@ -20,6 +20,8 @@ const KEY_BODY_MAX_BYTES = 4 * 1024;
 
 export interface RemixDeps {
   storage: Pick<Storage, 'get'>;
+  /** Whether this request may read the image `key` (a user: their own sweeps' images only); all when absent. */
+  mayRead?: (c: Context, key: string) => boolean;
 }
 
 export interface RemixAnswer extends Remix {
@@ -29,7 +31,7 @@ export interface RemixAnswer extends Remix {
 const typeOf = (c: Context) => mediaType(c.req.header('content-type'));
 
 /** Reads the image named by a `{"key"}` body; a Response when that fails. */
-async function imageByKey(c: Context, storage: RemixDeps['storage']): Promise<Buffer | Response> {
+async function imageByKey(c: Context, { storage, mayRead }: RemixDeps): Promise<Buffer | Response> {
   const body = (await c.req.json().catch(() => undefined)) as { key?: unknown } | undefined;
   if (typeof body?.key !== 'string') return c.json({ error: 'send the image as image/png, or JSON {"key": "images/….png"}', details: [{ path: 'key', message: 'must be a string' }] }, 400);
   let key: string;
@@ -39,6 +41,8 @@ async function imageByKey(c: Context, storage: RemixDeps['storage']): Promise<Bu
   } catch {
     return c.json({ error: `invalid image key ${JSON.stringify(body.key)}: expected images/….png or upscaled/….png`, details: [{ path: 'key', message: 'not an image key' }] }, 400);
   }
+  // Another user's image is as absent as a missing one.
+  if (mayRead && !mayRead(c, key)) return c.json({ error: `no image ${key} in the bucket` }, 404);
   try {
     return await storage.get(key);
   } catch (err) {
@@ -70,7 +74,7 @@ export function remixRoute(deps: RemixDeps): Hono {
       const type = typeOf(c);
       let png: Buffer | Response;
       if (type === 'image/png') png = Buffer.from(await c.req.arrayBuffer());
-      else if (type === 'application/json') png = await imageByKey(c, deps.storage);
+      else if (type === 'application/json') png = await imageByKey(c, deps);
       else return c.json({ error: `unsupported content type "${type || 'none'}": send image/png or application/json` }, 415);
       if (png instanceof Response) return png;
       let remix: Remix;
