@@ -12,6 +12,7 @@ import { ensureFileSession, retryFailedImages } from './js/request.js';
 import { submitPage } from './js/submit.js';
 import { sweepPage } from './js/sweep.js';
 import { sweepsPage } from './js/sweeps.js';
+import { showWhoami } from './js/whoami.js';
 
 /** Each page's module, by the page name pages.ts puts on <body data-page>. @type {Record<string, () => unknown>} */
 const PAGES = { sweeps: sweepsPage, submit: submitPage, sweep: sweepPage, gallery: galleryPage, nodes: nodesPage };
@@ -22,6 +23,8 @@ async function boot() {
   setupForgetButton();
   setupImageDialog();
   await ensureFileSession();
+  // The user in the header: informative only, never in the page's way.
+  void showWhoami().catch(() => {});
   await PAGES[document.body.dataset.page ?? '']?.();
 }
 
