@@ -37,11 +37,12 @@ export interface SweepCostView extends CostFigures {
 
 const J_PER_KWH = 3_600_000;
 const MS_PER_HOUR = 3_600_000;
-const round = (x: number, digits: number) => Number(x.toFixed(digits));
+/** Six significant digits: a test sweep's few joules stay visible, a farm's megawatt-hours carry no noise digits. */
+const round = (x: number) => Number(x.toPrecision(6));
 
 function figures(renders: number, gpuMs: number, measured: number, joules: number, price: number | null): CostFigures {
-  const kWh = measured > 0 ? round(joules / J_PER_KWH, 6) : null;
-  return { renders, gpuHours: round(gpuMs / MS_PER_HOUR, 6), measuredRenders: measured, kWh, cost: kWh !== null && price !== null ? round((joules / J_PER_KWH) * price, 4) : null };
+  const kWh = measured > 0 ? round(joules / J_PER_KWH) : null;
+  return { renders, gpuHours: round(gpuMs / MS_PER_HOUR), measuredRenders: measured, kWh, cost: kWh !== null && price !== null ? round((joules / J_PER_KWH) * price) : null };
 }
 
 export function sweepCostView(rows: readonly CostSumRow[], price: number | undefined): SweepCostView {

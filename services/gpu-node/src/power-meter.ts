@@ -105,9 +105,10 @@ export class PowerMeter implements JobMeter {
   begin(): MeterSpan {
     const identity = { gpuName: this.gpuName, driverVersion: this.driverVersion };
     if (this.disabled || this.stopped) return { end: async () => ({ ...identity, ...NOT_MEASURED }), cancel: () => {} };
+    // The job starts now, before the sampler's spawn (which can take milliseconds) is paid for.
+    const id = this.ledger.open(this.now());
     clearTimeout(this.linger);
     this.ensureSampler();
-    const id = this.ledger.open(this.now());
     let ended = false;
     return {
       end: () => {
@@ -162,6 +163,8 @@ export class PowerMeter implements JobMeter {
     const child = this.sampler;
     this.sampler = undefined;
     child?.kill();
+    // The next sampler's first reading joins nothing before it.
+    this.ledger.gap();
   }
 
   private reading(watts: number): void {

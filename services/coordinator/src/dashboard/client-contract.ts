@@ -15,6 +15,7 @@ import type { GalleryImage, GalleryImageDetail } from './gallery.js';
 import type { SpecPreview } from './preview.js';
 import type { LiveEvent } from '../live.js';
 import type { SweepView } from '../sweeps.js';
+import type { SweepCostView } from '../sweep-cost.js';
 import type { JobState, SweepCounts, SweepStatus } from '../store.js';
 
 /** Compiles only when every value the server sends is a value the client's type accepts. */
@@ -31,6 +32,7 @@ export type ClientContract = [
   Serves<Client.JobState, JobState>,
   Serves<SweepCounts, Client.SweepCounts>,
   Serves<SweepView, Client.Sweep>,
+  Serves<SweepCostView, Client.SweepCost>,
   Serves<GalleryImage, Client.GalleryImage>,
   Serves<GalleryImageDetail & { favorite: boolean | null }, Client.ImageDetail>,
   Serves<Omit<SpecPreview, 'input'>, Omit<Client.SpecPreview, 'input'>>,

@@ -237,6 +237,8 @@ export function sweepPage(): string {
   <div class="bar" role="progressbar" aria-label="Sweep progress" aria-valuemin="0" aria-valuemax="100" aria-valuenow="0"><span></span></div>
   <p id="sweep-counts"></p>
   <p id="sweep-explain" class="warn" hidden></p>
+  <p id="sweep-cost" hidden></p>
+  <ul id="sweep-cost-nodes" class="muted" aria-label="Cost per node" hidden></ul>
 </section>
 <div class="actions" id="sweep-actions">
   <button type="button" data-action="pause">Pause</button>

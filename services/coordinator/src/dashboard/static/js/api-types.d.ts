@@ -45,6 +45,23 @@ export interface SweepDetail extends Sweep {
   spec: SpecDraft;
   failedJobs: FailedJob[];
   explain: string[];
+  /** What it cost so far (absent from older coordinators). */
+  cost?: SweepCost;
+}
+
+/** GPU hours, measured kWh and their cost (null: not measured, or no price set). */
+export interface CostFigures {
+  renders: number;
+  gpuHours: number;
+  measuredRenders: number;
+  kWh: number | null;
+  cost: number | null;
+}
+
+export interface SweepCost extends CostFigures {
+  energy: 'measured' | 'partial' | 'not measured';
+  pricePerKwh: number | null;
+  nodes: (CostFigures & { nodeId: string; name: string; gpuName: string; driverVersion: string })[];
 }
 
 /** One job of GET /api/sweeps/:id/jobs. */

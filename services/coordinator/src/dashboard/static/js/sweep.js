@@ -4,6 +4,7 @@
 import { getSweep, listJobs, setPriority, sweepAction, upscale } from './api.js';
 import { albumShareBar } from './album-share.js';
 import { loadBestStrip } from './best-strip.js';
+import { renderCost } from './sweep-cost.js';
 import { contactSheet } from './contact-sheet.js';
 import { $, closest, debounce, enc, h, messageOf, showMsg, toast } from './dom.js';
 import { openEvents } from './events.js';
@@ -53,6 +54,7 @@ export function sweepPage() {
     $('#sweep-actions [data-action=cancel]', HTMLButtonElement).disabled = final;
     const prio = $('#priority-input', HTMLInputElement);
     if (document.activeElement !== prio) prio.value = String(sweep.priority);
+    renderCost(sweep.cost);
     const failed = sweep.failedJobs || [];
     $('#failed-section').hidden = !failed.length;
     $('#failed-list').replaceChildren(
@@ -186,11 +188,15 @@ export function sweepPage() {
     open: reload,
     sweep: live((e) => {
       if (!e.sweep || !sweep) return;
+      const ended = FINAL.has(e.sweep.status) && !FINAL.has(sweep.status);
       sweep = { ...sweep, ...e.sweep };
       renderSummary();
+      // Sweep events carry no cost: read it again when the sweep ends (and every 30 s while it runs, below).
+      if (ended) refreshSweep();
     }),
     job: live(applyJob),
     progress: live(applyProgress),
   });
   setInterval(() => sweep && renderSummary(), 5_000);
+  setInterval(() => sweep && !FINAL.has(sweep.status) && refreshSweep(), 30_000);
 }

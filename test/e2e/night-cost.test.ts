@@ -1,0 +1,94 @@
+/**
+ * What a night cost, over real processes: node-0 has a stub `nvidia-smi`
+ * on its PATH reporting a steady 250 W, node-1 has no GPU it can read. The
+ * sweep's figures count GPU hours from both, kWh only from node-0 (a
+ * partial night says how many renders were measured; node-1's energy is
+ * "not measured", never estimated), cost at NIGHTSHIFT_ENERGY_PRICE, and
+ * /metrics carries the same. Every PNG carries its provenance chunk, naming
+ * the GPU that rendered it where nvidia-smi could tell.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readProvenance } from '@nightshift/common';
+import { postSweep, startFarm, tempDir, waitFor, waitForNodes } from '@nightshift/devfarm';
+import { stubNvidiaSmi } from '../../services/gpu-node/src/nvidia-smi-stub.js';
+
+const WATTS = 250;
+const PRICE = 0.4;
+const GPU = { name: 'NVIDIA Stub 4090', driver: '550.54.14' };
+
+interface Figures {
+  renders: number;
+  gpuHours: number;
+  measuredRenders: number;
+  kWh: number | null;
+  cost: number | null;
+}
+interface Cost extends Figures {
+  energy: string;
+  pricePerKwh: number | null;
+  nodes: (Figures & { nodeId: string; gpuName: string; driverVersion: string })[];
+}
+
+test('a night measured on one node of two: GPU hours, kWh, cost, per node and in total; provenance in every PNG', { timeout: 240_000 }, async () => {
+  const tmp = tempDir('nightshift-night-cost-');
+  const smi = stubNvidiaSmi({ gpus: [GPU], watts: [WATTS] });
+  const farm = await startFarm({
+    dir: tmp.dir,
+    nodes: 2,
+    env: { NIGHTSHIFT_ENERGY_PRICE: String(PRICE) },
+    // node-1: CUDA_VISIBLE_DEVICES="" hides any GPU, so even a machine with a real nvidia-smi measures nothing there.
+    nodeEnv: (i): Record<string, string> => (i === 0 ? { PATH: smi.env.PATH! } : { CUDA_VISIBLE_DEVICES: '' }),
+  });
+  try {
+    await waitForNodes(farm.apiUrl, 2);
+    const res = await postSweep(farm.apiUrl, { prompts: ['a red circle', 'a blue square', 'a green star'], seeds: { count: 4 }, params: { width: 64, height: 64, steps: 2 } });
+    assert.equal(res.status, 201);
+    const { id } = (await res.json()) as { id: string };
+    const sweep = await waitFor(`sweep ${id} done`, async () => {
+      const s = (await (await fetch(`${farm.apiUrl}/api/sweeps/${id}`)).json()) as { status: string; counts: { done: number }; cost: Cost };
+      return s.status === 'done' ? s : undefined;
+    }, 120_000, 200);
+    const { cost } = sweep;
+    assert.equal(cost.renders, 12, 'every render reported its cost');
+    assert.equal(cost.pricePerKwh, PRICE);
+    const byNode = new Map(cost.nodes.map((n) => [n.nodeId, n]));
+    const measured = byNode.get('node-0');
+    const unmeasured = byNode.get('node-1');
+    // Both nodes were up before the submit, so each was offered work at once.
+    assert.ok(measured && measured.renders > 0 && unmeasured && unmeasured.renders > 0, `both nodes rendered: ${JSON.stringify(cost.nodes)}`);
+    assert.deepEqual([measured.gpuName, measured.driverVersion, measured.measuredRenders], [GPU.name, GPU.driver, measured.renders]);
+    // Constant power: energy is watts × render time, up to the 1 ms each render time is rounded to.
+    const slack = (measured.renders * WATTS * 0.001) / 3_600_000;
+    assert.ok(Math.abs(measured.kWh! - (WATTS * measured.gpuHours) / 1000) <= slack + 1e-5 * measured.kWh!, `${measured.kWh} kWh vs ${WATTS} W × ${measured.gpuHours} h`);
+    assert.ok(Math.abs(measured.cost! - measured.kWh! * PRICE) <= 1e-5 * measured.cost!);
+    assert.deepEqual([unmeasured.kWh, unmeasured.cost, unmeasured.measuredRenders, unmeasured.driverVersion], [null, null, 0, ''], 'no power readings: not measured, never estimated');
+    assert.ok(unmeasured.gpuHours > 0, 'its GPU time still counts');
+    assert.equal(cost.energy, 'partial');
+    assert.equal(cost.measuredRenders, measured.renders, 'the total says how many renders were measured');
+    assert.equal(cost.kWh, measured.kWh);
+    assert.ok(Math.abs(cost.gpuHours - measured.gpuHours - unmeasured.gpuHours) <= 2e-5 * cost.gpuHours);
+
+    const metrics = await (await fetch(`${farm.apiUrl}/metrics`)).text();
+    const joules = Number(/^nightshift_energy_joules_total\{node="node-0"[^}]*\} (\S+)$/m.exec(metrics)?.[1]);
+    assert.ok(Math.abs(joules / 3_600_000 - measured.kWh!) <= 1e-5 * measured.kWh!, `/metrics: ${joules} J`);
+    assert.match(metrics, /^nightshift_energy_cost_total\{node="node-0"/m);
+    assert.match(metrics, /^nightshift_gpu_seconds_total\{node="node-1"/m);
+    assert.doesNotMatch(metrics, /^nightshift_energy_joules_total\{node="node-1"[^}]*\} [1-9]/m, 'nothing measured on node-1');
+
+    // Provenance: the GPU that rendered each image, where nvidia-smi could tell.
+    const jobs = ((await (await fetch(`${farm.apiUrl}/api/sweeps/${id}/jobs`)).json()) as { jobs: { node: string; renderKey: string }[] }).jobs;
+    for (const node of ['node-0', 'node-1']) {
+      const job = jobs.find((j) => j.node === node)!;
+      const p = readProvenance(await farm.storage.get(`images/${job.renderKey}.png`));
+      assert.ok(p, `${node}'s PNG has a nightshift chunk`);
+      assert.equal(p.backend, 'procedural');
+      assert.deepEqual([p.gpu, p.driver], node === 'node-0' ? [GPU.name, GPU.driver] : [null, null]);
+      assert.equal(p.versions.node, process.versions.node);
+    }
+  } finally {
+    await farm.stop();
+    smi.cleanup();
+    tmp.cleanup();
+  }
+});
