@@ -4,6 +4,7 @@
  * of a sweep, then the folder opened from file:// in headless Chromium with
  * no server involved: every thumbnail loads, every "Full image" and
  * "Upscaled ×4" link opens an image, and a hostile prompt stays text.
+ * Albums of favorites and of a text search hold exactly those images.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -55,7 +56,7 @@ describe('nightshift album, opened from file:// in headless Chromium', { skip, t
     const model = await ensureTinyUpscaler(join(tmp.dir, 'models'));
     const config = join(tmp.dir, 'node.yaml');
     writeFileSync(config, `upscale:\n  model: ${model}\n  tileSize: 32\n  overlap: 8\n`);
-    farm = await startFarm({ dir: tmp.dir, nodes: 1, env: { NIGHTSHIFT_API_TOKEN: TOKEN, NIGHTSHIFT_NODE_TOKEN: 'album-node-token' }, nodeEnv: (): Record<string, string> => ({ NIGHTSHIFT_NODE_CONFIG: config }) });
+    farm = await startFarm({ dir: tmp.dir, nodes: 1, indexer: true, env: { NIGHTSHIFT_API_TOKEN: TOKEN, NIGHTSHIFT_NODE_TOKEN: 'album-node-token' }, nodeEnv: (): Record<string, string> => ({ NIGHTSHIFT_NODE_CONFIG: config }) });
     await waitForNodes(farm.apiUrl, 1, auth);
     sweepId = (await api<{ id: string }>('/api/sweeps', { name: 'album night', prompts: [HOSTILE, 'a blue square'], seeds: { count: 2 }, params: { width: 64, height: 64, steps: 2 } })).id;
     await finished(sweepId);
@@ -121,6 +122,26 @@ describe('nightshift album, opened from file:// in headless Chromium', { skip, t
     const expected = ['album.json', 'index.html', ...['images', 'thumbs', 'upscaled'].flatMap((d) => readdirSync(join(folder, d)).map((f) => `${d}/${f}`))].sort();
     assert.deepEqual(names, expected);
     for (const name of expected.filter((n) => n !== 'album.json' && n !== 'index.html')) assert.ok(zip.readFile(name)!.equals(readFileSync(join(folder, name))), name);
+  });
+
+  test('--favorites and --query take exactly the starred and the found images', async () => {
+    const starred = [images[1]!, images[2]!];
+    for (const img of starred) {
+      await waitFor(`star ${img.key}`, async () => (await fetch(`${farm.apiUrl}/api/favorites/${encodeURIComponent(img.key)}`, { method: 'PUT', headers: auth })).status === 200, 120_000, 250);
+    }
+    const favs = await cli('album', '--favorites', join(tmp.dir, 'favs'));
+    assert.equal(favs.code, 0, favs.out);
+    const favAlbum = JSON.parse(readFileSync(join(tmp.dir, 'favs', 'album.json'), 'utf8')) as { title: string; images: { renderKey: string }[] };
+    assert.equal(favAlbum.title, 'Favorites');
+    assert.deepEqual(favAlbum.images.map((i) => i.renderKey).sort(), starred.map((i) => i.renderKey).sort());
+
+    const found = await api<{ results: { renderKey: string }[] }>('/api/search?q=square&k=3');
+    assert.equal(found.results.length, 3);
+    const searched = await cli('album', '--query', 'square', '-k', '3', join(tmp.dir, 'squares'));
+    assert.equal(searched.code, 0, searched.out);
+    const searchAlbum = JSON.parse(readFileSync(join(tmp.dir, 'squares', 'album.json'), 'utf8')) as { title: string; images: { renderKey: string }[] };
+    assert.equal(searchAlbum.title, 'Search: square');
+    assert.deepEqual(searchAlbum.images.map((i) => i.renderKey), found.results.map((r) => r.renderKey), 'in the search\'s order');
   });
 
   test('refuses a folder that is not empty, and an album of nothing', async () => {
