@@ -8,7 +8,8 @@ import assert from 'node:assert/strict';
 import type { Hono } from 'hono';
 import { expandSweep, parseSpec } from '@nightshift/sweep';
 import { seededCoordinator, tempDir, type SeededCoordinator } from '@nightshift/devfarm';
-import { openDb } from './db.js';
+import Database from 'better-sqlite3';
+import { migrate, openDb } from './db.js';
 import { Store } from './store.js';
 import { createHttpApp } from './http.js';
 import { Live } from './live.js';
@@ -37,6 +38,29 @@ test('identify: an open farm is the local admin until a key exists; then a key n
   // Only hashes are stored.
   const stored = store.db.prepare('SELECT hash FROM api_keys').all() as { hash: string }[];
   assert.ok(stored.every((r) => /^[0-9a-f]{64}$/.test(r.hash) && r.hash !== 'k-ann'));
+});
+
+test("the migration: rows from before users are the local user's, and its running count starts from the leased jobs", () => {
+  // Which migration makes `users`: the first step after which the table exists.
+  const scratch = new Database(':memory:');
+  let users = 0;
+  while (!scratch.prepare("SELECT 1 FROM sqlite_master WHERE name = 'users'").get()) migrate(scratch, ++users);
+  scratch.close();
+  const db = new Database(':memory:');
+  migrate(db, users - 1);
+  db.prepare(`INSERT INTO sweeps (id, name, spec_json, status, priority, backend, total, created_at) VALUES ('sw-old', 'old', '{}', 'running', 0, 'procedural', 3, 1)`).run();
+  const job = db.prepare(`INSERT INTO jobs (id, sweep_id, idx, render_key, prompt, seed, params_json, axes_json, backend, model, state) VALUES (?, 'sw-old', ?, ?, 'p', 1, '{}', '{}', 'procedural', 'm', ?)`);
+  job.run('j0', 0, 'a'.repeat(64), 'leased');
+  job.run('j1', 1, 'b'.repeat(64), 'leased');
+  job.run('j2', 2, 'c'.repeat(64), 'queued');
+  migrate(db);
+  assert.deepEqual(db.prepare("SELECT name, admin, weight, running FROM users").all(), [{ name: 'local', admin: 1, weight: 1, running: 2 }]);
+  assert.equal((db.prepare("SELECT owner FROM sweeps WHERE id = 'sw-old'").get() as { owner: string }).owner, 'local');
+  db.prepare("UPDATE jobs SET state = 'done' WHERE id = 'j0'").run();
+  db.prepare("UPDATE jobs SET state = 'leased' WHERE id = 'j2'").run();
+  db.prepare("UPDATE jobs SET state = 'queued' WHERE id = 'j1'").run();
+  assert.equal((db.prepare("SELECT running FROM users WHERE name = 'local'").get() as { running: number }).running, 1);
+  db.close();
 });
 
 test('quotas count the images a user submitted since 00:00 UTC', () => {
