@@ -53,6 +53,7 @@ export function layout(o: LayoutOptions): string {
   <a class="brand" href="/ui/" aria-label="Nightshift home">☾ Nightshift</a>
   <nav aria-label="Main">${nav}</nav>
   <span id="live" class="live" role="status" aria-live="polite">connecting…</span>
+  <span id="whoami" class="whoami" hidden></span>
   <button type="button" id="forget-token" class="link" hidden>Forget API token</button>
 </header>
 <main id="main" tabindex="-1">
