@@ -101,10 +101,11 @@ describe('the key routes and /api/me through the router', () => {
   let tmp: ReturnType<typeof tempDir>;
   let seeded: SeededCoordinator;
   let app: Hono;
+  const live = new Live();
   before(() => {
     tmp = tempDir();
     seeded = seededCoordinator(tmp.dir);
-    app = createHttpApp({ ...seeded.deps, hub: { ...seeded.deps.hub, connectedNodeIds: () => [] }, placement: { explain: () => [] }, live: new Live() });
+    app = createHttpApp({ ...seeded.deps, hub: { ...seeded.deps.hub, connectedNodeIds: () => [] }, placement: { explain: () => [] }, live });
   });
   after(() => {
     seeded.close();
@@ -145,6 +146,25 @@ describe('the key routes and /api/me through the router', () => {
     assert.match(((await over.json()) as { error: string }).error, /quota of 5 a day/);
     assert.equal((await call('POST', '/api/sweeps', doraKey, { prompts: ['x'], seeds: { count: 5 } })).status, 201);
     assert.equal(((await (await call('GET', '/api/sweeps', doraKey)).json()) as { total: number }).total, 1, 'dora sees her own sweep only');
+    // Her live events are her own sweeps' (and the nodes'): someone else's job event is not sent.
+    const doraSweep = ((await (await call('GET', '/api/sweeps', doraKey)).json()) as { sweeps: { id: string }[] }).sweeps[0]!.id;
+    const otherSpec = parseSpec({ prompts: ['theirs'], seeds: [1] });
+    const otherSweep = seeded.store.createSweep({ name: 'theirs', spec: otherSpec, priority: 0, backend: 'procedural', model: 'm', owner: 'local' }, expandSweep(otherSpec, 10).map((j) => ({ ...j, minVramMb: 0 }))).id;
+    const res = await call('GET', '/api/events', doraKey);
+    assert.equal(res.status, 200);
+    const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+    let text = '';
+    const until = async (marker: string) => {
+      while (!text.includes(marker)) text += (await reader.read()).value ?? '';
+    };
+    await until('event: hello');
+    live.emit({ type: 'job', sweepId: otherSweep, jobId: 'theirs-1', state: 'done' });
+    live.emit({ type: 'job', sweepId: doraSweep, jobId: 'hers-1', state: 'done' });
+    live.emit({ type: 'node', nodeId: 'n-last', status: 'online' });
+    await until('n-last');
+    await reader.cancel();
+    assert.match(text, /hers-1/);
+    assert.doesNotMatch(text, /theirs-1/, 'another user’s job event reached dora');
     // Revoked: refused at once; her sweep stays hers.
     assert.equal((await call('DELETE', '/api/keys/dora', adminKey)).status, 204);
     assert.equal((await call('GET', '/api/me', doraKey)).status, 401);
