@@ -15,7 +15,8 @@ import { TINY_SD_NAME } from '@nightshift/models';
 import { Worker, type Report } from './worker.js';
 import { OnnxBackend } from './backends/onnx.js';
 import type { Backend } from './backends/backend.js';
-import { batchLimit, takeSiblings, type BatchingBackend } from './batch-render.js';
+import { batchLimit, batchMembers, takeSiblings, type BatchingBackend } from './batch-render.js';
+import { RenderFailure, type RenderRequest } from './backends/backend.js';
 
 let tmp: ReturnType<typeof tempDir>;
 let onnx: OnnxBackend;
@@ -106,6 +107,57 @@ describe('params.batch on the node', { timeout: 180_000 }, () => {
     assert.deepEqual(withStored.calls, [2]);
     const skipped = withStored.reports.flatMap((r) => (r.case === 'completed' && r.value.skipped ? [r.value.jobId] : []));
     assert.deepEqual(skipped, ['j2']);
+  });
+
+  test('an out-of-memory batch renders its members one at a time; a member aborted alone stops alone', async () => {
+    const calls: number[] = [];
+    // The real backend, except that a batch of more than one runs out of memory.
+    const tight: BatchingBackend = {
+      ...recording(onnx, calls),
+      renderBatch: (reqs) => {
+        calls.push(reqs.length);
+        return Promise.reject(new RenderFailure('CUDA out of memory (a batch too big for the card)', '', true));
+      },
+    };
+    const req = (seed: number): RenderRequest => ({ jobId: `j${seed}`, renderKey: 'rk', kind: 'render', prompt: 'a red fox', seed, model: TINY_SD_NAME, params: { ...PARAMS } });
+    const members = batchMembers(tight, 3);
+    const stopped = new AbortController();
+    const a = members[0]!.render(req(1), () => {}, new AbortController().signal);
+    const b = members[1]!.render(req(2), () => {}, stopped.signal);
+    stopped.abort(); // while the batch still gathers: it starts without this one
+    const c = members[2]!.render(req(3), () => {}, new AbortController().signal);
+    await assert.rejects(b, (e: Error) => e.name === 'AbortError');
+    const [ra, rc] = await Promise.all([a, c]);
+    assert.deepEqual(calls, [2, 1, 1], 'the batch of the two left, then each alone');
+    const alone = await onnx.render(req(3), () => {}, new AbortController().signal);
+    assert.ok(rc.png.equals(alone.png) && !ra.png.equals(rc.png));
+  });
+
+  test('a member aborted during the batch gets its AbortError; the others get their images', async () => {
+    const calls: number[] = [];
+    const members = batchMembers(recording(onnx, calls), 3);
+    const req = (seed: number): RenderRequest => ({ jobId: `j${seed}`, renderKey: 'rk', kind: 'render', prompt: 'a red fox', seed, model: TINY_SD_NAME, params: { ...PARAMS } });
+    const stopped = new AbortController();
+    const [a, b, c] = members.map((m, k) => m.render(req(k + 1), () => {}, k === 1 ? stopped.signal : new AbortController().signal));
+    stopped.abort();
+    await assert.rejects(b!, (e: Error) => e.name === 'AbortError');
+    const [ra, rc] = await Promise.all([a!, c!]);
+    assert.deepEqual(calls, [3], 'one call, already under way');
+    assert.ok(ra.png.length > 0 && rc.png.length > 0);
+  });
+
+  test('a batch waits for every member: one that withdraws (stored, failed early) does not hold it up', async () => {
+    const calls: number[] = [];
+    const members = batchMembers(recording(onnx, calls), 3);
+    const req = (seed: number): RenderRequest => ({ jobId: `j${seed}`, renderKey: 'rk', kind: 'render', prompt: 'a red fox', seed, model: TINY_SD_NAME, params: { ...PARAMS } });
+    const first = members[0]!.render(req(1), () => {}, new AbortController().signal);
+    members[1]!.withdraw();
+    members[1]!.withdraw();
+    assert.deepEqual(calls, [], 'still waiting for the third');
+    const third = members[2]!.render(req(3), () => {}, new AbortController().signal);
+    await Promise.all([first, third]);
+    assert.deepEqual(calls, [2]);
+    await assert.rejects(members[0]!.render(req(1), () => {}, new AbortController().signal), /renders once/);
   });
 
   test('batchLimit and takeSiblings: only batching backends, only render jobs with batch > 1, siblings in queue order', () => {

@@ -103,7 +103,10 @@ export function batchMembers(backend: BatchingBackend, size: number): BatchMembe
   });
 }
 
-async function run(backend: BatchingBackend, members: Joined[]): Promise<void> {
+async function run(backend: BatchingBackend, joined: Joined[]): Promise<void> {
+  // A member aborted while the batch gathered is left out of it.
+  for (const m of joined) if (m.signal.aborted) m.reject(abortError());
+  const members = joined.filter((m) => !m.signal.aborted);
   if (members.length === 0) return;
   const all = new AbortController();
   for (const m of members) {
@@ -111,10 +114,8 @@ async function run(backend: BatchingBackend, members: Joined[]): Promise<void> {
       m.reject(abortError());
       if (members.every((x) => x.signal.aborted)) all.abort();
     };
-    if (m.signal.aborted) onAbort();
-    else m.signal.addEventListener('abort', onAbort, { once: true });
+    m.signal.addEventListener('abort', onAbort, { once: true });
   }
-  if (all.signal.aborted) return;
   const progress = (index: number, p: RenderProgress) => {
     const m = members[index];
     if (m && !m.signal.aborted) m.onProgress(p);
