@@ -40,6 +40,18 @@ export function rowsById(catalog: Catalog, model: string, ids: readonly number[]
   return rows.map((r) => ({ id: r.id, seq: r.seq, vector: blobVector(r.vector) }));
 }
 
+/** Those of the given images that the current model embedded and this head has not scored (the rows a ranking is about to show). */
+export function unscoredOf(catalog: Catalog, model: string, head: string, renderKeys: readonly string[]): UnscoredRow[] {
+  const rows = catalog.db
+    .prepare(
+      `SELECT id, seq, vector FROM images
+        WHERE model = ? AND (aesthetic_head IS NULL OR aesthetic_head != ?) AND render_key IN (SELECT value FROM json_each(?))
+        ORDER BY id`,
+    )
+    .all(model, head, JSON.stringify(renderKeys)) as { id: number; seq: number; vector: Buffer }[];
+  return rows.map((r) => ({ id: r.id, seq: r.seq, vector: blobVector(r.vector) }));
+}
+
 /**
  * Writes scores; a row whose seq moved on since it was read (re-embedded
  * meanwhile) is left alone. Derived data (redone at start when missing), so

@@ -11,7 +11,7 @@
  */
 import type { Logger } from '@nightshift/common';
 import type { AestheticHead } from './aesthetic-head.js';
-import { rowsById, scoreCounts, scoresOf, setScores, topScored, unscoredRows, type UnscoredRow } from './aesthetic-store.js';
+import { rowsById, scoreCounts, scoresOf, setScores, topScored, unscoredOf, unscoredRows, type UnscoredRow } from './aesthetic-store.js';
 import { rankImages, type ScoredImage } from './ranking.js';
 import type { IndexStore } from './store.js';
 
@@ -87,8 +87,17 @@ export class Aesthetic {
     return this.ranked(k, o);
   }
 
-  /** The head's current scores of some images, by renderKey (images not scored yet are absent). */
-  scoresOf(renderKeys: readonly string[]): Map<string, number> {
+  /**
+   * The head's scores of some images, by renderKey: those not scored yet
+   * (just re-embedded, say) are scored first, so the taste model's results
+   * all carry one. Absent: images of another CLIP model, and those the head
+   * failed on (logged; the taste ranking does not depend on the head).
+   */
+  async scoresOf(renderKeys: readonly string[]): Promise<Map<string, number>> {
+    const missing = unscoredOf(this.store.catalog, this.store.model.id, this.head.id, renderKeys);
+    if (missing.length) {
+      await this.run(() => this.scoreRows(missing)).catch((err: unknown) => this.log.warn({ head: this.head.id, err: String(err), n: missing.length }, 'aesthetic scoring failed'));
+    }
     return scoresOf(this.store.catalog, this.head.id, renderKeys);
   }
 

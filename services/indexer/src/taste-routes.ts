@@ -27,9 +27,9 @@ export function tasteRoutes(taste: Taste, fileUrl: (key: string) => string, aest
   const app = new Hono();
   const withUrls = (r: ScoredImage & { aesthetic?: number }) => ({ ...r, url: fileUrl(r.key), thumbUrl: fileUrl(thumbKey(r.renderKey)) });
   /** Taste results with the head's scores beside them, ties broken by those. */
-  const withAesthetic = (results: ScoredImage[]): (ScoredImage & { aesthetic?: number })[] => {
+  const withAesthetic = async (results: ScoredImage[]): Promise<(ScoredImage & { aesthetic?: number })[]> => {
     if (!aesthetic) return results;
-    const scores = aesthetic.scoresOf(results.map((r) => r.renderKey));
+    const scores = await aesthetic.scoresOf(results.map((r) => r.renderKey));
     const out = results.map((r) => ({ ...r, ...(scores.has(r.renderKey) ? { aesthetic: scores.get(r.renderKey)! } : {}) }));
     return out.sort((a, b) => b.score - a.score || (b.aesthetic ?? -Infinity) - (a.aesthetic ?? -Infinity) || (a.renderKey < b.renderKey ? -1 : 1));
   };
@@ -42,7 +42,7 @@ export function tasteRoutes(taste: Taste, fileUrl: (key: string) => string, aest
     const rankers = rank(c);
     try {
       const { results, model } = await rankers.taste(k, starred !== 'false');
-      return c.json({ results: withAesthetic(results).map(withUrls), scoredBy: 'taste', model });
+      return c.json({ results: (await withAesthetic(results)).map(withUrls), scoredBy: 'taste', model });
     } catch (err) {
       if (!(err instanceof TooFewFavorites)) throw err;
       const tooFew = { error: err.message, favorites: err.favorites, needed: err.needed };
