@@ -5,6 +5,12 @@
  * ten together (±10 %): people first, then their sweeps. Progress is counted
  * from the jobs' completions in the order the coordinator announced them
  * (GET /api/events), not from timing.
+ *
+ * Each node holds 4 leases (1 slot × prefetch 4), so each can hold its own
+ * 1 : 3 (a refill goes to whoever is below their share, which is the user
+ * whose job just finished there): the ratio then does not depend on which
+ * node is faster. The nodes resume one after the other so that each fills
+ * that way.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -15,8 +21,9 @@ import { collectEvents, startFarm, tempDir, waitFor, waitForNodes, type Farm } f
 const ADMIN = 'farm-admin-token-for-the-fair-share-test';
 const WEIGHTS = { alice: 1, bob: 3 };
 const ALICE_SWEEPS = 10;
-const ALICE_IMAGES = 8;
-const BOB_IMAGES = 60;
+const ALICE_IMAGES = 10;
+const BOB_IMAGES = 80;
+const PREFETCH = 4;
 const NODES = ['node-0', 'node-1'];
 
 describe('fair share between people on a real farm', { timeout: 300_000 }, () => {
@@ -27,7 +34,7 @@ describe('fair share between people on a real farm', { timeout: 300_000 }, () =>
   before(async () => {
     tmp = tempDir();
     // Straggler copies off: only the scheduler's picks decide who renders what.
-    farm = await startFarm({ dir: tmp.dir, nodes: NODES.length, env: { NIGHTSHIFT_API_TOKEN: ADMIN, NIGHTSHIFT_NODE_TOKEN: 'node-token-for-the-fair-share-test', NIGHTSHIFT_STRAGGLER_MIN_MS: '0' } });
+    farm = await startFarm({ dir: tmp.dir, nodes: NODES.length, env: { NIGHTSHIFT_API_TOKEN: ADMIN, NIGHTSHIFT_NODE_TOKEN: 'node-token-for-the-fair-share-test', NIGHTSHIFT_STRAGGLER_MIN_MS: '0', NIGHTSHIFT_PREFETCH_PER_SLOT: String(PREFETCH) } });
     await waitForNodes(farm.apiUrl, NODES.length, { authorization: `Bearer ${ADMIN}` });
   });
   after(async () => {
@@ -54,10 +61,11 @@ describe('fair share between people on a real farm', { timeout: 300_000 }, () =>
     assert.equal(code, 0);
     return out.trim();
   };
-  const sleeping = async (node: string) => {
-    const { nodes } = await call<{ nodes: { id: string; sleeping: unknown }[] }>(ADMIN, 'GET', '/api/nodes');
-    return nodes.find((n) => n.id === node)?.sleeping ?? null;
+  const nodeView = async (node: string) => {
+    const { nodes } = await call<{ nodes: { id: string; sleeping: unknown; currentJobs: string[] }[] }>(ADMIN, 'GET', '/api/nodes');
+    return nodes.find((n) => n.id === node);
   };
+  const sleeping = async (node: string) => (await nodeView(node))?.sleeping ?? null;
 
   test("bob's one sweep and alice's ten progress 3 : 1, as their weights say", async () => {
     const alice = await addKey('alice', WEIGHTS.alice);
@@ -77,19 +85,22 @@ describe('fair share between people on a real farm', { timeout: 300_000 }, () =>
 
     const events: Record<string, unknown>[] = [];
     await collectEvents(farm.apiUrl, events, stopEvents.signal, { authorization: `Bearer ${ADMIN}` });
-    for (const node of NODES) await call(ADMIN, 'POST', `/api/nodes/${node}/resume`);
+    for (const node of NODES) {
+      await call(ADMIN, 'POST', `/api/nodes/${node}/resume`);
+      await waitFor(`${node} to hold ${PREFETCH} jobs`, async () => ((await nodeView(node))?.currentJobs.length ?? 0) >= PREFETCH, 30_000, 20);
+    }
     await waitFor('every sweep to finish', async () => {
       const { sweeps } = await call<{ sweeps: { status: string }[] }>(ADMIN, 'GET', '/api/sweeps');
       return sweeps.every((s) => s.status === 'done');
     }, 240_000, 500);
 
-    // Finishes in announced order. Bob holds at most 4 leases (2 nodes × 2), so until his
-    // (BOB_IMAGES − 5)th finish he still had queued work; alice has far more throughout.
+    // Finishes in announced order. Bob holds at most 8 leases (2 nodes × 4), so until his
+    // (BOB_IMAGES − 9)th finish he still had queued work; alice has far more throughout.
     const finishes = events.filter((e) => e.type === 'job' && (e.state === 'done' || e.state === 'skipped')).map((e) => owner.get(String(e.sweepId)));
     assert.equal(finishes.length, ALICE_SWEEPS * ALICE_IMAGES + BOB_IMAGES, 'every job announced its finish once');
     const done = { alice: 0, bob: 0 };
     for (const who of finishes) {
-      if (done.bob === BOB_IMAGES - 5) break;
+      if (done.bob === BOB_IMAGES - 9) break;
       done[who!]++;
     }
     const ratio = done.bob / done.alice;
