@@ -10,6 +10,16 @@ import { SweepStore } from './sweeps.js';
 import type { CompleteOutcome, JobRow } from './rows.js';
 import { ownKeys, refuseReport, type ReportedKeys } from './completion.js';
 
+/**
+ * A heartbeat's renewal: the named jobs by primary key, each holder's own
+ * expiry only. The unary `+` keeps the planner off the state and node indexes,
+ * which would walk every leased job of the farm (exported for its plan test).
+ */
+export const RENEW_LEASES_SQL = `
+  UPDATE jobs SET lease_expires_at = CASE WHEN node_id = @node THEN @until ELSE lease_expires_at END,
+                  copy_lease_expires_at = CASE WHEN copy_node_id = @node THEN @until ELSE copy_lease_expires_at END
+   WHERE id IN (SELECT value FROM json_each(@ids)) AND +state = 'leased' AND (+node_id = @node OR +copy_node_id = @node)`;
+
 export class JobStore extends SweepStore {
   /** A finished render of this image (an upscale's source), if any. */
   renderedJob(renderKey: string): JobRow | undefined {
@@ -59,17 +69,18 @@ export class JobStore extends SweepStore {
     return changed ? this.getJob(jobIdValue) : undefined;
   }
 
-  /** Extends the leases of jobs a node says it still holds. */
-  renewLeases(nodeId: string, jobIds: string[], leaseMs: number): void {
+  /**
+   * Extends the leases of jobs a node says it still holds, its own leases and
+   * its straggler copies alike: one statement per heartbeat, whatever it holds
+   * (the ids arrive as one JSON array, each looked up by primary key).
+   * Returns how many jobs it renewed.
+   */
+  renewLeases(nodeId: string, jobIds: string[], leaseMs: number): number {
+    if (jobIds.length === 0) return 0;
     const until = this.now() + leaseMs;
-    const main = this.q(`UPDATE jobs SET lease_expires_at = ? WHERE id = ? AND node_id = ? AND state = 'leased'`);
-    const copy = this.q(`UPDATE jobs SET copy_lease_expires_at = ? WHERE id = ? AND copy_node_id = ? AND state = 'leased'`);
-    this.transaction(() => {
-      for (const id of jobIds) {
-        main.run(until, id, nodeId);
-        copy.run(until, id, nodeId);
-      }
-    });
+    return this.write(() =>
+      this.q(RENEW_LEASES_SQL).run({ node: nodeId, until, ids: JSON.stringify(jobIds) }).changes,
+    );
   }
 
   /**

@@ -3,6 +3,9 @@ import { SUBJECTS } from '@nightshift/common';
 import { JobStore } from './jobs.js';
 import type { JobRow, NodeRow } from './rows.js';
 
+/** How old `nodes.last_seen` may grow while its node heartbeats (see touchNode). */
+export const LAST_SEEN_PRECISION_MS = 10_000;
+
 export class NodeStore extends JobStore {
   upsertNode(id: string, name: string, capabilities: unknown): void {
     const now = this.now();
@@ -16,8 +19,16 @@ export class NodeStore extends JobStore {
     });
   }
 
-  touchNode(id: string): void {
-    this.q('UPDATE nodes SET last_seen = ? WHERE id = ?').run(this.now(), id);
+  /**
+   * A node was heard from. `last_seen` is only shown (the nodes page's "seen
+   * 5 s ago"); the hub times nodes out from its own memory, and a disconnect or
+   * a node marked down writes it exactly. So a heartbeat rewrites the row only
+   * once it is `precisionMs` old: at 1,000 nodes most heartbeats write nothing.
+   * Returns whether it wrote.
+   */
+  touchNode(id: string, precisionMs = LAST_SEEN_PRECISION_MS): boolean {
+    const now = this.now();
+    return this.q('UPDATE nodes SET last_seen = @now WHERE id = @id AND last_seen <= @stale').run({ now, id, stale: now - precisionMs }).changes === 1;
   }
 
   setNodeStatus(id: string, status: 'online' | 'offline'): void {
