@@ -1,8 +1,9 @@
 // @ts-check
 // The sweep page's "Best of this sweep" strip, filled when its button is
 // pressed: the images the taste model (learned from favorites, in the
-// indexer) thinks you would star. Below 10 favorites the API answers 409 and
-// the note says how many more to star; other failures are said in the note.
+// indexer) thinks you would star. Below 10 favorites the indexer's aesthetic
+// head ranks instead when one is configured, else the API answers 409; either
+// way the note says how many more to star. Other failures are said in the note.
 import { bestOfSweep } from './api.js';
 import { $, h, messageOf } from './dom.js';
 import { ApiError, fileSrc } from './request.js';
