@@ -8,6 +8,7 @@ import type { SamplerName } from '../samplers.js';
 import type { SchedulerConfig } from './config.js';
 import { alphasCumprod } from './noise-schedule.js';
 import { assertSameLength, assertStepIndex, type Scheduler, type StepOutput } from './types.js';
+import { mapF32 } from '../map-f32.js';
 
 export abstract class AlphaScheduler implements Scheduler {
   abstract readonly sampler: SamplerName;
@@ -43,7 +44,7 @@ export abstract class AlphaScheduler implements Scheduler {
   protected clipped(x0: Float32Array, byDefault: boolean): Float32Array {
     if (!(this.config.clipSample ?? byDefault)) return x0;
     const r = f32(this.config.clipSampleRange);
-    return x0.map((v) => Math.min(r, Math.max(-r, v)));
+    return mapF32(x0, (v) => Math.min(r, Math.max(-r, v)));
   }
 }
 
@@ -51,5 +52,5 @@ export abstract class AlphaScheduler implements Scheduler {
 export function addAlphaNoise(original: Float32Array, noise: Float32Array, alphaProd: number): Float32Array {
   const sa = f32(Math.sqrt(alphaProd));
   const sb = f32(Math.sqrt(f32(1 - alphaProd)));
-  return original.map((x, i) => f32(sa * x) + f32(sb * noise[i]!));
+  return mapF32(original, (x, i) => f32(sa * x) + f32(sb * noise[i]!));
 }

@@ -12,6 +12,7 @@ import { denoisedFromAlpha } from './predict.js';
 import { assertSteps } from './sigma-schedule.js';
 import { discreteTimesteps } from './spacing.js';
 import { assertStepIndex, type StepOutput } from './types.js';
+import { mapF32 } from '../map-f32.js';
 
 export interface DdimOptions {
   /** η: 0 is deterministic DDIM (the default), 1 is DDPM-like. */
@@ -41,10 +42,10 @@ export class DdimScheduler extends AlphaScheduler {
     const dirCoef = f32(Math.sqrt(f32(f32(1 - aPrev) - f32(std * std))));
     const sqrtPrev = f32(Math.sqrt(aPrev));
     const eps = pred.eps;
-    let prevSample = x0.map((v, i) => f32(sqrtPrev * v) + f32(dirCoef * eps[i]!));
+    let prevSample = mapF32(x0, (v, i) => f32(sqrtPrev * v) + f32(dirCoef * eps[i]!));
     if (this.eta > 0) {
       const n = noise.randn(sample.length);
-      prevSample = prevSample.map((v, i) => v + f32(std * n[i]!));
+      prevSample = mapF32(prevSample, (v, i) => v + f32(std * n[i]!));
     }
     return { prevSample, denoised: x0 };
   }

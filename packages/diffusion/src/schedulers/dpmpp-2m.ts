@@ -16,6 +16,7 @@ import { alphasCumprod, interpAtTimestep, karrasSigmas, logSigmasOf, sigmaToTime
 import { assertSteps } from './sigma-schedule.js';
 import { leadingTimesteps, linspaceDescending, roundHalfEven, trailingTimesteps } from './spacing.js';
 import { assertSameLength, assertStepIndex, type Scheduler, type StepOutput } from './types.js';
+import { mapF32 } from '../map-f32.js';
 
 interface AlphaSigma {
   alpha: number;
@@ -75,8 +76,8 @@ export class DpmPp2mScheduler implements Scheduler {
     const now = alphaSigma(this.sigmas[stepIndex]!);
     const denoised =
       this.config.predictionType === 'epsilon'
-        ? sample.map((x, i) => f32(x - f32(now.sigma * modelOutput[i]!)) / now.alpha)
-        : sample.map((x, i) => f32(now.alpha * x) - f32(now.sigma * modelOutput[i]!));
+        ? mapF32(sample, (x, i) => f32(x - f32(now.sigma * modelOutput[i]!)) / now.alpha)
+        : mapF32(sample, (x, i) => f32(now.alpha * x) - f32(now.sigma * modelOutput[i]!));
     const previous = this.previous;
     this.previous = { stepIndex, denoised };
     const sigmaNext = this.sigmas[stepIndex + 1]!;
@@ -88,14 +89,14 @@ export class DpmPp2mScheduler implements Scheduler {
     const coefD = f32(next.alpha * f32(f32(Math.exp(-h)) - 1));
     const last = stepIndex === this.timesteps.length - 1;
     if (!previous || last) {
-      return { prevSample: sample.map((x, i) => f32(coefX * x) - f32(coefD * denoised[i]!)), denoised };
+      return { prevSample: mapF32(sample, (x, i) => f32(coefX * x) - f32(coefD * denoised[i]!)), denoised };
     }
     const before = alphaSigma(this.sigmas[stepIndex - 1]!);
     const r = f32(f32(now.lambda - before.lambda) / h);
     const invR = f32(1 / r);
     const half = f32(0.5 * coefD);
     const m1 = previous.denoised;
-    const prevSample = sample.map((x, i) => {
+    const prevSample = mapF32(sample, (x, i) => {
       const d1 = f32(invR * f32(denoised[i]! - m1[i]!));
       return f32(f32(coefX * x) - f32(coefD * denoised[i]!)) - f32(half * d1);
     });
@@ -106,6 +107,6 @@ export class DpmPp2mScheduler implements Scheduler {
     assertSameLength(original, noise, 'addNoise');
     assertStepIndex(stepIndex, this.timesteps.length);
     const { alpha, sigma } = alphaSigma(this.sigmas[stepIndex]!);
-    return original.map((x, i) => f32(alpha * x) + f32(sigma * noise[i]!));
+    return mapF32(original, (x, i) => f32(alpha * x) + f32(sigma * noise[i]!));
   }
 }

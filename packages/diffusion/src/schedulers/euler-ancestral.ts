@@ -11,6 +11,7 @@ import type { SchedulerConfig } from './config.js';
 import { denoisedFromSigma } from './predict.js';
 import { SigmaScheduler } from './sigma-schedule.js';
 import { assertStepIndex, type StepOutput } from './types.js';
+import { mapF32 } from '../map-f32.js';
 
 export class EulerAncestralScheduler extends SigmaScheduler {
   readonly sampler = 'euler_a';
@@ -31,7 +32,7 @@ export class EulerAncestralScheduler extends SigmaScheduler {
     const dt = f32(down - from);
     const denoised = denoisedFromSigma(this.config.predictionType, modelOutput, sample, from);
     const n = noise.randn(sample.length);
-    const prevSample = sample.map((x, i) => {
+    const prevSample = mapF32(sample, (x, i) => {
       const moved = f32(x + f32(f32(f32(x - denoised[i]!) / from) * dt));
       return moved + f32(n[i]! * up);
     });

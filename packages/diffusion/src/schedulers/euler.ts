@@ -8,6 +8,7 @@ import type { SchedulerConfig } from './config.js';
 import { denoisedFromSigma } from './predict.js';
 import { SigmaScheduler } from './sigma-schedule.js';
 import { assertStepIndex, type StepOutput } from './types.js';
+import { mapF32 } from '../map-f32.js';
 
 export class EulerScheduler extends SigmaScheduler {
   readonly sampler = 'euler';
@@ -21,7 +22,7 @@ export class EulerScheduler extends SigmaScheduler {
     const sigma = this.sigmas[stepIndex]!;
     const dt = f32(this.sigmas[stepIndex + 1]! - sigma);
     const denoised = denoisedFromSigma(this.config.predictionType, modelOutput, sample, sigma);
-    const prevSample = sample.map((x, i) => x + f32(f32(f32(x - denoised[i]!) / sigma) * dt));
+    const prevSample = mapF32(sample, (x, i) => x + f32(f32(f32(x - denoised[i]!) / sigma) * dt));
     return { prevSample, denoised };
   }
 }

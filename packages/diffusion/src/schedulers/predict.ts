@@ -6,13 +6,14 @@
 import { f32 } from '../rng/float32.js';
 import type { PredictionType } from './config.js';
 import { assertSameLength } from './types.js';
+import { mapF32 } from '../map-f32.js';
 
 export function denoisedFromSigma(prediction: PredictionType, modelOutput: Float32Array, sample: Float32Array, sigma: number): Float32Array {
   assertSameLength(modelOutput, sample, 'model output vs sample');
-  if (prediction === 'epsilon') return sample.map((x, i) => x - f32(sigma * modelOutput[i]!));
+  if (prediction === 'epsilon') return mapF32(sample, (x, i) => x - f32(sigma * modelOutput[i]!));
   const s2p1 = f32(f32(sigma * sigma) + 1);
   const cOut = f32(-sigma / f32(Math.sqrt(s2p1)));
-  return sample.map((x, i) => f32(modelOutput[i]! * cOut) + f32(x / s2p1));
+  return mapF32(sample, (x, i) => f32(modelOutput[i]! * cOut) + f32(x / s2p1));
 }
 
 export interface AlphaPrediction {
@@ -26,10 +27,10 @@ export function denoisedFromAlpha(prediction: PredictionType, modelOutput: Float
   const sqrtA = f32(Math.sqrt(alphaProd));
   const sqrtB = f32(Math.sqrt(f32(1 - alphaProd)));
   if (prediction === 'epsilon') {
-    return { x0: sample.map((x, i) => f32(x - f32(sqrtB * modelOutput[i]!)) / sqrtA), eps: modelOutput };
+    return { x0: mapF32(sample, (x, i) => f32(x - f32(sqrtB * modelOutput[i]!)) / sqrtA), eps: modelOutput };
   }
   return {
-    x0: sample.map((x, i) => f32(sqrtA * x) - f32(sqrtB * modelOutput[i]!)),
-    eps: sample.map((x, i) => f32(sqrtA * modelOutput[i]!) + f32(sqrtB * x)),
+    x0: mapF32(sample, (x, i) => f32(sqrtA * x) - f32(sqrtB * modelOutput[i]!)),
+    eps: mapF32(sample, (x, i) => f32(sqrtA * modelOutput[i]!) + f32(sqrtB * x)),
   };
 }

@@ -11,6 +11,7 @@ import { leadingTimesteps, linspaceDescending, trailingTimesteps } from './spaci
 import type { NoiseSource } from '../rng/torch-generator.js';
 import type { SamplerName } from '../samplers.js';
 import { assertSameLength, assertStepIndex, type Scheduler, type StepOutput } from './types.js';
+import { mapF32 } from '../map-f32.js';
 
 export interface SigmaSchedule {
   timesteps: number[];
@@ -45,7 +46,7 @@ export function eulerSigmaSchedule(cfg: SchedulerConfig, steps: number, karras: 
 /** x / √(σ² + 1), float32 as torch computes it. */
 export function scaleBySigma(sample: Float32Array, sigma: number): Float32Array {
   const d = f32(Math.sqrt(f32(f32(sigma * sigma) + 1)));
-  return sample.map((x) => x / d); // Float32Array.map rounds each quotient to float32
+  return mapF32(sample, (x) => x / d); // Float32Array.map rounds each quotient to float32
 }
 
 /** add_noise for σ samplers: x₀ + σ·n. */
@@ -53,7 +54,7 @@ export function addSigmaNoise(original: Float32Array, noise: Float32Array, sigma
   assertSameLength(original, noise, 'addNoise');
   assertStepIndex(stepIndex, sigmas.length - 1);
   const sigma = sigmas[stepIndex]!;
-  return original.map((x, i) => x + f32(noise[i]! * sigma));
+  return mapF32(original, (x, i) => x + f32(noise[i]! * sigma));
 }
 
 export function assertSteps(steps: number): void {
