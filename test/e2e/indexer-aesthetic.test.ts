@@ -4,17 +4,18 @@
  * /best with 409; the same catalog with NIGHTSHIFT_AESTHETIC_MODEL set is
  * backfilled and /best falls back to the head (scoredBy "aesthetic", the
  * built-in head's yellow images first); images arriving afterwards are scored
- * as they are indexed; with 10 favorites the taste model takes over; and a
- * head for another CLIP width stops the start with a clear error.
+ * as they are indexed; with 10 favorites the taste model takes over; a
+ * head for another CLIP width stops the start with a clear error; and after
+ * a CLIP model change the re-embedded images are scored again unasked.
  */
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { cpSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { connectBus, createLogger, ensureStream, loadConfig, Storage, type Bus } from '@nightshift/common';
 import { fixtureImage, type FixtureImage, type NatsServer, publishRendered, putFixture, type S3Server, startNatsServer, startS3Server, tempDir, waitFor } from '@nightshift/devfarm';
 import { loadIndexerOptions, startIndexer, type RunningIndexer } from '@nightshift/indexer';
-import { TINY_AESTHETIC_NAME, tinyAestheticBytes } from '@nightshift/models';
+import { ensureTinyClip, TINY_AESTHETIC_NAME, tinyAestheticBytes } from '@nightshift/models';
 import { scoreCounts } from '../../services/indexer/src/aesthetic-store.js';
 
 interface BestBody {
@@ -49,7 +50,7 @@ describe('aesthetic head in the indexer over NATS and S3', { timeout: 180_000 },
     return ix;
   };
   const url = (path: string) => `http://127.0.0.1:${ix!.port}${path}`;
-  const health = async () => (await (await fetch(url('/healthz'))).json()) as { indexed: number; aestheticHead: string | null };
+  const health = async () => (await (await fetch(url('/healthz'))).json()) as { indexed: number; aestheticHead: string | null; model: string; reindex: { kind?: string; running: boolean; done: number } };
   const best = async (path: string) => {
     const res = await fetch(url(path));
     return { status: res.status, body: (await res.json()) as BestBody };
@@ -99,6 +100,8 @@ describe('aesthetic head in the indexer over NATS and S3', { timeout: 180_000 },
     await start({ NIGHTSHIFT_AESTHETIC_MODEL: TINY_AESTHETIC_NAME });
     const head = (await health()).aestheticHead;
     assert.match(head ?? '', new RegExp(`^${TINY_AESTHETIC_NAME}@`));
+    // The start's background backfill, before any ranking could score them on demand.
+    await waitFor('the start backfills the catalog', () => scoreCounts(ix!.store.catalog, ix!.model.id, head!).scored === 24, 30_000, 50);
     const { status, body } = await best('/api/sweeps/night/best?k=24');
     assert.equal(status, 200);
     assert.equal(body.scoredBy, 'aesthetic');
@@ -137,5 +140,19 @@ describe('aesthetic head in the indexer over NATS and S3', { timeout: 180_000 },
     ix = undefined;
     await start();
     assert.equal((await health()).indexed, 32);
+  });
+
+  test('after a CLIP model change the re-embedded images are scored when the re-embedding ends, without a ranking asking', async () => {
+    await ix!.stop();
+    // The same tiny CLIP under another folder name: another model id (so every row is re-embedded), the same width.
+    const clip = join(tmp.dir, 'renamed-clip');
+    cpSync(await ensureTinyClip(join(tmp.dir, 'clip-src')), clip, { recursive: true });
+    await start({ NIGHTSHIFT_CLIP_MODEL: clip, NIGHTSHIFT_AESTHETIC_MODEL: TINY_AESTHETIC_NAME });
+    const h = await health();
+    assert.match(h.model, /^renamed-clip@/);
+    assert.equal(h.reindex.kind, 'model');
+    await waitFor('the re-embedding done', async () => !(await health()).reindex.running, 60_000, 100);
+    assert.equal((await health()).reindex.done, 32);
+    await waitFor('the re-embedded images scored', () => scoreCounts(ix!.store.catalog, ix!.model.id, h.aestheticHead!).scored === 32, 30_000, 50);
   });
 });

@@ -88,7 +88,11 @@ export async function startIndexer(config: Config, log: Logger, options: Indexer
     throw err;
   });
   const stale = store.catalog.countStale(model.id);
-  if (stale) reindexer.start('model');
+  if (stale) {
+    reindexer.start('model');
+    // Re-embedded rows lose their scores (a score belongs to its vector), and the start's backfill may pass them first.
+    if (aesthetic) void reindexer.wait().then(() => aesthetic.backfillInBackground());
+  }
   // Rows stored just before a crash may lack their near-duplicate marks.
   if (!reindexer.running) store.checkPendingDuplicates();
 
