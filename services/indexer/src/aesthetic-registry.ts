@@ -7,6 +7,7 @@
  * loaded from there.
  */
 import { join } from 'node:path';
+import { assertModelName } from '@nightshift/common';
 import { ModelCache, resolveModel, type ModelManifest, type RegistryStorage } from '@nightshift/registry';
 import { AestheticHeadError, MAX_HEAD_BYTES } from './aesthetic-head.js';
 
@@ -15,6 +16,14 @@ export const REGISTRY_PREFIX = 'registry:';
 /** The local path of the head a registry name stands for, downloaded (and checked) if need be. */
 export async function registryHeadFile(name: string, storage: RegistryStorage, dataDir: string): Promise<string> {
   const label = `NIGHTSHIFT_AESTHETIC_MODEL=${REGISTRY_PREFIX}${name}`;
+  // Checked before the registry is asked, so a bad name is not reported as an unreadable registry.
+  if (!/^[0-9a-f]{64}$/.test(name)) {
+    try {
+      assertModelName(name);
+    } catch (err) {
+      throw new AestheticHeadError(`${label}: ${(err as Error).message}`);
+    }
+  }
   let manifest: ModelManifest | undefined;
   try {
     manifest = await resolveModel(storage, name);

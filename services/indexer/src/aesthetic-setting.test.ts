@@ -56,6 +56,8 @@ describe('NIGHTSHIFT_AESTHETIC_MODEL', () => {
   test('registry:NAME that is unknown, or not exactly one .onnx file, is refused saying why', async () => {
     const data = join(tmp.dir, 'data-bad');
     await assert.rejects(aestheticHeadFile('registry:nobody', data, storage), /registry:nobody: no model of that name or hash in the registry/);
+    await assert.rejects(aestheticHeadFile('registry:../x', data, storage), (err: Error) => /registry:\.\.\/x: refusing model name/.test(err.message) && !/could not be read/.test(err.message));
+    await assert.rejects(aestheticHeadFile('registry:', data, storage), /registry:: refusing model name ""/);
     const two = join(tmp.dir, 'two-heads');
     mkdirSync(two);
     const head = await ensureTinyAesthetic(join(tmp.dir, 'built'));
