@@ -48,7 +48,7 @@ export function onnxExecutionProviders(): { name: string; bundled: boolean }[] {
 
 const SD_LATENT_CHANNELS = 4;
 /** onnxruntime-node ships the CUDA provider as a separate download, fetched at install time only when asked. */
-const CUDA_HINT = ' (the CUDA execution provider needs onnxruntime-node installed with its CUDA 12 binaries: `npm install onnxruntime-node --onnxruntime-node-install=cuda12`, plus CUDA 12 and cuDNN 9 on the machine)';
+const CUDA_HINT = ' (the CUDA execution provider needs onnxruntime-node installed with its CUDA 12 binaries: `ONNXRUNTIME_NODE_INSTALL=cuda12 npm rebuild onnxruntime-node`, plus CUDA 12 and cuDNN 9 on the machine)';
 const SD_SCALING_FACTOR = 0.18215;
 
 type Sessions = Partial<Record<SdComponent, ort.InferenceSession>>;
@@ -70,6 +70,8 @@ function floatResult(t: ort.Tensor): FloatTensor {
 }
 
 export class SdModel {
+  private readonly hiddenFeeds = new WeakMap<Float32Array, ort.Tensor>();
+
   private constructor(
     readonly folder: SdFolder,
     readonly tokenizer: SdTokenizer,
@@ -202,6 +204,20 @@ export class SdModel {
   }
 
   /**
+   * The text encoding is the same at every step of an image: an fp16 export's
+   * copy is converted once, not once per step (a sampler passes the same
+   * tensor each step; a new encoding is a new array and a new entry).
+   */
+  private hiddenFeed(type: FloatType, hidden: FloatTensor): ort.Tensor {
+    let feed = this.hiddenFeeds.get(hidden.data);
+    if (!feed) {
+      feed = floatFeed(type, hidden.data, hidden.dims);
+      this.hiddenFeeds.set(hidden.data, feed);
+    }
+    return feed;
+  }
+
+  /**
    * One UNet evaluation: sample [batch, 4, h, w] (already scaled by the
    * scheduler's scale_model_input), timestep t (as the scheduler gives it),
    * hidden [batch, 77, hiddenSize] → the model's prediction, same shape as sample.
@@ -218,7 +234,7 @@ export class SdModel {
     const feeds: Record<string, ort.Tensor> = {
       sample: floatFeed(io.sampleType, sample.data, [batch!, channels, h!, w!]),
       timestep: this.timestepFeed(t),
-      encoder_hidden_states: floatFeed(io.hiddenType, hidden.data, hidden.dims),
+      encoder_hidden_states: this.hiddenFeed(io.hiddenType, hidden),
     };
     if (io.timestepCond) {
       if (!timestepCond) this.fail('unet', 'this UNet takes timestep_cond (an LCM guidance embedding); none was given');
