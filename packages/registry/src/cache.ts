@@ -229,7 +229,6 @@ export class ModelCache {
     try {
       await this.makeRoom(0);
       let fetched: Fetched;
-      emit({ phase: 'download', bytesDone: 0, bytesTotal: manifest.totalSize });
       try {
         fetched = await fetchModel(storage, manifest, this.disk.tmpDir, this.fetchOpts, emit);
       } catch (err) {

@@ -77,6 +77,7 @@ export async function fetchModel(storage: RegistryStorage, m: ModelManifest, tmp
     const folder = await mkdtemp(join(tmpRoot, `${m.hash.slice(0, 16)}-`));
     let done = 0;
     const started = performance.now();
+    onProgress?.({ phase: 'download', bytesDone: 0, bytesTotal: m.totalSize });
     try {
       await downloadOnce(storage, m, folder, opts.stallMs, (file, n) => {
         done += n;
@@ -86,6 +87,8 @@ export async function fetchModel(storage: RegistryStorage, m: ModelManifest, tmp
     } catch (err) {
       lastError = err;
       await rm(folder, { recursive: true, force: true });
+      // Nothing of a failed attempt counts: progress says so while the retry waits.
+      onProgress?.({ phase: 'download', bytesDone: 0, bytesTotal: m.totalSize });
       if (attempt < opts.attempts) await sleep(opts.retryDelayMs * 2 ** (attempt - 1));
     }
   }

@@ -9,6 +9,7 @@ import { create, type MessageInitShape } from '@bufbuild/protobuf';
 import { ConnectRequestSchema, createClient, NodeService, type ClientOf, type ConnectRequest, type ConnectResponse, type JobAssignment } from '@nightshift/proto';
 import type { Logger } from '@nightshift/common';
 import type { Report } from './worker.js';
+import type { ModelCacheStateInit } from './model-pull.js';
 
 type RequestInit = NonNullable<MessageInitShape<typeof ConnectRequestSchema>['msg']>;
 
@@ -27,6 +28,8 @@ export interface ConnectionOptions {
   /** Keepalive ping interval: how soon a dead link is noticed (about twice this). */
   keepaliveMs?: number;
   heldJobIds: () => string[];
+  /** The node's model cache (model-pull.ts): sent on Register and on every Heartbeat. */
+  modelState?: () => ModelCacheStateInit;
   onAssign: (job: JobAssignment) => void;
   onCancel: (jobId: string) => void;
   /** The coordinator relays a pause or resume by hand. */
@@ -107,6 +110,10 @@ export class Connection {
     this.setAvailability(this.availability, jobIds);
   }
 
+  private models(): { models?: ModelCacheStateInit } {
+    return this.opts.modelState ? { models: this.opts.modelState() } : {};
+  }
+
   private write(msg: RequestInit): void {
     this.stream?.write(create(ConnectRequestSchema, { msg }));
   }
@@ -129,6 +136,7 @@ export class Connection {
         heldJobIds: this.opts.heldJobIds(),
         recentCompletions: this.recent.map((r) => r.value),
         availability: availabilityInit(this.availability),
+        ...this.models(),
       },
     });
     stream.on('data', (res: ConnectResponse) => this.onMessage(res));
@@ -160,7 +168,7 @@ export class Connection {
         this.failures = 0;
         this.opts.log.info({ nodeId: m.value.nodeId, leaseMs: m.value.leaseMs }, 'registered with coordinator');
         clearInterval(this.heartbeat);
-        this.heartbeat = setInterval(() => this.write({ case: 'heartbeat', value: { runningJobIds: this.opts.heldJobIds() } }), m.value.heartbeatIntervalMs || 2_000);
+        this.heartbeat = setInterval(() => this.write({ case: 'heartbeat', value: { runningJobIds: this.opts.heldJobIds(), ...this.models() } }), m.value.heartbeatIntervalMs || 2_000);
         // Completions already travelled in the Register message (recent); send only failures.
         for (const r of this.pending.splice(0)) if (r.case !== 'completed') this.report(r);
         this.onRegistered?.();

@@ -9,6 +9,8 @@ import { nvidiaSmiProbe } from './gpu-probe.js';
 import { Schedule } from './schedule.js';
 import { ScheduleGate, type GateState } from './schedule-gate.js';
 import { Worker } from './worker.js';
+import { NodeModels } from './model-pull.js';
+import { modelSettingsFromEnv } from './model-settings.js';
 import { parseFaults, withStorageFaults } from './faults.js';
 import { createNodeMetrics, startNodeOpsServer } from './metrics.js';
 import { PowerMeter } from './power-meter.js';
@@ -18,6 +20,8 @@ import { advertisedExecutionProvider } from './backends/onnx-capability.js';
 export interface RunningNode {
   nodeId: string;
   worker: Worker;
+  /** Registry models jobs need, pulled on demand (model-pull.ts). */
+  models: NodeModels;
   connection: Connection;
   /** Whether the node takes work now (schedule, idleOnly, pause by hand). */
   gate: ScheduleGate;
@@ -77,12 +81,15 @@ export async function startNode(
   const metrics = createNodeMetrics(nodeId, () => worker.heldJobIds().length, connected);
   // What each job cost (JobCompleted.cost): energy where nvidia-smi reads the GPU's power, else "not measured".
   const meter = new PowerMeter({ gpu: await localGpus(), fallbackGpuName: config.NIGHTSHIFT_NODE_GPU, log });
+  // Registry models, pulled from the bucket into the node's cache (NIGHTSHIFT_MODEL_CACHE, NIGHTSHIFT_MODEL_CACHE_GB).
+  const models = new NodeModels({ settings: modelSettingsFromEnv(process.env, config.NIGHTSHIFT_DATA_DIR), storage, log });
   const worker = new Worker({
     nodeId,
     slots: config.NIGHTSHIFT_NODE_SLOTS,
     vramMb: config.NIGHTSHIFT_NODE_VRAM_MB,
     backends,
     storage: withStorageFaults(storage, parseFaults(process.env.NIGHTSHIFT_FAULTS)),
+    models,
     log,
     meter,
     report: (r) => {
@@ -109,6 +116,7 @@ export async function startNode(
     },
     token: config.NIGHTSHIFT_NODE_TOKEN,
     heldJobIds: () => worker.heldJobIds(),
+    modelState: () => models.state(),
     // A job sent before the coordinator heard that the node left goes straight back.
     onAssign: (job) => {
       if (!worker.assign(job)) connection?.release([job.jobId]);
@@ -143,6 +151,7 @@ export async function startNode(
   return {
     nodeId,
     worker,
+    models,
     connection,
     gate,
     metricsPort: ops?.port,

@@ -9,6 +9,7 @@ import type { JobAssignment } from '@nightshift/proto';
 import { addPngTextChunk, assertRenderKey, formatA1111Parameters, imageKey, imageObjectMeta, renderKeyOfImageRef, thumbKey, upscaledKey, type Logger, type Storage } from '@nightshift/common';
 import { RenderFailure, type Backend, type JobKind, type RenderParams, type RenderResult } from './backends/backend.js';
 import { makeThumbnail } from './thumbnail.js';
+import { ModelUnavailableError, type NodeModels, type PulledModel } from './model-pull.js';
 import { batchLimit, batchMembers, canBatch, takeSiblings, type BatchMember, type RenderFn } from './batch-render.js';
 import { withRetry } from '@nightshift/common';
 import { addProvenanceChunk } from '@nightshift/common';
@@ -25,7 +26,7 @@ export const MAX_PREVIEW_BYTES = 256 * 1024;
 export type Report =
   | { case: 'progress'; value: { jobId: string; step: number; total: number; previewWebp: Uint8Array } }
   | { case: 'completed'; value: { jobId: string; renderKey: string; imageKey: string; thumbKey: string; renderMs: number; skipped: boolean; imageBytes: bigint; model?: string; cost?: JobCostReport } }
-  | { case: 'failed'; value: { jobId: string; error: string; outOfMemory: boolean; logTail: string } };
+  | { case: 'failed'; value: { jobId: string; error: string; outOfMemory: boolean; logTail: string; modelUnavailable?: boolean } };
 
 export interface WorkerOptions {
   nodeId: string;
@@ -36,6 +37,8 @@ export interface WorkerOptions {
   log: Logger;
   /** Minimum gap between previews sent for one job. */
   previewIntervalMs?: number;
+  /** The registry model cache (model-pull.ts): jobs with a model_hash get their model's folder from it. */
+  models?: NodeModels;
   /** Meters each render's GPU time and energy (power-meter.ts); without one, energy is not measured. */
   meter?: JobMeter;
   /** The node's software for each PNG's provenance chunk; default: this process's (provenance.ts). */
@@ -52,12 +55,15 @@ interface Held {
   rendered?: boolean;
   /** Started at assignment, while the job waits in the prefetch queue: is its output already stored? */
   stored?: Promise<boolean>;
+  /** The job's registry model, held (never evicted) until the job is forgotten. */
+  model?: PulledModel;
 }
 
 export class Worker {
   private readonly queue: Held[] = [];
   private readonly held = new Map<string, Held>();
-  private wake: (() => void) | undefined;
+  /** Every idle render slot's wake-up: each must hear of a new job (or the stop), not only the last to sleep. */
+  private readonly sleepers = new Set<() => void>();
   private stopped = false;
   /** Left the farm (schedule, busy GPU, pause): takes no job until rejoin(). */
   private away = false;
@@ -83,7 +89,7 @@ export class Worker {
   async stop(): Promise<void> {
     this.stopped = true;
     for (const h of this.held.values()) h.abort.abort();
-    this.wake?.();
+    this.wake();
     await Promise.all(this.loops);
     await Promise.allSettled([...this.uploads]);
   }
@@ -101,7 +107,7 @@ export class Worker {
     h.stored.catch(() => {}); // awaited (and its error handled) when the job runs
     this.held.set(job.jobId, h);
     this.queue.push(h);
-    this.wake?.();
+    this.wake();
     return true;
   }
 
@@ -133,9 +139,14 @@ export class Worker {
     this.held.delete(jobId);
   }
 
+  private wake(): void {
+    for (const wake of this.sleepers) wake();
+    this.sleepers.clear();
+  }
+
   private async next(): Promise<Held | undefined> {
     const started = performance.now();
-    while (!this.stopped && this.queue.length === 0) await new Promise<void>((r) => (this.wake = r));
+    while (!this.stopped && this.queue.length === 0) await new Promise<void>((r) => this.sleepers.add(r));
     this.idleMs += performance.now() - started;
     return this.queue.shift();
   }
@@ -181,6 +192,7 @@ export class Worker {
 
   /** Drops a finished job, unless its id was given out again meanwhile (released, then leased back). */
   private forget(h: Held): void {
+    h.model?.release();
     if (this.held.get(h.job.jobId) === h) this.held.delete(h.job.jobId);
   }
 
@@ -197,8 +209,9 @@ export class Worker {
     const message = err instanceof Error ? err.message : String(err);
     const failure = err instanceof RenderFailure ? err : undefined;
     const outOfMemory = failure?.outOfMemory ?? /out of memory/i.test(message);
-    this.opts.log.warn({ job: h.job.jobId, err: message, outOfMemory }, 'render failed');
-    this.opts.report({ case: 'failed', value: { jobId: h.job.jobId, error: message, outOfMemory, logTail: failure?.logTail ?? '' } });
+    const modelUnavailable = err instanceof ModelUnavailableError;
+    this.opts.log.warn({ job: h.job.jobId, err: message, outOfMemory, modelUnavailable }, 'render failed');
+    this.opts.report({ case: 'failed', value: { jobId: h.job.jobId, error: message, outOfMemory, logTail: failure?.logTail ?? '', ...(modelUnavailable ? { modelUnavailable } : {}) } });
   }
 
   /**
@@ -220,6 +233,7 @@ export class Worker {
       return;
     }
 
+    if (job.modelHash) h.model = await this.pullModel(job, signal);
     const params = JSON.parse(job.paramsJson) as RenderParams;
     const started = performance.now();
     const span = this.opts.meter?.begin();
@@ -236,6 +250,7 @@ export class Worker {
         seed: Number(job.seed),
         params,
         model: job.model,
+        ...(h.model ? { modelPath: h.model.path } : {}),
         ...(job.sourceKey ? { loadInput: () => this.opts.storage.get(job.sourceKey) } : {}),
         loadImage: (ref: string) => this.opts.storage.get(storedImageKey(ref)),
       },
@@ -292,6 +307,13 @@ export class Worker {
       });
     })();
     return { stored };
+  }
+
+  /** The job's registry model, from the node's cache or downloaded into it; fails with ModelUnavailableError. */
+  private pullModel(job: JobAssignment, signal: AbortSignal): Promise<PulledModel> {
+    const label = job.model || job.modelHash.slice(0, 12);
+    if (!this.opts.models) return Promise.reject(new ModelUnavailableError(job.modelHash, `model ${label} (${job.modelHash.slice(0, 12)}) is a registry model and this node has no model cache`));
+    return this.opts.models.use(job.modelHash, job.backend, label, signal);
   }
 
   /**

@@ -22,6 +22,8 @@ export interface RenderRequest {
   seed: number;
   params: RenderParams;
   model: string;
+  /** The job's registry model (issue 14): its folder in the node's model cache, verified and held for the job. */
+  modelPath?: string;
   /** For upscale jobs: loads the source image (PNG bytes, with its metadata chunks). */
   loadInput?: () => Promise<Buffer>;
   /**

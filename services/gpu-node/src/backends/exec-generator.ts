@@ -8,7 +8,7 @@ import { z } from 'zod';
 import type { RenderRequest } from './backend.js';
 
 /** Placeholders a command argument may contain, as `{name}`. */
-export const PLACEHOLDERS = ['prompt', 'seed', 'width', 'height', 'steps', 'guidance', 'output', 'preview', 'params', 'model'] as const;
+export const PLACEHOLDERS = ['prompt', 'seed', 'width', 'height', 'steps', 'guidance', 'output', 'preview', 'params', 'model', 'model_path'] as const;
 export type Placeholder = (typeof PLACEHOLDERS)[number];
 const PLACEHOLDER_RE = /\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
 
@@ -60,8 +60,11 @@ export function substitute(arg: string, values: Record<Placeholder, string>): st
   return arg.replace(PLACEHOLDER_RE, (whole, name: string) => (Object.hasOwn(values, name) ? values[name as Placeholder] : whole));
 }
 
-/** The placeholder values of one job: its prompt and parameters, the model, and the paths in its job folder. */
-export function placeholderValues(req: RenderRequest, model: string, files: { output: string; preview: string; params: string }): Record<Placeholder, string> {
+/**
+ * The placeholder values of one job: its prompt and parameters, the model, the paths in its job folder,
+ * and `modelPath`, the local path of the job's registry model (model-source.ts generatorModelPath).
+ */
+export function placeholderValues(req: RenderRequest, model: string, files: { output: string; preview: string; params: string }, modelPath = ''): Record<Placeholder, string> {
   const { width, height, steps, guidance } = req.params;
   return {
     prompt: req.prompt,
@@ -74,8 +77,12 @@ export function placeholderValues(req: RenderRequest, model: string, files: { ou
     preview: files.preview,
     params: files.params,
     model,
+    model_path: modelPath,
   };
 }
+
+/** Whether the generator takes the local path of a registry model. */
+export const takesModelPath = (gen: GeneratorConfig) => gen.command.some((a) => a.includes('{model_path}'));
 
 /** Whether the generator gets its parameters as a JSON file. */
 export function wantsParamsFile(gen: GeneratorConfig): boolean {

@@ -103,8 +103,9 @@ describe('exec backend', { timeout: 60_000 }, () => {
   });
 
   test('placeholders are substituted once, inside arguments, never re-scanned', () => {
-    const values = { prompt: '{output} $(x)', seed: '1', width: '2', height: '3', steps: '4', guidance: '', output: '/o.png', preview: '/p.png', params: '/j.json', model: 'm' };
+    const values = { prompt: '{output} $(x)', seed: '1', width: '2', height: '3', steps: '4', guidance: '', output: '/o.png', preview: '/p.png', params: '/j.json', model: 'm', model_path: '/models/{prompt}' };
     assert.equal(substitute('--prompt={prompt}', values), '--prompt={output} $(x)');
+    assert.equal(substitute('--ckpt={model_path}', values), '--ckpt=/models/{prompt}');
     assert.equal(substitute('{width}x{height}', values), '2x3');
     assert.equal(substitute('{unknown}', values), '{unknown}');
     assert.throws(() => new ExecBackend([gen(['{typo}'])]), /unknown placeholder \{typo\}/);

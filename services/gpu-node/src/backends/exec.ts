@@ -20,7 +20,8 @@
 import { formatIssues } from '@nightshift/common';
 import type { ChildGroups } from './child-groups.js';
 import { RenderFailure, type Backend, type RenderProgress, type RenderRequest, type RenderResult } from './backend.js';
-import { GeneratorSchema, generatorEnv, placeholderValues, substitute, wantsParamsFile, type GeneratorConfig, type GeneratorInput } from './exec-generator.js';
+import { GeneratorSchema, generatorEnv, placeholderValues, substitute, takesModelPath, wantsParamsFile, type GeneratorConfig, type GeneratorInput } from './exec-generator.js';
+import { generatorModelPath } from './model-source.js';
 import { handOver, resolveRunAs, type RunAs } from './run-as.js';
 import { escaped, readOutput, withJobFolder, writeParamsFile, type JobFolder } from './exec-outputs.js';
 import { PreviewPump } from './exec-previews.js';
@@ -82,28 +83,32 @@ export class ExecBackend implements Backend {
   /**
    * Which generator renders a job's model: "default" (or empty) → the first
    * generator; a generator's name → that one with its first model; a model a
-   * generator lists → that generator with that model.
+   * generator lists → that generator with that model; any other registry
+   * model (`pulled`) → the first generator that takes `{model_path}`.
    */
-  resolve(model: string): { gen: GeneratorConfig; model: string } {
+  resolve(model: string, pulled = false): { gen: GeneratorConfig; model: string } {
     const first = this.generators[0]!;
     if (!model || model === 'default') return { gen: first, model: first.models[0] ?? first.name };
     const byName = this.generators.find((g) => g.name === model);
     if (byName) return { gen: byName, model: byName.models[0] ?? byName.name };
     const byModel = this.generators.find((g) => g.models.includes(model));
     if (byModel) return { gen: byModel, model };
+    const taker = pulled ? this.generators.find(takesModelPath) : undefined;
+    if (taker) return { gen: taker, model };
     throw new RenderFailure(`no exec generator on this node provides model "${model}" (available: ${this.models.join(', ')})`);
   }
 
   async render(req: RenderRequest, onProgress: (p: RenderProgress) => void, signal: AbortSignal): Promise<RenderResult> {
     if (req.kind !== 'render') throw new RenderFailure(`the exec backend renders images; ${req.kind} jobs go to the ${req.kind} backend`);
     if (this.closed) throw new RenderFailure('exec backend is shutting down');
-    const { gen, model } = this.resolve(req.model);
+    const { gen, model } = this.resolve(req.model, req.modelPath !== undefined);
+    if (takesModelPath(gen) && !req.modelPath) throw new RenderFailure(`generator "${gen.name}" takes {model_path}, but the job's model "${req.model}" is not a registry model (add it with nightshift models add)`);
     const runAs = resolveRunAs(gen.user, `generator "${gen.name}"`);
     signal.throwIfAborted();
     return withJobFolder(this.opts.tmpDir, async (folder) => {
       if (wantsParamsFile(gen)) await writeParamsFile(folder, req, model);
       await handOver([folder.dir, folder.params], runAs);
-      const values = placeholderValues(req, model, folder);
+      const values = placeholderValues(req, model, folder, req.modelPath ? await generatorModelPath(req.modelPath) : '');
       const argv = gen.command.map((a) => substitute(a, values));
       // The OS cannot pass a NUL inside an argument; say so instead of a TypeError from spawn.
       if (argv.some((a) => a.includes('\0'))) throw new RenderFailure('the prompt or a parameter contains a NUL character, which cannot be passed to a program');

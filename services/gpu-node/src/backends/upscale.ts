@@ -11,6 +11,7 @@ import sharp, { type OutputInfo } from 'sharp';
 import { addPngTextChunk, hasPngSignature, readPngTextChunks } from '@nightshift/common';
 import { RenderFailure, type Backend, type RenderProgress, type RenderRequest, type RenderResult } from './backend.js';
 import { DEFAULT_OVERLAP, DEFAULT_TILE_SIZE, TiledUpscaler } from '../upscale/tiler.js';
+import { upscalerFile } from './model-source.js';
 
 export interface UpscaleBackendOptions {
   /** Path of the ONNX model; absent means "not configured" (jobs fail with a clear error). */
@@ -33,6 +34,8 @@ export class UpscaleBackend implements Backend {
   readonly models: readonly string[];
   readonly modelName: string | undefined;
   private loading: Promise<TiledUpscaler> | undefined;
+  /** Registry upscalers jobs brought (RenderRequest.modelPath), by folder; kept loaded for the next job. */
+  private readonly pulled = new Map<string, Promise<TiledUpscaler>>();
 
   constructor(private readonly opts: UpscaleBackendOptions = {}) {
     this.modelName = opts.modelPath ? (opts.modelName ?? path.basename(opts.modelPath).replace(/\.onnx$/i, '')) : undefined;
@@ -49,9 +52,26 @@ export class UpscaleBackend implements Backend {
     return this.loading;
   }
 
+  /** A registry upscaler (the job's pulled model), loaded once per folder; a failed load is retried by the next job. */
+  private pulledModel(folder: string, label: string): Promise<TiledUpscaler> {
+    let p = this.pulled.get(folder);
+    if (!p) {
+      p = upscalerFile(folder, label).then((file) =>
+        TiledUpscaler.load(file, { threads: this.opts.threads ?? 0 }).catch((err: unknown) => {
+          throw new RenderFailure(`could not load upscale model ${label}: ${err instanceof Error ? err.message : String(err)}`);
+        }),
+      );
+      this.pulled.set(folder, p);
+      p.catch(() => this.pulled.delete(folder));
+    }
+    return p;
+  }
+
   async render(req: RenderRequest, onProgress: (p: RenderProgress) => void, signal: AbortSignal): Promise<RenderResult> {
     if (req.kind !== 'upscale') throw new RenderFailure(`the upscale backend only runs upscale jobs, got a ${req.kind} job`);
-    const upscaler = await this.model();
+    // A job's registry model wins over the configured one, and is what the PNG names.
+    const modelName = req.modelPath ? req.model : this.modelName;
+    const upscaler = await (req.modelPath ? this.pulledModel(req.modelPath, req.model) : this.model());
     if (!req.loadInput) throw new RenderFailure('upscale job has no source image');
     const source = await req.loadInput();
     signal.throwIfAborted();
@@ -59,18 +79,21 @@ export class UpscaleBackend implements Backend {
       tileSize: this.opts.tileSize ?? DEFAULT_TILE_SIZE,
       overlap: this.opts.overlap ?? DEFAULT_OVERLAP,
       maxInputPixels: this.opts.maxInputPixels ?? 2048 * 2048,
-      modelName: this.modelName!,
+      modelName: modelName!,
       signal,
       onProgress,
     });
-    return { png, model: this.modelName! };
+    return { png, model: modelName! };
   }
 
   async close(): Promise<void> {
-    const loading = this.loading;
+    const all = [this.loading, ...this.pulled.values()];
     this.loading = undefined;
-    const m = await loading?.catch(() => undefined);
-    await m?.release();
+    this.pulled.clear();
+    for (const loading of all) {
+      const m = await loading?.catch(() => undefined);
+      await m?.release();
+    }
   }
 }
 
