@@ -14,10 +14,10 @@
  * tiling with an overlap ≥ 3 reproduces the untiled result, which the seam
  * tests rely on; real models see further and want the 16 px default.
  */
-import { randomUUID } from 'node:crypto';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { attr, DataType, GraphBuilder } from './onnx-builder.js';
+import { ensureFile } from './model-folder.js';
 
 export const TINY_UPSCALER_NAME = 'nightshift-tiny-upscaler-x4';
 /** Bump when any written byte changes. */
@@ -123,17 +123,5 @@ export async function buildTinyUpscaler(outDir: string): Promise<string> {
  * renamed, so concurrent callers and readers never see a partial file.
  */
 export async function ensureTinyUpscaler(modelsDir: string): Promise<string> {
-  const file = path.resolve(modelsDir, TINY_UPSCALER_FILE);
-  const want = tinyUpscalerBytes();
-  const onDisk = await readFile(file).catch(() => undefined);
-  if (onDisk?.equals(want)) return file;
-  await mkdir(path.dirname(file), { recursive: true });
-  const tmp = `${file}.tmp-${process.pid}-${randomUUID()}`;
-  try {
-    await writeFile(tmp, want);
-    await rename(tmp, file); // atomic replace on POSIX
-  } finally {
-    await rm(tmp, { force: true });
-  }
-  return file;
+  return ensureFile(path.resolve(modelsDir, TINY_UPSCALER_FILE), tinyUpscalerBytes());
 }
