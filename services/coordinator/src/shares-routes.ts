@@ -3,7 +3,7 @@
  * token like the rest of /api; the link's own token opens only the share
  * page and its images (shares-public.ts).
  *   POST   /api/shares      {favorites|sweep|keys, title?, expiresIn} → 201 {id, url, expiresAt, images}
- *   GET    /api/shares      → {shares: [{id, title, images, url, createdAt, expiresAt, expired}]}
+ *   GET    /api/shares      → {shares: [{id, owner, title, images, url, createdAt, expiresAt, expired}]} (an admin's: every owner's)
  *   DELETE /api/shares/:id  → 204: the link answers 404 from now on
  * expiresIn is seconds (10 s to 30 days; default 7 days) or text like "12h" or "7d".
  */
@@ -16,7 +16,7 @@ import { albumErrorResponse } from './albums-routes.js';
 import type { ShareRow, ShareStore } from './store/shares.js';
 import type { ShareTokens } from './shares-token.js';
 import { SHARE_PATH } from './shares-public.js';
-import { callerOf, mayUse } from './callers.js';
+import { callerOf, mayUse, ownerFilter } from './callers.js';
 
 export const MAX_SHARE_SECONDS = 30 * 24 * 3600;
 /** Short enough for a link meant for the next minute (and for a test to see one expire). */
@@ -73,11 +73,14 @@ export function shareRoutes(deps: AlbumDeps, parts: ShareParts, now: () => numbe
     }
   });
 
-  app.get('/', (c) =>
-    c.json({
-      shares: parts.shares.list(callerOf(c).user).map((s) => ({ id: s.id, title: s.title, images: s.images, url: url(c, s), createdAt: iso(s.created_at), expiresAt: iso(s.expires_at), expired: s.expires_at <= now() })),
-    }),
-  );
+  // A user lists their own links; an admin every owner's, like other listings (each names its owner).
+  app.get('/', (c) => {
+    const owner = ownerFilter(callerOf(c));
+    const rows = owner === undefined ? parts.shares.listAll() : parts.shares.list(owner);
+    return c.json({
+      shares: rows.map((s) => ({ id: s.id, owner: s.owner, title: s.title, images: s.images, url: url(c, s), createdAt: iso(s.created_at), expiresAt: iso(s.expires_at), expired: s.expires_at <= now() })),
+    });
+  });
 
   // Another user's share is as absent as a missing one; an admin may revoke any.
   app.delete('/:id', (c) => {

@@ -65,6 +65,11 @@ export class ShareStore {
     return this.q(`SELECT s.*, (SELECT COUNT(*) FROM share_images i WHERE i.share_id = s.id) AS images FROM shares s WHERE s.owner = ? ORDER BY s.created_at DESC, s.id`).all(owner) as ShareRow[];
   }
 
+  /** Every owner's shares (an admin's listing), newest first. */
+  listAll(): ShareRow[] {
+    return this.q(`SELECT s.*, (SELECT COUNT(*) FROM share_images i WHERE i.share_id = s.id) AS images FROM shares s ORDER BY s.created_at DESC, s.id`).all() as ShareRow[];
+  }
+
   /** The shared render keys in album order. */
   renderKeys(id: string): string[] {
     return (this.q('SELECT render_key FROM share_images WHERE share_id = ? ORDER BY position').all(id) as { render_key: string }[]).map((r) => r.render_key);
