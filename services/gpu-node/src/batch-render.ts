@@ -8,10 +8,16 @@
  * job's waiting siblings from its queue (takeSiblings) and gives each a
  * BatchMember: the call starts once every member has asked to render or
  * withdrawn (its image was already stored, or it failed before rendering).
+ *
+ * Cost: the shared call is timed and metered here, not per member, so a
+ * batch of n counts its GPU time once: each member's gpuMs is the call's
+ * wall time / n, and its energy a span the meter shares equally with the
+ * other n − 1 (the time members wait for each other is not metered).
  */
 import type { JobAssignment } from '@nightshift/proto';
 import { batchForVram } from '@nightshift/sweep';
 import { RenderFailure, type Backend, type RenderProgress, type RenderRequest, type RenderResult } from './backends/backend.js';
+import { NOT_METERED, type JobMeter, type MeteredEnergy } from './power-meter.js';
 
 /** A backend that renders sibling jobs in one call; result k must equal render() of job k alone. */
 export interface BatchingBackend extends Backend {
@@ -59,13 +65,21 @@ export interface BatchMember {
   render: RenderFn;
   /** This job will not render (stored already, failed first): the batch stops waiting for it. Idempotent; a no-op once it rendered. */
   withdraw(): void;
+  /** Once render resolved: this job's share of the call it rendered in (undefined before). */
+  share(): BatchShare | undefined;
+}
+
+/** A member's share of its call: GPU time (the call's wall time / its jobs) and energy (the meter's equal share). */
+export interface BatchShare {
+  gpuMs: number;
+  energy: Promise<MeteredEnergy>;
 }
 
 interface Joined {
   req: RenderRequest;
   onProgress: (p: RenderProgress) => void;
   signal: AbortSignal;
-  resolve: (r: RenderResult) => void;
+  resolve: (r: RenderResult, share: BatchShare) => void;
   reject: (err: unknown) => void;
 }
 
@@ -78,22 +92,28 @@ const abortError = () => new DOMException('This operation was aborted', 'AbortEr
  * members one at a time instead (a batch too big for the card says nothing
  * about one image).
  */
-export function batchMembers(backend: BatchingBackend, size: number): BatchMember[] {
+export function batchMembers(backend: BatchingBackend, size: number, meter?: JobMeter): BatchMember[] {
   const joined: Joined[] = [];
   let settled = 0;
   const settle = () => {
-    if (++settled === size) void run(backend, joined);
+    if (++settled === size) void run(backend, joined, meter);
   };
   return Array.from({ length: size }, () => {
     let done = false;
+    let share: BatchShare | undefined;
     return {
       render: (req, onProgress, signal) =>
         new Promise<RenderResult>((resolve, reject) => {
           if (done) throw new Error('a batch member renders once');
           done = true;
-          joined.push({ req, onProgress, signal, resolve, reject });
+          const resolved = (r: RenderResult, s: BatchShare) => {
+            share = s;
+            resolve(r);
+          };
+          joined.push({ req, onProgress, signal, resolve: resolved, reject });
           settle();
         }),
+      share: () => share,
       withdraw: () => {
         if (done) return;
         done = true;
@@ -103,7 +123,22 @@ export function batchMembers(backend: BatchingBackend, size: number): BatchMembe
   });
 }
 
-async function run(backend: BatchingBackend, joined: Joined[]): Promise<void> {
+/** Times and meters one backend call of `n` jobs; a failed call reports nothing (as a failed render alone does not). */
+async function meteredCall<T>(meter: JobMeter | undefined, n: number, call: () => Promise<T>): Promise<{ value: T; shares: BatchShare[] }> {
+  const spans = Array.from({ length: n }, () => meter?.begin());
+  const started = performance.now();
+  let value: T;
+  try {
+    value = await call();
+  } catch (err) {
+    for (const s of spans) s?.cancel();
+    throw err;
+  }
+  const gpuMs = (performance.now() - started) / n;
+  return { value, shares: spans.map((s) => ({ gpuMs, energy: s?.end() ?? Promise.resolve(NOT_METERED) })) };
+}
+
+async function run(backend: BatchingBackend, joined: Joined[], meter: JobMeter | undefined): Promise<void> {
   // A member aborted while the batch gathered is left out of it.
   for (const m of joined) if (m.signal.aborted) m.reject(abortError());
   const members = joined.filter((m) => !m.signal.aborted);
@@ -121,8 +156,10 @@ async function run(backend: BatchingBackend, joined: Joined[]): Promise<void> {
     if (m && !m.signal.aborted) m.onProgress(p);
   };
   try {
-    const results = members.length === 1 ? [await backend.render(members[0]!.req, (p) => progress(0, p), all.signal)] : await backend.renderBatch(members.map((m) => m.req), progress, all.signal);
-    members.forEach((m, k) => m.resolve(results[k]!));
+    const { value: results, shares } = await meteredCall(meter, members.length, async () =>
+      members.length === 1 ? [await backend.render(members[0]!.req, (p) => progress(0, p), all.signal)] : await backend.renderBatch(members.map((m) => m.req), progress, all.signal),
+    );
+    members.forEach((m, k) => m.resolve(results[k]!, shares[k]!));
   } catch (err) {
     if (!(err instanceof RenderFailure && err.outOfMemory && members.length > 1)) {
       for (const m of members) m.reject(err);
@@ -131,7 +168,8 @@ async function run(backend: BatchingBackend, joined: Joined[]): Promise<void> {
     for (const m of members) {
       if (m.signal.aborted) continue;
       try {
-        m.resolve(await backend.render(m.req, m.onProgress, m.signal));
+        const { value, shares } = await meteredCall(meter, 1, () => backend.render(m.req, m.onProgress, m.signal));
+        m.resolve(value, shares[0]!);
       } catch (e) {
         m.reject(e);
       }

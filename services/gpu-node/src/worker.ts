@@ -10,7 +10,7 @@ import { addPngTextChunk, assertRenderKey, formatA1111Parameters, imageKey, imag
 import { RenderFailure, type Backend, type JobKind, type RenderParams, type RenderResult } from './backends/backend.js';
 import { makeThumbnail } from './thumbnail.js';
 import { ModelUnavailableError, type NodeModels, type PulledModel } from './model-pull.js';
-import { batchLimit, batchMembers, canBatch, takeSiblings, type BatchMember, type RenderFn } from './batch-render.js';
+import { batchLimit, batchMembers, canBatch, takeSiblings, type BatchMember } from './batch-render.js';
 import { withRetry } from '@nightshift/common';
 import { addProvenanceChunk } from '@nightshift/common';
 import { NOT_METERED, type JobCostReport, type JobMeter } from './power-meter.js';
@@ -158,7 +158,7 @@ export class Worker {
       // params.batch: waiting siblings (same prompt and params, other seeds) render with it in one call (batch-render.ts).
       const backend = this.opts.backends.get(h.job.backend);
       const group = [h, ...takeSiblings(this.queue, h, batchLimit(h.job, backend, this.opts.vramMb))];
-      const members = group.length > 1 && canBatch(backend) ? batchMembers(backend, group.length) : [];
+      const members = group.length > 1 && canBatch(backend) ? batchMembers(backend, group.length, this.opts.meter) : [];
       await Promise.all(group.map((g, i) => this.runHeld(g, members[i])));
       // Backpressure: while storage is slow or down, stop rendering more than we can hold.
       while (this.uploads.size >= Math.max(this.maxPendingUploads, 2 * group.length)) await Promise.race(this.uploads);
@@ -170,7 +170,7 @@ export class Worker {
     h.running = true;
     let finishing: Promise<void> | undefined;
     try {
-      finishing = (await this.run(h, member?.render))?.stored;
+      finishing = (await this.run(h, member))?.stored;
     } catch (err) {
       this.failed(h, err);
     } finally {
@@ -218,7 +218,7 @@ export class Worker {
    * Renders a job; returns the pending store-and-report step (undefined when
    * nothing is left to do), boxed so that awaiting the render does not await it.
    */
-  private async run(h: Held, render?: RenderFn): Promise<{ stored: Promise<void> } | undefined> {
+  private async run(h: Held, member?: BatchMember): Promise<{ stored: Promise<void> } | undefined> {
     const { job } = h;
     const signal = h.abort.signal;
     const backend = this.opts.backends.get(job.backend);
@@ -236,11 +236,12 @@ export class Worker {
     if (job.modelHash) h.model = await this.pullModel(job, signal);
     const params = JSON.parse(job.paramsJson) as RenderParams;
     const started = performance.now();
-    const span = this.opts.meter?.begin();
+    // A batch member's call is timed and metered once for the batch (batch-render.ts), not here.
+    const span = member ? undefined : this.opts.meter?.begin();
     let lastPreview = 0;
     let warnedPreview = false;
     const interval = this.opts.previewIntervalMs ?? 250;
-    const result = await (render ?? backend.render.bind(backend))(
+    const result = await (member?.render ?? backend.render.bind(backend))(
       {
         jobId: job.jobId,
         renderKey: job.renderKey,
@@ -272,7 +273,8 @@ export class Worker {
     });
     h.rendered = true;
     const renderMs = Math.round(performance.now() - started);
-    const energy = span?.end() ?? Promise.resolve(NOT_METERED);
+    const share = member?.share();
+    const energy = share?.energy ?? span?.end() ?? Promise.resolve(NOT_METERED);
     this.opts.log.info({ job: job.jobId, renderKey: job.renderKey, renderMs, attempt: job.attempt }, 'rendered');
     // How it was made (provenance.ts): the same for the same software, so a re-render still gives the same bytes.
     const stamped = addProvenanceChunk(result.png, jobProvenance(await this.software, job, result.model ?? job.model, result.infotext?.modelHash));
@@ -289,7 +291,7 @@ export class Worker {
       // Thumbnail first: the image's existence is what marks the render as stored.
       if (keys.thumb) await upload(keys.thumb, await makeThumbnail(png), 'image/webp');
       await upload(keys.image, png, 'image/png');
-      const cost = { gpuMs: renderMs, ...(await energy) };
+      const cost = { gpuMs: share ? Math.round(share.gpuMs) : renderMs, ...(await energy) };
       if (signal.aborted) return;
       this.opts.report({
         case: 'completed',

@@ -1,0 +1,116 @@
+/**
+ * What a params.batch costs: a batch of n jobs rendered in one renderBatch
+ * call by the real worker, real onnx backend and real power meter (on the
+ * stub nvidia-smi) reports GPU time and energy that add up to the call's,
+ * not n times its wall time. The meter's clock is the test's: it moves a
+ * fixed time during each call, so the energy expected is exact.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { create } from '@bufbuild/protobuf';
+import { JobAssignmentSchema, type JobAssignment } from '@nightshift/proto';
+import { createLogger } from '@nightshift/common';
+import { tempDir } from '@nightshift/devfarm';
+import { TINY_SD_NAME } from '@nightshift/models';
+import { Worker, type Report } from './worker.js';
+import { OnnxBackend } from './backends/onnx.js';
+import type { Backend } from './backends/backend.js';
+import type { BatchingBackend } from './batch-render.js';
+import { PowerMeter } from './power-meter.js';
+import { probeGpus } from './power-meter-gpu.js';
+import { stubNvidiaSmi } from './nvidia-smi-stub.js';
+
+const WATTS = 250;
+const PARAMS = { width: 64, height: 64, steps: 3, guidance: 5, batch: 4, sampler: 'euler_a' };
+type Completed = Extract<Report, { case: 'completed' }>['value'];
+
+let tmp: ReturnType<typeof tempDir>;
+let onnx: OnnxBackend;
+before(() => {
+  tmp = tempDir('nightshift-batch-cost-');
+  onnx = new OnnxBackend({ models: {}, dataDir: tmp.dir, threads: 1 });
+});
+after(async () => {
+  await onnx?.close();
+  tmp?.cleanup();
+});
+
+function job(seed: number): JobAssignment {
+  const renderKey = seed.toString(16).padStart(64, '0');
+  return create(JobAssignmentSchema, { jobId: `j${seed}`, renderKey, backend: 'onnx', kind: 'render', model: TINY_SD_NAME, prompt: 'a red fox', seed: BigInt(seed), paramsJson: JSON.stringify(PARAMS) });
+}
+
+interface Call {
+  jobIds: string[];
+  wallMs: number;
+  /** Seconds the meter's clock moved during the call. */
+  clockS: number;
+}
+
+test('a batch of n counts its wall time and energy once, shared among its jobs', { timeout: 180_000 }, async () => {
+  const stub = stubNvidiaSmi({ gpus: [{ name: 'NVIDIA Stub', driver: '550.54.14' }], watts: [WATTS] });
+  let clock = 0;
+  const meter = new PowerMeter({ env: stub.env, gpu: await probeGpus(stub.env), intervalMs: 50, now: () => clock });
+  const calls: Call[] = [];
+  /** The real backend; each call is timed, and moves the meter's clock by a second per job in it (a known energy). */
+  const timed = async <T>(jobIds: string[], call: () => Promise<T>): Promise<T> => {
+    const t0 = performance.now();
+    const out = await call();
+    const wallMs = performance.now() - t0;
+    clock += jobIds.length * 1_000;
+    calls.push({ jobIds, wallMs, clockS: jobIds.length });
+    return out;
+  };
+  const backend: BatchingBackend = {
+    name: onnx.name,
+    models: onnx.models,
+    render: (req, onProgress, signal) => timed([req.jobId], () => onnx.render(req, onProgress, signal)),
+    renderBatch: (reqs, onProgress, signal) => timed(reqs.map((r) => r.jobId), () => onnx.renderBatch(reqs, onProgress, signal)),
+  };
+  const jobs = [job(1), job(2), job(3), job(4), job(5)];
+  const done = new Map<string, Completed>();
+  let finished!: () => void;
+  const allDone = new Promise<void>((r) => (finished = r));
+  const worker = new Worker({
+    nodeId: 'n',
+    slots: 1,
+    backends: new Map<string, Backend>([['onnx', backend]]),
+    storage: (() => {
+      const stored = new Map<string, Buffer>();
+      return { exists: async (k: string) => stored.has(k), put: async (k: string, b: Buffer) => void stored.set(k, b), get: async (k: string) => stored.get(k)! };
+    })(),
+    report: (r) => {
+      if (r.case === 'failed') assert.fail(`${r.value.jobId} failed: ${r.value.error}`);
+      if (r.case !== 'completed') return;
+      done.set(r.value.jobId, r.value);
+      if (done.size === jobs.length) finished();
+    },
+    log: createLogger('batch-cost-test', 'silent'),
+    meter,
+  });
+  try {
+    for (const j of jobs) worker.assign(j);
+    worker.start();
+    await allDone;
+    assert.deepEqual(calls.map((c) => c.jobIds.length), [4, 1], 'seeds 1–4 in one call, seed 5 alone');
+    for (const call of calls) {
+      const costs = call.jobIds.map((id) => done.get(id)!.cost!);
+      const n = costs.length;
+      const gpuMs = costs.reduce((a, c) => a + c.gpuMs, 0);
+      // Each job's gpuMs is rounded to a whole ms; the call is timed just outside the backend's own timing.
+      assert.ok(Math.abs(gpuMs - call.wallMs) <= n * 0.5 + Math.max(5, call.wallMs * 0.02), `call of ${n}: the jobs' GPU time ${gpuMs} ms adds up to the call's wall time ${call.wallMs.toFixed(1)} ms`);
+      assert.ok(costs.every((c) => c.energyMeasured), 'every job measured');
+      const joules = costs.reduce((a, c) => a + c.energyJoules, 0);
+      assert.ok(Math.abs(joules - WATTS * call.clockS) < 1e-6, `call of ${n}: the jobs' energy ${joules} J is the call's ${WATTS * call.clockS} J`);
+      // Shared equally: each job's power (its energy over its GPU time) is the call's.
+      for (const c of costs) assert.ok(Math.abs(c.energyJoules - (WATTS * call.clockS) / n) < 1e-6, `each job has 1/${n} of the energy`);
+    }
+    // The job's render time stays its latency (the coordinator's straggler and placement rules read it): the whole call.
+    const batched = calls[0]!;
+    for (const id of batched.jobIds) assert.ok(done.get(id)!.renderMs >= batched.wallMs - 1, `${id}: renderMs is the call's wall time`);
+  } finally {
+    await worker.stop();
+    meter.stop();
+    stub.cleanup();
+  }
+});
