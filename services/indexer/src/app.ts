@@ -9,6 +9,7 @@ import { IndexConsumer } from './consumer.js';
 import { createIndexerApp } from './http.js';
 import { indexerMetrics } from './metrics.js';
 import { loadModel, type LoadedModel } from './model.js';
+import { registryCacheCap } from './registry-model.js';
 import { loadIndexerOptions, type IndexerOptions } from './options.js';
 import { Reindexer } from './reindex.js';
 import { IndexStore } from './store.js';
@@ -47,7 +48,9 @@ export async function openIndex(config: Config, opts: IndexerOptions, log: Logge
   const unlock = lockDataDir(dataDir);
   try {
     if (usearchUnavailable) log.error({ err: usearchUnavailable }, 'usearch could not be loaded: falling back to exact search in JS (slow beyond ~100k images)');
+    const s3 = storageFromConfig(config);
     const model = await loadModel(config.NIGHTSHIFT_CLIP_MODEL, dataDir, log, {
+      registry: { storage: s3, capBytes: registryCacheCap() },
       hubEndpoint: opts.NIGHTSHIFT_HF_ENDPOINT,
       hubTimeoutMs: opts.NIGHTSHIFT_INDEXER_HUB_TIMEOUT_S * 1000,
       imageBatchSize: opts.NIGHTSHIFT_INDEXER_BATCH,
@@ -66,7 +69,6 @@ export async function openIndex(config: Config, opts: IndexerOptions, log: Logge
       },
       log,
     );
-    const s3 = storageFromConfig(config);
     const reindexer = new Reindexer(s3, store, model.embedder, log, {
       batchSize: opts.NIGHTSHIFT_INDEXER_BATCH,
       concurrency: opts.NIGHTSHIFT_INDEXER_CONCURRENCY,

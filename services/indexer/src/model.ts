@@ -3,6 +3,8 @@
  *  - a local model folder (the layout in docs/design.md "CLIP models");
  *  - a Hub id such as `Xenova/clip-vit-base-patch32`, downloaded into the
  *    data folder where the network allows (HF_ENDPOINT picks a mirror);
+ *  - `registry:NAME`: a CLIP folder from the farm's model registry, pulled
+ *    into the data folder's model cache (registry-model.ts);
  *  - nothing: the built-in test model nightshift-tiny-clip.
  * When a configured model cannot be had, the indexer falls back to the test
  * model and says so loudly (an error log line, and `modelFallback` in
@@ -18,6 +20,7 @@ import { createReadStream, existsSync, readdirSync, statSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { ClipEmbedder, ensureTinyClip, TINY_CLIP_NAME } from '@nightshift/models';
 import type { Logger } from '@nightshift/common';
+import { pullRegistryClip, REGISTRY_PREFIX, type RegistryClipOptions } from './registry-model.js';
 
 export interface LoadedModel {
   embedder: ClipEmbedder;
@@ -34,6 +37,8 @@ export interface ModelOptions {
   imageBatchSize?: number;
   /** onnxruntime intra-op threads per forward pass (0: onnxruntime's default, one per core). */
   threads?: number;
+  /** The farm's bucket, for NIGHTSHIFT_CLIP_MODEL=registry:NAME. */
+  registry?: Omit<RegistryClipOptions, 'dataDir'>;
 }
 
 const HUB_ID = /^[\w.-]+\/[\w.-]+$/;
@@ -71,6 +76,19 @@ export async function loadModel(setting: string | undefined, dataDir: string, lo
   if (!setting) {
     loaded = await testModel(dataDir, opts);
     log.warn({ model: TINY_CLIP_NAME }, 'no NIGHTSHIFT_CLIP_MODEL set: using the built-in test model nightshift-tiny-clip (colours and shapes only, not a real CLIP)');
+  } else if (setting.startsWith(REGISTRY_PREFIX)) {
+    if (!opts.registry) throw new Error(`NIGHTSHIFT_CLIP_MODEL=${setting}: this indexer has no bucket to read the model registry from`);
+    try {
+      const pulled = await pullRegistryClip(setting, { ...opts.registry, dataDir });
+      loaded = { embedder: await ClipEmbedder.load(pulled.folder, embedderOptions(opts)), id: pulled.id };
+    } catch (err) {
+      const reason = (err as Error).message;
+      loaded = { ...(await testModel(dataDir, opts)), fallback: reason };
+      log.error(
+        { model: setting, err: reason },
+        `NIGHTSHIFT_CLIP_MODEL=${setting} could not be loaded from the model registry: FALLING BACK to the built-in test model nightshift-tiny-clip, which only knows colours and shapes. The next start tries the registry again.`,
+      );
+    }
   } else if (existsSync(setting) || setting.startsWith('/') || setting.startsWith('.')) {
     const folder = resolve(setting);
     if (!existsSync(join(folder, 'config.json'))) {
