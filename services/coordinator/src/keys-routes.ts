@@ -16,12 +16,12 @@ import { z } from 'zod';
 import { fieldIssues, type Config } from '@nightshift/common';
 import { tooLarge } from './body-rules.js';
 import type { Store } from './store.js';
-import { callerOf, keyHash, LOCAL_USER } from './callers.js';
+import { callerOf, identify, keyHash, LOCAL_USER } from './callers.js';
 import { quotaOf } from './quota.js';
 
 export interface KeyRouteDeps {
   config: Pick<Config, 'NIGHTSHIFT_API_TOKEN'>;
-  store: Pick<Store, 'addKey' | 'listUsers' | 'revokeKeys' | 'hasActiveKeys' | 'getUser' | 'imagesSubmittedSince'>;
+  store: Pick<Store, 'addKey' | 'listUsers' | 'revokeKeys' | 'hasActiveKeys' | 'getUser' | 'imagesSubmittedSince' | 'userByKeyHash' | 'activeAdmins'>;
 }
 
 export const KEY_NAME_RE = /^[a-z0-9][a-z0-9._-]{0,63}$/;
@@ -48,6 +48,12 @@ export function keyRoutes(deps: KeyRouteDeps): Hono {
     const parsed = NewKey.safeParse(body);
     if (!parsed.success) return c.json({ error: 'invalid key', details: fieldIssues(parsed.error.issues) }, 400);
     const k = parsed.data;
+    // The caller was checked before the body was read. On a farm that was open then, another
+    // request may have made its first key meanwhile (a slow body must not outlive the open
+    // farm), or the caller's key been revoked: ask again, in the same synchronous step as the insert.
+    if (!identify(deps.store, deps.config.NIGHTSHIFT_API_TOKEN, c.req.header('authorization'))?.admin) {
+      return c.json({ error: 'missing, wrong or revoked API token or key (the farm asks for a key now)', details: [] }, 401);
+    }
     if (!deps.config.NIGHTSHIFT_API_TOKEN && !deps.store.hasActiveKeys() && !k.admin) {
       return c.json({ error: 'the first key of a farm without NIGHTSHIFT_API_TOKEN must be an admin key (--admin): once a key exists the farm asks for one', details: [] }, 409);
     }
@@ -65,6 +71,12 @@ export function keyRoutes(deps: KeyRouteDeps): Hono {
 
   app.delete('/:name', (c) => {
     const name = c.req.param('name');
+    // Without NIGHTSHIFT_API_TOKEN, revoking the last admin key would leave no key at all
+    // (the farm silently open to everyone again) or nobody able to manage keys.
+    const admins = deps.store.activeAdmins();
+    if (!deps.config.NIGHTSHIFT_API_TOKEN && admins.length === 1 && admins[0] === name) {
+      return c.json({ error: `${name} holds the farm's last admin key: add another admin key first (or set NIGHTSHIFT_API_TOKEN)` }, 409);
+    }
     if (!deps.store.revokeKeys(name)) return c.json({ error: `no active key named ${name}` }, 404);
     return c.body(null, 204);
   });

@@ -81,6 +81,18 @@ export class UserStore extends WebhookStore {
     return this.q('UPDATE api_keys SET revoked_at = ? WHERE user = ? AND revoked_at IS NULL').run(this.now(), name).changes;
   }
 
+  /** The users holding an active admin key. */
+  activeAdmins(): string[] {
+    return (
+      this.q('SELECT DISTINCT u.name FROM users u JOIN api_keys k ON k.user = u.name AND k.revoked_at IS NULL WHERE u.admin = 1 ORDER BY u.name').all() as { name: string }[]
+    ).map((r) => r.name);
+  }
+
+  /** The user `name` if they hold an active key (a dashboard image cookie names its user, checked on each use). */
+  activeUser(name: string): UserRow | undefined {
+    return this.q('SELECT u.* FROM users u WHERE u.name = ? AND EXISTS (SELECT 1 FROM api_keys k WHERE k.user = u.name AND k.revoked_at IS NULL)').get(name) as UserRow | undefined;
+  }
+
   /** Images (jobs) `owner` submitted since `since` (index sweeps_owner). */
   imagesSubmittedSince(owner: string, since: number): number {
     return (this.q('SELECT COALESCE(SUM(total), 0) AS n FROM sweeps WHERE owner = ? AND created_at >= ?').get(owner, since) as { n: number }).n;
