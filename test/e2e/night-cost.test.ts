@@ -9,7 +9,10 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { Writable } from 'node:stream';
+import { main } from '@nightshift/cli';
 import { readProvenance } from '@nightshift/common';
+import { createClient, SweepService } from '@nightshift/proto';
 import { postSweep, startFarm, tempDir, waitFor, waitForNodes } from '@nightshift/devfarm';
 import { stubNvidiaSmi } from '../../services/gpu-node/src/nvidia-smi-stub.js';
 
@@ -68,6 +71,26 @@ test('a night measured on one node of two: GPU hours, kWh, cost, per node and in
     assert.equal(cost.measuredRenders, measured.renders, 'the total says how many renders were measured');
     assert.equal(cost.kWh, measured.kWh);
     assert.ok(Math.abs(cost.gpuHours - measured.gpuHours - unmeasured.gpuHours) <= 2e-5 * cost.gpuHours);
+
+    // gRPC GetSweep carries the same figures; "not measured" would be unset kwh, never 0.
+    const grpcClient = createClient(SweepService, farm.env.NIGHTSHIFT_COORDINATOR!);
+    try {
+      const got = await grpcClient.getSweep({ id });
+      assert.ok(got.cost, 'GetSweep answers the cost');
+      assert.deepEqual(
+        [got.cost.renders, got.cost.gpuHours, got.cost.measuredRenders, got.cost.kwh, got.cost.cost, got.cost.pricePerKwh, got.cost.energy],
+        [cost.renders, cost.gpuHours, cost.measuredRenders, cost.kWh, cost.cost, PRICE, 'partial'],
+      );
+    } finally {
+      grpcClient.close();
+    }
+    // `nightshift status ID` prints them.
+    let out = '';
+    const sink = new Writable({ write: (chunk: Buffer, _e, done) => ((out += chunk.toString()), done()) });
+    assert.equal(await main(['node', 'nightshift', '--url', farm.apiUrl, 'status', id], { out: sink, err: sink, env: {} }), 0, out);
+    const line = /^ {2}cost {6}(.*)$/m.exec(out)?.[1] ?? '';
+    assert.match(line, /^\S+ GPU-h, \S+ kWh \(measured on \d+ of 12 renders\), cost \S+ at 0\.4\/kWh$/, out);
+    assert.equal(line.split(', ')[1], `${Number(cost.kWh!.toPrecision(3))} kWh (measured on ${cost.measuredRenders} of 12 renders)`);
 
     const metrics = await (await fetch(`${farm.apiUrl}/metrics`)).text();
     const joules = Number(/^nightshift_energy_joules_total\{node="node-0"[^}]*\} (\S+)$/m.exec(metrics)?.[1]);

@@ -1,5 +1,6 @@
 /** SweepService over gRPC: the same operations as HTTP, for programs. */
 import * as grpc from '@grpc/grpc-js';
+import type { Config } from '@nightshift/common';
 import { create } from '@bufbuild/protobuf';
 import { GrpcError, WatchSweepResponseSchema, type HandlersOf, type SweepService } from '@nightshift/proto';
 import { SpecError } from '@nightshift/sweep';
@@ -10,12 +11,22 @@ import { advertisedBy, specModel } from './sweep-model.js';
 import { identify, mayUse, ownerFilter, type Caller } from './callers.js';
 import { QuotaExceeded } from './quota.js';
 import { mayUseWildcard } from './wildcard-owners.js';
+import { costStoreOf } from './store/costs.js';
+import { sweepCostView } from './sweep-cost.js';
+import type { Store } from './store.js';
 
 const FINAL = new Set(['done', 'failed', 'cancelled']);
 
 function toProto(v: SweepView) {
   const { cancelled: _cancelled, ...counts } = v.counts;
   return { id: v.id, name: v.name, status: v.status, counts, total: v.total, priority: v.priority, createdAtMs: BigInt(Date.parse(v.createdAt)), backend: v.backend };
+}
+
+/** GetSweep's `cost`: GET /api/sweeps/:id's figures, with "not measured" as unset kwh and cost (never 0). */
+function costProto(deps: SweepServiceDeps, id: string) {
+  const v = sweepCostView(costStoreOf(deps.store.db).sweepSums(id), deps.config.NIGHTSHIFT_ENERGY_PRICE);
+  const opt = (x: number | null) => (x === null ? undefined : x);
+  return { renders: v.renders, gpuHours: v.gpuHours, measuredRenders: v.measuredRenders, kwh: opt(v.kWh), cost: opt(v.cost), pricePerKwh: opt(v.pricePerKwh), energy: v.energy };
 }
 
 /** The sweep's view if `caller` may see it; another user's is NOT_FOUND, like a missing one. */
@@ -32,7 +43,10 @@ function authorize(deps: GrpcDeps, meta: grpc.Metadata): Caller {
   return caller;
 }
 
-export function sweepHandlers(deps: GrpcDeps): HandlersOf<typeof SweepService> {
+/** GrpcDeps plus what GetSweep's cost reads: the cost table and the energy price. */
+export type SweepServiceDeps = GrpcDeps & { store: Pick<Store, 'db'>; config: Pick<Config, 'NIGHTSHIFT_ENERGY_PRICE'> };
+
+export function sweepHandlers(deps: SweepServiceDeps): HandlersOf<typeof SweepService> {
   return {
     async submitSweep(req, call) {
       const caller = authorize(deps, call.metadata);
@@ -52,7 +66,8 @@ export function sweepHandlers(deps: GrpcDeps): HandlersOf<typeof SweepService> {
       }
     },
     async getSweep(req, call) {
-      return { sweep: toProto(viewOf(deps, req.id, authorize(deps, call.metadata))) };
+      const sweep = toProto(viewOf(deps, req.id, authorize(deps, call.metadata)));
+      return { sweep, cost: costProto(deps, req.id) };
     },
     async listSweeps(_req, call) {
       const caller = authorize(deps, call.metadata);

@@ -4,6 +4,7 @@ import { CliError, EXIT } from '../client.js';
 import type { CommandContext, GlobalOpts } from '../context.js';
 import { ago, countsText, duration, finalReport, finished, FINAL, table, type SweepView } from '../format.js';
 import { getSweep, watchSweep } from '../watch.js';
+import { costText, type CostJson } from '../cost-format.js';
 
 /** Prints a watched sweep's end (JSON with `extra`, or its report); a sweep that did not finish `done` exits 1. */
 export function finishWatch({ print, printJson }: CommandContext, final: SweepView, g: GlobalOpts, extra: object = {}): void {
@@ -29,6 +30,9 @@ export function registerStatus(program: Command, ctx: CommandContext): void {
         print(`  progress  ${finished(s)}/${s.total} (${s.total ? Math.floor((100 * finished(s)) / s.total) : 100}%): ${countsText(s)}`);
         if (!FINAL.has(s.status)) print(`  rate      ${s.rate ? `${s.rate.toFixed(2)} img/s` : '—'}   ETA ${duration(s.etaSeconds)}`);
         print(`  created   ${s.createdAt} (${ago(s.createdAt)})${s.finishedAt ? `, finished ${s.finishedAt}` : ''}`);
+        // What the night cost so far (a coordinator from before costs sends none).
+        const cost = (s as SweepView & { cost?: CostJson }).cost;
+        if (cost) print(`  cost      ${costText(cost)}`);
         for (const e of s.explain ?? []) print(`  waiting   ${e}`);
         for (const f of s.failedJobs ?? []) print(`  failed    ${f.prompt} (seed ${f.seed}): ${f.error ?? 'no error recorded'}`);
         print(`  dashboard ${c.base}/ui/sweeps/${s.id}`);

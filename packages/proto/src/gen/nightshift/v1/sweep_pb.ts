@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file nightshift/v1/sweep.proto.
  */
 export const file_nightshift_v1_sweep: GenFile = /*@__PURE__*/
-  fileDesc("ChluaWdodHNoaWZ0L3YxL3N3ZWVwLnByb3RvEg1uaWdodHNoaWZ0LnYxIicKElN1Ym1pdFN3ZWVwUmVxdWVzdBIRCglzcGVjX2pzb24YASABKAkiLwoTU3VibWl0U3dlZXBSZXNwb25zZRIKCgJpZBgBIAEoCRIMCgRqb2JzGAIgASgNIl0KC1N3ZWVwQ291bnRzEg4KBnF1ZXVlZBgBIAEoDRIPCgdydW5uaW5nGAIgASgNEgwKBGRvbmUYAyABKA0SDgoGZmFpbGVkGAQgASgNEg8KB3NraXBwZWQYBSABKA0ipgEKBVN3ZWVwEgoKAmlkGAEgASgJEgwKBG5hbWUYAiABKAkSDgoGc3RhdHVzGAMgASgJEioKBmNvdW50cxgEIAEoCzIaLm5pZ2h0c2hpZnQudjEuU3dlZXBDb3VudHMSDQoFdG90YWwYBSABKA0SEAoIcHJpb3JpdHkYBiABKAUSFQoNY3JlYXRlZF9hdF9tcxgHIAEoAxIPCgdiYWNrZW5kGAggASgJIh0KD0dldFN3ZWVwUmVxdWVzdBIKCgJpZBgBIAEoCSI3ChBHZXRTd2VlcFJlc3BvbnNlEiMKBXN3ZWVwGAEgASgLMhQubmlnaHRzaGlmdC52MS5Td2VlcCITChFMaXN0U3dlZXBzUmVxdWVzdCI6ChJMaXN0U3dlZXBzUmVzcG9uc2USJAoGc3dlZXBzGAEgAygLMhQubmlnaHRzaGlmdC52MS5Td2VlcCIgChJDYW5jZWxTd2VlcFJlcXVlc3QSCgoCaWQYASABKAkiOgoTQ2FuY2VsU3dlZXBSZXNwb25zZRIjCgVzd2VlcBgBIAEoCzIULm5pZ2h0c2hpZnQudjEuU3dlZXAiHwoRV2F0Y2hTd2VlcFJlcXVlc3QSCgoCaWQYASABKAkiOQoSV2F0Y2hTd2VlcFJlc3BvbnNlEiMKBXN3ZWVwGAEgASgLMhQubmlnaHRzaGlmdC52MS5Td2VlcDKvAwoMU3dlZXBTZXJ2aWNlElQKC1N1Ym1pdFN3ZWVwEiEubmlnaHRzaGlmdC52MS5TdWJtaXRTd2VlcFJlcXVlc3QaIi5uaWdodHNoaWZ0LnYxLlN1Ym1pdFN3ZWVwUmVzcG9uc2USSwoIR2V0U3dlZXASHi5uaWdodHNoaWZ0LnYxLkdldFN3ZWVwUmVxdWVzdBofLm5pZ2h0c2hpZnQudjEuR2V0U3dlZXBSZXNwb25zZRJRCgpMaXN0U3dlZXBzEiAubmlnaHRzaGlmdC52MS5MaXN0U3dlZXBzUmVxdWVzdBohLm5pZ2h0c2hpZnQudjEuTGlzdFN3ZWVwc1Jlc3BvbnNlElQKC0NhbmNlbFN3ZWVwEiEubmlnaHRzaGlmdC52MS5DYW5jZWxTd2VlcFJlcXVlc3QaIi5uaWdodHNoaWZ0LnYxLkNhbmNlbFN3ZWVwUmVzcG9uc2USUwoKV2F0Y2hTd2VlcBIgLm5pZ2h0c2hpZnQudjEuV2F0Y2hTd2VlcFJlcXVlc3QaIS5uaWdodHNoaWZ0LnYxLldhdGNoU3dlZXBSZXNwb25zZTABYgZwcm90bzM");
+  fileDesc("ChluaWdodHNoaWZ0L3YxL3N3ZWVwLnByb3RvEg1uaWdodHNoaWZ0LnYxIicKElN1Ym1pdFN3ZWVwUmVxdWVzdBIRCglzcGVjX2pzb24YASABKAkiLwoTU3VibWl0U3dlZXBSZXNwb25zZRIKCgJpZBgBIAEoCRIMCgRqb2JzGAIgASgNIl0KC1N3ZWVwQ291bnRzEg4KBnF1ZXVlZBgBIAEoDRIPCgdydW5uaW5nGAIgASgNEgwKBGRvbmUYAyABKA0SDgoGZmFpbGVkGAQgASgNEg8KB3NraXBwZWQYBSABKA0ipgEKBVN3ZWVwEgoKAmlkGAEgASgJEgwKBG5hbWUYAiABKAkSDgoGc3RhdHVzGAMgASgJEioKBmNvdW50cxgEIAEoCzIaLm5pZ2h0c2hpZnQudjEuU3dlZXBDb3VudHMSDQoFdG90YWwYBSABKA0SEAoIcHJpb3JpdHkYBiABKAUSFQoNY3JlYXRlZF9hdF9tcxgHIAEoAxIPCgdiYWNrZW5kGAggASgJIh0KD0dldFN3ZWVwUmVxdWVzdBIKCgJpZBgBIAEoCSK9AQoJU3dlZXBDb3N0Eg8KB3JlbmRlcnMYASABKA0SEQoJZ3B1X2hvdXJzGAIgASgBEhgKEG1lYXN1cmVkX3JlbmRlcnMYAyABKA0SEAoDa3doGAQgASgBSACIAQESEQoEY29zdBgFIAEoAUgBiAEBEhoKDXByaWNlX3Blcl9rd2gYBiABKAFIAogBARIOCgZlbmVyZ3kYByABKAlCBgoEX2t3aEIHCgVfY29zdEIQCg5fcHJpY2VfcGVyX2t3aCJfChBHZXRTd2VlcFJlc3BvbnNlEiMKBXN3ZWVwGAEgASgLMhQubmlnaHRzaGlmdC52MS5Td2VlcBImCgRjb3N0GAIgASgLMhgubmlnaHRzaGlmdC52MS5Td2VlcENvc3QiEwoRTGlzdFN3ZWVwc1JlcXVlc3QiOgoSTGlzdFN3ZWVwc1Jlc3BvbnNlEiQKBnN3ZWVwcxgBIAMoCzIULm5pZ2h0c2hpZnQudjEuU3dlZXAiIAoSQ2FuY2VsU3dlZXBSZXF1ZXN0EgoKAmlkGAEgASgJIjoKE0NhbmNlbFN3ZWVwUmVzcG9uc2USIwoFc3dlZXAYASABKAsyFC5uaWdodHNoaWZ0LnYxLlN3ZWVwIh8KEVdhdGNoU3dlZXBSZXF1ZXN0EgoKAmlkGAEgASgJIjkKEldhdGNoU3dlZXBSZXNwb25zZRIjCgVzd2VlcBgBIAEoCzIULm5pZ2h0c2hpZnQudjEuU3dlZXAyrwMKDFN3ZWVwU2VydmljZRJUCgtTdWJtaXRTd2VlcBIhLm5pZ2h0c2hpZnQudjEuU3VibWl0U3dlZXBSZXF1ZXN0GiIubmlnaHRzaGlmdC52MS5TdWJtaXRTd2VlcFJlc3BvbnNlEksKCEdldFN3ZWVwEh4ubmlnaHRzaGlmdC52MS5HZXRTd2VlcFJlcXVlc3QaHy5uaWdodHNoaWZ0LnYxLkdldFN3ZWVwUmVzcG9uc2USUQoKTGlzdFN3ZWVwcxIgLm5pZ2h0c2hpZnQudjEuTGlzdFN3ZWVwc1JlcXVlc3QaIS5uaWdodHNoaWZ0LnYxLkxpc3RTd2VlcHNSZXNwb25zZRJUCgtDYW5jZWxTd2VlcBIhLm5pZ2h0c2hpZnQudjEuQ2FuY2VsU3dlZXBSZXF1ZXN0GiIubmlnaHRzaGlmdC52MS5DYW5jZWxTd2VlcFJlc3BvbnNlElMKCldhdGNoU3dlZXASIC5uaWdodHNoaWZ0LnYxLldhdGNoU3dlZXBSZXF1ZXN0GiEubmlnaHRzaGlmdC52MS5XYXRjaFN3ZWVwUmVzcG9uc2UwAWIGcHJvdG8z");
 
 /**
  * @generated from message nightshift.v1.SubmitSweepRequest
@@ -163,6 +163,68 @@ export const GetSweepRequestSchema: GenMessage<GetSweepRequest> = /*@__PURE__*/
   messageDesc(file_nightshift_v1_sweep, 4);
 
 /**
+ * What a sweep cost so far (GET /api/sweeps/:id's `cost`, services/coordinator/src/sweep-cost.ts).
+ * Energy counts only renders whose node measured it: never estimated.
+ *
+ * @generated from message nightshift.v1.SweepCost
+ */
+export type SweepCost = Message<"nightshift.v1.SweepCost"> & {
+  /**
+   * Renders reported with a cost.
+   *
+   * @generated from field: uint32 renders = 1;
+   */
+  renders: number;
+
+  /**
+   * @generated from field: double gpu_hours = 2;
+   */
+  gpuHours: number;
+
+  /**
+   * Renders whose energy was measured.
+   *
+   * @generated from field: uint32 measured_renders = 3;
+   */
+  measuredRenders: number;
+
+  /**
+   * Unset when no render's energy was measured ("not measured").
+   *
+   * @generated from field: optional double kwh = 4;
+   */
+  kwh?: number | undefined;
+
+  /**
+   * kwh × price_per_kwh; unset when nothing was measured or no price is set.
+   *
+   * @generated from field: optional double cost = 5;
+   */
+  cost?: number | undefined;
+
+  /**
+   * NIGHTSHIFT_ENERGY_PRICE; unset when the coordinator has none.
+   *
+   * @generated from field: optional double price_per_kwh = 6;
+   */
+  pricePerKwh?: number | undefined;
+
+  /**
+   * measured | partial | not measured
+   *
+   * @generated from field: string energy = 7;
+   */
+  energy: string;
+};
+
+/**
+ * Describes the message nightshift.v1.SweepCost.
+ * Use `create(SweepCostSchema)` to create a new message.
+ */
+export const SweepCostSchema: GenMessage<SweepCost> = /*@__PURE__*/
+  messageDesc(file_nightshift_v1_sweep, 5);
+
+/**
  * @generated from message nightshift.v1.GetSweepResponse
  */
 export type GetSweepResponse = Message<"nightshift.v1.GetSweepResponse"> & {
@@ -170,6 +232,13 @@ export type GetSweepResponse = Message<"nightshift.v1.GetSweepResponse"> & {
    * @generated from field: nightshift.v1.Sweep sweep = 1;
    */
   sweep?: Sweep | undefined;
+
+  /**
+   * What the sweep cost so far (GetSweep only).
+   *
+   * @generated from field: nightshift.v1.SweepCost cost = 2;
+   */
+  cost?: SweepCost | undefined;
 };
 
 /**
@@ -177,7 +246,7 @@ export type GetSweepResponse = Message<"nightshift.v1.GetSweepResponse"> & {
  * Use `create(GetSweepResponseSchema)` to create a new message.
  */
 export const GetSweepResponseSchema: GenMessage<GetSweepResponse> = /*@__PURE__*/
-  messageDesc(file_nightshift_v1_sweep, 5);
+  messageDesc(file_nightshift_v1_sweep, 6);
 
 /**
  * @generated from message nightshift.v1.ListSweepsRequest
@@ -190,7 +259,7 @@ export type ListSweepsRequest = Message<"nightshift.v1.ListSweepsRequest"> & {
  * Use `create(ListSweepsRequestSchema)` to create a new message.
  */
 export const ListSweepsRequestSchema: GenMessage<ListSweepsRequest> = /*@__PURE__*/
-  messageDesc(file_nightshift_v1_sweep, 6);
+  messageDesc(file_nightshift_v1_sweep, 7);
 
 /**
  * @generated from message nightshift.v1.ListSweepsResponse
@@ -207,7 +276,7 @@ export type ListSweepsResponse = Message<"nightshift.v1.ListSweepsResponse"> & {
  * Use `create(ListSweepsResponseSchema)` to create a new message.
  */
 export const ListSweepsResponseSchema: GenMessage<ListSweepsResponse> = /*@__PURE__*/
-  messageDesc(file_nightshift_v1_sweep, 7);
+  messageDesc(file_nightshift_v1_sweep, 8);
 
 /**
  * @generated from message nightshift.v1.CancelSweepRequest
@@ -224,7 +293,7 @@ export type CancelSweepRequest = Message<"nightshift.v1.CancelSweepRequest"> & {
  * Use `create(CancelSweepRequestSchema)` to create a new message.
  */
 export const CancelSweepRequestSchema: GenMessage<CancelSweepRequest> = /*@__PURE__*/
-  messageDesc(file_nightshift_v1_sweep, 8);
+  messageDesc(file_nightshift_v1_sweep, 9);
 
 /**
  * @generated from message nightshift.v1.CancelSweepResponse
@@ -241,7 +310,7 @@ export type CancelSweepResponse = Message<"nightshift.v1.CancelSweepResponse"> &
  * Use `create(CancelSweepResponseSchema)` to create a new message.
  */
 export const CancelSweepResponseSchema: GenMessage<CancelSweepResponse> = /*@__PURE__*/
-  messageDesc(file_nightshift_v1_sweep, 9);
+  messageDesc(file_nightshift_v1_sweep, 10);
 
 /**
  * @generated from message nightshift.v1.WatchSweepRequest
@@ -258,7 +327,7 @@ export type WatchSweepRequest = Message<"nightshift.v1.WatchSweepRequest"> & {
  * Use `create(WatchSweepRequestSchema)` to create a new message.
  */
 export const WatchSweepRequestSchema: GenMessage<WatchSweepRequest> = /*@__PURE__*/
-  messageDesc(file_nightshift_v1_sweep, 10);
+  messageDesc(file_nightshift_v1_sweep, 11);
 
 /**
  * @generated from message nightshift.v1.WatchSweepResponse
@@ -275,7 +344,7 @@ export type WatchSweepResponse = Message<"nightshift.v1.WatchSweepResponse"> & {
  * Use `create(WatchSweepResponseSchema)` to create a new message.
  */
 export const WatchSweepResponseSchema: GenMessage<WatchSweepResponse> = /*@__PURE__*/
-  messageDesc(file_nightshift_v1_sweep, 11);
+  messageDesc(file_nightshift_v1_sweep, 12);
 
 /**
  * SweepService is the programmatic twin of the coordinator's HTTP sweep API.
