@@ -50,7 +50,8 @@ interface Call {
 test('a batch of n counts its wall time and energy once, shared among its jobs', { timeout: 180_000 }, async () => {
   const stub = stubNvidiaSmi({ gpus: [{ name: 'NVIDIA Stub', driver: '550.54.14' }], watts: [WATTS] });
   let clock = 0;
-  const meter = new PowerMeter({ env: stub.env, gpu: await probeGpus(stub.env), intervalMs: 50, now: () => clock });
+  // settleMs: a reading late on a loaded machine must not turn into 'not measured'.
+  const meter = new PowerMeter({ env: stub.env, gpu: await probeGpus(stub.env), intervalMs: 50, settleMs: 60_000, now: () => clock });
   const calls: Call[] = [];
   /** The real backend; each call is timed, and moves the meter's clock by a second per job in it (a known energy). */
   const timed = async <T>(jobIds: string[], call: () => Promise<T>): Promise<T> => {
