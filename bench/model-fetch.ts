@@ -1,7 +1,9 @@
 /**
  * Model download rate from s3rver: ModelCache.ensure (stream → sha256 →
  * temp folder → verify → rename) beside a plain `minio` fGetObject of the
- * same object, as MB/s and their ratio (goal ≥ 0.9). Also the add (hash +
+ * same object, as MB/s and their ratio (goal ≥ 0.9), and the rate the node
+ * advertises to the scheduler (ModelCacheState.download_bytes_per_s: the
+ * cache's own measure of the download attempt). Also the add (hash +
  * multipart upload) rate and how long adding the same content again takes.
  * Alternating runs, medians; the last line is JSON.
  *   node --import tsx bench/model-fetch.ts [MB=128] [RUNS=3]
@@ -42,6 +44,7 @@ try {
 
   const plain: number[] = [];
   const cached: number[] = [];
+  const advertised: number[] = [];
   for (let r = 0; r < RUNS; r++) {
     const dest = join(tmp.dir, `plain-${r}.bin`);
     t = performance.now();
@@ -54,8 +57,9 @@ try {
     t = performance.now();
     await cache.ensure(manifest.hash, storage);
     cached.push(MB / ((performance.now() - t) / 1000));
+    advertised.push(cache.downloadBytesPerSecond() / (1024 * 1024));
     await rm(dir, { recursive: true });
-    console.log(`run ${r + 1}: fGetObject ${plain.at(-1)!.toFixed(1)} MB/s, ModelCache ${cached.at(-1)!.toFixed(1)} MB/s`);
+    console.log(`run ${r + 1}: fGetObject ${plain.at(-1)!.toFixed(1)} MB/s, ModelCache ${cached.at(-1)!.toFixed(1)} MB/s, node advertises ${advertised.at(-1)!.toFixed(1)} MB/s`);
   }
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
   const result = {
@@ -67,6 +71,8 @@ try {
     fGetObjectMBps: +median(plain).toFixed(1),
     modelCacheMBps: +median(cached).toFixed(1),
     ratio: +(median(cached) / median(plain)).toFixed(3),
+    nodeAdvertisedMBps: +median(advertised).toFixed(1),
+    advertisedRatio: +(median(advertised) / median(plain)).toFixed(3),
   };
   console.log(JSON.stringify(result));
 } finally {
