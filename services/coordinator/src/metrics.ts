@@ -84,7 +84,7 @@ export function createCoordinatorMetrics(db: DB, onlineNodes: () => number, ener
         }
       },
     });
-  costCounter('nightshift_gpu_seconds_total', 'GPU time of rendered jobs as nodes report it (backend wall time; a params.batch call's is divided among its jobs)', (r) => r.gpu_ms / 1000);
+  costCounter('nightshift_gpu_seconds_total', 'GPU time of rendered jobs as nodes report it (backend wall time; a params.batch call divided among its jobs)', (r) => r.gpu_ms / 1000);
   costCounter('nightshift_renders_metered_total', 'Rendered jobs reported with a cost (a job rendered on two nodes counts on both)', (r) => r.renders);
   costCounter('nightshift_renders_energy_measured_total', 'Rendered jobs whose energy the node measured (nvidia-smi power.draw); the rest are not measured', (r) => r.measured_renders);
   costCounter('nightshift_energy_joules_total', 'Energy of the measured renders only (never estimated)', (r) => r.energy_joules);
