@@ -119,7 +119,7 @@ export async function startIndexer(config: Config, log: Logger, options: Indexer
   snapshots.unref();
 
   const taste = new Taste(store, log);
-  taste.favoritesChanged(); // images indexed while stopped are labels too: refresh in the background
+  taste.everyoneChanged(); // images indexed while stopped are labels too: refresh every user's in the background
   const app = createIndexerApp({
     store,
     taste,

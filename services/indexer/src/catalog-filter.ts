@@ -1,4 +1,5 @@
 /** Search and gallery filters, and the SQL they become over the catalog's images table. */
+import { LOCAL_USER } from './catalog-schema.js';
 
 /** Metadata filters; every one is optional. */
 export interface Filter {
@@ -6,6 +7,8 @@ export interface Filter {
   sweep?: string | undefined;
   prompt?: string | undefined;
   favorites?: boolean | undefined;
+  /** Whose favorites `favorites` means (the coordinator's user; `local` when unset). */
+  user?: string | undefined;
   from?: string | undefined;
   to?: string | undefined;
   hideDuplicates?: boolean | undefined;
@@ -24,7 +27,10 @@ export function filterWhere(f: Filter): { sql: string; params: unknown[] } {
     parts.push('instr(lower(prompt), lower(?)) > 0');
     params.push(f.prompt);
   }
-  if (f.favorites) parts.push('render_key IN (SELECT render_key FROM favorites)');
+  if (f.favorites) {
+    parts.push('render_key IN (SELECT render_key FROM favorites WHERE user = ?)');
+    params.push(f.user ?? LOCAL_USER);
+  }
   if (f.from) {
     parts.push('created_at >= ?');
     params.push(f.from);

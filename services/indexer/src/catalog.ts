@@ -5,8 +5,8 @@
  * the HNSW file is a snapshot that is validated against it and caught up (or
  * rebuilt) from it. S3 stays the source of truth above both (`reindex`).
  *
- * Favorites and upscale variants live in tables of their own keyed by
- * renderKey, so a rebuild from the bucket keeps them. The tables and their
+ * Favorites (per user and image) and upscale variants live in tables of
+ * their own keyed by renderKey, so a rebuild from the bucket keeps them. The tables and their
  * migration: catalog-schema.ts; filters as SQL: catalog-filter.ts.
  */
 import Database from 'better-sqlite3';
@@ -265,27 +265,40 @@ export class Catalog {
   }
 
   // ------------------------------------------------------------ favorites
+  // Per (user, image): the user is the coordinator's (X-Nightshift-User, users.ts), `local` without one.
 
-  setFavorite(renderKey: string, favorite: boolean): void {
-    if (favorite) this.db.prepare('INSERT INTO favorites (render_key, created_at) VALUES (?, ?) ON CONFLICT DO NOTHING').run(renderKey, new Date().toISOString());
-    else this.db.prepare('DELETE FROM favorites WHERE render_key = ?').run(renderKey);
+  setFavorite(user: string, renderKey: string, favorite: boolean): void {
+    if (favorite) this.db.prepare('INSERT INTO favorites (user, render_key, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING').run(user, renderKey, new Date().toISOString());
+    else this.db.prepare('DELETE FROM favorites WHERE user = ? AND render_key = ?').run(user, renderKey);
   }
 
-  favorites(renderKeys: readonly string[]): Set<string> {
-    const out = new Set<string>();
-    for (let i = 0; i < renderKeys.length; i += 500) {
-      const chunk = renderKeys.slice(i, i + 500);
-      const rows = this.db.prepare(`SELECT render_key FROM favorites WHERE render_key IN (${chunk.map(() => '?').join(',')})`).pluck().all(...chunk) as string[];
-      for (const r of rows) out.add(r);
-    }
-    return out;
+  /** Which of `renderKeys` `user` starred. */
+  favorites(user: string, renderKeys: readonly string[]): Set<string> {
+    const rows = this.db
+      .prepare('SELECT render_key FROM favorites WHERE user = ? AND render_key IN (SELECT value FROM json_each(?))')
+      .pluck()
+      .all(user, JSON.stringify(renderKeys)) as string[];
+    return new Set(rows);
   }
 
-  /** Favorites (oldest first) with their image's key and sweep; `sweep` narrows to one sweep's images. */
-  allFavorites(sweep?: string): { render_key: string; key: string | null; sweep_id: string | null }[] {
+  /** `user`'s favorites (oldest first) with their image's key and sweep; `sweep` narrows to one sweep's images. */
+  allFavorites(user: string, sweep?: string): { render_key: string; key: string | null; sweep_id: string | null }[] {
     const sql = `SELECT f.render_key, i.key, i.sweep_id FROM favorites f LEFT JOIN images i ON i.render_key = f.render_key
-      ${sweep ? 'WHERE i.sweep_id = ?' : ''} ORDER BY f.created_at, f.render_key`;
-    return this.db.prepare(sql).all(...(sweep ? [sweep] : [])) as { render_key: string; key: string | null; sweep_id: string | null }[];
+      WHERE f.user = ? ${sweep ? 'AND i.sweep_id = ?' : ''} ORDER BY f.created_at, f.render_key`;
+    return this.db.prepare(sql).all(user, ...(sweep ? [sweep] : [])) as { render_key: string; key: string | null; sweep_id: string | null }[];
+  }
+
+  /** How many images `user` starred (of one sweep, when named). */
+  favoriteCount(user: string, sweep?: string): number {
+    const sql = sweep
+      ? 'SELECT COUNT(*) FROM favorites f JOIN images i ON i.render_key = f.render_key WHERE f.user = ? AND i.sweep_id = ?'
+      : 'SELECT COUNT(*) FROM favorites WHERE user = ?';
+    return this.db.prepare(sql).pluck().get(user, ...(sweep ? [sweep] : [])) as number;
+  }
+
+  /** Everyone who starred something. */
+  favoriteUsers(): string[] {
+    return this.db.prepare('SELECT DISTINCT user FROM favorites ORDER BY user').pluck().all() as string[];
   }
 
   // ------------------------------------------------------------- variants

@@ -3,6 +3,7 @@
  *
  *   GET    /api/search?q=&image=&k=&offset=&sweep=&prompt=&favorites=&from=&to=&minScore=&duplicates=&textWeight=&imageWeight=
  *   PUT    /api/favorites/:key      DELETE /api/favorites/:key      GET /api/favorites[?sweep=]
+ *          (favorites, and every answer's `favorite`, are the X-Nightshift-User's: users.ts)
  *   GET    /api/images/:key         one indexed image, with its variants and near-duplicate mark
  *   POST   /api/reindex[?prune=false]   rebuild from the bucket (202; 409 while one runs)
  *   GET    /api/reindex             progress of the last reindex or re-embedding
@@ -18,6 +19,7 @@ import type { Reindexer } from './reindex.js';
 import { parseSearchQuery, QueryError, search } from './search.js';
 import type { Taste } from './taste.js';
 import { tasteRoutes } from './taste-routes.js';
+import { favoritesUser, userOf } from './users.js';
 
 export interface IndexerHttpDeps {
   store: IndexStore;
@@ -40,6 +42,8 @@ export function createIndexerApp(deps: IndexerHttpDeps): Hono {
     app.use('/api/*', bearerAuth({ token: deps.apiToken }));
     app.use('/files/*', bearerAuth({ token: deps.apiToken }));
   }
+  // Favorites are per user: whose, the coordinator says (users.ts).
+  app.use('/api/*', favoritesUser(deps.apiToken));
   app.get('/healthz', (c) => c.json({ ok: true, ...deps.stats() }));
 
   const fileUrl = (key: string) => `/files/${key}`;
@@ -47,7 +51,7 @@ export function createIndexerApp(deps: IndexerHttpDeps): Hono {
   app.get('/api/search', async (c) => {
     try {
       const query = parseSearchQuery((name) => c.req.query(name));
-      const out = await search(query, { catalog, index: store.index, embedder: deps.embedder, model: store.model.id, fileUrl, textCache });
+      const out = await search({ ...query, user: userOf(c) }, { catalog, index: store.index, embedder: deps.embedder, model: store.model.id, fileUrl, textCache });
       return c.json(out);
     } catch (err) {
       if (err instanceof QueryError) return c.json({ error: err.message }, 400);
@@ -67,15 +71,16 @@ export function createIndexerApp(deps: IndexerHttpDeps): Hono {
     const key = keyParam(c);
     const rk = catalog.resolve(key);
     if (!rk) return c.json({ error: `unknown image key: ${key}` }, 404);
-    catalog.setFavorite(rk, value);
-    deps.taste?.favoritesChanged();
+    const user = userOf(c);
+    catalog.setFavorite(user, rk, value);
+    deps.taste?.favoritesChanged(user);
     return c.json({ key: catalog.get(rk)!.key, renderKey: rk, favorite: value });
   };
   app.put('/api/favorites/:key{.+}', favorite(true));
   app.delete('/api/favorites/:key{.+}', favorite(false));
   // ?sweep= is what the coordinator asks when upscaling "the favorites of sweep X".
   app.get('/api/favorites', (c) => {
-    const favs = catalog.allFavorites(c.req.query('sweep') || undefined);
+    const favs = catalog.allFavorites(userOf(c), c.req.query('sweep') || undefined);
     return c.json({ favorites: favs.map((f) => ({ renderKey: f.render_key, key: f.key ?? imageKey(f.render_key), sweepId: f.sweep_id })) });
   });
 
@@ -99,7 +104,7 @@ export function createIndexerApp(deps: IndexerHttpDeps): Hono {
       createdAt: e.created_at,
       model: e.model,
       searchable: e.model === store.model.id,
-      favorite: catalog.favorites([e.render_key]).has(e.render_key),
+      favorite: catalog.favorites(userOf(c), [e.render_key]).has(e.render_key),
       duplicateOf: dup ? { key: dup.key, distance: e.dup_distance } : null,
       variants: (catalog.variants([e.render_key]).get(e.render_key) ?? []).map((v) => ({ key: v.key, url: fileUrl(v.key), model: v.model, createdAt: v.created_at })),
       url: fileUrl(e.key),
@@ -115,7 +120,7 @@ export function createIndexerApp(deps: IndexerHttpDeps): Hono {
   });
   app.get('/api/reindex', (c) => c.json(deps.reindexer?.status ?? { running: false }));
 
-  if (deps.taste) app.route('/', tasteRoutes(deps.taste, fileUrl, deps.aesthetic));
+  if (deps.taste) app.route('/', tasteRoutes({ taste: deps.taste, catalog, fileUrl, aesthetic: deps.aesthetic }));
 
   app.route('/files', filesRoute(deps.storage));
   return app;

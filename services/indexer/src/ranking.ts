@@ -1,9 +1,10 @@
 /**
  * Turning scores of catalog rows into the ranked answer of the "best" routes,
  * whoever scored them (the taste model, the aesthetic head): score order,
- * ties by renderKey, starred images left out on request, the first k with
- * their catalog fields.
+ * ties by renderKey, images `user` starred left out on request, the first k
+ * with their catalog fields.
  */
+import { LOCAL_USER } from './catalog-schema.js';
 import type { Catalog } from './catalog.js';
 
 export interface ScoredImage {
@@ -16,9 +17,10 @@ export interface ScoredImage {
   sweepId: string;
 }
 
-export function rankImages(catalog: Catalog, scores: ReadonlyMap<number, number>, k: number, o: { starred?: boolean } = {}): ScoredImage[] {
+/** `favorite` and `starred` are `o.user`'s (the local user's when unset). */
+export function rankImages(catalog: Catalog, scores: ReadonlyMap<number, number>, k: number, o: { starred?: boolean; user?: string } = {}): ScoredImage[] {
   const infos = catalog.infos([...scores.keys()]);
-  const favorites = catalog.favorites([...infos.values()].map((r) => r.render_key));
+  const favorites = catalog.favorites(o.user ?? LOCAL_USER, [...infos.values()].map((r) => r.render_key));
   const out: ScoredImage[] = [];
   for (const [id, score] of scores) {
     const info = infos.get(id);

@@ -11,6 +11,7 @@ import { thumbKey } from '@nightshift/common';
 import { normalise, type ClipEmbedder } from '@nightshift/models';
 import { isoTime, type Catalog, type CatalogInfo, type Filter } from './catalog.js';
 import { exactScan, type Hit, type VectorIndex } from './vector-index.js';
+import { LOCAL_USER } from './catalog-schema.js';
 
 export const MAX_K = 500;
 export const MAX_OFFSET = 10_000;
@@ -31,6 +32,8 @@ export interface SearchQuery {
   to?: string | undefined;
   minScore?: number | undefined;
   hideDuplicates?: boolean | undefined;
+  /** Whose stars `favorites` and each result's `favorite` mean (set from X-Nightshift-User, never from the query; `local` when unset). */
+  user?: string | undefined;
 }
 
 export interface SearchResult {
@@ -170,6 +173,7 @@ export function rankedHits(qv: Float32Array, query: SearchQuery, deps: Pick<Sear
     sweep: query.sweep,
     prompt: query.prompt,
     favorites: query.favorites,
+    user: query.user,
     from: query.from,
     to: query.to,
     hideDuplicates: query.hideDuplicates,
@@ -203,7 +207,7 @@ export async function search(query: SearchQuery, deps: SearchDeps): Promise<{ re
   const infos = deps.catalog.infos(page.map((h) => h.id));
   const rows = page.map((h) => ({ hit: h, info: infos.get(h.id) })).filter((r): r is { hit: Hit; info: CatalogInfo } => !!r.info);
   const renderKeys = rows.map((r) => r.info.render_key);
-  const favorites = deps.catalog.favorites(renderKeys);
+  const favorites = deps.catalog.favorites(query.user ?? LOCAL_USER, renderKeys);
   const variants = deps.catalog.variants(renderKeys);
   const dupIds = rows.map((r) => r.info.dup_of).filter((d): d is number => d !== null);
   const dupInfos = deps.catalog.infos(dupIds);

@@ -144,7 +144,7 @@ describe('IndexStore', () => {
     db.close();
     const c = new Catalog(file);
     assert.equal(c.count(), 2);
-    assert.deepEqual(c.allFavorites(), [{ render_key: 'r1', key: 'images/r1.png', sweep_id: 's' }]);
+    assert.deepEqual(c.allFavorites('local'), [{ render_key: 'r1', key: 'images/r1.png', sweep_id: 's' }], "the skeleton's stars are the local user's");
     assert.equal(c.get('r2')!.prompt, 'a blue square');
     assert.deepEqual([...c.vector(c.get('r2')!.id)!], [...unit(0, 1)]);
     assert.equal(c.countStale('new-model'), 2, 'a new model id re-embeds them');

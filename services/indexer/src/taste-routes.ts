@@ -8,13 +8,16 @@
  *   → {results: […], scoredBy: "aesthetic", aesthetic: {head, scored, unscored}, taste: {error, favorites, needed}}
  * With neither, 409: no score is ever made up. With a head, taste results
  * carry the head's score too (`aesthetic`), which breaks ties.
- * `starred=false` leaves out images already starred.
+ * `starred=false` leaves out images already starred. Taste model, `favorite`
+ * and `starred` are the caller's (X-Nightshift-User, users.ts).
  */
 import { Hono, type Context } from 'hono';
 import { thumbKey } from '@nightshift/common';
 import type { Aesthetic } from './aesthetic.js';
+import type { Catalog } from './catalog.js';
 import type { ScoredImage } from './ranking.js';
 import { TooFewFavorites, type Taste } from './taste.js';
+import { userOf } from './users.js';
 
 const MAX_K = 1000;
 
@@ -23,7 +26,14 @@ interface Ranker {
   aesthetic?: ((k: number, starred: boolean) => ReturnType<Aesthetic['best']>) | undefined;
 }
 
-export function tasteRoutes(taste: Taste, fileUrl: (key: string) => string, aesthetic?: Aesthetic): Hono {
+export interface TasteRouteDeps {
+  taste: Taste;
+  catalog: Pick<Catalog, 'favorites' | 'favoriteCount'>;
+  fileUrl: (key: string) => string;
+  aesthetic?: Aesthetic | undefined;
+}
+
+export function tasteRoutes({ taste, catalog, fileUrl, aesthetic }: TasteRouteDeps): Hono {
   const app = new Hono();
   const withUrls = (r: ScoredImage & { aesthetic?: number }) => ({ ...r, url: fileUrl(r.key), thumbUrl: fileUrl(thumbKey(r.renderKey)) });
   /** Taste results with the head's scores beside them, ties broken by those. */
@@ -33,6 +43,21 @@ export function tasteRoutes(taste: Taste, fileUrl: (key: string) => string, aest
     const out = results.map((r) => ({ ...r, ...(scores.has(r.renderKey) ? { aesthetic: scores.get(r.renderKey)! } : {}) }));
     return out.sort((a, b) => b.score - a.score || (b.aesthetic ?? -Infinity) - (a.aesthetic ?? -Infinity) || (a.renderKey < b.renderKey ? -1 : 1));
   };
+  /**
+   * The head judges images, not people, so its ranking is everyone's; whose
+   * stars mark `favorite` (and are left out by starred=false) is the caller's:
+   * asked for k more than the caller's stars in scope, all of them, then
+   * marked and thinned here.
+   */
+  const aestheticFor =
+    (head: Aesthetic, user: string, sweep: string | undefined) =>
+    async (k: number, starred: boolean): ReturnType<Aesthetic['best']> => {
+      const want = starred ? k : k + catalog.favoriteCount(user, sweep);
+      const ranked = sweep === undefined ? await head.bestOverall(want, { starred: true }) : await head.best(sweep, want, { starred: true });
+      const mine = catalog.favorites(user, ranked.results.map((r) => r.renderKey));
+      const results = ranked.results.map((r) => ({ ...r, favorite: mine.has(r.renderKey) })).filter((r) => starred || !r.favorite);
+      return { ...ranked, results: results.slice(0, k) };
+    };
   const route = (rank: (c: Context) => Ranker) => async (c: Context) => {
     const rawK = c.req.query('k');
     const k = rawK === undefined || rawK === '' ? 20 : Number(rawK);
@@ -51,22 +76,27 @@ export function tasteRoutes(taste: Taste, fileUrl: (key: string) => string, aest
       return c.json({ results: results.map(withUrls), scoredBy: 'aesthetic', aesthetic: info, taste: tooFew });
     }
   };
+  // Each caller's own model (users.ts says whose): B's best never reflects A's stars.
   app.get(
     '/api/sweeps/:id/best',
     route((c) => {
       const sweep = c.req.param('id') ?? '';
+      const user = userOf(c);
       return {
-        taste: (k, starred) => taste.best(sweep, k, { starred }),
-        aesthetic: aesthetic && ((k, starred) => aesthetic.best(sweep, k, { starred })),
+        taste: (k, starred) => taste.best(user, sweep, k, { starred }),
+        aesthetic: aesthetic && aestheticFor(aesthetic, user, sweep),
       };
     }),
   );
   app.get(
     '/api/best',
-    route(() => ({
-      taste: (k, starred) => taste.bestOverall(k, { starred }),
-      aesthetic: aesthetic && ((k, starred) => aesthetic.bestOverall(k, { starred })),
-    })),
+    route((c) => {
+      const user = userOf(c);
+      return {
+        taste: (k, starred) => taste.bestOverall(user, k, { starred }),
+        aesthetic: aesthetic && aestheticFor(aesthetic, user, undefined),
+      };
+    }),
   );
   return app;
 }

@@ -155,10 +155,11 @@ describe('taste model on a synthetic night', () => {
   });
 
   test('labels: favorites, and the unstarred images of sweeps with a favorite; negatives thinned evenly past the cap', () => {
-    const full = tasteTrainingSet(store.catalog, 'tiny');
+    const full = tasteTrainingSet(store.catalog, 'tiny', 'local');
     assert.deepEqual([full.positives, full.negatives], [10, 50], 'the night sweep has no favorite: not a label');
-    const thin = tasteTrainingSet(store.catalog, 'tiny', 20);
+    const thin = tasteTrainingSet(store.catalog, 'tiny', 'local', 20);
     assert.deepEqual([thin.positives, thin.negatives], [10, 20]);
-    assert.deepEqual(tasteTrainingSet(store.catalog, 'tiny', 20).vectors, thin.vectors, 'the same set every time');
+    assert.deepEqual(tasteTrainingSet(store.catalog, 'tiny', 'local', 20).vectors, thin.vectors, 'the same set every time');
+    assert.deepEqual(tasteTrainingSet(store.catalog, 'tiny', 'someone-else').vectors, [], "another user's stars label nothing for them");
   });
 });

@@ -1,7 +1,8 @@
 /**
  * The taste model: a logistic regression on the stored CLIP vectors that
- * learns which images this person stars (taste-data.ts says where the labels
- * come from). Retrained in the background, debounced, whenever favorites
+ * learns which images a person stars (taste-data.ts says where the labels
+ * come from), one model per user: B's ranking never learns from A's stars.
+ * Retrained in the background, debounced, whenever that user's favorites
  * change, and on demand when asked while out of date; kept in the catalog's
  * meta table with its training-set size and cross-validated AUC, so a restart
  * has it at once. With fewer than MIN_FAVORITES favorites there is no model:
@@ -18,11 +19,13 @@ import { MAX_NEGATIVES, tasteTrainingSet, usableFavorites } from './taste-data.j
 import { linearScore, trainLogistic, type LinearModel, type TrainOptions } from './taste-logistic.js';
 import { foldAucs } from './taste-metrics.js';
 import { rankImages, type ScoredImage } from './ranking.js';
+import { LOCAL_USER } from './catalog-schema.js';
 
 export type { ScoredImage } from './ranking.js';
 
 export const MIN_FAVORITES = 10;
-const META_KEY = 'taste.model';
+/** Each user's model in the catalog's meta table (catalog schema 3 moved the one model of before to `local`'s). */
+const metaKey = (user: string) => `taste.model:${user}`;
 const FORMAT = 1;
 
 export interface TasteModelInfo {
@@ -59,12 +62,20 @@ export class TooFewFavorites extends Error {
   }
 }
 
+/** One user's model and whether their favorites moved since it was trained. */
+interface UserTaste {
+  current: TasteModel | undefined;
+  dirty: boolean;
+  timer: NodeJS.Timeout | undefined;
+}
+
+/** Models of this many users at most stay in memory (each ~4 KB at 512 dims); the others are read back from the catalog when asked. */
+const MAX_CACHED_USERS = 1_000;
+
 export class Taste {
-  private current: TasteModel | undefined;
-  /** Favorites changed since `current` was trained (or there is none yet). */
-  private dirty: boolean;
-  private timer: NodeJS.Timeout | undefined;
-  /** The training in flight (or the last one): trainings run one after another. */
+  /** Per user (the coordinator's, `local` without one): each learns from their own stars only. */
+  private readonly users = new Map<string, UserTaste>();
+  /** The training in flight (or the last one): trainings run one after another, whoever they are for. */
   private queue: Promise<unknown> = Promise.resolve();
   private stopped = false;
   private readonly minFavorites: number;
@@ -75,66 +86,96 @@ export class Taste {
     private readonly opts: TasteOptions = {},
   ) {
     this.minFavorites = opts.minFavorites ?? MIN_FAVORITES;
-    this.current = this.load();
-    this.dirty = !this.current;
   }
 
-  /** Favorites changed: retrain once they have been quiet for debounceMs. */
-  favoritesChanged(): void {
-    this.dirty = true;
-    this.schedule();
+  /** `user`'s state, their stored model read on first use. */
+  private of(user: string): UserTaste {
+    let u = this.users.get(user);
+    if (!u) {
+      if (this.users.size >= MAX_CACHED_USERS) this.evictOne();
+      const current = this.load(user);
+      this.users.set(user, (u = { current, dirty: !current, timer: undefined }));
+    }
+    return u;
   }
 
-  /** Retrain in the background soon (e.g. at start, when the stored model may be out of date). */
-  schedule(): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      if (this.dirty) this.retrain().catch((err: unknown) => this.log.warn({ err: String(err) }, 'taste model training failed'));
+  /** Drops the oldest idle user (their model is in the catalog's meta table; a dirty one is kept). */
+  private evictOne(): void {
+    for (const [name, u] of this.users) {
+      if (!u.dirty && !u.timer) {
+        this.users.delete(name);
+        return;
+      }
+    }
+  }
+
+  /** `user`'s favorites changed: retrain their model once they have been quiet for debounceMs. */
+  favoritesChanged(user: string = LOCAL_USER): void {
+    this.of(user).dirty = true;
+    this.schedule(user);
+  }
+
+  /** Images indexed while stopped are labels too: every user who starred something is retrained in the background. */
+  everyoneChanged(): void {
+    for (const user of this.store.catalog.favoriteUsers()) this.favoritesChanged(user);
+  }
+
+  /** Retrain `user`'s model in the background soon. */
+  schedule(user: string = LOCAL_USER): void {
+    const u = this.of(user);
+    if (u.timer) clearTimeout(u.timer);
+    u.timer = setTimeout(() => {
+      u.timer = undefined;
+      if (u.dirty) this.retrain(user).catch((err: unknown) => this.log.warn({ user, err: String(err) }, 'taste model training failed'));
     }, this.opts.debounceMs ?? 1_000);
-    this.timer.unref();
+    u.timer.unref();
   }
 
-  /** Cancels a pending retrain and waits for one in flight (before the catalog closes). */
+  /** Cancels pending retrains and waits for one in flight (before the catalog closes). */
   async stop(): Promise<void> {
     this.stopped = true;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
+    for (const u of this.users.values()) {
+      if (u.timer) clearTimeout(u.timer);
+      u.timer = undefined;
+    }
     await this.queue.catch(() => undefined);
   }
 
-  /** The up-to-date model (trained now if favorites changed since), or TooFewFavorites. */
-  async model(): Promise<TasteModel> {
-    if (this.dirty) await this.retrain();
+  /** `user`'s up-to-date model (trained now if their favorites changed since), or TooFewFavorites. */
+  async model(user: string = LOCAL_USER): Promise<TasteModel> {
+    if (this.of(user).dirty) await this.retrain(user);
     else await this.queue.catch(() => undefined);
-    if (this.current) return this.current;
-    throw new TooFewFavorites(usableFavorites(this.store.catalog, this.store.model.id), this.minFavorites);
+    const current = this.of(user).current;
+    if (current) return current;
+    throw new TooFewFavorites(usableFavorites(this.store.catalog, this.store.model.id, user), this.minFavorites);
   }
 
-  /** The stored model's facts, without training. */
-  info(): TasteModelInfo | undefined {
-    if (!this.current) return undefined;
-    const { weights: _w, bias: _b, ...info } = this.current;
+  /** `user`'s stored model's facts, without training. */
+  info(user: string = LOCAL_USER): TasteModelInfo | undefined {
+    const current = this.of(user).current;
+    if (!current) return undefined;
+    const { weights: _w, bias: _b, ...info } = current;
     return info;
   }
 
-  /** Trains on the catalog's labels (after any training in flight) and stores the result; undefined (and nothing stored) with too few favorites. */
-  retrain(): Promise<TasteModel | undefined> {
-    const run = this.queue.then(() => this.train());
+  /** Trains `user`'s model on their labels (after any training in flight) and stores it; undefined (and nothing stored) with too few favorites. */
+  retrain(user: string = LOCAL_USER): Promise<TasteModel | undefined> {
+    const run = this.queue.then(() => this.train(user));
     this.queue = run.catch(() => undefined);
     return run;
   }
 
-  private async train(): Promise<TasteModel | undefined> {
-    if (this.stopped) return this.current;
-    this.dirty = false;
+  private async train(user: string): Promise<TasteModel | undefined> {
+    const u = this.of(user);
+    if (this.stopped) return u.current;
+    u.dirty = false;
     const clipModel = this.store.model.id;
     const started = performance.now();
-    const set = tasteTrainingSet(this.store.catalog, clipModel, this.opts.maxNegatives ?? MAX_NEGATIVES);
+    const set = tasteTrainingSet(this.store.catalog, clipModel, user, this.opts.maxNegatives ?? MAX_NEGATIVES);
     if (set.positives < this.minFavorites || set.negatives === 0) {
-      if (this.current) this.log.info({ positives: set.positives, negatives: set.negatives }, 'taste model dropped: too few labels');
-      this.current = undefined;
-      this.store.catalog.setMeta(META_KEY, '');
+      if (u.current) this.log.info({ user, positives: set.positives, negatives: set.negatives }, 'taste model dropped: too few labels');
+      u.current = undefined;
+      this.store.catalog.setMeta(metaKey(user), '');
       return undefined;
     }
     const trained = trainLogistic(set.vectors, set.labels, this.opts);
@@ -142,7 +183,7 @@ export class Taste {
     for (const a of foldAucs(set.vectors, set.labels, this.opts.folds ?? 5, this.opts)) {
       aucs.push(a);
       await yieldToLoop();
-      if (this.stopped) return this.current;
+      if (this.stopped) return u.current;
     }
     const cv = aucs.length ? { auc: aucs.reduce((x, y) => x + y, 0) / aucs.length, folds: aucs.length } : undefined;
     const model: TasteModel = {
@@ -156,18 +197,18 @@ export class Taste {
       weights: trained.weights,
       bias: trained.bias,
     };
-    this.current = model;
-    this.store.catalog.setMeta(META_KEY, JSON.stringify({ format: FORMAT, ...model, weights: [...model.weights] }));
-    this.log.info({ positives: model.positives, negatives: model.negatives, cvAuc: model.cvAuc, ms: model.trainMs, iterations: trained.iterations }, 'taste model trained');
+    u.current = model;
+    this.store.catalog.setMeta(metaKey(user), JSON.stringify({ format: FORMAT, ...model, weights: [...model.weights] }));
+    this.log.info({ user, positives: model.positives, negatives: model.negatives, cvAuc: model.cvAuc, ms: model.trainMs, iterations: trained.iterations }, 'taste model trained');
     return model;
   }
 
-  /** A sweep's images, best first by the taste model (scored exactly); `starred: false` leaves out the ones already starred. */
-  async best(sweep: string, k: number, o: { starred?: boolean } = {}): Promise<{ results: ScoredImage[]; model: TasteModelInfo }> {
-    const model = await this.model();
+  /** A sweep's images, best first by `user`'s taste model (scored exactly); `starred: false` leaves out the ones they starred. */
+  async best(user: string, sweep: string, k: number, o: { starred?: boolean } = {}): Promise<{ results: ScoredImage[]; model: TasteModelInfo }> {
+    const model = await this.model(user);
     const { ids, vectors } = this.store.catalog.vectorsWhere({ model: this.store.model.id, sweep });
     const scores = new Map(ids.map((id, i) => [id, linearScore(model, vectors[i]!)]));
-    return { results: rankImages(this.store.catalog, scores, k, o), model: this.info()! };
+    return { results: rankImages(this.store.catalog, scores, k, { ...o, user }), model: infoOf(model) };
   }
 
   /**
@@ -176,25 +217,25 @@ export class Taste {
    * scan of the catalog. `starred: false` asks for more to make up for the
    * starred ones it leaves out.
    */
-  async bestOverall(k: number, o: { starred?: boolean } = {}): Promise<{ results: ScoredImage[]; model: TasteModelInfo }> {
-    const model = await this.model();
+  async bestOverall(user: string, k: number, o: { starred?: boolean } = {}): Promise<{ results: ScoredImage[]; model: TasteModelInfo }> {
+    const model = await this.model(user);
     const w = model.weights;
     let norm = 0;
     for (const v of w) norm += v * v;
     const q = Float32Array.from(w, (v) => v / (Math.sqrt(norm) || 1));
-    const extra = o.starred === false ? usableFavorites(this.store.catalog, this.store.model.id) : 0;
+    const extra = o.starred === false ? usableFavorites(this.store.catalog, this.store.model.id, user) : 0;
     const hits = this.store.index.search(q, k + extra);
     const scores = new Map<number, number>();
     for (const h of hits) {
       const v = this.store.catalog.vector(h.id);
       if (v) scores.set(h.id, linearScore(model, v));
     }
-    return { results: rankImages(this.store.catalog, scores, k, o), model: this.info()! };
+    return { results: rankImages(this.store.catalog, scores, k, { ...o, user }), model: infoOf(model) };
   }
 
-  /** The stored model when it is for this CLIP model; the next request or timer retrains it if favorites moved meanwhile. */
-  private load(): TasteModel | undefined {
-    const raw = this.store.catalog.meta(META_KEY);
+  /** `user`'s stored model when it is for this CLIP model; the next request or timer retrains it if favorites moved meanwhile. */
+  private load(user: string): TasteModel | undefined {
+    const raw = this.store.catalog.meta(metaKey(user));
     if (!raw) return undefined;
     try {
       const m = JSON.parse(raw) as Omit<TasteModel, 'weights'> & { format: number; weights: number[] };
@@ -205,4 +246,10 @@ export class Taste {
       return undefined;
     }
   }
+}
+
+/** A model's facts without its weights. */
+function infoOf(model: TasteModel): TasteModelInfo {
+  const { weights: _w, bias: _b, ...info } = model;
+  return info;
 }
