@@ -37,7 +37,7 @@ export function registryCacheCap(env: NodeJS.ProcessEnv = process.env): number {
 export async function pullRegistryClip(setting: string, opts: RegistryClipOptions): Promise<PulledClip> {
   const ref = setting.slice(REGISTRY_PREFIX.length);
   const manifest = await resolveModel(opts.storage, ref);
-  if (!manifest) throw new Error(`no model ${JSON.stringify(ref)} in the registry (add it with: nightshift models add ${ref} CLIP_FOLDER)`);
+  if (!manifest) throw new Error(`no model ${JSON.stringify(ref)} in the registry (add it with: nightshift models add ${ref} CLIP_FOLDER --kind clip)`);
   if (manifest.kind !== 'clip') throw new Error(`registry model ${ref} is registered as kind ${manifest.kind}, not clip`);
   const cache = new ModelCache(join(opts.dataDir, 'model-cache'), opts.capBytes, { attempts: opts.attempts ?? 5, retryDelayMs: opts.retryDelayMs ?? 1_000 });
   const folder = await cache.ensure(manifest.hash, opts.storage);
