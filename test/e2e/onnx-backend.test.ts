@@ -165,8 +165,13 @@ describe('onnx backend end to end', { timeout: 400_000 }, () => {
     const id = await submit(spec);
     const done = await waitDone(id);
     assert.equal(done.status, 'done', JSON.stringify(done));
-    const batched = ((await (await fetch(`${farm.apiUrl}/api/sweeps/${id}/images`)).json()) as { images: typeof images }).images;
+    const batched = ((await (await fetch(`${farm.apiUrl}/api/sweeps/${id}/images`)).json()) as { images: ((typeof images)[number] & { renderMs: number | null })[] }).images;
     assert.deepEqual(batched.map((i) => i.renderKey).sort(), expandSweep(parseSpec(spec), 100).map((j) => j.renderKey).sort());
+    // Some jobs did share a renderBatch call (else the pixel check below says nothing of batches): a call's
+    // GPU time is divided among its jobs while each keeps the call's wall time as renderMs; alone, the two are equal.
+    const { cost } = (await (await fetch(`${farm.apiUrl}/api/sweeps/${id}`)).json()) as { cost: { gpuHours: number } };
+    const renderMs = batched.reduce((sum, i) => sum + (i.renderMs ?? 0), 0);
+    assert.ok(cost.gpuHours * 3_600_000 < renderMs - batched.length, `GPU time ${cost.gpuHours * 3_600_000} ms vs the jobs' render time ${renderMs} ms: no job rendered in a batch`);
     const raw = async (key: string) => sharp(await farm.storage.get(key)).raw().toBuffer();
     for (const img of batched) {
       const alone = images.find((i) => i.prompt === img.prompt && i.seed === img.seed)!;
