@@ -24,7 +24,8 @@ import { advertisedBy, specModel } from './sweep-model.js';
 import { authRequired, callerAuth, callerOf, mayUse, ownerFilter, type Caller } from './callers.js';
 import type { LiveEvent } from './live.js';
 import { keyRoutes, meRoute } from './keys-routes.js';
-import { keepOwnImages, mayUseFile, mayUseImage } from './owned-images.js';
+import { mayUseFile, mayUseImage } from './owned-images.js';
+import { indexerProxy } from './indexer-proxy.js';
 import { QuotaExceeded } from './quota.js';
 import { mayUseWildcard } from './wildcard-owners.js';
 import { cancelSweep, imageView, pauseSweep, setPriority, submitSweep, submitUpscale, sweepView } from './sweeps.js';
@@ -208,19 +209,8 @@ export function createHttpApp(deps: HttpDeps): Hono {
   app.use('/files/*', (c, next) => (mayUseFile(deps.store, callerOf(c), c.req.path.slice('/files/'.length)) ? next() : Promise.resolve(c.json({ error: 'not found' }, 404))));
   app.route('/files', filesRoute(deps.storage));
 
-  // Search lives in the indexer; the coordinator proxies it so clients need one address.
-  const proxy = async (c: Context) => {
-    const url = new URL(c.req.url);
-    const target = `${deps.config.NIGHTSHIFT_INDEXER_URL}${url.pathname}${url.search}`;
-    try {
-      const res = await fetch(target, { method: c.req.method, headers: token ? { authorization: `Bearer ${token}` } : {} });
-      const caller = callerOf(c);
-      if (!caller.admin && res.ok && /json/.test(res.headers.get('content-type') ?? '')) return c.json(keepOwnImages(deps.store, caller, await res.json()), res.status as 200);
-      return c.body(await res.text(), res.status as 200, { 'Content-Type': res.headers.get('content-type') ?? 'application/json' });
-    } catch {
-      return c.json({ error: 'search is unavailable: the indexer cannot be reached' }, 503);
-    }
-  };
+  // Search lives in the indexer; the coordinator proxies it, as the caller (indexer-proxy.ts), so clients need one address.
+  const proxy = indexerProxy(deps);
   const ownImage: MiddlewareHandler = (c, next) => (mayUseImage(deps.store, callerOf(c), c.req.param('key') ?? '') ? next() : Promise.resolve(c.json({ error: 'unknown image key' }, 404)));
   const ownSweepOnly: MiddlewareHandler = (c, next) => (ownSweep(c) ? next() : Promise.resolve(c.json({ error: 'no such sweep' }, 404)));
   const adminOnly: MiddlewareHandler = (c, next) => (callerOf(c).admin ? next() : Promise.resolve(c.json({ error: 'not found' }, 404)));
