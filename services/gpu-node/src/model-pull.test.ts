@@ -270,6 +270,31 @@ describe('registry models pulled by the worker', { timeout: 180_000 }, () => {
     }
   });
 
+  test('a job cancelled while its model downloads: no report, the download finishes for the next job, nothing left held', async () => {
+    const slow = await registerModel('model-slow', 4 * 1024 * 1024, [120, 60, 0]);
+    go(slow.name);
+    const r = rig('cancel');
+    let open = () => {};
+    try {
+      Object.assign(gate, { after: 1024 * 1024, reached: false, open: new Promise<void>((resolve) => (open = resolve)) });
+      gets.length = 0;
+      const first = assign(r, slow);
+      await until('the download to be under way', () => gate.reached);
+      r.worker.cancel(first);
+      const second = assign(r, slow);
+      delete gate.open;
+      open();
+      assert.deepEqual(await colourOf((await completed(r, second)).imageKey), slow.rgb);
+      assert.equal(outcome(r, first), undefined, 'nothing reported for the cancelled job');
+      assert.equal(getsOf(slow), slow.manifest.files.length, 'one download served both');
+      await until('every hold released', () => r.models.cache.list().every((e) => !e.inUse));
+    } finally {
+      delete gate.open;
+      open();
+      await r.stop();
+    }
+  });
+
   test('a model that cannot be had fails the job with model_unavailable, naming the model and the cause', async () => {
     const r = rig('missing', { attempts: 2, retryDelayMs: 10 });
     const offline = rig('offline', { attempts: 2, retryDelayMs: 10, storage: new Storage({ endpoint: 'http://127.0.0.1:9', accessKey: 'x', secretKey: 'x', bucket: 'nightshift' }) });
