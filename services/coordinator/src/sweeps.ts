@@ -10,6 +10,7 @@ import type { JobRow, SweepCounts, SweepRow } from './store.js';
 import { keyJobsByHash, type ResolvedModel } from './sweep-model.js';
 import { LOCAL_ADMIN, mayUse, type Caller } from './callers.js';
 import { checkQuota } from './quota.js';
+import { indexerHeaders } from './indexer-proxy.js';
 
 export interface SweepView {
   id: string;
@@ -81,7 +82,7 @@ export async function submitUpscale(deps: SweepDeps, input: unknown, caller: Cal
     renderKeys = req.keys.map(renderKeyOfImageRef);
   } else {
     if (!mine(req.sweep)) throw new SpecError('invalid upscale request', [{ path: 'sweep', message: `no such sweep: ${req.sweep}` }]);
-    renderKeys = req.favorites ? await favoritesOf(deps, req.sweep) : deps.store.jobs(req.sweep, ['done', 'skipped']).map((j) => j.render_key);
+    renderKeys = req.favorites ? await favoritesOf(deps, req.sweep, caller.user) : deps.store.jobs(req.sweep, ['done', 'skipped']).map((j) => j.render_key);
   }
   const sources = renderKeys.map((rk) => {
     if (!/^[0-9a-f]{64}$/.test(rk)) throw new SpecError('invalid upscale request', [{ path: 'keys', message: `not an image key: ${rk}` }]);
@@ -111,10 +112,10 @@ export async function submitUpscale(deps: SweepDeps, input: unknown, caller: Cal
   return { id: sweep.id, jobs: sources.length };
 }
 
-async function favoritesOf(deps: SweepDeps, sweepId: string): Promise<string[]> {
-  const token = deps.config.NIGHTSHIFT_API_TOKEN;
+/** `user`'s favorites among the sweep's images (favorites are per user in the indexer). */
+async function favoritesOf(deps: SweepDeps, sweepId: string, user: string): Promise<string[]> {
   const url = `${deps.config.NIGHTSHIFT_INDEXER_URL}/api/favorites?sweep=${encodeURIComponent(sweepId)}`;
-  const res = await fetch(url, { headers: token ? { authorization: `Bearer ${token}` } : {} }).catch(() => undefined);
+  const res = await fetch(url, { headers: indexerHeaders(deps.config.NIGHTSHIFT_API_TOKEN, user) }).catch(() => undefined);
   if (!res?.ok) throw new Error('cannot list favorites: the indexer is unreachable or does not answer /api/favorites');
   const body = (await res.json()) as { favorites: { renderKey: string }[] };
   return body.favorites.map((f) => f.renderKey);

@@ -32,6 +32,7 @@ import { FILES_COOKIE, FILES_PATH, issueFilesCookie, SESSION_TTL_S, verifyFilesC
 import { authRequired, callerAuth, callerOf, identify, ownerFilter, type CallerStore } from '../callers.js';
 import { mayUseFile, mayUseImage, type OwnedImageStore } from '../owned-images.js';
 import { mayUseWildcard } from '../wildcard-owners.js';
+import { indexerHeaders } from '../indexer-proxy.js';
 
 /** What the dashboard reads: a subset of CoordinatorDeps, so tests and benchmarks can stub the rest. */
 export interface DashboardDeps {
@@ -139,7 +140,7 @@ export function createDashboard(deps: DashboardDeps): Hono {
     const owner = ownerFilter(callerOf(c));
     if (sweep && owner !== undefined && deps.store.getSweep(sweep)?.owner !== owner) return c.json({ error: 'no such sweep' }, 404);
     const onlyFavorites = c.req.query('favorites') === 'true';
-    const fav = await favorites(deps, sweep);
+    const fav = await favorites(deps, sweep, callerOf(c).user);
     if (onlyFavorites && !fav.keys) return c.json({ error: `favorites are unavailable: ${fav.problem}`, total: 0, offset, limit, images: [] }, 503);
     const page = listImages(deps.store.db, { sweep, ...(owner !== undefined ? { owner } : {}), renderKeys: onlyFavorites ? [...fav.keys!] : undefined, offset, limit }, fileUrl, fav.keys);
     return c.json({ ...page, offset, limit, favorites: fav.keys ? 'ok' : fav.problem });
@@ -148,7 +149,7 @@ export function createDashboard(deps: DashboardDeps): Hono {
   app.get('/api/gallery/:key', async (c) => {
     const detail = mayUseImage(deps.store, callerOf(c), c.req.param('key')) ? imageDetail(deps.store.db, c.req.param('key'), fileUrl) : undefined;
     if (!detail) return c.json({ error: 'no rendered image with that key' }, 404);
-    const fav = await favorites(deps, detail.sweepId);
+    const fav = await favorites(deps, detail.sweepId, callerOf(c).user);
     return c.json({ ...detail, favorite: fav.keys ? fav.keys.has(detail.renderKey) : null });
   });
 
@@ -163,14 +164,13 @@ function intParam(text: string | undefined, dflt: number, min: number, max: numb
 }
 
 /**
- * The render keys marked favorite, from the indexer (favorites live there).
+ * The render keys `user` marked favorite, from the indexer (favorites live there, per user).
  * Uses its GET /api/favorites; an indexer without it is asked through the
  * search filter instead (exact over its flat index, first 500 favorites).
  */
-async function favorites(deps: DashboardDeps, sweep: string | undefined): Promise<{ keys?: Set<string>; problem?: string }> {
+async function favorites(deps: DashboardDeps, sweep: string | undefined, user: string): Promise<{ keys?: Set<string>; problem?: string }> {
   const base = deps.config.NIGHTSHIFT_INDEXER_URL;
-  const token = deps.config.NIGHTSHIFT_API_TOKEN;
-  const headers: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {};
+  const headers = indexerHeaders(deps.config.NIGHTSHIFT_API_TOKEN, user);
   const qs = sweep ? `sweep=${encodeURIComponent(sweep)}` : '';
   const get = async (path: string) => {
     const res = await fetch(`${base}${path}`, { headers, signal: AbortSignal.timeout(5_000) });
