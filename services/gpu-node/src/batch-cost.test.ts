@@ -15,7 +15,8 @@ import { TINY_SD_NAME } from '@nightshift/models';
 import { Worker, type Report } from './worker.js';
 import { OnnxBackend } from './backends/onnx.js';
 import type { Backend } from './backends/backend.js';
-import type { BatchingBackend } from './batch-render.js';
+import { batchMembers, type BatchingBackend } from './batch-render.js';
+import { RenderFailure, type RenderRequest } from './backends/backend.js';
 import { PowerMeter } from './power-meter.js';
 import { probeGpus } from './power-meter-gpu.js';
 import { stubNvidiaSmi } from './nvidia-smi-stub.js';
@@ -111,6 +112,41 @@ test('a batch of n counts its wall time and energy once, shared among its jobs',
     for (const id of batched.jobIds) assert.ok(done.get(id)!.renderMs >= batched.wallMs - 1, `${id}: renderMs is the call's wall time`);
   } finally {
     await worker.stop();
+    meter.stop();
+    stub.cleanup();
+  }
+});
+
+test('a batch that runs out of memory: its members, rendered one at a time, each count their own call; the failed call counts for none', { timeout: 60_000 }, async () => {
+  const stub = stubNvidiaSmi({ gpus: [{ name: 'NVIDIA Stub', driver: '550.54.14' }], watts: [WATTS] });
+  let clock = 0;
+  const meter = new PowerMeter({ env: stub.env, gpu: await probeGpus(stub.env), intervalMs: 50, settleMs: 60_000, now: () => clock });
+  const calls: number[] = [];
+  // Seconds on the meter's clock: the failed batch of 3 takes 5 s, each image alone 1, 2 and 3 s.
+  const oom: BatchingBackend = {
+    name: 'oom',
+    models: ['m'],
+    render: async (req) => {
+      calls.push(1);
+      clock += req.seed * 1_000;
+      return { png: Buffer.from([req.seed]) };
+    },
+    renderBatch: async (reqs) => {
+      calls.push(reqs.length);
+      clock += 5_000;
+      throw new RenderFailure('CUDA out of memory', '', true);
+    },
+  };
+  const req = (seed: number): RenderRequest => ({ jobId: `j${seed}`, renderKey: 'rk', kind: 'render', prompt: 'p', seed, model: 'm', params: { width: 64, height: 64, steps: 1 } });
+  try {
+    const members = batchMembers(oom, 3, meter);
+    assert.equal(members[0]!.share(), undefined, 'no share before the render');
+    const results = await Promise.all(members.map((m, k) => m.render(req(k + 1), () => {}, new AbortController().signal)));
+    assert.deepEqual(calls, [3, 1, 1, 1]);
+    assert.deepEqual(results.map((r) => r.png[0]), [1, 2, 3]);
+    const energies = await Promise.all(members.map((m) => m.share()!.energy));
+    assert.deepEqual(energies.map((e) => [e.energyMeasured, e.energyJoules]), [[true, WATTS], [true, 2 * WATTS], [true, 3 * WATTS]], 'each its own call, whole; the failed batch nobody\'s');
+  } finally {
     meter.stop();
     stub.cleanup();
   }
