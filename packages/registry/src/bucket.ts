@@ -31,7 +31,10 @@ export async function statObject(s: RegistryStorage, key: string): Promise<Objec
   }
 }
 
-export async function getJson(s: RegistryStorage, key: string): Promise<unknown> {
+/** The largest manifest or name pointer read: a diffusers export's manifest is a few KiB; this bounds memory, not models. */
+export const MAX_JSON_BYTES = 8 * 1024 * 1024;
+
+export async function getJson(s: RegistryStorage, key: string, maxBytes = MAX_JSON_BYTES): Promise<unknown> {
   let stream: Readable;
   try {
     stream = await s.client.getObject(s.bucket, key);
@@ -40,7 +43,15 @@ export async function getJson(s: RegistryStorage, key: string): Promise<unknown>
     throw err;
   }
   const chunks: Buffer[] = [];
-  for await (const c of stream) chunks.push(c as Buffer);
+  let size = 0;
+  for await (const c of stream) {
+    size += (c as Buffer).length;
+    if (size > maxBytes) {
+      stream.destroy();
+      throw new Error(`${key} is larger than ${maxBytes} bytes: not read`);
+    }
+    chunks.push(c as Buffer);
+  }
   return JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
 }
 

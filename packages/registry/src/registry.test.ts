@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { assertModelFilePath, assertModelName, modelFileKey, modelNameKey } from '@nightshift/common';
 import { addModel, buildManifest, ModelCache, listModels, modelHash, parseManifest, removeModel, resolveModel } from './mod.js';
 import { startTestBucket, writeModel, type TestBucket } from './test-helpers.js';
+import { getJson, MAX_JSON_BYTES } from './bucket.js';
 
 let b: TestBucket;
 before(async () => {
@@ -127,4 +128,12 @@ test('a file above the part size goes up as a multipart upload, with its sha256,
   assert.equal((await addModel(b.storage, 'multi', 'diffusion', dir, undefined, { partSize: 5 * MiB })).existed, true);
   const path = await new ModelCache(join(b.dir, 'multi-cache'), 100 * MiB).ensure(manifest.hash, b.storage);
   assert.deepEqual(readFileSync(join(path, 'big.safetensors')), body);
+});
+
+test('a manifest or name pointer over the size bound is refused, not read into memory', async () => {
+  const key = `models/${'c'.repeat(64)}/manifest.json`;
+  await b.storage.client.putObject(b.storage.bucket, key, Buffer.from(`{"pad":"${'x'.repeat(300)}"}`));
+  assert.deepEqual(Object.keys((await getJson(b.storage, key)) as object), ['pad']);
+  await assert.rejects(getJson(b.storage, key, 200), new RegExp(`${key} is larger than 200 bytes: not read`));
+  assert.equal(MAX_JSON_BYTES, 8 * 1024 * 1024);
 });
