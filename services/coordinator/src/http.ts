@@ -21,7 +21,7 @@ import { createShares, SHARE_PATH } from './shares.js';
 import { wildcardsRoute } from './wildcards.js';
 import { specWildcards } from './wildcards-store.js';
 import { advertisedBy, specModel } from './sweep-model.js';
-import { authRequired, callerAuth, callerOf, mayUse, ownerFilter, type Caller } from './callers.js';
+import { authRequired, callerAuth, callerOf, identify, mayUse, ownerFilter, type Caller } from './callers.js';
 import type { LiveEvent } from './live.js';
 import { keyRoutes, meRoute } from './keys-routes.js';
 import { mayUseFile, mayUseImage } from './owned-images.js';
@@ -176,6 +176,8 @@ export function createHttpApp(deps: HttpDeps): Hono {
 
   app.get('/api/nodes', (c) => {
     const connected = new Set(deps.hub.connectedNodeIds());
+    // Job ids name their sweep: a user is shown the jobs a node holds of their own sweeps only.
+    const shown = ownJobs(deps, callerOf(c));
     return c.json({
       nodes: deps.store.listNodes().map((n) => ({
         id: n.id,
@@ -184,7 +186,7 @@ export function createHttpApp(deps: HttpDeps): Hono {
         capabilities: JSON.parse(n.capabilities_json) as unknown,
         lastSeen: new Date(n.last_seen).toISOString(),
         jobsDone: n.jobs_done,
-        currentJobs: deps.store.leasedTo(n.id).map((j) => j.id),
+        currentJobs: deps.store.leasedTo(n.id).filter(shown).map((j) => j.id),
         // Online but taking no work (its schedule, a busy GPU, a pause): why and until when.
         sleeping: nodeSleepView(deps.hub.sleepOf?.(n.id)),
         // Registry models: hashes cached, the one loaded, downloads in progress (null: no model cache reported).
@@ -203,7 +205,7 @@ export function createHttpApp(deps: HttpDeps): Hono {
     });
   }
 
-  app.get('/api/events', eventsRoute({ live: deps.live, snapshot: (id) => sweepSnapshot(deps, id), maxClients: deps.config.NIGHTSHIFT_SSE_MAX_CLIENTS, maxQueue: SSE_QUEUE, visible: (c) => ownEvents(deps, callerOf(c)) }));
+  app.get('/api/events', eventsRoute({ live: deps.live, snapshot: (id) => sweepSnapshot(deps, id), maxClients: deps.config.NIGHTSHIFT_SSE_MAX_CLIENTS, maxQueue: SSE_QUEUE, visible: (c) => ownEvents(deps, callerOf(c)), stillAllowed: (c) => sameCaller(deps, c) }));
 
   // Image bytes are their sweep owner's too (owned-images.ts).
   app.use('/files/*', (c, next) => (mayUseFile(deps.store, callerOf(c), c.req.path.slice('/files/'.length)) ? next() : Promise.resolve(c.json({ error: 'not found' }, 404))));
@@ -243,6 +245,27 @@ function ownEvents(deps: HttpDeps, caller: Caller): ((e: LiveEvent) => boolean) 
     let mine = owners.get(e.sweepId);
     if (mine === undefined) owners.set(e.sweepId, (mine = deps.store.getSweep(e.sweepId)?.owner === caller.user));
     return mine;
+  };
+}
+
+/** Which leased jobs a caller may see named: all for an admin, else those of its own sweeps. */
+function ownJobs(deps: HttpDeps, caller: Caller): (job: { sweep_id: string }) => boolean {
+  if (caller.admin) return () => true;
+  const owners = new Map<string, boolean>();
+  return (job) => {
+    let mine = owners.get(job.sweep_id);
+    if (mine === undefined) owners.set(job.sweep_id, (mine = deps.store.getSweep(job.sweep_id)?.owner === caller.user));
+    return mine;
+  };
+}
+
+/** Whether the request's credentials still name the caller they named when it began (checked by long-lived streams; no cache). */
+function sameCaller(deps: HttpDeps, c: Context): () => boolean {
+  const was = callerOf(c);
+  const authorization = c.req.header('authorization');
+  return () => {
+    const now = identify(deps.store, deps.config.NIGHTSHIFT_API_TOKEN, authorization);
+    return now !== undefined && now.user === was.user && now.admin === was.admin;
   };
 }
 

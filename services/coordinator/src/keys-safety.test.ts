@@ -3,11 +3,14 @@
  * farm was open cannot make a key once the farm has one (its body read
  * slowly after the caller check), and the last admin key of a farm without
  * NIGHTSHIFT_API_TOKEN cannot be revoked (that would silently reopen the
- * farm to everyone, or leave nobody to manage keys).
+ * farm to everyone, or leave nobody to manage keys). A live event stream
+ * opened with a key ends once the key is revoked, and GET /api/nodes names
+ * only the caller's own jobs on each node.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Hono } from 'hono';
+import { expandSweep, parseSpec } from '@nightshift/sweep';
 import { seededCoordinator, tempDir, type SeededCoordinator } from '@nightshift/devfarm';
 import { createHttpApp } from './http.js';
 import { Live } from './live.js';
@@ -19,12 +22,13 @@ const HOST = '127.0.0.1:8080';
 function farm(token?: string) {
   let tmp: ReturnType<typeof tempDir>;
   let seeded: SeededCoordinator;
-  const ctx = {} as { app: Hono; seeded: SeededCoordinator };
+  const ctx = {} as { app: Hono; seeded: SeededCoordinator; live: Live };
   before(() => {
     tmp = tempDir();
     seeded = seededCoordinator(tmp.dir, token ? { NIGHTSHIFT_API_TOKEN: token } : {});
     ctx.seeded = seeded;
-    ctx.app = createHttpApp({ ...seeded.deps, hub: { ...seeded.deps.hub, connectedNodeIds: () => [] }, placement: { explain: () => [] }, live: new Live() });
+    ctx.live = new Live();
+    ctx.app = createHttpApp({ ...seeded.deps, hub: { ...seeded.deps.hub, connectedNodeIds: () => [] }, placement: { explain: () => [] }, live: ctx.live });
   });
   after(() => {
     seeded.close();
@@ -90,7 +94,53 @@ describe('a farm without a token', () => {
 });
 
 describe('a farm with NIGHTSHIFT_API_TOKEN', () => {
-  const { call, keyOf } = farm('farm-token');
+  const { ctx, call, keyOf } = farm('farm-token');
+
+  // The timeout only turns a stream that never ends (the bug) into a failure; nothing is timed.
+  test('a live event stream ends when its key is revoked, before sending anything more', { timeout: 30_000 }, async () => {
+    const eve = await keyOf(call('POST', '/api/keys', 'farm-token', { name: 'eve' }));
+    const res = await call('GET', '/api/events', eve);
+    assert.equal(res.status, 200);
+    const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+    let text = '';
+    const until = async (marker: string) => {
+      while (!text.includes(marker)) {
+        const r = await reader.read();
+        if (r.done) throw new Error(`stream ended before ${marker}`);
+        text += r.value;
+      }
+    };
+    await until('event: hello');
+    ctx.live.emit({ type: 'node', nodeId: 'n-before', status: 'online' });
+    await until('n-before');
+    assert.equal((await call('DELETE', '/api/keys/eve', 'farm-token')).status, 204);
+    ctx.live.emit({ type: 'node', nodeId: 'n-after', status: 'online' });
+    for (;;) {
+      const r = await reader.read();
+      if (r.done) break;
+      text += r.value;
+    }
+    assert.doesNotMatch(text, /n-after/, 'an event reached a revoked key');
+  });
+
+  test("GET /api/nodes names a user's own jobs on each node, an admin's all", async () => {
+    const store = ctx.seeded.store;
+    const fay = await keyOf(call('POST', '/api/keys', 'farm-token', { name: 'fay' }));
+    const sweepOf = (owner: string) => {
+      const spec = parseSpec({ prompts: [owner], seeds: [1] });
+      return store.createSweep({ name: owner, spec, priority: 0, backend: 'procedural', model: 'm', owner }, expandSweep(spec, 10).map((j) => ({ ...j, minVramMb: 0 }))).id;
+    };
+    const [hers, theirs] = [sweepOf('fay'), sweepOf('local')];
+    store.upsertNode('n1', 'n1', {});
+    store.db.prepare(`UPDATE jobs SET state = 'leased', node_id = 'n1' WHERE sweep_id IN (?, ?)`).run(hers, theirs);
+    const sweepsOn = async (key: string) => {
+      const { nodes } = (await (await call('GET', '/api/nodes', key)).json()) as { nodes: { id: string; currentJobs: string[] }[] };
+      return nodes.find((n) => n.id === 'n1')!.currentJobs.map((id) => store.getJob(id)!.sweep_id).sort();
+    };
+    assert.deepEqual(await sweepsOn(fay), [hers], "fay sees her job, not the other's");
+    assert.deepEqual(await sweepsOn('farm-token'), [hers, theirs].sort(), 'the admin sees both');
+  });
+
   test('its last admin key can be revoked: the farm token still closes the farm', async () => {
     await keyOf(call('POST', '/api/keys', 'farm-token', { name: 'boss', admin: true }));
     assert.equal((await call('DELETE', '/api/keys/boss', 'farm-token')).status, 204);

@@ -22,6 +22,8 @@ export interface SseOptions {
   pingMs?: number;
   /** Which events this request may see (a user, their own sweeps'); all when absent or undefined. */
   visible?: (c: Context) => ((e: LiveEvent) => boolean) | undefined;
+  /** Whether this request's caller is still who it was (a revoked key ends the stream before anything more is sent). */
+  stillAllowed?: (c: Context) => (() => boolean) | undefined;
 }
 
 type Progress = Extract<LiveEvent, { type: 'progress' }>;
@@ -78,6 +80,7 @@ export function eventsRoute(opts: SseOptions) {
     clients++;
     const only = c.req.query('sweep');
     const visible = opts.visible?.(c);
+    const allowed = opts.stillAllowed?.(c);
     return streamSSE(c, async (stream) => {
       const queue = new ClientQueue(opts.maxQueue);
       let wake: (() => void) | undefined;
@@ -97,6 +100,8 @@ export function eventsRoute(opts: SseOptions) {
         await stream.writeSSE({ event: 'hello', data: JSON.stringify({ at: new Date().toISOString() }) });
         let lastSnapshots = 0;
         while (!stream.aborted) {
+          // Checked before every batch, ping and snapshot: a stream outlives no revocation.
+          if (allowed && !allowed()) break;
           for (const e of queue.take()) await stream.writeSSE({ event: e.type, data: JSON.stringify(e) });
           if (queue.dropped) {
             await stream.writeSSE({ event: 'lagged', data: JSON.stringify({ dropped: queue.dropped }) });
