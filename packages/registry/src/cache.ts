@@ -105,6 +105,11 @@ export class ModelCache {
     return this.opened;
   }
 
+  /** Reads what the folder holds (done by the first ensure otherwise), so list() is right before any use: what a restarted node advertises. */
+  ready(): Promise<void> {
+    return this.open();
+  }
+
   /** The local folder of `hash`, downloaded and verified if need be. */
   async ensure(hash: string, storage: RegistryStorage, onProgress?: OnProgress, opts: EnsureOptions = {}): Promise<string> {
     assertModelHash(hash);

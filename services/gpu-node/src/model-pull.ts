@@ -100,6 +100,11 @@ export class NodeModels {
     return { hash, path: held.path, release: held.release };
   }
 
+  /** Reads the cache folder, so the first Register already lists the models kept from an earlier run. */
+  async open(): Promise<void> {
+    await this.cache.ready();
+  }
+
   /** What the node tells the coordinator on Register and every Heartbeat. */
   state(): ModelCacheStateInit {
     return {

@@ -90,3 +90,19 @@ test('the node tells the coordinator what its cache holds, on Register and every
     connection.close();
   }
 });
+
+test('a restarted node lists the models it kept before any job needs one', async () => {
+  const storage = new Storage({ endpoint: s3.endpoint, accessKey: s3.accessKey, secretKey: s3.secretKey, bucket: 'nightshift' });
+  const file = path.join(tmp.dir, 'kept.bin');
+  writeFileSync(file, Buffer.alloc(1000, 9));
+  const { manifest } = await addModel(storage, 'kept-model', 'generator-asset', file);
+  const settings = { dir: path.join(tmp.dir, 'restart-cache'), capBytes: 1e9, attempts: 2, retryDelayMs: 10 };
+  const before = new NodeModels({ settings, storage, log });
+  (await before.use(manifest.hash, 'exec', 'kept-model', new AbortController().signal)).release();
+  const after = new NodeModels({ settings, storage, log });
+  await after.open();
+  const state = after.state();
+  assert.deepEqual(state.cachedHashes, [manifest.hash]);
+  assert.equal(state.loadedHash, '', 'nothing is loaded after a restart');
+  assert.equal(state.downloadBytesPerS, 0, 'no download measured yet in this run');
+});

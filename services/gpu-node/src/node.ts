@@ -143,6 +143,8 @@ export async function startNode(
   });
   if (process.env.NIGHTSHIFT_FAULTS) log.warn({ faults: process.env.NIGHTSHIFT_FAULTS }, 'FAULT INJECTION ENABLED (tests only)');
   const ops = config.NIGHTSHIFT_NODE_METRICS_PORT === undefined ? undefined : await startNodeOpsServer(config.NIGHTSHIFT_HTTP_HOST, config.NIGHTSHIFT_NODE_METRICS_PORT, metrics, storage, connected, config.NIGHTSHIFT_METRICS_TOKEN);
+  // Models kept from an earlier run are advertised from the first Register; a cache folder that cannot be read fails only the jobs that need one.
+  await models.open().catch((err: unknown) => log.error({ err: String(err) }, 'model cache unusable: jobs on registry models will fail on this node'));
   worker.start();
   // The first look comes before registering: a node outside its hours never takes a job.
   await gate.start();

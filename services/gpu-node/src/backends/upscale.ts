@@ -3,8 +3,10 @@
  * an ONNX model (Real-ESRGAN layout) through the tiler. The result keeps every
  * text chunk of the source (the A1111 `parameters` above all, so the prompt
  * still travels with the image) and adds an A1111-style `postprocessing` chunk
- * naming the upscaler. Without a configured model every job fails with a clear
- * message: a plain resize presented as super-resolution would be a lie.
+ * naming the upscaler. A job may bring its own upscaler from the model
+ * registry (RenderRequest.modelPath: its one .onnx file, loaded and kept, one
+ * per pulled folder). Without either, the job fails with a clear message: a
+ * plain resize presented as super-resolution would be a lie.
  */
 import path from 'node:path';
 import sharp, { type OutputInfo } from 'sharp';
