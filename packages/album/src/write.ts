@@ -54,6 +54,9 @@ export async function writeAlbumFolder(dir: string, album: Album, read: ReadObje
   return files.length;
 }
 
+/** The bytes as a Buffer over the same memory (Buffer.from(Uint8Array) would copy every image once more). */
+const asBuffer = (b: Uint8Array): Buffer => (Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength));
+
 /** The zip method for an entry kept as it is (adm-zip deflates every entry it is given). */
 const STORED = 0;
 
@@ -73,6 +76,6 @@ export async function albumZip(album: Album, read: ReadObject, opts: WriteOption
   });
   for (const p of pages(album, opts)) zip.addFile(p.path, p.bytes);
   // In album order, whatever order the reads finished in.
-  for (const f of files) zip.addFile(f.path, Buffer.from(bytes.get(f.path)!)).header.method = STORED;
+  for (const f of files) zip.addFile(f.path, asBuffer(bytes.get(f.path)!)).header.method = STORED;
   return zip.toBuffer();
 }

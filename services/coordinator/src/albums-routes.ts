@@ -12,7 +12,12 @@ import { tooLarge } from './body-rules.js';
 import { AlbumError, parseSelection, resolveAlbum, type AlbumDeps, type Selection } from './albums.js';
 import { callerOf } from './callers.js';
 
-/** The zip is built in memory (adm-zip does not stream), so its bytes are bounded. */
+/**
+ * The zip is built in memory (adm-zip does not stream), so its bytes are
+ * bounded, and one is packed at a time: the images and the finished zip sit
+ * in memory together (about twice MAX_ZIP_BYTES), and a few concurrent
+ * downloads must not take the coordinator's memory with them.
+ */
 export const MAX_ZIP_BYTES = 256 * 1024 * 1024;
 
 export interface AlbumRouteDeps extends AlbumDeps {
@@ -48,7 +53,10 @@ export function albumRoutes(deps: AlbumRouteDeps): Hono {
     }
   });
 
+  let packing = false;
   app.post('/zip', tooLarge(256 * 1024, '256 KiB'), async (c) => {
+    if (packing) return c.json({ error: 'another album is being packed: try again in a moment', details: [] }, 503, { 'Retry-After': '5' });
+    packing = true;
     let zip: Buffer;
     let title: string;
     try {
@@ -70,8 +78,11 @@ export function albumRoutes(deps: AlbumRouteDeps): Hono {
       );
     } catch (err) {
       return albumErrorResponse(c, err);
+    } finally {
+      packing = false;
     }
-    return c.body(new Uint8Array(zip), 200, {
+    // A view of the zip, not a copy of it (a Buffer adm-zip made is never over shared memory).
+    return c.body(new Uint8Array(zip.buffer as ArrayBuffer, zip.byteOffset, zip.byteLength), 200, {
       'Content-Type': 'application/zip',
       'Content-Disposition': `attachment; filename="${fileName(title)}"`,
       'Cache-Control': 'no-store',

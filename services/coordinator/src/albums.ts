@@ -10,9 +10,8 @@
 import { z } from 'zod';
 import { MAX_ALBUM_IMAGES, type Album, type AlbumImage } from '@nightshift/album';
 import { fieldIssues, renderKeyOfImageRef, type Config, type FieldIssue } from '@nightshift/common';
-import type { Store } from './store.js';
+import type { JobRow, Store } from './store.js';
 import { LOCAL_ADMIN, mayUse, type Caller } from './callers.js';
-import { indexerHeaders } from './indexer-proxy.js';
 
 export { MAX_ALBUM_IMAGES };
 
@@ -40,7 +39,7 @@ export class AlbumError extends Error {
 
 export interface AlbumDeps {
   config: Pick<Config, 'NIGHTSHIFT_API_TOKEN' | 'NIGHTSHIFT_INDEXER_URL'>;
-  store: Pick<Store, 'db' | 'getSweep' | 'jobs' | 'renderedJob' | 'imageOwnedBy'>;
+  store: Pick<Store, 'db' | 'getSweep' | 'jobs' | 'imageOwnedBy'>;
 }
 
 /** Checks the parsed body's one-source rule; returns the field issues (none when fine). */
@@ -78,8 +77,8 @@ async function selectedKeys(deps: AlbumDeps, sel: Selection, caller: Caller): Pr
   const sweep = found && mayUse(caller, found.owner) ? found : undefined;
   if (sel.sweep !== undefined && !sweep) throw new AlbumError(404, `no such sweep: ${sel.sweep}`, [{ path: 'sweep', message: 'no such sweep' }]);
   if (sel.favorites) {
-    // The caller's own stars (per user in the indexer), and of those only images of their own sweeps.
-    const keys = (await favoriteKeys(deps, sel.sweep, caller.user)).filter(mine);
+    // The indexer's favorites are everyone's: a user's album keeps their own images only.
+    const keys = (await favoriteKeys(deps, sel.sweep)).filter(mine);
     return { keys, title: sel.title ?? (sweep ? `Favorites of ${sweep.name}` : 'Favorites'), strict: false };
   }
   const jobs = deps.store.jobs(sweep!.id, ['done', 'skipped'], { offset: 0, limit: MAX_ALBUM_IMAGES + 1 });
@@ -87,9 +86,10 @@ async function selectedKeys(deps: AlbumDeps, sel: Selection, caller: Caller): Pr
 }
 
 /** The render keys starred in the indexer (of one sweep, when named). */
-async function favoriteKeys(deps: AlbumDeps, sweep: string | undefined, user: string): Promise<string[]> {
+async function favoriteKeys(deps: AlbumDeps, sweep: string | undefined): Promise<string[]> {
+  const token = deps.config.NIGHTSHIFT_API_TOKEN;
   const url = `${deps.config.NIGHTSHIFT_INDEXER_URL}/api/favorites${sweep ? `?sweep=${encodeURIComponent(sweep)}` : ''}`;
-  const res = await fetch(url, { headers: indexerHeaders(deps.config.NIGHTSHIFT_API_TOKEN, user), signal: AbortSignal.timeout(10_000) }).catch(() => undefined);
+  const res = await fetch(url, { headers: token ? { authorization: `Bearer ${token}` } : {}, signal: AbortSignal.timeout(10_000) }).catch(() => undefined);
   if (!res?.ok) throw new AlbumError(503, 'favorites are unavailable: the indexer cannot be reached or does not answer GET /api/favorites');
   const body = (await res.json()) as { favorites?: { renderKey?: unknown }[] };
   return (body.favorites ?? []).map((f) => f.renderKey).filter((k): k is string => typeof k === 'string' && RENDER_KEY.test(k));
@@ -102,7 +102,7 @@ async function favoriteKeys(deps: AlbumDeps, sweep: string | undefined, user: st
  */
 export async function resolveAlbum(deps: AlbumDeps, sel: Selection, now = Date.now(), caller: Caller = LOCAL_ADMIN): Promise<Album> {
   const { keys, title, strict } = await selectedKeys(deps, sel, caller);
-  const album = albumOfKeys(deps, keys, title, strict, now);
+  const album = albumOfKeys(deps, keys, { title, strict, owner: caller.user, now });
   if (!album.images.length) {
     const what = sel.favorites ? 'no favorites yet (star some images first)' : sel.sweep ? 'that sweep has no finished images yet' : 'no images';
     throw new AlbumError(400, `nothing to put in an album: ${what}`);
@@ -110,19 +110,32 @@ export async function resolveAlbum(deps: AlbumDeps, sel: Selection, now = Date.n
   return album;
 }
 
-/** The album of these render keys; `strict`: every key must be a finished render (else images without one drop out). */
-export function albumOfKeys(deps: Pick<AlbumDeps, 'store'>, keys: readonly string[], title: string, strict: boolean, now = Date.now()): Album {
+/** How albumOfKeys reads its keys. */
+export interface AlbumOfKeysOptions {
+  title: string;
+  /** Every key must be a finished render (else images without one drop out). */
+  strict: boolean;
+  /** Whose render to describe when several sweeps made the same image: never another user's sweep id when the owner has one. */
+  owner: string;
+  now?: number;
+}
+
+/** The album of these render keys. */
+export function albumOfKeys(deps: Pick<AlbumDeps, 'store'>, keys: readonly string[], o: AlbumOfKeysOptions): Album {
   const unique = [...new Set(keys)];
   if (unique.length > MAX_ALBUM_IMAGES) throw new AlbumError(413, `too many images for one album: more than ${MAX_ALBUM_IMAGES}; choose fewer (one sweep's favorites, or keys)`);
+  const rendered = deps.store.db.prepare(
+    `SELECT j.* FROM jobs j JOIN sweeps s ON s.id = j.sweep_id WHERE j.render_key = ? AND j.kind = 'render' AND j.state IN ('done', 'skipped') ORDER BY s.owner = ? DESC LIMIT 1`,
+  );
   const upscaled = deps.store.db.prepare(`SELECT 1 FROM jobs WHERE render_key = ? AND kind = 'upscale' AND state = 'done' LIMIT 1`);
   const images: AlbumImage[] = [];
   for (const rk of unique) {
-    const job = deps.store.renderedJob(rk);
+    const job = rendered.get(rk, o.owner) as JobRow | undefined;
     if (!job) {
-      if (strict) throw new AlbumError(400, `no rendered image with key ${rk}`, [{ path: 'keys', message: `no rendered image with key ${rk}` }]);
+      if (o.strict) throw new AlbumError(400, `no rendered image with key ${rk}`, [{ path: 'keys', message: `no rendered image with key ${rk}` }]);
       continue; // a favorite whose job this coordinator no longer holds
     }
     images.push({ renderKey: rk, prompt: job.prompt, seed: job.seed, sweepId: job.sweep_id, params: JSON.parse(job.params_json) as Record<string, unknown>, upscaled: upscaled.get(rk) !== undefined });
   }
-  return { title, createdAt: new Date(now).toISOString(), images };
+  return { title: o.title, createdAt: new Date(o.now ?? Date.now()).toISOString(), images };
 }

@@ -61,7 +61,7 @@ export function sharePages(deps: SharePageDeps, parts: ShareParts): Hono {
     const row = shareOf(c.req.param('token'));
     if (!row) return notFound(c);
     // Images whose jobs are gone since (retention) drop out of the page.
-    const album = albumOfKeys(deps, parts.shares.renderKeys(row.id), row.title, false, row.created_at);
+    const album = albumOfKeys(deps, parts.shares.renderKeys(row.id), { title: row.title, strict: false, owner: row.owner, now: row.created_at });
     return c.html(albumHtml(album, { upscaled: false }), 200, PAGE_HEADERS);
   });
 

@@ -6,6 +6,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, statSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import AdmZip from 'adm-zip';
 import type { Hono } from 'hono';
@@ -15,6 +17,7 @@ import { Live } from './live.js';
 import { createShares } from './shares.js';
 import { asCaller } from './callers-test-helpers.js';
 import { SHARE_SECRET_FILE } from './shares-token.js';
+import { keyHash } from './callers.js';
 
 const TOKEN = 'the-api-token';
 const HOST = 'http://127.0.0.1:8080';
@@ -27,17 +30,34 @@ describe('share links', () => {
   let sweepId: string;
   let otherSweep: string;
   const bucket = new Map<string, Buffer>();
+  /** While set, the next bucket read waits for `until` (a download held open) and calls `reading`. */
+  let hold: { until: Promise<void>; reading: () => void } | undefined;
+  /** What GET /api/favorites answers: the indexer's stars are everyone's (it knows no users). */
+  let favorites: string[] = [];
+  let indexer: Server;
 
-  before(() => {
+  before(async () => {
     tmp = tempDir();
+    // The indexer's one endpoint an album asks (the browser tests star images in a real one).
+    indexer = createServer((req, res) => {
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify(req.url?.startsWith('/api/favorites') ? { favorites: favorites.map((renderKey) => ({ renderKey })) } : {}));
+    });
+    await new Promise<void>((resolve) => indexer.listen(0, '127.0.0.1', resolve));
     const storage = {
       get: async (key: string) => {
+        const held = hold;
+        if (held) {
+          hold = undefined; // only the first read waits: a second download must not hang the test
+          held.reading();
+          await held.until;
+        }
         const b = bucket.get(key);
         if (!b) throw Object.assign(new Error('NoSuchKey'), { code: 'NoSuchKey' });
         return b;
       },
     };
-    seeded = seededCoordinator(tmp.dir, { NIGHTSHIFT_API_TOKEN: TOKEN }, storage);
+    seeded = seededCoordinator(tmp.dir, { NIGHTSHIFT_API_TOKEN: TOKEN, NIGHTSHIFT_INDEXER_URL: `http://127.0.0.1:${(indexer.address() as AddressInfo).port}` }, storage);
     sweepId = seeded.addRenderedSweep(SPEC);
     otherSweep = seeded.addRenderedSweep({ ...SPEC, name: 'not shared', prompts: ['a green triangle'] });
     for (const row of seeded.db.prepare('SELECT image_key, thumb_key FROM jobs').all() as { image_key: string; thumb_key: string }[]) {
@@ -46,9 +66,10 @@ describe('share links', () => {
     }
     app = createHttpApp({ ...seeded.deps, hub: { dispatch() {}, cancelJobs() {}, connectedNodeIds: () => [] }, placement: { explain: () => [] }, live: new Live() });
   });
-  after(() => {
+  after(async () => {
     seeded.close();
     tmp.cleanup();
+    await new Promise((resolve) => indexer.close(resolve));
   });
 
   const call = (path: string, init: { method?: string; body?: unknown; auth?: string | null } = {}) =>
@@ -179,5 +200,62 @@ describe('share links', () => {
     assert.ok(names.includes('index.html') && names.includes('album.json'));
     assert.equal(zip.readAsText(`images/${keysOf(sweepId)[1]}.png`), `png images/${keysOf(sweepId)[1]}.png`);
     assert.equal((await call('/api/albums/zip', { method: 'POST', body: { sweep: sweepId }, auth: null })).status, 401);
+  });
+  test('one album is packed at a time: a second download meanwhile is a clear 503', async () => {
+    let release!: () => void;
+    let reading!: () => void;
+    const firstRead = new Promise<void>((resolve) => (reading = resolve));
+    hold = { until: new Promise<void>((resolve) => (release = resolve)), reading };
+    const first = call('/api/albums/zip', { method: 'POST', body: { sweep: sweepId } });
+    await firstRead; // the first download is reading the bucket now
+    const second = await call('/api/albums/zip', { method: 'POST', body: { sweep: otherSweep } });
+    assert.equal(second.status, 503);
+    assert.equal(second.headers.get('retry-after'), '5');
+    assert.match(await second.text(), /another album is being packed/);
+    release();
+    assert.equal((await first).status, 200);
+    assert.equal((await call('/api/albums/zip', { method: 'POST', body: { sweep: otherSweep } })).status, 200, 'free again once the first is sent');
+    // A failed one frees it too.
+    assert.equal((await call('/api/albums/zip', { method: 'POST', body: { sweep: 'sw_nope' } })).status, 404);
+    assert.equal((await call('/api/albums/zip', { method: 'POST', body: { sweep: sweepId } })).status, 200);
+  });
+
+  test("users: bob can neither share, list nor revoke alice's images and links; an admin can revoke", async () => {
+    for (const name of ['alice', 'bob']) assert.ok(seeded.store.addKey({ name, admin: false, weight: 1, quotaImages: null }, keyHash(`k-${name}`)));
+    const own = (id: string, owner: string) => seeded.db.prepare('UPDATE sweeps SET owner = ? WHERE id = ?').run(owner, id);
+    const aliceSweep = seeded.addRenderedSweep({ ...SPEC, name: 'alice night', prompts: ['alice only'] });
+    own(aliceSweep, 'alice');
+    // bob rendered one of alice's images too (same prompt, seed and settings: the same render key).
+    const bobSweep = seeded.addRenderedSweep({ ...SPEC, name: 'bob night', prompts: ['alice only'], seeds: [1] });
+    own(bobSweep, 'bob');
+    const [shared, aliceOnly] = keysOf(aliceSweep) as [string, string];
+    assert.deepEqual(keysOf(bobSweep), [shared]);
+    const as = (who: string, path: string, method = 'GET', body?: unknown) => call(path, { method, body, auth: `k-${who}` });
+
+    assert.equal((await as('bob', '/api/shares', 'POST', { keys: [`images/${aliceOnly}.png`] })).status, 400, "alice's image is unknown to bob");
+    assert.equal((await as('bob', '/api/shares', 'POST', { sweep: aliceSweep })).status, 404);
+    assert.equal((await as('bob', '/api/albums/zip', 'POST', { keys: [aliceOnly] })).status, 400);
+    // The indexer's favorites hold alice's and the local user's stars: each user's link takes only their own.
+    favorites = [aliceOnly, keysOf(sweepId)[0]!, shared];
+    const bobs = await as('bob', '/api/shares', 'POST', { favorites: true });
+    assert.equal(bobs.status, 201, await bobs.clone().text());
+    const bobShare = (await bobs.json()) as { id: string; url: string; images: number };
+    assert.equal(bobShare.images, 1, 'only the image a sweep of bob rendered');
+    const bobPage = await (await call(bobShare.url, { auth: null })).text();
+    assert.ok(bobPage.includes(bobSweep) && !bobPage.includes(aliceSweep), "bob's link names his own sweep, never alice's");
+    assert.equal((await call(`${bobShare.url}images/${aliceOnly}.png`, { auth: null })).status, 404);
+
+    const made = await as('alice', '/api/shares', 'POST', { favorites: true, expiresIn: '1h' });
+    assert.equal(made.status, 201);
+    const aliceShare = (await made.json()) as { id: string; url: string; images: number };
+    assert.equal(aliceShare.images, 2, "alice's two starred images, not the local user's");
+    const listed = async (who: string) => ((await (await as(who, '/api/shares')).json()) as { shares: { id: string }[] }).shares.map((x) => x.id);
+    assert.deepEqual(await listed('alice'), [aliceShare.id]);
+    assert.deepEqual(await listed('bob'), [bobShare.id]);
+    assert.equal((await as('bob', `/api/shares/${aliceShare.id}`, 'DELETE')).status, 404);
+    assert.equal((await call(aliceShare.url, { auth: null })).status, 200, "bob's DELETE revoked nothing");
+    assert.equal((await call(`/api/shares/${aliceShare.id}`, { method: 'DELETE' })).status, 204, 'an admin may revoke any link');
+    assert.equal((await call(aliceShare.url, { auth: null })).status, 404);
+    favorites = [];
   });
 });
