@@ -12,6 +12,7 @@ import { MAX_ALBUM_IMAGES, type Album, type AlbumImage } from '@nightshift/album
 import { fieldIssues, renderKeyOfImageRef, type Config, type FieldIssue } from '@nightshift/common';
 import type { JobRow, Store } from './store.js';
 import { LOCAL_ADMIN, mayUse, type Caller } from './callers.js';
+import { indexerHeaders } from './indexer-proxy.js';
 
 export { MAX_ALBUM_IMAGES };
 
@@ -77,19 +78,18 @@ async function selectedKeys(deps: AlbumDeps, sel: Selection, caller: Caller): Pr
   const sweep = found && mayUse(caller, found.owner) ? found : undefined;
   if (sel.sweep !== undefined && !sweep) throw new AlbumError(404, `no such sweep: ${sel.sweep}`, [{ path: 'sweep', message: 'no such sweep' }]);
   if (sel.favorites) {
-    // The indexer's favorites are everyone's: a user's album keeps their own images only.
-    const keys = (await favoriteKeys(deps, sel.sweep)).filter(mine);
+    // The caller's own stars (the indexer keeps them per user), and of those only images of their own sweeps.
+    const keys = (await favoriteKeys(deps, sel.sweep, caller.user)).filter(mine);
     return { keys, title: sel.title ?? (sweep ? `Favorites of ${sweep.name}` : 'Favorites'), strict: false };
   }
   const jobs = deps.store.jobs(sweep!.id, ['done', 'skipped'], { offset: 0, limit: MAX_ALBUM_IMAGES + 1 });
   return { keys: jobs.map((j) => j.render_key), title: sel.title ?? sweep!.name, strict: false };
 }
 
-/** The render keys starred in the indexer (of one sweep, when named). */
-async function favoriteKeys(deps: AlbumDeps, sweep: string | undefined): Promise<string[]> {
-  const token = deps.config.NIGHTSHIFT_API_TOKEN;
+/** The render keys `user` starred in the indexer (of one sweep, when named). */
+async function favoriteKeys(deps: AlbumDeps, sweep: string | undefined, user: string): Promise<string[]> {
   const url = `${deps.config.NIGHTSHIFT_INDEXER_URL}/api/favorites${sweep ? `?sweep=${encodeURIComponent(sweep)}` : ''}`;
-  const res = await fetch(url, { headers: token ? { authorization: `Bearer ${token}` } : {}, signal: AbortSignal.timeout(10_000) }).catch(() => undefined);
+  const res = await fetch(url, { headers: indexerHeaders(deps.config.NIGHTSHIFT_API_TOKEN, user), signal: AbortSignal.timeout(10_000) }).catch(() => undefined);
   if (!res?.ok) throw new AlbumError(503, 'favorites are unavailable: the indexer cannot be reached or does not answer GET /api/favorites');
   const body = (await res.json()) as { favorites?: { renderKey?: unknown }[] };
   return (body.favorites ?? []).map((f) => f.renderKey).filter((k): k is string => typeof k === 'string' && RENDER_KEY.test(k));

@@ -32,8 +32,8 @@ describe('share links', () => {
   const bucket = new Map<string, Buffer>();
   /** While set, the next bucket read waits for `until` (a download held open) and calls `reading`. */
   let hold: { until: Promise<void>; reading: () => void } | undefined;
-  /** What GET /api/favorites answers: the indexer's stars are everyone's (it knows no users). */
-  let favorites: string[] = [];
+  /** What GET /api/favorites answers, per X-Nightshift-User (the indexer keeps each user's stars). */
+  let favorites: Record<string, string[]> = {};
   let indexer: Server;
 
   before(async () => {
@@ -41,7 +41,9 @@ describe('share links', () => {
     // The indexer's one endpoint an album asks (the browser tests star images in a real one).
     indexer = createServer((req, res) => {
       res.setHeader('content-type', 'application/json');
-      res.end(JSON.stringify(req.url?.startsWith('/api/favorites') ? { favorites: favorites.map((renderKey) => ({ renderKey })) } : {}));
+      const user = String(req.headers['x-nightshift-user'] ?? 'local');
+      const fromCoordinator = req.headers.authorization === `Bearer ${TOKEN}`;
+      res.end(JSON.stringify(req.url?.startsWith('/api/favorites') && fromCoordinator ? { favorites: (favorites[user] ?? []).map((renderKey) => ({ renderKey })) } : {}));
     });
     await new Promise<void>((resolve) => indexer.listen(0, '127.0.0.1', resolve));
     const storage = {
@@ -235,8 +237,8 @@ describe('share links', () => {
     assert.equal((await as('bob', '/api/shares', 'POST', { keys: [`images/${aliceOnly}.png`] })).status, 400, "alice's image is unknown to bob");
     assert.equal((await as('bob', '/api/shares', 'POST', { sweep: aliceSweep })).status, 404);
     assert.equal((await as('bob', '/api/albums/zip', 'POST', { keys: [aliceOnly] })).status, 400);
-    // The indexer's favorites hold alice's and the local user's stars: each user's link takes only their own.
-    favorites = [aliceOnly, keysOf(sweepId)[0]!, shared];
+    // Each user's link takes their own stars, and of those only images of their own sweeps.
+    favorites = { local: [keysOf(sweepId)[0]!, aliceOnly], alice: [aliceOnly, shared], bob: [shared, aliceOnly] };
     const bobs = await as('bob', '/api/shares', 'POST', { favorites: true });
     assert.equal(bobs.status, 201, await bobs.clone().text());
     const bobShare = (await bobs.json()) as { id: string; url: string; images: number };
@@ -248,7 +250,7 @@ describe('share links', () => {
     const made = await as('alice', '/api/shares', 'POST', { favorites: true, expiresIn: '1h' });
     assert.equal(made.status, 201);
     const aliceShare = (await made.json()) as { id: string; url: string; images: number };
-    assert.equal(aliceShare.images, 2, "alice's two starred images, not the local user's");
+    assert.equal(aliceShare.images, 2, "alice's own two stars, not the local user's");
     const listed = async (who: string) => ((await (await as(who, '/api/shares')).json()) as { shares: { id: string }[] }).shares.map((x) => x.id);
     assert.deepEqual(await listed('alice'), [aliceShare.id]);
     assert.deepEqual(await listed('bob'), [bobShare.id]);
@@ -256,6 +258,6 @@ describe('share links', () => {
     assert.equal((await call(aliceShare.url, { auth: null })).status, 200, "bob's DELETE revoked nothing");
     assert.equal((await call(`/api/shares/${aliceShare.id}`, { method: 'DELETE' })).status, 204, 'an admin may revoke any link');
     assert.equal((await call(aliceShare.url, { auth: null })).status, 404);
-    favorites = [];
+    favorites = {};
   });
 });
