@@ -4,8 +4,8 @@
  * text chunk of the source (the A1111 `parameters` above all, so the prompt
  * still travels with the image) and adds an A1111-style `postprocessing` chunk
  * naming the upscaler. A job may bring its own upscaler from the model
- * registry (RenderRequest.modelPath: its one .onnx file, loaded and kept, one
- * per pulled folder). Without either, the job fails with a clear message: a
+ * registry (RenderRequest.modelPath: its one .onnx file; the last two used stay
+ * loaded). Without either, the job fails with a clear message: a
  * plain resize presented as super-resolution would be a lie.
  */
 import path from 'node:path';
@@ -14,6 +14,7 @@ import { addPngTextChunk, hasPngSignature, readPngTextChunks } from '@nightshift
 import { RenderFailure, type Backend, type RenderProgress, type RenderRequest, type RenderResult } from './backend.js';
 import { DEFAULT_OVERLAP, DEFAULT_TILE_SIZE, TiledUpscaler } from '../upscale/tiler.js';
 import { upscalerFile } from './model-source.js';
+import { LruResources } from './onnx-lru.js';
 
 export interface UpscaleBackendOptions {
   /** Path of the ONNX model; absent means "not configured" (jobs fail with a clear error). */
@@ -36,8 +37,10 @@ export class UpscaleBackend implements Backend {
   readonly models: readonly string[];
   readonly modelName: string | undefined;
   private loading: Promise<TiledUpscaler> | undefined;
-  /** Registry upscalers jobs brought (RenderRequest.modelPath), by folder; kept loaded for the next job. */
-  private readonly pulled = new Map<string, Promise<TiledUpscaler>>();
+  /** Registry upscalers jobs brought (RenderRequest.modelPath), by folder: the last two used stay loaded, one in use is never released. */
+  private readonly pulled = new LruResources<TiledUpscaler>(2, (folder) => this.loadPulled(folder), (u) => u.release());
+  /** The job's model name for each pulled folder, for errors. */
+  private readonly labels = new Map<string, string>();
 
   constructor(private readonly opts: UpscaleBackendOptions = {}) {
     this.modelName = opts.modelPath ? (opts.modelName ?? path.basename(opts.modelPath).replace(/\.onnx$/i, '')) : undefined;
@@ -54,48 +57,47 @@ export class UpscaleBackend implements Backend {
     return this.loading;
   }
 
-  /** A registry upscaler (the job's pulled model), loaded once per folder; a failed load is retried by the next job. */
-  private pulledModel(folder: string, label: string): Promise<TiledUpscaler> {
-    let p = this.pulled.get(folder);
-    if (!p) {
-      p = upscalerFile(folder, label).then((file) =>
-        TiledUpscaler.load(file, { threads: this.opts.threads ?? 0 }).catch((err: unknown) => {
-          throw new RenderFailure(`could not load upscale model ${label}: ${err instanceof Error ? err.message : String(err)}`);
-        }),
-      );
-      this.pulled.set(folder, p);
-      p.catch(() => this.pulled.delete(folder));
+  /** A registry upscaler (the job's pulled model): its one .onnx file; a failed load is retried by the next job. */
+  private async loadPulled(folder: string): Promise<TiledUpscaler> {
+    const label = this.labels.get(folder) ?? path.basename(folder);
+    const file = await upscalerFile(folder, label);
+    try {
+      return await TiledUpscaler.load(file, { threads: this.opts.threads ?? 0 });
+    } catch (err) {
+      throw new RenderFailure(`could not load upscale model ${label}: ${err instanceof Error ? err.message : String(err)}`);
     }
-    return p;
   }
 
   async render(req: RenderRequest, onProgress: (p: RenderProgress) => void, signal: AbortSignal): Promise<RenderResult> {
     if (req.kind !== 'upscale') throw new RenderFailure(`the upscale backend only runs upscale jobs, got a ${req.kind} job`);
     // A job's registry model wins over the configured one, and is what the PNG names.
     const modelName = req.modelPath ? req.model : this.modelName;
-    const upscaler = await (req.modelPath ? this.pulledModel(req.modelPath, req.model) : this.model());
-    if (!req.loadInput) throw new RenderFailure('upscale job has no source image');
-    const source = await req.loadInput();
-    signal.throwIfAborted();
-    const { png } = await upscalePng(upscaler, source, {
-      tileSize: this.opts.tileSize ?? DEFAULT_TILE_SIZE,
-      overlap: this.opts.overlap ?? DEFAULT_OVERLAP,
-      maxInputPixels: this.opts.maxInputPixels ?? 2048 * 2048,
-      modelName: modelName!,
-      signal,
-      onProgress,
-    });
-    return { png, model: modelName! };
+    if (req.modelPath) this.labels.set(req.modelPath, req.model);
+    const lease = req.modelPath ? await this.pulled.acquire(req.modelPath) : { value: await this.model(), release: () => {} };
+    try {
+      if (!req.loadInput) throw new RenderFailure('upscale job has no source image');
+      const source = await req.loadInput();
+      signal.throwIfAborted();
+      const { png } = await upscalePng(lease.value, source, {
+        tileSize: this.opts.tileSize ?? DEFAULT_TILE_SIZE,
+        overlap: this.opts.overlap ?? DEFAULT_OVERLAP,
+        maxInputPixels: this.opts.maxInputPixels ?? 2048 * 2048,
+        modelName: modelName!,
+        signal,
+        onProgress,
+      });
+      return { png, model: modelName! };
+    } finally {
+      lease.release();
+    }
   }
 
   async close(): Promise<void> {
-    const all = [this.loading, ...this.pulled.values()];
+    const loading = this.loading;
     this.loading = undefined;
-    this.pulled.clear();
-    for (const loading of all) {
-      const m = await loading?.catch(() => undefined);
-      await m?.release();
-    }
+    const m = await loading?.catch(() => undefined);
+    await m?.release();
+    await this.pulled.closeAll();
   }
 }
 
