@@ -14,9 +14,10 @@ import { callerOf } from './callers.js';
 
 /**
  * The zip is built in memory (adm-zip does not stream), so its bytes are
- * bounded, and one is packed at a time: the images and the finished zip sit
- * in memory together (about twice MAX_ZIP_BYTES), and a few concurrent
- * downloads must not take the coordinator's memory with them.
+ * bounded, and one is packed at a time: the images, adm-zip's copy of each
+ * stored entry and the finished zip sit in memory together (about three
+ * times MAX_ZIP_BYTES at the peak), and a few concurrent downloads must not
+ * take the coordinator's memory with them.
  */
 export const MAX_ZIP_BYTES = 256 * 1024 * 1024;
 
