@@ -103,6 +103,15 @@ export function sweepHandlers(deps: SweepServiceDeps): HandlersOf<typeof SweepSe
       };
       const send = () => {
         if (ended) return;
+        // Asked again at every update (no cache): a key revoked mid-watch ends it before anything more is sent.
+        const now = identify(deps.store, deps.config.NIGHTSHIFT_API_TOKEN, String(call.metadata.get('authorization')[0] ?? ''));
+        if (now?.user !== caller.user || now.admin !== caller.admin) {
+          ended = true;
+          unsubscribe();
+          unClose();
+          call.emit('error', { code: grpc.status.UNAUTHENTICATED, details: 'missing, wrong or revoked API token or key' });
+          return;
+        }
         const v = viewOf(deps, id, caller);
         call.write(create(WatchSweepResponseSchema, { sweep: toProto(v) }));
         if (FINAL.has(v.status)) end();
