@@ -52,11 +52,16 @@ export class CacheDisk {
     return join(this.metaDir, `${hash}.json`);
   }
 
-  /** Prepares the folders, drops leftovers of an earlier run, and returns what is cached. */
+  /**
+   * Drops leftovers of an earlier run and returns what is cached. A cache
+   * folder that does not exist yet stays so until the first download
+   * (prepare), so a node that never pulls a model leaves nothing behind.
+   */
   async open(): Promise<CachedModel[]> {
+    if (!(await stat(this.dir).catch(() => undefined))) return [];
     await rm(this.tmpDir, { recursive: true, force: true });
     await rm(this.trashDir, { recursive: true, force: true });
-    for (const d of [this.metaDir, this.tmpDir, this.trashDir]) await mkdir(d, { recursive: true });
+    await this.prepare();
     const found: CachedModel[] = [];
     const withMeta = new Set<string>();
     for (const name of await readdir(this.metaDir)) {
@@ -77,6 +82,11 @@ export class CacheDisk {
       if (/^[0-9a-f]{64}$/.test(name)) await this.discard(this.modelDir(name));
     }
     return found;
+  }
+
+  /** Makes the cache's folders (before a download). */
+  async prepare(): Promise<void> {
+    for (const d of [this.metaDir, this.tmpDir, this.trashDir]) await mkdir(d, { recursive: true });
   }
 
   /** Moves a freshly downloaded folder into place (replacing a corrupt copy), then records its stamps. */

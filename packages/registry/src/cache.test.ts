@@ -235,3 +235,13 @@ test('a manifest read that fails is tried again with the download attempts; a mi
     client.getObject = get;
   }
 });
+
+test('opening a cache folder that does not exist yet creates nothing until the first download', async () => {
+  const dir = cacheDir('lazy');
+  const cache = new ModelCache(dir, 10 * SIZE, fastRetry);
+  await cache.ready();
+  assert.deepEqual(cache.list(), []);
+  assert.ok(!existsSync(dir));
+  const path = await cache.ensure(models[0]!.hash, b.storage);
+  assert.ok(existsSync(join(path, 'weights.bin')));
+});

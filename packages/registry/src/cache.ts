@@ -235,6 +235,7 @@ export class ModelCache {
       await this.makeRoom(0);
       let fetched: Fetched;
       try {
+        await this.disk.prepare();
         fetched = await fetchModel(storage, manifest, this.disk.tmpDir, this.fetchOpts, emit);
       } catch (err) {
         // A corrupt copy that could not be replaced is not advertised as cached (unless a job still holds it).
