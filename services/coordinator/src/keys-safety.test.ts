@@ -123,6 +123,28 @@ describe('a farm with NIGHTSHIFT_API_TOKEN', () => {
     assert.doesNotMatch(text, /n-after/, 'an event reached a revoked key');
   });
 
+  test("the dashboard's image cookie opens its user's images only, and only while their key is active", async () => {
+    const store = ctx.seeded.store;
+    const hal = await keyOf(call('POST', '/api/keys', 'farm-token', { name: 'hal' }));
+    const ida = await keyOf(call('POST', '/api/keys', 'farm-token', { name: 'ida' }));
+    const spec = parseSpec({ prompts: ['hal'], seeds: [7] });
+    const sweep = store.createSweep({ name: 'hal', spec, priority: 0, backend: 'procedural', model: 'm', owner: 'hal' }, expandSweep(spec, 10).map((j) => ({ ...j, minVramMb: 0 }))).id;
+    store.db.prepare(`UPDATE jobs SET state = 'done' WHERE sweep_id = ?`).run(sweep);
+    const image = `/ui/files/images/${store.jobs(sweep)[0]!.render_key}.png`;
+    const cookieOf = async (key: string) => {
+      const res = await call('POST', '/ui/session', key);
+      assert.equal(res.status, 200);
+      return res.headers.get('set-cookie')!.split(';')[0]!;
+    };
+    const [halCookie, idaCookie] = [await cookieOf(hal), await cookieOf(ida)];
+    const get = (cookie: string) => ctx.app.request(`${ORIGIN}${image}`, { headers: { host: HOST, cookie } });
+    assert.equal((await get(halCookie)).status, 200, "hal's cookie opens hal's image");
+    assert.equal((await get(idaCookie)).status, 404, "ida's cookie does not open hal's image");
+    assert.equal((await get(await cookieOf('farm-token'))).status, 200, "the admin's opens it");
+    assert.equal((await call('DELETE', '/api/keys/hal', 'farm-token')).status, 204);
+    assert.equal((await get(halCookie)).status, 401, "a revoked key's cookie opens nothing from the next request on");
+  });
+
   test("GET /api/nodes names a user's own jobs on each node, an admin's all", async () => {
     const store = ctx.seeded.store;
     const fay = await keyOf(call('POST', '/api/keys', 'farm-token', { name: 'fay' }));

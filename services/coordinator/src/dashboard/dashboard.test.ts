@@ -18,11 +18,19 @@ const SPEC = { name: 'colours', prompts: ['a red circle', 'a blue square'], axes
 describe('image cookie', () => {
   test('verifies only its own, unexpired, untampered values', () => {
     const now = Date.now();
-    const c = issueFilesCookie('tok', now + 60_000);
-    assert.ok(verifyFilesCookie('tok', c, now));
-    assert.ok(!verifyFilesCookie('tok', c, now + 61_000), 'expired');
-    assert.ok(!verifyFilesCookie('other', c, now), 'another token');
-    assert.ok(!verifyFilesCookie('tok', c.replace(/v1\.\d+/, `v1.${now + 9e9}`), now), 'extended expiry');
+    const c = issueFilesCookie('tok', 'ann.b', now + 60_000);
+    assert.equal(verifyFilesCookie('tok', c, now), 'ann.b', 'names its user');
+    assert.equal(verifyFilesCookie('tok', c, now + 61_000), undefined, 'expired');
+    assert.equal(verifyFilesCookie('other', c, now), undefined, 'another token');
+    const extended = c.replace(/\.\d+\./, `.${now + 9e9}.`);
+    assert.notEqual(extended, c);
+    assert.equal(verifyFilesCookie('tok', extended, now), undefined, 'extended expiry');
+    const otherUser = c.replace('v2.ann.b.', 'v2.ann.');
+    assert.notEqual(otherUser, c);
+    assert.equal(verifyFilesCookie('tok', otherUser, now), undefined, 'another user');
+    const unscoped = c.replace('v2.ann.b.', 'v1.');
+    assert.equal(verifyFilesCookie('tok', unscoped, now), undefined, 'a v1 cookie (no user) is refused');
+    assert.throws(() => issueFilesCookie('tok', 'Not.A.User', now), /not a user name/);
     assert.ok(!verifyFilesCookie('tok', undefined, now));
     assert.ok(!verifyFilesCookie('tok', 'garbage', now));
     assert.ok(!c.includes('tok'));
@@ -175,7 +183,7 @@ describe('dashboard routes', () => {
     const session = await locked.request('/ui/session', { method: 'POST', headers: { authorization: 'Bearer sekrit' } });
     assert.equal(session.status, 200);
     const cookie = session.headers.get('set-cookie')!;
-    assert.match(cookie, /^nightshift_files=v1\.\d+\.[A-Za-z0-9_-]{43}; Max-Age=3600; Path=\/ui\/files; HttpOnly; SameSite=Strict$/);
+    assert.match(cookie, /^nightshift_files=v2\.local\.\d+\.[A-Za-z0-9_-]{43}; Max-Age=3600; Path=\/ui\/files; HttpOnly; SameSite=Strict$/);
     const withCookie = await locked.request(img, { headers: { cookie: cookie.split(';')[0]! } });
     assert.equal(withCookie.status, 200);
     assert.equal(withCookie.headers.get('cache-control'), 'private, max-age=3600');

@@ -29,7 +29,7 @@ import { specWildcards, type WildcardBucket } from '../wildcards-store.js';
 import { imageDetail, listImages, MAX_PAGE } from './gallery.js';
 import { acceptsGzip, loadStaticAssets, STATIC_PATH } from './assets.js';
 import { FILES_COOKIE, FILES_PATH, issueFilesCookie, SESSION_TTL_S, verifyFilesCookie } from './session.js';
-import { authRequired, callerAuth, callerOf, identify, ownerFilter, type CallerStore } from '../callers.js';
+import { authRequired, callerAuth, callerOf, identify, LOCAL_ADMIN, LOCAL_USER, ownerFilter, type Caller, type CallerStore } from '../callers.js';
 import { mayUseFile, mayUseImage, type OwnedImageStore } from '../owned-images.js';
 import { mayUseWildcard } from '../wildcard-owners.js';
 import { indexerHeaders } from '../indexer-proxy.js';
@@ -38,7 +38,7 @@ import { indexerHeaders } from '../indexer-proxy.js';
 export interface DashboardDeps {
   config: Pick<Config, 'NIGHTSHIFT_API_TOKEN' | 'NIGHTSHIFT_INDEXER_URL'> & LimitsConfig;
   log: Pick<Logger, 'warn'>;
-  store: Pick<Store, 'db' | 'getSweep' | 'wildcardOwner'> & CallerStore & OwnedImageStore;
+  store: Pick<Store, 'db' | 'getSweep' | 'wildcardOwner' | 'activeUser'> & CallerStore & OwnedImageStore;
   /** The bucket's client, when there is one, holds the wildcard lists the preview reads. */
   storage: Pick<Storage, 'get'> & Partial<WildcardBucket>;
 }
@@ -78,21 +78,27 @@ export function createDashboard(deps: DashboardDeps): Hono {
   // ---------------------------------------------------------------- images for <img>
   app.post('/ui/session', (c) => {
     if (!authRequired(deps.store, token)) return c.json({ auth: false });
-    if (!identify(deps.store, token, c.req.header('authorization'))) return c.json({ error: 'missing, wrong or revoked API token or key' }, 401);
+    const caller = identify(deps.store, token, c.req.header('authorization'));
+    if (!caller) return c.json({ error: 'missing, wrong or revoked API token or key' }, 401);
     const expiresAt = Date.now() + SESSION_TTL_S * 1000;
     const secure = new URL(c.req.url).protocol === 'https:' || c.req.header('x-forwarded-proto') === 'https';
-    setCookie(c, FILES_COOKIE, issueFilesCookie(cookieKey, expiresAt), { path: FILES_PATH, httpOnly: true, sameSite: 'Strict', secure, maxAge: SESSION_TTL_S });
+    setCookie(c, FILES_COOKIE, issueFilesCookie(cookieKey, caller.user, expiresAt), { path: FILES_PATH, httpOnly: true, sameSite: 'Strict', secure, maxAge: SESSION_TTL_S });
     return c.json({ auth: true, expiresAt: new Date(expiresAt).toISOString() });
   });
 
+  /** The caller a cookie names, while they still may be: the farm token's user while the token is set, a key's user while the key is active. */
+  const cookieCaller = (user: string | undefined): Caller | undefined => {
+    if (user === undefined) return undefined;
+    if (user === LOCAL_USER) return token ? LOCAL_ADMIN : undefined;
+    const row = deps.store.activeUser(user);
+    return row ? { user: row.name, admin: row.admin === 1 } : undefined;
+  };
   const filesAuth: MiddlewareHandler = async (c, next) => {
     const locked = authRequired(deps.store, token);
-    const bearer = identify(deps.store, token, c.req.header('authorization'));
-    if (locked && !verifyFilesCookie(cookieKey, getCookie(c, FILES_COOKIE)) && !bearer) {
-      return c.json({ error: 'image session expired or missing: reload the dashboard' }, 401);
-    }
-    // A user's key opens their own images only (the cookie, which names no user, is not scoped: see README "Users and keys").
-    if (bearer && !mayUseFile(deps.store, bearer, c.req.path.slice(FILES_PATH.length + 1))) return c.json({ error: 'not found' }, 404);
+    const caller = identify(deps.store, token, c.req.header('authorization')) ?? cookieCaller(verifyFilesCookie(cookieKey, getCookie(c, FILES_COOKIE)));
+    if (locked && !caller) return c.json({ error: 'image session expired or missing: reload the dashboard' }, 401);
+    // A user's key or cookie opens their own images only; another's answers as a missing one.
+    if (caller && !mayUseFile(deps.store, caller, c.req.path.slice(FILES_PATH.length + 1))) return c.json({ error: 'not found' }, 404);
     await next();
     // Behind a token the bytes are private to this browser.
     if (locked && c.res.status === 200) c.res.headers.set('Cache-Control', 'private, max-age=3600');
