@@ -3,6 +3,8 @@
  * with backoff after any loss; registers with the jobs it still holds so the
  * coordinator can reconcile; heartbeats; and queues reports while offline so
  * a finished image is always reported once the coordinator is reachable.
+ * With several coordinator addresses (coordinator-addresses.ts) each
+ * reconnect dials the next one, so a node follows a replica that takes over.
  */
 import * as grpc from '@grpc/grpc-js';
 import { create, type MessageInitShape } from '@bufbuild/protobuf';
@@ -10,6 +12,7 @@ import { ConnectRequestSchema, createClient, NodeService, type ClientOf, type Co
 import type { Logger } from '@nightshift/common';
 import type { Report } from './worker.js';
 import type { ModelCacheStateInit } from './model-pull.js';
+import { CoordinatorAddresses, parseCoordinatorAddresses, type CoordinatorTarget, type Lookup } from './coordinator-addresses.js';
 
 type RequestInit = NonNullable<MessageInitShape<typeof ConnectRequestSchema>['msg']>;
 
@@ -17,7 +20,10 @@ type RequestInit = NonNullable<MessageInitShape<typeof ConnectRequestSchema>['ms
 export type AvailabilityReport = { accepting: true } | { accepting: false; reason: string; untilMs: number; untilLocal: string };
 
 export interface ConnectionOptions {
+  /** NIGHTSHIFT_COORDINATOR: host:port, or several comma-separated (validated here: the constructor throws). */
   address: string;
+  /** Resolves host names in `address` (tests inject one); dns.promises.lookup by default. */
+  lookup?: Lookup;
   nodeId: string;
   name: string;
   capabilities: { gpuName: string; vramMb: number; backends: string[]; models: string[]; slots: number; executionProvider?: string; driverVersion?: string };
@@ -38,7 +44,12 @@ export interface ConnectionOptions {
 }
 
 export class Connection {
-  private client: ClientOf<typeof NodeService>;
+  private client: ClientOf<typeof NodeService> | undefined;
+  private readonly addresses: CoordinatorAddresses;
+  /** The coordinator dialled last, and the channel to it (kept while the address stays the same). */
+  private target: CoordinatorTarget | undefined;
+  /** Jobs listed in the last Register, for the log line that says which coordinator took them. */
+  private heldAtRegister = 0;
   private stream: grpc.ClientDuplexStream<ConnectRequest, ConnectResponse> | undefined;
   private registered = false;
   private heartbeat: NodeJS.Timeout | undefined;
@@ -54,9 +65,20 @@ export class Connection {
   onRegistered: (() => void) | undefined;
 
   constructor(private readonly opts: ConnectionOptions) {
-    const keepalive = opts.keepaliveMs ?? 5_000;
-    this.client = createClient(NodeService, opts.address, opts.credentials ?? grpc.credentials.createInsecure(), {
-      ...opts.channelOptions,
+    this.addresses = new CoordinatorAddresses(parseCoordinatorAddresses(opts.address), { log: opts.log, lookup: opts.lookup });
+  }
+
+  /** The channel to `target`: the current one when the address is unchanged, else a new one. */
+  private dial(target: CoordinatorTarget): ClientOf<typeof NodeService> {
+    if (this.client && this.target?.address === target.address) return this.client;
+    this.client?.close();
+    this.target = target;
+    const keepalive = this.opts.keepaliveMs ?? 5_000;
+    // Dialled by IP after a lookup: TLS still checks the name that was configured, unless one is set.
+    const named = target.serverName && !this.opts.channelOptions?.['grpc.ssl_target_name_override'] ? { 'grpc.ssl_target_name_override': target.serverName, 'grpc.default_authority': target.serverName } : {};
+    this.client = createClient(NodeService, target.address, this.opts.credentials ?? grpc.credentials.createInsecure(), {
+      ...this.opts.channelOptions,
+      ...named,
       'grpc.keepalive_time_ms': keepalive,
       'grpc.keepalive_timeout_ms': keepalive,
       'grpc.keepalive_permit_without_calls': 1,
@@ -64,6 +86,7 @@ export class Connection {
       'grpc.initial_reconnect_backoff_ms': 250,
       'grpc.max_reconnect_backoff_ms': 5_000,
     });
+    return this.client;
   }
 
   get connected(): boolean {
@@ -79,7 +102,7 @@ export class Connection {
     clearInterval(this.heartbeat);
     clearTimeout(this.retryTimer);
     this.stream?.end();
-    this.client.close();
+    this.client?.close();
   }
 
   report(r: Report): void {
@@ -120,20 +143,38 @@ export class Connection {
 
   private open(): void {
     if (this.closed) return;
+    void this.addresses.next().then((target) => {
+      if (this.closed) return;
+      if (target) this.openStream(target);
+      else this.retry('no coordinator address resolved', undefined);
+    });
+  }
+
+  /** After a failed attempt: the next address, after a backoff that grows over every address tried. */
+  private retry(why: string, target: CoordinatorTarget | undefined): void {
+    this.failures++;
+    const delay = Math.min(5_000, 250 * 2 ** Math.min(this.failures - 1, 6)) * (0.75 + Math.random() * 0.5);
+    if (this.failures === 1 || this.failures % 10 === 0) this.opts.log.warn({ why, coordinator: target?.address, attempt: this.failures, delayMs: Math.round(delay) }, 'coordinator connection lost, reconnecting');
+    this.retryTimer = setTimeout(() => this.open(), delay);
+  }
+
+  private openStream(target: CoordinatorTarget): void {
     const meta = new grpc.Metadata();
     if (this.opts.token) meta.set('authorization', `Bearer ${this.opts.token}`);
     // Lets the coordinator name the node when it refuses its token.
     meta.set('x-nightshift-node', this.opts.nodeId);
-    const stream = this.client.connect(meta);
+    const stream = this.dial(target).connect(meta);
     this.stream = stream;
     const c = this.opts.capabilities;
+    const held = this.opts.heldJobIds();
+    this.heldAtRegister = held.length;
     this.write({
       case: 'register',
       value: {
         nodeId: this.opts.nodeId,
         name: this.opts.name,
         capabilities: { gpuName: c.gpuName, vramMb: BigInt(c.vramMb), backends: c.backends, models: c.models, slots: c.slots, executionProvider: c.executionProvider ?? '', driverVersion: c.driverVersion ?? '' },
-        heldJobIds: this.opts.heldJobIds(),
+        heldJobIds: held,
         recentCompletions: this.recent.map((r) => r.value),
         availability: availabilityInit(this.availability),
         ...this.models(),
@@ -148,10 +189,7 @@ export class Connection {
       clearInterval(this.heartbeat);
       if (this.stream === stream) this.stream = undefined;
       if (this.closed) return;
-      this.failures++;
-      const delay = Math.min(5_000, 250 * 2 ** Math.min(this.failures - 1, 6)) * (0.75 + Math.random() * 0.5);
-      if (this.failures === 1 || this.failures % 10 === 0) this.opts.log.warn({ why, attempt: this.failures, delayMs: Math.round(delay) }, 'coordinator connection lost, reconnecting');
-      this.retryTimer = setTimeout(() => this.open(), delay);
+      this.retry(why, target);
     };
     stream.on('error', (err: grpc.ServiceError) => {
       if (err.code === grpc.status.UNAUTHENTICATED) this.opts.log.error({ details: err.details }, 'coordinator refused this node');
@@ -166,7 +204,7 @@ export class Connection {
       case 'registered': {
         this.registered = true;
         this.failures = 0;
-        this.opts.log.info({ nodeId: m.value.nodeId, leaseMs: m.value.leaseMs }, 'registered with coordinator');
+        this.opts.log.info({ nodeId: m.value.nodeId, leaseMs: m.value.leaseMs, coordinator: this.target?.address, entry: this.target?.entry, held: this.heldAtRegister }, 'registered with coordinator');
         clearInterval(this.heartbeat);
         this.heartbeat = setInterval(() => this.write({ case: 'heartbeat', value: { runningJobIds: this.opts.heldJobIds(), ...this.models() } }), m.value.heartbeatIntervalMs || 2_000);
         // Completions already travelled in the Register message (recent); send only failures.
