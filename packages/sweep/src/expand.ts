@@ -101,48 +101,57 @@ function dynamicPrompt(spec: SweepSpec, dyn: DynamicSpec, promptIndex: number, s
  * (wildcards-rng.ts), so the same spec and lists always give the same jobs.
  */
 export function expandSweep(spec: SweepSpec, limits: number | Partial<ExpansionLimits>, lists?: WildcardLists): ExpandedJob[] {
+  return [...expandSweepLazily(spec, limits, lists).jobs];
+}
+
+/**
+ * expandSweep's jobs, made one at a time as they are taken, and how many there
+ * will be: a caller that stores them as it goes (the coordinator's submit)
+ * never holds a 100,000-job sweep in memory. Everything that can reject the
+ * spec (limits, wildcard lists, every params combination) is checked here, at
+ * once, before the first job is made.
+ */
+export function expandSweepLazily(spec: SweepSpec, limits: number | Partial<ExpansionLimits>, lists?: WildcardLists): { total: number; jobs: Iterable<ExpandedJob> } {
   const dyn = new DynamicSpec(spec, lists);
   checkParsedExpansion(spec, { ...DEFAULT_EXPANSION_LIMITS, ...(typeof limits === 'number' ? { maxJobs: limits } : limits) }, dyn);
-  const backend = spec.backend;
-  const model = sweepModel(spec);
-  const fs = factors(spec);
-  const seeds = seedList(spec);
-  const jobs: ExpandedJob[] = [];
   const combos: Record<string, AxisValue>[] = [{}];
-  for (const f of fs) {
+  for (const f of factors(spec)) {
     const next: Record<string, AxisValue>[] = [];
     for (const c of combos) for (const row of f.rows) next.push({ ...c, ...Object.fromEntries(f.names.map((n, i) => [n, row[i]!])) });
     combos.splice(0, combos.length, ...next);
   }
+  const grid = combos.map((axes) => ({ axes, params: comboParams(spec, axes) }));
+  const seeds = seedList(spec);
+  return { total: spec.prompts.length * grid.length * seeds.length, jobs: jobsOf(spec, dyn, grid, seeds) };
+}
+
+/** The params of one axes combination; axes may override params, so the merged result is validated again. */
+function comboParams(spec: SweepSpec, axes: Record<string, AxisValue>): Record<string, unknown> {
+  const params: Record<string, unknown> = { ...spec.params };
+  for (const [n, v] of Object.entries(axes)) if (n.startsWith('params.')) params[n.slice('params.'.length)] = v;
+  const checked = ParamsSchema.safeParse(params);
+  if (!checked.success) {
+    throw new SpecError(
+      'invalid sweep spec',
+      checked.error.issues.map((i) => ({ path: ['params', ...i.path.map(String)].join('.'), message: i.message })),
+    );
+  }
+  return JSON.parse(canonicalJson(params)) as Record<string, unknown>;
+}
+
+/** Prompts outermost, seeds innermost; a combination's params and axes objects are shared by its jobs. */
+function* jobsOf(spec: SweepSpec, dyn: DynamicSpec, grid: { axes: Record<string, AxisValue>; params: Record<string, unknown> }[], seeds: number[]): Generator<ExpandedJob> {
+  const backend = spec.backend;
+  const model = sweepModel(spec);
+  let index = 0;
   for (const [promptIndex, basePrompt] of spec.prompts.entries()) {
-    for (const axes of combos) {
+    for (const { axes, params } of grid) {
       // Without choices the prompt is the same for every seed: made once.
       const fixed = dyn.dynamic ? undefined : fillTemplate(spec, dyn, NO_CHOICES, basePrompt, axes);
-      const params: Record<string, unknown> = { ...spec.params };
-      for (const [n, v] of Object.entries(axes)) if (n.startsWith('params.')) params[n.slice('params.'.length)] = v;
-      // Axes may override params, so the merged result is validated again.
-      const checked = ParamsSchema.safeParse(params);
-      if (!checked.success) {
-        throw new SpecError(
-          'invalid sweep spec',
-          checked.error.issues.map((i) => ({ path: ['params', ...i.path.map(String)].join('.'), message: i.message })),
-        );
-      }
-      const canonicalParams = JSON.parse(canonicalJson(params)) as Record<string, unknown>;
       for (const seed of seeds) {
         const prompt = fixed ?? dynamicPrompt(spec, dyn, promptIndex, seed, axes);
-        jobs.push({
-          index: jobs.length,
-          prompt,
-          seed,
-          params: canonicalParams,
-          axes,
-          backend,
-          model,
-          renderKey: renderKey({ backend, model, prompt, seed, params: canonicalParams }),
-        });
+        yield { index: index++, prompt, seed, params, axes, backend, model, renderKey: renderKey({ backend, model, prompt, seed, params }) };
       }
     }
   }
-  return jobs;
 }

@@ -3,10 +3,10 @@
  * validate, expand, store and report in exactly the same way.
  */
 import { z } from 'zod';
-import { estimateVramMb, expandSweep, parseSpec, SpecError, sweepModel, type WildcardLists } from '@nightshift/sweep';
+import { estimateVramMb, expandSweepLazily, parseSpec, SpecError, sweepModel, type ExpandedJob, type WildcardLists } from '@nightshift/sweep';
 import { expansionLimits, fieldIssues, imageKey, renderKeyOfImageRef, thumbKey } from '@nightshift/common';
 import type { SweepDeps } from './deps.js';
-import type { JobRow, SweepCounts, SweepRow } from './store.js';
+import type { JobRow, NewJob, SweepCounts, SweepRow } from './store.js';
 import { keyJobsByHash, type ResolvedModel } from './sweep-model.js';
 import { LOCAL_ADMIN, mayUse, type Caller } from './callers.js';
 import { checkQuota } from './quota.js';
@@ -36,9 +36,9 @@ export interface SweepView {
  */
 export function submitSweep(deps: SweepDeps, input: unknown, lists?: WildcardLists, registry?: ResolvedModel, caller: Caller = LOCAL_ADMIN): { id: string; jobs: number } {
   const spec = parseSpec(input);
-  const jobs = expandSweep(spec, expansionLimits(deps.config), lists);
-  checkQuota(deps.store, caller.user, jobs.length, Date.now());
-  if (registry) keyJobsByHash(jobs, registry.hash);
+  // Jobs are made as they are stored: a 100,000-job sweep is never held in memory whole.
+  const { total, jobs } = expandSweepLazily(spec, expansionLimits(deps.config), lists);
+  checkQuota(deps.store, caller.user, total, Date.now());
   const model = sweepModel(spec);
   const sweep = deps.store.createSweep(
     {
@@ -50,12 +50,19 @@ export function submitSweep(deps: SweepDeps, input: unknown, lists?: WildcardLis
       ...(registry ? { modelHash: registry.hash, modelBytes: registry.bytes } : {}),
       owner: caller.user,
     },
-    // Completed in place, not copied: a 100,000-job sweep is garbage enough once.
-    jobs.map((j) => Object.assign(j, { minVramMb: estimateVramMb(Number(j.params.width), Number(j.params.height)) })),
+    asStored(jobs, registry),
   );
-  deps.log.info({ sweep: sweep.id, jobs: jobs.length, name: sweep.name }, 'sweep submitted');
+  deps.log.info({ sweep: sweep.id, jobs: sweep.total, name: sweep.name }, 'sweep submitted');
   offerWork(deps);
-  return { id: sweep.id, jobs: jobs.length };
+  return { id: sweep.id, jobs: sweep.total };
+}
+
+/** Each expanded job as stored, one at a time: keyed by the registry model's hash if any, with its VRAM floor. */
+function* asStored(jobs: Iterable<ExpandedJob>, registry: ResolvedModel | undefined): Generator<NewJob> {
+  for (const j of jobs) {
+    if (registry) keyJobsByHash([j], registry.hash);
+    yield Object.assign(j, { minVramMb: estimateVramMb(Number(j.params.width), Number(j.params.height)) });
+  }
 }
 
 const UpscaleSchema = z.union([

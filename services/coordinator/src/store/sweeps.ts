@@ -8,10 +8,15 @@ import { StoreBase } from './base.js';
 import { FINAL, jobId, newSweepId, type JobRow, type JobState, type NewJob, type SweepCounts, type SweepRow, type SweepStatus } from './rows.js';
 
 export class SweepStore extends StoreBase {
-  /** Stores a validated, expanded sweep (or an upscale batch) and its jobs atomically. */
+  /**
+   * Stores a validated, expanded sweep (or an upscale batch) and its jobs
+   * atomically. `jobs` may be made as they are stored (expandSweepLazily), so
+   * a 100,000-job sweep is never held in memory whole; a job that throws
+   * while being made rolls the whole sweep back.
+   */
   createSweep(
     sweep: { name: string; spec: unknown; priority: number; backend: string; model: string; kind?: 'render' | 'upscale'; modelHash?: string; modelBytes?: number; owner?: string },
-    jobs: NewJob[],
+    jobs: Iterable<NewJob>,
     id = newSweepId(),
   ): SweepRow {
     const now = this.now();
@@ -23,16 +28,19 @@ export class SweepStore extends StoreBase {
     const json = memoJson();
     this.transaction(() => {
       this.q('INSERT INTO sweeps (id, name, spec_json, status, priority, backend, total, created_at, kind, model, model_hash, model_bytes, owner) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)')
-        .run(id, sweep.name, JSON.stringify(sweep.spec), 'queued', sweep.priority, sweep.backend, jobs.length, now, sweep.kind ?? 'render', sweep.model, sweep.modelHash ?? '', sweep.modelBytes ?? 0, sweep.owner ?? 'local');
+        .run(id, sweep.name, JSON.stringify(sweep.spec), 'queued', sweep.priority, sweep.backend, 0, now, sweep.kind ?? 'render', sweep.model, sweep.modelHash ?? '', sweep.modelBytes ?? 0, sweep.owner ?? 'local');
+      let total = 0;
       for (const j of jobs) {
         insertJob.run(
           jobId(id, j.index), id, j.index, j.renderKey, j.prompt, j.seed, json(j.params), json(j.axes),
           j.backend, j.model, j.kind ?? 'render', j.sourceKey ?? null, j.minVramMb, sweep.modelHash ?? '',
         );
+        total++;
       }
+      this.q('UPDATE sweeps SET total = ? WHERE id = ?').run(total, id);
       // The state trigger counts changes, not inserts: a new sweep's jobs are all queued.
-      if (jobs.length) this.q(`INSERT INTO sweep_counts (sweep_id, state, n) VALUES (?, 'queued', ?)`).run(id, jobs.length);
-      this.enqueue(SUBJECTS.sweepCreated, `sweep.created.${id}`, { sweepId: id, name: sweep.name, kind: sweep.kind ?? 'render', jobs: jobs.length, createdAt: new Date(now).toISOString() });
+      if (total) this.q(`INSERT INTO sweep_counts (sweep_id, state, n) VALUES (?, 'queued', ?)`).run(id, total);
+      this.enqueue(SUBJECTS.sweepCreated, `sweep.created.${id}`, { sweepId: id, name: sweep.name, kind: sweep.kind ?? 'render', jobs: total, createdAt: new Date(now).toISOString() });
       this.sweepChanged(id);
     });
     return this.getSweep(id)!;
