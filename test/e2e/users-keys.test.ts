@@ -59,6 +59,47 @@ const TABLE: Record<string, Expectation> = {
   'GET /s/:token/thumbs/:name': { public: 'a share link is its own signed capability' },
 };
 
+/**
+ * Every route without a parameter, and whose things it reads or makes. A
+ * new one fails the test until it is classified here (a listing of owned
+ * things is also checked for bob below), so a listing cannot forget the
+ * owner filter unnoticed either.
+ */
+const UNPARAMETERIZED: Record<string, string> = {
+  'GET /healthz': 'open: no data',
+  'POST /api/sweeps': "makes the caller's own; quota; lists only the caller's wildcards (checked)",
+  'GET /api/sweeps': 'owner-filtered (checked)',
+  'POST /api/upscale': "the caller's own images or sweep only (checked)",
+  'POST /api/keys': 'admins only (checked)',
+  'GET /api/keys': 'admins only (checked)',
+  'GET /api/me': "the caller's own",
+  'POST /api/remix': "upload: the caller's file; by key: the caller's own images (checked)",
+  'GET /api/models': "the farm's registry",
+  'GET /api/wildcards': 'owner-filtered (checked)',
+  'POST /api/webhooks': "makes the caller's own",
+  'GET /api/webhooks': 'owner-filtered (checked)',
+  'POST /api/albums': "the caller's own images (checked)",
+  'POST /api/albums/zip': "the caller's own sweep (checked)",
+  'POST /api/shares': "the caller's own sweep (checked)",
+  'GET /api/shares': 'owner-filtered (checked)',
+  'GET /api/nodes': "the farm's nodes; current jobs: the caller's own (keys-safety.test.ts)",
+  'GET /api/events': "the caller's sweeps' events and the nodes' (users.test.ts)",
+  'GET /api/search': "filtered to the caller's images by the indexer proxy",
+  'GET /api/favorites': "the caller's own stars (indexer-proxy.ts)",
+  'POST /api/reindex': 'admins only',
+  'GET /api/best': "filtered to the caller's images by the indexer proxy",
+  'GET /': 'page shell',
+  'GET /ui': 'page shell',
+  'GET /ui/': 'page shell',
+  'GET /ui/submit': 'page shell',
+  'GET /ui/gallery': 'page shell',
+  'GET /ui/nodes': 'page shell',
+  'GET /ui/static/*': 'static assets',
+  'POST /ui/session': "a cookie naming the caller (keys-safety.test.ts)",
+  'POST /api/sweeps/preview': "lists only the caller's wildcards",
+  'GET /api/gallery': 'owner-filtered (checked)',
+};
+
 interface Ids {
   sweep: string;
   image: string;
@@ -157,6 +198,8 @@ describe('users and keys on a real farm', { timeout: 240_000 }, () => {
     const unlisted = routes.filter((r) => !(r in TABLE));
     assert.deepEqual(unlisted, [], 'routes with a parameter that the table of expected behaviour does not list: add each with what a non-owner gets');
     assert.ok(routes.length >= 25, `the route list looks incomplete: ${routes.length}`);
+    const plain = [...new Set(app.routes.filter((r) => r.method !== 'ALL' && !r.path.includes('/:')).map((r) => `${r.method} ${r.path}`))];
+    assert.deepEqual(plain.filter((r) => !(r in UNPARAMETERIZED)), [], 'routes without a parameter that UNPARAMETERIZED does not classify: add each with whose things it reads');
 
     const bodyFor = (route: string) => (route.startsWith('PUT /api/wildcards') ? { body: 'bob was here\n', type: 'text/plain' } : route.endsWith('/priority') ? { body: { priority: 7 } } : {});
     const send = (who: string, route: string) => {
@@ -180,6 +223,11 @@ describe('users and keys on a real farm', { timeout: 240_000 }, () => {
     assert.deepEqual(await json(call(keys.bob!, 'GET', '/api/sweeps')), { sweeps: [], total: 0, offset: 0, limit: 200, nextOffset: null });
     assert.deepEqual((await json<{ webhooks: unknown[] }>(call(keys.bob!, 'GET', '/api/webhooks'))).webhooks, []);
     assert.deepEqual((await json<{ wildcards: unknown[] }>(call(keys.bob!, 'GET', '/api/wildcards'))).wildcards, []);
+    assert.deepEqual((await json<{ shares: unknown[] }>(call(keys.bob!, 'GET', '/api/shares'))).shares, []);
+    // Nor upscale them (another's sweep or image is as unknown as a missing one).
+    const upscaleRefusal = async (body: unknown) => JSON.stringify(await json<{ details: unknown[] }>(call(keys.bob!, 'POST', '/api/upscale', body), 400));
+    assert.match(await upscaleRefusal({ sweep }), /no such sweep/);
+    assert.match(await upscaleRefusal({ keys: [ids.image] }), /no rendered image with key/);
     assert.equal((await json<{ total: number }>(call(keys.bob!, 'GET', '/api/gallery'))).total, 0);
     assert.equal((await json<{ total: number }>(call(keys.alice!, 'GET', '/api/gallery'))).total, 4);
     // Nor can bob share or download alice's images as an album.
