@@ -84,6 +84,7 @@ export class NodeModels {
   async use(hash: string, backend: string, label: string, signal: AbortSignal): Promise<PulledModel> {
     signal.throwIfAborted();
     const verify = this.lastByBackend.get(backend) !== hash;
+    if (!this.cache.list().some((e) => e.hash === hash)) this.opts.log.info({ hash, model: label }, 'model not in the cache: pulling it from the bucket');
     const pending = this.cache.use(hash, this.opts.storage, undefined, { verify });
     let held: { path: string; release: () => void };
     try {
