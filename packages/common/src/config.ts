@@ -24,6 +24,7 @@ const ConfigSchema = z.object({
   NIGHTSHIFT_S3_ACCESS_KEY: z.string().default('S3RVER'),
   NIGHTSHIFT_S3_SECRET_KEY: z.string().default('S3RVER'),
   NIGHTSHIFT_S3_BUCKET: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'not a valid bucket name').default('nightshift'),
+  /** The coordinator's gRPC address for nodes: host:port, or several comma-separated (replicas; the gpu-node validates and rotates them, coordinator-addresses.ts). */
   NIGHTSHIFT_COORDINATOR: z.string().default('127.0.0.1:7070'),
   NIGHTSHIFT_API_TOKEN: z.string().optional(),
   NIGHTSHIFT_NODE_TOKEN: z.string().optional(),
