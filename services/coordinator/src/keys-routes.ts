@@ -71,6 +71,7 @@ export function keyRoutes(deps: KeyRouteDeps): Hono {
 
   app.delete('/:name', (c) => {
     const name = c.req.param('name');
+    if (!KEY_NAME_RE.test(name)) return c.json({ error: `not a key name: 1-64 of a-z, 0-9, ".", "_", "-", starting with a letter or digit` }, 400);
     // Without NIGHTSHIFT_API_TOKEN, revoking the last admin key would leave no key at all
     // (the farm silently open to everyone again) or nobody able to manage keys.
     const admins = deps.store.activeAdmins();

@@ -89,6 +89,9 @@ describe('a farm without a token', () => {
     assert.equal((await call('GET', '/api/me', ownerKey)).status, 401, 'revoked at once');
     assert.equal((await call('DELETE', '/api/keys/owner2', second)).status, 409, 'owner2 holds the last admin key now');
     assert.equal((await call('DELETE', '/api/keys/user1', second)).status, 204, 'other keys are revoked as before');
+    const bad = await call('DELETE', `/api/keys/${'x'.repeat(65)}`, second);
+    assert.equal(bad.status, 400, 'a name no key can have is refused, saying why');
+    assert.match(((await bad.json()) as { error: string }).error, /not a key name/);
     assert.equal((await call('GET', '/api/me')).status, 401, 'still closed');
   });
 });
