@@ -108,13 +108,36 @@ test('a user without work leaves the whole farm to the others; a user who submit
   assert.deepEqual(last.map((j) => ownerOf(store, j)).sort(), ['alice', 'bob']);
 });
 
-test('priority still comes first: a higher-priority sweep goes ahead of any user share', () => {
+test("an admin's priority still comes first: a higher-priority sweep of theirs goes ahead of any user share", () => {
+  const { store, scheduler, now } = setup();
+  addUser(store, 'alice');
+  addSweep(store, 'alice', 'a0');
+  addSweep(store, 'local', 'l0'); // the farm token's user: an admin
+  assert.ok(store.setPriority('l0', 5));
+  const leased = fill(store, scheduler, 6, now.t);
+  assert.ok(leased.every((j) => j.sweep_id === 'l0'));
+});
+
+test("a user's priority above 0 orders only their own sweeps: it cannot take the others' share", () => {
   const { store, scheduler, now } = setup();
   addUser(store, 'alice');
   addUser(store, 'bob');
   addSweep(store, 'alice', 'a0');
-  assert.ok(store.setPriority('a0', 5));
+  addSweep(store, 'alice', 'a1');
+  assert.ok(store.setPriority('a1', 100));
   addSweep(store, 'bob', 'b0');
-  const leased = fill(store, scheduler, 6, now.t);
-  assert.ok(leased.every((j) => j.sweep_id === 'a0'));
+  const leased = fill(store, scheduler, 8, now.t);
+  assert.equal(leased.filter((j) => ownerOf(store, j) === 'bob').length, 4, 'bob keeps half the farm');
+  assert.deepEqual(new Set(leased.filter((j) => ownerOf(store, j) === 'alice').map((j) => j.sweep_id)), new Set(['a1']), "alice's half goes to her priority sweep first");
+});
+
+test("a user's priority below 0 yields their work to everyone's", () => {
+  const { store, scheduler, now } = setup();
+  addUser(store, 'alice');
+  addUser(store, 'bob');
+  addSweep(store, 'alice', 'a0');
+  assert.ok(store.setPriority('a0', -1));
+  addSweep(store, 'bob', 'b0', 6);
+  const leased = fill(store, scheduler, 8, now.t);
+  assert.deepEqual(leased.map((j) => ownerOf(store, j)), ['bob', 'bob', 'bob', 'bob', 'bob', 'bob', 'alice', 'alice'], "bob's six first, then alice's background work");
 });

@@ -1,12 +1,16 @@
 /**
  * Which job a node gets next. The rule, in order:
  *   1. only active sweeps the node is not blocklisted for;
- *   2. the highest sweep priority;
+ *   2. the highest sweep priority, as far as it may reach across people: an
+ *      admin's (and the farm token's) counts in full; a user's above 0
+ *      counts as 0 here (else any user could take the farm with priority 1),
+ *      below 0 in full (their work yields to everyone's);
  *   3. among equal priorities, fair share between people first, then between
  *      their sweeps: the user whose running jobs, one more counted, are the
  *      smallest part of their weight (two users of weight 1 get half the
  *      farm each, whatever their sweep counts), then that user's sweep with
- *      the fewest jobs running now (sweeps submitted together progress together);
+ *      the highest priority then the fewest jobs running now (sweeps
+ *      submitted together progress together);
  *   4. then by the sweep's model on this node: loaded, then held (cached or
  *      downloading; or a name-only model it lists), then to be fetched — and
  *      a fetch that other nodes holding the model would outrun is not
@@ -57,7 +61,8 @@ export class Scheduler {
          AND ${MODEL_SQL.worthFetching('s')}
          -- Nothing queued, or nothing small enough for this card: skipped without reading its jobs (NULL when none is queued).
          AND ${FITS_SQL.vram("(SELECT MIN(q.min_vram_mb) FROM jobs q WHERE q.sweep_id = s.id AND q.state = 'queued')")}
-       ORDER BY s.priority DESC, (COALESCE(u.running, 0) + 1.0) / COALESCE(u.weight, 1) ASC, running ASC, model_affinity DESC, s.created_at, s.id`);
+       ORDER BY CASE WHEN COALESCE(u.admin, 0) = 1 THEN s.priority ELSE MIN(s.priority, 0) END DESC,
+                (COALESCE(u.running, 0) + 1.0) / COALESCE(u.weight, 1) ASC, s.priority DESC, running ASC, model_affinity DESC, s.created_at, s.id`);
     // The queue in index order (jobs_dispatch): the first row that fits is the answer. Left to
     // itself the planner prefers jobs_vram for the VRAM range and sorts the whole sweep.
     this.jobStmt = db.prepare(`
