@@ -36,11 +36,13 @@ interface Received {
 const answers = new Map<string, { queue: number[]; fallback: number }>();
 const received: Received[] = [];
 
-function verify(headers: Record<string, string | string[] | undefined>, body: string): boolean {
+function verify(headers: Record<string, string | string[] | undefined>, body: string, path: string): boolean {
   const ts = String(headers['x-nightshift-timestamp'] ?? '');
   const got = Buffer.from(String(headers['x-nightshift-signature'] ?? ''));
-  const want = Buffer.from(`sha256=${createHmac('sha256', SECRET).update(`${ts}.${body}`).digest('hex')}`);
-  return ts !== '' && got.length === want.length && timingSafeEqual(got, want);
+  const want = Buffer.from(`sha256=${createHmac('sha256', SECRET).update(body).digest('hex')}`);
+  // The json format carries the attempt's time inside the signed body: the header must name the same second.
+  const sentAtOk = path !== '/json' || Date.parse((JSON.parse(body) as { sentAt?: string }).sentAt ?? '') === Number(ts) * 1000;
+  return ts !== '' && sentAtOk && got.length === want.length && timingSafeEqual(got, want);
 }
 
 async function startReceiver(): Promise<string> {
@@ -51,7 +53,7 @@ async function startReceiver(): Promise<string> {
       const path = req.url ?? '/';
       const a = answers.get(path) ?? { queue: [], fallback: 200 };
       const answered = a.queue.shift() ?? a.fallback;
-      received.push({ path, eventId: String(req.headers['x-nightshift-event-id']), body, signed: verify(req.headers, body), answered });
+      received.push({ path, eventId: String(req.headers['x-nightshift-event-id']), body, signed: verify(req.headers, body, path), answered });
       res.writeHead(answered).end();
     });
   });

@@ -3,14 +3,16 @@
  * signature, and which hosts a webhook may target. Pure functions; the
  * worker (webhooks-worker.ts) sends, the routes (webhooks-routes.ts) validate.
  *
- * Signature: `X-Nightshift-Signature: sha256=HEX(HMAC_SHA256(secret, timestamp + "." + body))`
- * with `X-Nightshift-Timestamp` (Unix seconds), so a receiver can refuse replays.
+ * Signature (the issue's contract): `X-Nightshift-Signature: sha256=HEX(HMAC_SHA256(secret, body))`,
+ * with `X-Nightshift-Timestamp` (the attempt's Unix seconds). The JSON body
+ * carries the same moment as `sentAt`, inside what is signed, so a receiver
+ * can refuse a replayed request without trusting an unsigned header.
  */
 import { createHmac } from 'node:crypto';
 import type { DeliveryRow, WebhookEventData, WebhookFormat } from './store/webhooks.js';
 
-export function signature(secret: string, timestamp: string, body: string): string {
-  return `sha256=${createHmac('sha256', secret).update(`${timestamp}.${body}`).digest('hex')}`;
+export function signature(secret: string, body: string): string {
+  return `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`;
 }
 
 /** "7 h 12 m", "3 m 5 s", "42 s". */
@@ -60,7 +62,7 @@ export function webhookRequest(d: Pick<DeliveryRow, 'event' | 'event_id' | 'data
   } else if (format === 'slack') {
     body = JSON.stringify({ text });
   } else {
-    body = JSON.stringify({ id: d.event_id, event: d.event, createdAt: new Date(d.created_at).toISOString(), ...data, text });
+    body = JSON.stringify({ id: d.event_id, event: d.event, createdAt: new Date(d.created_at).toISOString(), sentAt: new Date(timestamp * 1000).toISOString(), ...data, text });
   }
   const ts = String(timestamp);
   return {
@@ -71,7 +73,7 @@ export function webhookRequest(d: Pick<DeliveryRow, 'event' | 'event_id' | 'data
       'x-nightshift-event': d.event,
       'x-nightshift-event-id': d.event_id,
       'x-nightshift-timestamp': ts,
-      'x-nightshift-signature': signature(secret, ts, body),
+      'x-nightshift-signature': signature(secret, body),
       ...extra,
     },
   };
