@@ -2,8 +2,9 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, openSync, readdirSync, readFileSync, statSync, utimesSync, writeSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
-import { modelFileKey, Storage } from '@nightshift/common';
-import { addModel, ModelCache, ModelFetchError, type ModelManifest, type TransferProgress } from './mod.js';
+import { modelFileKey, modelManifestKey, Storage } from '@nightshift/common';
+import { addModel, ModelCache, ModelFetchError, modelHash, RATE_MIN_BYTES, type CacheEvent, type ModelManifest, type TransferProgress } from './mod.js';
+import { putJson } from './bucket.js';
 import { startTestBucket, writeModel, type TestBucket } from './test-helpers.js';
 
 let b: TestBucket;
@@ -66,14 +67,16 @@ test('LRU eviction under the cap, never a model in use', async () => {
   assert.ok(existsSync(join(held.path, 'weights.bin')));
 
   // A cap smaller than two models: the one in use stays (the cap is exceeded for now) …
-  const small = new ModelCache(cacheDir('small'), Math.floor(1.5 * SIZE), fastRetry);
+  let smallEvicted: (hash: string) => void = () => {};
+  const evictedFromSmall = new Promise<string>((resolve) => (smallEvicted = resolve));
+  const small = new ModelCache(cacheDir('small'), Math.floor(1.5 * SIZE), { ...fastRetry, onEvent: (e) => e.type === 'evicted' && smallEvicted(e.hash) });
   const inUse = await small.use(m0.hash, b.storage);
   await small.ensure(m1.hash, b.storage);
   assert.deepEqual(small.list().map((e) => e.hash).sort(), [m0.hash, m1.hash].sort());
   assert.ok(existsSync(join(inUse.path, 'weights.bin')), 'never evicted while in use');
   // … and once released the cap holds again: m0's use just ended, so m1 is the least recently used.
   inUse.release();
-  await new Promise((r) => setTimeout(r, 100));
+  assert.equal(await evictedFromSmall, m1.hash, 'the release makes room: the least recently used goes');
   assert.deepEqual(small.list().map((e) => e.hash), [m0.hash]);
   assert.ok(small.usedBytes() <= small.capBytes);
   held.release();
@@ -130,6 +133,29 @@ test('a corrupt object in the bucket: each attempt deleted, then a clear error; 
   await assert.rejects(cache.ensure('f'.repeat(64), b.storage), /not in the registry/);
 });
 
+test('a hostile manifest naming ../../x is refused before any download; an object longer than its manifest says is cut off', async () => {
+  const cdir = cacheDir('hostile');
+  const files = [{ path: '../../escaped.bin', size: 4, sha256: 'b'.repeat(64) }];
+  const hash = modelHash(files);
+  await putJson(b.storage, modelManifestKey(hash), { hash, name: 'hostile', kind: 'generator-asset', files, totalSize: 4, addedAt: new Date().toISOString() });
+  const cache = new ModelCache(cdir, 10 * SIZE, fastRetry);
+  b.calls.gets.length = 0;
+  b.calls.manifests.length = 0;
+  await assert.rejects(cache.ensure(hash, b.storage), (err: unknown) => err instanceof ModelFetchError && /is refused: invalid model manifest: files\.0\.path: refusing model file path "\.\.\/\.\.\/escaped\.bin"/.test(err.message));
+  assert.deepEqual(b.calls.gets, [], 'no file of it was fetched');
+  assert.equal(b.calls.manifests.length, 1, 'an invalid manifest is final: not read again');
+  assert.ok(!existsSync(join(cdir, '..', '..', 'escaped.bin')) && !existsSync(join(cdir, '..', 'escaped.bin')));
+  assert.deepEqual(cache.list(), []);
+
+  // The bucket's object is longer than the manifest's size: the download stops there, nothing is installed.
+  const dir = writeModel(join(b.dir, 'long'), { 'w.bin': Buffer.alloc(5000, 4) });
+  const m = (await addModel(b.storage, 'long', 'generator-asset', dir)).manifest;
+  await b.storage.client.putObject(b.storage.bucket, modelFileKey(m.hash, 'w.bin'), Buffer.alloc(3 * 1024 * 1024, 4));
+  await assert.rejects(cache.ensure(m.hash, b.storage), (err: unknown) => err instanceof ModelFetchError && /w\.bin: more than the 5000 bytes the manifest says/.test(err.message));
+  assert.ok(!existsSync(join(cdir, m.hash)));
+  assert.deepEqual(tmpLeft(cdir), []);
+});
+
 test('S3 stopped mid-download: retried, nothing left half-written', async () => {
   const big = 16 * 1024 * 1024;
   const dir = writeModel(join(b.dir, 'big'), { 'big.bin': Buffer.alloc(big, 3), 'small.txt': 'x' });
@@ -177,7 +203,8 @@ test('a download that stalls is cut and retried; when every try stalls the error
 
 test('what a node advertises: downloads in progress with bytes done/total, then the measured rate', async () => {
   const m = models[0]!;
-  const cache = new ModelCache(cacheDir('advertise'), 10 * SIZE, fastRetry);
+  // Every download counts here (the models are small); the next test covers the size threshold.
+  const cache = new ModelCache(cacheDir('advertise'), 10 * SIZE, { ...fastRetry, rateMinBytes: 0 });
   assert.equal(cache.downloadBytesPerSecond(), 0, 'unmeasured before any download');
   const seen: ReturnType<ModelCache['downloads']>[] = [];
   const downloaded: number[] = [];
@@ -195,6 +222,28 @@ test('what a node advertises: downloads in progress with bytes done/total, then 
   assert.equal(cache.downloadBytesPerSecond(), rate);
   await cache2.ensure(m.hash, b.storage);
   assert.deepEqual(downloaded, [m.totalSize]);
+});
+
+test('the measured rate leaves out downloads too small to measure the link (per-request overhead)', async () => {
+  assert.equal(RATE_MIN_BYTES, 8 * 1024 * 1024);
+  const downloaded: { bytes: number; ms: number }[] = [];
+  const onEvent = (e: CacheEvent) => e.type === 'downloaded' && downloaded.push({ bytes: e.bytes, ms: e.ms });
+  // By default a 200 KB model measures nothing: the scheduler keeps its assumed rate.
+  const byDefault = new ModelCache(cacheDir('rate-default'), 10 * SIZE, { ...fastRetry, onEvent });
+  await byDefault.ensure(models[0]!.hash, b.storage);
+  assert.equal(downloaded.length, 1);
+  assert.equal(byDefault.downloadBytesPerSecond(), 0, 'a small download does not count');
+  // With a 1 MiB threshold: a small and a large download, and the rate is the large one's alone.
+  const big = (await addModel(b.storage, 'rate-big', 'generator-asset', writeModel(join(b.dir, 'rate-big'), { 'w.bin': Buffer.alloc(2 * 1024 * 1024, 6) }))).manifest;
+  downloaded.length = 0;
+  const cache = new ModelCache(cacheDir('rate-threshold'), 20 * 1024 * 1024, { ...fastRetry, onEvent, rateMinBytes: 1024 * 1024 });
+  await cache.ensure(models[1]!.hash, b.storage);
+  assert.equal(cache.downloadBytesPerSecond(), 0);
+  await cache.ensure(big.hash, b.storage);
+  const [small, large] = downloaded;
+  assert.equal(small!.bytes, models[1]!.totalSize);
+  assert.equal(large!.bytes, big.totalSize);
+  assert.equal(cache.downloadBytesPerSecond(), (large!.bytes * 1000) / large!.ms);
 });
 
 test('a full check asked for while a cheap one is under way gets its own full check', async () => {

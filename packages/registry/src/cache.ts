@@ -17,19 +17,22 @@
  *   moment and restored as they are released; a model larger than the cap
  *   itself is refused.
  * - For nodes to advertise: `downloads()` in progress (bytes done/total) and
- *   `downloadBytesPerSecond()`, measured over the last few downloads.
+ *   `downloadBytesPerSecond()`, measured over the last few downloads large
+ *   enough to measure the link rather than per-request overhead.
  */
 import { assertModelHash, sleep } from '@nightshift/common';
 import type { RegistryStorage } from './bucket.js';
 import { CacheDisk, type CachedModel } from './cache-disk.js';
 import { readManifest } from './catalog.js';
 import { fetchModel, ModelFetchError, type FetchOptions, type Fetched } from './fetch-model.js';
-import type { ModelManifest } from './manifest.js';
+import { ManifestError, type ModelManifest } from './manifest.js';
 import type { OnProgress, TransferProgress } from './progress.js';
 
 export type CacheEvent = { type: 'corrupt' | 'evicted'; hash: string } | { type: 'downloaded'; hash: string; name: string; bytes: number; ms: number };
 
 export interface ModelCacheOptions extends Partial<FetchOptions> {
+  /** Downloads smaller than this do not count towards the measured rate (default RATE_MIN_BYTES). */
+  rateMinBytes?: number;
   /** Told when a cached copy failed its check and is fetched again, when a model is evicted, and when one was downloaded. */
   onEvent?: (e: CacheEvent) => void;
 }
@@ -56,6 +59,12 @@ export interface DownloadView {
 
 /** Downloads the rate is measured over: enough to smooth one slow request, few enough to follow a changed link. */
 const RATE_WINDOW = 5;
+/**
+ * Smaller downloads say more about per-request overhead than about the link
+ * (a 220 KB model measured 0.6 MB/s on a link that moves GBs at 100+), and
+ * the rate is what the scheduler divides a big model's size by.
+ */
+export const RATE_MIN_BYTES = 8 * 1024 * 1024;
 
 interface Flight {
   done: Promise<string>;
@@ -193,7 +202,7 @@ export class ModelCache {
     return out;
   }
 
-  /** Bytes per second over the last few downloads (bytes-weighted); 0 until one has finished. */
+  /** Bytes per second over the last few downloads of at least `rateMinBytes` (bytes-weighted); 0 (unmeasured) until one has finished. */
   downloadBytesPerSecond(): number {
     const bytes = this.recent.reduce((n, r) => n + r.bytes, 0);
     const ms = this.recent.reduce((n, r) => n + r.ms, 0);
@@ -245,8 +254,10 @@ export class ModelCache {
         }
         throw err;
       }
-      this.recent.push({ bytes: manifest.totalSize, ms: fetched.ms });
-      if (this.recent.length > RATE_WINDOW) this.recent.shift();
+      if (manifest.totalSize >= (this.opts.rateMinBytes ?? RATE_MIN_BYTES)) {
+        this.recent.push({ bytes: manifest.totalSize, ms: fetched.ms });
+        if (this.recent.length > RATE_WINDOW) this.recent.shift();
+      }
       this.opts.onEvent?.({ type: 'downloaded', hash, name: manifest.name, bytes: manifest.totalSize, ms: fetched.ms });
       const model = await this.disk.install(manifest, fetched.folder);
       this.entries.set(hash, { ...model, seq: ++this.seq, verifiedThisRun: true });
@@ -265,6 +276,8 @@ export class ModelCache {
         manifest = await readManifest(storage, hash);
         break;
       } catch (err) {
+        // A manifest that is there but invalid (hostile paths, bad JSON) stays so: refused at once.
+        if (err instanceof ManifestError || err instanceof SyntaxError) throw new ModelFetchError(hash, `the manifest of model ${hash.slice(0, 12)} is refused: ${err.message}`);
         if (attempt >= this.fetchOpts.attempts) {
           throw new ModelFetchError(hash, `cannot read the manifest of model ${hash.slice(0, 12)} from the bucket after ${attempt} tries: ${err instanceof Error ? err.message : String(err)}`);
         }

@@ -57,6 +57,8 @@ async function downloadOnce(storage: RegistryStorage, m: ModelManifest, folder: 
       sha.update(chunk);
       size += chunk.length;
       onBytes(f.path, chunk.length);
+      // An object longer than the manifest says is cut at once: a bad or hostile bucket cannot fill the disk past the cache's cap.
+      if (size > f.size) body.destroy(new Error(`${f.path}: more than the ${f.size} bytes the manifest says (cut off)`));
     });
     try {
       // A 1 MiB buffer: with the default 16 KiB the socket is paused after nearly every chunk.

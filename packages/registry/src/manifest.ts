@@ -13,7 +13,7 @@
  */
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import { assertModelFilePath, assertModelHash, assertModelName } from '@nightshift/common';
+import { assertModelFilePath, assertModelHash, assertModelName, formatIssues } from '@nightshift/common';
 
 export const MODEL_KINDS = ['diffusion', 'clip', 'upscaler', 'generator-asset'] as const;
 export type ModelKind = (typeof MODEL_KINDS)[number];
@@ -35,14 +35,15 @@ export interface ModelManifest {
   addedAt: string;
 }
 
-const checked = (check: (s: string) => string) => z.string().refine((s) => {
-  try {
-    check(s);
-    return true;
-  } catch {
-    return false;
-  }
-});
+/** A string the object-keys check accepts; its refusal (e.g. a '../' path) is the issue's message. */
+const checked = (check: (s: string) => string) =>
+  z.string().superRefine((s, ctx) => {
+    try {
+      check(s);
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: err instanceof Error ? err.message : String(err) });
+    }
+  });
 
 const fileSchema = z.object({ path: checked(assertModelFilePath), size: z.number().int().nonnegative(), sha256: z.string().regex(/^[0-9a-f]{64}$/) });
 const manifestSchema = z.object({
@@ -78,13 +79,37 @@ export function buildManifest(name: string, kind: ModelKind, files: ModelFile[],
   };
 }
 
+/** A manifest that is not a valid one: final, unlike a bucket that cannot be reached (not worth a retry). */
+export class ManifestError extends Error {
+  override name = 'ManifestError';
+}
+
 /** Reads a manifest and checks it names its own content: a manifest whose hash does not match its files is refused. */
 export function parseManifest(json: unknown, expectedHash?: string): ModelManifest {
-  const m = manifestSchema.parse(json);
+  try {
+    return checkManifest(json, expectedHash);
+  } catch (err) {
+    throw err instanceof ManifestError ? err : new ManifestError(err instanceof Error ? err.message : String(err));
+  }
+}
+
+function checkManifest(json: unknown, expectedHash?: string): ModelManifest {
+  const parsed = manifestSchema.safeParse(json);
+  if (!parsed.success) throw new ManifestError(`invalid model manifest: ${formatIssues(parsed.error.issues)}`);
+  const m = parsed.data;
   const actual = modelHash(m.files);
   if (actual !== m.hash) throw new Error(`model manifest ${m.hash} lists files that hash to ${actual}`);
   if (expectedHash !== undefined && m.hash !== expectedHash) throw new Error(`model manifest for ${expectedHash} names ${m.hash}`);
   if (m.totalSize !== m.files.reduce((n, f) => n + f.size, 0)) throw new Error(`model manifest ${m.hash}: totalSize does not add up`);
+  // Two entries for one path would download into one file that can match only one of them; a file
+  // named like another's folder ('a' and 'a/b') cannot be laid out at all.
+  const paths = new Set(m.files.map((f) => f.path));
+  if (paths.size !== m.files.length) throw new Error(`model manifest ${m.hash} lists the same file path twice`);
+  for (const p of paths) {
+    const folders = p.split('/').slice(0, -1).map((_, i, segs) => segs.slice(0, i + 1).join('/'));
+    const clash = folders.find((d) => paths.has(d));
+    if (clash !== undefined) throw new Error(`model manifest ${m.hash} lists ${clash} both as a file and as the folder of ${p}`);
+  }
   return m;
 }
 

@@ -7,6 +7,6 @@ export { MODEL_KINDS, buildManifest, isModelKind, modelHash, parseManifest, type
 export type { RegistryStorage } from './bucket.js';
 export { addModel, type AddOptions, type AddResult } from './add-model.js';
 export { listModels, readManifest, removeModel, resolveModel, type RegisteredModel, type RemoveResult } from './catalog.js';
-export { ModelCache, type CacheEntryView, type CacheEvent, type DownloadView, type EnsureOptions, type ModelCacheOptions } from './cache.js';
+export { ModelCache, RATE_MIN_BYTES, type CacheEntryView, type CacheEvent, type DownloadView, type EnsureOptions, type ModelCacheOptions } from './cache.js';
 export { ModelFetchError } from './fetch-model.js';
 export type { OnProgress, TransferProgress } from './progress.js';

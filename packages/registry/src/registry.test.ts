@@ -50,7 +50,15 @@ test('a manifest that does not hash to its name is refused', () => {
   const m = buildManifest('m', 'clip', [{ path: 'x', size: 1, sha256: 'b'.repeat(64) }]);
   assert.equal(parseManifest(JSON.parse(JSON.stringify(m))).hash, m.hash);
   assert.throws(() => parseManifest({ ...m, files: [{ path: 'x', size: 1, sha256: 'c'.repeat(64) }] }), /hash to/);
-  assert.throws(() => parseManifest({ ...m, files: [{ path: '../x', size: 1, sha256: 'b'.repeat(64) }] }));
+  // A hostile manifest that hashes right but names paths outside its folder, or a path twice, or a file as a folder.
+  const hostile = (files: { path: string; size: number; sha256: string }[]) => ({ ...m, files, hash: modelHash(files), totalSize: files.reduce((n, f) => n + f.size, 0) });
+  for (const path of ['../../x', 'a/../../x', '/etc/passwd', 'a\\..\\x', '.']) {
+    assert.throws(() => parseManifest(hostile([{ path, size: 1, sha256: 'b'.repeat(64) }])), /refusing model file path/, path);
+  }
+  const f = (path: string) => ({ path, size: 1, sha256: 'b'.repeat(64) });
+  assert.throws(() => parseManifest(hostile([f('x'), f('x')])), /lists the same file path twice/);
+  assert.throws(() => parseManifest(hostile([f('a'), f('a/b/c')])), /lists a both as a file and as the folder of a\/b\/c/);
+  assert.equal(parseManifest(hostile([f('a/b'), f('a/c'), f('ab')])).files.length, 3);
 });
 
 test('add a folder, re-add is instant, a re-pointed name keeps the old hash resolvable, rm', async () => {

@@ -10,8 +10,8 @@ export interface TestBucket {
   s3: S3Server;
   storage: Storage;
   dir: string;
-  /** Object calls per kind since the last reset (keys of model files only). */
-  calls: { puts: string[]; gets: string[] };
+  /** Object calls per kind since the last reset (keys of model files only; `manifests`: manifest GETs). */
+  calls: { puts: string[]; gets: string[]; manifests: string[] };
   /** Delay per downloaded chunk of a model file (0: none), so a test can act mid-download. */
   throttle: { msPerChunk: number };
   stop(): Promise<void>;
@@ -22,7 +22,7 @@ export async function startTestBucket(): Promise<TestBucket> {
   const s3 = await startS3Server(join(tmp.dir, 's3'));
   const storage = new Storage({ endpoint: s3.endpoint, accessKey: s3.accessKey, secretKey: s3.secretKey, bucket: 'nightshift' });
   await storage.ensureBucket();
-  const calls = { puts: [] as string[], gets: [] as string[] };
+  const calls = { puts: [] as string[], gets: [] as string[], manifests: [] as string[] };
   const throttle = { msPerChunk: 0 };
   const client = storage.client;
   const put = client.putObject.bind(client);
@@ -33,6 +33,7 @@ export async function startTestBucket(): Promise<TestBucket> {
     return (put as (...a: unknown[]) => ReturnType<typeof put>)(bucket, key, ...rest);
   }) as typeof client.putObject;
   client.getObject = (async (bucket: string, key: string, ...rest: unknown[]) => {
+    if (key.endsWith('/manifest.json')) calls.manifests.push(key);
     if (!key.includes('/files/')) return (get as (...a: unknown[]) => ReturnType<typeof get>)(bucket, key, ...rest);
     calls.gets.push(key);
     const body: Readable = await (get as (...a: unknown[]) => ReturnType<typeof get>)(bucket, key, ...rest);

@@ -89,6 +89,8 @@ function rig(name: string, opts: { capBytes?: number; slots?: number; attempts?:
     settings: { dir: path.join(tmp.dir, 'caches', name), capBytes: opts.capBytes ?? 1e9, attempts: opts.attempts ?? 3, retryDelayMs: opts.retryDelayMs ?? 20 },
     storage: opts.storage ?? storage,
     log,
+    // The test models are tiny: let them count towards the advertised rate.
+    rateMinBytes: 0,
   });
   const exec = new ExecBackend([{ name: 'from-model', command: [process.execPath, generator, '{model_path}', '{output}'], env: { HOLD_DIR: holdDir }, timeoutMs: 60_000, killGraceMs: 200 }], { tmpDir: path.join(tmp.dir, 'jobs') });
   const reports: Report[] = [];

@@ -51,6 +51,8 @@ export interface NodeModelsOptions {
   log: Logger;
   /** A download that receives nothing for this long is cut and retried (default 60 s). */
   stallMs?: number;
+  /** Downloads below this size are left out of the advertised rate (default: the registry's RATE_MIN_BYTES); tests of tiny models set 0. */
+  rateMinBytes?: number;
 }
 
 const MB = 1024 * 1024;
@@ -68,6 +70,7 @@ export class NodeModels {
       attempts: settings.attempts,
       retryDelayMs: settings.retryDelayMs,
       ...(opts.stallMs ? { stallMs: opts.stallMs } : {}),
+      ...(opts.rateMinBytes !== undefined ? { rateMinBytes: opts.rateMinBytes } : {}),
       onEvent: (e) => {
         if (e.type === 'downloaded') log.info({ hash: e.hash, model: e.name, bytes: e.bytes, ms: Math.round(e.ms), mbPerS: +(e.bytes / MB / (e.ms / 1000)).toFixed(1) }, 'model downloaded');
         else if (e.type === 'corrupt') log.warn({ hash: e.hash }, 'cached model failed its sha256 check: fetching it again');

@@ -58,7 +58,7 @@ test('the node tells the coordinator what its cache holds, on Register and every
   const file = path.join(tmp.dir, 'weights.bin');
   writeFileSync(file, Buffer.alloc(300_000, 5));
   const { manifest } = await addModel(storage, 'state-model', 'generator-asset', file);
-  const models = new NodeModels({ settings: { dir: path.join(tmp.dir, 'cache'), capBytes: 1e9, attempts: 2, retryDelayMs: 10 }, storage, log });
+  const models = new NodeModels({ settings: { dir: path.join(tmp.dir, 'cache'), capBytes: 1e9, attempts: 2, retryDelayMs: 10 }, storage, log, rateMinBytes: 0 });
   const held = await models.use(manifest.hash, 'exec', 'state-model', new AbortController().signal);
   held.release();
 
