@@ -3,7 +3,8 @@
  * a gpu-node with the `upscale` capability (the tiny built-in model) over a
  * real S3 server, upscaled/{renderKey}.png with the original parameters, and
  * one nightshift.image.upscaled event per image. Also: previews of running
- * jobs land in S3 as previews/{jobId}.webp.
+ * jobs land in S3 as previews/{jobId}.webp, and an upscale naming a registry
+ * upscaler (`model`) is pulled by the upscale node and used.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -14,10 +15,13 @@ import { connect } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { readPngTextChunks, STREAM, SUBJECTS } from '@nightshift/common';
 import { ensureTinyUpscaler } from '@nightshift/models';
+import { addModel } from '@nightshift/registry';
 import { startFarm, tempDir, waitFor, waitForNodes, type Farm } from '@nightshift/devfarm';
 
 let farm: Farm;
 let tmp: ReturnType<typeof tempDir>;
+/** The tiny upscaler's .onnx file (node 1's configured one, and added to the registry by the test). */
+let upscaler: string;
 
 async function post(path: string, body: unknown) {
   const res = await fetch(`${farm.apiUrl}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
@@ -35,6 +39,7 @@ describe('upscale favorites ×4', { timeout: 180_000 }, () => {
   before(async () => {
     tmp = tempDir('nightshift-upscale-');
     const model = await ensureTinyUpscaler(join(tmp.dir, 'models'));
+    upscaler = model;
     // Node 0 renders; node 1 only upscales (its config turns the procedural renderer off).
     const config = join(tmp.dir, 'upscale-node.yaml');
     writeFileSync(config, `procedural: false\nupscale:\n  model: ${model}\n  tileSize: 32\n  overlap: 8\n`);
@@ -87,5 +92,24 @@ describe('upscale favorites ×4', { timeout: 180_000 }, () => {
     const jobs = ((await (await fetch(`${farm.apiUrl}/api/sweeps/${up.body.id}/jobs`)).json()) as { jobs: { node: string }[] }).jobs;
     assert.ok(jobs.every((j) => j.node === 'node-1'));
     assert.ok(images.every((i) => (i as unknown as { node: string }).node === 'node-0'));
+
+    // A registry upscaler named in the request: the job carries its hash, the upscale node pulls it
+    // from the bucket and upscales with it (the PNG names it, not the node's configured one).
+    const unknown = await post('/api/upscale', { keys: [images[3]!.key], model: 'no-such-upscaler' });
+    assert.equal(unknown.status, 400);
+    const { manifest } = await addModel(farm.storage, 'registry-x4', 'upscaler', upscaler);
+    const viaRegistry = await post('/api/upscale', { keys: [images[3]!.key], model: 'registry-x4' });
+    assert.equal(viaRegistry.status, 201, viaRegistry.body.error);
+    assert.equal((await waitDone(viaRegistry.body.id)).status, 'done');
+    const png = await farm.storage.get(`upscaled/${images[3]!.renderKey}.png`);
+    const meta = await sharp(png).metadata();
+    assert.deepEqual([meta.width, meta.height], [256, 256]);
+    assert.match(readPngTextChunks(png).postprocessing ?? '', /Postprocess upscaler: registry-x4,/);
+    const holders = await waitFor('node-1 to report the upscaler cached', async () => {
+      const m = (await (await fetch(`${farm.apiUrl}/api/models/registry-x4`)).json()) as { hash: string; nodes: string[] };
+      return m.nodes.length ? m : undefined;
+    });
+    assert.equal(holders.hash, manifest.hash);
+    assert.deepEqual(holders.nodes, ['node-1'], 'pulled by the upscale node only');
   });
 });

@@ -20,7 +20,7 @@ import { albumRoutes } from './albums-routes.js';
 import { createShares, SHARE_PATH } from './shares.js';
 import { wildcardsRoute } from './wildcards.js';
 import { specWildcards } from './wildcards-store.js';
-import { advertisedBy, specModel } from './sweep-model.js';
+import { advertisedBy, specModel, upscaleModel } from './sweep-model.js';
 import { authRequired, callerAuth, callerOf, identify, mayUse, ownerFilter, type Caller } from './callers.js';
 import type { LiveEvent } from './live.js';
 import { keyRoutes, meRoute } from './keys-routes.js';
@@ -158,7 +158,7 @@ export function createHttpApp(deps: HttpDeps): Hono {
     return c.json(sweepView(deps, deps.store.getSweep(id)!));
   });
 
-  app.post('/api/upscale', ...submitRoute((body, c) => submitUpscale(deps, body, callerOf(c))));
+  app.post('/api/upscale', ...submitRoute(async (body, c) => submitUpscale(deps, body, callerOf(c), await upscaleModel(deps.storage, body))));
   app.route('/api/keys', keyRoutes(deps));
   app.route('/api/me', meRoute(deps));
   app.route(REMIX_PATH, remixRoute({ storage: deps.storage, mayRead: (c, key) => mayUseFile(deps.store, callerOf(c), key) }));

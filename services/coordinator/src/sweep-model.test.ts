@@ -8,9 +8,9 @@ import { addModel } from '@nightshift/registry';
 import { expandSweep, parseSpec, SpecError } from '@nightshift/sweep';
 import { openDb } from './db.js';
 import { Store } from './store.js';
-import { submitSweep } from './sweeps.js';
+import { submitSweep, submitUpscale } from './sweeps.js';
 import type { SweepDeps } from './deps.js';
-import { advertisedBy, specModel } from './sweep-model.js';
+import { advertisedBy, specModel, upscaleModel } from './sweep-model.js';
 
 let s3: S3Server;
 let storage: Storage;
@@ -95,4 +95,36 @@ test('advertisedBy reads node capabilities', () => {
   const has = advertisedBy({ listNodes: () => [{ capabilities_json: JSON.stringify({ models: ['sd-turbo'] }) }, { capabilities_json: '{}' }] });
   assert.equal(has('sd-turbo'), true);
   assert.equal(has('other'), false);
+});
+
+test('an upscale names a registry upscaler by name or hash: its jobs carry the hash; unknown or non-upscaler models are refused', async () => {
+  const file = join(tmp.dir, 'x4.onnx');
+  writeFileSync(file, 'an upscaler');
+  const up = (await addModel(storage, 'tiny-x4', 'upscaler', file)).manifest;
+  await addFolder('not-an-upscaler', 'sd weights');
+  assert.deepEqual(await upscaleModel(storage, { keys: ['x'], model: 'tiny-x4' }), { name: 'tiny-x4', hash: up.hash, bytes: up.totalSize });
+  assert.deepEqual(await upscaleModel(storage, { keys: ['x'], model: up.hash }), { name: up.hash, hash: up.hash, bytes: up.totalSize });
+  assert.equal(await upscaleModel(storage, { keys: ['x'] }), undefined, "no model: each node's configured upscaler");
+  assert.equal(await upscaleModel(storage, { keys: ['x'], model: 'default' }), undefined);
+  const refused = async (input: unknown, s: Partial<typeof storage>, why: RegExp) =>
+    assert.rejects(upscaleModel(s, input), (err: unknown) => err instanceof SpecError && err.details[0]!.path === 'model' && why.test(err.details[0]!.message));
+  await refused({ model: 'no-such' }, storage, /no registered model no-such/);
+  await refused({ model: 'not-an-upscaler' }, storage, /is a diffusion model, not an upscaler/);
+  await refused({ model: '../x' }, storage, /a registered model name or a 64-hex model hash/);
+  await refused({ model: 7 }, storage, /a registered model name/);
+  await refused({ model: 'tiny-x4' }, {}, /needs the bucket/);
+
+  // The batch's sweep and jobs carry the upscaler's hash, so nodes pull it; without one, 'default' as before.
+  const store = new Store(openDb(join(tmp.dir, 'up.db')));
+  const { id } = submitSweep(sweepDeps(store), spec(undefined, 'procedural'));
+  store.db.prepare(`UPDATE jobs SET state = 'done' WHERE sweep_id = ?`).run(id);
+  const keys = store.jobs(id).map((j) => `images/${j.render_key}.png`);
+  const withModel = await submitUpscale(sweepDeps(store), { keys, model: 'tiny-x4' }, undefined, await upscaleModel(storage, { model: 'tiny-x4' }));
+  const sweep = store.getSweep(withModel.id)!;
+  assert.deepEqual([sweep.model, sweep.model_hash, sweep.model_bytes], ['tiny-x4', up.hash, up.totalSize]);
+  assert.ok(store.jobs(withModel.id).every((j) => j.model === 'tiny-x4' && j.model_hash === up.hash && j.kind === 'upscale'));
+  const plain = await submitUpscale(sweepDeps(store), { keys });
+  assert.ok(store.jobs(plain.id).every((j) => j.model === 'default' && j.model_hash === ''));
+  // A model named but not resolved (a caller that skipped upscaleModel) is refused, not silently the default.
+  await assert.rejects(submitUpscale(sweepDeps(store), { keys, model: 'tiny-x4' }), /was not resolved in the registry/);
 });

@@ -73,6 +73,26 @@ export async function specModel(deps: SpecModelDeps, input: unknown): Promise<Re
   return undefined;
 }
 
+/**
+ * The registry upscaler an upscale request names (`model`: a name or a hash,
+ * resolved like a sweep's, so the batch's jobs carry its hash and nodes pull
+ * it), or undefined when it names none or `default` (each upscale node's
+ * configured upscaler). Throws SpecError for an unknown model or one that is
+ * not an `upscaler`.
+ */
+export async function upscaleModel(storage: Partial<RegistryStorage>, input: unknown): Promise<ResolvedModel | undefined> {
+  const ref = typeof input === 'object' && input !== null && 'model' in input ? (input as { model: unknown }).model : undefined;
+  if (ref === undefined || ref === 'default') return undefined;
+  const bad = (message: string) => new SpecError('invalid upscale request', [{ path: 'model', message }]);
+  if (typeof ref !== 'string' || (!HASH_RE.test(ref) && !isModelName(ref))) throw bad('expected a registered model name or a 64-hex model hash');
+  const { client, bucket } = storage;
+  if (!client || bucket === undefined) throw bad('the model registry needs the bucket, and this coordinator has none');
+  const manifest = await resolveModel({ client, bucket }, ref);
+  if (!manifest) throw bad(`no registered model ${ref} (nightshift models list)`);
+  if (manifest.kind !== 'upscaler') throw bad(`model ${ref} is a ${manifest.kind} model, not an upscaler`);
+  return { name: ref, hash: manifest.hash, bytes: manifest.totalSize };
+}
+
 /** Whether any node in `listNodes()` lists `name` among its capabilities' models. */
 export function advertisedBy(store: { listNodes(): { capabilities_json: string }[] }): (name: string) => boolean {
   return (name) =>

@@ -65,9 +65,11 @@ function* asStored(jobs: Iterable<ExpandedJob>, registry: ResolvedModel | undefi
   }
 }
 
+/** `model`: a registry upscaler (name or hash), resolved beforehand by sweep-model.ts upscaleModel. */
+const upscaleModelField = z.string().min(1).max(128).optional();
 const UpscaleSchema = z.union([
-  z.strictObject({ keys: z.array(z.string().min(1)).min(1, 'needs at least one image key').max(10_000), priority: z.number().int().min(-100).max(100).default(0) }),
-  z.strictObject({ sweep: z.string().min(1), favorites: z.boolean().default(false), priority: z.number().int().min(-100).max(100).default(0) }),
+  z.strictObject({ keys: z.array(z.string().min(1)).min(1, 'needs at least one image key').max(10_000), priority: z.number().int().min(-100).max(100).default(0), model: upscaleModelField }),
+  z.strictObject({ sweep: z.string().min(1), favorites: z.boolean().default(false), priority: z.number().int().min(-100).max(100).default(0), model: upscaleModelField }),
 ]);
 
 /**
@@ -75,7 +77,7 @@ const UpscaleSchema = z.union([
  * given as keys or as "the favorites of sweep X" (favorites live in the
  * indexer, so they are asked from it).
  */
-export async function submitUpscale(deps: SweepDeps, input: unknown, caller: Caller = LOCAL_ADMIN): Promise<{ id: string; jobs: number }> {
+export async function submitUpscale(deps: SweepDeps, input: unknown, caller: Caller = LOCAL_ADMIN, registry?: ResolvedModel): Promise<{ id: string; jobs: number }> {
   // Another user's sweep or image is as unknown as a missing one.
   const mine = (sweepId: string) => {
     const s = deps.store.getSweep(sweepId);
@@ -84,6 +86,11 @@ export async function submitUpscale(deps: SweepDeps, input: unknown, caller: Cal
   const parsed = UpscaleSchema.safeParse(input);
   if (!parsed.success) throw new SpecError('invalid upscale request', fieldIssues(parsed.error.issues));
   const req = parsed.data;
+  if (req.model !== undefined && req.model !== 'default' && registry?.name !== req.model) {
+    throw new SpecError('invalid upscale request', [{ path: 'model', message: `model ${req.model} was not resolved in the registry` }]);
+  }
+  // Jobs name the registry upscaler and carry its hash (nodes pull it); else each node's configured one.
+  const model = registry?.name ?? 'default';
   let renderKeys: string[];
   if ('keys' in req) {
     renderKeys = req.keys.map(renderKeyOfImageRef);
@@ -100,7 +107,16 @@ export async function submitUpscale(deps: SweepDeps, input: unknown, caller: Cal
   if (!sources.length) throw new SpecError('invalid upscale request', [{ path: 'sweep', message: 'that sweep has no favorites to upscale' }]);
   checkQuota(deps.store, caller.user, sources.length, Date.now());
   const sweep = deps.store.createSweep(
-    { name: `upscale ×4 of ${sources.length} image(s)`, spec: req, priority: req.priority, backend: 'upscale', model: 'default', kind: 'upscale', owner: caller.user },
+    {
+      name: `upscale ×4 of ${sources.length} image(s)${registry ? ` with ${registry.name}` : ''}`,
+      spec: req,
+      priority: req.priority,
+      backend: 'upscale',
+      model,
+      kind: 'upscale',
+      owner: caller.user,
+      ...(registry ? { modelHash: registry.hash, modelBytes: registry.bytes } : {}),
+    },
     sources.map((src, i) => ({
       index: i,
       renderKey: src.render_key,
@@ -109,7 +125,7 @@ export async function submitUpscale(deps: SweepDeps, input: unknown, caller: Cal
       params: JSON.parse(src.params_json) as Record<string, unknown>,
       axes: {},
       backend: 'upscale',
-      model: 'default',
+      model,
       kind: 'upscale' as const,
       sourceKey: imageKey(src.render_key),
       minVramMb: 0,
