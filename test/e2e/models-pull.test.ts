@@ -7,11 +7,13 @@
  * renders exactly its images (render keys carry the hash). Each node
  * downloaded the model at most once (the S3 server's access log counts every
  * GET of the model's files, and each one is matched by a node that now holds
- * it); a second sweep on the same model starts with no download at all.
+ * it); a second sweep on the same model starts with no download at all; a
+ * byte flipped in the nodes' cached copies is found and the model fetched again.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { modelFileKey } from '@nightshift/common';
 import { addModel, type ModelManifest } from '@nightshift/registry';
@@ -156,5 +158,29 @@ describe('registry models are pulled by nodes on demand', { timeout: 600_000 }, 
     assert.deepEqual(images2.map((i) => i.renderKey).sort(), expectedKeys(second));
     assert.deepEqual(modelFileGets(), gets, 'no model file was fetched again');
     for (const img of images2) assert.ok(holders.includes(img.node), `${img.node} rendered without holding the model`);
+
+    // A flipped byte in every node's cached copy: each node that renders next finds it (the file's
+    // mtime changed, so it is re-hashed) and fetches the model again, once, before rendering.
+    const biggest = [...manifest.files].sort((a, b) => b.size - a.size)[0]!;
+    for (let i = 0; i < NODES; i++) {
+      const file = join(modelCacheDir(farm.dir, i), manifest.hash, ...biggest.path.split('/'));
+      const bytes = readFileSync(file);
+      bytes[bytes.length >> 1]! ^= 0xff;
+      writeFileSync(file, bytes);
+    }
+    const third = spec({ start: 200, count: 6 });
+    const id3 = await submit(third);
+    const done3 = await waitDone(id3);
+    assert.equal(done3.status, 'done', JSON.stringify(done3.failedJobs));
+    const images3 = (await api<{ images: { renderKey: string; node: string }[] }>(`/api/sweeps/${id3}/images`)).images;
+    assert.deepEqual(images3.map((i) => i.renderKey).sort(), expectedKeys(third));
+    const renderers3 = new Set(images3.map((i) => i.node));
+    const refetched = modelFileGets();
+    for (const [key, n] of refetched) assert.equal(n, gets.get(key)! + renderers3.size, `${key}: fetched again once by each of ${[...renderers3].join(', ')}`);
+    for (let i = 0; i < NODES; i++) {
+      if (!renderers3.has(`node-${i}`)) continue;
+      const file = join(modelCacheDir(farm.dir, i), manifest.hash, ...biggest.path.split('/'));
+      assert.equal(createHash('sha256').update(readFileSync(file)).digest('hex'), biggest.sha256, `node-${i}'s copy is whole again`);
+    }
   });
 });
