@@ -2,7 +2,7 @@
  * The dashboard's Stable Diffusion (onnx backend) controls in headless
  * Chromium against a real farm whose one gpu-node runs the built-in
  * nightshift-tiny-sd (and the procedural painter): an onnx sweep submitted from the form (sampler select,
- * negative prompt, the model default shown) renders; the image dialog's
+ * negative prompt, batch with its limit shown at the field, the model default shown) renders; the image dialog's
  * "Variations" submits an img2img sweep from that image (params.init = its
  * key, strength 0.6, new seeds) that renders too; remixing one of its PNGs
  * fills the onnx fields again. Screenshots go to
@@ -76,7 +76,17 @@ describe('dashboard onnx controls in headless Chromium', { skip, timeout: 300_00
     await page.fill('#f-guidance', '5');
     await page.selectOption('#f-sampler', 'dpmpp_2m_karras');
     await page.fill('#f-negative', 'blurry, low quality');
+    // params.batch: the API's limit shows next to the field, then both seeds go in one UNet batch.
+    const logged = problems.length;
+    await page.fill('#f-batch', '9');
+    await page.locator('#f-batch-error').filter({ hasText: 'at most 8' }).waitFor();
+    assert.equal(await page.getAttribute('#f-batch', 'aria-invalid'), 'true');
+    // The preview's 400 is the answer wanted here; the browser logs it as a console error.
+    const refused = problems.splice(logged);
+    assert.ok(refused.every((p) => /status of 400/.test(p)), refused.join('\n'));
+    await page.fill('#f-batch', '2');
     await page.locator('#preview-count').filter({ hasText: '2 jobs' }).waitFor();
+    assert.equal(await page.locator('#f-batch-error').innerText(), '');
     await screenshot(page, 'submit-onnx');
     await page.click('#submit-sweep');
     await page.waitForURL(/\/ui\/sweeps\/sw-/);
@@ -85,7 +95,7 @@ describe('dashboard onnx controls in headless Chromium', { skip, timeout: 300_00
     const s = await sweep(sweepId);
     assert.equal(s.spec.backend, 'onnx');
     assert.equal(s.spec.model, undefined, 'an empty Model field leaves the default to the coordinator');
-    assert.deepEqual(s.spec.params, { width: 64, height: 64, steps: 4, guidance: 5, sampler: 'dpmpp_2m_karras', negative_prompt: 'blurry, low quality' });
+    assert.deepEqual(s.spec.params, { width: 64, height: 64, steps: 4, guidance: 5, sampler: 'dpmpp_2m_karras', negative_prompt: 'blurry, low quality', batch: 2 });
     await allDone(2);
     assert.equal((await sweep(sweepId)).counts.done, 2);
 
@@ -93,9 +103,13 @@ describe('dashboard onnx controls in headless Chromium', { skip, timeout: 300_00
     await page.goto(`${farm.apiUrl}/ui/submit`);
     await page.selectOption('#f-backend', 'onnx');
     await page.selectOption('#f-sampler', 'euler');
+    await page.fill('#f-batch', '4');
     await page.selectOption('#f-backend', 'procedural');
     assert.equal(await onnxFields.isVisible(), false);
     assert.equal(await page.getAttribute('#f-model', 'placeholder'), 'backend default');
+    // The hidden batch is not sent: the API refuses params.batch on other backends, and the preview counts jobs.
+    await page.fill('#f-prompts', 'a red fox in the snow');
+    await page.locator('#preview-count').filter({ hasText: /\d jobs?/ }).waitFor();
   });
 
   test('"Variations" in the image dialog submits an img2img onnx sweep from the image and links to it', async () => {

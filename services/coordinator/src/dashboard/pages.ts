@@ -5,7 +5,7 @@
  * and static/js/) fill in the data and keep it live.
  */
 import { A1111_SAMPLER_NAMES, SAMPLERS } from '@nightshift/diffusion';
-import { ONNX_DEFAULT_MODEL } from '@nightshift/sweep';
+import { ONNX_DEFAULT_MODEL, SPEC_LIMITS } from '@nightshift/sweep';
 
 export type PageName = 'sweeps' | 'submit' | 'sweep' | 'gallery' | 'nodes';
 
@@ -146,6 +146,13 @@ const ONNX_FIELDS = `<fieldset id="onnx-fields" data-path="params" hidden>
         `<select id="f-sampler" name="sampler" ${describedBy('f-sampler', true)}><option value="">model’s scheduler</option>${SAMPLERS.map((s) => `<option value="${s}">${s} (${esc(A1111_SAMPLER_NAMES[s])})</option>`).join('')}</select>`,
         'params.sampler',
         'Empty: the one in the model’s scheduler_config.json.',
+      )}
+      ${field(
+        'f-batch',
+        'Batch',
+        `<input id="f-batch" name="batch" type="number" min="1" max="${SPEC_LIMITS.maxBatch}" step="1" placeholder="1" ${describedBy('f-batch', true)}>`,
+        'params.batch',
+        `Seeds of one prompt a node renders in one UNet batch (1–${SPEC_LIMITS.maxBatch}; fewer where its card is too small). Empty: 1.`,
       )}
     </div>
     ${field('f-negative', 'Negative prompt', `<textarea id="f-negative" name="negative_prompt" rows="2" placeholder="blurry, low quality" ${describedBy('f-negative', true)}></textarea>`, 'params.negative_prompt', 'What the images should not look like (every prompt of the sweep).')}

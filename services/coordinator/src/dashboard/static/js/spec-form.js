@@ -23,6 +23,7 @@ const FIELD = {
   'params.guidance': '#f-guidance',
   'params.sampler': '#f-sampler',
   'params.negative_prompt': '#f-negative',
+  'params.batch': '#f-batch',
   backend: '#f-backend',
   model: '#f-model',
   priority: '#f-priority',
@@ -142,6 +143,8 @@ export function createSpecForm(onChange) {
     if (spec.backend === ONNX) {
       if (val('#f-sampler')) params.sampler = val('#f-sampler');
       if (val('#f-negative')) params.negative_prompt = val('#f-negative');
+      const batch = num('#f-batch');
+      if (batch !== undefined) params.batch = batch;
     }
     spec.params = params;
     if (val('#f-model')) spec.model = val('#f-model');
@@ -176,8 +179,11 @@ export function createSpecForm(onChange) {
     const negative = onnx && typeof extra.negative_prompt === 'string' ? extra.negative_prompt : undefined;
     if (sampler !== undefined) delete extra.sampler;
     if (negative !== undefined) delete extra.negative_prompt;
+    const batch = onnx && typeof extra.batch === 'number' ? extra.batch : undefined;
+    if (batch !== undefined) delete extra.batch;
     set('#f-sampler', sampler);
     set('#f-negative', negative);
+    set('#f-batch', batch);
     set('#f-width', width ?? 256);
     set('#f-height', height ?? 256);
     set('#f-steps', steps ?? 50);
