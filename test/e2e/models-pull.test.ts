@@ -8,11 +8,13 @@
  * downloaded the model at most once (the S3 server's access log counts every
  * GET of the model's files, and each one is matched by a node that now holds
  * it); a second sweep on the same model starts with no download at all; a
- * byte flipped in the nodes' cached copies is found and the model fetched again.
+ * byte flipped in the nodes' cached copies is found and the model fetched again;
+ * with a cache cap smaller than two models, a sweep on a second model evicts
+ * the first.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { modelFileKey } from '@nightshift/common';
@@ -27,6 +29,9 @@ const MODEL = 'castle-sd';
 let farm: Farm;
 let tmp: ReturnType<typeof tempDir>;
 let manifest: ModelManifest;
+/** The second model's folder, and each node's cache cap (smaller than the two models together). */
+let other: string;
+let capBytes: number;
 
 interface NodeView {
   id: string;
@@ -83,6 +88,12 @@ describe('registry models are pulled by nodes on demand', { timeout: 600_000 }, 
   before(async () => {
     tmp = tempDir('nightshift-models-pull-');
     const sd = await ensureTinySd(join(tmp.dir, 'built'));
+    // A second model: the same weights plus a note (another hash). Each node's cache holds one and a half of them.
+    other = join(tmp.dir, 'other-sd');
+    cpSync(sd, other, { recursive: true });
+    writeFileSync(join(other, 'NOTE.txt'), 'the same weights under another hash\n');
+    const folderBytes = (dir: string) => readdirSync(dir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).reduce((n, e) => n + statSync(join(e.parentPath, e.name)).size, 0);
+    capBytes = Math.floor(1.5 * folderBytes(other));
     // Stable Diffusion only, one thread each: the nodes share the machine's cores.
     const config = join(tmp.dir, 'onnx-node.yaml');
     writeFileSync(config, 'procedural: false\nonnx:\n  threads: 1\n');
@@ -91,7 +102,7 @@ describe('registry models are pulled by nodes on demand', { timeout: 600_000 }, 
       dir: join(tmp.dir, 'farm'),
       nodes: NODES,
       s3AccessLog: true,
-      modelCache: {},
+      modelCache: { gb: capBytes / 1024 ** 3 },
       env: { NIGHTSHIFT_PREFETCH_PER_SLOT: '1' },
       nodeEnv: () => ({ NIGHTSHIFT_NODE_CONFIG: config }),
     });
@@ -181,6 +192,24 @@ describe('registry models are pulled by nodes on demand', { timeout: 600_000 }, 
       if (!renderers3.has(`node-${i}`)) continue;
       const file = join(modelCacheDir(farm.dir, i), manifest.hash, ...biggest.path.split('/'));
       assert.equal(createHash('sha256').update(readFileSync(file)).digest('hex'), biggest.sha256, `node-${i}'s copy is whole again`);
+    }
+
+    // A second model with a cap smaller than both: a node rendering it evicts the first (the least
+    // recently used, in no job's hands) and holds only the second, within the cap.
+    const noted = (await addModel(farm.storage, 'castle-sd-note', 'diffusion', other)).manifest;
+    assert.ok(manifest.totalSize + noted.totalSize > capBytes && noted.totalSize <= capBytes);
+    const id4 = await submit({ ...spec({ start: 300, count: 6 }), model: 'castle-sd-note' });
+    const done4 = await waitDone(id4);
+    assert.equal(done4.status, 'done', JSON.stringify(done4.failedJobs));
+    const renderers4 = new Set((await api<{ images: { node: string }[] }>(`/api/sweeps/${id4}/images`)).images.map((i) => i.node));
+    await waitFor('the renderers to report the second model alone', async () => {
+      const all = await nodes();
+      return [...renderers4].every((r) => all.find((n) => n.id === r)?.models?.cached.join() === noted.hash) || undefined;
+    }, 30_000, 200);
+    for (const r of renderers4) {
+      const i = Number(r.replace('node-', ''));
+      assert.ok(!existsSync(join(modelCacheDir(farm.dir, i), manifest.hash)), `${r} evicted the first model's files`);
+      assert.ok(existsSync(join(modelCacheDir(farm.dir, i), noted.hash, 'NOTE.txt')));
     }
   });
 });
