@@ -113,6 +113,9 @@ test('an upscale names a registry upscaler by name or hash: its jobs carry the h
   await refused({ model: '../x' }, storage, /a registered model name or a 64-hex model hash/);
   await refused({ model: 7 }, storage, /a registered model name/);
   await refused({ model: 'tiny-x4' }, {}, /needs the bucket/);
+  // The other way round: a sweep on the onnx backend refuses an upscaler (exec generators take any kind).
+  await assert.rejects(specModel(deps(), spec('tiny-x4')), (err: unknown) => err instanceof SpecError && /tiny-x4 is of kind upscaler; the onnx backend renders with a diffusion model/.test(err.details[0]!.message));
+  assert.equal((await specModel(deps(), spec('tiny-x4', 'exec')))?.hash, up.hash);
 
   // The batch's sweep and jobs carry the upscaler's hash, so nodes pull it; without one, 'default' as before.
   const store = new Store(openDb(join(tmp.dir, 'up.db')));

@@ -65,7 +65,11 @@ export async function specModel(deps: SpecModelDeps, input: unknown): Promise<Re
   if (!isHash && !isModelName(ref)) return undefined; // 'default' and names the registry could never hold
   let manifest: ModelManifest | undefined;
   if (storage) manifest = await resolveModel(storage, ref);
-  if (manifest) return { name: ref, hash: manifest.hash, bytes: manifest.totalSize };
+  if (manifest) {
+    // The onnx backend loads a diffusers folder: a CLIP or upscaler there fails every job on every node.
+    if (spec.backend === 'onnx' && manifest.kind !== 'diffusion') throw refused(`model ${ref} is of kind ${manifest.kind}; the onnx backend renders with a diffusion model`);
+    return { name: ref, hash: manifest.hash, bytes: manifest.totalSize };
+  }
   if (isHash) throw refused(`no registered model has hash ${ref} (nightshift models list)`);
   if (FILE_MODEL_BACKENDS.has(spec.backend) && DEFAULT_MODELS[spec.backend] !== ref && !deps.advertised(ref)) {
     throw refused(`unknown model "${ref}": not in the farm's registry (nightshift models add ${ref} PATH) and no node advertises it`);
