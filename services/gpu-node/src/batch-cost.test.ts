@@ -2,8 +2,8 @@
  * What a params.batch costs: a batch of n jobs rendered in one renderBatch
  * call by the real worker, real onnx backend and real power meter (on the
  * stub nvidia-smi) reports GPU time and energy that add up to the call's,
- * not n times its wall time. The meter's clock is the test's: it moves a
- * fixed time during each call, so the energy expected is exact.
+ * not n times its duration. The meter's clock is the test's: it moves a
+ * fixed time during each call, so the GPU time and energy expected are exact.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -99,8 +99,8 @@ test('a batch of n counts its wall time and energy once, shared among its jobs',
       const costs = call.jobIds.map((id) => done.get(id)!.cost!);
       const n = costs.length;
       const gpuMs = costs.reduce((a, c) => a + c.gpuMs, 0);
-      // Each job's gpuMs is rounded to a whole ms; the call is timed just outside the backend's own timing.
-      assert.ok(Math.abs(gpuMs - call.wallMs) <= n * 0.5 + Math.max(5, call.wallMs * 0.02), `call of ${n}: the jobs' GPU time ${gpuMs} ms adds up to the call's wall time ${call.wallMs.toFixed(1)} ms`);
+      assert.equal(gpuMs, call.clockS * 1_000, `call of ${n}: the jobs' GPU time adds up to the call's`);
+      for (const c of costs) assert.equal(c.gpuMs, (call.clockS * 1_000) / n, `each job has 1/${n} of the time`);
       assert.ok(costs.every((c) => c.energyMeasured), 'every job measured');
       const joules = costs.reduce((a, c) => a + c.energyJoules, 0);
       assert.ok(Math.abs(joules - WATTS * call.clockS) < 1e-6, `call of ${n}: the jobs' energy ${joules} J is the call's ${WATTS * call.clockS} J`);
@@ -144,8 +144,8 @@ test('a batch that runs out of memory: its members, rendered one at a time, each
     const results = await Promise.all(members.map((m, k) => m.render(req(k + 1), () => {}, new AbortController().signal)));
     assert.deepEqual(calls, [3, 1, 1, 1]);
     assert.deepEqual(results.map((r) => r.png[0]), [1, 2, 3]);
-    const energies = await Promise.all(members.map((m) => m.share()!.energy));
-    assert.deepEqual(energies.map((e) => [e.energyMeasured, e.energyJoules]), [[true, WATTS], [true, 2 * WATTS], [true, 3 * WATTS]], 'each its own call, whole; the failed batch nobody\'s');
+    const costs = await Promise.all(members.map((m) => m.share()!.cost));
+    assert.deepEqual(costs.map((e) => [e.gpuMs, e.energyMeasured, e.energyJoules]), [[1_000, true, WATTS], [2_000, true, 2 * WATTS], [3_000, true, 3 * WATTS]], 'each its own call, whole; the failed batch nobody\'s');
   } finally {
     meter.stop();
     stub.cleanup();

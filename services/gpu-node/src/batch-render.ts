@@ -9,15 +9,16 @@
  * BatchMember: the call starts once every member has asked to render or
  * withdrawn (its image was already stored, or it failed before rendering).
  *
- * Cost: the shared call is timed and metered here, not per member, so a
- * batch of n counts its GPU time once: each member's gpuMs is the call's
- * wall time / n, and its energy a span the meter shares equally with the
- * other n − 1 (the time members wait for each other is not metered).
+ * Cost: the shared call is metered here, not per member: one meter span per
+ * member over the call, so the meter shares the call's busy time and energy
+ * equally among the n (and with any job another render slot runs meanwhile,
+ * power-meter-busy.ts); a batch counts its GPU time once. The time members
+ * wait for each other is not metered.
  */
 import type { JobAssignment } from '@nightshift/proto';
 import { batchForVram } from '@nightshift/sweep';
 import { RenderFailure, type Backend, type RenderProgress, type RenderRequest, type RenderResult } from './backends/backend.js';
-import { NOT_METERED, type JobMeter, type MeteredEnergy } from './power-meter.js';
+import { PowerMeter, type JobCostReport, type JobMeter } from './power-meter.js';
 
 /** A backend that renders sibling jobs in one call; result k must equal render() of job k alone. */
 export interface BatchingBackend extends Backend {
@@ -69,10 +70,9 @@ export interface BatchMember {
   share(): BatchShare | undefined;
 }
 
-/** A member's share of its call: GPU time (the call's wall time / its jobs) and energy (the meter's equal share). */
+/** A member's share of its call, as the meter split it: GPU time (fractional ms) and energy. */
 export interface BatchShare {
-  gpuMs: number;
-  energy: Promise<MeteredEnergy>;
+  cost: Promise<JobCostReport>;
 }
 
 interface Joined {
@@ -92,7 +92,7 @@ const abortError = () => new DOMException('This operation was aborted', 'AbortEr
  * members one at a time instead (a batch too big for the card says nothing
  * about one image).
  */
-export function batchMembers(backend: BatchingBackend, size: number, meter?: JobMeter): BatchMember[] {
+export function batchMembers(backend: BatchingBackend, size: number, meter: JobMeter = new PowerMeter()): BatchMember[] {
   const joined: Joined[] = [];
   let settled = 0;
   const settle = () => {
@@ -123,22 +123,20 @@ export function batchMembers(backend: BatchingBackend, size: number, meter?: Job
   });
 }
 
-/** Times and meters one backend call of `n` jobs; a failed call reports nothing (as a failed render alone does not). */
-async function meteredCall<T>(meter: JobMeter | undefined, n: number, call: () => Promise<T>): Promise<{ value: T; shares: BatchShare[] }> {
-  const spans = Array.from({ length: n }, () => meter?.begin());
-  const started = performance.now();
+/** Meters one backend call of `n` jobs (n spans: the meter splits the call n ways); a failed call reports nothing (as a failed render alone does not). */
+async function meteredCall<T>(meter: JobMeter, n: number, call: () => Promise<T>): Promise<{ value: T; shares: BatchShare[] }> {
+  const spans = Array.from({ length: n }, () => meter.begin());
   let value: T;
   try {
     value = await call();
   } catch (err) {
-    for (const s of spans) s?.cancel();
+    for (const s of spans) s.cancel();
     throw err;
   }
-  const gpuMs = (performance.now() - started) / n;
-  return { value, shares: spans.map((s) => ({ gpuMs, energy: s?.end() ?? Promise.resolve(NOT_METERED) })) };
+  return { value, shares: spans.map((s) => ({ cost: s.end() })) };
 }
 
-async function run(backend: BatchingBackend, joined: Joined[], meter: JobMeter | undefined): Promise<void> {
+async function run(backend: BatchingBackend, joined: Joined[], meter: JobMeter): Promise<void> {
   // A member aborted while the batch gathered is left out of it.
   for (const m of joined) if (m.signal.aborted) m.reject(abortError());
   const members = joined.filter((m) => !m.signal.aborted);

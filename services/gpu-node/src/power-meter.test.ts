@@ -50,7 +50,7 @@ test('a constant 150 W over a 2 s job is 300 J, with the GPU and driver named', 
     assert.equal(m.meter.measuring, true);
     const span = m.meter.begin();
     m.advance(2_000);
-    assert.deepEqual(await span.end(), { energyMeasured: true, energyJoules: 300, gpuName: STUB_GPU.name, driverVersion: STUB_GPU.driver });
+    assert.deepEqual(await span.end(), { gpuMs: 2_000, energyMeasured: true, energyJoules: 300, gpuName: STUB_GPU.name, driverVersion: STUB_GPU.driver });
   } finally {
     m.cleanup();
   }
@@ -64,14 +64,14 @@ test('several GPUs: each turn of readings adds up (100 W + 50 W for 1 s is 150 J
     assert.equal(meter.gpuName, `2× ${STUB_GPU.name}`);
     const span = meter.begin();
     clock += 1_000;
-    assert.deepEqual(await span.end(), { energyMeasured: true, energyJoules: 150, gpuName: `2× ${STUB_GPU.name}`, driverVersion: STUB_GPU.driver });
+    assert.deepEqual(await span.end(), { gpuMs: 1_000, energyMeasured: true, energyJoules: 150, gpuName: `2× ${STUB_GPU.name}`, driverVersion: STUB_GPU.driver });
   } finally {
     meter.stop();
     stub.cleanup();
   }
 });
 
-test('two jobs at once on one GPU share its draw', async () => {
+test('two jobs at once on one GPU share its draw, and its busy time', async () => {
   const m = await meterOn({ watts: [200] });
   try {
     const a = m.meter.begin();
@@ -80,9 +80,47 @@ test('two jobs at once on one GPU share its draw', async () => {
     const [ea, eb] = await Promise.all([a.end(), b.end()]);
     assert.equal(ea.energyJoules, 100);
     assert.equal(eb.energyJoules, 100);
+    assert.deepEqual([ea.gpuMs, eb.gpuMs], [500, 500], 'one second of GPU, not two');
   } finally {
     m.cleanup();
   }
+});
+
+test('overlapping jobs: each gets its share of the busy time, split where the energy is split; the shares add up to the busy time', async () => {
+  const m = await meterOn({ watts: [300] });
+  try {
+    // a: 0–3 s, b: 1–4 s, c: 6–7 s (after an idle second and more). Busy: 0–4 s and 6–7 s, 5 s in all.
+    const a = m.meter.begin();
+    m.advance(1_000);
+    const b = m.meter.begin();
+    m.advance(2_000);
+    const ea = a.end();
+    m.advance(1_000);
+    const eb = b.end();
+    m.advance(2_000);
+    const c = m.meter.begin();
+    m.advance(1_000);
+    const costs = await Promise.all([ea, eb, c.end()]);
+    // a: 1 s alone + half of 2 s shared; b: half of 2 s + 1 s alone; c: 1 s alone.
+    assert.deepEqual(costs.map((x) => x.gpuMs), [2_000, 2_000, 1_000]);
+    assert.equal(costs.reduce((t, x) => t + x.gpuMs, 0), 5_000, 'the busy time, not the 7 s the jobs lasted together');
+    // Constant power: each job's energy is the power times its share of the time.
+    assert.deepEqual(costs.map((x) => x.energyJoules), [600, 600, 300]);
+  } finally {
+    m.cleanup();
+  }
+});
+
+test('a cancelled job takes no busy time: the others have it whole from then on', async () => {
+  let clock = 0;
+  const meter = new PowerMeter({ now: () => clock });
+  const a = meter.begin();
+  const b = meter.begin();
+  clock += 1_000;
+  b.cancel();
+  clock += 1_000;
+  // a: half of the first second (b had the other half, now reported by nobody) and the whole second.
+  assert.deepEqual(await a.end(), { gpuMs: 1_500, energyMeasured: false, energyJoules: 0, gpuName: '', driverVersion: '' });
 });
 
 test('readings that are not numbers ("[N/A]") leave the job not measured, never estimated', async () => {
@@ -90,7 +128,7 @@ test('readings that are not numbers ("[N/A]") leave the job not measured, never 
   try {
     const span = m.meter.begin();
     m.advance(1_000);
-    assert.deepEqual(await span.end(), { energyMeasured: false, energyJoules: 0, gpuName: STUB_GPU.name, driverVersion: STUB_GPU.driver });
+    assert.deepEqual(await span.end(), { gpuMs: 1_000, energyMeasured: false, energyJoules: 0, gpuName: STUB_GPU.name, driverVersion: STUB_GPU.driver });
   } finally {
     m.cleanup();
   }
@@ -118,7 +156,7 @@ test('nvidia-smi dying during a job leaves that job not measured', async () => {
     const span = meter.begin();
     await gone;
     clock += 1_000;
-    assert.deepEqual(await span.end(), { energyMeasured: false, energyJoules: 0, gpuName: STUB_GPU.name, driverVersion: STUB_GPU.driver });
+    assert.deepEqual(await span.end(), { gpuMs: 1_000, energyMeasured: false, energyJoules: 0, gpuName: STUB_GPU.name, driverVersion: STUB_GPU.driver });
   } finally {
     meter.stop();
     stub.cleanup();
@@ -132,7 +170,9 @@ test('without nvidia-smi: not measured, the configured GPU name, no driver', asy
     assert.equal(await probeGpus(env), undefined);
     const meter = await PowerMeter.start({ env, fallbackGpuName: 'RTX 3090' });
     assert.equal(meter.measuring, false);
-    assert.deepEqual(await meter.begin().end(), { energyMeasured: false, energyJoules: 0, gpuName: 'RTX 3090', driverVersion: '' });
+    const { gpuMs, ...energy } = await meter.begin().end();
+    assert.ok(gpuMs >= 0, 'its GPU time still counts');
+    assert.deepEqual(energy, { energyMeasured: false, energyJoules: 0, gpuName: 'RTX 3090', driverVersion: '' });
     meter.stop();
   } finally {
     rmSync(empty, { recursive: true, force: true });

@@ -1,6 +1,8 @@
 /**
- * What a job cost the node (proto JobCost): the backend's wall time, and,
- * where `nvidia-smi` is present, the energy the GPU drew meanwhile.
+ * What a job cost the node (proto JobCost): its share of the device's busy
+ * time (power-meter-busy.ts: jobs running at once split it, as they split
+ * the energy), and, where `nvidia-smi` is present, the energy the GPU drew
+ * meanwhile.
  *
  * One long-running `nvidia-smi --query-gpu=power.draw -lms 200` is read
  * while jobs run (and a little after, so back-to-back jobs reuse it),
@@ -18,10 +20,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { Logger } from '@nightshift/common';
 import { EnergyLedger } from './power-meter-ledger.js';
+import { BusyTime } from './power-meter-busy.js';
 import { gpuLabel, probeGpus, type GpuIdentity } from './power-meter-gpu.js';
 
 /** A job's cost as the node reports it (proto JobCost's fields). */
 export interface JobCostReport {
+  /** The job's share of the device's busy time (fractional ms): the jobs' gpuMs add up to the time the device was busy. */
   gpuMs: number;
   energyMeasured: boolean;
   /** 0 when not measured. */
@@ -34,13 +38,13 @@ export type MeteredEnergy = Omit<JobCostReport, 'gpuMs'>;
 
 /** One job's metering, from the start of its render to its end. */
 export interface MeterSpan {
-  /** Ends the span; resolves once a power sample settles it (never rejects). */
-  end(): Promise<MeteredEnergy>;
+  /** Ends the span (its busy time is taken now); resolves once a power sample settles its energy (never rejects). */
+  end(): Promise<JobCostReport>;
   /** The render failed or was aborted: nothing to report. */
   cancel(): void;
 }
 
-/** What the worker meters jobs with. */
+/** What the worker meters jobs with (one per device: its spans share the busy time and energy). */
 export interface JobMeter {
   begin(): MeterSpan;
 }
@@ -63,9 +67,6 @@ export interface PowerMeterOptions {
 
 const NOT_MEASURED = { energyMeasured: false, energyJoules: 0 } as const;
 
-/** A job rendered without a meter (a worker given none): energy not measured, GPU unnamed. */
-export const NOT_METERED: MeteredEnergy = { ...NOT_MEASURED, gpuName: '', driverVersion: '' };
-
 /** "[N/A]", "[Not Supported]" and other non-numbers read as NaN: an unreadable sample. */
 const parseWatts = (line: string): number => (/^\s*\d+(\.\d+)?\s*$/.test(line) ? Number(line) : NaN);
 
@@ -73,6 +74,7 @@ export class PowerMeter implements JobMeter {
   readonly gpuName: string;
   readonly driverVersion: string;
   private readonly ledger = new EnergyLedger();
+  private readonly busy = new BusyTime();
   private readonly waiting = new Map<number, { resolve: (e: Pick<MeteredEnergy, 'energyMeasured' | 'energyJoules'>) => void; timer: NodeJS.Timeout }>();
   private readonly intervalMs: number;
   private readonly now: () => number;
@@ -89,7 +91,8 @@ export class PowerMeter implements JobMeter {
     return new PowerMeter({ ...opts, gpu: opts.gpu ?? (await probeGpus(opts.env ?? process.env)) });
   }
 
-  constructor(private readonly opts: PowerMeterOptions) {
+  /** Without opts.gpu it measures no energy (GPU time only): what a worker given no meter uses. */
+  constructor(private readonly opts: PowerMeterOptions = {}) {
     this.intervalMs = Math.max(50, opts.intervalMs ?? 200);
     this.now = opts.now ?? (() => performance.now());
     this.disabled = !opts.gpu;
@@ -104,26 +107,45 @@ export class PowerMeter implements JobMeter {
 
   begin(): MeterSpan {
     const identity = { gpuName: this.gpuName, driverVersion: this.driverVersion };
-    if (this.disabled || this.stopped) return { end: async () => ({ ...identity, ...NOT_MEASURED }), cancel: () => {} };
     // The job starts now, before the sampler's spawn (which can take milliseconds) is paid for.
-    const id = this.ledger.open(this.now());
-    clearTimeout(this.linger);
-    this.ensureSampler();
+    // One instant for both ledgers: time and energy are cut at the same points.
+    const start = this.now();
+    // Busy time is shared whether or not energy can be measured.
+    const busy = this.busy.open(start);
+    const energy = this.disabled || this.stopped ? undefined : this.beginEnergy(start);
     let ended = false;
     return {
-      end: () => {
+      end: async () => {
         ended = true;
-        this.ledger.close(id, this.now());
-        return new Promise<MeteredEnergy>((resolve) => {
+        const t = this.now();
+        const gpuMs = this.busy.close(busy, t);
+        return { gpuMs, ...identity, ...(await (energy?.end(t) ?? NOT_MEASURED)) };
+      },
+      cancel: () => {
+        if (ended) return;
+        ended = true;
+        this.busy.drop(busy, this.now());
+        energy?.cancel();
+      },
+    };
+  }
+
+  private beginEnergy(start: number): { end(t: number): Promise<Pick<MeteredEnergy, 'energyMeasured' | 'energyJoules'>>; cancel(): void } {
+    const id = this.ledger.open(start);
+    clearTimeout(this.linger);
+    this.ensureSampler();
+    return {
+      end: (t) => {
+        this.ledger.close(id, t);
+        return new Promise((resolve) => {
           // Kept referenced: the worker awaits this before it reports the job.
           const timer = setTimeout(() => this.settle(id), this.opts.settleMs ?? 5 * this.intervalMs + 2_000);
-          this.waiting.set(id, { resolve: (e) => resolve({ ...identity, ...e }), timer });
+          this.waiting.set(id, { resolve, timer });
           // No sampler now: it died during the job, which therefore cannot be measured; no need to wait.
           if (!this.sampler) this.settle(id);
         });
       },
       cancel: () => {
-        if (ended) return;
         this.ledger.drop(id);
         this.idleLater();
       },

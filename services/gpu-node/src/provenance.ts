@@ -4,13 +4,16 @@
  * and the versions of the software that renders. Gathered once per process.
  * Only facts that are the same for the same software on the same GPU: no
  * node name, no time, nothing measured, so two such nodes write the same
- * bytes for one renderKey.
+ * bytes for one renderKey. A render the backend says ran on the CPU names
+ * no GPU or driver (false provenance otherwise, and its bytes would differ
+ * between nodes with different cards).
  */
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import sharp from 'sharp';
 import type { Provenance } from '@nightshift/common';
 import type { JobAssignment } from '@nightshift/proto';
+import type { RenderDevice } from './backends/backend.js';
 import { gpuLabel, probeGpus, type GpuIdentity } from './power-meter-gpu.js';
 
 /** The node-wide half of a Provenance: what rendered, not what was rendered. */
@@ -61,7 +64,18 @@ export function localSoftware(): Promise<NodeSoftware> {
   return (software ??= localGpus().then(softwareOf));
 }
 
-/** A job's full provenance on this node; `modelHash`: the backend's own (A1111 short) hash when the job names no registry model. */
-export function jobProvenance(node: NodeSoftware, job: Pick<JobAssignment, 'backend' | 'model' | 'modelHash'>, model: string, backendHash: string | undefined): Provenance {
-  return { backend: job.backend, model, modelHash: job.modelHash || backendHash || null, ...node };
+/**
+ * A job's full provenance on this node; `modelHash`: the backend's own (A1111
+ * short) hash when the job names no registry model; `device`: where the
+ * backend says it rendered (RenderResult.device; unknown counts as the GPU).
+ */
+export function jobProvenance(
+  node: NodeSoftware,
+  job: Pick<JobAssignment, 'backend' | 'model' | 'modelHash'>,
+  model: string,
+  backendHash: string | undefined,
+  device: RenderDevice | undefined,
+): Provenance {
+  const where = device === 'cpu' ? { gpu: null, driver: null } : {};
+  return { backend: job.backend, model, modelHash: job.modelHash || backendHash || null, ...node, ...where };
 }

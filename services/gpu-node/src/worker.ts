@@ -13,7 +13,7 @@ import { ModelUnavailableError, type NodeModels, type PulledModel } from './mode
 import { batchLimit, batchMembers, canBatch, takeSiblings, type BatchMember } from './batch-render.js';
 import { withRetry } from '@nightshift/common';
 import { addProvenanceChunk } from '@nightshift/common';
-import { NOT_METERED, type JobCostReport, type JobMeter } from './power-meter.js';
+import { PowerMeter, type JobCostReport, type JobMeter } from './power-meter.js';
 import { jobProvenance, localSoftware, type NodeSoftware } from './provenance.js';
 
 /**
@@ -39,7 +39,7 @@ export interface WorkerOptions {
   previewIntervalMs?: number;
   /** The registry model cache (model-pull.ts): jobs with a model_hash get their model's folder from it. */
   models?: NodeModels;
-  /** Meters each render's GPU time and energy (power-meter.ts); without one, energy is not measured. */
+  /** Meters each render's share of the GPU's busy time and energy (power-meter.ts); without one, render slots still share the busy time, energy is not measured. */
   meter?: JobMeter;
   /** The node's software for each PNG's provenance chunk; default: this process's (provenance.ts). */
   software?: () => Promise<NodeSoftware>;
@@ -76,10 +76,13 @@ export class Worker {
 
   /** Asked at once, so the first job does not wait for nvidia-smi. */
   private readonly software: Promise<NodeSoftware>;
+  /** One for the device: the render slots' (and batches') spans share its busy time. */
+  private readonly meter: JobMeter;
 
   constructor(private readonly opts: WorkerOptions) {
     this.maxPendingUploads = 2 * Math.max(1, opts.slots);
     this.software = (opts.software ?? localSoftware)();
+    this.meter = opts.meter ?? new PowerMeter();
   }
 
   start(): void {
@@ -158,7 +161,7 @@ export class Worker {
       // params.batch: waiting siblings (same prompt and params, other seeds) render with it in one call (batch-render.ts).
       const backend = this.opts.backends.get(h.job.backend);
       const group = [h, ...takeSiblings(this.queue, h, batchLimit(h.job, backend, this.opts.vramMb))];
-      const members = group.length > 1 && canBatch(backend) ? batchMembers(backend, group.length, this.opts.meter) : [];
+      const members = group.length > 1 && canBatch(backend) ? batchMembers(backend, group.length, this.meter) : [];
       await Promise.all(group.map((g, i) => this.runHeld(g, members[i])));
       // Backpressure: while storage is slow or down, stop rendering more than we can hold.
       while (this.uploads.size >= Math.max(this.maxPendingUploads, 2 * group.length)) await Promise.race(this.uploads);
@@ -237,7 +240,7 @@ export class Worker {
     const params = JSON.parse(job.paramsJson) as RenderParams;
     const started = performance.now();
     // A batch member's call is timed and metered once for the batch (batch-render.ts), not here.
-    const span = member ? undefined : this.opts.meter?.begin();
+    const span = member ? undefined : this.meter.begin();
     let lastPreview = 0;
     let warnedPreview = false;
     const interval = this.opts.previewIntervalMs ?? 250;
@@ -273,11 +276,10 @@ export class Worker {
     });
     h.rendered = true;
     const renderMs = Math.round(performance.now() - started);
-    const share = member?.share();
-    const energy = share?.energy ?? span?.end() ?? Promise.resolve(NOT_METERED);
+    const costed: Promise<JobCostReport> | undefined = member ? member.share()?.cost : span?.end();
     this.opts.log.info({ job: job.jobId, renderKey: job.renderKey, renderMs, attempt: job.attempt }, 'rendered');
     // How it was made (provenance.ts): the same for the same software, so a re-render still gives the same bytes.
-    const stamped = addProvenanceChunk(result.png, jobProvenance(await this.software, job, result.model ?? job.model, result.infotext?.modelHash));
+    const stamped = addProvenanceChunk(result.png, jobProvenance(await this.software, job, result.model ?? job.model, result.infotext?.modelHash, result.device));
     const png = kind === 'upscale' ? stamped : addPngTextChunk(stamped, 'parameters', this.parametersText(job, params, result));
     const meta = imageObjectMeta(job);
     const upload = (key: string, body: Buffer, type: string) =>
@@ -291,7 +293,8 @@ export class Worker {
       // Thumbnail first: the image's existence is what marks the render as stored.
       if (keys.thumb) await upload(keys.thumb, await makeThumbnail(png), 'image/webp');
       await upload(keys.image, png, 'image/png');
-      const cost = { gpuMs: share ? Math.round(share.gpuMs) : renderMs, ...(await energy) };
+      const metered = await costed;
+      const cost = metered && { ...metered, gpuMs: Math.round(metered.gpuMs) };
       if (signal.aborted) return;
       this.opts.report({
         case: 'completed',
@@ -304,7 +307,7 @@ export class Worker {
           skipped: false,
           imageBytes: BigInt(png.length),
           ...(result.model ? { model: result.model } : {}),
-          cost,
+          ...(cost ? { cost } : {}),
         },
       });
     })();

@@ -51,7 +51,14 @@ export interface RenderResult {
    * params.negative_prompt) in the text.
    */
   infotext?: { sampler?: string; negativePrompt?: string; modelHash?: string };
+  /**
+   * Where it rendered, for the PNG's provenance: 'cpu' records no GPU or
+   * driver; 'gpu', or unknown (an exec generator), the node's GPU.
+   */
+  device?: RenderDevice;
 }
+
+export type RenderDevice = 'cpu' | 'gpu';
 
 /**
  * A failure with details the scheduler uses: the job's log tail (shown through

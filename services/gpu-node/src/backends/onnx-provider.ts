@@ -12,6 +12,7 @@
  */
 import * as ort from 'onnxruntime-node';
 import { DataType, GraphBuilder } from '@nightshift/models';
+import type { RenderDevice } from './backend.js';
 
 export interface ProviderProbe {
   /** The configured providers that opened a session, in the configured order. */
@@ -53,6 +54,11 @@ export async function probeProviders(configured: readonly string[]): Promise<Pro
     }
   }
   return out;
+}
+
+/** Where a session whose first provider is this one runs: the CPU provider on the CPU, any other (cuda, tensorrt, dml…) on a GPU. */
+export function providerDevice(provider: string | undefined): RenderDevice {
+  return provider === undefined || provider === 'cpu' ? 'cpu' : 'gpu';
 }
 
 /** The providers models open with: the usable ones, or (none usable) the configured ones, so the load error names what failed. */

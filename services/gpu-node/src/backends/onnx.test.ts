@@ -49,6 +49,7 @@ describe('onnx backend over nightshift-tiny-sd', { timeout: 120_000 }, () => {
     assert.equal(a.infotext?.sampler, 'Euler'); // the tiny model's scheduler_config: EulerDiscreteScheduler
     assert.equal(a.infotext?.negativePrompt, 'blurry');
     assert.match(a.infotext?.modelHash ?? '', /^[0-9a-f]{10}$/);
+    assert.equal(a.device, 'cpu', 'the CPU provider (the default): provenance names no GPU');
     const again = await render(job({ params: { negative_prompt: 'blurry' } }));
     assert.ok(again.png.equals(a.png), 'same job, same bytes');
     const other = await render(job({ seed: 1235, params: { negative_prompt: 'blurry' } }));

@@ -17,7 +17,7 @@ import { RenderFailure, type Backend, type RenderProgress, type RenderRequest, t
 import { initImageTensor, latentPreviewWebp, vaeImageToPng } from './onnx-image.js';
 import { OnnxModels, type LoadedSdModel, type OnnxModelsOptions } from './onnx-models.js';
 import { readOnnxParams, type OnnxJobParams } from './onnx-params.js';
-import { effectiveProviders, probeProviders, type ProviderProbe } from './onnx-provider.js';
+import { effectiveProviders, probeProviders, providerDevice, type ProviderProbe } from './onnx-provider.js';
 import { sampleLatent, type RenderTiming } from './onnx-sample.js';
 
 export interface OnnxBackendOptions extends OnnxModelsOptions {
@@ -46,16 +46,18 @@ export class OnnxBackend implements Backend {
   readonly models: readonly string[];
   private readonly registry: OnnxModels;
   private probe: Promise<ProviderProbe> | undefined;
+  private readonly configured: readonly string[];
 
   constructor(private readonly opts: OnnxBackendOptions) {
     const configured = opts.executionProviders?.length ? opts.executionProviders : ['cpu'];
+    this.configured = configured;
     this.registry = new OnnxModels({ ...opts, executionProviders: configured, resolveProviders: async () => effectiveProviders(configured, await this.providers()) });
     this.models = this.registry.names();
   }
 
   /** The configured execution providers this machine can use (probed once). */
   providers(): Promise<ProviderProbe> {
-    this.probe ??= probeProviders(this.opts.executionProviders?.length ? this.opts.executionProviders : ['cpu']);
+    this.probe ??= probeProviders(this.configured);
     return this.probe;
   }
 
@@ -155,7 +157,9 @@ export class OnnxBackend implements Backend {
         modelHash: loaded.hash,
         ...(p.negativePrompt ? { negativePrompt: p.negativePrompt } : {}),
       };
-      return reqs.map((req, k) => ({ png: pngs[k]!, model: req.model, infotext }));
+      // Where the models run (their sessions' first provider), for the PNG's provenance.
+      const device = providerDevice(effectiveProviders(this.configured, await this.providers())[0]);
+      return reqs.map((req, k) => ({ png: pngs[k]!, model: req.model, infotext, device }));
     } catch (err) {
       if (isAbort(err) || err instanceof RenderFailure) throw err;
       const text = message(err);

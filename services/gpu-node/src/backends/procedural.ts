@@ -63,6 +63,7 @@ export class ProceduralBackend implements Backend {
 
     const png = await encodePng(img.data, width, height);
     checkAbort(signal);
-    return { png };
+    // A CPU painter: its provenance names no GPU, so its bytes do not depend on the node's card.
+    return { png, device: 'cpu' };
   }
 }

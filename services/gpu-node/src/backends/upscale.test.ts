@@ -54,7 +54,8 @@ describe('upscale backend', { timeout: 60_000 }, () => {
     assert.deepEqual(backend.models, [TINY_UPSCALER_NAME]);
     const progress: RenderProgress[] = [];
     const src = await sourcePng();
-    const { png, model } = await backend.render(upscaleReq(src), (p) => progress.push(p), new AbortController().signal);
+    const { png, model, device } = await backend.render(upscaleReq(src), (p) => progress.push(p), new AbortController().signal);
+    assert.equal(device, 'cpu', "the tiler's CPU provider: provenance names no GPU");
     const meta = await sharp(png).metadata();
     assert.deepEqual([meta.format, meta.width, meta.height], ['png', 256, 256]);
     assert.equal(model, TINY_UPSCALER_NAME);

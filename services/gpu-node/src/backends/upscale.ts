@@ -86,7 +86,8 @@ export class UpscaleBackend implements Backend {
         signal,
         onProgress,
       });
-      return { png, model: modelName! };
+      // The tiler runs on onnxruntime's CPU provider (upscale/tiler.ts).
+      return { png, model: modelName!, device: 'cpu' };
     } finally {
       lease.release();
     }
