@@ -18,6 +18,7 @@ import { initImageTensor, latentPreviewWebp, vaeImageToPng } from './onnx-image.
 import { OnnxModels, type LoadedSdModel, type OnnxModelsOptions } from './onnx-models.js';
 import { readOnnxParams, type OnnxJobParams } from './onnx-params.js';
 import { effectiveProviders, probeProviders, providerDevice, type ProviderProbe } from './onnx-provider.js';
+import { ProgressQueue } from './onnx-progress.js';
 import { sampleLatent, type RenderTiming } from './onnx-sample.js';
 
 export interface OnnxBackendOptions extends OnnxModelsOptions {
@@ -116,6 +117,7 @@ export class OnnxBackend implements Backend {
     const h = p.height / 8;
     const w = p.width / 8;
     let lastPreview = performance.now();
+    const progress = new ProgressQueue(signal);
     try {
       const result = await sampleLatent({
         model,
@@ -131,23 +133,28 @@ export class OnnxBackend implements Backend {
         ...(init ? { init } : {}),
         signal,
         ...(timing ? { timing } : {}),
-        onStep: async (step, total, denoised) => {
+        onStep: (step, total, denoised) => {
           const now = performance.now();
           if (step < total && now - lastPreview < interval) {
-            reqs.forEach((_, k) => onProgress(k, { step, total }));
+            progress.push(undefined, () => reqs.forEach((_, k) => onProgress(k, { step, total })));
             return;
           }
           lastPreview = now;
           const per = 4 * h * w;
-          // sharp encodes on libuv's pool: a batch's previews in parallel.
-          const previews = await Promise.all(reqs.map((_, k) => latentPreviewWebp(denoised.subarray(k * per, (k + 1) * per), h, w, maxSide, quality)));
-          previews.forEach((preview, k) => onProgress(k, { step, total, preview }));
+          // Not awaited: sharp encodes on libuv's pool (a batch's frames in parallel) while the next step runs;
+          // latentPreviewWebp reads the latent before its first await, so the sampler may move on.
+          const frames = Promise.all(reqs.map((_, k) => latentPreviewWebp(denoised.subarray(k * per, (k + 1) * per), h, w, maxSide, quality)));
+          progress.push(frames, (previews) => previews.forEach((preview, k) => onProgress(k, { step, total, preview })));
           if (timing) timing.previewMs += performance.now() - now;
         },
       });
       const t0 = performance.now();
       const image: FloatTensor = await model.decode({ data: unscaleForDecode(result.latent, model.scalingFactor), dims: result.dims });
       if (timing) timing.modelMs += performance.now() - t0;
+      // Every preview is out before the image (the last frame encoded during the decode).
+      const tp = performance.now();
+      await progress.flush();
+      if (timing) timing.previewMs += performance.now() - tp;
       signal.throwIfAborted();
       const t1 = performance.now();
       const pngs = await Promise.all(reqs.map((_, k) => vaeImageToPng(image, k)));
@@ -161,6 +168,7 @@ export class OnnxBackend implements Backend {
       const device = providerDevice(effectiveProviders(this.configured, await this.providers())[0]);
       return reqs.map((req, k) => ({ png: pngs[k]!, model: req.model, infotext, device }));
     } catch (err) {
+      progress.close();
       if (isAbort(err) || err instanceof RenderFailure) throw err;
       const text = message(err);
       // onnxruntime's allocation failures (CUDA or host): the scheduler retries on a card with more memory.
