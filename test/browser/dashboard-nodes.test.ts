@@ -1,7 +1,10 @@
 /**
  * The nodes page in headless Chromium against the real dashboard with a
  * stand-in /api/nodes (no farm): a node's current jobs show as links to
- * their sweeps. (The farm-wide browser test sees the nodes only while idle.)
+ * their sweeps, and its models cell lists the names it was configured with,
+ * the registry models in its cache (the loaded one marked) and a download in
+ * progress with its percentage and megabytes. (The farm-wide browser test
+ * sees the nodes only while idle.)
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -25,6 +28,22 @@ const NODE = {
   currentJobs: ['sw-aaa-0', 'sw-aaa-1', 'sw-bbb-10', 'sw-bbb-11'],
 };
 
+const LOADED = 'a'.repeat(64);
+const CACHED = 'b'.repeat(64);
+const COMING = 'c'.repeat(64);
+
+/** A node with a registry model cache (issue 14). */
+const CACHING_NODE = {
+  id: 'node-3',
+  name: 'sd box',
+  status: 'online',
+  capabilities: { gpuName: 'Test GPU', vramMb: 8192, backends: ['onnx'], models: ['nightshift-tiny-sd'], slots: 1 },
+  lastSeen: new Date().toISOString(),
+  jobsDone: 3,
+  currentJobs: [],
+  models: { cached: [LOADED, CACHED], loaded: LOADED, downloads: [{ hash: COMING, name: 'castle-xl', bytesDone: 10 * 1024 * 1024, bytesTotal: 40 * 1024 * 1024 }], bytesPerS: 5e7 },
+};
+
 describe('nodes page in headless Chromium', { skip, timeout: 120_000 }, () => {
   let tmp: ReturnType<typeof tempDir>;
   let seeded: SeededCoordinator;
@@ -36,8 +55,10 @@ describe('nodes page in headless Chromium', { skip, timeout: 120_000 }, () => {
     tmp = tempDir();
     seeded = seededCoordinator(tmp.dir, { NIGHTSHIFT_INDEXER_URL: 'http://127.0.0.1:9' }, { get: async () => Buffer.from('') });
     const app = new Hono()
-      .get('/api/nodes', (c) => c.json({ nodes: [NODE] }))
+      .get('/api/nodes', (c) => c.json({ nodes: [NODE, CACHING_NODE] }))
       .get('/api/events', (c) => c.body('', 200, { 'content-type': 'text/event-stream' }))
+      // The header asks who this is (whoami.js): the local admin, as on a farm without users.
+      .get('/api/me', (c) => c.json({ user: 'local', admin: true, quota: null }))
       .route('/', createDashboard(seeded.deps));
     server = await new Promise<ServerType>((resolve) => {
       const s = serve({ fetch: app.fetch, hostname: '127.0.0.1', port: 0 }, () => resolve(s));
@@ -64,7 +85,21 @@ describe('nodes page in headless Chromium', { skip, timeout: 120_000 }, () => {
     assert.equal(cells[6], 'sw-aaa-0, sw-aaa-1, sw-bbb-10 +1');
     const links = await row.locator('td').nth(6).locator('a').evaluateAll((as) => as.map((a) => a.getAttribute('href')));
     assert.deepEqual(links, ['/ui/sweeps/sw-aaa', '/ui/sweeps/sw-aaa', '/ui/sweeps/sw-bbb']);
-    assert.match(await page.locator('#nodes-msg').innerText(), /1 of 1 node\(s\) online/);
+    assert.match(await page.locator('#nodes-msg').innerText(), /2 of 2 node\(s\) online/);
+    assert.deepEqual(problems, []);
+  });
+
+  test('the models cell lists configured names, cached and loaded hashes, and a download with its progress', async () => {
+    const page = await browser.newPage();
+    const { problems } = watchPage(page);
+    await page.goto(`${base}/ui/nodes`);
+    const row = page.locator('#nodes-body tr[data-node="node-3"]');
+    await row.waitFor();
+    const cell = row.locator('td').nth(4);
+    assert.equal(await cell.evaluate((td) => td.firstChild?.textContent), 'nightshift-tiny-sd');
+    const lines = await cell.locator('.sub').allTextContents();
+    assert.deepEqual(lines, ['● aaaaaaaaaaaa (loaded)', 'bbbbbbbbbbbb (cached)', '↓ castle-xl 25% (10.0/40.0 MB)']);
+    assert.deepEqual(await cell.locator('.sub').evaluateAll((spans) => spans.map((s) => s.getAttribute('title'))), [LOADED, CACHED, COMING]);
     assert.deepEqual(problems, []);
   });
 });
