@@ -1,15 +1,22 @@
 /**
  * What a night cost, over real processes: node-0 has a stub `nvidia-smi`
- * on its PATH reporting a steady 250 W, node-1 has no GPU it can read. The
- * sweep's figures count GPU hours from both, kWh only from node-0 (a
+ * on its PATH reporting a steady 250 W, node-1 has no GPU it can read. Both
+ * run the example exec generator (plain Node, no Python), which stands for
+ * a GPU renderer: it does not say where it ran, so the node's GPU is named.
+ * The sweep's figures count GPU hours from both, kWh only from node-0 (a
  * partial night says how many renders were measured; node-1's energy is
  * "not measured", never estimated), cost at NIGHTSHIFT_ENERGY_PRICE, and
  * /metrics carries the same. Every PNG carries its provenance chunk, naming
- * the GPU that rendered it where nvidia-smi could tell.
+ * the GPU that rendered it where nvidia-smi could tell; a procedural
+ * render, which runs on the CPU, names none even on node-0.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { Writable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import { stringify as toYaml } from 'yaml';
 import { main } from '@nightshift/cli';
 import { readProvenance } from '@nightshift/common';
 import { createClient, SweepService } from '@nightshift/proto';
@@ -19,6 +26,8 @@ import { stubNvidiaSmi } from '../../services/gpu-node/src/nvidia-smi-stub.js';
 const WATTS = 250;
 const PRICE = 0.4;
 const GPU = { name: 'NVIDIA Stub 4090', driver: '550.54.14' };
+const GENERATOR = fileURLToPath(new URL('../../examples/generators/node-generator.mjs', import.meta.url));
+const ARGS = ['--prompt={prompt}', '--seed={seed}', '--width={width}', '--height={height}', '--steps={steps}', '--output={output}', '--preview={preview}', '--params={params}'];
 
 interface Figures {
   renders: number;
@@ -36,16 +45,18 @@ interface Cost extends Figures {
 test('a night measured on one node of two: GPU hours, kWh, cost, per node and in total; provenance in every PNG', { timeout: 240_000 }, async () => {
   const tmp = tempDir('nightshift-night-cost-');
   const smi = stubNvidiaSmi({ gpus: [GPU], watts: [WATTS] });
+  const nodeConfig = path.join(tmp.dir, 'node-config.yaml');
+  writeFileSync(nodeConfig, toYaml({ procedural: true, generators: [{ name: 'example', command: [process.execPath, GENERATOR, ...ARGS], timeoutMs: 30_000 }] }));
   const farm = await startFarm({
     dir: tmp.dir,
     nodes: 2,
     env: { NIGHTSHIFT_ENERGY_PRICE: String(PRICE) },
     // node-1: CUDA_VISIBLE_DEVICES="" hides any GPU, so even a machine with a real nvidia-smi measures nothing there.
-    nodeEnv: (i): Record<string, string> => (i === 0 ? { PATH: smi.env.PATH! } : { CUDA_VISIBLE_DEVICES: '' }),
+    nodeEnv: (i): Record<string, string> => ({ NIGHTSHIFT_NODE_CONFIG: nodeConfig, ...(i === 0 ? { PATH: smi.env.PATH! } : { CUDA_VISIBLE_DEVICES: '' }) }),
   });
   try {
     await waitForNodes(farm.apiUrl, 2);
-    const res = await postSweep(farm.apiUrl, { prompts: ['a red circle', 'a blue square', 'a green star'], seeds: { count: 4 }, params: { width: 64, height: 64, steps: 2 } });
+    const res = await postSweep(farm.apiUrl, { backend: 'exec', prompts: ['a red circle', 'a blue square', 'a green star'], seeds: { count: 4 }, params: { width: 64, height: 64, steps: 2 } });
     assert.equal(res.status, 201);
     const { id } = (await res.json()) as { id: string };
     const sweep = await waitFor(`sweep ${id} done`, async () => {
@@ -100,14 +111,27 @@ test('a night measured on one node of two: GPU hours, kWh, cost, per node and in
     assert.doesNotMatch(metrics, /^nightshift_energy_joules_total\{node="node-1"[^}]*\} [1-9]/m, 'nothing measured on node-1');
 
     // Provenance: the GPU that rendered each image, where nvidia-smi could tell.
-    const jobs = ((await (await fetch(`${farm.apiUrl}/api/sweeps/${id}/jobs`)).json()) as { jobs: { node: string; renderKey: string }[] }).jobs;
+    const jobsOf = async (sweepId: string) => ((await (await fetch(`${farm.apiUrl}/api/sweeps/${sweepId}/jobs`)).json()) as { jobs: { node: string; renderKey: string }[] }).jobs;
+    const jobs = await jobsOf(id);
     for (const node of ['node-0', 'node-1']) {
       const job = jobs.find((j) => j.node === node)!;
       const p = readProvenance(await farm.storage.get(`images/${job.renderKey}.png`));
       assert.ok(p, `${node}'s PNG has a nightshift chunk`);
-      assert.equal(p.backend, 'procedural');
+      assert.equal(p.backend, 'exec');
       assert.deepEqual([p.gpu, p.driver], node === 'node-0' ? [GPU.name, GPU.driver] : [null, null]);
       assert.equal(p.versions.node, process.versions.node);
+    }
+
+    // The procedural painter runs on the CPU: no GPU in its provenance, even where node-0 has one.
+    const proc = await postSweep(farm.apiUrl, { prompts: ['a red circle'], seeds: { count: 6 }, params: { width: 64, height: 64, steps: 2 } });
+    assert.equal(proc.status, 201);
+    const procId = ((await proc.json()) as { id: string }).id;
+    await waitFor(`sweep ${procId} done`, async () => ((await (await fetch(`${farm.apiUrl}/api/sweeps/${procId}`)).json()) as { status: string }).status === 'done', 120_000, 200);
+    const procJobs = await jobsOf(procId);
+    assert.ok(procJobs.some((j) => j.node === 'node-0'), `node-0 rendered some: ${JSON.stringify(procJobs.map((j) => j.node))}`);
+    for (const job of procJobs) {
+      const p = readProvenance(await farm.storage.get(`images/${job.renderKey}.png`));
+      assert.deepEqual([p?.backend, p?.gpu, p?.driver], ['procedural', null, null], `${job.node}'s procedural PNG names no GPU`);
     }
   } finally {
     await farm.stop();

@@ -8,7 +8,8 @@
  * in: never the node's name, the time, or anything measured (render time,
  * energy). Two such nodes rendering one renderKey write the same bytes,
  * which is how a re-render is checked (and what storage's idempotence
- * relies on).
+ * relies on). A render that ran on the CPU names no GPU or driver, so its
+ * bytes are the same on nodes with the same software whatever their cards.
  */
 import { addPngTextChunk, readPngTextChunks } from './png-text.js';
 
@@ -20,7 +21,7 @@ export interface Provenance {
   model: string;
   /** The registry model's sha256 (JobAssignment.model_hash), else the backend's A1111 short hash; null when unknown. */
   modelHash: string | null;
-  /** As nvidia-smi names it ("NVIDIA H200"); null where nvidia-smi is absent. */
+  /** As nvidia-smi names it ("NVIDIA H200"); null where nvidia-smi is absent or the render ran on the CPU. */
   gpu: string | null;
   driver: string | null;
   /** Software versions by name: node, nightshift, onnxruntime-node, sharp, vips… */
