@@ -151,14 +151,15 @@ export class OnnxBackend implements Backend {
       const t0 = performance.now();
       const image: FloatTensor = await model.decode({ data: unscaleForDecode(result.latent, model.scalingFactor), dims: result.dims });
       if (timing) timing.modelMs += performance.now() - t0;
-      // Every preview is out before the image (the last frame encoded during the decode).
-      const tp = performance.now();
-      await progress.flush();
-      if (timing) timing.previewMs += performance.now() - tp;
       signal.throwIfAborted();
       const t1 = performance.now();
       const pngs = await Promise.all(reqs.map((_, k) => vaeImageToPng(image, k)));
       if (timing) timing.pngMs += performance.now() - t1;
+      // Every preview is out before the image (the last frame encoded beside the decode and the PNG).
+      const tp = performance.now();
+      await progress.flush();
+      if (timing) timing.previewMs += performance.now() - tp;
+      signal.throwIfAborted();
       const infotext = {
         sampler: A1111_SAMPLER_NAMES[sampler],
         modelHash: loaded.hash,
