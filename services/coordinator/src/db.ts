@@ -316,6 +316,13 @@ const MIGRATIONS = [
         measured_renders = measured_renders + excluded.measured_renders, energy_joules = energy_joules + excluded.energy_joules;
   END;
   `,
+  // The pick's per-floor probe (scheduler.ts): a sweep's queued jobs of one
+  // VRAM floor in index order, so a card that fits only some sizes finds its
+  // first job without walking past the jobs it cannot take.
+  `
+  DROP INDEX jobs_vram;
+  CREATE INDEX jobs_vram ON jobs (sweep_id, state, min_vram_mb, idx);
+  `,
 ];
 
 /** SQLite errors that a later retry may not meet (busy, locked, disk full, I/O): retry the work, do not drop it. */
