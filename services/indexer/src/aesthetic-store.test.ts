@@ -7,6 +7,7 @@ import { test } from 'node:test';
 import Database from 'better-sqlite3';
 import { scoreCounts, setScores, topScored, unscoredRows } from './aesthetic-store.js';
 import { Catalog } from './catalog.js';
+import { SCHEMA_VERSION } from './catalog-schema.js';
 
 const meta = (rk: string) => ({
   renderKey: rk,
@@ -38,7 +39,7 @@ test('a version-1 catalog is migrated: the aesthetic columns are added, rows kep
     db.close();
 
     const v2 = new Catalog(file);
-    assert.equal(v2.db.pragma('user_version', { simple: true }), 2);
+    assert.equal(v2.db.pragma('user_version', { simple: true }), SCHEMA_VERSION, 'migrated to the current schema');
     assert.equal(v2.count(), 2);
     assert.deepEqual(scoreCounts(v2, 'm', 'h'), { scored: 0, unscored: 2 });
     const rows = unscoredRows(v2, 'm', 'h', 10);
