@@ -136,6 +136,19 @@ test('model already loaded breaks ties between equally served sweeps', () => {
   assert.equal(store.getJob(scheduler.pick('n', caps, now.t)!)!.sweep_id, 'sw-sdxl');
 });
 
+test("batching by model: a node keeps taking its loaded model's sweep even while the user's other sweep has fewer jobs running", () => {
+  const { store, scheduler, now } = setup();
+  store.createSweep({ name: 'a', spec: {}, priority: 0, backend: 'exec', model: 'sd15' }, [0, 1, 2, 3].map((i) => jobOf(i, 'sd15')), 'sw-sd15');
+  now.t++;
+  store.createSweep({ name: 'b', spec: {}, priority: 0, backend: 'exec', model: 'sdxl' }, [0, 1, 2, 3].map((i) => jobOf(i, 'sdxl')), 'sw-sdxl');
+  const sdxl: NodeCaps = { backends: ['exec'], models: ['sdxl'], vramMb: 24_000 };
+  const taken = [0, 1, 2].map(() => store.lease([scheduler.pick('n', sdxl, now.t)!], 'n', 60_000)[0]!.sweep_id);
+  assert.deepEqual(taken, ['sw-sdxl', 'sw-sdxl', 'sw-sdxl'], 'no switch to sd15 although it has none running');
+  // A node with neither model loaded still shares between the two sweeps by running count.
+  const other: NodeCaps = { backends: ['exec'], models: [], vramMb: 24_000 };
+  assert.equal(store.getJob(scheduler.pick('m', other, now.t)!)!.sweep_id, 'sw-sd15');
+});
+
 test('stragglers: only when the sweep queue is empty, never on the node running it', () => {
   const { store, scheduler, now } = setup();
   addSweep(store, { prompts: ['s'], seeds: { count: 2 } }, 'sw-s');

@@ -5,16 +5,18 @@
  *      admin's (and the farm token's) counts in full; a user's above 0
  *      counts as 0 here (else any user could take the farm with priority 1),
  *      below 0 in full (their work yields to everyone's);
- *   3. among equal priorities, fair share between people first, then between
- *      their sweeps: the user whose running jobs, one more counted, are the
- *      smallest part of their weight (two users of weight 1 get half the
- *      farm each, whatever their sweep counts), then that user's sweep with
- *      the highest priority then the fewest jobs running now (sweeps
- *      submitted together progress together);
+ *   3. among equal priorities, fair share between people first: the user
+ *      whose running jobs, one more counted, are the smallest part of their
+ *      weight (two users of weight 1 get half the farm each, whatever their
+ *      sweep counts); then that user's sweep with the highest priority;
  *   4. then by the sweep's model on this node: loaded, then held (cached or
- *      downloading; or a name-only model it lists), then to be fetched — and
- *      a fetch that other nodes holding the model would outrun is not
- *      started (model-placement.ts); then the oldest;
+ *      downloading; or a name-only model it lists), then to be fetched — so
+ *      a node keeps rendering its loaded model's jobs before switching
+ *      (batching by model, within the user's share) — and a fetch that
+ *      other nodes holding the model would outrun is not started
+ *      (model-placement.ts); then the sweep with the fewest jobs running
+ *      now (a user's sweeps on the same model progress together); then the
+ *      oldest;
  *   5. within the sweep, the first queued job, past its retry backoff, that
  *      the node can run (backend, VRAM floor) and has not failed before.
  * Straggler copies are a separate, last-resort choice for idle nodes.
@@ -62,7 +64,7 @@ export class Scheduler {
          -- Nothing queued, or nothing small enough for this card: skipped without reading its jobs (NULL when none is queued).
          AND ${FITS_SQL.vram("(SELECT MIN(q.min_vram_mb) FROM jobs q WHERE q.sweep_id = s.id AND q.state = 'queued')")}
        ORDER BY CASE WHEN COALESCE(u.admin, 0) = 1 THEN s.priority ELSE MIN(s.priority, 0) END DESC,
-                (COALESCE(u.running, 0) + 1.0) / COALESCE(u.weight, 1) ASC, s.priority DESC, running ASC, model_affinity DESC, s.created_at, s.id`);
+                (COALESCE(u.running, 0) + 1.0) / COALESCE(u.weight, 1) ASC, s.priority DESC, model_affinity DESC, running ASC, s.created_at, s.id`);
     // The first queued job in index order that fits, found without walking past jobs too
     // big for the card: the sweep's distinct VRAM floors up to the card's (a few: one per
     // size in the sweep) are hopped through jobs_vram one probe each, the first ready job

@@ -34,7 +34,7 @@ function referencePick(store: Store, nodeId: string, caps: NodeCaps, now: number
   const sweeps = (db.prepare('SELECT * FROM sweeps').all() as SweepRow[])
     .filter((s) => (s.status === 'queued' || s.status === 'running') && caps.backends.includes(s.backend) && !blocked.has(s.id))
     .map((s) => ({ s, running: jobs.filter((j) => j.sweep_id === s.id && j.state === 'leased').length, loaded: caps.models.includes(s.model) ? 1 : 0 }))
-    .sort((a, b) => b.s.priority - a.s.priority || a.running - b.running || b.loaded - a.loaded || a.s.created_at - b.s.created_at || (a.s.id < b.s.id ? -1 : 1));
+    .sort((a, b) => b.s.priority - a.s.priority || b.loaded - a.loaded || a.running - b.running || a.s.created_at - b.s.created_at || (a.s.id < b.s.id ? -1 : 1));
   for (const { s } of sweeps) {
     const job = jobs.find((j) => j.sweep_id === s.id && j.state === 'queued' && j.not_before <= now && j.min_vram_mb <= caps.vramMb && !excluded.has(j.id));
     if (job) return job.id;

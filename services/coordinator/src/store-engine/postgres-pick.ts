@@ -3,8 +3,8 @@
  * the next job for a node and leases it:
  *   1. active sweeps with the node's backend it is not blocklisted for, whose
  *      smallest queued VRAM floor fits its card (one index probe, jobs_vram);
- *   2. by priority, then fewest running (the sweep's counter), then a model
- *      the node has loaded, then the oldest;
+ *   2. by priority, then a model the node has loaded (batching by model),
+ *      then fewest running (the sweep's counter), then the oldest;
  *   3. within the first such sweep that has one, the first queued job by
  *      index, past its backoff, fitting the card, not excluded for the node.
  * The job row is taken FOR UPDATE SKIP LOCKED: a concurrent pick on another
@@ -31,7 +31,7 @@ WITH picked AS (
          AND s.backend = ANY($2::text[])
          AND NOT EXISTS (SELECT 1 FROM sweep_blocklist b WHERE b.sweep_id = s.id AND b.node_id = $1 AND b.blocked = 1)
          AND (SELECT MIN(q.min_vram_mb) FROM jobs q WHERE q.sweep_id = s.id AND q.state = 'queued') <= $3
-       ORDER BY s.priority DESC, running ASC, model_loaded DESC, s.created_at, s.id
+       ORDER BY s.priority DESC, model_loaded DESC, running ASC, s.created_at, s.id
     ) s
     CROSS JOIN LATERAL (
       SELECT j.id
@@ -44,7 +44,7 @@ WITH picked AS (
        LIMIT 1
        FOR UPDATE OF j SKIP LOCKED
     ) j
-   ORDER BY s.priority DESC, s.running ASC, s.model_loaded DESC, s.created_at, s.id
+   ORDER BY s.priority DESC, s.model_loaded DESC, s.running ASC, s.created_at, s.id
    LIMIT 1
 ),
 leased AS (
