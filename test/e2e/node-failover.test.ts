@@ -40,6 +40,10 @@ test('a node whose first coordinator address is dead at start joins the second',
   });
   try {
     await waitForNodes(farm.apiUrl, 1);
+    // The coordinator counts the node online before the node has logged its Registered answer
+    // (and the log file is written through a pipe): wait for the line, which comes after the
+    // failed first attempt's line in the same stream.
+    await waitFor('the node to log its registration', () => logLines(farm, 'gpu-node-0.log').some((l) => l.msg === 'registered with coordinator'), 30_000);
     const node = logLines(farm, 'gpu-node-0.log');
     assert.equal(node.find((l) => l.msg === 'coordinator connection lost, reconnecting')?.coordinator, `127.0.0.1:${dead}`, 'the dead address was tried first');
     assert.deepEqual(node.filter((l) => l.msg === 'registered with coordinator').map((l) => l.coordinator), [`127.0.0.1:${grpc}`]);
@@ -78,8 +82,9 @@ test('the coordinator killed mid-sweep: the node follows one started on its othe
     const joined = await waitFor('the node to join the second address', () => logLines(farm, 'gpu-node-0.log', nodeFrom).find((l) => l.msg === 'registered with coordinator'), 60_000);
     assert.equal(joined.coordinator, `127.0.0.1:${second}`);
     assert.ok((joined.held ?? 0) >= 1, `the node re-registered the jobs it held (${joined.held})`);
-    const seen = logLines(farm, 'coordinator.log', coordinatorFrom).find((l) => l.msg === 'node registered' && l.node === 'node-0');
-    assert.equal(seen?.held, joined.held, 'the new coordinator was told of the held jobs');
+    // Each process's log reaches its file on its own schedule: wait for the coordinator's line too.
+    const seen = await waitFor('the coordinator to log the registration', () => logLines(farm, 'coordinator.log', coordinatorFrom).find((l) => l.msg === 'node registered' && l.node === 'node-0'), 30_000);
+    assert.equal(seen.held, joined.held, 'the new coordinator was told of the held jobs');
     await farm.s3.start();
     await assertExactlyOnce(farm, id, 24);
     assert.equal(results(farm).filter((r) => r.accepted && r.node_id === 'node-0').length, 24, 'every result accepted came from the node');
