@@ -11,6 +11,7 @@ import type { DB } from '../db.js';
 import type { LiveEvent } from '../live.js';
 import type { FailurePolicy } from '../placement.js';
 import type { JobState } from './rows.js';
+import { statementCache } from './statements.js';
 
 export interface StoreOptions extends FailurePolicy {
   now: () => number;
@@ -33,16 +34,14 @@ export const DEFAULT_STORE_OPTIONS: StoreOptions = { maxAttempts: 3, blocklistAf
 export class StoreBase {
   readonly opts: StoreOptions;
   protected readonly now: () => number;
-  private readonly statements = new Map<string, Statement>();
+  private readonly statement: (sql: string) => Statement;
   private readonly listeners = new Set<(c: Committed) => void>();
   /** Changes written but not yet committed (rolled back with their savepoint). */
   private pending: Change[] = [];
 
-  /** Prepared statements are compiled once: preparing costs more than running these queries. */
+  /** A prepared statement, compiled once (statements.ts). */
   protected q(sql: string): Statement {
-    let stmt = this.statements.get(sql);
-    if (!stmt) this.statements.set(sql, (stmt = this.db.prepare(sql)));
-    return stmt;
+    return this.statement(sql);
   }
 
   constructor(
@@ -51,6 +50,7 @@ export class StoreBase {
   ) {
     this.opts = { ...DEFAULT_STORE_OPTIONS, ...opts };
     this.now = this.opts.now;
+    this.statement = statementCache(db);
   }
 
   /**

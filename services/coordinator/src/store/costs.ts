@@ -18,6 +18,7 @@
 import type { Statement } from 'better-sqlite3';
 import type { JobCompleted } from '@nightshift/proto';
 import type { DB } from '../db.js';
+import { statementCache } from './statements.js';
 
 /** No render draws more than this (a node with eight 700 W cards is 5.6 kW): above it, a report's energy is not believed. */
 export const MAX_WATTS = 20_000;
@@ -68,17 +69,13 @@ export function costOfReport(v: Pick<JobCompleted, 'skipped' | 'renderMs' | 'cos
 }
 
 export class CostStore {
-  private readonly statements = new Map<string, Statement>();
+  private readonly q: (sql: string) => Statement;
 
   constructor(
     private readonly db: DB,
     private readonly now: () => number = Date.now,
-  ) {}
-
-  private q(sql: string): Statement {
-    let stmt = this.statements.get(sql);
-    if (!stmt) this.statements.set(sql, (stmt = this.db.prepare(sql)));
-    return stmt;
+  ) {
+    this.q = statementCache(db);
   }
 
   /** Records what a reported render cost, once per job and node (call inside the transaction that records the result). */

@@ -11,6 +11,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Statement } from 'better-sqlite3';
 import type { DB } from '../db.js';
+import { statementCache } from './statements.js';
 
 /** Whoever owns rows made before users exist (store/users.ts LOCAL_USER). */
 export const LOCAL_OWNER = 'local';
@@ -26,17 +27,13 @@ export interface ShareRow {
 }
 
 export class ShareStore {
-  private readonly statements = new Map<string, Statement>();
+  private readonly q: (sql: string) => Statement;
 
   constructor(
     private readonly db: DB,
     private readonly now: () => number = Date.now,
-  ) {}
-
-  private q(sql: string): Statement {
-    let stmt = this.statements.get(sql);
-    if (!stmt) this.statements.set(sql, (stmt = this.db.prepare(sql)));
-    return stmt;
+  ) {
+    this.q = statementCache(db);
   }
 
   /** A share of `renderKeys` (in album order) until `expiresAt`. */
