@@ -7,48 +7,28 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Browser, Page } from 'playwright-core';
-import { startFarm, tempDir, waitFor, waitForNodes, type Farm } from '@nightshift/devfarm';
-import { browserMissing, launch, screenshot, watchPage } from './chromium.js';
+import type { Page } from 'playwright-core';
+import { browserMissing, screenshot } from './chromium.js';
+import { openFarmPage, submitAndWaitIndexed, type FarmPage } from './farm-page.js';
 
 const skip = browserMissing();
 
 describe('likely favorites by the aesthetic head, in headless Chromium', { skip, timeout: 300_000 }, () => {
-  let farm: Farm;
-  let tmp: ReturnType<typeof tempDir>;
-  let browser: Browser;
+  let fp: FarmPage;
+  let farm: FarmPage['farm'];
   let page: Page;
   let problems: string[];
   let sweepId = '';
 
   before(async () => {
-    tmp = tempDir();
-    farm = await startFarm({ dir: tmp.dir, nodes: 1, indexer: true, env: { NIGHTSHIFT_AESTHETIC_MODEL: 'nightshift-tiny-aesthetic' } });
-    await waitForNodes(farm.apiUrl, 1);
+    fp = await openFarmPage({ nodes: 1, indexer: true, env: { NIGHTSHIFT_AESTHETIC_MODEL: 'nightshift-tiny-aesthetic' } });
+    ({ farm, page, problems } = fp);
     // 4 prompts × 4 seeds = 16 small images; a quarter yellow.
     const spec = { name: 'pretty', prompts: ['a blue square', 'a yellow circle', 'red stripes', 'a green triangle'], seeds: { start: 1, count: 4 }, params: { width: 64, height: 64, steps: 2 }, backend: 'procedural' };
-    const res = await fetch(`${farm.apiUrl}/api/sweeps`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(spec) });
-    assert.equal(res.status, 201);
-    sweepId = ((await res.json()) as { id: string }).id;
-    await waitFor(
-      'all 16 images indexed',
-      async () => {
-        const r = (await (await fetch(`${farm.apiUrl}/api/search?q=circle&k=100&sweep=${sweepId}`)).json()) as { results?: unknown[] };
-        return r.results?.length === 16;
-      },
-      120_000,
-      500,
-    );
-    browser = await launch();
-    page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-    problems = watchPage(page).problems;
+    sweepId = (await submitAndWaitIndexed(farm.apiUrl, spec, 16)).id;
   });
 
-  after(async () => {
-    await browser?.close();
-    await farm?.stop();
-    tmp?.cleanup();
-  });
+  after(() => fp?.close());
 
   test('the sweep page\'s best strip: scored by the aesthetic head, the yellow images first', async () => {
     await page.goto(`${farm.apiUrl}/ui/sweeps/${sweepId}`);

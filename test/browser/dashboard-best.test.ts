@@ -7,50 +7,30 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Browser, Page } from 'playwright-core';
-import { startFarm, tempDir, waitFor, waitForNodes, type Farm } from '@nightshift/devfarm';
-import { browserMissing, launch, screenshot, watchPage } from './chromium.js';
+import type { Page } from 'playwright-core';
+import { browserMissing, screenshot } from './chromium.js';
+import { openFarmPage, submitAndWaitIndexed, type FarmPage, type IndexedImage } from './farm-page.js';
 
 const skip = browserMissing();
 
 describe('best of this sweep, in headless Chromium', { skip, timeout: 300_000 }, () => {
-  let farm: Farm;
-  let tmp: ReturnType<typeof tempDir>;
-  let browser: Browser;
+  let fp: FarmPage;
+  let farm: FarmPage['farm'];
   let page: Page;
   let problems: string[];
   let sweepId = '';
-  let images: { key: string; prompt: string }[] = [];
+  let images: IndexedImage[] = [];
 
   before(async () => {
-    tmp = tempDir();
-    farm = await startFarm({ dir: tmp.dir, nodes: 1, indexer: true });
-    await waitForNodes(farm.apiUrl, 1);
+    fp = await openFarmPage({ nodes: 1, indexer: true });
+    ({ farm, page, problems } = fp);
     // 4 prompts × 8 seeds = 32 small images; a quarter yellow.
     const spec = { name: 'taste', prompts: ['a yellow circle', 'a blue square', 'red stripes', 'a green triangle'], seeds: { start: 1, count: 8 }, params: { width: 64, height: 64, steps: 2 }, backend: 'procedural' };
-    const res = await fetch(`${farm.apiUrl}/api/sweeps`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(spec) });
-    assert.equal(res.status, 201);
-    sweepId = ((await res.json()) as { id: string }).id;
     // Every image indexed: the indexer's search sees all 32 in the sweep.
-    images = await waitFor(
-      'all 32 images indexed',
-      async () => {
-        const r = (await (await fetch(`${farm.apiUrl}/api/search?q=circle&k=100&sweep=${sweepId}`)).json()) as { results?: { key: string; prompt: string }[] };
-        return r.results && r.results.length === 32 ? r.results : undefined;
-      },
-      120_000,
-      500,
-    );
-    browser = await launch();
-    page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-    problems = watchPage(page).problems;
+    ({ id: sweepId, images } = await submitAndWaitIndexed(farm.apiUrl, spec, 32));
   });
 
-  after(async () => {
-    await browser?.close();
-    await farm?.stop();
-    tmp?.cleanup();
-  });
+  after(() => fp?.close());
 
   const star = async (key: string) => assert.equal((await fetch(`${farm.apiUrl}/api/favorites/${encodeURIComponent(key)}`, { method: 'PUT' })).status, 200);
   const yellow = () => images.filter((i) => i.prompt.includes('yellow'));
