@@ -7,9 +7,10 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Browser, Page } from 'playwright-core';
-import { startFarm, tempDir, waitFor, waitForNodes, type Farm } from '@nightshift/devfarm';
-import { browserMissing, launch, screenshot, watchPage } from './chromium.js';
+import type { Page } from 'playwright-core';
+import { waitFor } from '@nightshift/devfarm';
+import { browserMissing, screenshot } from './chromium.js';
+import { openFarmPage, type FarmPage } from './farm-page.js';
 
 // Globals of the page, for the callbacks that run inside the browser (the project's tsconfig has no DOM lib).
 declare const document: any;  
@@ -38,27 +39,18 @@ const TILE_RECORDER = `
 `;
 
 describe('dashboard in headless Chromium', { skip, timeout: 300_000 }, () => {
-  let farm: Farm;
-  let tmp: ReturnType<typeof tempDir>;
-  let browser: Browser;
+  let fp: FarmPage;
+  let farm: FarmPage['farm'];
   let page: Page;
   let problems: string[];
   let sweepId = '';
 
   before(async () => {
-    tmp = tempDir();
-    farm = await startFarm({ dir: tmp.dir, nodes: 2, indexer: true });
-    await waitForNodes(farm.apiUrl, 2);
-    browser = await launch();
-    page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-    problems = watchPage(page).problems;
+    fp = await openFarmPage({ nodes: 2, indexer: true });
+    ({ farm, page, problems } = fp);
   });
 
-  after(async () => {
-    await browser?.close();
-    await farm?.stop();
-    tmp?.cleanup();
-  });
+  after(() => fp?.close());
 
   test('the nodes page shows both gpu-nodes online with their capabilities', async () => {
     await page.goto(`${farm.apiUrl}/ui/nodes`);
