@@ -12,10 +12,10 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Browser, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { SAMPLERS } from '@nightshift/diffusion';
-import { startFarm, tempDir, waitForNodes, type Farm } from '@nightshift/devfarm';
-import { browserMissing, launch, screenshot, watchPage } from './chromium.js';
+import { browserMissing, screenshot } from './chromium.js';
+import { openFarmPage, type FarmPage } from './farm-page.js';
 
 // Globals of the page, for the callbacks that run inside the browser (the project's tsconfig has no DOM lib).
 declare const document: { querySelectorAll(sel: string): { length: number } };
@@ -28,9 +28,8 @@ interface SweepDetail {
 }
 
 describe('dashboard onnx controls in headless Chromium', { skip, timeout: 300_000 }, () => {
-  let farm: Farm;
-  let tmp: ReturnType<typeof tempDir>;
-  let browser: Browser;
+  let fp: FarmPage;
+  let farm: FarmPage['farm'];
   let page: Page;
   let problems: string[];
   let sweepId = '';
@@ -40,21 +39,19 @@ describe('dashboard onnx controls in headless Chromium', { skip, timeout: 300_00
   const allDone = (n: number) => page.waitForFunction((count) => document.querySelectorAll('.tile[data-state="done"]').length === count, n, { timeout: 120_000 });
 
   before(async () => {
-    tmp = tempDir('nightshift-onnx-browser-');
-    const config = join(tmp.dir, 'onnx-node.yaml');
-    writeFileSync(config, 'procedural: true\nonnx:\n  threads: 1\n');
-    farm = await startFarm({ dir: tmp.dir, nodes: 1, nodeEnv: (): Record<string, string> => ({ NIGHTSHIFT_NODE_CONFIG: config }) });
-    await waitForNodes(farm.apiUrl, 1);
-    browser = await launch();
-    page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-    problems = watchPage(page).problems;
+    fp = await openFarmPage({
+      tmpPrefix: 'nightshift-onnx-browser-',
+      nodes: 1,
+      prepare: (dir) => {
+        const config = join(dir, 'onnx-node.yaml');
+        writeFileSync(config, 'procedural: true\nonnx:\n  threads: 1\n');
+        return { nodeEnv: (): Record<string, string> => ({ NIGHTSHIFT_NODE_CONFIG: config }) };
+      },
+    });
+    ({ farm, page, problems } = fp);
   });
 
-  after(async () => {
-    await browser?.close();
-    await farm?.stop();
-    tmp?.cleanup();
-  });
+  after(() => fp?.close());
 
   test('the form offers onnx with a sampler select, a negative prompt and the default model, and submits an onnx sweep', async () => {
     await page.goto(`${farm.apiUrl}/ui/submit`);
