@@ -9,10 +9,10 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Browser, Page } from 'playwright-core';
-import { startFarm, tempDir, type Farm } from '@nightshift/devfarm';
+import type { Page } from 'playwright-core';
 import { a1111Infotext, comfyPng, pngWithText } from '../../packages/common/src/remix-fixtures.js';
-import { browserMissing, launch, screenshot, watchPage } from './chromium.js';
+import { browserMissing, screenshot } from './chromium.js';
+import { openFarmPage, type FarmPage } from './farm-page.js';
 
 declare const document: any;
 declare const DataTransfer: any;
@@ -22,26 +22,19 @@ declare const DragEvent: any;
 const skip = browserMissing();
 
 describe('remix drop zone in headless Chromium', { skip, timeout: 180_000 }, () => {
-  let farm: Farm;
-  let tmp: ReturnType<typeof tempDir>;
-  let browser: Browser;
+  let fp: FarmPage;
+  let farm: FarmPage['farm'];
+  let tmp: FarmPage['tmp'];
   let page: Page;
   let problems: string[];
 
   before(async () => {
-    tmp = tempDir('nightshift-remix-ui-');
-    farm = await startFarm({ dir: tmp.dir, nodes: 0 });
-    browser = await launch();
-    page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-    problems = watchPage(page).problems;
+    fp = await openFarmPage({ tmpPrefix: 'nightshift-remix-ui-', nodes: 0 });
+    ({ farm, tmp, page, problems } = fp);
     await page.goto(`${farm.apiUrl}/ui/submit`);
   });
 
-  after(async () => {
-    await browser?.close();
-    await farm?.stop();
-    tmp?.cleanup();
-  });
+  after(() => fp?.close());
 
   /** Drops `png` on the zone the way a file manager does (a DataTransfer with one File). */
   async function drop(png: Buffer, name: string) {
