@@ -8,13 +8,8 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { AddressInfo } from 'node:net';
-import { Hono } from 'hono';
-import { serve, type ServerType } from '@hono/node-server';
-import type { Browser } from 'playwright-core';
-import { seededCoordinator, tempDir, type SeededCoordinator } from '@nightshift/devfarm';
-import { createDashboard } from '../../services/coordinator/src/dashboard/index.js';
-import { browserMissing, launch, watchPage } from './chromium.js';
+import { browserMissing } from './chromium.js';
+import { serveStandInDashboard, type StandInDashboard } from './stand-in-dashboard.js';
 
 const skip = browserMissing();
 
@@ -45,38 +40,18 @@ const CACHING_NODE = {
 };
 
 describe('nodes page in headless Chromium', { skip, timeout: 120_000 }, () => {
-  let tmp: ReturnType<typeof tempDir>;
-  let seeded: SeededCoordinator;
-  let server: ServerType;
-  let browser: Browser;
+  let dash: StandInDashboard;
   let base = '';
 
   before(async () => {
-    tmp = tempDir();
-    seeded = seededCoordinator(tmp.dir, { NIGHTSHIFT_INDEXER_URL: 'http://127.0.0.1:9' }, { get: async () => Buffer.from('') });
-    const app = new Hono()
-      .get('/api/nodes', (c) => c.json({ nodes: [NODE, CACHING_NODE] }))
-      .get('/api/events', (c) => c.body('', 200, { 'content-type': 'text/event-stream' }))
-      // The header asks who this is (whoami.js): the local admin, as on a farm without users.
-      .get('/api/me', (c) => c.json({ user: 'local', admin: true, quota: null }))
-      .route('/', createDashboard(seeded.deps));
-    server = await new Promise<ServerType>((resolve) => {
-      const s = serve({ fetch: app.fetch, hostname: '127.0.0.1', port: 0 }, () => resolve(s));
-    });
-    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    browser = await launch();
+    dash = await serveStandInDashboard((app) => app.get('/api/nodes', (c) => c.json({ nodes: [NODE, CACHING_NODE] })));
+    base = dash.base;
   });
 
-  after(async () => {
-    await browser?.close();
-    await new Promise((r) => server?.close(r));
-    seeded?.close();
-    tmp?.cleanup();
-  });
+  after(() => dash?.close());
 
   test("a node's row shows its capabilities and links its first current jobs to their sweeps", async () => {
-    const page = await browser.newPage();
-    const { problems } = watchPage(page);
+    const { page, problems } = await dash.newPage();
     await page.goto(`${base}/ui/nodes`);
     const row = page.locator('#nodes-body tr[data-node="node-7"]');
     await row.waitFor();
@@ -90,8 +65,7 @@ describe('nodes page in headless Chromium', { skip, timeout: 120_000 }, () => {
   });
 
   test('the models cell lists configured names, cached and loaded hashes, and a download with its progress', async () => {
-    const page = await browser.newPage();
-    const { problems } = watchPage(page);
+    const { page, problems } = await dash.newPage();
     await page.goto(`${base}/ui/nodes`);
     const row = page.locator('#nodes-body tr[data-node="node-3"]');
     await row.waitFor();

@@ -7,15 +7,10 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { AddressInfo } from 'node:net';
-import { Hono } from 'hono';
-import { serve, type ServerType } from '@hono/node-server';
-import type { Browser } from 'playwright-core';
-import { seededCoordinator, tempDir, type SeededCoordinator } from '@nightshift/devfarm';
-import { createDashboard } from '../../services/coordinator/src/dashboard/index.js';
 import { sweepCostView } from '../../services/coordinator/src/sweep-cost.js';
 import type { CostSumRow } from '../../services/coordinator/src/store/costs.js';
-import { browserMissing, launch, watchPage } from './chromium.js';
+import { browserMissing } from './chromium.js';
+import { serveStandInDashboard, type StandInDashboard } from './stand-in-dashboard.js';
 
 const skip = browserMissing();
 
@@ -56,38 +51,22 @@ const detail = (id: string) => ({
 });
 
 describe('sweep page: what the night cost, in headless Chromium', { skip, timeout: 120_000 }, () => {
-  let tmp: ReturnType<typeof tempDir>;
-  let seeded: SeededCoordinator;
-  let server: ServerType;
-  let browser: Browser;
+  let dash: StandInDashboard;
   let base = '';
 
   before(async () => {
-    tmp = tempDir();
-    seeded = seededCoordinator(tmp.dir, { NIGHTSHIFT_INDEXER_URL: 'http://127.0.0.1:9' }, { get: async () => Buffer.from('') });
-    const app = new Hono()
-      .get('/api/sweeps/:id', (c) => c.json(detail(c.req.param('id'))))
-      .get('/api/sweeps/:id/jobs', (c) => c.json({ jobs: [], offset: 0, limit: 1000, total: 0, nextOffset: null }))
-      .get('/api/events', (c) => c.body('', 200, { 'content-type': 'text/event-stream' }))
-      .get('/api/me', (c) => c.json({ user: 'local', admin: true, quota: null }))
-      .route('/', createDashboard(seeded.deps));
-    server = await new Promise<ServerType>((resolve) => {
-      const s = serve({ fetch: app.fetch, hostname: '127.0.0.1', port: 0 }, () => resolve(s));
-    });
-    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    browser = await launch();
+    dash = await serveStandInDashboard((app) =>
+      app
+        .get('/api/sweeps/:id', (c) => c.json(detail(c.req.param('id'))))
+        .get('/api/sweeps/:id/jobs', (c) => c.json({ jobs: [], offset: 0, limit: 1000, total: 0, nextOffset: null })),
+    );
+    base = dash.base;
   });
 
-  after(async () => {
-    await browser?.close();
-    await new Promise((r) => server?.close(r));
-    seeded?.close();
-    tmp?.cleanup();
-  });
+  after(() => dash?.close());
 
   test('a partial night: GPU-hours, kWh measured on N of M renders, its cost; one line per node', async () => {
-    const page = await browser.newPage();
-    const { problems } = watchPage(page);
+    const { page, problems } = await dash.newPage();
     await page.goto(`${base}/ui/sweeps/sw-partial`);
     const total = page.locator('#sweep-cost');
     await total.waitFor();
@@ -101,8 +80,7 @@ describe('sweep page: what the night cost, in headless Chromium', { skip, timeou
   });
 
   test('no node measured its power: "energy not measured", and no cost', async () => {
-    const page = await browser.newPage();
-    const { problems } = watchPage(page);
+    const { page, problems } = await dash.newPage();
     await page.goto(`${base}/ui/sweeps/sw-none`);
     const total = page.locator('#sweep-cost');
     await total.waitFor();
