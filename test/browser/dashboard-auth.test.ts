@@ -8,8 +8,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { startFarm, tempDir, waitForNodes, type Farm } from '@nightshift/devfarm';
-import { browserMissing, launch, screenshot, watchPage } from './chromium.js';
+import { browserMissing, screenshot, watchPage } from './chromium.js';
+import { openFarmBrowser, type FarmBrowser } from './farm-page.js';
 
 // Globals of the page, for the callbacks that run inside the browser (the project's tsconfig has no DOM lib).
 declare const document: any;  
@@ -19,8 +19,8 @@ const skip = browserMissing();
 const TOKEN = 'browser-test-token-5f2c9a';
 
 describe('dashboard with an API token', { skip, timeout: 240_000 }, () => {
-  let farm: Farm;
-  let tmp: ReturnType<typeof tempDir>;
+  let fb: FarmBrowser;
+  let farm: FarmBrowser['farm'];
   let browser: Browser;
   let context: BrowserContext;
   let page: Page;
@@ -28,20 +28,14 @@ describe('dashboard with an API token', { skip, timeout: 240_000 }, () => {
   const auth = { authorization: `Bearer ${TOKEN}` };
 
   before(async () => {
-    tmp = tempDir();
-    farm = await startFarm({ dir: tmp.dir, nodes: 1, indexer: false, env: { NIGHTSHIFT_API_TOKEN: TOKEN, NIGHTSHIFT_NODE_TOKEN: 'node-token-for-the-test' } });
-    await waitForNodes(farm.apiUrl, 1, auth);
-    browser = await launch();
+    fb = await openFarmBrowser({ nodes: 1, indexer: false, env: { NIGHTSHIFT_API_TOKEN: TOKEN, NIGHTSHIFT_NODE_TOKEN: 'node-token-for-the-test' }, headers: auth });
+    ({ farm, browser } = fb);
     context = await browser.newContext({ viewport: { width: 1100, height: 800 } });
     page = await context.newPage();
     page.on('request', (r) => urls.push(r.url()));
   });
 
-  after(async () => {
-    await browser?.close();
-    await farm?.stop();
-    tmp?.cleanup();
-  });
+  after(() => fb?.close());
 
   test('the API and images refuse requests without the token; the pages themselves hold no data', async () => {
     assert.equal((await fetch(`${farm.apiUrl}/api/sweeps`)).status, 401);
