@@ -16,8 +16,9 @@ import AdmZip from 'adm-zip';
 import type { Browser } from 'playwright-core';
 import { main } from '@nightshift/cli';
 import { ensureTinyUpscaler } from '@nightshift/models';
-import { startFarm, tempDir, waitFor, waitForNodes, type Farm } from '@nightshift/devfarm';
-import { browserMissing, launch, screenshot, watchPage } from './chromium.js';
+import { waitFor } from '@nightshift/devfarm';
+import { browserMissing, screenshot, watchPage } from './chromium.js';
+import { openFarmBrowser, type FarmBrowser } from './farm-page.js';
 
 /** The page's globals as these checks use them (the tests compile without the DOM library). */
 interface PageImage {
@@ -32,8 +33,9 @@ const auth = { authorization: `Bearer ${TOKEN}` };
 const HOSTILE = 'a red circle <img src=x onerror="document.title=\'pwned\'"> & "quotes"';
 
 describe('nightshift album, opened from file:// in headless Chromium', { skip, timeout: 300_000 }, () => {
-  let farm: Farm;
-  let tmp: ReturnType<typeof tempDir>;
+  let fb: FarmBrowser;
+  let farm: FarmBrowser['farm'];
+  let tmp: FarmBrowser['tmp'];
   let browser: Browser;
   let sweepId = '';
   let images: { key: string; renderKey: string; prompt: string }[] = [];
@@ -52,26 +54,28 @@ describe('nightshift album, opened from file:// in headless Chromium', { skip, t
   };
 
   before(async () => {
-    tmp = tempDir();
-    const model = await ensureTinyUpscaler(join(tmp.dir, 'models'));
-    const config = join(tmp.dir, 'node.yaml');
-    writeFileSync(config, `upscale:\n  model: ${model}\n  tileSize: 32\n  overlap: 8\n`);
-    farm = await startFarm({ dir: tmp.dir, nodes: 1, indexer: true, env: { NIGHTSHIFT_API_TOKEN: TOKEN, NIGHTSHIFT_NODE_TOKEN: 'album-node-token' }, nodeEnv: (): Record<string, string> => ({ NIGHTSHIFT_NODE_CONFIG: config }) });
-    await waitForNodes(farm.apiUrl, 1, auth);
+    fb = await openFarmBrowser({
+      nodes: 1,
+      indexer: true,
+      env: { NIGHTSHIFT_API_TOKEN: TOKEN, NIGHTSHIFT_NODE_TOKEN: 'album-node-token' },
+      headers: auth,
+      prepare: async (dir) => {
+        const model = await ensureTinyUpscaler(join(dir, 'models'));
+        const config = join(dir, 'node.yaml');
+        writeFileSync(config, `upscale:\n  model: ${model}\n  tileSize: 32\n  overlap: 8\n`);
+        return { nodeEnv: (): Record<string, string> => ({ NIGHTSHIFT_NODE_CONFIG: config }) };
+      },
+    });
+    ({ farm, tmp, browser } = fb);
     sweepId = (await api<{ id: string }>('/api/sweeps', { name: 'album night', prompts: [HOSTILE, 'a blue square'], seeds: { count: 2 }, params: { width: 64, height: 64, steps: 2 } })).id;
     await finished(sweepId);
     images = (await api<{ images: typeof images }>(`/api/sweeps/${sweepId}/images`)).images;
     assert.equal(images.length, 4);
     // One image upscaled, so the album has an "Upscaled ×4" link.
     await finished((await api<{ id: string }>('/api/upscale', { keys: [images[0]!.key] })).id);
-    browser = await launch();
   });
 
-  after(async () => {
-    await browser?.close();
-    await farm?.stop();
-    tmp?.cleanup();
-  });
+  after(() => fb?.close());
 
   test('the folder opens from file:// with every image loading', async () => {
     const out = join(tmp.dir, 'album');

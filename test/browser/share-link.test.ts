@@ -10,8 +10,9 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import AdmZip from 'adm-zip';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { startFarm, tempDir, waitFor, waitForNodes, type Farm } from '@nightshift/devfarm';
-import { browserMissing, launch, screenshot, watchPage } from './chromium.js';
+import { waitFor } from '@nightshift/devfarm';
+import { browserMissing, screenshot, watchPage } from './chromium.js';
+import { openFarmBrowser, type FarmBrowser } from './farm-page.js';
 
 /** The page's globals as these checks use them (the tests compile without the DOM library). */
 interface PageImage {
@@ -34,8 +35,9 @@ interface Share {
 }
 
 describe('share links, in headless Chromium without the API token', { skip, timeout: 300_000 }, () => {
-  let farm: Farm;
-  let tmp: ReturnType<typeof tempDir>;
+  let fb: FarmBrowser;
+  let farm: FarmBrowser['farm'];
+  let tmp: FarmBrowser['tmp'];
   let browser: Browser;
   let stranger: BrowserContext;
   let page: Page;
@@ -52,9 +54,8 @@ describe('share links, in headless Chromium without the API token', { skip, time
   };
 
   before(async () => {
-    tmp = tempDir();
-    farm = await startFarm({ dir: tmp.dir, nodes: 1, indexer: true, env: { NIGHTSHIFT_API_TOKEN: TOKEN, NIGHTSHIFT_NODE_TOKEN: 'share-node-token' } });
-    await waitForNodes(farm.apiUrl, 1, auth);
+    fb = await openFarmBrowser({ nodes: 1, indexer: true, env: { NIGHTSHIFT_API_TOKEN: TOKEN, NIGHTSHIFT_NODE_TOKEN: 'share-node-token' }, headers: auth });
+    ({ farm, tmp, browser } = fb);
     const res = await api('POST', '/api/sweeps', { name: 'to share', prompts: ['a yellow circle', 'a blue square', 'red stripes'], seeds: { count: 2 }, params: { width: 64, height: 64, steps: 2 } });
     assert.equal(res.status, 201);
     const { id } = (await res.json()) as { id: string };
@@ -65,17 +66,12 @@ describe('share links, in headless Chromium without the API token', { skip, time
     // Star three; the indexer takes a star once it has indexed the image.
     starred = [images[0]!, images[3]!, images[4]!];
     for (const img of starred) await waitFor(`star ${img.key}`, async () => (await api('PUT', `/api/favorites/${encodeURIComponent(img.key)}`)).status === 200, 120_000, 250);
-    browser = await launch();
     // A stranger: no token in storage, no image cookie, nothing but the link.
     stranger = await browser.newContext({ viewport: { width: 1100, height: 800 } });
     page = await stranger.newPage();
   });
 
-  after(async () => {
-    await browser?.close();
-    await farm?.stop();
-    tmp?.cleanup();
-  });
+  after(() => fb?.close());
 
   test('the link shows exactly the starred images, every one loading, and opens nothing else', async () => {
     const s = await share({ favorites: true, expiresIn: '1h' });
