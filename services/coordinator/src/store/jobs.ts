@@ -180,17 +180,16 @@ export class JobStore extends SweepStore {
       // The holder told to stop may still report: its report is then audited, not refused.
       const other = outcome.cancelOn[0] ?? job.prev_node_id;
       const own = ownKeys(job);
+      // A skipped job's image may never have been announced: its renderer died between upload and report.
+      // (Asked before the update, which then marks it announced in the same write: the job itself counts only if it already was.)
+      const announce = !r.skipped || !(job.announced === 1 || this.announcedBefore(job));
       this.q(
           `UPDATE jobs SET state = ?, node_id = ?, prev_node_id = ?, image_key = ?, thumb_key = ?, render_ms = ?, finished_at = ?, lease_expires_at = NULL,
-             copy_node_id = NULL, copy_lease_expires_at = NULL, error = NULL, result_model = ? WHERE id = ?`,
+             copy_node_id = NULL, copy_lease_expires_at = NULL, error = NULL, result_model = ?, announced = CASE WHEN ? THEN 1 ELSE announced END WHERE id = ?`,
         )
-        .run(r.skipped ? 'skipped' : 'done', nodeId, other, own.imageKey, own.thumbKey, r.renderMs, now, r.model ?? null, job.id);
+        .run(r.skipped ? 'skipped' : 'done', nodeId, other, own.imageKey, own.thumbKey, r.renderMs, now, r.model ?? null, announce ? 1 : 0, job.id);
       this.q('UPDATE nodes SET jobs_done = jobs_done + 1 WHERE id = ?').run(nodeId);
-      // A skipped job's image may never have been announced: its renderer died between upload and report.
-      if (!r.skipped || !this.announcedBefore(job)) {
-        this.q('UPDATE jobs SET announced = 1 WHERE id = ?').run(job.id);
-        this.enqueueImageEvent(job, nodeId, { ...r, imageKey: own.imageKey }, now);
-      }
+      if (announce) this.enqueueImageEvent(job, nodeId, { ...r, imageKey: own.imageKey }, now);
       this.jobChanged(job, r.skipped ? 'skipped' : 'done');
       this.settleSweep(job.sweep_id);
       outcome.accepted = true;
