@@ -323,6 +323,10 @@ const MIGRATIONS = [
   DROP INDEX jobs_vram;
   CREATE INDEX jobs_vram ON jobs (sweep_id, state, min_vram_mb, idx);
   `,
+  // Dispatch at scale (issue 12): what one node holds, without walking every leased job (heldCount after each result).
+  `
+  CREATE INDEX jobs_leased_node ON jobs (node_id) WHERE state = 'leased';
+  `,
 ];
 
 /** SQLite errors that a later retry may not meet (busy, locked, disk full, I/O): retry the work, do not drop it. */

@@ -37,7 +37,13 @@ export class JobStore extends SweepStore {
 
   /** How many jobs a node holds (leased or copies): its used prefetch capacity. */
   heldCount(nodeId: string): number {
-    return (this.q(`SELECT COUNT(*) AS n FROM jobs WHERE state = 'leased' AND (node_id = ? OR copy_node_id = ?)`).get(nodeId, nodeId) as { n: number }).n;
+    // Two index lookups: left to itself the planner walks every leased job (state first), a thousand and more on a big farm.
+    return (
+      this.q(
+        `SELECT (SELECT COUNT(*) FROM jobs INDEXED BY jobs_leased_node WHERE state = 'leased' AND node_id = @node)
+           + (SELECT COUNT(*) FROM jobs INDEXED BY jobs_copy WHERE copy_node_id = @node AND state = 'leased' AND node_id IS NOT @node) AS n`,
+      ).get({ node: nodeId }) as { n: number }
+    ).n;
   }
 
   /**
