@@ -366,24 +366,28 @@ export class NodeHub {
     this.send(s, { case: 'registered', value: { nodeId, heartbeatIntervalMs: this.opts.heartbeatMs, leaseMs: this.opts.leaseMs } });
     // Results first: a job finished while we were apart is done, not lost (and not requeued while its image is looked for).
     const reporting = reg.recentCompletions.filter((c) => this.results.report(nodeId, c)).map((c) => c.jobId);
-    this.reconcile(s, [...reg.heldJobIds, ...reporting]);
+    const requeued = this.reconcile(s, [...reg.heldJobIds, ...reporting]);
     this.log.info({ node: nodeId, caps: s.caps, slots: s.slots, held: reg.heldJobIds.length }, 'node registered');
     this.store.recordNodeEvent(SUBJECTS.nodeUp, nodeId, { name: s.name });
-    this.dispatch();
+    // Only what it handed back is news to the other nodes: a thousand nodes reconnecting otherwise fill the whole farm a thousand times.
+    this.dispatch(requeued ? undefined : nodeId);
     return s;
   }
 
   /**
    * After a (re)connect: jobs the database leases to this node that it no
    * longer holds go back to the queue; jobs it holds that are no longer its
-   * own are cancelled on the node, so no image is rendered twice.
+   * own are cancelled on the node, so no image is rendered twice. Returns
+   * how many went back to the queue (or lost their straggler copy).
    */
-  private reconcile(s: Session, held: string[]): void {
+  private reconcile(s: Session, held: string[]): number {
     const heldSet = new Set(held);
     const ours = this.store.leasedTo(s.nodeId);
-    this.release(s, ours.filter((j) => !heldSet.has(j.id)), 'node reconnected without the job');
+    const lost = ours.filter((j) => !heldSet.has(j.id));
+    this.release(s, lost, 'node reconnected without the job');
     this.store.renewLeases(s.nodeId, held, this.opts.leaseMs);
     const oursSet = new Set(ours.map((j) => j.id));
     for (const id of held) if (!oursSet.has(id)) this.send(s, cancel(id, 'lease no longer held'));
+    return lost.length;
   }
 }
