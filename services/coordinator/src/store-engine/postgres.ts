@@ -18,7 +18,7 @@ import { DEFAULT_STORE_OPTIONS, type StoreOptions } from '../store/base.js';
 import { ownKeys, refuseReport } from '../store/completion.js';
 import { FINAL, jobId, newSweepId, type CompleteOutcome, type JobRow, type JobState, type NewJob, type SweepCounts, type SweepRow, type SweepStatus } from '../store/rows.js';
 import type { ClaimedEvent, CompletionReport, Leadership, NewSweep, StoreEngine } from './engine.js';
-import { imageEvent, sweepCreatedEvent, sweepDoneEvent, type OutboxEvent } from './events.js';
+import { imageEvent, sweepCreatedEvent, sweepDoneEvent, type OutboxEvent } from '../store/events.js';
 import { PICK_AND_LEASE_SQL } from './postgres-pick.js';
 import { createClient, createPool, inTransaction } from './postgres-pool.js';
 import { LOCK_NAMESPACE, migratePostgres } from './postgres-schema.js';

@@ -12,6 +12,7 @@ import type { LiveEvent } from '../live.js';
 import type { FailurePolicy } from '../placement.js';
 import type { JobState } from './rows.js';
 import { statementCache } from './statements.js';
+import type { OutboxEvent } from './events.js';
 
 export interface StoreOptions extends FailurePolicy {
   now: () => number;
@@ -141,6 +142,11 @@ export class StoreBase {
 
   protected nodeChanged(nodeId: string, status: string): void {
     this.pending.push({ kind: 'event', event: { type: 'node', nodeId, status } });
+  }
+
+  /** An event built by events.ts, written to the outbox in the current transaction. */
+  protected enqueueEvent(e: OutboxEvent): void {
+    this.enqueue(e.subject, e.msgId, e.payload);
   }
 
   protected enqueue(subject: string, msgId: string, payload: unknown): void {

@@ -4,11 +4,11 @@
  * decides them, exclusions (table job_exclusions: the nodes a job never goes
  * to again, kept while it can still run; a trigger drops them once it is final).
  */
-import { SUBJECTS, type ImageRenderedEvent } from '@nightshift/common';
 import { decideFailure, type Failure, type FailingNode } from '../placement.js';
 import { SweepStore } from './sweeps.js';
 import type { CompleteOutcome, JobRow } from './rows.js';
 import { ownKeys, refuseReport, type ReportedKeys } from './completion.js';
+import { imageEvent } from './events.js';
 
 /**
  * A heartbeat's renewal: the named jobs by primary key, each holder's own
@@ -231,26 +231,7 @@ export class JobStore extends SweepStore {
   }
 
   private enqueueImageEvent(job: JobRow, nodeId: string, r: { imageKey: string; renderMs: number; model?: string | undefined }, now: number): void {
-    const base = {
-      renderKey: job.render_key,
-      key: r.imageKey,
-      sweepId: job.sweep_id,
-      jobId: job.id,
-      prompt: job.prompt,
-      seed: job.seed,
-      params: JSON.parse(job.params_json) as Record<string, unknown>,
-      backend: job.backend,
-      model: r.model ?? job.model,
-      node: nodeId,
-      renderMs: r.renderMs,
-      createdAt: new Date(now).toISOString(),
-    };
-    if (job.kind === 'upscale') {
-      this.enqueue(SUBJECTS.imageUpscaled, `upscaled.${job.render_key}`, { ...base, sourceKey: job.source_key, scale: 4 });
-    } else {
-      const event: ImageRenderedEvent = base;
-      this.enqueue(SUBJECTS.imageRendered, job.render_key, event);
-    }
+    this.enqueueEvent(imageEvent(job, nodeId, r, now));
   }
 
   /**

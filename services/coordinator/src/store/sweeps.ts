@@ -6,6 +6,7 @@
 import { SUBJECTS } from '@nightshift/common';
 import { StoreBase } from './base.js';
 import { FINAL, jobId, newSweepId, type JobRow, type JobState, type NewJob, type SweepCounts, type SweepRow, type SweepStatus } from './rows.js';
+import { sweepCreatedEvent, sweepDoneEvent } from './events.js';
 
 export class SweepStore extends StoreBase {
   /**
@@ -40,7 +41,7 @@ export class SweepStore extends StoreBase {
       this.q('UPDATE sweeps SET total = ? WHERE id = ?').run(total, id);
       // The state trigger counts changes, not inserts: a new sweep's jobs are all queued.
       if (total) this.q(`INSERT INTO sweep_counts (sweep_id, state, n) VALUES (?, 'queued', ?)`).run(id, total);
-      this.enqueue(SUBJECTS.sweepCreated, `sweep.created.${id}`, { sweepId: id, name: sweep.name, kind: sweep.kind ?? 'render', jobs: total, createdAt: new Date(now).toISOString() });
+      this.enqueueEvent(sweepCreatedEvent({ id, name: sweep.name, kind: sweep.kind ?? 'render' }, total, now));
       this.sweepChanged(id);
     });
     return this.getSweep(id)!;
@@ -139,7 +140,7 @@ export class SweepStore extends StoreBase {
     const now = this.now();
     this.q('UPDATE sweeps SET status = ?, finished_at = ? WHERE id = ?').run(status, now, sweepId);
     this.sweepChanged(sweepId);
-    this.enqueue(SUBJECTS.sweepDone, `sweep.done.${sweepId}`, { sweepId, status, counts: c, finishedAt: new Date(now).toISOString() });
+    this.enqueueEvent(sweepDoneEvent(sweepId, status, c, now));
   }
 
   /** Cancels a sweep: queued jobs are cancelled, leased ones returned for the caller to stop. */

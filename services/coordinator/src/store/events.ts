@@ -1,11 +1,11 @@
 /**
  * The events the job lifecycle writes to the outbox, as (subject, msg id,
- * payload): built here for the PostgreSQL engine, equal to what the SQLite
- * Store writes (store/sweeps.ts, store/jobs.ts), which the conformance suite
- * checks event by event on both engines.
+ * payload): built once here for both store engines (the SQLite Store's
+ * sweeps.ts and jobs.ts, store-engine/postgres.ts), which the conformance
+ * suite checks event by event.
  */
 import { SUBJECTS, type ImageRenderedEvent } from '@nightshift/common';
-import type { JobRow, SweepCounts, SweepStatus } from '../store/rows.js';
+import type { JobRow, SweepCounts, SweepStatus } from './rows.js';
 
 export interface OutboxEvent {
   subject: string;
