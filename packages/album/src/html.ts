@@ -7,14 +7,9 @@
  */
 import { createHash } from 'node:crypto';
 import type { Album, AlbumImage } from './album.js';
+import { escapeHtml } from '@nightshift/common';
 import { imageFiles, type AlbumFileOptions } from './files.js';
 
-const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
-
-/** Text made safe for HTML element content and quoted attribute values. */
-export function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (ch) => ESCAPES[ch]!);
-}
 
 /** The page's only styles, inline so the folder needs nothing else; a share page allows exactly this block by its hash. */
 export const ALBUM_CSS = `

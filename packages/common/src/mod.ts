@@ -23,3 +23,4 @@ export * from './process-alive.js';
 export * from './seeded-random.js';
 export * from './bearer.js';
 export { sha256File } from './hash-file.js';
+export * from './html.js';

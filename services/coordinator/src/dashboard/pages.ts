@@ -4,12 +4,12 @@
  * screen readers before any script runs); the client's modules (static/app.js
  * and static/js/) fill in the data and keep it live.
  */
+import { escapeHtml } from '@nightshift/common';
 import { A1111_SAMPLER_NAMES, SAMPLERS } from '@nightshift/diffusion';
 import { ONNX_DEFAULT_MODEL, SPEC_LIMITS } from '@nightshift/sweep';
 
 export type PageName = 'sweeps' | 'submit' | 'sweep' | 'gallery' | 'nodes';
 
-const esc = (s: string) => s.replace(/[&<>"']/g, (ch) => `&#${ch.charCodeAt(0)};`);
 
 const NAV: [PageName, string, string][] = [
   ['sweeps', '/ui/', 'Sweeps'],
@@ -31,10 +31,10 @@ export interface LayoutOptions {
 
 export function layout(o: LayoutOptions): string {
   const data = Object.entries(o.data ?? {})
-    .map(([k, v]) => ` data-${k}="${esc(v)}"`)
+    .map(([k, v]) => ` data-${k}="${escapeHtml(v)}"`)
     .join('');
   const [entry = 'app.js', ...imports] = o.modules;
-  const preload = imports.map((m) => `\n<link rel="modulepreload" href="${o.assetBase}/${esc(m)}">`).join('');
+  const preload = imports.map((m) => `\n<link rel="modulepreload" href="${o.assetBase}/${escapeHtml(m)}">`).join('');
   const nav = NAV.map(([p, href, label]) => `<a href="${href}"${p === o.page || (o.page === 'sweep' && p === 'sweeps') ? ' aria-current="page"' : ''}>${label}</a>`).join('');
   return `<!doctype html>
 <html lang="en">
@@ -43,9 +43,9 @@ export function layout(o: LayoutOptions): string {
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="color-scheme" content="dark light">
 <link rel="icon" href="data:,">
-<title>${esc(o.title)} · Nightshift</title>
+<title>${escapeHtml(o.title)} · Nightshift</title>
 <link rel="stylesheet" href="${o.assetBase}/style.css">
-<script type="module" src="${o.assetBase}/${esc(entry)}"></script>${preload}
+<script type="module" src="${o.assetBase}/${escapeHtml(entry)}"></script>${preload}
 </head>
 <body data-page="${o.page}"${data}>
 <a class="skip" href="#main">Skip to content</a>
@@ -133,7 +133,7 @@ const describedBy = (id: string, hint: boolean) => `aria-describedby="${hint ? `
 const BACKEND_OPTIONS = [
   '<option value="procedural">procedural (built-in test renderer)</option>',
   '<option value="exec">exec (your generator)</option>',
-  `<option value="onnx" data-default-model="${esc(ONNX_DEFAULT_MODEL)}">onnx (Stable Diffusion on the node)</option>`,
+  `<option value="onnx" data-default-model="${escapeHtml(ONNX_DEFAULT_MODEL)}">onnx (Stable Diffusion on the node)</option>`,
 ].join('');
 
 /** The onnx backend's own settings, shown while it is the chosen backend (spec-form.js). */
@@ -143,7 +143,7 @@ const ONNX_FIELDS = `<fieldset id="onnx-fields" data-path="params" hidden>
       ${field(
         'f-sampler',
         'Sampler',
-        `<select id="f-sampler" name="sampler" ${describedBy('f-sampler', true)}><option value="">model’s scheduler</option>${SAMPLERS.map((s) => `<option value="${s}">${s} (${esc(A1111_SAMPLER_NAMES[s])})</option>`).join('')}</select>`,
+        `<select id="f-sampler" name="sampler" ${describedBy('f-sampler', true)}><option value="">model’s scheduler</option>${SAMPLERS.map((s) => `<option value="${s}">${s} (${escapeHtml(A1111_SAMPLER_NAMES[s])})</option>`).join('')}</select>`,
         'params.sampler',
         'Empty: the one in the model’s scheduler_config.json.',
       )}
