@@ -103,6 +103,7 @@ test('the recent mean render time counts: slow jobs make the download worth it',
   assert.equal(scheduler.pick('cold', CAPS, now.t), undefined);
   // The holder leaves: the cold node fetches after all.
   online.delete('holder');
+  models.connectedChanged(); // as the hub does when a session ends
   assert.equal(sweepOf(store, scheduler.pick('cold', CAPS, now.t)), 'sw');
 });
 

@@ -230,6 +230,7 @@ export class NodeHub {
       if (this.enrolment.enrolled(s.tokenName)) continue;
       this.log.warn({ node: s.nodeId, tokenName: s.tokenName }, 'node token revoked: session closed');
       this.sessions.delete(s.nodeId);
+      this.models.connectedChanged();
       this.store.setNodeStatus(s.nodeId, 'offline');
       s.call.emit('error', { code: grpc.status.UNAUTHENTICATED, details: 'node token revoked' });
     }
@@ -243,6 +244,7 @@ export class NodeHub {
     const close = () => {
       if (!session || this.sessions.get(session.nodeId) !== session) return;
       this.sessions.delete(session.nodeId);
+      this.models.connectedChanged();
       this.store.setNodeStatus(session.nodeId, 'offline');
       this.disconnectedAt.set(session.nodeId, session.lastSeen);
       this.log.info({ node: session.nodeId }, 'node disconnected; its work moves unless it returns within the node timeout');
@@ -259,6 +261,7 @@ export class NodeHub {
   /** A node that stopped heartbeating: its work goes back to the queue now. */
   private nodeDown(s: Session, why: string): void {
     this.sessions.delete(s.nodeId);
+    this.models.connectedChanged();
     this.markDown(s.nodeId, why);
     try {
       s.call.end();
@@ -360,6 +363,7 @@ export class NodeHub {
     const previous = this.sessions.get(nodeId);
     if (previous && previous.call !== call) previous.call.end();
     this.sessions.set(nodeId, s);
+    this.models.connectedChanged();
     this.disconnectedAt.delete(nodeId);
     this.models.update(nodeId, reg.models);
     this.store.upsertNode(nodeId, s.name, { gpuName: caps.gpuName, vramMb: Number(caps.vramMb), backends: s.caps.backends, models: s.caps.models, slots: s.slots, ...(caps.executionProvider ? { executionProvider: caps.executionProvider } : {}) });

@@ -45,6 +45,7 @@ export function nodeModelState(m: ModelCacheState): NodeModelState {
 
 export class NodeModels {
   private readonly byNode = new Map<string, NodeModelState>();
+  private turnCounts: Map<string, number> | undefined;
 
   /** `online`: the nodes connected now (a node that left keeps its last report, shown but not counted as a holder). */
   constructor(private readonly online: () => Iterable<string> = () => []) {}
@@ -53,6 +54,12 @@ export class NodeModels {
   update(nodeId: string, state: ModelCacheState | undefined): void {
     if (state) this.byNode.set(nodeId, nodeModelState(state));
     else this.byNode.delete(nodeId);
+    this.turnCounts = undefined; // a report changes the answer even within a turn (tests feed several at once)
+  }
+
+  /** A node connected or left: holder counts are counted again. */
+  connectedChanged(): void {
+    this.turnCounts = undefined;
   }
 
   of(nodeId: string): NodeModelState | undefined {
@@ -74,8 +81,21 @@ export class NodeModels {
     return out;
   }
 
-  /** Every hash connected nodes hold, with how many hold it (one pass for the scheduler). */
-  holderCounts(): Map<string, number> {
+  /**
+   * Every hash connected nodes hold, with how many hold it (one pass for the
+   * scheduler). Each pick asks, and a fill of many nodes picks for each: the
+   * answer is kept until the current turn of the event loop ends, or until a
+   * report arrives or a node connects or leaves (update, connectedChanged).
+   */
+  holderCounts(): ReadonlyMap<string, number> {
+    if (!this.turnCounts) {
+      this.turnCounts = this.countHolders();
+      setImmediate(() => (this.turnCounts = undefined));
+    }
+    return this.turnCounts;
+  }
+
+  private countHolders(): Map<string, number> {
     const counts = new Map<string, number>();
     for (const id of this.online()) {
       const s = this.byNode.get(id);
