@@ -2,7 +2,7 @@
  * The cache folder on disk:
  *
  *   {dir}/{hash}/…           a model's files, exactly as in the bucket (what backends are given)
- *   {dir}/.meta/{hash}.json  its manifest and each file's size + mtime when verified; mtime = last use
+ *   {dir}/.meta/{hash}.json  its manifest and each file's stamp when verified (file-stamp.ts); mtime = last use
  *   {dir}/.tmp/              downloads in progress (emptied at start)
  *   {dir}/.trash/            folders on their way out (emptied at start)
  *
@@ -16,27 +16,35 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { localFilePath } from './fetch-model.js';
 import { sha256File } from '@nightshift/common';
+import { fileStampSchema, isRacy, sameFile, stampOf, timestampsAreFine, type FileStamp } from './file-stamp.js';
 import { parseManifest, type ModelManifest } from './manifest.js';
-
-export interface FileStamp {
-  size: number;
-  mtimeMs: number;
-}
 
 export interface CachedModel {
   manifest: ModelManifest;
-  /** Each file's size and mtime when its sha256 was last checked. */
+  /** Each file's stamp when its sha256 was last checked (absent: check it). */
   stamps: Record<string, FileStamp>;
   /** When it was last used (the meta file's mtime across restarts). */
   lastUsedMs: number;
 }
 
-const metaSchema = z.object({ manifest: z.unknown(), stamps: z.record(z.string(), z.object({ size: z.number(), mtimeMs: z.number() })) });
+/** Stamps in an older format (size + mtime only) are dropped: those files are hashed at their next check. */
+const metaSchema = z.object({ manifest: z.unknown(), stamps: z.record(z.string(), z.unknown()) });
+
+function validStamps(raw: Record<string, unknown>): Record<string, FileStamp> {
+  const out: Record<string, FileStamp> = {};
+  for (const [path, s] of Object.entries(raw)) {
+    const r = fileStampSchema.safeParse(s);
+    if (r.success) out[path] = r.data;
+  }
+  return out;
+}
 
 export class CacheDisk {
   readonly metaDir: string;
   readonly tmpDir: string;
   readonly trashDir: string;
+  /** Whether this folder's timestamps are fine-grained (probed once); coarse ones make a fresh stamp untrusted. */
+  private fine?: Promise<boolean>;
 
   constructor(readonly dir: string) {
     this.metaDir = join(dir, '.meta');
@@ -71,7 +79,7 @@ export class CacheDisk {
         if (!st.isDirectory()) throw new Error('not a folder');
         const raw = metaSchema.parse(JSON.parse(await readFile(join(this.metaDir, name), 'utf8')));
         const metaStat = await stat(join(this.metaDir, name));
-        found.push({ manifest: parseManifest(raw.manifest, hash), stamps: raw.stamps, lastUsedMs: metaStat.mtimeMs });
+        found.push({ manifest: parseManifest(raw.manifest, hash), stamps: validStamps(raw.stamps), lastUsedMs: metaStat.mtimeMs });
         withMeta.add(hash);
       } catch {
         await rm(join(this.metaDir, name), { force: true });
@@ -128,35 +136,45 @@ export class CacheDisk {
     await rm(gone, { recursive: true, force: true });
   }
 
+  /** The downloaded files' stamps: their bytes were hashed as they were written (fetch-model.ts). */
   private async stampsOf(manifest: ModelManifest, folder: string): Promise<Record<string, FileStamp>> {
     const stamps: Record<string, FileStamp> = {};
     for (const f of manifest.files) {
-      const st = await stat(localFilePath(folder, f.path));
-      stamps[f.path] = { size: st.size, mtimeMs: st.mtimeMs };
+      const st = await stampOf(localFilePath(folder, f.path));
+      if (st) stamps[f.path] = st;
     }
     return stamps;
   }
 
+  /** Whether a stamp whose file matches it can stand for a hash: not when it is racy on a folder with coarse timestamps. */
+  private async trusted(stamp: FileStamp): Promise<boolean> {
+    if (!isRacy(stamp)) return true;
+    this.fine ??= timestampsAreFine(this.metaDir).catch(() => false);
+    return this.fine;
+  }
+
   /**
    * Whether the cached files still are the model. Cheap by default: a file
-   * whose size and mtime match its stamp is trusted, any other is re-hashed.
+   * whose size, mtime, ctime, inode and device match its stamp is trusted
+   * (nothing has written to it since it was hashed), any other is re-hashed.
    * `full` re-hashes every file (the first use after a start, or when asked).
-   * Stamps of files that hash right are refreshed.
+   * Files that hash right get a fresh stamp, taken before they were read; one
+   * that changed while it was being read fails the check.
    */
   async check(model: CachedModel, full: boolean, onBytes?: (n: number) => void): Promise<boolean> {
     const folder = this.modelDir(model.manifest.hash);
     let changed = false;
     for (const f of model.manifest.files) {
       const path = localFilePath(folder, f.path);
-      const st = await stat(path).catch(() => undefined);
-      if (!st?.isFile() || st.size !== f.size) return false;
+      const now = await stampOf(path);
+      if (!now || now.size !== f.size) return false;
       const stamp = model.stamps[f.path];
-      if (!full && stamp && stamp.size === st.size && stamp.mtimeMs === st.mtimeMs) continue;
+      if (!full && stamp && sameFile(stamp, now) && (await this.trusted(stamp))) continue;
       if ((await sha256File(path, onBytes)) !== f.sha256) return false;
-      if (stamp?.mtimeMs !== st.mtimeMs) {
-        model.stamps[f.path] = { size: st.size, mtimeMs: st.mtimeMs };
-        changed = true;
-      }
+      const after = await stampOf(path);
+      if (!after || !sameFile(now, after)) return false;
+      model.stamps[f.path] = now;
+      changed = true;
     }
     if (changed) await this.writeMeta(model);
     return true;

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { modelFileKey, modelManifestKey, Storage } from '@nightshift/common';
 import { addModel, ModelCache, ModelFetchError, modelHash, RATE_MIN_BYTES, type CacheEvent, type ModelManifest, type TransferProgress } from './mod.js';
 import { putJson } from './bucket.js';
-import { startTestBucket, writeModel, type TestBucket } from './test-helpers.js';
+import { flipByte, startTestBucket, writeModel, type TestBucket } from './test-helpers.js';
 
 let b: TestBucket;
 const models: ModelManifest[] = [];
@@ -97,6 +97,12 @@ test('a flipped byte in a cached file is detected and the model fetched again', 
   await cache.ensure(m.hash, b.storage);
   assert.deepEqual(events.splice(0), ['downloaded', 'corrupt', 'downloaded']);
   assert.equal(b.calls.gets.length, m.files.length);
+  assert.deepEqual(readFileSync(file), good);
+
+  // A write that sets the mtime back to the nanosecond still moves the ctime: caught by the next ordinary ensure.
+  flipByte(file, 7, true);
+  await cache.ensure(m.hash, b.storage);
+  assert.deepEqual(events.splice(0), ['corrupt', 'downloaded']);
   assert.deepEqual(readFileSync(file), good);
 
   // A flip made while the node was down is caught by the first use after the restart (a full verify) …
@@ -248,14 +254,50 @@ test('the measured rate leaves out downloads too small to measure the link (per-
 
 test('a full check asked for while a cheap one is under way gets its own full check', async () => {
   const m = models[2]!;
-  const events: string[] = [];
+  const events: CacheEvent[] = [];
   const dir = cacheDir('join');
-  const cache = new ModelCache(dir, 10 * SIZE, { ...fastRetry, onEvent: (e) => events.push(e.type) });
-  const path = await cache.ensure(m.hash, b.storage);
-  flip(join(path, 'weights.bin'), true); // invisible to the size + mtime check
+  const cache = new ModelCache(dir, 10 * SIZE, { ...fastRetry, onEvent: (e) => events.push(e) });
+  await cache.ensure(m.hash, b.storage);
+  events.length = 0;
   const [cheap, full] = await Promise.all([cache.ensure(m.hash, b.storage), cache.ensure(m.hash, b.storage, undefined, { verify: true })]);
   assert.equal(cheap, full);
-  assert.deepEqual(events, ['downloaded', 'corrupt', 'downloaded'], 'the full check found the flip the cheap one could not');
+  // The cheap check trusted every unchanged stamp (read nothing); the full one that joined it read every byte.
+  assert.deepEqual(events, [{ type: 'rehashed', hash: m.hash, bytes: m.totalSize, full: true }]);
+});
+
+test('switching back and forth between cached models re-hashes nothing; a change to either is still caught at its next use', async () => {
+  const [m0, m1] = models as [ModelManifest, ModelManifest];
+  const events: CacheEvent[] = [];
+  const dir = cacheDir('switch');
+  const cache = new ModelCache(dir, 10 * SIZE, { ...fastRetry, onEvent: (e) => events.push(e) });
+  const paths = [await cache.ensure(m0.hash, b.storage), await cache.ensure(m1.hash, b.storage)];
+  // One round first: on a kernel with coarse timestamps a just-written file is hashed once more (file-stamp.ts).
+  for (const m of [m0, m1]) await cache.ensure(m.hash, b.storage);
+  events.length = 0;
+  const progress: TransferProgress[] = [];
+  for (let i = 0; i < 20; i++) await cache.ensure((i % 2 ? m1 : m0).hash, b.storage, (p) => progress.push(p));
+  assert.deepEqual([...events], [], 'twenty switches: no file read again, nothing fetched');
+  assert.ok(progress.every((p) => p.bytesDone === 0), 'no verify bytes reported');
+
+  // Then each model's weights get a flipped byte with the mtime set back: each is caught at its next use.
+  for (const p of paths) flipByte(join(p, 'weights.bin'), 11, true);
+  const verified: number[] = [];
+  for (const m of [m0, m1]) {
+    let read = 0;
+    await cache.ensure(m.hash, b.storage, (p) => p.phase === 'verify' && (read = p.bytesDone));
+    verified.push(read);
+  }
+  assert.deepEqual(
+    events.map((e) => [e.type, e.hash]),
+    [
+      ['corrupt', m0.hash],
+      ['downloaded', m0.hash],
+      ['corrupt', m1.hash],
+      ['downloaded', m1.hash],
+    ],
+  );
+  // Only the changed file was read (the config file's stamp still held).
+  assert.deepEqual(verified, [SIZE - 10, SIZE - 10]);
 });
 
 test('a manifest read that fails is tried again with the download attempts; a missing one is final at once', async () => {

@@ -8,9 +8,11 @@
  *   renamed into place; a corrupt or cut-off attempt is deleted and retried
  *   (bounded, then ModelFetchError).
  * - Corruption on disk: the first ensure of a model after the cache is
- *   opened re-hashes every file; later ensures re-hash only files whose size
- *   or mtime changed (a flipped byte changes the mtime); `{ verify: true }`
- *   forces a full check. A model that fails is fetched again.
+ *   opened re-hashes every file; later ensures re-hash only files whose
+ *   stamp (size, mtime, ctime, inode, device: file-stamp.ts) changed since
+ *   they were last hashed; a write that sets the mtime back still moves the
+ *   ctime. So switching between cached models reads nothing again, and
+ *   `{ verify: true }` forces a full check. A model that fails is fetched again.
  * - Size cap: least-recently-used models are evicted to make room, never one
  *   that is in use (`acquire`/`release`, or `use`, which does both) or being
  *   ensured. When only in-use models are left the cap is exceeded for the
@@ -28,7 +30,11 @@ import { fetchModel, ModelFetchError, type FetchOptions, type Fetched } from './
 import { ManifestError, type ModelManifest } from './manifest.js';
 import type { OnProgress, TransferProgress } from './progress.js';
 
-export type CacheEvent = { type: 'corrupt' | 'evicted'; hash: string } | { type: 'downloaded'; hash: string; name: string; bytes: number; ms: number };
+export type CacheEvent =
+  | { type: 'corrupt' | 'evicted'; hash: string }
+  | { type: 'downloaded'; hash: string; name: string; bytes: number; ms: number }
+  /** A cached copy passed a check that read and hashed `bytes` of it again (`full`: all of it); one that trusted every stamp read nothing and says nothing. */
+  | { type: 'rehashed'; hash: string; bytes: number; full: boolean };
 
 export interface ModelCacheOptions extends Partial<FetchOptions> {
   /** Downloads smaller than this do not count towards the measured rate (default RATE_MIN_BYTES). */
@@ -38,7 +44,7 @@ export interface ModelCacheOptions extends Partial<FetchOptions> {
 }
 
 export interface EnsureOptions {
-  /** Re-hash every cached file even when sizes and mtimes match. */
+  /** Re-hash every cached file even when its stamp is unchanged. */
   verify?: boolean;
 }
 
@@ -226,6 +232,7 @@ export class ModelCache {
         emit({ phase: 'verify', bytesDone: checked, bytesTotal: cached.manifest.totalSize });
       });
       if (ok) {
+        if (checked > 0) this.opts.onEvent?.({ type: 'rehashed', hash, bytes: checked, full });
         cached.verifiedThisRun ||= full;
         await this.used(cached);
         return this.disk.modelDir(hash);

@@ -1,5 +1,6 @@
 /** Shared by the registry's tests: a real s3rver, a bucket, and counters on the client's object calls. */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { closeSync, mkdirSync, openSync, readSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -64,4 +65,25 @@ export function writeModel(root: string, files: Record<string, string | Buffer>)
     writeFileSync(abs, body);
   }
   return root;
+}
+
+/**
+ * Flips one byte of `path` in place. `hideMtime` sets the mtime back to the
+ * nanosecond afterwards (`touch -d @s.ns`; Node's utimes rounds it), so only
+ * the ctime tells the write happened.
+ */
+export function flipByte(path: string, offset: number, hideMtime: boolean): void {
+  const before = statSync(path, { bigint: true });
+  const fd = openSync(path, 'r+');
+  try {
+    const byte = Buffer.alloc(1);
+    readSync(fd, byte, 0, 1, offset);
+    writeSync(fd, Buffer.from([byte[0]! ^ 0xff]), 0, 1, offset);
+  } finally {
+    closeSync(fd);
+  }
+  if (!hideMtime) return;
+  const ns = before.mtimeNs;
+  execFileSync('touch', ['-m', '-d', `@${ns / 1_000_000_000n}.${String(ns % 1_000_000_000n).padStart(9, '0')}`, path]);
+  if (statSync(path, { bigint: true }).mtimeNs !== ns) throw new Error(`could not set the mtime of ${path} back`);
 }

@@ -8,7 +8,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, statSync, utimesSync, writeFileSync, writeSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -17,7 +18,7 @@ import { create } from '@bufbuild/protobuf';
 import { createLogger, sleep, Storage } from '@nightshift/common';
 import { startS3Server, tempDir, type S3Server } from '@nightshift/devfarm';
 import { JobAssignmentSchema } from '@nightshift/proto';
-import { addModel, type ModelManifest } from '@nightshift/registry';
+import { addModel, type CacheEvent, type ModelManifest } from '@nightshift/registry';
 import { ExecBackend } from './backends/exec.js';
 import { NodeModels } from './model-pull.js';
 import { Worker, type Report } from './worker.js';
@@ -84,13 +85,14 @@ interface Rig {
   stop(): Promise<void>;
 }
 
-function rig(name: string, opts: { capBytes?: number; slots?: number; attempts?: number; retryDelayMs?: number; storage?: Pick<Storage, 'client' | 'bucket'> } = {}): Rig {
+function rig(name: string, opts: { capBytes?: number; slots?: number; attempts?: number; retryDelayMs?: number; storage?: Pick<Storage, 'client' | 'bucket'>; onCacheEvent?: (e: CacheEvent) => void } = {}): Rig {
   const models = new NodeModels({
     settings: { dir: path.join(tmp.dir, 'caches', name), capBytes: opts.capBytes ?? 1e9, attempts: opts.attempts ?? 3, retryDelayMs: opts.retryDelayMs ?? 20 },
     storage: opts.storage ?? storage,
     log,
     // The test models are tiny: let them count towards the advertised rate.
     rateMinBytes: 0,
+    ...(opts.onCacheEvent ? { onCacheEvent: opts.onCacheEvent } : {}),
   });
   const exec = new ExecBackend([{ name: 'from-model', command: [process.execPath, generator, '{model_path}', '{output}'], env: { HOLD_DIR: holdDir }, timeoutMs: 60_000, killGraceMs: 200 }], { tmpDir: path.join(tmp.dir, 'jobs') });
   const reports: Report[] = [];
@@ -132,12 +134,15 @@ async function colourOf(imageKey: string): Promise<number[]> {
 
 const getsOf = (m: TestModel) => gets.filter((k) => k.includes(m.manifest.hash)).length;
 
+/** Flips a byte; `keepMtime` sets the mtime back to the nanosecond (touch; Node's utimes rounds it), so only the ctime shows the write. */
 function flipByte(file: string, keepMtime: boolean): void {
-  const st = statSync(file);
+  const ns = statSync(file, { bigint: true }).mtimeNs;
   const fd = openSync(file, 'r+');
   writeSync(fd, Buffer.from([readFileSync(file)[3]! ^ 0xff]), 0, 1, 3);
   closeSync(fd);
-  if (keepMtime) utimesSync(file, st.atime, st.mtime);
+  if (!keepMtime) return;
+  execFileSync('touch', ['-m', '-d', `@${ns / 1_000_000_000n}.${String(ns % 1_000_000_000n).padStart(9, '0')}`, file]);
+  assert.equal(statSync(file, { bigint: true }).mtimeNs, ns, 'the mtime is set back exactly');
 }
 
 describe('registry models pulled by the worker', { timeout: 180_000 }, () => {
@@ -202,7 +207,7 @@ describe('registry models pulled by the worker', { timeout: 180_000 }, () => {
     }
   });
 
-  test('a flipped byte: caught on the next job when the write shows, and at the next load when it hides its mtime', async () => {
+  test('a flipped byte: caught on the next job when the write shows, and on the next job too when it hides its mtime', async () => {
     go(a.name);
     go(b.name);
     const r = rig('corrupt');
@@ -217,14 +222,43 @@ describe('registry models pulled by the worker', { timeout: 180_000 }, () => {
       assert.equal(getsOf(a), a.manifest.files.length, 'fetched again');
       assert.deepEqual(readFileSync(weights), good);
 
-      // The same size and mtime: not seen while the backend keeps running model-a, but the next
-      // time a backend loads it (after another model) every file is re-hashed.
+      // The same size and mtime (to the nanosecond): the write still moved the file's ctime, so the
+      // next job finds it, on the same model (no load in between) …
+      flipByte(weights, true);
+      gets.length = 0;
+      assert.deepEqual(await colourOf((await completed(r, assign(r, a))).imageKey), a.rgb);
+      assert.equal(getsOf(a), a.manifest.files.length, 'fetched again with the mtime hidden');
+      assert.deepEqual(readFileSync(weights), good);
+      // … and at a load, after another model.
       flipByte(weights, true);
       gets.length = 0;
       await completed(r, assign(r, b));
       await completed(r, assign(r, a));
       assert.equal(getsOf(a), a.manifest.files.length, 'fetched again at the load');
       assert.deepEqual(readFileSync(weights), good);
+    } finally {
+      await r.stop();
+    }
+  });
+
+  test('a node switching back and forth between two cached models re-hashes none of their bytes', async () => {
+    go(a.name);
+    go(b.name);
+    const events: CacheEvent[] = [];
+    const r = rig('switch', { slots: 1, onCacheEvent: (e) => events.push(e) });
+    try {
+      // Both pulled, then one round of switches (a kernel with coarse timestamps hashes a just-written file once more).
+      for (const m of [a, b, a, b]) await completed(r, assign(r, m));
+      assert.deepEqual(events.filter((e) => e.type === 'downloaded').map((e) => e.hash), [a.manifest.hash, b.manifest.hash]);
+      events.length = 0;
+      gets.length = 0;
+      for (let i = 0; i < 12; i++) {
+        const m = i % 2 ? b : a;
+        assert.deepEqual(await colourOf((await completed(r, assign(r, m))).imageKey), m.rgb);
+        assert.equal(r.models.state().loadedHash, m.manifest.hash, 'the node switched model');
+      }
+      assert.deepEqual([...events], [], 'twelve switches: no byte re-hashed, nothing fetched or evicted');
+      assert.equal(gets.length, 0);
     } finally {
       await r.stop();
     }
