@@ -3,6 +3,7 @@
 // schedulers, classifier-free guidance, latent previews and sampler names.
 export { TorchGenerator, batchNoise, type NoiseSource, type NormalKernel } from './rng/torch-generator.js';
 export { MT19937 } from './rng/mt19937.js';
+export { NoiseWorkers, localNoiseStream, type NoisePlan, type NoiseStream } from './rng/noise-workers.js';
 export { SAMPLERS, A1111_SAMPLER_NAMES, isSamplerName, unknownSamplerMessage, type SamplerName } from './samplers.js';
 export {
   parseSchedulerConfig,

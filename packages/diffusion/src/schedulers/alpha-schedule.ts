@@ -12,6 +12,7 @@ import { mapF32 } from '../map-f32.js';
 
 export abstract class AlphaScheduler implements Scheduler {
   abstract readonly sampler: SamplerName;
+  abstract readonly stepNoise: boolean;
   readonly sigmas = undefined;
   readonly initNoiseSigma = 1;
   protected readonly alphas: Float64Array;

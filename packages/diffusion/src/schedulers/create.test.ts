@@ -4,6 +4,7 @@ import { batchNoise, TorchGenerator } from '../rng/torch-generator.js';
 import { SAMPLERS } from '../samplers.js';
 import { parseSchedulerConfig } from './config.js';
 import { createScheduler, img2imgStartIndex } from './create.js';
+import { DdimScheduler } from './ddim.js';
 
 const SD15 = parseSchedulerConfig({
   beta_end: 0.012,
@@ -82,5 +83,22 @@ test('which samplers draw step noise, and how much: one latent-sized randn per s
     let x: Float32Array = new Float32Array(numel).fill(0.5);
     for (let i = 0; i < 6; i++) x = s.step(new Float32Array(numel).fill(0.1), i, s.scaleModelInput(x, i), counting).prevSample;
     assert.deepEqual(seen, new Array(draws).fill(numel), name);
+  }
+});
+
+test('stepNoise says which schedulers draw step noise: a planned noise stream (NoiseWorkers) holds exactly what step() takes', () => {
+  const steps = 5;
+  const numel = 4 * 2 * 2;
+  const schedulers = [...SAMPLERS.map((name) => createScheduler(name, SD15, steps)), new DdimScheduler(SD15, steps, { eta: 1 })];
+  for (const s of schedulers) {
+    let draws = 0;
+    const counting = { randn: (n: number) => (draws++, new TorchGenerator(draws).randn(n)) };
+    let x = new TorchGenerator(1).randn(numel);
+    for (let i = 0; i < steps; i++) x = s.step(new Float32Array(numel).fill(0.1), i, x, counting).prevSample;
+    const label = `${s.sampler}${s instanceof DdimScheduler && s.stepNoise ? ' eta 1' : ''}`;
+    // Euler a draws on every step; LCM on all but the last (the plan holds one spare); the others never.
+    const expected = s.sampler === 'euler_a' || (s.sampler === 'ddim' && s.stepNoise) ? steps : s.sampler === 'lcm' ? steps - 1 : 0;
+    assert.equal(draws, expected, label);
+    assert.equal(s.stepNoise, expected > 0, label);
   }
 });

@@ -22,11 +22,13 @@ export interface DdimOptions {
 export class DdimScheduler extends AlphaScheduler {
   readonly sampler = 'ddim';
   private readonly eta: number;
+  readonly stepNoise: boolean;
 
   constructor(config: SchedulerConfig, steps: number, options: DdimOptions = {}) {
     assertSteps(steps);
     super(config, steps, discreteTimesteps(config.timestepSpacing ?? 'leading', config.numTrainTimesteps, steps, config.stepsOffset));
     this.eta = options.eta ?? 0;
+    this.stepNoise = this.eta > 0;
   }
 
   step(modelOutput: Float32Array, stepIndex: number, sample: Float32Array, noise: NoiseSource): StepOutput {

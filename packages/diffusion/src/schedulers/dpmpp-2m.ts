@@ -35,6 +35,7 @@ export class DpmPp2mScheduler implements Scheduler {
   readonly timesteps: readonly number[];
   readonly sigmas: readonly number[];
   readonly initNoiseSigma = 1;
+  readonly stepNoise = false;
   private previous: { stepIndex: number; denoised: Float32Array } | undefined;
 
   constructor(

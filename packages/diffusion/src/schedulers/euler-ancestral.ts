@@ -15,6 +15,7 @@ import { mapF32 } from '../map-f32.js';
 
 export class EulerAncestralScheduler extends SigmaScheduler {
   readonly sampler = 'euler_a';
+  readonly stepNoise = true;
 
   constructor(config: SchedulerConfig, steps: number) {
     // diffusers' EulerAncestralDiscreteScheduler has no Karras option.

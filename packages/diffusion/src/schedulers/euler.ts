@@ -12,6 +12,7 @@ import { mapF32 } from '../map-f32.js';
 
 export class EulerScheduler extends SigmaScheduler {
   readonly sampler = 'euler';
+  readonly stepNoise = false;
 
   constructor(config: SchedulerConfig, steps: number) {
     super(config, steps, config.useKarrasSigmas);

@@ -17,6 +17,7 @@ import { mapF32 } from '../map-f32.js';
 
 export class LcmScheduler extends AlphaScheduler {
   readonly sampler = 'lcm';
+  readonly stepNoise = true;
 
   constructor(config: SchedulerConfig, steps: number) {
     super(config, steps, lcmTimesteps(config, steps));

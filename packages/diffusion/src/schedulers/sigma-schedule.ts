@@ -68,6 +68,7 @@ export function assertSteps(steps: number): void {
  */
 export abstract class SigmaScheduler implements Scheduler {
   abstract readonly sampler: SamplerName;
+  abstract readonly stepNoise: boolean;
   readonly timesteps: readonly number[];
   readonly sigmas: readonly number[];
   readonly initNoiseSigma: number;

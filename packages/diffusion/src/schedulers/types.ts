@@ -22,6 +22,11 @@ export interface Scheduler {
   readonly timesteps: readonly number[];
   /** σ per step plus a final 0, for the σ-parameterised samplers; undefined for DDIM and LCM. */
   readonly sigmas: readonly number[] | undefined;
+  /**
+   * Whether step() draws fresh latent-sized noise (Euler a on every step, LCM on all but the last, DDIM with
+   * eta > 0), so that a caller can draw it ahead (NoiseWorkers) instead of on the step's critical path.
+   */
+  readonly stepNoise: boolean;
   /** The standard deviation to scale the initial unit noise by. */
   readonly initNoiseSigma: number;
   /** The UNet input for step i (Euler's samplers divide by √(σ²+1); others return the sample). */

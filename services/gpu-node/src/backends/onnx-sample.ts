@@ -8,17 +8,21 @@
  * as a CPU generator passed to diffusers does. Several seeds of one prompt
  * run as one UNet batch, each image drawing from its own generator (diffusers
  * with a list of generators), so image k equals a batch of one with its seed.
+ * Every draw is one latent and their number is known up front, so with
+ * `noise` (NoiseWorkers) they are drawn in a worker thread ahead of use: the
+ * initial noise while the text encoder runs, step i+1's while UNet step i
+ * runs (session.run blocks this thread), the same values bit for bit.
  */
 import {
-  batchNoise,
   combineGuidance,
   createScheduler,
   duplicateForGuidance,
   guidanceScaleEmbedding,
   img2imgStartIndex,
+  localNoiseStream,
   scaleAfterEncode,
-  TorchGenerator,
   usesGuidance,
+  type NoiseWorkers,
   type SamplerName,
   type SchedulerConfig,
 } from '@nightshift/diffusion';
@@ -39,6 +43,8 @@ export interface SampleInput {
   /** img2img: the init image [1, 3, H, W] in −1…1 (every image of the batch starts from it) and how much of the schedule to run. */
   init?: { image: FloatTensor; strength: number };
   signal: AbortSignal;
+  /** Draws the noise in worker threads, overlapping the model calls; without it, on this thread between them. */
+  noise?: NoiseWorkers;
   /** After each step run: 1-based step, steps to run, the model's x̂₀ estimate [B, 4, h, w] (for previews). */
   onStep?: (step: number, total: number, denoised: Float32Array) => Promise<void> | void;
   /** Accumulates where the time goes (benchmarks). */
@@ -98,46 +104,58 @@ export async function sampleLatent(input: SampleInput): Promise<SampleResult> {
   const batch = guided ? 2 * images : images;
 
   // Rows as diffusers concatenates them: the B unconditional ones, then the B conditional ones.
-  const prompts = [...(guided ? Array<string>(images).fill(input.negativePrompt) : []), ...Array<string>(images).fill(input.prompt)];
-  const text = await timed(timing, false, () => model.encodeText(model.tokenize(prompts)));
-  signal.throwIfAborted();
-  const timestepCond = condDim === undefined ? undefined : { data: guidanceScaleEmbedding(input.guidance, condDim, batch), dims: [batch, condDim] };
-
   const scheduler = createScheduler(input.sampler, input.schedulerConfig, input.steps);
-  const generator = images === 1 ? new TorchGenerator(input.seeds[0]!) : batchNoise(input.seeds.map((s) => new TorchGenerator(s)));
-  let latent: Float32Array;
-  let start = 0;
-  if (input.init) {
-    // diffusers' img2img order: the VAE's sample noise first, then the start noise, from each image's generator.
-    const encNoise = generator.randn(numel);
-    const { image } = input.init;
-    const initBatch = images === 1 ? image : { data: repeat(image.data, images), dims: [images, ...image.dims.slice(1)] };
-    const encoded = await timed(timing, false, () => model.encode(initBatch, encNoise));
-    const clean = scaleAfterEncode(encoded.data, model.scalingFactor);
-    const startIndex = img2imgStartIndex(input.steps, input.init.strength);
-    if (startIndex === null) return { latent: clean, dims, guided };
-    start = startIndex;
-    latent = scheduler.addNoise(clean, generator.randn(numel), start);
-  } else {
-    const sigma = scheduler.initNoiseSigma;
-    latent = generator.randn(numel).map((v) => v * sigma);
-  }
-
-  const total = input.steps - start;
-  for (let i = start; i < input.steps; i++) {
+  // The draws, in diffusers' order: img2img's VAE sample noise then its start noise (none when strength
+  // leaves no step to run), else the initial noise; then one per step for samplers that inject noise.
+  const startIndex = input.init ? img2imgStartIndex(input.steps, input.init.strength) : 0;
+  const steps = startIndex === null ? 0 : input.steps - startIndex;
+  const draws = (input.init ? (startIndex === null ? 1 : 2) : 1) + (scheduler.stepNoise ? steps : 0);
+  const plan = { seeds: input.seeds, per: numel / images, draws };
+  // Started before the text encoder, so the first draw is ready when it is done.
+  const noise = input.noise ? input.noise.stream(plan) : localNoiseStream(plan);
+  try {
+    const prompts = [...(guided ? Array<string>(images).fill(input.negativePrompt) : []), ...Array<string>(images).fill(input.prompt)];
+    const text = await timed(timing, false, () => model.encodeText(model.tokenize(prompts)));
     signal.throwIfAborted();
-    let t0 = performance.now();
-    const scaled = scheduler.scaleModelInput(latent, i);
-    const sample = { data: guided ? duplicateForGuidance(scaled) : scaled, dims: [batch, 4, dims[2], dims[3]] };
-    if (timing) timing.schedulerMs += performance.now() - t0;
-    const out = await timed(timing, true, () => model.unet(sample, scheduler.timesteps[i]!, text.hidden, timestepCond));
-    t0 = performance.now();
-    const eps = guided ? combineGuidance(out.data, images, input.guidance) : out.data;
-    const next = scheduler.step(eps, i, latent, generator);
-    latent = next.prevSample;
-    if (timing) timing.schedulerMs += performance.now() - t0;
-    await input.onStep?.(i - start + 1, total, next.denoised);
+    const timestepCond = condDim === undefined ? undefined : { data: guidanceScaleEmbedding(input.guidance, condDim, batch), dims: [batch, condDim] };
+
+    let latent: Float32Array;
+    if (input.init) {
+      await noise.ready();
+      const encNoise = noise.randn(numel);
+      const { image } = input.init;
+      const initBatch = images === 1 ? image : { data: repeat(image.data, images), dims: [images, ...image.dims.slice(1)] };
+      const encoded = await timed(timing, false, () => model.encode(initBatch, encNoise));
+      const clean = scaleAfterEncode(encoded.data, model.scalingFactor);
+      if (startIndex === null) return { latent: clean, dims, guided };
+      await noise.ready();
+      latent = scheduler.addNoise(clean, noise.randn(numel), startIndex);
+    } else {
+      const sigma = scheduler.initNoiseSigma;
+      await noise.ready();
+      latent = noise.randn(numel).map((v) => v * sigma);
+    }
+
+    const start = startIndex ?? input.steps;
+    for (let i = start; i < input.steps; i++) {
+      signal.throwIfAborted();
+      let t0 = performance.now();
+      const scaled = scheduler.scaleModelInput(latent, i);
+      const sample = { data: guided ? duplicateForGuidance(scaled) : scaled, dims: [batch, 4, dims[2], dims[3]] };
+      if (timing) timing.schedulerMs += performance.now() - t0;
+      const out = await timed(timing, true, () => model.unet(sample, scheduler.timesteps[i]!, text.hidden, timestepCond));
+      t0 = performance.now();
+      const eps = guided ? combineGuidance(out.data, images, input.guidance) : out.data;
+      // Drawn during the UNet call: here it is normally waiting already (a wait is counted as sampler time).
+      if (scheduler.stepNoise) await noise.ready();
+      const next = scheduler.step(eps, i, latent, noise);
+      latent = next.prevSample;
+      if (timing) timing.schedulerMs += performance.now() - t0;
+      await input.onStep?.(i - start + 1, steps, next.denoised);
+    }
+    signal.throwIfAborted();
+    return { latent, dims, guided };
+  } finally {
+    noise.close();
   }
-  signal.throwIfAborted();
-  return { latent, dims, guided };
 }

@@ -11,7 +11,7 @@
  * of one on the same path, so a job's bytes do not depend on its batch
  * (onnx-batch.test.ts checks them equal).
  */
-import { A1111_SAMPLER_NAMES, unscaleForDecode } from '@nightshift/diffusion';
+import { A1111_SAMPLER_NAMES, NoiseWorkers, unscaleForDecode } from '@nightshift/diffusion';
 import type { FloatTensor } from '@nightshift/models';
 import { RenderFailure, type Backend, type RenderProgress, type RenderRequest, type RenderResult } from './backend.js';
 import { initImageTensor, latentPreviewWebp, vaeImageToPng } from './onnx-image.js';
@@ -48,6 +48,8 @@ export class OnnxBackend implements Backend {
   private readonly registry: OnnxModels;
   private probe: Promise<ProviderProbe> | undefined;
   private readonly configured: readonly string[];
+  /** Latent noise drawn in worker threads while the models run (onnx-sample.ts). */
+  private readonly noise = new NoiseWorkers();
 
   constructor(private readonly opts: OnnxBackendOptions) {
     const configured = opts.executionProviders?.length ? opts.executionProviders : ['cpu'];
@@ -132,6 +134,7 @@ export class OnnxBackend implements Backend {
         schedulerConfig: loaded.schedulerConfig,
         ...(init ? { init } : {}),
         signal,
+        noise: this.noise,
         ...(timing ? { timing } : {}),
         onStep: (step, total, denoised) => {
           const now = performance.now();
@@ -193,6 +196,7 @@ export class OnnxBackend implements Backend {
   }
 
   async close(): Promise<void> {
+    await this.noise.close();
     await this.registry.close();
   }
 }

@@ -1,0 +1,199 @@
+// A render's latent noise drawn ahead in worker threads. onnxruntime-node's
+// session.run blocks the main thread for the whole UNet step, so noise drawn
+// on it (torch's CPU normal transform in JS: ~1 ms per 64×64 latent, every
+// step for Euler a) adds to every step; drawn in a worker it runs during the
+// step and the sampler finds it waiting. The draws are a plan fixed up front
+// (how many, how many values each): the same generators, seeds and order as
+// on the main thread, so the same values bit for bit (noise-workers.test.ts).
+//
+// Use: const noise = workers.stream({ seeds, per, draws }); before each draw
+// `await noise.ready()`, then `noise.randn(n)` as from a TorchGenerator
+// (batchNoise's layout for several seeds); `noise.close()` when done.
+import { Worker } from 'node:worker_threads';
+import type { FromWorker, ToWorker } from './noise-protocol.js';
+import { TorchGenerator, batchNoise, type NoiseSource, type NormalKernel } from './torch-generator.js';
+
+/** A planned noise source: randn only after ready() resolved, and only as many draws as planned. */
+export interface NoiseStream extends NoiseSource {
+  /** Resolves once the next draw can be taken (at once when every planned draw is taken); rejects if its worker failed. */
+  ready(): Promise<void>;
+  /** Ends the stream (its worker stops drawing and serves the next render). */
+  close(): void;
+}
+
+export interface NoisePlan {
+  /** One generator per image. */
+  seeds: readonly (number | bigint)[];
+  /** Values per image and draw (every draw of a render is one latent: initial noise, img2img's, each step's). */
+  per: number;
+  /** How many draws the render makes. */
+  draws: number;
+  normalKernel?: NormalKernel;
+}
+
+/** Draws the worker may make before the sampler takes them: the next step's, and one spare against a late wake-up. */
+const AHEAD = 2;
+/** Idle workers kept for the next renders (a worker costs a few MB and tens of ms to start). */
+const KEEP_IDLE = 2;
+
+function checkPlan(plan: NoisePlan): void {
+  if (plan.seeds.length < 1) throw new RangeError('a noise plan needs at least one seed');
+  if (!Number.isSafeInteger(plan.per) || plan.per < 1) throw new RangeError(`values per draw must be a positive integer, got ${plan.per}`);
+  if (!Number.isSafeInteger(plan.draws) || plan.draws < 0) throw new RangeError(`draws must be a non-negative integer, got ${plan.draws}`);
+}
+
+class PlannedDraws implements NoiseStream {
+  private readonly queue: Float32Array[] = [];
+  private taken = 0;
+  private failure: Error | undefined;
+  private waiter: { resolve: () => void; reject: (err: Error) => void } | undefined;
+  private closed = false;
+
+  constructor(
+    private readonly size: number,
+    private readonly draws: number,
+    /** Asks for one more draw ahead. */
+    private readonly more: () => void,
+    private readonly stop: () => void,
+  ) {}
+
+  deliver(data: Float32Array): void {
+    this.queue.push(data);
+    this.wake();
+  }
+
+  fail(err: Error): void {
+    this.failure ??= err;
+    this.wake();
+  }
+
+  private wake(): void {
+    const w = this.waiter;
+    this.waiter = undefined;
+    if (!w) return;
+    if (this.failure) w.reject(this.failure);
+    else w.resolve();
+  }
+
+  ready(): Promise<void> {
+    if (this.closed) return Promise.reject(new Error('the noise stream is closed'));
+    if (this.queue.length > 0 || this.taken >= this.draws) return Promise.resolve();
+    if (this.failure) return Promise.reject(this.failure);
+    if (this.waiter) return Promise.reject(new Error('ready() is already awaited'));
+    return new Promise((resolve, reject) => (this.waiter = { resolve, reject }));
+  }
+
+  randn(numel: number): Float32Array {
+    if (numel !== this.size) throw new RangeError(`this noise stream draws ${this.size} values at a time, not ${numel}`);
+    if (this.taken >= this.draws) throw new RangeError(`all ${this.draws} planned noise draws are taken`);
+    const next = this.queue.shift();
+    if (!next) throw new Error('the next noise draw is not ready: await ready() first');
+    this.taken++;
+    if (this.taken < this.draws) this.more();
+    return next;
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.queue.length = 0;
+    this.stop();
+    this.fail(new Error('the noise stream is closed'));
+  }
+}
+
+/** The plan drawn on the calling thread, for callers without workers (same values, no overlap). */
+export function localNoiseStream(plan: NoisePlan): NoiseStream {
+  checkPlan(plan);
+  const generators = plan.seeds.map((s) => new TorchGenerator(s, plan.normalKernel));
+  const source = generators.length === 1 ? generators[0]! : batchNoise(generators);
+  const size = plan.per * plan.seeds.length;
+  let taken = 0;
+  return {
+    ready: () => Promise.resolve(),
+    randn(numel: number) {
+      if (numel !== size) throw new RangeError(`this noise stream draws ${size} values at a time, not ${numel}`);
+      if (taken >= plan.draws) throw new RangeError(`all ${plan.draws} planned noise draws are taken`);
+      taken++;
+      return source.randn(numel);
+    },
+    close() {},
+  };
+}
+
+/**
+ * The worker thread's bootstrap. Compiled (.js), the worker file is imported as it is. Run from source (.ts,
+ * as this repo runs under `node --import tsx`), a Node 20 worker does not get the parent's module hooks even
+ * with --import inherited, so it registers tsx itself before importing the worker file.
+ */
+function workerSource(): string {
+  const fromSource = import.meta.url.endsWith('.ts');
+  const file = new URL(fromSource ? './noise-worker.ts' : './noise-worker.js', import.meta.url).href;
+  if (!fromSource) return `import(${JSON.stringify(file)})`;
+  const tsx = import.meta.resolve('tsx/esm/api');
+  return `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(file)}); })`;
+}
+
+/** A pool of noise workers, one per render in flight; idle ones do not keep the process alive. */
+export class NoiseWorkers {
+  private readonly idle: Worker[] = [];
+  private readonly all = new Set<Worker>();
+  /** The job each busy worker serves. */
+  private readonly jobs = new Map<Worker, { id: number; stream: PlannedDraws }>();
+  private nextId = 1;
+  private closed = false;
+
+  stream(plan: NoisePlan): NoiseStream {
+    checkPlan(plan);
+    if (this.closed) throw new Error('the noise workers are closed');
+    const worker = this.idle.pop() ?? this.spawn();
+    worker.ref(); // a render awaits its draws: keep the process alive meanwhile
+    const id = this.nextId++;
+    const send = (msg: ToWorker) => worker.postMessage(msg);
+    const stream = new PlannedDraws(
+      plan.per * plan.seeds.length,
+      plan.draws,
+      () => send({ kind: 'more', id }),
+      () => send({ kind: 'stop', id }),
+    );
+    this.jobs.set(worker, { id, stream });
+    send({ kind: 'start', id, seeds: plan.seeds, normalKernel: plan.normalKernel ?? 'avx2', per: plan.per, draws: plan.draws, ahead: AHEAD });
+    return stream;
+  }
+
+  private spawn(): Worker {
+    const worker = new Worker(workerSource(), { eval: true });
+    this.all.add(worker);
+    worker.on('message', (msg: FromWorker) => {
+      const job = this.jobs.get(worker);
+      if (!job || job.id !== msg.id) return;
+      if (msg.kind === 'draw') job.stream.deliver(msg.data);
+      else if (msg.kind === 'failed') job.stream.fail(new Error(`noise worker: ${msg.message}`));
+      else this.release(worker);
+    });
+    const lost = (err: Error) => {
+      this.all.delete(worker);
+      const at = this.idle.indexOf(worker);
+      if (at >= 0) this.idle.splice(at, 1);
+      this.jobs.get(worker)?.stream.fail(err);
+      this.jobs.delete(worker);
+    };
+    worker.on('error', (err) => lost(new Error(`noise worker failed: ${err.message}`)));
+    worker.on('exit', (code) => lost(new Error(`noise worker exited (code ${code})`)));
+    return worker;
+  }
+
+  private release(worker: Worker): void {
+    this.jobs.delete(worker);
+    worker.unref();
+    if (this.closed || this.idle.length >= KEEP_IDLE) void worker.terminate();
+    else this.idle.push(worker);
+  }
+
+  /** Stops every worker (renders still drawing fail). */
+  async close(): Promise<void> {
+    this.closed = true;
+    this.idle.length = 0;
+    await Promise.all([...this.all].map((w) => w.terminate()));
+  }
+}
