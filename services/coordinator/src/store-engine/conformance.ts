@@ -8,10 +8,12 @@
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { SUBJECTS, imageKey, thumbKey } from '@nightshift/common';
+import { SUBJECTS, imageKey } from '@nightshift/common';
 import { jobId } from '../store/rows.js';
 import type { NodeCaps } from '../placement.js';
-import type { JobRow, NewJob, StoreEngine, SweepCounts } from './engine.js';
+import type { StoreEngine } from './engine.js';
+import { LEASE, PROC, assertCountsExact, drainEvents, newJobs, report } from './conformance-helpers.js';
+import { copyConformance, modelConformance, requeueConformance, userConformance, wakeConformance } from './conformance-parity.js';
 
 export interface Clock {
   t: number;
@@ -26,60 +28,16 @@ export interface EngineFixture {
   close(): Promise<void>;
 }
 
+export type WithFixture = (title: string, body: (f: EngineFixture, clock: Clock) => Promise<void>) => void;
+
 export interface EngineHarness {
   /** A fresh, empty database whose engines read `clock`, with maxAttempts 3 and blocklistAfter 3. */
   fresh(clock: Clock): Promise<EngineFixture>;
 }
 
-const LEASE = 30_000;
-const PROC: NodeCaps = { backends: ['procedural'], models: [], vramMb: 8_192 };
-
-function newJobs(tag: string, n: number, extra: Partial<NewJob> = {}): NewJob[] {
-  const params = { steps: 4 };
-  return Array.from({ length: n }, (_, i) => ({
-    index: i,
-    renderKey: `rk-${tag}-${i}`,
-    prompt: `a ${tag} ${i}`,
-    seed: 1000 + i,
-    params,
-    axes: { i },
-    backend: 'procedural',
-    model: 'm1',
-    minVramMb: 0,
-    ...extra,
-  }));
-}
-
-function report(job: Pick<JobRow, 'render_key'>, skipped = false) {
-  return { imageKey: imageKey(job.render_key), thumbKey: thumbKey(job.render_key), renderMs: 1_234, skipped };
-}
-
-/** A sweep's counters equal a count of its jobs' states, read one by one. */
-async function assertCountsExact(engine: StoreEngine, sweepId: string, total: number, expect?: Partial<SweepCounts>): Promise<SweepCounts> {
-  const truth: SweepCounts = { queued: 0, running: 0, done: 0, failed: 0, skipped: 0, cancelled: 0 };
-  for (let i = 0; i < total; i++) {
-    const job = (await engine.getJob(jobId(sweepId, i)))!;
-    truth[job.state === 'leased' ? 'running' : job.state]++;
-  }
-  const counts = await engine.counts(sweepId);
-  assert.deepEqual(counts, truth, 'counters equal the jobs');
-  if (expect) assert.deepEqual(counts, { ...{ queued: 0, running: 0, done: 0, failed: 0, skipped: 0, cancelled: 0 }, ...expect });
-  return counts;
-}
-
-async function drainEvents(engine: StoreEngine): Promise<{ subject: string; msg_id: string; payload: unknown }[]> {
-  const out: { subject: string; msg_id: string; payload: unknown }[] = [];
-  for (;;) {
-    const batch = await engine.claimEvents(50, 60_000);
-    if (!batch.length) return out;
-    await engine.markPublished(batch.map((e) => e.id));
-    out.push(...batch.map((e) => ({ subject: e.subject, msg_id: e.msg_id, payload: JSON.parse(e.payload) as unknown })));
-  }
-}
-
 export function storeEngineConformance(name: string, harness: EngineHarness, opts: { skip?: string | undefined } = {}): void {
   describe(`store engine conformance: ${name}`, { skip: opts.skip }, () => {
-    const withFixture = (title: string, body: (f: EngineFixture, clock: Clock) => Promise<void>) =>
+    const withFixture: WithFixture = (title, body) =>
       test(title, async () => {
         const clock = { t: 1_700_000_000_000 };
         const f = await harness.fresh(clock);
@@ -371,5 +329,11 @@ export function storeEngineConformance(name: string, harness: EngineHarness, opt
       assert.ok(taken?.held(), 'taken over once the holder died');
       assert.ok(await engine.lead('outbox'));
     });
+
+    userConformance(withFixture);
+    requeueConformance(withFixture);
+    copyConformance(withFixture);
+    modelConformance(withFixture);
+    wakeConformance(withFixture);
   });
 }

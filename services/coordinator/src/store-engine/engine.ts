@@ -10,10 +10,13 @@
  * the epoch from the engine's `now`, JSON columns are text.
  */
 import type { Failure, FailingNode, NodeCaps } from '../placement.js';
+import type { NodeModelState } from '../node-models.js';
 import type { ReportedKeys } from '../store/completion.js';
 import type { CompleteOutcome, JobRow, NewJob, SweepCounts, SweepRow } from '../store/rows.js';
+import type { NewUser, UserRow } from '../store/users.js';
 
 export type { CompleteOutcome, JobRow, NewJob, SweepCounts, SweepRow } from '../store/rows.js';
+export type { NewUser, UserRow } from '../store/users.js';
 
 export interface NewSweep {
   name: string;
@@ -22,6 +25,27 @@ export interface NewSweep {
   backend: string;
   model: string;
   kind?: 'render' | 'upscale';
+  /** The registry model's content hash and size fixed at submit (rule 4 of the pick); none for a model known by name only. */
+  modelHash?: string;
+  modelBytes?: number;
+  /** The submitting user ('local' when absent): fair share between people orders the pick. */
+  owner?: string;
+}
+
+/**
+ * What the asking node holds of registry models and how many connected nodes
+ * hold each hash (model-placement.ts's `modelParams` inputs): the pick prefers
+ * a sweep whose model is loaded, then held, then one worth fetching.
+ */
+export interface PickModels {
+  state: NodeModelState | undefined;
+  holderCounts: ReadonlyMap<string, number>;
+}
+
+/** What a committed change made worth looking at again: queued jobs (new or returned) and unpublished outbox rows. */
+export interface Wake {
+  jobs: boolean;
+  outbox: boolean;
 }
 
 export type CompletionReport = ReportedKeys & { renderMs: number; skipped: boolean; model?: string | undefined };
@@ -60,23 +84,65 @@ export interface StoreEngine {
    * Picks the next job for this node by the scheduler's rule (scheduler.ts)
    * and leases it, atomically: concurrent callers never get the same job.
    */
-  leaseNext(nodeId: string, caps: NodeCaps, leaseMs: number): Promise<JobRow | undefined>;
-  /** Extends the leases of jobs this node says it still holds. */
+  leaseNext(nodeId: string, caps: NodeCaps, leaseMs: number, models?: PickModels): Promise<JobRow | undefined>;
+  /** Extends the leases of jobs this node says it still holds: its own leases and its straggler copies. */
   renewLeases(nodeId: string, jobIds: string[], leaseMs: number): Promise<void>;
-  /** Requeues leased jobs whose lease ran out; returns them as they were. */
+  /**
+   * Requeues leased jobs whose lease ran out (returns them as they were) and
+   * drops expired straggler copies; a job whose copy is still alive is handed
+   * to the copy instead of requeued.
+   */
   expireLeases(): Promise<JobRow[]>;
+  /** Jobs a node holds (leased to it, or a straggler copy on it), by id. */
+  leasedTo(nodeId: string): Promise<JobRow[]>;
+  /** Everything a node holds goes back (it went silent): its copies end, its leases go to their copies or the queue. Returns its leases as they were, by id. */
+  releaseNode(nodeId: string, reason: string): Promise<JobRow[]>;
+
+  /** A slow job worth a second copy on this idle node: leased elsewhere since before `startedBefore`, its sweep's queue empty. */
+  straggler(nodeId: string, caps: NodeCaps, startedBefore: number): Promise<string | undefined>;
+  /** Gives this node a straggler copy of a leased job (none already; never its own holder); the first result wins. */
+  leaseCopy(jobId: string, nodeId: string, leaseMs: number): Promise<JobRow | undefined>;
+  /** Ends a straggler copy; the original carries on. */
+  dropCopy(jobId: string): Promise<void>;
   /** Records a finished render (first report wins; its image announced once; the sweep settled when it was the last). */
   completeJob(jobId: string, nodeId: string, report: CompletionReport): Promise<CompleteOutcome>;
   /** Records a failure as placement.ts's decideFailure rules it (exclusion, VRAM floor, backoff, blocklist). */
   failJob(jobId: string, node: FailingNode, failure: Failure): Promise<{ job: JobRow; blocklisted: boolean } | undefined>;
-  /** Returns leased jobs to the queue with a reason. */
-  requeue(jobIds: string[], reason: string): Promise<void>;
+  /**
+   * Returns leased jobs to the queue with a reason (their copies end).
+   * `refundAttempt`: the node handed them back without failing them (it left
+   * the farm): that lease does not count towards maxAttempts.
+   */
+  requeue(jobIds: string[], reason: string, opts?: { refundAttempt?: boolean }): Promise<void>;
+  /**
+   * The holder could not fetch the job's registry model (JobFailed.model_unavailable):
+   * the node is excluded for the job and the lease does not count as an
+   * attempt; a copy carries on as the only holder. Returns the job as it was,
+   * or undefined when the node did not hold it.
+   */
+  returnUnfetched(jobId: string, nodeId: string, error: string): Promise<JobRow | undefined>;
+
+  /** Creates or updates `user` with a new key (only its hash); undefined when the user already holds an active key. */
+  addKey(user: NewUser, hash: string): Promise<{ id: string } | undefined>;
+  getUser(name: string): Promise<UserRow | undefined>;
+  /** The user whose active key has this hash. */
+  userByKeyHash(hash: string): Promise<UserRow | undefined>;
+  /** Revokes every active key of `name`; how many. */
+  revokeKeys(name: string): Promise<number>;
 
   /** Appends an event to the outbox (state changes append theirs in their own transaction). */
   appendEvent(subject: string, msgId: string, payload: unknown): Promise<void>;
   /** Claims up to `limit` unpublished events, oldest first, for `claimMs`; a concurrent claimer gets others. */
   claimEvents(limit: number, claimMs: number): Promise<ClaimedEvent[]>;
   markPublished(ids: number[]): Promise<void>;
+
+  /**
+   * Calls `onWake` after any connection onto this database (another replica's
+   * too) commits new or returned queued jobs or new outbox rows; a hint to
+   * pick or publish again, never the data itself (a wake may be repeated, and
+   * one after a lost listening connection says both). Resolves once listening.
+   */
+  subscribe(onWake: (wake: Wake) => void): Promise<() => Promise<void>>;
 
   /** Takes a periodic duty (node timeouts, outbox publishing, pruning) unless another holder has it. */
   lead(duty: string): Promise<Leadership | undefined>;

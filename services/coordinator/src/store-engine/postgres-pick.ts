@@ -2,9 +2,14 @@
  * The scheduler's rule (scheduler.ts) as one PostgreSQL statement that picks
  * the next job for a node and leases it:
  *   1. active sweeps with the node's backend it is not blocklisted for, whose
- *      smallest queued VRAM floor fits its card (one index probe, jobs_vram);
- *   2. by priority, then a model the node has loaded (batching by model),
- *      then fewest running (the sweep's counter), then the oldest;
+ *      smallest queued VRAM floor fits its card (one index probe, jobs_vram),
+ *      and whose registry model is held or worth fetching (model-placement.ts);
+ *   2. priority as far as it reaches across people (an admin's in full, a
+ *      user's capped at 0), then fair share between people (the user whose
+ *      running jobs, one more counted, are the smallest part of their weight),
+ *      then that user's own priority, then the model on this node (loaded,
+ *      held, to be fetched), then fewest running (the sweep's counter), then
+ *      the oldest;
  *   3. within the first such sweep that has one, the first queued job by
  *      index, past its backoff, fitting the card, not excluded for the node.
  * The job row is taken FOR UPDATE SKIP LOCKED: a concurrent pick on another
@@ -17,21 +22,41 @@
  * it from the inner sort without evaluating every sweep (EXPLAIN: Limit →
  * Nested Loop → Sort).
  *
- * $1 node id, $2 backends text[], $3 VRAM MB, $4 loaded models text[], $5 now, $6 lease expiry.
+ * $1 node id, $2 backends text[], $3 VRAM MB, $4 model names text[], $5 now, $6 lease expiry,
+ * then rule 4 (pickModelValues): $7 loaded hash, $8 held hashes text[], $9/$10 other holders'
+ * hashes and counts, $11 this node's download rate (bytes/s), $12 assumed job time (ms).
  */
+import { modelParams } from '../model-placement.js';
+import type { PickModels } from './engine.js';
+
+/** A sweep's registry model is held by the node: loaded, cached, or downloading. */
+const HELD = `(s.model_hash = $7 OR s.model_hash = ANY($8::text[]))`;
+const HOLDERS = `(SELECT h.n FROM unnest($9::text[], $10::int[]) AS h (hash, n) WHERE h.hash = s.model_hash)`;
+
 export const PICK_AND_LEASE_SQL = `
 WITH picked AS (
   SELECT j.id, s.id AS sweep_id
     FROM (
       SELECT s.id, s.priority, s.created_at,
              COALESCE((SELECT c.n FROM sweep_counts c WHERE c.sweep_id = s.id AND c.state = 'leased'), 0) AS running,
-             (s.model = ANY($4::text[])) AS model_loaded
-        FROM sweeps s
+             CASE WHEN COALESCE(u.admin, 0) = 1 THEN s.priority ELSE LEAST(s.priority, 0) END AS reach,
+             (COALESCE(u.running, 0) + 1.0) / COALESCE(u.weight, 1) AS share,
+             CASE WHEN s.model_hash = '' THEN (s.model = ANY($4::text[]))::int
+                  WHEN s.model_hash = $7 THEN 2
+                  WHEN ${HELD} THEN 1
+                  ELSE 0 END AS model_affinity
+        FROM sweeps s LEFT JOIN users u ON u.name = s.owner
        WHERE s.status IN ('queued', 'running')
          AND s.backend = ANY($2::text[])
          AND NOT EXISTS (SELECT 1 FROM sweep_blocklist b WHERE b.sweep_id = s.id AND b.node_id = $1 AND b.blocked = 1)
+         AND (s.model_hash = '' OR ${HELD} OR COALESCE(${HOLDERS}, 0) = 0
+              OR COALESCE((SELECT c.n FROM sweep_counts c WHERE c.sweep_id = s.id AND c.state = 'queued'), 0)
+                 * COALESCE((SELECT AVG(f.render_ms) FROM (SELECT r.render_ms FROM jobs r WHERE r.sweep_id = s.id AND r.state IN ('done', 'skipped')
+                               AND r.render_ms > 0 ORDER BY r.finished_at DESC LIMIT 20) f), $12::float8)
+                 / NULLIF(${HOLDERS}, 0)
+                 >= s.model_bytes * 1000.0 / $11::float8)
          AND (SELECT MIN(q.min_vram_mb) FROM jobs q WHERE q.sweep_id = s.id AND q.state = 'queued') <= $3
-       ORDER BY s.priority DESC, model_loaded DESC, running ASC, s.created_at, s.id
+       ORDER BY reach DESC, share ASC, s.priority DESC, model_affinity DESC, running ASC, s.created_at, s.id
     ) s
     CROSS JOIN LATERAL (
       SELECT j.id
@@ -44,7 +69,7 @@ WITH picked AS (
        LIMIT 1
        FOR UPDATE OF j SKIP LOCKED
     ) j
-   ORDER BY s.priority DESC, s.model_loaded DESC, s.running ASC, s.created_at, s.id
+   ORDER BY s.reach DESC, s.share ASC, s.priority DESC, s.model_affinity DESC, s.running ASC, s.created_at, s.id
    LIMIT 1
 ),
 leased AS (
@@ -57,3 +82,29 @@ started AS (
   UPDATE sweeps SET status = 'running' FROM picked WHERE sweeps.id = picked.sweep_id AND sweeps.status = 'queued'
 )
 SELECT * FROM leased`;
+
+/**
+ * Rule 4's values ($7–$12) from what the node holds: model-placement.ts's
+ * `modelParams` (the SQLite scheduler's, so both count holders and rates
+ * alike), turned from its JSON into arrays.
+ */
+export function pickModelValues(names: string[], models: PickModels | undefined): [string, string[], string[], number[], number, number] {
+  const p = modelParams(names, models?.state, models?.holderCounts ?? new Map<string, number>());
+  const holders = Object.entries(JSON.parse(p.holders) as Record<string, number>);
+  return [p.loaded, JSON.parse(p.cached) as string[], holders.map(([h]) => h.slice(1)), holders.map(([, n]) => n), p.rate, p.jobMs];
+}
+
+/** Scheduler.straggler's rule: a slow leased job of a sweep with nothing queued, for an idle node that fits it. $1 node, $2 backends, $3 VRAM, $4 started before. */
+export const STRAGGLER_SQL = `
+SELECT j.id
+  FROM jobs j JOIN sweeps s ON s.id = j.sweep_id
+ WHERE j.state = 'leased' AND j.copy_node_id IS NULL AND j.node_id <> $1
+   AND s.status = 'running'
+   AND s.backend = ANY($2::text[])
+   AND j.min_vram_mb <= $3
+   AND j.started_at <= $4
+   AND NOT EXISTS (SELECT 1 FROM jobs q WHERE q.state = 'queued' AND q.sweep_id = j.sweep_id)
+   AND NOT EXISTS (SELECT 1 FROM job_exclusions x WHERE x.job_id = j.id AND x.node_id = $1)
+   AND NOT EXISTS (SELECT 1 FROM sweep_blocklist b WHERE b.sweep_id = s.id AND b.node_id = $1 AND b.blocked = 1)
+ ORDER BY j.started_at, j.id
+ LIMIT 1`;

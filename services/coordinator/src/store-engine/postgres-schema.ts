@@ -16,6 +16,8 @@ import type pg from 'pg';
 /** The advisory-lock namespace (first key) of this engine: migrations and duties. */
 export const LOCK_NAMESPACE = 0x4e534654; // "NSFT"
 export const MIGRATION_LOCK = 0;
+/** The LISTEN/NOTIFY channel of wake-ups; payloads 'jobs' and 'outbox'. */
+export const WAKE_CHANNEL = 'nightshift_wake';
 
 const MIGRATIONS = [
   `
@@ -157,6 +159,71 @@ const MIGRATIONS = [
   END $$;
   CREATE TRIGGER jobs_state_counts AFTER UPDATE ON jobs REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
     FOR EACH STATEMENT EXECUTE FUNCTION jobs_count_states();
+  `,
+  // Parity with the SQLite Store (issue 12): registry models (rule 4 of the
+  // pick), people and their fair share (users.running kept by a trigger, as
+  // db.ts does), straggler copies found by index, and wake-ups between
+  // replicas (NOTIFY at commit when jobs are queued or outbox rows written).
+  `
+  ALTER TABLE sweeps ADD COLUMN model_hash TEXT NOT NULL DEFAULT '';
+  ALTER TABLE sweeps ADD COLUMN model_bytes BIGINT NOT NULL DEFAULT 0;
+  ALTER TABLE sweeps ADD COLUMN owner TEXT NOT NULL DEFAULT 'local';
+  CREATE INDEX sweeps_owner ON sweeps (owner, created_at);
+  ALTER TABLE jobs ADD COLUMN model_hash TEXT NOT NULL DEFAULT '';
+  CREATE INDEX jobs_copy ON jobs (copy_node_id) WHERE copy_node_id IS NOT NULL;
+  CREATE TABLE users (
+    name TEXT PRIMARY KEY,
+    admin SMALLINT NOT NULL DEFAULT 0,
+    weight DOUBLE PRECISION NOT NULL DEFAULT 1,
+    quota_images INTEGER,
+    running INTEGER NOT NULL DEFAULT 0,
+    created_at BIGINT NOT NULL
+  );
+  INSERT INTO users (name, admin, weight, running, created_at) VALUES ('local', 1, 1, (SELECT COUNT(*) FROM jobs WHERE state = 'leased'), 0);
+  CREATE TABLE api_keys (
+    id TEXT PRIMARY KEY,
+    user_name TEXT NOT NULL REFERENCES users(name),
+    hash TEXT NOT NULL UNIQUE,
+    created_at BIGINT NOT NULL,
+    revoked_at BIGINT
+  );
+  CREATE INDEX api_keys_user ON api_keys (user_name) WHERE revoked_at IS NULL;
+
+  -- One update per owner whose running count changed, in name order (no deadlock between statements).
+  CREATE FUNCTION jobs_count_user_running() RETURNS trigger LANGUAGE plpgsql AS $$
+  DECLARE r RECORD;
+  BEGIN
+    FOR r IN
+      SELECT s.owner, SUM(CASE WHEN n.state = 'leased' THEN 1 ELSE -1 END) AS d
+        FROM old_rows o JOIN new_rows n ON n.id = o.id JOIN sweeps s ON s.id = n.sweep_id
+       WHERE (o.state = 'leased') <> (n.state = 'leased')
+       GROUP BY s.owner HAVING SUM(CASE WHEN n.state = 'leased' THEN 1 ELSE -1 END) <> 0
+       ORDER BY s.owner
+    LOOP
+      UPDATE users SET running = running + r.d WHERE name = r.owner;
+    END LOOP;
+    RETURN NULL;
+  END $$;
+  CREATE TRIGGER jobs_user_running AFTER UPDATE ON jobs REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION jobs_count_user_running();
+
+  -- NOTIFY is delivered at commit (never for a rolled-back change), once per distinct payload per transaction.
+  CREATE FUNCTION nightshift_wake() RETURNS trigger LANGUAGE plpgsql AS $$
+  BEGIN
+    PERFORM pg_notify('${WAKE_CHANNEL}', TG_ARGV[0]);
+    RETURN NULL;
+  END $$;
+  CREATE TRIGGER outbox_wake AFTER INSERT ON outbox FOR EACH STATEMENT EXECUTE FUNCTION nightshift_wake('outbox');
+  CREATE TRIGGER jobs_insert_wake AFTER INSERT ON jobs FOR EACH STATEMENT EXECUTE FUNCTION nightshift_wake('jobs');
+  CREATE FUNCTION jobs_requeued_wake() RETURNS trigger LANGUAGE plpgsql AS $$
+  BEGIN
+    IF EXISTS (SELECT 1 FROM old_rows o JOIN new_rows n ON n.id = o.id WHERE n.state = 'queued' AND o.state <> 'queued') THEN
+      PERFORM pg_notify('${WAKE_CHANNEL}', 'jobs');
+    END IF;
+    RETURN NULL;
+  END $$;
+  CREATE TRIGGER jobs_requeued_wake AFTER UPDATE ON jobs REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION jobs_requeued_wake();
   `,
 ];
 

@@ -8,8 +8,12 @@
  * periodic duty is a session advisory lock on a connection of its own, so it
  * passes to another replica as soon as the holder's session ends.
  *
- * Not yet here (the SQLite Store has them): straggler copies, cancel/pause,
- * nodes, webhooks, live-change hooks (LISTEN/NOTIFY is the plan).
+ * Commits that queue jobs or write outbox rows NOTIFY (postgres-schema.ts);
+ * `subscribe` LISTENs on a connection of its own, so a replica hears another's
+ * new work without polling.
+ *
+ * Not yet here (the SQLite Store has them): cancel/pause, nodes, webhooks,
+ * costs, shares.
  */
 import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
@@ -17,11 +21,12 @@ import { decideFailure, type Failure, type FailingNode, type NodeCaps } from '..
 import { DEFAULT_STORE_OPTIONS, type StoreOptions } from '../store/base.js';
 import { ownKeys, refuseReport } from '../store/completion.js';
 import { FINAL, jobId, newSweepId, type CompleteOutcome, type JobRow, type JobState, type NewJob, type SweepCounts, type SweepRow, type SweepStatus } from '../store/rows.js';
-import type { ClaimedEvent, CompletionReport, Leadership, NewSweep, StoreEngine } from './engine.js';
+import type { ClaimedEvent, CompletionReport, Leadership, NewSweep, NewUser, PickModels, StoreEngine, UserRow, Wake } from './engine.js';
 import { imageEvent, sweepCreatedEvent, sweepDoneEvent, type OutboxEvent } from '../store/events.js';
-import { PICK_AND_LEASE_SQL } from './postgres-pick.js';
+import { PICK_AND_LEASE_SQL, STRAGGLER_SQL, pickModelValues } from './postgres-pick.js';
 import { createClient, createPool, inTransaction } from './postgres-pool.js';
 import { LOCK_NAMESPACE, migratePostgres } from './postgres-schema.js';
+import { WakeListener } from './postgres-wake.js';
 
 type Q = Pick<pg.ClientBase, 'query'>;
 
@@ -44,6 +49,7 @@ export class PostgresEngine implements StoreEngine {
   private leaderClient: Promise<pg.Client> | undefined;
   private readonly leaderships = new Map<string, PgLeadership>();
   private leading: Promise<unknown> = Promise.resolve();
+  private readonly wakes: WakeListener;
 
   private constructor(
     private readonly pool: pg.Pool,
@@ -54,6 +60,7 @@ export class PostgresEngine implements StoreEngine {
     this.applicationName = applicationName;
     this.opts = { ...DEFAULT_STORE_OPTIONS, ...opts };
     this.now = this.opts.now;
+    this.wakes = new WakeListener({ url, applicationName });
   }
 
   /** Connects and migrates (once across replicas starting together). */
@@ -79,10 +86,12 @@ export class PostgresEngine implements StoreEngine {
     const now = this.now();
     const kind = sweep.kind ?? 'render';
     await inTransaction(this.pool, async (c) => {
-      await c.query('INSERT INTO sweeps (id, name, spec_json, status, priority, backend, total, created_at, kind, model) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)', [
-        id, sweep.name, JSON.stringify(sweep.spec), 'queued', sweep.priority, sweep.backend, jobs.length, now, kind, sweep.model,
-      ]);
-      for (let at = 0; at < jobs.length; at += INSERT_BATCH) await insertJobs(c, id, jobs.slice(at, at + INSERT_BATCH));
+      await c.query(
+        `INSERT INTO sweeps (id, name, spec_json, status, priority, backend, total, created_at, kind, model, model_hash, model_bytes, owner)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
+        [id, sweep.name, JSON.stringify(sweep.spec), 'queued', sweep.priority, sweep.backend, jobs.length, now, kind, sweep.model, sweep.modelHash ?? '', sweep.modelBytes ?? 0, sweep.owner ?? 'local'],
+      );
+      for (let at = 0; at < jobs.length; at += INSERT_BATCH) await insertJobs(c, id, jobs.slice(at, at + INSERT_BATCH), sweep.modelHash ?? '');
       await enqueue(c, sweepCreatedEvent({ id, name: sweep.name, kind }, jobs.length, now), now);
     });
     return (await this.getSweep(id))!;
@@ -106,40 +115,160 @@ export class PostgresEngine implements StoreEngine {
 
   // ------------------------------------------------------------------ leases
 
-  async leaseNext(nodeId: string, caps: NodeCaps, leaseMs: number): Promise<JobRow | undefined> {
+  async leaseNext(nodeId: string, caps: NodeCaps, leaseMs: number, models?: PickModels): Promise<JobRow | undefined> {
     if (caps.backends.length === 0) return undefined;
     const now = this.now();
     // Named, so each connection plans it once (planning cost more than running it).
-    const { rows } = await this.pool.query<JobRow>({ name: 'nightshift-pick-and-lease', text: PICK_AND_LEASE_SQL, values: [nodeId, caps.backends, caps.vramMb, caps.models, now, now + leaseMs] });
+    const { rows } = await this.pool.query<JobRow>({
+      name: 'nightshift-pick-and-lease',
+      text: PICK_AND_LEASE_SQL,
+      values: [nodeId, caps.backends, caps.vramMb, caps.models, now, now + leaseMs, ...pickModelValues(caps.models, models)],
+    });
     return rows[0];
   }
 
   async renewLeases(nodeId: string, jobIds: string[], leaseMs: number): Promise<void> {
     if (jobIds.length === 0) return;
-    await this.pool.query(`UPDATE jobs SET lease_expires_at = $1 WHERE id = ANY($2) AND node_id = $3 AND state = 'leased'`, [this.now() + leaseMs, jobIds, nodeId]);
+    await this.pool.query(
+      `UPDATE jobs SET lease_expires_at = CASE WHEN node_id = $3 THEN $1 ELSE lease_expires_at END,
+                       copy_lease_expires_at = CASE WHEN copy_node_id = $3 THEN $1 ELSE copy_lease_expires_at END
+        WHERE id = ANY($2) AND state = 'leased' AND (node_id = $3 OR copy_node_id = $3)`,
+      [this.now() + leaseMs, jobIds, nodeId],
+    );
   }
 
   async expireLeases(): Promise<JobRow[]> {
-    // Rows another replica is expiring right now are skipped, not waited for; RETURNING gives them as they were.
-    const { rows } = await this.pool.query<JobRow>(
-      `WITH expired AS (
-         SELECT * FROM jobs WHERE state = 'leased' AND lease_expires_at < $1 ORDER BY id FOR UPDATE SKIP LOCKED
-       )
-       UPDATE jobs j SET state = 'queued', prev_node_id = COALESCE(j.node_id, j.prev_node_id), node_id = NULL, lease_expires_at = NULL, error = 'lease expired'
-         FROM expired WHERE j.id = expired.id
-       RETURNING expired.*`,
-      [this.now()],
-    );
-    return rows.sort((a, b) => a.id.localeCompare(b.id));
+    const now = this.now();
+    const rows = await inTransaction(this.pool, async (c) => {
+      // Expired copies end first (their node is silent), so a job whose copy also lapsed is requeued.
+      await c.query(
+        `UPDATE jobs SET prev_node_id = copy_node_id, copy_node_id = NULL, copy_lease_expires_at = NULL
+          WHERE id IN (SELECT id FROM jobs WHERE copy_node_id IS NOT NULL AND copy_lease_expires_at < $1 ORDER BY id FOR UPDATE SKIP LOCKED)`,
+        [now],
+      );
+      // Rows another replica is expiring right now are skipped, not waited for; RETURNING gives them as they were.
+      return (
+        await c.query<JobRow>(
+          `WITH expired AS (
+             SELECT * FROM jobs WHERE state = 'leased' AND lease_expires_at < $1 ORDER BY id FOR UPDATE SKIP LOCKED
+           )
+           UPDATE jobs j SET ${HAND_ON}, error = CASE WHEN e.copy_node_id IS NULL THEN 'lease expired' ELSE j.error END
+             FROM expired e WHERE j.id = e.id
+           RETURNING e.*`,
+          [now],
+        )
+      ).rows;
+    });
+    // Those handed to their copy are still leased: only the requeued are returned.
+    return byId(rows.filter((j) => j.copy_node_id === null));
   }
 
-  async requeue(jobIds: string[], reason: string): Promise<void> {
+  async leasedTo(nodeId: string): Promise<JobRow[]> {
+    return byId((await this.pool.query<JobRow>(`SELECT * FROM jobs WHERE state = 'leased' AND (node_id = $1 OR copy_node_id = $1)`, [nodeId])).rows);
+  }
+
+  async releaseNode(nodeId: string, reason: string): Promise<JobRow[]> {
+    const rows = await inTransaction(this.pool, async (c) => {
+      await c.query(`UPDATE jobs SET prev_node_id = copy_node_id, copy_node_id = NULL, copy_lease_expires_at = NULL WHERE copy_node_id = $1 AND state = 'leased'`, [nodeId]);
+      return (
+        await c.query<JobRow>(
+          `WITH released AS (SELECT * FROM jobs WHERE state = 'leased' AND node_id = $1 ORDER BY id FOR UPDATE)
+           UPDATE jobs j SET ${HAND_ON}, error = CASE WHEN e.copy_node_id IS NULL THEN $2 ELSE j.error END
+             FROM released e WHERE j.id = e.id
+           RETURNING e.*`,
+          [nodeId, reason],
+        )
+      ).rows;
+    });
+    return byId(rows);
+  }
+
+  async straggler(nodeId: string, caps: NodeCaps, startedBefore: number): Promise<string | undefined> {
+    if (caps.backends.length === 0) return undefined;
+    return (await this.pool.query<{ id: string }>(STRAGGLER_SQL, [nodeId, caps.backends, caps.vramMb, startedBefore])).rows[0]?.id;
+  }
+
+  async leaseCopy(jobIdValue: string, nodeId: string, leaseMs: number): Promise<JobRow | undefined> {
+    const { rows } = await this.pool.query<JobRow>(
+      `UPDATE jobs SET copy_node_id = $1, copy_lease_expires_at = $2 WHERE id = $3 AND state = 'leased' AND copy_node_id IS NULL AND node_id <> $1 RETURNING *`,
+      [nodeId, this.now() + leaseMs, jobIdValue],
+    );
+    return rows[0];
+  }
+
+  async dropCopy(jobIdValue: string): Promise<void> {
+    await dropCopyOf(this.pool, jobIdValue);
+  }
+
+  async requeue(jobIds: string[], reason: string, opts: { refundAttempt?: boolean } = {}): Promise<void> {
     if (jobIds.length === 0) return;
     await this.pool.query(
-      `UPDATE jobs SET state = 'queued', prev_node_id = COALESCE(node_id, prev_node_id), node_id = NULL, lease_expires_at = NULL, error = $1
+      `UPDATE jobs SET state = 'queued', prev_node_id = COALESCE(node_id, prev_node_id), node_id = NULL, lease_expires_at = NULL,
+         copy_node_id = NULL, copy_lease_expires_at = NULL, error = $1, attempts = GREATEST(0, attempts - $3)
         WHERE id = ANY($2) AND state = 'leased'`,
-      [reason, jobIds],
+      [reason, jobIds, opts.refundAttempt ? 1 : 0],
     );
+  }
+
+  async returnUnfetched(jobIdValue: string, nodeId: string, error: string): Promise<JobRow | undefined> {
+    return inTransaction(this.pool, async (c) => {
+      const job = (await c.query<JobRow>('SELECT * FROM jobs WHERE id = $1 FOR UPDATE', [jobIdValue])).rows[0];
+      if (!job || job.state !== 'leased' || (job.node_id !== nodeId && job.copy_node_id !== nodeId)) return undefined;
+      await c.query('INSERT INTO job_exclusions (job_id, node_id) VALUES ($1, $2) ON CONFLICT DO NOTHING', [job.id, nodeId]);
+      if (job.copy_node_id === nodeId) await dropCopyOf(c, job.id);
+      else if (job.copy_node_id) {
+        await c.query('UPDATE jobs SET node_id = copy_node_id, lease_expires_at = copy_lease_expires_at, copy_node_id = NULL, copy_lease_expires_at = NULL, error = $1 WHERE id = $2', [
+          error, job.id,
+        ]);
+      } else {
+        await c.query(
+          `UPDATE jobs SET state = 'queued', prev_node_id = node_id, node_id = NULL, lease_expires_at = NULL, attempts = GREATEST(attempts - 1, 0), error = $1 WHERE id = $2`,
+          [error, job.id],
+        );
+      }
+      return job;
+    });
+  }
+
+  // ------------------------------------------------------------------ users
+
+  async addKey(user: NewUser, hash: string): Promise<{ id: string } | undefined> {
+    const now = this.now();
+    return inTransaction(this.pool, async (c) => {
+      // Two replicas adding a key for one user take turns: the second sees the first's key.
+      await c.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [LOCK_NAMESPACE, `user:${user.name}`]);
+      if ((await c.query('SELECT 1 FROM api_keys WHERE user_name = $1 AND revoked_at IS NULL', [user.name])).rows.length) return undefined;
+      await c.query(
+        `INSERT INTO users (name, admin, weight, quota_images, created_at) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (name) DO UPDATE SET admin = excluded.admin, weight = excluded.weight, quota_images = excluded.quota_images`,
+        [user.name, user.admin ? 1 : 0, user.weight, user.quotaImages, now],
+      );
+      const id = `key_${randomBytes(6).toString('hex')}`;
+      await c.query('INSERT INTO api_keys (id, user_name, hash, created_at) VALUES ($1, $2, $3, $4)', [id, user.name, hash, now]);
+      return { id };
+    });
+  }
+
+  async getUser(name: string): Promise<UserRow | undefined> {
+    return (await this.pool.query<UserRow>(`SELECT ${USER_COLUMNS} FROM users WHERE name = $1`, [name])).rows[0];
+  }
+
+  async userByKeyHash(hash: string): Promise<UserRow | undefined> {
+    const { rows } = await this.pool.query<UserRow>(
+      `SELECT ${USER_COLUMNS.split(', ').map((c) => `u.${c}`).join(', ')} FROM api_keys k JOIN users u ON u.name = k.user_name WHERE k.hash = $1 AND k.revoked_at IS NULL`,
+      [hash],
+    );
+    return rows[0];
+  }
+
+  async revokeKeys(name: string): Promise<number> {
+    return (await this.pool.query('UPDATE api_keys SET revoked_at = $1 WHERE user_name = $2 AND revoked_at IS NULL', [this.now(), name])).rowCount ?? 0;
+  }
+
+  // ------------------------------------------------------------------ wake-ups
+
+  async subscribe(onWake: (wake: Wake) => void): Promise<() => Promise<void>> {
+    return this.wakes.add(onWake);
   }
 
   // ------------------------------------------------------------------ results
@@ -170,7 +299,7 @@ export class PostgresEngine implements StoreEngine {
       );
       await c.query('UPDATE nodes SET jobs_done = jobs_done + 1 WHERE id = $1', [nodeId]);
       // A skipped job's image may never have been announced: its renderer died between upload and report.
-      if (!r.skipped || !(await announcedBefore(c, job))) {
+      if (!r.skipped || !(job.announced === 1 || (await announcedBefore(c, job)))) {
         await c.query('UPDATE jobs SET announced = 1 WHERE id = $1', [job.id]);
         await enqueue(c, imageEvent(job, nodeId, { ...r, imageKey: own.imageKey }, now), now);
       }
@@ -184,17 +313,32 @@ export class PostgresEngine implements StoreEngine {
     const now = this.now();
     return inTransaction(this.pool, async (c) => {
       const job = (await c.query<JobRow>('SELECT * FROM jobs WHERE id = $1 FOR UPDATE', [jobIdValue])).rows[0];
-      if (!job || job.state !== 'leased' || job.node_id !== node.id) return undefined;
+      if (!job || job.state !== 'leased') return undefined;
+      if (job.copy_node_id === node.id) {
+        // A straggler copy failed: the original is still running; just drop the copy.
+        await dropCopyOf(c, job.id);
+        return { job: (await c.query<JobRow>('SELECT * FROM jobs WHERE id = $1', [job.id])).rows[0]!, blocklisted: false };
+      }
+      if (job.node_id !== node.id) return undefined;
       const prior = (await c.query<{ failures: number; blocked: number }>('SELECT failures, blocked FROM sweep_blocklist WHERE sweep_id = $1 AND node_id = $2', [job.sweep_id, node.id]))
         .rows[0];
       const d = decideFailure({ ...job, excluded: await exclusionsOf(c, job.id) }, node, failure, { priorFailures: prior?.failures ?? 0, blocked: !!prior?.blocked }, this.opts, now);
-      await c.query(
-        `UPDATE jobs SET state = $1, node_id = CASE WHEN $2 THEN node_id ELSE NULL END, lease_expires_at = NULL, error = $3, log_tail = $4,
-           not_before = $5, finished_at = $6, min_vram_mb = $7 WHERE id = $8`,
-        [d.final ? 'failed' : 'queued', d.final, d.error, failure.logTail, d.notBefore, d.final ? now : null, d.minVramMb, job.id],
-      );
-      // Kept while the job can still run; a final job's are dropped by the state trigger.
-      if (!d.final && d.excluded.length) {
+      if (job.copy_node_id) {
+        // The copy carries on as the job's only holder.
+        await c.query(
+          `UPDATE jobs SET node_id = copy_node_id, lease_expires_at = copy_lease_expires_at, copy_node_id = NULL, copy_lease_expires_at = NULL,
+             min_vram_mb = $1, error = $2, log_tail = $3 WHERE id = $4`,
+          [d.minVramMb, d.error, failure.logTail, job.id],
+        );
+      } else {
+        await c.query(
+          `UPDATE jobs SET state = $1, node_id = CASE WHEN $2 THEN node_id ELSE NULL END, lease_expires_at = NULL, error = $3, log_tail = $4,
+             not_before = $5, finished_at = $6, min_vram_mb = $7 WHERE id = $8`,
+          [d.final ? 'failed' : 'queued', d.final, d.error, failure.logTail, d.notBefore, d.final ? now : null, d.minVramMb, job.id],
+        );
+      }
+      // Kept while the job can still run (queued again, or carried on by its copy); a final job's are dropped by the state trigger.
+      if ((!d.final || job.copy_node_id) && d.excluded.length) {
         await c.query('INSERT INTO job_exclusions (job_id, node_id) SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING', [job.id, d.excluded]);
       }
       await c.query(
@@ -275,6 +419,7 @@ export class PostgresEngine implements StoreEngine {
     this.leaderClient = undefined;
     if (leader) await (await leader.catch(() => undefined))?.end().catch(() => {});
     for (const l of this.leaderships.values()) l.endedBy(undefined);
+    await this.wakes.close();
     await this.pool.end();
   }
 }
@@ -310,12 +455,30 @@ class PgLeadership implements Leadership {
 
 // -------------------------------------------------------------------- helpers inside a transaction
 
-async function insertJobs(c: Q, sweepId: string, jobs: NewJob[]): Promise<void> {
+/**
+ * A job losing its holder (`e`, the row as it was) goes to its straggler copy
+ * if it has one, else back to the queue (the Store's handToCopy). The caller
+ * sets `error`.
+ */
+const HAND_ON = `state = CASE WHEN e.copy_node_id IS NULL THEN 'queued' ELSE 'leased' END,
+  prev_node_id = COALESCE(e.node_id, e.prev_node_id), node_id = e.copy_node_id, lease_expires_at = e.copy_lease_expires_at,
+  copy_node_id = NULL, copy_lease_expires_at = NULL`;
+
+/** The users columns in SQLite's order (rows compare equal across engines). */
+const USER_COLUMNS = 'name, admin, weight, quota_images, running, created_at';
+
+const byId = (rows: JobRow[]): JobRow[] => rows.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+
+async function dropCopyOf(c: Q, jobIdValue: string): Promise<void> {
+  await c.query('UPDATE jobs SET prev_node_id = COALESCE(copy_node_id, prev_node_id), copy_node_id = NULL, copy_lease_expires_at = NULL WHERE id = $1', [jobIdValue]);
+}
+
+async function insertJobs(c: Q, sweepId: string, jobs: NewJob[], modelHash: string): Promise<void> {
   // Expansion shares one params and one axes object between a prompt's seeds: each is serialised once.
   const json = memoJson();
   await c.query(
-    `INSERT INTO jobs (id, sweep_id, idx, render_key, prompt, seed, params_json, axes_json, backend, model, state, kind, source_key, min_vram_mb)
-     SELECT id, $1, idx, render_key, prompt, seed, params_json, axes_json, backend, model, 'queued', kind, source_key, min_vram_mb
+    `INSERT INTO jobs (id, sweep_id, idx, render_key, prompt, seed, params_json, axes_json, backend, model, state, kind, source_key, min_vram_mb, model_hash)
+     SELECT id, $1, idx, render_key, prompt, seed, params_json, axes_json, backend, model, 'queued', kind, source_key, min_vram_mb, $14
        FROM unnest($2::text[], $3::int[], $4::text[], $5::text[], $6::bigint[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::int[])
          AS t (id, idx, render_key, prompt, seed, params_json, axes_json, backend, model, kind, source_key, min_vram_mb)`,
     [
@@ -332,6 +495,7 @@ async function insertJobs(c: Q, sweepId: string, jobs: NewJob[]): Promise<void> 
       jobs.map((j) => j.kind ?? 'render'),
       jobs.map((j) => j.sourceKey ?? null),
       jobs.map((j) => j.minVramMb),
+      modelHash,
     ],
   );
 }

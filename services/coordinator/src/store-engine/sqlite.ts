@@ -3,13 +3,14 @@
  * synchronous Store and Scheduler, delegating every write to them (one
  * process owns the file, so a pick and its lease in one transaction cannot
  * race). What exists only for several replicas is kept in this process:
- * outbox claims and leaderships are per Store, shared by every engine over it.
+ * outbox claims, leaderships and wake listeners are per Store, shared by
+ * every engine over it. Nothing here writes SQL of its own.
  */
 import { openDb } from '../db.js';
 import type { NodeCaps } from '../placement.js';
 import { Scheduler } from '../scheduler.js';
 import { Store, type StoreOptions } from '../store.js';
-import type { ClaimedEvent, CompletionReport, Leadership, NewSweep, StoreEngine } from './engine.js';
+import type { ClaimedEvent, CompletionReport, Leadership, NewSweep, NewUser, PickModels, StoreEngine, UserRow, Wake } from './engine.js';
 import type { Failure, FailingNode } from '../placement.js';
 import type { CompleteOutcome, JobRow, NewJob, SweepCounts, SweepRow } from '../store/rows.js';
 
@@ -20,22 +21,44 @@ export class EngineStore extends Store {
   }
 }
 
-/** What a process keeps beside its SQLite file: the scheduler, outbox claims, duty holders. */
+/** What a process keeps beside its SQLite file: the scheduler, outbox claims, duty holders, wake listeners. */
 interface ProcessState {
   scheduler: Scheduler;
+  /** The asking node's models during one pick (the scheduler reads them synchronously inside it). */
+  pickModels: PickModels | undefined;
   /** Outbox id → when its claim lapses. */
   claims: Map<number, number>;
   /** Duty → the leadership holding it. */
   leaders: Map<string, SqliteLeadership>;
+  wakes: Set<(wake: Wake) => void>;
+  /** A sweep is being stored through an engine now: its commit wakes pickers. */
+  creating: boolean;
 }
 
 const processes = new WeakMap<Store, ProcessState>();
+const NO_HOLDERS: ReadonlyMap<string, number> = new Map();
 
-function stateOf(store: Store, scheduler: Scheduler | undefined): ProcessState {
+function stateOf(store: Store): ProcessState {
   let s = processes.get(store);
-  if (!s) processes.set(store, (s = { scheduler: scheduler ?? new Scheduler(store.db), claims: new Map(), leaders: new Map() }));
+  if (s) return s;
+  const state: ProcessState = {
+    scheduler: new Scheduler(store.db, { of: () => state.pickModels?.state, holderCounts: () => state.pickModels?.holderCounts ?? NO_HOLDERS }),
+    pickModels: undefined,
+    claims: new Map(),
+    leaders: new Map(),
+    wakes: new Set(),
+    creating: false,
+  };
+  // The Store tells of every committed change: a job back in the queue, a new sweep, outbox rows.
+  store.onCommit((c) => {
+    const wake = { jobs: state.creating || c.events.some((e) => e.type === 'job' && e.state === 'queued'), outbox: c.outbox };
+    if (wake.jobs || wake.outbox) for (const listener of state.wakes) listener(wake);
+  });
+  processes.set(store, (s = state));
   return s;
 }
+
+const byId = (rows: JobRow[]): JobRow[] => rows.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
 
 class SqliteLeadership implements Leadership {
   private ended = false;
@@ -64,6 +87,7 @@ export class SqliteEngine implements StoreEngine {
   readonly kind = 'sqlite';
   private readonly state: ProcessState;
   private closed = false;
+  private readonly subscriptions = new Set<(wake: Wake) => void>();
 
   /** Opens (and migrates) a SQLite file; closing the engine closes it. */
   static open(file: string, opts: Partial<StoreOptions> = {}): SqliteEngine {
@@ -77,13 +101,17 @@ export class SqliteEngine implements StoreEngine {
   constructor(
     readonly store: EngineStore,
     private readonly ownsDb = false,
-    scheduler?: Scheduler,
   ) {
-    this.state = stateOf(store, scheduler);
+    this.state = stateOf(store);
   }
 
   async createSweep(sweep: NewSweep, jobs: NewJob[], id?: string): Promise<SweepRow> {
-    return this.store.createSweep(sweep, jobs, id);
+    this.state.creating = true;
+    try {
+      return this.store.createSweep(sweep, jobs, id);
+    } finally {
+      this.state.creating = false;
+    }
   }
 
   async getSweep(id: string): Promise<SweepRow | undefined> {
@@ -102,10 +130,15 @@ export class SqliteEngine implements StoreEngine {
     return this.store.exclusions(jobId);
   }
 
-  async leaseNext(nodeId: string, caps: NodeCaps, leaseMs: number): Promise<JobRow | undefined> {
+  async leaseNext(nodeId: string, caps: NodeCaps, leaseMs: number, models?: PickModels): Promise<JobRow | undefined> {
     return this.store.transaction(() => {
-      const id = this.state.scheduler.pick(nodeId, caps, this.store.opts.now());
-      return id === undefined ? undefined : this.store.lease([id], nodeId, leaseMs)[0];
+      this.state.pickModels = models;
+      try {
+        const id = this.state.scheduler.pick(nodeId, caps, this.store.opts.now());
+        return id === undefined ? undefined : this.store.lease([id], nodeId, leaseMs)[0];
+      } finally {
+        this.state.pickModels = undefined;
+      }
     });
   }
 
@@ -114,7 +147,27 @@ export class SqliteEngine implements StoreEngine {
   }
 
   async expireLeases(): Promise<JobRow[]> {
-    return this.store.expireLeases();
+    return byId(this.store.expireLeases());
+  }
+
+  async leasedTo(nodeId: string): Promise<JobRow[]> {
+    return byId(this.store.leasedTo(nodeId));
+  }
+
+  async releaseNode(nodeId: string, reason: string): Promise<JobRow[]> {
+    return byId(this.store.releaseNode(nodeId, reason));
+  }
+
+  async straggler(nodeId: string, caps: NodeCaps, startedBefore: number): Promise<string | undefined> {
+    return this.state.scheduler.straggler(nodeId, caps, startedBefore);
+  }
+
+  async leaseCopy(jobIdValue: string, nodeId: string, leaseMs: number): Promise<JobRow | undefined> {
+    return this.store.leaseCopy(jobIdValue, nodeId, leaseMs);
+  }
+
+  async dropCopy(jobIdValue: string): Promise<void> {
+    this.store.dropCopy(jobIdValue);
   }
 
   async completeJob(jobId: string, nodeId: string, report: CompletionReport): Promise<CompleteOutcome> {
@@ -125,8 +178,40 @@ export class SqliteEngine implements StoreEngine {
     return this.store.failJob(jobId, node, failure);
   }
 
-  async requeue(jobIds: string[], reason: string): Promise<void> {
-    this.store.requeue(jobIds, reason);
+  async requeue(jobIds: string[], reason: string, opts: { refundAttempt?: boolean } = {}): Promise<void> {
+    this.store.requeue(jobIds, reason, opts);
+  }
+
+  async returnUnfetched(jobIdValue: string, nodeId: string, error: string): Promise<JobRow | undefined> {
+    return this.store.returnUnfetched(jobIdValue, nodeId, error);
+  }
+
+  async addKey(user: NewUser, hash: string): Promise<{ id: string } | undefined> {
+    return this.store.addKey(user, hash);
+  }
+
+  async getUser(name: string): Promise<UserRow | undefined> {
+    return this.store.getUser(name);
+  }
+
+  async userByKeyHash(hash: string): Promise<UserRow | undefined> {
+    return this.store.userByKeyHash(hash);
+  }
+
+  async revokeKeys(name: string): Promise<number> {
+    return this.store.revokeKeys(name);
+  }
+
+  async subscribe(onWake: (wake: Wake) => void): Promise<() => Promise<void>> {
+    if (this.closed) throw new Error('store engine closed');
+    // A listener of its own, so one subscribed twice is unsubscribed once each.
+    const listener = (wake: Wake) => onWake(wake);
+    this.state.wakes.add(listener);
+    this.subscriptions.add(listener);
+    return async () => {
+      this.state.wakes.delete(listener);
+      this.subscriptions.delete(listener);
+    };
   }
 
   async appendEvent(subject: string, msgId: string, payload: unknown): Promise<void> {
@@ -161,6 +246,8 @@ export class SqliteEngine implements StoreEngine {
     if (this.closed) return;
     this.closed = true;
     for (const l of [...this.state.leaders.values()]) if (l.owner === this) await l.release();
+    for (const listener of this.subscriptions) this.state.wakes.delete(listener);
+    this.subscriptions.clear();
     if (this.ownsDb) this.store.db.close();
   }
 }

@@ -1,0 +1,118 @@
+/**
+ * Wake-ups between replicas on PostgreSQL: commits that queue jobs or write
+ * outbox rows NOTIFY (triggers in postgres-schema.ts); one connection per
+ * engine LISTENs, opened with the first subscriber and closed with the last.
+ * A notification is a hint (PostgreSQL drops none while the session lives,
+ * but one sent while it was down is lost): after a lost connection it
+ * reconnects with a growing pause and then wakes everyone for both, so
+ * nothing committed meanwhile waits for the next poll.
+ */
+import type pg from 'pg';
+import type { Wake } from './engine.js';
+import { createClient, type PoolOptions } from './postgres-pool.js';
+import { WAKE_CHANNEL } from './postgres-schema.js';
+
+const RETRY_MIN_MS = 100;
+const RETRY_MAX_MS = 5_000;
+
+export class WakeListener {
+  private client: Promise<pg.Client> | undefined;
+  private readonly listeners = new Set<(wake: Wake) => void>();
+  private retry: NodeJS.Timeout | undefined;
+  private retryMs = RETRY_MIN_MS;
+  private closed = false;
+
+  constructor(private readonly conn: PoolOptions) {}
+
+  /** Adds a listener; resolves once this engine's connection is listening. */
+  async add(onWake: (wake: Wake) => void): Promise<() => Promise<void>> {
+    if (this.closed) throw new Error('store engine closed');
+    // A listener of its own, so one subscribed twice is unsubscribed once each.
+    const listener = (wake: Wake) => onWake(wake);
+    this.listeners.add(listener);
+    try {
+      await this.connection();
+    } catch (err) {
+      this.listeners.delete(listener);
+      throw err;
+    }
+    return async () => {
+      this.listeners.delete(listener);
+      if (this.listeners.size === 0) await this.disconnect();
+    };
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.listeners.clear();
+    await this.disconnect();
+  }
+
+  private emit(wake: Wake): void {
+    let failure: unknown;
+    for (const listener of [...this.listeners]) {
+      try {
+        listener(wake);
+      } catch (err) {
+        failure ??= err;
+      }
+    }
+    // Every listener heard it; the first error surfaces as an EventEmitter listener's would.
+    if (failure !== undefined) {
+      setImmediate(() => {
+        throw failure;
+      });
+    }
+  }
+
+  private connection(): Promise<pg.Client> {
+    this.client ??= (async () => {
+      const client = createClient(this.conn);
+      client.on('notification', (m) => {
+        if (m.channel === WAKE_CHANNEL) this.emit({ jobs: m.payload === 'jobs', outbox: m.payload === 'outbox' });
+      });
+      const lost = () => {
+        if (this.client !== connecting) return;
+        this.client = undefined;
+        this.scheduleReconnect();
+      };
+      client.on('error', lost);
+      client.on('end', lost);
+      await client.connect();
+      await client.query(`LISTEN ${WAKE_CHANNEL}`);
+      return client;
+    })();
+    const connecting = this.client;
+    connecting.catch(() => {
+      if (this.client === connecting) this.client = undefined;
+    });
+    return connecting;
+  }
+
+  private scheduleReconnect(): void {
+    if (this.closed || this.listeners.size === 0 || this.retry) return;
+    this.retry = setTimeout(() => {
+      this.retry = undefined;
+      if (this.closed || this.listeners.size === 0) return;
+      this.connection().then(
+        () => {
+          this.retryMs = RETRY_MIN_MS;
+          // Whatever was committed while nobody listened: look again.
+          this.emit({ jobs: true, outbox: true });
+        },
+        () => {
+          this.retryMs = Math.min(RETRY_MAX_MS, this.retryMs * 2);
+          this.scheduleReconnect();
+        },
+      );
+    }, this.retryMs);
+  }
+
+  private async disconnect(): Promise<void> {
+    if (this.retry) clearTimeout(this.retry);
+    this.retry = undefined;
+    const client = this.client;
+    this.client = undefined;
+    if (client) await (await client.catch(() => undefined))?.end().catch(() => {});
+  }
+}
