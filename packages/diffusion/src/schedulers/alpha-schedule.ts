@@ -45,7 +45,9 @@ export abstract class AlphaScheduler implements Scheduler {
   protected clipped(x0: Float32Array, byDefault: boolean): Float32Array {
     if (!(this.config.clipSample ?? byDefault)) return x0;
     const r = f32(this.config.clipSampleRange);
-    return mapF32(x0, (v) => Math.min(r, Math.max(-r, v)));
+    const out = new Float32Array(x0.length);
+    for (let i = 0; i < x0.length; i++) out[i] = Math.min(r, Math.max(-r, x0[i]!));
+    return out;
   }
 }
 

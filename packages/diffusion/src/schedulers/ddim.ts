@@ -12,7 +12,6 @@ import { denoisedFromAlpha } from './predict.js';
 import { assertSteps } from './sigma-schedule.js';
 import { discreteTimesteps } from './spacing.js';
 import { assertStepIndex, type StepOutput } from './types.js';
-import { mapF32 } from '../map-f32.js';
 
 export interface DdimOptions {
   /** η: 0 is deterministic DDIM (the default), 1 is DDPM-like. */
@@ -44,10 +43,11 @@ export class DdimScheduler extends AlphaScheduler {
     const dirCoef = f32(Math.sqrt(f32(f32(1 - aPrev) - f32(std * std))));
     const sqrtPrev = f32(Math.sqrt(aPrev));
     const eps = pred.eps;
-    let prevSample = mapF32(x0, (v, i) => f32(sqrtPrev * v) + f32(dirCoef * eps[i]!));
+    const prevSample = new Float32Array(x0.length);
+    for (let i = 0; i < x0.length; i++) prevSample[i] = f32(sqrtPrev * x0[i]!) + f32(dirCoef * eps[i]!);
     if (this.eta > 0) {
       const n = noise.randn(sample.length);
-      prevSample = mapF32(prevSample, (v, i) => v + f32(std * n[i]!));
+      for (let i = 0; i < prevSample.length; i++) prevSample[i] = prevSample[i]! + f32(std * n[i]!);
     }
     return { prevSample, denoised: x0 };
   }

@@ -75,10 +75,10 @@ export class DpmPp2mScheduler implements Scheduler {
       throw new RangeError(`DPM++ 2M is multistep: step ${stepIndex} after step ${this.previous.stepIndex}`);
     }
     const now = alphaSigma(this.sigmas[stepIndex]!);
-    const denoised =
-      this.config.predictionType === 'epsilon'
-        ? mapF32(sample, (x, i) => f32(x - f32(now.sigma * modelOutput[i]!)) / now.alpha)
-        : mapF32(sample, (x, i) => f32(now.alpha * x) - f32(now.sigma * modelOutput[i]!));
+    const denoised = new Float32Array(sample.length);
+    const { alpha, sigma } = now;
+    if (this.config.predictionType === 'epsilon') for (let i = 0; i < sample.length; i++) denoised[i] = f32(sample[i]! - f32(sigma * modelOutput[i]!)) / alpha;
+    else for (let i = 0; i < sample.length; i++) denoised[i] = f32(alpha * sample[i]!) - f32(sigma * modelOutput[i]!);
     const previous = this.previous;
     this.previous = { stepIndex, denoised };
     const sigmaNext = this.sigmas[stepIndex + 1]!;
@@ -89,18 +89,20 @@ export class DpmPp2mScheduler implements Scheduler {
     const coefX = f32(next.sigma / now.sigma);
     const coefD = f32(next.alpha * f32(f32(Math.exp(-h)) - 1));
     const last = stepIndex === this.timesteps.length - 1;
+    const prevSample = new Float32Array(sample.length);
     if (!previous || last) {
-      return { prevSample: mapF32(sample, (x, i) => f32(coefX * x) - f32(coefD * denoised[i]!)), denoised };
+      for (let i = 0; i < sample.length; i++) prevSample[i] = f32(coefX * sample[i]!) - f32(coefD * denoised[i]!);
+      return { prevSample, denoised };
     }
     const before = alphaSigma(this.sigmas[stepIndex - 1]!);
     const r = f32(f32(now.lambda - before.lambda) / h);
     const invR = f32(1 / r);
     const half = f32(0.5 * coefD);
     const m1 = previous.denoised;
-    const prevSample = mapF32(sample, (x, i) => {
+    for (let i = 0; i < sample.length; i++) {
       const d1 = f32(invR * f32(denoised[i]! - m1[i]!));
-      return f32(f32(coefX * x) - f32(coefD * denoised[i]!)) - f32(half * d1);
-    });
+      prevSample[i] = f32(f32(coefX * sample[i]!) - f32(coefD * denoised[i]!)) - f32(half * d1);
+    }
     return { prevSample, denoised };
   }
 

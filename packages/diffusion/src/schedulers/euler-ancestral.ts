@@ -11,7 +11,6 @@ import type { SchedulerConfig } from './config.js';
 import { denoisedFromSigma } from './predict.js';
 import { SigmaScheduler } from './sigma-schedule.js';
 import { assertStepIndex, type StepOutput } from './types.js';
-import { mapF32 } from '../map-f32.js';
 
 export class EulerAncestralScheduler extends SigmaScheduler {
   readonly sampler = 'euler_a';
@@ -33,10 +32,12 @@ export class EulerAncestralScheduler extends SigmaScheduler {
     const dt = f32(down - from);
     const denoised = denoisedFromSigma(this.config.predictionType, modelOutput, sample, from);
     const n = noise.randn(sample.length);
-    const prevSample = mapF32(sample, (x, i) => {
+    const prevSample = new Float32Array(sample.length);
+    for (let i = 0; i < sample.length; i++) {
+      const x = sample[i]!;
       const moved = f32(x + f32(f32(f32(x - denoised[i]!) / from) * dt));
-      return moved + f32(n[i]! * up);
-    });
+      prevSample[i] = moved + f32(n[i]! * up);
+    }
     return { prevSample, denoised };
   }
 }

@@ -8,7 +8,6 @@ import type { SchedulerConfig } from './config.js';
 import { denoisedFromSigma } from './predict.js';
 import { SigmaScheduler } from './sigma-schedule.js';
 import { assertStepIndex, type StepOutput } from './types.js';
-import { mapF32 } from '../map-f32.js';
 
 export class EulerScheduler extends SigmaScheduler {
   readonly sampler = 'euler';
@@ -23,7 +22,11 @@ export class EulerScheduler extends SigmaScheduler {
     const sigma = this.sigmas[stepIndex]!;
     const dt = f32(this.sigmas[stepIndex + 1]! - sigma);
     const denoised = denoisedFromSigma(this.config.predictionType, modelOutput, sample, sigma);
-    const prevSample = mapF32(sample, (x, i) => x + f32(f32(f32(x - denoised[i]!) / sigma) * dt));
+    const prevSample = new Float32Array(sample.length);
+    for (let i = 0; i < sample.length; i++) {
+      const x = sample[i]!;
+      prevSample[i] = x + f32(f32(f32(x - denoised[i]!) / sigma) * dt);
+    }
     return { prevSample, denoised };
   }
 }

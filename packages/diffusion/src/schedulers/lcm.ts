@@ -13,7 +13,6 @@ import { addAlphaNoise, AlphaScheduler } from './alpha-schedule.js';
 import { denoisedFromAlpha } from './predict.js';
 import { assertSteps } from './sigma-schedule.js';
 import { assertStepIndex, type StepOutput } from './types.js';
-import { mapF32 } from '../map-f32.js';
 
 export class LcmScheduler extends AlphaScheduler {
   readonly sampler = 'lcm';
@@ -35,7 +34,8 @@ export class LcmScheduler extends AlphaScheduler {
     const cSkip = f32(0.25 / u2p);
     const cOut = f32(u / f32(Math.sqrt(u2p)));
     const x0 = this.clipped(denoisedFromAlpha(this.config.predictionType, modelOutput, sample, a).x0, false);
-    const denoised = mapF32(x0, (v, i) => f32(cOut * v) + f32(cSkip * sample[i]!));
+    const denoised = new Float32Array(x0.length);
+    for (let i = 0; i < x0.length; i++) denoised[i] = f32(cOut * x0[i]!) + f32(cSkip * sample[i]!);
     if (last) return { prevSample: denoised, denoised };
     return { prevSample: addAlphaNoise(denoised, noise.randn(sample.length), aPrev), denoised };
   }

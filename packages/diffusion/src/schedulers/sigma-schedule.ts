@@ -46,7 +46,9 @@ export function eulerSigmaSchedule(cfg: SchedulerConfig, steps: number, karras: 
 /** x / √(σ² + 1), float32 as torch computes it. */
 export function scaleBySigma(sample: Float32Array, sigma: number): Float32Array {
   const d = f32(Math.sqrt(f32(f32(sigma * sigma) + 1)));
-  return mapF32(sample, (x) => x / d); // Float32Array.map rounds each quotient to float32
+  const out = new Float32Array(sample.length);
+  for (let i = 0; i < sample.length; i++) out[i] = sample[i]! / d; // the store rounds each quotient to float32
+  return out;
 }
 
 /** add_noise for σ samplers: x₀ + σ·n. */
