@@ -1,8 +1,10 @@
 /**
  * SQLite and PostgreSQL, step for step: a seeded random night (picks by
- * nodes of different cards, backends and loaded models; completions, skips,
- * failures with and without OOM, requeues, renewals, expiring leases, the
- * clock moving on) applied to both engines must give the same answer at
+ * nodes of different cards, backends, loaded and cached registry models, for
+ * sweeps of three people of different weights; completions, skips, failures
+ * with and without OOM, requeues with and without a refund, models a node
+ * could not fetch, straggler copies finishing and failing, renewals, nodes
+ * going silent, expiring leases, the clock moving on) applied to both engines must give the same answer at
  * every step, the same counters, the same rows and the same events. The
  * conformance suite pins each rule by example; this catches the cases in
  * between (tie-breaks, backoff edges, blocklists) where the two could drift.
@@ -13,7 +15,7 @@ import { join } from 'node:path';
 import { imageKey, mulberry32, thumbKey } from '@nightshift/common';
 import { postgresMissing, startPostgres, tempDir, type PostgresServer } from '@nightshift/devfarm';
 import type { NodeCaps } from '../placement.js';
-import type { JobRow, NewJob, StoreEngine, SweepRow } from './engine.js';
+import type { JobRow, NewJob, PickModels, StoreEngine, SweepRow } from './engine.js';
 import { PostgresEngine } from './postgres.js';
 import { SqliteEngine } from './sqlite.js';
 
@@ -28,11 +30,17 @@ if (!skip) {
   });
 }
 
-const NODES: { id: string; caps: NodeCaps }[] = [
-  { id: 'big', caps: { backends: ['procedural', 'exec'], models: ['m1'], vramMb: 24_576 } },
-  { id: 'mid', caps: { backends: ['procedural'], models: ['m2'], vramMb: 12_288 } },
-  { id: 'small', caps: { backends: ['procedural'], models: [], vramMb: 6_144 } },
-  { id: 'exec', caps: { backends: ['exec'], models: ['m1', 'm2'], vramMb: 16_384 } },
+const H4 = '4'.repeat(64);
+const H5 = '5'.repeat(64);
+const modelState = (loaded: string, cached: string[]) => ({ loaded, cached, downloads: [], bytesPerS: 0 });
+// Two nodes elsewhere hold H4: a node without it fetches it only while the queue is long enough.
+const HOLDERS = new Map([[H4, 2]]);
+const NODES: { id: string; caps: NodeCaps; models: PickModels }[] = [
+  { id: 'big', caps: { backends: ['procedural', 'exec'], models: ['m1'], vramMb: 24_576 }, models: { state: modelState(H4, [H5]), holderCounts: HOLDERS } },
+  { id: 'mid', caps: { backends: ['procedural'], models: ['m2'], vramMb: 12_288 }, models: { state: modelState('', [H5]), holderCounts: HOLDERS } },
+  { id: 'small', caps: { backends: ['procedural'], models: [], vramMb: 6_144 }, models: { state: undefined, holderCounts: HOLDERS } },
+  { id: 'exec', caps: { backends: ['exec'], models: ['m1', 'm2'], vramMb: 16_384 }, models: { state: modelState(H5, []), holderCounts: HOLDERS } },
+  { id: 'spare', caps: { backends: ['procedural', 'exec'], models: [], vramMb: 24_576 }, models: { state: undefined, holderCounts: HOLDERS } },
 ];
 
 function sweepJobs(tag: string, n: number, backend: string, model: string, random: () => number): NewJob[] {
@@ -64,6 +72,7 @@ for (const seed of [11, 12, 13]) {
     const lite = SqliteEngine.open(join(tmp.dir, 'c.sqlite'), opts);
     const pg = await PostgresEngine.open({ url: await server!.createDatabase(`diff_${seed}`), ...opts });
     const engines: StoreEngine[] = [lite, pg];
+    // `f` runs once per engine: anything random is drawn before it.
     const both = async <T>(f: (e: StoreEngine) => Promise<T>): Promise<T> => {
       const [a, b] = await Promise.all(engines.map(f));
       assert.deepEqual(b, a);
@@ -73,54 +82,97 @@ for (const seed of [11, 12, 13]) {
       const random = mulberry32(seed);
       const pickOne = <T>(xs: T[]): T => xs[Math.floor(random() * xs.length)]!;
       const sweeps: { id: string; total: number }[] = [];
+      await both((e) => e.addKey({ name: 'alice', admin: false, weight: 1, quotaImages: null }, 'ka').then((k) => !!k));
+      await both((e) => e.addKey({ name: 'bob', admin: false, weight: 2, quotaImages: null }, 'kb').then((k) => !!k));
       const specs = [
-        { backend: 'procedural', model: 'm1', priority: 0, n: 40 },
-        { backend: 'procedural', model: 'm2', priority: 0, n: 30 },
-        { backend: 'exec', model: 'm1', priority: 0, n: 20 },
-        { backend: 'procedural', model: 'm3', priority: 2, n: 10 },
+        { backend: 'procedural', model: 'm1', priority: 0, n: 40, owner: 'alice' },
+        { backend: 'procedural', model: 'm2', priority: 0, n: 30, owner: 'bob' },
+        { backend: 'exec', model: 'm1', priority: 0, n: 20, owner: 'local' },
+        { backend: 'procedural', model: 'm3', priority: 2, n: 10, owner: 'bob' },
+        { backend: 'procedural', model: 'r4', priority: 0, n: 25, owner: 'alice', modelHash: H4, modelBytes: 2 ** 29 },
+        { backend: 'procedural', model: 'r5', priority: 1, n: 15, owner: 'local', modelHash: H5, modelBytes: 2 ** 31 },
       ];
-      const sweepColumns = ['id', 'name', 'spec_json', 'status', 'priority', 'backend', 'total', 'created_at', 'finished_at', 'kind', 'model'];
+      const sweepColumns = ['id', 'name', 'spec_json', 'status', 'priority', 'backend', 'total', 'created_at', 'finished_at', 'kind', 'model', 'model_hash', 'model_bytes', 'owner'];
       for (const [i, s] of specs.entries()) {
         const jobs = sweepJobs(`s${i}`, s.n, s.backend, s.model, random);
-        await both(async (e) => comparable(await e.createSweep({ name: `s${i}`, spec: { i }, priority: s.priority, backend: s.backend, model: s.model }, jobs, `sw-${seed}-${i}`), sweepColumns));
+        const { n: _n, ...sweep } = s;
+        await both(async (e) => comparable(await e.createSweep({ name: `s${i}`, spec: { i }, ...sweep }, jobs, `sw-${seed}-${i}`), sweepColumns));
         sweeps.push({ id: `sw-${seed}-${i}`, total: s.n });
         clock.t += 1;
       }
-      const held = new Map<string, { nodeId: string; job: JobRow }>();
       const columns = Object.keys((await pg.getJob(`sw-${seed}-0-000000`))!);
-      for (let step = 0; step < 700; step++) {
+      // Who holds what, as the engines say (read back after every change).
+      const held = new Map<string, { nodeId: string; copy: string | null; job: JobRow }>();
+      const sync = async (ids: Iterable<string>) => {
+        for (const id of [...ids]) {
+          const job = (await both(async (e) => comparable(await e.getJob(id), columns)) as unknown as JobRow);
+          if (job.state === 'leased') held.set(id, { nodeId: job.node_id!, copy: job.copy_node_id, job });
+          else held.delete(id);
+        }
+      };
+      // The holder, or the copy when there is one and the coin says so.
+      const someHolder = (h: { nodeId: string; copy: string | null }) => (h.copy && random() < 0.5 ? h.copy : h.nodeId);
+      const vramOf = (nodeId: string) => NODES.find((n) => n.id === nodeId)!.caps.vramMb;
+      for (let step = 0; step < 900; step++) {
         const r = random();
-        if (r < 0.45) {
+        if (r < 0.4) {
           const node = pickOne(NODES);
-          const picked = await both(async (e) => comparable(await e.leaseNext(node.id, node.caps, 30_000), columns));
-          if (picked) held.set(picked.id as string, { nodeId: node.id, job: (await lite.getJob(picked.id as string))! });
-        } else if (r < 0.7 && held.size) {
+          const picked = await both(async (e) => comparable(await e.leaseNext(node.id, node.caps, 30_000, node.models), columns));
+          if (picked) await sync([picked.id as string]);
+        } else if (r < 0.62 && held.size) {
           const [id, h] = pickOne([...held]);
-          held.delete(id);
           const skipped = random() < 0.2;
-          await both((e) => e.completeJob(id, h.nodeId, { imageKey: imageKey(h.job.render_key), thumbKey: thumbKey(h.job.render_key), renderMs: 100 + step, skipped }));
-        } else if (r < 0.82 && held.size) {
+          const nodeId = someHolder(h);
+          await both((e) => e.completeJob(id, nodeId, { imageKey: imageKey(h.job.render_key), thumbKey: thumbKey(h.job.render_key), renderMs: 100 + step, skipped }));
+          await sync([id]);
+        } else if (r < 0.72 && held.size) {
           const [id, h] = pickOne([...held]);
-          held.delete(id);
-          const vramMb = NODES.find((n) => n.id === h.nodeId)!.caps.vramMb;
+          const nodeId = someHolder(h);
           const failure = { error: `e${step}`, logTail: 't', outOfMemory: random() < 0.3 };
           await both(async (e) => {
-            const out = await e.failJob(id, { id: h.nodeId, vramMb }, failure);
+            const out = await e.failJob(id, { id: nodeId, vramMb: vramOf(nodeId) }, failure);
             return out && { job: comparable(out.job, columns), blocklisted: out.blocklisted };
           });
-        } else if (r < 0.86 && held.size) {
+          await sync([id]);
+        } else if (r < 0.76 && held.size) {
           const [id] = pickOne([...held]);
-          held.delete(id);
-          await both((e) => e.requeue([id], 'asked'));
+          const refundAttempt = random() < 0.5;
+          await both((e) => e.requeue([id], 'asked', { refundAttempt }));
+          await sync([id]);
+        } else if (r < 0.79 && held.size) {
+          const [id, h] = pickOne([...held]);
+          const nodeId = someHolder(h);
+          await both(async (e) => comparable(await e.returnUnfetched(id, nodeId, `unfetched ${step}`), columns));
+          await sync([id]);
+        } else if (r < 0.85) {
+          // An idle node asks for a straggler copy (ties broken by id on PostgreSQL only: copy a held job by id instead when they could differ).
+          const node = pickOne(NODES);
+          const [id] = held.size ? pickOne([...held]) : [undefined];
+          if (id) await both(async (e) => comparable(await e.leaseCopy(id, node.id, 30_000), columns));
+          if (id) await sync([id]);
+        } else if (r < 0.87 && held.size) {
+          const [id] = pickOne([...held]);
+          await both((e) => e.dropCopy(id));
+          await sync([id]);
         } else if (r < 0.9) {
           const node = pickOne(NODES);
-          await both((e) => e.renewLeases(node.id, [...held].filter(([, h]) => h.nodeId === node.id).map(([id]) => id), 30_000));
+          const mine = [...held].filter(([, h]) => h.nodeId === node.id || h.copy === node.id).map(([id]) => id);
+          await both(async (e) => (await e.leasedTo(node.id)).map((j) => j.id));
+          await both((e) => e.renewLeases(node.id, mine, 30_000));
+          await sync(mine);
+        } else if (r < 0.91) {
+          const node = pickOne(NODES);
+          await both(async (e) => (await e.releaseNode(node.id, 'silent')).map((j) => j.id));
+          await sync(held.keys());
         } else {
           clock.t += Math.floor(random() * 20_000);
-          const expired = await both(async (e) => (await e.expireLeases()).map((j) => j.id));
-          for (const id of expired) held.delete(id);
+          await both(async (e) => (await e.expireLeases()).map((j) => j.id));
+          await sync(held.keys());
         }
-        if (step % 50 === 0) for (const s of sweeps) await both((e) => e.counts(s.id));
+        if (step % 50 === 0) {
+          for (const s of sweeps) await both((e) => e.counts(s.id));
+          for (const user of ['local', 'alice', 'bob']) await both((e) => e.getUser(user).then((u) => ({ ...u, created_at: 0 })));
+        }
       }
       for (const s of sweeps) {
         await both(async (e) => comparable(await e.getSweep(s.id), sweepColumns));
