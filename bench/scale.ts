@@ -18,6 +18,7 @@
  *   node --import tsx bench/scale.ts [SATURATED_JOBS=4000] [RENDER_MS=1000] [NODES=10,25,50,100]
  */
 import { readFileSync } from 'node:fs';
+import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import { execPath } from 'node:process';
 import { fileURLToPath } from 'node:url';
@@ -52,7 +53,9 @@ const placeholderKeys = STEPS.flatMap((n) => Object.values(runsAt(n)).flatMap((s
 const setupSeconds = await storePlaceholders(storage, placeholderKeys);
 const httpPort = await freePort();
 const grpcPort = await freePort();
-const coordinator = startProcess('coordinator', execPath, ['--import', 'tsx', SERVICE_MAIN.coordinator], {
+// SCALE_PROF=DIR: a CPU profile of the coordinator into DIR (written when it exits).
+const profile = process.env.SCALE_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.SCALE_PROF}`] : [];
+const coordinator = startProcess('coordinator', execPath, [...profile, '--import', 'tsx', SERVICE_MAIN.coordinator], {
   env: {
     ...process.env,
     NIGHTSHIFT_DATA_DIR: join(tmp.dir, 'coordinator'),
@@ -75,6 +78,12 @@ function cpuSeconds(pid: number): number {
   const rest = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
   return (Number(rest[11]) + Number(rest[12])) / TICK;
 }
+/** Busy and total jiffies of the whole machine (all cores), from /proc/stat's first line. */
+function boxJiffies(): { busy: number; total: number } {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const total = f.reduce((a, b) => a + b, 0);
+  return { busy: total - f[3]! - f[4]!, total }; // idle and iowait are not busy
+}
 function rssMb(pid: number): number {
   const kb = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
   return Number(kb) / 1024;
@@ -84,10 +93,43 @@ async function metric(name: string): Promise<number> {
   return Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
 }
 
-async function runSweep(spec: ReturnType<typeof sweepSpec>, tag: string) {
+/**
+ * How the sweep's jobs fell over nodes and time, read from the coordinator's
+ * database (read-only, WAL) once it is done. With exactly 10 jobs per node a
+ * node that gets an 11th before the queue runs dry makes the whole sweep last
+ * 11 renders however fast the coordinator is: `maxJobsPerNode` and
+ * `firstLeaseSpreadMs` (first lease of the first node to the last node's
+ * first) show that quantisation apart, and `steadyEfficiency` (jobs/s between
+ * the 10th and 90th percentile of finish times ÷ ideal) is the rate with the
+ * ramp-up and the tail left out.
+ */
+function timeline(sweepId: string, nodes: number): Record<string, number> {
+  const db = new Database(join(tmp.dir, 'coordinator', 'coordinator.sqlite'), { readonly: true, fileMustExist: true });
+  if (process.env.SCALE_DUMP) db.exec(`VACUUM INTO '${process.env.SCALE_DUMP}-${sweepId}.sqlite'`);
+  try {
+    const perNode = db.prepare(`SELECT COUNT(*) AS n, MIN(started_at) AS first FROM jobs WHERE sweep_id = ? AND state = 'done' GROUP BY node_id`).all(sweepId) as { n: number; first: number }[];
+    const done = (db.prepare(`SELECT finished_at AS t FROM jobs WHERE sweep_id = ? AND state = 'done' ORDER BY finished_at`).all(sweepId) as { t: number }[]).map((r) => r.t);
+    const at = (q: number) => done[Math.min(done.length - 1, Math.floor(q * (done.length - 1)))]!;
+    const counts = perNode.map((r) => r.n);
+    const firsts = perNode.map((r) => r.first);
+    const steadyJobsPerSec = (0.8 * done.length) / ((at(0.9) - at(0.1)) / 1000);
+    return {
+      minJobsPerNode: Math.min(...counts),
+      maxJobsPerNode: Math.max(...counts),
+      firstLeaseSpreadMs: Math.max(...firsts) - Math.min(...firsts),
+      steadyEfficiency: steadyJobsPerSec / ((nodes * 1000) / RENDER_MS),
+    };
+  } finally {
+    db.close();
+  }
+}
+
+async function runSweep(spec: ReturnType<typeof sweepSpec>, tag: string, nodes: number) {
   const pid = coordinator.child.pid!;
   await metric('nodejs_eventloop_lag_p99_seconds'); // a scrape resets the lag histogram
   const cpu0 = cpuSeconds(pid);
+  const box0 = boxJiffies();
+  const sim0 = sims.reduce((a, p) => a + cpuSeconds(p.child.pid!), 0);
   const t0 = performance.now();
   const res = await fetch(`${api}/api/sweeps`, {
     method: 'POST',
@@ -101,8 +143,11 @@ async function runSweep(spec: ReturnType<typeof sweepSpec>, tag: string) {
   }, 600_000, 50);
   const seconds = (performance.now() - t0) / 1000;
   const cpu = cpuSeconds(pid) - cpu0;
+  const box1 = boxJiffies();
+  // What else the run cost: the simulated nodes' process(es), and how busy the whole machine was (every core; 100 = all busy).
+  const others = { simCpuPct: (100 * (sims.reduce((a, p) => a + cpuSeconds(p.child.pid!), 0) - sim0)) / seconds, boxBusyPct: (100 * (box1.busy - box0.busy)) / (box1.total - box0.total) };
   if (view.counts.done !== n) throw new Error(`sweep ${tag} finished with ${view.counts.done} of ${n} jobs done`);
-  return { jobs: n, seconds, jobsPerSec: n / seconds, cpuPct: (100 * cpu) / seconds, cpuMsPerJob: (1000 * cpu) / n, lagP99Ms: 1000 * (await metric('nodejs_eventloop_lag_p99_seconds')), rssMb: rssMb(pid), heapMb: (await metric('nodejs_heap_size_used_bytes')) / 1e6 };
+  return { jobs: n, seconds, jobsPerSec: n / seconds, ...timeline(id, nodes), ...others, cpuPct: (100 * cpu) / seconds, cpuMsPerJob: (1000 * cpu) / n, lagP99Ms: 1000 * (await metric('nodejs_eventloop_lag_p99_seconds')), rssMb: rssMb(pid), heapMb: (await metric('nodejs_heap_size_used_bytes')) / 1e6 };
 }
 
 const rows: string[][] = [];
@@ -125,8 +170,8 @@ try {
     }, 60_000, 200);
     have = n;
     const runs = runsAt(n);
-    const sat = await runSweep(runs.sat, `sat${n}`);
-    const real = await runSweep(runs.real, `real${n}`);
+    const sat = await runSweep(runs.sat, `sat${n}`, n);
+    const real = await runSweep(runs.real, `real${n}`, n);
     results.push({ nodes: n, saturated: round(sat), renders: round({ ...real, efficiency: real.jobsPerSec / ((n * 1000) / RENDER_MS) }) });
     rows.push([
       String(n),

@@ -21,7 +21,7 @@ export interface DispatchTarget {
 
 export interface DispatchDeps<T extends DispatchTarget> {
   store: Pick<Store, 'heldCount' | 'heldCounts' | 'lease' | 'leaseCopy'>;
-  scheduler: Pick<Scheduler, 'pick' | 'straggler'>;
+  scheduler: Pick<Scheduler, 'pick' | 'straggler' | 'anyStraggler'>;
   placement: Pick<Placement, 'worthCopying'>;
   log: Logger;
   opts: { leaseMs: number; prefetchPerSlot: number; stragglerMinMs: number };
@@ -42,6 +42,8 @@ export class NodeDispatch<T extends DispatchTarget> {
     const { store, scheduler, opts } = this.deps;
     // Every node at once (a tick, a new sweep): one count for all. Leasing to one node leaves the others' counts as they were.
     const counts = targets.length > 1 ? store.heldCounts() : undefined;
+    // Asked once per fill, at its first idle node: most fills have no job that could be copied at all.
+    let copiable: boolean | undefined;
     for (const s of targets) {
       if (s.sleep) continue;
       const held = counts ? (counts.get(s.nodeId) ?? 0) : store.heldCount(s.nodeId);
@@ -55,7 +57,7 @@ export class NodeDispatch<T extends DispatchTarget> {
         this.deps.send(s, assignment(job));
         leased++;
       }
-      if (held === 0 && leased === 0) this.straggler(s, now);
+      if (held === 0 && leased === 0 && (copiable ??= scheduler.anyStraggler(now - opts.stragglerMinMs))) this.straggler(s, now);
     }
   }
 

@@ -19,7 +19,7 @@ export interface HubDeps {
   >;
   /** Where nodes upload: a reported image must be there before its job is done. */
   storage: Pick<Storage, 'exists'>;
-  scheduler: Pick<Scheduler, 'pick' | 'straggler'>;
+  scheduler: Pick<Scheduler, 'pick' | 'straggler' | 'anyStraggler'>;
   /** Without modelUnavailable a model_unavailable failure counts like any other. */
   placement: Pick<Placement, 'relaxExclusions' | 'recordFailure' | 'worthCopying'> & Partial<Pick<Placement, 'modelUnavailable'>>;
   /** Render progress only: state changes reach live clients through the Store's commit hook. */

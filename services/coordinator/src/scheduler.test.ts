@@ -154,12 +154,18 @@ test('stragglers: only when the sweep queue is empty, never on the node running 
   addSweep(store, { prompts: ['s'], seeds: { count: 2 } }, 'sw-s');
   const [a, b] = take(store, scheduler, 'slow', GPU(24_000), 2, now.t);
   assert.ok(a && b);
+  assert.equal(scheduler.anyStraggler(now.t - 10_000), false, 'nothing has run long enough: a fill asks no node');
+  assert.equal(scheduler.straggler('idle', GPU(24_000), now.t - 10_000), undefined);
   now.t += 60_000;
+  assert.equal(scheduler.anyStraggler(now.t - 10_000), true);
   assert.equal(scheduler.straggler('slow', GPU(24_000), now.t - 10_000), undefined, 'not onto the node that has it');
   const copyOf = scheduler.straggler('idle', GPU(24_000), now.t - 10_000);
   assert.equal(copyOf, a.id, 'the longest-running job first');
   const copy = store.leaseCopy(copyOf!, 'idle', 30_000)!;
   assert.equal(copy.copy_node_id, 'idle');
+  assert.equal(scheduler.anyStraggler(now.t - 10_000), true, 'the other job still could be copied');
+  store.leaseCopy(b.id, 'idle2', 30_000);
+  assert.equal(scheduler.anyStraggler(now.t - 10_000), false, 'every running job has its copy');
   // First result wins; the other holder is told to stop.
   const outcome = store.completeJob(copy.id, 'idle', { ...ownKeys(copy), renderMs: 5, skipped: false });
   assert.deepEqual(outcome, { accepted: true, cancelOn: ['slow'] });

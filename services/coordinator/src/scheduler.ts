@@ -46,6 +46,7 @@ export class Scheduler {
   private readonly sweepsStmt;
   private readonly jobStmt;
   private readonly stragglerStmt;
+  private readonly anyStragglerStmt;
 
   constructor(
     private readonly db: DB,
@@ -105,6 +106,17 @@ export class Scheduler {
          AND NOT EXISTS (SELECT 1 FROM sweep_blocklist b WHERE b.sweep_id = s.id AND b.node_id = @node AND b.blocked = 1)
        ORDER BY j.started_at
        LIMIT 1`);
+    // The node-free part of the straggler query: whether any job at all could be copied now.
+    // A fill asks it once before its idle nodes ask theirs (1,000 idle nodes at a sweep's
+    // tail each walked every leased job, every tick: bench/scale.ts).
+    this.anyStragglerStmt = db.prepare(`
+      SELECT 1
+        FROM jobs j JOIN sweeps s ON s.id = j.sweep_id
+       WHERE j.state = 'leased' AND j.copy_node_id IS NULL
+         AND s.status = 'running'
+         AND j.started_at <= @since
+         AND NOT EXISTS (SELECT 1 FROM jobs q WHERE q.state = 'queued' AND q.sweep_id = j.sweep_id)
+       LIMIT 1`);
   }
 
   /**
@@ -121,6 +133,11 @@ export class Scheduler {
       if (row) return row.id;
     }
     return undefined;
+  }
+
+  /** Whether any running job, on any node, started before `startedBefore` in a sweep with nothing queued: none means no node gets a copy. */
+  anyStraggler(startedBefore: number): boolean {
+    return this.anyStragglerStmt.get({ since: startedBefore }) !== undefined;
   }
 
   /** A job worth duplicating onto this idle node, if any has run longer than `sinceMs` ago. */
