@@ -1,8 +1,10 @@
-import { after, before } from 'node:test';
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
 import pg from 'pg';
 import { postgresMissing, startPostgres, type PostgresServer } from '@nightshift/devfarm';
 import { storeEngineConformance } from './conformance.js';
 import { PostgresEngine } from './postgres.js';
+import type { Wake } from './engine.js';
 
 let server: PostgresServer | undefined;
 let databases = 0;
@@ -56,3 +58,33 @@ storeEngineConformance(
   },
   { skip },
 );
+
+test('wake-ups survive a lost listening connection: it reconnects, wakes for both (a notification may have been missed), and hears the next commit', { skip, timeout: 60_000 }, async () => {
+  const url = await server!.createDatabase('wake_reconnect');
+  const listening = await PostgresEngine.open({ url });
+  const writer = await PostgresEngine.open({ url });
+  try {
+    const heard: Wake[] = [];
+    let waiting: { pred: (w: Wake) => boolean; resolve: () => void } | undefined;
+    const until = (pred: (w: Wake) => boolean) => new Promise<void>((resolve) => (waiting = { pred, resolve }));
+    await listening.subscribe((w) => {
+      heard.push(w);
+      if (waiting?.pred(w)) waiting.resolve();
+    });
+    const both = until((w) => w.jobs && w.outbox);
+    await terminateSessions(url, listening.applicationName);
+    await both;
+    const jobs = until((w) => w.jobs && !w.outbox);
+    await writer.createSweep({ name: 'after', spec: {}, priority: 0, backend: 'procedural', model: 'm1' }, [], 'sw-after');
+    await writer.createSweep(
+      { name: 'after2', spec: {}, priority: 0, backend: 'procedural', model: 'm1' },
+      [{ index: 0, renderKey: 'rk-after', prompt: 'p', seed: 1, params: {}, axes: {}, backend: 'procedural', model: 'm1', minVramMb: 0 }],
+      'sw-after2',
+    );
+    await jobs;
+    assert.ok(heard.length >= 2);
+  } finally {
+    await listening.close();
+    await writer.close();
+  }
+});
