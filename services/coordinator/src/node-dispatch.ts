@@ -20,7 +20,7 @@ export interface DispatchTarget {
 }
 
 export interface DispatchDeps<T extends DispatchTarget> {
-  store: Pick<Store, 'heldCount' | 'heldCounts' | 'lease' | 'leaseCopy'>;
+  store: Pick<Store, 'heldCount' | 'lease' | 'leaseCopy'>;
   scheduler: Pick<Scheduler, 'pick' | 'straggler' | 'anyStraggler'>;
   placement: Pick<Placement, 'worthCopying'>;
   log: Logger;
@@ -40,13 +40,12 @@ export class NodeDispatch<T extends DispatchTarget> {
   /** Fills each target that takes work; call inside a transaction. */
   fill(targets: T[], now: number): void {
     const { store, scheduler, opts } = this.deps;
-    // Every node at once (a tick, a new sweep): one count for all. Leasing to one node leaves the others' counts as they were.
-    const counts = targets.length > 1 ? store.heldCounts() : undefined;
     // Asked once per fill, at its first idle node: most fills have no job that could be copied at all.
     let copiable: boolean | undefined;
     for (const s of targets) {
       if (s.sleep) continue;
-      const held = counts ? (counts.get(s.nodeId) ?? 0) : store.heldCount(s.nodeId);
+      // Two index probes a node: a whole-farm fill comes a chunk at a time (farm-fill.ts), so one count of every node's jobs per chunk cost more.
+      const held = store.heldCount(s.nodeId);
       let leased = 0;
       while (held + leased < s.slots * opts.prefetchPerSlot * this.batches.of(s.nodeId)) {
         const id = scheduler.pick(s.nodeId, s.caps, now);

@@ -13,7 +13,7 @@ import type { NodeModels } from './node-models.js';
 export interface HubDeps {
   store: Pick<
     Store,
-    'transaction' | 'afterCommit' | 'heldCount' | 'heldCounts' | 'lease' | 'leaseCopy' | 'getJob' | 'expireLeases' | 'setNodeStatus' | 'markNodeDown'
+    'transaction' | 'afterCommit' | 'heldCount' | 'lease' | 'leaseCopy' | 'getJob' | 'expireLeases' | 'setNodeStatus' | 'markNodeDown'
     | 'touchNode' | 'renewLeases' | 'completeJob' | 'upsertNode' | 'recordNodeEvent' | 'leasedTo' | 'requeue' | 'dropCopy'
     | 'nodeTokenBinding' | 'bindNodeToken' | 'db'
   >;

@@ -46,22 +46,6 @@ export class JobStore extends SweepStore {
     ).n;
   }
 
-  /**
-   * heldCount of every node holding anything, in one statement: filling a
-   * thousand nodes (each tick) asked a thousand times otherwise. A job's copy
-   * never runs on its own holder (leaseCopy), so no job is counted twice.
-   */
-  heldCounts(): Map<string, number> {
-    const rows = this.q(
-      `SELECT node_id AS id, COUNT(*) AS n FROM jobs WHERE state = 'leased' AND node_id IS NOT NULL GROUP BY node_id
-       UNION ALL
-       SELECT copy_node_id AS id, COUNT(*) AS n FROM jobs WHERE state = 'leased' AND copy_node_id IS NOT NULL AND copy_node_id IS NOT node_id GROUP BY copy_node_id`,
-    ).all() as { id: string; n: number }[];
-    const counts = new Map<string, number>();
-    for (const r of rows) counts.set(r.id, (counts.get(r.id) ?? 0) + r.n);
-    return counts;
-  }
-
   /** Marks jobs leased to a node; the caller chose them with the scheduler. */
   lease(jobIds: string[], nodeId: string, leaseMs: number): JobRow[] {
     const now = this.now();
