@@ -1,10 +1,12 @@
 /**
  * The conformance suite's second half (issue 12's parity with the SQLite
  * Store): people and their fair share in the pick, attempts refunded,
- * straggler copies, registry-model placement (rule 4) and wake-ups between
- * connections. Run inside storeEngineConformance, so on both engines.
+ * straggler copies, registry-model placement (rule 4), wake-ups between
+ * connections, costs and share links. Run inside storeEngineConformance, so on both engines.
  */
 import assert from 'node:assert/strict';
+import { create } from '@bufbuild/protobuf';
+import { JobCostSchema } from '@nightshift/proto';
 import { jobId } from '../store/rows.js';
 import type { NodeModelState } from '../node-models.js';
 import type { NodeCaps } from '../placement.js';
@@ -250,5 +252,70 @@ export function wakeConformance(withFixture: WithFixture): void {
     await second.until(anyOutbox);
     assert.deepEqual(first.wakes, [], 'an unsubscribed listener hears nothing more');
     await unsubscribeSecond();
+  });
+}
+
+const cost = (gpuMs: number, energyJoules?: number, gpuName = 'NVIDIA H200') => ({
+  gpuMs, energyMeasured: energyJoules !== undefined, energyJoules: energyJoules ?? 0, gpuName, driverVersion: '550.54.15',
+});
+const costReport = (c: ReturnType<typeof cost>, skipped = false) => ({ renderMs: c.gpuMs, skipped, cost: create(JobCostSchema, c) });
+
+export function costConformance(withFixture: WithFixture): void {
+  withFixture('costs: a report counts once per job and node, a second node counts too, skips and unknown jobs not at all; sums per sweep and node and per node', async ({ engine }) => {
+    await engine.createSweep({ name: 'a', spec: {}, priority: 0, backend: 'procedural', model: 'm1' }, newJobs('ca', 3), 'sa');
+    await engine.createSweep({ name: 'b', spec: {}, priority: 0, backend: 'procedural', model: 'm1' }, newJobs('cb', 1), 'sb');
+    const { costs } = engine;
+    assert.deepEqual(await costs.record(jobId('sa', 0), 'n1', costReport(cost(2_000, 500))), { recorded: true });
+    assert.deepEqual(await costs.record(jobId('sa', 0), 'n1', costReport(cost(2_000, 500))), { recorded: false }, 'sent again after a reconnect');
+    await costs.record(jobId('sa', 0), 'n2', costReport(cost(3_000, 600.5, 'NVIDIA A10')));
+    await costs.record(jobId('sa', 1), 'n1', costReport(cost(1_000)));
+    assert.deepEqual(await costs.record(jobId('sa', 2), 'n1', costReport(cost(0), true)), { recorded: false }, 'a skip rendered nothing');
+    assert.deepEqual(await costs.record('sa-999999', 'n1', costReport(cost(5))), { recorded: false }, 'no such job');
+    const implausible = await costs.record(jobId('sb', 0), 'n1', costReport(cost(7_000, 1e12)));
+    assert.ok(implausible.recorded && /not a plausible draw/.test(implausible.implausible ?? ''), 'recorded, its energy not believed');
+    assert.deepEqual(
+      (await costs.sweepSums('sa')).map((r) => [r.node_id, r.name, r.renders, r.gpu_ms, r.measured_renders, r.energy_joules, r.gpu_name, r.driver_version]),
+      [
+        ['n1', null, 2, 3_000, 1, 500, 'NVIDIA H200', '550.54.15'],
+        ['n2', null, 1, 3_000, 1, 600.5, 'NVIDIA A10', '550.54.15'],
+      ],
+    );
+    assert.deepEqual(await costs.nodeSums(), [
+      { node_id: 'n1', renders: 3, gpu_ms: 10_000, measured_renders: 1, energy_joules: 500 },
+      { node_id: 'n2', renders: 1, gpu_ms: 3_000, measured_renders: 1, energy_joules: 600.5 },
+    ]);
+    assert.deepEqual(await costs.jobCosts(jobId('sa', 1)), [{ node_id: 'n1', gpu_ms: 1_000, energy_joules: null, gpu_name: 'NVIDIA H200', driver_version: '550.54.15' }]);
+    assert.deepEqual(await costs.jobCosts(jobId('sb', 0)), [{ node_id: 'n1', gpu_ms: 7_000, energy_joules: null, gpu_name: 'NVIDIA H200', driver_version: '550.54.15' }]);
+  });
+}
+
+export function shareConformance(withFixture: WithFixture): void {
+  withFixture('shares: images in album order (a repeat keeps its first place), live until they expire, listed per owner newest first, deleted only by their owner', async ({ engine }, clock) => {
+    const { shares } = engine;
+    const t0 = clock.t;
+    const a = await shares.create({ title: 'favorites', renderKeys: ['rk-3', 'rk-1', 'rk-3', 'rk-2'], expiresAt: t0 + 1_000 });
+    assert.match(a.id, /^sh_[A-Za-z0-9_-]{16}$/);
+    assert.deepEqual({ ...a, id: '' }, { id: '', owner: 'local', title: 'favorites', created_at: t0, expires_at: t0 + 1_000, images: 3 });
+    assert.deepEqual(await shares.renderKeys(a.id), ['rk-3', 'rk-1', 'rk-2']);
+    assert.equal(await shares.holds(a.id, 'rk-1'), true);
+    assert.equal(await shares.holds(a.id, 'rk-9'), false);
+    clock.t += 1;
+    const b = await shares.create({ title: 'sweep sw-x', renderKeys: ['rk-9'], expiresAt: t0 + 5_000, owner: 'alice' });
+    clock.t += 1;
+    const c = await shares.create({ title: 'none', renderKeys: [], expiresAt: t0 + 5_000 });
+    assert.deepEqual((await shares.list()).map((s) => s.id), [c.id, a.id]);
+    assert.deepEqual((await shares.list('alice')).map((s) => [s.id, s.images]), [[b.id, 1]]);
+    assert.deepEqual((await shares.listAll()).map((s) => s.id), [c.id, b.id, a.id]);
+    assert.equal((await shares.live(a.id))?.id, a.id);
+    clock.t = t0 + 1_000;
+    assert.equal(await shares.live(a.id), undefined, 'expired');
+    assert.equal((await shares.get(a.id))?.id, a.id, 'kept until pruned');
+    assert.equal(await shares.delete(b.id), false, "not the local user's");
+    assert.equal(await shares.delete(b.id, 'alice'), true);
+    assert.equal(await shares.get(b.id), undefined);
+    assert.equal(await shares.holds(b.id, 'rk-9'), false, 'its images went with it');
+    assert.equal(await shares.pruneExpired(), 1);
+    assert.deepEqual((await shares.listAll()).map((s) => s.id), [c.id]);
+    assert.deepEqual(await shares.renderKeys(a.id), []);
   });
 }

@@ -13,7 +13,7 @@ import { jobId } from '../store/rows.js';
 import type { NodeCaps } from '../placement.js';
 import type { StoreEngine } from './engine.js';
 import { LEASE, PROC, assertCountsExact, drainEvents, newJobs, report } from './conformance-helpers.js';
-import { copyConformance, modelConformance, requeueConformance, userConformance, wakeConformance } from './conformance-parity.js';
+import { copyConformance, costConformance, modelConformance, requeueConformance, shareConformance, userConformance, wakeConformance } from './conformance-parity.js';
 
 export interface Clock {
   t: number;
@@ -335,5 +335,7 @@ export function storeEngineConformance(name: string, harness: EngineHarness, opt
     copyConformance(withFixture);
     modelConformance(withFixture);
     wakeConformance(withFixture);
+    costConformance(withFixture);
+    shareConformance(withFixture);
   });
 }

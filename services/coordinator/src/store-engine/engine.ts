@@ -9,7 +9,10 @@
  * Rows keep the SQLite shapes (rows.ts) on both engines: times are ms since
  * the epoch from the engine's `now`, JSON columns are text.
  */
+import type { JobCompleted } from '@nightshift/proto';
 import type { Failure, FailingNode, NodeCaps } from '../placement.js';
+import type { CostStore, CostSumRow, Recorded } from '../store/costs.js';
+import type { ShareRow } from '../store/shares.js';
 import type { NodeModelState } from '../node-models.js';
 import type { ReportedKeys } from '../store/completion.js';
 import type { CompleteOutcome, JobRow, NewJob, SweepCounts, SweepRow } from '../store/rows.js';
@@ -17,6 +20,41 @@ import type { NewUser, UserRow } from '../store/users.js';
 
 export type { CompleteOutcome, JobRow, NewJob, SweepCounts, SweepRow } from '../store/rows.js';
 export type { NewUser, UserRow } from '../store/users.js';
+export type { CostSumRow, Recorded } from '../store/costs.js';
+export type { ShareRow } from '../store/shares.js';
+
+export type JobCostRow = ReturnType<CostStore['jobCosts']>[number];
+export type NodeCostSumRow = ReturnType<CostStore['nodeSums']>[number];
+
+/** What the renders cost (store/costs.ts): per job and node, summed per sweep and node and per node by the database. */
+export interface CostEngine {
+  /**
+   * Records what a reported render cost, once per job and node (a report
+   * sent again counts once, so recording it apart from the result's own
+   * transaction is safe: a node re-sends its recent completions after a crash).
+   */
+  record(jobId: string, nodeId: string, report: Pick<JobCompleted, 'skipped' | 'renderMs' | 'cost'>): Promise<Recorded>;
+  jobCosts(jobId: string): Promise<JobCostRow[]>;
+  /** A sweep's sums, one row per node that rendered for it. */
+  sweepSums(sweepId: string): Promise<CostSumRow[]>;
+  nodeSums(): Promise<NodeCostSumRow[]>;
+}
+
+/** Share links (store/shares.ts): frozen image lists shown to whoever holds a signed token until they expire or are deleted. */
+export interface ShareEngine {
+  create(share: { title: string; renderKeys: readonly string[]; expiresAt: number; owner?: string }): Promise<ShareRow>;
+  /** A share that exists and has not expired. */
+  live(id: string): Promise<ShareRow | undefined>;
+  get(id: string): Promise<ShareRow | undefined>;
+  /** `owner`'s shares ('local' when absent), newest first. */
+  list(owner?: string): Promise<ShareRow[]>;
+  listAll(): Promise<ShareRow[]>;
+  renderKeys(id: string): Promise<string[]>;
+  holds(id: string, renderKey: string): Promise<boolean>;
+  delete(id: string, owner?: string): Promise<boolean>;
+  /** Drops shares expired before `before` (now when absent); how many. */
+  pruneExpired(before?: number): Promise<number>;
+}
 
 export interface NewSweep {
   name: string;
@@ -70,6 +108,8 @@ export interface Leadership {
 
 export interface StoreEngine {
   readonly kind: 'sqlite' | 'postgres';
+  readonly costs: CostEngine;
+  readonly shares: ShareEngine;
 
   /** Stores a sweep and its jobs atomically (jobs in batches), its counters and its sweep.created event. */
   createSweep(sweep: NewSweep, jobs: NewJob[], id?: string): Promise<SweepRow>;

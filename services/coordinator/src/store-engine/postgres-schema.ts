@@ -225,6 +225,68 @@ const MIGRATIONS = [
   CREATE TRIGGER jobs_requeued_wake AFTER UPDATE ON jobs REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
     FOR EACH STATEMENT EXECUTE FUNCTION jobs_requeued_wake();
   `,
+  // What a night cost (store/costs.ts) and share links (store/shares.ts), as db.ts has them.
+  `
+  CREATE TABLE job_costs (
+    job_id TEXT NOT NULL,
+    node_id TEXT NOT NULL,
+    sweep_id TEXT NOT NULL,
+    gpu_ms BIGINT NOT NULL,
+    energy_joules DOUBLE PRECISION,
+    gpu_name TEXT NOT NULL,
+    driver_version TEXT NOT NULL,
+    at BIGINT NOT NULL,
+    PRIMARY KEY (job_id, node_id)
+  );
+  CREATE TABLE sweep_costs (
+    sweep_id TEXT NOT NULL,
+    node_id TEXT NOT NULL,
+    renders INTEGER NOT NULL DEFAULT 0,
+    gpu_ms BIGINT NOT NULL DEFAULT 0,
+    measured_renders INTEGER NOT NULL DEFAULT 0,
+    energy_joules DOUBLE PRECISION NOT NULL DEFAULT 0,
+    gpu_name TEXT NOT NULL DEFAULT '',
+    driver_version TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (sweep_id, node_id)
+  );
+  CREATE TABLE node_costs (
+    node_id TEXT PRIMARY KEY,
+    renders INTEGER NOT NULL DEFAULT 0,
+    gpu_ms BIGINT NOT NULL DEFAULT 0,
+    measured_renders INTEGER NOT NULL DEFAULT 0,
+    energy_joules DOUBLE PRECISION NOT NULL DEFAULT 0
+  );
+  CREATE FUNCTION job_costs_sums() RETURNS trigger LANGUAGE plpgsql AS $$
+  BEGIN
+    INSERT INTO sweep_costs AS c (sweep_id, node_id, renders, gpu_ms, measured_renders, energy_joules, gpu_name, driver_version)
+      VALUES (NEW.sweep_id, NEW.node_id, 1, NEW.gpu_ms, (NEW.energy_joules IS NOT NULL)::int, COALESCE(NEW.energy_joules, 0), NEW.gpu_name, NEW.driver_version)
+      ON CONFLICT (sweep_id, node_id) DO UPDATE SET renders = c.renders + 1, gpu_ms = c.gpu_ms + excluded.gpu_ms,
+        measured_renders = c.measured_renders + excluded.measured_renders, energy_joules = c.energy_joules + excluded.energy_joules,
+        gpu_name = excluded.gpu_name, driver_version = excluded.driver_version;
+    INSERT INTO node_costs AS c (node_id, renders, gpu_ms, measured_renders, energy_joules)
+      VALUES (NEW.node_id, 1, NEW.gpu_ms, (NEW.energy_joules IS NOT NULL)::int, COALESCE(NEW.energy_joules, 0))
+      ON CONFLICT (node_id) DO UPDATE SET renders = c.renders + 1, gpu_ms = c.gpu_ms + excluded.gpu_ms,
+        measured_renders = c.measured_renders + excluded.measured_renders, energy_joules = c.energy_joules + excluded.energy_joules;
+    RETURN NULL;
+  END $$;
+  CREATE TRIGGER job_costs_sums AFTER INSERT ON job_costs FOR EACH ROW EXECUTE FUNCTION job_costs_sums();
+
+  CREATE TABLE shares (
+    id TEXT PRIMARY KEY,
+    owner TEXT NOT NULL DEFAULT 'local',
+    title TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL
+  );
+  CREATE INDEX shares_owner ON shares (owner, created_at);
+  CREATE INDEX shares_expires ON shares (expires_at);
+  CREATE TABLE share_images (
+    share_id TEXT NOT NULL REFERENCES shares (id) ON DELETE CASCADE,
+    render_key TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    PRIMARY KEY (share_id, render_key)
+  );
+  `,
 ];
 
 /** Runs the migrations the database has not had yet, each in its own transaction, once across replicas. */

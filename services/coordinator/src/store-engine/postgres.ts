@@ -12,8 +12,9 @@
  * `subscribe` LISTENs on a connection of its own, so a replica hears another's
  * new work without polling.
  *
- * Not yet here (the SQLite Store has them): cancel/pause, nodes, webhooks,
- * costs, shares.
+ * Costs and shares are postgres-costs.ts and postgres-shares.ts.
+ *
+ * Not yet here (the SQLite Store has them): cancel/pause, nodes, webhooks.
  */
 import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
@@ -27,6 +28,8 @@ import { PICK_AND_LEASE_SQL, STRAGGLER_SQL, pickModelValues } from './postgres-p
 import { createClient, createPool, inTransaction } from './postgres-pool.js';
 import { LOCK_NAMESPACE, migratePostgres } from './postgres-schema.js';
 import { WakeListener } from './postgres-wake.js';
+import { PgCosts } from './postgres-costs.js';
+import { PgShares } from './postgres-shares.js';
 
 type Q = Pick<pg.ClientBase, 'query'>;
 
@@ -50,6 +53,8 @@ export class PostgresEngine implements StoreEngine {
   private readonly leaderships = new Map<string, PgLeadership>();
   private leading: Promise<unknown> = Promise.resolve();
   private readonly wakes: WakeListener;
+  readonly costs: PgCosts;
+  readonly shares: PgShares;
 
   private constructor(
     private readonly pool: pg.Pool,
@@ -61,6 +66,8 @@ export class PostgresEngine implements StoreEngine {
     this.opts = { ...DEFAULT_STORE_OPTIONS, ...opts };
     this.now = this.opts.now;
     this.wakes = new WakeListener({ url, applicationName });
+    this.costs = new PgCosts(pool, this.now);
+    this.shares = new PgShares(pool, this.now);
   }
 
   /** Connects and migrates (once across replicas starting together). */

@@ -10,6 +10,7 @@ import { openDb } from '../db.js';
 import type { NodeCaps } from '../placement.js';
 import { Scheduler } from '../scheduler.js';
 import { Store, type StoreOptions } from '../store.js';
+import { SqliteCosts, SqliteShares } from './sqlite-side-stores.js';
 import type { ClaimedEvent, CompletionReport, Leadership, NewSweep, NewUser, PickModels, StoreEngine, UserRow, Wake } from './engine.js';
 import type { Failure, FailingNode } from '../placement.js';
 import type { CompleteOutcome, JobRow, NewJob, SweepCounts, SweepRow } from '../store/rows.js';
@@ -88,6 +89,8 @@ export class SqliteEngine implements StoreEngine {
   private readonly state: ProcessState;
   private closed = false;
   private readonly subscriptions = new Set<(wake: Wake) => void>();
+  readonly costs: SqliteCosts;
+  readonly shares: SqliteShares;
 
   /** Opens (and migrates) a SQLite file; closing the engine closes it. */
   static open(file: string, opts: Partial<StoreOptions> = {}): SqliteEngine {
@@ -103,6 +106,8 @@ export class SqliteEngine implements StoreEngine {
     private readonly ownsDb = false,
   ) {
     this.state = stateOf(store);
+    this.costs = new SqliteCosts(store.db, store.opts.now);
+    this.shares = new SqliteShares(store.db, store.opts.now);
   }
 
   async createSweep(sweep: NewSweep, jobs: NewJob[], id?: string): Promise<SweepRow> {
