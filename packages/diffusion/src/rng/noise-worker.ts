@@ -1,74 +1,46 @@
 // The worker thread of NoiseWorkers: draws a render's latent noise from its
-// seeds' TorchGenerators ahead of the sampler, one draw per message (its
-// buffer transferred, not copied), so the torch-exact noise (~1 ms per
-// 64×64 latent) runs while the main thread is blocked in the UNet's
-// session.run. The same generators in the same order as batchNoise: the same
-// values bit for bit.
+// seeds' TorchGenerators ahead of the sampler, into a shared ring
+// (noise-protocol.ts), so the torch-exact noise (~1 ms per 64×64 latent)
+// runs while the main thread is blocked in the UNet's session.run. The same
+// generators in the same order as batchNoise: the same values bit for bit.
 import { parentPort } from 'node:worker_threads';
-import type { FromWorker, StartJob, ToWorker } from './noise-protocol.js';
+import { MADE, STOP, TAKEN, type FromWorker, type StartJob, type ToWorker } from './noise-protocol.js';
 import { TorchGenerator } from './torch-generator.js';
-
-interface Job {
-  id: number;
-  generators: TorchGenerator[];
-  per: number;
-  draws: number;
-  made: number;
-  allowed: number;
-}
 
 const port = parentPort;
 if (!port) throw new Error('noise-worker.ts runs as a worker thread (NoiseWorkers starts it)');
-let job: Job | undefined;
-let scheduled = false;
+const post = (msg: FromWorker) => port.postMessage(msg);
 
-const post = (msg: FromWorker, transfer: ArrayBuffer[] = []) => port.postMessage(msg, transfer);
-
-function start(m: StartJob): void {
-  job = { id: m.id, generators: m.seeds.map((s) => new TorchGenerator(s, m.normalKernel)), per: m.per, draws: m.draws, made: 0, allowed: m.ahead };
-  if (m.draws === 0) finish();
-  else schedule();
-}
-
-function finish(): void {
-  if (job) post({ kind: 'done', id: job.id });
-  job = undefined;
-}
-
-/** One draw per macrotask, so 'more' and 'stop' are read between draws. */
-function schedule(): void {
-  if (scheduled) return;
-  scheduled = true;
-  setImmediate(drawNext);
-}
-
-function drawNext(): void {
-  scheduled = false;
-  const j = job;
-  if (!j || j.made >= j.allowed) return;
-  let data: Float32Array;
-  try {
-    if (j.generators.length === 1) data = j.generators[0]!.randn(j.per);
-    else {
-      data = new Float32Array(j.per * j.generators.length);
-      j.generators.forEach((g, k) => data.set(g.randn(j.per), k * j.per));
-    }
-  } catch (err) {
-    post({ kind: 'failed', id: j.id, message: err instanceof Error ? err.message : String(err) });
-    finish();
-    return;
+/** Waits (blocking: this thread has nothing else to do) until slot d is free; false once stopped. */
+function slotFree(control: Int32Array, d: number, slots: number): boolean {
+  for (;;) {
+    if (Atomics.load(control, STOP) !== 0) return false;
+    const taken = Atomics.load(control, TAKEN);
+    if (d - taken < slots) return true;
+    // Bounded, so a lost wake-up costs a second, not the job.
+    Atomics.wait(control, TAKEN, taken, 1000);
   }
-  j.made++;
-  post({ kind: 'draw', id: j.id, data }, [data.buffer as ArrayBuffer]);
-  if (j.made === j.draws) finish();
-  else schedule();
 }
 
-port.on('message', (m: ToWorker) => {
-  if (m.kind === 'start') start(m);
-  else if (job?.id !== m.id) return;
-  else if (m.kind === 'more') {
-    job.allowed++;
-    schedule();
-  } else finish();
+function run(job: StartJob): void {
+  const control = new Int32Array(job.control);
+  const ring = new Float32Array(job.ring);
+  const generators = job.seeds.map((s) => new TorchGenerator(s, job.normalKernel));
+  const size = job.per * generators.length;
+  for (let d = 0; d < job.draws; d++) {
+    if (!slotFree(control, d, job.slots)) return;
+    const at = (d % job.slots) * size;
+    generators.forEach((g, k) => ring.set(g.randn(job.per), at + k * job.per));
+    Atomics.store(control, MADE, d + 1);
+    Atomics.notify(control, MADE);
+  }
+}
+
+port.on('message', (job: ToWorker) => {
+  try {
+    run(job);
+  } catch (err) {
+    post({ kind: 'failed', id: job.id, message: err instanceof Error ? err.message : String(err) });
+  }
+  post({ kind: 'done', id: job.id });
 });

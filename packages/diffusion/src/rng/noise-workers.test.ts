@@ -1,6 +1,7 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { NoiseWorkers, localNoiseStream, type NoisePlan, type NoiseStream } from './noise-workers.js';
+import { ringSlots } from './noise-protocol.js';
 import { TorchGenerator, batchNoise } from './torch-generator.js';
 
 const workers = new NoiseWorkers();
@@ -51,6 +52,14 @@ describe('noise drawn in worker threads', () => {
     assert.deepEqual(bits(await drawAll(workers.stream(next), 256, 3)), bits(reference(next)));
   });
 
+  test('a render larger than the ring: the worker waits for free slots and is woken as they free up', async () => {
+    const plan = { seeds: [77], per: 1 << 20, draws: 6 };
+    assert.equal(ringSlots(plan.draws, plan.per), 4, 'four 4 MiB draws fit the 16 MiB ring, not six');
+    assert.equal(ringSlots(21, 4 * 64 * 64), 21, 'a 512 px render: every draw ahead');
+    const got = await drawAll(workers.stream(plan), plan.per, plan.draws);
+    assert.deepEqual(bits(got), bits(reference(plan)));
+  });
+
   test('draws outside the plan are refused with a clear error', async () => {
     const s = workers.stream({ seeds: [1], per: 32, draws: 1 });
     assert.throws(() => s.randn(31), /draws 32 values at a time, not 31/);
@@ -61,12 +70,6 @@ describe('noise drawn in worker threads', () => {
     s.close();
     assert.throws(() => workers.stream({ seeds: [], per: 32, draws: 1 }), /at least one seed/);
     assert.throws(() => localNoiseStream({ seeds: [1], per: 0, draws: 1 }), /positive integer/);
-  });
-
-  test('randn before ready() says so instead of blocking', async () => {
-    const s = workers.stream({ seeds: [3], per: 16, draws: 2 });
-    assert.throws(() => s.randn(16), /not ready: await ready\(\) first/);
-    s.close();
   });
 
   test('closing the pool fails a stream still waiting for its worker', async () => {

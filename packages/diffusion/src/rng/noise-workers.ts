@@ -1,3 +1,4 @@
+/// <reference lib="es2024.sharedmemory" />
 // A render's latent noise drawn ahead in worker threads. onnxruntime-node's
 // session.run blocks the main thread for the whole UNet step, so noise drawn
 // on it (torch's CPU normal transform in JS: ~1 ms per 64×64 latent, every
@@ -5,12 +6,13 @@
 // step and the sampler finds it waiting. The draws are a plan fixed up front
 // (how many, how many values each): the same generators, seeds and order as
 // on the main thread, so the same values bit for bit (noise-workers.test.ts).
+// Draws pass through shared memory (noise-protocol.ts), no message per draw.
 //
 // Use: const noise = workers.stream({ seeds, per, draws }); before each draw
 // `await noise.ready()`, then `noise.randn(n)` as from a TorchGenerator
 // (batchNoise's layout for several seeds); `noise.close()` when done.
 import { Worker } from 'node:worker_threads';
-import type { FromWorker, ToWorker } from './noise-protocol.js';
+import { CONTROL_INTS, MADE, ringSlots, STOP, TAKEN, type FromWorker, type StartJob } from './noise-protocol.js';
 import { TorchGenerator, batchNoise, type NoiseSource, type NormalKernel } from './torch-generator.js';
 
 /** A planned noise source: randn only after ready() resolved, and only as many draws as planned. */
@@ -31,8 +33,6 @@ export interface NoisePlan {
   normalKernel?: NormalKernel;
 }
 
-/** Draws the worker may make before the sampler takes them: the next step's, and one spare against a late wake-up. */
-const AHEAD = 2;
 /** Idle workers kept for the next renders (a worker costs a few MB and tens of ms to start). */
 const KEEP_IDLE = 2;
 
@@ -42,62 +42,69 @@ function checkPlan(plan: NoisePlan): void {
   if (!Number.isSafeInteger(plan.draws) || plan.draws < 0) throw new RangeError(`draws must be a non-negative integer, got ${plan.draws}`);
 }
 
-class PlannedDraws implements NoiseStream {
-  private readonly queue: Float32Array[] = [];
+/** The main thread's side of one job's ring. */
+class SharedDraws implements NoiseStream {
+  readonly control = new SharedArrayBuffer(CONTROL_INTS * 4);
+  readonly ringBuffer: SharedArrayBuffer;
+  private readonly ctrl = new Int32Array(this.control);
+  private readonly ring: Float32Array;
   private taken = 0;
-  private failure: Error | undefined;
-  private waiter: { resolve: () => void; reject: (err: Error) => void } | undefined;
   private closed = false;
+  private failure: Error | undefined;
+  /** Rejects when the job fails (raced against the wait for a draw). */
+  private readonly failed: Promise<never>;
+  private rejectFailed!: (err: Error) => void;
+
+  readonly slots: number;
 
   constructor(
     private readonly size: number,
     private readonly draws: number,
-    /** Asks for one more draw ahead. */
-    private readonly more: () => void,
-    private readonly stop: () => void,
-  ) {}
-
-  deliver(data: Float32Array): void {
-    this.queue.push(data);
-    this.wake();
+  ) {
+    this.slots = ringSlots(draws, size);
+    this.ringBuffer = new SharedArrayBuffer(this.slots * size * 4);
+    this.ring = new Float32Array(this.ringBuffer);
+    this.failed = new Promise<never>((_, reject) => (this.rejectFailed = reject));
+    this.failed.catch(() => {}); // observed through ready()
   }
 
   fail(err: Error): void {
-    this.failure ??= err;
-    this.wake();
-  }
-
-  private wake(): void {
-    const w = this.waiter;
-    this.waiter = undefined;
-    if (!w) return;
-    if (this.failure) w.reject(this.failure);
-    else w.resolve();
+    if (this.failure) return;
+    this.failure = err;
+    this.rejectFailed(err);
   }
 
   ready(): Promise<void> {
     if (this.closed) return Promise.reject(new Error('the noise stream is closed'));
-    if (this.queue.length > 0 || this.taken >= this.draws) return Promise.resolve();
+    if (this.taken >= this.draws) return Promise.resolve();
+    const made = Atomics.load(this.ctrl, MADE);
+    if (made > this.taken) return Promise.resolve();
     if (this.failure) return Promise.reject(this.failure);
-    if (this.waiter) return Promise.reject(new Error('ready() is already awaited'));
-    return new Promise((resolve, reject) => (this.waiter = { resolve, reject }));
+    const wait = Atomics.waitAsync(this.ctrl, MADE, made);
+    if (!wait.async) return this.ready(); // MADE moved meanwhile
+    return Promise.race([wait.value.then(() => this.ready()), this.failed]);
   }
 
   randn(numel: number): Float32Array {
     if (numel !== this.size) throw new RangeError(`this noise stream draws ${this.size} values at a time, not ${numel}`);
     if (this.taken >= this.draws) throw new RangeError(`all ${this.draws} planned noise draws are taken`);
-    const next = this.queue.shift();
-    if (!next) throw new Error('the next noise draw is not ready: await ready() first');
+    if (this.closed || Atomics.load(this.ctrl, MADE) <= this.taken) throw new Error('the next noise draw is not ready: await ready() first');
+    const at = (this.taken % this.slots) * this.size;
+    const draw = this.ring.slice(at, at + this.size);
     this.taken++;
-    if (this.taken < this.draws) this.more();
-    return next;
+    Atomics.store(this.ctrl, TAKEN, this.taken);
+    // Only a full ring (before this take) has the worker waiting. MADE is read after TAKEN moved, so a
+    // worker that fills the ring later sees the new TAKEN. Waking it needlessly would hand it the core
+    // the sampler runs on.
+    if (Atomics.load(this.ctrl, MADE) - (this.taken - 1) >= this.slots) Atomics.notify(this.ctrl, TAKEN);
+    return draw;
   }
 
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.queue.length = 0;
-    this.stop();
+    Atomics.store(this.ctrl, STOP, 1);
+    Atomics.notify(this.ctrl, TAKEN);
     this.fail(new Error('the noise stream is closed'));
   }
 }
@@ -139,7 +146,7 @@ export class NoiseWorkers {
   private readonly idle: Worker[] = [];
   private readonly all = new Set<Worker>();
   /** The job each busy worker serves. */
-  private readonly jobs = new Map<Worker, { id: number; stream: PlannedDraws }>();
+  private readonly jobs = new Map<Worker, { id: number; stream: SharedDraws }>();
   private nextId = 1;
   private closed = false;
 
@@ -149,15 +156,20 @@ export class NoiseWorkers {
     const worker = this.idle.pop() ?? this.spawn();
     worker.ref(); // a render awaits its draws: keep the process alive meanwhile
     const id = this.nextId++;
-    const send = (msg: ToWorker) => worker.postMessage(msg);
-    const stream = new PlannedDraws(
-      plan.per * plan.seeds.length,
-      plan.draws,
-      () => send({ kind: 'more', id }),
-      () => send({ kind: 'stop', id }),
-    );
+    const stream = new SharedDraws(plan.per * plan.seeds.length, plan.draws);
     this.jobs.set(worker, { id, stream });
-    send({ kind: 'start', id, seeds: plan.seeds, normalKernel: plan.normalKernel ?? 'avx2', per: plan.per, draws: plan.draws, ahead: AHEAD });
+    const start: StartJob = {
+      kind: 'start',
+      id,
+      seeds: plan.seeds,
+      normalKernel: plan.normalKernel ?? 'avx2',
+      per: plan.per,
+      draws: plan.draws,
+      control: stream.control,
+      ring: stream.ringBuffer,
+      slots: stream.slots,
+    };
+    worker.postMessage(start);
     return stream;
   }
 
@@ -167,8 +179,7 @@ export class NoiseWorkers {
     worker.on('message', (msg: FromWorker) => {
       const job = this.jobs.get(worker);
       if (!job || job.id !== msg.id) return;
-      if (msg.kind === 'draw') job.stream.deliver(msg.data);
-      else if (msg.kind === 'failed') job.stream.fail(new Error(`noise worker: ${msg.message}`));
+      if (msg.kind === 'failed') job.stream.fail(new Error(`noise worker: ${msg.message}`));
       else this.release(worker);
     });
     const lost = (err: Error) => {
