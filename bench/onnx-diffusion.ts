@@ -7,8 +7,9 @@
  *    total time per image;
  *  - the share of the image's time outside the model calls (SdModel's
  *    wrappers around session.run, their tensor conversions counted as
- *    inside), broken down into the sampler's math (scale, CFG, step, the
- *    ancestral sampler's torch-CPU noise), preview frames and the PNG encode,
+ *    inside), broken down into the sampler's math (scale, CFG, step, and
+ *    any wait for the noise: the backend draws it in a worker thread during
+ *    the model calls, NoiseWorkers), preview frames and the PNG encode,
  *    and the same overhead in milliseconds (per step, per image), which does
  *    not grow with the UNet: set it against your model's UNet step;
  *  - batch 1 vs 4 (params.batch: four seeds of one prompt in one UNet batch,
@@ -78,7 +79,7 @@ interface Row {
   msPerImage: number;
   imagesPerSecond: number;
   outsideModelShare: number;
-  /** Of the image's time: the sampler's math (scale, CFG, step, noise), preview frames, the final PNG encode. */
+  /** Of the image's time: the sampler's math (scale, CFG, step, waiting for noise), preview frames, the final PNG encode. */
   schedulerShare: number;
   previewShare: number;
   pngShare: number;
