@@ -25,7 +25,16 @@ export interface RenderIdentity {
 
 /** renderKey = sha256(backend, model, final prompt, seed, canonical params): docs/design.md "Job expansion and render keys". */
 export function renderKey(id: RenderIdentity): string {
-  return createHash('sha256')
-    .update(canonicalJson([id.backend, id.model, id.prompt, id.seed, id.params]))
-    .digest('hex');
+  return renderKeyWithParams(id, canonicalJson(id.params));
+}
+
+/**
+ * renderKey with the params already in canonical JSON: the same bytes as
+ * canonicalJson([backend, model, prompt, seed, params]) (an array's JSON is
+ * its elements' joined by commas), so an expansion whose seeds share one
+ * params object canonicalises it once, not once a job.
+ */
+export function renderKeyWithParams(id: Omit<RenderIdentity, 'params'>, canonicalParams: string): string {
+  const text = `[${JSON.stringify(id.backend)},${JSON.stringify(id.model)},${JSON.stringify(id.prompt)},${JSON.stringify(id.seed)},${canonicalParams}]`;
+  return createHash('sha256').update(text).digest('hex');
 }

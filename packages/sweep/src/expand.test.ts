@@ -1,6 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { parseSpec, SpecError } from './spec.js';
+import { canonicalJson, renderKey, renderKeyWithParams } from './canonical.js';
 import { applyTemplate, expandSweep } from './expand.js';
 import { countJobs } from './limits.js';
 
@@ -87,4 +89,20 @@ test('rejects invalid specs with field paths', () => {
 test('refuses sweeps over the job limit before expanding them', () => {
   const spec = parseSpec({ prompts: ['a', 'b'], seeds: { count: 100_000 } });
   assert.throws(() => expandSweep(spec, 1000), /expands to 200000 jobs, more than the maximum of 1000/);
+});
+
+test('renderKeyWithParams gives renderKey’s bytes for any identity', () => {
+  const prompts = ['x', 'a "quoted" prompt, with \\ and \n', 'ünïcödé 🌙 <b>', ''];
+  const params = [{}, { width: 512, height: 512, steps: 20 }, { sampler: 'euler_a', guidance: 7.5, negative_prompt: 'blur', nested: { b: 1, a: [2, { d: null, c: true }] } }];
+  for (const prompt of prompts) {
+    for (const p of params) {
+      for (const seed of [0, 1, 4294967295, -3]) {
+        const id = { backend: 'onnx', model: 'nightshift-tiny-sd@ab12', prompt, seed };
+        // The definition (docs/design.md): sha256 of the canonical JSON of the five, as one array.
+        const reference = createHash('sha256').update(canonicalJson([id.backend, id.model, id.prompt, id.seed, p])).digest('hex');
+        assert.equal(renderKeyWithParams(id, canonicalJson(p)), reference, `${prompt} ${seed}`);
+        assert.equal(renderKey({ ...id, params: p }), reference);
+      }
+    }
+  }
 });

@@ -4,7 +4,7 @@
  * same render and a rerun can be matched job for job.
  */
 import { ParamsSchema, SpecError, type SweepSpec } from './spec.js';
-import { canonicalJson, renderKey } from './canonical.js';
+import { canonicalJson, renderKeyWithParams } from './canonical.js';
 import { checkParsedExpansion, DEFAULT_EXPANSION_LIMITS, type ExpansionLimits } from './limits.js';
 import { tidyPrompt } from './tidy.js';
 import { DynamicSpec, type WildcardLists } from './wildcards.js';
@@ -120,7 +120,10 @@ export function expandSweepLazily(spec: SweepSpec, limits: number | Partial<Expa
     for (const c of combos) for (const row of f.rows) next.push({ ...c, ...Object.fromEntries(f.names.map((n, i) => [n, row[i]!])) });
     combos.splice(0, combos.length, ...next);
   }
-  const grid = combos.map((axes) => ({ axes, params: comboParams(spec, axes) }));
+  const grid = combos.map((axes) => {
+    const params = comboParams(spec, axes);
+    return { axes, params, canonicalParams: canonicalJson(params) };
+  });
   const seeds = seedList(spec);
   return { total: spec.prompts.length * grid.length * seeds.length, jobs: jobsOf(spec, dyn, grid, seeds) };
 }
@@ -140,17 +143,17 @@ function comboParams(spec: SweepSpec, axes: Record<string, AxisValue>): Record<s
 }
 
 /** Prompts outermost, seeds innermost; a combination's params and axes objects are shared by its jobs. */
-function* jobsOf(spec: SweepSpec, dyn: DynamicSpec, grid: { axes: Record<string, AxisValue>; params: Record<string, unknown> }[], seeds: number[]): Generator<ExpandedJob> {
+function* jobsOf(spec: SweepSpec, dyn: DynamicSpec, grid: { axes: Record<string, AxisValue>; params: Record<string, unknown>; canonicalParams: string }[], seeds: number[]): Generator<ExpandedJob> {
   const backend = spec.backend;
   const model = sweepModel(spec);
   let index = 0;
   for (const [promptIndex, basePrompt] of spec.prompts.entries()) {
-    for (const { axes, params } of grid) {
+    for (const { axes, params, canonicalParams } of grid) {
       // Without choices the prompt is the same for every seed: made once.
       const fixed = dyn.dynamic ? undefined : fillTemplate(spec, dyn, NO_CHOICES, basePrompt, axes);
       for (const seed of seeds) {
         const prompt = fixed ?? dynamicPrompt(spec, dyn, promptIndex, seed, axes);
-        yield { index: index++, prompt, seed, params, axes, backend, model, renderKey: renderKey({ backend, model, prompt, seed, params }) };
+        yield { index: index++, prompt, seed, params, axes, backend, model, renderKey: renderKeyWithParams({ backend, model, prompt, seed }, canonicalParams) };
       }
     }
   }

@@ -21,23 +21,24 @@ export class SweepStore extends StoreBase {
     id = newSweepId(),
   ): SweepRow {
     const now = this.now();
-    const insertJob = this.q(
-      `INSERT INTO jobs (id, sweep_id, idx, render_key, prompt, seed, params_json, axes_json, backend, model, state, kind, source_key, min_vram_mb, model_hash)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?)`,
-    );
     // Expansion shares one params and one axes object between a prompt's seeds: each is serialised once.
     const json = memoJson();
+    const modelHash = sweep.modelHash ?? '';
     this.transaction(() => {
       this.q('INSERT INTO sweeps (id, name, spec_json, status, priority, backend, total, created_at, kind, model, model_hash, model_bytes, owner) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)')
-        .run(id, sweep.name, JSON.stringify(sweep.spec), 'queued', sweep.priority, sweep.backend, 0, now, sweep.kind ?? 'render', sweep.model, sweep.modelHash ?? '', sweep.modelBytes ?? 0, sweep.owner ?? 'local');
+        .run(id, sweep.name, JSON.stringify(sweep.spec), 'queued', sweep.priority, sweep.backend, 0, now, sweep.kind ?? 'render', sweep.model, modelHash, sweep.modelBytes ?? 0, sweep.owner ?? 'local');
       let total = 0;
+      // Rows go in JOB_ROWS at a time, one statement each: per-row statement calls were most of a 100,000-job submit.
+      const values: unknown[] = [];
       for (const j of jobs) {
-        insertJob.run(
+        values.push(
           jobId(id, j.index), id, j.index, j.renderKey, j.prompt, j.seed, json(j.params), json(j.axes),
-          j.backend, j.model, j.kind ?? 'render', j.sourceKey ?? null, j.minVramMb, sweep.modelHash ?? '',
+          j.backend, j.model, j.kind ?? 'render', j.sourceKey ?? null, j.minVramMb, modelHash,
         );
         total++;
+        if (values.length === JOB_ROWS * JOB_COLUMNS) this.insertJobs(values.splice(0));
       }
+      if (values.length) this.insertJobs(values);
       this.q('UPDATE sweeps SET total = ? WHERE id = ?').run(total, id);
       // The state trigger counts changes, not inserts: a new sweep's jobs are all queued.
       if (total) this.q(`INSERT INTO sweep_counts (sweep_id, state, n) VALUES (?, 'queued', ?)`).run(id, total);
@@ -45,6 +46,16 @@ export class SweepStore extends StoreBase {
       this.sweepChanged(id);
     });
     return this.getSweep(id)!;
+  }
+
+  /** Inserts queued jobs, JOB_COLUMNS values each, with one statement (one prepared per row count). */
+  private insertJobs(values: unknown[]): void {
+    const rows = values.length / JOB_COLUMNS;
+    const row = `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?)`;
+    this.q(
+      `INSERT INTO jobs (id, sweep_id, idx, render_key, prompt, seed, params_json, axes_json, backend, model, state, kind, source_key, min_vram_mb, model_hash)
+       VALUES ${Array.from({ length: rows }, () => row).join(', ')}`,
+    ).run(...values);
   }
 
   getSweep(id: string): SweepRow | undefined {
@@ -187,6 +198,10 @@ export class SweepStore extends StoreBase {
 }
 
 /** JSON.stringify, once per object (by identity). */
+/** Values bound per job row, and rows per INSERT statement (well under SQLite's 32,766 bound variables). */
+const JOB_COLUMNS = 14;
+const JOB_ROWS = 128;
+
 function memoJson(): (value: object) => string {
   const seen = new WeakMap<object, string>();
   return (value) => {
