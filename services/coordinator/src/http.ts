@@ -230,7 +230,8 @@ export function createHttpApp(deps: HttpDeps): Hono {
   app.onError((err, c) => {
     // bearerAuth and bodyLimit throw HTTP errors (401, 413) that must reach the client as such.
     if (err instanceof HTTPException) return err.getResponse();
-    deps.log.error({ err: String(err), path: c.req.path }, 'request failed');
+    // A share link's path is its secret: logged without it.
+    deps.log.error({ err: String(err), path: c.req.path.replace(/^\/s\/[^/]+/, '/s/…') }, 'request failed');
     return c.json({ error: 'internal error' }, 500);
   });
   return app;

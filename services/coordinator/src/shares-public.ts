@@ -17,6 +17,8 @@ import { imageKey, renderKeyOf, thumbKey, type Storage } from '@nightshift/commo
 import { albumOfKeys, type AlbumDeps } from './albums.js';
 import type { ShareParts } from './shares-routes.js';
 import type { ShareRow } from './store/shares.js';
+import { LOCAL_USER } from './store/users.js';
+import type { Store } from './store.js';
 
 /** Where share links live; outside /api and /files, so the API token's check never sees them. */
 export const SHARE_PATH = '/s';
@@ -41,17 +43,23 @@ const NOT_FOUND = 'This share link is not valid: it has expired, been revoked, o
 
 export interface SharePageDeps extends AlbumDeps {
   storage: Pick<Storage, 'get'>;
+  store: AlbumDeps['store'] & Pick<Store, 'activeUser'>;
 }
 
 export function sharePages(deps: SharePageDeps, parts: ShareParts): Hono {
   const app = new Hono();
   const notFound = (c: Context) => c.text(NOT_FOUND, 404, PAGE_HEADERS);
 
-  /** The live share a token opens, or undefined. */
+  /**
+   * The live share a token opens, or undefined. A link is its owner's: it
+   * stops with their last active key (the farm's own user, `local`, is the
+   * farm token's and never stops) and works again if they get a new one.
+   */
   const shareOf = (token: string): ShareRow | undefined => {
     const claim = parts.tokens.verify(token);
     const row = claim && parts.shares.live(claim.id);
-    return row && row.expires_at === claim.expiresAt ? row : undefined;
+    if (!row || row.expires_at !== claim.expiresAt) return undefined;
+    return row.owner === LOCAL_USER || deps.store.activeUser(row.owner) ? row : undefined;
   };
 
   // Relative links on the page need the trailing slash.

@@ -18,6 +18,7 @@ import { createShares } from './shares.js';
 import { asCaller } from './callers-test-helpers.js';
 import { SHARE_SECRET_FILE } from './shares-token.js';
 import { keyHash } from './callers.js';
+import { createLogger } from '@nightshift/common';
 
 const TOKEN = 'the-api-token';
 const HOST = 'http://127.0.0.1:8080';
@@ -261,6 +262,29 @@ describe('share links', () => {
     assert.equal((await call(aliceShare.url, { auth: null })).status, 200, "bob's DELETE revoked nothing");
     assert.equal((await call(`/api/shares/${aliceShare.id}`, { method: 'DELETE' })).status, 204, 'an admin may revoke any link');
     assert.equal((await call(aliceShare.url, { auth: null })).status, 404);
+
+    // A link lives as long as its owner may: bob's last key revoked, his link is 404; a new key, and it works again.
+    assert.equal((await call(bobShare.url, { auth: null })).status, 200);
+    assert.equal(seeded.store.revokeKeys('bob'), 1);
+    assert.equal((await call(bobShare.url, { auth: null })).status, 404);
+    assert.equal((await call(`${bobShare.url}images/${shared}.png`, { auth: null })).status, 404);
+    assert.ok(seeded.store.addKey({ name: 'bob', admin: false, weight: 1, quotaImages: null }, keyHash('k-bob-2')));
+    assert.equal((await call(bobShare.url, { auth: null })).status, 200);
+
+    // A link that fails (here the database, asked whether bob may still share) is a 500 whose log line keeps the link's secret out.
+    const lines: string[] = [];
+    const failing = Object.assign(Object.create(seeded.store) as typeof seeded.store, {
+      activeUser: () => {
+        throw new Error('disk I/O error');
+      },
+    });
+    const logged = createHttpApp({ ...seeded.deps, store: failing, log: createLogger('test', 'info', { write: (line: string) => void lines.push(line) }), hub: { dispatch() {}, cancelJobs() {}, connectedNodeIds: () => [] }, placement: { explain: () => [] }, live: new Live() });
+    const linkToken = /\/s\/([^/]+)\//.exec(bobShare.url)![1]!;
+    assert.equal((await logged.request(bobShare.url, { headers: { host: '127.0.0.1:8080' } })).status, 500);
+    assert.equal(lines.length, 1);
+    assert.match(lines[0]!, /request failed/);
+    assert.match(lines[0]!, /"path":"\/s\/…\/"/);
+    assert.ok(!lines[0]!.includes(linkToken), 'the token is not in the log');
     favorites = {};
   });
 });
