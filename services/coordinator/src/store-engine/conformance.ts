@@ -13,6 +13,7 @@ import { jobId } from '../store/rows.js';
 import type { NodeCaps } from '../placement.js';
 import type { StoreEngine } from './engine.js';
 import { LEASE, PROC, assertCountsExact, drainEvents, newJobs, report } from './conformance-helpers.js';
+import { controlConformance } from './conformance-control.js';
 import { copyConformance, costConformance, modelConformance, requeueConformance, shareConformance, userConformance, wakeConformance } from './conformance-parity.js';
 
 export interface Clock {
@@ -337,5 +338,6 @@ export function storeEngineConformance(name: string, harness: EngineHarness, opt
     wakeConformance(withFixture);
     costConformance(withFixture);
     shareConformance(withFixture);
+    controlConformance(withFixture);
   });
 }

@@ -96,6 +96,29 @@ export interface ClaimedEvent {
   payload: string;
 }
 
+/** A queued job kept away from some nodes (for relaxing exclusions). */
+export interface QueuedWithExclusions {
+  id: string;
+  sweep_id: string;
+  backend: string;
+  min_vram_mb: number;
+  excluded: string[];
+}
+
+/** A finished job's times, newest first (ETA, straggler medians). */
+export interface RecentFinish {
+  finished_at: number;
+  render_ms: number | null;
+  node_id: string | null;
+}
+
+/** A sweep's queued jobs grouped by what they need. */
+export interface QueuedRequirement {
+  backend: string;
+  min_vram_mb: number;
+  n: number;
+}
+
 /** A periodic duty held by this engine's connection; lost when that connection dies. */
 export interface Leadership {
   readonly duty: string;
@@ -169,6 +192,29 @@ export interface StoreEngine {
   userByKeyHash(hash: string): Promise<UserRow | undefined>;
   /** Revokes every active key of `name`; how many. */
   revokeKeys(name: string): Promise<number>;
+
+  /** Cancels a sweep: its queued and leased jobs end cancelled (sweep.cancelled announced); returns the leased ones as they were, by index, for the caller to stop. */
+  cancelSweep(sweepId: string): Promise<JobRow[]>;
+  /** Pause stops new dispatch (running jobs finish); resume restarts it and wakes pickers. False for a finished or unknown sweep. */
+  setPaused(sweepId: string, paused: boolean): Promise<boolean>;
+  setPriority(sweepId: string, priority: number): Promise<boolean>;
+
+  /** The nodes blocklisted for a sweep, by id. */
+  blockedNodes(sweepId: string): Promise<string[]>;
+  recentFinishes(sweepId: string, limit: number): Promise<RecentFinish[]>;
+  /** A sweep's queued jobs by VRAM floor, smallest first. */
+  queuedRequirements(sweepId: string): Promise<QueuedRequirement[]>;
+  /** Queued jobs that have exclusions (never a scan of the queue), by id, each one's nodes by id. */
+  queuedWithExclusions(limit: number): Promise<QueuedWithExclusions[]>;
+  clearExclusions(jobId: string): Promise<void>;
+  /** Fails a sweep's queued jobs (no node can run them) and the sweep with them; how many. */
+  failQueued(sweepId: string, reason: string): Promise<number>;
+  /** Fails one queued job for good (no card has the VRAM it needs). */
+  failQueuedJob(jobId: string, reason: string): Promise<void>;
+  /** Jobs a node holds, leased or as copies (its used prefetch capacity). */
+  heldCount(nodeId: string): Promise<number>;
+  /** After a coordinator restart: every lease and copy lease lasts at least `graceMs` more; how many leases. */
+  extendAllLeases(graceMs: number): Promise<number>;
 
   /** Appends an event to the outbox (state changes append theirs in their own transaction). */
   appendEvent(subject: string, msgId: string, payload: unknown): Promise<void>;

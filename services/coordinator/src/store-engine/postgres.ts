@@ -14,24 +14,26 @@
  *
  * Costs and shares are postgres-costs.ts and postgres-shares.ts.
  *
- * Not yet here (the SQLite Store has them): cancel/pause, nodes, webhooks.
+ * Sweep control, placement's reads and the hub's counts are postgres-control.ts.
+ *
+ * Not yet here (the SQLite Store has them): nodes, webhooks, wildcard owners, quotas, pruning.
  */
 import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
 import { decideFailure, type Failure, type FailingNode, type NodeCaps } from '../placement.js';
 import { DEFAULT_STORE_OPTIONS, type StoreOptions } from '../store/base.js';
 import { ownKeys, refuseReport } from '../store/completion.js';
-import { FINAL, jobId, newSweepId, type CompleteOutcome, type JobRow, type JobState, type NewJob, type SweepCounts, type SweepRow, type SweepStatus } from '../store/rows.js';
-import type { ClaimedEvent, CompletionReport, Leadership, NewSweep, NewUser, PickModels, StoreEngine, UserRow, Wake } from './engine.js';
-import { imageEvent, sweepCreatedEvent, sweepDoneEvent, type OutboxEvent } from '../store/events.js';
+import { newSweepId, type CompleteOutcome, type JobRow, type NewJob, type SweepCounts, type SweepRow } from '../store/rows.js';
+import type { ClaimedEvent, CompletionReport, Leadership, NewSweep, NewUser, PickModels, QueuedRequirement, QueuedWithExclusions, RecentFinish, StoreEngine, UserRow, Wake } from './engine.js';
+import { imageEvent, sweepCreatedEvent } from '../store/events.js';
+import { HAND_ON, USER_COLUMNS, announcedBefore, byId, countsOf, dropCopyOf, enqueue, exclusionsOf, insertJobs, settleSweep } from './postgres-helpers.js';
 import { PICK_AND_LEASE_SQL, STRAGGLER_SQL, pickModelValues } from './postgres-pick.js';
 import { createClient, createPool, inTransaction } from './postgres-pool.js';
 import { LOCK_NAMESPACE, migratePostgres } from './postgres-schema.js';
 import { WakeListener } from './postgres-wake.js';
 import { PgCosts } from './postgres-costs.js';
 import { PgShares } from './postgres-shares.js';
-
-type Q = Pick<pg.ClientBase, 'query'>;
+import { PgControl } from './postgres-control.js';
 
 /** Rows per INSERT when storing a sweep's jobs (one array parameter per column). */
 const INSERT_BATCH = 5_000;
@@ -55,6 +57,7 @@ export class PostgresEngine implements StoreEngine {
   private readonly wakes: WakeListener;
   readonly costs: PgCosts;
   readonly shares: PgShares;
+  private readonly control: PgControl;
 
   private constructor(
     private readonly pool: pg.Pool,
@@ -68,6 +71,7 @@ export class PostgresEngine implements StoreEngine {
     this.wakes = new WakeListener({ url, applicationName });
     this.costs = new PgCosts(pool, this.now);
     this.shares = new PgShares(pool, this.now);
+    this.control = new PgControl(pool, this.now);
   }
 
   /** Connects and migrates (once across replicas starting together). */
@@ -235,6 +239,56 @@ export class PostgresEngine implements StoreEngine {
       }
       return job;
     });
+  }
+
+  // ------------------------------------------------------------------ sweep control, placement, dispatch counts (postgres-control.ts)
+
+  cancelSweep(sweepId: string): Promise<JobRow[]> {
+    return this.control.cancelSweep(sweepId);
+  }
+
+  setPaused(sweepId: string, paused: boolean): Promise<boolean> {
+    return this.control.setPaused(sweepId, paused);
+  }
+
+  setPriority(sweepId: string, priority: number): Promise<boolean> {
+    return this.control.setPriority(sweepId, priority);
+  }
+
+  blockedNodes(sweepId: string): Promise<string[]> {
+    return this.control.blockedNodes(sweepId);
+  }
+
+  recentFinishes(sweepId: string, limit: number): Promise<RecentFinish[]> {
+    return this.control.recentFinishes(sweepId, limit);
+  }
+
+  queuedRequirements(sweepId: string): Promise<QueuedRequirement[]> {
+    return this.control.queuedRequirements(sweepId);
+  }
+
+  queuedWithExclusions(limit: number): Promise<QueuedWithExclusions[]> {
+    return this.control.queuedWithExclusions(limit);
+  }
+
+  clearExclusions(jobIdValue: string): Promise<void> {
+    return this.control.clearExclusions(jobIdValue);
+  }
+
+  failQueued(sweepId: string, reason: string): Promise<number> {
+    return this.control.failQueued(sweepId, reason);
+  }
+
+  failQueuedJob(jobIdValue: string, reason: string): Promise<void> {
+    return this.control.failQueuedJob(jobIdValue, reason);
+  }
+
+  heldCount(nodeId: string): Promise<number> {
+    return this.control.heldCount(nodeId);
+  }
+
+  extendAllLeases(graceMs: number): Promise<number> {
+    return this.control.extendAllLeases(graceMs);
   }
 
   // ------------------------------------------------------------------ users
@@ -458,94 +512,4 @@ class PgLeadership implements Leadership {
     await this.client.query('SELECT pg_advisory_unlock($1, hashtext($2))', [LOCK_NAMESPACE, `duty:${this.duty}`]).catch(() => {});
     this.end();
   }
-}
-
-// -------------------------------------------------------------------- helpers inside a transaction
-
-/**
- * A job losing its holder (`e`, the row as it was) goes to its straggler copy
- * if it has one, else back to the queue (the Store's handToCopy). The caller
- * sets `error`.
- */
-const HAND_ON = `state = CASE WHEN e.copy_node_id IS NULL THEN 'queued' ELSE 'leased' END,
-  prev_node_id = COALESCE(e.node_id, e.prev_node_id), node_id = e.copy_node_id, lease_expires_at = e.copy_lease_expires_at,
-  copy_node_id = NULL, copy_lease_expires_at = NULL`;
-
-/** The users columns in SQLite's order (rows compare equal across engines). */
-const USER_COLUMNS = 'name, admin, weight, quota_images, running, created_at';
-
-const byId = (rows: JobRow[]): JobRow[] => rows.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-
-async function dropCopyOf(c: Q, jobIdValue: string): Promise<void> {
-  await c.query('UPDATE jobs SET prev_node_id = COALESCE(copy_node_id, prev_node_id), copy_node_id = NULL, copy_lease_expires_at = NULL WHERE id = $1', [jobIdValue]);
-}
-
-async function insertJobs(c: Q, sweepId: string, jobs: NewJob[], modelHash: string): Promise<void> {
-  // Expansion shares one params and one axes object between a prompt's seeds: each is serialised once.
-  const json = memoJson();
-  await c.query(
-    `INSERT INTO jobs (id, sweep_id, idx, render_key, prompt, seed, params_json, axes_json, backend, model, state, kind, source_key, min_vram_mb, model_hash)
-     SELECT id, $1, idx, render_key, prompt, seed, params_json, axes_json, backend, model, 'queued', kind, source_key, min_vram_mb, $14
-       FROM unnest($2::text[], $3::int[], $4::text[], $5::text[], $6::bigint[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::int[])
-         AS t (id, idx, render_key, prompt, seed, params_json, axes_json, backend, model, kind, source_key, min_vram_mb)`,
-    [
-      sweepId,
-      jobs.map((j) => jobId(sweepId, j.index)),
-      jobs.map((j) => j.index),
-      jobs.map((j) => j.renderKey),
-      jobs.map((j) => j.prompt),
-      jobs.map((j) => j.seed),
-      jobs.map((j) => json(j.params)),
-      jobs.map((j) => json(j.axes)),
-      jobs.map((j) => j.backend),
-      jobs.map((j) => j.model),
-      jobs.map((j) => j.kind ?? 'render'),
-      jobs.map((j) => j.sourceKey ?? null),
-      jobs.map((j) => j.minVramMb),
-      modelHash,
-    ],
-  );
-}
-
-async function enqueue(c: Q, e: OutboxEvent, now: number): Promise<void> {
-  await c.query('INSERT INTO outbox (subject, msg_id, payload, created_at) VALUES ($1, $2, $3, $4)', [e.subject, e.msgId, JSON.stringify(e.payload), now]);
-}
-
-async function countsOf(c: Q, sweepId: string): Promise<SweepCounts> {
-  const counts: SweepCounts = { queued: 0, running: 0, done: 0, failed: 0, skipped: 0, cancelled: 0 };
-  const { rows } = await c.query<{ state: JobState; n: number }>('SELECT state, n FROM sweep_counts WHERE sweep_id = $1', [sweepId]);
-  for (const r of rows) counts[r.state === 'leased' ? 'running' : r.state] += r.n;
-  return counts;
-}
-
-async function exclusionsOf(c: Q, jobIdValue: string): Promise<string[]> {
-  return (await c.query<{ node_id: string }>('SELECT node_id FROM job_exclusions WHERE job_id = $1 ORDER BY node_id', [jobIdValue])).rows.map((r) => r.node_id);
-}
-
-async function announcedBefore(c: Q, job: JobRow): Promise<boolean> {
-  const { rows } = await c.query(`SELECT 1 FROM jobs WHERE render_key = $1 AND state IN ('done', 'skipped') AND kind = $2 AND announced = 1 LIMIT 1`, [job.render_key, job.kind]);
-  return rows.length > 0;
-}
-
-/** Moves a sweep to its final status once no job is left to run (the rule of store/sweeps.ts). */
-async function settleSweep(c: Q, sweepId: string, now: number): Promise<void> {
-  const open = await c.query(`SELECT 1 FROM sweep_counts WHERE sweep_id = $1 AND state IN ('queued', 'leased') AND n > 0 LIMIT 1`, [sweepId]);
-  if (open.rows.length) return;
-  // The row lock makes replicas settling the same sweep take turns: the second sees it final.
-  const sweep = (await c.query<SweepRow>('SELECT * FROM sweeps WHERE id = $1 FOR UPDATE', [sweepId])).rows[0];
-  if (!sweep || FINAL.includes(sweep.status)) return;
-  const counts = await countsOf(c, sweepId);
-  const status: SweepStatus = counts.done + counts.skipped === 0 && counts.failed > 0 ? 'failed' : 'done';
-  await c.query('UPDATE sweeps SET status = $1, finished_at = $2 WHERE id = $3', [status, now, sweepId]);
-  await enqueue(c, sweepDoneEvent(sweepId, status, counts, now), now);
-}
-
-/** JSON.stringify, once per object (by identity). */
-function memoJson(): (value: object) => string {
-  const seen = new WeakMap<object, string>();
-  return (value) => {
-    let text = seen.get(value);
-    if (text === undefined) seen.set(value, (text = JSON.stringify(value)));
-    return text;
-  };
 }

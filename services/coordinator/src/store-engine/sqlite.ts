@@ -11,7 +11,7 @@ import type { NodeCaps } from '../placement.js';
 import { Scheduler } from '../scheduler.js';
 import { Store, type StoreOptions } from '../store.js';
 import { SqliteCosts, SqliteShares } from './sqlite-side-stores.js';
-import type { ClaimedEvent, CompletionReport, Leadership, NewSweep, NewUser, PickModels, StoreEngine, UserRow, Wake } from './engine.js';
+import type { ClaimedEvent, CompletionReport, Leadership, NewSweep, NewUser, PickModels, QueuedRequirement, QueuedWithExclusions, RecentFinish, StoreEngine, UserRow, Wake } from './engine.js';
 import type { Failure, FailingNode } from '../placement.js';
 import type { CompleteOutcome, JobRow, NewJob, SweepCounts, SweepRow } from '../store/rows.js';
 
@@ -32,8 +32,8 @@ interface ProcessState {
   /** Duty → the leadership holding it. */
   leaders: Map<string, SqliteLeadership>;
   wakes: Set<(wake: Wake) => void>;
-  /** A sweep is being stored through an engine now: its commit wakes pickers. */
-  creating: boolean;
+  /** A sweep is being stored or resumed through an engine now: its commit wakes pickers. */
+  queueing: boolean;
 }
 
 const processes = new WeakMap<Store, ProcessState>();
@@ -48,11 +48,11 @@ function stateOf(store: Store): ProcessState {
     claims: new Map(),
     leaders: new Map(),
     wakes: new Set(),
-    creating: false,
+    queueing: false,
   };
   // The Store tells of every committed change: a job back in the queue, a new sweep, outbox rows.
   store.onCommit((c) => {
-    const wake = { jobs: state.creating || c.events.some((e) => e.type === 'job' && e.state === 'queued'), outbox: c.outbox };
+    const wake = { jobs: state.queueing || c.events.some((e) => e.type === 'job' && e.state === 'queued'), outbox: c.outbox };
     if (wake.jobs || wake.outbox) for (const listener of state.wakes) listener(wake);
   });
   processes.set(store, (s = state));
@@ -111,11 +111,11 @@ export class SqliteEngine implements StoreEngine {
   }
 
   async createSweep(sweep: NewSweep, jobs: NewJob[], id?: string): Promise<SweepRow> {
-    this.state.creating = true;
+    this.state.queueing = true;
     try {
       return this.store.createSweep(sweep, jobs, id);
     } finally {
-      this.state.creating = false;
+      this.state.queueing = false;
     }
   }
 
@@ -189,6 +189,63 @@ export class SqliteEngine implements StoreEngine {
 
   async returnUnfetched(jobIdValue: string, nodeId: string, error: string): Promise<JobRow | undefined> {
     return this.store.returnUnfetched(jobIdValue, nodeId, error);
+  }
+
+  async cancelSweep(sweepId: string): Promise<JobRow[]> {
+    return this.store.cancelSweep(sweepId);
+  }
+
+  async setPaused(sweepId: string, paused: boolean): Promise<boolean> {
+    // A resumed sweep's queued jobs can be picked again: its commit wakes pickers.
+    this.state.queueing = !paused;
+    try {
+      return this.store.setPaused(sweepId, paused);
+    } finally {
+      this.state.queueing = false;
+    }
+  }
+
+  async setPriority(sweepId: string, priority: number): Promise<boolean> {
+    return this.store.setPriority(sweepId, priority);
+  }
+
+  async blockedNodes(sweepId: string): Promise<string[]> {
+    return this.store.blockedNodes(sweepId).sort();
+  }
+
+  async recentFinishes(sweepId: string, limit: number): Promise<RecentFinish[]> {
+    return this.store.recentFinishes(sweepId, limit);
+  }
+
+  async queuedRequirements(sweepId: string): Promise<QueuedRequirement[]> {
+    return this.store.queuedRequirements(sweepId).sort((a, b) => a.min_vram_mb - b.min_vram_mb);
+  }
+
+  async queuedWithExclusions(limit: number): Promise<QueuedWithExclusions[]> {
+    return this.store
+      .queuedWithExclusions(limit)
+      .map((r) => ({ ...r, excluded: r.excluded.sort() }))
+      .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  }
+
+  async clearExclusions(jobIdValue: string): Promise<void> {
+    this.store.clearExclusions(jobIdValue);
+  }
+
+  async failQueued(sweepId: string, reason: string): Promise<number> {
+    return this.store.failQueued(sweepId, reason);
+  }
+
+  async failQueuedJob(jobIdValue: string, reason: string): Promise<void> {
+    this.store.failQueuedJob(jobIdValue, reason);
+  }
+
+  async heldCount(nodeId: string): Promise<number> {
+    return this.store.heldCount(nodeId);
+  }
+
+  async extendAllLeases(graceMs: number): Promise<number> {
+    return this.store.extendAllLeases(graceMs);
   }
 
   async addKey(user: NewUser, hash: string): Promise<{ id: string } | undefined> {

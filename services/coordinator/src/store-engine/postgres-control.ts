@@ -1,0 +1,144 @@
+/**
+ * The PostgreSQL engine's sweep control (cancel, pause, priority), what
+ * placement reads and fails (blocklists, recent finishes, queued
+ * requirements, exclusions to relax, sweeps no node can run), and what the
+ * node hub counts (jobs held per node, leases extended after a restart),
+ * each as store/sweeps.ts and store/jobs.ts do it on SQLite.
+ */
+import type pg from 'pg';
+import { SUBJECTS } from '@nightshift/common';
+import { FINAL, type JobRow, type SweepRow } from '../store/rows.js';
+import type { QueuedRequirement, QueuedWithExclusions, RecentFinish } from './engine.js';
+import { enqueue, settleSweep } from './postgres-helpers.js';
+import { inTransaction } from './postgres-pool.js';
+import { WAKE_CHANNEL } from './postgres-schema.js';
+
+export class PgControl {
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly now: () => number,
+  ) {}
+
+  async cancelSweep(sweepId: string): Promise<JobRow[]> {
+    const now = this.now();
+    return inTransaction(this.pool, async (c) => {
+      const sweep = (await c.query<SweepRow>('SELECT * FROM sweeps WHERE id = $1 FOR UPDATE', [sweepId])).rows[0];
+      if (!sweep || FINAL.includes(sweep.status)) return [];
+      // The jobs are locked before they are read, so one a concurrent pick leased a moment ago is among those returned (its node is told to stop).
+      const { rows } = await c.query<JobRow>(
+        `WITH open AS (SELECT * FROM jobs WHERE sweep_id = $1 AND state IN ('queued', 'leased') ORDER BY id FOR UPDATE),
+         cancelled AS (
+           UPDATE jobs j SET state = 'cancelled', finished_at = $2, lease_expires_at = NULL, copy_node_id = NULL, copy_lease_expires_at = NULL
+             FROM open WHERE j.id = open.id
+           RETURNING open.*
+         )
+         SELECT * FROM cancelled WHERE state = 'leased' ORDER BY idx`,
+        [sweepId, now],
+      );
+      await c.query(`UPDATE sweeps SET status = 'cancelled', finished_at = $1 WHERE id = $2`, [now, sweepId]);
+      await enqueue(c, { subject: SUBJECTS.sweepCancelled, msgId: `sweep.cancelled.${sweepId}`, payload: { sweepId, cancelledAt: new Date(now).toISOString() } }, now);
+      return rows;
+    });
+  }
+
+  async setPaused(sweepId: string, paused: boolean): Promise<boolean> {
+    return inTransaction(this.pool, async (c) => {
+      const sweep = (await c.query<SweepRow>('SELECT * FROM sweeps WHERE id = $1 FOR UPDATE', [sweepId])).rows[0];
+      if (!sweep || FINAL.includes(sweep.status)) return false;
+      if (paused) {
+        const { rowCount } = await c.query(`UPDATE sweeps SET status = 'paused' WHERE id = $1 AND status IN ('queued', 'running')`, [sweepId]);
+        return rowCount === 1 || sweep.status === 'paused';
+      }
+      const started = (await c.query(`SELECT 1 FROM sweep_counts WHERE sweep_id = $1 AND state <> 'queued' AND n > 0 LIMIT 1`, [sweepId])).rows.length > 0;
+      const { rowCount } = await c.query(`UPDATE sweeps SET status = $1 WHERE id = $2 AND status = 'paused'`, [started ? 'running' : 'queued', sweepId]);
+      // Its queued jobs can be picked again: replicas with idle nodes hear so at commit.
+      if (rowCount) await c.query('SELECT pg_notify($1, $2)', [WAKE_CHANNEL, 'jobs']);
+      return true;
+    });
+  }
+
+  async setPriority(sweepId: string, priority: number): Promise<boolean> {
+    return (await this.pool.query('UPDATE sweeps SET priority = $1 WHERE id = $2', [priority, sweepId])).rowCount === 1;
+  }
+
+  async blockedNodes(sweepId: string): Promise<string[]> {
+    return (await this.pool.query<{ node_id: string }>('SELECT node_id FROM sweep_blocklist WHERE sweep_id = $1 AND blocked = 1 ORDER BY node_id', [sweepId])).rows.map((r) => r.node_id);
+  }
+
+  async recentFinishes(sweepId: string, limit: number): Promise<RecentFinish[]> {
+    return (
+      await this.pool.query<RecentFinish>(
+        `SELECT finished_at, render_ms, node_id FROM jobs WHERE sweep_id = $1 AND state IN ('done', 'skipped') ORDER BY finished_at DESC LIMIT $2`,
+        [sweepId, limit],
+      )
+    ).rows;
+  }
+
+  async queuedRequirements(sweepId: string): Promise<QueuedRequirement[]> {
+    return (
+      await this.pool.query<QueuedRequirement>(
+        `SELECT s.backend, g.min_vram_mb, g.n
+           FROM (SELECT min_vram_mb, COUNT(*) AS n FROM jobs WHERE sweep_id = $1 AND state = 'queued' GROUP BY min_vram_mb) g, sweeps s
+          WHERE s.id = $1
+          ORDER BY g.min_vram_mb`,
+        [sweepId],
+      )
+    ).rows;
+  }
+
+  async queuedWithExclusions(limit: number): Promise<QueuedWithExclusions[]> {
+    // Read from job_exclusions, which holds only jobs that can still run: never a scan of the queue.
+    return (
+      await this.pool.query<QueuedWithExclusions>(
+        `SELECT j.id, j.sweep_id, j.backend, j.min_vram_mb, array_agg(x.node_id ORDER BY x.node_id) AS excluded
+           FROM job_exclusions x JOIN jobs j ON j.id = x.job_id
+          WHERE j.state = 'queued'
+          GROUP BY j.id
+          ORDER BY j.id
+          LIMIT $1`,
+        [limit],
+      )
+    ).rows;
+  }
+
+  async clearExclusions(jobIdValue: string): Promise<void> {
+    await this.pool.query('DELETE FROM job_exclusions WHERE job_id = $1', [jobIdValue]);
+  }
+
+  async failQueued(sweepId: string, reason: string): Promise<number> {
+    const now = this.now();
+    return inTransaction(this.pool, async (c) => {
+      const { rowCount } = await c.query(`UPDATE jobs SET state = 'failed', error = $1, finished_at = $2 WHERE sweep_id = $3 AND state = 'queued'`, [reason, now, sweepId]);
+      await settleSweep(c, sweepId, now, true);
+      return rowCount ?? 0;
+    });
+  }
+
+  async failQueuedJob(jobIdValue: string, reason: string): Promise<void> {
+    const now = this.now();
+    await inTransaction(this.pool, async (c) => {
+      const job = (await c.query<JobRow>('SELECT * FROM jobs WHERE id = $1 FOR UPDATE', [jobIdValue])).rows[0];
+      if (!job || job.state !== 'queued') return;
+      await c.query(`UPDATE jobs SET state = 'failed', error = $1, finished_at = $2 WHERE id = $3`, [reason, now, job.id]);
+      await settleSweep(c, job.sweep_id, now);
+    });
+  }
+
+  async heldCount(nodeId: string): Promise<number> {
+    const { rows } = await this.pool.query<{ n: number }>(
+      `SELECT (SELECT COUNT(*) FROM jobs WHERE state = 'leased' AND node_id = $1)
+            + (SELECT COUNT(*) FROM jobs WHERE copy_node_id = $1 AND state = 'leased' AND node_id IS DISTINCT FROM $1) AS n`,
+      [nodeId],
+    );
+    return rows[0]!.n;
+  }
+
+  async extendAllLeases(graceMs: number): Promise<number> {
+    const until = this.now() + graceMs;
+    return inTransaction(this.pool, async (c) => {
+      const { rowCount } = await c.query(`UPDATE jobs SET lease_expires_at = GREATEST(COALESCE(lease_expires_at, 0), $1) WHERE state = 'leased'`, [until]);
+      await c.query(`UPDATE jobs SET copy_lease_expires_at = GREATEST(COALESCE(copy_lease_expires_at, 0), $1) WHERE state = 'leased' AND copy_node_id IS NOT NULL`, [until]);
+      return rowCount ?? 0;
+    });
+  }
+}
