@@ -164,14 +164,37 @@ for (const seed of [11, 12, 13]) {
           const node = pickOne(NODES);
           await both(async (e) => (await e.releaseNode(node.id, 'silent')).map((j) => j.id));
           await sync(held.keys());
+        } else if (r < 0.92) {
+          const sweep = pickOne(sweeps);
+          const paused = random() < 0.6;
+          await both((e) => e.setPaused(sweep.id, paused));
+        } else if (r < 0.925) {
+          const sweep = pickOne(sweeps);
+          const priority = Math.floor(random() * 4) - 1;
+          await both((e) => e.setPriority(sweep.id, priority));
+        } else if (r < 0.93 && held.size) {
+          const [id, h] = pickOne([...held]);
+          // A job no card can take (placement's verdict): only a queued one fails.
+          const queuedOne = `${h.job.sweep_id}-${String(Math.floor(random() * 10)).padStart(6, '0')}`;
+          await both((e) => e.failQueuedJob(id, `too big ${step}`));
+          await both((e) => e.failQueuedJob(queuedOne, `too big ${step}`));
+          await sync([id]);
         } else {
           clock.t += Math.floor(random() * 20_000);
           await both(async (e) => (await e.expireLeases()).map((j) => j.id));
           await sync(held.keys());
         }
+        // Late in the night one sweep is cancelled: its leased jobs come back for their nodes to stop.
+        if (step === 700) {
+          await both(async (e) => (await e.cancelSweep(sweeps[1]!.id)).map((j) => j.id));
+          await sync(held.keys());
+        }
         if (step % 50 === 0) {
           for (const s of sweeps) await both((e) => e.counts(s.id));
           for (const user of ['local', 'alice', 'bob']) await both((e) => e.getUser(user).then((u) => ({ ...u, created_at: 0 })));
+          for (const node of NODES) await both((e) => e.heldCount(node.id));
+          for (const s of sweeps) await both(async (e) => ({ blocked: await e.blockedNodes(s.id), needs: await e.queuedRequirements(s.id) }));
+          await both((e) => e.queuedWithExclusions(10_000));
         }
       }
       for (const s of sweeps) {
