@@ -41,6 +41,18 @@ describe('noise drawn in worker threads', () => {
     assert.deepEqual(bits(await drawAll(local, 3 * 4 * 6 * 8, 5)), bits(reference(plans[1]!)));
   });
 
+  test('the first draw wanted before the worker made it is drawn on this thread; the rest still come from the worker, same values', async () => {
+    // A fresh pool: its worker cannot have started (tens of ms) when ready() is called right away.
+    const pool = new NoiseWorkers();
+    try {
+      const plan = { seeds: [21, 22], per: 4 * 8 * 8, draws: 5 };
+      const stream = pool.stream(plan);
+      assert.deepEqual(bits(await drawAll(stream, 2 * plan.per, plan.draws)), bits(reference(plan)));
+    } finally {
+      await pool.close();
+    }
+  });
+
   test('a worker serves the next render after one closed early, from that render’s own seeds', async () => {
     const plan = { seeds: [11], per: 256, draws: 50 };
     const early = workers.stream(plan);

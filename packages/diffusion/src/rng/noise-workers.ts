@@ -54,14 +54,17 @@ class SharedDraws implements NoiseStream {
   /** Rejects when the job fails (raced against the wait for a draw). */
   private readonly failed: Promise<never>;
   private rejectFailed!: (err: Error) => void;
-
+  /** The first draw, made on this thread because the worker had not made it when it was wanted. */
+  private first: Float32Array | undefined;
+  private readonly size: number;
+  private readonly draws: number;
   readonly slots: number;
 
-  constructor(
-    private readonly size: number,
-    private readonly draws: number,
-  ) {
-    this.slots = ringSlots(draws, size);
+  constructor(private readonly plan: NoisePlan) {
+    this.size = plan.per * plan.seeds.length;
+    this.draws = plan.draws;
+    const size = this.size;
+    this.slots = ringSlots(this.draws, size);
     this.ringBuffer = new SharedArrayBuffer(this.slots * size * 4);
     this.ring = new Float32Array(this.ringBuffer);
     this.failed = new Promise<never>((_, reject) => (this.rejectFailed = reject));
@@ -78,8 +81,16 @@ class SharedDraws implements NoiseStream {
     if (this.closed) return Promise.reject(new Error('the noise stream is closed'));
     if (this.taken >= this.draws) return Promise.resolve();
     const made = Atomics.load(this.ctrl, MADE);
-    if (made > this.taken) return Promise.resolve();
+    if (made > this.taken || this.first) return Promise.resolve();
     if (this.failure) return Promise.reject(this.failure);
+    if (this.taken === 0) {
+      // Wanted right after the text encoder, which a small one runs faster than an idle worker wakes
+      // (or a busy machine schedules it) and draws: drawn here instead of waited for, from the same
+      // seeds (the same values; the worker's copy is skipped, its later draws are the ones used).
+      const generators = this.plan.seeds.map((s) => new TorchGenerator(s, this.plan.normalKernel));
+      this.first = (generators.length === 1 ? generators[0]! : batchNoise(generators)).randn(this.size);
+      return Promise.resolve();
+    }
     const wait = Atomics.waitAsync(this.ctrl, MADE, made);
     if (!wait.async) return this.ready(); // MADE moved meanwhile
     return Promise.race([wait.value.then(() => this.ready()), this.failed]);
@@ -88,9 +99,13 @@ class SharedDraws implements NoiseStream {
   randn(numel: number): Float32Array {
     if (numel !== this.size) throw new RangeError(`this noise stream draws ${this.size} values at a time, not ${numel}`);
     if (this.taken >= this.draws) throw new RangeError(`all ${this.draws} planned noise draws are taken`);
-    if (this.closed || Atomics.load(this.ctrl, MADE) <= this.taken) throw new Error('the next noise draw is not ready: await ready() first');
-    const at = (this.taken % this.slots) * this.size;
-    const draw = this.ring.slice(at, at + this.size);
+    let draw = this.first;
+    this.first = undefined;
+    if (!draw) {
+      if (this.closed || Atomics.load(this.ctrl, MADE) <= this.taken) throw new Error('the next noise draw is not ready: await ready() first');
+      const at = (this.taken % this.slots) * this.size;
+      draw = this.ring.slice(at, at + this.size);
+    }
     this.taken++;
     Atomics.store(this.ctrl, TAKEN, this.taken);
     // Only a full ring (before this take) has the worker waiting. MADE is read after TAKEN moved, so a
@@ -103,6 +118,7 @@ class SharedDraws implements NoiseStream {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.first = undefined;
     Atomics.store(this.ctrl, STOP, 1);
     Atomics.notify(this.ctrl, TAKEN);
     this.fail(new Error('the noise stream is closed'));
@@ -156,7 +172,7 @@ export class NoiseWorkers {
     const worker = this.idle.pop() ?? this.spawn();
     worker.ref(); // a render awaits its draws: keep the process alive meanwhile
     const id = this.nextId++;
-    const stream = new SharedDraws(plan.per * plan.seeds.length, plan.draws);
+    const stream = new SharedDraws(plan);
     this.jobs.set(worker, { id, stream });
     const start: StartJob = {
       kind: 'start',
