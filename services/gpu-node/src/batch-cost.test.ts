@@ -63,11 +63,13 @@ test('a batch of n counts its wall time and energy once, shared among its jobs',
     calls.push({ jobIds, wallMs, clockS: jobIds.length });
     return out;
   };
+  const gpuLike = <R extends { device?: unknown }>({ device: _device, ...out }: R): Omit<R, 'device'> => out;
   const backend: BatchingBackend = {
     name: onnx.name,
     models: onnx.models,
-    render: (req, onProgress, signal) => timed([req.jobId], () => onnx.render(req, onProgress, signal)),
-    renderBatch: (reqs, onProgress, signal) => timed(reqs.map((r) => r.jobId), () => onnx.renderBatch(reqs, onProgress, signal)),
+    // Standing in for a GPU backend: where it ran is left unsaid (a CPU render would cost no GPU time at all).
+    render: (req, onProgress, signal) => timed([req.jobId], async () => gpuLike(await onnx.render(req, onProgress, signal))),
+    renderBatch: (reqs, onProgress, signal) => timed(reqs.map((r) => r.jobId), async () => (await onnx.renderBatch(reqs, onProgress, signal)).map(gpuLike)),
   };
   const jobs = [job(1), job(2), job(3), job(4), job(5)];
   const done = new Map<string, Completed>();

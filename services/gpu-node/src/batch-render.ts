@@ -73,6 +73,8 @@ export interface BatchMember {
 /** A member's share of its call, as the meter split it: GPU time (fractional ms) and energy. */
 export interface BatchShare {
   cost: Promise<JobCostReport>;
+  /** How many jobs the call it rendered in held (1: it rendered alone after all). */
+  jobs: number;
 }
 
 interface Joined {
@@ -133,7 +135,7 @@ async function meteredCall<T>(meter: JobMeter, n: number, call: () => Promise<T>
     for (const s of spans) s.cancel();
     throw err;
   }
-  return { value, shares: spans.map((s) => ({ cost: s.end() })) };
+  return { value, shares: spans.map((s) => ({ cost: s.end(), jobs: n })) };
 }
 
 async function run(backend: BatchingBackend, joined: Joined[], meter: JobMeter): Promise<void> {

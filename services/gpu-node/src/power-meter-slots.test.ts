@@ -50,7 +50,8 @@ test('two slots, two overlapping jobs: their GPU time adds up to the time the GP
       if (req.jobId === 'a') await bStarted.promise;
       else bStarted.resolve();
       // Both paint meanwhile: the GPU (as the meter sees it) is shared by two jobs for all of a's painting.
-      const out = await procedural.render(req, onProgress, signal);
+      // Standing in for a GPU renderer: where it ran is left unsaid (a CPU render costs no GPU time).
+      const { device: _device, ...out } = await procedural.render(req, onProgress, signal);
       if (req.jobId === 'b') await aEnded.promise;
       spans.set(req.jobId, { start, end: performance.now() });
       if (req.jobId === 'a') aEnded.resolve();

@@ -71,8 +71,18 @@ async function renderOn(nodeId: string, env: NodeJS.ProcessEnv, renderS: number,
 test('a completion carries its cost: GPU time, energy integrated from the stub wattage, GPU and driver', async () => {
   const stub = stubNvidiaSmi({ gpus: [GPU], watts: [250] });
   try {
-    const { done } = await renderOn('node-a', stub.env, 2);
+    const { done } = await renderOn('node-a', stub.env, 2, true);
     assert.deepEqual(done.cost, { gpuMs: 2_000, energyMeasured: true, energyJoules: 500, gpuName: GPU.name, driverVersion: GPU.driver });
+  } finally {
+    stub.cleanup();
+  }
+});
+
+test('a render the backend says ran on the CPU costs no GPU time and no GPU energy, on a node whose GPU is measured', async () => {
+  const stub = stubNvidiaSmi({ gpus: [GPU], watts: [250] });
+  try {
+    const { done } = await renderOn('node-a', stub.env, 2);
+    assert.deepEqual(done.cost, { gpuMs: 0, energyMeasured: false, energyJoules: 0, gpuName: '', driverVersion: '' });
   } finally {
     stub.cleanup();
   }
@@ -123,7 +133,7 @@ test('without nvidia-smi: the cost says not measured, and the provenance has no 
   const { join } = await import('node:path');
   const empty = mkdtempSync(join(tmpdir(), 'nightshift-nosmi-'));
   try {
-    const { done, png } = await renderOn('node-c', { ...process.env, PATH: empty }, 1);
+    const { done, png } = await renderOn('node-c', { ...process.env, PATH: empty }, 1, true);
     assert.deepEqual(done.cost, { gpuMs: 1_000, energyMeasured: false, energyJoules: 0, gpuName: '', driverVersion: '' });
     assert.equal(readProvenance(png)?.gpu, null);
   } finally {

@@ -276,8 +276,14 @@ export class Worker {
     });
     h.rendered = true;
     const renderMs = Math.round(performance.now() - started);
-    const costed: Promise<JobCostReport> | undefined = member ? member.share()?.cost : span?.end();
-    this.opts.log.info({ job: job.jobId, renderKey: job.renderKey, renderMs, attempt: job.attempt }, 'rendered');
+    // A render the backend says ran on the CPU used no GPU: no GPU time, no GPU energy (only its
+    // count as a render). Alone, it leaves the device's busy time to the jobs beside it from now on.
+    const onCpu = result.device === 'cpu';
+    if (onCpu) span?.cancel();
+    const metered: Promise<JobCostReport> | undefined = member ? member.share()?.cost : onCpu ? undefined : span?.end();
+    const costed = onCpu ? Promise.resolve(CPU_RENDER_COST) : metered;
+    const batch = member?.share()?.jobs;
+    this.opts.log.info({ job: job.jobId, renderKey: job.renderKey, renderMs, attempt: job.attempt, ...(batch ? { batch } : {}) }, 'rendered');
     // How it was made (provenance.ts): the same for the same software, so a re-render still gives the same bytes.
     const stamped = addProvenanceChunk(result.png, jobProvenance(await this.software, job, result.model ?? job.model, result.infotext?.modelHash, result.device));
     const png = kind === 'upscale' ? stamped : addPngTextChunk(stamped, 'parameters', this.parametersText(job, params, result));
@@ -354,6 +360,9 @@ function storedImageKey(ref: string): string {
     throw new RenderFailure(`${JSON.stringify(ref)} is not a stored image: give an images/<renderKey>.png key or its renderKey`);
   }
 }
+
+/** What a CPU render reports: a render, with no GPU time and no GPU energy measured. */
+const CPU_RENDER_COST: JobCostReport = { gpuMs: 0, energyMeasured: false, energyJoules: 0, gpuName: '', driverVersion: '' };
 
 const jobKind = (job: JobAssignment): JobKind => (job.kind === 'upscale' ? 'upscale' : 'render');
 
