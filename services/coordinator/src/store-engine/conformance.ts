@@ -14,6 +14,7 @@ import type { NodeCaps } from '../placement.js';
 import type { StoreEngine } from './engine.js';
 import { LEASE, PROC, assertCountsExact, drainEvents, newJobs, report } from './conformance-helpers.js';
 import { controlConformance } from './conformance-control.js';
+import { nodeConformance, webhookConformance } from './conformance-nodes.js';
 import { copyConformance, costConformance, modelConformance, requeueConformance, shareConformance, userConformance, wakeConformance } from './conformance-parity.js';
 
 export interface Clock {
@@ -339,5 +340,7 @@ export function storeEngineConformance(name: string, harness: EngineHarness, opt
     costConformance(withFixture);
     shareConformance(withFixture);
     controlConformance(withFixture);
+    nodeConformance(withFixture);
+    webhookConformance(withFixture);
   });
 }

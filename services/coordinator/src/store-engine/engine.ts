@@ -17,11 +17,13 @@ import type { NodeModelState } from '../node-models.js';
 import type { ReportedKeys } from '../store/completion.js';
 import type { CompleteOutcome, JobRow, NewJob, SweepCounts, SweepRow } from '../store/rows.js';
 import type { NewUser, UserRow } from '../store/users.js';
+import type { ListingEngine, NodeEngine, PeopleEngine, RetentionEngine, WebhookEngine } from './engine-faces.js';
 
 export type { CompleteOutcome, JobRow, NewJob, SweepCounts, SweepRow } from '../store/rows.js';
 export type { NewUser, UserRow } from '../store/users.js';
 export type { CostSumRow, Recorded } from '../store/costs.js';
 export type { ShareRow } from '../store/shares.js';
+export type { Async, ListingEngine, NodeEngine, PeopleEngine, RetentionEngine, WebhookEngine } from './engine-faces.js';
 
 export type JobCostRow = ReturnType<CostStore['jobCosts']>[number];
 export type NodeCostSumRow = ReturnType<CostStore['nodeSums']>[number];
@@ -133,6 +135,12 @@ export interface StoreEngine {
   readonly kind: 'sqlite' | 'postgres';
   readonly costs: CostEngine;
   readonly shares: ShareEngine;
+  /** The Store's own methods, async, by entity (engine-faces.ts). */
+  readonly nodes: NodeEngine;
+  readonly webhooks: WebhookEngine;
+  readonly listings: ListingEngine;
+  readonly people: PeopleEngine;
+  readonly retention: RetentionEngine;
 
   /** Stores a sweep and its jobs atomically (jobs in batches), its counters and its sweep.created event. */
   createSweep(sweep: NewSweep, jobs: NewJob[], id?: string): Promise<SweepRow>;

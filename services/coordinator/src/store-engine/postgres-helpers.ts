@@ -6,6 +6,7 @@
 import type pg from 'pg';
 import { FINAL, jobId, type JobRow, type JobState, type NewJob, type SweepCounts, type SweepRow, type SweepStatus } from '../store/rows.js';
 import { sweepDoneEvent, type OutboxEvent } from '../store/events.js';
+import { writeDeliveries } from './postgres-webhooks.js';
 
 export type Q = Pick<pg.ClientBase, 'query'>;
 
@@ -55,8 +56,26 @@ export async function insertJobs(c: Q, sweepId: string, jobs: NewJob[], modelHas
   );
 }
 
+/** Writes an outbox row and the webhook deliveries it makes; `c` must be in a transaction when the event can reach a webhook. */
 export async function enqueue(c: Q, e: OutboxEvent, now: number): Promise<void> {
   await c.query('INSERT INTO outbox (subject, msg_id, payload, created_at) VALUES ($1, $2, $3, $4)', [e.subject, e.msgId, JSON.stringify(e.payload), now]);
+  await writeDeliveries(c, e.subject, e.msgId, e.payload, now);
+}
+
+/**
+ * Everything a node holds goes back (store/jobs.ts's releaseNode): its copies
+ * end, its leases go to their copies or the queue. Its leases as they were, by id.
+ */
+export async function releaseNodeIn(c: Q, nodeId: string, reason: string): Promise<JobRow[]> {
+  await c.query(`UPDATE jobs SET prev_node_id = copy_node_id, copy_node_id = NULL, copy_lease_expires_at = NULL WHERE copy_node_id = $1 AND state = 'leased'`, [nodeId]);
+  const { rows } = await c.query<JobRow>(
+    `WITH released AS (SELECT * FROM jobs WHERE state = 'leased' AND node_id = $1 ORDER BY id FOR UPDATE)
+     UPDATE jobs j SET ${HAND_ON}, error = CASE WHEN e.copy_node_id IS NULL THEN $2 ELSE j.error END
+       FROM released e WHERE j.id = e.id
+     RETURNING e.*`,
+    [nodeId, reason],
+  );
+  return byId(rows);
 }
 
 export async function countsOf(c: Q, sweepId: string): Promise<SweepCounts> {

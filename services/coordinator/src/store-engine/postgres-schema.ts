@@ -287,6 +287,55 @@ const MIGRATIONS = [
     PRIMARY KEY (share_id, render_key)
   );
   `,
+  // Nodes know their replica (the application_name of the engine they are
+  // connected through), so a replica starting marks offline only the nodes of
+  // replicas that are gone; webhooks and their deliveries (store/webhooks.ts,
+  // written with their outbox row); wildcard list owners; the indexes the
+  // listings and retention read.
+  `
+  ALTER TABLE nodes ADD COLUMN replica TEXT NOT NULL DEFAULT '';
+  CREATE TABLE webhooks (
+    id TEXT PRIMARY KEY,
+    url TEXT NOT NULL,
+    events_json TEXT NOT NULL,
+    secret TEXT NOT NULL,
+    format TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    owner TEXT NOT NULL DEFAULT 'local'
+  );
+  CREATE TABLE webhook_deliveries (
+    id BIGSERIAL PRIMARY KEY,
+    webhook_id TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    event TEXT NOT NULL,
+    data_json TEXT NOT NULL,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at BIGINT NOT NULL,
+    last_status INTEGER,
+    last_error TEXT,
+    created_at BIGINT NOT NULL,
+    finished_at BIGINT,
+    UNIQUE (webhook_id, event_id)
+  );
+  CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_at) WHERE state = 'pending';
+  CREATE INDEX webhook_deliveries_finished ON webhook_deliveries (finished_at) WHERE state <> 'pending';
+  CREATE TABLE webhook_attempts (
+    delivery_id BIGINT NOT NULL,
+    attempt INTEGER NOT NULL,
+    at BIGINT NOT NULL,
+    status_code INTEGER,
+    error TEXT,
+    duration_ms INTEGER NOT NULL,
+    PRIMARY KEY (delivery_id, attempt)
+  );
+  CREATE TABLE wildcard_owners (
+    name TEXT PRIMARY KEY,
+    owner TEXT NOT NULL
+  );
+  CREATE INDEX wildcard_owners_owner ON wildcard_owners (owner, name);
+  CREATE INDEX sweeps_newest ON sweeps (created_at DESC, id COLLATE "C");
+  `,
 ];
 
 /** Runs the migrations the database has not had yet, each in its own transaction, once across replicas. */

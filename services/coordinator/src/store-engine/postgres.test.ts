@@ -1,5 +1,6 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { setTimeout as delay } from 'node:timers/promises';
 import pg from 'pg';
 import { postgresMissing, startPostgres, type PostgresServer } from '@nightshift/devfarm';
 import { storeEngineConformance } from './conformance.js';
@@ -25,6 +26,8 @@ async function terminateSessions(url: string, applicationName: string): Promise<
   await admin.connect();
   try {
     await admin.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1', [applicationName]);
+    // Terminating only signals the sessions: wait until they have left pg_stat_activity, as a dead replica's have.
+    while ((await admin.query('SELECT 1 FROM pg_stat_activity WHERE application_name = $1', [applicationName])).rows.length) await delay(10);
   } finally {
     await admin.end();
   }
@@ -86,5 +89,25 @@ test('wake-ups survive a lost listening connection: it reconnects, wakes for bot
   } finally {
     await listening.close();
     await writer.close();
+  }
+});
+
+test('a starting replica leaves online the nodes of replicas still running', { skip, timeout: 60_000 }, async () => {
+  const url = await server!.createDatabase('nodes_replicas');
+  const running = await PostgresEngine.open({ url });
+  const starting = await PostgresEngine.open({ url });
+  try {
+    // A replica keeps its listening session open while it runs (its pool's may idle out).
+    await running.subscribe(() => {});
+    await running.nodes.upsertNode('n-running', 'a', {});
+    await starting.nodes.upsertNode('n-starting', 'b', {});
+    await starting.nodes.markAllNodesOffline();
+    assert.deepEqual((await starting.nodes.listNodes()).map((n) => [n.id, n.status]), [
+      ['n-running', 'online'],
+      ['n-starting', 'offline'],
+    ]);
+  } finally {
+    await running.close();
+    await starting.close();
   }
 });

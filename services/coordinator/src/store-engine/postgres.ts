@@ -16,7 +16,8 @@
  *
  * Sweep control, placement's reads and the hub's counts are postgres-control.ts.
  *
- * Not yet here (the SQLite Store has them): nodes, webhooks, wildcard owners, quotas, pruning.
+ * Nodes, webhooks, listings, people and retention are postgres-nodes.ts,
+ * postgres-webhooks.ts, postgres-listings.ts and postgres-people.ts.
  */
 import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
@@ -26,7 +27,7 @@ import { ownKeys, refuseReport } from '../store/completion.js';
 import { newSweepId, type CompleteOutcome, type JobRow, type NewJob, type SweepCounts, type SweepRow } from '../store/rows.js';
 import type { ClaimedEvent, CompletionReport, Leadership, NewSweep, NewUser, PickModels, QueuedRequirement, QueuedWithExclusions, RecentFinish, StoreEngine, UserRow, Wake } from './engine.js';
 import { imageEvent, sweepCreatedEvent } from '../store/events.js';
-import { HAND_ON, USER_COLUMNS, announcedBefore, byId, countsOf, dropCopyOf, enqueue, exclusionsOf, insertJobs, settleSweep } from './postgres-helpers.js';
+import { HAND_ON, USER_COLUMNS, announcedBefore, byId, countsOf, dropCopyOf, enqueue, exclusionsOf, insertJobs, releaseNodeIn, settleSweep } from './postgres-helpers.js';
 import { PICK_AND_LEASE_SQL, STRAGGLER_SQL, pickModelValues } from './postgres-pick.js';
 import { createClient, createPool, inTransaction } from './postgres-pool.js';
 import { LOCK_NAMESPACE, migratePostgres } from './postgres-schema.js';
@@ -34,6 +35,10 @@ import { WakeListener } from './postgres-wake.js';
 import { PgCosts } from './postgres-costs.js';
 import { PgShares } from './postgres-shares.js';
 import { PgControl } from './postgres-control.js';
+import { PgNodes } from './postgres-nodes.js';
+import { PgWebhooks } from './postgres-webhooks.js';
+import { PgListings, PgRetention } from './postgres-listings.js';
+import { PgPeople } from './postgres-people.js';
 
 /** Rows per INSERT when storing a sweep's jobs (one array parameter per column). */
 const INSERT_BATCH = 5_000;
@@ -57,6 +62,11 @@ export class PostgresEngine implements StoreEngine {
   private readonly wakes: WakeListener;
   readonly costs: PgCosts;
   readonly shares: PgShares;
+  readonly nodes: PgNodes;
+  readonly webhooks: PgWebhooks;
+  readonly listings: PgListings;
+  readonly people: PgPeople;
+  readonly retention: PgRetention;
   private readonly control: PgControl;
 
   private constructor(
@@ -72,6 +82,11 @@ export class PostgresEngine implements StoreEngine {
     this.costs = new PgCosts(pool, this.now);
     this.shares = new PgShares(pool, this.now);
     this.control = new PgControl(pool, this.now);
+    this.nodes = new PgNodes(pool, this.now, applicationName);
+    this.webhooks = new PgWebhooks(pool, this.now);
+    this.listings = new PgListings(pool);
+    this.people = new PgPeople(pool);
+    this.retention = new PgRetention(pool);
   }
 
   /** Connects and migrates (once across replicas starting together). */
@@ -179,19 +194,7 @@ export class PostgresEngine implements StoreEngine {
   }
 
   async releaseNode(nodeId: string, reason: string): Promise<JobRow[]> {
-    const rows = await inTransaction(this.pool, async (c) => {
-      await c.query(`UPDATE jobs SET prev_node_id = copy_node_id, copy_node_id = NULL, copy_lease_expires_at = NULL WHERE copy_node_id = $1 AND state = 'leased'`, [nodeId]);
-      return (
-        await c.query<JobRow>(
-          `WITH released AS (SELECT * FROM jobs WHERE state = 'leased' AND node_id = $1 ORDER BY id FOR UPDATE)
-           UPDATE jobs j SET ${HAND_ON}, error = CASE WHEN e.copy_node_id IS NULL THEN $2 ELSE j.error END
-             FROM released e WHERE j.id = e.id
-           RETURNING e.*`,
-          [nodeId, reason],
-        )
-      ).rows;
-    });
-    return byId(rows);
+    return inTransaction(this.pool, (c) => releaseNodeIn(c, nodeId, reason));
   }
 
   async straggler(nodeId: string, caps: NodeCaps, startedBefore: number): Promise<string | undefined> {
@@ -416,7 +419,9 @@ export class PostgresEngine implements StoreEngine {
   // ------------------------------------------------------------------ outbox
 
   async appendEvent(subject: string, msgId: string, payload: unknown): Promise<void> {
-    await enqueue(this.pool, { subject, msgId, payload }, this.now());
+    const now = this.now();
+    // In a transaction: an event a webhook asks for writes its deliveries too.
+    await inTransaction(this.pool, (c) => enqueue(c, { subject, msgId, payload }, now));
   }
 
   async claimEvents(limit: number, claimMs: number): Promise<ClaimedEvent[]> {

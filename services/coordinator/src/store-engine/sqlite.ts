@@ -11,6 +11,8 @@ import type { NodeCaps } from '../placement.js';
 import { Scheduler } from '../scheduler.js';
 import { Store, type StoreOptions } from '../store.js';
 import { SqliteCosts, SqliteShares } from './sqlite-side-stores.js';
+import { LISTING_METHODS, NODE_METHODS, PEOPLE_METHODS, RETENTION_METHODS, WEBHOOK_METHODS, asyncFace } from './engine-faces.js';
+import type { ListingEngine, NodeEngine, PeopleEngine, RetentionEngine, WebhookEngine } from './engine-faces.js';
 import type { ClaimedEvent, CompletionReport, Leadership, NewSweep, NewUser, PickModels, QueuedRequirement, QueuedWithExclusions, RecentFinish, StoreEngine, UserRow, Wake } from './engine.js';
 import type { Failure, FailingNode } from '../placement.js';
 import type { CompleteOutcome, JobRow, NewJob, SweepCounts, SweepRow } from '../store/rows.js';
@@ -91,6 +93,11 @@ export class SqliteEngine implements StoreEngine {
   private readonly subscriptions = new Set<(wake: Wake) => void>();
   readonly costs: SqliteCosts;
   readonly shares: SqliteShares;
+  readonly nodes: NodeEngine;
+  readonly webhooks: WebhookEngine;
+  readonly listings: ListingEngine;
+  readonly people: PeopleEngine;
+  readonly retention: RetentionEngine;
 
   /** Opens (and migrates) a SQLite file; closing the engine closes it. */
   static open(file: string, opts: Partial<StoreOptions> = {}): SqliteEngine {
@@ -108,6 +115,13 @@ export class SqliteEngine implements StoreEngine {
     this.state = stateOf(store);
     this.costs = new SqliteCosts(store.db, store.opts.now);
     this.shares = new SqliteShares(store.db, store.opts.now);
+    const nodes = asyncFace(store, NODE_METHODS);
+    // The leases a node held, by id (as releaseNode gives them).
+    this.nodes = { ...nodes, markNodeDown: async (nodeId, why) => byId(await nodes.markNodeDown(nodeId, why)) };
+    this.webhooks = asyncFace(store, WEBHOOK_METHODS);
+    this.listings = asyncFace(store, LISTING_METHODS);
+    this.people = asyncFace(store, PEOPLE_METHODS);
+    this.retention = asyncFace(store, RETENTION_METHODS);
   }
 
   async createSweep(sweep: NewSweep, jobs: NewJob[], id?: string): Promise<SweepRow> {

@@ -1,0 +1,199 @@
+/**
+ * The conformance suite's nodes, node tokens and webhooks: run inside
+ * storeEngineConformance, so on both engines.
+ */
+import assert from 'node:assert/strict';
+import { SUBJECTS } from '@nightshift/common';
+import type { WithFixture } from './conformance.js';
+import { LEASE, PROC, drainEvents, newJobs, report } from './conformance-helpers.js';
+
+const CAPS = { backends: ['procedural'], vramMb: 8_192 };
+
+export function nodeConformance(withFixture: WithFixture): void {
+  withFixture('nodes: registered, seen at 10 s precision, online and offline, listed in byte order, tokens bound, jobs counted', async ({ engine, another }, clock) => {
+    const other = await another();
+    const t0 = clock.t;
+    await other.nodes.upsertNode('n1', 'gpu-b', CAPS);
+    await engine.nodes.upsertNode('n2', 'Gpu-a', { ...CAPS, vramMb: 24_576 });
+    const nodes = await engine.nodes.listNodes();
+    assert.deepEqual(nodes.map((n) => n.name), ['Gpu-a', 'gpu-b'], 'upper case first, as bytes sort');
+    assert.deepEqual(nodes[1], { id: 'n1', name: 'gpu-b', capabilities_json: JSON.stringify(CAPS), status: 'online', last_seen: t0, connected_at: t0, jobs_done: 0 });
+
+    clock.t += 9_999;
+    assert.equal(await engine.nodes.touchNode('n1'), false, 'seen under 10 s ago: nothing written');
+    clock.t += 1;
+    assert.equal(await engine.nodes.touchNode('n1'), true);
+    assert.equal(await engine.nodes.touchNode('n1'), false, 'just written');
+    assert.equal(await engine.nodes.touchNode('n1', 0), true, 'any age at precision 0');
+    assert.equal(await engine.nodes.touchNode('nope'), false);
+    const seen = (await engine.nodes.listNodes()).find((n) => n.id === 'n1')!;
+    assert.deepEqual([seen.last_seen, seen.connected_at], [clock.t, t0]);
+
+    clock.t += 1_000;
+    await engine.nodes.setNodeStatus('n2', 'offline');
+    let n2 = (await engine.nodes.listNodes()).find((n) => n.id === 'n2')!;
+    assert.deepEqual([n2.status, n2.last_seen], ['offline', clock.t]);
+    clock.t += 1_000;
+    await engine.nodes.upsertNode('n2', 'Gpu-a2', CAPS);
+    n2 = (await engine.nodes.listNodes()).find((n) => n.id === 'n2')!;
+    assert.deepEqual([n2.name, n2.status, n2.connected_at, n2.capabilities_json], ['Gpu-a2', 'online', clock.t, JSON.stringify(CAPS)]);
+
+    await engine.createSweep({ name: 's', spec: {}, priority: 0, backend: 'procedural', model: 'm1' }, newJobs('nd', 1), 'sw-nd');
+    const job = (await engine.leaseNext('n2', PROC, LEASE))!;
+    assert.equal((await engine.completeJob(job.id, 'n2', report(job))).accepted, true);
+    assert.equal((await engine.nodes.listNodes()).find((n) => n.id === 'n2')!.jobs_done, 1);
+
+    assert.equal(await engine.nodes.nodeTokenBinding('n1'), undefined);
+    await engine.nodes.bindNodeToken('n1', 'fp-1');
+    assert.equal(await other.nodes.nodeTokenBinding('n1'), 'fp-1');
+    await engine.nodes.bindNodeToken('n1', 'fp-2');
+    assert.equal(await engine.nodes.nodeTokenBinding('n1'), 'fp-2', 'a new token once the old one was revoked');
+  });
+
+  withFixture('a node marked down: offline, its leases requeued or handed to their copies, its copies ended, node.down announced with what it held', async ({ engine }, clock) => {
+    for (const n of ['n1', 'n2', 'n3']) await engine.nodes.upsertNode(n, `gpu-${n}`, CAPS);
+    await engine.createSweep({ name: 's', spec: {}, priority: 0, backend: 'procedural', model: 'm1' }, newJobs('dn', 3), 'sw-dn');
+    const a = (await engine.leaseNext('n1', PROC, LEASE))!;
+    const b = (await engine.leaseNext('n2', PROC, LEASE))!;
+    const c = (await engine.leaseNext('n1', PROC, LEASE))!;
+    assert.ok(await engine.leaseCopy(b.id, 'n1', LEASE), 'n1 runs a copy of b');
+    assert.ok(await engine.leaseCopy(c.id, 'n3', LEASE), 'n3 runs a copy of c');
+    await drainEvents(engine);
+
+    clock.t += 2_000;
+    const released = await engine.nodes.markNodeDown('n1', 'silent');
+    assert.deepEqual(released.map((j) => [j.id, j.state, j.node_id, j.copy_node_id]), [
+      [a.id, 'leased', 'n1', null],
+      [c.id, 'leased', 'n1', 'n3'],
+    ], 'its leases as they were, by id');
+    const after = async (id: string) => {
+      const j = (await engine.getJob(id))!;
+      return [j.state, j.node_id, j.copy_node_id, j.prev_node_id, j.error];
+    };
+    assert.deepEqual(await after(a.id), ['queued', null, null, 'n1', 'node n1 down: silent']);
+    assert.deepEqual(await after(b.id), ['leased', 'n2', null, 'n1', null], 'its copy of b ended; b carries on');
+    assert.deepEqual(await after(c.id), ['leased', 'n3', null, 'n1', null], 'c handed to its copy');
+    const n1 = (await engine.nodes.listNodes()).find((n) => n.id === 'n1')!;
+    assert.deepEqual([n1.status, n1.last_seen], ['offline', clock.t]);
+    assert.deepEqual(await engine.leasedTo('n1'), []);
+    const events = await drainEvents(engine);
+    assert.deepEqual(events, [
+      { subject: SUBJECTS.nodeDown, msg_id: `${SUBJECTS.nodeDown}.n1.${clock.t}`, payload: { nodeId: 'n1', at: new Date(clock.t).toISOString(), why: 'silent', requeued: 2 } },
+    ]);
+    assert.deepEqual(await engine.nodes.markNodeDown('n1', 'again'), [], 'nothing left to release');
+
+    await engine.nodes.recordNodeEvent(SUBJECTS.nodeUp, 'n2', { name: 'gpu-n2' });
+    assert.deepEqual(await drainEvents(engine), [
+      { subject: SUBJECTS.nodeDown, msg_id: `${SUBJECTS.nodeDown}.n1.${clock.t}`, payload: { nodeId: 'n1', at: new Date(clock.t).toISOString(), why: 'again', requeued: 0 } },
+      { subject: SUBJECTS.nodeUp, msg_id: `${SUBJECTS.nodeUp}.n2.${clock.t}`, payload: { nodeId: 'n2', at: new Date(clock.t).toISOString(), name: 'gpu-n2' } },
+    ]);
+  });
+
+  withFixture("a starting coordinator marks offline its own nodes and those of a replica that is gone", async ({ engine, another, kill }) => {
+    const gone = await another();
+    await gone.nodes.upsertNode('n-gone', 'a', CAPS);
+    await engine.nodes.upsertNode('n-own', 'b', CAPS);
+    await kill(gone);
+    await engine.nodes.markAllNodesOffline();
+    assert.deepEqual((await engine.nodes.listNodes()).map((n) => [n.id, n.status]), [
+      ['n-gone', 'offline'],
+      ['n-own', 'offline'],
+    ]);
+  });
+}
+
+export function webhookConformance(withFixture: WithFixture): void {
+  withFixture('webhooks: deliveries written with their event (a sweep reaches its owner, node.down everyone), attempts recorded, due and next times, pruning, deletion', async ({ engine }, clock) => {
+    const hook = (owner: string, events: ('sweep.finished' | 'sweep.failed' | 'sweep.cancelled' | 'node.down')[]) =>
+      engine.webhooks.createWebhook({ url: `https://example.test/${owner}`, events, secret: `s-${owner}`, format: 'json', owner });
+    const w1 = await hook('alice', ['sweep.finished', 'node.down']);
+    clock.t += 1;
+    const w2 = await hook('bob', ['sweep.finished', 'node.down']);
+    clock.t += 1;
+    const w3 = await hook('local', ['sweep.cancelled']);
+    assert.deepEqual(w1, { id: w1.id, url: 'https://example.test/alice', events_json: '["sweep.finished","node.down"]', secret: 's-alice', format: 'json', created_at: clock.t - 2, owner: 'alice' });
+    assert.match(w1.id, /^wh_[0-9a-f]{16}$/);
+    assert.deepEqual((await engine.webhooks.listWebhooks()).map((w) => w.id), [w1.id, w2.id, w3.id]);
+    assert.deepEqual((await engine.webhooks.listWebhooks('bob')).map((w) => w.id), [w2.id]);
+    assert.deepEqual(await engine.webhooks.getWebhook(w2.id), w2);
+    assert.equal(await engine.webhooks.nextDeliveryAt(), undefined);
+
+    clock.t += 1_000;
+    const created = clock.t;
+    await engine.createSweep({ name: 'alice night', spec: {}, priority: 0, backend: 'procedural', model: 'm1', owner: 'alice' }, newJobs('wa', 1), 'sw-wa');
+    await engine.createSweep({ name: 'local night', spec: {}, priority: 0, backend: 'procedural', model: 'm1' }, newJobs('wl', 1), 'sw-wl');
+    const job = (await engine.leaseNext('n1', PROC, LEASE))!;
+    assert.equal(job.sweep_id, 'sw-wa');
+    clock.t += 4_000;
+    await engine.completeJob(job.id, 'n1', report(job));
+    const finished = clock.t;
+    clock.t += 1_000;
+    await engine.cancelSweep('sw-wl');
+    clock.t += 1_000;
+    await engine.nodes.upsertNode('n1', 'gpu-1', CAPS);
+    await engine.nodes.markNodeDown('n1', 'silent');
+
+    const [d1, d1b] = await engine.webhooks.webhookDeliveries(w1.id, 10);
+    assert.ok(d1 && d1b && d1.id > d1b.id, 'newest first');
+    assert.deepEqual([d1b.event, d1b.event_id, d1b.state, d1b.attempts, d1b.next_attempt_at, d1b.created_at], ['sweep.finished', 'sweep.done.sw-wa', 'pending', 0, finished, finished]);
+    assert.deepEqual(JSON.parse(d1b.data_json), {
+      sweepId: 'sw-wa',
+      name: 'alice night',
+      status: 'done',
+      counts: { queued: 0, running: 0, done: 1, failed: 0, skipped: 0, cancelled: 0 },
+      createdAt: new Date(created).toISOString(),
+      finishedAt: new Date(finished).toISOString(),
+      durationMs: finished - created,
+    });
+    assert.equal(d1.event, 'node.down');
+    assert.deepEqual(JSON.parse(d1.data_json), { nodeId: 'n1', name: 'gpu-1', why: 'silent', requeued: 0, at: new Date(clock.t).toISOString() });
+    assert.deepEqual((await engine.webhooks.webhookDeliveries(w2.id, 10)).map((d) => d.event), ['node.down'], "not alice's sweep");
+    const [d3] = await engine.webhooks.webhookDeliveries(w3.id, 10);
+    assert.deepEqual([d3?.event, JSON.parse(d3!.data_json).status], ['sweep.cancelled', 'cancelled']);
+
+    assert.equal(await engine.webhooks.nextDeliveryAt(), finished);
+    const [d2] = await engine.webhooks.webhookDeliveries(w2.id, 10);
+    assert.ok(d1b.id < d3!.id && d3!.id < d1.id && d1.id < d2!.id, 'written in event order, then webhook order');
+    const due = await engine.webhooks.dueDeliveries(clock.t, 10);
+    assert.deepEqual(due.map((d) => [d.id, d.url, d.secret, d.format]), [
+      [d1b.id, w1.url, 's-alice', 'json'],
+      [d3!.id, w3.url, 's-local', 'json'],
+      [d1.id, w1.url, 's-alice', 'json'],
+      [d2!.id, w2.url, 's-bob', 'json'],
+    ]);
+    assert.deepEqual((await engine.webhooks.dueDeliveries(finished, 10)).map((d) => d.id), [d1b.id], 'only those due');
+    assert.deepEqual((await engine.webhooks.dueDeliveries(clock.t, 1)).map((d) => d.id), [d1b.id], 'a limit');
+
+    await engine.webhooks.recordAttempt(d1b.id, { at: clock.t, statusCode: 503, error: 'HTTP 503', durationMs: 12, delivered: false, next: clock.t + 60_000 });
+    await engine.webhooks.recordAttempt(d3!.id, { at: clock.t, statusCode: undefined, error: 'refused', durationMs: 3, delivered: false, next: undefined });
+    const retried = (await engine.webhooks.webhookDeliveries(w1.id, 10))[1]!;
+    assert.deepEqual([retried.state, retried.attempts, retried.next_attempt_at, retried.last_status, retried.finished_at], ['pending', 1, clock.t + 60_000, 503, null]);
+    assert.equal(await engine.webhooks.nextDeliveryAt(), clock.t, 'the node.down ones');
+    clock.t += 60_000;
+    await engine.webhooks.recordAttempt(d1b.id, { at: clock.t, statusCode: 200, error: undefined, durationMs: 8, delivered: true, next: undefined });
+    await engine.webhooks.recordAttempt(999_999, { at: clock.t, statusCode: 200, error: undefined, durationMs: 8, delivered: true, next: undefined });
+    const [, sent] = await engine.webhooks.webhookDeliveries(w1.id, 10);
+    assert.deepEqual([sent!.state, sent!.attempts, sent!.last_status, sent!.last_error, sent!.finished_at], ['delivered', 2, 200, null, clock.t]);
+    const [gaveUp] = await engine.webhooks.webhookDeliveries(w3.id, 10);
+    assert.deepEqual([gaveUp!.state, gaveUp!.attempts, gaveUp!.last_status, gaveUp!.last_error, gaveUp!.finished_at], ['failed', 1, null, 'refused', clock.t - 60_000]);
+    assert.deepEqual(await engine.webhooks.deliveryAttempts([d3!.id, d1b.id]), [
+      { delivery_id: d1b.id, attempt: 1, at: clock.t - 60_000, status_code: 503, error: 'HTTP 503', duration_ms: 12 },
+      { delivery_id: d1b.id, attempt: 2, at: clock.t, status_code: 200, error: null, duration_ms: 8 },
+      { delivery_id: d3!.id, attempt: 1, at: clock.t - 60_000, status_code: null, error: 'refused', duration_ms: 3 },
+    ]);
+    assert.deepEqual(await engine.webhooks.deliveryAttempts([]), []);
+
+    assert.equal(await engine.webhooks.pruneDeliveries(clock.t + 1, 1), 1, 'the one finished first (given up)');
+    assert.deepEqual(await engine.webhooks.webhookDeliveries(w3.id, 10), []);
+    assert.equal(await engine.webhooks.pruneDeliveries(clock.t, 10), 0, 'the delivered one finished at `before`: kept');
+    assert.equal(await engine.webhooks.pruneDeliveries(clock.t + 1, 10), 1);
+    assert.deepEqual(await engine.webhooks.deliveryAttempts([d1b.id, d3!.id]), [], 'attempts go with their deliveries');
+    assert.equal((await engine.webhooks.webhookDeliveries(w1.id, 10)).length, 1, 'pending ones are never pruned');
+
+    assert.equal(await engine.webhooks.deleteWebhook(w2.id), true);
+    assert.equal(await engine.webhooks.deleteWebhook(w2.id), false);
+    assert.equal(await engine.webhooks.getWebhook(w2.id), undefined);
+    assert.deepEqual(await engine.webhooks.webhookDeliveries(w2.id, 10), []);
+    assert.deepEqual((await engine.webhooks.dueDeliveries(clock.t, 10)).map((d) => d.id), [d1.id], 'its pending delivery is not sent');
+  });
+}
