@@ -14,9 +14,9 @@ export function nodeConformance(withFixture: WithFixture): void {
     const other = await another();
     const t0 = clock.t;
     await other.nodes.upsertNode('n1', 'gpu-b', CAPS);
-    await engine.nodes.upsertNode('n2', 'Gpu-a', { ...CAPS, vramMb: 24_576 });
+    await engine.nodes.upsertNode('n2', 'Gpu-c', { ...CAPS, vramMb: 24_576 });
     const nodes = await engine.nodes.listNodes();
-    assert.deepEqual(nodes.map((n) => n.name), ['Gpu-a', 'gpu-b'], 'upper case first, as bytes sort');
+    assert.deepEqual(nodes.map((n) => n.name), ['Gpu-c', 'gpu-b'], 'upper case first, as bytes sort');
     assert.deepEqual(nodes[1], { id: 'n1', name: 'gpu-b', capabilities_json: JSON.stringify(CAPS), status: 'online', last_seen: t0, connected_at: t0, jobs_done: 0 });
 
     clock.t += 9_999;

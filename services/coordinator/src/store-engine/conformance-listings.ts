@@ -1,0 +1,165 @@
+/**
+ * The conformance suite's listings (sweep pages, a sweep's jobs, rendered
+ * images, result audits, pending events), people (active keys, admins,
+ * quotas, wildcard owners) and retention: run inside storeEngineConformance,
+ * so on both engines.
+ */
+import assert from 'node:assert/strict';
+import { jobId } from '../store/rows.js';
+import type { WithFixture } from './conformance.js';
+import { LEASE, PROC, drainEvents, newJobs, report } from './conformance-helpers.js';
+
+const sweep = (name: string, owner?: string) => ({ name, spec: {}, priority: 0, backend: 'procedural', model: 'm1', ...(owner ? { owner } : {}) });
+
+export function listingConformance(withFixture: WithFixture): void {
+  withFixture('listings: sweeps newest first, paged, per owner; a sweep\'s jobs by index, by state, paged; rendered images and who owns them; result audits; pending events', async ({ engine }, clock) => {
+    await engine.createSweep(sweep('one', 'alice'), newJobs('l1', 2), 'sw-l1');
+    await engine.createSweep(sweep('two'), newJobs('l2', 5), 'sw-l2');
+    await engine.createSweep(sweep('three', 'alice'), newJobs('l3', 1), 'sw-l3B');
+    await engine.createSweep(sweep('four', 'alice'), newJobs('l4', 1), 'sw-l3a');
+    clock.t += 1_000;
+    await engine.createSweep(sweep('five'), [], 'sw-l5');
+    const ids = (rows: { id: string }[]) => rows.map((r) => r.id);
+    // Same created_at: by id in byte order ('B' before 'a').
+    assert.deepEqual(ids(await engine.listings.listSweeps()), ['sw-l5', 'sw-l1', 'sw-l2', 'sw-l3B', 'sw-l3a']);
+    assert.deepEqual(ids(await engine.listings.listSweeps({ offset: 1, limit: 2 })), ['sw-l1', 'sw-l2']);
+    assert.deepEqual(ids(await engine.listings.listSweeps(undefined, 'alice')), ['sw-l1', 'sw-l3B', 'sw-l3a']);
+    assert.deepEqual(ids(await engine.listings.listSweeps({ offset: 2, limit: 5 }, 'alice')), ['sw-l3a']);
+    assert.deepEqual(await engine.listings.listSweeps({ offset: 0, limit: 5 }, 'nobody'), []);
+    assert.deepEqual((await engine.listings.listSweeps())[1], await engine.getSweep('sw-l1'), 'whole rows');
+    assert.equal(await engine.listings.sweepCount(), 5);
+    assert.equal(await engine.listings.sweepCount('alice'), 3);
+    assert.equal(await engine.listings.sweepCount('nobody'), 0);
+
+    // One sweep open at a time, so the picks do not depend on fair share.
+    for (const id of ['sw-l2', 'sw-l3B', 'sw-l3a']) await engine.setPaused(id, true);
+    const a = (await engine.leaseNext('n1', PROC, LEASE))!;
+    const b = (await engine.leaseNext('n2', PROC, LEASE))!;
+    assert.deepEqual([a.sweep_id, b.sweep_id], ['sw-l1', 'sw-l1']);
+    await engine.completeJob(a.id, 'n1', report(a));
+    await engine.completeJob(a.id, 'n1', report(a));
+    await engine.failJob(b.id, { id: 'n2', vramMb: 8_192 }, { error: 'crash', logTail: '', outOfMemory: false });
+    await engine.setPaused('sw-l1', true);
+    await engine.setPaused('sw-l2', false);
+    const c = (await engine.leaseNext('n3', PROC, LEASE))!;
+    assert.equal(c.sweep_id, 'sw-l2');
+    await engine.completeJob(c.id, 'n3', report(c, true));
+
+    const jobs = await engine.listings.jobs('sw-l2');
+    assert.deepEqual(jobs.map((j) => j.idx), [0, 1, 2, 3, 4]);
+    assert.deepEqual(jobs[0], await engine.getJob(c.id), 'whole rows');
+    assert.deepEqual(ids(await engine.listings.jobs('sw-l2', ['queued'], { offset: 1, limit: 2 })), [jobId('sw-l2', 2), jobId('sw-l2', 3)]);
+    assert.deepEqual(ids(await engine.listings.jobs('sw-l2', ['skipped', 'done'])), [c.id]);
+    assert.deepEqual(ids(await engine.listings.jobs('sw-l1', [])), [a.id, b.id], 'no states: all');
+    assert.deepEqual(ids(await engine.listings.jobs('sw-l2', undefined, { offset: 4, limit: 10 })), [jobId('sw-l2', 4)]);
+    assert.deepEqual(await engine.listings.jobs('sw-none'), []);
+
+    assert.deepEqual(await engine.listings.renderedJob(a.render_key), await engine.getJob(a.id));
+    assert.equal((await engine.listings.renderedJob(c.render_key))?.id, c.id, 'a skip rendered it earlier');
+    assert.equal(await engine.listings.renderedJob(b.render_key), undefined, 'queued again, not rendered');
+    assert.equal(await engine.listings.imageOwnedBy(a.render_key, 'alice'), true);
+    assert.equal(await engine.listings.imageOwnedBy(a.render_key, 'local'), false);
+    assert.equal(await engine.listings.imageOwnedBy(c.render_key, 'local'), true);
+    assert.equal(await engine.listings.imageOwnedBy(b.render_key, 'alice'), false, 'not rendered');
+
+    assert.deepEqual(await engine.listings.results(a.id), [
+      { node_id: 'n1', skipped: 0, accepted: 1, copy: 0 },
+      { node_id: 'n1', skipped: 0, accepted: 0, copy: 0 },
+    ], 'a repeated report is audited, not accepted');
+    assert.deepEqual(await engine.listings.results(c.id), [{ node_id: 'n3', skipped: 1, accepted: 1, copy: 0 }]);
+    assert.deepEqual(await engine.listings.results(b.id), []);
+
+    const pending = await engine.listings.pendingEvents(100);
+    assert.deepEqual(pending.map((e) => e.msg_id).slice(0, 3), ['sweep.created.sw-l1', 'sweep.created.sw-l2', 'sweep.created.sw-l3B']);
+    assert.deepEqual(await engine.listings.pendingEvents(1), pending.slice(0, 1));
+    const drained = await drainEvents(engine);
+    assert.deepEqual(drained.map((e) => e.msg_id), pending.map((e) => e.msg_id));
+    assert.deepEqual(await engine.listings.pendingEvents(100), [], 'published ones are not pending');
+  });
+}
+
+export function peopleConformance(withFixture: WithFixture): void {
+  withFixture('people: active keys, admins and active users follow keys and revocations; images submitted per owner since a time; wildcard lists keep their first owner', async ({ engine }, clock) => {
+    assert.equal(await engine.people.hasActiveKeys(), false, 'a farm with no keys');
+    assert.deepEqual(await engine.people.activeAdmins(), [], 'local is an admin without a key');
+    const t0 = clock.t;
+    await engine.addKey({ name: 'bob', admin: false, weight: 2, quotaImages: 100 }, 'h-bob');
+    clock.t += 1;
+    await engine.addKey({ name: 'Zed', admin: true, weight: 1, quotaImages: null }, 'h-zed');
+    await engine.addKey({ name: 'alice', admin: true, weight: 1, quotaImages: null }, 'h-alice');
+    assert.equal(await engine.people.hasActiveKeys(), true);
+    assert.deepEqual(await engine.people.activeAdmins(), ['Zed', 'alice'], 'byte order');
+    assert.deepEqual(await engine.people.listUsers(), [
+      { name: 'local', admin: 1, weight: 1, quota_images: null, running: 0, created_at: 0, keys: 0 },
+      { name: 'bob', admin: 0, weight: 2, quota_images: 100, running: 0, created_at: t0, keys: 1 },
+      { name: 'Zed', admin: 1, weight: 1, quota_images: null, running: 0, created_at: t0 + 1, keys: 1 },
+      { name: 'alice', admin: 1, weight: 1, quota_images: null, running: 0, created_at: t0 + 1, keys: 1 },
+    ]);
+    assert.deepEqual(await engine.people.activeUser('bob'), await engine.getUser('bob'));
+    assert.equal(await engine.people.activeUser('local'), undefined, 'no key');
+    assert.equal(await engine.people.activeUser('nobody'), undefined);
+    assert.equal(await engine.revokeKeys('Zed'), 1);
+    assert.deepEqual(await engine.people.activeAdmins(), ['alice']);
+    assert.equal(await engine.people.activeUser('Zed'), undefined);
+    assert.equal((await engine.people.listUsers()).find((u) => u.name === 'Zed')!.keys, 0);
+    await engine.revokeKeys('bob');
+    await engine.revokeKeys('alice');
+    assert.equal(await engine.people.hasActiveKeys(), false);
+
+    await engine.createSweep(sweep('a', 'bob'), newJobs('q1', 3), 'sw-q1');
+    clock.t += 10_000;
+    const since = clock.t;
+    await engine.createSweep(sweep('b', 'bob'), newJobs('q2', 4), 'sw-q2');
+    await engine.createSweep(sweep('c', 'alice'), newJobs('q3', 5), 'sw-q3');
+    await engine.createSweep(sweep('d', 'bob'), [], 'sw-q4');
+    assert.equal(await engine.people.imagesSubmittedSince('bob', since), 4, 'from `since` on');
+    assert.equal(await engine.people.imagesSubmittedSince('bob', since - 10_000), 7);
+    assert.equal(await engine.people.imagesSubmittedSince('nobody', 0), 0);
+
+    assert.equal(await engine.people.wildcardOwner('colors'), undefined);
+    await engine.people.setWildcardOwner('colors', 'alice');
+    await engine.people.setWildcardOwner('colors', 'bob');
+    assert.equal(await engine.people.wildcardOwner('colors'), 'alice', 'the first writer keeps it');
+    await engine.people.setWildcardOwner('animals', 'alice');
+    await engine.people.setWildcardOwner('Birds', 'alice');
+    await engine.people.setWildcardOwner('moods', 'bob');
+    assert.deepEqual(await engine.people.wildcardsOf('alice'), ['Birds', 'animals', 'colors']);
+    await engine.people.forgetWildcardOwner('colors');
+    await engine.people.forgetWildcardOwner('never');
+    assert.deepEqual(await engine.people.wildcardsOf('alice'), ['Birds', 'animals']);
+    await engine.people.setWildcardOwner('colors', 'bob');
+    assert.deepEqual(await engine.people.wildcardsOf('bob'), ['colors', 'moods']);
+  });
+}
+
+export function retentionConformance(withFixture: WithFixture): void {
+  withFixture('retention: published outbox rows and result audits older than a time go in batches of a limit, oldest first; unpublished rows stay', async ({ engine }, clock) => {
+    await engine.createSweep(sweep('r'), newJobs('r', 3), 'sw-r');
+    await drainEvents(engine); // sweep.created, published at t0
+    const t0 = clock.t;
+    for (let i = 0; i < 3; i++) {
+      clock.t += 1_000;
+      const j = (await engine.leaseNext('n1', PROC, LEASE))!;
+      await engine.completeJob(j.id, 'n1', report(j));
+    }
+    clock.t += 1_000;
+    const published = await engine.claimEvents(2, 60_000);
+    await engine.markPublished(published.map((e) => e.id)); // two images, published at t0 + 4000
+    assert.equal((await engine.listings.pendingEvents(10)).length, 2, 'the last image and sweep.done');
+
+    assert.equal(await engine.retention.pruneOutbox(t0, 10), 0, 'published at t0: not before t0');
+    assert.equal(await engine.retention.pruneOutbox(t0 + 1, 10), 1);
+    assert.equal(await engine.retention.pruneOutbox(clock.t + 1, 1), 1, 'a batch of one');
+    assert.equal(await engine.retention.pruneOutbox(clock.t + 1, 10), 1);
+    assert.equal(await engine.retention.pruneOutbox(clock.t + 1_000_000, 10), 0, 'unpublished rows stay');
+    assert.equal((await engine.listings.pendingEvents(10)).length, 2);
+
+    // Results recorded at t0 + 1000, + 2000, + 3000.
+    assert.equal(await engine.retention.pruneResults(t0 + 1_000, 10), 0);
+    assert.equal(await engine.retention.pruneResults(t0 + 2_500, 10), 2);
+    assert.deepEqual(await engine.listings.results(jobId('sw-r', 0)), [], 'the oldest went');
+    assert.equal((await engine.listings.results(jobId('sw-r', 2))).length, 1);
+    assert.equal(await engine.retention.pruneResults(clock.t, 1), 1);
+    assert.equal(await engine.retention.pruneResults(clock.t, 1), 0);
+  });
+}
