@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { jobId } from '../store/rows.js';
 import type { WithFixture } from './conformance.js';
 import { LEASE, PROC, drainEvents, newJobs, report } from './conformance-helpers.js';
+import { RetentionDuty } from './retention-duty.js';
 
 const sweep = (name: string, owner?: string) => ({ name, spec: {}, priority: 0, backend: 'procedural', model: 'm1', ...(owner ? { owner } : {}) });
 
@@ -161,5 +162,37 @@ export function retentionConformance(withFixture: WithFixture): void {
     assert.equal((await engine.listings.results(jobId('sw-r', 2))).length, 1);
     assert.equal(await engine.retention.pruneResults(clock.t, 1), 1);
     assert.equal(await engine.retention.pruneResults(clock.t, 1), 0);
+  });
+}
+
+export function retentionDutyConformance(withFixture: WithFixture): void {
+  withFixture('retention as a duty: only its holder prunes (a batch per statement, until none is left); released, another connection takes it over', async ({ engine, another }, clock) => {
+    const other = await another();
+    const t0 = clock.t;
+    await engine.createSweep(sweep('rd'), newJobs('rd', 1), 'sw-rd');
+    await drainEvents(engine);
+    clock.t += 1_000;
+    const j = (await engine.leaseNext('n1', PROC, LEASE))!;
+    await engine.completeJob(j.id, 'n1', report(j));
+    await drainEvents(engine);
+    await engine.shares.create({ title: 'gone', renderKeys: [j.render_key], expiresAt: t0 + 500 });
+    await engine.shares.create({ title: 'kept', renderKeys: [j.render_key], expiresAt: t0 + 1_000_000 });
+    clock.t += 10_000;
+
+    const opts = { outboxMs: 1_000, resultsMs: 1_000, webhookDeliveriesMs: 1_000, batch: 1, now: () => clock.t };
+    const mine = new RetentionDuty(engine, opts);
+    const theirs = new RetentionDuty(other, opts);
+    assert.deepEqual(await mine.pass(), { outbox: 3, results: 1, webhookDeliveries: 0, shares: 1 }, 'sweep.created, the image and sweep.done; one result; the expired share');
+    assert.equal(mine.leading(), true);
+    assert.equal(await theirs.pass(), undefined, 'another holds the duty');
+    assert.equal(theirs.leading(), false);
+    assert.deepEqual(await mine.pass(), { outbox: 0, results: 0, webhookDeliveries: 0, shares: 0 }, 'kept the duty; nothing left');
+    assert.equal((await engine.shares.listAll()).length, 1);
+
+    await mine.stop();
+    assert.equal(await mine.pass(), undefined, 'stopped');
+    assert.deepEqual(await theirs.pass(), { outbox: 0, results: 0, webhookDeliveries: 0, shares: 0 }, 'taken over');
+    assert.equal(theirs.leading(), true);
+    await theirs.stop();
   });
 }
