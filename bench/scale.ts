@@ -14,10 +14,17 @@
  * upload nothing, so a 1×1 placeholder of each object of every sweep is stored
  * before the first timed run (untimed set-up, bench/placeholders.ts; its
  * duration is printed apart). The last line is the results as JSON.
- * `efficiency` is the 1 s run's jobs/s ÷ the ideal (nodes ÷ render time).
+ * `efficiency` is the 1 s run's jobs/s ÷ the ideal (nodes ÷ render time);
+ * `steadyEfficiency`, jobs per node and the first-lease spread (timeline())
+ * tell the coordinator's rate from a finite sweep's ramp-up and tail. Beside
+ * the coordinator's CPU it prints that of the simulated nodes, s3rver and
+ * nats-server, and how busy the whole machine was: on a 2-core machine the
+ * stand-ins share the cores with the coordinator.
  *   node --import tsx bench/scale.ts [SATURATED_JOBS=4000] [RENDER_MS=1000] [NODES=10,25,50,100]
+ * SCALE_PROF=DIR writes a CPU profile of the coordinator into DIR; SCALE_DUMP=PREFIX keeps a copy of its
+ * database after each run (PREFIX-<sweep>.sqlite) for a closer look.
  */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import { execPath } from 'node:process';
@@ -78,6 +85,21 @@ function cpuSeconds(pid: number): number {
   const rest = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
   return (Number(rest[11]) + Number(rest[12])) / TICK;
 }
+/** Pids whose command line holds `part` (the s3rver and nats-server children the devfarm helpers started). */
+function pidsOf(part: string): number[] {
+  return readdirSync('/proc')
+    .filter((d) => /^\d+$/.test(d))
+    .filter((d) => {
+      try {
+        return readFileSync(`/proc/${d}/cmdline`, 'utf8').includes(part);
+      } catch {
+        return false; // gone meanwhile
+      }
+    })
+    .map(Number);
+}
+const cpuOf = (pids: number[]) => pids.reduce((a, p) => a + cpuSeconds(p), 0);
+
 /** Busy and total jiffies of the whole machine (all cores), from /proc/stat's first line. */
 function boxJiffies(): { busy: number; total: number } {
   const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
@@ -103,7 +125,7 @@ async function metric(name: string): Promise<number> {
  * the 10th and 90th percentile of finish times ÷ ideal) is the rate with the
  * ramp-up and the tail left out.
  */
-function timeline(sweepId: string, nodes: number): Record<string, number> {
+function timeline(sweepId: string, nodes: number): { minJobsPerNode: number; maxJobsPerNode: number; firstLeaseSpreadMs: number; steadyEfficiency: number } {
   const db = new Database(join(tmp.dir, 'coordinator', 'coordinator.sqlite'), { readonly: true, fileMustExist: true });
   if (process.env.SCALE_DUMP) db.exec(`VACUUM INTO '${process.env.SCALE_DUMP}-${sweepId}.sqlite'`);
   try {
@@ -130,6 +152,8 @@ async function runSweep(spec: ReturnType<typeof sweepSpec>, tag: string, nodes: 
   const cpu0 = cpuSeconds(pid);
   const box0 = boxJiffies();
   const sim0 = sims.reduce((a, p) => a + cpuSeconds(p.child.pid!), 0);
+  const helpers = { s3rver: pidsOf(`s3-server-main.ts\0${new URL(s3.endpoint).port}`), nats: pidsOf(`nats-server\0`).filter((p) => readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(`\0${new URL(nats.url).port}\0`)) };
+  const helpers0 = { s3rver: cpuOf(helpers.s3rver), nats: cpuOf(helpers.nats) };
   const t0 = performance.now();
   const res = await fetch(`${api}/api/sweeps`, {
     method: 'POST',
@@ -145,7 +169,12 @@ async function runSweep(spec: ReturnType<typeof sweepSpec>, tag: string, nodes: 
   const cpu = cpuSeconds(pid) - cpu0;
   const box1 = boxJiffies();
   // What else the run cost: the simulated nodes' process(es), and how busy the whole machine was (every core; 100 = all busy).
-  const others = { simCpuPct: (100 * (sims.reduce((a, p) => a + cpuSeconds(p.child.pid!), 0) - sim0)) / seconds, boxBusyPct: (100 * (box1.busy - box0.busy)) / (box1.total - box0.total) };
+  const others = {
+    simCpuPct: (100 * (sims.reduce((a, p) => a + cpuSeconds(p.child.pid!), 0) - sim0)) / seconds,
+    s3rverCpuPct: (100 * (cpuOf(helpers.s3rver) - helpers0.s3rver)) / seconds,
+    natsCpuPct: (100 * (cpuOf(helpers.nats) - helpers0.nats)) / seconds,
+    boxBusyPct: (100 * (box1.busy - box0.busy)) / (box1.total - box0.total),
+  };
   if (view.counts.done !== n) throw new Error(`sweep ${tag} finished with ${view.counts.done} of ${n} jobs done`);
   return { jobs: n, seconds, jobsPerSec: n / seconds, ...timeline(id, nodes), ...others, cpuPct: (100 * cpu) / seconds, cpuMsPerJob: (1000 * cpu) / n, lagP99Ms: 1000 * (await metric('nodejs_eventloop_lag_p99_seconds')), rssMb: rssMb(pid), heapMb: (await metric('nodejs_heap_size_used_bytes')) / 1e6 };
 }
@@ -172,7 +201,9 @@ try {
     const runs = runsAt(n);
     const sat = await runSweep(runs.sat, `sat${n}`, n);
     const real = await runSweep(runs.real, `real${n}`, n);
-    results.push({ nodes: n, saturated: round(sat), renders: round({ ...real, efficiency: real.jobsPerSec / ((n * 1000) / RENDER_MS) }) });
+    // Renders of 0 ms have no steady rate to compare with an ideal.
+    const { steadyEfficiency: _none, ...satFigures } = sat;
+    results.push({ nodes: n, saturated: round(satFigures), renders: round({ ...real, efficiency: real.jobsPerSec / ((n * 1000) / RENDER_MS) }) });
     rows.push([
       String(n),
       sat.jobsPerSec.toFixed(0),
