@@ -7,6 +7,8 @@
  * multipart upload) rate and how long adding the same content again takes.
  * Alternating runs, medians; the last line is JSON. Time to first image on a
  * cold vs a warm farm is bench/model-cold-warm.ts.
+ * HASH=worker|inline forces where the cache hashes (default: its own pick,
+ * by core count: packages/registry/src/hash-worker.ts).
  *   node --import tsx bench/model-fetch.ts [MB=128] [RUNS=3]
  */
 import { randomBytes } from 'node:crypto';
@@ -16,11 +18,15 @@ import { join } from 'node:path';
 import { once } from 'node:events';
 import { modelFileKey, Storage } from '@nightshift/common';
 import { startS3Server, tempDir } from '@nightshift/devfarm';
+import { availableParallelism, loadavg } from 'node:os';
 import { addModel, ModelCache } from '@nightshift/registry';
 
 const MB = Number(process.argv[2] ?? 128);
 const RUNS = Number(process.argv[3] ?? 3);
 const bytes = MB * 1024 * 1024;
+const HASH = process.env.HASH;
+if (HASH !== undefined && HASH !== 'worker' && HASH !== 'inline') throw new Error('HASH must be worker or inline');
+const hashOpts = HASH ? { hashOffThread: HASH === 'worker' } : {};
 
 const tmp = tempDir('nightshift-bench-model-fetch-');
 const s3 = await startS3Server(join(tmp.dir, 's3'));
@@ -54,7 +60,7 @@ try {
     await rm(dest);
 
     const dir = join(tmp.dir, `cache-${r}`);
-    const cache = new ModelCache(dir, 2 * bytes);
+    const cache = new ModelCache(dir, 2 * bytes, hashOpts);
     t = performance.now();
     await cache.ensure(manifest.hash, storage);
     cached.push(MB / ((performance.now() - t) / 1000));
@@ -67,6 +73,9 @@ try {
     bench: 'model-fetch',
     mb: MB,
     runs: RUNS,
+    hash: HASH ?? 'auto',
+    cores: availableParallelism(),
+    load1: +loadavg()[0]!.toFixed(2),
     addMBps: +(MB / addS).toFixed(1),
     readdSeconds: +readdS.toFixed(2),
     fGetObjectMBps: +median(plain).toFixed(1),

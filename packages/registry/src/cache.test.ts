@@ -139,6 +139,21 @@ test('a corrupt object in the bucket: each attempt deleted, then a clear error; 
   await assert.rejects(cache.ensure('f'.repeat(64), b.storage), /not in the registry/);
 });
 
+test('hashed on the worker thread or inline, a download is checked the same: a good one installed, a corrupt one refused', async () => {
+  const dir = writeModel(join(b.dir, 'both-ways'), { 'w.bin': Buffer.alloc(3 * 1024 * 1024 + 3, 5), 'x.txt': 'x' });
+  const m = (await addModel(b.storage, 'both-ways', 'generator-asset', dir)).manifest;
+  for (const hashOffThread of [true, false]) {
+    const cache = new ModelCache(cacheDir(`both-ways-${hashOffThread}`), 20 * 1024 * 1024, { ...fastRetry, attempts: 1, hashOffThread });
+    const path = await cache.ensure(m.hash, b.storage);
+    assert.deepEqual(readFileSync(join(path, 'w.bin')), Buffer.alloc(3 * 1024 * 1024 + 3, 5));
+  }
+  await b.storage.client.putObject(b.storage.bucket, modelFileKey(m.hash, 'w.bin'), Buffer.alloc(3 * 1024 * 1024 + 3, 6));
+  for (const hashOffThread of [true, false]) {
+    const cache = new ModelCache(cacheDir(`both-ways-bad-${hashOffThread}`), 20 * 1024 * 1024, { ...fastRetry, attempts: 1, hashOffThread });
+    await assert.rejects(cache.ensure(m.hash, b.storage), /w\.bin: sha256 .* does not match/);
+  }
+});
+
 test('a hostile manifest naming ../../x is refused before any download; an object longer than its manifest says is cut off', async () => {
   const cdir = cacheDir('hostile');
   const files = [{ path: '../../escaped.bin', size: 4, sha256: 'b'.repeat(64) }];

@@ -108,7 +108,12 @@ export class ModelCache {
     private readonly opts: ModelCacheOptions = {},
   ) {
     this.disk = new CacheDisk(dir);
-    this.fetchOpts = { attempts: opts.attempts ?? 3, retryDelayMs: opts.retryDelayMs ?? 1_000, stallMs: opts.stallMs ?? 60_000 };
+    this.fetchOpts = {
+      attempts: opts.attempts ?? 3,
+      retryDelayMs: opts.retryDelayMs ?? 1_000,
+      stallMs: opts.stallMs ?? 60_000,
+      ...(opts.hashOffThread !== undefined ? { hashOffThread: opts.hashOffThread } : {}),
+    };
   }
 
   private open(): Promise<void> {

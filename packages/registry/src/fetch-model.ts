@@ -1,17 +1,17 @@
 /**
  * Downloads every file of a model into a fresh temp folder, hashing as it
- * writes, and checks each file's size and sha256 against the manifest. A
+ * writes (on a worker thread where there is a core to spare: hash-worker.ts), and checks each file's size and sha256 against the manifest. A
  * failed or corrupt attempt deletes its temp folder before the next one, so
  * nothing half-written survives; after the last attempt the error says which
  * model and why.
  */
-import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { modelFileKey, sleep } from '@nightshift/common';
 import type { RegistryStorage } from './bucket.js';
+import { streamHash } from './hash-worker.js';
 import type { ModelManifest } from './manifest.js';
 import type { OnProgress } from './progress.js';
 
@@ -32,29 +32,40 @@ export interface FetchOptions {
   retryDelayMs: number;
   /** A download that receives nothing for this long is cut and retried (default 60 s): a hung connection never hangs a job. */
   stallMs: number;
+  /** Hash on a worker thread (default: where the machine has OFF_THREAD_MIN_CORES cores or more; hash-worker.ts). */
+  hashOffThread?: boolean;
 }
+
+/** Unhashed bytes a download may run ahead of its hash by. */
+const MAX_UNHASHED = 64 * 1024 * 1024;
 
 /** Where a model file lands under a folder: its '/'-separated path, checked by the manifest schema. */
 export const localFilePath = (folder: string, path: string) => join(folder, ...path.split('/'));
 
-async function downloadOnce(storage: RegistryStorage, m: ModelManifest, folder: string, stallMs: number, onBytes: (file: string, n: number) => void): Promise<void> {
+async function downloadOnce(storage: RegistryStorage, m: ModelManifest, folder: string, stallMs: number, offThread: boolean | undefined, onBytes: (file: string, n: number) => void): Promise<void> {
   for (const f of m.files) {
     const dest = localFilePath(folder, f.path);
     await mkdir(dirname(dest), { recursive: true });
     const body = await storage.client.getObject(storage.bucket, modelFileKey(m.hash, f.path));
-    const sha = createHash('sha256');
+    const sha = streamHash(offThread);
     let size = 0;
     // One watchdog per file rather than a timer re-armed per chunk (thousands per file).
     let lastData = performance.now();
     const watchdog = setInterval(() => {
       if (performance.now() - lastData > stallMs) body.destroy(new Error(`${f.path}: no data for ${stallMs / 1000} s`));
     }, Math.max(10, stallMs / 4));
-    // Hashed and counted as the bytes pass to the file, with no extra stream hop: this is what
-    // keeps the download at the speed of a plain fGetObject (bench/model-fetch.ts). The listener
-    // and the pipe are attached in the same tick, so neither misses a chunk.
+    // Hashed (on a worker thread, or inline) and counted as the bytes pass to the file, with no extra stream
+    // hop: this is what keeps the download at the speed of a plain fGetObject (bench/model-fetch.ts).
+    // The listener and the pipe are attached in the same tick, so neither misses a chunk.
     body.on('data', (chunk: Buffer) => {
       lastData = performance.now();
       sha.update(chunk);
+      // A worker starved of CPU must not let unhashed bytes pile up in memory: the socket waits.
+      // (If the pipe resumes it for the file's sake, the next chunk pauses it again.)
+      if (sha.pending > MAX_UNHASHED) {
+        body.pause();
+        void sha.drained(MAX_UNHASHED / 4).then(() => body.resume());
+      }
       size += chunk.length;
       onBytes(f.path, chunk.length);
       // An object longer than the manifest says is cut at once: a bad or hostile bucket cannot fill the disk past the cache's cap.
@@ -63,11 +74,17 @@ async function downloadOnce(storage: RegistryStorage, m: ModelManifest, folder: 
     try {
       // A 1 MiB buffer: with the default 16 KiB the socket is paused after nearly every chunk.
       await pipeline(body, createWriteStream(dest, { highWaterMark: 1 << 20 }));
+    } catch (err) {
+      sha.drop();
+      throw err;
     } finally {
       clearInterval(watchdog);
     }
-    if (size !== f.size) throw new Error(`${f.path}: got ${size} bytes, the manifest says ${f.size} (a cut-off download)`);
-    const got = sha.digest('hex');
+    if (size !== f.size) {
+      sha.drop();
+      throw new Error(`${f.path}: got ${size} bytes, the manifest says ${f.size} (a cut-off download)`);
+    }
+    const got = await sha.digest();
     if (got !== f.sha256) throw new Error(`${f.path}: sha256 ${got} does not match the manifest's ${f.sha256}`);
   }
 }
@@ -87,7 +104,7 @@ export async function fetchModel(storage: RegistryStorage, m: ModelManifest, tmp
     const started = performance.now();
     onProgress?.({ phase: 'download', bytesDone: 0, bytesTotal: m.totalSize });
     try {
-      await downloadOnce(storage, m, folder, opts.stallMs, (file, n) => {
+      await downloadOnce(storage, m, folder, opts.stallMs, opts.hashOffThread, (file, n) => {
         done += n;
         onProgress?.({ phase: 'download', bytesDone: done, bytesTotal: m.totalSize, file });
       });
