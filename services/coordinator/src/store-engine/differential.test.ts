@@ -4,8 +4,8 @@
  * sweeps of three people of different weights; completions, skips, failures
  * with and without OOM, requeues with and without a refund, models a node
  * could not fetch, straggler copies finishing and failing, renewals, nodes
- * going silent, expiring leases, the clock moving on) applied to both engines must give the same answer at
- * every step, the same counters, the same rows and the same events. The
+ * going silent or marked down, expiring leases, the clock moving on) applied to both engines must give the same answer at
+ * every step, the same counters, rows, listings, events and webhook deliveries. The
  * conformance suite pins each rule by example; this catches the cases in
  * between (tie-breaks, backoff edges, blocklists) where the two could drift.
  */
@@ -92,6 +92,17 @@ for (const seed of [11, 12, 13]) {
         { backend: 'procedural', model: 'r4', priority: 0, n: 25, owner: 'alice', modelHash: H4, modelBytes: 2 ** 29 },
         { backend: 'procedural', model: 'r5', priority: 1, n: 15, owner: 'local', modelHash: H5, modelBytes: 2 ** 31 },
       ];
+      // Webhooks per person (ids are random per engine, so each engine's are kept apart) and the nodes registered.
+      const hooks = new Map<StoreEngine, string[]>();
+      for (const e of engines) {
+        const ids: string[] = [];
+        for (const owner of ['local', 'alice', 'bob']) {
+          const events = owner === 'bob' ? (['sweep.cancelled', 'node.down'] as const) : (['sweep.finished', 'sweep.failed'] as const);
+          ids.push((await e.webhooks.createWebhook({ url: `https://hooks.test/${owner}`, events: [...events], secret: 's', format: 'json', owner })).id);
+        }
+        hooks.set(e, ids);
+      }
+      for (const node of NODES) await both((e) => e.nodes.upsertNode(node.id, `gpu-${node.id}`, node.caps));
       const sweepColumns = ['id', 'name', 'spec_json', 'status', 'priority', 'backend', 'total', 'created_at', 'finished_at', 'kind', 'model', 'model_hash', 'model_bytes', 'owner'];
       for (const [i, s] of specs.entries()) {
         const jobs = sweepJobs(`s${i}`, s.n, s.backend, s.model, random);
@@ -162,7 +173,13 @@ for (const seed of [11, 12, 13]) {
           await sync(mine);
         } else if (r < 0.91) {
           const node = pickOne(NODES);
-          await both(async (e) => (await e.releaseNode(node.id, 'silent')).map((j) => j.id));
+          // Silent: released by the hub, or marked down (offline, node.down announced, webhooks told) and back at once.
+          if (random() < 0.5) await both(async (e) => (await e.releaseNode(node.id, 'silent')).map((j) => j.id));
+          else {
+            await both(async (e) => (await e.nodes.markNodeDown(node.id, `silent ${step}`)).map((j) => j.id));
+            clock.t += 1;
+            await both((e) => e.nodes.upsertNode(node.id, `gpu-${node.id}`, node.caps));
+          }
           await sync(held.keys());
         } else if (r < 0.92) {
           const sweep = pickOne(sweeps);
@@ -195,6 +212,9 @@ for (const seed of [11, 12, 13]) {
           for (const node of NODES) await both((e) => e.heldCount(node.id));
           for (const s of sweeps) await both(async (e) => ({ blocked: await e.blockedNodes(s.id), needs: await e.queuedRequirements(s.id) }));
           await both((e) => e.queuedWithExclusions(10_000));
+          await both(async (e) => (await e.listings.listSweeps({ offset: 1, limit: 3 }, 'alice')).map((row) => comparable(row, sweepColumns)));
+          await both(async (e) => [await e.listings.sweepCount(), await e.listings.sweepCount('bob')]);
+          for (const s of sweeps) await both(async (e) => (await e.listings.jobs(s.id, ['queued', 'leased'], { offset: 2, limit: 5 })).map((j) => comparable(j, columns)));
         }
       }
       for (const s of sweeps) {
@@ -205,6 +225,16 @@ for (const seed of [11, 12, 13]) {
           await both(async (e) => ({ row: comparable(await e.getJob(id), columns), excluded: await e.exclusions(id) }));
         }
       }
+      for (const s of sweeps) for (let i = 0; i < s.total; i++) await both((e) => e.listings.results(`${s.id}-${String(i).padStart(6, '0')}`));
+      await both((e) => e.nodes.listNodes());
+      // Each person's webhook got the same deliveries (ids aside).
+      let deliveries = 0;
+      for (let h = 0; h < 3; h++) {
+        deliveries += await both(async (e) =>
+          (await e.webhooks.webhookDeliveries(hooks.get(e)![h]!, 1_000)).map((d) => ({ ...d, id: 0, webhook_id: '', data: JSON.parse(d.data_json) as unknown, data_json: '' })),
+        ).then((rows) => rows.length);
+      }
+      assert.ok(deliveries > 0, 'the night told some webhooks something');
       await both(async (e) => (await e.claimEvents(10_000, 60_000)).map((ev) => ({ subject: ev.subject, msg_id: ev.msg_id, payload: JSON.parse(ev.payload) as unknown })));
     } finally {
       await lite.close();
