@@ -197,3 +197,35 @@ export function webhookConformance(withFixture: WithFixture): void {
     assert.deepEqual((await engine.webhooks.dueDeliveries(clock.t, 10)).map((d) => d.id), [d1.id], 'its pending delivery is not sent');
   });
 }
+
+export function modelHolderConformance(withFixture: WithFixture): void {
+  withFixture('model holders: what each node holds, written through any connection, counted farm-wide over online nodes; a node gone offline keeps its report uncounted', async ({ engine, another }) => {
+    const other = await another();
+    const [h1, h2, h3] = ['1', '2', '3'].map((c) => c.repeat(64)) as [string, string, string];
+    for (const n of ['n1', 'n2', 'n3']) await engine.nodes.upsertNode(n, n, CAPS);
+    const counts = async () => Object.fromEntries([...(await engine.modelHolders.holderCounts())].sort(([a], [b]) => (a < b ? -1 : 1)));
+    assert.deepEqual(await counts(), {});
+    await engine.modelHolders.setHeld('n1', [h1, h2, h1]);
+    await other.modelHolders.setHeld('n2', [h1]);
+    await other.modelHolders.setHeld('n3', [h3]);
+    await engine.modelHolders.setHeld('n-unknown', [h3]);
+    assert.deepEqual(await counts(), { [h1]: 2, [h2]: 1, [h3]: 1 }, 'a node the farm does not know is not counted');
+    assert.deepEqual(Object.fromEntries(await other.modelHolders.holderCounts()), Object.fromEntries(await engine.modelHolders.holderCounts()), 'the same from any connection');
+
+    await other.modelHolders.setHeld('n1', [h2, h3]);
+    assert.deepEqual(await counts(), { [h1]: 1, [h2]: 1, [h3]: 2 }, 'a new report replaces the old');
+    await engine.modelHolders.setHeld('n2', []);
+    assert.deepEqual(await counts(), { [h2]: 1, [h3]: 2 }, 'an empty report forgets');
+    await engine.nodes.setNodeStatus('n3', 'offline');
+    await engine.nodes.markNodeDown('n1', 'silent');
+    assert.deepEqual(await counts(), {}, 'offline nodes are not holders');
+    await engine.nodes.upsertNode('n1', 'n1', CAPS);
+    assert.deepEqual(await counts(), { [h2]: 1, [h3]: 1 }, 'back online with what it last reported');
+
+    const tooMany = Array.from({ length: 1_002 }, (_, i) => i.toString(16).padStart(64, '0'));
+    await assert.rejects(engine.modelHolders.setHeld('n1', tooMany), /holds 1002 models, more than the 1001/);
+    assert.deepEqual(await counts(), { [h2]: 1, [h3]: 1 }, 'a refused report changes nothing');
+    await engine.modelHolders.setHeld('n1', tooMany.slice(0, 1_001));
+    assert.equal((await engine.modelHolders.holderCounts()).size, 1_001);
+  });
+}

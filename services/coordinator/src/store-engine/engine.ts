@@ -58,6 +58,19 @@ export interface ShareEngine {
   pruneExpired(before?: number): Promise<number>;
 }
 
+/**
+ * Which registry models each node holds (loaded or cached hashes, from its
+ * ModelCacheState), farm-wide: on PostgreSQL a table written by the replica
+ * the node is connected to, so every replica's pick sees every node's
+ * holdings; on SQLite the one process's memory (NodeModels keeps it there too).
+ */
+export interface ModelHolderEngine {
+  /** What a node holds now (at most MAX_REPORTED_HASHES); empty forgets it. Call it when the set changes, not on every heartbeat. */
+  setHeld(nodeId: string, hashes: readonly string[]): Promise<void>;
+  /** How many online nodes hold each hash (a node that went offline keeps its report but is not counted): PickModels.holderCounts. */
+  holderCounts(): Promise<Map<string, number>>;
+}
+
 export interface NewSweep {
   name: string;
   spec: unknown;
@@ -141,6 +154,7 @@ export interface StoreEngine {
   readonly listings: ListingEngine;
   readonly people: PeopleEngine;
   readonly retention: RetentionEngine;
+  readonly modelHolders: ModelHolderEngine;
 
   /** Stores a sweep and its jobs atomically (jobs in batches), its counters and its sweep.created event. */
   createSweep(sweep: NewSweep, jobs: NewJob[], id?: string): Promise<SweepRow>;

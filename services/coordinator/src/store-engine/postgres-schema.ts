@@ -336,6 +336,14 @@ const MIGRATIONS = [
   CREATE INDEX wildcard_owners_owner ON wildcard_owners (owner, name);
   CREATE INDEX sweeps_newest ON sweeps (created_at DESC, id COLLATE "C");
   `,
+  // Which registry models each node holds, farm-wide (engine.ts's ModelHolderEngine).
+  `
+  CREATE TABLE node_models (
+    node_id TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    PRIMARY KEY (node_id, hash)
+  );
+  `,
 ];
 
 /** Runs the migrations the database has not had yet, each in its own transaction, once across replicas. */

@@ -17,7 +17,8 @@
  * Sweep control, placement's reads and the hub's counts are postgres-control.ts.
  *
  * Nodes, webhooks, listings, people and retention are postgres-nodes.ts,
- * postgres-webhooks.ts, postgres-listings.ts and postgres-people.ts.
+ * postgres-webhooks.ts, postgres-listings.ts and postgres-people.ts; which
+ * models each node holds, postgres-model-holders.ts.
  */
 import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
@@ -39,6 +40,7 @@ import { PgNodes } from './postgres-nodes.js';
 import { PgWebhooks } from './postgres-webhooks.js';
 import { PgListings, PgRetention } from './postgres-listings.js';
 import { PgPeople } from './postgres-people.js';
+import { PgModelHolders } from './postgres-model-holders.js';
 
 /** Rows per INSERT when storing a sweep's jobs (one array parameter per column). */
 const INSERT_BATCH = 5_000;
@@ -67,6 +69,7 @@ export class PostgresEngine implements StoreEngine {
   readonly listings: PgListings;
   readonly people: PgPeople;
   readonly retention: PgRetention;
+  readonly modelHolders: PgModelHolders;
   private readonly control: PgControl;
 
   private constructor(
@@ -87,6 +90,7 @@ export class PostgresEngine implements StoreEngine {
     this.listings = new PgListings(pool);
     this.people = new PgPeople(pool);
     this.retention = new PgRetention(pool);
+    this.modelHolders = new PgModelHolders(pool);
   }
 
   /** Connects and migrates (once across replicas starting together). */

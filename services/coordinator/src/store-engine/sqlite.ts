@@ -3,14 +3,17 @@
  * synchronous Store and Scheduler, delegating every write to them (one
  * process owns the file, so a pick and its lease in one transaction cannot
  * race). What exists only for several replicas is kept in this process:
- * outbox claims, leaderships and wake listeners are per Store, shared by
- * every engine over it. Nothing here writes SQL of its own.
+ * outbox claims, leaderships, wake listeners and which models each node
+ * holds are per Store, shared by every engine over it. Nothing here writes
+ * SQL of its own: nodes, webhooks, listings, people and retention are the
+ * Store's own methods made async (engine-faces.ts).
  */
 import { openDb } from '../db.js';
 import type { NodeCaps } from '../placement.js';
 import { Scheduler } from '../scheduler.js';
 import { Store, type StoreOptions } from '../store.js';
 import { SqliteCosts, SqliteShares } from './sqlite-side-stores.js';
+import { SqliteModelHolders } from './model-holders.js';
 import { LISTING_METHODS, NODE_METHODS, PEOPLE_METHODS, RETENTION_METHODS, WEBHOOK_METHODS, asyncFace } from './engine-faces.js';
 import type { ListingEngine, NodeEngine, PeopleEngine, RetentionEngine, WebhookEngine } from './engine-faces.js';
 import type { ClaimedEvent, CompletionReport, Leadership, NewSweep, NewUser, PickModels, QueuedRequirement, QueuedWithExclusions, RecentFinish, StoreEngine, UserRow, Wake } from './engine.js';
@@ -36,6 +39,8 @@ interface ProcessState {
   wakes: Set<(wake: Wake) => void>;
   /** A sweep is being stored or resumed through an engine now: its commit wakes pickers. */
   queueing: boolean;
+  /** Node → the registry models it holds (ModelHolderEngine). */
+  held: Map<string, readonly string[]>;
 }
 
 const processes = new WeakMap<Store, ProcessState>();
@@ -51,6 +56,7 @@ function stateOf(store: Store): ProcessState {
     leaders: new Map(),
     wakes: new Set(),
     queueing: false,
+    held: new Map(),
   };
   // The Store tells of every committed change: a job back in the queue, a new sweep, outbox rows.
   store.onCommit((c) => {
@@ -98,6 +104,7 @@ export class SqliteEngine implements StoreEngine {
   readonly listings: ListingEngine;
   readonly people: PeopleEngine;
   readonly retention: RetentionEngine;
+  readonly modelHolders: SqliteModelHolders;
 
   /** Opens (and migrates) a SQLite file; closing the engine closes it. */
   static open(file: string, opts: Partial<StoreOptions> = {}): SqliteEngine {
@@ -122,6 +129,7 @@ export class SqliteEngine implements StoreEngine {
     this.listings = asyncFace(store, LISTING_METHODS);
     this.people = asyncFace(store, PEOPLE_METHODS);
     this.retention = asyncFace(store, RETENTION_METHODS);
+    this.modelHolders = new SqliteModelHolders(store, this.state.held);
   }
 
   async createSweep(sweep: NewSweep, jobs: NewJob[], id?: string): Promise<SweepRow> {
