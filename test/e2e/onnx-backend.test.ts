@@ -171,12 +171,20 @@ describe('onnx backend end to end', { timeout: 400_000 }, () => {
     // logs a batch member's "rendered" line with the number of jobs in its call (waited for: a line
     // reaches its log file through this process, after the node wrote it).
     const keys = new Set(batched.map((i) => i.renderKey));
+    /** A log line's fields; a line still being written (or not JSON) has none. */
+    const parsed = (line: string): { msg?: string; renderKey?: string; batch?: number } => {
+      try {
+        return JSON.parse(line) as { msg?: string; renderKey?: string; batch?: number };
+      } catch {
+        return {};
+      }
+    };
     const inBatches = () =>
       readdirSync(join(tmp.dir, 'logs'))
         .filter((f) => f.startsWith('gpu-node-'))
         .flatMap((f) => readFileSync(join(tmp.dir, 'logs', f), 'utf8').split('\n'))
         .filter((line) => {
-        const l = (line.startsWith('{') ? JSON.parse(line) : {}) as { msg?: string; renderKey?: string; batch?: number };
+        const l = parsed(line);
         return l.msg === 'rendered' && l.renderKey !== undefined && keys.has(l.renderKey) && (l.batch ?? 1) > 1;
       });
     await waitFor('jobs of the sweep rendered in one call', () => inBatches().length >= 2, 10_000, 50);

@@ -14,6 +14,7 @@ function farm(n: number, chunk = 50) {
   let stopped = false;
   let fail: unknown;
   const failures: unknown[] = [];
+  let passes = 0;
   const fill = new FarmFill<string>(
     {
       targets: () => [...nodes],
@@ -22,11 +23,12 @@ function farm(n: number, chunk = 50) {
         chunks.push(c);
       },
       failed: (err) => failures.push(err),
+      passed: () => passes++,
       stopped: () => stopped,
     },
     chunk,
   );
-  return { nodes, chunks, fill, failures, stop: () => (stopped = true), failWith: (err: unknown) => (fail = err) };
+  return { nodes, chunks, fill, failures, passes: () => passes, stop: () => (stopped = true), failWith: (err: unknown) => (fail = err) };
 }
 
 test('a farm no bigger than a chunk is filled at once, in the caller’s turn', () => {
@@ -43,6 +45,7 @@ test('a bigger farm: the first chunk at once, each further chunk in a later turn
   assert.equal(f.chunks.length, 2, 'one chunk a turn');
   await settle();
   assert.deepEqual(f.chunks, [f.nodes.slice(0, 50), f.nodes.slice(50, 100), f.nodes.slice(100)]);
+  assert.equal(f.passes(), 1, 'a pass that filled every node says so once');
 });
 
 test('asked again during a pass: the pass goes on, then exactly one more pass', async () => {
@@ -66,6 +69,7 @@ test('a chunk that fails: the first one’s error is the caller’s, a later one
   await settle();
   assert.deepEqual(f.failures.map(String), ['Error: disk full']);
   assert.equal(f.chunks.length, 1, 'the rest of that pass is dropped');
+  assert.equal(f.passes(), 0, 'a dropped pass is not a pass');
   f.failWith(undefined);
   f.fill.request();
   await settle();

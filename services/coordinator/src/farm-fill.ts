@@ -18,6 +18,8 @@ export interface FarmFillDeps<T> {
   fill(chunk: T[]): void;
   /** A later chunk failed (the database, say): the pass is dropped, the next tick's pass is the retry. */
   failed(err: unknown): void;
+  /** A pass filled every node. */
+  passed(): void;
   /** True once the hub stops: no further chunk runs. */
   stopped(): boolean;
 }
@@ -69,6 +71,7 @@ export class FarmFill<T> {
 
   private done(): void {
     this.pass = undefined;
+    this.deps.passed();
     if (!this.again) return;
     this.again = false;
     setImmediate(() => {

@@ -96,7 +96,9 @@ export class NodeHub {
     this.farmFill = new FarmFill<Session>({
       targets: () => [...this.sessions.values()],
       fill: (chunk) => this.store.transaction(() => this.dispatcher.fill(chunk.filter((s) => this.sessions.get(s.nodeId) === s), Date.now())),
-      failed: (err) => this.health.failed('tick', err),
+      // Its own health entry: a tick's is marked ok once the first chunk went in.
+      failed: (err) => this.health.failed('fill', err),
+      passed: () => this.health.ok('fill'),
       stopped: () => this.stopping.signal.aborted,
     });
     this.inbox = new NodeInbox<Session>({

@@ -82,7 +82,8 @@ test('a render the backend says ran on the CPU costs no GPU time and no GPU ener
   const stub = stubNvidiaSmi({ gpus: [GPU], watts: [250] });
   try {
     const { done } = await renderOn('node-a', stub.env, 2);
-    assert.deepEqual(done.cost, { gpuMs: 0, energyMeasured: false, energyJoules: 0, gpuName: '', driverVersion: '' });
+    // Still this node's render (its GPU named, so a sweep's per-node figures keep it), measured at 0 J of GPU energy.
+    assert.deepEqual(done.cost, { gpuMs: 0, energyMeasured: true, energyJoules: 0, gpuName: GPU.name, driverVersion: GPU.driver });
   } finally {
     stub.cleanup();
   }

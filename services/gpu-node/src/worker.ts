@@ -276,12 +276,10 @@ export class Worker {
     });
     h.rendered = true;
     const renderMs = Math.round(performance.now() - started);
-    // A render the backend says ran on the CPU used no GPU: no GPU time, no GPU energy (only its
-    // count as a render). Alone, it leaves the device's busy time to the jobs beside it from now on.
+    const costed: Promise<JobCostReport> | undefined = member ? member.share()?.cost : span?.end();
+    // A render the backend says ran on the CPU used no GPU: it counts as a render of this node (its
+    // GPU and driver, whether its energy was measured) with no GPU time and no GPU energy.
     const onCpu = result.device === 'cpu';
-    if (onCpu) span?.cancel();
-    const metered: Promise<JobCostReport> | undefined = member ? member.share()?.cost : onCpu ? undefined : span?.end();
-    const costed = onCpu ? Promise.resolve(CPU_RENDER_COST) : metered;
     const batch = member?.share()?.jobs;
     this.opts.log.info({ job: job.jobId, renderKey: job.renderKey, renderMs, attempt: job.attempt, ...(batch ? { batch } : {}) }, 'rendered');
     // How it was made (provenance.ts): the same for the same software, so a re-render still gives the same bytes.
@@ -300,7 +298,7 @@ export class Worker {
       if (keys.thumb) await upload(keys.thumb, await makeThumbnail(png), 'image/webp');
       await upload(keys.image, png, 'image/png');
       const metered = await costed;
-      const cost = metered && { ...metered, gpuMs: Math.round(metered.gpuMs) };
+      const cost = metered && { ...metered, ...(onCpu ? { gpuMs: 0, energyJoules: 0 } : { gpuMs: Math.round(metered.gpuMs) }) };
       if (signal.aborted) return;
       this.opts.report({
         case: 'completed',
@@ -360,9 +358,6 @@ function storedImageKey(ref: string): string {
     throw new RenderFailure(`${JSON.stringify(ref)} is not a stored image: give an images/<renderKey>.png key or its renderKey`);
   }
 }
-
-/** What a CPU render reports: a render, with no GPU time and no GPU energy measured. */
-const CPU_RENDER_COST: JobCostReport = { gpuMs: 0, energyMeasured: false, energyJoules: 0, gpuName: '', driverVersion: '' };
 
 const jobKind = (job: JobAssignment): JobKind => (job.kind === 'upscale' ? 'upscale' : 'render');
 

@@ -38,7 +38,8 @@ export class SweepStore extends StoreBase {
         total++;
         if (values.length === JOB_ROWS * JOB_COLUMNS) this.insertJobs(values.splice(0));
       }
-      if (values.length) this.insertJobs(values);
+      // The rest one row a statement: a statement per tail size would stay prepared (cached) for good.
+      for (let at = 0; at < values.length; at += JOB_COLUMNS) this.insertJobs(values.slice(at, at + JOB_COLUMNS));
       this.q('UPDATE sweeps SET total = ? WHERE id = ?').run(total, id);
       // The state trigger counts changes, not inserts: a new sweep's jobs are all queued.
       if (total) this.q(`INSERT INTO sweep_counts (sweep_id, state, n) VALUES (?, 'queued', ?)`).run(id, total);
@@ -48,7 +49,7 @@ export class SweepStore extends StoreBase {
     return this.getSweep(id)!;
   }
 
-  /** Inserts queued jobs, JOB_COLUMNS values each, with one statement (one prepared per row count). */
+  /** Inserts queued jobs, JOB_COLUMNS values each, with one statement (two prepared: JOB_ROWS rows, and one). */
   private insertJobs(values: unknown[]): void {
     const rows = values.length / JOB_COLUMNS;
     const row = `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?)`;
@@ -197,11 +198,11 @@ export class SweepStore extends StoreBase {
   }
 }
 
-/** JSON.stringify, once per object (by identity). */
 /** Values bound per job row, and rows per INSERT statement (well under SQLite's 32,766 bound variables). */
 const JOB_COLUMNS = 14;
 const JOB_ROWS = 128;
 
+/** JSON.stringify, once per object (by identity). */
 function memoJson(): (value: object) => string {
   const seen = new WeakMap<object, string>();
   return (value) => {
