@@ -93,4 +93,30 @@ describe('noise drawn in worker threads', () => {
     await waiting.catch((err: Error) => assert.match(err.message, /noise worker exited/));
     assert.throws(() => pool.stream({ seeds: [3], per: 16, draws: 1 }), /closed/);
   });
+
+  test('a worker that dies, or cannot start, costs the render nothing: its draws are made here, the same values', async () => {
+    const plan = { seeds: [31, 32], per: 4 * 8 * 8, draws: 6 };
+    // One exits at once; one exits when its job arrives (the render has drawn its first draw here by then).
+    for (const source of [() => 'process.exit(3)', () => "require('node:worker_threads').parentPort.once('message', () => process.exit(4))"]) {
+      const pool = new NoiseWorkers(source);
+      try {
+        assert.deepEqual(bits(await drawAll(pool.stream(plan), 2 * plan.per, plan.draws)), bits(reference(plan)));
+      } finally {
+        await pool.close();
+      }
+    }
+    // A worker whose code does not even load: the same.
+    const broken = new NoiseWorkers(() => 'import("/no/such/noise-worker.js")');
+    try {
+      assert.deepEqual(bits(await drawAll(broken.stream(plan), 2 * plan.per, plan.draws)), bits(reference(plan)));
+    } finally {
+      await broken.close();
+    }
+    // And no worker at all (its source throws): drawn here from the start.
+    const none = new NoiseWorkers(() => {
+      throw new Error('tsx cannot be resolved');
+    });
+    assert.deepEqual(bits(await drawAll(none.stream(plan), 2 * plan.per, plan.draws)), bits(reference(plan)));
+    await none.close();
+  });
 });

@@ -56,6 +56,8 @@ class SharedDraws implements NoiseStream {
   private rejectFailed!: (err: Error) => void;
   /** The first draw, made on this thread because the worker had not made it when it was wanted. */
   private first: Float32Array | undefined;
+  /** Set once the worker is lost: the rest of the plan, drawn on this thread from the same seeds. */
+  private local: NoiseSource | undefined;
   private readonly size: number;
   private readonly draws: number;
   readonly slots: number;
@@ -75,20 +77,43 @@ class SharedDraws implements NoiseStream {
     if (this.failure) return;
     this.failure = err;
     this.rejectFailed(err);
+    Atomics.notify(this.ctrl, MADE); // a waitAsync left pending would hold this ring for good
+  }
+
+  /**
+   * The worker failed or exited: the render does not. Its remaining draws
+   * are made on this thread by generators of the same seeds, advanced past
+   * the draws already taken (and a first draw made here), so the values are
+   * the ones the worker would have drawn.
+   */
+  workerLost(): void {
+    if (this.closed || this.local || this.failure) return;
+    try {
+      const source = this.source();
+      for (let d = 0; d < this.taken + (this.first ? 1 : 0); d++) source.randn(this.size);
+      this.local = source;
+      Atomics.notify(this.ctrl, MADE);
+    } catch (err) {
+      this.fail(err instanceof Error ? err : new Error(String(err)));
+    }
+  }
+
+  private source(): NoiseSource {
+    const generators = this.plan.seeds.map((s) => new TorchGenerator(s, this.plan.normalKernel));
+    return generators.length === 1 ? generators[0]! : batchNoise(generators);
   }
 
   ready(): Promise<void> {
     if (this.closed) return Promise.reject(new Error('the noise stream is closed'));
     if (this.taken >= this.draws) return Promise.resolve();
     const made = Atomics.load(this.ctrl, MADE);
-    if (made > this.taken || this.first) return Promise.resolve();
+    if (made > this.taken || this.first || this.local) return Promise.resolve();
     if (this.failure) return Promise.reject(this.failure);
     if (this.taken === 0) {
       // Wanted right after the text encoder, which a small one runs faster than an idle worker wakes
       // (or a busy machine schedules it) and draws: drawn here instead of waited for, from the same
       // seeds (the same values; the worker's copy is skipped, its later draws are the ones used).
-      const generators = this.plan.seeds.map((s) => new TorchGenerator(s, this.plan.normalKernel));
-      this.first = (generators.length === 1 ? generators[0]! : batchNoise(generators)).randn(this.size);
+      this.first = this.source().randn(this.size);
       return Promise.resolve();
     }
     const wait = Atomics.waitAsync(this.ctrl, MADE, made);
@@ -101,6 +126,7 @@ class SharedDraws implements NoiseStream {
     if (this.taken >= this.draws) throw new RangeError(`all ${this.draws} planned noise draws are taken`);
     let draw = this.first;
     this.first = undefined;
+    if (!draw && this.local) draw = this.local.randn(this.size);
     if (!draw) {
       if (this.closed || Atomics.load(this.ctrl, MADE) <= this.taken) throw new Error('the next noise draw is not ready: await ready() first');
       const at = (this.taken % this.slots) * this.size;
@@ -169,7 +195,12 @@ export class NoiseWorkers {
   stream(plan: NoisePlan): NoiseStream {
     checkPlan(plan);
     if (this.closed) throw new Error('the noise workers are closed');
-    const worker = this.idle.pop() ?? this.spawn();
+    let worker: Worker;
+    try {
+      worker = this.idle.pop() ?? this.spawn();
+    } catch {
+      return localNoiseStream(plan); // no worker to be had (its source would not resolve): drawn here, the same values
+    }
     worker.ref(); // a render awaits its draws: keep the process alive meanwhile
     const id = this.nextId++;
     const stream = new SharedDraws(plan);
@@ -189,24 +220,32 @@ export class NoiseWorkers {
     return stream;
   }
 
+  /** `source`: the worker's code (tests give one that fails); by default the noise worker's. */
+  constructor(private readonly source: () => string = workerSource) {}
+
   private spawn(): Worker {
-    const worker = new Worker(workerSource(), { eval: true });
+    const worker = new Worker(this.source(), { eval: true });
     this.all.add(worker);
     worker.on('message', (msg: FromWorker) => {
       const job = this.jobs.get(worker);
       if (!job || job.id !== msg.id) return;
-      if (msg.kind === 'failed') job.stream.fail(new Error(`noise worker: ${msg.message}`));
-      else this.release(worker);
+      // A failed draw ends this worker's use: the render goes on drawing on its own thread.
+      if (msg.kind === 'failed') {
+        job.stream.workerLost();
+        this.jobs.delete(worker);
+        this.all.delete(worker);
+        void worker.terminate();
+      } else this.release(worker);
     });
-    const lost = (err: Error) => {
+    const lost = () => {
       this.all.delete(worker);
       const at = this.idle.indexOf(worker);
       if (at >= 0) this.idle.splice(at, 1);
-      this.jobs.get(worker)?.stream.fail(err);
+      this.jobs.get(worker)?.stream.workerLost();
       this.jobs.delete(worker);
     };
-    worker.on('error', (err) => lost(new Error(`noise worker failed: ${err.message}`)));
-    worker.on('exit', (code) => lost(new Error(`noise worker exited (code ${code})`)));
+    worker.on('error', lost);
+    worker.on('exit', lost);
     return worker;
   }
 
