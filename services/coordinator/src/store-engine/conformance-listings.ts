@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { jobId } from '../store/rows.js';
+import { ownKeys } from '../store/completion.js';
 import type { WithFixture } from './conformance.js';
 import { LEASE, PROC, drainEvents, newJobs, report } from './conformance-helpers.js';
 import { RetentionDuty } from './retention-duty.js';
@@ -194,5 +195,73 @@ export function retentionDutyConformance(withFixture: WithFixture): void {
     assert.deepEqual(await theirs.pass(), { outbox: 0, results: 0, webhookDeliveries: 0, shares: 0 }, 'taken over');
     assert.equal(theirs.leading(), true);
     await theirs.stop();
+  });
+}
+
+export function galleryConformance(withFixture: WithFixture): void {
+  withFixture('gallery, albums and metrics reads: announced images newest first per sweep, owner and keys; one image in full; an album prefers the owner\'s render; farm totals', async ({ engine }, clock) => {
+    await engine.createSweep(sweep('g1', 'alice'), newJobs('g1', 3), 'sw-g1');
+    await engine.createSweep(sweep('g2'), newJobs('g2', 2, { seed: 7 }), 'sw-g2');
+    await engine.createSweep(sweep('g3'), newJobs('g1', 1), 'sw-g3'); // the same image as sw-g1's first, for local
+    const order: string[] = [];
+    for (const sweepId of ['sw-g1', 'sw-g2', 'sw-g3']) {
+      for (const other of ['sw-g1', 'sw-g2', 'sw-g3']) await engine.setPaused(other, other !== sweepId);
+      for (let j = await engine.leaseNext('n1', PROC, LEASE); j; j = await engine.leaseNext('n1', PROC, LEASE)) {
+        clock.t += 1_000;
+        await engine.completeJob(j.id, 'n1', report(j, sweepId === 'sw-g3'));
+        order.push(j.id);
+      }
+    }
+    const url = (key: string) => `/files/${key}`;
+    const all = await engine.gallery.listImages({ offset: 0, limit: 10 }, url);
+    assert.equal(all.total, 5, 'the skipped repeat was announced before: not listed twice');
+    assert.deepEqual(all.images.map((i) => i.renderKey), ['rk-g2-1', 'rk-g2-0', 'rk-g1-2', 'rk-g1-1', 'rk-g1-0']);
+    const g10 = (await engine.getJob(jobId('sw-g1', 0)))!;
+    assert.deepEqual(all.images[4], {
+      key: g10.image_key, renderKey: 'rk-g1-0', url: `/files/${g10.image_key}`, thumbUrl: `/files/${g10.thumb_key}`, prompt: g10.prompt, seed: g10.seed, sweepId: 'sw-g1', favorite: null,
+    });
+    const page = await engine.gallery.listImages({ owner: 'alice', offset: 1, limit: 1 }, url, new Set(['rk-g1-1']));
+    assert.deepEqual([page.total, page.images.map((i) => [i.renderKey, i.favorite])], [3, [['rk-g1-1', true]]]);
+    const keyed = await engine.gallery.listImages({ sweep: 'sw-g2', renderKeys: ['rk-g2-0', 'rk-g1-0'], offset: 0, limit: 10 }, url, new Set());
+    assert.deepEqual([keyed.total, keyed.images.map((i) => [i.renderKey, i.favorite])], [1, [['rk-g2-0', false]]]);
+    assert.deepEqual(await engine.gallery.listImages({ renderKeys: [], offset: 0, limit: 10 }, url), { total: 0, images: [] });
+
+    const detail = (await engine.gallery.imageDetail('rk-g1-0', url))!;
+    assert.deepEqual(detail, {
+      ...all.images[4]!, jobId: g10.id, sweepName: 'g1', params: { steps: 4 }, backend: 'procedural', model: 'm1', node: 'n1', renderMs: 1_234,
+      finishedAt: new Date(g10.finished_at!).toISOString(), nextSeed: 1001,
+    }, 'the done render, not the later skip');
+    assert.deepEqual(await engine.gallery.imageDetail(g10.image_key!, url), detail, 'by image key too');
+    assert.equal((await engine.gallery.imageDetail('rk-g2-1', url))!.nextSeed, 8);
+    assert.equal(await engine.gallery.imageDetail('rk-none', url), undefined);
+
+    assert.equal((await engine.gallery.albumJob('rk-g1-0', 'local'))?.sweep_id, 'sw-g3', "local's own render");
+    assert.equal((await engine.gallery.albumJob('rk-g1-0', 'alice'))?.sweep_id, 'sw-g1');
+    assert.equal((await engine.gallery.albumJob('rk-g2-0', 'alice'))?.sweep_id, 'sw-g2', "another's when the owner has none");
+    assert.equal(await engine.gallery.albumJob('rk-none', 'alice'), undefined);
+
+    assert.equal(await engine.gallery.upscaled('rk-g1-0'), false);
+    await engine.createSweep({ ...sweep('up'), kind: 'upscale' }, newJobs('up', 1, { renderKey: 'rk-g1-0', kind: 'upscale', sourceKey: g10.image_key! }), 'sw-up');
+    await engine.setPaused('sw-g3', true);
+    const up = (await engine.leaseNext('n1', PROC, LEASE))!;
+    assert.equal(up.kind, 'upscale');
+    const keys = ownKeys(up);
+    assert.equal((await engine.completeJob(up.id, 'n1', { ...keys, renderMs: 50, skipped: false })).accepted, true);
+    assert.equal(await engine.gallery.upscaled('rk-g1-0'), true);
+    assert.equal((await engine.gallery.listImages({ offset: 0, limit: 10 }, url)).total, 5, 'an upscale is not another image');
+
+    await engine.nodes.upsertNode('n1', 'gpu', {});
+    await engine.createSweep(sweep('q'), newJobs('q', 2), 'sw-q');
+    await engine.cancelSweep('sw-q');
+    await engine.createSweep(sweep('open'), newJobs('o', 1), 'sw-open');
+    await drainEvents(engine);
+    await engine.appendEvent('x.test', 'm-1', {});
+    assert.deepEqual(await engine.gallery.farmCounts(), {
+      jobs: [{ state: 'cancelled', n: 2 }, { state: 'done', n: 6 }, { state: 'queued', n: 1 }, { state: 'skipped', n: 1 }],
+      nodes: 1,
+      outboxPending: 1,
+      sweeps: [{ status: 'cancelled', n: 1 }, { status: 'done', n: 4 }, { status: 'queued', n: 1 }],
+    });
+    assert.equal(order.length, 6);
   });
 }

@@ -15,7 +15,7 @@ import type { StoreEngine } from './engine.js';
 import { LEASE, PROC, assertCountsExact, drainEvents, newJobs, report } from './conformance-helpers.js';
 import { controlConformance } from './conformance-control.js';
 import { modelHolderConformance, nodeConformance, webhookConformance } from './conformance-nodes.js';
-import { listingConformance, peopleConformance, retentionConformance, retentionDutyConformance } from './conformance-listings.js';
+import { galleryConformance, listingConformance, peopleConformance, retentionConformance, retentionDutyConformance } from './conformance-listings.js';
 import { copyConformance, costConformance, modelConformance, requeueConformance, shareConformance, userConformance, wakeConformance } from './conformance-parity.js';
 
 export interface Clock {
@@ -348,5 +348,6 @@ export function storeEngineConformance(name: string, harness: EngineHarness, opt
     peopleConformance(withFixture);
     retentionConformance(withFixture);
     retentionDutyConformance(withFixture);
+    galleryConformance(withFixture);
   });
 }

@@ -18,12 +18,14 @@ import type { ReportedKeys } from '../store/completion.js';
 import type { CompleteOutcome, JobRow, NewJob, SweepCounts, SweepRow } from '../store/rows.js';
 import type { NewUser, UserRow } from '../store/users.js';
 import type { ListingEngine, NodeEngine, PeopleEngine, RetentionEngine, WebhookEngine } from './engine-faces.js';
+import type { GalleryEngine } from './gallery-face.js';
 
 export type { CompleteOutcome, JobRow, NewJob, SweepCounts, SweepRow } from '../store/rows.js';
 export type { NewUser, UserRow } from '../store/users.js';
 export type { CostSumRow, Recorded } from '../store/costs.js';
 export type { ShareRow } from '../store/shares.js';
 export type { Async, ListingEngine, NodeEngine, PeopleEngine, RetentionEngine, WebhookEngine } from './engine-faces.js';
+export type { FarmCounts, GalleryEngine } from './gallery-face.js';
 
 export type JobCostRow = ReturnType<CostStore['jobCosts']>[number];
 export type NodeCostSumRow = ReturnType<CostStore['nodeSums']>[number];
@@ -155,6 +157,8 @@ export interface StoreEngine {
   readonly people: PeopleEngine;
   readonly retention: RetentionEngine;
   readonly modelHolders: ModelHolderEngine;
+  /** What the gallery, albums and /metrics read (raw SQL outside the Store today). */
+  readonly gallery: GalleryEngine;
 
   /** Stores a sweep and its jobs atomically (jobs in batches), its counters and its sweep.created event. */
   createSweep(sweep: NewSweep, jobs: NewJob[], id?: string): Promise<SweepRow>;

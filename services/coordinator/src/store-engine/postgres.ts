@@ -18,7 +18,8 @@
  *
  * Nodes, webhooks, listings, people and retention are postgres-nodes.ts,
  * postgres-webhooks.ts, postgres-listings.ts and postgres-people.ts; which
- * models each node holds, postgres-model-holders.ts.
+ * models each node holds, postgres-model-holders.ts; the gallery's, albums'
+ * and /metrics' reads, postgres-gallery.ts.
  */
 import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
@@ -41,6 +42,7 @@ import { PgWebhooks } from './postgres-webhooks.js';
 import { PgListings, PgRetention } from './postgres-listings.js';
 import { PgPeople } from './postgres-people.js';
 import { PgModelHolders } from './postgres-model-holders.js';
+import { PgGallery } from './postgres-gallery.js';
 
 /** Rows per INSERT when storing a sweep's jobs (one array parameter per column). */
 const INSERT_BATCH = 5_000;
@@ -70,6 +72,7 @@ export class PostgresEngine implements StoreEngine {
   readonly people: PgPeople;
   readonly retention: PgRetention;
   readonly modelHolders: PgModelHolders;
+  readonly gallery: PgGallery;
   private readonly control: PgControl;
 
   private constructor(
@@ -91,6 +94,7 @@ export class PostgresEngine implements StoreEngine {
     this.people = new PgPeople(pool);
     this.retention = new PgRetention(pool);
     this.modelHolders = new PgModelHolders(pool);
+    this.gallery = new PgGallery(pool);
   }
 
   /** Connects and migrates (once across replicas starting together). */

@@ -6,7 +6,9 @@
  * outbox claims, leaderships, wake listeners and which models each node
  * holds are per Store, shared by every engine over it. Nothing here writes
  * SQL of its own: nodes, webhooks, listings, people and retention are the
- * Store's own methods made async (engine-faces.ts).
+ * Store's own methods made async (engine-faces.ts); the gallery face runs
+ * gallery.ts's functions and albums.ts's and metrics.ts's read-only queries
+ * on the Store's handle (gallery-face.ts).
  */
 import { openDb } from '../db.js';
 import type { NodeCaps } from '../placement.js';
@@ -14,6 +16,7 @@ import { Scheduler } from '../scheduler.js';
 import { Store, type StoreOptions } from '../store.js';
 import { SqliteCosts, SqliteShares } from './sqlite-side-stores.js';
 import { SqliteModelHolders } from './model-holders.js';
+import { SqliteGallery } from './gallery-face.js';
 import { LISTING_METHODS, NODE_METHODS, PEOPLE_METHODS, RETENTION_METHODS, WEBHOOK_METHODS, asyncFace } from './engine-faces.js';
 import type { ListingEngine, NodeEngine, PeopleEngine, RetentionEngine, WebhookEngine } from './engine-faces.js';
 import type { ClaimedEvent, CompletionReport, Leadership, NewSweep, NewUser, PickModels, QueuedRequirement, QueuedWithExclusions, RecentFinish, StoreEngine, UserRow, Wake } from './engine.js';
@@ -105,6 +108,7 @@ export class SqliteEngine implements StoreEngine {
   readonly people: PeopleEngine;
   readonly retention: RetentionEngine;
   readonly modelHolders: SqliteModelHolders;
+  readonly gallery: SqliteGallery;
 
   /** Opens (and migrates) a SQLite file; closing the engine closes it. */
   static open(file: string, opts: Partial<StoreOptions> = {}): SqliteEngine {
@@ -130,6 +134,7 @@ export class SqliteEngine implements StoreEngine {
     this.people = asyncFace(store, PEOPLE_METHODS);
     this.retention = asyncFace(store, RETENTION_METHODS);
     this.modelHolders = new SqliteModelHolders(store, this.state.held);
+    this.gallery = new SqliteGallery(store.db);
   }
 
   async createSweep(sweep: NewSweep, jobs: NewJob[], id?: string): Promise<SweepRow> {
