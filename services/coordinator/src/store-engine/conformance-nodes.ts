@@ -4,6 +4,8 @@
  */
 import assert from 'node:assert/strict';
 import { SUBJECTS } from '@nightshift/common';
+import { jobId as jobIdOf } from '../store/rows.js';
+import type { Change } from './engine.js';
 import type { WithFixture } from './conformance.js';
 import { LEASE, PROC, drainEvents, newJobs, report } from './conformance-helpers.js';
 
@@ -227,5 +229,75 @@ export function modelHolderConformance(withFixture: WithFixture): void {
     assert.deepEqual(await counts(), { [h2]: 1, [h3]: 1 }, 'a refused report changes nothing');
     await engine.modelHolders.setHeld('n1', tooMany.slice(0, 1_001));
     assert.equal((await engine.modelHolders.holderCounts()).size, 1_001);
+  });
+}
+
+/** What a subscriber heard, and a wait for what it has not yet heard. */
+class Heard<T> {
+  readonly heard: T[] = [];
+  private waiters: { pred: (xs: T[]) => boolean; resolve: () => void }[] = [];
+  readonly listener = (x: T): void => {
+    this.heard.push(x);
+    this.waiters = this.waiters.filter((w) => (w.pred(this.heard) ? (w.resolve(), false) : true));
+  };
+
+  until(pred: (xs: T[]) => boolean): Promise<void> {
+    return pred(this.heard) ? Promise.resolve() : new Promise((resolve) => this.waiters.push({ pred, resolve }));
+  }
+
+  clear(): void {
+    this.heard.length = 0;
+  }
+}
+
+export function changeConformance(withFixture: WithFixture): void {
+  withFixture('changes for live clients: another connection\'s sweeps and nodes changing are heard after commit, a heartbeat is not; an unsubscribed listener hears nothing more', async ({ engine, another }) => {
+    const other = await another();
+    const first = new Heard<Change>();
+    const second = new Heard<Change>();
+    const unsubscribe = await engine.subscribeChanges(first.listener);
+    const unsubscribeSecond = await engine.subscribeChanges(second.listener);
+    const sweepChanged = (id: string) => (cs: Change[]) => cs.some((c) => c.type === 'sweep' && c.sweepId === id);
+    const nodeIs = (id: string, status: string) => (cs: Change[]) => cs.some((c) => c.type === 'node' && c.nodeId === id && c.status === status);
+    let fences = 0;
+    /** Heard in commit order: once a later change is heard, anything before it would have been. */
+    const fence = async () => {
+      const id = `fence-${++fences}`;
+      await other.nodes.upsertNode(id, id, CAPS);
+      await first.until(nodeIs(id, 'online'));
+      return first.heard.filter((c) => !(c.type === 'node' && c.nodeId === id));
+    };
+
+    await other.createSweep({ name: 's', spec: {}, priority: 0, backend: 'procedural', model: 'm1' }, newJobs('ch', 2), 'sw-ch');
+    await first.until(sweepChanged('sw-ch'));
+    first.clear();
+    await other.leaseNext('n1', PROC, LEASE);
+    await first.until(sweepChanged('sw-ch'));
+    await other.nodes.upsertNode('n1', 'gpu', CAPS);
+    await first.until(nodeIs('n1', 'online'));
+    first.clear();
+    await other.nodes.touchNode('n1', 0);
+    await other.renewLeases('n1', [jobIdOf('sw-ch', 0)], LEASE);
+    assert.deepEqual(await fence(), [], 'a heartbeat and a renewal change nothing live clients show');
+    first.clear();
+    await other.nodes.setNodeStatus('n1', 'offline');
+    await first.until(nodeIs('n1', 'offline'));
+    await other.nodes.markNodeDown('n1', 'silent');
+    await first.until((cs) => nodeIs('n1', 'down')(cs) && sweepChanged('sw-ch')(cs));
+    first.clear();
+    await other.setPriority('sw-ch', 3);
+    await first.until(sweepChanged('sw-ch'));
+    first.clear();
+    await other.cancelSweep('sw-ch');
+    await first.until(sweepChanged('sw-ch'));
+    await second.until(sweepChanged('sw-ch'));
+
+    await unsubscribe();
+    first.clear();
+    second.clear();
+    await other.setPriority('sw-ch', 4);
+    await second.until(sweepChanged('sw-ch'));
+    assert.deepEqual(first.heard, [], 'an unsubscribed listener hears nothing more');
+    await unsubscribeSecond();
   });
 }

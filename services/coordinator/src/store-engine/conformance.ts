@@ -14,7 +14,7 @@ import type { NodeCaps } from '../placement.js';
 import type { StoreEngine } from './engine.js';
 import { LEASE, PROC, assertCountsExact, drainEvents, newJobs, report } from './conformance-helpers.js';
 import { controlConformance } from './conformance-control.js';
-import { modelHolderConformance, nodeConformance, webhookConformance } from './conformance-nodes.js';
+import { changeConformance, modelHolderConformance, nodeConformance, webhookConformance } from './conformance-nodes.js';
 import { galleryConformance, listingConformance, peopleConformance, retentionConformance, retentionDutyConformance } from './conformance-listings.js';
 import { copyConformance, costConformance, modelConformance, requeueConformance, shareConformance, userConformance, wakeConformance } from './conformance-parity.js';
 
@@ -344,6 +344,7 @@ export function storeEngineConformance(name: string, harness: EngineHarness, opt
     nodeConformance(withFixture);
     webhookConformance(withFixture);
     modelHolderConformance(withFixture);
+    changeConformance(withFixture);
     listingConformance(withFixture);
     peopleConformance(withFixture);
     retentionConformance(withFixture);

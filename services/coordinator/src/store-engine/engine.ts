@@ -113,6 +113,15 @@ export interface ClaimedEvent {
   payload: string;
 }
 
+/**
+ * A committed change live clients follow (SSE, WatchSweep): a sweep whose row
+ * or counters changed, a node that came online, went offline or was marked
+ * down; `resync` after a lost listening connection (anything may have
+ * changed). Per-job events and render progress stay in the process whose
+ * node reported them (live.ts).
+ */
+export type Change = { type: 'sweep'; sweepId: string } | { type: 'node'; nodeId: string; status: string } | { type: 'resync' };
+
 /** A queued job kept away from some nodes (for relaxing exclusions). */
 export interface QueuedWithExclusions {
   id: string;
@@ -255,6 +264,13 @@ export interface StoreEngine {
    * one after a lost listening connection says both). Resolves once listening.
    */
   subscribe(onWake: (wake: Wake) => void): Promise<() => Promise<void>>;
+
+  /**
+   * Calls `onChange` after any connection onto this database commits a change
+   * live clients show (at least once per sweep or node per commit; a change
+   * may be told twice). Resolves once listening.
+   */
+  subscribeChanges(onChange: (change: Change) => void): Promise<() => Promise<void>>;
 
   /** Takes a periodic duty (node timeouts, outbox publishing, pruning) unless another holder has it. */
   lead(duty: string): Promise<Leadership | undefined>;

@@ -12,6 +12,12 @@ import type { JobRow, NodeRow } from '../store/rows.js';
 import type { NodeEngine } from './engine-faces.js';
 import { enqueue, releaseNodeIn, type Q } from './postgres-helpers.js';
 import { inTransaction } from './postgres-pool.js';
+import { CHANGES_CHANNEL } from './postgres-schema.js';
+
+/** Live clients hear of a node's new status at commit (engine.ts's subscribeChanges). */
+function nodeChanged(c: Q, nodeId: string, status: string): Promise<unknown> {
+  return c.query('SELECT pg_notify($1, $2)', [CHANGES_CHANNEL, `node:${status}:${nodeId}`]);
+}
 
 /** The nodes columns of SQLite's NodeRow (the replica is this engine's own). */
 const NODE_COLUMNS = 'id, name, capabilities_json, status, last_seen, connected_at, jobs_done';
@@ -26,12 +32,15 @@ export class PgNodes implements NodeEngine {
 
   async upsertNode(id: string, name: string, capabilities: unknown): Promise<void> {
     const now = this.now();
-    await this.pool.query(
-      `INSERT INTO nodes (id, name, capabilities_json, status, last_seen, connected_at, replica) VALUES ($1, $2, $3, 'online', $4, $4, $5)
-       ON CONFLICT (id) DO UPDATE SET name = excluded.name, capabilities_json = excluded.capabilities_json, status = 'online',
-         last_seen = excluded.last_seen, connected_at = excluded.connected_at, replica = excluded.replica`,
-      [id, name, JSON.stringify(capabilities), now, this.replica],
-    );
+    await inTransaction(this.pool, async (c) => {
+      await c.query(
+        `INSERT INTO nodes (id, name, capabilities_json, status, last_seen, connected_at, replica) VALUES ($1, $2, $3, 'online', $4, $4, $5)
+         ON CONFLICT (id) DO UPDATE SET name = excluded.name, capabilities_json = excluded.capabilities_json, status = 'online',
+           last_seen = excluded.last_seen, connected_at = excluded.connected_at, replica = excluded.replica`,
+        [id, name, JSON.stringify(capabilities), now, this.replica],
+      );
+      await nodeChanged(c, id, 'online');
+    });
   }
 
   /** Rewrites last_seen only once it is `precisionMs` old (store/nodes.ts's touchNode); whether it wrote. */
@@ -41,7 +50,11 @@ export class PgNodes implements NodeEngine {
   }
 
   async setNodeStatus(id: string, status: 'online' | 'offline'): Promise<void> {
-    await this.pool.query('UPDATE nodes SET status = $1, last_seen = $2 WHERE id = $3', [status, this.now(), id]);
+    const now = this.now();
+    await inTransaction(this.pool, async (c) => {
+      await c.query('UPDATE nodes SET status = $1, last_seen = $2 WHERE id = $3', [status, now, id]);
+      await nodeChanged(c, id, status);
+    });
   }
 
   async listNodes(): Promise<NodeRow[]> {
@@ -83,6 +96,7 @@ export class PgNodes implements NodeEngine {
       await c.query(`UPDATE nodes SET status = 'offline', last_seen = $1 WHERE id = $2`, [now, nodeId]);
       const released = await releaseNodeIn(c, nodeId, `node ${nodeId} down: ${why}`);
       await recordNodeEventIn(c, SUBJECTS.nodeDown, nodeId, { why, requeued: released.length }, now);
+      await nodeChanged(c, nodeId, 'down');
       return released;
     });
   }

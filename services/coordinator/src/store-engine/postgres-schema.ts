@@ -18,6 +18,8 @@ export const LOCK_NAMESPACE = 0x4e534654; // "NSFT"
 export const MIGRATION_LOCK = 0;
 /** The LISTEN/NOTIFY channel of wake-ups; payloads 'jobs' and 'outbox'. */
 export const WAKE_CHANNEL = 'nightshift_wake';
+/** The channel of changes live clients follow; payloads 'sweep:<id>' and 'node:<status>:<id>'. */
+export const CHANGES_CHANNEL = 'nightshift_changes';
 
 const MIGRATIONS = [
   `
@@ -343,6 +345,26 @@ const MIGRATIONS = [
     hash TEXT NOT NULL,
     PRIMARY KEY (node_id, hash)
   );
+  `,
+  // Changes live clients follow (engine.ts's subscribeChanges): a sweep whose
+  // row or jobs' states changed, once per sweep per transaction (NOTIFY folds
+  // equal payloads), at commit. Node changes are notified by postgres-nodes.ts.
+  `
+  CREATE FUNCTION sweeps_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+  BEGIN
+    PERFORM pg_notify('${CHANGES_CHANNEL}', 'sweep:' || id) FROM (SELECT DISTINCT id FROM new_rows) s;
+    RETURN NULL;
+  END $$;
+  CREATE TRIGGER sweeps_insert_changed AFTER INSERT ON sweeps REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION sweeps_changed();
+  CREATE TRIGGER sweeps_update_changed AFTER UPDATE ON sweeps REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION sweeps_changed();
+  CREATE FUNCTION jobs_changed_sweeps() RETURNS trigger LANGUAGE plpgsql AS $$
+  BEGIN
+    PERFORM pg_notify('${CHANGES_CHANNEL}', 'sweep:' || sweep_id)
+       FROM (SELECT DISTINCT n.sweep_id FROM new_rows n JOIN old_rows o ON o.id = n.id WHERE o.state <> n.state) s;
+    RETURN NULL;
+  END $$;
+  CREATE TRIGGER jobs_changed_sweeps AFTER UPDATE ON jobs REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION jobs_changed_sweeps();
   `,
 ];
 

@@ -5,12 +5,21 @@
  * A notification is a hint (PostgreSQL drops none while the session lives,
  * but one sent while it was down is lost): after a lost connection it
  * reconnects with a growing pause and then wakes everyone for both, so
- * nothing committed meanwhile waits for the next poll.
+ * nothing committed meanwhile waits for the next poll. The same connection
+ * LISTENs for the changes live clients follow (sweeps, nodes); after a lost
+ * connection their listeners hear `resync`.
  */
 import type pg from 'pg';
-import type { Wake } from './engine.js';
+import type { Change, Wake } from './engine.js';
 import { createClient, type PoolOptions } from './postgres-pool.js';
-import { WAKE_CHANNEL } from './postgres-schema.js';
+import { CHANGES_CHANNEL, WAKE_CHANNEL } from './postgres-schema.js';
+
+/** A CHANGES_CHANNEL payload: 'sweep:<id>' or 'node:<status>:<id>'. */
+function changeOf(payload: string): Change | undefined {
+  if (payload.startsWith('sweep:')) return { type: 'sweep', sweepId: payload.slice(6) };
+  const node = /^node:([a-z]+):(.*)$/s.exec(payload);
+  return node ? { type: 'node', nodeId: node[2]!, status: node[1]! } : undefined;
+}
 
 const RETRY_MIN_MS = 100;
 const RETRY_MAX_MS = 5_000;
@@ -18,6 +27,7 @@ const RETRY_MAX_MS = 5_000;
 export class WakeListener {
   private client: Promise<pg.Client> | undefined;
   private readonly listeners = new Set<(wake: Wake) => void>();
+  private readonly changeListeners = new Set<(change: Change) => void>();
   private retry: NodeJS.Timeout | undefined;
   private retryMs = RETRY_MIN_MS;
   private closed = false;
@@ -25,34 +35,52 @@ export class WakeListener {
   constructor(private readonly conn: PoolOptions) {}
 
   /** Adds a listener; resolves once this engine's connection is listening. */
-  async add(onWake: (wake: Wake) => void): Promise<() => Promise<void>> {
+  add(onWake: (wake: Wake) => void): Promise<() => Promise<void>> {
+    return this.addTo(this.listeners, onWake);
+  }
+
+  /** Adds a listener of changes; resolves once this engine's connection is listening. */
+  addChanges(onChange: (change: Change) => void): Promise<() => Promise<void>> {
+    return this.addTo(this.changeListeners, onChange);
+  }
+
+  private async addTo<T>(set: Set<(value: T) => void>, on: (value: T) => void): Promise<() => Promise<void>> {
     if (this.closed) throw new Error('store engine closed');
     // A listener of its own, so one subscribed twice is unsubscribed once each.
-    const listener = (wake: Wake) => onWake(wake);
-    this.listeners.add(listener);
+    const listener = (value: T) => on(value);
+    set.add(listener);
     try {
       await this.connection();
     } catch (err) {
-      this.listeners.delete(listener);
+      set.delete(listener);
       throw err;
     }
     return async () => {
-      this.listeners.delete(listener);
-      if (this.listeners.size === 0) await this.disconnect();
+      set.delete(listener);
+      if (this.idle()) await this.disconnect();
     };
+  }
+
+  private idle(): boolean {
+    return this.listeners.size === 0 && this.changeListeners.size === 0;
   }
 
   async close(): Promise<void> {
     this.closed = true;
     this.listeners.clear();
+    this.changeListeners.clear();
     await this.disconnect();
   }
 
   private emit(wake: Wake): void {
+    this.tell(this.listeners, wake);
+  }
+
+  private tell<T>(set: Set<(value: T) => void>, value: T): void {
     let failure: unknown;
-    for (const listener of [...this.listeners]) {
+    for (const listener of [...set]) {
       try {
-        listener(wake);
+        listener(value);
       } catch (err) {
         failure ??= err;
       }
@@ -70,6 +98,8 @@ export class WakeListener {
       const client = createClient(this.conn);
       client.on('notification', (m) => {
         if (m.channel === WAKE_CHANNEL) this.emit({ jobs: m.payload === 'jobs', outbox: m.payload === 'outbox' });
+        const change = m.channel === CHANGES_CHANNEL ? changeOf(m.payload ?? '') : undefined;
+        if (change) this.tell(this.changeListeners, change);
       });
       const lost = () => {
         if (this.client !== connecting) return;
@@ -79,7 +109,7 @@ export class WakeListener {
       client.on('error', lost);
       client.on('end', lost);
       await client.connect();
-      await client.query(`LISTEN ${WAKE_CHANNEL}`);
+      await client.query(`LISTEN ${WAKE_CHANNEL}; LISTEN ${CHANGES_CHANNEL}`);
       return client;
     })();
     const connecting = this.client;
@@ -90,15 +120,16 @@ export class WakeListener {
   }
 
   private scheduleReconnect(): void {
-    if (this.closed || this.listeners.size === 0 || this.retry) return;
+    if (this.closed || this.idle() || this.retry) return;
     this.retry = setTimeout(() => {
       this.retry = undefined;
-      if (this.closed || this.listeners.size === 0) return;
+      if (this.closed || this.idle()) return;
       this.connection().then(
         () => {
           this.retryMs = RETRY_MIN_MS;
           // Whatever was committed while nobody listened: look again.
           this.emit({ jobs: true, outbox: true });
+          this.tell(this.changeListeners, { type: 'resync' });
         },
         () => {
           this.retryMs = Math.min(RETRY_MAX_MS, this.retryMs * 2);

@@ -25,9 +25,11 @@ async function terminateSessions(url: string, applicationName: string): Promise<
   const admin = new pg.Client({ connectionString: url });
   await admin.connect();
   try {
-    await admin.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1', [applicationName]);
-    // Terminating only signals the sessions: wait until they have left pg_stat_activity, as a dead replica's have.
-    while ((await admin.query('SELECT 1 FROM pg_stat_activity WHERE application_name = $1', [applicationName])).rows.length) await delay(10);
+    const { rows } = await admin.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE application_name = $1', [applicationName]);
+    const pids = rows.map((r) => r.pid);
+    await admin.query('SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) AS pid', [pids]);
+    // Terminating only signals them: wait until those sessions have left pg_stat_activity, as a dead replica's have (a reconnect is a new one).
+    while ((await admin.query('SELECT 1 FROM pg_stat_activity WHERE pid = ANY($1)', [pids])).rows.length) await delay(10);
   } finally {
     await admin.end();
   }
@@ -62,7 +64,7 @@ storeEngineConformance(
   { skip },
 );
 
-test('wake-ups survive a lost listening connection: it reconnects, wakes for both (a notification may have been missed), and hears the next commit', { skip, timeout: 60_000 }, async () => {
+test('wake-ups survive a lost listening connection: it reconnects, wakes for both (a notification may have been missed) and tells change listeners to resync, and hears the next commit', { skip, timeout: 60_000 }, async () => {
   const url = await server!.createDatabase('wake_reconnect');
   const listening = await PostgresEngine.open({ url });
   const writer = await PostgresEngine.open({ url });
@@ -74,9 +76,13 @@ test('wake-ups survive a lost listening connection: it reconnects, wakes for bot
       heard.push(w);
       if (waiting?.pred(w)) waiting.resolve();
     });
+    let resynced!: () => void;
+    const resync = new Promise<void>((resolve) => (resynced = resolve));
+    await listening.subscribeChanges((c) => c.type === 'resync' && resynced());
     const both = until((w) => w.jobs && w.outbox);
     await terminateSessions(url, listening.applicationName);
     await both;
+    await resync;
     const jobs = until((w) => w.jobs && !w.outbox);
     await writer.createSweep({ name: 'after', spec: {}, priority: 0, backend: 'procedural', model: 'm1' }, [], 'sw-after');
     await writer.createSweep(

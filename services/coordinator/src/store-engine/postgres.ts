@@ -27,7 +27,7 @@ import { decideFailure, type Failure, type FailingNode, type NodeCaps } from '..
 import { DEFAULT_STORE_OPTIONS, type StoreOptions } from '../store/base.js';
 import { ownKeys, refuseReport } from '../store/completion.js';
 import { newSweepId, type CompleteOutcome, type JobRow, type NewJob, type SweepCounts, type SweepRow } from '../store/rows.js';
-import type { ClaimedEvent, CompletionReport, Leadership, NewSweep, NewUser, PickModels, QueuedRequirement, QueuedWithExclusions, RecentFinish, StoreEngine, UserRow, Wake } from './engine.js';
+import type { Change, ClaimedEvent, CompletionReport, Leadership, NewSweep, NewUser, PickModels, QueuedRequirement, QueuedWithExclusions, RecentFinish, StoreEngine, UserRow, Wake } from './engine.js';
 import { imageEvent, sweepCreatedEvent } from '../store/events.js';
 import { HAND_ON, USER_COLUMNS, announcedBefore, byId, countsOf, dropCopyOf, enqueue, exclusionsOf, insertJobs, releaseNodeIn, settleSweep } from './postgres-helpers.js';
 import { PICK_AND_LEASE_SQL, STRAGGLER_SQL, pickModelValues } from './postgres-pick.js';
@@ -341,6 +341,10 @@ export class PostgresEngine implements StoreEngine {
 
   async subscribe(onWake: (wake: Wake) => void): Promise<() => Promise<void>> {
     return this.wakes.add(onWake);
+  }
+
+  async subscribeChanges(onChange: (change: Change) => void): Promise<() => Promise<void>> {
+    return this.wakes.addChanges(onChange);
   }
 
   // ------------------------------------------------------------------ results

@@ -19,7 +19,7 @@ import { SqliteModelHolders } from './model-holders.js';
 import { SqliteGallery } from './gallery-face.js';
 import { LISTING_METHODS, NODE_METHODS, PEOPLE_METHODS, RETENTION_METHODS, WEBHOOK_METHODS, asyncFace } from './engine-faces.js';
 import type { ListingEngine, NodeEngine, PeopleEngine, RetentionEngine, WebhookEngine } from './engine-faces.js';
-import type { ClaimedEvent, CompletionReport, Leadership, NewSweep, NewUser, PickModels, QueuedRequirement, QueuedWithExclusions, RecentFinish, StoreEngine, UserRow, Wake } from './engine.js';
+import type { Change, ClaimedEvent, CompletionReport, Leadership, NewSweep, NewUser, PickModels, QueuedRequirement, QueuedWithExclusions, RecentFinish, StoreEngine, UserRow, Wake } from './engine.js';
 import type { Failure, FailingNode } from '../placement.js';
 import type { CompleteOutcome, JobRow, NewJob, SweepCounts, SweepRow } from '../store/rows.js';
 
@@ -100,6 +100,7 @@ export class SqliteEngine implements StoreEngine {
   private readonly state: ProcessState;
   private closed = false;
   private readonly subscriptions = new Set<(wake: Wake) => void>();
+  private readonly unsubscribers = new Set<() => void>();
   readonly costs: SqliteCosts;
   readonly shares: SqliteShares;
   readonly nodes: NodeEngine;
@@ -303,6 +304,19 @@ export class SqliteEngine implements StoreEngine {
     };
   }
 
+  async subscribeChanges(onChange: (change: Change) => void): Promise<() => Promise<void>> {
+    if (this.closed) throw new Error('store engine closed');
+    // The Store's own commit events, less per-job ones (they stay with the hub that made them).
+    const off = this.store.onCommit((c) => {
+      for (const e of c.events) if (e.type === 'sweep' || e.type === 'node') onChange(e);
+    });
+    this.unsubscribers.add(off);
+    return async () => {
+      off();
+      this.unsubscribers.delete(off);
+    };
+  }
+
   async appendEvent(subject: string, msgId: string, payload: unknown): Promise<void> {
     this.store.appendEvent(subject, msgId, payload);
   }
@@ -337,6 +351,8 @@ export class SqliteEngine implements StoreEngine {
     for (const l of [...this.state.leaders.values()]) if (l.owner === this) await l.release();
     for (const listener of this.subscriptions) this.state.wakes.delete(listener);
     this.subscriptions.clear();
+    for (const off of this.unsubscribers) off();
+    this.unsubscribers.clear();
     if (this.ownsDb) this.store.db.close();
   }
 }
