@@ -6,7 +6,10 @@
  * flight over two connections (on PostgreSQL two pools, as two replicas
  * would; SQLite serialises them in its one process). The sweeps belong to two
  * users of different weights and the nodes report model caches, so the pick
- * pays for every term of its rule (fair share, rule 4's model placement). PostgreSQL is Debian's,
+ * pays for every term of its rule (fair share, rule 4's model placement).
+ * Then what a farm of 1,000 nodes costs besides picks: heartbeats (touchNode,
+ * fresh and rewriting last_seen), rule 4's farm-wide holder counts, and the
+ * sweeps page. PostgreSQL is Debian's,
  * a throwaway cluster with fsync off (startPostgres), so its numbers are an
  * upper bound for a durable server; SQLite runs as the coordinator does
  * (WAL, synchronous=NORMAL). The last line is the results as JSON.
@@ -57,6 +60,48 @@ interface EngineResult {
   pickP99Ms: number;
   concurrentPicksPerSec: number;
   distinct: boolean;
+  /** Heartbeats at 1,000 nodes: touchNode when last_seen is fresh (writes nothing) and when it must be rewritten. */
+  touchFreshPerSec: number;
+  touchWritePerSec: number;
+  /** Rule 4's holder counts over 1,000 online nodes holding 10 of 50 models each. */
+  holderCountsMs: number;
+  /** The sweeps page (50 newest with their counters), as GET /api/sweeps reads it. */
+  sweepsPageMs: number;
+}
+
+const NODES = 1_000;
+
+/** Calls per second of `call(i)` for `n` calls in turn. */
+async function rate(n: number, call: (i: number) => Promise<unknown>): Promise<number> {
+  const t = performance.now();
+  for (let i = 0; i < n; i++) await call(i);
+  return Math.round(n / ((performance.now() - t) / 1000));
+}
+
+async function median(n: number, call: () => Promise<unknown>): Promise<number> {
+  const times: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t = performance.now();
+    await call();
+    times.push(performance.now() - t);
+  }
+  return +quantile(times.sort((a, b) => a - b), 0.5).toFixed(2);
+}
+
+async function measureNodes(engine: StoreEngine): Promise<Pick<EngineResult, 'touchFreshPerSec' | 'touchWritePerSec' | 'holderCountsMs' | 'sweepsPageMs'>> {
+  const hashes = Array.from({ length: 50 }, (_, i) => i.toString(16).padStart(64, '0'));
+  for (let i = 0; i < NODES; i++) {
+    await engine.nodes.upsertNode(`hb-${i}`, `gpu-${i}`, CAPS);
+    await engine.modelHolders.setHeld(`hb-${i}`, Array.from({ length: 10 }, (_, k) => hashes[(i + k * 5) % 50]!));
+  }
+  return {
+    touchFreshPerSec: await rate(5_000, (i) => engine.nodes.touchNode(`hb-${i % NODES}`)),
+    touchWritePerSec: await rate(5_000, (i) => engine.nodes.touchNode(`hb-${i % NODES}`, 0)),
+    holderCountsMs: await median(50, () => engine.modelHolders.holderCounts()),
+    sweepsPageMs: await median(50, async () => {
+      for (const s of await engine.listings.listSweeps({ offset: 0, limit: 50 })) await engine.counts(s.id);
+    }),
+  };
 }
 
 async function measure(engine: StoreEngine, second: StoreEngine): Promise<EngineResult> {
@@ -107,6 +152,7 @@ async function measure(engine: StoreEngine, second: StoreEngine): Promise<Engine
     concurrentPicksPerSec: Math.round(concurrentPicksPerSec),
     // Every pick leased a job no other pick got.
     distinct: got === PICKS && leased.size === 2 * PICKS,
+    ...(await measureNodes(engine)),
   };
 }
 
