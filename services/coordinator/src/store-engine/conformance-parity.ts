@@ -100,15 +100,18 @@ export function requeueConformance(withFixture: WithFixture): void {
 }
 
 export function copyConformance(withFixture: WithFixture): void {
-  withFixture('straggler copies: chosen for idle nodes, renewed, first result wins, a failed copy ends, a lapsed holder hands over to its copy', async ({ engine }, clock) => {
+  withFixture('straggler copies: chosen for idle nodes (none at all while queued or copied), renewed, first result wins, a failed copy ends, a lapsed holder hands over to its copy', async ({ engine }, clock) => {
     await engine.createSweep({ name: 'c', spec: {}, priority: 0, backend: 'procedural', model: 'm1' }, newJobs('cp', 3), 'sw-cp');
     const t0 = clock.t;
     const j0 = (await engine.leaseNext('n1', PROC, LEASE))!;
+    assert.equal(await engine.anyStraggler(clock.t), false, 'its sweep still has jobs queued');
     clock.t += 1_000;
     const j1 = (await engine.leaseNext('n2', PROC, LEASE))!;
     clock.t += 1_000;
     const j2 = (await engine.leaseNext('n5', PROC, LEASE))!;
     clock.t = t0 + 10_000;
+    assert.equal(await engine.anyStraggler(t0 - 1), false, 'none running since before the cut');
+    assert.equal(await engine.anyStraggler(t0), true);
     assert.equal(await engine.straggler('n1', PROC, clock.t - 5_000), j1.id, 'the oldest job not its own');
     assert.equal(await engine.straggler('n9', PROC, t0 + 500), j0.id, 'only jobs running since before the cut');
     assert.equal(await engine.straggler('n9', { ...PROC, backends: ['exec'] }, clock.t), undefined, 'its backend must fit');
@@ -119,6 +122,7 @@ export function copyConformance(withFixture: WithFixture): void {
     assert.equal(await engine.straggler('n4', PROC, clock.t), j1.id, 'a job with a copy is not chosen again');
     assert.ok(await engine.leaseCopy(j1.id, 'n4', LEASE));
     assert.ok(await engine.leaseCopy(j2.id, 'n6', LEASE));
+    assert.equal(await engine.anyStraggler(clock.t), false, 'every job has its copy');
     assert.deepEqual((await engine.leasedTo('n3')).map((j) => j.id), [j0.id]);
     assert.deepEqual((await engine.leasedTo('n1')).map((j) => j.id), [j0.id]);
     await assertCountsExact(engine, 'sw-cp', 3, { running: 3 });

@@ -198,6 +198,8 @@ export interface StoreEngine {
 
   /** A slow job worth a second copy on this idle node: leased elsewhere since before `startedBefore`, its sweep's queue empty. */
   straggler(nodeId: string, caps: NodeCaps, startedBefore: number): Promise<string | undefined>;
+  /** Whether any leased job at all could get a copy now (the node-free part of `straggler`): a fill asks once before its idle nodes ask. */
+  anyStraggler(startedBefore: number): Promise<boolean>;
   /** Gives this node a straggler copy of a leased job (none already; never its own holder); the first result wins. */
   leaseCopy(jobId: string, nodeId: string, leaseMs: number): Promise<JobRow | undefined>;
   /** Ends a straggler copy; the original carries on. */

@@ -108,3 +108,13 @@ SELECT j.id
    AND NOT EXISTS (SELECT 1 FROM sweep_blocklist b WHERE b.sweep_id = s.id AND b.node_id = $1 AND b.blocked = 1)
  ORDER BY j.started_at, j.id
  LIMIT 1`;
+
+/** The node-free part of STRAGGLER_SQL (scheduler.ts's anyStraggler): whether any job could be copied now. */
+export const ANY_STRAGGLER_SQL = `
+SELECT 1
+  FROM jobs j JOIN sweeps s ON s.id = j.sweep_id
+ WHERE j.state = 'leased' AND j.copy_node_id IS NULL
+   AND s.status = 'running'
+   AND j.started_at <= $1
+   AND NOT EXISTS (SELECT 1 FROM jobs q WHERE q.state = 'queued' AND q.sweep_id = j.sweep_id)
+ LIMIT 1`;

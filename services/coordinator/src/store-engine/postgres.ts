@@ -30,7 +30,7 @@ import { newSweepId, type CompleteOutcome, type JobRow, type NewJob, type SweepC
 import type { Change, ClaimedEvent, CompletionReport, Leadership, NewSweep, NewUser, PickModels, QueuedRequirement, QueuedWithExclusions, RecentFinish, StoreEngine, UserRow, Wake } from './engine.js';
 import { imageEvent, sweepCreatedEvent } from '../store/events.js';
 import { HAND_ON, USER_COLUMNS, announcedBefore, byId, countsOf, dropCopyOf, enqueue, exclusionsOf, insertJobs, releaseNodeIn, settleSweep } from './postgres-helpers.js';
-import { PICK_AND_LEASE_SQL, STRAGGLER_SQL, pickModelValues } from './postgres-pick.js';
+import { ANY_STRAGGLER_SQL, PICK_AND_LEASE_SQL, STRAGGLER_SQL, pickModelValues } from './postgres-pick.js';
 import { createClient, createPool, inTransaction } from './postgres-pool.js';
 import { LOCK_NAMESPACE, migratePostgres } from './postgres-schema.js';
 import { WakeListener } from './postgres-wake.js';
@@ -208,6 +208,10 @@ export class PostgresEngine implements StoreEngine {
   async straggler(nodeId: string, caps: NodeCaps, startedBefore: number): Promise<string | undefined> {
     if (caps.backends.length === 0) return undefined;
     return (await this.pool.query<{ id: string }>(STRAGGLER_SQL, [nodeId, caps.backends, caps.vramMb, startedBefore])).rows[0]?.id;
+  }
+
+  async anyStraggler(startedBefore: number): Promise<boolean> {
+    return (await this.pool.query(ANY_STRAGGLER_SQL, [startedBefore])).rows.length > 0;
   }
 
   async leaseCopy(jobIdValue: string, nodeId: string, leaseMs: number): Promise<JobRow | undefined> {

@@ -195,6 +195,10 @@ export class SqliteEngine implements StoreEngine {
     return this.state.scheduler.straggler(nodeId, caps, startedBefore);
   }
 
+  async anyStraggler(startedBefore: number): Promise<boolean> {
+    return this.state.scheduler.anyStraggler(startedBefore);
+  }
+
   async leaseCopy(jobIdValue: string, nodeId: string, leaseMs: number): Promise<JobRow | undefined> {
     return this.store.leaseCopy(jobIdValue, nodeId, leaseMs);
   }
