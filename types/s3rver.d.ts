@@ -13,7 +13,8 @@ declare module 's3rver' {
     constructor(opts: S3rverOptions);
     run(): Promise<unknown>;
     /** Koa's middleware chain (s3rver is a Koa app), read when it starts listening; the first entry runs first. */
-    middleware: ((ctx: { method: string; path: string; status: number }, next: () => Promise<void>) => Promise<void>)[];
+    /** `body` and `length` are Koa's response body (a stream for an object GET) and Content-Length. */
+    middleware: ((ctx: { method: string; path: string; status: number; body: unknown; length: number | undefined }, next: () => Promise<void>) => Promise<void>)[];
     close(): Promise<void>;
   }
 }

@@ -17,11 +17,10 @@ import assert from 'node:assert/strict';
 import { cpSync, existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import { modelFileKey } from '@nightshift/common';
 import { addModel, type ModelManifest } from '@nightshift/registry';
 import { ensureTinySd } from '@nightshift/models';
-import { expandSweep, parseSpec, renderKey } from '@nightshift/sweep';
-import { type Farm, modelCacheDir, s3AccessLog, startFarm, tempDir, waitFor, waitForNodes } from '@nightshift/devfarm';
+import { type Farm, modelCacheDir, startFarm, tempDir, waitFor, waitForNodes } from '@nightshift/devfarm';
+import { expectedRenderKeys, modelFileGets as fileGets, modelsApi } from './models-helpers.js';
 
 const NODES = 3;
 const MODEL = 'castle-sd';
@@ -33,43 +32,14 @@ let manifest: ModelManifest;
 let other: string;
 let capBytes: number;
 
-interface NodeView {
-  id: string;
-  status: string;
-  models: { cached: string[]; loaded: string; downloads: { hash: string; bytesDone: number; bytesTotal: number }[]; bytesPerS: number } | null;
-}
-
-const api = async <T>(path: string): Promise<T> => (await (await fetch(`${farm.apiUrl}${path}`)).json()) as T;
-const nodes = async () => (await api<{ nodes: NodeView[] }>('/api/nodes')).nodes;
-
-async function submit(spec: unknown): Promise<string> {
-  const res = await fetch(`${farm.apiUrl}/api/sweeps`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(spec) });
-  const body = (await res.json()) as { id: string };
-  assert.equal(res.status, 201, JSON.stringify(body));
-  return body.id;
-}
-
-async function waitDone(id: string) {
-  return waitFor(`sweep ${id}`, async () => {
-    const s = await api<{ status: string; counts: Record<string, number>; failedJobs: unknown[] }>(`/api/sweeps/${id}`);
-    return ['done', 'failed', 'cancelled'].includes(s.status) ? s : undefined;
-  }, 240_000, 250);
-}
+const client = () => modelsApi(farm.apiUrl);
+const api = <T>(path: string) => client().api<T>(path);
+const nodes = () => client().nodes();
+const submit = (spec: unknown) => client().submit(spec);
+const waitDone = (id: string) => client().waitDone(id);
 
 /** GETs of the model's files the S3 server has answered so far, by object key. */
-function modelFileGets(): Map<string, number> {
-  const keys = new Set(manifest.files.map((f) => `/nightshift/${modelFileKey(manifest.hash, f.path)}`));
-  const counts = new Map<string, number>();
-  const file = s3AccessLog(farm.dir);
-  if (!existsSync(file)) return counts;
-  for (const line of readFileSync(file, 'utf8').split('\n')) {
-    if (!line) continue;
-    const { path } = JSON.parse(line) as { path: string };
-    const key = decodeURIComponent(path);
-    if (keys.has(key)) counts.set(key, (counts.get(key) ?? 0) + 1);
-  }
-  return counts;
-}
+const modelFileGets = () => fileGets(farm.dir, manifest);
 
 const spec = (seeds: { start: number; count: number }) => ({
   name: 'castles from the registry',
@@ -81,8 +51,7 @@ const spec = (seeds: { start: number; count: number }) => ({
 });
 
 /** The render keys a sweep on the registered model must produce: the content hash in place of the name. */
-const expectedKeys = (s: ReturnType<typeof spec>) =>
-  expandSweep(parseSpec(s), 100).map((j) => renderKey({ backend: j.backend, model: manifest.hash, prompt: j.prompt, seed: j.seed, params: j.params })).sort();
+const expectedKeys = (s: ReturnType<typeof spec>) => expectedRenderKeys(s, manifest.hash);
 
 describe('registry models are pulled by nodes on demand', { timeout: 600_000 }, () => {
   before(async () => {

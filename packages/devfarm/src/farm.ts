@@ -59,6 +59,8 @@ export interface FarmOptions {
   modelCache?: { gb?: number };
   /** The S3 server appends every GET to `s3AccessLog(dir)` (JSON lines), so a test can count downloads. */
   s3AccessLog?: boolean;
+  /** The S3 server paces every GET's body to this many bytes per second (a test that acts mid-download). */
+  s3BytesPerSecond?: number;
 }
 
 /** Where a farm under `dir` logs its S3 GETs when `s3AccessLog` is set. */
@@ -112,7 +114,7 @@ export async function startFarm(opts: FarmOptions): Promise<Farm> {
     return `http://${r.host}:${r.port}`;
   };
   const nats = await startNatsServer(join(dir, 'nats'), { ...(await place(natsPort, 'nats.log')), ...(opts.natsAuth ? { auth: opts.natsAuth } : {}) });
-  const s3 = await startS3Server(join(dir, 's3'), { ...(await place(s3Port, 's3.log')), ...(opts.s3AccessLog ? { accessLog: s3AccessLog(dir) } : {}) });
+  const s3 = await startS3Server(join(dir, 's3'), { ...(await place(s3Port, 's3.log')), ...(opts.s3AccessLog ? { accessLog: s3AccessLog(dir) } : {}), ...(opts.s3BytesPerSecond ? { bytesPerSecond: opts.s3BytesPerSecond } : {}) });
   const httpPort = opts.ports?.http ?? (await freePort());
   const grpcPort = opts.ports?.grpc ?? (await freePort());
   const indexerPort = opts.ports?.indexer ?? (await freePort());

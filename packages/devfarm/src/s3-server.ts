@@ -18,12 +18,15 @@ export interface S3Server {
   secretKey: string;
   start(): Promise<void>;
   stop(): Promise<void>;
+  /** Stops it at once (SIGKILL), cutting transfers under way: a crash or a pulled cable, where stop() lets s3rver close. */
+  kill(): Promise<void>;
 }
 
 const MAIN = fileURLToPath(new URL('./s3-server-main.ts', import.meta.url));
 
 /** `accessLog`: a file every GET is appended to as a JSON line (s3-server-main.ts). */
-export async function startS3Server(dir: string, opts: ServerPlacement & { accessLog?: string } = {}): Promise<S3Server> {
+/** `bytesPerSecond`: every GET's body is paced to this rate (tests that act mid-download). */
+export async function startS3Server(dir: string, opts: ServerPlacement & { accessLog?: string; bytesPerSecond?: number } = {}): Promise<S3Server> {
   mkdirSync(dir, { recursive: true });
   const port = opts.port ?? (await freePort());
   let proc: ManagedProcess | undefined;
@@ -38,6 +41,7 @@ export async function startS3Server(dir: string, opts: ServerPlacement & { acces
     async start() {
       proc = startProcess('s3rver', process.execPath, ['--import', 'tsx', MAIN, String(port), dir, opts.bind ?? '127.0.0.1', ...(opts.accessLog ? [opts.accessLog] : [])], {
         ...(opts.logFile ? { logFile: opts.logFile } : {}),
+        ...(opts.bytesPerSecond ? { env: { ...process.env, NIGHTSHIFT_S3_BYTES_PER_S: String(opts.bytesPerSecond) } } : {}),
         prefix: opts.prefix,
       });
       await waitFor(`s3rver on ${port}`, async () => {
@@ -48,6 +52,9 @@ export async function startS3Server(dir: string, opts: ServerPlacement & { acces
     },
     async stop() {
       await proc?.stop();
+    },
+    async kill() {
+      await proc?.kill9();
     },
   };
   await server.start();
