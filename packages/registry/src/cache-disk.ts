@@ -46,7 +46,12 @@ export class CacheDisk {
   /** Whether this folder's timestamps are fine-grained (probed once); coarse ones make a fresh stamp untrusted. */
   private fine?: Promise<boolean>;
 
-  constructor(readonly dir: string) {
+  /** `fineTimestamps`: what the folder's timestamps are, when known (tests of the coarse case); probed otherwise. */
+  constructor(
+    readonly dir: string,
+    fineTimestamps?: boolean,
+  ) {
+    if (fineTimestamps !== undefined) this.fine = Promise.resolve(fineTimestamps);
     this.metaDir = join(dir, '.meta');
     this.tmpDir = join(dir, '.tmp');
     this.trashDir = join(dir, '.trash');

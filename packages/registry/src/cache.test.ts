@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { modelFileKey, modelManifestKey, Storage } from '@nightshift/common';
 import { addModel, ModelCache, ModelFetchError, modelHash, RATE_MIN_BYTES, type CacheEvent, type ModelManifest, type TransferProgress } from './mod.js';
 import { putJson } from './bucket.js';
+import { isRacy, RACY_NS, type FileStamp } from './file-stamp.js';
 import { flipByte, startTestBucket, writeModel, type TestBucket } from './test-helpers.js';
 
 let b: TestBucket;
@@ -313,6 +314,38 @@ test('switching back and forth between cached models re-hashes nothing; a change
   );
   // Only the changed file was read (the config file's stamp still held).
   assert.deepEqual(verified, [SIZE - 10, SIZE - 10]);
+});
+
+test('coarse timestamps: a stamp taken within RACY_NS of its file\'s last change is not trusted (hashed again at the next use), a later one is', async () => {
+  const m = models[0]!;
+  const events: CacheEvent[] = [];
+  const dir = cacheDir('coarse');
+  const coarse = new ModelCache(dir, 10 * SIZE, { ...fastRetry, fineTimestamps: false, onEvent: (e) => events.push(e) });
+  const stamps = () => Object.values((JSON.parse(readFileSync(join(dir, '.meta', `${m.hash}.json`), 'utf8')) as { stamps: Record<string, FileStamp> }).stamps);
+  const racyBytes = () => stamps().filter(isRacy).reduce((n, st) => n + st.size, 0);
+  const rehashed = (bytes: number) => (bytes > 0 ? [{ type: 'rehashed', hash: m.hash, bytes, full: false }] : []);
+  await coarse.ensure(m.hash, b.storage);
+  events.length = 0;
+  // Stamped as the download installed the files, just after writing them: those stamps are racy, and their files read again.
+  let expected = racyBytes();
+  await coarse.ensure(m.hash, b.storage);
+  assert.deepEqual(events.splice(0), rehashed(expected));
+  // Once the clock is past every file's last change by RACY_NS, the next check's stamps are not racy …
+  const settled = Number(stamps().reduce((n, st) => (BigInt(st.ctimeNs) > n ? BigInt(st.ctimeNs) : n), 0n) + RACY_NS) / 1e6 + 1;
+  while (Date.now() <= settled) await new Promise((r) => setTimeout(r, 5));
+  expected = racyBytes();
+  await coarse.ensure(m.hash, b.storage);
+  assert.deepEqual(events.splice(0), rehashed(expected));
+  assert.equal(racyBytes(), 0);
+  // … and trusted from then on.
+  for (let i = 0; i < 3; i++) await coarse.ensure(m.hash, b.storage);
+  assert.deepEqual([...events], []);
+  // With fine-grained timestamps even a fresh stamp is trusted.
+  const fine = new ModelCache(cacheDir('fine'), 10 * SIZE, { ...fastRetry, fineTimestamps: true, onEvent: (e) => events.push(e) });
+  await fine.ensure(m.hash, b.storage);
+  events.length = 0;
+  await fine.ensure(m.hash, b.storage);
+  assert.deepEqual([...events], []);
 });
 
 test('a manifest read that fails is tried again with the download attempts; a missing one is final at once', async () => {

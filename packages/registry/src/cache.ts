@@ -39,6 +39,8 @@ export type CacheEvent =
 export interface ModelCacheOptions extends Partial<FetchOptions> {
   /** Downloads smaller than this do not count towards the measured rate (default RATE_MIN_BYTES). */
   rateMinBytes?: number;
+  /** Whether the cache folder's timestamps are fine-grained (file-stamp.ts); probed when not said. Tests set false for the coarse case. */
+  fineTimestamps?: boolean;
   /** Told when a cached copy failed its check and is fetched again, when a model is evicted, and when one was downloaded. */
   onEvent?: (e: CacheEvent) => void;
 }
@@ -107,7 +109,7 @@ export class ModelCache {
     readonly capBytes: number,
     private readonly opts: ModelCacheOptions = {},
   ) {
-    this.disk = new CacheDisk(dir);
+    this.disk = new CacheDisk(dir, opts.fineTimestamps);
     this.fetchOpts = {
       attempts: opts.attempts ?? 3,
       retryDelayMs: opts.retryDelayMs ?? 1_000,
