@@ -85,7 +85,7 @@ export class NodeModels {
    * `label` names the model in errors (the job's model name). An abort stops
    * the wait, not the download: another job may be waiting on it too.
    */
-  async use(hash: string, _backend: string, label: string, signal: AbortSignal): Promise<PulledModel> {
+  async use(hash: string, label: string, signal: AbortSignal): Promise<PulledModel> {
     signal.throwIfAborted();
     if (!this.cache.list().some((e) => e.hash === hash)) this.opts.log.info({ hash, model: label }, 'model not in the cache: pulling it from the bucket');
     const pending = this.cache.use(hash, this.opts.storage);

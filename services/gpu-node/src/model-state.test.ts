@@ -59,7 +59,7 @@ test('the node tells the coordinator what its cache holds, on Register and every
   writeFileSync(file, Buffer.alloc(300_000, 5));
   const { manifest } = await addModel(storage, 'state-model', 'generator-asset', file);
   const models = new NodeModels({ settings: { dir: path.join(tmp.dir, 'cache'), capBytes: 1e9, attempts: 2, retryDelayMs: 10 }, storage, log, rateMinBytes: 0 });
-  const held = await models.use(manifest.hash, 'exec', 'state-model', new AbortController().signal);
+  const held = await models.use(manifest.hash, 'state-model', new AbortController().signal);
   held.release();
 
   const connection = new Connection({
@@ -98,7 +98,7 @@ test('a restarted node lists the models it kept before any job needs one', async
   const { manifest } = await addModel(storage, 'kept-model', 'generator-asset', file);
   const settings = { dir: path.join(tmp.dir, 'restart-cache'), capBytes: 1e9, attempts: 2, retryDelayMs: 10 };
   const before = new NodeModels({ settings, storage, log });
-  (await before.use(manifest.hash, 'exec', 'kept-model', new AbortController().signal)).release();
+  (await before.use(manifest.hash, 'kept-model', new AbortController().signal)).release();
   const after = new NodeModels({ settings, storage, log });
   await after.open();
   const state = after.state();

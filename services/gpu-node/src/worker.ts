@@ -322,7 +322,7 @@ export class Worker {
   private pullModel(job: JobAssignment, signal: AbortSignal): Promise<PulledModel> {
     const label = job.model || job.modelHash.slice(0, 12);
     if (!this.opts.models) return Promise.reject(new ModelUnavailableError(job.modelHash, `model ${label} (${job.modelHash.slice(0, 12)}) is a registry model and this node has no model cache`));
-    return this.opts.models.use(job.modelHash, job.backend, label, signal);
+    return this.opts.models.use(job.modelHash, label, signal);
   }
 
   /**

@@ -70,7 +70,7 @@ describe('backends rendering from models pulled out of the bucket', { timeout: 1
   test('onnx: a pulled diffusers folder renders the same bytes as that folder on disk, under the registry name', async () => {
     const local = await ensureTinySd(path.join(tmp.dir, 'local'));
     const { manifest } = await addModel(storage, 'my-sd', 'diffusion', local);
-    const pulled = await models.use(manifest.hash, 'onnx', 'my-sd', signal);
+    const pulled = await models.use(manifest.hash, 'my-sd', signal);
     const backend = new OnnxBackend({ models: {}, dataDir: path.join(tmp.dir, 'data'), threads: 1 });
     try {
       const job = (model: string, modelPath?: string): RenderRequest => ({
@@ -97,7 +97,7 @@ describe('backends rendering from models pulled out of the bucket', { timeout: 1
   test('upscale: a node with no upscaler configured upscales with the pulled one, named after it', async () => {
     const file = await ensureTinyUpscaler(path.join(tmp.dir, 'local'));
     const { manifest } = await addModel(storage, 'my-upscaler', 'upscaler', file);
-    const pulled = await models.use(manifest.hash, 'upscale', 'my-upscaler', signal);
+    const pulled = await models.use(manifest.hash, 'my-upscaler', signal);
     const bare = new UpscaleBackend();
     const configured = new UpscaleBackend({ modelPath: file });
     try {
