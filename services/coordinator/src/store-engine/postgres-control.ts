@@ -22,22 +22,19 @@ export class PgControl {
   async cancelSweep(sweepId: string): Promise<JobRow[]> {
     const now = this.now();
     return inTransaction(this.pool, async (c) => {
+      // Jobs before their sweep, the order of the pick (its lease, then `started`) and of settleSweep after a completion:
+      // taking the sweep first would deadlock with either. Locked before read, so one a concurrent pick leased a moment
+      // ago is among those returned (its node is told to stop); one finished meanwhile drops out on re-check.
+      const open = (await c.query<JobRow>(`SELECT * FROM jobs WHERE sweep_id = $1 AND state IN ('queued', 'leased') ORDER BY id FOR UPDATE`, [sweepId])).rows;
       const sweep = (await c.query<SweepRow>('SELECT * FROM sweeps WHERE id = $1 FOR UPDATE', [sweepId])).rows[0];
       if (!sweep || FINAL.includes(sweep.status)) return [];
-      // The jobs are locked before they are read, so one a concurrent pick leased a moment ago is among those returned (its node is told to stop).
-      const { rows } = await c.query<JobRow>(
-        `WITH open AS (SELECT * FROM jobs WHERE sweep_id = $1 AND state IN ('queued', 'leased') ORDER BY id FOR UPDATE),
-         cancelled AS (
-           UPDATE jobs j SET state = 'cancelled', finished_at = $2, lease_expires_at = NULL, copy_node_id = NULL, copy_lease_expires_at = NULL
-             FROM open WHERE j.id = open.id
-           RETURNING open.*
-         )
-         SELECT * FROM cancelled WHERE state = 'leased' ORDER BY idx`,
-        [sweepId, now],
+      await c.query(
+        `UPDATE jobs SET state = 'cancelled', finished_at = $2, lease_expires_at = NULL, copy_node_id = NULL, copy_lease_expires_at = NULL WHERE id = ANY($1)`,
+        [open.map((j) => j.id), now],
       );
       await c.query(`UPDATE sweeps SET status = 'cancelled', finished_at = $1 WHERE id = $2`, [now, sweepId]);
       await enqueue(c, { subject: SUBJECTS.sweepCancelled, msgId: `sweep.cancelled.${sweepId}`, payload: { sweepId, cancelledAt: new Date(now).toISOString() } }, now);
-      return rows;
+      return open.filter((j) => j.state === 'leased').sort((a, b) => a.idx - b.idx);
     });
   }
 

@@ -35,6 +35,14 @@ export function createClient(opts: PoolOptions): pg.Client {
 
 const RETRYABLE = new Set(['40P01', '40001']);
 
+/** Pool → transactions retried so far, by SQLSTATE (a deadlock retried is a lock-order bug to find, not a cost to hide). */
+const retried = new WeakMap<pg.Pool, Map<string, number>>();
+
+/** How many transactions on `pool` were aborted and run again, by SQLSTATE ('40P01' deadlock, '40001' serialization). */
+export function retriesOf(pool: pg.Pool): Record<string, number> {
+  return Object.fromEntries(retried.get(pool) ?? []);
+}
+
 /** Runs `work` in one transaction, again (up to 5 times) when PostgreSQL aborted it for a deadlock or serialization failure. */
 export async function inTransaction<T>(pool: pg.Pool, work: (c: pg.PoolClient) => Promise<T>): Promise<T> {
   for (let attempt = 1; ; attempt++) {
@@ -49,6 +57,9 @@ export async function inTransaction<T>(pool: pg.Pool, work: (c: pg.PoolClient) =
       await client.query('ROLLBACK').catch((e: unknown) => (broken = e instanceof Error ? e : new Error(String(e))));
       const code = (err as { code?: unknown }).code;
       if (attempt >= 5 || typeof code !== 'string' || !RETRYABLE.has(code)) throw err;
+      const counts = retried.get(pool) ?? new Map<string, number>();
+      counts.set(code, (counts.get(code) ?? 0) + 1);
+      retried.set(pool, counts);
     } finally {
       client.release(broken);
     }

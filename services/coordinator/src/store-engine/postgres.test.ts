@@ -4,6 +4,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import pg from 'pg';
 import { postgresMissing, startPostgres, type PostgresServer } from '@nightshift/devfarm';
 import { storeEngineConformance } from './conformance.js';
+import { report } from './conformance-helpers.js';
 import { PostgresEngine } from './postgres.js';
 import type { Wake } from './engine.js';
 
@@ -115,5 +116,82 @@ test('a starting replica leaves online the nodes of replicas still running', { s
   } finally {
     await running.close();
     await starting.close();
+  }
+});
+
+/** Resolves once a session of `applicationName` waits on a row lock (polled: the wait is an event PostgreSQL shows, not a timing guess). */
+async function waitingOnLock(watcher: pg.Client, applicationName: string): Promise<void> {
+  while (!(await watcher.query(`SELECT 1 FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock'`, [applicationName])).rows.length) await delay(5);
+}
+
+const JOB = (tag: string, index: number) => ({ index, renderKey: `rk-${tag}-${index}`, prompt: 'p', seed: index, params: {}, axes: {}, backend: 'procedural', model: 'm1', minVramMb: 0 });
+const CAPS = { backends: ['procedural'], models: [], vramMb: 8_192 };
+
+test('cancelSweep takes locks in the order completions do (jobs, then their sweep): a cancel waiting on a completion that then settles the sweep is no deadlock', { skip, timeout: 60_000 }, async () => {
+  const url = await server!.createDatabase('lock_order_forced');
+  const completer = await PostgresEngine.open({ url });
+  const canceller = await PostgresEngine.open({ url });
+  const admin = new pg.Client({ connectionString: url });
+  await admin.connect();
+  // pg_stat_activity is read once per transaction: the watcher is a session outside the blocking one.
+  const watcher = new pg.Client({ connectionString: url });
+  await watcher.connect();
+  try {
+    await completer.createSweep({ name: 'last', spec: {}, priority: 0, backend: 'procedural', model: 'm1' }, [JOB('last', 0)], 'sw-last');
+    const job = (await completer.leaseNext('n1', CAPS, 30_000))!;
+    // Hold the completion after it locked its job (its counter trigger waits on this row), so the cancel starts in between.
+    await admin.query('BEGIN');
+    await admin.query(`SELECT * FROM sweep_counts WHERE sweep_id = 'sw-last' AND state = 'leased' FOR UPDATE`);
+    const completing = completer.completeJob(job.id, 'n1', report(job));
+    await waitingOnLock(watcher, completer.applicationName);
+    const cancelling = canceller.cancelSweep('sw-last');
+    await waitingOnLock(watcher, canceller.applicationName);
+    await admin.query('COMMIT');
+    // The completion now settles the sweep (it was the last job): it locks the sweep, which the cancel must not hold.
+    assert.equal((await completing).accepted, true);
+    assert.deepEqual(await cancelling, [], 'the job finished before the cancel reached it');
+    assert.equal((await completer.getSweep('sw-last'))!.status, 'done');
+    assert.deepEqual(completer.retries(), {}, 'no transaction was aborted and retried');
+    assert.deepEqual(canceller.retries(), {}, 'no transaction was aborted and retried');
+  } finally {
+    await admin.end();
+    await watcher.end();
+    await completer.close();
+    await canceller.close();
+  }
+});
+
+test('cancels racing picks and completions on two replicas never deadlock (no transaction retried, no pick failed), 40 rounds', { skip, timeout: 120_000 }, async () => {
+  const url = await server!.createDatabase('lock_order_race');
+  const a = await PostgresEngine.open({ url });
+  const b = await PostgresEngine.open({ url });
+  try {
+    let leases = 0;
+    let completions = 0;
+    for (let round = 0; round < 40; round++) {
+      // A sweep whose only job is leased (its completion settles the sweep) and a queued sweep (its first pick starts it).
+      await a.createSweep({ name: 'c', spec: {}, priority: 1, backend: 'procedural', model: 'm1' }, [JOB(`c${round}`, 0)], `sw-c${round}`);
+      const held = (await a.leaseNext(`n${round}`, CAPS, 30_000))!;
+      assert.equal(held.sweep_id, `sw-c${round}`);
+      await a.createSweep({ name: 'q', spec: {}, priority: 0, backend: 'procedural', model: 'm1' }, [JOB(`q${round}`, 0), JOB(`q${round}`, 1)], `sw-q${round}`);
+      const [done, picked, , , picked2] = await Promise.all([
+        a.completeJob(held.id, `n${round}`, report(held)),
+        a.leaseNext(`m${round}`, CAPS, 30_000),
+        b.cancelSweep(`sw-c${round}`),
+        b.cancelSweep(`sw-q${round}`),
+        b.leaseNext(`k${round}`, CAPS, 30_000),
+      ]);
+      if (done.accepted) completions++;
+      else assert.equal((await a.getJob(held.id))!.state, 'cancelled', 'a completion refused only because the cancel came first');
+      leases += [picked, picked2].filter(Boolean).length;
+      for (const id of [`sw-c${round}`, `sw-q${round}`]) assert.ok(['done', 'cancelled'].includes((await a.getSweep(id))!.status), `${id} ended`);
+    }
+    assert.deepEqual(a.retries(), {}, 'no transaction of replica a was retried');
+    assert.deepEqual(b.retries(), {}, 'no transaction of replica b was retried');
+    // Not vacuous: the races did lease and complete (how many depends on who won each).
+    assert.ok(leases + completions > 0, `${leases} leases, ${completions} completions`);
+  } finally {
+    await a.close();
+    await b.close();
   }
 });

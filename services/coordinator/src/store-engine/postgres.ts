@@ -31,7 +31,7 @@ import type { Change, ClaimedEvent, CompletionReport, Leadership, NewSweep, NewU
 import { imageEvent, sweepCreatedEvent } from '../store/events.js';
 import { HAND_ON, USER_COLUMNS, announcedBefore, byId, countsOf, dropCopyOf, enqueue, exclusionsOf, insertJobs, releaseNodeIn, settleSweep } from './postgres-helpers.js';
 import { ANY_STRAGGLER_SQL, PICK_AND_LEASE_SQL, STRAGGLER_SQL, pickModelValues } from './postgres-pick.js';
-import { createClient, createPool, inTransaction } from './postgres-pool.js';
+import { createClient, createPool, inTransaction, retriesOf } from './postgres-pool.js';
 import { LOCK_NAMESPACE, migratePostgres } from './postgres-schema.js';
 import { WakeListener } from './postgres-wake.js';
 import { PgCosts } from './postgres-costs.js';
@@ -494,6 +494,11 @@ export class PostgresEngine implements StoreEngine {
       if (this.leaderClient === connecting) this.leaderClient = undefined;
     });
     return connecting;
+  }
+
+  /** Transactions aborted by PostgreSQL and run again so far, by SQLSTATE ('40P01' deadlock, '40001' serialization); tests assert none. */
+  retries(): Record<string, number> {
+    return retriesOf(this.pool);
   }
 
   async close(): Promise<void> {
