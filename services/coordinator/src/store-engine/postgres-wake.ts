@@ -32,7 +32,11 @@ export class WakeListener {
   private retryMs = RETRY_MIN_MS;
   private closed = false;
 
-  constructor(private readonly conn: PoolOptions) {}
+  /** `newClient`: how its listening connection is made (a test fails its LISTEN). */
+  constructor(
+    private readonly conn: PoolOptions,
+    private readonly newClient: (conn: PoolOptions) => pg.Client = createClient,
+  ) {}
 
   /** Adds a listener; resolves once this engine's connection is listening. */
   add(onWake: (wake: Wake) => void): Promise<() => Promise<void>> {
@@ -95,21 +99,34 @@ export class WakeListener {
 
   private connection(): Promise<pg.Client> {
     this.client ??= (async () => {
-      const client = createClient(this.conn);
+      const client = this.newClient(this.conn);
+      let failed = false;
       client.on('notification', (m) => {
         if (m.channel === WAKE_CHANNEL) this.emit({ jobs: m.payload === 'jobs', outbox: m.payload === 'outbox' });
         const change = m.channel === CHANGES_CHANNEL ? changeOf(m.payload ?? '') : undefined;
         if (change) this.tell(this.changeListeners, change);
       });
       const lost = () => {
-        if (this.client !== connecting) return;
+        if (failed || this.client !== connecting) return;
         this.client = undefined;
         this.scheduleReconnect();
       };
       client.on('error', lost);
       client.on('end', lost);
-      await client.connect();
-      await client.query(`LISTEN ${WAKE_CHANNEL}; LISTEN ${CHANGES_CHANNEL}`);
+      try {
+        await client.connect();
+      } catch (err) {
+        failed = true;
+        throw err;
+      }
+      try {
+        await client.query(`LISTEN ${WAKE_CHANNEL}; LISTEN ${CHANGES_CHANNEL}`);
+      } catch (err) {
+        // Connected but not listening: end the session, or each failed try would leave one open.
+        failed = true;
+        await client.end().catch(() => {});
+        throw err;
+      }
       return client;
     })();
     const connecting = this.client;

@@ -7,6 +7,7 @@ import { storeEngineConformance } from './conformance.js';
 import { report } from './conformance-helpers.js';
 import { PostgresEngine } from './postgres.js';
 import type { Wake } from './engine.js';
+import { WakeListener } from './postgres-wake.js';
 
 let server: PostgresServer | undefined;
 let databases = 0;
@@ -193,5 +194,34 @@ test('cancels racing picks and completions on two replicas never deadlock (no tr
   } finally {
     await a.close();
     await b.close();
+  }
+});
+
+test('a listening connection whose LISTEN fails is ended, not left open (each reconnect try would leak a session)', { skip, timeout: 60_000 }, async () => {
+  const url = await server!.createDatabase('listen_fails');
+  const applicationName = 'nightshift-listen-fails';
+  const made: pg.Client[] = [];
+  let ends = 0;
+  // A real session whose LISTEN the server refuses (a syntax error in place of the statement): connect succeeded, LISTEN did not.
+  const refusingListen = (conn: { url: string; applicationName: string }) => {
+    const client = new pg.Client({ connectionString: conn.url, application_name: conn.applicationName });
+    const query = client.query.bind(client) as (text: string) => Promise<pg.QueryResult>;
+    Object.assign(client, { query: (text: string) => query(text.startsWith('LISTEN') ? 'LISTEN (' : text) });
+    client.on('end', () => ends++);
+    made.push(client);
+    return client;
+  };
+  const wakes = new WakeListener({ url, applicationName }, refusingListen);
+  const watcher = new pg.Client({ connectionString: url });
+  await watcher.connect();
+  try {
+    await assert.rejects(wakes.add(() => {}), /syntax error/);
+    assert.equal(made.length, 1);
+    assert.equal(ends, 1, 'the connection was ended before the failure was reported');
+    // The server sees it go too: no session of that name left (polled until its backend exits, which follows the client's end).
+    while ((await watcher.query('SELECT 1 FROM pg_stat_activity WHERE application_name = $1', [applicationName])).rows.length) await delay(5);
+  } finally {
+    await wakes.close();
+    await watcher.end();
   }
 });
