@@ -9,7 +9,8 @@ import { jobId } from '../store/rows.js';
 import { ownKeys } from '../store/completion.js';
 import type { WithFixture } from './conformance.js';
 import { LEASE, PROC, drainEvents, newJobs, report } from './conformance-helpers.js';
-import { RetentionDuty } from './retention-duty.js';
+import { RETENTION_DUTY, RetentionDuty } from './retention-duty.js';
+import type { StoreEngine } from './engine.js';
 
 const sweep = (name: string, owner?: string) => ({ name, spec: {}, priority: 0, backend: 'procedural', model: 'm1', ...(owner ? { owner } : {}) });
 
@@ -195,6 +196,27 @@ export function retentionDutyConformance(withFixture: WithFixture): void {
     assert.deepEqual(await theirs.pass(), { outbox: 0, results: 0, webhookDeliveries: 0, shares: 0 }, 'taken over');
     assert.equal(theirs.leading(), true);
     await theirs.stop();
+  });
+
+  withFixture('retention duty stopped while its pass waits for the duty: the leadership won meanwhile is released, not kept', async ({ engine, another }) => {
+    const other = await another();
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    // The same engine, its lead() answered only once the gate opens (as a slow leader connection would).
+    const slow = Object.assign(Object.create(engine) as StoreEngine, { lead: async (duty: string) => {
+        await gate;
+        return engine.lead(duty);
+      },
+    });
+    const duty = new RetentionDuty(slow, { outboxMs: 1_000, resultsMs: 1_000 });
+    const passing = duty.pass();
+    await duty.stop();
+    open();
+    assert.equal(await passing, undefined, 'stopped: no pruning');
+    assert.equal(duty.leading(), false);
+    const taken = await other.lead(RETENTION_DUTY);
+    assert.ok(taken, 'the duty is free for another replica');
+    await taken.release();
   });
 }
 

@@ -52,7 +52,15 @@ export class RetentionDuty {
   /** Takes the duty if nobody holds it, then prunes; undefined when another replica holds it. */
   async pass(): Promise<Pruned | undefined> {
     if (this.stopped) return undefined;
-    if (!this.leading()) this.leadership = await this.engine.lead(RETENTION_DUTY);
+    if (!this.leading()) {
+      const won = await this.engine.lead(RETENTION_DUTY);
+      // stop() ran while lead() was answering: it released nothing, so this leadership is let go here.
+      if (this.stopped) {
+        await won?.release();
+        return undefined;
+      }
+      this.leadership = won;
+    }
     if (!this.leadership) return undefined;
     const now = this.now();
     const keep = this.opts.webhookDeliveriesMs;
