@@ -51,6 +51,15 @@ export function storeEngineConformance(name: string, harness: EngineHarness, opt
         }
       });
 
+    withFixture('ping: the database answers a live engine; a closed engine refuses (closing twice is harmless)', async ({ engine, another }) => {
+      await engine.ping();
+      const other = await another();
+      await other.ping();
+      await other.close();
+      await assert.rejects(other.ping(), /closed/);
+      await engine.ping();
+    });
+
     withFixture('a sweep from submit to done: rows, counters after every step, and its events in order', async ({ engine }, clock) => {
       const sweep = await engine.createSweep({ name: 'night', spec: { prompts: ['a'] }, priority: 0, backend: 'procedural', model: 'm1' }, newJobs('life', 3), 'sw-life');
       assert.equal(sweep.id, 'sw-life');

@@ -277,6 +277,9 @@ export interface StoreEngine {
   /** Takes a periodic duty (node timeouts, outbox publishing, pruning) unless another holder has it. */
   lead(duty: string): Promise<Leadership | undefined>;
 
+  /** Resolves when the database answers a trivial query (readiness probes); rejects when it does not or the engine is closed. */
+  ping(): Promise<void>;
+
   /** Releases this engine's connections (and with them its leaderships). */
   close(): Promise<void>;
 }

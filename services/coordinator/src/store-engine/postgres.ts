@@ -63,6 +63,7 @@ export class PostgresEngine implements StoreEngine {
   private leaderClient: Promise<pg.Client> | undefined;
   private readonly leaderships = new Map<string, PgLeadership>();
   private leading: Promise<unknown> = Promise.resolve();
+  private closed = false;
   private readonly wakes: WakeListener;
   readonly costs: PgCosts;
   readonly shares: PgShares;
@@ -496,12 +497,19 @@ export class PostgresEngine implements StoreEngine {
     return connecting;
   }
 
+  async ping(): Promise<void> {
+    if (this.closed) throw new Error('store engine closed');
+    await this.pool.query('SELECT 1');
+  }
+
   /** Transactions aborted by PostgreSQL and run again so far, by SQLSTATE ('40P01' deadlock, '40001' serialization); tests assert none. */
   retries(): Record<string, number> {
     return retriesOf(this.pool);
   }
 
   async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
     const leader = this.leaderClient;
     this.leaderClient = undefined;
     if (leader) await (await leader.catch(() => undefined))?.end().catch(() => {});

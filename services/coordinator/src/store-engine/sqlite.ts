@@ -349,6 +349,11 @@ export class SqliteEngine implements StoreEngine {
     return leadership;
   }
 
+  async ping(): Promise<void> {
+    if (this.closed) throw new Error('store engine closed');
+    this.store.db.prepare('SELECT 1').get();
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
