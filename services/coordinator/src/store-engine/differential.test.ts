@@ -65,7 +65,7 @@ function comparable(row: JobRow | SweepRow | undefined, columns: string[]): Reco
 }
 
 for (const seed of [11, 12, 13]) {
-  test(`seed ${seed}: SQLite and PostgreSQL answer a random night identically`, { skip }, async () => {
+  test(`seed ${seed}: SQLite and PostgreSQL answer a random night identically`, { skip }, async (t) => {
     const clock = { t: 1_700_000_000_000 };
     const opts = { now: () => clock.t, maxAttempts: 3, blocklistAfter: 3 };
     const tmp = tempDir('nightshift-diff-');
@@ -124,26 +124,33 @@ for (const seed of [11, 12, 13]) {
       // The holder, or the copy when there is one and the coin says so.
       const someHolder = (h: { nodeId: string; copy: string | null }) => (h.copy && random() < 0.5 ? h.copy : h.nodeId);
       const vramOf = (nodeId: string) => NODES.find((n) => n.id === nodeId)!.caps.vramMb;
+      // What the night actually did (both engines agreed on each): a night where nothing was leased would compare nothing.
+      let didDown = false;
+      let didCancel = false;
+      const did = { leases: 0, completions: 0, copies: 0, failures: 0, cancelledWhileLeased: 0, markedDown: 0, requeuedByDown: 0 };
       for (let step = 0; step < 900; step++) {
         const r = random();
         if (r < 0.4) {
           const node = pickOne(NODES);
           const picked = await both(async (e) => comparable(await e.leaseNext(node.id, node.caps, 30_000, node.models), columns));
+          if (picked) did.leases++;
           if (picked) await sync([picked.id as string]);
         } else if (r < 0.62 && held.size) {
           const [id, h] = pickOne([...held]);
           const skipped = random() < 0.2;
           const nodeId = someHolder(h);
-          await both((e) => e.completeJob(id, nodeId, { imageKey: imageKey(h.job.render_key), thumbKey: thumbKey(h.job.render_key), renderMs: 100 + step, skipped }));
+          const outcome = await both((e) => e.completeJob(id, nodeId, { imageKey: imageKey(h.job.render_key), thumbKey: thumbKey(h.job.render_key), renderMs: 100 + step, skipped }));
+          if (outcome.accepted) did.completions++;
           await sync([id]);
         } else if (r < 0.72 && held.size) {
           const [id, h] = pickOne([...held]);
           const nodeId = someHolder(h);
           const failure = { error: `e${step}`, logTail: 't', outOfMemory: random() < 0.3 };
-          await both(async (e) => {
+          const failed = await both(async (e) => {
             const out = await e.failJob(id, { id: nodeId, vramMb: vramOf(nodeId) }, failure);
             return out && { job: comparable(out.job, columns), blocklisted: out.blocklisted };
           });
+          if (failed) did.failures++;
           await sync([id]);
         } else if (r < 0.76 && held.size) {
           const [id] = pickOne([...held]);
@@ -159,7 +166,7 @@ for (const seed of [11, 12, 13]) {
           // An idle node asks for a straggler copy (ties broken by id on PostgreSQL only: copy a held job by id instead when they could differ).
           const node = pickOne(NODES);
           const [id] = held.size ? pickOne([...held]) : [undefined];
-          if (id) await both(async (e) => comparable(await e.leaseCopy(id, node.id, 30_000), columns));
+          if (id && (await both(async (e) => comparable(await e.leaseCopy(id, node.id, 30_000), columns)))) did.copies++;
           if (id) await sync([id]);
         } else if (r < 0.87 && held.size) {
           const [id] = pickOne([...held]);
@@ -172,11 +179,14 @@ for (const seed of [11, 12, 13]) {
           await both((e) => e.renewLeases(node.id, mine, 30_000));
           await sync(mine);
         } else if (r < 0.91) {
-          const node = pickOne(NODES);
+          // A node holding work when there is one: going silent with nothing held tests little.
+          const holding = NODES.filter((n) => [...held.values()].some((h) => h.nodeId === n.id || h.copy === n.id));
+          const node = pickOne(holding.length ? holding : NODES);
           // Silent: released by the hub, or marked down (offline, node.down announced, webhooks told) and back at once.
           if (random() < 0.5) await both(async (e) => (await e.releaseNode(node.id, 'silent')).map((j) => j.id));
           else {
-            await both(async (e) => (await e.nodes.markNodeDown(node.id, `silent ${step}`)).map((j) => j.id));
+            did.requeuedByDown += (await both(async (e) => (await e.nodes.markNodeDown(node.id, `silent ${step}`)).map((j) => j.id))).length;
+            did.markedDown++;
             clock.t += 1;
             await both((e) => e.nodes.upsertNode(node.id, `gpu-${node.id}`, node.caps));
           }
@@ -201,9 +211,22 @@ for (const seed of [11, 12, 13]) {
           await both(async (e) => (await e.expireLeases()).map((j) => j.id));
           await sync(held.keys());
         }
-        // Late in the night one sweep is cancelled: its leased jobs come back for their nodes to stop.
-        if (step === 700) {
-          await both(async (e) => (await e.cancelSweep(sweeps[1]!.id)).map((j) => j.id));
+        // Once in the night a node holding work is marked down (whatever the coin said elsewhere): its leases go back.
+        if (!didDown && step >= 200 && held.size) {
+          didDown = true;
+          const nodeId = [...held.values()][0]!.nodeId;
+          did.requeuedByDown += (await both(async (e) => (await e.nodes.markNodeDown(nodeId, `down ${step}`)).map((j) => j.id))).length;
+          did.markedDown++;
+          clock.t += 1;
+          await both((e) => e.nodes.upsertNode(nodeId, `gpu-${nodeId}`, NODES.find((n) => n.id === nodeId)!.caps));
+          await sync(held.keys());
+        }
+        // Later the sweep with the most leased jobs is cancelled: they come back for their nodes to stop.
+        if (!didCancel && step >= 500 && held.size) {
+          didCancel = true;
+          const leasedIn = (id: string) => [...held.values()].filter((h) => h.job.sweep_id === id).length;
+          const victim = sweeps.reduce((best, sw) => (leasedIn(sw.id) > leasedIn(best.id) ? sw : best), sweeps[1]!);
+          did.cancelledWhileLeased += (await both(async (e) => (await e.cancelSweep(victim.id)).map((j) => j.id))).length;
           await sync(held.keys());
         }
         if (step % 50 === 0) {
@@ -235,6 +258,15 @@ for (const seed of [11, 12, 13]) {
         ).then((rows) => rows.length);
       }
       assert.ok(deliveries > 0, 'the night told some webhooks something');
+      t.diagnostic(JSON.stringify(did));
+      // Floors well under what each seed does today (130–155 leases, 66–76 completions, 12–17 copies, 25–38 failures, one cancel catching a lease, 2–5 leases given back by nodes marked down).
+      assert.ok(did.leases >= 80, `leases: ${did.leases}`);
+      assert.ok(did.completions >= 40, `completions: ${did.completions}`);
+      assert.ok(did.copies >= 5, `straggler copies: ${did.copies}`);
+      assert.ok(did.failures >= 15, `failures: ${did.failures}`);
+      assert.ok(did.cancelledWhileLeased >= 1, `jobs leased when their sweep was cancelled: ${did.cancelledWhileLeased}`);
+      assert.ok(did.markedDown >= 1, `nodes marked down: ${did.markedDown}`);
+      assert.ok(did.requeuedByDown >= 1, `leases a node marked down gave back: ${did.requeuedByDown}`);
       await both(async (e) => (await e.claimEvents(10_000, 60_000)).map((ev) => ({ subject: ev.subject, msg_id: ev.msg_id, payload: JSON.parse(ev.payload) as unknown })));
     } finally {
       await lite.close();
