@@ -198,6 +198,44 @@ export function webhookConformance(withFixture: WithFixture): void {
     assert.deepEqual(await engine.webhooks.webhookDeliveries(w2.id, 10), []);
     assert.deepEqual((await engine.webhooks.dueDeliveries(clock.t, 10)).map((d) => d.id), [d1.id], 'its pending delivery is not sent');
   });
+
+  withFixture('webhook deliveries claimed by two replicas at once: none handed out twice; an attempt ends the claim; a lapsed claim is taken again', async ({ engine, another }, clock) => {
+    const other = await another();
+    const hook = await engine.webhooks.createWebhook({ url: 'https://example.test/down', events: ['node.down'], secret: 's', format: 'json', owner: 'local' });
+    const N = 24;
+    for (let i = 0; i < N; i++) {
+      await engine.appendEvent(SUBJECTS.nodeDown, `node.down.n${i}`, { nodeId: `n${i}`, why: 'silent', requeued: 0, at: new Date(clock.t).toISOString() });
+    }
+    const all = (await engine.webhooks.webhookDeliveries(hook.id, 100)).map((d) => d.id).sort((a, b) => a - b);
+    assert.equal(all.length, N);
+    const CLAIM = 60_000;
+    const claimed: number[] = [];
+    // Rounds of four claimers at once, two per connection, until none gets anything.
+    for (;;) {
+      const got = await Promise.all([engine, other, engine, other].map((e) => e.webhooks.claimDeliveries(clock.t, 4, CLAIM)));
+      for (const batch of got) {
+        assert.ok(batch.every((d) => d.url === hook.url && d.secret === 's' && d.state === 'pending'));
+        claimed.push(...batch.map((d) => d.id));
+      }
+      if (got.every((b) => b.length === 0)) break;
+    }
+    assert.deepEqual([...claimed].sort((a, b) => a - b), all, 'each delivery handed out exactly once');
+    assert.equal((await engine.webhooks.dueDeliveries(clock.t, 100)).length, N, 'claimed, still due: dueDeliveries reads without claiming');
+
+    // Sent: one delivered, one to retry now; their claims end with the attempt.
+    await other.webhooks.recordAttempt(all[0]!, { at: clock.t, statusCode: 200, error: undefined, durationMs: 5, delivered: true, next: undefined });
+    await other.webhooks.recordAttempt(all[1]!, { at: clock.t, statusCode: 503, error: 'HTTP 503', durationMs: 5, delivered: false, next: clock.t });
+    const t0 = clock.t;
+    clock.t += 1_000;
+    assert.deepEqual((await engine.webhooks.claimDeliveries(clock.t, 100, CLAIM)).map((d) => [d.id, d.attempts]), [[all[1]!, 1]], 'the retry, claimable again before the first claims lapse');
+    clock.t = t0 + CLAIM - 1;
+    assert.deepEqual(await other.webhooks.claimDeliveries(clock.t, 100, CLAIM), [], 'claims still live');
+    clock.t += 1;
+    const lapsed = (await other.webhooks.claimDeliveries(clock.t, 100, CLAIM)).map((d) => d.id).sort((a, b) => a - b);
+    assert.deepEqual(lapsed, all.slice(2), 'lapsed claims (their sender died) taken again; the retry claimed later still held');
+    assert.equal((await engine.webhooks.webhookDeliveries(hook.id, 1))[0]!.state, 'pending');
+    assert.equal(Object.keys((await engine.webhooks.webhookDeliveries(hook.id, 1))[0]!).includes('claimed_until'), false, 'rows as SQLite has them');
+  });
 }
 
 export function modelHolderConformance(withFixture: WithFixture): void {

@@ -7,6 +7,7 @@
  * compiler keeps both engines' signatures equal to the Store's.
  */
 import type { Store } from '../store.js';
+import type { DueDelivery } from '../store/webhooks.js';
 
 /** Store methods `K`, each returning a promise of what the Store returns. */
 export type Async<S, K extends keyof S> = {
@@ -45,7 +46,14 @@ export const WEBHOOK_METHODS = [
   'recordAttempt',
   'pruneDeliveries',
 ] as const;
-export type WebhookEngine = Async<Store, (typeof WEBHOOK_METHODS)[number]>;
+export type WebhookEngine = Async<Store, (typeof WEBHOOK_METHODS)[number]> & {
+  /**
+   * Due pending deliveries, as `dueDeliveries`, each claimed until `now + claimMs`:
+   * a concurrent claimer (another replica) gets others; `recordAttempt` ends the
+   * claim, and one that lapses (its sender died) is handed out again.
+   */
+  claimDeliveries(now: number, limit: number, claimMs: number): Promise<DueDelivery[]>;
+};
 
 /** What the HTTP API, the dashboard and the image checks read: sweep pages, a sweep's jobs, rendered images, result audits. */
 export const LISTING_METHODS = ['listSweeps', 'sweepCount', 'jobs', 'renderedJob', 'results', 'imageOwnedBy', 'pendingEvents'] as const;

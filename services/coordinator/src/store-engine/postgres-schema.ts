@@ -366,6 +366,11 @@ const MIGRATIONS = [
   CREATE TRIGGER jobs_changed_sweeps AFTER UPDATE ON jobs REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
     FOR EACH STATEMENT EXECUTE FUNCTION jobs_changed_sweeps();
   `,
+  // Webhook deliveries claimed by the replica sending them, as outbox rows are (postgres-webhooks.ts's claimDeliveries):
+  // a claim lapses, so a dead replica's deliveries are sent by another.
+  `
+  ALTER TABLE webhook_deliveries ADD COLUMN claimed_until BIGINT;
+  `,
 ];
 
 /** Runs the migrations the database has not had yet, each in its own transaction, once across replicas. */

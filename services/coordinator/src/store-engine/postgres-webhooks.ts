@@ -2,8 +2,10 @@
  * The PostgreSQL engine's webhooks (store/webhooks.ts on SQLite): the
  * subscriptions, and one delivery row per subscription per event, written by
  * the same `enqueue` that writes the event's outbox row, so in its
- * transaction (postgres-helpers.ts). Sending is one replica's duty
- * (`lead('webhooks')`): `dueDeliveries` does not claim rows.
+ * transaction (postgres-helpers.ts). Replicas sending at once claim
+ * deliveries (`claimDeliveries`, SKIP LOCKED and a claim that lapses, as the
+ * outbox's): none is handed out twice while its claim lasts. Rows read back
+ * leave `claimed_until` out, so they equal SQLite's.
  */
 import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
@@ -14,6 +16,11 @@ import type { WebhookEngine } from './engine-faces.js';
 import { inTransaction } from './postgres-pool.js';
 
 type Q = Pick<pg.ClientBase, 'query'>;
+
+/** webhook_deliveries' columns as SQLite has them (`d` the table's alias). */
+const DELIVERY = ['id', 'webhook_id', 'event_id', 'event', 'data_json', 'state', 'attempts', 'next_attempt_at', 'last_status', 'last_error', 'created_at', 'finished_at']
+  .map((c) => `d.${c}`)
+  .join(', ');
 
 export class PgWebhooks implements WebhookEngine {
   constructor(
@@ -48,7 +55,7 @@ export class PgWebhooks implements WebhookEngine {
   }
 
   async webhookDeliveries(webhookId: string, limit: number): Promise<DeliveryRow[]> {
-    return (await this.pool.query<DeliveryRow>('SELECT * FROM webhook_deliveries WHERE webhook_id = $1 ORDER BY id DESC LIMIT $2', [webhookId, limit])).rows;
+    return (await this.pool.query<DeliveryRow>(`SELECT ${DELIVERY} FROM webhook_deliveries d WHERE webhook_id = $1 ORDER BY id DESC LIMIT $2`, [webhookId, limit])).rows;
   }
 
   async deliveryAttempts(deliveryIds: number[]): Promise<AttemptRow[]> {
@@ -59,11 +66,27 @@ export class PgWebhooks implements WebhookEngine {
   async dueDeliveries(now: number, limit: number): Promise<DueDelivery[]> {
     return (
       await this.pool.query<DueDelivery>(
-        `SELECT d.*, w.url, w.secret, w.format FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id
+        `SELECT ${DELIVERY}, w.url, w.secret, w.format FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id
           WHERE d.state = 'pending' AND d.next_attempt_at <= $1 ORDER BY d.next_attempt_at, d.id LIMIT $2`,
         [now, limit],
       )
     ).rows;
+  }
+
+  async claimDeliveries(now: number, limit: number, claimMs: number): Promise<DueDelivery[]> {
+    // The claim is on the row itself: a claimer that waited re-checks it and passes over a row just claimed.
+    const { rows } = await this.pool.query<DueDelivery>(
+      `WITH claimed AS (
+         UPDATE webhook_deliveries SET claimed_until = $3
+          WHERE id IN (SELECT id FROM webhook_deliveries
+                        WHERE state = 'pending' AND next_attempt_at <= $1 AND (claimed_until IS NULL OR claimed_until <= $1)
+                        ORDER BY next_attempt_at, id LIMIT $2 FOR UPDATE SKIP LOCKED)
+         RETURNING *
+       )
+       SELECT ${DELIVERY}, w.url, w.secret, w.format FROM claimed d JOIN webhooks w ON w.id = d.webhook_id ORDER BY d.next_attempt_at, d.id`,
+      [now, limit, now + claimMs],
+    );
+    return rows;
   }
 
   async nextDeliveryAt(): Promise<number | undefined> {
@@ -79,7 +102,7 @@ export class PgWebhooks implements WebhookEngine {
         deliveryId, row.attempts + 1, o.at, o.statusCode ?? null, o.error ?? null, o.durationMs,
       ]);
       await c.query(
-        `UPDATE webhook_deliveries SET state = $1, attempts = attempts + 1, next_attempt_at = $2, last_status = $3, last_error = $4, finished_at = $5 WHERE id = $6`,
+        `UPDATE webhook_deliveries SET state = $1, attempts = attempts + 1, next_attempt_at = $2, last_status = $3, last_error = $4, finished_at = $5, claimed_until = NULL WHERE id = $6`,
         [state, o.next ?? o.at, o.statusCode ?? null, o.error ?? null, state === 'pending' ? null : o.at, deliveryId],
       );
     });

@@ -3,7 +3,7 @@
  * synchronous Store and Scheduler, delegating every write to them (one
  * process owns the file, so a pick and its lease in one transaction cannot
  * race). What exists only for several replicas is kept in this process:
- * outbox claims, leaderships, wake listeners and which models each node
+ * outbox and webhook delivery claims, leaderships, wake listeners and which models each node
  * holds are per Store, shared by every engine over it. Nothing here writes
  * SQL of its own: nodes, webhooks, listings, people and retention are the
  * Store's own methods made async (engine-faces.ts); the gallery face runs
@@ -17,7 +17,8 @@ import { Store, type StoreOptions } from '../store.js';
 import { SqliteCosts, SqliteShares } from './sqlite-side-stores.js';
 import { SqliteModelHolders } from './model-holders.js';
 import { SqliteGallery } from './gallery-face.js';
-import { LISTING_METHODS, NODE_METHODS, PEOPLE_METHODS, RETENTION_METHODS, WEBHOOK_METHODS, asyncFace } from './engine-faces.js';
+import { LISTING_METHODS, NODE_METHODS, PEOPLE_METHODS, RETENTION_METHODS, asyncFace } from './engine-faces.js';
+import { sqliteWebhooks } from './sqlite-webhook-claims.js';
 import type { ListingEngine, NodeEngine, PeopleEngine, RetentionEngine, WebhookEngine } from './engine-faces.js';
 import type { Change, ClaimedEvent, CompletionReport, Leadership, NewSweep, NewUser, PickModels, QueuedRequirement, QueuedWithExclusions, RecentFinish, StoreEngine, UserRow, Wake } from './engine.js';
 import type { Failure, FailingNode } from '../placement.js';
@@ -37,6 +38,8 @@ interface ProcessState {
   pickModels: PickModels | undefined;
   /** Outbox id → when its claim lapses. */
   claims: Map<number, number>;
+  /** Webhook delivery id → when its claim lapses. */
+  deliveryClaims: Map<number, number>;
   /** Duty → the leadership holding it. */
   leaders: Map<string, SqliteLeadership>;
   wakes: Set<(wake: Wake) => void>;
@@ -56,6 +59,7 @@ function stateOf(store: Store): ProcessState {
     scheduler: new Scheduler(store.db, { of: () => state.pickModels?.state, holderCounts: () => state.pickModels?.holderCounts ?? NO_HOLDERS }),
     pickModels: undefined,
     claims: new Map(),
+    deliveryClaims: new Map(),
     leaders: new Map(),
     wakes: new Set(),
     queueing: false,
@@ -130,7 +134,7 @@ export class SqliteEngine implements StoreEngine {
     const nodes = asyncFace(store, NODE_METHODS);
     // The leases a node held, by id (as releaseNode gives them).
     this.nodes = { ...nodes, markNodeDown: async (nodeId, why) => byId(await nodes.markNodeDown(nodeId, why)) };
-    this.webhooks = asyncFace(store, WEBHOOK_METHODS);
+    this.webhooks = sqliteWebhooks(store, this.state.deliveryClaims);
     this.listings = asyncFace(store, LISTING_METHODS);
     this.people = asyncFace(store, PEOPLE_METHODS);
     this.retention = asyncFace(store, RETENTION_METHODS);
