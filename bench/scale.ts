@@ -111,8 +111,12 @@ function rssMb(pid: number): number {
   return Number(kb) / 1024;
 }
 async function metric(name: string): Promise<number> {
+  return (await metrics([name]))[0]!;
+}
+/** Several figures from one scrape (a scrape resets the event-loop lag histogram). */
+async function metrics(names: string[]): Promise<number[]> {
   const text = await (await fetch(`${api}/metrics`)).text();
-  return Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
+  return names.map((name) => Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text)?.[1] ?? NaN));
 }
 
 /**
@@ -146,6 +150,12 @@ function timeline(sweepId: string, nodes: number): { minJobsPerNode: number; max
   }
 }
 
+/** The event loop's lag since the last scrape: p99, and the longest single block. */
+async function lagMs(): Promise<{ lagP99Ms: number; lagMaxMs: number }> {
+  const [p99, max] = await metrics(['nodejs_eventloop_lag_p99_seconds', 'nodejs_eventloop_lag_max_seconds']);
+  return { lagP99Ms: 1000 * p99!, lagMaxMs: 1000 * max! };
+}
+
 async function runSweep(spec: ReturnType<typeof sweepSpec>, tag: string, nodes: number) {
   const pid = coordinator.child.pid!;
   await metric('nodejs_eventloop_lag_p99_seconds'); // a scrape resets the lag histogram
@@ -176,7 +186,7 @@ async function runSweep(spec: ReturnType<typeof sweepSpec>, tag: string, nodes: 
     boxBusyPct: (100 * (box1.busy - box0.busy)) / (box1.total - box0.total),
   };
   if (view.counts.done !== n) throw new Error(`sweep ${tag} finished with ${view.counts.done} of ${n} jobs done`);
-  return { jobs: n, seconds, jobsPerSec: n / seconds, ...timeline(id, nodes), ...others, cpuPct: (100 * cpu) / seconds, cpuMsPerJob: (1000 * cpu) / n, lagP99Ms: 1000 * (await metric('nodejs_eventloop_lag_p99_seconds')), rssMb: rssMb(pid), heapMb: (await metric('nodejs_heap_size_used_bytes')) / 1e6 };
+  return { jobs: n, seconds, jobsPerSec: n / seconds, ...timeline(id, nodes), ...others, cpuPct: (100 * cpu) / seconds, cpuMsPerJob: (1000 * cpu) / n, ...(await lagMs()), rssMb: rssMb(pid), heapMb: (await metric('nodejs_heap_size_used_bytes')) / 1e6 };
 }
 
 const rows: string[][] = [];

@@ -25,7 +25,6 @@ import { ResultReports } from './result-reports.js';
 import { sleepOf, type NodeSleep } from './node-sleep.js';
 import { cancel, type NodeStream, type RequestOf, type ResponseInit } from './node-messages.js';
 import { NodeDispatch } from './node-dispatch.js';
-import { FarmFill } from './farm-fill.js';
 import { relayProgress } from './node-progress.js';
 import { NodeInbox, type InboxItem } from './node-inbox.js';
 import { NodeEnrolment } from './node-enrolment.js';
@@ -68,8 +67,6 @@ export class NodeHub {
   private readonly disconnectedAt = new Map<string, number>();
   private readonly enrolment: NodeEnrolment;
   private readonly dispatcher: NodeDispatch<Session>;
-  /** Whole-farm fills, a chunk of nodes per transaction and event-loop turn (farm-fill.ts). */
-  private readonly farmFill: FarmFill<Session>;
   /** What each node holds of registry models (Register and Heartbeat). */
   readonly models: NodeModels;
 
@@ -92,14 +89,6 @@ export class NodeHub {
       opts,
       leased: (count) => opts.observer?.leased?.(count),
       send: (s, msg) => this.send(s, msg),
-    });
-    this.farmFill = new FarmFill<Session>({
-      targets: () => [...this.sessions.values()],
-      fill: (chunk) => this.store.transaction(() => this.dispatcher.fill(chunk.filter((s) => this.sessions.get(s.nodeId) === s), Date.now())),
-      // Its own health entry: a tick's is marked ok once the first chunk went in.
-      failed: (err) => this.health.failed('fill', err),
-      passed: () => this.health.ok('fill'),
-      stopped: () => this.stopping.signal.aborted,
     });
     this.inbox = new NodeInbox<Session>({
       store: deps.store,
@@ -188,13 +177,15 @@ export class NodeHub {
 
   /**
    * Sends each connected node (or just `only`, after it reported a result) as
-   * many jobs as its free prefetch capacity allows; every node is filled a
-   * chunk at a time (farm-fill.ts).
+   * many jobs as its free prefetch capacity allows.
    */
   dispatch(only?: string): void {
-    if (only === undefined) return this.farmFill.request();
-    const s = this.sessions.get(only);
-    if (s) this.store.transaction(() => this.dispatcher.fill([s], Date.now()));
+    this.store.transaction(() => this.dispatchNow(only));
+  }
+
+  private dispatchNow(only?: string): void {
+    const targets = only ? [this.sessions.get(only)].filter((s): s is Session => !!s) : [...this.sessions.values()];
+    this.dispatcher.fill(targets, Date.now());
   }
 
   cancelJobs(jobs: JobRow[], reason: string): void {
