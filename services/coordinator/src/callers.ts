@@ -48,17 +48,9 @@ export function identify(store: CallerStore, farmToken: string | undefined, auth
 /** Whether this farm asks for a token at all (one is set, or a key exists). */
 export const authRequired = (store: CallerStore, farmToken: string | undefined): boolean => Boolean(farmToken) || store.hasActiveKeys();
 
-/**
- * Sets `caller` on the context, or answers 401. On a farm open at this
- * instant (no token, no key) the request's body is read first and the caller
- * named after it: a request whose slow body outlived the farm's first key
- * would otherwise go on as the local admin. The body is already size-limited
- * by then (http.ts); `bodyLater` names routes whose own, larger limit comes
- * after this check and that change nothing (remix), left to read their body.
- */
-export function callerAuth(store: CallerStore, farmToken: string | undefined, bodyLater: (path: string) => boolean = () => false): MiddlewareHandler {
+/** Sets `caller` on the context, or answers 401. */
+export function callerAuth(store: CallerStore, farmToken: string | undefined): MiddlewareHandler {
   return async (c, next) => {
-    if (!farmToken && carriesBody(c.req.raw) && !bodyLater(c.req.path) && !store.hasActiveKeys()) await c.req.arrayBuffer(); // kept for the handler
     const caller = identify(store, farmToken, c.req.header('authorization'));
     if (!caller) {
       c.header('WWW-Authenticate', 'Bearer realm="nightshift"');
@@ -68,8 +60,6 @@ export function callerAuth(store: CallerStore, farmToken: string | undefined, bo
     return next();
   };
 }
-
-const carriesBody = (req: Request) => req.method !== 'GET' && req.method !== 'HEAD' && (Number(req.headers.get('content-length') ?? 0) > 0 || req.headers.has('transfer-encoding'));
 
 /** The request's caller, set by callerAuth; a route it does not cover is refused rather than taken as anyone's. */
 export function callerOf(c: Context): Caller {

@@ -43,7 +43,7 @@ export function createHttpApp(deps: HttpDeps): Hono {
   app.use('*', (c, next) => (c.req.path === REMIX_PATH ? next() : oneMiB(c, next)));
   const token = deps.config.NIGHTSHIFT_API_TOKEN;
   // Every /api and /files request names its caller (callers.ts): the farm token, a named key, or nobody on an open farm.
-  app.use('/api/*', callerAuth(deps.store, token, (path) => path === REMIX_PATH));
+  app.use('/api/*', callerAuth(deps.store, token));
   app.use('/files/*', callerAuth(deps.store, token));
   // Behind a token or key, images are private to whoever fetched them.
   app.use('/files/*', async (c, next) => {
