@@ -5,7 +5,7 @@ import pg from 'pg';
 import { postgresMissing, startPostgres, type PostgresServer } from '@nightshift/devfarm';
 import { storeEngineConformance } from './conformance.js';
 import { report } from './conformance-helpers.js';
-import { PostgresEngine } from './postgres.js';
+import { ANALYZE_AFTER_JOBS, PostgresEngine } from './postgres.js';
 import type { Wake } from './engine.js';
 import { WakeListener } from './postgres-wake.js';
 
@@ -223,5 +223,31 @@ test('a listening connection whose LISTEN fails is ended, not left open (each re
   } finally {
     await wakes.close();
     await watcher.end();
+  }
+});
+
+test('a big sweep refreshes the planner statistics of jobs (the pick walked new rows until then), a small one does not', { skip, timeout: 120_000 }, async () => {
+  const url = await server!.createDatabase('analyze_big_sweeps');
+  const engine = await PostgresEngine.open({ url });
+  const admin = new pg.Client({ connectionString: url });
+  await admin.connect();
+  try {
+    // The test cluster's autovacuum could analyze on its own: it is kept off this table.
+    await admin.query('ALTER TABLE jobs SET (autovacuum_enabled = false)');
+    const analyzed = async () => (await admin.query<{ n: string }>(`SELECT analyze_count::text AS n FROM pg_stat_user_tables WHERE relname = 'jobs'`)).rows[0]!.n;
+    const jobsOf = (tag: string, n: number) =>
+      Array.from({ length: n }, (_, i) => ({ index: i, renderKey: `${tag}${i.toString(16)}`.padEnd(64, '0'), prompt: `p ${i}`, seed: i, params: { width: 64, height: 64 }, axes: {}, backend: 'procedural', model: 'procedural-v1', minVramMb: 0 }));
+    const sweep = (name: string) => ({ name, spec: {}, priority: 0, backend: 'procedural', model: 'procedural-v1' });
+    const before = await analyzed();
+    await engine.createSweep(sweep('small'), jobsOf('a', 100));
+    assert.equal(await analyzed(), before, 'a small sweep leaves the statistics to autovacuum');
+    await engine.createSweep(sweep('big'), jobsOf('b', ANALYZE_AFTER_JOBS));
+    assert.equal(Number(await analyzed()), Number(before) + 1);
+    // What the statistics are for: the planner now knows the rows are there.
+    const { rows } = await admin.query<{ n: number }>(`SELECT reltuples::int AS n FROM pg_class WHERE relname = 'jobs'`);
+    assert.ok(rows[0]!.n >= ANALYZE_AFTER_JOBS, `the planner counts ${rows[0]!.n} rows`);
+  } finally {
+    await admin.end();
+    await engine.close();
   }
 });
