@@ -31,7 +31,7 @@ export interface GalleryImageDetail extends GalleryImage {
   nextSeed: number;
 }
 
-interface Row {
+export interface GalleryRow {
   id: string;
   sweep_id: string;
   render_key: string;
@@ -78,14 +78,15 @@ export function listImages(db: DB, q: ListQuery, fileUrl: (key: string) => strin
   const total = (db.prepare(`SELECT COUNT(*) AS n FROM jobs WHERE ${sql}`).get(...args) as { n: number }).n;
   const rows = db
     .prepare(`SELECT id, sweep_id, render_key, image_key, thumb_key, prompt, seed FROM jobs WHERE ${sql} ORDER BY finished_at DESC, id DESC LIMIT ? OFFSET ?`)
-    .all(...args, q.limit, q.offset) as Row[];
+    .all(...args, q.limit, q.offset) as GalleryRow[];
   return {
     total,
     images: rows.map((r) => toImage(r, fileUrl, favorites ? favorites.has(r.render_key) : null)),
   };
 }
 
-function toImage(r: Row, fileUrl: (key: string) => string, favorite: boolean | null): GalleryImage {
+/** A gallery row as an image (shared with the PostgreSQL engine's gallery). */
+export function toImage(r: GalleryRow, fileUrl: (key: string) => string, favorite: boolean | null): GalleryImage {
   return {
     key: r.image_key,
     renderKey: r.render_key,
@@ -98,7 +99,7 @@ function toImage(r: Row, fileUrl: (key: string) => string, favorite: boolean | n
   };
 }
 
-interface DetailRow extends Row {
+export interface GalleryDetailRow extends GalleryRow {
   sweep_name: string;
   params_json: string;
   backend: string;
@@ -119,9 +120,14 @@ export function imageDetail(db: DB, key: string, fileUrl: (key: string) => strin
        WHERE j.render_key = ? AND j.state IN ('done', 'skipped') AND j.image_key LIKE 'images/%'
        ORDER BY j.state = 'done' DESC, j.finished_at DESC LIMIT 1`,
     )
-    .get(renderKey) as DetailRow | undefined;
+    .get(renderKey) as GalleryDetailRow | undefined;
   if (!r) return undefined;
-  const maxSeed = (db.prepare('SELECT MAX(seed) AS m FROM jobs WHERE sweep_id = ? AND prompt = ?').get(r.sweep_id, r.prompt) as { m: number | null }).m ?? r.seed;
+  const maxSeed = (db.prepare('SELECT MAX(seed) AS m FROM jobs WHERE sweep_id = ? AND prompt = ?').get(r.sweep_id, r.prompt) as { m: number | null }).m;
+  return detailOf(r, maxSeed, fileUrl);
+}
+
+/** The detail of an image from its job's row and the highest seed its prompt has in the sweep (shared with the PostgreSQL engine). */
+export function detailOf(r: GalleryDetailRow, maxSeed: number | null, fileUrl: (key: string) => string): GalleryImageDetail {
   return {
     ...toImage(r, fileUrl, null),
     jobId: r.id,
@@ -132,6 +138,6 @@ export function imageDetail(db: DB, key: string, fileUrl: (key: string) => strin
     node: r.node_id,
     renderMs: r.render_ms,
     finishedAt: r.finished_at ? new Date(r.finished_at).toISOString() : null,
-    nextSeed: Math.max(maxSeed, r.seed) + 1,
+    nextSeed: Math.max(maxSeed ?? r.seed, r.seed) + 1,
   };
 }

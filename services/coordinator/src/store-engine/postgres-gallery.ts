@@ -4,43 +4,10 @@
  * the same shapes. Text sorts in byte order, as SQLite's does.
  */
 import type pg from 'pg';
-import { renderKeyOfImageRef, thumbKey } from '@nightshift/common';
-import type { GalleryImage, GalleryImageDetail, ListQuery } from '../dashboard/gallery.js';
+import { renderKeyOfImageRef } from '@nightshift/common';
+import { detailOf, toImage, type GalleryDetailRow, type GalleryImage, type GalleryImageDetail, type GalleryRow, type ListQuery } from '../dashboard/gallery.js';
 import type { JobRow } from '../store/rows.js';
 import { byText, type FarmCounts, type GalleryEngine } from './gallery-face.js';
-
-interface Row {
-  id: string;
-  sweep_id: string;
-  render_key: string;
-  image_key: string;
-  thumb_key: string | null;
-  prompt: string;
-  seed: number;
-}
-
-interface DetailRow extends Row {
-  sweep_name: string;
-  params_json: string;
-  backend: string;
-  model: string;
-  node_id: string | null;
-  render_ms: number | null;
-  finished_at: number | null;
-}
-
-function toImage(r: Row, fileUrl: (key: string) => string, favorite: boolean | null): GalleryImage {
-  return {
-    key: r.image_key,
-    renderKey: r.render_key,
-    url: fileUrl(r.image_key),
-    thumbUrl: fileUrl(r.thumb_key || thumbKey(r.render_key)),
-    prompt: r.prompt,
-    seed: r.seed,
-    sweepId: r.sweep_id,
-    favorite,
-  };
-}
 
 export class PgGallery implements GalleryEngine {
   constructor(private readonly pool: pg.Pool) {}
@@ -56,7 +23,7 @@ export class PgGallery implements GalleryEngine {
     }
     const sql = where.join(' AND ');
     const total = (await this.pool.query<{ n: number }>(`SELECT COUNT(*) AS n FROM jobs WHERE ${sql}`, args)).rows[0]!.n;
-    const { rows } = await this.pool.query<Row>(
+    const { rows } = await this.pool.query<GalleryRow>(
       `SELECT id, sweep_id, render_key, image_key, thumb_key, prompt, seed FROM jobs WHERE ${sql}
         ORDER BY finished_at DESC, id COLLATE "C" DESC LIMIT $${args.length + 1} OFFSET $${args.length + 2}`,
       [...args, q.limit, q.offset],
@@ -66,7 +33,7 @@ export class PgGallery implements GalleryEngine {
 
   async imageDetail(key: string, fileUrl: (key: string) => string): Promise<GalleryImageDetail | undefined> {
     const r = (
-      await this.pool.query<DetailRow>(
+      await this.pool.query<GalleryDetailRow>(
         `SELECT j.id, j.sweep_id, j.render_key, j.image_key, j.thumb_key, j.prompt, j.seed, j.params_json, j.backend, j.model, j.node_id, j.render_ms, j.finished_at,
                 s.name AS sweep_name
            FROM jobs j JOIN sweeps s ON s.id = j.sweep_id
@@ -76,19 +43,8 @@ export class PgGallery implements GalleryEngine {
       )
     ).rows[0];
     if (!r) return undefined;
-    const maxSeed = (await this.pool.query<{ m: number | null }>('SELECT MAX(seed) AS m FROM jobs WHERE sweep_id = $1 AND prompt = $2', [r.sweep_id, r.prompt])).rows[0]!.m ?? r.seed;
-    return {
-      ...toImage(r, fileUrl, null),
-      jobId: r.id,
-      sweepName: r.sweep_name,
-      params: JSON.parse(r.params_json) as Record<string, unknown>,
-      backend: r.backend,
-      model: r.model,
-      node: r.node_id,
-      renderMs: r.render_ms,
-      finishedAt: r.finished_at ? new Date(r.finished_at).toISOString() : null,
-      nextSeed: Math.max(maxSeed, r.seed) + 1,
-    };
+    const maxSeed = (await this.pool.query<{ m: number | null }>('SELECT MAX(seed) AS m FROM jobs WHERE sweep_id = $1 AND prompt = $2', [r.sweep_id, r.prompt])).rows[0]!.m;
+    return detailOf(r, maxSeed, fileUrl);
   }
 
   async albumJob(renderKey: string, owner: string): Promise<JobRow | undefined> {
