@@ -16,7 +16,8 @@
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { imageKey, thumbKey } from '@nightshift/common';
-import { postgresMissing, startPostgres, tempDir } from '@nightshift/devfarm';
+import { tempDir } from '@nightshift/devfarm';
+import { withPostgres } from './with-postgres.js';
 import type { NewJob, StoreEngine } from '../services/coordinator/src/store-engine/engine.js';
 import { SqliteEngine } from '../services/coordinator/src/store-engine/sqlite.js';
 import { PostgresEngine } from '../services/coordinator/src/store-engine/postgres.js';
@@ -114,18 +115,7 @@ const tmp = tempDir('nightshift-queue-depth-engines-');
 console.log(`up to ${TURNS} turns (half the queue at most) of leaseNext → completeJob by ${NODES} nodes, ${SWEEPS} sweeps per queue`);
 console.log('engine     queued    store s/100k  lease p50  lease p99  jobs/s');
 const sqlite = await walk('sqlite', async (name) => SqliteEngine.open(join(tmp.dir, `${name}.sqlite`)));
-let postgres: Awaited<ReturnType<typeof walk>> | { skipped: string };
-const missing = postgresMissing();
-if (missing) {
-  postgres = { skipped: missing };
-} else {
-  const server = await startPostgres({ logFile: join(tmp.dir, 'postgres.log') });
-  try {
-    postgres = await walk('postgres', async (name) => PostgresEngine.open({ url: await server.createDatabase(name.toLowerCase()), poolSize: 4 }));
-  } finally {
-    await server.close();
-  }
-}
+const postgres = await withPostgres(tmp.dir, (server) => walk('postgres', async (name) => PostgresEngine.open({ url: await server.createDatabase(name.toLowerCase()), poolSize: 4 })));
 tmp.cleanup();
 const load = { before: +loadBefore.toFixed(2), after: +loadavg()[0]!.toFixed(2) };
 console.log(`jobs/s at the deepest queue ÷ at the shallowest (goal ≥ 0.5): sqlite ${sqlite.ratio}${'ratio' in postgres ? `, postgres ${postgres.ratio}` : ''}; load ${load.before} → ${load.after}`);

@@ -18,7 +18,8 @@
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { postgresMissing, startPostgres, tempDir } from '@nightshift/devfarm';
+import { tempDir } from '@nightshift/devfarm';
+import { withPostgres } from './with-postgres.js';
 import type { NewJob, PickModels, StoreEngine } from '../services/coordinator/src/store-engine/engine.js';
 import { SqliteEngine } from '../services/coordinator/src/store-engine/sqlite.js';
 import { PostgresEngine } from '../services/coordinator/src/store-engine/postgres.js';
@@ -163,24 +164,16 @@ const sqlite = await measure(sqliteEngine, new SqliteEngine(sqliteEngine.store))
 await sqliteEngine.close();
 console.error('sqlite', sqlite);
 
-let postgres: EngineResult | { skipped: string };
-const missing = postgresMissing();
-if (missing) {
-  postgres = { skipped: missing };
-} else {
-  const server = await startPostgres({ logFile: join(tmp.dir, 'postgres.log') });
-  try {
-    const url = await server.createDatabase('bench');
-    const a = await PostgresEngine.open({ url, poolSize: 8 });
-    const b = await PostgresEngine.open({ url, poolSize: 8 });
-    postgres = await measure(a, b);
-    await a.close();
-    await b.close();
-  } finally {
-    await server.close();
-  }
-  console.error('postgres', postgres);
-}
+const postgres = await withPostgres(tmp.dir, async (server) => {
+  const url = await server.createDatabase('bench');
+  const a = await PostgresEngine.open({ url, poolSize: 8 });
+  const b = await PostgresEngine.open({ url, poolSize: 8 });
+  const result = await measure(a, b);
+  await a.close();
+  await b.close();
+  return result;
+});
+console.error('postgres', postgres);
 tmp.cleanup();
 // The box is shared: the 1-minute load before and after says how much to trust the numbers.
 const load = { before: +loadBefore.toFixed(2), after: +loadavg()[0]!.toFixed(2) };
