@@ -12,7 +12,7 @@ import { addService, NodeService, SweepService } from '@nightshift/proto';
 import { connectBus, ensureStream, grpcServerCredentials, natsAuth, natsCheck, s3Check, serverTlsMode, storageFromConfig, streamLimits, withRetry, type Bus, type Config, type Logger } from '@nightshift/common';
 import { PreviewStore } from './previews.js';
 import { openDb } from './db.js';
-import { Store } from './store.js';
+import { EngineStore, SqliteEngine } from './store-engine/sqlite.js';
 import { Live } from './live.js';
 import { NodeHub } from './node-hub.js';
 import { Scheduler } from './scheduler.js';
@@ -54,7 +54,9 @@ export async function startCoordinator(config: Config, log: Logger): Promise<Run
   if (unsafe) throw new Error(`refusing to start: ${unsafe}`);
   mkdirSync(config.NIGHTSHIFT_DATA_DIR, { recursive: true });
   const db = openDb(join(config.NIGHTSHIFT_DATA_DIR, 'coordinator.sqlite'));
-  const store = new Store(db, { maxAttempts: config.NIGHTSHIFT_MAX_ATTEMPTS, blocklistAfter: config.NIGHTSHIFT_BLOCKLIST_AFTER });
+  const store = new EngineStore(db, { maxAttempts: config.NIGHTSHIFT_MAX_ATTEMPTS, blocklistAfter: config.NIGHTSHIFT_BLOCKLIST_AFTER });
+  // The async face every consumer moves onto (docs/design.md §4 "Store engines"); over this same Store while both are in use.
+  const engine = new SqliteEngine(store);
   store.markAllNodesOffline();
   // Nodes keep rendering while we are away; give them time to reconnect before requeueing their work.
   const extended = store.extendAllLeases(config.NIGHTSHIFT_RESTART_GRACE_MS);
@@ -109,7 +111,7 @@ export async function startCoordinator(config: Config, log: Logger): Promise<Run
     retryForMs: config.NIGHTSHIFT_WEBHOOK_RETRY_HOURS * HOUR_MS,
     allow: config.NIGHTSHIFT_WEBHOOK_ALLOW,
   });
-  const deps: CoordinatorDeps = { config, log, store, hub, placement, live, storage, ops: { registry: metrics.registry, checks } };
+  const deps: CoordinatorDeps = { config, log, store, engine, hub, placement, live, storage, ops: { registry: metrics.registry, checks } };
 
   // Keepalive pings find a dead link (cable pulled, host gone) that TCP alone would not notice for minutes.
   const keepalive = config.NIGHTSHIFT_GRPC_KEEPALIVE_MS;
@@ -150,6 +152,7 @@ export async function startCoordinator(config: Config, log: Logger): Promise<Run
       stopConnecting.abort();
       if (bus) await bus.nc.close();
       else void busReady.then((b) => b.nc.close()).catch(() => {});
+      await engine.close();
       db.close();
     },
   };

@@ -7,6 +7,7 @@
  */
 import type { Config, LimitsConfig, Logger, Ops, Storage } from '@nightshift/common';
 import type { Store } from './store.js';
+import type { StoreEngine } from './store-engine/engine.js';
 import type { NodeHub } from './node-hub.js';
 import type { Live } from './live.js';
 import type { Placement } from './placement.js';
@@ -56,6 +57,8 @@ export interface CoordinatorDeps {
   config: Config;
   log: Logger;
   store: Store;
+  /** The async store every consumer moves onto: SQLite over `store` today, PostgreSQL for replicas. */
+  engine: StoreEngine;
   hub: NodeHub;
   placement: Placement;
   live: Live;
