@@ -5,11 +5,14 @@
  */
 import { z } from 'zod';
 import { parseSettings, settingsInput } from './settings.js';
+import { databaseUrlSetting } from './database-url.js';
 
 const list = (s: string) => s.split(',').map((x) => x.trim()).filter(Boolean);
 const flag = z.enum(['', '0', '1', 'false', 'true']).default('').transform((v) => v === '1' || v === 'true');
 
 const ConfigSchema = z.object({
+  /** The coordinator's store: unset or empty = the embedded SQLite file in the data folder; postgres://user:password@host:5432/db = PostgreSQL, shared by replicas (database-url.ts; never logged with its password). */
+  NIGHTSHIFT_DATABASE_URL: databaseUrlSetting,
   NIGHTSHIFT_NATS_URL: z.string().default('nats://127.0.0.1:4222'),
   /** NATS user and password (both or neither); the server must require them (deploy/ does). */
   NIGHTSHIFT_NATS_USER: z.string().optional(),

@@ -1,4 +1,5 @@
 export * from './config.js';
+export * from './database-url.js';
 export * from './settings.js';
 export * from './zod-issues.js';
 export * from './log.js';
