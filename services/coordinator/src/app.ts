@@ -85,8 +85,8 @@ export async function startCoordinator(config: Config, log: Logger): Promise<Run
     for (const e of c.events) live.emit(e);
   });
   const tokens = new NodeTokens({ token: config.NIGHTSHIFT_NODE_TOKEN, tokens: config.NIGHTSHIFT_NODE_TOKENS, file: config.NIGHTSHIFT_NODE_TOKENS_FILE }, log);
-  const metrics = createCoordinatorMetrics(db, () => hub.connectedNodeIds().length, config.NIGHTSHIFT_ENERGY_PRICE);
-  const outbox = new OutboxPublisher(store, () => bus?.js, log);
+  const metrics = createCoordinatorMetrics(engine, () => hub.connectedNodeIds().length, config.NIGHTSHIFT_ENERGY_PRICE);
+  const outbox = new OutboxPublisher(engine, () => bus?.js, log);
   // Placement asks the hub which nodes are online; the hub asks placement about failures.
   const placement: Placement = new Placement(store, () => hub.onlineCaps());
   // What nodes hold of registry models: the hub records it, the scheduler places by it.
@@ -104,9 +104,9 @@ export async function startCoordinator(config: Config, log: Logger): Promise<Run
     },
   );
   // `loop`: the scheduler tick and the node inbox last ran without a database error.
-  const checks = { sqlite: () => db.prepare('SELECT 1').get(), nats: natsCheck(() => bus?.nc), s3: s3Check(storage), loop: hub.health.check };
-  const retention = new Retention(store, log, { outboxMs: config.NIGHTSHIFT_OUTBOX_RETENTION_HOURS * HOUR_MS, resultsMs: config.NIGHTSHIFT_RESULTS_RETENTION_DAYS * 24 * HOUR_MS, webhookDeliveriesMs: config.NIGHTSHIFT_WEBHOOK_RETENTION_DAYS * 24 * HOUR_MS });
-  const webhooks = new WebhookWorker(store, log, {
+  const checks = { sqlite: () => engine.ping(), nats: natsCheck(() => bus?.nc), s3: s3Check(storage), loop: hub.health.check };
+  const retention = new Retention(engine, log, { outboxMs: config.NIGHTSHIFT_OUTBOX_RETENTION_HOURS * HOUR_MS, resultsMs: config.NIGHTSHIFT_RESULTS_RETENTION_DAYS * 24 * HOUR_MS, webhookDeliveriesMs: config.NIGHTSHIFT_WEBHOOK_RETENTION_DAYS * 24 * HOUR_MS });
+  const webhooks = new WebhookWorker(engine, log, {
     retryBaseMs: config.NIGHTSHIFT_WEBHOOK_RETRY_BASE_MS,
     retryForMs: config.NIGHTSHIFT_WEBHOOK_RETRY_HOURS * HOUR_MS,
     allow: config.NIGHTSHIFT_WEBHOOK_ALLOW,

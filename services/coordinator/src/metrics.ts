@@ -1,6 +1,7 @@
 /**
  * The coordinator's Prometheus metrics. Gauges are computed at scrape time
- * from SQLite and the hub (job counts from the per-sweep counters, never the
+ * from the store engine (`gallery.farmCounts`, so on PostgreSQL every replica
+ * reports the whole farm) and the hub (job counts from the per-sweep counters, never the
  * jobs themselves: a scrape costs the same at a million queued); counters and
  * the render-time histogram are fed by the hub's observer hooks as things happen.
  * What the renders cost (GPU time, measured energy, its price) are counters
@@ -9,9 +10,8 @@
  */
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { createRegistry, RENDER_SECONDS_BUCKETS } from '@nightshift/common';
-import type { DB } from './db.js';
 import type { HubObserver } from './node-hub.js';
-import { costStoreOf } from './store/costs.js';
+import type { CostEngine, FarmCounts, GalleryEngine, NodeCostSumRow } from './store-engine/engine.js';
 
 export const JOB_STATES = ['queued', 'leased', 'done', 'skipped', 'failed', 'cancelled'] as const;
 
@@ -20,21 +20,33 @@ export interface CoordinatorMetrics {
   observer: HubObserver;
 }
 
+export interface MetricsEngine {
+  gallery: Pick<GalleryEngine, 'farmCounts'>;
+  costs: Pick<CostEngine, 'nodeSums'>;
+}
+
+/** One read shared by every metric collected in the same scrape (prom-client collects them all at once). */
+function perScrape<T>(read: () => Promise<T>): () => Promise<T> {
+  let pending: Promise<T> | undefined;
+  return () =>
+    (pending ??= read().finally(() => {
+      pending = undefined;
+    }));
+}
+
 /** `energyPrice`: NIGHTSHIFT_ENERGY_PRICE per kWh; without it there is no cost counter. */
-export function createCoordinatorMetrics(db: DB, onlineNodes: () => number, energyPrice?: number): CoordinatorMetrics {
+export function createCoordinatorMetrics(engine: MetricsEngine, onlineNodes: () => number, energyPrice?: number): CoordinatorMetrics {
   const registry = createRegistry('coordinator');
-  const countJobs = db.prepare('SELECT state, SUM(n) AS n FROM sweep_counts GROUP BY state');
-  const countNodes = db.prepare('SELECT COUNT(*) AS n FROM nodes');
-  const countOutbox = db.prepare('SELECT COUNT(*) AS n FROM outbox WHERE published_at IS NULL');
-  const countSweeps = db.prepare('SELECT status, COUNT(*) AS n FROM sweeps GROUP BY status');
+  const farm: () => Promise<FarmCounts> = perScrape(() => engine.gallery.farmCounts());
+  const nodeSums: () => Promise<NodeCostSumRow[]> = perScrape(() => engine.costs.nodeSums());
 
   new Gauge({
     name: 'nightshift_jobs',
     help: 'Jobs by state',
     labelNames: ['state'],
     registers: [registry],
-    collect() {
-      const rows = countJobs.all() as { state: string; n: number }[];
+    async collect() {
+      const rows = (await farm()).jobs;
       for (const state of JOB_STATES) this.set({ state }, rows.find((r) => r.state === state)?.n ?? 0);
     },
   });
@@ -43,9 +55,10 @@ export function createCoordinatorMetrics(db: DB, onlineNodes: () => number, ener
     help: 'Sweeps by status',
     labelNames: ['status'],
     registers: [registry],
-    collect() {
+    async collect() {
+      const rows = (await farm()).sweeps;
       this.reset();
-      for (const r of countSweeps.all() as { status: string; n: number }[]) this.set({ status: r.status }, r.n);
+      for (const r of rows) this.set({ status: r.status }, r.n);
     },
   });
   new Gauge({
@@ -53,9 +66,9 @@ export function createCoordinatorMetrics(db: DB, onlineNodes: () => number, ener
     help: 'gpu-nodes known to the coordinator, by status',
     labelNames: ['status'],
     registers: [registry],
-    collect() {
+    async collect() {
+      const known = (await farm()).nodes;
       const online = onlineNodes();
-      const known = (countNodes.get() as { n: number }).n;
       this.set({ status: 'online' }, online);
       this.set({ status: 'offline' }, Math.max(0, known - online));
     },
@@ -64,21 +77,21 @@ export function createCoordinatorMetrics(db: DB, onlineNodes: () => number, ener
     name: 'nightshift_outbox_pending',
     help: 'Events written but not yet published to NATS',
     registers: [registry],
-    collect() {
-      this.set((countOutbox.get() as { n: number }).n);
+    async collect() {
+      this.set((await farm()).outboxPending);
     },
   });
-  const costs = costStoreOf(db);
   /** A counter whose value per node is read from the cost sums at each scrape. */
-  const costCounter = (name: string, help: string, value: (r: ReturnType<typeof costs.nodeSums>[number]) => number | undefined) =>
+  const costCounter = (name: string, help: string, value: (r: NodeCostSumRow) => number | undefined) =>
     new Counter({
       name,
       help,
       labelNames: ['node'],
       registers: [registry],
-      collect() {
+      async collect() {
+        const rows = await nodeSums();
         this.reset();
-        for (const r of costs.nodeSums()) {
+        for (const r of rows) {
           const v = value(r);
           if (v !== undefined) this.inc({ node: r.node_id }, v);
         }

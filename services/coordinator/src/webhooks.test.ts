@@ -7,7 +7,8 @@ import type { AddressInfo } from 'node:net';
 import { expandSweep, parseSpec } from '@nightshift/sweep';
 import { createLogger } from '@nightshift/common';
 import { openDb } from './db.js';
-import { Store } from './store.js';
+import type { Store } from './store.js';
+import { EngineStore, SqliteEngine } from './store-engine/sqlite.js';
 import { ownKeys } from './store/completion.js';
 import { formatDuration, hostAllowed, message, refuseUrl, signature, webhookRequest } from './webhooks.js';
 import { WebhookWorker } from './webhooks-worker.js';
@@ -18,7 +19,8 @@ import { Retention } from './retention.js';
 const log = createLogger('webhooks-test', 'silent');
 
 function setup(now = () => 1_000_000) {
-  const store = new Store(openDb(':memory:'), { now, maxAttempts: 1, blocklistAfter: 5 });
+  const store = new EngineStore(openDb(':memory:'), { now, maxAttempts: 1, blocklistAfter: 5 });
+  const engine = new SqliteEngine(store);
   const spec = parseSpec({ prompts: ['a lighthouse'], seeds: { count: 2 } });
   const add = (id: string) =>
     store.createSweep({ name: id, spec, priority: 0, backend: 'procedural', model: 'procedural-v1' }, expandSweep(spec, 100).map((j) => ({ ...j, minVramMb: 0 })), id);
@@ -29,7 +31,7 @@ function setup(now = () => 1_000_000) {
     store.lease(jobs.map((j) => j.id), 'n1', 30_000);
     for (const j of jobs) store.completeJob(j.id, 'n1', { ...ownKeys(j), renderMs: 1, skipped: false });
   };
-  return { store, add, finish };
+  return { store, engine, add, finish };
 }
 
 const deliveries = (store: Store) => store.db.prepare('SELECT webhook_id, event_id, event, state FROM webhook_deliveries ORDER BY id').all() as { webhook_id: string; event_id: string; event: string; state: string }[];
@@ -143,9 +145,9 @@ async function until(what: string, ok: () => boolean): Promise<void> {
 
 test('a receiver answering 500 three times then 200 gets one success and three recorded failures', async () => {
   const r = await receiver([500, 500, 500]);
-  const { store, add, finish } = setup(Date.now);
+  const { store, engine, add, finish } = setup(Date.now);
   const hook = store.createWebhook({ url: r.url, events: ['sweep.finished'], secret: 'sekret', format: 'json' });
-  const worker = new WebhookWorker(store, log, { retryBaseMs: 1, retryForMs: 60_000, allow: [] });
+  const worker = new WebhookWorker(engine, log, { retryBaseMs: 1, retryForMs: 60_000, allow: [] });
   worker.start();
   try {
     add('sw-1');
@@ -156,7 +158,7 @@ test('a receiver answering 500 three times then 200 gets one success and three r
       assert.equal(g.headers['x-nightshift-signature'], signature('sekret', g.body));
       assert.equal(g.headers['x-nightshift-event-id'], 'sweep.done.sw-1');
     }
-    const app = asCaller(webhookRoutes({ store, config: { NIGHTSHIFT_WEBHOOK_ALLOW: [] } }));
+    const app = asCaller(webhookRoutes({ engine, config: { NIGHTSHIFT_WEBHOOK_ALLOW: [] } }));
     const res = await app.request(`/${hook.id}/deliveries`);
     const view = (await res.json()) as { deliveries: { state: string; attempts: number; lastStatus: number; log: { statusCode: number; error: string | null }[] }[] };
     assert.equal(view.deliveries.length, 1);
@@ -171,9 +173,9 @@ test('a receiver answering 500 three times then 200 gets one success and three r
 });
 
 test('a delivery is given up once its retry window has passed; an unreachable host is an attempt too', async () => {
-  const { store, add, finish } = setup(Date.now);
+  const { store, engine, add, finish } = setup(Date.now);
   store.createWebhook({ url: 'http://127.0.0.1:1/nobody', events: ['sweep.finished'], secret: 's', format: 'json' });
-  const worker = new WebhookWorker(store, log, { retryBaseMs: 5, retryForMs: 40, allow: [] });
+  const worker = new WebhookWorker(engine, log, { retryBaseMs: 5, retryForMs: 40, allow: [] });
   worker.start();
   try {
     add('sw-1');
@@ -188,8 +190,8 @@ test('a delivery is given up once its retry window has passed; an unreachable ho
 });
 
 test('routes: 201 {id}; bad bodies 400 with the field; list without secrets; delete', async () => {
-  const { store } = setup();
-  const app = asCaller(webhookRoutes({ store, config: { NIGHTSHIFT_WEBHOOK_ALLOW: [] } }));
+  const { engine } = setup();
+  const app = asCaller(webhookRoutes({ engine, config: { NIGHTSHIFT_WEBHOOK_ALLOW: [] } }));
   const post = (body: unknown) => app.request('/', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
   const created = await post({ url: 'https://ntfy.sh/night', events: ['sweep.finished', 'sweep.finished'], secret: 'x', format: 'ntfy' });
   assert.equal(created.status, 201);
@@ -210,16 +212,16 @@ test('routes: 201 {id}; bad bodies 400 with the field; list without secrets; del
 
 test('a host taken off the allow-list is given up at once; retention prunes finished deliveries, never pending ones', async () => {
   let clock = 1_000_000;
-  const { store, add, finish } = setup(() => clock);
+  const { store, engine, add, finish } = setup(() => clock);
   store.createWebhook({ url: 'http://127.0.0.1:1/a', events: ['sweep.finished'], secret: 's', format: 'json' });
   add('sw-1');
   finish('sw-1');
-  const worker = new WebhookWorker(store, log, { retryBaseMs: 1_000, retryForMs: 60_000, allow: ['ntfy.sh'], now: () => clock });
+  const worker = new WebhookWorker(engine, log, { retryBaseMs: 1_000, retryForMs: 60_000, allow: ['ntfy.sh'], now: () => clock });
   assert.equal(await worker.flush(), 1);
   assert.deepEqual(store.db.prepare('SELECT state, attempts, last_error FROM webhook_deliveries').get(), { state: 'failed', attempts: 1, last_error: 'host not in NIGHTSHIFT_WEBHOOK_ALLOW' });
   add('sw-2');
   finish('sw-2');
-  const retention = new Retention(store, log, { outboxMs: 1e12, resultsMs: 1e12, webhookDeliveriesMs: 1_000, now: () => clock });
+  const retention = new Retention(engine, log, { outboxMs: 1e12, resultsMs: 1e12, webhookDeliveriesMs: 1_000, now: () => clock });
   clock += 500;
   assert.equal((await retention.prune()).webhookDeliveries, 0, 'too recent');
   clock += 1_000;
