@@ -61,7 +61,7 @@ async function main(): Promise<void> {
   const seeded = seededCoordinator(tmp.dir, { NIGHTSHIFT_INDEXER_URL: `http://127.0.0.1:${portOf(indexer)}` }, storage);
   const prompts = Array.from({ length: 100 }, (_, i) => `a ${COLORS[i % 10]} ${SHAPES[Math.floor(i / 10)]} number ${i}`);
   const t0 = performance.now();
-  const sweepId = seeded.addRenderedSweep({ name: 'ten thousand', prompts, seeds: { start: 0, count: IMAGES / 100 }, params: { width: 512, height: 512, steps: 30 } });
+  const sweepId = await seeded.addRenderedSweep({ name: 'ten thousand', prompts, seeds: { start: 0, count: IMAGES / 100 }, params: { width: 512, height: 512, steps: 30 } });
   const seedMs = performance.now() - t0;
   favorites.push(...(seeded.db.prepare('SELECT render_key FROM jobs WHERE sweep_id = ? AND idx % 200 = 0').all(sweepId) as { render_key: string }[]).map((r) => r.render_key));
 

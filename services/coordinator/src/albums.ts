@@ -10,7 +10,7 @@
 import { z } from 'zod';
 import { MAX_ALBUM_IMAGES, type Album, type AlbumImage } from '@nightshift/album';
 import { fieldIssues, renderKeyOfImageRef, type Config, type FieldIssue } from '@nightshift/common';
-import type { JobRow, Store } from './store.js';
+import type { GalleryEngine, ListingEngine, StoreEngine } from './store-engine/engine.js';
 import { LOCAL_ADMIN, mayUse, type Caller } from './callers.js';
 import { indexerHeaders } from './indexer-proxy.js';
 
@@ -40,7 +40,7 @@ export class AlbumError extends Error {
 
 export interface AlbumDeps {
   config: Pick<Config, 'NIGHTSHIFT_API_TOKEN' | 'NIGHTSHIFT_INDEXER_URL'>;
-  store: Pick<Store, 'db' | 'getSweep' | 'jobs' | 'imageOwnedBy'>;
+  engine: Pick<StoreEngine, 'getSweep'> & { listings: Pick<ListingEngine, 'jobs' | 'imageOwnedBy'>; gallery: Pick<GalleryEngine, 'albumJob' | 'upscaled'> };
 }
 
 /** Checks the parsed body's one-source rule; returns the field issues (none when fine). */
@@ -64,25 +64,31 @@ const RENDER_KEY = /^[0-9a-f]{64}$/;
 /** The render keys a selection names, in album order, at most MAX_ALBUM_IMAGES. */
 /** `caller`: a user's album holds only their own sweeps' images; another's sweep or image is as unknown as a missing one (issue 16). */
 async function selectedKeys(deps: AlbumDeps, sel: Selection, caller: Caller): Promise<{ keys: string[]; title: string; strict: boolean }> {
-  const mine = (renderKey: string) => caller.admin || deps.store.imageOwnedBy(renderKey, caller.user);
+  const mine = async (renderKey: string) => caller.admin || (await deps.engine.listings.imageOwnedBy(renderKey, caller.user));
   if (sel.keys) {
     const keys = sel.keys.map(renderKeyOfImageRef);
     const bad = keys.findIndex((k) => !RENDER_KEY.test(k));
     if (bad >= 0) throw new AlbumError(400, `not an image key: ${JSON.stringify(sel.keys[bad]!.slice(0, 100))}`, [{ path: `keys.${bad}`, message: 'expected images/<64 hex>.png or a 64-hex render key' }]);
     // Another user's image is answered as albumOfKeys answers a key with no rendered image.
-    const theirs = keys.find((k) => !mine(k));
+    let theirs: string | undefined;
+    for (const k of keys) {
+      if (await mine(k)) continue;
+      theirs = k;
+      break;
+    }
     if (theirs !== undefined) throw new AlbumError(400, `no rendered image with key ${theirs}`, [{ path: 'keys', message: `no rendered image with key ${theirs}` }]);
     return { keys, title: sel.title ?? `${keys.length} image${keys.length === 1 ? '' : 's'}`, strict: true };
   }
-  const found = sel.sweep === undefined ? undefined : deps.store.getSweep(sel.sweep);
+  const found = sel.sweep === undefined ? undefined : await deps.engine.getSweep(sel.sweep);
   const sweep = found && mayUse(caller, found.owner) ? found : undefined;
   if (sel.sweep !== undefined && !sweep) throw new AlbumError(404, `no such sweep: ${sel.sweep}`, [{ path: 'sweep', message: 'no such sweep' }]);
   if (sel.favorites) {
     // The caller's own stars (the indexer keeps them per user), and of those only images of their own sweeps.
-    const keys = (await favoriteKeys(deps, sel.sweep, caller.user)).filter(mine);
+    const keys: string[] = [];
+    for (const k of await favoriteKeys(deps, sel.sweep, caller.user)) if (await mine(k)) keys.push(k);
     return { keys, title: sel.title ?? (sweep ? `Favorites of ${sweep.name}` : 'Favorites'), strict: false };
   }
-  const jobs = deps.store.jobs(sweep!.id, ['done', 'skipped'], { offset: 0, limit: MAX_ALBUM_IMAGES + 1 });
+  const jobs = await deps.engine.listings.jobs(sweep!.id, ['done', 'skipped'], { offset: 0, limit: MAX_ALBUM_IMAGES + 1 });
   return { keys: jobs.map((j) => j.render_key), title: sel.title ?? sweep!.name, strict: false };
 }
 
@@ -102,7 +108,7 @@ async function favoriteKeys(deps: AlbumDeps, sweep: string | undefined, user: st
  */
 export async function resolveAlbum(deps: AlbumDeps, sel: Selection, now = Date.now(), caller: Caller = LOCAL_ADMIN): Promise<Album> {
   const { keys, title, strict } = await selectedKeys(deps, sel, caller);
-  const album = albumOfKeys(deps, keys, { title, strict, owner: caller.user, now });
+  const album = await albumOfKeys(deps, keys, { title, strict, owner: caller.user, now });
   if (!album.images.length) {
     const what = sel.favorites ? 'no favorites yet (star some images first)' : sel.sweep ? 'that sweep has no finished images yet' : 'no images';
     throw new AlbumError(400, `nothing to put in an album: ${what}`);
@@ -121,21 +127,17 @@ export interface AlbumOfKeysOptions {
 }
 
 /** The album of these render keys. */
-export function albumOfKeys(deps: Pick<AlbumDeps, 'store'>, keys: readonly string[], o: AlbumOfKeysOptions): Album {
+export async function albumOfKeys(deps: { engine: { gallery: Pick<GalleryEngine, 'albumJob' | 'upscaled'> } }, keys: readonly string[], o: AlbumOfKeysOptions): Promise<Album> {
   const unique = [...new Set(keys)];
   if (unique.length > MAX_ALBUM_IMAGES) throw new AlbumError(413, `too many images for one album: more than ${MAX_ALBUM_IMAGES}; choose fewer (one sweep's favorites, or keys)`);
-  const rendered = deps.store.db.prepare(
-    `SELECT j.* FROM jobs j JOIN sweeps s ON s.id = j.sweep_id WHERE j.render_key = ? AND j.kind = 'render' AND j.state IN ('done', 'skipped') ORDER BY s.owner = ? DESC LIMIT 1`,
-  );
-  const upscaled = deps.store.db.prepare(`SELECT 1 FROM jobs WHERE render_key = ? AND kind = 'upscale' AND state = 'done' LIMIT 1`);
   const images: AlbumImage[] = [];
   for (const rk of unique) {
-    const job = rendered.get(rk, o.owner) as JobRow | undefined;
+    const job = await deps.engine.gallery.albumJob(rk, o.owner);
     if (!job) {
       if (o.strict) throw new AlbumError(400, `no rendered image with key ${rk}`, [{ path: 'keys', message: `no rendered image with key ${rk}` }]);
       continue; // a favorite whose job this coordinator no longer holds
     }
-    images.push({ renderKey: rk, prompt: job.prompt, seed: job.seed, sweepId: job.sweep_id, params: JSON.parse(job.params_json) as Record<string, unknown>, upscaled: upscaled.get(rk) !== undefined });
+    images.push({ renderKey: rk, prompt: job.prompt, seed: job.seed, sweepId: job.sweep_id, params: JSON.parse(job.params_json) as Record<string, unknown>, upscaled: await deps.engine.gallery.upscaled(rk) });
   }
   return { title: o.title, createdAt: new Date(o.now ?? Date.now()).toISOString(), images };
 }

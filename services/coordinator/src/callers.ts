@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import type { Context, MiddlewareHandler } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import { bearerMatches, bearerToken } from '@nightshift/common';
-import type { Store } from './store.js';
+import type { PeopleEngine, StoreEngine } from './store-engine/engine.js';
 import { LOCAL_USER } from './store/users.js';
 
 export { LOCAL_USER } from './store/users.js';
@@ -26,7 +26,8 @@ declare module 'hono' {
   }
 }
 
-export type CallerStore = Pick<Store, 'userByKeyHash' | 'hasActiveKeys'>;
+/** What finding the caller reads: keys by hash, and whether any is active (the engine, asked on every request). */
+export type CallerEngine = Pick<StoreEngine, 'userByKeyHash'> & { people: Pick<PeopleEngine, 'hasActiveKeys'> };
 
 export const LOCAL_ADMIN: Caller = { user: LOCAL_USER, admin: true };
 
@@ -34,24 +35,24 @@ export const LOCAL_ADMIN: Caller = { user: LOCAL_USER, admin: true };
 export const keyHash = (secret: string): string => createHash('sha256').update(secret, 'utf8').digest('hex');
 
 /** The caller an `Authorization` header names, or undefined when it names nobody (missing, wrong or revoked). */
-export function identify(store: CallerStore, farmToken: string | undefined, authorization: string | undefined): Caller | undefined {
+export async function identify(engine: CallerEngine, farmToken: string | undefined, authorization: string | undefined): Promise<Caller | undefined> {
   if (farmToken && bearerMatches(farmToken, authorization)) return LOCAL_ADMIN;
   const secret = bearerToken(authorization);
   if (secret !== undefined && secret.length <= 256) {
-    const user = store.userByKeyHash(keyHash(secret));
+    const user = await engine.userByKeyHash(keyHash(secret));
     if (user) return { user: user.name, admin: user.admin === 1 };
   }
-  if (!farmToken && !store.hasActiveKeys()) return LOCAL_ADMIN;
+  if (!farmToken && !(await engine.people.hasActiveKeys())) return LOCAL_ADMIN;
   return undefined;
 }
 
 /** Whether this farm asks for a token at all (one is set, or a key exists). */
-export const authRequired = (store: CallerStore, farmToken: string | undefined): boolean => Boolean(farmToken) || store.hasActiveKeys();
+export const authRequired = async (engine: CallerEngine, farmToken: string | undefined): Promise<boolean> => Boolean(farmToken) || (await engine.people.hasActiveKeys());
 
 /** Sets `caller` on the context, or answers 401. */
-export function callerAuth(store: CallerStore, farmToken: string | undefined): MiddlewareHandler {
+export function callerAuth(engine: CallerEngine, farmToken: string | undefined): MiddlewareHandler {
   return async (c, next) => {
-    const caller = identify(store, farmToken, c.req.header('authorization'));
+    const caller = await identify(engine, farmToken, c.req.header('authorization'));
     if (!caller) {
       c.header('WWW-Authenticate', 'Bearer realm="nightshift"');
       return c.json({ error: 'missing, wrong or revoked API token or key' }, 401);

@@ -13,7 +13,7 @@
 import type { Context } from 'hono';
 import type { Config } from '@nightshift/common';
 import { callerOf } from './callers.js';
-import { keepOwnImages, type OwnedImageStore } from './owned-images.js';
+import { keepOwnImages, type OwnedImageEngine } from './owned-images.js';
 
 export const INDEXER_USER_HEADER = 'x-nightshift-user';
 
@@ -24,7 +24,7 @@ export function indexerHeaders(token: string | undefined, user: string): Record<
 
 export interface IndexerProxyDeps {
   config: Pick<Config, 'NIGHTSHIFT_API_TOKEN' | 'NIGHTSHIFT_INDEXER_URL'>;
-  store: OwnedImageStore;
+  engine: OwnedImageEngine;
 }
 
 /** Passes the request (path, query, method) on to the indexer as the caller; a non-admin's answer keeps only their own images (owned-images.ts). */
@@ -35,7 +35,7 @@ export function indexerProxy(deps: IndexerProxyDeps): (c: Context) => Promise<Re
     const caller = callerOf(c);
     try {
       const res = await fetch(target, { method: c.req.method, headers: indexerHeaders(deps.config.NIGHTSHIFT_API_TOKEN, caller.user) });
-      if (!caller.admin && res.ok && /json/.test(res.headers.get('content-type') ?? '')) return c.json(keepOwnImages(deps.store, caller, await res.json()), res.status as 200);
+      if (!caller.admin && res.ok && /json/.test(res.headers.get('content-type') ?? '')) return c.json(await keepOwnImages(deps.engine, caller, await res.json()), res.status as 200);
       return c.body(await res.text(), res.status as 200, { 'Content-Type': res.headers.get('content-type') ?? 'application/json' });
     } catch {
       return c.json({ error: 'search is unavailable: the indexer cannot be reached' }, 503);

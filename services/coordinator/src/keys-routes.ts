@@ -15,13 +15,13 @@ import { Hono } from 'hono';
 import { z } from 'zod';
 import { fieldIssues, type Config } from '@nightshift/common';
 import { tooLarge } from './body-rules.js';
-import type { Store } from './store.js';
+import type { PeopleEngine, StoreEngine } from './store-engine/engine.js';
 import { callerOf, identify, keyHash, LOCAL_USER } from './callers.js';
 import { quotaOf } from './quota.js';
 
 export interface KeyRouteDeps {
   config: Pick<Config, 'NIGHTSHIFT_API_TOKEN'>;
-  store: Pick<Store, 'addKey' | 'listUsers' | 'revokeKeys' | 'hasActiveKeys' | 'getUser' | 'imagesSubmittedSince' | 'userByKeyHash' | 'activeAdmins'>;
+  engine: Pick<StoreEngine, 'addKey' | 'revokeKeys' | 'getUser' | 'userByKeyHash'> & { people: Pick<PeopleEngine, 'listUsers' | 'hasActiveKeys' | 'imagesSubmittedSince' | 'activeAdmins'> };
 }
 
 export const KEY_NAME_RE = /^[a-z0-9][a-z0-9._-]{0,63}$/;
@@ -50,35 +50,36 @@ export function keyRoutes(deps: KeyRouteDeps): Hono {
     const k = parsed.data;
     // The caller was checked before the body was read. On a farm that was open then, another
     // request may have made its first key meanwhile (a slow body must not outlive the open
-    // farm), or the caller's key been revoked: ask again, in the same synchronous step as the insert.
-    if (!identify(deps.store, deps.config.NIGHTSHIFT_API_TOKEN, c.req.header('authorization'))?.admin) {
+    // farm), or the caller's key been revoked: ask again, right before the insert (not in its
+    // transaction: a key made between this check and the insert still lets this one through).
+    if (!(await identify(deps.engine, deps.config.NIGHTSHIFT_API_TOKEN, c.req.header('authorization')))?.admin) {
       return c.json({ error: 'missing, wrong or revoked API token or key (the farm asks for a key now)', details: [] }, 401);
     }
-    if (!deps.config.NIGHTSHIFT_API_TOKEN && !deps.store.hasActiveKeys() && !k.admin) {
+    if (!deps.config.NIGHTSHIFT_API_TOKEN && !(await deps.engine.people.hasActiveKeys()) && !k.admin) {
       return c.json({ error: 'the first key of a farm without NIGHTSHIFT_API_TOKEN must be an admin key (--admin): once a key exists the farm asks for one', details: [] }, 409);
     }
     const secret = `nsk_${randomBytes(32).toString('base64url')}`;
-    const added = deps.store.addKey({ name: k.name, admin: k.admin, weight: k.weight, quotaImages: k.quotaImages }, keyHash(secret));
+    const added = await deps.engine.addKey({ name: k.name, admin: k.admin, weight: k.weight, quotaImages: k.quotaImages }, keyHash(secret));
     if (!added) return c.json({ error: `${k.name} already has a key: revoke it first`, details: [] }, 409);
     return c.json({ name: k.name, admin: k.admin, weight: k.weight, quotaImages: k.quotaImages, key: secret }, 201);
   });
 
-  app.get('/', (c) =>
+  app.get('/', async (c) =>
     c.json({
-      keys: deps.store.listUsers().map((u) => ({ name: u.name, admin: u.admin === 1, weight: u.weight, quotaImages: u.quota_images, active: u.keys > 0, running: u.running })),
+      keys: (await deps.engine.people.listUsers()).map((u) => ({ name: u.name, admin: u.admin === 1, weight: u.weight, quotaImages: u.quota_images, active: u.keys > 0, running: u.running })),
     }),
   );
 
-  app.delete('/:name', (c) => {
+  app.delete('/:name', async (c) => {
     const name = c.req.param('name');
     if (!KEY_NAME_RE.test(name)) return c.json({ error: `not a key name: 1-64 of a-z, 0-9, ".", "_", "-", starting with a letter or digit` }, 400);
     // Without NIGHTSHIFT_API_TOKEN, revoking the last admin key would leave no key at all
     // (the farm silently open to everyone again) or nobody able to manage keys.
-    const admins = deps.store.activeAdmins();
+    const admins = await deps.engine.people.activeAdmins();
     if (!deps.config.NIGHTSHIFT_API_TOKEN && admins.length === 1 && admins[0] === name) {
       return c.json({ error: `${name} holds the farm's last admin key: add another admin key first (or set NIGHTSHIFT_API_TOKEN)` }, 409);
     }
-    if (!deps.store.revokeKeys(name)) return c.json({ error: `no active key named ${name}` }, 404);
+    if (!(await deps.engine.revokeKeys(name))) return c.json({ error: `no active key named ${name}` }, 404);
     return c.body(null, 204);
   });
   return app;
@@ -86,9 +87,9 @@ export function keyRoutes(deps: KeyRouteDeps): Hono {
 
 export function meRoute(deps: KeyRouteDeps): Hono {
   const app = new Hono();
-  app.get('/', (c) => {
+  app.get('/', async (c) => {
     const caller = callerOf(c);
-    return c.json({ user: caller.user, admin: caller.admin, quota: quotaOf(deps.store, caller.user, Date.now()) });
+    return c.json({ user: caller.user, admin: caller.admin, quota: await quotaOf(deps.engine, caller.user, Date.now()) });
   });
   return app;
 }

@@ -74,7 +74,7 @@ describe('a farm without a token', () => {
       ['owner'],
       'no key for the request that started on the open farm',
     );
-    assert.deepEqual(identify(ctx.seeded.store, undefined, `Bearer ${ownerKey}`), { user: 'owner', admin: true });
+    assert.deepEqual(await identify(ctx.seeded.engine, undefined, `Bearer ${ownerKey}`), { user: 'owner', admin: true });
   });
 
   test('the last admin key cannot be revoked; with another admin it can', async () => {

@@ -3,6 +3,7 @@ export type { CoordinatorDeps, GrpcDeps, HttpDeps, SweepDeps } from './deps.js';
 // The state layer, for the seeded-database fixture in @nightshift/devfarm (dashboard tests and benchmarks).
 export { openDb, type DB } from './db.js';
 export { Store } from './store.js';
+export { EngineStore, SqliteEngine } from './store-engine/sqlite.js';
 export { Scheduler, type NodeCaps } from './scheduler.js';
 export { Live } from './live.js';
 export { submitSweep } from './sweeps.js';

@@ -8,11 +8,13 @@ import { addModel, resolveModel } from '@nightshift/registry';
 import type { NodeRow } from './store/rows.js';
 import { modelsRoute, sweepsUsingModel, type ModelView } from './models.js';
 import { openDb } from './db.js';
-import { Store } from './store.js';
+import { EngineStore, SqliteEngine } from './store-engine/sqlite.js';
 
 let s3: S3Server;
 let storage: Storage;
 const tmp = tempDir('nightshift-models-route-');
+/** An engine whose registered nodes are these. */
+const nodesOf = (rows: NodeRow[]) => ({ nodes: { listNodes: async () => rows } });
 const node = (id: string, models: string[]): NodeRow => ({ id, name: id, capabilities_json: JSON.stringify({ models }), status: 'online', last_seen: 0, connected_at: 0, jobs_done: 0 });
 
 before(async () => {
@@ -31,7 +33,7 @@ test('GET /api/models lists names with their nodes; GET one; DELETE refused whil
   writeFileSync(join(dir, 'model.onnx'), 'weights');
   const { manifest } = await addModel(storage, 'tiny-clip', 'clip', dir);
   let busy: string | undefined = '2 queued jobs of sweep s1';
-  const app = modelsRoute({ storage, store: { listNodes: () => [node('n1', [manifest.hash]), node('n2', ['other']), node('n3', ['tiny-clip'])] }, modelInUse: () => busy });
+  const app = modelsRoute({ storage, engine: nodesOf([node('n1', [manifest.hash]), node('n2', ['other']), node('n3', ['tiny-clip'])]), modelInUse: async () => busy });
 
   const list = (await (await app.request('/')).json()) as { models: ModelView[] };
   assert.equal(list.models.length, 1);
@@ -53,7 +55,7 @@ test('GET /api/models lists names with their nodes; GET one; DELETE refused whil
 });
 
 test('without a bucket the routes say so', async () => {
-  const app = modelsRoute({ storage: { get: () => Promise.resolve(Buffer.alloc(0)) }, store: { listNodes: () => [] } });
+  const app = modelsRoute({ storage: { get: () => Promise.resolve(Buffer.alloc(0)) }, engine: nodesOf([]) });
   assert.equal((await app.request('/')).status, 503);
 });
 
@@ -62,7 +64,7 @@ test('a model pulled into connected nodes\' caches lists them in nodes', async (
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, 'model.onnx'), 'pulled weights');
   const { manifest } = await addModel(storage, 'pulled', 'diffusion', dir);
-  const app = modelsRoute({ storage, store: { listNodes: () => [node('n1', ['pulled'])] }, hub: { models: { holders: (h) => (h === manifest.hash ? ['n7', 'n1'] : []) } } });
+  const app = modelsRoute({ storage, engine: nodesOf([node('n1', ['pulled'])]), hub: { models: { holders: (h) => (h === manifest.hash ? ['n7', 'n1'] : []) } } });
   const one = (await (await app.request('/pulled')).json()) as ModelView;
   assert.deepEqual(one.nodes, ['n1', 'n7']);
 });
@@ -72,10 +74,10 @@ test('DELETE is refused while a sweep resolved to the model still has queued wor
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, 'model.onnx'), 'busy weights');
   const { manifest } = await addModel(storage, 'busy', 'diffusion', dir);
-  const store = new Store(openDb(':memory:'));
+  const store = new EngineStore(openDb(':memory:'));
   const job = { index: 0, renderKey: 'rk', prompt: 'p', seed: 1, params: {}, axes: {}, backend: 'onnx', model: 'busy', minVramMb: 0 };
   store.createSweep({ name: 's', spec: {}, priority: 0, backend: 'onnx', model: 'busy', modelHash: manifest.hash, modelBytes: manifest.totalSize }, [job], 'sw-busy');
-  const app = modelsRoute({ storage, store: { listNodes: () => [] }, modelInUse: sweepsUsingModel(store) });
+  const app = modelsRoute({ storage, engine: nodesOf([]), modelInUse: sweepsUsingModel(new SqliteEngine(store)) });
   const refused = await app.request('/busy', { method: 'DELETE' });
   assert.equal(refused.status, 409);
   assert.match(((await refused.json()) as { error: string }).error, /1 queued or running job\(s\) of sweep sw-busy/);

@@ -10,15 +10,15 @@
 import { Hono } from 'hono';
 import type { Storage } from '@nightshift/common';
 import { listModels, removeModel, resolveModel, type ModelManifest, type RegistryStorage } from '@nightshift/registry';
-import type { Store } from './store.js';
+import type { ListingEngine, NodeEngine, StoreEngine } from './store-engine/engine.js';
 import type { NodeModels } from './node-models.js';
 
 export interface ModelsDeps {
   /** The whole Storage in the running coordinator; handler tests may give less, and then the routes answer 503. */
   storage: Pick<Storage, 'get'> | RegistryStorage;
-  store: Pick<Store, 'listNodes'>;
+  engine: { nodes: Pick<NodeEngine, 'listNodes'> };
   /** Why a model may not be removed now (queued jobs need it), or undefined. Absent: nothing is checked. */
-  modelInUse?: (hash: string) => string | undefined;
+  modelInUse?: (hash: string) => Promise<string | undefined>;
   /** Connected nodes' model caches (what they pulled from the registry); absent in handler tests that need none. */
   hub?: { models?: Pick<NodeModels, 'holders'> | undefined };
 }
@@ -40,21 +40,24 @@ const hasBucket = (s: ModelsDeps['storage']): s is RegistryStorage => 'client' i
  * `modelInUse` from the sweeps: a model is in use while a sweep that
  * resolved to its hash at submit still has queued or running jobs.
  */
-export function sweepsUsingModel(store: Pick<Store, 'listSweeps' | 'counts'>): (hash: string) => string | undefined {
-  return (hash) => {
-    const busy = store
-      .listSweeps()
-      .filter((s) => s.model_hash === hash && !['done', 'failed', 'cancelled'].includes(s.status))
-      .map((s) => ({ id: s.id, c: store.counts(s.id) }))
-      .filter(({ c }) => c.queued + c.running > 0);
+export function sweepsUsingModel(engine: Pick<StoreEngine, 'counts'> & { listings: Pick<ListingEngine, 'listSweeps'> }): (hash: string) => Promise<string | undefined> {
+  return async (hash) => {
+    const busy: { id: string; c: Awaited<ReturnType<StoreEngine['counts']>> }[] = [];
+    for (const s of await engine.listings.listSweeps()) {
+      if (s.model_hash !== hash || ['done', 'failed', 'cancelled'].includes(s.status)) continue;
+      const c = await engine.counts(s.id);
+      if (c.queued + c.running > 0) busy.push({ id: s.id, c });
+    }
     if (!busy.length) return undefined;
     return busy.map(({ id, c }) => `${c.queued + c.running} queued or running job(s) of sweep ${id}`).join(', ');
   };
 }
 
-function holders(deps: ModelsDeps, hash: string, names: string[]): string[] {
-  const advertised = deps.store
-    .listNodes()
+/** The registered nodes, read once per answer. */
+type NodeList = Awaited<ReturnType<NodeEngine['listNodes']>>;
+
+function holders(deps: ModelsDeps, nodes: NodeList, hash: string, names: string[]): string[] {
+  const advertised = nodes
     .filter((n) => {
       const caps = JSON.parse(n.capabilities_json) as { models?: unknown };
       return Array.isArray(caps.models) && caps.models.some((m) => typeof m === 'string' && names.includes(m));
@@ -63,14 +66,14 @@ function holders(deps: ModelsDeps, hash: string, names: string[]): string[] {
   return [...new Set([...(deps.hub?.models?.holders(hash) ?? []), ...advertised])].sort();
 }
 
-const view = (deps: ModelsDeps, name: string, m: ModelManifest): ModelView => ({
+const view = (deps: ModelsDeps, nodes: NodeList, name: string, m: ModelManifest): ModelView => ({
   name,
   hash: m.hash,
   kind: m.kind,
   size: m.totalSize,
   files: m.files,
   addedAt: m.addedAt,
-  nodes: holders(deps, m.hash, [m.hash, name]),
+  nodes: holders(deps, nodes, m.hash, [m.hash, name]),
 });
 
 const refError = (err: unknown) => ({ error: err instanceof Error ? err.message : String(err) });
@@ -83,7 +86,10 @@ export function modelsRoute(deps: ModelsDeps): Hono {
     return app;
   }
 
-  app.get('/', async (c) => c.json({ models: (await listModels(storage)).map((m) => view(deps, m.name, m.manifest)) }));
+  app.get('/', async (c) => {
+    const nodes = await deps.engine.nodes.listNodes();
+    return c.json({ models: (await listModels(storage)).map((m) => view(deps, nodes, m.name, m.manifest)) });
+  });
 
   app.get('/:ref', async (c) => {
     const ref = c.req.param('ref');
@@ -94,7 +100,7 @@ export function modelsRoute(deps: ModelsDeps): Hono {
       return c.json(refError(err), 400);
     }
     if (!m) return c.json({ error: `no model ${ref}` }, 404);
-    return c.json(view(deps, /^[0-9a-f]{64}$/.test(ref) ? m.name : ref, m));
+    return c.json(view(deps, await deps.engine.nodes.listNodes(), /^[0-9a-f]{64}$/.test(ref) ? m.name : ref, m));
   });
 
   app.delete('/:name', async (c) => {
@@ -107,7 +113,7 @@ export function modelsRoute(deps: ModelsDeps): Hono {
       return c.json(refError(err), 400);
     }
     if (!m) return c.json({ error: `no model ${name}` }, 404);
-    const busy = deps.modelInUse?.(m.hash);
+    const busy = await deps.modelInUse?.(m.hash);
     if (busy) return c.json({ error: `model ${name} is in use: ${busy}` }, 409);
     const removed = await removeModel(storage, name);
     if (!removed) return c.json({ error: `no model ${name}` }, 404);

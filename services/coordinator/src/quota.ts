@@ -4,7 +4,7 @@
  * submitted since 00:00 UTC). A submission that would pass it is refused
  * whole with 429, naming the quota and what is left.
  */
-import type { Store } from './store.js';
+import type { PeopleEngine, StoreEngine } from './store-engine/engine.js';
 import { utcDayStart } from './store/users.js';
 
 export interface QuotaView {
@@ -16,14 +16,14 @@ export interface QuotaView {
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 
-export type QuotaStore = Pick<Store, 'getUser' | 'imagesSubmittedSince'>;
+export type QuotaEngine = Pick<StoreEngine, 'getUser'> & { people: Pick<PeopleEngine, 'imagesSubmittedSince'> };
 
 /** The user's quota as of `now`, or null when they have none. */
-export function quotaOf(store: QuotaStore, user: string, now: number): QuotaView | null {
-  const quota = store.getUser(user)?.quota_images ?? null;
+export async function quotaOf(engine: QuotaEngine, user: string, now: number): Promise<QuotaView | null> {
+  const quota = (await engine.getUser(user))?.quota_images ?? null;
   if (quota === null) return null;
   const day = utcDayStart(now);
-  const used = store.imagesSubmittedSince(user, day);
+  const used = await engine.people.imagesSubmittedSince(user, day);
   return { imagesPerDay: quota, usedToday: used, leftToday: Math.max(0, quota - used), resetsAt: new Date(day + DAY_MS).toISOString() };
 }
 
@@ -40,8 +40,12 @@ export class QuotaExceeded extends Error {
   }
 }
 
-/** Throws QuotaExceeded when `wanted` more images would pass the user's quota today. */
-export function checkQuota(store: QuotaStore, user: string, wanted: number, now: number): void {
-  const q = quotaOf(store, user, now);
+/**
+ * Throws QuotaExceeded when `wanted` more images would pass the user's quota today.
+ * A check before the sweep is stored, not in its transaction: two submissions
+ * of one user at the same moment may both pass it (docs/design.md §4).
+ */
+export async function checkQuota(engine: QuotaEngine, user: string, wanted: number, now: number): Promise<void> {
+  const q = await quotaOf(engine, user, now);
   if (q && wanted > q.leftToday) throw new QuotaExceeded(q, wanted);
 }

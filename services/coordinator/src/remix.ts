@@ -21,7 +21,7 @@ const KEY_BODY_MAX_BYTES = 4 * 1024;
 export interface RemixDeps {
   storage: Pick<Storage, 'get'>;
   /** Whether this request may read the image `key` (a user: their own sweeps' images only); all when absent. */
-  mayRead?: (c: Context, key: string) => boolean;
+  mayRead?: (c: Context, key: string) => boolean | Promise<boolean>;
 }
 
 export interface RemixAnswer extends Remix {
@@ -42,7 +42,7 @@ async function imageByKey(c: Context, { storage, mayRead }: RemixDeps): Promise<
     return c.json({ error: `invalid image key ${JSON.stringify(body.key)}: expected images/….png or upscaled/….png`, details: [{ path: 'key', message: 'not an image key' }] }, 400);
   }
   // Another user's image is as absent as a missing one.
-  if (mayRead && !mayRead(c, key)) return c.json({ error: `no image ${key} in the bucket` }, 404);
+  if (mayRead && !(await mayRead(c, key))) return c.json({ error: `no image ${key} in the bucket` }, 404);
   try {
     return await storage.get(key);
   } catch (err) {

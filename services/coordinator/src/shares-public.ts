@@ -16,9 +16,8 @@ import { ALBUM_CSS_HASH, albumHtml } from '@nightshift/album';
 import { imageKey, renderKeyOf, thumbKey, type Storage } from '@nightshift/common';
 import { albumOfKeys, type AlbumDeps } from './albums.js';
 import type { ShareParts } from './shares-routes.js';
-import type { ShareRow } from './store/shares.js';
+import type { PeopleEngine, ShareEngine, ShareRow } from './store-engine/engine.js';
 import { LOCAL_USER } from './store/users.js';
-import type { Store } from './store.js';
 
 /** Where share links live; outside /api and /files, so the API token's check never sees them. */
 export const SHARE_PATH = '/s';
@@ -43,7 +42,7 @@ const NOT_FOUND = 'This share link is not valid: it has expired, been revoked, o
 
 export interface SharePageDeps extends AlbumDeps {
   storage: Pick<Storage, 'get'>;
-  store: AlbumDeps['store'] & Pick<Store, 'activeUser'>;
+  engine: AlbumDeps['engine'] & { people: Pick<PeopleEngine, 'activeUser'>; shares: ShareEngine };
 }
 
 export function sharePages(deps: SharePageDeps, parts: ShareParts): Hono {
@@ -55,29 +54,29 @@ export function sharePages(deps: SharePageDeps, parts: ShareParts): Hono {
    * stops with their last active key (the farm's own user, `local`, is the
    * farm token's and never stops) and works again if they get a new one.
    */
-  const shareOf = (token: string): ShareRow | undefined => {
+  const shareOf = async (token: string): Promise<ShareRow | undefined> => {
     const claim = parts.tokens.verify(token);
-    const row = claim && parts.shares.live(claim.id);
+    const row = claim && (await parts.shares.live(claim.id));
     if (!row || row.expires_at !== claim.expiresAt) return undefined;
-    return row.owner === LOCAL_USER || deps.store.activeUser(row.owner) ? row : undefined;
+    return row.owner === LOCAL_USER || (await deps.engine.people.activeUser(row.owner)) ? row : undefined;
   };
 
   // Relative links on the page need the trailing slash.
-  app.get('/:token', (c) => (shareOf(c.req.param('token')) ? c.redirect(`${SHARE_PATH}/${c.req.param('token')}/`) : notFound(c)));
+  app.get('/:token', async (c) => ((await shareOf(c.req.param('token'))) ? c.redirect(`${SHARE_PATH}/${c.req.param('token')}/`) : notFound(c)));
 
-  app.get('/:token/', (c) => {
-    const row = shareOf(c.req.param('token'));
+  app.get('/:token/', async (c) => {
+    const row = await shareOf(c.req.param('token'));
     if (!row) return notFound(c);
     // Images whose jobs are gone since (retention) drop out of the page.
-    const album = albumOfKeys(deps, parts.shares.renderKeys(row.id), { title: row.title, strict: false, owner: row.owner, now: row.created_at });
+    const album = await albumOfKeys(deps, await parts.shares.renderKeys(row.id), { title: row.title, strict: false, owner: row.owner, now: row.created_at });
     return c.html(albumHtml(album, { upscaled: false }), 200, PAGE_HEADERS);
   });
 
   for (const [prefix, build] of [['images', imageKey], ['thumbs', thumbKey]] as const) {
     app.get(`/:token/${prefix}/:name`, async (c) => {
-      const row = shareOf(c.req.param('token'));
+      const row = await shareOf(c.req.param('token'));
       const rk = renderKeyOf(`${prefix}/${c.req.param('name')}`, prefix);
-      if (!row || !rk || !parts.shares.holds(row.id, rk)) return notFound(c);
+      if (!row || !rk || !(await parts.shares.holds(row.id, rk))) return notFound(c);
       let body: Buffer;
       try {
         body = await deps.storage.get(build(rk));

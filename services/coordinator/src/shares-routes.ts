@@ -13,7 +13,7 @@ import { fieldIssues } from '@nightshift/common';
 import { tooLarge } from './body-rules.js';
 import { AlbumError, resolveAlbum, selectionIssues, SelectionFields, type AlbumDeps } from './albums.js';
 import { albumErrorResponse } from './albums-routes.js';
-import type { ShareRow, ShareStore } from './store/shares.js';
+import type { ShareEngine, ShareRow } from './store-engine/engine.js';
 import type { ShareTokens } from './shares-token.js';
 import { SHARE_PATH } from './shares-public.js';
 import { callerOf, mayUse, ownerFilter } from './callers.js';
@@ -36,7 +36,7 @@ const ExpiresIn = z
 const NewShare = z.strictObject({ ...SelectionFields, expiresIn: ExpiresIn.default(DEFAULT_SHARE_SECONDS) });
 
 export interface ShareParts {
-  shares: ShareStore;
+  shares: ShareEngine;
   tokens: ShareTokens;
 }
 
@@ -60,12 +60,12 @@ export function shareRoutes(deps: AlbumDeps, parts: ShareParts, now: () => numbe
     if (issues.length) return c.json({ error: issues[0]!.message, details: issues }, 400);
     const owner = callerOf(c).user;
     // Expired links stay listed (as expired) for a week, then their rows go.
-    parts.shares.pruneExpired(now() - EXPIRED_KEPT_MS);
-    const live = parts.shares.list(owner).filter((s) => s.expires_at > now()).length;
+    await parts.shares.pruneExpired(now() - EXPIRED_KEPT_MS);
+    const live = (await parts.shares.list(owner)).filter((s) => s.expires_at > now()).length;
     if (live >= MAX_SHARES) return c.json({ error: `at most ${MAX_SHARES} live share links: revoke some first (DELETE /api/shares/:id)`, details: [] }, 409);
     try {
       const album = await resolveAlbum(deps, selection, now(), callerOf(c));
-      const row = parts.shares.create({ title: album.title, renderKeys: album.images.map((i) => i.renderKey), expiresAt: now() + expiresIn * 1000, owner });
+      const row = await parts.shares.create({ title: album.title, renderKeys: album.images.map((i) => i.renderKey), expiresAt: now() + expiresIn * 1000, owner });
       return c.json({ id: row.id, url: url(c, row), expiresAt: iso(row.expires_at), images: row.images }, 201);
     } catch (err) {
       if (err instanceof AlbumError) return albumErrorResponse(c, err);
@@ -74,19 +74,19 @@ export function shareRoutes(deps: AlbumDeps, parts: ShareParts, now: () => numbe
   });
 
   // A user lists their own links; an admin every owner's, like other listings (each names its owner).
-  app.get('/', (c) => {
+  app.get('/', async (c) => {
     const owner = ownerFilter(callerOf(c));
-    const rows = owner === undefined ? parts.shares.listAll() : parts.shares.list(owner);
+    const rows = owner === undefined ? await parts.shares.listAll() : await parts.shares.list(owner);
     return c.json({
       shares: rows.map((s) => ({ id: s.id, owner: s.owner, title: s.title, images: s.images, url: url(c, s), createdAt: iso(s.created_at), expiresAt: iso(s.expires_at), expired: s.expires_at <= now() })),
     });
   });
 
   // Another user's share is as absent as a missing one; an admin may revoke any.
-  app.delete('/:id', (c) => {
-    const row = parts.shares.get(c.req.param('id'));
+  app.delete('/:id', async (c) => {
+    const row = await parts.shares.get(c.req.param('id'));
     if (!row || !mayUse(callerOf(c), row.owner)) return c.json({ error: 'no such share' }, 404);
-    return parts.shares.delete(row.id, row.owner) ? c.body(null, 204) : c.json({ error: 'no such share' }, 404);
+    return (await parts.shares.delete(row.id, row.owner)) ? c.body(null, 204) : c.json({ error: 'no such share' }, 404);
   });
   return app;
 }

@@ -19,6 +19,8 @@ import { asCaller } from './callers-test-helpers.js';
 import { SHARE_SECRET_FILE } from './shares-token.js';
 import { keyHash } from './callers.js';
 import { createLogger } from '@nightshift/common';
+import { randomBytes } from 'node:crypto';
+import { EngineStore, SqliteEngine } from './store-engine/sqlite.js';
 
 const TOKEN = 'the-api-token';
 const HOST = 'http://127.0.0.1:8080';
@@ -61,8 +63,8 @@ describe('share links', () => {
       },
     };
     seeded = seededCoordinator(tmp.dir, { NIGHTSHIFT_API_TOKEN: TOKEN, NIGHTSHIFT_INDEXER_URL: `http://127.0.0.1:${(indexer.address() as AddressInfo).port}` }, storage);
-    sweepId = seeded.addRenderedSweep(SPEC);
-    otherSweep = seeded.addRenderedSweep({ ...SPEC, name: 'not shared', prompts: ['a green triangle'] });
+    sweepId = await seeded.addRenderedSweep(SPEC);
+    otherSweep = await seeded.addRenderedSweep({ ...SPEC, name: 'not shared', prompts: ['a green triangle'] });
     for (const row of seeded.db.prepare('SELECT image_key, thumb_key FROM jobs').all() as { image_key: string; thumb_key: string }[]) {
       bucket.set(row.image_key, Buffer.from(`png ${row.image_key}`));
       bucket.set(row.thumb_key, Buffer.from(`webp ${row.thumb_key}`));
@@ -151,7 +153,9 @@ describe('share links', () => {
 
   test('an expired link is 404', async () => {
     let now = Date.now();
-    const parts = createShares(seeded.deps, () => now);
+    // The share table reads expiry on the engine's clock: one over the same database on this test's.
+    const engine = new SqliteEngine(new EngineStore(seeded.db, { now: () => now }));
+    const parts = createShares({ ...seeded.deps, engine }, randomBytes(32), () => now);
     // The share routes alone, behind the local admin (what http.ts's caller check sets).
     const res = await asCaller(parts.api).request('http://127.0.0.1:8080/', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ sweep: sweepId, expiresIn: 60 }) });
     assert.equal(res.status, 201);
@@ -229,10 +233,10 @@ describe('share links', () => {
   test("users: bob can neither share, list nor revoke alice's images and links; an admin can revoke", async () => {
     for (const name of ['alice', 'bob']) assert.ok(seeded.store.addKey({ name, admin: false, weight: 1, quotaImages: null }, keyHash(`k-${name}`)));
     const own = (id: string, owner: string) => seeded.db.prepare('UPDATE sweeps SET owner = ? WHERE id = ?').run(owner, id);
-    const aliceSweep = seeded.addRenderedSweep({ ...SPEC, name: 'alice night', prompts: ['alice only'] });
+    const aliceSweep = await seeded.addRenderedSweep({ ...SPEC, name: 'alice night', prompts: ['alice only'] });
     own(aliceSweep, 'alice');
     // bob rendered one of alice's images too (same prompt, seed and settings: the same render key).
-    const bobSweep = seeded.addRenderedSweep({ ...SPEC, name: 'bob night', prompts: ['alice only'], seeds: [1] });
+    const bobSweep = await seeded.addRenderedSweep({ ...SPEC, name: 'bob night', prompts: ['alice only'], seeds: [1] });
     own(bobSweep, 'bob');
     const [shared, aliceOnly] = keysOf(aliceSweep) as [string, string];
     assert.deepEqual(keysOf(bobSweep), [shared]);
@@ -273,12 +277,13 @@ describe('share links', () => {
 
     // A link that fails (here the database, asked whether bob may still share) is a 500 whose log line keeps the link's secret out.
     const lines: string[] = [];
-    const failing = Object.assign(Object.create(seeded.store) as typeof seeded.store, {
-      activeUser: () => {
-        throw new Error('disk I/O error');
+    const failing = Object.assign(Object.create(seeded.engine) as typeof seeded.engine, {
+      people: {
+        ...seeded.engine.people,
+        activeUser: () => Promise.reject(new Error('disk I/O error')),
       },
     });
-    const logged = createHttpApp({ ...seeded.deps, store: failing, log: createLogger('test', 'info', { write: (line: string) => void lines.push(line) }), hub: { dispatch() {}, cancelJobs() {}, connectedNodeIds: () => [] }, placement: { explain: () => [] }, live: new Live() });
+    const logged = createHttpApp({ ...seeded.deps, engine: failing, log: createLogger('test', 'info', { write: (line: string) => void lines.push(line) }), hub: { dispatch() {}, cancelJobs() {}, connectedNodeIds: () => [] }, placement: { explain: () => [] }, live: new Live() });
     const linkToken = /\/s\/([^/]+)\//.exec(bobShare.url)![1]!;
     assert.equal((await logged.request(bobShare.url, { headers: { host: '127.0.0.1:8080' } })).status, 500);
     assert.equal(lines.length, 1);

@@ -20,10 +20,13 @@ export interface SseOptions {
   snapshotIntervalMs?: number;
   /** Time without events before a keep-alive ping. */
   pingMs?: number;
-  /** Which events this request may see (a user, their own sweeps'); all when absent or undefined. */
-  visible?: (c: Context) => ((e: LiveEvent) => boolean) | undefined;
+  /**
+   * Which events this request may see (a user, their own sweeps'); all when absent or undefined.
+   * A promise when the answer must be read (a sweep not seen before): events wait behind it, in order.
+   */
+  visible?: (c: Context) => ((e: LiveEvent) => boolean | Promise<boolean>) | undefined;
   /** Whether this request's caller is still who it was (a revoked key ends the stream before anything more is sent). */
-  stillAllowed?: (c: Context) => (() => boolean) | undefined;
+  stillAllowed?: (c: Context) => (() => boolean | Promise<boolean>) | undefined;
 }
 
 type Progress = Extract<LiveEvent, { type: 'progress' }>;
@@ -85,11 +88,28 @@ export function eventsRoute(opts: SseOptions) {
       const queue = new ClientQueue(opts.maxQueue);
       let wake: (() => void) | undefined;
       let closed = false;
-      const unsubscribe = opts.live.subscribe((e) => {
-        if (only && 'sweepId' in e && e.sweepId !== only) return;
-        if (visible && !visible(e)) return;
+      const take = (e: LiveEvent) => {
         queue.push(e);
         wake?.();
+      };
+      // Events whose visibility is being read, and those behind them: they keep their order.
+      // The last link of a run clears the chain, so later events are answered at once again;
+      // an event whose visibility cannot be read (the database failing) is not sent.
+      let waiting: Promise<void> | undefined;
+      const chain = (link: Promise<void>) => {
+        const settled = link.catch(() => undefined);
+        waiting = settled;
+        void settled.then(() => {
+          if (waiting === settled) waiting = undefined;
+        });
+      };
+      const unsubscribe = opts.live.subscribe((e) => {
+        if (only && 'sweepId' in e && e.sweepId !== only) return;
+        if (!visible) return take(e);
+        if (waiting) return chain(waiting.then(async () => ((await visible(e)) ? take(e) : undefined)));
+        const seen = visible(e);
+        if (typeof seen !== 'boolean') return chain(seen.then((yes) => (yes ? take(e) : undefined)));
+        if (seen) take(e);
       });
       const unClose = opts.live.onClose(() => {
         closed = true;
@@ -101,7 +121,7 @@ export function eventsRoute(opts: SseOptions) {
         let lastSnapshots = 0;
         while (!stream.aborted) {
           // Checked before every batch, ping and snapshot: a stream outlives no revocation.
-          if (allowed && !allowed()) break;
+          if (allowed && !(await allowed())) break;
           for (const e of queue.take()) await stream.writeSSE({ event: e.type, data: JSON.stringify(e) });
           if (queue.dropped) {
             await stream.writeSSE({ event: 'lagged', data: JSON.stringify({ dropped: queue.dropped }) });
@@ -113,7 +133,7 @@ export function eventsRoute(opts: SseOptions) {
           if (queue.dirty.size && wait <= 0) {
             for (const sweepId of [...queue.dirty]) {
               queue.dirty.delete(sweepId);
-              await stream.writeSSE({ event: 'sweep', data: JSON.stringify({ type: 'sweep', sweepId, sweep: opts.snapshot(sweepId) }) });
+              await stream.writeSSE({ event: 'sweep', data: JSON.stringify({ type: 'sweep', sweepId, sweep: await opts.snapshot(sweepId) }) });
             }
             lastSnapshots = Date.now();
             continue;

@@ -37,7 +37,7 @@ after(async () => {
 test('a watch ends with UNAUTHENTICATED at the first update after its key is revoked', { timeout: 30_000 }, async () => {
   const { store } = seeded;
   assert.ok(store.addKey({ name: 'gil', admin: false, weight: 1, quotaImages: null }, keyHash('k-gil')));
-  const { id } = submitSweep(seeded.deps, { prompts: ['gil'], seeds: [1, 2] }, undefined, undefined, { user: 'gil', admin: false });
+  const { id } = await submitSweep(seeded.deps, { prompts: ['gil'], seeds: [1, 2] }, undefined, undefined, { user: 'gil', admin: false });
   const client = createClient(SweepService, address);
   try {
     const meta = new grpc.Metadata();

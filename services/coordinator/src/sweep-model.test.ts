@@ -7,7 +7,7 @@ import { startS3Server, tempDir, type S3Server } from '@nightshift/devfarm';
 import { addModel } from '@nightshift/registry';
 import { expandSweep, parseSpec, SpecError } from '@nightshift/sweep';
 import { openDb } from './db.js';
-import { Store } from './store.js';
+import { EngineStore, SqliteEngine } from './store-engine/sqlite.js';
 import { submitSweep, submitUpscale } from './sweeps.js';
 import type { SweepDeps } from './deps.js';
 import { advertisedBy, specModel, upscaleModel } from './sweep-model.js';
@@ -36,11 +36,11 @@ async function addFolder(name: string, content: string) {
 const deps = (advertised: string[] = []) => ({ storage, advertised: (n: string) => advertised.includes(n) });
 const spec = (model?: string, backend = 'onnx') => ({ prompts: ['a lighthouse'], seeds: { count: 2 }, backend, ...(model ? { model } : {}), params: { width: 64, height: 64, steps: 2 } });
 
-function sweepDeps(store: Store): SweepDeps {
+function sweepDeps(store: EngineStore): SweepDeps {
   return {
     config: loadConfig({}),
     log: { info: () => {} },
-    store,
+    engine: new SqliteEngine(store),
     hub: { dispatch: () => {}, cancelJobs: () => {} },
   };
 }
@@ -51,12 +51,12 @@ test('a registered name resolves to its hash at submit; a re-add under the name 
   assert.deepEqual(resolved, { name: 'castle-xl', hash: v1.hash, bytes: v1.totalSize });
   assert.deepEqual(await specModel(deps(), spec(v1.hash)), { name: v1.hash, hash: v1.hash, bytes: v1.totalSize }, 'by hash too');
 
-  const store = new Store(openDb(join(tmp.dir, 'a.db')));
-  const { id } = submitSweep(sweepDeps(store), spec('castle-xl'), undefined, resolved);
+  const store = new EngineStore(openDb(join(tmp.dir, 'a.db')));
+  const { id } = await submitSweep(sweepDeps(store), spec('castle-xl'), undefined, resolved);
   const v2 = await addFolder('castle-xl', 'weights v2');
   assert.notEqual(v2.hash, v1.hash);
   const again = await specModel(deps(), spec('castle-xl'));
-  const { id: id2 } = submitSweep(sweepDeps(store), spec('castle-xl'), undefined, again);
+  const { id: id2 } = await submitSweep(sweepDeps(store), spec('castle-xl'), undefined, again);
 
   const first = store.getSweep(id)!;
   assert.equal(first.model_hash, v1.hash);
@@ -78,8 +78,8 @@ test('models known only by name keep their render keys; unknown names on onnx an
   assert.equal(await specModel(deps(['sd-turbo']), spec('sd-turbo')), undefined);
   assert.equal(await specModel(deps(), spec('my-generator', 'exec')), undefined, 'exec generators are names nodes know');
   assert.equal(await specModel(deps(), spec(undefined, 'procedural')), undefined);
-  const store = new Store(openDb(join(tmp.dir, 'b.db')));
-  const { id } = submitSweep(sweepDeps(store), spec('sd-turbo'), undefined, undefined);
+  const store = new EngineStore(openDb(join(tmp.dir, 'b.db')));
+  const { id } = await submitSweep(sweepDeps(store), spec('sd-turbo'), undefined, undefined);
   assert.deepEqual(store.jobs(id).map((j) => j.render_key), expandSweep(parseSpec(spec('sd-turbo')), 100).map((j) => j.renderKey));
   assert.equal(store.getSweep(id)!.model_hash, '');
 
@@ -118,8 +118,8 @@ test('an upscale names a registry upscaler by name or hash: its jobs carry the h
   assert.equal((await specModel(deps(), spec('tiny-x4', 'exec')))?.hash, up.hash);
 
   // The batch's sweep and jobs carry the upscaler's hash, so nodes pull it; without one, 'default' as before.
-  const store = new Store(openDb(join(tmp.dir, 'up.db')));
-  const { id } = submitSweep(sweepDeps(store), spec(undefined, 'procedural'));
+  const store = new EngineStore(openDb(join(tmp.dir, 'up.db')));
+  const { id } = await submitSweep(sweepDeps(store), spec(undefined, 'procedural'));
   store.db.prepare(`UPDATE jobs SET state = 'done' WHERE sweep_id = ?`).run(id);
   const keys = store.jobs(id).map((j) => `images/${j.render_key}.png`);
   const withModel = await submitUpscale(sweepDeps(store), { keys, model: 'tiny-x4' }, undefined, await upscaleModel(storage, { model: 'tiny-x4' }));

@@ -34,13 +34,13 @@ export interface SweepView {
  * resolved beforehand (sweep-model.ts specModel). The sweep is `caller`'s,
  * within their daily image quota (QuotaExceeded otherwise).
  */
-export function submitSweep(deps: SweepDeps, input: unknown, lists?: WildcardLists, registry?: ResolvedModel, caller: Caller = LOCAL_ADMIN): { id: string; jobs: number } {
+export async function submitSweep(deps: SweepDeps, input: unknown, lists?: WildcardLists, registry?: ResolvedModel, caller: Caller = LOCAL_ADMIN): Promise<{ id: string; jobs: number }> {
   const spec = parseSpec(input);
-  // Jobs are made as they are stored: a 100,000-job sweep is never held in memory whole.
+  // Expanded lazily (the count is known before any job is made); the quota is checked before they are.
   const { total, jobs } = expandSweepLazily(spec, expansionLimits(deps.config), lists);
-  checkQuota(deps.store, caller.user, total, Date.now());
+  await checkQuota(deps.engine, caller.user, total, Date.now());
   const model = sweepModel(spec);
-  const sweep = deps.store.createSweep(
+  const sweep = await deps.engine.createSweep(
     {
       name: spec.name ?? spec.prompts[0]!.slice(0, 80),
       spec,
@@ -50,7 +50,8 @@ export function submitSweep(deps: SweepDeps, input: unknown, lists?: WildcardLis
       ...(registry ? { modelHash: registry.hash, modelBytes: registry.bytes } : {}),
       owner: caller.user,
     },
-    asStored(jobs, registry),
+    // The engine takes the jobs as one array (PostgreSQL inserts them in batches of it): the expansion is held whole here.
+    [...asStored(jobs, registry)],
   );
   deps.log.info({ sweep: sweep.id, jobs: sweep.total, name: sweep.name }, 'sweep submitted');
   offerWork(deps);
@@ -79,8 +80,8 @@ const UpscaleSchema = z.union([
  */
 export async function submitUpscale(deps: SweepDeps, input: unknown, caller: Caller = LOCAL_ADMIN, registry?: ResolvedModel): Promise<{ id: string; jobs: number }> {
   // Another user's sweep or image is as unknown as a missing one.
-  const mine = (sweepId: string) => {
-    const s = deps.store.getSweep(sweepId);
+  const mine = async (sweepId: string) => {
+    const s = await deps.engine.getSweep(sweepId);
     return s !== undefined && mayUse(caller, s.owner);
   };
   const parsed = UpscaleSchema.safeParse(input);
@@ -95,18 +96,20 @@ export async function submitUpscale(deps: SweepDeps, input: unknown, caller: Cal
   if ('keys' in req) {
     renderKeys = req.keys.map(renderKeyOfImageRef);
   } else {
-    if (!mine(req.sweep)) throw new SpecError('invalid upscale request', [{ path: 'sweep', message: `no such sweep: ${req.sweep}` }]);
-    renderKeys = req.favorites ? await favoritesOf(deps, req.sweep, caller.user) : deps.store.jobs(req.sweep, ['done', 'skipped']).map((j) => j.render_key);
+    if (!(await mine(req.sweep))) throw new SpecError('invalid upscale request', [{ path: 'sweep', message: `no such sweep: ${req.sweep}` }]);
+    renderKeys = req.favorites ? await favoritesOf(deps, req.sweep, caller.user) : (await deps.engine.listings.jobs(req.sweep, ['done', 'skipped'])).map((j) => j.render_key);
   }
-  const sources = renderKeys.map((rk) => {
-    if (!/^[0-9a-f]{64}$/.test(rk)) throw new SpecError('invalid upscale request', [{ path: 'keys', message: `not an image key: ${rk}` }]);
-    const job = deps.store.renderedJob(rk);
-    if (!job || !mine(job.sweep_id)) throw new SpecError('invalid upscale request', [{ path: 'keys', message: `no rendered image with key ${rk}` }]);
-    return job;
-  });
+  // Every key's shape first (a bad one is refused before any is looked up, as before), then each image in order.
+  for (const rk of renderKeys) if (!/^[0-9a-f]{64}$/.test(rk)) throw new SpecError('invalid upscale request', [{ path: 'keys', message: `not an image key: ${rk}` }]);
+  const sources: JobRow[] = [];
+  for (const rk of renderKeys) {
+    const job = await deps.engine.listings.renderedJob(rk);
+    if (!job || !(await mine(job.sweep_id))) throw new SpecError('invalid upscale request', [{ path: 'keys', message: `no rendered image with key ${rk}` }]);
+    sources.push(job);
+  }
   if (!sources.length) throw new SpecError('invalid upscale request', [{ path: 'sweep', message: 'that sweep has no favorites to upscale' }]);
-  checkQuota(deps.store, caller.user, sources.length, Date.now());
-  const sweep = deps.store.createSweep(
+  await checkQuota(deps.engine, caller.user, sources.length, Date.now());
+  const sweep = await deps.engine.createSweep(
     {
       name: `upscale ×4 of ${sources.length} image(s)${registry ? ` with ${registry.name}` : ''}`,
       spec: req,
@@ -150,9 +153,9 @@ function offerWork(deps: SweepDeps): void {
 }
 
 /** Rate from the recent finishes; ETA = remaining / rate. */
-function eta(deps: SweepDeps, row: SweepRow, counts: SweepCounts): { rate: number | null; etaSeconds: number | null } {
+async function eta(deps: SweepDeps, row: SweepRow, counts: SweepCounts): Promise<{ rate: number | null; etaSeconds: number | null }> {
   const remaining = counts.queued + counts.running;
-  const recent = deps.store.recentFinishes(row.id, 100);
+  const recent = await deps.engine.recentFinishes(row.id, 100);
   if (recent.length < 2) return { rate: null, etaSeconds: null };
   const span = (recent[0]!.finished_at - recent[recent.length - 1]!.finished_at) / 1000;
   if (span <= 0) return { rate: null, etaSeconds: null };
@@ -160,8 +163,8 @@ function eta(deps: SweepDeps, row: SweepRow, counts: SweepCounts): { rate: numbe
   return { rate: Number(rate.toFixed(3)), etaSeconds: remaining === 0 ? 0 : Math.ceil(remaining / rate) };
 }
 
-export function sweepView(deps: SweepDeps, row: SweepRow): SweepView {
-  const counts = deps.store.counts(row.id);
+export async function sweepView(deps: SweepDeps, row: SweepRow): Promise<SweepView> {
+  const counts = await deps.engine.counts(row.id);
   return {
     id: row.id,
     name: row.name,
@@ -171,31 +174,31 @@ export function sweepView(deps: SweepDeps, row: SweepRow): SweepView {
     backend: row.backend,
     total: row.total,
     counts,
-    ...eta(deps, row, counts),
+    ...(await eta(deps, row, counts)),
     createdAt: new Date(row.created_at).toISOString(),
     finishedAt: row.finished_at ? new Date(row.finished_at).toISOString() : null,
   };
 }
 
-export function cancelSweep(deps: SweepDeps, id: string): boolean {
-  if (!deps.store.getSweep(id)) return false;
-  const running = deps.store.cancelSweep(id);
+export async function cancelSweep(deps: SweepDeps, id: string): Promise<boolean> {
+  if (!(await deps.engine.getSweep(id))) return false;
+  const running = await deps.engine.cancelSweep(id);
   deps.hub.cancelJobs(running, 'sweep cancelled');
   offerWork(deps);
   return true;
 }
 
-export function pauseSweep(deps: SweepDeps, id: string, paused: boolean): boolean {
-  if (!deps.store.setPaused(id, paused)) return false;
+export async function pauseSweep(deps: SweepDeps, id: string, paused: boolean): Promise<boolean> {
+  if (!(await deps.engine.setPaused(id, paused))) return false;
   offerWork(deps);
   return true;
 }
 
-export function setPriority(deps: SweepDeps, id: string, priority: unknown): boolean {
+export async function setPriority(deps: SweepDeps, id: string, priority: unknown): Promise<boolean> {
   if (typeof priority !== 'number' || !Number.isInteger(priority) || priority < -100 || priority > 100) {
     throw new SpecError('invalid priority', [{ path: 'priority', message: 'must be an integer from -100 to 100' }]);
   }
-  if (!deps.store.setPriority(id, priority)) return false;
+  if (!(await deps.engine.setPriority(id, priority))) return false;
   offerWork(deps);
   return true;
 }

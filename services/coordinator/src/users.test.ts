@@ -11,6 +11,7 @@ import { seededCoordinator, tempDir, type SeededCoordinator } from '@nightshift/
 import Database from 'better-sqlite3';
 import { migrate, openDb } from './db.js';
 import { Store } from './store.js';
+import { EngineStore, SqliteEngine } from './store-engine/sqlite.js';
 import { createHttpApp } from './http.js';
 import { Live } from './live.js';
 import { identify, keyHash, LOCAL_ADMIN } from './callers.js';
@@ -20,21 +21,22 @@ import { ownKeys } from './store/completion.js';
 const ORIGIN = 'http://127.0.0.1:8080';
 const HOUR = 3_600_000;
 
-test('identify: an open farm is the local admin until a key exists; then a key names its user, the farm token the local admin, and a revoked key nobody', () => {
-  const store = new Store(openDb(':memory:'));
-  assert.deepEqual(identify(store, undefined, undefined), LOCAL_ADMIN);
-  assert.deepEqual(identify(store, undefined, 'Bearer anything'), LOCAL_ADMIN, 'no token and no key: the farm is open');
+test('identify: an open farm is the local admin until a key exists; then a key names its user, the farm token the local admin, and a revoked key nobody', async () => {
+  const store = new EngineStore(openDb(':memory:'));
+  const engine = new SqliteEngine(store);
+  assert.deepEqual(await identify(engine, undefined, undefined), LOCAL_ADMIN);
+  assert.deepEqual(await identify(engine, undefined, 'Bearer anything'), LOCAL_ADMIN, 'no token and no key: the farm is open');
   assert.ok(store.addKey({ name: 'ann', admin: true, weight: 1, quotaImages: null }, keyHash('k-ann')));
   assert.ok(store.addKey({ name: 'ben', admin: false, weight: 2, quotaImages: 10 }, keyHash('k-ben')));
   assert.equal(store.addKey({ name: 'ben', admin: false, weight: 2, quotaImages: 10 }, keyHash('k-ben-2')), undefined, 'one active key per user');
-  assert.equal(identify(store, undefined, undefined), undefined, 'once a key exists, a request without one is nobody');
-  assert.deepEqual(identify(store, undefined, 'Bearer k-ann'), { user: 'ann', admin: true });
-  assert.deepEqual(identify(store, undefined, 'Bearer k-ben'), { user: 'ben', admin: false });
-  assert.equal(identify(store, undefined, 'Bearer k-nobody'), undefined);
-  assert.deepEqual(identify(store, 'farm-token', 'Bearer farm-token'), LOCAL_ADMIN);
-  assert.deepEqual(identify(store, 'farm-token', 'Bearer k-ben'), { user: 'ben', admin: false }, 'keys work beside the farm token');
+  assert.equal(await identify(engine, undefined, undefined), undefined, 'once a key exists, a request without one is nobody');
+  assert.deepEqual(await identify(engine, undefined, 'Bearer k-ann'), { user: 'ann', admin: true });
+  assert.deepEqual(await identify(engine, undefined, 'Bearer k-ben'), { user: 'ben', admin: false });
+  assert.equal(await identify(engine, undefined, 'Bearer k-nobody'), undefined);
+  assert.deepEqual(await identify(engine, 'farm-token', 'Bearer farm-token'), LOCAL_ADMIN);
+  assert.deepEqual(await identify(engine, 'farm-token', 'Bearer k-ben'), { user: 'ben', admin: false }, 'keys work beside the farm token');
   assert.equal(store.revokeKeys('ben'), 1);
-  assert.equal(identify(store, undefined, 'Bearer k-ben'), undefined, 'revoked: refused by the very next lookup');
+  assert.equal(await identify(engine, undefined, 'Bearer k-ben'), undefined, 'revoked: refused by the very next lookup');
   // Only hashes are stored.
   const stored = store.db.prepare('SELECT hash FROM api_keys').all() as { hash: string }[];
   assert.ok(stored.every((r) => /^[0-9a-f]{64}$/.test(r.hash) && r.hash !== 'k-ann'));
@@ -63,19 +65,20 @@ test("the migration: rows from before users are the local user's, and its runnin
   db.close();
 });
 
-test('quotas count the images a user submitted since 00:00 UTC', () => {
+test('quotas count the images a user submitted since 00:00 UTC', async () => {
   let now = Date.UTC(2026, 0, 2, 23, 0);
-  const store = new Store(openDb(':memory:'), { now: () => now });
+  const store = new EngineStore(openDb(':memory:'), { now: () => now });
+  const engine = new SqliteEngine(store);
   store.addKey({ name: 'ben', admin: false, weight: 1, quotaImages: 10 }, keyHash('k'));
   const spec = parseSpec({ prompts: ['p'], seeds: { count: 6 } });
   const add = () => store.createSweep({ name: 'x', spec, priority: 0, backend: 'procedural', model: 'm', owner: 'ben' }, expandSweep(spec, 100).map((j) => ({ ...j, minVramMb: 0 })));
-  assert.equal(quotaOf(store, 'local', now), null, 'no quota: none');
+  assert.equal(await quotaOf(engine, 'local', now), null, 'no quota: none');
   add();
-  assert.deepEqual(quotaOf(store, 'ben', now), { imagesPerDay: 10, usedToday: 6, leftToday: 4, resetsAt: '2026-01-03T00:00:00.000Z' });
-  assert.throws(() => checkQuota(store, 'ben', 6, now), (e: unknown) => e instanceof QuotaExceeded && /6 image\(s\) but 4 of the quota of 10 a day are left/.test(e.message));
-  checkQuota(store, 'ben', 4, now);
+  assert.deepEqual(await quotaOf(engine, 'ben', now), { imagesPerDay: 10, usedToday: 6, leftToday: 4, resetsAt: '2026-01-03T00:00:00.000Z' });
+  await assert.rejects(checkQuota(engine, 'ben', 6, now), (e: unknown) => e instanceof QuotaExceeded && /6 image\(s\) but 4 of the quota of 10 a day are left/.test(e.message));
+  await checkQuota(engine, 'ben', 4, now);
   now += 2 * HOUR; // the next UTC day
-  assert.equal(quotaOf(store, 'ben', now)!.leftToday, 10);
+  assert.equal((await quotaOf(engine, 'ben', now))!.leftToday, 10);
 });
 
 test("a sweep's webhook events reach its owner's webhooks only; node events reach everyone's", () => {

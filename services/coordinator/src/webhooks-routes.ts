@@ -7,7 +7,7 @@ import { Hono, type Context } from 'hono';
 import { tooLarge } from './body-rules.js';
 import { z } from 'zod';
 import { fieldIssues, type Config } from '@nightshift/common';
-import type { Store } from './store.js';
+import type { WebhookEngine } from './store-engine/engine.js';
 import { WEBHOOK_EVENTS, WEBHOOK_FORMATS, type AttemptRow, type WebhookEvent, type WebhookRow } from './store/webhooks.js';
 import { refuseUrl } from './webhooks.js';
 import { callerOf, mayUse, ownerFilter } from './callers.js';
@@ -17,7 +17,7 @@ export const MAX_WEBHOOKS = 100;
 
 export interface WebhookRouteDeps {
   config: Pick<Config, 'NIGHTSHIFT_WEBHOOK_ALLOW'>;
-  store: Pick<Store, 'createWebhook' | 'listWebhooks' | 'getWebhook' | 'deleteWebhook' | 'webhookDeliveries' | 'deliveryAttempts'>;
+  engine: { webhooks: Pick<WebhookEngine, 'createWebhook' | 'listWebhooks' | 'getWebhook' | 'deleteWebhook' | 'webhookDeliveries' | 'deliveryAttempts'> };
 }
 
 const NewWebhook = z.strictObject({
@@ -46,29 +46,29 @@ export function webhookRoutes(deps: WebhookRouteDeps): Hono {
     }
     const refused = refuseUrl(parsed.data.url, deps.config.NIGHTSHIFT_WEBHOOK_ALLOW);
     if (refused) return c.json({ error: refused, details: [{ path: 'url', message: refused }] }, 400);
-    if (deps.store.listWebhooks().length >= MAX_WEBHOOKS) return c.json({ error: `at most ${MAX_WEBHOOKS} webhooks`, details: [] }, 409);
-    const row = deps.store.createWebhook({ ...parsed.data, events: [...new Set(parsed.data.events)], owner: callerOf(c).user });
+    if ((await deps.engine.webhooks.listWebhooks()).length >= MAX_WEBHOOKS) return c.json({ error: `at most ${MAX_WEBHOOKS} webhooks`, details: [] }, 409);
+    const row = await deps.engine.webhooks.createWebhook({ ...parsed.data, events: [...new Set(parsed.data.events)], owner: callerOf(c).user });
     return c.json({ id: row.id }, 201);
   });
 
-  app.get('/', (c) => c.json({ webhooks: deps.store.listWebhooks(ownerFilter(callerOf(c))).map(view) }));
+  app.get('/', async (c) => c.json({ webhooks: (await deps.engine.webhooks.listWebhooks(ownerFilter(callerOf(c)))).map(view) }));
 
   /** The webhook if the caller may use it; another user's is as absent as a missing one. */
-  const ownHook = (c: Context) => {
-    const hook = deps.store.getWebhook(c.req.param('id') ?? '');
+  const ownHook = async (c: Context) => {
+    const hook = await deps.engine.webhooks.getWebhook(c.req.param('id') ?? '');
     return hook && mayUse(callerOf(c), hook.owner) ? hook : undefined;
   };
 
-  app.delete('/:id', (c) => (ownHook(c) && deps.store.deleteWebhook(c.req.param('id')) ? c.body(null, 204) : c.json({ error: 'no such webhook' }, 404)));
+  app.delete('/:id', async (c) => ((await ownHook(c)) && (await deps.engine.webhooks.deleteWebhook(c.req.param('id'))) ? c.body(null, 204) : c.json({ error: 'no such webhook' }, 404)));
 
-  app.get('/:id/deliveries', (c) => {
-    const hook = ownHook(c);
+  app.get('/:id/deliveries', async (c) => {
+    const hook = await ownHook(c);
     if (!hook) return c.json({ error: 'no such webhook' }, 404);
     const limit = Number(c.req.query('limit') ?? '100');
     if (!Number.isInteger(limit) || limit < 1 || limit > 1_000) return c.json({ error: 'limit must be an integer from 1 to 1000' }, 400);
-    const rows = deps.store.webhookDeliveries(hook.id, limit);
+    const rows = await deps.engine.webhooks.webhookDeliveries(hook.id, limit);
     const attempts = new Map<number, AttemptRow[]>();
-    for (const a of deps.store.deliveryAttempts(rows.map((r) => r.id))) attempts.set(a.delivery_id, [...(attempts.get(a.delivery_id) ?? []), a]);
+    for (const a of await deps.engine.webhooks.deliveryAttempts(rows.map((r) => r.id))) attempts.set(a.delivery_id, [...(attempts.get(a.delivery_id) ?? []), a]);
     return c.json({
       webhook: view(hook),
       deliveries: rows.map((d) => ({

@@ -5,15 +5,16 @@
  * expands only their own lists (admins: all); another's is as absent as a
  * missing one, in the routes and in a spec's `__name__`.
  */
-import type { Store } from './store.js';
+import type { PeopleEngine } from './store-engine/engine.js';
 import { LOCAL_USER, mayUse, type Caller } from './callers.js';
 
-export type WildcardOwnerStore = Pick<Store, 'wildcardOwner' | 'setWildcardOwner' | 'forgetWildcardOwner'>;
+export type WildcardOwnerEngine = { people: Pick<PeopleEngine, 'wildcardOwner' | 'setWildcardOwner' | 'forgetWildcardOwner'> };
+type OwnerReader = { people: Pick<PeopleEngine, 'wildcardOwner'> };
 
-export const wildcardOwnerOf = (store: Pick<Store, 'wildcardOwner'>, name: string): string => store.wildcardOwner(name) ?? LOCAL_USER;
+export const wildcardOwnerOf = async (engine: OwnerReader, name: string): Promise<string> => (await engine.people.wildcardOwner(name)) ?? LOCAL_USER;
 
 /** The test a spec's list references pass for `caller` (specWildcards' `may`). */
 export const mayUseWildcard =
-  (store: Pick<Store, 'wildcardOwner'>, caller: Caller) =>
-  (name: string): boolean =>
-    mayUse(caller, wildcardOwnerOf(store, name));
+  (engine: OwnerReader, caller: Caller) =>
+  async (name: string): Promise<boolean> =>
+    mayUse(caller, await wildcardOwnerOf(engine, name));

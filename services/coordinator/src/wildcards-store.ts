@@ -99,13 +99,13 @@ export async function listWildcards(s: WildcardBucket): Promise<{ name: string; 
  * expansion. Without a bucket (handler tests) there are none, so a spec that
  * names one is refused by expansion with the name and place.
  */
-export async function specWildcards(s: Partial<WildcardBucket>, input: unknown, may?: (name: string) => boolean): Promise<WildcardLists> {
+export async function specWildcards(s: Partial<WildcardBucket>, input: unknown, may?: (name: string) => boolean | Promise<boolean>): Promise<WildcardLists> {
   const { client, bucket } = s;
   const texts = specTexts(input);
   if (!client || bucket === undefined) return new Map();
   return collectWildcards(texts, async (name) => {
     // A list the caller may not use (another user's, wildcard-owners.ts) is as unknown as a missing one.
-    if (may && !may(name)) return undefined;
+    if (may && !(await may(name))) return undefined;
     const text = await readWildcard({ client, bucket }, name);
     return text === undefined ? undefined : wildcardLines(text);
   });

@@ -13,7 +13,7 @@ import { mediaType, tooLarge } from './body-rules.js';
 import { WILDCARD_NAME_RE } from '@nightshift/common';
 import { wildcardLines } from '@nightshift/sweep';
 import { callerOf } from './callers.js';
-import { mayUseWildcard, type WildcardOwnerStore } from './wildcard-owners.js';
+import { mayUseWildcard, type WildcardOwnerEngine } from './wildcard-owners.js';
 import { checkWildcardText, listWildcards, MAX_WILDCARD_BYTES, readWildcard, removeWildcard, writeWildcard, type WildcardBucket } from './wildcards-store.js';
 
 const badName = (c: Context) => c.json({ error: `invalid list name "${c.req.param('name')}": 1-64 of a-z, 0-9, "_", "-"`, details: [] }, 400);
@@ -22,7 +22,7 @@ const badName = (c: Context) => c.json({ error: `invalid list name "${c.req.para
  * The routes over the farm's bucket; without one (handler tests with a stub storage) they answer 503.
  * A user sees and changes their own lists only (`owners`, wildcard-owners.ts): another's answers 404.
  */
-export function wildcardsRoute(storage: Partial<WildcardBucket>, owners: WildcardOwnerStore): Hono {
+export function wildcardsRoute(storage: Partial<WildcardBucket>, owners: WildcardOwnerEngine): Hono {
   const app = new Hono();
   const { client, bucket } = storage;
   if (!client || bucket === undefined) {
@@ -36,13 +36,15 @@ export function wildcardsRoute(storage: Partial<WildcardBucket>, owners: Wildcar
 
   app.get('/', async (c) => {
     const mine = may(c);
-    return c.json({ wildcards: (await listWildcards(s)).filter((w) => mine(w.name)) });
+    const shown: { name: string; lines: number }[] = [];
+    for (const w of await listWildcards(s)) if (await mine(w.name)) shown.push(w);
+    return c.json({ wildcards: shown });
   });
 
   app.get('/:name', async (c) => {
     const name = c.req.param('name');
     if (!WILDCARD_NAME_RE.test(name)) return badName(c);
-    if (!may(c)(name)) return notYours(c);
+    if (!(await may(c)(name))) return notYours(c);
     const text = await readWildcard(s, name);
     if (text === undefined) return c.json({ error: `no wildcard list "${name}"` }, 404);
     return c.json({ name, lines: wildcardLines(text), text });
@@ -55,8 +57,8 @@ export function wildcardsRoute(storage: Partial<WildcardBucket>, owners: Wildcar
       const name = c.req.param('name');
       if (!WILDCARD_NAME_RE.test(name)) return badName(c);
       // A new name becomes the caller's; one that is someone else's (a row, or a list from before users: the local user's) is not theirs to write.
-      if (owners.wildcardOwner(name) === undefined && (await readWildcard(s, name)) === undefined) owners.setWildcardOwner(name, callerOf(c).user);
-      if (!may(c)(name)) return notYours(c);
+      if ((await owners.people.wildcardOwner(name)) === undefined && (await readWildcard(s, name)) === undefined) await owners.people.setWildcardOwner(name, callerOf(c).user);
+      if (!(await may(c)(name))) return notYours(c);
       const type = mediaType(c.req.header('content-type'));
       if (type !== 'text/plain') return c.json({ error: 'send the list as text/plain, one option a line', details: [] }, 415);
       let text: string;
@@ -74,9 +76,9 @@ export function wildcardsRoute(storage: Partial<WildcardBucket>, owners: Wildcar
   app.delete('/:name', async (c) => {
     const name = c.req.param('name');
     if (!WILDCARD_NAME_RE.test(name)) return badName(c);
-    if (!may(c)(name)) return notYours(c);
+    if (!(await may(c)(name))) return notYours(c);
     if (!(await removeWildcard(s, name))) return c.json({ error: `no wildcard list "${name}"` }, 404);
-    owners.forgetWildcardOwner(name);
+    await owners.people.forgetWildcardOwner(name);
     return c.body(null, 204);
   });
   return app;

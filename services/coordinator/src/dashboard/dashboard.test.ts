@@ -62,8 +62,8 @@ describe('dashboard routes', () => {
       const s = serve({ fetch: fake.fetch, hostname: '127.0.0.1', port: 0 }, () => resolve(s));
     });
     seeded = seededCoordinator(tmp.dir, { NIGHTSHIFT_INDEXER_URL: `http://127.0.0.1:${(indexer.address() as AddressInfo).port}`, NIGHTSHIFT_MAX_JOBS: 1000 }, { get: async (key) => Buffer.from(`bytes of ${key}`) });
-    sweepA = seeded.addRenderedSweep(SPEC, 'node-a');
-    sweepB = seeded.addRenderedSweep({ ...SPEC, name: 'more', prompts: ['green stripes'] }, 'node-b');
+    sweepA = await seeded.addRenderedSweep(SPEC, 'node-a');
+    sweepB = await seeded.addRenderedSweep({ ...SPEC, name: 'more', prompts: ['green stripes'] }, 'node-b');
     app = createDashboard(seeded.deps);
   });
 

@@ -22,15 +22,15 @@ import { compress } from 'hono/compress';
 import { getCookie, setCookie } from 'hono/cookie';
 import { SpecError } from '@nightshift/sweep';
 import { expansionLimits, filesRoute, renderKeyOfImageRef, type Config, type LimitsConfig, type Logger, type Storage } from '@nightshift/common';
-import type { Store } from '../store.js';
+import type { GalleryEngine, PeopleEngine, StoreEngine } from '../store-engine/engine.js';
 import { galleryPage, layout, nodesPage, submitPage, sweepPage, sweepsPage, type PageName } from './pages.js';
 import { parseSpecText, previewSpec } from './preview.js';
 import { specWildcards, type WildcardBucket } from '../wildcards-store.js';
-import { imageDetail, listImages, MAX_PAGE } from './gallery.js';
+import { MAX_PAGE } from './gallery.js';
 import { acceptsGzip, loadStaticAssets, STATIC_PATH } from './assets.js';
 import { FILES_COOKIE, FILES_PATH, issueFilesCookie, SESSION_TTL_S, verifyFilesCookie } from './session.js';
-import { authRequired, callerAuth, callerOf, identify, LOCAL_ADMIN, LOCAL_USER, ownerFilter, type Caller, type CallerStore } from '../callers.js';
-import { mayUseFile, mayUseImage, type OwnedImageStore } from '../owned-images.js';
+import { authRequired, callerAuth, callerOf, identify, LOCAL_ADMIN, LOCAL_USER, ownerFilter, type Caller, type CallerEngine } from '../callers.js';
+import { mayUseFile, mayUseImage, type OwnedImageEngine } from '../owned-images.js';
 import { mayUseWildcard } from '../wildcard-owners.js';
 import { indexerHeaders } from '../indexer-proxy.js';
 
@@ -38,7 +38,7 @@ import { indexerHeaders } from '../indexer-proxy.js';
 export interface DashboardDeps {
   config: Pick<Config, 'NIGHTSHIFT_API_TOKEN' | 'NIGHTSHIFT_INDEXER_URL'> & LimitsConfig;
   log: Pick<Logger, 'warn'>;
-  store: Pick<Store, 'db' | 'getSweep' | 'wildcardOwner' | 'activeUser'> & CallerStore & OwnedImageStore;
+  engine: Pick<StoreEngine, 'getSweep'> & { people: Pick<PeopleEngine, 'wildcardOwner' | 'activeUser'>; gallery: Pick<GalleryEngine, 'listImages' | 'imageDetail'> } & CallerEngine & OwnedImageEngine;
   /** The bucket's client, when there is one, holds the wildcard lists the preview reads. */
   storage: Pick<Storage, 'get'> & Partial<WildcardBucket>;
 }
@@ -76,9 +76,9 @@ export function createDashboard(deps: DashboardDeps): Hono {
   app.get(`${STATIC_PATH}/*`, serve);
 
   // ---------------------------------------------------------------- images for <img>
-  app.post('/ui/session', (c) => {
-    if (!authRequired(deps.store, token)) return c.json({ auth: false });
-    const caller = identify(deps.store, token, c.req.header('authorization'));
+  app.post('/ui/session', async (c) => {
+    if (!(await authRequired(deps.engine, token))) return c.json({ auth: false });
+    const caller = await identify(deps.engine, token, c.req.header('authorization'));
     if (!caller) return c.json({ error: 'missing, wrong or revoked API token or key' }, 401);
     const expiresAt = Date.now() + SESSION_TTL_S * 1000;
     const secure = new URL(c.req.url).protocol === 'https:' || c.req.header('x-forwarded-proto') === 'https';
@@ -87,18 +87,18 @@ export function createDashboard(deps: DashboardDeps): Hono {
   });
 
   /** The caller a cookie names, while they still may be: the farm token's user while the token is set, a key's user while the key is active. */
-  const cookieCaller = (user: string | undefined): Caller | undefined => {
+  const cookieCaller = async (user: string | undefined): Promise<Caller | undefined> => {
     if (user === undefined) return undefined;
     if (user === LOCAL_USER) return token ? LOCAL_ADMIN : undefined;
-    const row = deps.store.activeUser(user);
+    const row = await deps.engine.people.activeUser(user);
     return row ? { user: row.name, admin: row.admin === 1 } : undefined;
   };
   const filesAuth: MiddlewareHandler = async (c, next) => {
-    const locked = authRequired(deps.store, token);
-    const caller = identify(deps.store, token, c.req.header('authorization')) ?? cookieCaller(verifyFilesCookie(cookieKey, getCookie(c, FILES_COOKIE)));
+    const locked = await authRequired(deps.engine, token);
+    const caller = (await identify(deps.engine, token, c.req.header('authorization'))) ?? (await cookieCaller(verifyFilesCookie(cookieKey, getCookie(c, FILES_COOKIE))));
     if (locked && !caller) return c.json({ error: 'image session expired or missing: reload the dashboard' }, 401);
     // A user's key or cookie opens their own images only; another's answers as a missing one.
-    if (caller && !mayUseFile(deps.store, caller, c.req.path.slice(FILES_PATH.length + 1))) return c.json({ error: 'not found' }, 404);
+    if (caller && !(await mayUseFile(deps.engine, caller, c.req.path.slice(FILES_PATH.length + 1)))) return c.json({ error: 'not found' }, 404);
     await next();
     // Behind a token the bytes are private to this browser.
     if (locked && c.res.status === 200) c.res.headers.set('Cache-Control', 'private, max-age=3600');
@@ -107,7 +107,7 @@ export function createDashboard(deps: DashboardDeps): Hono {
   app.route(FILES_PATH, filesRoute(deps.storage));
 
   // ---------------------------------------------------------------- JSON API for the dashboard
-  const apiAuth: MiddlewareHandler = callerAuth(deps.store, token);
+  const apiAuth: MiddlewareHandler = callerAuth(deps.engine, token);
   app.use('/api/sweeps/preview', apiAuth);
   app.use('/api/gallery', apiAuth);
   app.use('/api/gallery/*', apiAuth);
@@ -130,7 +130,7 @@ export function createDashboard(deps: DashboardDeps): Hono {
         } else {
           input = parseSpecText(await c.req.text());
         }
-        return c.json(previewSpec(input, expansionLimits(deps.config), 12, await specWildcards(deps.storage, input, mayUseWildcard(deps.store, callerOf(c)))));
+        return c.json(previewSpec(input, expansionLimits(deps.config), 12, await specWildcards(deps.storage, input, mayUseWildcard(deps.engine, callerOf(c)))));
       } catch (err) {
         if (err instanceof SpecError) return c.json({ error: err.message, details: err.details }, 400);
         throw err;
@@ -144,16 +144,16 @@ export function createDashboard(deps: DashboardDeps): Hono {
     if (offset === undefined || limit === undefined) return c.json({ error: `offset must be ≥ 0 and limit from 1 to ${MAX_PAGE}` }, 400);
     const sweep = c.req.query('sweep') || undefined;
     const owner = ownerFilter(callerOf(c));
-    if (sweep && owner !== undefined && deps.store.getSweep(sweep)?.owner !== owner) return c.json({ error: 'no such sweep' }, 404);
+    if (sweep && owner !== undefined && (await deps.engine.getSweep(sweep))?.owner !== owner) return c.json({ error: 'no such sweep' }, 404);
     const onlyFavorites = c.req.query('favorites') === 'true';
     const fav = await favorites(deps, sweep, callerOf(c).user);
     if (onlyFavorites && !fav.keys) return c.json({ error: `favorites are unavailable: ${fav.problem}`, total: 0, offset, limit, images: [] }, 503);
-    const page = listImages(deps.store.db, { sweep, ...(owner !== undefined ? { owner } : {}), renderKeys: onlyFavorites ? [...fav.keys!] : undefined, offset, limit }, fileUrl, fav.keys);
+    const page = await deps.engine.gallery.listImages({ sweep, ...(owner !== undefined ? { owner } : {}), renderKeys: onlyFavorites ? [...fav.keys!] : undefined, offset, limit }, fileUrl, fav.keys);
     return c.json({ ...page, offset, limit, favorites: fav.keys ? 'ok' : fav.problem });
   });
 
   app.get('/api/gallery/:key', async (c) => {
-    const detail = mayUseImage(deps.store, callerOf(c), c.req.param('key')) ? imageDetail(deps.store.db, c.req.param('key'), fileUrl) : undefined;
+    const detail = (await mayUseImage(deps.engine, callerOf(c), c.req.param('key'))) ? await deps.engine.gallery.imageDetail(c.req.param('key'), fileUrl) : undefined;
     if (!detail) return c.json({ error: 'no rendered image with that key' }, 404);
     const fav = await favorites(deps, detail.sweepId, callerOf(c).user);
     return c.json({ ...detail, favorite: fav.keys ? fav.keys.has(detail.renderKey) : null });
