@@ -16,10 +16,12 @@
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { Logger } from '@nightshift/common';
 import type { Leadership, RetentionEngine, StoreEngine, WebhookEngine } from './store-engine/engine.js';
+import { RETENTION_DUTY } from './store-engine/retention-duty.js';
 import { DutyLoop } from './duty-loop.js';
 import { WakeLoop } from './wake-loop.js';
 
-export const RETENTION_DUTY = 'retention';
+/** The same duty as retention-duty.ts's runner holds, so the two never prune at once. */
+export { RETENTION_DUTY };
 
 export interface RetentionOptions {
   /** Published outbox rows are kept this long. */
