@@ -15,7 +15,6 @@ import { openDb } from './db.js';
 import { EngineStore, SqliteEngine } from './store-engine/sqlite.js';
 import { Live } from './live.js';
 import { NodeHub } from './node-hub.js';
-import { Scheduler } from './scheduler.js';
 import { Placement } from './placement.js';
 import { NodeModels } from './node-models.js';
 import { OutboxPublisher } from './outbox.js';
@@ -88,11 +87,11 @@ export async function startCoordinator(config: Config, log: Logger): Promise<Run
   const metrics = createCoordinatorMetrics(engine, () => hub.connectedNodeIds().length, config.NIGHTSHIFT_ENERGY_PRICE);
   const outbox = new OutboxPublisher(engine, () => bus?.js, log);
   // Placement asks the hub which nodes are online; the hub asks placement about failures.
-  const placement: Placement = new Placement(store, () => hub.onlineCaps());
-  // What nodes hold of registry models: the hub records it, the scheduler places by it.
+  const placement: Placement = new Placement(engine, () => hub.onlineCaps());
+  // What nodes hold of registry models: the hub records it (and writes it where every pick reads it), the dashboard shows it.
   const nodeModels = new NodeModels(() => hub.connectedNodeIds());
   const hub: NodeHub = new NodeHub(
-    { store, scheduler: new Scheduler(db, nodeModels), placement, live, log, previews: new PreviewStore(storage, log), storage, models: nodeModels },
+    { engine, placement, live, log, previews: new PreviewStore(storage, log), storage, models: nodeModels },
     {
       leaseMs: config.NIGHTSHIFT_LEASE_MS,
       heartbeatMs: config.NIGHTSHIFT_HEARTBEAT_MS,

@@ -3,8 +3,7 @@ import assert from 'node:assert/strict';
 import { createLogger } from '@nightshift/common';
 import { estimateVramMb, expandSweep, parseSpec } from '@nightshift/sweep';
 import { openDb } from './db.js';
-import { Store } from './store.js';
-import { Scheduler } from './scheduler.js';
+import { EngineStore, SqliteEngine } from './store-engine/sqlite.js';
 import { NodeDispatch, type DispatchTarget } from './node-dispatch.js';
 import { jobBatch, NodeBatches } from './dispatch-batch.js';
 
@@ -21,8 +20,9 @@ test('jobBatch: params.batch bounded by the card, 1 without one', () => {
   assert.equal(b.of('n'), 1);
 });
 
-test('a node holds whole batches: slots × prefetch × batch of a batch sweep, plain prefetch otherwise', () => {
-  const store = new Store(openDb(':memory:'), { now: () => 1_000, maxAttempts: 3, blocklistAfter: 4 });
+test('a node holds whole batches: slots × prefetch × batch of a batch sweep, plain prefetch otherwise', async () => {
+  const store = new EngineStore(openDb(':memory:'), { now: () => 1_000, maxAttempts: 3, blocklistAfter: 4 });
+  const engine = new SqliteEngine(store);
   const add = (name: string, params: Record<string, unknown>) => {
     const spec = parseSpec({ prompts: [name], seeds: { count: 16 }, backend: 'onnx', params: { width: 64, height: 64, steps: 4, ...params } });
     const jobs = expandSweep(spec, 100).map((j) => ({ ...j, minVramMb: estimateVramMb(64, 64) }));
@@ -31,9 +31,9 @@ test('a node holds whole batches: slots × prefetch × batch of a batch sweep, p
   const batched = add('batched', { batch: 4 });
   const sent: { node: string; jobId: string }[] = [];
   const dispatch = new NodeDispatch<DispatchTarget>({
-    store,
-    scheduler: new Scheduler(store.db),
-    placement: { worthCopying: () => false },
+    engine,
+    placement: { worthCopying: async () => false },
+    models: async () => ({ state: undefined, holderCounts: new Map() }),
     log: createLogger('dispatch-batch-test', 'silent'),
     opts: { leaseMs: 30_000, prefetchPerSlot: 2, stragglerMinMs: 60_000 },
     leased: () => {},
@@ -42,18 +42,18 @@ test('a node holds whole batches: slots × prefetch × batch of a batch sweep, p
   const node = (nodeId: string, vramMb: number): DispatchTarget => ({ nodeId, caps: { backends: ['onnx'], models: [], vramMb }, slots: 1, sleep: undefined });
   const big = node('big', 16_384);
   for (const n of [big, node('two', 4_300)]) store.upsertNode(n.nodeId, n.nodeId, { vramMb: n.caps.vramMb, backends: n.caps.backends });
-  store.transaction(() => dispatch.fill([big], 1_000));
+  await dispatch.fill(big, { now: 1_000 });
   assert.equal(sent.length, 8, 'two batches of 4 for one slot');
   assert.deepEqual(sent.map((s) => s.jobId), Array.from({ length: 8 }, (_, i) => `${batched}-${String(i).padStart(6, "0")}`), 'siblings in index order');
   // A card that holds two images of this size: two batches of two.
-  store.transaction(() => dispatch.fill([node('two', 4_300)], 1_000));
+  await dispatch.fill(node('two', 4_300), { now: 1_000 });
   assert.equal(sent.filter((s) => s.node === 'two').length, 4);
   // A plain sweep (the fair share picks it first now): plain prefetch once its first job is leased.
   const plainNode = node('plain', 16_384);
   store.upsertNode('plain', 'plain', { vramMb: 16_384, backends: ['onnx'] });
   add('plain', {});
   const before = sent.length;
-  store.transaction(() => dispatch.fill([plainNode], 1_000));
+  await dispatch.fill(plainNode, { now: 1_000 });
   assert.equal(sent.length - before, 2, 'slots × prefetch');
   assert.ok(sent.slice(before).every((s) => s.jobId.startsWith('sw-plain-')));
 });

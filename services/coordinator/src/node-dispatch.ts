@@ -1,13 +1,14 @@
 /**
  * Filling a node: as many leased jobs as its free prefetch capacity allows
- * (the scheduler picks which), or, for an idle node with nothing queued, a
- * copy of the slowest running job (first result wins).
+ * (the store's `leaseNext` picks which by the scheduler's rule and leases it
+ * in one transaction, so replicas never hand out the same job), or, for an
+ * idle node with nothing queued, a copy of the slowest running job (first
+ * result wins). The hub runs one fill per node at a time (its node line).
  */
 import type { Logger } from '@nightshift/common';
-import type { Store } from './store.js';
-import type { Scheduler } from './scheduler.js';
 import type { NodeCaps, Placement } from './placement.js';
 import type { NodeSleep } from './node-sleep.js';
+import type { PickModels, StoreEngine } from './store-engine/engine.js';
 import { assignment, type ResponseInit } from './node-messages.js';
 import { NodeBatches } from './dispatch-batch.js';
 
@@ -20,15 +21,22 @@ export interface DispatchTarget {
 }
 
 export interface DispatchDeps<T extends DispatchTarget> {
-  store: Pick<Store, 'heldCount' | 'lease' | 'leaseCopy'>;
-  scheduler: Pick<Scheduler, 'pick' | 'straggler' | 'anyStraggler'>;
+  engine: Pick<StoreEngine, 'heldCount' | 'leaseNext' | 'leaseCopy' | 'straggler' | 'anyStraggler'>;
   placement: Pick<Placement, 'worthCopying'>;
   log: Logger;
   opts: { leaseMs: number; prefetchPerSlot: number; stragglerMinMs: number };
+  /** What the node holds of registry models and how many nodes hold each (the pick prefers a loaded model). */
+  models(nodeId: string): Promise<PickModels>;
   /** Jobs leased (metrics). */
   leased(count: number): void;
-  /** Sends a message to the node once the transaction commits. */
+  /** Sends a message to the node (what it is sent is committed already). */
   send(target: T, msg: ResponseInit): void;
+}
+
+/** One pass over many nodes: whether any running job could be copied at all is asked once, at its first idle node. */
+export interface FillPass {
+  now: number;
+  copiable?: Promise<boolean>;
 }
 
 export class NodeDispatch<T extends DispatchTarget> {
@@ -37,38 +45,38 @@ export class NodeDispatch<T extends DispatchTarget> {
 
   constructor(private readonly deps: DispatchDeps<T>) {}
 
-  /** Fills each target that takes work; call inside a transaction. */
-  fill(targets: T[], now: number): void {
-    const { store, scheduler, opts } = this.deps;
-    // Asked once per fill, at its first idle node: most fills have no job that could be copied at all.
-    let copiable: boolean | undefined;
-    for (const s of targets) {
-      if (s.sleep) continue;
-      // Two index probes a node (about 4 µs): a thousand-node fill costs a few ms a tick this way.
-      const held = store.heldCount(s.nodeId);
-      let leased = 0;
-      while (held + leased < s.slots * opts.prefetchPerSlot * this.batches.of(s.nodeId)) {
-        const id = scheduler.pick(s.nodeId, s.caps, now);
-        const job = id ? store.lease([id], s.nodeId, opts.leaseMs)[0] : undefined;
+  /** Fills one node that takes work; returns how many jobs it was given. Never run two fills of one node at once. */
+  async fill(s: T, pass: FillPass): Promise<number> {
+    const { engine, opts } = this.deps;
+    if (s.sleep) return 0;
+    const held = await engine.heldCount(s.nodeId);
+    const capacity = () => s.slots * opts.prefetchPerSlot * this.batches.of(s.nodeId);
+    let leased = 0;
+    if (held < capacity()) {
+      const models = await this.deps.models(s.nodeId);
+      while (held + leased < capacity()) {
+        const job = await engine.leaseNext(s.nodeId, s.caps, opts.leaseMs, models);
         if (!job) break;
         this.batches.leased(s.nodeId, job.params_json, s.caps.vramMb);
         this.deps.leased(1);
         this.deps.send(s, assignment(job));
         leased++;
       }
-      if (held === 0 && leased === 0 && (copiable ??= scheduler.anyStraggler(now - opts.stragglerMinMs))) this.straggler(s, now);
     }
+    if (held === 0 && leased === 0 && (await (pass.copiable ??= engine.anyStraggler(pass.now - opts.stragglerMinMs)))) return this.straggler(s, pass.now);
+    return leased;
   }
 
   /** An idle node with nothing queued takes a copy of the slowest running job; first result wins. */
-  private straggler(s: T, now: number): void {
-    const { store, opts } = this.deps;
-    const id = this.deps.scheduler.straggler(s.nodeId, s.caps, now - opts.stragglerMinMs);
-    if (!id || !this.deps.placement.worthCopying(id, now)) return;
-    const copy = store.leaseCopy(id, s.nodeId, opts.leaseMs);
-    if (!copy) return;
+  private async straggler(s: T, now: number): Promise<number> {
+    const { engine, opts } = this.deps;
+    const id = await engine.straggler(s.nodeId, s.caps, now - opts.stragglerMinMs);
+    if (!id || !(await this.deps.placement.worthCopying(id, now))) return 0;
+    const copy = await engine.leaseCopy(id, s.nodeId, opts.leaseMs);
+    if (!copy) return 0;
     this.deps.leased(1);
     this.deps.log.info({ job: id, slowNode: copy.node_id, copyNode: s.nodeId, runningMs: now - (copy.started_at ?? now) }, 'straggler duplicated onto an idle node');
     this.deps.send(s, assignment(copy));
+    return 1;
   }
 }

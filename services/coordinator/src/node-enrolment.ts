@@ -6,7 +6,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from '@nightshift/common';
-import type { Store } from './store.js';
+import type { NodeEngine } from './store-engine/engine.js';
 import type { NodeTokens } from './node-tokens.js';
 import type { NodeStream } from './node-messages.js';
 
@@ -17,7 +17,7 @@ export interface StreamToken {
 }
 
 export interface EnrolmentDeps {
-  store: Pick<Store, 'afterCommit' | 'nodeTokenBinding' | 'bindNodeToken'>;
+  nodes: Pick<NodeEngine, 'nodeTokenBinding' | 'bindNodeToken'>;
   tokens: NodeTokens;
   log: Logger;
   /** A stream or a node id refused, by reason (metrics). */
@@ -57,22 +57,20 @@ export class NodeEnrolment {
    * are configured): another token claiming it is refused, unless the first
    * was revoked since. Nothing of the claimant is recorded.
    */
-  mayUseNodeId(call: NodeStream, nodeId: string): boolean {
-    const { store, tokens, log } = this.deps;
+  async mayUseNodeId(call: NodeStream, nodeId: string): Promise<boolean> {
+    const { nodes, tokens, log } = this.deps;
     const fingerprint = this.token(call).fingerprint;
     if (!fingerprint) return true;
-    const bound = store.nodeTokenBinding(nodeId);
+    const bound = await nodes.nodeTokenBinding(nodeId);
     if (bound === fingerprint) return true;
     if (bound && tokens.hasFingerprint(bound)) {
       log.warn({ peer: call.getPeer(), node: nodeId, fingerprint, boundTo: bound }, 'node refused: its id belongs to another token');
       this.deps.refused('node id bound to another token');
-      store.afterCommit(() =>
-        call.emit('error', { code: grpc.status.PERMISSION_DENIED, details: `node id ${nodeId} is enrolled with another token; choose another NIGHTSHIFT_NODE_ID` }),
-      );
+      call.emit('error', { code: grpc.status.PERMISSION_DENIED, details: `node id ${nodeId} is enrolled with another token; choose another NIGHTSHIFT_NODE_ID` });
       return false;
     }
     if (bound) log.warn({ node: nodeId, fingerprint, was: bound }, 'node id re-enrolled: the token it was bound to is revoked');
-    store.bindNodeToken(nodeId, fingerprint);
+    await nodes.bindNodeToken(nodeId, fingerprint);
     return true;
   }
 

@@ -1,7 +1,6 @@
 /** What the node hub (node-hub.ts) is built from: its dependencies, by what it calls, its options and its metrics hooks. */
 import type { Logger, Storage } from '@nightshift/common';
-import type { Store } from './store.js';
-import type { Scheduler } from './scheduler.js';
+import type { CostEngine, ModelHolderEngine, NodeEngine, StoreEngine } from './store-engine/engine.js';
 import type { Placement } from './placement.js';
 import type { Live } from './live.js';
 import type { PreviewStore } from './previews.js';
@@ -9,24 +8,33 @@ import type { NodeTokens } from './node-tokens.js';
 import type { Refusal } from './store/completion.js';
 import type { NodeModels } from './node-models.js';
 
+/**
+ * The store as the hub uses it: the StoreEngine's, so one hub code runs on
+ * SQLite and on PostgreSQL beside other replicas. Every call is its own
+ * transaction, committed when it resolves: what the hub sends a node after
+ * awaiting it can no longer be undone by a crash.
+ */
+export type HubEngine = Pick<
+  StoreEngine,
+  'heldCount' | 'leaseNext' | 'leaseCopy' | 'straggler' | 'anyStraggler' | 'getJob' | 'expireLeases' | 'renewLeases' | 'completeJob' | 'leasedTo' | 'requeue' | 'dropCopy'
+> & {
+  nodes: Pick<NodeEngine, 'setNodeStatus' | 'markNodeDown' | 'touchNode' | 'upsertNode' | 'recordNodeEvent' | 'nodeTokenBinding' | 'bindNodeToken'>;
+  costs: Pick<CostEngine, 'record'>;
+  modelHolders: ModelHolderEngine;
+};
+
 /** What the hub uses, so tests can give it stand-ins. */
 export interface HubDeps {
-  store: Pick<
-    Store,
-    'transaction' | 'afterCommit' | 'heldCount' | 'lease' | 'leaseCopy' | 'getJob' | 'expireLeases' | 'setNodeStatus' | 'markNodeDown'
-    | 'touchNode' | 'renewLeases' | 'completeJob' | 'upsertNode' | 'recordNodeEvent' | 'leasedTo' | 'requeue' | 'dropCopy'
-    | 'nodeTokenBinding' | 'bindNodeToken' | 'db'
-  >;
+  engine: HubEngine;
   /** Where nodes upload: a reported image must be there before its job is done. */
   storage: Pick<Storage, 'exists'>;
-  scheduler: Pick<Scheduler, 'pick' | 'straggler' | 'anyStraggler'>;
   /** Without modelUnavailable a model_unavailable failure counts like any other. */
   placement: Pick<Placement, 'relaxExclusions' | 'recordFailure' | 'worthCopying'> & Partial<Pick<Placement, 'modelUnavailable'>>;
   /** Render progress only: state changes reach live clients through the Store's commit hook. */
   live: Pick<Live, 'emit'>;
   log: Logger;
   previews?: Pick<PreviewStore, 'offer'> | undefined;
-  /** Each node's registry model cache as reported (shared with the scheduler); the hub makes its own when absent. */
+  /** Each node's registry model cache as reported (the dashboard shows it); the hub makes its own when absent. */
   models?: NodeModels | undefined;
 }
 

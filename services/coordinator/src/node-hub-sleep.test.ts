@@ -2,15 +2,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
-import { setImmediate as turn } from 'node:timers/promises';
 import * as grpc from '@grpc/grpc-js';
 import { create, type MessageInitShape } from '@bufbuild/protobuf';
 import { ConnectRequestSchema, type ConnectResponse } from '@nightshift/proto';
 import { createLogger } from '@nightshift/common';
 import { expandSweep, parseSpec } from '@nightshift/sweep';
 import { openDb } from './db.js';
-import { Store } from './store.js';
-import { Scheduler } from './scheduler.js';
+import { EngineStore, SqliteEngine } from './store-engine/sqlite.js';
 import { Placement } from './placement.js';
 import { Live } from './live.js';
 import { NodeHub, nodeSleepView, type NodeStream } from './node-hub.js';
@@ -35,10 +33,11 @@ class FakeStream extends EventEmitter implements NodeStream {
 }
 
 function setup() {
-  const store = new Store(openDb(':memory:'), { maxAttempts: 3, blocklistAfter: 3 });
-  const placement: Placement = new Placement(store, () => hub.onlineCaps());
+  const store = new EngineStore(openDb(':memory:'), { maxAttempts: 3, blocklistAfter: 3 });
+  const engine = new SqliteEngine(store);
+  const placement: Placement = new Placement(engine, () => hub.onlineCaps());
   const hub: NodeHub = new NodeHub(
-    { store, scheduler: new Scheduler(store.db), placement, live: new Live(), log: createLogger('hub-test', 'silent'), storage: { exists: async () => false } },
+    { engine, placement, live: new Live(), log: createLogger('hub-test', 'silent'), storage: { exists: async () => false } },
     { leaseMs: 30_000, heartbeatMs: 1_000, nodeTimeoutMs: 60_000, prefetchPerSlot: 2, stragglerMinMs: Number.MAX_SAFE_INTEGER, storageAttempts: 1 },
   );
   const spec = parseSpec({ prompts: ['a lighthouse'], seeds: { count: 6 } });
@@ -57,11 +56,11 @@ const UNTIL = Date.UTC(2026, 10, 30, 23, 0);
 test('a node leaving hands its jobs back: requeued at once, not attempts spent; nothing more is sent until it rejoins', async () => {
   const { store, hub, connect } = setup();
   const node = connect('n1');
-  await turn();
+  await hub.settled();
   const held = node.assigned();
   assert.equal(held.length, 2);
   node.say({ case: 'availability', value: { accepting: false, reason: 'schedule', untilMs: BigInt(UNTIL), untilLocal: '23:00', releasedJobIds: held } });
-  await turn();
+  await hub.settled();
   assert.deepEqual(store.leasedTo('n1'), [], 'handed-back jobs are no longer leased to it');
   for (const id of held) {
     const job = store.getJob(id)!;
@@ -71,17 +70,17 @@ test('a node leaving hands its jobs back: requeued at once, not attempts spent; 
   }
   assert.deepEqual(hub.sleepOf('n1'), { reason: 'schedule', untilMs: UNTIL, untilLocal: '23:00' });
   assert.deepEqual(nodeSleepView(hub.sleepOf('n1')), { reason: 'schedule', until: new Date(UNTIL).toISOString(), untilLocal: '23:00', label: 'sleeping until 23:00' });
-  hub.tick();
-  await turn();
+  await hub.tick();
+  await hub.settled();
   assert.equal(node.assigned().length, 2, 'a sleeping node gets no work on later ticks');
 
   // Another node takes the handed-back jobs.
   const other = connect('n2');
-  await turn();
+  await hub.settled();
   assert.ok(other.assigned().some((id) => held.includes(id)), 'the requeued jobs go to a node that works');
 
   node.say({ case: 'availability', value: { accepting: true, reason: '', untilMs: 0n, untilLocal: '', releasedJobIds: [] } });
-  await turn();
+  await hub.settled();
   assert.equal(hub.sleepOf('n1'), undefined);
   assert.equal(node.assigned().length, 4, 'rejoined: filled up to its prefetch capacity again');
   hub.stop();
@@ -90,7 +89,7 @@ test('a node leaving hands its jobs back: requeued at once, not attempts spent; 
 test('a node that registers asleep gets nothing; a pause by hand is relayed to a connected node only', async () => {
   const { hub, connect } = setup();
   const node = connect('n1', { accepting: false, reason: 'gpu-busy', untilMs: 0n, untilLocal: '' });
-  await turn();
+  await hub.settled();
   assert.deepEqual(node.assigned(), []);
   assert.equal(nodeSleepView(hub.sleepOf('n1'))?.label, 'sleeping: GPU in use');
   assert.equal(hub.setPaused('n1', true), true);

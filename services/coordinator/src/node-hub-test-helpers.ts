@@ -8,8 +8,8 @@ import { createLogger } from '@nightshift/common';
 import { expandSweep, parseSpec } from '@nightshift/sweep';
 import { openDb } from './db.js';
 import { Store, type Committed, type JobRow } from './store.js';
+import { EngineStore, SqliteEngine } from './store-engine/sqlite.js';
 import { ownKeys } from './store/completion.js';
-import { Scheduler } from './scheduler.js';
 import { Placement } from './placement.js';
 import { Live, type LiveEvent } from './live.js';
 import { NodeHub, type HubDeps, type HubOptions, type NodeStream } from './node-hub.js';
@@ -48,10 +48,21 @@ export const OPTS: HubOptions = { leaseMs: 30_000, heartbeatMs: 1_000, nodeTimeo
 export class FakeStorage {
   readonly objects = new Set<string>();
   heads = 0;
+  private gate: Promise<void> | undefined;
   async exists(key: string): Promise<boolean> {
     this.heads++;
     await Promise.resolve();
+    await this.gate;
     return this.objects.has(key);
+  }
+  /** Lookups wait until the returned function is called (a slow bucket). */
+  hold(): () => void {
+    let release!: () => void;
+    this.gate = new Promise((r) => (release = r));
+    return () => {
+      this.gate = undefined;
+      release();
+    };
   }
   /** What a node uploads for a job before reporting it. */
   upload(job: JobRow): void {
@@ -68,16 +79,17 @@ export async function until(cond: () => boolean, ms = 2_000): Promise<void> {
 }
 
 export function setup(opts: Partial<HubOptions> = {}, placementOf?: (p: Placement) => HubDeps['placement'], db = openDb(':memory:')) {
-  const store = new Store(db, { maxAttempts: 3, blocklistAfter: 3 });
+  const store = new EngineStore(db, { maxAttempts: 3, blocklistAfter: 3 });
+  const engine = new SqliteEngine(store);
   const storage = new FakeStorage();
   const live = new Live();
   const heard: Committed[] = [];
   store.onCommit((c) => heard.push(c));
   const progress: LiveEvent[] = [];
   live.subscribe((e) => progress.push(e));
-  const placement: Placement = new Placement(store, () => hub.onlineCaps());
+  const placement: Placement = new Placement(engine, () => hub.onlineCaps());
   const hub: NodeHub = new NodeHub(
-    { store, scheduler: new Scheduler(store.db), placement: placementOf ? placementOf(placement) : placement, live, log: createLogger('hub-test', 'silent'), storage },
+    { engine, placement: placementOf ? placementOf(placement) : placement, live, log: createLogger('hub-test', 'silent'), storage },
     { ...OPTS, storageAttempts: 1, ...opts },
   );
   const spec = parseSpec({ prompts: ['a lighthouse'], seeds: { count: 4 } });
@@ -90,7 +102,7 @@ export function setup(opts: Partial<HubOptions> = {}, placementOf?: (p: Placemen
     stream.say({ case: 'register', value: { nodeId, name: nodeId, capabilities: { backends: o.backends ?? ['procedural'], models: [], vramMb: 24_000n, slots: o.slots ?? 1 } } });
     return stream;
   };
-  return { store, hub, heard, progress, connect, storage };
+  return { store, engine, hub, heard, progress, connect, storage };
 }
 
 /** A node's report that `job` is done, with the job's own keys unless told otherwise. */

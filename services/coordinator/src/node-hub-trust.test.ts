@@ -1,14 +1,13 @@
 /** The node hub with nodes that are not trusted: results they do not hold, keys not their job's, capped slots, node ids bound to tokens, progress for others' jobs. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { setImmediate as turn } from 'node:timers/promises';
 import * as grpc from '@grpc/grpc-js';
 import { createLogger } from '@nightshift/common';
 import { expandSweep, parseSpec } from '@nightshift/sweep';
 import { openDb } from './db.js';
+import { EngineStore, SqliteEngine } from './store-engine/sqlite.js';
 import { Store } from './store.js';
 import { ownKeys } from './store/completion.js';
-import { Scheduler } from './scheduler.js';
 import { Placement } from './placement.js';
 import { Live, type LiveEvent } from './live.js';
 import { MAX_SLOTS, NodeHub } from './node-hub.js';
@@ -27,7 +26,7 @@ test("nodes are not trusted: a node cannot complete a queued job or another node
   const { store, hub, heard, connect, storage } = setup();
   const holder = connect('n1');
   const rogue = connect('rogue', { backends: [] }); // leases nothing itself
-  await turn();
+  await hub.settled();
   const [mine] = store.leasedTo('n1');
   const [queued] = store.jobs('sw', ['queued']);
   assert.ok(mine && queued);
@@ -37,7 +36,7 @@ test("nodes are not trusted: a node cannot complete a queued job or another node
   rogue.say(done(mine));
   rogue.say(done(queued));
   await until(() => cancels(rogue).length === 2);
-  await turn();
+  await hub.settled();
   assert.deepEqual(snapshot(store), before, 'nothing recorded');
   assert.equal(heard.length, 0, 'nothing committed that anyone hears of');
   assert.equal(storage.heads, 0, 'refused before any storage lookup');
@@ -50,7 +49,7 @@ test("nodes are not trusted: a node cannot complete a queued job or another node
 test("a holder's report with keys other than the job's own is refused", async () => {
   const { store, hub, connect, storage } = setup();
   const node = connect('n1');
-  await turn();
+  await hub.settled();
   const [a, b] = store.leasedTo('n1');
   storage.upload(a!);
   storage.upload(b!);
@@ -66,7 +65,7 @@ test("a holder's report with keys other than the job's own is refused", async ()
 test("a report whose image is not in storage is refused after the lookup; the job keeps its lease", async () => {
   const { store, hub, connect, storage } = setup();
   const node = connect('n1');
-  await turn();
+  await hub.settled();
   const [a] = store.leasedTo('n1');
   const before = snapshot(store);
   node.say(done(a!));
@@ -85,14 +84,14 @@ test("a report whose image is not in storage is refused after the lookup; the jo
 test('a late report from the node whose lease moved on is still accepted (first result wins); the new holder is told to stop', async () => {
   const { store, hub, connect, storage } = setup({ leaseMs: 1 });
   const slow = connect('n1');
-  await turn();
+  await hub.settled();
   const [a] = store.leasedTo('n1');
   slow.emit('cancelled'); // n1's link broke; its lease runs out and n2 gets the job
   await new Promise((r) => setTimeout(r, 5));
-  hub.tick();
+  await hub.tick();
   assert.equal(store.getJob(a!.id)!.state, 'queued');
   const other = connect('n2');
-  await turn();
+  await hub.settled();
   assert.equal(store.getJob(a!.id)!.node_id, 'n2');
   const back = connect('n1');
   storage.upload(a!);
@@ -108,7 +107,7 @@ test(`slots are capped at ${MAX_SLOTS}: a node claiming 4,294,967,295 cannot lea
   const spec = parseSpec({ prompts: ['many'], seeds: { count: 300 } });
   store.createSweep({ name: 'big', spec, priority: 0, backend: 'procedural', model: 'procedural-v1' }, expandSweep(spec, 1_000).map((j) => ({ ...j, minVramMb: 0 })), 'big');
   const greedy = connect('greedy', { slots: 4_294_967_295 });
-  await turn();
+  await hub.settled();
   const assigned = greedy.cases().filter((c) => c === 'assign').length;
   assert.equal(assigned, MAX_SLOTS * OPTS.prefetchPerSlot);
   assert.equal(store.leasedTo('greedy').length, assigned);
@@ -120,7 +119,7 @@ test('a node id belongs to the token that first enrolled it; another token claim
   const tokens = () => new NodeTokens({ tokens: 'tok-a,tok-b' });
   const first = setup({ tokens: tokens() }, undefined, db);
   const real = first.connect('n1', { token: 'tok-a' });
-  await turn();
+  await first.hub.settled();
   assert.equal(real.cases()[0], 'registered');
   const nodesBefore = first.store.listNodes();
   const leasedBefore = first.store.leasedTo('n1').map((j) => j.id);
@@ -130,7 +129,7 @@ test('a node id belongs to the token that first enrolled it; another token claim
   thief.on('error', (e) => errors.push(e));
   first.hub.handle(thief);
   thief.say({ case: 'register', value: { nodeId: 'n1', name: 'n1', capabilities: { backends: ['procedural'], vramMb: 24_000n, slots: 1 } } });
-  await turn();
+  await first.hub.settled();
   assert.deepEqual(errors, [{ code: grpc.status.PERMISSION_DENIED, details: 'node id n1 is enrolled with another token; choose another NIGHTSHIFT_NODE_ID' }]);
   assert.deepEqual(thief.cases(), [], 'the thief is told nothing else');
   assert.equal(real.ended, false, "the real node's session is untouched");
@@ -139,7 +138,7 @@ test('a node id belongs to the token that first enrolled it; another token claim
   assert.deepEqual(first.store.leasedTo('n1').map((j) => j.id), leasedBefore);
   // Its own id with its own token is fine.
   const own = first.connect('n2', { token: 'tok-b' });
-  await turn();
+  await first.hub.settled();
   assert.equal(own.cases()[0], 'registered');
   first.hub.stop();
   // The binding is in SQLite: a restarted coordinator still refuses.
@@ -147,40 +146,41 @@ test('a node id belongs to the token that first enrolled it; another token claim
   const thief2 = again.connect('n1', { token: 'tok-b' });
   const errors2: unknown[] = [];
   thief2.on('error', (e) => errors2.push(e));
-  await turn();
+  await again.hub.settled();
   assert.equal(errors2.length, 1);
   again.hub.stop();
   // Once tok-a is revoked, the id may be enrolled anew.
   const revoked = setup({ tokens: new NodeTokens({ tokens: 'tok-b' }) }, undefined, db);
   const heir = revoked.connect('n1', { token: 'tok-b' });
-  await turn();
+  await revoked.hub.settled();
   assert.equal(heir.cases()[0], 'registered');
   revoked.hub.stop();
 });
 
 test('progress: an oversized preview is ignored, and only a holder speaks for its job', async () => {
   const offered: string[] = [];
-  const store = new Store(openDb(':memory:'), { maxAttempts: 3, blocklistAfter: 3 });
+  const store = new EngineStore(openDb(':memory:'), { maxAttempts: 3, blocklistAfter: 3 });
+  const engine = new SqliteEngine(store);
   const live = new Live();
   const events: LiveEvent[] = [];
   live.subscribe((e) => events.push(e));
   const spec = parseSpec({ prompts: ['p'], seeds: { count: 4 } });
   store.createSweep({ name: 's', spec, priority: 0, backend: 'procedural', model: 'procedural-v1' }, expandSweep(spec, 100).map((j) => ({ ...j, minVramMb: 0 })), 'sw');
-  const placement: Placement = new Placement(store, () => hub.onlineCaps());
+  const placement: Placement = new Placement(engine, () => hub.onlineCaps());
   const hub: NodeHub = new NodeHub(
-    { store, scheduler: new Scheduler(store.db), placement, live, log: createLogger('hub-test', 'silent'), storage: new FakeStorage(), previews: { offer: (id) => (offered.push(id), true) } },
+    { engine, placement, live, log: createLogger('hub-test', 'silent'), storage: new FakeStorage(), previews: { offer: (id) => (offered.push(id), true) } },
     OPTS,
   );
   const node = new FakeStream(store);
   hub.handle(node);
   node.say({ case: 'register', value: { nodeId: 'n1', capabilities: { backends: ['procedural'], vramMb: 1n, slots: 1 } } });
-  await turn();
+  await hub.settled();
   const [a] = store.leasedTo('n1');
   const [queued] = store.jobs('sw', ['queued']);
   node.say({ case: 'progress', value: { jobId: a!.id, step: 1, total: 2, previewWebp: new Uint8Array(MAX_PREVIEW_BYTES + 1) } });
   node.say({ case: 'progress', value: { jobId: a!.id, step: 2, total: 2, previewWebp: new Uint8Array(MAX_PREVIEW_BYTES) } });
   node.say({ case: 'progress', value: { jobId: queued!.id, step: 1, total: 2, previewWebp: new Uint8Array(10) } });
-  await turn();
+  await hub.settled();
   const progress = events.filter((e) => e.type === 'progress');
   assert.deepEqual(progress.map((e) => [e.jobId, e.step, 'preview' in e]), [[a!.id, 1, false], [a!.id, 2, true]]);
   assert.deepEqual(offered, [a!.id], 'only the preview within the bound is stored');

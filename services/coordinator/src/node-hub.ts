@@ -7,10 +7,15 @@
  * bound to the token that enrolled it, and slots are capped.
  * Which job goes where is the scheduler's and placement's (scheduler.ts,
  * placement.ts); what changed reaches live clients and the outbox publisher
- * through the Store's commit hook. This file keeps sessions and messages;
- * beside it: node-inbox.ts (group commit of what nodes say), node-enrolment.ts
- * (tokens and node ids), node-dispatch.ts (filling a node), node-progress.ts,
- * node-sleep.ts, node-messages.ts (what it sends) and node-hub-options.ts.
+ * through the store's commit hook. The store is the async StoreEngine, so the
+ * same hub runs on SQLite and on PostgreSQL beside other replicas: each call
+ * commits on its own, and a node hears of a lease only after it committed.
+ * Everything about one node (its messages, fills, its mark-down) runs in that
+ * node's line (keyed-queue.ts), so no two of them interleave across awaits.
+ * This file keeps sessions and messages; beside it: node-enrolment.ts
+ * (tokens and node ids), node-dispatch.ts (filling a node), result-reports.ts,
+ * node-progress.ts, node-sleep.ts, node-messages.ts (what it sends),
+ * holder-counts.ts and node-hub-options.ts.
  */
 import * as grpc from '@grpc/grpc-js';
 import { create } from '@bufbuild/protobuf';
@@ -18,15 +23,17 @@ import { ConnectResponseSchema, type Availability, type Capabilities, type Conne
 import { SUBJECTS, type Logger } from '@nightshift/common';
 import type { JobRow } from './store.js';
 import type { NodeCaps, OnlineNode } from './placement.js';
+import type { JobCompleted } from '@nightshift/proto';
 import { NodeTokens } from './node-tokens.js';
-import { isTransientDbError } from './db.js';
 import { LoopHealth } from './loop-health.js';
 import { ResultReports } from './result-reports.js';
 import { sleepOf, type NodeSleep } from './node-sleep.js';
 import { cancel, type NodeStream, type RequestOf, type ResponseInit } from './node-messages.js';
-import { NodeDispatch } from './node-dispatch.js';
+import { NodeDispatch, type FillPass } from './node-dispatch.js';
 import { relayProgress } from './node-progress.js';
-import { NodeInbox, type InboxItem } from './node-inbox.js';
+import { KeyedQueue } from './keyed-queue.js';
+import { HolderCounts } from './holder-counts.js';
+import { isTransientDbError } from './db.js';
 import { NodeEnrolment } from './node-enrolment.js';
 import { NodeModels } from './node-models.js';
 import type { HubDeps, HubOptions } from './node-hub-options.js';
@@ -53,20 +60,27 @@ interface Session {
 
 export class NodeHub {
   private readonly sessions = new Map<string, Session>();
-  private readonly store: HubDeps['store'];
+  private readonly engine: HubDeps['engine'];
   private readonly log: Logger;
   private timer: NodeJS.Timeout | undefined;
-  /** Node messages received this event-loop turn, handled together (group commit). */
-  private readonly inbox: NodeInbox<Session>;
-  /** The tick and the inbox flush: failures are retried and shown in /readyz. */
+  /** One line per node: its messages, results, fills and mark-down never interleave. */
+  private readonly lines = new KeyedQueue();
+  /** Nodes with a fill queued in their line and not yet started: one more request joins it. */
+  private readonly fillQueued = new Map<string, Promise<void>>();
+  /** The tick and node messages: database failures are shown in /readyz. */
   readonly health: LoopHealth;
   private readonly stopping = new AbortController();
+  private ticking: Promise<void> | undefined;
+  /** Messages and verified results not yet through their node's line (settled() waits for them). */
+  private pending = 0;
+  private readonly drained = new Set<() => void>();
   /** Result reports: checked, looked for in storage, then recorded. */
   private readonly results: ResultReports;
   /** Nodes whose stream ended, by when they were last heard from. */
   private readonly disconnectedAt = new Map<string, number>();
   private readonly enrolment: NodeEnrolment;
   private readonly dispatcher: NodeDispatch<Session>;
+  private readonly holderCounts: HolderCounts;
   /** What each node holds of registry models (Register and Heartbeat). */
   readonly models: NodeModels;
 
@@ -74,39 +88,33 @@ export class NodeHub {
     private readonly deps: HubDeps,
     private readonly opts: HubOptions,
   ) {
-    this.store = deps.store;
+    this.engine = deps.engine;
     this.log = deps.log;
     this.models = deps.models ?? new NodeModels(() => this.sessions.keys());
+    this.holderCounts = new HolderCounts(deps.engine.modelHolders);
     this.enrolment = new NodeEnrolment({
-      store: deps.store,
+      nodes: deps.engine.nodes,
       tokens: opts.tokens ?? new NodeTokens({ token: opts.nodeToken }, deps.log),
       log: deps.log,
       refused: (reason) => opts.observer?.refused?.(reason),
     });
     this.health = new LoopHealth(deps.log);
     this.dispatcher = new NodeDispatch<Session>({
-      ...deps,
+      engine: deps.engine,
+      placement: deps.placement,
+      log: deps.log,
       opts,
+      models: async (nodeId) => ({ state: this.models.of(nodeId), holderCounts: await this.holderCounts.get() }),
       leased: (count) => opts.observer?.leased?.(count),
       send: (s, msg) => this.send(s, msg),
     });
-    this.inbox = new NodeInbox<Session>({
-      store: deps.store,
-      health: this.health,
-      log: deps.log,
-      signal: this.stopping.signal,
-      handle: (item) => this.handleItem(item),
-      afterBatch: (reported) => {
-        for (const nodeId of reported) this.dispatch(nodeId);
-      },
-    });
     this.results = new ResultReports({
-      store: deps.store,
+      engine: deps.engine,
       storage: deps.storage,
       log: deps.log,
       attempts: opts.storageAttempts ?? 12,
       signal: this.stopping.signal,
-      verified: (nodeId, report) => this.inbox.push({ kind: 'verified', nodeId, report }),
+      verified: (nodeId, report) => void this.pend(() => this.recordVerified(nodeId, report)),
       cancel: (nodeId, jobId, reason) => this.cancelOn(nodeId, jobId, reason),
       completed: (renderMs, skipped) => opts.observer?.completed?.(renderMs, skipped),
       refused: (reason) => opts.observer?.resultRefused?.(reason),
@@ -114,7 +122,7 @@ export class NodeHub {
   }
 
   start(): void {
-    this.timer = setInterval(() => this.tick(), Math.max(100, Math.min(1_000, this.opts.heartbeatMs)));
+    this.timer = setInterval(() => void this.tick(), Math.max(100, Math.min(1_000, this.opts.heartbeatMs)));
   }
 
   stop(): void {
@@ -122,6 +130,25 @@ export class NodeHub {
     this.stopping.abort();
     for (const s of this.sessions.values()) s.call.end();
     this.sessions.clear();
+  }
+
+  /** Settles once every node line is idle and no tick runs (tests and benchmarks). */
+  async settled(): Promise<void> {
+    while (this.pending || this.lines.size || this.ticking) {
+      await this.ticking;
+      await this.lines.idle();
+      if (this.pending) await new Promise<void>((resolve) => this.drained.add(resolve));
+    }
+  }
+
+  /** Counts `work` as pending (settled() waits for it) from now until it settles. */
+  private pend(work: () => Promise<void>): Promise<void> {
+    this.pending++;
+    return work().finally(() => {
+      if (--this.pending) return;
+      for (const wake of this.drained) wake();
+      this.drained.clear();
+    });
   }
 
   connectedNodeIds(): string[] {
@@ -147,45 +174,66 @@ export class NodeHub {
 
   /**
    * Periodic work: silent nodes, expired leases, then fill nodes (also picks
-   * up retry backoffs). A failure (SQLite busy, disk full) rolls back, is
-   * logged and shown in /readyz; the next tick is the retry.
+   * up retry backoffs). A failure (database busy or away) is logged and shown
+   * in /readyz; the next tick is the retry. A tick still running when the
+   * next is due is not doubled: the caller gets the one under way.
    */
-  tick(): void {
-    try {
-      this.store.transaction(() => this.tickNow());
-      this.health.ok('tick');
-    } catch (err) {
-      this.health.failed('tick', err);
-    }
+  tick(): Promise<void> {
+    this.ticking ??= this.tickNow().then(
+      () => this.health.ok('tick'),
+      (err: unknown) => void this.health.failed('tick', err),
+    ).finally(() => (this.ticking = undefined));
+    return this.ticking;
   }
 
-  private tickNow(): void {
+  private async tickNow(): Promise<void> {
     const now = Date.now();
-    this.dropRevoked();
+    await this.dropRevoked();
+    const downs: Promise<void>[] = [];
     for (const s of [...this.sessions.values()]) {
-      if (now - s.lastSeen > this.opts.nodeTimeoutMs) this.nodeDown(s, `silent for ${now - s.lastSeen} ms`);
+      if (now - s.lastSeen > this.opts.nodeTimeoutMs) downs.push(this.lines.run(s.nodeId, () => this.nodeDown(s, `silent for ${now - s.lastSeen} ms`)));
     }
     // A node whose stream broke gets the same timeout to come back before its work moves.
     for (const [nodeId, since] of [...this.disconnectedAt]) {
-      if (now - since > this.opts.nodeTimeoutMs) this.markDown(nodeId, `disconnected for ${now - since} ms`);
+      if (now - since > this.opts.nodeTimeoutMs) downs.push(this.lines.run(nodeId, () => this.markDownIfGone(nodeId, since, `disconnected for ${now - since} ms`)));
     }
-    this.deps.placement.relaxExclusions();
-    const expired = this.store.expireLeases();
+    await Promise.all(downs);
+    await this.deps.placement.relaxExclusions();
+    const expired = await this.engine.expireLeases();
     if (expired.length) this.log.warn({ jobs: expired.length, nodes: [...new Set(expired.map((j) => j.node_id))] }, 'leases expired, jobs requeued');
-    this.dispatch();
+    await this.fillAll();
   }
 
   /**
    * Sends each connected node (or just `only`, after it reported a result) as
-   * many jobs as its free prefetch capacity allows.
+   * many jobs as its free prefetch capacity allows. Returns at once; the
+   * fills run in the nodes' lines.
    */
   dispatch(only?: string): void {
-    this.store.transaction(() => this.dispatchNow(only));
+    if (only === undefined) void this.fillAll();
+    else void this.fill(only, { now: Date.now() });
   }
 
-  private dispatchNow(only?: string): void {
-    const targets = only ? [this.sessions.get(only)].filter((s): s is Session => !!s) : [...this.sessions.values()];
-    this.dispatcher.fill(targets, Date.now());
+  private async fillAll(): Promise<void> {
+    const pass: FillPass = { now: Date.now() };
+    await Promise.all([...this.sessions.keys()].map((nodeId) => this.fill(nodeId, pass)));
+  }
+
+  /** Queues a fill of one node in its line; a fill already queued there (not yet started) serves this request too. */
+  private fill(nodeId: string, pass: FillPass): Promise<void> {
+    const queued = this.fillQueued.get(nodeId);
+    if (queued) return queued;
+    const run = this.lines.run(nodeId, async () => {
+      this.fillQueued.delete(nodeId);
+      const s = this.sessions.get(nodeId);
+      if (s) await this.dispatcher.fill(s, pass);
+    });
+    const done = run.then(
+      () => this.health.ok('dispatch'),
+      (err: unknown) => void this.health.failed('dispatch', err),
+    );
+    this.fillQueued.set(nodeId, done);
+    return done;
   }
 
   cancelJobs(jobs: JobRow[], reason: string): void {
@@ -197,42 +245,52 @@ export class NodeHub {
     if (s) this.send(s, cancel(jobId, reason));
   }
 
-  /** A node never hears of a lease or a cancel that a crash could still undo: messages wait for the commit. */
+  /** What the hub tells a node (what it tells of is committed: every store call commits before it resolves). */
   private send(s: Session, msg: ResponseInit): void {
-    this.store.afterCommit(() => s.call.write(create(ConnectResponseSchema, { msg })));
+    try {
+      s.call.write(create(ConnectResponseSchema, { msg }));
+    } catch (err) {
+      // A stream that just broke: the node hears again when it reconnects (reconcile).
+      this.log.debug({ node: s.nodeId, err: String(err) }, 'write to a closed node stream');
+    }
   }
 
   /**
-   * One inbox item in its own savepoint: a message that fails for its own
-   * reasons is rolled back alone and dropped. Returns the node to refill
-   * when it reported a result or a failure.
+   * A result whose image storage confirmed, recorded in the node's line; a
+   * database that is away is asked again (with backoff) while the hub runs:
+   * a finished image is never dropped for a passing failure.
    */
-  private handleItem(item: InboxItem<Session>): string | undefined {
-    try {
-      return this.store.transaction(() => {
-        if (item.kind === 'verified') return this.results.finish(item.nodeId, item.report) ? item.nodeId : undefined;
-        const session = this.onMessage(item.call, item.get(), item.req);
-        item.set(session);
-        return session && item.req.msg.case === 'failed' ? session.nodeId : undefined;
-      });
-    } catch (err) {
-      if (isTransientDbError(err)) throw err;
-      // Dropped: a later report of the same result is looked at afresh.
-      if (item.kind === 'verified') this.results.forget(item.nodeId, item.report.jobId);
-      this.log.error({ err: String(err), node: item.kind === 'verified' ? item.nodeId : item.get()?.nodeId }, 'node message failed');
+  private async recordVerified(nodeId: string, report: JobCompleted): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const accepted = await this.lines.run(nodeId, () => this.results.finish(nodeId, report));
+        this.health.ok('results');
+        if (accepted) this.dispatch(nodeId);
+        return;
+      } catch (err) {
+        if (!transient(err) || this.stopping.signal.aborted) {
+          // Dropped: a later report of the same result is looked at afresh.
+          this.results.forget(nodeId, report.jobId);
+          this.log.error({ err: String(err), node: nodeId, job: report.jobId }, 'result not recorded');
+          return;
+        }
+        const failures = this.health.failed('results', err);
+        await new Promise((r) => setTimeout(r, Math.min(5_000, 50 * 2 ** Math.min(failures, 7))).unref());
+      }
     }
   }
 
   /** Sessions whose token was revoked (removed from the tokens file) are dropped; the node's reconnect is then refused. */
-  private dropRevoked(): void {
+  private async dropRevoked(): Promise<void> {
     if (!this.enrolment.tokensChanged()) return;
     for (const s of [...this.sessions.values()]) {
       if (this.enrolment.enrolled(s.tokenName)) continue;
       this.log.warn({ node: s.nodeId, tokenName: s.tokenName }, 'node token revoked: session closed');
       this.sessions.delete(s.nodeId);
       this.models.connectedChanged();
-      this.store.setNodeStatus(s.nodeId, 'offline');
+      this.holderCounts.invalidate();
       s.call.emit('error', { code: grpc.status.UNAUTHENTICATED, details: 'node token revoked' });
+      await this.lines.run(s.nodeId, () => this.engine.nodes.setNodeStatus(s.nodeId, 'offline'));
     }
   }
 
@@ -240,15 +298,31 @@ export class NodeHub {
   handle = (call: NodeStream): void => {
     if (!this.enrolment.admit(call)) return;
     let session: Session | undefined;
-    call.on('data', (req: ConnectRequest) => this.inbox.push({ kind: 'message', call, get: () => session, set: (s) => (session = s), req }));
+    // The stream's messages in order: each waits for the one before, then runs in its node's line.
+    let previous: Promise<void> = Promise.resolve();
+    call.on('data', (req: ConnectRequest) => {
+      // Progress is cosmetic and frequent: relayed beside the line, never behind a slow write.
+      if (req.msg.case === 'progress' && session && this.sessions.get(session.nodeId) === session) {
+        const nodeId = session.nodeId;
+        relayProgress({ ...this.deps, engine: this.engine }, nodeId, req.msg.value).catch((err: unknown) => this.log.debug({ node: nodeId, err: String(err) }, 'progress not relayed'));
+        return;
+      }
+      const before = previous;
+      previous = this.pend(() => before.then(() => this.receive(call, () => session, (s) => (session = s), req)));
+    });
     const close = () => {
       if (!session || this.sessions.get(session.nodeId) !== session) return;
-      this.sessions.delete(session.nodeId);
+      const gone = session;
+      this.sessions.delete(gone.nodeId);
       this.models.connectedChanged();
-      this.store.setNodeStatus(session.nodeId, 'offline');
-      this.disconnectedAt.set(session.nodeId, session.lastSeen);
-      this.log.info({ node: session.nodeId }, 'node disconnected; its work moves unless it returns within the node timeout');
+      this.holderCounts.invalidate();
+      this.disconnectedAt.set(gone.nodeId, gone.lastSeen);
+      this.log.info({ node: gone.nodeId }, 'node disconnected; its work moves unless it returns within the node timeout');
       session = undefined;
+      void this.lines.run(gone.nodeId, async () => {
+        // Back already (a new session registered in its line before this ran): it stays online.
+        if (!this.sessions.has(gone.nodeId)) await this.engine.nodes.setNodeStatus(gone.nodeId, 'offline');
+      }).catch((err: unknown) => this.log.warn({ node: gone.nodeId, err: String(err) }, 'node not marked offline'));
     };
     call.on('end', () => {
       close();
@@ -258,27 +332,60 @@ export class NodeHub {
     call.on('cancelled', close);
   };
 
+  /**
+   * One message from a stream, in its node's line. A message that fails for
+   * its own reasons is logged and dropped; one the database failed is logged
+   * and shown in /readyz (a heartbeat comes again, a failure report is
+   * re-sent by the node's lease running out).
+   */
+  private async receive(call: NodeStream, get: () => Session | undefined, set: (s: Session | undefined) => void, req: ConnectRequest): Promise<void> {
+    const m = req.msg;
+    const nodeId = m.case === 'register' ? m.value.nodeId : get()?.nodeId;
+    try {
+      if (nodeId === undefined) throw new Error(`message ${m.case} before register`);
+      if (m.case === 'register' && !/^[A-Za-z0-9._-]{1,64}$/.test(nodeId)) throw new Error('invalid node id');
+      const reported = await this.lines.run(nodeId, async () => {
+        const session = await this.onMessage(call, get(), req);
+        set(session);
+        return session && m.case === 'failed' ? session.nodeId : undefined;
+      });
+      this.health.ok('inbox');
+      if (reported !== undefined) this.dispatch(reported);
+    } catch (err) {
+      if (transient(err)) this.health.failed('inbox', err);
+      this.log.error({ err: String(err), node: nodeId }, 'node message failed');
+    }
+  }
+
   /** A node that stopped heartbeating: its work goes back to the queue now. */
-  private nodeDown(s: Session, why: string): void {
+  private async nodeDown(s: Session, why: string): Promise<void> {
+    if (this.sessions.get(s.nodeId) !== s) return; // it left or came back on another stream meanwhile
     this.sessions.delete(s.nodeId);
     this.models.connectedChanged();
-    this.markDown(s.nodeId, why);
+    this.holderCounts.invalidate();
     try {
       s.call.end();
     } catch {
       /* the stream may already be gone */
     }
+    await this.markDown(s.nodeId, why);
+  }
+
+  /** A node still away (no session, not re-disconnected since) once its timeout ran out. */
+  private async markDownIfGone(nodeId: string, since: number, why: string): Promise<void> {
+    if (this.sessions.has(nodeId) || this.disconnectedAt.get(nodeId) !== since) return;
+    await this.markDown(nodeId, why);
   }
 
   /** Requeues what a node held and tells the world it is down. */
-  private markDown(nodeId: string, why: string): void {
+  private async markDown(nodeId: string, why: string): Promise<void> {
     this.disconnectedAt.delete(nodeId);
-    const released = this.store.markNodeDown(nodeId, why);
+    const released = await this.engine.nodes.markNodeDown(nodeId, why);
     this.log.warn({ node: nodeId, why, requeued: released.length }, 'node marked down, jobs requeued');
     this.opts.observer?.nodeDown?.(released.length);
   }
 
-  private onMessage(call: Session['call'], session: Session | undefined, req: ConnectRequest): Session | undefined {
+  private async onMessage(call: Session['call'], session: Session | undefined, req: ConnectRequest): Promise<Session | undefined> {
     const m = req.msg;
     if (m.case === 'register') return this.register(call, m.value);
     if (!session) throw new Error(`message ${m.case} before register`);
@@ -286,21 +393,21 @@ export class NodeHub {
     session.lastSeen = Date.now();
     switch (m.case) {
       case 'heartbeat':
-        this.store.touchNode(session.nodeId);
-        this.store.renewLeases(session.nodeId, m.value.runningJobIds, this.opts.leaseMs);
-        if (m.value.models) this.models.update(session.nodeId, m.value.models);
+        await this.engine.nodes.touchNode(session.nodeId);
+        await this.engine.renewLeases(session.nodeId, m.value.runningJobIds, this.opts.leaseMs);
+        if (m.value.models) await this.updateModels(session.nodeId, m.value.models);
         break;
       case 'progress':
-        relayProgress(this.deps, session.nodeId, m.value);
+        await relayProgress({ ...this.deps, engine: this.engine }, session.nodeId, m.value);
         break;
       case 'completed':
-        this.results.report(session.nodeId, m.value);
+        await this.results.report(session.nodeId, m.value);
         break;
       case 'failed':
-        this.fail(session, m.value);
+        await this.fail(session, m.value);
         break;
       case 'availability':
-        this.availability(session, m.value);
+        await this.availability(session, m.value);
         break;
       default:
         break;
@@ -308,12 +415,19 @@ export class NodeHub {
     return session;
   }
 
+  /** What a node reports of its model cache: kept here (the dashboard) and written where every replica's pick reads it. */
+  private async updateModels(nodeId: string, state: RequestOf<'register'>['models']): Promise<void> {
+    this.models.update(nodeId, state);
+    const held = this.models.of(nodeId);
+    await this.holderCounts.setHeld(nodeId, held ? [...held.cached, ...(held.loaded ? [held.loaded] : [])] : []);
+  }
+
   /** A node leaves or rejoins the farm; what it handed back is requeued now, not when its lease runs out. */
-  private availability(s: Session, a: Availability): void {
+  private async availability(s: Session, a: Availability): Promise<void> {
     const was = s.sleep;
     s.sleep = sleepOf(a);
     const released = new Set(a.releasedJobIds);
-    if (released.size) this.release(s, this.store.leasedTo(s.nodeId).filter((j) => released.has(j.id)), 'node left the farm', true);
+    if (released.size) await this.release(s, (await this.engine.leasedTo(s.nodeId)).filter((j) => released.has(j.id)), 'node left the farm', true);
     if (!was !== !s.sleep) this.log.info({ node: s.nodeId, ...(s.sleep ?? {}), released: released.size }, s.sleep ? 'node sleeping: no work sent to it' : 'node takes work again');
     if (!s.sleep) this.dispatch(s.nodeId);
   }
@@ -322,19 +436,20 @@ export class NodeHub {
    * Jobs a node no longer holds: its leases go back to the queue, its straggler
    * copies end. `left`: handed back on leaving the farm, which costs the job no attempt.
    */
-  private release(s: Session, jobs: JobRow[], reason: string, left = false): void {
+  private async release(s: Session, jobs: JobRow[], reason: string, left = false): Promise<void> {
     const main = jobs.filter((j) => j.node_id === s.nodeId).map((j) => j.id);
-    if (main.length) this.store.requeue(main, reason, { refundAttempt: left });
-    for (const j of jobs.filter((j) => j.copy_node_id === s.nodeId)) this.store.dropCopy(j.id);
+    if (main.length) await this.engine.requeue(main, reason, { refundAttempt: left });
+    for (const j of jobs.filter((j) => j.copy_node_id === s.nodeId)) await this.engine.dropCopy(j.id);
   }
 
-  private fail(session: Session, v: RequestOf<'failed'>): void {
+  private async fail(session: Session, v: RequestOf<'failed'>): Promise<void> {
+    const node = { id: session.nodeId, vramMb: session.caps.vramMb };
     if (v.modelUnavailable && this.deps.placement.modelUnavailable) {
-      const m = this.deps.placement.modelUnavailable(v.jobId, { id: session.nodeId, vramMb: session.caps.vramMb }, { error: v.error, logTail: v.logTail, outOfMemory: false });
+      const m = await this.deps.placement.modelUnavailable(v.jobId, node, { error: v.error, logTail: v.logTail, outOfMemory: false });
       this.log.warn({ node: session.nodeId, job: v.jobId, counted: m.counted, error: v.error }, 'registry model unavailable on node: job goes elsewhere');
       if (!m.counted) return;
     }
-    const r = this.deps.placement.recordFailure(v.jobId, { id: session.nodeId, vramMb: session.caps.vramMb }, { error: v.error, logTail: v.logTail, outOfMemory: v.outOfMemory });
+    const r = await this.deps.placement.recordFailure(v.jobId, node, { error: v.error, logTail: v.logTail, outOfMemory: v.outOfMemory });
     if (!r) return;
     const { job } = r;
     this.log.warn({ node: session.nodeId, job: job.id, attempts: job.attempts, state: job.state, oom: v.outOfMemory, error: v.error }, 'job failed');
@@ -343,11 +458,10 @@ export class NodeHub {
     if (r.tooBigForEveryCard) this.log.warn({ job: job.id, minVramMb: job.min_vram_mb }, 'job failed: out of memory on every node');
   }
 
-  private register(call: Session['call'], reg: RequestOf<'register'>): Session | undefined {
+  private async register(call: Session['call'], reg: RequestOf<'register'>): Promise<Session | undefined> {
     const caps = reg.capabilities ?? ({} as Capabilities);
     const nodeId = reg.nodeId;
-    if (!/^[A-Za-z0-9._-]{1,64}$/.test(nodeId)) throw new Error('invalid node id');
-    if (!this.enrolment.mayUseNodeId(call, nodeId)) return undefined;
+    if (!(await this.enrolment.mayUseNodeId(call, nodeId))) return undefined;
     const claimed = Math.max(1, caps.slots || 1);
     if (claimed > MAX_SLOTS) this.log.warn({ node: nodeId, claimed, slots: MAX_SLOTS }, `node claims more than ${MAX_SLOTS} render slots: clamped to ${MAX_SLOTS}`);
     const s: Session = {
@@ -365,14 +479,15 @@ export class NodeHub {
     this.sessions.set(nodeId, s);
     this.models.connectedChanged();
     this.disconnectedAt.delete(nodeId);
-    this.models.update(nodeId, reg.models);
-    this.store.upsertNode(nodeId, s.name, { gpuName: caps.gpuName, vramMb: Number(caps.vramMb), backends: s.caps.backends, models: s.caps.models, slots: s.slots, ...(caps.executionProvider ? { executionProvider: caps.executionProvider } : {}) });
+    await this.engine.nodes.upsertNode(nodeId, s.name, { gpuName: caps.gpuName, vramMb: Number(caps.vramMb), backends: s.caps.backends, models: s.caps.models, slots: s.slots, ...(caps.executionProvider ? { executionProvider: caps.executionProvider } : {}) });
+    await this.updateModels(nodeId, reg.models);
     this.send(s, { case: 'registered', value: { nodeId, heartbeatIntervalMs: this.opts.heartbeatMs, leaseMs: this.opts.leaseMs } });
     // Results first: a job finished while we were apart is done, not lost (and not requeued while its image is looked for).
-    const reporting = reg.recentCompletions.filter((c) => this.results.report(nodeId, c)).map((c) => c.jobId);
-    const requeued = this.reconcile(s, [...reg.heldJobIds, ...reporting]);
+    const reporting: string[] = [];
+    for (const c of reg.recentCompletions) if (await this.results.report(nodeId, c)) reporting.push(c.jobId);
+    const requeued = await this.reconcile(s, [...reg.heldJobIds, ...reporting]);
     this.log.info({ node: nodeId, caps: s.caps, slots: s.slots, held: reg.heldJobIds.length }, 'node registered');
-    this.store.recordNodeEvent(SUBJECTS.nodeUp, nodeId, { name: s.name });
+    await this.engine.nodes.recordNodeEvent(SUBJECTS.nodeUp, nodeId, { name: s.name });
     // Only what it handed back is news to the other nodes: a thousand nodes reconnecting otherwise fill the whole farm a thousand times.
     this.dispatch(requeued ? undefined : nodeId);
     return s;
@@ -384,14 +499,21 @@ export class NodeHub {
    * own are cancelled on the node, so no image is rendered twice. Returns
    * how many went back to the queue (or lost their straggler copy).
    */
-  private reconcile(s: Session, held: string[]): number {
+  private async reconcile(s: Session, held: string[]): Promise<number> {
     const heldSet = new Set(held);
-    const ours = this.store.leasedTo(s.nodeId);
+    const ours = await this.engine.leasedTo(s.nodeId);
     const lost = ours.filter((j) => !heldSet.has(j.id));
-    this.release(s, lost, 'node reconnected without the job');
-    this.store.renewLeases(s.nodeId, held, this.opts.leaseMs);
+    await this.release(s, lost, 'node reconnected without the job');
+    await this.engine.renewLeases(s.nodeId, held, this.opts.leaseMs);
     const oursSet = new Set(ours.map((j) => j.id));
     for (const id of held) if (!oursSet.has(id)) this.send(s, cancel(id, 'lease no longer held'));
     return lost.length;
   }
+}
+
+/** A failure of the database rather than of the message: worth trying again (SQLite busy or full; PostgreSQL away or shutting down). */
+function transient(err: unknown): boolean {
+  if (isTransientDbError(err)) return true;
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && (/^(08|53|57P)/.test(code) || /^E(CONNREFUSED|CONNRESET|PIPE|TIMEDOUT)$/.test(code));
 }

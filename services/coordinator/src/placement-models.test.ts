@@ -2,8 +2,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { openDb } from './db.js';
-import { Store, type NewJob } from './store.js';
+import type { NewJob } from './store.js';
 import { Scheduler } from './scheduler.js';
+import { EngineStore, SqliteEngine } from './store-engine/sqlite.js';
 import { explainModelWait, explainWait, Placement, type OnlineNode } from './placement.js';
 import type { NodeModelState } from './node-models.js';
 
@@ -13,9 +14,9 @@ const cache = (s: Partial<NodeModelState>): NodeModelState => ({ cached: [], loa
 const unavailable = { error: 'cannot fetch models/aaaa…: S3 unreachable', logTail: '', outOfMemory: false };
 
 function farm(online: OnlineNode[]) {
-  const store = new Store(openDb(':memory:'), { now: () => 1_000_000, maxAttempts: 3, blocklistAfter: 2 });
+  const store = new EngineStore(openDb(':memory:'), { now: () => 1_000_000, maxAttempts: 3, blocklistAfter: 2 });
   const scheduler = new Scheduler(store.db);
-  const placement = new Placement(store, () => online);
+  const placement = new Placement(new SqliteEngine(store), () => online);
   const jobs: NewJob[] = Array.from({ length: 2 }, (_, i) => ({ index: i, renderKey: `rk-${i}`, prompt: 'p', seed: i, params: {}, axes: {}, backend: 'onnx', model: 'castle-xl', minVramMb: 0 }));
   store.createSweep({ name: 's', spec: {}, priority: 0, backend: 'onnx', model: 'castle-xl', modelHash: HASH, modelBytes: 40 * 1024 ** 2 }, jobs, 'sw');
   const take = (n: OnlineNode) => {
@@ -25,13 +26,13 @@ function farm(online: OnlineNode[]) {
   return { store, placement, take };
 }
 
-test('model_unavailable: the node is excluded for the job and the lease is not an attempt, while another node may fetch it', () => {
+test('model_unavailable: the node is excluded for the job and the lease is not an attempt, while another node may fetch it', async () => {
   const a = node('a');
   const b = node('b');
   const { store, placement, take } = farm([a, b]);
   const job = take(a)!;
   assert.equal(job.attempts, 1);
-  assert.deepEqual(placement.modelUnavailable(job.id, { id: 'a', vramMb: 24_000 }, unavailable), { counted: false });
+  assert.deepEqual(await placement.modelUnavailable(job.id, { id: 'a', vramMb: 24_000 }, unavailable), { counted: false });
   const after = store.getJob(job.id)!;
   assert.equal(after.state, 'queued');
   assert.equal(after.attempts, 0, 'not counted');
@@ -43,12 +44,12 @@ test('model_unavailable: the node is excluded for the job and the lease is not a
   assert.equal(take(b)?.id, job.id);
 
   // On b too: no capable node is left, so now it counts like any failure (no endless cycling).
-  const last = placement.modelUnavailable(job.id, { id: 'b', vramMb: 24_000 }, unavailable);
+  const last = await placement.modelUnavailable(job.id, { id: 'b', vramMb: 24_000 }, unavailable);
   assert.equal(last.counted, true);
   assert.equal(store.getJob(job.id)!.attempts, 1);
 });
 
-test('explain: a job waiting for its model download says so; a floor of 0 reads as the backend alone', () => {
+test('explain: a job waiting for its model download says so; a floor of 0 reads as the backend alone', async () => {
   assert.equal(explainModelWait({ name: 'castle-xl', hash: HASH }, 2, [node('a', cache({ downloads: [{ hash: HASH, name: 'castle-xl', bytesDone: 10 * 1024 ** 2, bytesTotal: 40 * 1024 ** 2 }] }))]),
     '2 job(s) wait for model castle-xl (aaaaaaaaaaaa) to download: a 10.0/40.0 MB');
   assert.equal(explainModelWait({ name: 'castle-xl', hash: HASH }, 2, [node('a', cache({ cached: [HASH] })), node('b', cache({ downloads: [{ hash: HASH, name: '', bytesDone: 0, bytesTotal: 1 }] }))]), undefined, 'a node has it already');
@@ -60,5 +61,5 @@ test('explain: a job waiting for its model download says so; a floor of 0 reads 
 
   const downloading = node('a', cache({ downloads: [{ hash: HASH, name: 'castle-xl', bytesDone: 1024 ** 2, bytesTotal: 40 * 1024 ** 2 }] }));
   const { placement } = farm([downloading]);
-  assert.deepEqual(placement.explain('sw'), ['2 job(s) wait for model castle-xl (aaaaaaaaaaaa) to download: a 1.0/40.0 MB']);
+  assert.deepEqual(await placement.explain('sw'), ['2 job(s) wait for model castle-xl (aaaaaaaaaaaa) to download: a 1.0/40.0 MB']);
 });

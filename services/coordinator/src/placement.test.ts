@@ -3,8 +3,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { expandSweep, parseSpec } from '@nightshift/sweep';
 import { openDb } from './db.js';
-import { Store } from './store.js';
 import { Scheduler } from './scheduler.js';
+import { EngineStore, SqliteEngine } from './store-engine/sqlite.js';
 import { ownKeys } from './store/completion.js';
 import {
   decideFailure,
@@ -110,9 +110,9 @@ test('a straggler has run 3× the median recent render time', () => {
 
 function farm(online: OnlineNode[], policy = POLICY) {
   const now = { t: 1_000_000 };
-  const store = new Store(openDb(':memory:'), { now: () => now.t, ...policy });
+  const store = new EngineStore(openDb(':memory:'), { now: () => now.t, ...policy });
   const scheduler = new Scheduler(store.db);
-  const placement = new Placement(store, () => online);
+  const placement = new Placement(new SqliteEngine(store), () => online);
   for (const n of online) store.upsertNode(n.nodeId, n.nodeId, { vramMb: n.caps.vramMb, backends: n.caps.backends });
   const spec = parseSpec({ prompts: ['p'], seeds: { count: 4 } });
   store.createSweep({ name: 's', spec, priority: 0, backend: 'procedural', model: 'm' }, expandSweep(spec, 100).map((j) => ({ ...j, minVramMb: 1_000 })), 'sw');
@@ -123,71 +123,71 @@ function farm(online: OnlineNode[], policy = POLICY) {
   return { store, scheduler, placement, now, take };
 }
 
-test('a one-GPU farm retries a failed job on its only node once the backoff is over', () => {
+test('a one-GPU farm retries a failed job on its only node once the backoff is over', async () => {
   const only = node('only');
   const { placement, now, take } = farm([only], { maxAttempts: 3, blocklistAfter: 10 });
   const job = take(only)!;
-  placement.recordFailure(job.id, { id: 'only', vramMb: 24_000 }, boom);
+  await placement.recordFailure(job.id, { id: 'only', vramMb: 24_000 }, boom);
   now.t += 1_000;
   // Other queued jobs come first; then, with exclusions relaxed, the failed one comes back.
   const seen = [take(only), take(only), take(only)].map((j) => j?.id);
   assert.ok(!seen.includes(job.id));
   assert.equal(take(only), undefined, 'excluded until relaxed');
-  assert.equal(placement.relaxExclusions(), 1);
+  assert.equal(await placement.relaxExclusions(), 1);
   assert.equal(take(only)?.id, job.id);
 });
 
-test('exclusions stay while another capable node is online', () => {
+test('exclusions stay while another capable node is online', async () => {
   const a = node('a');
   const { placement, take } = farm([a, node('b')]);
   const job = take(a)!;
-  placement.recordFailure(job.id, { id: 'a', vramMb: 24_000 }, boom);
-  assert.equal(placement.relaxExclusions(), 0);
+  await placement.recordFailure(job.id, { id: 'a', vramMb: 24_000 }, boom);
+  assert.equal(await placement.relaxExclusions(), 0);
 });
 
-test('blocklisting the only capable node fails the sweep with the reason', () => {
+test('blocklisting the only capable node fails the sweep with the reason', async () => {
   const only = node('only');
   const { store, placement, now, take } = farm([only, node('cpu', 64_000, ['exec'])]);
-  const first = placement.recordFailure(take(only)!.id, { id: 'only', vramMb: 24_000 }, boom)!;
+  const first = (await placement.recordFailure(take(only)!.id, { id: 'only', vramMb: 24_000 }, boom))!;
   assert.deepEqual([first.blocklisted, first.noCapableNode], [false, undefined]);
   now.t += 10_000;
-  const second = placement.recordFailure(take(only)!.id, { id: 'only', vramMb: 24_000 }, boom)!;
+  const second = (await placement.recordFailure(take(only)!.id, { id: 'only', vramMb: 24_000 }, boom))!;
   assert.equal(second.blocklisted, true);
   assert.equal(second.noCapableNode, 4, 'every queued job fails now: the two never leased and the two awaiting a retry');
   assert.equal(store.getSweep('sw')!.status, 'failed');
   assert.ok(store.jobs('sw', ['failed']).some((j) => /no capable node left: every node with backend procedural is blocklisted/.test(j.error ?? '')));
-  assert.deepEqual(placement.explain('sw'), [], 'nothing is left waiting');
+  assert.deepEqual(await placement.explain('sw'), [], 'nothing is left waiting');
 });
 
-test('out of memory on the biggest card the farm has ever seen fails the job at once', () => {
+test('out of memory on the biggest card the farm has ever seen fails the job at once', async () => {
   const small = node('small', 8_192);
   const big = node('big', 24_576);
   const { store, placement, now, take } = farm([small, big], { maxAttempts: 10, blocklistAfter: 10 });
-  const onSmall = placement.recordFailure(take(small)!.id, { id: 'small', vramMb: 8_192 }, oom)!;
+  const onSmall = (await placement.recordFailure(take(small)!.id, { id: 'small', vramMb: 8_192 }, oom))!;
   assert.equal(onSmall.tooBigForEveryCard, false, 'a bigger card exists');
   assert.equal(onSmall.job.min_vram_mb, 8_193);
   now.t += 60_000;
-  assert.deepEqual(placement.explain('sw'), []);
+  assert.deepEqual(await placement.explain('sw'), []);
   let job = take(big)!;
   while (job.id !== onSmall.job.id) job = take(big)!;
-  const onBig = placement.recordFailure(job.id, { id: 'big', vramMb: 24_576 }, oom)!;
+  const onBig = (await placement.recordFailure(job.id, { id: 'big', vramMb: 24_576 }, oom))!;
   assert.equal(onBig.tooBigForEveryCard, true);
   assert.equal(store.getJob(job.id)!.state, 'failed');
   assert.equal(store.getJob(job.id)!.error, 'out of memory on every node: needs more than 24576 MB VRAM');
 });
 
-test('explain names what no online node offers', () => {
+test('explain names what no online node offers', async () => {
   const { placement } = farm([node('tiny', 512)]);
-  assert.deepEqual(placement.explain('sw'), ['4 job(s) wait: no node with ≥ 1 GB VRAM and backend procedural']);
+  assert.deepEqual(await placement.explain('sw'), ['4 job(s) wait: no node with ≥ 1 GB VRAM and backend procedural']);
 });
 
-test('worthCopying: by the sweep median of finished renders', () => {
+test('worthCopying: by the sweep median of finished renders', async () => {
   const a = node('a');
   const { store, placement, now, take } = farm([a]);
   const [j1, j2] = [take(a)!, take(a)!];
   now.t += 100;
   store.completeJob(j1.id, 'a', { ...ownKeys(j1), renderMs: 100, skipped: false });
-  assert.equal(placement.worthCopying(j2.id, now.t + 199), false);
-  assert.equal(placement.worthCopying(j2.id, now.t + 200), true, 'running 300 ms, 3× the 100 ms median');
-  assert.equal(placement.worthCopying('no-such-job', now.t), false);
+  assert.equal(await placement.worthCopying(j2.id, now.t + 199), false);
+  assert.equal(await placement.worthCopying(j2.id, now.t + 200), true, 'running 300 ms, 3× the 100 ms median');
+  assert.equal(await placement.worthCopying('no-such-job', now.t), false);
 });

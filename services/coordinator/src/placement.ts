@@ -195,25 +195,32 @@ interface PlacedJob {
   started_at: number | null;
 }
 
-/** The Store's reads and writes that placement uses (structural, so tests may stub them). */
+/**
+ * The store reads and writes placement uses: the StoreEngine's, so placement
+ * works the same on SQLite and on PostgreSQL with several replicas
+ * (structural, so tests may stub them).
+ */
 export interface PlacementStore {
-  failJob(jobId: string, node: FailingNode, failure: Failure): { job: PlacedJob; blocklisted: boolean } | undefined;
-  getJob(jobId: string): PlacedJob | undefined;
-  getSweep(sweepId: string): { backend: string; model?: string; model_hash?: string } | undefined;
-  exclusions(jobId: string): string[];
+  failJob(jobId: string, node: FailingNode, failure: Failure): Promise<{ job: PlacedJob; blocklisted: boolean } | undefined>;
+  getJob(jobId: string): Promise<PlacedJob | undefined>;
+  getSweep(sweepId: string): Promise<{ backend: string; model?: string; model_hash?: string | null } | undefined>;
+  exclusions(jobId: string): Promise<string[]>;
   /** A model_unavailable failure that does not count (store/jobs.ts returnUnfetched). */
-  returnUnfetched(jobId: string, nodeId: string, error: string): unknown;
-  blockedNodes(sweepId: string): string[];
+  returnUnfetched(jobId: string, nodeId: string, error: string): Promise<unknown>;
+  blockedNodes(sweepId: string): Promise<string[]>;
   /** Only queued jobs that have exclusions: never a scan of the whole queue (this runs every tick). */
-  queuedWithExclusions(): { id: string; sweep_id: string; backend: string; min_vram_mb: number; excluded: string[] }[];
-  clearExclusions(jobId: string): void;
-  queuedRequirements(sweepId: string): { backend: string; min_vram_mb: number; n: number }[];
-  failQueued(sweepId: string, reason: string): number;
-  failQueuedJob(jobId: string, reason: string): void;
+  queuedWithExclusions(limit: number): Promise<{ id: string; sweep_id: string; backend: string; min_vram_mb: number; excluded: string[] }[]>;
+  clearExclusions(jobId: string): Promise<void>;
+  queuedRequirements(sweepId: string): Promise<{ backend: string; min_vram_mb: number; n: number }[]>;
+  failQueued(sweepId: string, reason: string): Promise<number>;
+  failQueuedJob(jobId: string, reason: string): Promise<void>;
   /** Every node ever registered (VRAM from its capabilities). */
-  listNodes(): { capabilities_json: string }[];
-  recentFinishes(sweepId: string, limit: number): { render_ms: number | null }[];
+  nodes: { listNodes(): Promise<{ capabilities_json: string }[]> };
+  recentFinishes(sweepId: string, limit: number): Promise<{ render_ms: number | null }[]>;
 }
+
+/** Queued jobs with exclusions looked at per tick (the oldest first). */
+const RELAX_BATCH = 1_000;
 
 export interface FailureOutcome {
   /** The job as the failure left it (before the checks below). */
@@ -233,28 +240,28 @@ export class Placement {
   ) {}
 
   /** Records a node's failure of a job and applies what follows from it. */
-  recordFailure(jobId: string, node: FailingNode, failure: Failure): FailureOutcome | undefined {
-    const r = this.store.failJob(jobId, node, failure);
+  async recordFailure(jobId: string, node: FailingNode, failure: Failure): Promise<FailureOutcome | undefined> {
+    const r = await this.store.failJob(jobId, node, failure);
     if (!r) return undefined;
     // Checked after every failure, not just at the blocklisting: jobs that were in flight then come back later.
-    const noCapableNode = this.failIfNoCapableNode(r.job.sweep_id);
-    const job = this.store.getJob(jobId) ?? r.job;
-    const tooBig = failure.outOfMemory && job.state === 'queued' && !this.knownCards().some((vram) => hasVram(vram, job.min_vram_mb));
-    if (tooBig) this.store.failQueuedJob(job.id, `out of memory on every node: needs more than ${job.min_vram_mb - 1} MB VRAM`);
+    const noCapableNode = await this.failIfNoCapableNode(r.job.sweep_id);
+    const job = (await this.store.getJob(jobId)) ?? r.job;
+    const tooBig = failure.outOfMemory && job.state === 'queued' && !(await this.knownCards()).some((vram) => hasVram(vram, job.min_vram_mb));
+    if (tooBig) await this.store.failQueuedJob(job.id, `out of memory on every node: needs more than ${job.min_vram_mb - 1} MB VRAM`);
     return { job: r.job, blocklisted: r.blocklisted, noCapableNode, tooBigForEveryCard: tooBig };
   }
 
   /** Clears the exclusions of queued jobs whose excluded nodes are the only capable ones online; returns how many. */
-  relaxExclusions(): number {
-    const rows = this.store.queuedWithExclusions();
+  async relaxExclusions(): Promise<number> {
+    const rows = await this.store.queuedWithExclusions(RELAX_BATCH);
     if (!rows.length) return 0;
     const online = this.online();
     const blocked = this.blockedBySweep();
     let cleared = 0;
     for (const row of rows) {
-      const capable = capableNodes(online, blocked(row.sweep_id), { backend: row.backend, minVramMb: row.min_vram_mb });
+      const capable = capableNodes(online, await blocked(row.sweep_id), { backend: row.backend, minVramMb: row.min_vram_mb });
       if (shouldClearExclusions(new Set(row.excluded), capable)) {
-        this.store.clearExclusions(row.id);
+        await this.store.clearExclusions(row.id);
         cleared++;
       }
     }
@@ -268,28 +275,28 @@ export class Placement {
    * failure (attempts, backoff), so a model no node can fetch ends the job
    * instead of cycling through the nodes forever. Returns whether it counted.
    */
-  modelUnavailable(jobId: string, node: FailingNode, failure: Failure): { counted: false } | { counted: true; outcome: FailureOutcome | undefined } {
-    const job = this.store.getJob(jobId);
-    const sweep = job && this.store.getSweep(job.sweep_id);
+  async modelUnavailable(jobId: string, node: FailingNode, failure: Failure): Promise<{ counted: false } | { counted: true; outcome: FailureOutcome | undefined }> {
+    const job = await this.store.getJob(jobId);
+    const sweep = job && (await this.store.getSweep(job.sweep_id));
     if (job && sweep) {
-      const excluded = new Set([...this.store.exclusions(jobId), node.id]);
-      const blocked = new Set(this.store.blockedNodes(job.sweep_id));
+      const excluded = new Set([...(await this.store.exclusions(jobId)), node.id]);
+      const blocked = new Set(await this.store.blockedNodes(job.sweep_id));
       const others = capableNodes(this.online(), blocked, { backend: sweep.backend, minVramMb: job.min_vram_mb }).filter((n) => !excluded.has(n.nodeId));
       if (others.length) {
-        this.store.returnUnfetched(jobId, node.id, `model unavailable on ${node.id}: ${failure.error}`);
+        await this.store.returnUnfetched(jobId, node.id, `model unavailable on ${node.id}: ${failure.error}`);
         return { counted: false };
       }
     }
-    return { counted: true, outcome: this.recordFailure(jobId, node, failure) };
+    return { counted: true, outcome: await this.recordFailure(jobId, node, failure) };
   }
 
   /** Which queued work no online node can take, or waits for a model download, in words (GET /api/sweeps/:id). */
-  explain(sweepId: string): string[] {
-    const blocked = new Set(this.store.blockedNodes(sweepId));
+  async explain(sweepId: string): Promise<string[]> {
+    const blocked = new Set(await this.store.blockedNodes(sweepId));
     const online = this.online();
-    const groups = this.store.queuedRequirements(sweepId);
+    const groups = await this.store.queuedRequirements(sweepId);
     const lines = groups.map((g) => explainWait({ backend: g.backend, minVramMb: g.min_vram_mb, n: g.n }, online, blocked));
-    const sweep = this.store.getSweep(sweepId);
+    const sweep = await this.store.getSweep(sweepId);
     if (sweep?.model_hash) {
       const queued = groups.reduce((n, g) => n + g.n, 0);
       lines.push(explainModelWait({ name: sweep.model ?? sweep.model_hash, hash: sweep.model_hash }, queued, online.filter((n) => !blocked.has(n.nodeId))));
@@ -298,31 +305,31 @@ export class Placement {
   }
 
   /** Whether a running job has run long enough to be copied onto an idle node. */
-  worthCopying(jobId: string, now: number): boolean {
-    const job = this.store.getJob(jobId);
+  async worthCopying(jobId: string, now: number): Promise<boolean> {
+    const job = await this.store.getJob(jobId);
     if (!job) return false;
-    const times = this.store.recentFinishes(job.sweep_id, 50).map((f) => f.render_ms ?? 0);
+    const times = (await this.store.recentFinishes(job.sweep_id, 50)).map((f) => f.render_ms ?? 0);
     return isStraggler(now - (job.started_at ?? now), times);
   }
 
   /** A sweep fails only when no online capable node is left for it (all blocklisted); returns the jobs failed then. */
-  private failIfNoCapableNode(sweepId: string): number | undefined {
-    const sweep = this.store.getSweep(sweepId);
+  private async failIfNoCapableNode(sweepId: string): Promise<number | undefined> {
+    const sweep = await this.store.getSweep(sweepId);
     if (!sweep) return undefined;
-    const blocked = new Set(this.store.blockedNodes(sweepId));
+    const blocked = new Set(await this.store.blockedNodes(sweepId));
     if (!noCapableNodeLeft(this.online(), blocked, sweep.backend)) return undefined;
-    return this.store.failQueued(sweepId, `no capable node left: every node with backend ${sweep.backend} is blocklisted for this sweep`);
+    return await this.store.failQueued(sweepId, `no capable node left: every node with backend ${sweep.backend} is blocklisted for this sweep`);
   }
 
-  private knownCards(): number[] {
-    return this.store.listNodes().map((n) => Number((JSON.parse(n.capabilities_json) as { vramMb?: number }).vramMb ?? 0));
+  private async knownCards(): Promise<number[]> {
+    return (await this.store.nodes.listNodes()).map((n) => Number((JSON.parse(n.capabilities_json) as { vramMb?: number }).vramMb ?? 0));
   }
 
-  private blockedBySweep(): (sweepId: string) => ReadonlySet<string> {
+  private blockedBySweep(): (sweepId: string) => Promise<ReadonlySet<string>> {
     const cache = new Map<string, ReadonlySet<string>>();
-    return (sweepId) => {
+    return async (sweepId) => {
       let blocked = cache.get(sweepId);
-      if (!blocked) cache.set(sweepId, (blocked = new Set(this.store.blockedNodes(sweepId))));
+      if (!blocked) cache.set(sweepId, (blocked = new Set(await this.store.blockedNodes(sweepId))));
       return blocked;
     };
   }

@@ -2,29 +2,29 @@
  * Result reports from gpu-nodes, which are not trusted. A report counts only
  * for a job the node holds (or held last) with the job's own keys
  * (store/completion.ts), and only once storage has the image. The storage
- * lookup runs outside the hub's transaction, so one node's report never
- * holds up the others' messages; when it finds the objects, the hub is
- * handed the report back (`verified`) and records it in a later transaction
- * (`finish`), where the rules are checked again. A refused report records
+ * lookup runs beside the node's other messages, so a slow bucket never
+ * holds them up; when it finds the objects, the hub is handed the report
+ * back (`verified`) and records it in the node's line (`finish`), where the
+ * store checks the rules again in the completion's own transaction. A refused report records
  * nothing, and the node is told to drop the job (a no-op for an honest node).
  */
 import type { JobCompleted } from '@nightshift/proto';
 import { withRetry, type Logger, type Storage } from '@nightshift/common';
-import type { JobRow, Store } from './store.js';
+import type { JobRow } from './store.js';
+import type { CostEngine, StoreEngine } from './store-engine/engine.js';
 import { ownKeys, refuseReport, type Refusal } from './store/completion.js';
-import { costStoreOf } from './store/costs.js';
 
 export interface ResultReportsDeps {
-  store: Pick<Store, 'getJob' | 'completeJob' | 'afterCommit' | 'db'>;
+  engine: Pick<StoreEngine, 'getJob' | 'completeJob'> & { costs: Pick<CostEngine, 'record'> };
   storage: Pick<Storage, 'exists'>;
   log: Logger;
   /** Storage lookups per object before the report is given up (backoff up to 5 s between them). */
   attempts: number;
   /** Aborted when the hub stops: lookups under way end. */
   signal: AbortSignal;
-  /** The objects are stored: record the report in a later transaction (`finish`). */
+  /** The objects are stored: record the report (`finish`) in the node's line. */
   verified(nodeId: string, report: JobCompleted): void;
-  /** Tell a node to drop a job, after the commit. */
+  /** Tell a node to drop a job. */
   cancel(nodeId: string, jobId: string, reason: string): void;
   completed?(renderMs: number, skipped: boolean): void;
   refused?(reason: Refusal['reason']): void;
@@ -41,15 +41,15 @@ export class ResultReports {
    * verified: its job must not be requeued meanwhile. A report for a job
    * already final is recorded at once (only audited: it changes nothing).
    */
-  report(nodeId: string, v: JobCompleted): boolean {
-    const job = this.deps.store.getJob(v.jobId);
+  async report(nodeId: string, v: JobCompleted): Promise<boolean> {
+    const job = await this.deps.engine.getJob(v.jobId);
     const refused = refuseReport(job, nodeId, v);
     if (refused || !job) {
       if (refused) this.refuse(nodeId, v.jobId, refused);
       return false;
     }
     if (job.state === 'done' || job.state === 'skipped' || job.state === 'cancelled') {
-      this.finish(nodeId, v);
+      await this.finish(nodeId, v);
       return false;
     }
     const key = keyOf(nodeId, v.jobId);
@@ -70,21 +70,25 @@ export class ResultReports {
     return true;
   }
 
-  /** Records a verified (or already final) report, inside the caller's transaction; true when the job became done with it. */
-  finish(nodeId: string, v: JobCompleted): boolean {
-    this.deps.store.afterCommit(() => this.forget(nodeId, v.jobId));
-    const outcome = this.deps.store.completeJob(v.jobId, nodeId, { imageKey: v.imageKey, thumbKey: v.thumbKey, renderMs: v.renderMs, skipped: v.skipped, model: v.model || undefined });
+  /**
+   * Records a verified (or already final) report; true when the job became
+   * done with it. Throws when the store does (the caller may try again: a
+   * completion recorded twice counts once).
+   */
+  async finish(nodeId: string, v: JobCompleted): Promise<boolean> {
+    const outcome = await this.deps.engine.completeJob(v.jobId, nodeId, { imageKey: v.imageKey, thumbKey: v.thumbKey, renderMs: v.renderMs, skipped: v.skipped, model: v.model || undefined });
+    this.forget(nodeId, v.jobId);
     if (outcome.refused) this.refuse(nodeId, v.jobId, outcome.refused);
-    // What the render cost (store/costs.ts), in this transaction; an audited report counts too: its node drew the power.
-    else this.recordCost(nodeId, v);
+    // What the render cost (store/costs.ts); an audited report counts too: its node drew the power. Recorded once per job and node, so a retry is safe.
+    else await this.recordCost(nodeId, v);
     for (const other of outcome.cancelOn) this.deps.cancel(other, v.jobId, 'another node finished this job first');
     if (!outcome.accepted) return false;
     this.deps.completed?.(v.renderMs, v.skipped);
     return true;
   }
 
-  private recordCost(nodeId: string, v: JobCompleted): void {
-    const r = costStoreOf(this.deps.store.db).record(v.jobId, nodeId, v);
+  private async recordCost(nodeId: string, v: JobCompleted): Promise<void> {
+    const r = await this.deps.engine.costs.record(v.jobId, nodeId, v);
     if (r.recorded && r.implausible) this.deps.log.warn({ node: nodeId, job: v.jobId, why: r.implausible }, 'reported energy not believed: recorded as not measured');
   }
 

@@ -14,6 +14,7 @@ import { mulberry32 } from '@nightshift/common';
 import { migrate, openDb } from './db.js';
 import { Store, type JobRow, type SweepCounts, type SweepRow } from './store.js';
 import { Scheduler, type NodeCaps } from './scheduler.js';
+import { EngineStore, SqliteEngine } from './store-engine/sqlite.js';
 import { Placement, type OnlineNode } from './placement.js';
 import { ownKeys } from './store/completion.js';
 
@@ -42,19 +43,19 @@ function referencePick(store: Store, nodeId: string, caps: NodeCaps, now: number
   return undefined;
 }
 
-test('counters equal a full count, exclusions belong to live jobs, and picks follow the rule, through a random night', () => {
+test('counters equal a full count, exclusions belong to live jobs, and picks follow the rule, through a random night', async () => {
   for (const seed of [1, 2, 3, 4, 5]) {
     const random = mulberry32(seed); // seeded, so a failing sequence can be replayed
     const pickOne = <T>(xs: T[]): T | undefined => (xs.length ? xs[Math.floor(random() * xs.length)] : undefined);
     const now = { t: 1_000_000 };
-    const store = new Store(openDb(':memory:'), { now: () => now.t, maxAttempts: 3, blocklistAfter: 4 });
+    const store = new EngineStore(openDb(':memory:'), { now: () => now.t, maxAttempts: 3, blocklistAfter: 4 });
     const scheduler = new Scheduler(store.db);
     const nodes: OnlineNode[] = [
       { nodeId: 'big', caps: { backends: ['procedural'], models: ['m1'], vramMb: 24_576 } },
       { nodeId: 'small', caps: { backends: ['procedural'], models: ['m2'], vramMb: 8_192 } },
       { nodeId: 'other', caps: { backends: ['procedural', 'exec'], models: [], vramMb: 16_384 } },
     ];
-    const placement = new Placement(store, () => nodes);
+    const placement = new Placement(new SqliteEngine(store), () => nodes);
     for (const n of nodes) store.upsertNode(n.nodeId, n.nodeId, { vramMb: n.caps.vramMb, backends: n.caps.backends });
     const sweeps: string[] = [];
     for (let s = 0; s < 4; s++) {
@@ -64,7 +65,7 @@ test('counters equal a full count, exclusions belong to live jobs, and picks fol
       now.t += 1;
     }
     const leased = () => store.db.prepare(`SELECT * FROM jobs WHERE state = 'leased'`).all() as JobRow[];
-    const steps: Record<string, () => void> = {
+    const steps: Record<string, () => void | Promise<unknown>> = {
       lease: () => {
         const n = pickOne(nodes)!;
         const id = scheduler.pick(n.nodeId, n.caps, now.t);
@@ -78,7 +79,7 @@ test('counters equal a full count, exclusions belong to live jobs, and picks fol
       fail: () => {
         const j = pickOne(leased());
         const vramMb = nodes.find((n) => n.nodeId === j?.node_id)?.caps.vramMb ?? 0;
-        if (j) placement.recordFailure(j.id, { id: j.node_id!, vramMb }, { error: 'boom', logTail: '', outOfMemory: random() < 0.3 });
+        if (j) return placement.recordFailure(j.id, { id: j.node_id!, vramMb }, { error: 'boom', logTail: '', outOfMemory: random() < 0.3 });
       },
       requeue: () => {
         const j = pickOne(leased());
@@ -94,7 +95,7 @@ test('counters equal a full count, exclusions belong to live jobs, and picks fol
         now.t += 31_000;
         store.expireLeases();
       },
-      relax: () => void placement.relaxExclusions(),
+      relax: () => placement.relaxExclusions(),
       time: () => void (now.t += 2_000),
       cancel: () => (random() < 0.1 ? void store.cancelSweep(pickOne(sweeps)!) : undefined),
       pause: () => void store.setPaused(pickOne(sweeps)!, random() < 0.5),
@@ -104,7 +105,7 @@ test('counters equal a full count, exclusions belong to live jobs, and picks fol
     for (let i = 0; i < 400; i++) {
       let r = random() * total;
       const [name] = weights.find(([, w]) => (r -= w) < 0)!;
-      steps[name]!();
+      await steps[name]!();
       for (const id of sweeps) assert.deepEqual(store.counts(id), fullCount(store, id), `seed ${seed}, step ${i} (${name}): counters of ${id}`);
       const stale = store.db.prepare(`SELECT x.job_id FROM job_exclusions x JOIN jobs j ON j.id = x.job_id WHERE j.state NOT IN ('queued', 'leased')`).all();
       assert.deepEqual(stale, [], `seed ${seed}, step ${i} (${name}): exclusions of final jobs`);
