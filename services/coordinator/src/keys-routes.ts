@@ -21,7 +21,7 @@ import { quotaOf } from './quota.js';
 
 export interface KeyRouteDeps {
   config: Pick<Config, 'NIGHTSHIFT_API_TOKEN'>;
-  engine: Pick<StoreEngine, 'addKey' | 'revokeKeys' | 'getUser' | 'userByKeyHash'> & { people: Pick<PeopleEngine, 'listUsers' | 'hasActiveKeys' | 'imagesSubmittedSince' | 'activeAdmins'> };
+  engine: Pick<StoreEngine, 'addKey' | 'addFirstKey' | 'revokeKeys' | 'getUser' | 'userByKeyHash'> & { people: Pick<PeopleEngine, 'listUsers' | 'hasActiveKeys' | 'imagesSubmittedSince' | 'activeAdmins'> };
 }
 
 export const KEY_NAME_RE = /^[a-z0-9][a-z0-9._-]{0,63}$/;
@@ -50,17 +50,24 @@ export function keyRoutes(deps: KeyRouteDeps): Hono {
     const k = parsed.data;
     // The caller was checked before the body was read. On a farm that was open then, another
     // request may have made its first key meanwhile (a slow body must not outlive the open
-    // farm), or the caller's key been revoked: ask again, right before the insert (not in its
-    // transaction: a key made between this check and the insert still lets this one through).
-    if (!(await identify(deps.engine, deps.config.NIGHTSHIFT_API_TOKEN, c.req.header('authorization')))?.admin) {
-      return c.json({ error: 'missing, wrong or revoked API token or key (the farm asks for a key now)', details: [] }, 401);
-    }
-    if (!deps.config.NIGHTSHIFT_API_TOKEN && !(await deps.engine.people.hasActiveKeys()) && !k.admin) {
+    // farm), or the caller's key been revoked: ask again.
+    const caller = await identify(deps.engine, deps.config.NIGHTSHIFT_API_TOKEN, c.req.header('authorization'));
+    const asksNow = { error: 'missing, wrong or revoked API token or key (the farm asks for a key now)', details: [] };
+    if (!caller?.admin) return c.json(asksNow, 401);
+    // Without a farm token the local user is only ever the open farm's caller (no key is named so):
+    // its key is the farm's first, added only while still no key is active (addFirstKey checks
+    // that in the insert's transaction, so a key made since this request's check refuses it).
+    const open = !deps.config.NIGHTSHIFT_API_TOKEN && caller.user === LOCAL_USER;
+    if (open && !k.admin) {
       return c.json({ error: 'the first key of a farm without NIGHTSHIFT_API_TOKEN must be an admin key (--admin): once a key exists the farm asks for one', details: [] }, 409);
     }
     const secret = `nsk_${randomBytes(32).toString('base64url')}`;
-    const added = await deps.engine.addKey({ name: k.name, admin: k.admin, weight: k.weight, quotaImages: k.quotaImages }, keyHash(secret));
-    if (!added) return c.json({ error: `${k.name} already has a key: revoke it first`, details: [] }, 409);
+    const user = { name: k.name, admin: k.admin, weight: k.weight, quotaImages: k.quotaImages };
+    if (open) {
+      if (!(await deps.engine.addFirstKey(user, keyHash(secret)))) return c.json(asksNow, 401);
+    } else if (!(await deps.engine.addKey(user, keyHash(secret)))) {
+      return c.json({ error: `${k.name} already has a key: revoke it first`, details: [] }, 409);
+    }
     return c.json({ name: k.name, admin: k.admin, weight: k.weight, quotaImages: k.quotaImages, key: secret }, 201);
   });
 

@@ -14,7 +14,7 @@ import { expandSweep, parseSpec } from '@nightshift/sweep';
 import { seededCoordinator, tempDir, type SeededCoordinator } from '@nightshift/devfarm';
 import { createHttpApp } from './http.js';
 import { Live } from './live.js';
-import { identify } from './callers.js';
+import { identify, keyHash } from './callers.js';
 
 const ORIGIN = 'http://127.0.0.1:8080';
 const HOST = '127.0.0.1:8080';
@@ -93,6 +93,37 @@ describe('a farm without a token', () => {
     assert.equal(bad.status, 400, 'a name no key can have is refused, saying why');
     assert.match(((await bad.json()) as { error: string }).error, /not a key name/);
     assert.equal((await call('GET', '/api/me')).status, 401, 'still closed');
+  });
+});
+
+describe('two first keys at once', () => {
+  let tmp: ReturnType<typeof tempDir>;
+  let seeded: SeededCoordinator;
+  before(() => {
+    tmp = tempDir();
+    seeded = seededCoordinator(tmp.dir);
+  });
+  after(() => {
+    seeded.close();
+    tmp.cleanup();
+  });
+
+  test('a first key made between the open-farm check and the insert refuses the other (another replica, another request)', async () => {
+    // Another request's first key lands after this one was found to be the open farm's caller, right before its insert.
+    const engine = Object.assign(Object.create(seeded.engine) as typeof seeded.engine, {
+      addFirstKey: async (...args: Parameters<typeof seeded.engine.addFirstKey>) => {
+        assert.ok(await seeded.engine.addFirstKey({ name: 'winner', admin: true, weight: 1, quotaImages: null }, keyHash('k-winner')));
+        return seeded.engine.addFirstKey(...args);
+      },
+    });
+    const app = createHttpApp({ ...seeded.deps, engine, hub: { ...seeded.deps.hub, connectedNodeIds: () => [] }, placement: { explain: () => [] }, live: new Live() });
+    const res = await app.request(`${ORIGIN}/api/keys`, { method: 'POST', headers: { host: HOST, 'content-type': 'application/json' }, body: JSON.stringify({ name: 'loser', admin: true }) });
+    assert.equal(res.status, 401, await res.text());
+    assert.deepEqual(
+      seeded.store.listUsers().filter((u) => u.keys > 0).map((u) => u.name),
+      ['winner'],
+      'no key for the request whose open farm closed before its insert',
+    );
   });
 });
 

@@ -33,6 +33,19 @@ export function userConformance(withFixture: WithFixture): void {
     assert.deepEqual([again.admin, again.weight, again.quota_images], [1, 0.5, null], 'a new key updates the user');
   });
 
+  withFixture('the first key: added only while no key is active; of first keys made at once on two connections exactly one is', async ({ engine, another }) => {
+    const other = await another();
+    const tries = await Promise.all(
+      Array.from({ length: 8 }, (_, i) => (i % 2 ? other : engine).addFirstKey({ name: `first${i}`, admin: true, weight: 1, quotaImages: null }, `hash-first${i}`)),
+    );
+    assert.equal(tries.filter(Boolean).length, 1, 'one first key');
+    assert.deepEqual(await engine.people.activeAdmins(), [`first${tries.findIndex(Boolean)}`]);
+    assert.equal(await engine.addFirstKey({ name: 'late', admin: true, weight: 1, quotaImages: null }, 'hash-late'), undefined, 'a key exists: not a first key');
+    assert.equal(await engine.getUser('late'), undefined, 'nothing of it written');
+    await engine.revokeKeys(`first${tries.findIndex(Boolean)}`);
+    assert.ok(await engine.addFirstKey({ name: 'again', admin: true, weight: 1, quotaImages: null }, 'hash-again'), 'every key revoked: the farm is open, a first key again');
+  });
+
   withFixture("fair share: users by (running + 1) / weight; a user's priority orders only their own sweeps, an admin's reaches across; running follows every lease change", async ({ engine }) => {
     await engine.addKey({ name: 'alice', admin: false, weight: 1, quotaImages: null }, 'ka');
     await engine.addKey({ name: 'bob', admin: false, weight: 2, quotaImages: null }, 'kb');

@@ -224,6 +224,12 @@ export interface StoreEngine {
 
   /** Creates or updates `user` with a new key (only its hash); undefined when the user already holds an active key. */
   addKey(user: NewUser, hash: string): Promise<{ id: string } | undefined>;
+  /**
+   * The farm's first key (POST /api/keys on an open farm): added only while no
+   * user holds an active key, checked in the insert's transaction, so of two
+   * concurrent first keys (any replicas) one is refused; undefined then.
+   */
+  addFirstKey(user: NewUser, hash: string): Promise<{ id: string } | undefined>;
   getUser(name: string): Promise<UserRow | undefined>;
   /** The user whose active key has this hash. */
   userByKeyHash(hash: string): Promise<UserRow | undefined>;

@@ -321,14 +321,17 @@ export class PostgresEngine implements StoreEngine {
       // Two replicas adding a key for one user take turns: the second sees the first's key.
       await c.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [LOCK_NAMESPACE, `user:${user.name}`]);
       if ((await c.query('SELECT 1 FROM api_keys WHERE user_name = $1 AND revoked_at IS NULL', [user.name])).rows.length) return undefined;
-      await c.query(
-        `INSERT INTO users (name, admin, weight, quota_images, created_at) VALUES ($1, $2, $3, $4, $5)
-         ON CONFLICT (name) DO UPDATE SET admin = excluded.admin, weight = excluded.weight, quota_images = excluded.quota_images`,
-        [user.name, user.admin ? 1 : 0, user.weight, user.quotaImages, now],
-      );
-      const id = `key_${randomBytes(6).toString('hex')}`;
-      await c.query('INSERT INTO api_keys (id, user_name, hash, created_at) VALUES ($1, $2, $3, $4)', [id, user.name, hash, now]);
-      return { id };
+      return insertKey(c, user, hash, now);
+    });
+  }
+
+  async addFirstKey(user: NewUser, hash: string): Promise<{ id: string } | undefined> {
+    const now = this.now();
+    return inTransaction(this.pool, async (c) => {
+      // Every first key takes this one lock: the second sees the first's key once it holds it.
+      await c.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [LOCK_NAMESPACE, 'keys:first']);
+      if ((await c.query('SELECT 1 FROM api_keys WHERE revoked_at IS NULL LIMIT 1')).rows.length) return undefined;
+      return insertKey(c, user, hash, now);
     });
   }
 
@@ -552,4 +555,16 @@ class PgLeadership implements Leadership {
     await this.client.query('SELECT pg_advisory_unlock($1, hashtext($2))', [LOCK_NAMESPACE, `duty:${this.duty}`]).catch(() => {});
     this.end();
   }
+}
+
+/** Creates or updates the user and gives them a key (only its hash), inside the caller's transaction. */
+async function insertKey(c: pg.PoolClient, user: NewUser, hash: string, now: number): Promise<{ id: string }> {
+  await c.query(
+    `INSERT INTO users (name, admin, weight, quota_images, created_at) VALUES ($1, $2, $3, $4, $5)
+     ON CONFLICT (name) DO UPDATE SET admin = excluded.admin, weight = excluded.weight, quota_images = excluded.quota_images`,
+    [user.name, user.admin ? 1 : 0, user.weight, user.quotaImages, now],
+  );
+  const id = `key_${randomBytes(6).toString('hex')}`;
+  await c.query('INSERT INTO api_keys (id, user_name, hash, created_at) VALUES ($1, $2, $3, $4)', [id, user.name, hash, now]);
+  return { id };
 }

@@ -288,6 +288,10 @@ export class SqliteEngine implements StoreEngine {
     return this.store.addKey(user, hash);
   }
 
+  async addFirstKey(user: NewUser, hash: string): Promise<{ id: string } | undefined> {
+    return this.store.transaction(() => (this.store.hasActiveKeys() ? undefined : this.store.addKey(user, hash)));
+  }
+
   async getUser(name: string): Promise<UserRow | undefined> {
     return this.store.getUser(name);
   }
