@@ -21,7 +21,7 @@ import { quotaOf } from './quota.js';
 
 export interface KeyRouteDeps {
   config: Pick<Config, 'NIGHTSHIFT_API_TOKEN'>;
-  engine: Pick<StoreEngine, 'addKey' | 'addFirstKey' | 'revokeKeys' | 'getUser' | 'userByKeyHash'> & { people: Pick<PeopleEngine, 'listUsers' | 'hasActiveKeys' | 'imagesSubmittedSince' | 'activeAdmins'> };
+  engine: Pick<StoreEngine, 'addKey' | 'addFirstKey' | 'revokeKeys' | 'revokeKeysKeepingAnAdmin' | 'getUser' | 'userByKeyHash'> & { people: Pick<PeopleEngine, 'listUsers' | 'imagesSubmittedSince' | 'hasActiveKeys'> };
 }
 
 export const KEY_NAME_RE = /^[a-z0-9][a-z0-9._-]{0,63}$/;
@@ -81,12 +81,13 @@ export function keyRoutes(deps: KeyRouteDeps): Hono {
     const name = c.req.param('name');
     if (!KEY_NAME_RE.test(name)) return c.json({ error: `not a key name: 1-64 of a-z, 0-9, ".", "_", "-", starting with a letter or digit` }, 400);
     // Without NIGHTSHIFT_API_TOKEN, revoking the last admin key would leave no key at all
-    // (the farm silently open to everyone again) or nobody able to manage keys.
-    const admins = await deps.engine.people.activeAdmins();
-    if (!deps.config.NIGHTSHIFT_API_TOKEN && admins.length === 1 && admins[0] === name) {
+    // (the farm silently open to everyone again) or nobody able to manage keys: the engine
+    // checks that in the revocation's transaction (two admins revoked at once leave one).
+    const revoked = deps.config.NIGHTSHIFT_API_TOKEN ? await deps.engine.revokeKeys(name) : await deps.engine.revokeKeysKeepingAnAdmin(name);
+    if (revoked === undefined) {
       return c.json({ error: `${name} holds the farm's last admin key: add another admin key first (or set NIGHTSHIFT_API_TOKEN)` }, 409);
     }
-    if (!(await deps.engine.revokeKeys(name))) return c.json({ error: `no active key named ${name}` }, 404);
+    if (!revoked) return c.json({ error: `no active key named ${name}` }, 404);
     return c.body(null, 204);
   });
   return app;

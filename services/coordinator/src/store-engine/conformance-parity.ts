@@ -46,6 +46,17 @@ export function userConformance(withFixture: WithFixture): void {
     assert.ok(await engine.addFirstKey({ name: 'again', admin: true, weight: 1, quotaImages: null }, 'hash-again'), 'every key revoked: the farm is open, a first key again');
   });
 
+  withFixture("the last admin key: never revoked by revokeKeysKeepingAnAdmin; two admins revoked at once on two connections leave one", async ({ engine, another }) => {
+    const other = await another();
+    for (const name of ['ann', 'bea']) assert.ok(await engine.addKey({ name, admin: true, weight: 1, quotaImages: null }, `hash-${name}`));
+    assert.ok(await engine.addKey({ name: 'cy', admin: false, weight: 1, quotaImages: null }, 'hash-cy'));
+    const [a, b] = await Promise.all([engine.revokeKeysKeepingAnAdmin('ann'), other.revokeKeysKeepingAnAdmin('bea')]);
+    assert.deepEqual([a, b].filter((n) => n !== undefined), [1], 'one revoked, the other refused');
+    assert.equal((await engine.people.activeAdmins()).length, 1);
+    assert.equal(await engine.revokeKeysKeepingAnAdmin('cy'), 1, 'a key that is no admin is revoked as before');
+    assert.equal(await engine.revokeKeysKeepingAnAdmin('nobody'), 0);
+  });
+
   withFixture("fair share: users by (running + 1) / weight; a user's priority orders only their own sweeps, an admin's reaches across; running follows every lease change", async ({ engine }) => {
     await engine.addKey({ name: 'alice', admin: false, weight: 1, quotaImages: null }, 'ka');
     await engine.addKey({ name: 'bob', admin: false, weight: 2, quotaImages: null }, 'kb');

@@ -235,6 +235,12 @@ export interface StoreEngine {
   userByKeyHash(hash: string): Promise<UserRow | undefined>;
   /** Revokes every active key of `name`; how many. */
   revokeKeys(name: string): Promise<number>;
+  /**
+   * As revokeKeys, unless `name` holds the farm's last active admin key (then
+   * undefined, nothing revoked): checked in the revocation's transaction, so
+   * two admins revoked at once (any replicas) never leave none.
+   */
+  revokeKeysKeepingAnAdmin(name: string): Promise<number | undefined>;
 
   /** Cancels a sweep: its queued and leased jobs end cancelled (sweep.cancelled announced); returns the leased ones as they were, by index, for the caller to stop. */
   cancelSweep(sweepId: string): Promise<JobRow[]>;

@@ -351,6 +351,17 @@ export class PostgresEngine implements StoreEngine {
     return (await this.pool.query('UPDATE api_keys SET revoked_at = $1 WHERE user_name = $2 AND revoked_at IS NULL', [this.now(), name])).rowCount ?? 0;
   }
 
+  async revokeKeysKeepingAnAdmin(name: string): Promise<number | undefined> {
+    const now = this.now();
+    return inTransaction(this.pool, async (c) => {
+      // Every such revocation takes this one lock: the second sees the admins the first left.
+      await c.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [LOCK_NAMESPACE, 'keys:admins']);
+      const { rows } = await c.query<{ name: string }>('SELECT DISTINCT u.name FROM users u JOIN api_keys k ON k.user_name = u.name AND k.revoked_at IS NULL WHERE u.admin = 1');
+      if (rows.length === 1 && rows[0]!.name === name) return undefined;
+      return (await c.query('UPDATE api_keys SET revoked_at = $1 WHERE user_name = $2 AND revoked_at IS NULL', [now, name])).rowCount ?? 0;
+    });
+  }
+
   // ------------------------------------------------------------------ wake-ups
 
   async subscribe(onWake: (wake: Wake) => void): Promise<() => Promise<void>> {

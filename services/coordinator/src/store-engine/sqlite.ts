@@ -304,6 +304,13 @@ export class SqliteEngine implements StoreEngine {
     return this.store.revokeKeys(name);
   }
 
+  async revokeKeysKeepingAnAdmin(name: string): Promise<number | undefined> {
+    return this.store.transaction(() => {
+      const admins = this.store.activeAdmins();
+      return admins.length === 1 && admins[0] === name ? undefined : this.store.revokeKeys(name);
+    });
+  }
+
   async subscribe(onWake: (wake: Wake) => void): Promise<() => Promise<void>> {
     if (this.closed) throw new Error('store engine closed');
     // A listener of its own, so one subscribed twice is unsubscribed once each.
