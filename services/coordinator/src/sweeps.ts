@@ -6,7 +6,7 @@ import { z } from 'zod';
 import { estimateVramMb, expandSweepLazily, parseSpec, SpecError, sweepModel, type ExpandedJob, type WildcardLists } from '@nightshift/sweep';
 import { expansionLimits, fieldIssues, imageKey, renderKeyOfImageRef, thumbKey } from '@nightshift/common';
 import type { SweepDeps } from './deps.js';
-import type { JobRow, NewJob, SweepCounts, SweepRow } from './store.js';
+import type { JobRow, NewJob, SweepCounts, SweepRow } from './store-engine/engine.js';
 import { keyJobsByHash, type ResolvedModel } from './sweep-model.js';
 import { LOCAL_ADMIN, mayUse, type Caller } from './callers.js';
 import { checkQuota } from './quota.js';
