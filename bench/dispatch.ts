@@ -78,10 +78,10 @@ async function coordinatorThroughput(): Promise<{ jobsPerSec: number; seconds: n
   const { id, jobs } = (await res.json()) as { id: string; jobs: number };
   const submitted = performance.now();
   if (jobs !== keys.length) throw new Error(`the coordinator expanded ${jobs} jobs, the placeholders cover ${keys.length}`);
-  await waitFor('the sweep', () => coordinator.deps.store.getSweep(id)?.status === 'done', 600_000, 20);
+  await waitFor('the sweep', async () => (await coordinator.deps.engine.getSweep(id))?.status === 'done', 600_000, 20);
   const seconds = (performance.now() - submitted) / 1000;
   const submitSeconds = (submitted - started) / 1000;
-  const done = coordinator.deps.store.jobs(id, ['done']).length;
+  const done = (await coordinator.deps.engine.listings.jobs(id, ['done'])).length;
   await sim.stop();
   await coordinator.stop();
   await Promise.all([nats.stop(), s3.stop()]);

@@ -55,7 +55,7 @@ const res = await fetch(`http://127.0.0.1:${coordinator.httpPort}/api/sweeps`, {
   body: JSON.stringify({ prompts: ['idle bench'], seeds: { count: JOBS }, params: { width: 512, height: 512, steps: 1 } }),
 });
 const { id } = (await res.json()) as { id: string };
-await waitFor('sweep', () => coordinator.deps.store.getSweep(id)?.status === 'done', 600_000, 20);
+await waitFor('sweep', async () => (await coordinator.deps.engine.getSweep(id))?.status === 'done', 600_000, 20);
 const busy = spans.reduce((a, [s, e]) => a + (e - s), 0);
 const span = spans.at(-1)![1] - spans[0]![0];
 const gaps = spans.slice(1).map(([s], i) => s - spans[i]![1]).sort((a, b) => a - b);

@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { FOUR_IMAGES, freePort, SERVICE_MAIN, startFarm, startProcess, tempDir, waitFor, waitForNodes, type Farm } from '@nightshift/devfarm';
-import { assertExactlyOnce, FAST_FAILOVER, results, submit, waitProgress } from '../faults/helpers.js';
+import { assertExactlyOnce, FAST_FAILOVER, results, submit, sweep } from '../faults/helpers.js';
 
 interface LogLine {
   msg: string;
@@ -68,12 +68,13 @@ test('the coordinator killed mid-sweep: the node follows one started on its othe
   try {
     await waitForNodes(farm.apiUrl, 1);
     const spec = { prompts: ['a red circle', 'a blue square', 'green stripes'], seeds: { count: 8 }, params: { width: 64, height: 64, steps: 2 } };
-    const id = await submit(farm, spec);
-    await waitProgress(farm, id, 6);
-    // With S3 away the node's finished renders wait to be uploaded, so it provably holds jobs across the switch.
+    // With S3 away the node can finish nothing (it first asks storage whether each image exists), so it provably
+    // holds jobs across the switch. S3 goes before the sweep starts: stopped once some images were done, a
+    // loaded machine could finish the whole sweep (2.4 s of renders) before the stop took effect.
     const nodeFrom = logSize(farm, 'gpu-node-0.log');
     await farm.s3.stop();
-    await waitFor('an upload held back', () => logLines(farm, 'gpu-node-0.log', nodeFrom).some((l) => l.msg === 'upload failed, retrying'), 60_000);
+    const id = await submit(farm, spec);
+    await waitFor('the node to hold jobs', async () => ((await sweep(farm, id)).counts.running ?? 0) >= 1, 60_000);
     await farm.coordinator.kill9();
     // The replica: the same data folder (the shared database, for now one SQLite file), serving gRPC on the node's other address.
     farm.env.NIGHTSHIFT_GRPC_PORT = String(second);

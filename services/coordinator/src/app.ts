@@ -3,7 +3,6 @@
  * entry point; tests and benchmarks start the same thing in-process.
  */
 import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import * as grpc from '@grpc/grpc-js';
@@ -11,8 +10,8 @@ import { serve, type ServerType } from '@hono/node-server';
 import { addService, NodeService, SweepService } from '@nightshift/proto';
 import { connectBus, ensureStream, grpcServerCredentials, natsAuth, natsCheck, s3Check, serverTlsMode, storageFromConfig, streamLimits, withRetry, type Bus, type Config, type Logger } from '@nightshift/common';
 import { PreviewStore } from './previews.js';
-import { openDb } from './db.js';
-import { EngineStore, SqliteEngine } from './store-engine/sqlite.js';
+import { openStore } from './open-engine.js';
+import { farmOnline } from './farm-online.js';
 import { Live } from './live.js';
 import { NodeHub } from './node-hub.js';
 import { Placement } from './placement.js';
@@ -52,13 +51,12 @@ export async function startCoordinator(config: Config, log: Logger): Promise<Run
   const unsafe = unsafeExposure(config);
   if (unsafe) throw new Error(`refusing to start: ${unsafe}`);
   mkdirSync(config.NIGHTSHIFT_DATA_DIR, { recursive: true });
-  const db = openDb(join(config.NIGHTSHIFT_DATA_DIR, 'coordinator.sqlite'));
-  const store = new EngineStore(db, { maxAttempts: config.NIGHTSHIFT_MAX_ATTEMPTS, blocklistAfter: config.NIGHTSHIFT_BLOCKLIST_AFTER });
-  // The async face every consumer moves onto (docs/design.md §4 "Store engines"); over this same Store while both are in use.
-  const engine = new SqliteEngine(store);
-  store.markAllNodesOffline();
+  // SQLite in the data folder, or PostgreSQL shared with other replicas (NIGHTSHIFT_DATABASE_URL); docs/design.md §4 "Store engines".
+  const { engine, sqlite, shareSecret } = await openStore(config, log);
+  // On PostgreSQL only this replica's own nodes and those of replicas gone: the others' stay online.
+  await engine.nodes.markAllNodesOffline();
   // Nodes keep rendering while we are away; give them time to reconnect before requeueing their work.
-  const extended = store.extendAllLeases(config.NIGHTSHIFT_RESTART_GRACE_MS);
+  const extended = await engine.extendAllLeases(config.NIGHTSHIFT_RESTART_GRACE_MS);
   if (extended) log.info({ jobs: extended, graceMs: config.NIGHTSHIFT_RESTART_GRACE_MS }, 'leases extended for the restart grace period');
   const storage = storageFromConfig(config);
   // Neither S3 nor NATS has to be up for the coordinator to start and take sweeps.
@@ -79,15 +77,24 @@ export async function startCoordinator(config: Config, log: Logger): Promise<Run
     return b;
   });
   const live = new Live();
-  // Live clients hear of a change once it is committed (the outbox publisher wakes the same way).
-  store.onCommit((c) => {
-    for (const e of c.events) live.emit(e);
-  });
+  // Live clients hear of a change once it is committed: on SQLite every job's too (the one process made them all);
+  // on PostgreSQL each sweep's and node's, whichever replica committed it.
+  const stopHearing = sqlite
+    ? (() => {
+        const off = sqlite.onCommit((c) => {
+          for (const e of c.events) live.emit(e);
+        });
+        return async () => off();
+      })()
+    : await engine.subscribeChanges((change) => {
+        if (change.type !== 'resync') live.emit(change);
+      });
   const tokens = new NodeTokens({ token: config.NIGHTSHIFT_NODE_TOKEN, tokens: config.NIGHTSHIFT_NODE_TOKENS, file: config.NIGHTSHIFT_NODE_TOKENS_FILE }, log);
   const metrics = createCoordinatorMetrics(engine, () => hub.connectedNodeIds().length, config.NIGHTSHIFT_ENERGY_PRICE);
   const outbox = new OutboxPublisher(engine, () => bus?.js, log);
   // Placement asks the hub which nodes are online; the hub asks placement about failures.
-  const placement: Placement = new Placement(engine, () => hub.onlineCaps());
+  // Several replicas: the farm's online nodes are every replica's (farm-online.ts); one process: its own sessions.
+  const placement: Placement = new Placement(engine, sqlite ? () => hub.onlineCaps() : farmOnline(engine.nodes, () => hub.onlineCaps()));
   // What nodes hold of registry models: the hub records it (and writes it where every pick reads it), the dashboard shows it.
   const nodeModels = new NodeModels(() => hub.connectedNodeIds());
   const hub: NodeHub = new NodeHub(
@@ -110,7 +117,7 @@ export async function startCoordinator(config: Config, log: Logger): Promise<Run
     retryForMs: config.NIGHTSHIFT_WEBHOOK_RETRY_HOURS * HOUR_MS,
     allow: config.NIGHTSHIFT_WEBHOOK_ALLOW,
   });
-  const deps: CoordinatorDeps = { config, log, store, engine, hub, placement, live, storage, ops: { registry: metrics.registry, checks } };
+  const deps: CoordinatorDeps = { config, log, engine, shareSecret, hub, placement, live, storage, ops: { registry: metrics.registry, checks } };
 
   // Keepalive pings find a dead link (cable pulled, host gone) that TCP alone would not notice for minutes.
   const keepalive = config.NIGHTSHIFT_GRPC_KEEPALIVE_MS;
@@ -151,8 +158,8 @@ export async function startCoordinator(config: Config, log: Logger): Promise<Run
       stopConnecting.abort();
       if (bus) await bus.nc.close();
       else void busReady.then((b) => b.nc.close()).catch(() => {});
+      await stopHearing();
       await engine.close();
-      db.close();
     },
   };
 }

@@ -6,7 +6,6 @@
  * (`HubDeps`, node-hub.ts), as the dashboard does (`DashboardDeps`).
  */
 import type { Config, LimitsConfig, Logger, Ops, Storage } from '@nightshift/common';
-import type { Store } from './store.js';
 import type { CostEngine, ListingEngine, NodeEngine, PeopleEngine, StoreEngine } from './store-engine/engine.js';
 import type { NodeHub } from './node-hub.js';
 import type { Live } from './live.js';
@@ -45,6 +44,8 @@ export interface GrpcDeps extends SweepDeps {
 export interface HttpDeps extends SweepDeps, DashboardDeps {
   config: SweepDeps['config'] & DashboardDeps['config'] & GuardConfig & WebhookRouteDeps['config'] & Pick<Config, 'NIGHTSHIFT_ENERGY_PRICE' | 'NIGHTSHIFT_DATA_DIR'>;
   log: SweepDeps['log'] & DashboardDeps['log'] & Pick<Logger, 'error'>;
+  /** Signs share links (the same on every replica); absent: the one in NIGHTSHIFT_DATA_DIR (shares-token.ts). */
+  shareSecret?: Buffer;
   engine: SweepDeps['engine'] &
     DashboardDeps['engine'] &
     WebhookRouteDeps['engine'] &
@@ -69,9 +70,10 @@ export interface HttpDeps extends SweepDeps, DashboardDeps {
 export interface CoordinatorDeps {
   config: Config;
   log: Logger;
-  store: Store;
-  /** The async store every consumer moves onto: SQLite over `store` today, PostgreSQL for replicas. */
+  /** The store: SQLite in the data folder, or PostgreSQL shared by replicas (open-engine.ts). */
   engine: StoreEngine;
+  /** Signs share links; the same on every replica. */
+  shareSecret: Buffer;
   hub: NodeHub;
   placement: Placement;
   live: Live;

@@ -188,9 +188,9 @@ export function createHttpApp(deps: HttpDeps): Hono {
   app.route('/api/albums', albumRoutes(deps));
   // Share links: made and revoked under /api (the token's check applies); a link opens
   // SHARE_PATH/<link token>/ alone, with no API token: the one bypass (shares-public.ts).
-  // The links' signing secret sits in the data folder (beside the SQLite file), made there on first use.
+  // The links' signing secret: the coordinator's (in the database on PostgreSQL), else made in the data folder on first use.
   mkdirSync(deps.config.NIGHTSHIFT_DATA_DIR, { recursive: true });
-  const shares = createShares(deps, loadShareSecret(deps.config.NIGHTSHIFT_DATA_DIR));
+  const shares = createShares(deps, deps.shareSecret ?? loadShareSecret(deps.config.NIGHTSHIFT_DATA_DIR));
   app.route('/api/shares', shares.api);
   app.route(SHARE_PATH, shares.pages);
 

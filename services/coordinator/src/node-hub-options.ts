@@ -16,9 +16,10 @@ import type { NodeModels } from './node-models.js';
  */
 export type HubEngine = Pick<
   StoreEngine,
-  'heldCount' | 'leaseNext' | 'leaseCopy' | 'straggler' | 'anyStraggler' | 'getJob' | 'expireLeases' | 'renewLeases' | 'completeJob' | 'leasedTo' | 'requeue' | 'dropCopy'
+  | 'heldCount' | 'leaseNext' | 'leaseCopy' | 'straggler' | 'anyStraggler' | 'getJob' | 'expireLeases' | 'renewLeases' | 'completeJob' | 'leasedTo' | 'requeue' | 'dropCopy'
+  | 'markNodeDownIfOurs' | 'markNodeOfflineIfOurs'
 > & {
-  nodes: Pick<NodeEngine, 'setNodeStatus' | 'markNodeDown' | 'touchNode' | 'upsertNode' | 'recordNodeEvent' | 'nodeTokenBinding' | 'bindNodeToken'>;
+  nodes: Pick<NodeEngine, 'touchNode' | 'upsertNode' | 'recordNodeEvent' | 'nodeTokenBinding' | 'bindNodeToken'>;
   costs: Pick<CostEngine, 'record'>;
   modelHolders: ModelHolderEngine;
 };

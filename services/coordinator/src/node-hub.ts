@@ -290,7 +290,7 @@ export class NodeHub {
       this.models.connectedChanged();
       this.holderCounts.invalidate();
       s.call.emit('error', { code: grpc.status.UNAUTHENTICATED, details: 'node token revoked' });
-      await this.lines.run(s.nodeId, () => this.engine.nodes.setNodeStatus(s.nodeId, 'offline'));
+      await this.lines.run(s.nodeId, () => this.engine.markNodeOfflineIfOurs(s.nodeId));
     }
   }
 
@@ -321,7 +321,7 @@ export class NodeHub {
       session = undefined;
       void this.lines.run(gone.nodeId, async () => {
         // Back already (a new session registered in its line before this ran): it stays online.
-        if (!this.sessions.has(gone.nodeId)) await this.engine.nodes.setNodeStatus(gone.nodeId, 'offline');
+        if (!this.sessions.has(gone.nodeId)) await this.engine.markNodeOfflineIfOurs(gone.nodeId);
       }).catch((err: unknown) => this.log.warn({ node: gone.nodeId, err: String(err) }, 'node not marked offline'));
     };
     call.on('end', () => {
@@ -380,7 +380,8 @@ export class NodeHub {
   /** Requeues what a node held and tells the world it is down. */
   private async markDown(nodeId: string, why: string): Promise<void> {
     this.disconnectedAt.delete(nodeId);
-    const released = await this.engine.nodes.markNodeDown(nodeId, why);
+    const released = await this.engine.markNodeDownIfOurs(nodeId, why);
+    if (!released) return this.log.info({ node: nodeId, why }, 'node serves another coordinator replica now: its work stays with it');
     this.log.warn({ node: nodeId, why, requeued: released.length }, 'node marked down, jobs requeued');
     this.opts.observer?.nodeDown?.(released.length);
   }

@@ -235,8 +235,12 @@ export interface FailureOutcome {
 export class Placement {
   constructor(
     private readonly store: PlacementStore,
-    /** Nodes connected now, with what they offer. */
-    private readonly online: () => OnlineNode[],
+    /**
+     * Nodes connected now, with what they offer: farm-wide (with several
+     * replicas, every replica's nodes; a sweep must not fail for want of a
+     * capable node that is connected to another replica).
+     */
+    private readonly online: () => OnlineNode[] | Promise<OnlineNode[]>,
   ) {}
 
   /** Records a node's failure of a job and applies what follows from it. */
@@ -255,7 +259,7 @@ export class Placement {
   async relaxExclusions(): Promise<number> {
     const rows = await this.store.queuedWithExclusions(RELAX_BATCH);
     if (!rows.length) return 0;
-    const online = this.online();
+    const online = await this.online();
     const blocked = this.blockedBySweep();
     let cleared = 0;
     for (const row of rows) {
@@ -281,7 +285,7 @@ export class Placement {
     if (job && sweep) {
       const excluded = new Set([...(await this.store.exclusions(jobId)), node.id]);
       const blocked = new Set(await this.store.blockedNodes(job.sweep_id));
-      const others = capableNodes(this.online(), blocked, { backend: sweep.backend, minVramMb: job.min_vram_mb }).filter((n) => !excluded.has(n.nodeId));
+      const others = capableNodes(await this.online(), blocked, { backend: sweep.backend, minVramMb: job.min_vram_mb }).filter((n) => !excluded.has(n.nodeId));
       if (others.length) {
         await this.store.returnUnfetched(jobId, node.id, `model unavailable on ${node.id}: ${failure.error}`);
         return { counted: false };
@@ -293,7 +297,7 @@ export class Placement {
   /** Which queued work no online node can take, or waits for a model download, in words (GET /api/sweeps/:id). */
   async explain(sweepId: string): Promise<string[]> {
     const blocked = new Set(await this.store.blockedNodes(sweepId));
-    const online = this.online();
+    const online = await this.online();
     const groups = await this.store.queuedRequirements(sweepId);
     const lines = groups.map((g) => explainWait({ backend: g.backend, minVramMb: g.min_vram_mb, n: g.n }, online, blocked));
     const sweep = await this.store.getSweep(sweepId);
@@ -317,7 +321,7 @@ export class Placement {
     const sweep = await this.store.getSweep(sweepId);
     if (!sweep) return undefined;
     const blocked = new Set(await this.store.blockedNodes(sweepId));
-    if (!noCapableNodeLeft(this.online(), blocked, sweep.backend)) return undefined;
+    if (!noCapableNodeLeft(await this.online(), blocked, sweep.backend)) return undefined;
     return await this.store.failQueued(sweepId, `no capable node left: every node with backend ${sweep.backend} is blocklisted for this sweep`);
   }
 

@@ -104,6 +104,31 @@ export function nodeConformance(withFixture: WithFixture): void {
   });
 }
 
+export function nodeOwnershipConformance(withFixture: WithFixture): void {
+  withFixture('a replica marks down or offline only a node it serves: not one that registered through another live replica since', async ({ engine, another, kill }) => {
+    const other = await another();
+    await engine.createSweep({ name: 's', spec: {}, priority: 0, backend: 'procedural', model: 'm1' }, newJobs('mv', 2), 'sw-mv');
+    await engine.nodes.upsertNode('n1', 'gpu', CAPS);
+    const job = (await engine.leaseNext('n1', PROC, LEASE))!;
+    await other.nodes.upsertNode('n1', 'gpu', CAPS); // n1 reconnected through the other replica
+    const status = async () => (await engine.nodes.listNodes()).find((n) => n.id === 'n1')?.status;
+    if (engine.kind === 'postgres') {
+      assert.equal(await engine.markNodeOfflineIfOurs('n1'), false);
+      assert.equal(await engine.markNodeDownIfOurs('n1', 'disconnected'), undefined);
+      assert.equal((await engine.getJob(job.id))!.state, 'leased', 'its lease stays with it');
+      assert.equal(await status(), 'online');
+      assert.equal(await other.markNodeOfflineIfOurs('n1'), true, 'the replica serving it may');
+      await other.nodes.upsertNode('n1', 'gpu', CAPS);
+      await kill(other); // the replica serving it died: the node is nobody's
+    }
+    // SQLite: one process serves every node of its file.
+    assert.deepEqual((await engine.markNodeDownIfOurs('n1', 'disconnected'))?.map((j) => j.id), [job.id]);
+    assert.equal((await engine.getJob(job.id))!.state, 'queued');
+    assert.equal(await status(), 'offline');
+    assert.equal(await engine.markNodeOfflineIfOurs('n1'), true);
+  });
+}
+
 export function webhookConformance(withFixture: WithFixture): void {
   withFixture('webhooks: deliveries written with their event (a sweep reaches its owner, node.down everyone), attempts recorded, due and next times, pruning, deletion', async ({ engine }, clock) => {
     const hook = (owner: string, events: ('sweep.finished' | 'sweep.failed' | 'sweep.cancelled' | 'node.down')[]) =>

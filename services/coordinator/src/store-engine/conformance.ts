@@ -14,7 +14,7 @@ import type { NodeCaps } from '../placement.js';
 import type { StoreEngine } from './engine.js';
 import { LEASE, PROC, assertCountsExact, drainEvents, newJobs, report } from './conformance-helpers.js';
 import { controlConformance } from './conformance-control.js';
-import { changeConformance, modelHolderConformance, nodeConformance, webhookConformance } from './conformance-nodes.js';
+import { changeConformance, modelHolderConformance, nodeConformance, nodeOwnershipConformance, webhookConformance } from './conformance-nodes.js';
 import { galleryConformance, listingConformance, peopleConformance, retentionConformance, retentionDutyConformance } from './conformance-listings.js';
 import { copyConformance, costConformance, modelConformance, requeueConformance, shareConformance, userConformance, wakeConformance } from './conformance-parity.js';
 
@@ -351,6 +351,7 @@ export function storeEngineConformance(name: string, harness: EngineHarness, opt
     shareConformance(withFixture);
     controlConformance(withFixture);
     nodeConformance(withFixture);
+    nodeOwnershipConformance(withFixture);
     webhookConformance(withFixture);
     modelHolderConformance(withFixture);
     changeConformance(withFixture);

@@ -193,6 +193,15 @@ export interface StoreEngine {
   expireLeases(): Promise<JobRow[]>;
   /** Jobs a node holds (leased to it, or a straggler copy on it), by id. */
   leasedTo(nodeId: string): Promise<JobRow[]>;
+  /**
+   * A node this replica served is gone (silent, or its stream broke and it
+   * did not come back in time): nodes.markNodeDown, unless it registered
+   * through another live replica since (PostgreSQL), then nothing (undefined):
+   * its work is not taken from it there.
+   */
+  markNodeDownIfOurs(nodeId: string, why: string): Promise<JobRow[] | undefined>;
+  /** nodes.setNodeStatus(offline) under the same rule (its stream here ended); whether it was marked. */
+  markNodeOfflineIfOurs(nodeId: string): Promise<boolean>;
   /** Everything a node holds goes back (it went silent): its copies end, its leases go to their copies or the queue. Returns its leases as they were, by id. */
   releaseNode(nodeId: string, reason: string): Promise<JobRow[]>;
 

@@ -91,14 +91,52 @@ export class PgNodes implements NodeEngine {
 
   /** A node stopped answering: offline, what it held requeued (or handed to copies), node.down announced; its leases as they were, by id. */
   async markNodeDown(nodeId: string, why: string): Promise<JobRow[]> {
+    return inTransaction(this.pool, (c) => this.markNodeDownIn(c, nodeId, why));
+  }
+
+  private async markNodeDownIn(c: Q, nodeId: string, why: string): Promise<JobRow[]> {
+    const now = this.now();
+    await c.query(`UPDATE nodes SET status = 'offline', last_seen = $1 WHERE id = $2`, [now, nodeId]);
+    const released = await releaseNodeIn(c, nodeId, `node ${nodeId} down: ${why}`);
+    await recordNodeEventIn(c, SUBJECTS.nodeDown, nodeId, { why, requeued: released.length }, now);
+    await nodeChanged(c, nodeId, 'down');
+    return released;
+  }
+
+  /**
+   * markNodeDown, unless the node registered through another live replica
+   * since (its row names that replica): then it is that replica's, and
+   * nothing changes. The row is locked first, so a register on the other
+   * replica waits for this and then finds what was released.
+   */
+  async markNodeDownIfOurs(nodeId: string, why: string): Promise<JobRow[] | undefined> {
+    return inTransaction(this.pool, async (c) => {
+      if (await this.servedElsewhere(c, nodeId)) return undefined;
+      return this.markNodeDownIn(c, nodeId, why);
+    });
+  }
+
+  /** setNodeStatus(offline) under markNodeDownIfOurs's rule; whether it was marked. */
+  async markNodeOfflineIfOurs(nodeId: string): Promise<boolean> {
     const now = this.now();
     return inTransaction(this.pool, async (c) => {
+      if (await this.servedElsewhere(c, nodeId)) return false;
       await c.query(`UPDATE nodes SET status = 'offline', last_seen = $1 WHERE id = $2`, [now, nodeId]);
-      const released = await releaseNodeIn(c, nodeId, `node ${nodeId} down: ${why}`);
-      await recordNodeEventIn(c, SUBJECTS.nodeDown, nodeId, { why, requeued: released.length }, now);
-      await nodeChanged(c, nodeId, 'down');
-      return released;
+      await nodeChanged(c, nodeId, 'offline');
+      return true;
     });
+  }
+
+  /** Whether the node's row (locked) names another replica that still has a session. */
+  private async servedElsewhere(c: Q, nodeId: string): Promise<boolean> {
+    const row = (
+      await c.query<{ elsewhere: boolean }>(
+        `SELECT replica <> $2 AND EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.application_name = n.replica) AS elsewhere
+           FROM nodes n WHERE n.id = $1 FOR UPDATE`,
+        [nodeId, this.replica],
+      )
+    ).rows[0];
+    return row?.elsewhere === true;
   }
 }
 

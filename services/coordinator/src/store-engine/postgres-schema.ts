@@ -371,6 +371,10 @@ const MIGRATIONS = [
   `
   ALTER TABLE webhook_deliveries ADD COLUMN claimed_until BIGINT;
   `,
+  // Secrets every replica must share (the share links' signing key): made once by whichever replica asks first.
+  `
+  CREATE TABLE shared_secrets (name TEXT PRIMARY KEY, value BYTEA NOT NULL, created_at BIGINT NOT NULL);
+  `,
 ];
 
 /** Runs the migrations the database has not had yet, each in its own transaction, once across replicas. */

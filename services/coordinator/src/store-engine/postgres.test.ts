@@ -251,3 +251,18 @@ test('a big sweep refreshes the planner statistics of jobs (the pick walked new 
     await engine.close();
   }
 });
+
+test('a shared secret is made once per database: every replica, asking at once or later, gets the same 32 bytes; another name gets another', { skip, timeout: 60_000 }, async () => {
+  const url = await server!.createDatabase('shared_secrets');
+  const [a, b] = await Promise.all([PostgresEngine.open({ url }), PostgresEngine.open({ url })]);
+  try {
+    const first = await Promise.all([a.sharedSecret('share-links'), b.sharedSecret('share-links'), a.sharedSecret('share-links')]);
+    assert.equal(first[0]!.length, 32);
+    for (const s of first) assert.ok(s.equals(first[0]!));
+    assert.ok((await b.sharedSecret('share-links')).equals(first[0]!), 'the same later');
+    assert.ok(!(await a.sharedSecret('other')).equals(first[0]!));
+  } finally {
+    await a.close();
+    await b.close();
+  }
+});

@@ -208,6 +208,14 @@ export class PostgresEngine implements StoreEngine {
     return byId((await this.pool.query<JobRow>(`SELECT * FROM jobs WHERE state = 'leased' AND (node_id = $1 OR copy_node_id = $1)`, [nodeId])).rows);
   }
 
+  markNodeDownIfOurs(nodeId: string, why: string): Promise<JobRow[] | undefined> {
+    return this.nodes.markNodeDownIfOurs(nodeId, why);
+  }
+
+  markNodeOfflineIfOurs(nodeId: string): Promise<boolean> {
+    return this.nodes.markNodeOfflineIfOurs(nodeId);
+  }
+
   async releaseNode(nodeId: string, reason: string): Promise<JobRow[]> {
     return inTransaction(this.pool, (c) => releaseNodeIn(c, nodeId, reason));
   }
@@ -515,6 +523,17 @@ export class PostgresEngine implements StoreEngine {
       if (this.leaderClient === connecting) this.leaderClient = undefined;
     });
     return connecting;
+  }
+
+  /**
+   * A random 32-byte secret by name, the same for every replica on this
+   * database (made by the first to ask; a concurrent maker's is discarded).
+   */
+  async sharedSecret(name: string): Promise<Buffer> {
+    await this.pool.query('INSERT INTO shared_secrets (name, value, created_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING', [name, randomBytes(32), this.now()]);
+    const row = (await this.pool.query<{ value: Buffer }>('SELECT value FROM shared_secrets WHERE name = $1', [name])).rows[0];
+    if (!row) throw new Error(`shared secret ${name} vanished`);
+    return row.value;
   }
 
   async ping(): Promise<void> {

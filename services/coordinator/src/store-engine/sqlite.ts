@@ -191,6 +191,16 @@ export class SqliteEngine implements StoreEngine {
     return byId(this.store.leasedTo(nodeId));
   }
 
+  /** One process serves every node of its file: always ours. */
+  async markNodeDownIfOurs(nodeId: string, why: string): Promise<JobRow[]> {
+    return this.nodes.markNodeDown(nodeId, why);
+  }
+
+  async markNodeOfflineIfOurs(nodeId: string): Promise<boolean> {
+    this.store.setNodeStatus(nodeId, 'offline');
+    return true;
+  }
+
   async releaseNode(nodeId: string, reason: string): Promise<JobRow[]> {
     return byId(this.store.releaseNode(nodeId, reason));
   }

@@ -1,0 +1,45 @@
+/**
+ * Which nodes are online farm-wide, for placement (a sweep fails only when
+ * no capable node is left anywhere; exclusions are relaxed only when the
+ * excluded nodes are the only capable ones). With several replicas, this
+ * replica's own sessions are not the farm: the others' nodes come from the
+ * database's node rows (online, capabilities as registered), kept for a
+ * moment since a tick and every failure ask.
+ */
+import type { NodeEngine } from './store-engine/engine.js';
+import type { OnlineNode } from './placement.js';
+
+const KEEP_MS = 1_000;
+
+interface RegisteredCaps {
+  backends?: string[];
+  models?: string[];
+  vramMb?: number;
+}
+
+export function farmOnline(nodes: Pick<NodeEngine, 'listNodes'>, local: () => OnlineNode[], now: () => number = Date.now): () => Promise<OnlineNode[]> {
+  let cached: { at: number; rows: Promise<OnlineNode[]> } | undefined;
+  const remote = (): Promise<OnlineNode[]> => {
+    if (cached && now() - cached.at <= KEEP_MS) return cached.rows;
+    const rows = nodes.listNodes().then((all) =>
+      all
+        .filter((n) => n.status === 'online')
+        .map((n) => {
+          const caps = JSON.parse(n.capabilities_json) as RegisteredCaps;
+          return { nodeId: n.id, caps: { backends: caps.backends ?? [], models: caps.models ?? [], vramMb: Number(caps.vramMb ?? 0) } };
+        }),
+    );
+    const entry = { at: now(), rows };
+    cached = entry;
+    rows.catch(() => {
+      if (cached === entry) cached = undefined;
+    });
+    return rows;
+  };
+  return async () => {
+    // This replica's sessions as they are now (with their model caches), then the rest of the farm.
+    const mine = local();
+    const seen = new Set(mine.map((n) => n.nodeId));
+    return [...mine, ...(await remote()).filter((n) => !seen.has(n.nodeId))];
+  };
+}

@@ -1,0 +1,42 @@
+/**
+ * The coordinator's store, from its settings: the embedded SQLite file in
+ * the data folder, or PostgreSQL when NIGHTSHIFT_DATABASE_URL is set (several
+ * replicas on one database). Also what must be the same on every replica:
+ * the share links' signing secret (in the database on PostgreSQL, so a link
+ * made through one replica opens on all; beside the SQLite file otherwise).
+ */
+import { join } from 'node:path';
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import { redactDatabaseUrl, type Config, type Logger } from '@nightshift/common';
+import { openDb } from './db.js';
+import { loadShareSecret } from './shares-token.js';
+import { EngineStore, SqliteEngine } from './store-engine/sqlite.js';
+import { PostgresEngine } from './store-engine/postgres.js';
+import type { StoreEngine } from './store-engine/engine.js';
+
+export interface OpenedStore {
+  engine: StoreEngine;
+  /** The synchronous Store under a SQLite engine (its commit hook tells live clients of every job); none on PostgreSQL. */
+  sqlite: EngineStore | undefined;
+  shareSecret: Buffer;
+}
+
+/** Shown in pg_stat_activity; names the replica a node row belongs to (at most 63 bytes). */
+function replicaName(): string {
+  const host = hostname().replace(/[^A-Za-z0-9.-]/g, '').slice(0, 32);
+  return `nightshift-coordinator-${host}-${randomBytes(4).toString('hex')}`;
+}
+
+export async function openStore(config: Config, log: Logger): Promise<OpenedStore> {
+  const opts = { maxAttempts: config.NIGHTSHIFT_MAX_ATTEMPTS, blocklistAfter: config.NIGHTSHIFT_BLOCKLIST_AFTER };
+  const url = config.NIGHTSHIFT_DATABASE_URL;
+  if (url) {
+    const engine = await PostgresEngine.open({ url, applicationName: replicaName(), ...opts });
+    log.info({ database: redactDatabaseUrl(url), replica: engine.applicationName }, 'store: PostgreSQL');
+    return { engine, sqlite: undefined, shareSecret: await engine.sharedSecret('share-links') };
+  }
+  const store = new EngineStore(openDb(join(config.NIGHTSHIFT_DATA_DIR, 'coordinator.sqlite')), opts);
+  // The engine owns the file: closing it closes the database.
+  return { engine: new SqliteEngine(store, true), sqlite: store, shareSecret: loadShareSecret(config.NIGHTSHIFT_DATA_DIR) };
+}
