@@ -57,6 +57,7 @@ export function storeEngineConformance(name: string, harness: EngineHarness, opt
       await other.ping();
       await other.close();
       await assert.rejects(other.ping(), /closed/);
+      await assert.rejects(other.lead('after-close'), /closed/, 'a closed engine leads nothing');
       await engine.ping();
     });
 

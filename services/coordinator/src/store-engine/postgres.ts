@@ -496,8 +496,14 @@ export class PostgresEngine implements StoreEngine {
   }
 
   private async tryLead(duty: string): Promise<Leadership | undefined> {
+    // A closed engine leads nothing: it would open a new leader session that nobody ends.
+    if (this.closed) throw new Error('store engine closed');
     if (this.leaderships.get(duty)?.held()) return undefined;
     const client = await this.leaderConnection();
+    if (this.closed) {
+      await client.end().catch(() => {});
+      throw new Error('store engine closed');
+    }
     const { rows } = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1, hashtext($2)) AS ok', [LOCK_NAMESPACE, `duty:${duty}`]);
     if (!rows[0]?.ok) return undefined;
     const leadership = new PgLeadership(duty, client);
