@@ -22,15 +22,19 @@
  * stand-ins share the cores with the coordinator.
  *   node --import tsx bench/scale.ts [SATURATED_JOBS=4000] [RENDER_MS=1000] [NODES=10,25,50,100]
  * SCALE_PROF=DIR writes a CPU profile of the coordinator into DIR; SCALE_DUMP=PREFIX keeps a copy of its
- * database after each run (PREFIX-<sweep>.sqlite) for a closer look.
+ * database after each run (PREFIX-<sweep>.sqlite) for a closer look (SQLite only).
+ * SCALE_DATABASE=postgres runs the coordinator on a throwaway PostgreSQL (Debian's postgresql, started
+ * here); SCALE_REPLICAS=2 then runs two coordinator replicas on it, each serving half of the nodes
+ * (CPU and RSS summed over the replicas, loop lag the worst of them).
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import Database from 'better-sqlite3';
+import pg from 'pg';
 import { join } from 'node:path';
 import { execPath } from 'node:process';
 import { fileURLToPath } from 'node:url';
 import { Storage } from '@nightshift/common';
-import { freePort, SERVICE_MAIN, startNatsServer, startProcess, startS3Server, tempDir, waitFor, type ManagedProcess } from '@nightshift/devfarm';
+import { freePort, SERVICE_MAIN, startNatsServer, startPostgres, startProcess, startS3Server, tempDir, waitFor, type ManagedProcess } from '@nightshift/devfarm';
 import { renderKeysOf, storePlaceholders } from './placeholders.js';
 
 const SATURATED_JOBS = Number(process.argv[2] ?? 4_000);
@@ -58,14 +62,20 @@ const storage = new Storage({ endpoint: s3.reachEndpoint, accessKey: s3.accessKe
 await storage.ensureBucket();
 const placeholderKeys = STEPS.flatMap((n) => Object.values(runsAt(n)).flatMap((spec) => renderKeysOf(spec, MAX_JOBS)));
 const setupSeconds = await storePlaceholders(storage, placeholderKeys);
-const httpPort = await freePort();
-const grpcPort = await freePort();
-// SCALE_PROF=DIR: a CPU profile of the coordinator into DIR (written when it exits).
+const REPLICAS = Number(process.env.SCALE_REPLICAS ?? 1);
+const postgres = process.env.SCALE_DATABASE === 'postgres' ? await startPostgres() : undefined;
+if (REPLICAS > 1 && !postgres) throw new Error('SCALE_REPLICAS > 1 needs SCALE_DATABASE=postgres');
+const databaseUrl = postgres ? await postgres.createDatabase('scale') : '';
+// SCALE_PROF=DIR: a CPU profile of each coordinator into DIR (written when it exits).
 const profile = process.env.SCALE_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.SCALE_PROF}`] : [];
-const coordinator = startProcess('coordinator', execPath, [...profile, '--import', 'tsx', SERVICE_MAIN.coordinator], {
+const replicas: { proc: ManagedProcess; api: string; grpc: string }[] = [];
+for (let r = 0; r < REPLICAS; r++) {
+  const [httpPort, grpcPort] = [await freePort(), await freePort()];
+  const proc = startProcess(`coordinator-${r}`, execPath, [...profile, '--import', 'tsx', SERVICE_MAIN.coordinator], {
   env: {
     ...process.env,
-    NIGHTSHIFT_DATA_DIR: join(tmp.dir, 'coordinator'),
+    NIGHTSHIFT_DATABASE_URL: databaseUrl,
+    NIGHTSHIFT_DATA_DIR: join(tmp.dir, `coordinator${r ? `-${r}` : ''}`),
     NIGHTSHIFT_NATS_URL: nats.url,
     NIGHTSHIFT_S3_ENDPOINT: s3.endpoint,
     NIGHTSHIFT_S3_ACCESS_KEY: s3.accessKey,
@@ -76,8 +86,10 @@ const coordinator = startProcess('coordinator', execPath, [...profile, '--import
     NIGHTSHIFT_MAX_JOBS: String(MAX_JOBS),
     NIGHTSHIFT_LOG_LEVEL: 'warn',
   },
-});
-const api = `http://127.0.0.1:${httpPort}`;
+  });
+  replicas.push({ proc, api: `http://127.0.0.1:${httpPort}`, grpc: `127.0.0.1:${grpcPort}` });
+}
+const api = replicas[0]!.api;
 const sims: ManagedProcess[] = [];
 
 function cpuSeconds(pid: number): number {
@@ -110,14 +122,19 @@ function rssMb(pid: number): number {
   const kb = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
   return Number(kb) / 1024;
 }
-async function metric(name: string): Promise<number> {
-  return (await metrics([name]))[0]!;
+async function metric(name: string, from = api): Promise<number> {
+  return (await metrics([name], from))[0]!;
 }
 /** Several figures from one scrape (a scrape resets the event-loop lag histogram). */
-async function metrics(names: string[]): Promise<number[]> {
-  const text = await (await fetch(`${api}/metrics`)).text();
+async function metrics(names: string[], from = api): Promise<number[]> {
+  const text = await (await fetch(`${from}/metrics`)).text();
   return names.map((name) => Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text)?.[1] ?? NaN));
 }
+/** Summed over the replicas (each counts its own connected nodes). */
+async function metricSum(name: string): Promise<number> {
+  return (await Promise.all(replicas.map((r) => metric(name, r.api)))).reduce((a, b) => a + b, 0);
+}
+const coordinatorPids = () => replicas.map((r) => r.proc.child.pid!);
 
 /**
  * How the sweep's jobs fell over nodes and time, read from the coordinator's
@@ -129,12 +146,31 @@ async function metrics(names: string[]): Promise<number[]> {
  * the 10th and 90th percentile of finish times ÷ ideal) is the rate with the
  * ramp-up and the tail left out.
  */
-function timeline(sweepId: string, nodes: number): { minJobsPerNode: number; maxJobsPerNode: number; firstLeaseSpreadMs: number; steadyEfficiency: number } {
-  const db = new Database(join(tmp.dir, 'coordinator', 'coordinator.sqlite'), { readonly: true, fileMustExist: true });
-  if (process.env.SCALE_DUMP) db.exec(`VACUUM INTO '${process.env.SCALE_DUMP}-${sweepId}.sqlite'`);
-  try {
-    const perNode = db.prepare(`SELECT COUNT(*) AS n, MIN(started_at) AS first FROM jobs WHERE sweep_id = ? AND state = 'done' GROUP BY node_id`).all(sweepId) as { n: number; first: number }[];
-    const done = (db.prepare(`SELECT finished_at AS t FROM jobs WHERE sweep_id = ? AND state = 'done' ORDER BY finished_at`).all(sweepId) as { t: number }[]).map((r) => r.t);
+async function timeline(sweepId: string, nodes: number): Promise<{ minJobsPerNode: number; maxJobsPerNode: number; firstLeaseSpreadMs: number; steadyEfficiency: number }> {
+  const perNodeSql = `SELECT COUNT(*) AS n, MIN(started_at) AS first FROM jobs WHERE sweep_id = $1 AND state = 'done' GROUP BY node_id`;
+  const doneSql = `SELECT finished_at AS t FROM jobs WHERE sweep_id = $1 AND state = 'done' ORDER BY finished_at`;
+  let perNode: { n: number; first: number }[];
+  let done: number[];
+  if (postgres) {
+    const client = new pg.Client({ connectionString: databaseUrl });
+    await client.connect();
+    try {
+      perNode = (await client.query<{ n: string; first: string }>(perNodeSql, [sweepId])).rows.map((r) => ({ n: Number(r.n), first: Number(r.first) }));
+      done = (await client.query<{ t: string }>(doneSql, [sweepId])).rows.map((r) => Number(r.t));
+    } finally {
+      await client.end();
+    }
+  } else {
+    const db = new Database(join(tmp.dir, 'coordinator', 'coordinator.sqlite'), { readonly: true, fileMustExist: true });
+    try {
+      if (process.env.SCALE_DUMP) db.exec(`VACUUM INTO '${process.env.SCALE_DUMP}-${sweepId}.sqlite'`);
+      perNode = db.prepare(perNodeSql.replace('$1', '?')).all(sweepId) as { n: number; first: number }[];
+      done = (db.prepare(doneSql.replace('$1', '?')).all(sweepId) as { t: number }[]).map((r) => r.t);
+    } finally {
+      db.close();
+    }
+  }
+  {
     const at = (q: number) => done[Math.min(done.length - 1, Math.floor(q * (done.length - 1)))]!;
     const counts = perNode.map((r) => r.n);
     const firsts = perNode.map((r) => r.first);
@@ -145,21 +181,18 @@ function timeline(sweepId: string, nodes: number): { minJobsPerNode: number; max
       firstLeaseSpreadMs: Math.max(...firsts) - Math.min(...firsts),
       steadyEfficiency: steadyJobsPerSec / ((nodes * 1000) / RENDER_MS),
     };
-  } finally {
-    db.close();
   }
 }
 
 /** The event loop's lag since the last scrape: p99, and the longest single block. */
 async function lagMs(): Promise<{ lagP99Ms: number; lagMaxMs: number }> {
-  const [p99, max] = await metrics(['nodejs_eventloop_lag_p99_seconds', 'nodejs_eventloop_lag_max_seconds']);
-  return { lagP99Ms: 1000 * p99!, lagMaxMs: 1000 * max! };
+  const each = await Promise.all(replicas.map((r) => metrics(['nodejs_eventloop_lag_p99_seconds', 'nodejs_eventloop_lag_max_seconds'], r.api)));
+  return { lagP99Ms: 1000 * Math.max(...each.map((m) => m[0]!)), lagMaxMs: 1000 * Math.max(...each.map((m) => m[1]!)) };
 }
 
 async function runSweep(spec: ReturnType<typeof sweepSpec>, tag: string, nodes: number) {
-  const pid = coordinator.child.pid!;
-  await metric('nodejs_eventloop_lag_p99_seconds'); // a scrape resets the lag histogram
-  const cpu0 = cpuSeconds(pid);
+  await lagMs(); // a scrape resets the lag histogram
+  const cpu0 = cpuOf(coordinatorPids());
   const box0 = boxJiffies();
   const sim0 = sims.reduce((a, p) => a + cpuSeconds(p.child.pid!), 0);
   const helpers = { s3rver: pidsOf(`s3-server-main.ts\0${new URL(s3.endpoint).port}`), nats: pidsOf(`nats-server\0`).filter((p) => readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(`\0${new URL(nats.url).port}\0`)) };
@@ -176,7 +209,7 @@ async function runSweep(spec: ReturnType<typeof sweepSpec>, tag: string, nodes: 
     return v.status === 'done' && v;
   }, 600_000, 50);
   const seconds = (performance.now() - t0) / 1000;
-  const cpu = cpuSeconds(pid) - cpu0;
+  const cpu = cpuOf(coordinatorPids()) - cpu0;
   const box1 = boxJiffies();
   // What else the run cost: the simulated nodes' process(es), and how busy the whole machine was (every core; 100 = all busy).
   const others = {
@@ -186,7 +219,8 @@ async function runSweep(spec: ReturnType<typeof sweepSpec>, tag: string, nodes: 
     boxBusyPct: (100 * (box1.busy - box0.busy)) / (box1.total - box0.total),
   };
   if (view.counts.done !== n) throw new Error(`sweep ${tag} finished with ${view.counts.done} of ${n} jobs done`);
-  return { jobs: n, seconds, jobsPerSec: n / seconds, ...timeline(id, nodes), ...others, cpuPct: (100 * cpu) / seconds, cpuMsPerJob: (1000 * cpu) / n, ...(await lagMs()), rssMb: rssMb(pid), heapMb: (await metric('nodejs_heap_size_used_bytes')) / 1e6 };
+  const rss = coordinatorPids().reduce((a, p) => a + rssMb(p), 0);
+  return { jobs: n, seconds, jobsPerSec: n / seconds, ...(await timeline(id, nodes)), ...others, cpuPct: (100 * cpu) / seconds, cpuMsPerJob: (1000 * cpu) / n, ...(await lagMs()), rssMb: rss, heapMb: (await metricSum('nodejs_heap_size_used_bytes')) / 1e6 };
 }
 
 const rows: string[][] = [];
@@ -194,18 +228,24 @@ const results: { nodes: number; saturated: Record<string, number>; renders: Reco
 /** A run's figures for the JSON line, to 2 decimals. */
 const round = (r: Record<string, number>) => Object.fromEntries(Object.entries(r).map(([k, v]) => [k, +v.toFixed(2)]));
 try {
-  await waitFor('coordinator', async () => {
-    if (coordinator.child.exitCode !== null) throw new Error(coordinator.output());
-    return (await fetch(`${api}/healthz`).catch(() => undefined))?.ok;
-  }, 30_000);
-  const idleRss = rssMb(coordinator.child.pid!);
+  for (const r of replicas)
+    await waitFor('coordinator', async () => {
+      if (r.proc.child.exitCode !== null) throw new Error(r.proc.output());
+      return (await fetch(`${r.api}/healthz`).catch(() => undefined))?.ok;
+    }, 30_000);
+  const idleRss = coordinatorPids().reduce((a, p) => a + rssMb(p), 0);
   let have = 0;
   for (const n of STEPS) {
-    const sim = startProcess(`sim-${have}`, execPath, ['--import', 'tsx', SIM, `127.0.0.1:${grpcPort}`, String(have), String(n - have)]);
-    sims.push(sim);
+    // The step's new nodes, split over the replicas (each simulated-node process dials one).
+    const started = replicas.map((r, i) => {
+      const from = have + Math.floor(((n - have) * i) / REPLICAS);
+      const to = have + Math.floor(((n - have) * (i + 1)) / REPLICAS);
+      return startProcess(`sim-${from}`, execPath, ['--import', 'tsx', SIM, r.grpc, String(from), String(to - from)]);
+    });
+    sims.push(...started);
     await waitFor(`${n} nodes online`, async () => {
-      if (sim.child.exitCode !== null) throw new Error(sim.output());
-      return (await metric('nightshift_nodes\\{[^}]*status="online"[^}]*\\}')) === n;
+      for (const sim of started) if (sim.child.exitCode !== null) throw new Error(sim.output());
+      return (await metricSum('nightshift_nodes\\{[^}]*status="online"[^}]*\\}')) === n;
     }, 60_000, 200);
     have = n;
     const runs = runsAt(n);
@@ -231,20 +271,20 @@ try {
   const head = ['nodes', 'saturated jobs/s', 'coord CPU %', 'CPU ms/job', `${RENDER_MS} ms renders: jobs/s`, '÷ ideal', 'coord CPU %', 'loop lag p99 ms', 'RSS MB', 'heap MB'];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cells: string[]) => `| ${cells.map((c, i) => c.padStart(widths[i]!)).join(' | ')} |`;
-  console.log(`one coordinator (child process), nats-server, simulated nodes in ${sims.length} process(es); ${SATURATED_JOBS} jobs per saturated run, 10 jobs per node per ${RENDER_MS} ms run; idle RSS ${idleRss.toFixed(0)} MB`);
+  console.log(`${REPLICAS} coordinator(s) (child processes) on ${postgres ? 'PostgreSQL' : 'SQLite'}, nats-server, simulated nodes in ${sims.length} process(es); ${SATURATED_JOBS} jobs per saturated run, 10 jobs per node per ${RENDER_MS} ms run; idle RSS ${idleRss.toFixed(0)} MB`);
   console.log(line(head));
   console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
   for (const r of rows) console.log(line(r));
   console.log(`untimed set-up (placeholder image + thumbnail for ${placeholderKeys.length} jobs into s3rver): ${setupSeconds.toFixed(1)} s`);
-  console.log(JSON.stringify({ bench: 'scale', saturatedJobs: SATURATED_JOBS, renderMs: RENDER_MS, idleRssMb: +idleRss.toFixed(0), setupSeconds: +setupSeconds.toFixed(1), steps: results }));
+  console.log(JSON.stringify({ bench: 'scale', database: postgres ? 'postgres' : 'sqlite', replicas: REPLICAS, saturatedJobs: SATURATED_JOBS, renderMs: RENDER_MS, idleRssMb: +idleRss.toFixed(0), setupSeconds: +setupSeconds.toFixed(1), steps: results }));
 } catch (err) {
   // What the coordinator logged (warnings and up) says why a sweep did not finish.
-  console.error(coordinator.output().slice(-4_000));
+  for (const r of replicas) console.error(r.proc.output().slice(-4_000));
   throw err;
 } finally {
   for (const s of sims) await s.stop();
-  await coordinator.stop();
-  await Promise.all([nats.stop(), s3.stop()]);
+  for (const r of replicas) await r.proc.stop();
+  await Promise.all([nats.stop(), s3.stop(), postgres?.close()]);
   tmp.cleanup();
 }
 process.exit(0);
