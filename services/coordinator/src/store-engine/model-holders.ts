@@ -33,6 +33,8 @@ export class SqliteModelHolders implements ModelHolderEngine {
 
   async holderCounts(): Promise<Map<string, number>> {
     const counts = new Map<string, number>();
+    // Most farms hold no registry model: no reason to read the nodes (asked again at every reconnect).
+    if (this.held.size === 0) return counts;
     for (const node of this.store.listNodes()) {
       if (node.status !== 'online') continue;
       for (const hash of this.held.get(node.id) ?? []) counts.set(hash, (counts.get(hash) ?? 0) + 1);
