@@ -50,8 +50,8 @@ export async function submitSweep(deps: SweepDeps, input: unknown, lists?: Wildc
       ...(registry ? { modelHash: registry.hash, modelBytes: registry.bytes } : {}),
       owner: caller.user,
     },
-    // The engine takes the jobs as one array (PostgreSQL inserts them in batches of it): the expansion is held whole here.
-    [...asStored(jobs, registry)],
+    // Made as they are stored: a 100,000-job sweep is never in memory whole.
+    asStored(jobs, registry),
   );
   deps.log.info({ sweep: sweep.id, jobs: sweep.total, name: sweep.name }, 'sweep submitted');
   offerWork(deps);

@@ -61,6 +61,22 @@ export function storeEngineConformance(name: string, harness: EngineHarness, opt
       await engine.ping();
     });
 
+    withFixture('a sweep\'s jobs may come from a generator, taken as they are made (batches beyond one insert), counted into its total', async ({ engine }) => {
+      const made: number[] = [];
+      const jobs = newJobs('gen', 12_345);
+      function* lazily() {
+        for (const j of jobs) {
+          made.push(j.index);
+          yield j;
+        }
+      }
+      const sweep = await engine.createSweep({ name: 'gen', spec: {}, priority: 0, backend: 'procedural', model: 'm1' }, lazily(), 'sw-gen');
+      assert.equal(made.length, 12_345);
+      assert.equal(sweep.total, 12_345);
+      assert.equal((await engine.counts('sw-gen')).queued, 12_345);
+      assert.equal((await engine.listings.jobs('sw-gen', ['queued'])).length, 12_345);
+    });
+
     withFixture('a sweep from submit to done: rows, counters after every step, and its events in order', async ({ engine }, clock) => {
       const sweep = await engine.createSweep({ name: 'night', spec: { prompts: ['a'] }, priority: 0, backend: 'procedural', model: 'm1' }, newJobs('life', 3), 'sw-life');
       assert.equal(sweep.id, 'sw-life');

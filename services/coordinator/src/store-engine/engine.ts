@@ -169,8 +169,12 @@ export interface StoreEngine {
   /** What the gallery, albums and /metrics read (raw SQL outside the Store today). */
   readonly gallery: GalleryEngine;
 
-  /** Stores a sweep and its jobs atomically (jobs in batches), its counters and its sweep.created event. */
-  createSweep(sweep: NewSweep, jobs: NewJob[], id?: string): Promise<SweepRow>;
+  /**
+   * Stores a sweep and its jobs atomically (jobs in batches, taken from the
+   * iterable as they are made: a lazy expansion is never held whole), its
+   * counters and its sweep.created event.
+   */
+  createSweep(sweep: NewSweep, jobs: Iterable<NewJob>, id?: string): Promise<SweepRow>;
   getSweep(id: string): Promise<SweepRow | undefined>;
   getJob(id: string): Promise<JobRow | undefined>;
   /** A sweep's jobs by state from its counters (leased counts as running); never counts jobs. */

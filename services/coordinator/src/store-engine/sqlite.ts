@@ -142,7 +142,7 @@ export class SqliteEngine implements StoreEngine {
     this.gallery = new SqliteGallery(store.db);
   }
 
-  async createSweep(sweep: NewSweep, jobs: NewJob[], id?: string): Promise<SweepRow> {
+  async createSweep(sweep: NewSweep, jobs: Iterable<NewJob>, id?: string): Promise<SweepRow> {
     this.state.queueing = true;
     try {
       return this.store.createSweep(sweep, jobs, id);
