@@ -12,6 +12,9 @@ import { freePort, waitFor } from './ports.js';
 import { startProcess, type ManagedProcess } from './process.js';
 import { startNatsServer, type NatsServer, type NatsUser, type ServerPlacement } from './nats-server.js';
 import { startS3Server, type S3Server } from './s3-server.js';
+import type { PostgresServer } from './postgres.js';
+import { openFarmDatabase, type FarmDatabase } from './farm-database.js';
+import { coordinatorReplica, replicaLayouts, type CoordinatorReplica, type ReplicaLayout } from './coordinator-replicas.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 export const SERVICE_MAIN = {
@@ -61,6 +64,14 @@ export interface FarmOptions {
   s3AccessLog?: boolean;
   /** The S3 server paces every GET's body to this many bytes per second (a test that acts mid-download). */
   s3BytesPerSecond?: number;
+  /**
+   * Coordinator replicas on one PostgreSQL database (coordinator-replicas.ts); every
+   * gpu-node is given all their gRPC addresses, replica 0's first. More than one
+   * needs PostgreSQL: `postgres` is then `true` unless given.
+   */
+  replicas?: number;
+  /** The coordinators keep their state in PostgreSQL: `true` starts a server of the farm's own (stopped with it), or a new database on this server. Without it: SQLite. */
+  postgres?: PostgresServer | true;
 }
 
 /** Where a farm under `dir` logs its S3 GETs when `s3AccessLog` is set. */
@@ -78,7 +89,12 @@ export interface Farm {
   apiUrl: string;
   indexerUrl: string;
   grpcAddress: string;
+  /** Replica 0's process (the only coordinator unless `replicas`). */
   coordinator: ManagedProcess;
+  /** Every coordinator replica, replica 0 (`apiUrl`, `grpcAddress`) first. */
+  coordinators: CoordinatorReplica[];
+  /** The PostgreSQL database the coordinators share; undefined on SQLite. */
+  database: FarmDatabase | undefined;
   nodes: ManagedProcess[];
   indexer: ManagedProcess | undefined;
   startCoordinator(): Promise<ManagedProcess>;
@@ -117,6 +133,15 @@ export async function startFarm(opts: FarmOptions): Promise<Farm> {
   const s3 = await startS3Server(join(dir, 's3'), { ...(await place(s3Port, 's3.log')), ...(opts.s3AccessLog ? { accessLog: s3AccessLog(dir) } : {}), ...(opts.s3BytesPerSecond ? { bytesPerSecond: opts.s3BytesPerSecond } : {}) });
   const httpPort = opts.ports?.http ?? (await freePort());
   const grpcPort = opts.ports?.grpc ?? (await freePort());
+  const layouts = await replicaLayouts(dir, opts.replicas ?? 1, { http: httpPort, grpc: grpcPort });
+  const postgres = opts.postgres ?? (layouts.length > 1 ? true : undefined);
+  let database: FarmDatabase | undefined;
+  try {
+    database = postgres ? await openFarmDatabase(dir, postgres) : undefined;
+  } catch (err) {
+    await Promise.all([nats.stop(), s3.stop()]);
+    throw err;
+  }
   const indexerPort = opts.ports?.indexer ?? (await freePort());
   const env: Record<string, string> = {
     NIGHTSHIFT_NATS_URL: nats.url,
@@ -125,7 +150,7 @@ export async function startFarm(opts: FarmOptions): Promise<Farm> {
     NIGHTSHIFT_S3_ACCESS_KEY: s3.accessKey,
     NIGHTSHIFT_S3_SECRET_KEY: s3.secretKey,
     NIGHTSHIFT_S3_BUCKET: 'nightshift',
-    NIGHTSHIFT_COORDINATOR: `${server}:${grpcPort}`,
+    NIGHTSHIFT_COORDINATOR: layouts.map((l) => `${server}:${l.grpcPort}`).join(','),
     NIGHTSHIFT_HTTP_PORT: String(httpPort),
     NIGHTSHIFT_GRPC_PORT: String(grpcPort),
     NIGHTSHIFT_INDEXER_PORT: String(indexerPort),
@@ -139,6 +164,15 @@ export async function startFarm(opts: FarmOptions): Promise<Farm> {
   const echo = opts.echo ?? false;
   const apiUrl = await reachUrl(httpPort);
   const indexerUrl = await reachUrl(indexerPort);
+  const launchCoordinator = (l: ReplicaLayout) => {
+    const replicaEnv = { ...env, ...l.env, NIGHTSHIFT_DATA_DIR: l.dataDir, ...(database ? { NIGHTSHIFT_DATABASE_URL: database.url } : {}) };
+    const p = tsMain(l.index ? `coordinator-${l.index}` : 'coordinator', SERVICE_MAIN.coordinator, replicaEnv, l.logFile, echo, hosts?.serverPrefix);
+    if (l.index === 0) farm.coordinator = p;
+    return p;
+  };
+  const coordinators = await Promise.all(
+    layouts.map(async (l) => coordinatorReplica(l, { apiUrl: l.index ? await reachUrl(l.httpPort) : apiUrl, grpcAddress: `${server}:${l.grpcPort}` }, launchCoordinator)),
+  );
 
   const farm: Farm = {
     dir,
@@ -150,16 +184,12 @@ export async function startFarm(opts: FarmOptions): Promise<Farm> {
     indexerUrl,
     grpcAddress: `${server}:${grpcPort}`,
     coordinator: undefined as unknown as ManagedProcess,
+    coordinators,
+    database,
     nodes: [],
     indexer: undefined,
-    async startCoordinator() {
-      const p = tsMain('coordinator', SERVICE_MAIN.coordinator, { ...env, NIGHTSHIFT_DATA_DIR: join(dir, 'coordinator') }, join(dir, 'logs/coordinator.log'), echo, hosts?.serverPrefix);
-      await waitFor('coordinator /healthz', async () => {
-        if (p.child.exitCode !== null) throw new Error(`coordinator exited:\n${p.output()}`);
-        return httpOk(`${apiUrl}/healthz`);
-      }, 30_000);
-      farm.coordinator = p;
-      return p;
+    startCoordinator() {
+      return coordinators[0]!.start();
     },
     startNode(i: number) {
       const p = tsMain(
@@ -192,12 +222,14 @@ export async function startFarm(opts: FarmOptions): Promise<Farm> {
     },
     async stop() {
       await Promise.all([...farm.nodes.map((n) => n?.stop()), farm.indexer?.stop()]);
-      await farm.coordinator?.stop();
+      await Promise.all(coordinators.map((c) => c.stop()));
+      await database?.close();
       await Promise.all([nats.stop(), s3.stop()]);
     },
   };
   try {
-    await farm.startCoordinator();
+    // One after another: the first replica makes the database's schema, the others find it made.
+    for (const c of coordinators) await c.start();
     for (let i = 0; i < (opts.nodes ?? 2); i++) farm.startNode(i);
     if (opts.indexer) await farm.startIndexer();
   } catch (err) {

@@ -4,6 +4,8 @@ export * from './nats-server.js';
 export * from './postgres.js';
 export * from './s3-server.js';
 export * from './farm.js';
+export * from './farm-database.js';
+export * from './coordinator-replicas.js';
 export * from './tmp.js';
 export * from './certs.js';
 export * from './netns.js';
