@@ -6,20 +6,14 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { waitFor, waitForNodes } from '@nightshift/devfarm';
-import { assertExactlyOnce, faultFarm, renderedEventCount, renders, results, submit, sweep, SWEEP_200, waitFinished, waitProgress } from './helpers.js';
+import { assertExactlyOnce, faultFarm, killNodeMidSweep, renderedEventCount, renders, results, submit, sweep, SWEEP_200, waitFinished, waitProgress } from './helpers.js';
 
 describe('fault injection: a 200-job sweep over three gpu-nodes', { timeout: 600_000 }, () => {
   test('kill -9 one gpu-node mid-job', async () => {
     const f = await faultFarm();
     try {
-      const id = await submit(f.farm, SWEEP_200);
-      await waitProgress(f.farm, id, 40);
-      await f.farm.nodes[1]!.kill9();
-      const { twice } = await assertExactlyOnce(f.farm, id, 200, (_key, nodes) => nodes[0] === 'gpu-node-1');
-      // Its work was requeued to the others: they did all the rest.
-      const byNode = [...renders(f.farm).values()].map((n) => n.at(-1));
-      assert.ok(byNode.filter((n) => n === 'gpu-node-1').length < 200 - 40);
-      assert.ok(twice.length <= 2, `at most the killed node's in-flight jobs render again (got ${twice.length})`);
+      // Shared with the PostgreSQL run in replicas.test.ts.
+      await killNodeMidSweep(f.farm);
     } finally {
       await f.stop();
     }

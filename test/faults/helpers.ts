@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
+import pg from 'pg';
 import { connect } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { STREAM, SUBJECTS } from '@nightshift/common';
@@ -98,6 +99,7 @@ export interface ResultRow {
 
 /** The coordinator's audit of every result report, read from its SQLite file (WAL: a reader beside the writer). */
 export function results(farm: Farm): ResultRow[] {
+  if (farm.database) throw new Error('results(): this farm keeps its state in PostgreSQL; use resultsOf()');
   const db = new Database(join(farm.dir, 'coordinator', 'coordinator.sqlite'), { readonly: true, fileMustExist: true });
   try {
     return db.prepare('SELECT job_id, node_id, skipped, accepted, copy FROM results ORDER BY id').all() as ResultRow[];
@@ -105,6 +107,44 @@ export function results(farm: Farm): ResultRow[] {
     db.close();
   }
 }
+
+/** The same audit on either engine: the SQLite file, or the `results` table of the farm's PostgreSQL database. */
+export async function resultsOf(farm: Farm): Promise<ResultRow[]> {
+  if (!farm.database) return results(farm);
+  const client = new pg.Client({ connectionString: farm.database.url });
+  await client.connect();
+  try {
+    return (await client.query<ResultRow>('SELECT job_id, node_id, skipped, accepted, copy FROM results ORDER BY id')).rows;
+  } finally {
+    await client.end();
+  }
+}
+
+/**
+ * The farm as seen through coordinator replica `i`'s API (every helper here
+ * reads `farm.apiUrl`), for after replica 0 was killed. A view for reading:
+ * starting processes goes through the farm itself.
+ */
+export function viaReplica(farm: Farm, i: number): Farm {
+  const replica = farm.coordinators[i];
+  if (!replica) throw new Error(`the farm has no coordinator replica ${i}`);
+  return { ...farm, apiUrl: replica.apiUrl };
+}
+
+export interface LogLine {
+  msg: string;
+  time: number;
+  [field: string]: unknown;
+}
+
+/** The JSON lines of one of the farm's logs (`coordinator.log`, `gpu-node-0.log`…), from byte `from` on. */
+export function logLines(farm: Farm, file: string, from = 0): LogLine[] {
+  const text = readFileSync(join(farm.dir, 'logs', file)).subarray(from).toString('utf8');
+  return text.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as LogLine);
+}
+
+/** How long one of the farm's logs is now, to read only what comes after (`logLines(farm, file, from)`). */
+export const logSize = (farm: Farm, file: string) => readFileSync(join(farm.dir, 'logs', file)).length;
 
 export async function renderedEventCount(farm: Farm): Promise<number> {
   const nc = await connect({ servers: farm.nats.reachUrl });
@@ -137,7 +177,7 @@ export async function assertExactlyOnce(farm: Farm, id: string, n: number, allow
   assert.equal(gallery.total, n, 'gallery lists every image');
   assert.equal(new Set(gallery.images.map((i) => i.renderKey)).size, n);
   // The coordinator's audit: every job's result was taken exactly once.
-  const accepted = results(farm).filter((r) => r.accepted);
+  const accepted = (await resultsOf(farm)).filter((r) => r.accepted);
   assert.equal(accepted.length, n, 'results accepted');
   assert.equal(new Set(accepted.map((r) => r.job_id)).size, n, 'a job had two results accepted');
   const rendered = renders(farm);
@@ -147,4 +187,20 @@ export async function assertExactlyOnce(farm: Farm, id: string, n: number, allow
   const unexplained = twice.filter(([key, nodes]) => !allowedTwice(key, nodes));
   assert.deepEqual(unexplained, [], 'renders repeated without need');
   return { final, twice };
+}
+
+/**
+ * The suite's first scenario, shared by both engines (faults.test.ts on
+ * SQLite, replicas.test.ts on PostgreSQL): kill -9 gpu-node-1 once 40 of
+ * SWEEP_200's images are done; only its in-flight jobs may render again.
+ */
+export async function killNodeMidSweep(farm: Farm): Promise<void> {
+  const id = await submit(farm, SWEEP_200);
+  await waitProgress(farm, id, 40);
+  await farm.nodes[1]!.kill9();
+  const { twice } = await assertExactlyOnce(farm, id, 200, (_key, nodes) => nodes[0] === 'gpu-node-1');
+  // Its work was requeued to the others: they did all the rest.
+  const byNode = [...renders(farm).values()].map((n) => n.at(-1));
+  assert.ok(byNode.filter((n) => n === 'gpu-node-1').length < 200 - 40);
+  assert.ok(twice.length <= 2, `at most the killed node's in-flight jobs render again (got ${twice.length})`);
 }
