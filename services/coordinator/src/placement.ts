@@ -211,7 +211,10 @@ export interface PlacementStore {
   /** Only queued jobs that have exclusions: never a scan of the whole queue (this runs every tick). */
   queuedWithExclusions(limit: number): Promise<{ id: string; sweep_id: string; backend: string; min_vram_mb: number; excluded: string[] }[]>;
   clearExclusions(jobId: string): Promise<void>;
-  queuedRequirements(sweepId: string): Promise<{ backend: string; min_vram_mb: number; n: number }[]>;
+  queuedRequirements(sweepId: string, floors?: readonly number[]): Promise<{ backend: string; min_vram_mb: number; n: number }[]>;
+  /** The distinct floors alone: nothing counted (a count reads every queued entry of its floor). */
+  queuedFloors(sweepId: string): Promise<{ backend: string; min_vram_mb: number }[]>;
+  counts(sweepId: string): Promise<{ queued: number }>;
   failQueued(sweepId: string, reason: string): Promise<number>;
   failQueuedJob(jobId: string, reason: string): Promise<void>;
   /** Every node ever registered (VRAM from its capabilities). */
@@ -298,11 +301,15 @@ export class Placement {
   async explain(sweepId: string): Promise<string[]> {
     const blocked = new Set(await this.store.blockedNodes(sweepId));
     const online = await this.online();
-    const groups = await this.store.queuedRequirements(sweepId);
+    // Only the groups no online node can take are worth a line, and only those are counted: the page stays
+    // cheap with 100,000 jobs queued (counting every floor read them all on each view).
+    const floors = await this.store.queuedFloors(sweepId);
+    const waiting = floors.filter((f) => explainWait({ backend: f.backend, minVramMb: f.min_vram_mb, n: 1 }, online, blocked) !== undefined).map((f) => f.min_vram_mb);
+    const groups = waiting.length ? await this.store.queuedRequirements(sweepId, waiting) : [];
     const lines = groups.map((g) => explainWait({ backend: g.backend, minVramMb: g.min_vram_mb, n: g.n }, online, blocked));
     const sweep = await this.store.getSweep(sweepId);
     if (sweep?.model_hash) {
-      const queued = groups.reduce((n, g) => n + g.n, 0);
+      const { queued } = await this.store.counts(sweepId);
       lines.push(explainModelWait({ name: sweep.model ?? sweep.model_hash, hash: sweep.model_hash }, queued, online.filter((n) => !blocked.has(n.nodeId))));
     }
     return lines.filter((line): line is string => line !== undefined);

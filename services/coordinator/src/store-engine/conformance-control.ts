@@ -75,6 +75,12 @@ export function controlConformance(withFixture: WithFixture): void {
       { backend: 'procedural', min_vram_mb: 10_000, n: 2 },
       { backend: 'procedural', min_vram_mb: 20_000, n: 1 },
     ]);
+    assert.deepEqual(await engine.queuedFloors('sw-pl'), [0, 10_000, 20_000].map((v) => ({ backend: 'procedural', min_vram_mb: v })), 'the floors alone');
+    assert.deepEqual(await engine.queuedRequirements('sw-pl', [20_000, 0]), [
+      { backend: 'procedural', min_vram_mb: 0, n: 3 },
+      { backend: 'procedural', min_vram_mb: 20_000, n: 1 },
+    ], 'only the floors asked for are counted');
+    assert.deepEqual(await engine.queuedFloors('no-such-sweep'), []);
     const big = { ...PROC, vramMb: 24_576 };
     // 'flaky' fails three jobs (blocklisted); 'b' one of them too.
     const failed: string[] = [];

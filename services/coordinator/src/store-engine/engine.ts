@@ -265,7 +265,9 @@ export interface StoreEngine {
   blockedNodes(sweepId: string): Promise<string[]>;
   recentFinishes(sweepId: string, limit: number): Promise<RecentFinish[]>;
   /** A sweep's queued jobs by VRAM floor, smallest first. */
-  queuedRequirements(sweepId: string): Promise<QueuedRequirement[]>;
+  queuedRequirements(sweepId: string, floors?: readonly number[]): Promise<QueuedRequirement[]>;
+  /** A sweep's distinct queued VRAM floors with its backend, smallest first: nothing counted (explain counts only the groups it names). */
+  queuedFloors(sweepId: string): Promise<Omit<QueuedRequirement, 'n'>[]>;
   /** Queued jobs that have exclusions (never a scan of the queue), by id, each one's nodes by id. */
   queuedWithExclusions(limit: number): Promise<QueuedWithExclusions[]>;
   clearExclusions(jobId: string): Promise<void>;

@@ -8,6 +8,7 @@
 import type pg from 'pg';
 import { SUBJECTS } from '@nightshift/common';
 import { FINAL, type JobRow, type SweepRow } from '../store/rows.js';
+import { MAX_FLOORS } from '../store/sweeps.js';
 import type { QueuedRequirement, QueuedWithExclusions, RecentFinish } from './engine.js';
 import { enqueue, settleSweep } from './postgres-helpers.js';
 import { inTransaction } from './postgres-pool.js';
@@ -71,13 +72,28 @@ export class PgControl {
     ).rows;
   }
 
-  async queuedRequirements(sweepId: string): Promise<QueuedRequirement[]> {
+  async queuedRequirements(sweepId: string, floors?: readonly number[]): Promise<QueuedRequirement[]> {
     return (
       await this.pool.query<QueuedRequirement>(
         `SELECT s.backend, g.min_vram_mb, g.n
-           FROM (SELECT min_vram_mb, COUNT(*) AS n FROM jobs WHERE sweep_id = $1 AND state = 'queued' GROUP BY min_vram_mb) g, sweeps s
+           FROM (SELECT min_vram_mb, COUNT(*)::int AS n FROM jobs WHERE sweep_id = $1 AND state = 'queued' AND ($2::int[] IS NULL OR min_vram_mb = ANY($2)) GROUP BY min_vram_mb) g, sweeps s
           WHERE s.id = $1
           ORDER BY g.min_vram_mb`,
+        [sweepId, floors ?? null],
+      )
+    ).rows;
+  }
+
+  /** One probe of jobs_vram a floor (store/sweeps.ts's queuedFloors). */
+  async queuedFloors(sweepId: string): Promise<Omit<QueuedRequirement, 'n'>[]> {
+    return (
+      await this.pool.query<Omit<QueuedRequirement, 'n'>>(
+        `WITH RECURSIVE floors(v, k) AS (
+           SELECT MIN(min_vram_mb), 0 FROM jobs WHERE sweep_id = $1 AND state = 'queued'
+           UNION ALL
+           SELECT (SELECT MIN(q.min_vram_mb) FROM jobs q WHERE q.sweep_id = $1 AND q.state = 'queued' AND q.min_vram_mb > f.v), f.k + 1
+             FROM floors f WHERE f.v IS NOT NULL AND f.k < ${MAX_FLOORS})
+         SELECT s.backend, f.v AS min_vram_mb FROM floors f, sweeps s WHERE f.v IS NOT NULL AND s.id = $1 ORDER BY f.v`,
         [sweepId],
       )
     ).rows;

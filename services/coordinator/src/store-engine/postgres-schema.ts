@@ -375,6 +375,11 @@ const MIGRATIONS = [
   `
   CREATE TABLE shared_secrets (name TEXT PRIMARY KEY, value BYTEA NOT NULL, created_at BIGINT NOT NULL);
   `,
+  // A sweep's jobs by state in index order (its failed jobs on the sweep page, the jobs API's state filter):
+  // without it each such read walked all of the sweep's jobs (12 ms at 100,000 queued).
+  `
+  CREATE INDEX jobs_sweep_state ON jobs (sweep_id, state, idx);
+  `,
 ];
 
 /** Runs the migrations the database has not had yet, each in its own transaction, once across replicas. */

@@ -305,8 +305,12 @@ export class PostgresEngine implements StoreEngine {
     return this.control.recentFinishes(sweepId, limit);
   }
 
-  queuedRequirements(sweepId: string): Promise<QueuedRequirement[]> {
-    return this.control.queuedRequirements(sweepId);
+  queuedRequirements(sweepId: string, floors?: readonly number[]): Promise<QueuedRequirement[]> {
+    return this.control.queuedRequirements(sweepId, floors);
+  }
+
+  queuedFloors(sweepId: string): Promise<Omit<QueuedRequirement, 'n'>[]> {
+    return this.control.queuedFloors(sweepId);
   }
 
   queuedWithExclusions(limit: number): Promise<QueuedWithExclusions[]> {

@@ -263,8 +263,12 @@ export class SqliteEngine implements StoreEngine {
     return this.store.recentFinishes(sweepId, limit);
   }
 
-  async queuedRequirements(sweepId: string): Promise<QueuedRequirement[]> {
-    return this.store.queuedRequirements(sweepId).sort((a, b) => a.min_vram_mb - b.min_vram_mb);
+  async queuedRequirements(sweepId: string, floors?: readonly number[]): Promise<QueuedRequirement[]> {
+    return this.store.queuedRequirements(sweepId, floors).sort((a, b) => a.min_vram_mb - b.min_vram_mb);
+  }
+
+  async queuedFloors(sweepId: string): Promise<Omit<QueuedRequirement, 'n'>[]> {
+    return this.store.queuedFloors(sweepId);
   }
 
   async queuedWithExclusions(limit: number): Promise<QueuedWithExclusions[]> {

@@ -8,6 +8,9 @@ import { StoreBase } from './base.js';
 import { FINAL, jobId, newSweepId, type JobRow, type JobState, type NewJob, type SweepCounts, type SweepRow, type SweepStatus } from './rows.js';
 import { sweepCreatedEvent, sweepDoneEvent } from './events.js';
 
+/** Floors listed at most per sweep (a sweep has one per image size; a bound against a hostile spec of many). */
+export const MAX_FLOORS = 1_000;
+
 export class SweepStore extends StoreBase {
   /**
    * Stores a validated, expanded sweep (or an upscale batch) and its jobs
@@ -109,6 +112,18 @@ export class SweepStore extends StoreBase {
       .all(sweepId, limit) as { finished_at: number; render_ms: number | null; node_id: string | null }[];
   }
 
+  /** The distinct VRAM floors of a sweep's queued jobs, smallest first, with its backend: one index probe a floor (jobs_vram), nothing counted. */
+  queuedFloors(sweepId: string): { backend: string; min_vram_mb: number }[] {
+    return this.q(
+      `WITH RECURSIVE floors(v, k) AS (
+         SELECT MIN(min_vram_mb), 0 FROM jobs WHERE sweep_id = @sweep AND state = 'queued'
+         UNION ALL
+         SELECT (SELECT MIN(q.min_vram_mb) FROM jobs q WHERE q.sweep_id = @sweep AND q.state = 'queued' AND q.min_vram_mb > f.v), f.k + 1
+           FROM floors f WHERE f.v IS NOT NULL AND f.k < ${MAX_FLOORS})
+       SELECT s.backend, f.v AS min_vram_mb FROM floors f, sweeps s WHERE f.v IS NOT NULL AND s.id = @sweep ORDER BY f.v`,
+    ).all({ sweep: sweepId }) as { backend: string; min_vram_mb: number }[];
+  }
+
   blockedNodes(sweepId: string): string[] {
     return (this.q('SELECT node_id FROM sweep_blocklist WHERE sweep_id = ? AND blocked = 1').all(sweepId) as { node_id: string }[]).map((r) => r.node_id);
   }
@@ -116,14 +131,16 @@ export class SweepStore extends StoreBase {
   /**
    * A sweep's queued jobs grouped by what they need (for `explain`). A job's
    * backend is its sweep's, so the groups are VRAM floors: read from index
-   * jobs_vram alone, never the job rows.
+   * jobs_vram alone, never the job rows. `floors`: count only these (a count
+   * reads every queued entry of its floor).
    */
-  queuedRequirements(sweepId: string): { backend: string; min_vram_mb: number; n: number }[] {
+  queuedRequirements(sweepId: string, floors?: readonly number[]): { backend: string; min_vram_mb: number; n: number }[] {
+    const only = floors ? ' AND min_vram_mb IN (SELECT value FROM json_each(@floors))' : '';
     return this.q(
       `SELECT s.backend, g.min_vram_mb, g.n
-         FROM (SELECT min_vram_mb, COUNT(*) AS n FROM jobs WHERE sweep_id = @sweep AND state = 'queued' GROUP BY min_vram_mb) g, sweeps s
+         FROM (SELECT min_vram_mb, COUNT(*) AS n FROM jobs WHERE sweep_id = @sweep AND state = 'queued'${only} GROUP BY min_vram_mb) g, sweeps s
         WHERE s.id = @sweep`,
-    ).all({ sweep: sweepId }) as {
+    ).all({ sweep: sweepId, ...(floors ? { floors: JSON.stringify(floors) } : {}) }) as {
       backend: string;
       min_vram_mb: number;
       n: number;
