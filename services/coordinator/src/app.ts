@@ -109,6 +109,9 @@ export async function startCoordinator(config: Config, log: Logger): Promise<Run
       observer: metrics.observer,
     },
   );
+  // Several replicas: work another replica queued reaches this one's nodes at once, not at the next tick.
+  // (On SQLite this process made every change and fills its nodes itself.)
+  const stopWaking = sqlite ? async () => {} : await engine.subscribe((wake) => wake.jobs && hub.wake());
   // `loop`: the scheduler tick and the node inbox last ran without a database error.
   const checks = { sqlite: () => engine.ping(), nats: natsCheck(() => bus?.nc), s3: s3Check(storage), loop: hub.health.check };
   const retention = new Retention(engine, log, { outboxMs: config.NIGHTSHIFT_OUTBOX_RETENTION_HOURS * HOUR_MS, resultsMs: config.NIGHTSHIFT_RESULTS_RETENTION_DAYS * 24 * HOUR_MS, webhookDeliveriesMs: config.NIGHTSHIFT_WEBHOOK_RETENTION_DAYS * 24 * HOUR_MS });
@@ -159,6 +162,7 @@ export async function startCoordinator(config: Config, log: Logger): Promise<Run
       if (bus) await bus.nc.close();
       else void busReady.then((b) => b.nc.close()).catch(() => {});
       await stopHearing();
+      await stopWaking();
       await engine.close();
     },
   };

@@ -2,6 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import Database from 'better-sqlite3';
+import { expandSweep, parseSpec } from '@nightshift/sweep';
 import { FakeStream, done, setup, until } from './node-hub-test-helpers.js';
 
 test('a registering node is told after the commit: registered, then leases up to its prefetch capacity', async () => {
@@ -186,5 +187,25 @@ test('a message that fails for its own reasons is rolled back alone; the rest of
   await hub.settled();
   assert.equal(hub.health.check(), 'ok');
   assert.notEqual(store.getJob(a!.id)!.state, 'leased');
+  hub.stop();
+});
+
+test("a wake (another replica queued work) fills this replica's nodes; wakes during a fill make one more fill, not one each", async () => {
+  const { store, hub, connect } = setup();
+  const node = connect('n1', { slots: 4 }); // room for 8; the setup's sweep has 4
+  await hub.settled();
+  const assigned = () => node.cases().filter((c) => c === 'assign').length;
+  assert.equal(assigned(), 4);
+  // Written as another replica would: nothing here hears of it.
+  const spec = parseSpec({ prompts: ['elsewhere'], seeds: { count: 10 } });
+  store.createSweep({ name: 'other', spec, priority: 0, backend: 'procedural', model: 'procedural-v1' }, expandSweep(spec, 100).map((j) => ({ ...j, minVramMb: 0 })), 'sw-other');
+  await hub.settled();
+  assert.equal(assigned(), 4, 'no fill without a wake or a tick');
+  hub.wake();
+  hub.wake();
+  hub.wake();
+  await hub.settled();
+  await until(() => assigned() === 8);
+  assert.equal(store.leasedTo('n1').length, 8, 'filled to its capacity, not past it');
   hub.stop();
 });

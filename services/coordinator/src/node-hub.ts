@@ -71,6 +71,8 @@ export class NodeHub {
   readonly health: LoopHealth;
   private readonly stopping = new AbortController();
   private ticking: Promise<void> | undefined;
+  private waking = false;
+  private wakeAgain = false;
   /** Messages and verified results not yet through their node's line (settled() waits for them). */
   private pending = 0;
   private readonly drained = new Set<() => void>();
@@ -212,6 +214,26 @@ export class NodeHub {
   dispatch(only?: string): void {
     if (only === undefined) void this.fillAll();
     else void this.fill(only, { now: Date.now() });
+  }
+
+  /**
+   * Another replica queued work (a new sweep, jobs back in the queue): fill
+   * this replica's nodes. Wakes that come while a fill of every node runs
+   * make one more after it, however many they are.
+   */
+  wake(): void {
+    if (this.waking) {
+      this.wakeAgain = true;
+      return;
+    }
+    this.waking = true;
+    void (async () => {
+      do {
+        this.wakeAgain = false;
+        await this.fillAll();
+      } while (this.wakeAgain && !this.stopping.signal.aborted);
+      this.waking = false;
+    })();
   }
 
   private async fillAll(): Promise<void> {
