@@ -6,7 +6,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { waitFor, waitForNodes } from '@nightshift/devfarm';
-import { assertExactlyOnce, faultFarm, killNodeMidSweep, renderedEventCount, renders, results, submit, sweep, SWEEP_200, waitFinished, waitProgress } from './helpers.js';
+import { assertExactlyOnce, faultFarm, killCoordinatorMidSweep, killNodeMidSweep, renderedEventCount, renders, results, submit, sweep, SWEEP_200, waitFinished, waitProgress } from './helpers.js';
 
 describe('fault injection: a 200-job sweep over three gpu-nodes', { timeout: 600_000 }, () => {
   test('kill -9 one gpu-node mid-job', async () => {
@@ -37,13 +37,8 @@ describe('fault injection: a 200-job sweep over three gpu-nodes', { timeout: 600
   test('kill -9 the coordinator mid-sweep and start it again', async () => {
     const f = await faultFarm();
     try {
-      const id = await submit(f.farm, SWEEP_200);
-      await waitProgress(f.farm, id, 50);
-      await f.farm.coordinator.kill9();
-      await new Promise((r) => setTimeout(r, 1_500));
-      await f.farm.startCoordinator();
-      await waitForNodes(f.farm.apiUrl, 3);
-      await assertExactlyOnce(f.farm, id, 200);
+      // Shared with the PostgreSQL run in replicas.test.ts.
+      await killCoordinatorMidSweep(f.farm);
     } finally {
       await f.stop();
     }

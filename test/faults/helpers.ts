@@ -204,3 +204,18 @@ export async function killNodeMidSweep(farm: Farm): Promise<void> {
   assert.ok(byNode.filter((n) => n === 'gpu-node-1').length < 200 - 40);
   assert.ok(twice.length <= 2, `at most the killed node's in-flight jobs render again (got ${twice.length})`);
 }
+
+/**
+ * The suite's coordinator scenario, shared by both engines: kill -9 the
+ * (only) coordinator once 50 images are done, start it again on the same
+ * store; nothing is lost or rendered twice.
+ */
+export async function killCoordinatorMidSweep(farm: Farm): Promise<void> {
+  const id = await submit(farm, SWEEP_200);
+  await waitProgress(farm, id, 50);
+  await farm.coordinator.kill9();
+  await new Promise((r) => setTimeout(r, 1_500));
+  await farm.startCoordinator();
+  await waitForNodes(farm.apiUrl, 3);
+  await assertExactlyOnce(farm, id, 200);
+}

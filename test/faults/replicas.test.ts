@@ -10,7 +10,7 @@
 import { describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { postgresMissing, waitFor, type Farm } from '@nightshift/devfarm';
-import { assertExactlyOnce, faultFarm, killNodeMidSweep, logLines, logSize, renderedEventCount, submit, SWEEP_200, viaReplica, waitProgress, type LogLine } from './helpers.js';
+import { assertExactlyOnce, faultFarm, killCoordinatorMidSweep, killNodeMidSweep, logLines, logSize, renderedEventCount, submit, SWEEP_200, viaReplica, waitProgress, type LogLine } from './helpers.js';
 
 const NODES = ['gpu-node-0', 'gpu-node-1', 'gpu-node-2'];
 const REGISTERED = 'registered with coordinator';
@@ -103,6 +103,15 @@ describe('PostgreSQL: the fault suite\'s key scenarios', { skip: postgresMissing
     try {
       assert.ok(f.farm.database, 'the farm runs on PostgreSQL');
       await killNodeMidSweep(f.farm);
+    } finally {
+      await f.stop();
+    }
+  });
+
+  test('one replica: kill -9 the coordinator mid-sweep and start it again (the SQLite suite\'s scenario)', async () => {
+    const f = await faultFarm({ postgres: true });
+    try {
+      await killCoordinatorMidSweep(f.farm);
     } finally {
       await f.stop();
     }
