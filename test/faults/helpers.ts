@@ -28,11 +28,15 @@ export const FAST_FAILOVER = {
 
 export async function faultFarm(opts: Partial<FarmOptions> & { renderDelayMs?: number } = {}) {
   const tmp = tempDir('nightshift-faults-');
+  // A farm that fails to start has stopped its processes; its folder goes too.
   const farm = await startFarm({
     dir: tmp.dir,
     nodes: opts.nodes ?? 3,
     ...opts,
     env: { ...FAST_FAILOVER, NIGHTSHIFT_FAULTS: `render-delay-ms=${opts.renderDelayMs ?? 60}`, ...opts.env },
+  }).catch((err: unknown) => {
+    tmp.cleanup();
+    throw err;
   });
   if ((opts.nodes ?? 3) > 0) await waitForNodes(farm.apiUrl, opts.nodes ?? 3);
   return { farm, tmp, async stop() { await farm.stop(); tmp.cleanup(); } };
