@@ -67,6 +67,8 @@ export async function startCoordinator(config: Config, log: Logger): Promise<Run
     onRetry: (err, n) => n === 1 && log.warn({ err: String(err) }, 'S3 not reachable yet, retrying'),
   }).catch(() => {});
   let bus: Bus | undefined;
+  // Made before NATS may connect: the connect callback pokes it (on PostgreSQL opening the store awaits, so NATS can win the race).
+  const outbox = new OutboxPublisher(engine, () => bus?.js, log);
   // The NATS login and stream limits from this coordinator's own config (not re-read from the environment per retry).
   const limits = streamLimits(config);
   const busReady = connectBus(config.NIGHTSHIFT_NATS_URL, 'coordinator', stopConnecting.signal, natsAuth(config)).then(async (b) => {
@@ -91,7 +93,6 @@ export async function startCoordinator(config: Config, log: Logger): Promise<Run
       });
   const tokens = new NodeTokens({ token: config.NIGHTSHIFT_NODE_TOKEN, tokens: config.NIGHTSHIFT_NODE_TOKENS, file: config.NIGHTSHIFT_NODE_TOKENS_FILE }, log);
   const metrics = createCoordinatorMetrics(engine, () => hub.connectedNodeIds().length, config.NIGHTSHIFT_ENERGY_PRICE);
-  const outbox = new OutboxPublisher(engine, () => bus?.js, log);
   // Placement asks the hub which nodes are online; the hub asks placement about failures.
   // Several replicas: the farm's online nodes are every replica's (farm-online.ts); one process: its own sessions.
   const placement: Placement = new Placement(engine, sqlite ? () => hub.onlineCaps() : farmOnline(engine.nodes, () => hub.onlineCaps()));
