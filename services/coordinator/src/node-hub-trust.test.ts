@@ -97,6 +97,7 @@ test('a late report from the node whose lease moved on is still accepted (first 
   storage.upload(a!);
   back.say(done(a!));
   await until(() => store.getJob(a!.id)!.state === 'done');
+  await hub.settled(); // the other holder is told once the result is committed
   assert.equal(store.getJob(a!.id)!.node_id, 'n1');
   assert.ok(cancels(other).some((c) => c.jobId === a!.id && /finished this job first/.test(c.reason)));
   hub.stop();

@@ -326,7 +326,8 @@ export class NodeHub {
       // Progress is cosmetic and frequent: relayed beside the line, never behind a slow write.
       if (req.msg.case === 'progress' && session && this.sessions.get(session.nodeId) === session) {
         const nodeId = session.nodeId;
-        relayProgress({ ...this.deps, engine: this.engine }, nodeId, req.msg.value).catch((err: unknown) => this.log.debug({ node: nodeId, err: String(err) }, 'progress not relayed'));
+        const value = req.msg.value;
+        void this.pend(() => relayProgress({ ...this.deps, engine: this.engine }, nodeId, value).catch((err: unknown) => this.log.debug({ node: nodeId, err: String(err) }, 'progress not relayed')));
         return;
       }
       const before = previous;
