@@ -12,6 +12,7 @@ import { connectBus, ensureStream, grpcServerCredentials, natsAuth, natsCheck, s
 import { PreviewStore } from './previews.js';
 import { openStore } from './open-engine.js';
 import { farmOnline } from './farm-online.js';
+import { LAST_SEEN_PRECISION_MS } from './store/nodes.js';
 import { Live } from './live.js';
 import { NodeHub } from './node-hub.js';
 import { Placement } from './placement.js';
@@ -95,7 +96,7 @@ export async function startCoordinator(config: Config, log: Logger): Promise<Run
   const metrics = createCoordinatorMetrics(engine, () => hub.connectedNodeIds().length, config.NIGHTSHIFT_ENERGY_PRICE);
   // Placement asks the hub which nodes are online; the hub asks placement about failures.
   // Several replicas: the farm's online nodes are every replica's (farm-online.ts); one process: its own sessions.
-  const placement: Placement = new Placement(engine, sqlite ? () => hub.onlineCaps() : farmOnline(engine.nodes, () => hub.onlineCaps()));
+  const placement: Placement = new Placement(engine, sqlite ? () => hub.onlineCaps() : farmOnline(engine.nodes, () => hub.onlineCaps(), config.NIGHTSHIFT_NODE_TIMEOUT_MS + LAST_SEEN_PRECISION_MS));
   // What nodes hold of registry models: the hub records it (and writes it where every pick reads it), the dashboard shows it.
   const nodeModels = new NodeModels(() => hub.connectedNodeIds());
   const hub: NodeHub = new NodeHub(

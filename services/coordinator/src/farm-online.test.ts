@@ -13,7 +13,7 @@ test("farm-wide online nodes: this replica's sessions first (with model caches),
   await engine.nodes.upsertNode('gone', 'gone', { backends: ['onnx'], vramMb: 24_576 });
   await engine.nodes.setNodeStatus('gone', 'offline');
   const local: OnlineNode[] = [{ nodeId: 'here', caps: { backends: ['procedural'], models: [], vramMb: 8_192 }, models: { cached: [], loaded: '', downloads: [], bytesPerS: 0 } }];
-  const online = farmOnline(engine.nodes, () => local, () => clock.t);
+  const online = farmOnline(engine.nodes, () => local, 60_000, () => clock.t);
   assert.deepEqual(await online(), [local[0], { nodeId: 'there', caps: { backends: ['onnx'], models: ['m'], vramMb: 24_576 } }]);
   await engine.nodes.setNodeStatus('there', 'offline');
   assert.equal((await online()).length, 2, 'kept for a moment');

@@ -17,13 +17,18 @@ interface RegisteredCaps {
   vramMb?: number;
 }
 
-export function farmOnline(nodes: Pick<NodeEngine, 'listNodes'>, local: () => OnlineNode[], now: () => number = Date.now): () => Promise<OnlineNode[]> {
+/**
+ * `staleMs`: a row not touched for this long is not counted (its replica died
+ * with it and nobody marked it offline; last_seen is rewritten every 10 s
+ * while a node heartbeats, so give it the node timeout plus that).
+ */
+export function farmOnline(nodes: Pick<NodeEngine, 'listNodes'>, local: () => OnlineNode[], staleMs: number, now: () => number = Date.now): () => Promise<OnlineNode[]> {
   let cached: { at: number; rows: Promise<OnlineNode[]> } | undefined;
   const remote = (): Promise<OnlineNode[]> => {
     if (cached && now() - cached.at <= KEEP_MS) return cached.rows;
     const rows = nodes.listNodes().then((all) =>
       all
-        .filter((n) => n.status === 'online')
+        .filter((n) => n.status === 'online' && now() - n.last_seen <= staleMs)
         .map((n) => {
           const caps = JSON.parse(n.capabilities_json) as RegisteredCaps;
           return { nodeId: n.id, caps: { backends: caps.backends ?? [], models: caps.models ?? [], vramMb: Number(caps.vramMb ?? 0) } };

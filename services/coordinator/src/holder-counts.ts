@@ -38,6 +38,11 @@ export class HolderCounts {
     this.cached = undefined;
   }
 
+  /** Forgets what was written for a node (it may have served another replica since, which wrote its own). */
+  forget(nodeId: string): void {
+    this.written.delete(nodeId);
+  }
+
   /** What a node holds now (cached and loaded hashes); written when it changed. */
   async setHeld(nodeId: string, hashes: readonly string[]): Promise<void> {
     const key = [...new Set(hashes)].sort().join(',');

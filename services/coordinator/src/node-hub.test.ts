@@ -209,3 +209,45 @@ test("a wake (another replica queued work) fills this replica's nodes; wakes dur
   assert.equal(store.leasedTo('n1').length, 8, 'filled to its capacity, not past it');
   hub.stop();
 });
+
+test('a stream that ends while its register waits in the line leaves no session behind: nothing is leased to it', async () => {
+  const { store, hub, connect } = setup();
+  const node = connect('n1');
+  node.emit('cancelled'); // gone before its register ran
+  await hub.settled();
+  assert.deepEqual(hub.connectedNodeIds(), []);
+  assert.equal(store.leasedTo('n1').length, 0);
+  assert.equal(store.listNodes().find((n) => n.id === 'n1')?.status, 'offline');
+  hub.stop();
+});
+
+test('a node heard from while its line waits on a slow store call is not marked down when the call returns', async () => {
+  let release!: () => void;
+  const slow = new Promise<void>((r) => (release = r));
+  const { store, hub, connect } = setup({ nodeTimeoutMs: 30 }, (real) => ({
+    relaxExclusions: () => real.relaxExclusions(),
+    worthCopying: (id, now) => real.worthCopying(id, now),
+    // The failure report's store call hangs (a database failing over) until released.
+    recordFailure: async (...args) => {
+      await slow;
+      return real.recordFailure(...args);
+    },
+  }));
+  const node = connect('n1');
+  await hub.settled();
+  const [a] = store.leasedTo('n1');
+  node.say({ case: 'failed', value: { jobId: a!.id, error: 'boom', outOfMemory: false, logTail: '' } });
+  // The node keeps heartbeating while its line waits; a tick past the timeout queues a mark-down behind the call.
+  for (let i = 0; i < 4; i++) {
+    await new Promise((r) => setTimeout(r, 15));
+    node.say({ case: 'heartbeat', value: { runningJobIds: [] } });
+  }
+  const tick = hub.tick();
+  release();
+  await tick;
+  await hub.settled();
+  assert.deepEqual(hub.connectedNodeIds(), ['n1'], 'still connected');
+  assert.equal(node.ended, false);
+  assert.ok(store.leasedTo('n1').length > 0, 'its work stays with it');
+  hub.stop();
+});

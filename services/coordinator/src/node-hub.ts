@@ -312,17 +312,25 @@ export class NodeHub {
       this.models.connectedChanged();
       this.holderCounts.invalidate();
       s.call.emit('error', { code: grpc.status.UNAUTHENTICATED, details: 'node token revoked' });
-      await this.lines.run(s.nodeId, () => this.engine.markNodeOfflineIfOurs(s.nodeId));
+      // Its work moves as a disconnected node's does (not at all if it comes back with another token in time).
+      this.disconnectedAt.set(s.nodeId, s.lastSeen);
+      await this.lines.run(s.nodeId, () => this.engine.markNodeOfflineIfOurs(s.nodeId)).catch((err: unknown) => this.log.warn({ node: s.nodeId, err: String(err) }, 'node not marked offline'));
     }
   }
 
   /** grpc-js handler for NodeService.Connect. */
   handle = (call: NodeStream): void => {
+    // A stopping coordinator takes no new node: it would lease it work it will not see finished.
+    if (this.stopping.signal.aborted) return void call.emit('error', { code: grpc.status.UNAVAILABLE, details: 'coordinator stopping' });
     if (!this.enrolment.admit(call)) return;
     let session: Session | undefined;
+    /** The stream ended (a register still in its line then must not leave a session behind). */
+    let ended = false;
     // The stream's messages in order: each waits for the one before, then runs in its node's line.
     let previous: Promise<void> = Promise.resolve();
     call.on('data', (req: ConnectRequest) => {
+      // Heard from now, whatever the line is waiting on: a slow database must not make a live node look silent.
+      if (session) session.lastSeen = Date.now();
       // Progress is cosmetic and frequent: relayed beside the line, never behind a slow write.
       if (req.msg.case === 'progress' && session && this.sessions.get(session.nodeId) === session) {
         const nodeId = session.nodeId;
@@ -331,9 +339,14 @@ export class NodeHub {
         return;
       }
       const before = previous;
-      previous = this.pend(() => before.then(() => this.receive(call, () => session, (s) => (session = s), req)));
+      const set = (s: Session | undefined) => {
+        session = s;
+        if (ended) close(); // it closed while its register ran
+      };
+      previous = this.pend(() => before.then(() => this.receive(call, () => session, set, req)));
     });
     const close = () => {
+      ended = true;
       if (!session || this.sessions.get(session.nodeId) !== session) return;
       const gone = session;
       this.sessions.delete(gone.nodeId);
@@ -383,6 +396,7 @@ export class NodeHub {
   /** A node that stopped heartbeating: its work goes back to the queue now. */
   private async nodeDown(s: Session, why: string): Promise<void> {
     if (this.sessions.get(s.nodeId) !== s) return; // it left or came back on another stream meanwhile
+    if (Date.now() - s.lastSeen <= this.opts.nodeTimeoutMs) return; // heard from while this waited in its line
     this.sessions.delete(s.nodeId);
     this.models.connectedChanged();
     this.holderCounts.invalidate();
@@ -403,7 +417,14 @@ export class NodeHub {
   /** Requeues what a node held and tells the world it is down. */
   private async markDown(nodeId: string, why: string): Promise<void> {
     this.disconnectedAt.delete(nodeId);
-    const released = await this.engine.markNodeDownIfOurs(nodeId, why);
+    let released: JobRow[] | undefined;
+    try {
+      released = await this.engine.markNodeDownIfOurs(nodeId, why);
+    } catch (err) {
+      // Tried again at the next tick (long overdue), unless it registers first.
+      if (!this.sessions.has(nodeId)) this.disconnectedAt.set(nodeId, 0);
+      throw err;
+    }
     if (!released) return this.log.info({ node: nodeId, why }, 'node serves another coordinator replica now: its work stays with it');
     this.log.warn({ node: nodeId, why, requeued: released.length }, 'node marked down, jobs requeued');
     this.opts.observer?.nodeDown?.(released.length);
@@ -503,6 +524,25 @@ export class NodeHub {
     this.sessions.set(nodeId, s);
     this.models.connectedChanged();
     this.disconnectedAt.delete(nodeId);
+    try {
+      return await this.registered(s, reg);
+    } catch (err) {
+      // Half registered is not registered: the node is told, and reconnects for a clean try.
+      if (this.sessions.get(nodeId) === s) {
+        this.sessions.delete(nodeId);
+        this.models.connectedChanged();
+        this.disconnectedAt.set(nodeId, s.lastSeen);
+        s.call.emit('error', { code: grpc.status.UNAVAILABLE, details: 'registration failed; reconnect' });
+      }
+      throw err;
+    }
+  }
+
+  /** A registering session's store writes, its results and reconcile, then its first fill. */
+  private async registered(s: Session, reg: RequestOf<'register'>): Promise<Session> {
+    const nodeId = s.nodeId;
+    const caps = reg.capabilities ?? ({} as Capabilities);
+    this.holderCounts.forget(nodeId); // it may have served another replica since: its holdings are written again
     await this.engine.nodes.upsertNode(nodeId, s.name, { gpuName: caps.gpuName, vramMb: Number(caps.vramMb), backends: s.caps.backends, models: s.caps.models, slots: s.slots, ...(caps.executionProvider ? { executionProvider: caps.executionProvider } : {}) });
     await this.updateModels(nodeId, reg.models);
     this.send(s, { case: 'registered', value: { nodeId, heartbeatIntervalMs: this.opts.heartbeatMs, leaseMs: this.opts.leaseMs } });
@@ -539,5 +579,11 @@ export class NodeHub {
 function transient(err: unknown): boolean {
   if (isTransientDbError(err)) return true;
   const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === 'string' && (/^(08|53|57P)/.test(code) || /^E(CONNREFUSED|CONNRESET|PIPE|TIMEDOUT)$/.test(code));
+  if (typeof code === 'string') {
+    // Connection failures (08…), too many connections (53300), shutdown or crash (57P01-03), deadlock and serialization (40P01, 40001).
+    if (/^(08|53300$|57P0[123]$|40P01$|40001$)/.test(code)) return true;
+    if (/^E(CONNREFUSED|CONNRESET|CONNABORTED|PIPE|TIMEDOUT|HOSTUNREACH|NETUNREACH|AI_AGAIN)$|^ENOTFOUND$/.test(code)) return true;
+  }
+  // node-postgres's own, without a SQLSTATE: the session ended under the query (its COMMIT's fate unknown) or it timed out.
+  return err instanceof Error && /Connection terminated|terminating connection|Query read timeout|timeout exceeded when trying to connect/i.test(err.message);
 }

@@ -80,7 +80,7 @@ export class ResultReports {
     this.forget(nodeId, v.jobId);
     if (outcome.refused) this.refuse(nodeId, v.jobId, outcome.refused);
     // What the render cost (store/costs.ts); an audited report counts too: its node drew the power. Recorded once per job and node, so a retry is safe.
-    else await this.recordCost(nodeId, v);
+    else await this.recordCost(nodeId, v).catch((err: unknown) => this.deps.log.warn({ node: nodeId, job: v.jobId, err: String(err) }, 'render cost not recorded'));
     for (const other of outcome.cancelOn) this.deps.cancel(other, v.jobId, 'another node finished this job first');
     if (!outcome.accepted) return false;
     this.deps.completed?.(v.renderMs, v.skipped);

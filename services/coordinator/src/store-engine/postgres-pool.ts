@@ -22,8 +22,12 @@ export interface PoolOptions {
   max?: number;
 }
 
+/** The longest one statement may run (a 100,000-job insert batch takes well under a second). */
+const STATEMENT_TIMEOUT_MS = 60_000;
+
 export function createPool(opts: PoolOptions): pg.Pool {
-  const pool = new pg.Pool({ connectionString: opts.url, application_name: opts.applicationName, max: opts.max ?? 10, types: numberTypes });
+  // A query never hangs a replica for good (a database failing over, a half-open connection): it fails and is retried by its caller.
+  const pool = new pg.Pool({ connectionString: opts.url, application_name: opts.applicationName, max: opts.max ?? 10, types: numberTypes, keepAlive: true, statement_timeout: STATEMENT_TIMEOUT_MS, query_timeout: STATEMENT_TIMEOUT_MS + 5_000, connectionTimeoutMillis: 10_000 });
   // An idle client whose session ended (server restart, terminated backend) is dropped by the pool; the next query reconnects.
   pool.on('error', () => {});
   return pool;
