@@ -6,6 +6,7 @@
  * goes to the OS as it is.
  */
 import { spawn } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import { pidExists, sleep } from '@nightshift/common';
 import { RenderFailure } from './backend.js';
 import type { ChildGroups } from './child-groups.js';
@@ -41,6 +42,36 @@ export interface GroupExit {
 }
 
 /**
+ * Whether any process of group `pgid` is still running. A killed member is a
+ * zombie until something reaps it (in a container nothing may), and
+ * kill(-pgid, 0) counts zombies: /proc tells them apart. Where /proc cannot
+ * be read, any member counts.
+ */
+function groupHasLiveMembers(pgid: number): boolean {
+  let pids: string[];
+  try {
+    pids = readdirSync('/proc').filter((d) => /^\d+$/.test(d));
+  } catch {
+    return pidExists(-pgid);
+  }
+  for (const d of pids) {
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+    } catch {
+      continue; // gone meanwhile
+    }
+    // After the command name (which may hold spaces and parentheses): state, ppid, pgrp.
+    const [state, , pgrp] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (Number(pgrp) === pgid && state !== 'Z') return true;
+  }
+  return false;
+}
+
+/** How long a SIGKILLed group may take to die before the job goes on without it (it cannot refuse; it can be stuck in the kernel). */
+const KILLED_WAIT_MS = 2_000;
+
+/**
  * Spawns argv and resolves once the group is gone and its output read (or a
  * second after, when a detached grandchild keeps the pipes open). Rejects
  * only when the program cannot be started at all.
@@ -68,7 +99,7 @@ export function runProcessGroup(argv: readonly string[], o: GroupRunOptions): Pr
         // ESRCH: the group is already gone.
       }
     };
-    const groupAlive = () => pidExists(-pid);
+    const groupAlive = () => pidExists(-pid) && groupHasLiveMembers(pid);
     let stopping: Promise<void> | undefined;
     /** SIGTERM the group, wait for it to go (up to the grace period), then SIGKILL whatever is left. */
     const stopGroup = () =>
@@ -76,7 +107,11 @@ export function runProcessGroup(argv: readonly string[], o: GroupRunOptions): Pr
         killGroup('SIGTERM');
         const deadline = Date.now() + o.killGraceMs;
         while (groupAlive() && Date.now() < deadline) await sleep(25);
-        if (groupAlive()) killGroup('SIGKILL');
+        if (!groupAlive()) return;
+        killGroup('SIGKILL');
+        // SIGKILL is delivered, not done: wait until the members are dead, so "stopped" means gone.
+        const killedBy = Date.now() + KILLED_WAIT_MS;
+        while (groupAlive() && Date.now() < killedBy) await sleep(10);
       })());
     const stop = async () => {
       await stopGroup();
