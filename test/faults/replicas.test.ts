@@ -52,8 +52,11 @@ async function killReplicaMidSweep(t: TestContext, storageAway: boolean): Promis
     await waitProgress(f.farm, id, 50);
     const nodeFrom = new Map(NODES.map((n) => [n, logSize(f.farm, `${n}.log`)]));
     if (storageAway) {
-      await f.farm.s3.stop();
-      await waitFor('a node to hold a rendered image it cannot upload', () => NODES.some((n) => logLines(f.farm, `${n}.log`, nodeFrom.get(n)).some((l) => l.msg === 'upload failed, retrying')), 60_000);
+      // Killed, not stopped: a stopping s3rver still served the nodes' open keep-alive connections, so an
+      // upload that failed once could then succeed and the node hold nothing at the kill (CI saw 0,0,0).
+      await f.farm.s3.kill();
+      // Refused proves S3 is gone: that upload can only end when S3 is back (or its job is cancelled).
+      await waitFor('a node to hold a rendered image it cannot upload', () => NODES.some((n) => logLines(f.farm, `${n}.log`, nodeFrom.get(n)).some((l) => l.msg === 'upload failed, retrying' && /ECONNREFUSED/.test(String(l.err)))), 60_000);
     }
     const secondFrom = logSize(f.farm, 'coordinator-1.log');
     await first.kill9();
