@@ -8,6 +8,7 @@
  */
 import type { NodeEngine } from './store-engine/engine.js';
 import type { OnlineNode } from './placement.js';
+import { KeptPromise } from './kept-promise.js';
 
 const KEEP_MS = 1_000;
 
@@ -23,28 +24,21 @@ interface RegisteredCaps {
  * while a node heartbeats, so give it the node timeout plus that).
  */
 export function farmOnline(nodes: Pick<NodeEngine, 'listNodes'>, local: () => OnlineNode[], staleMs: number, now: () => number = Date.now): () => Promise<OnlineNode[]> {
-  let cached: { at: number; rows: Promise<OnlineNode[]> } | undefined;
-  const remote = (): Promise<OnlineNode[]> => {
-    if (cached && now() - cached.at <= KEEP_MS) return cached.rows;
-    const rows = nodes.listNodes().then((all) =>
-      all
+  const remote = new KeptPromise(
+    async () =>
+      (await nodes.listNodes())
         .filter((n) => n.status === 'online' && now() - n.last_seen <= staleMs)
         .map((n) => {
           const caps = JSON.parse(n.capabilities_json) as RegisteredCaps;
           return { nodeId: n.id, caps: { backends: caps.backends ?? [], models: caps.models ?? [], vramMb: Number(caps.vramMb ?? 0) } };
         }),
-    );
-    const entry = { at: now(), rows };
-    cached = entry;
-    rows.catch(() => {
-      if (cached === entry) cached = undefined;
-    });
-    return rows;
-  };
+    KEEP_MS,
+    now,
+  );
   return async () => {
     // This replica's sessions as they are now (with their model caches), then the rest of the farm.
     const mine = local();
     const seen = new Set(mine.map((n) => n.nodeId));
-    return [...mine, ...(await remote()).filter((n) => !seen.has(n.nodeId))];
+    return [...mine, ...(await remote.get()).filter((n) => !seen.has(n.nodeId))];
   };
 }

@@ -6,36 +6,30 @@
  * so what a node just said counts in its very next pick.
  */
 import type { ModelHolderEngine } from './store-engine/engine.js';
+import { KeptPromise } from './kept-promise.js';
 
 /** How long another replica's nodes' holdings may be stale here. */
 const KEEP_MS = 1_000;
 
 export class HolderCounts {
-  private cached: Promise<ReadonlyMap<string, number>> | undefined;
-  private at = 0;
+  private readonly counts: KeptPromise<ReadonlyMap<string, number>>;
   /** Node → the hashes last written for it (written again only when they change: every heartbeat carries them). */
   private readonly written = new Map<string, string>();
 
   constructor(
     private readonly holders: ModelHolderEngine,
-    private readonly now: () => number = Date.now,
-  ) {}
+    now: () => number = Date.now,
+  ) {
+    this.counts = new KeptPromise(() => this.holders.holderCounts(), KEEP_MS, now);
+  }
 
   get(): Promise<ReadonlyMap<string, number>> {
-    if (!this.cached || this.now() - this.at > KEEP_MS) {
-      this.at = this.now();
-      const asked = this.holders.holderCounts();
-      this.cached = asked;
-      asked.catch(() => {
-        if (this.cached === asked) this.cached = undefined;
-      });
-    }
-    return this.cached;
+    return this.counts.get();
   }
 
   /** A node connected or left: counts are asked again. */
   invalidate(): void {
-    this.cached = undefined;
+    this.counts.drop();
   }
 
   /** Forgets what was written for a node (it may have served another replica since, which wrote its own). */

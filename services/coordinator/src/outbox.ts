@@ -23,7 +23,7 @@ import type { JetStreamClient } from '@nats-io/jetstream';
 import type { Logger } from '@nightshift/common';
 import type { Leadership, ListingEngine, StoreEngine } from './store-engine/engine.js';
 import { DutyLoop } from './duty-loop.js';
-import { WakeLoop } from './wake-loop.js';
+import { pokeOnOutboxCommits, WakeLoop } from './wake-loop.js';
 
 export const OUTBOX_DUTY = 'outbox';
 
@@ -62,15 +62,8 @@ export class OutboxPublisher {
   }
 
   start(): void {
-    this.unsubscribe = this.engine
-      .subscribe((wake) => {
-        if (wake.outbox) this.pokeSoon();
-      })
-      .catch((err: unknown) => {
-        // Without wake-ups the idle pass still publishes, a second later.
-        this.log.warn({ err: String(err) }, 'outbox: could not listen for commits');
-        return undefined;
-      });
+    // Without wake-ups the idle pass still publishes, a second later.
+    this.unsubscribe = pokeOnOutboxCommits(this.engine, () => this.pokeSoon(), this.log, 'outbox');
     this.duty.start();
   }
 

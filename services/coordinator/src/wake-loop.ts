@@ -7,6 +7,9 @@
  * never waits for the idle sleep. Each duty is then only its pass; the day
  * replicas share one database, this is where "only the leader runs it" goes.
  */
+import type { Logger } from '@nightshift/common';
+import type { StoreEngine } from './store-engine/engine.js';
+
 export interface WakeLoopOptions {
   /** One pass; resolves to the sleep (ms) before the next one. */
   pass: () => Promise<number>;
@@ -57,4 +60,25 @@ export class WakeLoop {
         this.schedule(this.pokedWhileRunning ? 0 : next);
       });
   }
+}
+
+/**
+ * Calls `poke` after any commit that wrote outbox rows (every replica's, on
+ * PostgreSQL). Resolves to the unsubscriber, or undefined when listening
+ * failed: that is logged, and the caller's idle passes still find the work.
+ */
+export function pokeOnOutboxCommits(
+  engine: Pick<StoreEngine, 'subscribe'>,
+  poke: () => void,
+  log: Pick<Logger, 'warn'>,
+  who: string,
+): Promise<(() => Promise<void>) | undefined> {
+  return engine
+    .subscribe((wake) => {
+      if (wake.outbox) poke();
+    })
+    .catch((err: unknown) => {
+      log.warn({ err: String(err) }, `${who}: could not listen for commits`);
+      return undefined;
+    });
 }

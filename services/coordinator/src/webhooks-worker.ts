@@ -21,7 +21,7 @@ import type { Logger } from '@nightshift/common';
 import type { StoreEngine, WebhookEngine } from './store-engine/engine.js';
 import type { DueDelivery } from './store/webhooks.js';
 import { hostAllowed, webhookRequest } from './webhooks.js';
-import { WakeLoop } from './wake-loop.js';
+import { pokeOnOutboxCommits, WakeLoop } from './wake-loop.js';
 
 export interface WebhookWorkerOptions {
   retryBaseMs: number;
@@ -79,15 +79,8 @@ export class WebhookWorker {
   }
 
   start(): void {
-    this.unsubscribe = this.engine
-      .subscribe((wake) => {
-        if (wake.outbox) this.pokeSoon();
-      })
-      .catch((err: unknown) => {
-        // Without wake-ups the worker still looks when the next delivery is due, and after `idleMs`.
-        this.log.warn({ err: String(err) }, 'webhooks: could not listen for commits');
-        return undefined;
-      });
+    // Without wake-ups the worker still looks when the next delivery is due, and after `idleMs`.
+    this.unsubscribe = pokeOnOutboxCommits(this.engine, () => this.pokeSoon(), this.log, 'webhooks');
     this.loop.start();
   }
 
