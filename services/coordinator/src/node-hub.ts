@@ -335,7 +335,7 @@ export class NodeHub {
       if (req.msg.case === 'progress' && session && this.sessions.get(session.nodeId) === session) {
         const nodeId = session.nodeId;
         const value = req.msg.value;
-        void this.pend(() => relayProgress({ ...this.deps, engine: this.engine }, nodeId, value).catch((err: unknown) => this.log.debug({ node: nodeId, err: String(err) }, 'progress not relayed')));
+        void this.pend(() => relayProgress(this.deps, nodeId, value).catch((err: unknown) => this.log.debug({ node: nodeId, err: String(err) }, 'progress not relayed')));
         return;
       }
       const before = previous;
@@ -443,7 +443,7 @@ export class NodeHub {
         if (m.value.models) await this.updateModels(session.nodeId, m.value.models);
         break;
       case 'progress':
-        await relayProgress({ ...this.deps, engine: this.engine }, session.nodeId, m.value);
+        await relayProgress(this.deps, session.nodeId, m.value);
         break;
       case 'completed':
         await this.results.report(session.nodeId, m.value);

@@ -9,9 +9,8 @@ import { join } from 'node:path';
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { redactDatabaseUrl, type Config, type Logger } from '@nightshift/common';
-import { openDb } from './db.js';
 import { loadShareSecret } from './shares-token.js';
-import { EngineStore, SqliteEngine } from './store-engine/sqlite.js';
+import { SqliteEngine, type EngineStore } from './store-engine/sqlite.js';
 import { PostgresEngine } from './store-engine/postgres.js';
 import type { StoreEngine } from './store-engine/engine.js';
 
@@ -36,7 +35,7 @@ export async function openStore(config: Config, log: Logger): Promise<OpenedStor
     log.info({ database: redactDatabaseUrl(url), replica: engine.applicationName }, 'store: PostgreSQL');
     return { engine, sqlite: undefined, shareSecret: await engine.sharedSecret('share-links') };
   }
-  const store = new EngineStore(openDb(join(config.NIGHTSHIFT_DATA_DIR, 'coordinator.sqlite')), opts);
   // The engine owns the file: closing it closes the database.
-  return { engine: new SqliteEngine(store, true), sqlite: store, shareSecret: loadShareSecret(config.NIGHTSHIFT_DATA_DIR) };
+  const engine = SqliteEngine.open(join(config.NIGHTSHIFT_DATA_DIR, 'coordinator.sqlite'), opts);
+  return { engine, sqlite: engine.store, shareSecret: loadShareSecret(config.NIGHTSHIFT_DATA_DIR) };
 }
