@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import Database from 'better-sqlite3';
 import { expandSweep, parseSpec } from '@nightshift/sweep';
-import { FakeStream, done, setup, until } from './node-hub-test-helpers.js';
+import { FakeStream, cancels, done, setup, until } from './node-hub-test-helpers.js';
 
 test('a registering node is told after the commit: registered, then leases up to its prefetch capacity', async () => {
   const { store, hub, heard, connect } = setup();
@@ -249,5 +249,21 @@ test('a node heard from while its line waits on a slow store call is not marked 
   assert.deepEqual(hub.connectedNodeIds(), ['n1'], 'still connected');
   assert.equal(node.ended, false);
   assert.ok(store.leasedTo('n1').length > 0, 'its work stays with it');
+  hub.stop();
+});
+
+test('jobs ended where this hub did not hear of it (another replica cancelled their sweep) are cancelled on the node at its next heartbeat; its own keep running', async () => {
+  const { store, hub, connect } = setup();
+  const node = connect('n1');
+  await hub.settled();
+  const [a, b] = store.leasedTo('n1');
+  node.say({ case: 'heartbeat', value: { runningJobIds: [a!.id, b!.id] } });
+  await hub.settled();
+  assert.equal(cancels(node).length, 0, 'a node running only its own jobs is told nothing');
+  // Straight into the store, as another replica's cancel arrives: this hub's cancelJobs is never called.
+  store.cancelSweep('sw');
+  node.say({ case: 'heartbeat', value: { runningJobIds: [a!.id, b!.id] } });
+  await hub.settled();
+  assert.deepEqual(cancels(node).map((c) => c.jobId).sort(), [a!.id, b!.id].sort());
   hub.stop();
 });

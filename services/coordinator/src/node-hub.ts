@@ -438,8 +438,8 @@ export class NodeHub {
     session.lastSeen = Date.now();
     switch (m.case) {
       case 'heartbeat':
-        await this.engine.nodes.touchNode(session.nodeId);
-        await this.engine.renewLeases(session.nodeId, m.value.runningJobIds, this.opts.leaseMs);
+        // What it runs that is no longer its own (ended through another replica, say) it is told to stop.
+        for (const id of await this.engine.heartbeat(session.nodeId, m.value.runningJobIds, this.opts.leaseMs)) this.send(session, cancel(id, 'no longer this node\'s job'));
         if (m.value.models) await this.updateModels(session.nodeId, m.value.models);
         break;
       case 'progress':

@@ -105,6 +105,39 @@ export function nodeConformance(withFixture: WithFixture): void {
 }
 
 export function nodeOwnershipConformance(withFixture: WithFixture): void {
+  withFixture('a heartbeat: seen at 10 s precision, its leases and copies renewed, and what it runs that is no longer its own named, ended through another connection', async ({ engine, another }, clock) => {
+    const other = await another();
+    for (const n of ['n1', 'n2']) await engine.nodes.upsertNode(n, `gpu-${n}`, CAPS);
+    await engine.createSweep({ name: 's', spec: {}, priority: 0, backend: 'procedural', model: 'm1' }, newJobs('hb', 5), 'sw-hb');
+    const own = (await engine.leaseNext('n1', PROC, LEASE))!;
+    const copied = (await engine.leaseNext('n2', PROC, LEASE))!;
+    assert.ok(await engine.leaseCopy(copied.id, 'n1', LEASE));
+    const elsewhere = (await engine.leaseNext('n2', PROC, LEASE))!;
+    const finished = (await engine.leaseNext('n2', PROC, LEASE))!;
+    const back = (await engine.leaseNext('n1', PROC, LEASE))!;
+    assert.equal((await other.completeJob(finished.id, 'n2', report(finished))).accepted, true);
+    await other.requeue([back.id], 'asked');
+    await engine.createSweep({ name: 'c', spec: {}, priority: 0, backend: 'procedural', model: 'm1' }, newJobs('hc', 1), 'sw-hc');
+    const cancelled = (await engine.leaseNext('n1', PROC, LEASE))!;
+    assert.equal(cancelled.sweep_id, 'sw-hc');
+    await other.cancelSweep('sw-hc');
+
+    clock.t += 10_000;
+    const running = [own.id, copied.id, elsewhere.id, finished.id, back.id, cancelled.id, 'sw-hb-999999'];
+    assert.deepEqual(await engine.heartbeat('n1', running, LEASE), [elsewhere.id, finished.id, cancelled.id, 'sw-hb-999999'], "leased to n2, done by n2, cancelled, unknown: not n1's; back in the queue: still its to finish");
+    const after = async (id: string) => (await engine.getJob(id))!;
+    assert.equal((await after(own.id)).lease_expires_at, clock.t + LEASE, 'its lease renewed');
+    assert.equal((await after(copied.id)).copy_lease_expires_at, clock.t + LEASE, 'its copy renewed');
+    assert.equal((await after(copied.id)).lease_expires_at, copied.lease_expires_at, "the copy's main holder's lease untouched");
+    assert.equal((await after(elsewhere.id)).lease_expires_at, elsewhere.lease_expires_at, "another node's lease untouched");
+    assert.equal((await after(back.id)).state, 'queued', 'not taken back by a heartbeat');
+    assert.equal((await engine.nodes.listNodes()).find((n) => n.id === 'n1')!.last_seen, clock.t, 'seen');
+    clock.t += 1_000;
+    assert.deepEqual(await other.heartbeat('n1', [], LEASE), [], 'nothing running, nothing named');
+    assert.equal((await engine.nodes.listNodes()).find((n) => n.id === 'n1')!.last_seen, clock.t - 1_000, 'seen under 10 s ago: not written');
+    assert.deepEqual(await other.heartbeat('n2', [copied.id, elsewhere.id], LEASE), [], "n2's own, asked through another connection");
+  });
+
   withFixture('a replica marks down or offline only a node it serves: not one that registered through another live replica since', async ({ engine, another, kill }) => {
     const other = await another();
     await engine.createSweep({ name: 's', spec: {}, priority: 0, backend: 'procedural', model: 'm1' }, newJobs('mv', 2), 'sw-mv');

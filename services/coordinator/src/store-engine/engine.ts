@@ -190,6 +190,15 @@ export interface StoreEngine {
   /** Extends the leases of jobs this node says it still holds: its own leases and its straggler copies. */
   renewLeases(nodeId: string, jobIds: string[], leaseMs: number): Promise<void>;
   /**
+   * A node's heartbeat, in one transaction: its last_seen (nodes.touchNode),
+   * the leases of the jobs it runs renewed (renewLeases), and of those jobs the
+   * ones no longer its own, by id: finished, cancelled or failed, gone, or
+   * leased to other nodes (a job back in the queue stays with it). Another
+   * replica may have ended them (a sweep cancelled there, a straggler copy won
+   * there), so the hub tells the node to stop them.
+   */
+  heartbeat(nodeId: string, runningJobIds: string[], leaseMs: number): Promise<string[]>;
+  /**
    * Requeues leased jobs whose lease ran out (returns them as they were) and
    * drops expired straggler copies; a job whose copy is still alive is handed
    * to the copy instead of requeued.

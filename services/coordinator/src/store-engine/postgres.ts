@@ -26,6 +26,7 @@ import type pg from 'pg';
 import { decideFailure, type Failure, type FailingNode, type NodeCaps } from '../placement.js';
 import { DEFAULT_STORE_OPTIONS, type StoreOptions } from '../store/base.js';
 import { ownKeys, refuseReport } from '../store/completion.js';
+import { LAST_SEEN_PRECISION_MS, notTheNodes } from '../store/nodes.js';
 import { newSweepId, type CompleteOutcome, type JobRow, type NewJob, type SweepCounts, type SweepRow } from '../store/rows.js';
 import type { Change, ClaimedEvent, CompletionReport, Leadership, NewSweep, NewUser, PickModels, QueuedRequirement, QueuedWithExclusions, RecentFinish, StoreEngine, UserRow, Wake } from './engine.js';
 import { imageEvent, sweepCreatedEvent } from '../store/events.js';
@@ -178,6 +179,21 @@ export class PostgresEngine implements StoreEngine {
       values: [nodeId, caps.backends, caps.vramMb, caps.models, now, now + leaseMs, ...pickModelValues(caps.models, models)],
     });
     return rows[0];
+  }
+
+  async heartbeat(nodeId: string, runningJobIds: string[], leaseMs: number): Promise<string[]> {
+    const now = this.now();
+    // One round trip: data-modifying WITH parts always run to completion; the SELECT reads the jobs as they were (the renewal changes no state or holder).
+    const { rows } = await this.pool.query<Pick<JobRow, 'id' | 'state' | 'node_id' | 'copy_node_id'>>(
+      `WITH touched AS (UPDATE nodes SET last_seen = $1 WHERE id = $3 AND last_seen <= $5 RETURNING 1),
+            renewed AS (UPDATE jobs SET lease_expires_at = CASE WHEN node_id = $3 THEN $2 ELSE lease_expires_at END,
+                                        copy_lease_expires_at = CASE WHEN copy_node_id = $3 THEN $2 ELSE copy_lease_expires_at END
+                         WHERE id = ANY($4) AND state = 'leased' AND (node_id = $3 OR copy_node_id = $3) RETURNING 1)
+       SELECT r.id, j.state, j.node_id, j.copy_node_id FROM unnest($4::text[]) AS r (id) LEFT JOIN jobs j ON j.id = r.id`,
+      [now, now + leaseMs, nodeId, runningJobIds, now - LAST_SEEN_PRECISION_MS],
+    );
+    const known = new Map(rows.filter((j) => j.state !== null).map((j) => [j.id, j]));
+    return runningJobIds.filter((id) => notTheNodes(known.get(id), nodeId));
   }
 
   async renewLeases(nodeId: string, jobIds: string[], leaseMs: number): Promise<void> {

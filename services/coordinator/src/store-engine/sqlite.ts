@@ -179,6 +179,10 @@ export class SqliteEngine implements StoreEngine {
     });
   }
 
+  async heartbeat(nodeId: string, runningJobIds: string[], leaseMs: number): Promise<string[]> {
+    return this.store.heartbeat(nodeId, runningJobIds, leaseMs);
+  }
+
   async renewLeases(nodeId: string, jobIds: string[], leaseMs: number): Promise<void> {
     this.store.renewLeases(nodeId, jobIds, leaseMs);
   }

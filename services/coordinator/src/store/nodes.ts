@@ -6,6 +6,20 @@ import type { JobRow, NodeRow } from './rows.js';
 /** How old `nodes.last_seen` may grow while its node heartbeats (see touchNode). */
 export const LAST_SEEN_PRECISION_MS = 10_000;
 
+/** The jobs a heartbeat names, by primary key. */
+const HEARTBEAT_JOBS_SQL = `SELECT id, state, node_id, copy_node_id FROM jobs WHERE id IN (SELECT value FROM json_each(?))`;
+
+/**
+ * A job a node runs that is no longer its own: gone, finished, cancelled or
+ * failed, or leased to other nodes. One back in the queue stays with it (its
+ * report still wins if it comes first).
+ */
+export function notTheNodes(job: Pick<JobRow, 'state' | 'node_id' | 'copy_node_id'> | undefined, nodeId: string): boolean {
+  if (!job) return true;
+  if (job.state === 'queued') return false;
+  return job.state !== 'leased' || (job.node_id !== nodeId && job.copy_node_id !== nodeId);
+}
+
 export class NodeStore extends JobStore {
   upsertNode(id: string, name: string, capabilities: unknown): void {
     const now = this.now();
@@ -29,6 +43,22 @@ export class NodeStore extends JobStore {
   touchNode(id: string, precisionMs = LAST_SEEN_PRECISION_MS): boolean {
     const now = this.now();
     return this.q('UPDATE nodes SET last_seen = @now WHERE id = @id AND last_seen <= @stale').run({ now, id, stale: now - precisionMs }).changes === 1;
+  }
+
+  /**
+   * A node's heartbeat in one transaction: touchNode, its leases renewed
+   * (renewLeases), and of the jobs it says it runs those no longer its own
+   * (see StoreEngine.heartbeat), by id.
+   */
+  heartbeat(nodeId: string, runningJobIds: string[], leaseMs: number): string[] {
+    return this.transaction(() => {
+      this.touchNode(nodeId);
+      if (runningJobIds.length === 0) return [];
+      this.renewLeases(nodeId, runningJobIds, leaseMs);
+      const rows = this.q(HEARTBEAT_JOBS_SQL).all(JSON.stringify(runningJobIds)) as Pick<JobRow, 'id' | 'state' | 'node_id' | 'copy_node_id'>[];
+      const known = new Map(rows.map((j) => [j.id, j]));
+      return runningJobIds.filter((id) => notTheNodes(known.get(id), nodeId));
+    });
   }
 
   setNodeStatus(id: string, status: 'online' | 'offline'): void {
