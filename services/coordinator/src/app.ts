@@ -111,6 +111,9 @@ export async function startCoordinator(config: Config, log: Logger): Promise<Run
       observer: metrics.observer,
     },
   );
+  // One process owns the SQLite file: its writes commit once per event-loop turn (StoreBase.batchTurns). A turn whose
+  // commit failed undid what nodes were never told of; they reconnect and reconcile with what is stored.
+  sqlite?.batchTurns((err) => hub.resync(err));
   // Several replicas: work another replica queued reaches this one's nodes at once, not at the next tick.
   // (On SQLite this process made every change and fills its nodes itself.)
   const stopWaking = sqlite ? async () => {} : await engine.subscribe((wake) => wake.jobs && hub.wake());

@@ -67,8 +67,9 @@ test('a reported result counts once its image is found in storage, in a later tr
   await until(() => store.getJob(a!.id)!.state === 'done');
   await hub.settled();
   assert.equal(storage.heads, 2, 'image and thumbnail looked up');
-  assert.equal(heard.length, 2, 'the verified result, then the refill');
-  assert.deepEqual(heard[0]!.events.map((e) => e.type), ['job', 'sweep'], 'the result commits on its own');
+  assert.equal(heard.length, 1, 'the verified result and the refill commit together, at the end of their turn');
+  assert.deepEqual(heard[0]!.events.map((e) => e.type), ['job', 'sweep'], 'the result (its job done) and the refill (a lease changes its sweep)');
+  assert.equal(store.leasedTo('n1').length, 2, 'refilled in the same commit');
   assert.deepEqual(node.cases().slice(3), ['assign'], 'the free slot is filled after the report');
   hub.stop();
 });
@@ -101,6 +102,7 @@ test('a silent node is marked down: its jobs are requeued and its stream ended',
   heard.length = 0;
   await new Promise((r) => setTimeout(r, 5));
   await hub.tick();
+  await hub.settled();
   assert.equal(node.ended, true);
   assert.deepEqual(hub.connectedNodeIds(), []);
   assert.equal(store.leasedTo('n1').length, 0);

@@ -136,11 +136,13 @@ export class NodeHub {
 
   /** Settles once every node line is idle and no tick runs (tests and benchmarks). */
   async settled(): Promise<void> {
-    while (this.pending || this.lines.size || this.ticking) {
+    do {
       await this.ticking;
       await this.lines.idle();
       if (this.pending) await new Promise<void>((resolve) => this.drained.add(resolve));
-    }
+      // What the nodes are told waits for the commit of what it tells of.
+      await this.engine.committed().catch(() => {});
+    } while (this.pending || this.lines.size || this.ticking);
   }
 
   /** Counts `work` as pending (settled() waits for it) from now until it settles. */
@@ -267,8 +269,12 @@ export class NodeHub {
     if (s) this.send(s, cancel(jobId, reason));
   }
 
-  /** What the hub tells a node (what it tells of is committed: every store call commits before it resolves). */
+  /** What the hub tells a node, once what it tells of is committed (engine.afterCommit). */
   private send(s: Session, msg: ResponseInit): void {
+    this.engine.afterCommit(() => this.write(s, msg));
+  }
+
+  private write(s: Session, msg: ResponseInit): void {
     try {
       s.call.write(create(ConnectResponseSchema, { msg }));
     } catch (err) {
@@ -300,6 +306,17 @@ export class NodeHub {
         await new Promise((r) => setTimeout(r, Math.min(5_000, 50 * 2 ** Math.min(failures, 7))).unref());
       }
     }
+  }
+
+  /**
+   * The store lost writes this hub acted on (a SQLite turn that failed to
+   * commit; what it told nodes of them was never sent): every node
+   * reconnects and reconciles with what is stored.
+   */
+  resync(err: unknown): void {
+    this.health.failed('inbox', err);
+    this.log.error({ err: String(err), nodes: this.sessions.size }, 'store lost a turn of writes: every node reconnects and reconciles');
+    for (const s of [...this.sessions.values()]) s.call.emit('error', { code: grpc.status.UNAVAILABLE, details: 'coordinator store failed; reconnect' });
   }
 
   /** Sessions whose token was revoked (removed from the tokens file) are dropped; the node's reconnect is then refused. */

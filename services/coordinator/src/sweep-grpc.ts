@@ -57,7 +57,10 @@ export function sweepHandlers(deps: SweepServiceDeps): HandlersOf<typeof SweepSe
       try {
         const nodes = await deps.engine.nodes.listNodes();
         const registry = await specModel({ storage: deps.storage ?? {}, advertised: advertisedBy({ listNodes: () => nodes }) }, input);
-        return await submitSweep(deps, input, await specWildcards(deps.storage ?? {}, input, mayUseWildcard(deps.engine, caller)), registry, caller);
+        const submitted = await submitSweep(deps, input, await specWildcards(deps.storage ?? {}, input, mayUseWildcard(deps.engine, caller)), registry, caller);
+        // Answered once durable (SQLite commits a turn's writes at its end).
+        await deps.engine.committed();
+        return submitted;
       } catch (err) {
         if (err instanceof SpecError) throw new GrpcError(grpc.status.INVALID_ARGUMENT, err.message);
         if (err instanceof QuotaExceeded) throw new GrpcError(grpc.status.RESOURCE_EXHAUSTED, err.message);
@@ -78,6 +81,7 @@ export function sweepHandlers(deps: SweepServiceDeps): HandlersOf<typeof SweepSe
       const caller = await authorize(deps, call.metadata);
       await viewOf(deps, req.id, caller);
       if (!(await cancelSweep(deps, req.id))) throw new GrpcError(grpc.status.NOT_FOUND, `no such sweep: ${req.id}`);
+      await deps.engine.committed();
       return { sweep: toProto(await viewOf(deps, req.id, caller)) };
     },
     watchSweep(call) {

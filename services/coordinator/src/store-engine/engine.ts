@@ -313,6 +313,17 @@ export interface StoreEngine {
   /** Takes a periodic duty (node timeouts, outbox publishing, pruning) unless another holder has it. */
   lead(duty: string): Promise<Leadership | undefined>;
 
+  /**
+   * Runs `fn` once everything written so far is committed, never when it is
+   * rolled back: at once where every call commits before it resolves
+   * (PostgreSQL; SQLite by default), at the end of the event-loop turn where
+   * SQLite batches turns (`SqliteEngine.batchTurns`). What a node is told goes
+   * through here, so it never hears of a lease a crash could undo.
+   */
+  afterCommit(fn: () => void): void;
+  /** Resolves once everything written so far is committed; rejects when that commit failed (an API answers after it). */
+  committed(): Promise<void>;
+
   /** Resolves when the database answers a trivial query (readiness probes); rejects when it does not or the engine is closed. */
   ping(): Promise<void>;
 

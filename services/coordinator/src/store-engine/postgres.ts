@@ -181,6 +181,13 @@ export class PostgresEngine implements StoreEngine {
     return rows[0];
   }
 
+  /** Every call commits before it resolves: nothing is ever waiting. */
+  afterCommit(fn: () => void): void {
+    fn();
+  }
+
+  async committed(): Promise<void> {}
+
   async heartbeat(nodeId: string, runningJobIds: string[], leaseMs: number): Promise<string[]> {
     const now = this.now();
     // One round trip: data-modifying WITH parts always run to completion; the SELECT reads the jobs as they were (the renewal changes no state or holder).

@@ -382,6 +382,23 @@ export class SqliteEngine implements StoreEngine {
     return leadership;
   }
 
+  /**
+   * Writes join one transaction per event-loop turn from now on (StoreBase.batchTurns):
+   * at 1,000 nodes a turn holds many results and leases, and one commit writes
+   * each page once. `lost` hears of a turn whose commit failed.
+   */
+  batchTurns(lost: (err: unknown) => void): void {
+    this.store.batchTurns(lost);
+  }
+
+  afterCommit(fn: () => void): void {
+    this.store.afterCommit(fn);
+  }
+
+  committed(): Promise<void> {
+    return this.store.committed();
+  }
+
   async ping(): Promise<void> {
     if (this.closed) throw new Error('store engine closed');
     this.store.db.prepare('SELECT 1').get();
@@ -395,6 +412,9 @@ export class SqliteEngine implements StoreEngine {
     this.subscriptions.clear();
     for (const off of this.unsubscribers) off();
     this.unsubscribers.clear();
-    if (this.ownsDb) this.store.db.close();
+    if (this.ownsDb) {
+      this.store.commitTurn();
+      this.store.db.close();
+    }
   }
 }

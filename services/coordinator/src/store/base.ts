@@ -30,6 +30,14 @@ export interface Committed {
 
 type Change = { kind: 'outbox' } | { kind: 'webhooks' } | { kind: 'sweep'; sweepId: string } | { kind: 'event'; event: LiveEvent } | { kind: 'then'; run: () => void };
 
+interface TurnBatching {
+  /** A turn's transaction is open (BEGIN ran; its commit is scheduled). */
+  open: boolean;
+  /** committed() callers of the open turn. */
+  waiting: { resolve: () => void; reject: (err: unknown) => void }[];
+  lost: (err: unknown) => void;
+}
+
 export const DEFAULT_STORE_OPTIONS: StoreOptions = { maxAttempts: 3, blocklistAfter: 3, now: Date.now };
 
 export class StoreBase {
@@ -40,6 +48,8 @@ export class StoreBase {
   private readonly listeners = new Set<(c: Committed) => void>();
   /** Changes written but not yet committed (rolled back with their savepoint). */
   private pending: Change[] = [];
+  /** Set by batchTurns(): writes join one transaction per event-loop turn. */
+  private turns: TurnBatching | undefined;
 
   /** A prepared statement, compiled once (statements.ts). */
   protected q(sql: string): Statement {
@@ -71,6 +81,7 @@ export class StoreBase {
    * hear of its changes only once the outermost transaction commits.
    */
   transaction<T>(work: () => T): T {
+    this.joinTurn();
     const mark = this.pending.length;
     let result: T;
     try {
@@ -94,9 +105,60 @@ export class StoreBase {
 
   /** A single-statement write: committed at once unless a transaction is open. */
   protected write<T>(work: () => T): T {
+    this.joinTurn();
     const result = work();
     this.flushCommitted();
     return result;
+  }
+
+  /**
+   * From now on, writes join one transaction per event-loop turn, committed
+   * once the turn's callbacks have run (setImmediate), so a turn that records
+   * many results writes each page once. Every write still resolves at once:
+   * what must not be seen before it is durable waits for it (`afterCommit`,
+   * `committed()`). `lost` hears a turn whose commit failed; everything it
+   * wrote is rolled back and its afterCommit callbacks never run.
+   */
+  batchTurns(lost: (err: unknown) => void): void {
+    this.turns = { open: false, waiting: [], lost };
+  }
+
+  /** Resolves once everything written so far is committed (at once when nothing is open); rejects when that commit failed. */
+  committed(): Promise<void> {
+    const turns = this.turns;
+    if (!turns?.open) return Promise.resolve();
+    return new Promise((resolve, reject) => turns.waiting.push({ resolve, reject }));
+  }
+
+  /** Commits the open turn now (closing the store does, before the handle goes). */
+  commitTurn(): void {
+    const turns = this.turns;
+    if (!turns?.open) return;
+    turns.open = false;
+    const waiting = turns.waiting.splice(0);
+    try {
+      this.db.exec('COMMIT');
+    } catch (err) {
+      // SQLite may have rolled back itself (disk full, I/O); otherwise it is ours to do.
+      if (this.db.inTransaction) this.db.exec('ROLLBACK');
+      this.pending = [];
+      for (const w of waiting) w.reject(err);
+      turns.lost(err);
+      return;
+    }
+    try {
+      this.flushCommitted();
+    } finally {
+      for (const w of waiting) w.resolve();
+    }
+  }
+
+  private joinTurn(): void {
+    const turns = this.turns;
+    if (!turns || this.db.inTransaction) return;
+    this.db.exec('BEGIN');
+    turns.open = true;
+    setImmediate(() => this.commitTurn());
   }
 
   private flushCommitted(): void {
