@@ -57,14 +57,16 @@ test('a node whose first coordinator address is dead at start joins the second',
 
 test('the coordinator killed mid-sweep: the node follows one started on its other address and re-registers its held jobs', async () => {
   const tmp = tempDir('nightshift-node-failover-');
-  const [first, second] = [await freePort(), await freePort()];
+  const [first, second, nodeMetrics] = [await freePort(), await freePort(), await freePort()];
   const farm = await startFarm({
     dir: tmp.dir,
     nodes: 1,
     ports: { grpc: first },
     env: { ...FAST_FAILOVER, NIGHTSHIFT_FAULTS: 'render-delay-ms=100' },
-    nodeEnv: () => ({ NIGHTSHIFT_COORDINATOR: `127.0.0.1:${first},127.0.0.1:${second}` }),
+    nodeEnv: () => ({ NIGHTSHIFT_COORDINATOR: `127.0.0.1:${first},127.0.0.1:${second}`, NIGHTSHIFT_NODE_METRICS_PORT: String(nodeMetrics) }),
   });
+  /** What the node itself says it holds (its /metrics), not what the coordinator committed: a lease can be stored before its assignment reaches the node. */
+  const heldByNode = async () => Number(/^nightshift_node_jobs_held\S* (\d+)/m.exec(await (await fetch(`http://127.0.0.1:${nodeMetrics}/metrics`)).text())?.[1] ?? 0);
   try {
     await waitForNodes(farm.apiUrl, 1);
     const spec = { prompts: ['a red circle', 'a blue square', 'green stripes'], seeds: { count: 8 }, params: { width: 64, height: 64, steps: 2 } };
@@ -74,7 +76,7 @@ test('the coordinator killed mid-sweep: the node follows one started on its othe
     const nodeFrom = logSize(farm, 'gpu-node-0.log');
     await farm.s3.stop();
     const id = await submit(farm, spec);
-    await waitFor('the node to hold jobs', async () => ((await sweep(farm, id)).counts.running ?? 0) >= 1, 60_000);
+    await waitFor('the node to hold jobs', async () => ((await sweep(farm, id)).counts.running ?? 0) >= 1 && (await heldByNode()) >= 1, 60_000);
     await farm.coordinator.kill9();
     // The replica: the same data folder (the shared database, for now one SQLite file), serving gRPC on the node's other address.
     farm.env.NIGHTSHIFT_GRPC_PORT = String(second);
