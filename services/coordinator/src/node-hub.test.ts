@@ -66,7 +66,7 @@ test('a reported result counts once its image is found in storage, in a later tr
   release();
   await until(() => store.getJob(a!.id)!.state === 'done');
   await hub.settled();
-  assert.equal(storage.heads, 2, 'image and thumbnail looked up');
+  assert.equal(storage.heads, 1, 'the image looked up (uploaded after its thumbnail, it marks the render stored)');
   assert.equal(heard.length, 1, 'the verified result and the refill commit together, at the end of their turn');
   assert.deepEqual(heard[0]!.events.map((e) => e.type), ['job', 'sweep'], 'the result (its job done) and the refill (a lease changes its sweep)');
   assert.equal(store.leasedTo('n1').length, 2, 'refilled in the same commit');
