@@ -30,7 +30,7 @@ import { ResultReports } from './result-reports.js';
 import { sleepOf, type NodeSleep } from './node-sleep.js';
 import { cancel, type NodeStream, type RequestOf, type ResponseInit } from './node-messages.js';
 import { NodeDispatch, type FillPass } from './node-dispatch.js';
-import { relayProgress } from './node-progress.js';
+import { ProgressRelay, relayProgress } from './node-progress.js';
 import { KeyedQueue } from './keyed-queue.js';
 import { HolderCounts } from './holder-counts.js';
 import { isTransientDbError } from './db.js';
@@ -85,6 +85,8 @@ export class NodeHub {
   private readonly holderCounts: HolderCounts;
   /** What each node holds of registry models (Register and Heartbeat). */
   readonly models: NodeModels;
+  /** Progress relayed beside the lines, one at a time per node. */
+  private readonly progress = new ProgressRelay((nodeId, p) => relayProgress(this.deps, nodeId, p).catch((err: unknown) => this.log.debug({ node: nodeId, err: String(err) }, 'progress not relayed')));
 
   constructor(
     private readonly deps: HubDeps,
@@ -350,9 +352,8 @@ export class NodeHub {
       if (session) session.lastSeen = Date.now();
       // Progress is cosmetic and frequent: relayed beside the line, never behind a slow write.
       if (req.msg.case === 'progress' && session && this.sessions.get(session.nodeId) === session) {
-        const nodeId = session.nodeId;
-        const value = req.msg.value;
-        void this.pend(() => relayProgress(this.deps, nodeId, value).catch((err: unknown) => this.log.debug({ node: nodeId, err: String(err) }, 'progress not relayed')));
+        const relaying = this.progress.offer(session.nodeId, req.msg.value);
+        if (relaying) void this.pend(() => relaying);
         return;
       }
       const before = previous;

@@ -29,3 +29,38 @@ export async function relayProgress(deps: ProgressDeps, nodeId: string, p: Reque
     ...(preview ? { preview: preview.toString('base64') } : {}),
   });
 }
+
+/**
+ * One relay at a time per node, the newest waiting: each progress message
+ * costs a read (on PostgreSQL a round trip), and an untrusted node may send
+ * thousands a second. Those that came while one was relayed are dropped but
+ * the last, which is relayed next, so a client still sees the latest step.
+ */
+export class ProgressRelay {
+  private readonly busy = new Map<string, RequestOf<'progress'> | undefined>();
+
+  constructor(private readonly relay: (nodeId: string, p: RequestOf<'progress'>) => Promise<void>) {}
+
+  /** Relays `p` now, or after the relay under way for this node (replacing any other waiting). */
+  offer(nodeId: string, p: RequestOf<'progress'>): Promise<void> | undefined {
+    if (this.busy.has(nodeId)) {
+      this.busy.set(nodeId, p);
+      return undefined;
+    }
+    this.busy.set(nodeId, undefined);
+    return this.drain(nodeId, p);
+  }
+
+  private async drain(nodeId: string, first: RequestOf<'progress'>): Promise<void> {
+    let next: RequestOf<'progress'> | undefined = first;
+    try {
+      while (next) {
+        await this.relay(nodeId, next);
+        next = this.busy.get(nodeId);
+        this.busy.set(nodeId, undefined);
+      }
+    } finally {
+      this.busy.delete(nodeId);
+    }
+  }
+}
