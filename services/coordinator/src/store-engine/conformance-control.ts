@@ -151,4 +151,30 @@ export function controlConformance(withFixture: WithFixture): void {
     assert.equal((await engine.getJob(c.id))!.copy_lease_expires_at, clock.t + 100_000);
     assert.equal((await engine.getJob(jobId('sw-hc', 3)))!.lease_expires_at, clock.t - 10_000 + 500_000, 'a longer lease is kept');
   });
+
+  withFixture("a restart's grace: on PostgreSQL only for leases of nodes no live replica serves; one SQLite process served them all", async ({ engine, another, kill }, clock) => {
+    const live = await another();
+    const gone = await another();
+    await engine.createSweep({ name: 'g', spec: {}, priority: 0, backend: 'procedural', model: 'm1' }, newJobs('gr', 3), 'sw-gr');
+    await live.nodes.upsertNode('n-live', 'live', { backends: ['procedural'], vramMb: 8_192 });
+    await gone.nodes.upsertNode('n-gone', 'gone', { backends: ['procedural'], vramMb: 8_192 });
+    const kept = (await live.leaseNext('n-live', PROC, LEASE))!;
+    const orphaned = (await gone.leaseNext('n-gone', PROC, LEASE))!;
+    const rowless = (await gone.leaseNext('n-unknown', PROC, LEASE))!;
+    await live.leaseCopy(orphaned.id, 'n-live', LEASE);
+    if (engine.kind === 'postgres') await kill(gone); // its replica died: its nodes are nobody's
+    clock.t += 10_000;
+    const extended = await engine.extendAllLeases(100_000);
+    const after = async (id: string) => (await engine.getJob(id))!;
+    assert.equal((await after(orphaned.id)).lease_expires_at, clock.t + 100_000, "a dead replica's node gets the grace");
+    assert.equal((await after(rowless.id)).lease_expires_at, clock.t + 100_000, 'so does a holder with no node row');
+    if (engine.kind === 'postgres') {
+      assert.equal(extended, 2);
+      assert.equal((await after(kept.id)).lease_expires_at, kept.lease_expires_at, 'a node a live replica serves keeps its own lease');
+      assert.equal((await after(orphaned.id)).copy_lease_expires_at, orphaned.lease_expires_at, "and its copy's");
+    } else {
+      assert.equal(extended, 3);
+      assert.equal((await after(kept.id)).lease_expires_at, clock.t + 100_000);
+    }
+  });
 }

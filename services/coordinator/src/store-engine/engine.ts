@@ -286,7 +286,11 @@ export interface StoreEngine {
   failQueuedJob(jobId: string, reason: string): Promise<void>;
   /** Jobs a node holds, leased or as copies (its used prefetch capacity). */
   heldCount(nodeId: string): Promise<number>;
-  /** After a coordinator restart: every lease and copy lease lasts at least `graceMs` more; how many leases. */
+  /**
+   * After a coordinator restart: every lease and copy lease lasts at least
+   * `graceMs` more, so the nodes holding the work can reconnect; how many
+   * leases. On PostgreSQL only those of nodes no live replica serves.
+   */
   extendAllLeases(graceMs: number): Promise<number>;
 
   /** Appends an event to the outbox (state changes append theirs in their own transaction). */

@@ -146,11 +146,21 @@ export class PgControl {
     return rows[0]!.n;
   }
 
+  /**
+   * A replica starting: the grace goes only to leases whose node no live
+   * replica serves (the nodes of a replica that died, this one's before its
+   * restart among them). Nodes connected to the replicas still running keep
+   * their leases as their heartbeats renew them: a restart must not hold
+   * back the requeue of a dead node's work anywhere else in the farm.
+   */
   async extendAllLeases(graceMs: number): Promise<number> {
     const until = this.now() + graceMs;
+    const unserved = (column: string) =>
+      `NOT EXISTS (SELECT 1 FROM nodes n WHERE n.id = jobs.${column} AND n.status = 'online'
+                     AND n.replica IN (SELECT application_name FROM pg_stat_activity WHERE application_name IS NOT NULL))`;
     return inTransaction(this.pool, async (c) => {
-      const { rowCount } = await c.query(`UPDATE jobs SET lease_expires_at = GREATEST(COALESCE(lease_expires_at, 0), $1) WHERE state = 'leased'`, [until]);
-      await c.query(`UPDATE jobs SET copy_lease_expires_at = GREATEST(COALESCE(copy_lease_expires_at, 0), $1) WHERE state = 'leased' AND copy_node_id IS NOT NULL`, [until]);
+      const { rowCount } = await c.query(`UPDATE jobs SET lease_expires_at = GREATEST(COALESCE(lease_expires_at, 0), $1) WHERE state = 'leased' AND ${unserved('node_id')}`, [until]);
+      await c.query(`UPDATE jobs SET copy_lease_expires_at = GREATEST(COALESCE(copy_lease_expires_at, 0), $1) WHERE state = 'leased' AND copy_node_id IS NOT NULL AND ${unserved('copy_node_id')}`, [until]);
       return rowCount ?? 0;
     });
   }
