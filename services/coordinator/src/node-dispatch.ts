@@ -42,15 +42,42 @@ export interface FillPass {
 export class NodeDispatch<T extends DispatchTarget> {
   /** params.batch: a node's prefetch holds whole batches (dispatch-batch.ts). */
   private readonly batches = new NodeBatches();
+  /**
+   * Nodes whose last fill left them at capacity: the periodic fills pass them
+   * by (at 1,000 nodes a count of held jobs each, every second) until they
+   * may have room again: a report of theirs, a heartbeat naming fewer jobs
+   * than their capacity, a cancel, a new session.
+   */
+  private readonly full = new Set<string>();
 
   constructor(private readonly deps: DispatchDeps<T>) {}
+
+  /** Whether the periodic fill may pass this node by. */
+  isFull(nodeId: string): boolean {
+    return this.full.has(nodeId);
+  }
+
+  /** The node may have room: its next fill counts again. */
+  mayHaveRoom(nodeId: string): void {
+    this.full.delete(nodeId);
+  }
+
+  /** A heartbeat: a node running fewer jobs than its capacity has room (a job ended without the hub hearing, say through another replica). */
+  heard(s: T, running: number): void {
+    if (running < this.capacity(s)) this.full.delete(s.nodeId);
+  }
+
+  private capacity(s: T): number {
+    return s.slots * this.deps.opts.prefetchPerSlot * this.batches.of(s.nodeId);
+  }
 
   /** Fills one node that takes work; returns how many jobs it was given. Never run two fills of one node at once. */
   async fill(s: T, pass: FillPass): Promise<number> {
     const { engine, opts } = this.deps;
+    this.full.delete(s.nodeId);
     if (s.sleep) return 0;
     const held = await engine.heldCount(s.nodeId);
-    const capacity = () => s.slots * opts.prefetchPerSlot * this.batches.of(s.nodeId);
+    const capacity = () => this.capacity(s);
     let leased = 0;
     if (held < capacity()) {
       const models = await this.deps.models(s.nodeId);
@@ -63,6 +90,7 @@ export class NodeDispatch<T extends DispatchTarget> {
         leased++;
       }
     }
+    if (held + leased >= capacity()) this.full.add(s.nodeId);
     if (held === 0 && leased === 0 && (await (pass.copiable ??= engine.anyStraggler(pass.now - opts.stragglerMinMs)))) return this.straggler(s, pass.now);
     return leased;
   }

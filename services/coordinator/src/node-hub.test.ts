@@ -269,3 +269,30 @@ test('jobs ended where this hub did not hear of it (another replica cancelled th
   assert.deepEqual(cancels(node).map((c) => c.jobId).sort(), [a!.id, b!.id].sort());
   hub.stop();
 });
+
+test('the periodic fill passes a node at capacity by (no count of what it holds) until a heartbeat shows it has room', async () => {
+  const { store, hub, connect } = setup();
+  const node = connect('n1');
+  await hub.settled();
+  const [a, b] = store.leasedTo('n1');
+  let counted = 0;
+  const count = store.heldCount.bind(store);
+  store.heldCount = (nodeId) => {
+    counted++;
+    return count(nodeId);
+  };
+  await hub.tick();
+  await hub.tick();
+  assert.equal(counted, 0, 'full after its last fill: passed by');
+  // A job ended without this hub hearing (another replica, say): the node's heartbeat names one job.
+  store.requeue([b!.id], 'elsewhere');
+  node.say({ case: 'heartbeat', value: { runningJobIds: [a!.id] } });
+  await hub.settled();
+  const sent = node.cases().length;
+  await hub.tick();
+  await hub.settled();
+  assert.equal(counted, 1, 'counted again once it had room');
+  assert.deepEqual(node.cases().slice(sent), ['assign'], 'and refilled');
+  assert.equal(store.leasedTo('n1').length, 2);
+  hub.stop();
+});

@@ -240,9 +240,10 @@ export class NodeHub {
     })();
   }
 
+  /** Fills every node that may have room (a node its last fill left at capacity is passed by: NodeDispatch.isFull). */
   private async fillAll(): Promise<void> {
     const pass: FillPass = { now: Date.now() };
-    await Promise.all([...this.sessions.keys()].map((nodeId) => this.fill(nodeId, pass)));
+    await Promise.all([...this.sessions.keys()].filter((nodeId) => !this.dispatcher.isFull(nodeId)).map((nodeId) => this.fill(nodeId, pass)));
   }
 
   /** Queues a fill of one node in its line; a fill already queued there (not yet started) serves this request too. */
@@ -268,7 +269,9 @@ export class NodeHub {
 
   private cancelOn(nodeId: string | null, jobId: string, reason: string): void {
     const s = nodeId ? this.sessions.get(nodeId) : undefined;
-    if (s) this.send(s, cancel(jobId, reason));
+    if (!s) return;
+    this.send(s, cancel(jobId, reason));
+    this.dispatcher.mayHaveRoom(s.nodeId);
   }
 
   /** What the hub tells a node, once what it tells of is committed (engine.afterCommit). */
@@ -457,7 +460,8 @@ export class NodeHub {
     switch (m.case) {
       case 'heartbeat':
         // What it runs that is no longer its own (ended through another replica, say) it is told to stop.
-        for (const id of await this.engine.heartbeat(session.nodeId, m.value.runningJobIds, this.opts.leaseMs)) this.send(session, cancel(id, 'no longer this node\'s job'));
+        for (const id of await this.engine.heartbeat(session.nodeId, m.value.runningJobIds, this.opts.leaseMs)) this.cancelOn(session.nodeId, id, 'no longer this node\'s job');
+        this.dispatcher.heard(session, m.value.runningJobIds.length);
         if (m.value.models) await this.updateModels(session.nodeId, m.value.models);
         break;
       case 'progress':
@@ -540,6 +544,7 @@ export class NodeHub {
     const previous = this.sessions.get(nodeId);
     if (previous && previous.call !== call) previous.call.end();
     this.sessions.set(nodeId, s);
+    this.dispatcher.mayHaveRoom(nodeId);
     this.models.connectedChanged();
     this.disconnectedAt.delete(nodeId);
     try {

@@ -30,34 +30,41 @@ export async function relayProgress(deps: ProgressDeps, nodeId: string, p: Reque
   });
 }
 
+/** Jobs one node may have progress waiting for (a node renders at most MAX_SLOTS jobs at once; more are dropped). */
+export const PROGRESS_WAITING_JOBS = 64;
+
 /**
- * One relay at a time per node, the newest waiting: each progress message
- * costs a read (on PostgreSQL a round trip), and an untrusted node may send
- * thousands a second. Those that came while one was relayed are dropped but
- * the last, which is relayed next, so a client still sees the latest step.
+ * One relay at a time per node, each job's newest progress waiting: each
+ * progress message costs a read (on PostgreSQL a round trip), and an
+ * untrusted node may send thousands a second. Of a job's messages that came
+ * while another was relayed only the newest is relayed next, so a client
+ * still sees each job's latest step; at most PROGRESS_WAITING_JOBS jobs wait.
  */
 export class ProgressRelay {
-  private readonly busy = new Map<string, RequestOf<'progress'> | undefined>();
+  /** Node → its jobs' newest waiting progress (the node is busy while it has an entry). */
+  private readonly busy = new Map<string, Map<string, RequestOf<'progress'>>>();
 
   constructor(private readonly relay: (nodeId: string, p: RequestOf<'progress'>) => Promise<void>) {}
 
-  /** Relays `p` now, or after the relay under way for this node (replacing any other waiting). */
+  /** Relays `p` now, or after the relays under way and waiting for this node (replacing its job's waiting one). */
   offer(nodeId: string, p: RequestOf<'progress'>): Promise<void> | undefined {
-    if (this.busy.has(nodeId)) {
-      this.busy.set(nodeId, p);
+    const waiting = this.busy.get(nodeId);
+    if (waiting) {
+      if (waiting.has(p.jobId) || waiting.size < PROGRESS_WAITING_JOBS) waiting.set(p.jobId, p);
       return undefined;
     }
-    this.busy.set(nodeId, undefined);
+    this.busy.set(nodeId, new Map());
     return this.drain(nodeId, p);
   }
 
   private async drain(nodeId: string, first: RequestOf<'progress'>): Promise<void> {
+    const waiting = this.busy.get(nodeId)!;
     let next: RequestOf<'progress'> | undefined = first;
     try {
       while (next) {
         await this.relay(nodeId, next);
-        next = this.busy.get(nodeId);
-        this.busy.set(nodeId, undefined);
+        next = waiting.values().next().value;
+        if (next) waiting.delete(next.jobId);
       }
     } finally {
       this.busy.delete(nodeId);
