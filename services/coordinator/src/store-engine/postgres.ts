@@ -38,6 +38,7 @@ import { WakeListener } from './postgres-wake.js';
 import { PgCosts } from './postgres-costs.js';
 import { PgShares } from './postgres-shares.js';
 import { PgControl } from './postgres-control.js';
+import { writeDeliveries } from './postgres-webhooks.js';
 import { PgNodes } from './postgres-nodes.js';
 import { PgWebhooks } from './postgres-webhooks.js';
 import { PgListings, PgRetention } from './postgres-listings.js';
@@ -433,24 +434,30 @@ export class PostgresEngine implements StoreEngine {
       }
       const final = job.state === 'done' || job.state === 'skipped' || job.state === 'cancelled';
       const isCopy = job.copy_node_id === nodeId;
-      await c.query('INSERT INTO results (job_id, node_id, skipped, accepted, copy, at) VALUES ($1, $2, $3, $4, $5, $6)', [
-        job.id, nodeId, r.skipped ? 1 : 0, final ? 0 : 1, isCopy ? 1 : 0, now,
-      ]);
-      if (final) return outcome;
+      if (final) {
+        await c.query('INSERT INTO results (job_id, node_id, skipped, accepted, copy, at) VALUES ($1, $2, $3, 0, $4, $5)', [job.id, nodeId, r.skipped ? 1 : 0, isCopy ? 1 : 0, now]);
+        return outcome;
+      }
       if (job.state === 'leased') outcome.cancelOn = [job.node_id, job.copy_node_id].filter((n): n is string => !!n && n !== nodeId);
       const other = outcome.cancelOn[0] ?? job.prev_node_id;
       const own = ownKeys(job);
-      await c.query(
-        `UPDATE jobs SET state = $1, node_id = $2, prev_node_id = $3, image_key = $4, thumb_key = $5, render_ms = $6, finished_at = $7, lease_expires_at = NULL,
-           copy_node_id = NULL, copy_lease_expires_at = NULL, error = NULL, result_model = $8 WHERE id = $9`,
-        [r.skipped ? 'skipped' : 'done', nodeId, other, own.imageKey, own.thumbKey, r.renderMs, now, r.model ?? null, job.id],
-      );
-      await c.query('UPDATE nodes SET jobs_done = jobs_done + 1 WHERE id = $1', [nodeId]);
       // A skipped job's image may never have been announced: its renderer died between upload and report.
-      if (!r.skipped || !(job.announced === 1 || (await announcedBefore(c, job)))) {
-        await c.query('UPDATE jobs SET announced = 1 WHERE id = $1', [job.id]);
-        await enqueue(c, imageEvent(job, nodeId, { ...r, imageKey: own.imageKey }, now), now);
-      }
+      const event = !r.skipped || !(job.announced === 1 || (await announcedBefore(c, job))) ? imageEvent(job, nodeId, { ...r, imageKey: own.imageKey }, now) : undefined;
+      // The completion's writes in one round trip (they touch different rows; the counters' triggers run in it):
+      // its audit row, the job, its node's count, and its image's announcement.
+      await c.query(
+        `WITH audit AS (INSERT INTO results (job_id, node_id, skipped, accepted, copy, at) VALUES ($9, $2, $11, 1, $12, $7)),
+              counted AS (UPDATE nodes SET jobs_done = jobs_done + 1 WHERE id = $2),
+              announced AS (INSERT INTO outbox (subject, msg_id, payload, created_at) SELECT $13, $14, $15, $7 WHERE $10)
+         UPDATE jobs SET state = $1, node_id = $2, prev_node_id = $3, image_key = $4, thumb_key = $5, render_ms = $6, finished_at = $7, lease_expires_at = NULL,
+           copy_node_id = NULL, copy_lease_expires_at = NULL, error = NULL, result_model = $8, announced = CASE WHEN $10 THEN 1 ELSE announced END WHERE id = $9`,
+        [
+          r.skipped ? 'skipped' : 'done', nodeId, other, own.imageKey, own.thumbKey, r.renderMs, now, r.model ?? null, job.id,
+          event !== undefined, r.skipped ? 1 : 0, isCopy ? 1 : 0, event?.subject ?? '', event?.msgId ?? '', JSON.stringify(event?.payload ?? null),
+        ],
+      );
+      // Its webhook deliveries, if any webhook could ask for it (none for images: no query).
+      if (event) await writeDeliveries(c, event.subject, event.msgId, event.payload, now);
       await settleSweep(c, job.sweep_id, now);
       outcome.accepted = true;
       return outcome;
