@@ -65,7 +65,9 @@ export async function connectBus(servers: string, name: string, signal?: AbortSi
   let nc: NatsConnection | undefined;
   for (let attempt = 0; !nc; attempt++) {
     try {
-      nc = await connect({ servers, name, reconnect: true, maxReconnectAttempts: -1, reconnectTimeWait: 500, ...credentials });
+      // noAsyncTraces: every JetStream publish is a request, and its async trace an Error made (a stack captured) per event:
+      // 1.5 % of the coordinator's CPU at 1,000 nodes. A failed request still says what failed.
+      nc = await connect({ servers, name, reconnect: true, maxReconnectAttempts: -1, reconnectTimeWait: 500, noAsyncTraces: true, ...credentials });
     } catch (err) {
       if (signal?.aborted) throw err;
       await sleep(Math.min(2_000, 100 * 2 ** Math.min(attempt, 5)), signal);
