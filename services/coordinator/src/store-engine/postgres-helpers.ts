@@ -4,7 +4,7 @@
  * copy. `c` is a client in a transaction or the pool for one statement.
  */
 import type pg from 'pg';
-import { FINAL, jobId, type JobRow, type JobState, type NewJob, type SweepCounts, type SweepRow, type SweepStatus } from '../store/rows.js';
+import { FINAL, type JobRow, type JobState, type SweepCounts, type SweepRow, type SweepStatus } from '../store/rows.js';
 import { sweepDoneEvent, type OutboxEvent } from '../store/events.js';
 import { writeDeliveries } from './postgres-webhooks.js';
 
@@ -27,33 +27,6 @@ export const byId = (rows: JobRow[]): JobRow[] => rows.sort((a, b) => (a.id < b.
 
 export async function dropCopyOf(c: Q, jobIdValue: string): Promise<void> {
   await c.query('UPDATE jobs SET prev_node_id = COALESCE(copy_node_id, prev_node_id), copy_node_id = NULL, copy_lease_expires_at = NULL WHERE id = $1', [jobIdValue]);
-}
-
-export async function insertJobs(c: Q, sweepId: string, jobs: NewJob[], modelHash: string): Promise<void> {
-  // Expansion shares one params and one axes object between a prompt's seeds: each is serialised once.
-  const json = memoJson();
-  await c.query(
-    `INSERT INTO jobs (id, sweep_id, idx, render_key, prompt, seed, params_json, axes_json, backend, model, state, kind, source_key, min_vram_mb, model_hash)
-     SELECT id, $1, idx, render_key, prompt, seed, params_json, axes_json, backend, model, 'queued', kind, source_key, min_vram_mb, $14
-       FROM unnest($2::text[], $3::int[], $4::text[], $5::text[], $6::bigint[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::int[])
-         AS t (id, idx, render_key, prompt, seed, params_json, axes_json, backend, model, kind, source_key, min_vram_mb)`,
-    [
-      sweepId,
-      jobs.map((j) => jobId(sweepId, j.index)),
-      jobs.map((j) => j.index),
-      jobs.map((j) => j.renderKey),
-      jobs.map((j) => j.prompt),
-      jobs.map((j) => j.seed),
-      jobs.map((j) => json(j.params)),
-      jobs.map((j) => json(j.axes)),
-      jobs.map((j) => j.backend),
-      jobs.map((j) => j.model),
-      jobs.map((j) => j.kind ?? 'render'),
-      jobs.map((j) => j.sourceKey ?? null),
-      jobs.map((j) => j.minVramMb),
-      modelHash,
-    ],
-  );
 }
 
 /** Writes an outbox row and the webhook deliveries it makes; `c` must be in a transaction when the event can reach a webhook. */
@@ -105,14 +78,4 @@ export async function settleSweep(c: Q, sweepId: string, now: number, noCapableN
   const status: SweepStatus = noCapableNode || (counts.done + counts.skipped === 0 && counts.failed > 0) ? 'failed' : 'done';
   await c.query('UPDATE sweeps SET status = $1, finished_at = $2 WHERE id = $3', [status, now, sweepId]);
   await enqueue(c, sweepDoneEvent(sweepId, status, counts, now), now);
-}
-
-/** JSON.stringify, once per object (by identity). */
-export function memoJson(): (value: object) => string {
-  const seen = new WeakMap<object, string>();
-  return (value) => {
-    let text = seen.get(value);
-    if (text === undefined) seen.set(value, (text = JSON.stringify(value)));
-    return text;
-  };
 }

@@ -30,7 +30,8 @@ import { LAST_SEEN_PRECISION_MS, notTheNodes } from '../store/nodes.js';
 import { newSweepId, type CompleteOutcome, type JobRow, type NewJob, type SweepCounts, type SweepRow } from '../store/rows.js';
 import type { Change, ClaimedEvent, CompletionReport, Leadership, NewSweep, NewUser, PickModels, QueuedRequirement, QueuedWithExclusions, RecentFinish, StoreEngine, UserRow, Wake } from './engine.js';
 import { imageEvent, sweepCreatedEvent } from '../store/events.js';
-import { HAND_ON, USER_COLUMNS, announcedBefore, byId, countsOf, dropCopyOf, enqueue, exclusionsOf, insertJobs, releaseNodeIn, settleSweep } from './postgres-helpers.js';
+import { HAND_ON, USER_COLUMNS, announcedBefore, byId, countsOf, dropCopyOf, enqueue, exclusionsOf, releaseNodeIn, settleSweep } from './postgres-helpers.js';
+import { ANALYZE_AFTER_JOBS, analyzeJobs, storeJobs } from './postgres-job-insert.js';
 import { ANY_STRAGGLER_SQL, PICK_AND_LEASE_SQL, STRAGGLER_SQL, pickModelValues } from './postgres-pick.js';
 import { createClient, createPool, inTransaction, retriesOf } from './postgres-pool.js';
 import { LOCK_NAMESPACE, migratePostgres } from './postgres-schema.js';
@@ -46,10 +47,7 @@ import { PgPeople } from './postgres-people.js';
 import { PgModelHolders } from './postgres-model-holders.js';
 import { PgGallery } from './postgres-gallery.js';
 
-/** Rows per INSERT when storing a sweep's jobs (one array parameter per column). */
-const INSERT_BATCH = 5_000;
-/** A sweep of this many jobs or more refreshes the planner's statistics of `jobs` once stored. */
-export const ANALYZE_AFTER_JOBS = 10_000;
+export { ANALYZE_AFTER_JOBS } from './postgres-job-insert.js';
 
 export interface PostgresEngineOptions extends Partial<StoreOptions> {
   url: string;
@@ -131,24 +129,13 @@ export class PostgresEngine implements StoreEngine {
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
         [id, sweep.name, JSON.stringify(sweep.spec), 'queued', sweep.priority, sweep.backend, 0, now, kind, sweep.model, sweep.modelHash ?? '', sweep.modelBytes ?? 0, sweep.owner ?? 'local'],
       );
-      // Batch by batch as the expansion makes them: a 100,000-job sweep is never in memory whole.
-      let batch: NewJob[] = [];
-      for (const job of jobs) {
-        batch.push(job);
-        total++;
-        if (batch.length === INSERT_BATCH) {
-          await insertJobs(c, id, batch, sweep.modelHash ?? '');
-          batch = [];
-        }
-      }
-      if (batch.length) await insertJobs(c, id, batch, sweep.modelHash ?? '');
+      // Streamed (COPY) as the expansion makes them: a 100,000-job sweep is never in memory whole.
+      total = await storeJobs(c, id, jobs, sweep.modelHash ?? '');
       await c.query('UPDATE sweeps SET total = $1 WHERE id = $2', [total, id]);
       await enqueue(c, sweepCreatedEvent({ id, name: sweep.name, kind }, total, now), now);
     });
-    // A big sweep changes the jobs table at once. Until autovacuum's next analyze the planner
-    // kept its old picture and walked the new rows on every pick: 70 ms a pick at 1M queued
-    // against 0.5 ms once analyzed (bench/queue-depth-engines.ts).
-    if (total >= ANALYZE_AFTER_JOBS) await this.pool.query('ANALYZE jobs');
+    // A big sweep changes the jobs table at once: the planner must see it before the next pick (analyzeJobs says why).
+    if (total >= ANALYZE_AFTER_JOBS) await analyzeJobs(this.pool);
     return (await this.getSweep(id))!;
   }
 
