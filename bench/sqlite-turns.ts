@@ -25,9 +25,14 @@ async function run(batched: boolean): Promise<number> {
   const engine = SqliteEngine.open(join(tmp.dir, 'coordinator.sqlite'));
   try {
     if (batched)
-      engine.batchTurns((err) => {
-        throw err;
-      });
+      engine.batchTurns(
+        (err) => {
+          throw err;
+        },
+        (err) => {
+          throw err;
+        },
+      );
     await engine.createSweep({ name: 'b', spec: {}, priority: 0, backend: 'procedural', model: 'm1' }, newJobs('b', JOBS), 'sw-b');
     for (let i = 0; i < NODES; i++) await engine.nodes.upsertNode(`n${i}`, `n${i}`, { gpuName: 'x', vramMb: 8_192, backends: ['procedural'], models: [], slots: 1 });
     await engine.committed();

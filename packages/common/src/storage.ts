@@ -15,6 +15,8 @@ export interface StorageOptions {
   accessKey: string;
   secretKey: string;
   bucket: string;
+  /** STORAGE_SOCKET_IDLE_MS unless told (tests of a stalled server). */
+  socketIdleMs?: number;
 }
 
 /** The bucket the NIGHTSHIFT_S3_* settings name. */
@@ -35,6 +37,25 @@ export function storageFromConfig(config: Pick<Config, 'NIGHTSHIFT_S3_ENDPOINT' 
  * 1.4× the CPU (bench/storage-keepalive.ts). Requests beyond the cap wait for a free one.
  */
 export const STORAGE_MAX_SOCKETS = 32;
+/**
+ * A connection S3 leaves silent this long is destroyed, failing its request
+ * (callers retry): a stalled server or a half-open connection after a
+ * failover must not hold one of the few sockets, and every request queued
+ * behind it, for the minutes TCP takes to give up.
+ */
+export const STORAGE_SOCKET_IDLE_MS = 30_000;
+
+/** Kept-alive connections to S3, at most STORAGE_MAX_SOCKETS, each destroyed after `idleMs` of silence. */
+function storageAgent(secure: boolean, idleMs: number): http.Agent {
+  const agent = new (secure ? https.Agent : http.Agent)({ keepAlive: true, maxSockets: STORAGE_MAX_SOCKETS, timeout: idleMs });
+  const create = agent.createConnection.bind(agent);
+  agent.createConnection = (...args: Parameters<typeof create>) => {
+    const socket = create(...args);
+    socket?.on('timeout', () => socket.destroy(new Error(`S3 connection silent for ${idleMs} ms`)));
+    return socket;
+  };
+  return agent;
+}
 
 export class Storage {
   readonly client: Client;
@@ -50,7 +71,7 @@ export class Storage {
       secretKey: opts.secretKey,
       pathStyle: true,
       region: 'us-east-1',
-      transportAgent: new (url.protocol === 'https:' ? https.Agent : http.Agent)({ keepAlive: true, maxSockets: STORAGE_MAX_SOCKETS }),
+      transportAgent: storageAgent(url.protocol === 'https:', opts.socketIdleMs ?? STORAGE_SOCKET_IDLE_MS),
     });
     this.bucket = opts.bucket;
   }

@@ -1,7 +1,8 @@
 /** Storage's connections to a real s3rver: a burst of requests reuses a bounded set of kept-alive connections (storage.ts, STORAGE_MAX_SOCKETS). */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type http from 'node:http';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { Storage, STORAGE_MAX_SOCKETS } from '@nightshift/common';
 import { startS3Server } from './s3-server.js';
@@ -31,5 +32,19 @@ test('400 concurrent checks open at most STORAGE_MAX_SOCKETS connections, and la
   } finally {
     await s3.kill();
     tmp.cleanup();
+  }
+});
+
+test('a request to an S3 that accepts but never answers fails once its connection has been silent for the idle time (callers retry)', { timeout: 60_000 }, async () => {
+  const stalled = http.createServer(() => {
+    /* never answers */
+  });
+  await new Promise<void>((resolve) => stalled.listen(0, '127.0.0.1', resolve));
+  try {
+    const storage = new Storage({ endpoint: `http://127.0.0.1:${(stalled.address() as AddressInfo).port}`, accessKey: 'a', secretKey: 'b', bucket: 'nightshift', socketIdleMs: 300 });
+    await assert.rejects(storage.exists('images/stalled.png'), /silent for 300 ms/);
+  } finally {
+    stalled.closeAllConnections();
+    stalled.close();
   }
 });

@@ -113,7 +113,10 @@ export async function startCoordinator(config: Config, log: Logger): Promise<Run
   );
   // One process owns the SQLite file: its writes commit once per event-loop turn (StoreBase.batchTurns). A turn whose
   // commit failed undid what nodes were never told of; they reconnect and reconcile with what is stored.
-  sqlite?.batchTurns((err) => hub.resync(err));
+  sqlite?.batchTurns(
+    (err) => hub.resync(err),
+    (err) => log.error({ err: String(err) }, 'a listener failed after a commit (the commit stands)'),
+  );
   // Several replicas: work another replica queued reaches this one's nodes at once, not at the next tick.
   // (On SQLite this process made every change and fills its nodes itself.)
   const stopWaking = sqlite ? async () => {} : await engine.subscribe((wake) => wake.jobs && hub.wake());

@@ -26,7 +26,7 @@ import type { SharePageDeps } from './shares-public.js';
 export interface SweepDeps {
   config: LimitsConfig & Pick<Config, 'NIGHTSHIFT_API_TOKEN' | 'NIGHTSHIFT_INDEXER_URL'>;
   log: Pick<Logger, 'info'>;
-  engine: Pick<StoreEngine, 'createSweep' | 'getSweep' | 'counts' | 'recentFinishes' | 'cancelSweep' | 'setPaused' | 'setPriority' | 'committed'> & { listings: Pick<ListingEngine, 'jobs' | 'renderedJob'> } & QuotaEngine;
+  engine: Pick<StoreEngine, 'createSweep' | 'getSweep' | 'counts' | 'recentFinishes' | 'cancelSweep' | 'setPaused' | 'setPriority' | 'unbatched'> & { listings: Pick<ListingEngine, 'jobs' | 'renderedJob'> } & QuotaEngine;
   /** New work is offered to the nodes at once; a cancelled sweep's jobs are stopped on them. */
   hub: Pick<NodeHub, 'dispatch' | 'cancelJobs'>;
 }

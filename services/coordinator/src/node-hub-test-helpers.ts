@@ -93,7 +93,12 @@ export function setup(opts: Partial<HubOptions> = {}, placementOf?: (p: Placemen
     { ...OPTS, storageAttempts: 1, ...opts },
   );
   // As the coordinator runs it (app.ts): one transaction per event-loop turn.
-  store.batchTurns((err) => hub.resync(err));
+  store.batchTurns(
+    (err) => hub.resync(err),
+    (err) => {
+      throw err;
+    },
+  );
   const spec = parseSpec({ prompts: ['a lighthouse'], seeds: { count: 4 } });
   if (!store.getSweep('sw')) store.createSweep({ name: 's', spec, priority: 0, backend: 'procedural', model: 'procedural-v1' }, expandSweep(spec, 100).map((j) => ({ ...j, minVramMb: 0 })), 'sw');
   heard.length = 0;

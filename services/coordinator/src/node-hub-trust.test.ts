@@ -10,7 +10,7 @@ import { Store } from './store.js';
 import { ownKeys } from './store/completion.js';
 import { Placement } from './placement.js';
 import { Live, type LiveEvent } from './live.js';
-import { MAX_SLOTS, NodeHub } from './node-hub.js';
+import { MAX_HEARTBEAT_JOBS, MAX_SLOTS, NodeHub } from './node-hub.js';
 import { NodeTokens } from './node-tokens.js';
 import { MAX_PREVIEW_BYTES } from './previews.js';
 import { FakeStorage, FakeStream, OPTS, cancels, done, setup, until } from './node-hub-test-helpers.js';
@@ -185,5 +185,19 @@ test('progress: an oversized preview is ignored, and only a holder speaks for it
   const progress = events.filter((e) => e.type === 'progress');
   assert.deepEqual(progress.map((e) => [e.jobId, e.step, 'preview' in e]), [[a!.id, 1, false], [a!.id, 2, true]]);
   assert.deepEqual(offered, [a!.id], 'only the preview within the bound is stored');
+  hub.stop();
+});
+
+test('a heartbeat naming made-up jobs, again and again and beyond any capacity, gets one cancel per distinct id up to the bound', async () => {
+  const { hub, connect } = setup();
+  const node = connect('n1');
+  await hub.settled();
+  const forged = Array.from({ length: MAX_HEARTBEAT_JOBS + 500 }, (_, i) => `forged-${i}`);
+  node.say({ case: 'heartbeat', value: { runningJobIds: ['forged-0', 'forged-0', ...forged] } });
+  await hub.settled();
+  const told = cancels(node).map((c) => c.jobId);
+  assert.equal(told.length, MAX_HEARTBEAT_JOBS, 'cut at the bound');
+  assert.equal(new Set(told).size, told.length, 'each id once');
+  assert.equal(told[0], 'forged-0');
   hub.stop();
 });

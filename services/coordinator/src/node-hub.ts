@@ -44,6 +44,8 @@ export type { HubDeps, HubObserver, HubOptions } from './node-hub-options.js';
 
 /** Render slots a node may claim; more is clamped (each slot leases `prefetchPerSlot` jobs). */
 export const MAX_SLOTS = 64;
+/** Job ids one heartbeat may name: far above what a node can hold (MAX_SLOTS × its prefetch, in batches); an untrusted node's longer list is cut. */
+export const MAX_HEARTBEAT_JOBS = 16_384;
 
 interface Session {
   nodeId: string;
@@ -458,12 +460,18 @@ export class NodeHub {
     if (this.sessions.get(session.nodeId) !== session) return undefined; // marked down meanwhile: it must re-register
     session.lastSeen = Date.now();
     switch (m.case) {
-      case 'heartbeat':
+      case 'heartbeat': {
+        const running = [...new Set(m.value.runningJobIds)];
+        if (running.length > MAX_HEARTBEAT_JOBS) {
+          this.log.warn({ node: session.nodeId, named: running.length, max: MAX_HEARTBEAT_JOBS }, 'heartbeat names more jobs than a node can hold: the rest ignored');
+          running.length = MAX_HEARTBEAT_JOBS;
+        }
         // What it runs that is no longer its own (ended through another replica, say) it is told to stop.
-        for (const id of await this.engine.heartbeat(session.nodeId, m.value.runningJobIds, this.opts.leaseMs)) this.cancelOn(session.nodeId, id, 'no longer this node\'s job');
-        this.dispatcher.heard(session, m.value.runningJobIds.length);
+        for (const id of await this.engine.heartbeat(session.nodeId, running, this.opts.leaseMs)) this.cancelOn(session.nodeId, id, 'no longer this node\'s job');
+        this.dispatcher.heard(session, running.length);
         if (m.value.models) await this.updateModels(session.nodeId, m.value.models);
         break;
+      }
       case 'progress':
         await relayProgress(this.deps, session.nodeId, m.value);
         break;

@@ -27,7 +27,7 @@ import { pokeOnOutboxCommits, WakeLoop } from './wake-loop.js';
 
 export const OUTBOX_DUTY = 'outbox';
 
-export type OutboxEngine = Pick<StoreEngine, 'lead' | 'subscribe' | 'markPublished' | 'committed'> & { listings: Pick<ListingEngine, 'pendingEvents'> };
+export type OutboxEngine = Pick<StoreEngine, 'lead' | 'subscribe' | 'markPublished' | 'flush'> & { listings: Pick<ListingEngine, 'pendingEvents'> };
 
 export interface OutboxOptions {
   /** Sleep between passes when nothing pokes (a safety net; commits poke), ×10. */
@@ -111,8 +111,8 @@ export class OutboxPublisher {
     let published = 0;
     // A lost leadership ends the pass at the next batch; its loop is being stopped.
     while (leadership.held()) {
-      // Only what is durable is announced (SQLite commits a turn's writes at its end: StoreBase.batchTurns).
-      await this.engine.committed();
+      // Only what is durable is announced (SQLite commits a turn's writes at its end: flush commits it now, and the read follows at once).
+      this.engine.flush();
       const batch = await this.engine.listings.pendingEvents(256);
       if (batch.length === 0) break;
       // Publish a batch concurrently (JetStream keeps per-connection order), then mark it in one transaction.

@@ -14,7 +14,11 @@ function setup() {
   const file = join(tmp.dir, 'c.sqlite');
   const store = new Store(openDb(file), { now: () => 1_000_000, maxAttempts: 3, blocklistAfter: 2 });
   const lost: unknown[] = [];
-  store.batchTurns((err) => lost.push(err));
+  const failed: unknown[] = [];
+  store.batchTurns(
+    (err) => lost.push(err),
+    (err) => failed.push(err),
+  );
   const heard: Committed[] = [];
   store.onCommit((c) => heard.push(c));
   // Another connection to the file sees only what is committed.
@@ -27,7 +31,7 @@ function setup() {
     store.db.close();
     tmp.cleanup();
   };
-  return { store, lost, heard, committedSweeps, add, close };
+  return { store, lost, failed, heard, committedSweeps, add, close };
 }
 
 test("a turn's writes commit together at its end: invisible to others and unheard until then; afterCommit and committed() after", async () => {
@@ -80,6 +84,61 @@ test('a turn whose commit fails is rolled back whole: nothing of it is heard or 
     add('sw-3');
     await store.committed();
     assert.deepEqual(committedSweeps(), ['sw-1', 'sw-3']);
+  } finally {
+    close();
+  }
+});
+
+test('a turn SQLite rolled back itself (a statement that ended the transaction) is lost whole, not committed in part', async () => {
+  const { store, lost, heard, committedSweeps, add, close } = setup();
+  try {
+    store.db.exec(`CREATE TEMP TRIGGER boom BEFORE INSERT ON outbox WHEN NEW.subject = 'boom' BEGIN SELECT RAISE(ROLLBACK, 'boom'); END`);
+    add('sw-1');
+    let told = false;
+    store.afterCommit(() => (told = true));
+    assert.throws(() => store.db.prepare(`INSERT INTO outbox (subject, msg_id, payload, created_at) VALUES ('boom', 'x', '{}', 0)`).run(), /boom/);
+    add('sw-2');
+    await store.committed();
+    assert.equal(lost.length, 1, 'the vanished turn is reported lost');
+    assert.equal(told, false, 'nothing waiting on it ran');
+    assert.deepEqual(committedSweeps(), ['sw-2'], 'only the writes after it, in a turn of their own');
+    assert.deepEqual(heard.flatMap((c) => c.events), [{ type: 'sweep', sweepId: 'sw-2' }]);
+  } finally {
+    close();
+  }
+});
+
+test('unbatched, a write commits before it resolves: the open turn first, then the write on its own', async () => {
+  const { store, committedSweeps, add, close } = setup();
+  try {
+    add('sw-1');
+    assert.deepEqual(committedSweeps(), []);
+    await store.unbatched(async () => {
+      await Promise.resolve();
+      add('sw-2');
+      assert.deepEqual(committedSweeps(), ['sw-1', 'sw-2'], 'durable at once: the open turn committed first');
+      assert.equal(store.db.inTransaction, false);
+    });
+    add('sw-3');
+    assert.deepEqual(committedSweeps(), ['sw-1', 'sw-2'], 'outside it, writes join a turn again');
+    await store.committed();
+    assert.deepEqual(committedSweeps(), ['sw-1', 'sw-2', 'sw-3']);
+  } finally {
+    close();
+  }
+});
+
+test('a listener that throws after a commit is reported; the commit stands and its waiters resolve', async () => {
+  const { store, lost, failed, committedSweeps, add, close } = setup();
+  try {
+    store.onCommit(() => {
+      throw new Error('listener broke');
+    });
+    add('sw-1');
+    await store.committed();
+    assert.deepEqual(committedSweeps(), ['sw-1']);
+    assert.equal(lost.length, 0);
+    assert.match(String(failed[0]), /listener broke/);
   } finally {
     close();
   }

@@ -4,6 +4,7 @@ import type { Config } from '@nightshift/common';
 import { create } from '@bufbuild/protobuf';
 import { GrpcError, WatchSweepResponseSchema, type HandlersOf, type SweepService } from '@nightshift/proto';
 import { SpecError } from '@nightshift/sweep';
+import type { StoreEngine } from './store-engine/engine.js';
 import type { GrpcDeps } from './deps.js';
 import { cancelSweep, submitSweep, sweepView, type SweepView } from './sweeps.js';
 import { specWildcards } from './wildcards-store.js';
@@ -44,8 +45,15 @@ async function authorize(deps: GrpcDeps, meta: grpc.Metadata): Promise<Caller> {
 /** GrpcDeps plus what GetSweep's cost reads: the energy price. */
 export type SweepServiceDeps = GrpcDeps & { config: Pick<Config, 'NIGHTSHIFT_ENERGY_PRICE'> };
 
+/** Every handler's writes commit before it answers (on SQLite none joins the node hub's turn: StoreEngine.unbatched). */
+function unbatchedHandlers<H extends object>(engine: Pick<StoreEngine, 'unbatched'>, handlers: H): H {
+  const wrapped: Record<string, unknown> = {};
+  for (const [name, handler] of Object.entries(handlers) as [string, (...args: unknown[]) => unknown][]) wrapped[name] = (...args: unknown[]) => engine.unbatched(() => handler(...args));
+  return wrapped as H;
+}
+
 export function sweepHandlers(deps: SweepServiceDeps): HandlersOf<typeof SweepService> {
-  return {
+  return unbatchedHandlers(deps.engine, {
     async submitSweep(req, call) {
       const caller = await authorize(deps, call.metadata);
       let input: unknown;
@@ -57,10 +65,7 @@ export function sweepHandlers(deps: SweepServiceDeps): HandlersOf<typeof SweepSe
       try {
         const nodes = await deps.engine.nodes.listNodes();
         const registry = await specModel({ storage: deps.storage ?? {}, advertised: advertisedBy({ listNodes: () => nodes }) }, input);
-        const submitted = await submitSweep(deps, input, await specWildcards(deps.storage ?? {}, input, mayUseWildcard(deps.engine, caller)), registry, caller);
-        // Answered once durable (SQLite commits a turn's writes at its end).
-        await deps.engine.committed();
-        return submitted;
+        return await submitSweep(deps, input, await specWildcards(deps.storage ?? {}, input, mayUseWildcard(deps.engine, caller)), registry, caller);
       } catch (err) {
         if (err instanceof SpecError) throw new GrpcError(grpc.status.INVALID_ARGUMENT, err.message);
         if (err instanceof QuotaExceeded) throw new GrpcError(grpc.status.RESOURCE_EXHAUSTED, err.message);
@@ -81,13 +86,12 @@ export function sweepHandlers(deps: SweepServiceDeps): HandlersOf<typeof SweepSe
       const caller = await authorize(deps, call.metadata);
       await viewOf(deps, req.id, caller);
       if (!(await cancelSweep(deps, req.id))) throw new GrpcError(grpc.status.NOT_FOUND, `no such sweep: ${req.id}`);
-      await deps.engine.committed();
       return { sweep: toProto(await viewOf(deps, req.id, caller)) };
     },
     watchSweep(call) {
       void watch(deps, call);
     },
-  };
+  } satisfies HandlersOf<typeof SweepService>);
 }
 
 /** WatchSweep: the sweep's view now and at every change, until it is final, the client goes, or the caller's key is revoked. */

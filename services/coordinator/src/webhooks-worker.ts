@@ -45,7 +45,7 @@ export interface WebhookWorkerOptions {
   now?: () => number;
 }
 
-export type WorkerEngine = Pick<StoreEngine, 'subscribe'> & { webhooks: Pick<WebhookEngine, 'claimDeliveries' | 'nextDeliveryAt' | 'recordAttempt'> };
+export type WorkerEngine = Pick<StoreEngine, 'subscribe' | 'flush'> & { webhooks: Pick<WebhookEngine, 'claimDeliveries' | 'nextDeliveryAt' | 'recordAttempt'> };
 
 export class WebhookWorker {
   private stopped = false;
@@ -125,6 +125,8 @@ export class WebhookWorker {
     const claimMs = this.opts.claimMs ?? 2 * this.timeoutMs + 5_000;
     while (!this.stopped) {
       const now = this.now();
+      // Only durable deliveries are sent (SQLite commits a turn's writes at its end: flush commits it now).
+      this.engine.flush();
       const due = await this.engine.webhooks.claimDeliveries(now, batch, claimMs);
       if (due.length === 0) {
         this.emptyClaimAt = now;

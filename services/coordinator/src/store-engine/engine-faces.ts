@@ -82,7 +82,10 @@ export function asyncFace<K extends keyof Store>(store: Store, keys: readonly K[
   const face: Partial<Record<K, (...args: unknown[]) => Promise<unknown>>> = {};
   for (const key of keys) {
     const method = store[key] as unknown as (...args: unknown[]) => unknown;
-    face[key] = async (...args: unknown[]) => method.apply(store, args);
+    face[key] = async (...args: unknown[]) => {
+      store.settleForCaller();
+      return method.apply(store, args);
+    };
   }
   return face as unknown as Async<Store, K>;
 }

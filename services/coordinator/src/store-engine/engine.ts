@@ -325,8 +325,16 @@ export interface StoreEngine {
    * through here, so it never hears of a lease a crash could undo.
    */
   afterCommit(fn: () => void): void;
-  /** Resolves once everything written so far is committed; rejects when that commit failed (an API answers after it). */
+  /** Resolves once everything written so far is committed; rejects when that commit failed. */
   committed(): Promise<void>;
+  /**
+   * Runs `fn` (and all it awaits) with every write committed before it
+   * resolves, as on PostgreSQL: an HTTP or gRPC answer tells only of what is
+   * durable. (SQLite: the open turn commits first; nothing joins it.)
+   */
+  unbatched<T>(fn: () => T): T;
+  /** Commits what is open now (SQLite's turn), so a read that follows at once sees only what is durable; a no-op where every call commits. */
+  flush(): void;
 
   /** Resolves when the database answers a trivial query (readiness probes); rejects when it does not or the engine is closed. */
   ping(): Promise<void>;

@@ -176,6 +176,12 @@ export class PostgresEngine implements StoreEngine {
 
   async committed(): Promise<void> {}
 
+  unbatched<T>(fn: () => T): T {
+    return fn();
+  }
+
+  flush(): void {}
+
   async heartbeat(nodeId: string, runningJobIds: string[], leaseMs: number): Promise<string[]> {
     const now = this.now();
     // One round trip: data-modifying WITH parts always run to completion; the SELECT reads the jobs as they were (the renewal changes no state or holder).

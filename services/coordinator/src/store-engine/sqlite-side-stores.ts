@@ -4,7 +4,7 @@
  * async CostEngine and ShareEngine faces (they keep their own SQL).
  */
 import type { JobCompleted } from '@nightshift/proto';
-import type { DB } from '../db.js';
+import type { StoreBase } from '../store/base.js';
 import { CostStore } from '../store/costs.js';
 import { ShareStore } from '../store/shares.js';
 import type { CostEngine, CostSumRow, JobCostRow, NodeCostSumRow, Recorded, ShareEngine, ShareRow } from './engine.js';
@@ -12,23 +12,28 @@ import type { CostEngine, CostSumRow, JobCostRow, NodeCostSumRow, Recorded, Shar
 export class SqliteCosts implements CostEngine {
   private readonly costs: CostStore;
 
-  constructor(db: DB, now: () => number) {
-    this.costs = new CostStore(db, now);
+  /** `store`: whose database it is (and whose turn an unbatched caller settles first). */
+  constructor(private readonly store: StoreBase) {
+    this.costs = new CostStore(store.db, store.opts.now);
   }
 
   async record(jobId: string, nodeId: string, report: Pick<JobCompleted, 'skipped' | 'renderMs' | 'cost'>): Promise<Recorded> {
+    this.store.settleForCaller();
     return this.costs.record(jobId, nodeId, report);
   }
 
   async jobCosts(jobId: string): Promise<JobCostRow[]> {
+    this.store.settleForCaller();
     return this.costs.jobCosts(jobId);
   }
 
   async sweepSums(sweepId: string): Promise<CostSumRow[]> {
+    this.store.settleForCaller();
     return this.costs.sweepSums(sweepId);
   }
 
   async nodeSums(): Promise<NodeCostSumRow[]> {
+    this.store.settleForCaller();
     return this.costs.nodeSums();
   }
 }
@@ -36,43 +41,52 @@ export class SqliteCosts implements CostEngine {
 export class SqliteShares implements ShareEngine {
   private readonly shares: ShareStore;
 
-  constructor(db: DB, now: () => number) {
-    this.shares = new ShareStore(db, now);
+  constructor(private readonly store: StoreBase) {
+    this.shares = new ShareStore(store.db, store.opts.now);
   }
 
   async create(share: { title: string; renderKeys: readonly string[]; expiresAt: number; owner?: string }): Promise<ShareRow> {
+    this.store.settleForCaller();
     return this.shares.create(share);
   }
 
   async live(id: string): Promise<ShareRow | undefined> {
+    this.store.settleForCaller();
     return this.shares.live(id);
   }
 
   async get(id: string): Promise<ShareRow | undefined> {
+    this.store.settleForCaller();
     return this.shares.get(id);
   }
 
   async list(owner?: string): Promise<ShareRow[]> {
+    this.store.settleForCaller();
     return this.shares.list(owner);
   }
 
   async listAll(): Promise<ShareRow[]> {
+    this.store.settleForCaller();
     return this.shares.listAll();
   }
 
   async renderKeys(id: string): Promise<string[]> {
+    this.store.settleForCaller();
     return this.shares.renderKeys(id);
   }
 
   async holds(id: string, renderKey: string): Promise<boolean> {
+    this.store.settleForCaller();
     return this.shares.holds(id, renderKey);
   }
 
   async delete(id: string, owner?: string): Promise<boolean> {
+    this.store.settleForCaller();
     return this.shares.delete(id, owner);
   }
 
   async pruneExpired(before?: number): Promise<number> {
+    this.store.settleForCaller();
     return this.shares.pruneExpired(before);
   }
 }

@@ -129,8 +129,8 @@ export class SqliteEngine implements StoreEngine {
     private readonly ownsDb = false,
   ) {
     this.state = stateOf(store);
-    this.costs = new SqliteCosts(store.db, store.opts.now);
-    this.shares = new SqliteShares(store.db, store.opts.now);
+    this.costs = new SqliteCosts(store);
+    this.shares = new SqliteShares(store);
     const nodes = asyncFace(store, NODE_METHODS);
     // The leases a node held, by id (as releaseNode gives them).
     this.nodes = { ...nodes, markNodeDown: async (nodeId, why) => byId(await nodes.markNodeDown(nodeId, why)) };
@@ -387,8 +387,8 @@ export class SqliteEngine implements StoreEngine {
    * at 1,000 nodes a turn holds many results and leases, and one commit writes
    * each page once. `lost` hears of a turn whose commit failed.
    */
-  batchTurns(lost: (err: unknown) => void): void {
-    this.store.batchTurns(lost);
+  batchTurns(lost: (err: unknown) => void, failed: (err: unknown) => void): void {
+    this.store.batchTurns(lost, failed);
   }
 
   afterCommit(fn: () => void): void {
@@ -397,6 +397,14 @@ export class SqliteEngine implements StoreEngine {
 
   committed(): Promise<void> {
     return this.store.committed();
+  }
+
+  unbatched<T>(fn: () => T): T {
+    return this.store.unbatched(fn);
+  }
+
+  flush(): void {
+    this.store.flush();
   }
 
   async ping(): Promise<void> {

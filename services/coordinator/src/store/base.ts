@@ -6,6 +6,7 @@
  * `afterCommit` callbacks run (messages to nodes). A rolled-back transaction
  * or savepoint drops what it recorded, so nobody hears of an undone change.
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Statement } from 'better-sqlite3';
 import type { DB } from '../db.js';
 import type { LiveEvent } from '../live.js';
@@ -36,6 +37,9 @@ interface TurnBatching {
   /** committed() callers of the open turn. */
   waiting: { resolve: () => void; reject: (err: unknown) => void }[];
   lost: (err: unknown) => void;
+  failed: (err: unknown) => void;
+  /** Set while a caller's writes must commit one by one (`unbatched`). */
+  unbatched: AsyncLocalStorage<true>;
 }
 
 export const DEFAULT_STORE_OPTIONS: StoreOptions = { maxAttempts: 3, blocklistAfter: 3, now: Date.now };
@@ -50,6 +54,11 @@ export class StoreBase {
   private pending: Change[] = [];
   /** Set by batchTurns(): writes join one transaction per event-loop turn. */
   private turns: TurnBatching | undefined;
+  /** transaction() calls under way (a write inside one never commits the turn midway). */
+  private depth = 0;
+  private get insideTransaction(): boolean {
+    return this.depth > 0;
+  }
 
   /** A prepared statement, compiled once (statements.ts). */
   protected q(sql: string): Statement {
@@ -84,11 +93,14 @@ export class StoreBase {
     this.joinTurn();
     const mark = this.pending.length;
     let result: T;
+    this.depth++;
     try {
       result = this.inTransaction(work) as T;
     } catch (err) {
       this.pending.length = mark;
       throw err;
+    } finally {
+      this.depth--;
     }
     this.flushCommitted();
     return result;
@@ -115,47 +127,98 @@ export class StoreBase {
    * From now on, writes join one transaction per event-loop turn, committed
    * once the turn's callbacks have run (setImmediate), so a turn that records
    * many results writes each page once. Every write still resolves at once:
-   * what must not be seen before it is durable waits for it (`afterCommit`,
-   * `committed()`). `lost` hears a turn whose commit failed; everything it
-   * wrote is rolled back and its afterCommit callbacks never run.
+   * what must not be seen before it is durable waits for it (`afterCommit`),
+   * and callers that answer someone outside run `unbatched`. `lost` hears of a
+   * turn that did not commit (its COMMIT failed, or SQLite rolled it back
+   * itself: disk full, I/O): everything it wrote is gone and its afterCommit
+   * callbacks never run. `failed` hears of a callback or listener that threw
+   * after a commit (the commit stands).
    */
-  batchTurns(lost: (err: unknown) => void): void {
-    this.turns = { open: false, waiting: [], lost };
+  batchTurns(lost: (err: unknown) => void, failed: (err: unknown) => void): void {
+    this.turns = { open: false, waiting: [], lost, failed, unbatched: new AsyncLocalStorage<true>() };
   }
 
-  /** Resolves once everything written so far is committed (at once when nothing is open); rejects when that commit failed. */
+  /**
+   * Runs `fn` (and everything it awaits) with its writes committed one by one,
+   * before each resolves, as without batching: an HTTP or gRPC answer then
+   * tells only of what is durable. A turn open when such a write comes is
+   * committed first.
+   */
+  unbatched<T>(fn: () => T): T {
+    return this.turns ? this.turns.unbatched.run(true, fn) : fn();
+  }
+
+  /** Commits the open turn now, so a read that follows in the same synchronous run sees only what is durable (the outbox publisher, the webhook worker). */
+  flush(): void {
+    this.commitTurn();
+  }
+
+  /** Resolves once everything written so far is committed (at once when nothing is open); rejects when that turn did not commit. */
   committed(): Promise<void> {
     const turns = this.turns;
     if (!turns?.open) return Promise.resolve();
     return new Promise((resolve, reject) => turns.waiting.push({ resolve, reject }));
   }
 
-  /** Commits the open turn now (closing the store does, before the handle goes). */
+  /** Commits the open turn now (its scheduled commit then finds nothing; closing the store does this before the handle goes). */
   commitTurn(): void {
     const turns = this.turns;
     if (!turns?.open) return;
-    turns.open = false;
-    const waiting = turns.waiting.splice(0);
+    // SQLite rolled the turn back itself (a statement that failed with disk full or I/O error ends the transaction).
+    if (!this.db.inTransaction) return this.loseTurn(new Error('the turn\'s transaction was rolled back by SQLite'));
     try {
       this.db.exec('COMMIT');
     } catch (err) {
-      // SQLite may have rolled back itself (disk full, I/O); otherwise it is ours to do.
-      if (this.db.inTransaction) this.db.exec('ROLLBACK');
-      this.pending = [];
-      for (const w of waiting) w.reject(err);
-      turns.lost(err);
-      return;
+      return this.loseTurn(err);
     }
+    turns.open = false;
+    const waiting = turns.waiting.splice(0);
+    for (const w of waiting) w.resolve();
     try {
       this.flushCommitted();
-    } finally {
-      for (const w of waiting) w.resolve();
+    } catch (err) {
+      // A listener or callback that threw: the turn is durable all the same; one throw must not take the process down.
+      turns.failed(err);
     }
   }
 
+  /** The open turn did not commit: everything of it is undone, nobody hears of it, its waiters fail. */
+  private loseTurn(err: unknown): void {
+    const turns = this.turns!;
+    turns.open = false;
+    this.pending = [];
+    for (const w of turns.waiting.splice(0)) w.reject(err);
+    try {
+      if (this.db.inTransaction) this.db.exec('ROLLBACK');
+    } catch {
+      // Already ended by SQLite: nothing of it stands either way.
+    }
+    try {
+      turns.lost(err);
+    } catch (e) {
+      turns.failed(e);
+    }
+  }
+
+  /**
+   * A call from an `unbatched` caller is about to run: the open turn commits
+   * first, so the call neither joins it nor reads what it has not made
+   * durable (the engine's faces call this; writes through write() and
+   * transaction() do it themselves).
+   */
+  settleForCaller(): void {
+    const turns = this.turns;
+    if (turns?.open && turns.unbatched.getStore() && !this.insideTransaction) this.commitTurn();
+  }
+
+  /** A write starts: it joins the open turn, or opens one; unbatched, it commits on its own (after the open turn). */
   private joinTurn(): void {
     const turns = this.turns;
-    if (!turns || this.db.inTransaction) return;
+    if (!turns) return;
+    // The turn vanished under us (SQLite rolled it back after an earlier statement failed): it is lost, not continued.
+    if (turns.open && !this.db.inTransaction) this.loseTurn(new Error('the turn\'s transaction was rolled back by SQLite'));
+    if (turns.unbatched.getStore()) return this.settleForCaller();
+    if (this.db.inTransaction) return;
     this.db.exec('BEGIN');
     turns.open = true;
     setImmediate(() => this.commitTurn());
