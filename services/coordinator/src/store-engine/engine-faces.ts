@@ -77,13 +77,18 @@ export type PeopleEngine = Async<Store, (typeof PEOPLE_METHODS)[number]>;
 export const RETENTION_METHODS = ['pruneOutbox', 'pruneResults'] as const;
 export type RetentionEngine = Async<Store, (typeof RETENTION_METHODS)[number]>;
 
-/** The Store's methods `keys`, bound to it and made async (the SQLite engine's faces). */
-export function asyncFace<K extends keyof Store>(store: Store, keys: readonly K[]): Async<Store, K> {
+/**
+ * The Store's methods `keys`, bound to it and made async (the SQLite engine's
+ * faces). `writes`: the face writes, so an unbatched caller settles the open
+ * turn first (StoreBase.settleForCaller); a read-only face does not, or every
+ * dashboard read would commit the node hub's turn.
+ */
+export function asyncFace<K extends keyof Store>(store: Store, keys: readonly K[], writes = true): Async<Store, K> {
   const face: Partial<Record<K, (...args: unknown[]) => Promise<unknown>>> = {};
   for (const key of keys) {
     const method = store[key] as unknown as (...args: unknown[]) => unknown;
     face[key] = async (...args: unknown[]) => {
-      store.settleForCaller();
+      if (writes) store.settleForCaller();
       return method.apply(store, args);
     };
   }

@@ -23,17 +23,14 @@ export class SqliteCosts implements CostEngine {
   }
 
   async jobCosts(jobId: string): Promise<JobCostRow[]> {
-    this.store.settleForCaller();
     return this.costs.jobCosts(jobId);
   }
 
   async sweepSums(sweepId: string): Promise<CostSumRow[]> {
-    this.store.settleForCaller();
     return this.costs.sweepSums(sweepId);
   }
 
   async nodeSums(): Promise<NodeCostSumRow[]> {
-    this.store.settleForCaller();
     return this.costs.nodeSums();
   }
 }
@@ -51,32 +48,26 @@ export class SqliteShares implements ShareEngine {
   }
 
   async live(id: string): Promise<ShareRow | undefined> {
-    this.store.settleForCaller();
     return this.shares.live(id);
   }
 
   async get(id: string): Promise<ShareRow | undefined> {
-    this.store.settleForCaller();
     return this.shares.get(id);
   }
 
   async list(owner?: string): Promise<ShareRow[]> {
-    this.store.settleForCaller();
     return this.shares.list(owner);
   }
 
   async listAll(): Promise<ShareRow[]> {
-    this.store.settleForCaller();
     return this.shares.listAll();
   }
 
   async renderKeys(id: string): Promise<string[]> {
-    this.store.settleForCaller();
     return this.shares.renderKeys(id);
   }
 
   async holds(id: string, renderKey: string): Promise<boolean> {
-    this.store.settleForCaller();
     return this.shares.holds(id, renderKey);
   }
 

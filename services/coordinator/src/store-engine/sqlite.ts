@@ -135,7 +135,7 @@ export class SqliteEngine implements StoreEngine {
     // The leases a node held, by id (as releaseNode gives them).
     this.nodes = { ...nodes, markNodeDown: async (nodeId, why) => byId(await nodes.markNodeDown(nodeId, why)) };
     this.webhooks = sqliteWebhooks(store, this.state.deliveryClaims);
-    this.listings = asyncFace(store, LISTING_METHODS);
+    this.listings = asyncFace(store, LISTING_METHODS, false);
     this.people = asyncFace(store, PEOPLE_METHODS);
     this.retention = asyncFace(store, RETENTION_METHODS);
     this.modelHolders = new SqliteModelHolders(store, this.state.held);
