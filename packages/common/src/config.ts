@@ -10,9 +10,20 @@ import { databaseUrlSetting } from './database-url.js';
 const list = (s: string) => s.split(',').map((x) => x.trim()).filter(Boolean);
 const flag = z.enum(['', '0', '1', 'false', 'true']).default('').transform((v) => v === '1' || v === 'true');
 
+/** More than this many connections from one replica is a mistake (PostgreSQL's own default max_connections is 100). */
+export const MAX_DATABASE_POOL_SIZE = 200;
+const POOL_SIZE_PROBLEM = `a whole number of connections from 1 to ${MAX_DATABASE_POOL_SIZE} (default 10)`;
+
 const ConfigSchema = z.object({
   /** The coordinator's store: unset or empty = the embedded SQLite file in the data folder; postgres://user:password@host:5432/db = PostgreSQL, shared by replicas (database-url.ts; never logged with its password). */
   NIGHTSHIFT_DATABASE_URL: databaseUrlSetting,
+  /** PostgreSQL connections per coordinator replica (its periodic duties and LISTEN hold a few more of their own); unused on SQLite. */
+  NIGHTSHIFT_DATABASE_POOL_SIZE: z.coerce
+    .number({ message: POOL_SIZE_PROBLEM })
+    .int(POOL_SIZE_PROBLEM)
+    .min(1, POOL_SIZE_PROBLEM)
+    .max(MAX_DATABASE_POOL_SIZE, POOL_SIZE_PROBLEM)
+    .default(10),
   NIGHTSHIFT_NATS_URL: z.string().default('nats://127.0.0.1:4222'),
   /** NATS user and password (both or neither); the server must require them (deploy/ does). */
   NIGHTSHIFT_NATS_USER: z.string().optional(),

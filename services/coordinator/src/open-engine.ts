@@ -31,8 +31,8 @@ export async function openStore(config: Config, log: Logger): Promise<OpenedStor
   const opts = { maxAttempts: config.NIGHTSHIFT_MAX_ATTEMPTS, blocklistAfter: config.NIGHTSHIFT_BLOCKLIST_AFTER };
   const url = config.NIGHTSHIFT_DATABASE_URL;
   if (url) {
-    const engine = await PostgresEngine.open({ url, applicationName: replicaName(), ...opts });
-    log.info({ database: redactDatabaseUrl(url), replica: engine.applicationName }, 'store: PostgreSQL');
+    const engine = await PostgresEngine.open({ url, applicationName: replicaName(), poolSize: config.NIGHTSHIFT_DATABASE_POOL_SIZE, ...opts });
+    log.info({ database: redactDatabaseUrl(url), replica: engine.applicationName, poolSize: config.NIGHTSHIFT_DATABASE_POOL_SIZE }, 'store: PostgreSQL');
     return { engine, sqlite: undefined, shareSecret: await engine.sharedSecret('share-links') };
   }
   // The engine owns the file: closing it closes the database.
