@@ -17,7 +17,7 @@ const POOL_SIZE_PROBLEM = `a whole number of connections from 1 to ${MAX_DATABAS
 const ConfigSchema = z.object({
   /** The coordinator's store: unset or empty = the embedded SQLite file in the data folder; postgres://user:password@host:5432/db = PostgreSQL, shared by replicas (database-url.ts; never logged with its password). */
   NIGHTSHIFT_DATABASE_URL: databaseUrlSetting,
-  /** PostgreSQL connections per coordinator replica (its periodic duties and LISTEN hold a few more of their own); unused on SQLite. */
+  /** PostgreSQL connections per coordinator replica (its periodic duties and LISTEN hold one more each); unused on SQLite. */
   NIGHTSHIFT_DATABASE_POOL_SIZE: z.coerce
     .number({ message: POOL_SIZE_PROBLEM })
     .int(POOL_SIZE_PROBLEM)
