@@ -218,8 +218,11 @@ export class NodeHub {
    * fills run in the nodes' lines.
    */
   dispatch(only?: string): void {
-    if (only === undefined) void this.fillAll();
-    else void this.fill(only, { now: Date.now() });
+    // Called from an API request too: the fills need not commit one by one (what a node is told waits for the commit anyway).
+    this.engine.batched(() => {
+      if (only === undefined) void this.fillAll();
+      else void this.fill(only, { now: Date.now() });
+    });
   }
 
   /**

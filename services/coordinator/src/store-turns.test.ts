@@ -108,7 +108,7 @@ test('a turn SQLite rolled back itself (a statement that ended the transaction) 
   }
 });
 
-test('unbatched, a write commits before it resolves: the open turn first, then the write on its own', async () => {
+test('unbatched, a write commits before it resolves: the open turn first, then the write on its own; batched() inside it joins turns again', async () => {
   const { store, committedSweeps, add, close } = setup();
   try {
     add('sw-1');
@@ -119,8 +119,13 @@ test('unbatched, a write commits before it resolves: the open turn first, then t
       assert.deepEqual(committedSweeps(), ['sw-1', 'sw-2'], 'durable at once: the open turn committed first');
       assert.equal(store.db.inTransaction, false);
     });
-    add('sw-3');
-    assert.deepEqual(committedSweeps(), ['sw-1', 'sw-2'], 'outside it, writes join a turn again');
+    await store.unbatched(async () => {
+      await store.batched(async () => {
+        await Promise.resolve();
+        add('sw-3');
+      });
+    });
+    assert.deepEqual(committedSweeps(), ['sw-1', 'sw-2'], 'work handed on in batched() joins a turn again');
     await store.committed();
     assert.deepEqual(committedSweeps(), ['sw-1', 'sw-2', 'sw-3']);
   } finally {

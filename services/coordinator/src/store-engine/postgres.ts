@@ -182,6 +182,10 @@ export class PostgresEngine implements StoreEngine {
 
   flush(): void {}
 
+  batched<T>(fn: () => T): T {
+    return fn();
+  }
+
   async heartbeat(nodeId: string, runningJobIds: string[], leaseMs: number): Promise<string[]> {
     const now = this.now();
     // One round trip: data-modifying WITH parts always run to completion; the SELECT reads the jobs as they were (the renewal changes no state or holder).

@@ -407,6 +407,10 @@ export class SqliteEngine implements StoreEngine {
     this.store.flush();
   }
 
+  batched<T>(fn: () => T): T {
+    return this.store.batched(fn);
+  }
+
   async ping(): Promise<void> {
     if (this.closed) throw new Error('store engine closed');
     this.store.db.prepare('SELECT 1').get();

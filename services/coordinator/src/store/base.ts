@@ -148,6 +148,15 @@ export class StoreBase {
     return this.turns ? this.turns.unbatched.run(true, fn) : fn();
   }
 
+  /**
+   * Runs `fn` (and all it awaits) with its writes joining turns again, inside
+   * an `unbatched` caller: work it hands on whose effects wait for the
+   * commit anyway (the node hub's fills: what a node is told waits for it).
+   */
+  batched<T>(fn: () => T): T {
+    return this.turns ? this.turns.unbatched.exit(fn) : fn();
+  }
+
   /** Commits the open turn now, so a read that follows in the same synchronous run sees only what is durable (the outbox publisher, the webhook worker). */
   flush(): void {
     this.commitTurn();
