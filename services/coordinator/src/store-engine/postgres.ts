@@ -123,7 +123,11 @@ export class PostgresEngine implements StoreEngine {
     const now = this.now();
     const kind = sweep.kind ?? 'render';
     let total = 0;
+    // A generator is used up by the first attempt: a transaction retried after a deadlock must not store a sweep short of its jobs.
+    const replayable = Array.isArray(jobs);
+    let attempts = 0;
     await inTransaction(this.pool, async (c) => {
+      if (attempts++ > 0 && !replayable) throw new Error('storing the sweep was interrupted (a deadlock) and its jobs cannot be made again: submit it again');
       await c.query(
         `INSERT INTO sweeps (id, name, spec_json, status, priority, backend, total, created_at, kind, model, model_hash, model_bytes, owner)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
