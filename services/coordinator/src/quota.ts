@@ -4,7 +4,7 @@
  * submitted since 00:00 UTC). A submission that would pass it is refused
  * whole with 429, naming the quota and what is left.
  */
-import type { PeopleEngine, StoreEngine } from './store-engine/engine.js';
+import { QuotaRaced, type PeopleEngine, type StoreEngine, type SweepQuota } from './store-engine/engine.js';
 import { utcDayStart } from './store/users.js';
 
 export interface QuotaView {
@@ -41,11 +41,25 @@ export class QuotaExceeded extends Error {
 }
 
 /**
- * Throws QuotaExceeded when `wanted` more images would pass the user's quota today.
- * A check before the sweep is stored, not in its transaction: two submissions
- * of one user at the same moment may both pass it (docs/design.md §4).
+ * Throws QuotaExceeded when `wanted` more images would pass the user's quota
+ * today, before anything is stored. Returns what the sweep's own transaction
+ * checks again (`NewSweep.quota`), so two submissions of one user at the same
+ * moment, through one replica or two, cannot both pass it; none without a quota.
  */
-export async function checkQuota(engine: QuotaEngine, user: string, wanted: number, now: number): Promise<void> {
+export async function checkQuota(engine: QuotaEngine, user: string, wanted: number, now: number): Promise<SweepQuota | undefined> {
   const q = await quotaOf(engine, user, now);
-  if (q && wanted > q.leftToday) throw new QuotaExceeded(q, wanted);
+  if (!q) return undefined;
+  if (wanted > q.leftToday) throw new QuotaExceeded(q, wanted);
+  return { imagesPerDay: q.imagesPerDay, since: utcDayStart(now) };
+}
+
+/** Runs a quota-bound createSweep; a refusal inside its transaction (another submission got there first) becomes QuotaExceeded. */
+export async function withinQuota<T>(engine: QuotaEngine, user: string, store: () => Promise<T>): Promise<T> {
+  try {
+    return await store();
+  } catch (err) {
+    if (!(err instanceof QuotaRaced)) throw err;
+    const q = await quotaOf(engine, user, err.quota.since);
+    throw new QuotaExceeded(q ?? { imagesPerDay: err.quota.imagesPerDay, usedToday: err.usedBefore, leftToday: Math.max(0, err.quota.imagesPerDay - err.usedBefore), resetsAt: new Date(err.quota.since + DAY_MS).toISOString() }, err.wanted);
+  }
 }

@@ -9,7 +9,7 @@ import type { SweepDeps } from './deps.js';
 import type { JobRow, NewJob, SweepCounts, SweepRow } from './store-engine/engine.js';
 import { keyJobsByHash, type ResolvedModel } from './sweep-model.js';
 import { LOCAL_ADMIN, mayUse, type Caller } from './callers.js';
-import { checkQuota } from './quota.js';
+import { checkQuota, withinQuota } from './quota.js';
 import { indexerHeaders } from './indexer-proxy.js';
 
 export interface SweepView {
@@ -38,20 +38,23 @@ export async function submitSweep(deps: SweepDeps, input: unknown, lists?: Wildc
   const spec = parseSpec(input);
   // Expanded lazily (the count is known before any job is made); the quota is checked before they are.
   const { total, jobs } = expandSweepLazily(spec, expansionLimits(deps.config), lists);
-  await checkQuota(deps.engine, caller.user, total, Date.now());
+  const quota = await checkQuota(deps.engine, caller.user, total, Date.now());
   const model = sweepModel(spec);
-  const sweep = await deps.engine.createSweep(
-    {
-      name: spec.name ?? spec.prompts[0]!.slice(0, 80),
-      spec,
-      priority: spec.priority,
-      backend: spec.backend,
-      model,
-      ...(registry ? { modelHash: registry.hash, modelBytes: registry.bytes } : {}),
-      owner: caller.user,
-    },
-    // Made as they are stored: a 100,000-job sweep is never in memory whole.
-    asStored(jobs, registry),
+  const sweep = await withinQuota(deps.engine, caller.user, () =>
+    deps.engine.createSweep(
+      {
+        name: spec.name ?? spec.prompts[0]!.slice(0, 80),
+        spec,
+        priority: spec.priority,
+        backend: spec.backend,
+        model,
+        ...(registry ? { modelHash: registry.hash, modelBytes: registry.bytes } : {}),
+        owner: caller.user,
+        ...(quota ? { quota } : {}),
+      },
+      // Made as they are stored: a 100,000-job sweep is never in memory whole.
+      asStored(jobs, registry),
+    ),
   );
   deps.log.info({ sweep: sweep.id, jobs: sweep.total, name: sweep.name }, 'sweep submitted');
   offerWork(deps);
@@ -108,8 +111,8 @@ export async function submitUpscale(deps: SweepDeps, input: unknown, caller: Cal
     sources.push(job);
   }
   if (!sources.length) throw new SpecError('invalid upscale request', [{ path: 'sweep', message: 'that sweep has no favorites to upscale' }]);
-  await checkQuota(deps.engine, caller.user, sources.length, Date.now());
-  const sweep = await deps.engine.createSweep(
+  const quota = await checkQuota(deps.engine, caller.user, sources.length, Date.now());
+  const sweep = await withinQuota(deps.engine, caller.user, () => deps.engine.createSweep(
     {
       name: `upscale ×4 of ${sources.length} image(s)${registry ? ` with ${registry.name}` : ''}`,
       spec: req,
@@ -119,6 +122,7 @@ export async function submitUpscale(deps: SweepDeps, input: unknown, caller: Cal
       kind: 'upscale',
       owner: caller.user,
       ...(registry ? { modelHash: registry.hash, modelBytes: registry.bytes } : {}),
+      ...(quota ? { quota } : {}),
     },
     sources.map((src, i) => ({
       index: i,
@@ -133,7 +137,7 @@ export async function submitUpscale(deps: SweepDeps, input: unknown, caller: Cal
       sourceKey: imageKey(src.render_key),
       minVramMb: 0,
     })),
-  );
+  ));
   offerWork(deps);
   return { id: sweep.id, jobs: sources.length };
 }

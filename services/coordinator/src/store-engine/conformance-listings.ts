@@ -10,7 +10,7 @@ import { ownKeys } from '../store/completion.js';
 import type { WithFixture } from './conformance.js';
 import { LEASE, PROC, drainEvents, newJobs, report } from './conformance-helpers.js';
 import { RETENTION_DUTY, RetentionDuty } from './retention-duty.js';
-import type { StoreEngine } from './engine.js';
+import { QuotaRaced, type StoreEngine } from './engine.js';
 
 const sweep = (name: string, owner?: string) => ({ name, spec: {}, priority: 0, backend: 'procedural', model: 'm1', ...(owner ? { owner } : {}) });
 
@@ -132,6 +132,32 @@ export function peopleConformance(withFixture: WithFixture): void {
     assert.deepEqual(await engine.people.wildcardsOf('alice'), ['Birds', 'animals']);
     await engine.people.setWildcardOwner('colors', 'bob');
     assert.deepEqual(await engine.people.wildcardsOf('bob'), ['colors', 'moods']);
+  });
+}
+
+export function quotaConformance(withFixture: WithFixture): void {
+  withFixture("a daily quota checked in the sweep's own transaction: a sweep that would pass it stores nothing; two at once through two connections, one passes", async ({ engine, another }, clock) => {
+    const other = await another();
+    const quota = { imagesPerDay: 5, since: clock.t };
+    await engine.createSweep(sweep('old', 'carol'), newJobs('qo', 9), 'sw-qo'); // before `since`: not counted
+    clock.t += 1_000;
+    quota.since = clock.t;
+    await engine.createSweep({ ...sweep('a', 'carol'), quota }, newJobs('qa', 3), 'sw-qa');
+    await assert.rejects(engine.createSweep({ ...sweep('b', 'carol'), quota }, newJobs('qb', 3), 'sw-qb'), (err: unknown) => err instanceof QuotaRaced && err.usedBefore === 3 && err.wanted === 3);
+    assert.equal(await engine.getSweep('sw-qb'), undefined, 'nothing of it stored');
+    assert.equal(await engine.getJob(jobId('sw-qb', 0)), undefined);
+    await engine.createSweep({ ...sweep('c', 'carol'), quota }, newJobs('qc', 2), 'sw-qc');
+    assert.equal(await engine.people.imagesSubmittedSince('carol', quota.since), 5, 'up to the quota exactly');
+    await engine.createSweep({ ...sweep('d', 'dave'), quota }, newJobs('qd', 5), 'sw-qd');
+
+    // Two submissions of one owner at once, each alone within the quota, together past it.
+    const both = await Promise.allSettled([
+      engine.createSweep({ ...sweep('e', 'erin'), quota }, newJobs('qe', 3), 'sw-qe'),
+      other.createSweep({ ...sweep('f', 'erin'), quota }, newJobs('qf', 3), 'sw-qf'),
+    ]);
+    assert.deepEqual(both.map((r) => r.status).sort(), ['fulfilled', 'rejected'], 'exactly one passes');
+    assert.ok(both.some((r) => r.status === 'rejected' && r.reason instanceof QuotaRaced));
+    assert.equal(await engine.people.imagesSubmittedSince('erin', quota.since), 3);
   });
 }
 

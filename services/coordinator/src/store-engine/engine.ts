@@ -17,6 +17,7 @@ import type { NodeModelState } from '../node-models.js';
 import type { ReportedKeys } from '../store/completion.js';
 import type { CompleteOutcome, JobRow, NewJob, SweepCounts, SweepRow } from '../store/rows.js';
 import type { NewUser, UserRow } from '../store/users.js';
+import type { SweepQuota } from '../store/quota-raced.js';
 import type { ListingEngine, NodeEngine, PeopleEngine, RetentionEngine, WebhookEngine } from './engine-faces.js';
 import type { GalleryEngine } from './gallery-face.js';
 
@@ -85,7 +86,16 @@ export interface NewSweep {
   modelBytes?: number;
   /** The submitting user ('local' when absent): fair share between people orders the pick. */
   owner?: string;
+  /**
+   * The owner's daily image quota, checked in the sweep's own transaction
+   * (under a lock per owner on PostgreSQL), so two submissions at once, through
+   * one replica or two, cannot both pass it: the owner's sweeps created since
+   * `since`, this one included, may hold at most `imagesPerDay` jobs.
+   */
+  quota?: SweepQuota;
 }
+
+export { QuotaRaced, type SweepQuota } from '../store/quota-raced.js';
 
 /**
  * What the asking node holds of registry models and how many connected nodes

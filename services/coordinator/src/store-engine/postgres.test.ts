@@ -6,6 +6,7 @@ import { postgresMissing, startPostgres, type PostgresServer } from '@nightshift
 import { storeEngineConformance } from './conformance.js';
 import { report } from './conformance-helpers.js';
 import { ANALYZE_AFTER_JOBS, PostgresEngine } from './postgres.js';
+import { QuotaRaced } from './engine.js';
 import type { Wake } from './engine.js';
 import { WakeListener } from './postgres-wake.js';
 
@@ -262,6 +263,32 @@ test('a shared secret is made once per database: every replica, asking at once o
     assert.ok((await b.sharedSecret('share-links')).equals(first[0]!), 'the same later');
     assert.ok(!(await a.sharedSecret('other')).equals(first[0]!));
   } finally {
+    await a.close();
+    await b.close();
+  }
+});
+
+test("a daily quota held by two replicas' submissions at the same point: the one that waited counts the other and is refused", { skip, timeout: 60_000 }, async () => {
+  const url = await server!.createDatabase('quota_race');
+  const [a, b] = await Promise.all([PostgresEngine.open({ url }), PostgresEngine.open({ url })]);
+  const blocker = new pg.Client({ connectionString: url });
+  await blocker.connect();
+  try {
+    const quota = { imagesPerDay: 5, since: 0 };
+    const sweep = (name: string) => ({ name, spec: {}, priority: 0, backend: 'procedural', model: 'm1', owner: 'erin', quota });
+    // Both submissions stop where they store their jobs, so neither commits before the other has started.
+    await blocker.query('BEGIN');
+    await blocker.query('LOCK TABLE jobs IN SHARE ROW EXCLUSIVE MODE');
+    const both = Promise.allSettled([a.createSweep(sweep('e'), [0, 1, 2].map((i) => JOB('qe', i)), 'sw-qe'), b.createSweep(sweep('f'), [0, 1, 2].map((i) => JOB('qf', i)), 'sw-qf')]);
+    const waiting = async () => (await blocker.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`)).rows[0]!.n;
+    while ((await waiting()) < 2) await delay(10);
+    await blocker.query('COMMIT');
+    const results = await both;
+    assert.deepEqual(results.map((r) => r.status).sort(), ['fulfilled', 'rejected'], 'exactly one passes');
+    assert.ok(results.some((r) => r.status === 'rejected' && r.reason instanceof QuotaRaced));
+    assert.equal(await a.people.imagesSubmittedSince('erin', 0), 3);
+  } finally {
+    await blocker.end();
     await a.close();
     await b.close();
   }

@@ -28,6 +28,7 @@ import { DEFAULT_STORE_OPTIONS, type StoreOptions } from '../store/base.js';
 import { ownKeys, refuseReport } from '../store/completion.js';
 import { LAST_SEEN_PRECISION_MS, notTheNodes } from '../store/nodes.js';
 import { newSweepId, type CompleteOutcome, type JobRow, type NewJob, type SweepCounts, type SweepRow } from '../store/rows.js';
+import { QuotaRaced } from '../store/quota-raced.js';
 import type { Change, ClaimedEvent, CompletionReport, Leadership, NewSweep, NewUser, PickModels, QueuedRequirement, QueuedWithExclusions, RecentFinish, StoreEngine, UserRow, Wake } from './engine.js';
 import { imageEvent, sweepCreatedEvent } from '../store/events.js';
 import { HAND_ON, USER_COLUMNS, announcedBefore, byId, countsOf, dropCopyOf, enqueue, exclusionsOf, releaseNodeIn, settleSweep } from './postgres-helpers.js';
@@ -128,6 +129,8 @@ export class PostgresEngine implements StoreEngine {
     let attempts = 0;
     await inTransaction(this.pool, async (c) => {
       if (attempts++ > 0 && !replayable) throw new Error('storing the sweep was interrupted (a deadlock) and its jobs cannot be made again: submit it again');
+      // One owner's quota-bound submissions take turns, whichever replica they reach: the later one counts the earlier.
+      if (sweep.quota) await c.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [LOCK_NAMESPACE, `quota:${sweep.owner ?? 'local'}`]);
       await c.query(
         `INSERT INTO sweeps (id, name, spec_json, status, priority, backend, total, created_at, kind, model, model_hash, model_bytes, owner)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
@@ -136,6 +139,10 @@ export class PostgresEngine implements StoreEngine {
       // Streamed (COPY) as the expansion makes them: a 100,000-job sweep is never in memory whole.
       total = await storeJobs(c, id, jobs, sweep.modelHash ?? '');
       await c.query('UPDATE sweeps SET total = $1 WHERE id = $2', [total, id]);
+      if (sweep.quota) {
+        const { rows } = await c.query<{ n: number }>('SELECT COALESCE(SUM(total), 0) AS n FROM sweeps WHERE owner = $1 AND created_at >= $2', [sweep.owner ?? 'local', sweep.quota.since]);
+        if (rows[0]!.n > sweep.quota.imagesPerDay) throw new QuotaRaced(rows[0]!.n - total, total, sweep.quota);
+      }
       await enqueue(c, sweepCreatedEvent({ id, name: sweep.name, kind }, total, now), now);
     });
     // A big sweep changes the jobs table at once: the planner must see it before the next pick (analyzeJobs says why).

@@ -7,6 +7,7 @@ import { SUBJECTS } from '@nightshift/common';
 import { StoreBase } from './base.js';
 import { FINAL, jobId, newSweepId, type JobRow, type JobState, type NewJob, type SweepCounts, type SweepRow, type SweepStatus } from './rows.js';
 import { sweepCreatedEvent, sweepDoneEvent } from './events.js';
+import { QuotaRaced, type SweepQuota } from './quota-raced.js';
 
 /** Floors listed at most per sweep (a sweep has one per image size; a bound against a hostile spec of many). */
 export const MAX_FLOORS = 1_000;
@@ -19,7 +20,7 @@ export class SweepStore extends StoreBase {
    * while being made rolls the whole sweep back.
    */
   createSweep(
-    sweep: { name: string; spec: unknown; priority: number; backend: string; model: string; kind?: 'render' | 'upscale'; modelHash?: string; modelBytes?: number; owner?: string },
+    sweep: { name: string; spec: unknown; priority: number; backend: string; model: string; kind?: 'render' | 'upscale'; modelHash?: string; modelBytes?: number; owner?: string; quota?: SweepQuota },
     jobs: Iterable<NewJob>,
     id = newSweepId(),
   ): SweepRow {
@@ -44,6 +45,11 @@ export class SweepStore extends StoreBase {
       // The rest one row a statement: a statement per tail size would stay prepared (cached) for good.
       for (let at = 0; at < values.length; at += JOB_COLUMNS) this.insertJobs(values.slice(at, at + JOB_COLUMNS));
       this.q('UPDATE sweeps SET total = ? WHERE id = ?').run(total, id);
+      if (sweep.quota) {
+        // In this transaction (one writer): a concurrent submission sees this sweep, or this one sees it.
+        const used = (this.q('SELECT COALESCE(SUM(total), 0) AS n FROM sweeps WHERE owner = ? AND created_at >= ?').get(sweep.owner ?? 'local', sweep.quota.since) as { n: number }).n;
+        if (used > sweep.quota.imagesPerDay) throw new QuotaRaced(used - total, total, sweep.quota);
+      }
       // The state trigger counts changes, not inserts: a new sweep's jobs are all queued.
       if (total) this.q(`INSERT INTO sweep_counts (sweep_id, state, n) VALUES (?, 'queued', ?)`).run(id, total);
       this.enqueueEvent(sweepCreatedEvent({ id, name: sweep.name, kind: sweep.kind ?? 'render' }, total, now));
