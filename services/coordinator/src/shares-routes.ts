@@ -17,6 +17,7 @@ import type { ShareEngine, ShareRow } from './store-engine/engine.js';
 import type { ShareTokens } from './shares-token.js';
 import { SHARE_PATH } from './shares-public.js';
 import { callerOf, mayUse, ownerFilter } from './callers.js';
+import { CapReached } from './store-engine/engine.js';
 
 export const MAX_SHARE_SECONDS = 30 * 24 * 3600;
 /** Short enough for a link meant for the next minute (and for a test to see one expire). */
@@ -62,13 +63,16 @@ export function shareRoutes(deps: AlbumDeps, parts: ShareParts, now: () => numbe
     // Expired links stay listed (as expired) for a week, then their rows go.
     await parts.shares.pruneExpired(now() - EXPIRED_KEPT_MS);
     const live = (await parts.shares.list(owner)).filter((s) => s.expires_at > now()).length;
-    if (live >= MAX_SHARES) return c.json({ error: `at most ${MAX_SHARES} live share links: revoke some first (DELETE /api/shares/:id)`, details: [] }, 409);
+    const full = () => c.json({ error: `at most ${MAX_SHARES} live share links: revoke some first (DELETE /api/shares/:id)`, details: [] }, 409);
+    if (live >= MAX_SHARES) return full();
     try {
       const album = await resolveAlbum(deps, selection, now(), callerOf(c));
-      const row = await parts.shares.create({ title: album.title, renderKeys: album.images.map((i) => i.renderKey), expiresAt: now() + expiresIn * 1000, owner });
+      // Counted again in the insert's own transaction: two creations at once, through one replica or two, cannot both pass the cap.
+      const row = await parts.shares.create({ title: album.title, renderKeys: album.images.map((i) => i.renderKey), expiresAt: now() + expiresIn * 1000, owner, maxLive: MAX_SHARES });
       return c.json({ id: row.id, url: url(c, row), expiresAt: iso(row.expires_at), images: row.images }, 201);
     } catch (err) {
       if (err instanceof AlbumError) return albumErrorResponse(c, err);
+      if (err instanceof CapReached) return full();
       throw err;
     }
   });

@@ -11,6 +11,7 @@ import type { WebhookEngine } from './store-engine/engine.js';
 import { WEBHOOK_EVENTS, WEBHOOK_FORMATS, type AttemptRow, type WebhookEvent, type WebhookRow } from './store/webhooks.js';
 import { refuseUrl } from './webhooks.js';
 import { callerOf, mayUse, ownerFilter } from './callers.js';
+import { CapReached } from './store-engine/engine.js';
 
 /** More than a farm needs; a cap keeps every event's fan-out small. */
 export const MAX_WEBHOOKS = 100;
@@ -46,9 +47,16 @@ export function webhookRoutes(deps: WebhookRouteDeps): Hono {
     }
     const refused = refuseUrl(parsed.data.url, deps.config.NIGHTSHIFT_WEBHOOK_ALLOW);
     if (refused) return c.json({ error: refused, details: [{ path: 'url', message: refused }] }, 400);
-    if ((await deps.engine.webhooks.listWebhooks()).length >= MAX_WEBHOOKS) return c.json({ error: `at most ${MAX_WEBHOOKS} webhooks`, details: [] }, 409);
-    const row = await deps.engine.webhooks.createWebhook({ ...parsed.data, events: [...new Set(parsed.data.events)], owner: callerOf(c).user });
-    return c.json({ id: row.id }, 201);
+    const full = () => c.json({ error: `at most ${MAX_WEBHOOKS} webhooks`, details: [] }, 409);
+    if ((await deps.engine.webhooks.listWebhooks()).length >= MAX_WEBHOOKS) return full();
+    try {
+      // Counted again in the insert's own transaction: two creations at once, through one replica or two, cannot both pass the cap.
+      const row = await deps.engine.webhooks.createWebhook({ ...parsed.data, events: [...new Set(parsed.data.events)], owner: callerOf(c).user, max: MAX_WEBHOOKS });
+      return c.json({ id: row.id }, 201);
+    } catch (err) {
+      if (err instanceof CapReached) return full();
+      throw err;
+    }
   });
 
   app.get('/', async (c) => c.json({ webhooks: (await deps.engine.webhooks.listWebhooks(ownerFilter(callerOf(c)))).map(view) }));

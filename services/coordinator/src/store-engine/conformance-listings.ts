@@ -10,7 +10,7 @@ import { ownKeys } from '../store/completion.js';
 import type { WithFixture } from './conformance.js';
 import { LEASE, PROC, drainEvents, newJobs, report } from './conformance-helpers.js';
 import { RETENTION_DUTY, RetentionDuty } from './retention-duty.js';
-import { QuotaRaced, type StoreEngine } from './engine.js';
+import { CapReached, QuotaRaced, type StoreEngine } from './engine.js';
 
 const sweep = (name: string, owner?: string) => ({ name, spec: {}, priority: 0, backend: 'procedural', model: 'm1', ...(owner ? { owner } : {}) });
 
@@ -158,6 +158,26 @@ export function quotaConformance(withFixture: WithFixture): void {
     assert.deepEqual(both.map((r) => r.status).sort(), ['fulfilled', 'rejected'], 'exactly one passes');
     assert.ok(both.some((r) => r.status === 'rejected' && r.reason instanceof QuotaRaced));
     assert.equal(await engine.people.imagesSubmittedSince('erin', quota.since), 3);
+  });
+}
+
+export function capConformance(withFixture: WithFixture): void {
+  withFixture("caps counted in the insert's own transaction: webhooks farm-wide, live share links per owner (expired ones do not count)", async ({ engine }, clock) => {
+    const hook = (owner: string) => ({ url: 'https://example.test/h', events: ['sweep.finished' as const], secret: 's', format: 'json' as const, owner, max: 2 });
+    await engine.webhooks.createWebhook(hook('a'));
+    await engine.webhooks.createWebhook(hook('b'));
+    await assert.rejects(engine.webhooks.createWebhook(hook('c')), (err: unknown) => err instanceof CapReached && err.max === 2);
+    assert.equal((await engine.webhooks.listWebhooks()).length, 2, 'nothing stored');
+    assert.ok(await engine.webhooks.createWebhook({ ...hook('c'), max: undefined }), 'without a cap, as before');
+
+    const share = (owner: string, expiresAt: number) => ({ title: 't', renderKeys: ['rk-1'], expiresAt, owner, maxLive: 2 });
+    await engine.shares.create(share('ann', clock.t + 1_000));
+    await engine.shares.create(share('ann', clock.t + 60_000));
+    await assert.rejects(engine.shares.create(share('ann', clock.t + 60_000)), (err: unknown) => err instanceof CapReached && err.max === 2);
+    assert.ok(await engine.shares.create(share('ben', clock.t + 60_000)), "another owner's links are counted apart");
+    clock.t += 1_000; // ann's first link expires
+    assert.ok(await engine.shares.create(share('ann', clock.t + 60_000)), 'an expired link does not count');
+    assert.equal((await engine.shares.list('ann')).length, 3);
   });
 }
 

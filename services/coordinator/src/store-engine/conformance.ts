@@ -15,7 +15,7 @@ import type { StoreEngine } from './engine.js';
 import { LEASE, PROC, assertCountsExact, drainEvents, newJobs, report } from './conformance-helpers.js';
 import { controlConformance } from './conformance-control.js';
 import { changeConformance, modelHolderConformance, nodeConformance, nodeOwnershipConformance, webhookConformance } from './conformance-nodes.js';
-import { galleryConformance, listingConformance, peopleConformance, quotaConformance, retentionConformance, retentionDutyConformance } from './conformance-listings.js';
+import { galleryConformance, listingConformance, peopleConformance, quotaConformance, capConformance, retentionConformance, retentionDutyConformance } from './conformance-listings.js';
 import { copyConformance, costConformance, modelConformance, requeueConformance, shareConformance, userConformance, wakeConformance } from './conformance-parity.js';
 
 export interface Clock {
@@ -375,6 +375,7 @@ export function storeEngineConformance(name: string, harness: EngineHarness, opt
     listingConformance(withFixture);
     peopleConformance(withFixture);
     quotaConformance(withFixture);
+    capConformance(withFixture);
     retentionConformance(withFixture);
     retentionDutyConformance(withFixture);
     galleryConformance(withFixture);

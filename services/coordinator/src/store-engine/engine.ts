@@ -47,7 +47,8 @@ export interface CostEngine {
 
 /** Share links (store/shares.ts): frozen image lists shown to whoever holds a signed token until they expire or are deleted. */
 export interface ShareEngine {
-  create(share: { title: string; renderKeys: readonly string[]; expiresAt: number; owner?: string }): Promise<ShareRow>;
+  /** `maxLive`: refused (CapReached) when the owner has that many live links, counted in the insert's own transaction. */
+  create(share: { title: string; renderKeys: readonly string[]; expiresAt: number; owner?: string; maxLive?: number }): Promise<ShareRow>;
   /** A share that exists and has not expired. */
   live(id: string): Promise<ShareRow | undefined>;
   get(id: string): Promise<ShareRow | undefined>;
@@ -95,7 +96,7 @@ export interface NewSweep {
   quota?: SweepQuota;
 }
 
-export { QuotaRaced, type SweepQuota } from '../store/quota-raced.js';
+export { CapReached, QuotaRaced, type SweepQuota } from '../store/quota-raced.js';
 
 /**
  * What the asking node holds of registry models and how many connected nodes

@@ -8,6 +8,8 @@ import type pg from 'pg';
 import { LOCAL_OWNER } from '../store/shares.js';
 import type { ShareEngine, ShareRow } from './engine.js';
 import { inTransaction } from './postgres-pool.js';
+import { LOCK_NAMESPACE } from './postgres-schema.js';
+import { CapReached } from '../store/quota-raced.js';
 
 const WITH_COUNT = `SELECT s.id, s.owner, s.title, s.created_at, s.expires_at, (SELECT COUNT(*) FROM share_images i WHERE i.share_id = s.id) AS images FROM shares s`;
 
@@ -17,9 +19,15 @@ export class PgShares implements ShareEngine {
     private readonly now: () => number,
   ) {}
 
-  async create(s: { title: string; renderKeys: readonly string[]; expiresAt: number; owner?: string }): Promise<ShareRow> {
+  async create(s: { title: string; renderKeys: readonly string[]; expiresAt: number; owner?: string; maxLive?: number }): Promise<ShareRow> {
     const id = `sh_${randomBytes(12).toString('base64url')}`;
     await inTransaction(this.pool, async (c) => {
+      if (s.maxLive !== undefined) {
+        // One owner's creations take turns, whichever replica they reach: the later one counts the earlier.
+        await c.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [LOCK_NAMESPACE, `shares:${s.owner ?? LOCAL_OWNER}`]);
+        const { rows } = await c.query<{ n: number }>('SELECT count(*)::int AS n FROM shares WHERE owner = $1 AND expires_at > $2', [s.owner ?? LOCAL_OWNER, this.now()]);
+        if (rows[0]!.n >= s.maxLive) throw new CapReached('live share links', s.maxLive);
+      }
       await c.query('INSERT INTO shares (id, owner, title, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)', [id, s.owner ?? LOCAL_OWNER, s.title, this.now(), s.expiresAt]);
       await c.query(
         `INSERT INTO share_images (share_id, render_key, position)

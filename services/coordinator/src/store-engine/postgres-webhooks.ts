@@ -14,6 +14,8 @@ import type { AttemptOutcome, AttemptRow, DeliveryRow, DeliveryState, DueDeliver
 import type { JobState, SweepCounts, SweepRow } from '../store/rows.js';
 import type { WebhookEngine } from './engine-faces.js';
 import { inTransaction } from './postgres-pool.js';
+import { LOCK_NAMESPACE } from './postgres-schema.js';
+import { CapReached } from '../store/quota-raced.js';
 
 type Q = Pick<pg.ClientBase, 'query'>;
 
@@ -28,13 +30,20 @@ export class PgWebhooks implements WebhookEngine {
     private readonly now: () => number,
   ) {}
 
-  async createWebhook(w: { url: string; events: WebhookEvent[]; secret: string; format: WebhookFormat; owner?: string }): Promise<WebhookRow> {
+  async createWebhook(w: { url: string; events: WebhookEvent[]; secret: string; format: WebhookFormat; owner?: string; max?: number }): Promise<WebhookRow> {
     const id = `wh_${randomBytes(8).toString('hex')}`;
-    const { rows } = await this.pool.query<WebhookRow>(
-      'INSERT INTO webhooks (id, url, events_json, secret, format, created_at, owner) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING *',
-      [id, w.url, JSON.stringify(w.events), w.secret, w.format, this.now(), w.owner ?? 'local'],
-    );
-    return rows[0]!;
+    return inTransaction(this.pool, async (c) => {
+      if (w.max !== undefined) {
+        // Creations take turns, whichever replica they reach: the later one counts the earlier.
+        await c.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [LOCK_NAMESPACE, 'webhooks']);
+        if ((await c.query<{ n: number }>('SELECT count(*)::int AS n FROM webhooks')).rows[0]!.n >= w.max) throw new CapReached('webhooks', w.max);
+      }
+      const { rows } = await c.query<WebhookRow>(
+        'INSERT INTO webhooks (id, url, events_json, secret, format, created_at, owner) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING *',
+        [id, w.url, JSON.stringify(w.events), w.secret, w.format, this.now(), w.owner ?? 'local'],
+      );
+      return rows[0]!;
+    });
   }
 
   async getWebhook(id: string): Promise<WebhookRow | undefined> {

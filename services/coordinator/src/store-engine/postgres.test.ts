@@ -6,7 +6,7 @@ import { postgresMissing, startPostgres, type PostgresServer } from '@nightshift
 import { storeEngineConformance } from './conformance.js';
 import { report } from './conformance-helpers.js';
 import { ANALYZE_AFTER_JOBS, PostgresEngine } from './postgres.js';
-import { QuotaRaced } from './engine.js';
+import { CapReached, QuotaRaced } from './engine.js';
 import type { Wake } from './engine.js';
 import { WakeListener } from './postgres-wake.js';
 
@@ -287,6 +287,35 @@ test("a daily quota held by two replicas' submissions at the same point: the one
     assert.deepEqual(results.map((r) => r.status).sort(), ['fulfilled', 'rejected'], 'exactly one passes');
     assert.ok(results.some((r) => r.status === 'rejected' && r.reason instanceof QuotaRaced));
     assert.equal(await a.people.imagesSubmittedSince('erin', 0), 3);
+  } finally {
+    await blocker.end();
+    await a.close();
+    await b.close();
+  }
+});
+
+test('the webhook and share-link caps held by two replicas at the same point: the one that waited counts the other and is refused', { skip, timeout: 60_000 }, async () => {
+  const url = await server!.createDatabase('cap_race');
+  const [a, b] = await Promise.all([PostgresEngine.open({ url }), PostgresEngine.open({ url })]);
+  const blocker = new pg.Client({ connectionString: url });
+  await blocker.connect();
+  /** Two creations let through a table lock together (each counts, then waits to insert); exactly one may pass the cap of 1. */
+  const race = async (table: string, create: (e: PostgresEngine) => Promise<unknown>) => {
+    await blocker.query('BEGIN');
+    await blocker.query(`LOCK TABLE ${table} IN SHARE ROW EXCLUSIVE MODE`);
+    const both = Promise.allSettled([create(a), create(b)]);
+    const waiting = async () => (await blocker.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`)).rows[0]!.n;
+    while ((await waiting()) < 2) await delay(10);
+    await blocker.query('COMMIT');
+    const results = await both;
+    assert.deepEqual(results.map((r) => r.status).sort(), ['fulfilled', 'rejected'], `${table}: exactly one passes`);
+    assert.ok(results.some((r) => r.status === 'rejected' && r.reason instanceof CapReached));
+  };
+  try {
+    await race('webhooks', (e) => e.webhooks.createWebhook({ url: 'https://example.test/h', events: ['sweep.finished'], secret: 's', format: 'json', owner: 'erin', max: 1 }));
+    assert.equal((await a.webhooks.listWebhooks()).length, 1);
+    await race('shares', (e) => e.shares.create({ title: 't', renderKeys: ['rk'], expiresAt: Date.now() + 60_000, owner: 'erin', maxLive: 1 }));
+    assert.equal((await a.shares.list('erin')).length, 1);
   } finally {
     await blocker.end();
     await a.close();

@@ -42,7 +42,7 @@ export class SqliteShares implements ShareEngine {
     this.shares = new ShareStore(store.db, store.opts.now);
   }
 
-  async create(share: { title: string; renderKeys: readonly string[]; expiresAt: number; owner?: string }): Promise<ShareRow> {
+  async create(share: { title: string; renderKeys: readonly string[]; expiresAt: number; owner?: string; maxLive?: number }): Promise<ShareRow> {
     this.store.settleForCaller();
     return this.shares.create(share);
   }

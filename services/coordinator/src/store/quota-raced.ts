@@ -15,3 +15,13 @@ export class QuotaRaced extends Error {
     super(`daily image quota exceeded: ${wanted} image(s) wanted, ${Math.max(0, quota.imagesPerDay - usedBefore)} of ${quota.imagesPerDay} left`);
   }
 }
+
+/** A row refused inside its transaction: the cap it is counted against is reached (nothing is stored). */
+export class CapReached extends Error {
+  constructor(
+    readonly what: string,
+    readonly max: number,
+  ) {
+    super(`at most ${max} ${what}`);
+  }
+}

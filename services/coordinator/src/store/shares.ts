@@ -12,6 +12,7 @@ import { randomBytes } from 'node:crypto';
 import type { Statement } from 'better-sqlite3';
 import type { DB } from '../db.js';
 import { statementCache } from './statements.js';
+import { CapReached } from './quota-raced.js';
 
 /** Whoever owns rows made before users exist (store/users.ts LOCAL_USER). */
 export const LOCAL_OWNER = 'local';
@@ -37,9 +38,13 @@ export class ShareStore {
   }
 
   /** A share of `renderKeys` (in album order) until `expiresAt`. */
-  create(s: { title: string; renderKeys: readonly string[]; expiresAt: number; owner?: string }): ShareRow {
+  /** `maxLive`: refused (CapReached) when the owner has that many live links already, counted in the insert's own transaction. */
+  create(s: { title: string; renderKeys: readonly string[]; expiresAt: number; owner?: string; maxLive?: number }): ShareRow {
     const id = `sh_${randomBytes(12).toString('base64url')}`;
     this.db.transaction(() => {
+      if (s.maxLive !== undefined && (this.q('SELECT count(*) AS n FROM shares WHERE owner = ? AND expires_at > ?').get(s.owner ?? LOCAL_OWNER, this.now()) as { n: number }).n >= s.maxLive) {
+        throw new CapReached('live share links', s.maxLive);
+      }
       this.q('INSERT INTO shares (id, owner, title, created_at, expires_at) VALUES (?, ?, ?, ?, ?)').run(id, s.owner ?? LOCAL_OWNER, s.title, this.now(), s.expiresAt);
       const add = this.q('INSERT OR IGNORE INTO share_images (share_id, render_key, position) VALUES (?, ?, ?)');
       s.renderKeys.forEach((rk, i) => add.run(id, rk, i));

@@ -11,6 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { SUBJECTS } from '@nightshift/common';
 import { NodeStore } from './nodes.js';
 import type { SweepCounts, SweepStatus } from './rows.js';
+import { CapReached } from './quota-raced.js';
 
 export const WEBHOOK_EVENTS = ['sweep.finished', 'sweep.failed', 'sweep.cancelled', 'node.down'] as const;
 export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number];
@@ -73,10 +74,14 @@ export interface AttemptOutcome {
 }
 
 export class WebhookStore extends NodeStore {
-  createWebhook(w: { url: string; events: WebhookEvent[]; secret: string; format: WebhookFormat; owner?: string }): WebhookRow {
+  /** `max`: refused (CapReached) when the farm has that many webhooks already, counted in the insert's own transaction. */
+  createWebhook(w: { url: string; events: WebhookEvent[]; secret: string; format: WebhookFormat; owner?: string; max?: number }): WebhookRow {
     const id = `wh_${randomBytes(8).toString('hex')}`;
-    this.q('INSERT INTO webhooks (id, url, events_json, secret, format, created_at, owner) VALUES (?, ?, ?, ?, ?, ?, ?)')
-      .run(id, w.url, JSON.stringify(w.events), w.secret, w.format, this.now(), w.owner ?? 'local');
+    this.transaction(() => {
+      if (w.max !== undefined && (this.q('SELECT count(*) AS n FROM webhooks').get() as { n: number }).n >= w.max) throw new CapReached('webhooks', w.max);
+      this.q('INSERT INTO webhooks (id, url, events_json, secret, format, created_at, owner) VALUES (?, ?, ?, ?, ?, ?, ?)')
+        .run(id, w.url, JSON.stringify(w.events), w.secret, w.format, this.now(), w.owner ?? 'local');
+    });
     return this.getWebhook(id)!;
   }
 
