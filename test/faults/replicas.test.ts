@@ -9,8 +9,8 @@
  */
 import { describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { postgresMissing, waitFor, type Farm } from '@nightshift/devfarm';
-import { assertExactlyOnce, faultFarm, killCoordinatorMidSweep, killNodeMidSweep, logLines, logSize, renderedEventCount, submit, SWEEP_200, viaReplica, waitProgress, type LogLine } from './helpers.js';
+import { freePort, postgresMissing, waitFor, type Farm } from '@nightshift/devfarm';
+import { assertExactlyOnce, faultFarm, killCoordinatorMidSweep, killNodeMidSweep, logLines, logSize, renderedEventCount, submit, sweep, SWEEP_200, viaReplica, waitProgress, type LogLine } from './helpers.js';
 
 const NODES = ['gpu-node-0', 'gpu-node-1', 'gpu-node-2'];
 const REGISTERED = 'registered with coordinator';
@@ -100,6 +100,29 @@ describe('PostgreSQL: the fault suite\'s key scenarios', { skip: postgresMissing
   test('two replicas: kill -9 the one the nodes are connected to mid-sweep; they move to the other, 200 images, 200 events', (t) => killReplicaMidSweep(t, false));
 
   test('two replicas, S3 away: the nodes hold rendered jobs when their replica is killed and re-register them with the other', (t) => killReplicaMidSweep(t, true));
+
+  test('two replicas: a sweep cancelled through the replica the nodes are not on stops their renders (their heartbeats hear it)', async () => {
+    const metricsPorts = [await freePort(), await freePort(), await freePort()];
+    // Renders that would take ten minutes: a node holds its jobs until it is told to stop.
+    const f = await faultFarm({ replicas: 2, renderDelayMs: 600_000, nodeEnv: (i: number) => ({ NIGHTSHIFT_NODE_METRICS_PORT: String(metricsPorts[i]) }) });
+    try {
+      const [first, second] = f.farm.coordinators as [Farm['coordinators'][0], Farm['coordinators'][0]];
+      await waitFor('every node to register with replica 0', () => NODES.every((n) => logLines(f.farm, `${n}.log`).some((l) => l.msg === REGISTERED)), 30_000);
+      for (const n of NODES) assert.deepEqual(logLines(f.farm, `${n}.log`).filter((l) => l.msg === REGISTERED).map((l) => l.coordinator), [first.grpcAddress], n);
+      /** What each node itself says it holds (its /metrics). */
+      const held = () => Promise.all(metricsPorts.map(async (port) => Number(/^nightshift_node_jobs_held\S* (\d+)/m.exec(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text())?.[1] ?? 0)));
+      const id = await submit(f.farm, { prompts: ['a red circle'], seeds: { count: 12 }, params: { width: 64, height: 64, steps: 2 } });
+      await waitFor('every node to hold jobs', async () => (await held()).every((n) => n >= 1), 30_000);
+      const res = await fetch(`${second.apiUrl}/api/sweeps/${id}/cancel`, { method: 'POST' });
+      assert.equal(res.status, 200, await res.text());
+      // Replica 0 made no cancel and its hub was never asked: only the nodes' heartbeats there can tell them.
+      await waitFor('every node to drop the cancelled jobs', async () => (await held()).every((n) => n === 0), 30_000);
+      assert.equal(NODES.flatMap((n) => logLines(f.farm, `${n}.log`).filter((l) => l.msg === 'rendered')).length, 0, 'no render finished');
+      assert.equal((await sweep(viaReplica(f.farm, 0), id)).status, 'cancelled');
+    } finally {
+      await f.stop();
+    }
+  });
 
   test('one replica: kill -9 one gpu-node mid-job (the SQLite suite\'s scenario)', async () => {
     const f = await faultFarm({ postgres: true });
