@@ -33,7 +33,6 @@ import { NodeDispatch, type FillPass } from './node-dispatch.js';
 import { ProgressRelay, relayProgress } from './node-progress.js';
 import { KeyedQueue } from './keyed-queue.js';
 import { HolderCounts } from './holder-counts.js';
-import { isTransientDbError } from './db.js';
 import { NodeEnrolment } from './node-enrolment.js';
 import { NodeModels } from './node-models.js';
 import type { HubDeps, HubOptions } from './node-hub-options.js';
@@ -306,7 +305,7 @@ export class NodeHub {
         if (accepted) this.dispatch(nodeId);
         return;
       } catch (err) {
-        if (!transient(err) || this.stopping.signal.aborted) {
+        if (!this.engine.isTransient(err) || this.stopping.signal.aborted) {
           // Dropped: a later report of the same result is looked at afresh.
           this.results.forget(nodeId, report.jobId);
           this.log.error({ err: String(err), node: nodeId, job: report.jobId }, 'result not recorded');
@@ -414,7 +413,7 @@ export class NodeHub {
       this.health.ok('inbox');
       if (reported !== undefined) this.dispatch(reported);
     } catch (err) {
-      if (transient(err)) this.health.failed('inbox', err);
+      if (this.engine.isTransient(err)) this.health.failed('inbox', err);
       this.log.error({ err: String(err), node: nodeId }, 'node message failed');
     }
   }
@@ -607,17 +606,4 @@ export class NodeHub {
     for (const id of held) if (!oursSet.has(id)) this.send(s, cancel(id, 'lease no longer held'));
     return lost.length;
   }
-}
-
-/** A failure of the database rather than of the message: worth trying again (SQLite busy or full; PostgreSQL away or shutting down). */
-function transient(err: unknown): boolean {
-  if (isTransientDbError(err)) return true;
-  const code = (err as { code?: unknown } | null)?.code;
-  if (typeof code === 'string') {
-    // Connection failures (08…), too many connections (53300), shutdown or crash (57P01-03), deadlock and serialization (40P01, 40001).
-    if (/^(08|53300$|57P0[123]$|40P01$|40001$)/.test(code)) return true;
-    if (/^E(CONNREFUSED|CONNRESET|CONNABORTED|PIPE|TIMEDOUT|HOSTUNREACH|NETUNREACH|AI_AGAIN)$|^ENOTFOUND$/.test(code)) return true;
-  }
-  // node-postgres's own, without a SQLSTATE: the session ended under the query (its COMMIT's fate unknown) or it timed out.
-  return err instanceof Error && /Connection terminated|terminating connection|Query read timeout|timeout exceeded when trying to connect/i.test(err.message);
 }

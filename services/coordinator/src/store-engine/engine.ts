@@ -344,6 +344,8 @@ export interface StoreEngine {
    * durable. (SQLite: the open turn commits first; nothing joins it.)
    */
   unbatched<T>(fn: () => T): T;
+  /** A failure of the database rather than of the call (busy, full, away, a deadlock): worth trying again. */
+  isTransient(err: unknown): boolean;
   /** Runs `fn` with its writes batched again inside an `unbatched` caller: work handed on whose effects wait for the commit anyway (the node hub's fills). */
   batched<T>(fn: () => T): T;
   /** Commits what is open now (SQLite's turn), so a read that follows at once sees only what is durable; a no-op where every call commits. */

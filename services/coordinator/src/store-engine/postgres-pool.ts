@@ -39,6 +39,22 @@ export function createClient(opts: PoolOptions): pg.Client {
 
 const RETRYABLE = new Set(['40P01', '40001']);
 
+/**
+ * A failure of the database rather than of the call, worth trying again:
+ * connection failures (SQLSTATE 08…), too many connections (53300), a
+ * shutdown or crash (57P01-03), deadlock and serialization (40P01, 40001),
+ * the socket's own errors, and node-postgres's errors without a SQLSTATE
+ * (the session ended under the query, its COMMIT's fate unknown, or it timed out).
+ */
+export function isTransientPgError(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code === 'string') {
+    if (/^(08|53300$|57P0[123]$)/.test(code) || RETRYABLE.has(code)) return true;
+    if (/^E(CONNREFUSED|CONNRESET|CONNABORTED|PIPE|TIMEDOUT|HOSTUNREACH|NETUNREACH|AI_AGAIN)$|^ENOTFOUND$/.test(code)) return true;
+  }
+  return err instanceof Error && /Connection terminated|terminating connection|Query read timeout|timeout exceeded when trying to connect/i.test(err.message);
+}
+
 /** Pool → transactions retried so far, by SQLSTATE (a deadlock retried is a lock-order bug to find, not a cost to hide). */
 const retried = new WeakMap<pg.Pool, Map<string, number>>();
 

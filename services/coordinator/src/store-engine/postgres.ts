@@ -34,7 +34,7 @@ import { imageEvent, sweepCreatedEvent } from '../store/events.js';
 import { HAND_ON, USER_COLUMNS, announcedBefore, byId, countsOf, dropCopyOf, enqueue, exclusionsOf, releaseNodeIn, settleSweep } from './postgres-helpers.js';
 import { ANALYZE_AFTER_JOBS, analyzeJobs, storeJobs } from './postgres-job-insert.js';
 import { ANY_STRAGGLER_SQL, PICK_AND_LEASE_SQL, STRAGGLER_SQL, pickModelValues } from './postgres-pick.js';
-import { createClient, createPool, inTransaction, retriesOf } from './postgres-pool.js';
+import { createClient, createPool, inTransaction, isTransientPgError, retriesOf } from './postgres-pool.js';
 import { LOCK_NAMESPACE, migratePostgres } from './postgres-schema.js';
 import { WakeListener } from './postgres-wake.js';
 import { PgCosts } from './postgres-costs.js';
@@ -195,6 +195,10 @@ export class PostgresEngine implements StoreEngine {
 
   batched<T>(fn: () => T): T {
     return fn();
+  }
+
+  isTransient(err: unknown): boolean {
+    return isTransientPgError(err);
   }
 
   async heartbeat(nodeId: string, runningJobIds: string[], leaseMs: number): Promise<string[]> {

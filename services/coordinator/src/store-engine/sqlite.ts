@@ -10,7 +10,7 @@
  * gallery.ts's functions and albums.ts's and metrics.ts's read-only queries
  * on the Store's handle (gallery-face.ts).
  */
-import { openDb } from '../db.js';
+import { isTransientDbError, openDb } from '../db.js';
 import type { NodeCaps } from '../placement.js';
 import { Scheduler } from '../scheduler.js';
 import { Store, type StoreOptions } from '../store.js';
@@ -409,6 +409,10 @@ export class SqliteEngine implements StoreEngine {
 
   batched<T>(fn: () => T): T {
     return this.store.batched(fn);
+  }
+
+  isTransient(err: unknown): boolean {
+    return isTransientDbError(err);
   }
 
   async ping(): Promise<void> {
