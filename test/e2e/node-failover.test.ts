@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { FOUR_IMAGES, freePort, SERVICE_MAIN, startFarm, startProcess, tempDir, waitFor, waitForNodes, type Farm } from '@nightshift/devfarm';
-import { assertExactlyOnce, FAST_FAILOVER, results, submit, sweep } from '../faults/helpers.js';
+import { assertExactlyOnce, FAST_FAILOVER, nodeHeldJobs, results, submit, sweep } from '../faults/helpers.js';
 
 interface LogLine {
   msg: string;
@@ -65,8 +65,6 @@ test('the coordinator killed mid-sweep: the node follows one started on its othe
     env: { ...FAST_FAILOVER, NIGHTSHIFT_FAULTS: 'render-delay-ms=100' },
     nodeEnv: () => ({ NIGHTSHIFT_COORDINATOR: `127.0.0.1:${first},127.0.0.1:${second}`, NIGHTSHIFT_NODE_METRICS_PORT: String(nodeMetrics) }),
   });
-  /** What the node itself says it holds (its /metrics), not what the coordinator committed: a lease can be stored before its assignment reaches the node. */
-  const heldByNode = async () => Number(/^nightshift_node_jobs_held\S* (\d+)/m.exec(await (await fetch(`http://127.0.0.1:${nodeMetrics}/metrics`)).text())?.[1] ?? 0);
   try {
     await waitForNodes(farm.apiUrl, 1);
     const spec = { prompts: ['a red circle', 'a blue square', 'green stripes'], seeds: { count: 8 }, params: { width: 64, height: 64, steps: 2 } };
@@ -76,7 +74,8 @@ test('the coordinator killed mid-sweep: the node follows one started on its othe
     const nodeFrom = logSize(farm, 'gpu-node-0.log');
     await farm.s3.stop();
     const id = await submit(farm, spec);
-    await waitFor('the node to hold jobs', async () => ((await sweep(farm, id)).counts.running ?? 0) >= 1 && (await heldByNode()) >= 1, 60_000);
+    // Held by the node itself: a lease can be committed before its assignment reaches the node.
+    await waitFor('the node to hold jobs', async () => ((await sweep(farm, id)).counts.running ?? 0) >= 1 && (await nodeHeldJobs(nodeMetrics)) >= 1, 60_000);
     await farm.coordinator.kill9();
     // The replica: the same data folder (the shared database, for now one SQLite file), serving gRPC on the node's other address.
     farm.env.NIGHTSHIFT_GRPC_PORT = String(second);

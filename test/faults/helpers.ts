@@ -129,6 +129,12 @@ export async function resultsOf(farm: Farm): Promise<ResultRow[]> {
  * reads `farm.apiUrl`), for after replica 0 was killed. A view for reading:
  * starting processes goes through the farm itself.
  */
+/** What a gpu-node itself says it holds (`nightshift_node_jobs_held` on its /metrics, NIGHTSHIFT_NODE_METRICS_PORT), not what a coordinator committed. */
+export async function nodeHeldJobs(metricsPort: number): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+  return Number(/^nightshift_node_jobs_held\S* (\d+)/m.exec(text)?.[1] ?? 0);
+}
+
 export function viaReplica(farm: Farm, i: number): Farm {
   const replica = farm.coordinators[i];
   if (!replica) throw new Error(`the farm has no coordinator replica ${i}`);

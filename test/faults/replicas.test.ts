@@ -10,7 +10,7 @@
 import { describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { freePort, postgresMissing, waitFor, type Farm } from '@nightshift/devfarm';
-import { assertExactlyOnce, faultFarm, killCoordinatorMidSweep, killNodeMidSweep, logLines, logSize, renderedEventCount, submit, sweep, SWEEP_200, viaReplica, waitProgress, type LogLine } from './helpers.js';
+import { assertExactlyOnce, faultFarm, killCoordinatorMidSweep, killNodeMidSweep, logLines, nodeHeldJobs, logSize, renderedEventCount, submit, sweep, SWEEP_200, viaReplica, waitProgress, type LogLine } from './helpers.js';
 
 const NODES = ['gpu-node-0', 'gpu-node-1', 'gpu-node-2'];
 const REGISTERED = 'registered with coordinator';
@@ -109,8 +109,7 @@ describe('PostgreSQL: the fault suite\'s key scenarios', { skip: postgresMissing
       const [first, second] = f.farm.coordinators as [Farm['coordinators'][0], Farm['coordinators'][0]];
       await waitFor('every node to register with replica 0', () => NODES.every((n) => logLines(f.farm, `${n}.log`).some((l) => l.msg === REGISTERED)), 30_000);
       for (const n of NODES) assert.deepEqual(logLines(f.farm, `${n}.log`).filter((l) => l.msg === REGISTERED).map((l) => l.coordinator), [first.grpcAddress], n);
-      /** What each node itself says it holds (its /metrics). */
-      const held = () => Promise.all(metricsPorts.map(async (port) => Number(/^nightshift_node_jobs_held\S* (\d+)/m.exec(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text())?.[1] ?? 0)));
+      const held = () => Promise.all(metricsPorts.map(nodeHeldJobs));
       const id = await submit(f.farm, { prompts: ['a red circle'], seeds: { count: 12 }, params: { width: 64, height: 64, steps: 2 } });
       await waitFor('every node to hold jobs', async () => (await held()).every((n) => n >= 1), 30_000);
       const res = await fetch(`${second.apiUrl}/api/sweeps/${id}/cancel`, { method: 'POST' });

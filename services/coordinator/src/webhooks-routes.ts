@@ -47,14 +47,12 @@ export function webhookRoutes(deps: WebhookRouteDeps): Hono {
     }
     const refused = refuseUrl(parsed.data.url, deps.config.NIGHTSHIFT_WEBHOOK_ALLOW);
     if (refused) return c.json({ error: refused, details: [{ path: 'url', message: refused }] }, 400);
-    const full = () => c.json({ error: `at most ${MAX_WEBHOOKS} webhooks`, details: [] }, 409);
-    if ((await deps.engine.webhooks.listWebhooks()).length >= MAX_WEBHOOKS) return full();
     try {
-      // Counted again in the insert's own transaction: two creations at once, through one replica or two, cannot both pass the cap.
+      // Counted in the insert's own transaction: two creations at once, through one replica or two, cannot both pass the cap.
       const row = await deps.engine.webhooks.createWebhook({ ...parsed.data, events: [...new Set(parsed.data.events)], owner: callerOf(c).user, max: MAX_WEBHOOKS });
       return c.json({ id: row.id }, 201);
     } catch (err) {
-      if (err instanceof CapReached) return full();
+      if (err instanceof CapReached) return c.json({ error: `at most ${MAX_WEBHOOKS} webhooks`, details: [] }, 409);
       throw err;
     }
   });

@@ -17,7 +17,7 @@ import type { NodeModelState } from '../node-models.js';
 import type { ReportedKeys } from '../store/completion.js';
 import type { CompleteOutcome, JobRow, NewJob, SweepCounts, SweepRow } from '../store/rows.js';
 import type { NewUser, UserRow } from '../store/users.js';
-import type { SweepQuota } from '../store/quota-raced.js';
+import type { SweepQuota } from '../store/limits.js';
 import type { ListingEngine, NodeEngine, PeopleEngine, RetentionEngine, WebhookEngine } from './engine-faces.js';
 import type { GalleryEngine } from './gallery-face.js';
 
@@ -96,7 +96,7 @@ export interface NewSweep {
   quota?: SweepQuota;
 }
 
-export { CapReached, QuotaRaced, type SweepQuota } from '../store/quota-raced.js';
+export { CapReached, QuotaRaced, type SweepQuota } from '../store/limits.js';
 
 /**
  * What the asking node holds of registry models and how many connected nodes

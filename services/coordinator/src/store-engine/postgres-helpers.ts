@@ -67,6 +67,11 @@ export async function announcedBefore(c: Q, job: JobRow): Promise<boolean> {
   return rows.length > 0;
 }
 
+/** Images `owner` submitted since `since`: the jobs of their sweeps created since then (daily quotas). */
+export async function imagesSubmittedSince(c: Q, owner: string, since: number): Promise<number> {
+  return (await c.query<{ n: number }>('SELECT COALESCE(SUM(total), 0) AS n FROM sweeps WHERE owner = $1 AND created_at >= $2', [owner, since])).rows[0]!.n;
+}
+
 /** Moves a sweep to its final status once no job is left to run (the rule of store/sweeps.ts). */
 export async function settleSweep(c: Q, sweepId: string, now: number, noCapableNode = false): Promise<void> {
   const open = await c.query(`SELECT 1 FROM sweep_counts WHERE sweep_id = $1 AND state IN ('queued', 'leased') AND n > 0 LIMIT 1`, [sweepId]);

@@ -6,7 +6,7 @@
 import type pg from 'pg';
 import type { KeyedUser, UserRow } from '../store/users.js';
 import type { PeopleEngine } from './engine-faces.js';
-import { USER_COLUMNS } from './postgres-helpers.js';
+import { USER_COLUMNS, imagesSubmittedSince } from './postgres-helpers.js';
 
 const U_COLUMNS = USER_COLUMNS.split(', ').map((c) => `u.${c}`).join(', ');
 
@@ -40,7 +40,7 @@ export class PgPeople implements PeopleEngine {
   }
 
   async imagesSubmittedSince(owner: string, since: number): Promise<number> {
-    return (await this.pool.query<{ n: number }>('SELECT COALESCE(SUM(total), 0) AS n FROM sweeps WHERE owner = $1 AND created_at >= $2', [owner, since])).rows[0]!.n;
+    return imagesSubmittedSince(this.pool, owner, since);
   }
 
   async wildcardOwner(name: string): Promise<string | undefined> {

@@ -9,7 +9,7 @@ import { LOCAL_OWNER } from '../store/shares.js';
 import type { ShareEngine, ShareRow } from './engine.js';
 import { inTransaction } from './postgres-pool.js';
 import { LOCK_NAMESPACE } from './postgres-schema.js';
-import { CapReached } from '../store/quota-raced.js';
+import { CapReached } from '../store/limits.js';
 
 const WITH_COUNT = `SELECT s.id, s.owner, s.title, s.created_at, s.expires_at, (SELECT COUNT(*) FROM share_images i WHERE i.share_id = s.id) AS images FROM shares s`;
 

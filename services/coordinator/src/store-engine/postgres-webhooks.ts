@@ -15,7 +15,7 @@ import type { JobState, SweepCounts, SweepRow } from '../store/rows.js';
 import type { WebhookEngine } from './engine-faces.js';
 import { inTransaction } from './postgres-pool.js';
 import { LOCK_NAMESPACE } from './postgres-schema.js';
-import { CapReached } from '../store/quota-raced.js';
+import { CapReached } from '../store/limits.js';
 
 type Q = Pick<pg.ClientBase, 'query'>;
 

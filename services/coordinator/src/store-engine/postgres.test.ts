@@ -268,6 +268,20 @@ test('a shared secret is made once per database: every replica, asking at once o
   }
 });
 
+/**
+ * Two replicas' writes held at the same point: a third session locks `table` against inserts, `create`
+ * runs on both engines until both wait on a lock, then the lock goes. Returns how each ended.
+ */
+async function heldTogether(blocker: pg.Client, table: string, engines: PostgresEngine[], create: (e: PostgresEngine) => Promise<unknown>): Promise<PromiseSettledResult<unknown>[]> {
+  await blocker.query('BEGIN');
+  await blocker.query(`LOCK TABLE ${table} IN SHARE ROW EXCLUSIVE MODE`);
+  const all = Promise.allSettled(engines.map(create));
+  const waiting = async () => (await blocker.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`)).rows[0]!.n;
+  while ((await waiting()) < engines.length) await delay(10);
+  await blocker.query('COMMIT');
+  return all;
+}
+
 test("a daily quota held by two replicas' submissions at the same point: the one that waited counts the other and is refused", { skip, timeout: 60_000 }, async () => {
   const url = await server!.createDatabase('quota_race');
   const [a, b] = await Promise.all([PostgresEngine.open({ url }), PostgresEngine.open({ url })]);
@@ -275,15 +289,10 @@ test("a daily quota held by two replicas' submissions at the same point: the one
   await blocker.connect();
   try {
     const quota = { imagesPerDay: 5, since: 0 };
-    const sweep = (name: string) => ({ name, spec: {}, priority: 0, backend: 'procedural', model: 'm1', owner: 'erin', quota });
     // Both submissions stop where they store their jobs, so neither commits before the other has started.
-    await blocker.query('BEGIN');
-    await blocker.query('LOCK TABLE jobs IN SHARE ROW EXCLUSIVE MODE');
-    const both = Promise.allSettled([a.createSweep(sweep('e'), [0, 1, 2].map((i) => JOB('qe', i)), 'sw-qe'), b.createSweep(sweep('f'), [0, 1, 2].map((i) => JOB('qf', i)), 'sw-qf')]);
-    const waiting = async () => (await blocker.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`)).rows[0]!.n;
-    while ((await waiting()) < 2) await delay(10);
-    await blocker.query('COMMIT');
-    const results = await both;
+    const results = await heldTogether(blocker, 'jobs', [a, b], (e) =>
+      e.createSweep({ name: e === a ? 'e' : 'f', spec: {}, priority: 0, backend: 'procedural', model: 'm1', owner: 'erin', quota }, [0, 1, 2].map((i) => JOB(e === a ? 'qe' : 'qf', i))),
+    );
     assert.deepEqual(results.map((r) => r.status).sort(), ['fulfilled', 'rejected'], 'exactly one passes');
     assert.ok(results.some((r) => r.status === 'rejected' && r.reason instanceof QuotaRaced));
     assert.equal(await a.people.imagesSubmittedSince('erin', 0), 3);
@@ -299,15 +308,9 @@ test('the webhook and share-link caps held by two replicas at the same point: th
   const [a, b] = await Promise.all([PostgresEngine.open({ url }), PostgresEngine.open({ url })]);
   const blocker = new pg.Client({ connectionString: url });
   await blocker.connect();
-  /** Two creations let through a table lock together (each counts, then waits to insert); exactly one may pass the cap of 1. */
+  /** Exactly one of two creations held together may pass a cap of 1. */
   const race = async (table: string, create: (e: PostgresEngine) => Promise<unknown>) => {
-    await blocker.query('BEGIN');
-    await blocker.query(`LOCK TABLE ${table} IN SHARE ROW EXCLUSIVE MODE`);
-    const both = Promise.allSettled([create(a), create(b)]);
-    const waiting = async () => (await blocker.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`)).rows[0]!.n;
-    while ((await waiting()) < 2) await delay(10);
-    await blocker.query('COMMIT');
-    const results = await both;
+    const results = await heldTogether(blocker, table, [a, b], create);
     assert.deepEqual(results.map((r) => r.status).sort(), ['fulfilled', 'rejected'], `${table}: exactly one passes`);
     assert.ok(results.some((r) => r.status === 'rejected' && r.reason instanceof CapReached));
   };

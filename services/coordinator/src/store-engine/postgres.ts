@@ -26,12 +26,12 @@ import type pg from 'pg';
 import { decideFailure, type Failure, type FailingNode, type NodeCaps } from '../placement.js';
 import { DEFAULT_STORE_OPTIONS, type StoreOptions } from '../store/base.js';
 import { ownKeys, refuseReport } from '../store/completion.js';
-import { LAST_SEEN_PRECISION_MS, notTheNodes } from '../store/nodes.js';
+import { LAST_SEEN_PRECISION_MS, notTheNodesJobs } from '../store/nodes.js';
 import { newSweepId, type CompleteOutcome, type JobRow, type NewJob, type SweepCounts, type SweepRow } from '../store/rows.js';
-import { QuotaRaced } from '../store/quota-raced.js';
+import { QuotaRaced } from '../store/limits.js';
 import type { Change, ClaimedEvent, CompletionReport, Leadership, NewSweep, NewUser, PickModels, QueuedRequirement, QueuedWithExclusions, RecentFinish, StoreEngine, UserRow, Wake } from './engine.js';
 import { imageEvent, sweepCreatedEvent } from '../store/events.js';
-import { HAND_ON, USER_COLUMNS, announcedBefore, byId, countsOf, dropCopyOf, enqueue, exclusionsOf, releaseNodeIn, settleSweep } from './postgres-helpers.js';
+import { HAND_ON, USER_COLUMNS, announcedBefore, byId, countsOf, dropCopyOf, enqueue, exclusionsOf, imagesSubmittedSince, releaseNodeIn, settleSweep } from './postgres-helpers.js';
 import { ANALYZE_AFTER_JOBS, analyzeJobs, storeJobs } from './postgres-job-insert.js';
 import { ANY_STRAGGLER_SQL, PICK_AND_LEASE_SQL, STRAGGLER_SQL, pickModelValues } from './postgres-pick.js';
 import { createClient, createPool, inTransaction, isTransientPgError, retriesOf } from './postgres-pool.js';
@@ -140,8 +140,8 @@ export class PostgresEngine implements StoreEngine {
       total = await storeJobs(c, id, jobs, sweep.modelHash ?? '');
       await c.query('UPDATE sweeps SET total = $1 WHERE id = $2', [total, id]);
       if (sweep.quota) {
-        const { rows } = await c.query<{ n: number }>('SELECT COALESCE(SUM(total), 0) AS n FROM sweeps WHERE owner = $1 AND created_at >= $2', [sweep.owner ?? 'local', sweep.quota.since]);
-        if (rows[0]!.n > sweep.quota.imagesPerDay) throw new QuotaRaced(rows[0]!.n - total, total, sweep.quota);
+        const used = await imagesSubmittedSince(c, sweep.owner ?? 'local', sweep.quota.since);
+        if (used > sweep.quota.imagesPerDay) throw new QuotaRaced(used - total, total, sweep.quota);
       }
       await enqueue(c, sweepCreatedEvent({ id, name: sweep.name, kind }, total, now), now);
     });
@@ -209,11 +209,10 @@ export class PostgresEngine implements StoreEngine {
             renewed AS (UPDATE jobs SET lease_expires_at = CASE WHEN node_id = $3 THEN $2 ELSE lease_expires_at END,
                                         copy_lease_expires_at = CASE WHEN copy_node_id = $3 THEN $2 ELSE copy_lease_expires_at END
                          WHERE id = ANY($4) AND state = 'leased' AND (node_id = $3 OR copy_node_id = $3) RETURNING 1)
-       SELECT r.id, j.state, j.node_id, j.copy_node_id FROM unnest($4::text[]) AS r (id) LEFT JOIN jobs j ON j.id = r.id`,
+       SELECT j.id, j.state, j.node_id, j.copy_node_id FROM jobs j WHERE j.id = ANY($4)`,
       [now, now + leaseMs, nodeId, runningJobIds, now - LAST_SEEN_PRECISION_MS],
     );
-    const known = new Map(rows.filter((j) => j.state !== null).map((j) => [j.id, j]));
-    return runningJobIds.filter((id) => notTheNodes(known.get(id), nodeId));
+    return notTheNodesJobs(runningJobIds, rows, nodeId);
   }
 
   async renewLeases(nodeId: string, jobIds: string[], leaseMs: number): Promise<void> {

@@ -429,7 +429,7 @@ export class SqliteEngine implements StoreEngine {
     for (const off of this.unsubscribers) off();
     this.unsubscribers.clear();
     if (this.ownsDb) {
-      this.store.commitTurn();
+      this.store.flush();
       this.store.db.close();
     }
   }

@@ -56,9 +56,6 @@ export class StoreBase {
   private turns: TurnBatching | undefined;
   /** transaction() calls under way (a write inside one never commits the turn midway). */
   private depth = 0;
-  private get insideTransaction(): boolean {
-    return this.depth > 0;
-  }
 
   /** A prepared statement, compiled once (statements.ts). */
   protected q(sql: string): Statement {
@@ -157,7 +154,7 @@ export class StoreBase {
     return this.turns ? this.turns.unbatched.exit(fn) : fn();
   }
 
-  /** Commits the open turn now, so a read that follows in the same synchronous run sees only what is durable (the outbox publisher, the webhook worker). */
+  /** Commits the open turn now, so a read that follows in the same synchronous run sees only what is durable (the outbox publisher, the webhook worker; closing the engine). */
   flush(): void {
     this.commitTurn();
   }
@@ -169,8 +166,8 @@ export class StoreBase {
     return new Promise((resolve, reject) => turns.waiting.push({ resolve, reject }));
   }
 
-  /** Commits the open turn now (its scheduled commit then finds nothing; closing the store does this before the handle goes). */
-  commitTurn(): void {
+  /** Commits the open turn (at its scheduled end, or earlier through flush(); its scheduled commit then finds nothing). */
+  private commitTurn(): void {
     const turns = this.turns;
     if (!turns?.open) return;
     // SQLite rolled the turn back itself (a statement that failed with disk full or I/O error ends the transaction).
@@ -217,7 +214,7 @@ export class StoreBase {
    */
   settleForCaller(): void {
     const turns = this.turns;
-    if (turns?.open && turns.unbatched.getStore() && !this.insideTransaction) this.commitTurn();
+    if (turns?.open && turns.unbatched.getStore() && this.depth === 0) this.commitTurn();
   }
 
   /** A write starts: it joins the open turn, or opens one; unbatched, it commits on its own (after the open turn). */

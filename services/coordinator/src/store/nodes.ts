@@ -14,10 +14,16 @@ const HEARTBEAT_JOBS_SQL = `SELECT id, state, node_id, copy_node_id FROM jobs WH
  * failed, or leased to other nodes. One back in the queue stays with it (its
  * report still wins if it comes first).
  */
-export function notTheNodes(job: Pick<JobRow, 'state' | 'node_id' | 'copy_node_id'> | undefined, nodeId: string): boolean {
+function notTheNodes(job: Pick<JobRow, 'state' | 'node_id' | 'copy_node_id'> | undefined, nodeId: string): boolean {
   if (!job) return true;
   if (job.state === 'queued') return false;
   return job.state !== 'leased' || (job.node_id !== nodeId && job.copy_node_id !== nodeId);
+}
+
+/** Of the jobs a heartbeat names (in its order), those no longer the node's, given the rows found for them (both engines' heartbeat). */
+export function notTheNodesJobs(runningJobIds: readonly string[], found: Pick<JobRow, 'id' | 'state' | 'node_id' | 'copy_node_id'>[], nodeId: string): string[] {
+  const known = new Map(found.map((j) => [j.id, j]));
+  return runningJobIds.filter((id) => notTheNodes(known.get(id), nodeId));
 }
 
 export class NodeStore extends JobStore {
@@ -55,9 +61,7 @@ export class NodeStore extends JobStore {
       this.touchNode(nodeId);
       if (runningJobIds.length === 0) return [];
       this.renewLeases(nodeId, runningJobIds, leaseMs);
-      const rows = this.q(HEARTBEAT_JOBS_SQL).all(JSON.stringify(runningJobIds)) as Pick<JobRow, 'id' | 'state' | 'node_id' | 'copy_node_id'>[];
-      const known = new Map(rows.map((j) => [j.id, j]));
-      return runningJobIds.filter((id) => notTheNodes(known.get(id), nodeId));
+      return notTheNodesJobs(runningJobIds, this.q(HEARTBEAT_JOBS_SQL).all(JSON.stringify(runningJobIds)) as Pick<JobRow, 'id' | 'state' | 'node_id' | 'copy_node_id'>[], nodeId);
     });
   }
 

@@ -12,7 +12,7 @@ import { randomBytes } from 'node:crypto';
 import type { Statement } from 'better-sqlite3';
 import type { DB } from '../db.js';
 import { statementCache } from './statements.js';
-import { CapReached } from './quota-raced.js';
+import { CapReached } from './limits.js';
 
 /** Whoever owns rows made before users exist (store/users.ts LOCAL_USER). */
 export const LOCAL_OWNER = 'local';

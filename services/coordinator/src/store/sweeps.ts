@@ -7,12 +7,17 @@ import { SUBJECTS } from '@nightshift/common';
 import { StoreBase } from './base.js';
 import { FINAL, jobId, newSweepId, type JobRow, type JobState, type NewJob, type SweepCounts, type SweepRow, type SweepStatus } from './rows.js';
 import { sweepCreatedEvent, sweepDoneEvent } from './events.js';
-import { QuotaRaced, type SweepQuota } from './quota-raced.js';
+import { QuotaRaced, type SweepQuota } from './limits.js';
 
 /** Floors listed at most per sweep (a sweep has one per image size; a bound against a hostile spec of many). */
 export const MAX_FLOORS = 1_000;
 
 export class SweepStore extends StoreBase {
+  /** Images `owner` submitted since `since`: the jobs of their sweeps created since then (daily quotas). */
+  imagesSubmittedSince(owner: string, since: number): number {
+    return (this.q('SELECT COALESCE(SUM(total), 0) AS n FROM sweeps WHERE owner = ? AND created_at >= ?').get(owner, since) as { n: number }).n;
+  }
+
   /**
    * Stores a validated, expanded sweep (or an upscale batch) and its jobs
    * atomically. `jobs` may be made as they are stored (expandSweepLazily), so
@@ -47,7 +52,7 @@ export class SweepStore extends StoreBase {
       this.q('UPDATE sweeps SET total = ? WHERE id = ?').run(total, id);
       if (sweep.quota) {
         // In this transaction (one writer): a concurrent submission sees this sweep, or this one sees it.
-        const used = (this.q('SELECT COALESCE(SUM(total), 0) AS n FROM sweeps WHERE owner = ? AND created_at >= ?').get(sweep.owner ?? 'local', sweep.quota.since) as { n: number }).n;
+        const used = this.imagesSubmittedSince(sweep.owner ?? 'local', sweep.quota.since);
         if (used > sweep.quota.imagesPerDay) throw new QuotaRaced(used - total, total, sweep.quota);
       }
       // The state trigger counts changes, not inserts: a new sweep's jobs are all queued.

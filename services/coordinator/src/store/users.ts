@@ -94,10 +94,6 @@ export class UserStore extends WebhookStore {
   }
 
   /** Images (jobs) `owner` submitted since `since` (index sweeps_owner). */
-  imagesSubmittedSince(owner: string, since: number): number {
-    return (this.q('SELECT COALESCE(SUM(total), 0) AS n FROM sweeps WHERE owner = ? AND created_at >= ?').get(owner, since) as { n: number }).n;
-  }
-
   /** Whether a sweep of `owner` rendered this image (index jobs_render_key_finished). */
   imageOwnedBy(renderKey: string, owner: string): boolean {
     return (

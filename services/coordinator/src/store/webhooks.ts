@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { SUBJECTS } from '@nightshift/common';
 import { NodeStore } from './nodes.js';
 import type { SweepCounts, SweepStatus } from './rows.js';
-import { CapReached } from './quota-raced.js';
+import { CapReached } from './limits.js';
 
 export const WEBHOOK_EVENTS = ['sweep.finished', 'sweep.failed', 'sweep.cancelled', 'node.down'] as const;
 export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number];

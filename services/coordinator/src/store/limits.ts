@@ -1,4 +1,4 @@
-/** A daily quota checked in a sweep's own transaction (both engines' createSweep; quota.ts checks it first, outside). */
+/** Limits checked inside a write's own transaction, so requests through two replicas cannot both pass them: the daily quota (createSweep), the webhook and share-link caps. */
 
 export interface SweepQuota {
   imagesPerDay: number;
