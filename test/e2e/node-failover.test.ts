@@ -71,6 +71,9 @@ test('the coordinator killed mid-sweep: the node follows one started on its othe
     // With S3 away the node can finish nothing (it first asks storage whether each image exists), so it provably
     // holds jobs across the switch. S3 goes before the sweep starts: stopped once some images were done, a
     // loaded machine could finish the whole sweep (2.4 s of renders) before the stop took effect.
+    // Its first registration's line reaches the log file on its own schedule (through a pipe): wait for it, so that
+    // only a later registration is read after `nodeFrom` (CI once found the first one there).
+    await waitFor('the node to log its first registration', () => logLines(farm, 'gpu-node-0.log').some((l) => l.msg === 'registered with coordinator'), 30_000);
     const nodeFrom = logSize(farm, 'gpu-node-0.log');
     await farm.s3.stop();
     const id = await submit(farm, spec);
