@@ -32,6 +32,7 @@ import { cancel, type NodeStream, type RequestOf, type ResponseInit } from './no
 import { NodeDispatch, type FillPass } from './node-dispatch.js';
 import { ProgressRelay, relayProgress } from './node-progress.js';
 import { KeyedQueue } from './keyed-queue.js';
+import { LoopSlices } from './loop-slices.js';
 import { HolderCounts } from './holder-counts.js';
 import { NodeEnrolment } from './node-enrolment.js';
 import { NodeModels } from './node-models.js';
@@ -65,7 +66,8 @@ export class NodeHub {
   private readonly log: Logger;
   private timer: NodeJS.Timeout | undefined;
   /** One line per node: its messages, results, fills and mark-down never interleave. */
-  private readonly lines = new KeyedQueue();
+  /** Each node's line; one event-loop turn starts at most ~10 ms of their work (a round of 1,000 results otherwise blocks the loop for 100+ ms). */
+  private readonly lines = new KeyedQueue(new LoopSlices(10));
   /** Nodes with a fill queued in their line and not yet started: one more request joins it. */
   private readonly fillQueued = new Map<string, Promise<void>>();
   /** The tick and node messages: database failures are shown in /readyz. */
