@@ -9,6 +9,7 @@ import { ANALYZE_AFTER_JOBS, PostgresEngine } from './postgres.js';
 import { CapReached, QuotaRaced } from './engine.js';
 import type { Wake } from './engine.js';
 import { WakeListener } from './postgres-wake.js';
+import { createPool, inTransaction, retriesOf as retriesOfPool } from './postgres-pool.js';
 
 let server: PostgresServer | undefined;
 let databases = 0;
@@ -323,5 +324,41 @@ test('the webhook and share-link caps held by two replicas at the same point: th
     await blocker.end();
     await a.close();
     await b.close();
+  }
+});
+
+test('pooled connections prepare each parameterized statement once, by name; one without parameters stays unnamed', { skip, timeout: 60_000 }, async () => {
+  const url = await server!.createDatabase('named_statements');
+  // One connection, so that its prepared statements are the ones listed.
+  const pool = createPool({ url, applicationName: 'named-statements', max: 1 });
+  try {
+    for (let i = 0; i < 3; i++) assert.equal((await pool.query<{ n: number }>('SELECT $1::int + 1 AS n', [i])).rows[0]!.n, i + 1);
+    assert.equal((await inTransaction(pool, (c) => c.query<{ t: string }>('SELECT $1::text AS t', ['in a transaction']))).rows[0]!.t, 'in a transaction');
+    await pool.query('SELECT 1 AS unparameterized');
+    const { rows } = await pool.query<{ statement: string }>('SELECT statement FROM pg_prepared_statements ORDER BY statement');
+    assert.deepEqual(rows.map((r) => r.statement), ['SELECT $1::int + 1 AS n', 'SELECT $1::text AS t']);
+  } finally {
+    await pool.end();
+  }
+});
+
+test('a statement prepared before another replica added a column runs again, on a fresh connection: through the pool and in a transaction', { skip, timeout: 60_000 }, async () => {
+  const url = await server!.createDatabase('stale_plans');
+  const pool = createPool({ url, applicationName: 'stale-plans', max: 1 });
+  const migrator = new pg.Client({ connectionString: url });
+  await migrator.connect();
+  const read = (q: { query: pg.Pool['query'] }) => q.query<Record<string, unknown>>('SELECT * FROM t WHERE id = $1', [1]);
+  try {
+    await migrator.query('CREATE TABLE t (id INTEGER PRIMARY KEY); INSERT INTO t VALUES (1)');
+    assert.deepEqual((await read(pool)).rows, [{ id: 1 }]);
+    await migrator.query('ALTER TABLE t ADD COLUMN a INTEGER NOT NULL DEFAULT 2');
+    assert.deepEqual((await read(pool)).rows, [{ id: 1, a: 2 }], 'through the pool');
+    await inTransaction(pool, (c) => read(c));
+    await migrator.query('ALTER TABLE t ADD COLUMN b INTEGER NOT NULL DEFAULT 3');
+    assert.deepEqual((await inTransaction(pool, (c) => read(c))).rows, [{ id: 1, a: 2, b: 3 }], 'in a transaction');
+    assert.deepEqual(retriesOfPool(pool), {}, 'not counted as a deadlock or serialization retry');
+  } finally {
+    await migrator.end();
+    await pool.end();
   }
 });
