@@ -44,6 +44,8 @@ export type { HubDeps, HubObserver, HubOptions } from './node-hub-options.js';
 
 /** Render slots a node may claim; more is clamped (each slot leases `prefetchPerSlot` jobs). */
 export const MAX_SLOTS = 64;
+/** How often a tick looks for sweeps left open with every job ended (a replica died between a last job's commit and its sweep's settle). */
+const SETTLE_IDLE_EVERY_MS = 5_000;
 /** Job ids one heartbeat may name: far above what a node can hold (MAX_SLOTS × its prefetch, in batches); an untrusted node's longer list is cut. */
 export const MAX_HEARTBEAT_JOBS = 16_384;
 
@@ -74,6 +76,8 @@ export class NodeHub {
   readonly health: LoopHealth;
   private readonly stopping = new AbortController();
   private ticking: Promise<void> | undefined;
+  /** When the tick last looked for sweeps left open with every job ended (engine.settleIdleSweeps). */
+  private idleSweepsAt = 0;
   private waking = false;
   private wakeAgain = false;
   /** Messages and verified results not yet through their node's line (settled() waits for them). */
@@ -210,6 +214,11 @@ export class NodeHub {
     await this.deps.placement.relaxExclusions();
     const expired = await this.engine.expireLeases();
     if (expired.length) this.log.warn({ jobs: expired.length, nodes: [...new Set(expired.map((j) => j.node_id))] }, 'leases expired, jobs requeued');
+    if (now - this.idleSweepsAt >= SETTLE_IDLE_EVERY_MS) {
+      this.idleSweepsAt = now;
+      const settled = await this.engine.settleIdleSweeps();
+      if (settled) this.log.warn({ sweeps: settled }, 'sweeps with every job ended were still open: settled');
+    }
     await this.fillAll();
   }
 

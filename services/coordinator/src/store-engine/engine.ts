@@ -215,6 +215,14 @@ export interface StoreEngine {
    * to the copy instead of requeued.
    */
   expireLeases(): Promise<JobRow[]>;
+  /**
+   * Settles every sweep that has jobs, is not final, and has none left queued
+   * or leased; returns how many it found. A completion settles its sweep
+   * itself; on PostgreSQL the last two jobs may finish at once, and the
+   * sweep is then settled just after their commits (settleAfterCommit): a
+   * coordinator that died in between leaves it to this.
+   */
+  settleIdleSweeps(): Promise<number>;
   /** Jobs a node holds (leased to it, or a straggler copy on it), by id. */
   leasedTo(nodeId: string): Promise<JobRow[]>;
   /**

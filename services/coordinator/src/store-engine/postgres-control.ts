@@ -10,7 +10,7 @@ import { SUBJECTS } from '@nightshift/common';
 import { FINAL, type JobRow, type SweepRow } from '../store/rows.js';
 import { MAX_FLOORS } from '../store/sweeps.js';
 import type { QueuedRequirement, QueuedWithExclusions, RecentFinish } from './engine.js';
-import { enqueue, settleSweep } from './postgres-helpers.js';
+import { enqueue, settleAfterClosing, settleSweep } from './postgres-helpers.js';
 import { inTransaction } from './postgres-pool.js';
 import { WAKE_CHANNEL } from './postgres-schema.js';
 
@@ -47,7 +47,7 @@ export class PgControl {
         const { rowCount } = await c.query(`UPDATE sweeps SET status = 'paused' WHERE id = $1 AND status IN ('queued', 'running')`, [sweepId]);
         return rowCount === 1 || sweep.status === 'paused';
       }
-      const started = (await c.query(`SELECT 1 FROM sweep_counts WHERE sweep_id = $1 AND state <> 'queued' AND n > 0 LIMIT 1`, [sweepId])).rows.length > 0;
+      const started = (await c.query(`SELECT 1 FROM sweep_counts WHERE sweep_id = $1 AND state <> 'queued' GROUP BY state HAVING SUM(n) > 0 LIMIT 1`, [sweepId])).rows.length > 0;
       const { rowCount } = await c.query(`UPDATE sweeps SET status = $1 WHERE id = $2 AND status = 'paused'`, [started ? 'running' : 'queued', sweepId]);
       // Its queued jobs can be picked again: replicas with idle nodes hear so at commit.
       if (rowCount) await c.query('SELECT pg_notify($1, $2)', [WAKE_CHANNEL, 'jobs']);
@@ -120,21 +120,25 @@ export class PgControl {
 
   async failQueued(sweepId: string, reason: string): Promise<number> {
     const now = this.now();
-    return inTransaction(this.pool, async (c) => {
+    const failed = await inTransaction(this.pool, async (c) => {
       const { rowCount } = await c.query(`UPDATE jobs SET state = 'failed', error = $1, finished_at = $2 WHERE sweep_id = $3 AND state = 'queued'`, [reason, now, sweepId]);
       await settleSweep(c, sweepId, now, true);
       return rowCount ?? 0;
     });
+    if (failed) await settleAfterClosing(this.pool, sweepId, now);
+    return failed;
   }
 
   async failQueuedJob(jobIdValue: string, reason: string): Promise<void> {
     const now = this.now();
-    await inTransaction(this.pool, async (c) => {
+    const closed = await inTransaction(this.pool, async (c) => {
       const job = (await c.query<JobRow>('SELECT * FROM jobs WHERE id = $1 FOR UPDATE', [jobIdValue])).rows[0];
-      if (!job || job.state !== 'queued') return;
+      if (!job || job.state !== 'queued') return undefined;
       await c.query(`UPDATE jobs SET state = 'failed', error = $1, finished_at = $2 WHERE id = $3`, [reason, now, job.id]);
       await settleSweep(c, job.sweep_id, now);
+      return job.sweep_id;
     });
+    if (closed) await settleAfterClosing(this.pool, closed, now);
   }
 
   async heldCount(nodeId: string): Promise<number> {

@@ -4,6 +4,7 @@
  * copy. `c` is a client in a transaction or the pool for one statement.
  */
 import type pg from 'pg';
+import { inTransaction } from './postgres-pool.js';
 import { FINAL, type JobRow, type JobState, type SweepCounts, type SweepRow, type SweepStatus } from '../store/rows.js';
 import { sweepDoneEvent, type OutboxEvent } from '../store/events.js';
 import { writeDeliveries } from './postgres-webhooks.js';
@@ -21,7 +22,9 @@ export const HAND_ON = `state = CASE WHEN e.copy_node_id IS NULL THEN 'queued' E
   copy_node_id = NULL, copy_lease_expires_at = NULL`;
 
 /** The users columns in SQLite's order (rows compare equal across engines). */
-export const USER_COLUMNS = 'name, admin, weight, quota_images, running, created_at';
+/** A users row as UserRow, `alias` naming the table: its running count is the sum of its shards (user_running). */
+export const userColumns = (alias: string) =>
+  `${alias}.name, ${alias}.admin, ${alias}.weight, ${alias}.quota_images, (SELECT COALESCE(SUM(r.n), 0) FROM user_running r WHERE r.owner = ${alias}.name) AS running, ${alias}.created_at`;
 
 export const byId = (rows: JobRow[]): JobRow[] => rows.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
 
@@ -72,10 +75,14 @@ export async function imagesSubmittedSince(c: Q, owner: string, since: number): 
   return (await c.query<{ n: number }>('SELECT COALESCE(SUM(total), 0) AS n FROM sweeps WHERE owner = $1 AND created_at >= $2', [owner, since])).rows[0]!.n;
 }
 
+/** Whether any of the sweep's jobs is queued or leased, as far as `c` sees (the counters' shards summed). */
+async function hasOpenJobs(c: Q, sweepId: string): Promise<boolean> {
+  return (await c.query(`SELECT 1 FROM sweep_counts WHERE sweep_id = $1 AND state IN ('queued', 'leased') GROUP BY state HAVING SUM(n) > 0 LIMIT 1`, [sweepId])).rows.length > 0;
+}
+
 /** Moves a sweep to its final status once no job is left to run (the rule of store/sweeps.ts). */
 export async function settleSweep(c: Q, sweepId: string, now: number, noCapableNode = false): Promise<void> {
-  const open = await c.query(`SELECT 1 FROM sweep_counts WHERE sweep_id = $1 AND state IN ('queued', 'leased') AND n > 0 LIMIT 1`, [sweepId]);
-  if (open.rows.length) return;
+  if (await hasOpenJobs(c, sweepId)) return;
   // The row lock makes replicas settling the same sweep take turns: the second sees it final.
   const sweep = (await c.query<SweepRow>('SELECT * FROM sweeps WHERE id = $1 FOR UPDATE', [sweepId])).rows[0];
   if (!sweep || FINAL.includes(sweep.status)) return;
@@ -83,4 +90,22 @@ export async function settleSweep(c: Q, sweepId: string, now: number, noCapableN
   const status: SweepStatus = noCapableNode || (counts.done + counts.skipped === 0 && counts.failed > 0) ? 'failed' : 'done';
   await c.query('UPDATE sweeps SET status = $1, finished_at = $2 WHERE id = $3', [status, now, sweepId]);
   await enqueue(c, sweepDoneEvent(sweepId, status, counts, now), now);
+}
+
+/**
+ * Settles a sweep again once the transaction that closed one of its jobs has
+ * committed. The counters are in shards (postgres-schema.ts), so the last two
+ * jobs finishing at once no longer wait for each other: inside its own
+ * transaction each still sees the other's job open, and neither would settle
+ * the sweep. Asked after commit, the last of them to commit sees every other.
+ * (A coordinator that dies in between leaves the sweep to engine.settleIdleSweeps, which the hub's tick calls.)
+ */
+export async function settleAfterCommit(pool: pg.Pool, sweepId: string, now: number): Promise<void> {
+  if (await hasOpenJobs(pool, sweepId)) return;
+  await inTransaction(pool, (c) => settleSweep(c, sweepId, now));
+}
+
+/** settleAfterCommit for a call whose own change is committed already: a failure here must not read as its failure (the hub's tick settles the sweep instead). */
+export async function settleAfterClosing(pool: pg.Pool, sweepId: string, now: number): Promise<void> {
+  await settleAfterCommit(pool, sweepId, now).catch(() => undefined);
 }

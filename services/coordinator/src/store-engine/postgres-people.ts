@@ -6,9 +6,9 @@
 import type pg from 'pg';
 import type { KeyedUser, UserRow } from '../store/users.js';
 import type { PeopleEngine } from './engine-faces.js';
-import { USER_COLUMNS, imagesSubmittedSince } from './postgres-helpers.js';
+import { userColumns, imagesSubmittedSince } from './postgres-helpers.js';
 
-const U_COLUMNS = USER_COLUMNS.split(', ').map((c) => `u.${c}`).join(', ');
+const U_COLUMNS = userColumns('u');
 
 export class PgPeople implements PeopleEngine {
   constructor(private readonly pool: pg.Pool) {}

@@ -426,6 +426,59 @@ const MIGRATIONS = [
   CREATE TRIGGER sweeps_keep_jobs_renamed AFTER UPDATE OF id ON sweeps
     FOR EACH ROW WHEN (OLD.id IS DISTINCT FROM NEW.id) EXECUTE FUNCTION sweeps_keep_jobs();
   `,
+  // Counters in shards (issue 12, 1,000 nodes on PostgreSQL): every lease and result changed one row per
+  // (sweep, state) and one per owner, and held it until COMMIT, so each such transaction waited for the one
+  // before it (sampled at 1,000 nodes: most active sessions waited on a transaction lock in a completion).
+  // Each session now adds to its own shard (its backend's pid mod 16) and readers sum the shards. A shard's
+  // own n may be negative (leased in one session, finished in another); only the sum means anything.
+  // users.running becomes user_running for the same reason (kept, as before, only for owners with a users row).
+  `
+  ALTER TABLE sweep_counts ADD COLUMN shard SMALLINT NOT NULL DEFAULT 0;
+  ALTER TABLE sweep_counts DROP CONSTRAINT sweep_counts_pkey;
+  ALTER TABLE sweep_counts ADD PRIMARY KEY (sweep_id, state, shard);
+  CREATE OR REPLACE FUNCTION jobs_count_inserts() RETURNS trigger LANGUAGE plpgsql AS $$
+  BEGIN
+    INSERT INTO sweep_counts AS c (sweep_id, state, shard, n)
+      SELECT sweep_id, state, pg_backend_pid() % 16, COUNT(*) FROM new_rows GROUP BY sweep_id, state ORDER BY sweep_id, state
+      ON CONFLICT (sweep_id, state, shard) DO UPDATE SET n = c.n + excluded.n;
+    RETURN NULL;
+  END $$;
+  CREATE OR REPLACE FUNCTION jobs_count_states() RETURNS trigger LANGUAGE plpgsql AS $$
+  BEGIN
+    INSERT INTO sweep_counts AS c (sweep_id, state, shard, n)
+      SELECT sweep_id, state, pg_backend_pid() % 16, SUM(d) FROM (
+          SELECT o.sweep_id, o.state, -1 AS d FROM old_rows o JOIN new_rows n ON n.id = o.id WHERE o.state <> n.state
+          UNION ALL
+          SELECT n.sweep_id, n.state, 1 AS d FROM old_rows o JOIN new_rows n ON n.id = o.id WHERE o.state <> n.state
+        ) delta
+       GROUP BY sweep_id, state HAVING SUM(d) <> 0
+       ORDER BY sweep_id, state
+      ON CONFLICT (sweep_id, state, shard) DO UPDATE SET n = c.n + excluded.n;
+    -- A final job's exclusions go: they are kept only while it can still run.
+    DELETE FROM job_exclusions x USING new_rows n
+     WHERE x.job_id = n.id AND n.state IN ('done', 'skipped', 'failed', 'cancelled');
+    RETURN NULL;
+  END $$;
+  CREATE TABLE user_running (
+    owner TEXT NOT NULL,
+    shard SMALLINT NOT NULL,
+    n INTEGER NOT NULL,
+    PRIMARY KEY (owner, shard)
+  );
+  INSERT INTO user_running (owner, shard, n) SELECT name, 0, running FROM users WHERE running <> 0;
+  ALTER TABLE users DROP COLUMN running;
+  CREATE OR REPLACE FUNCTION jobs_count_user_running() RETURNS trigger LANGUAGE plpgsql AS $$
+  BEGIN
+    INSERT INTO user_running AS u (owner, shard, n)
+      SELECT s.owner, pg_backend_pid() % 16, SUM(CASE WHEN n.state = 'leased' THEN 1 ELSE -1 END)
+        FROM old_rows o JOIN new_rows n ON n.id = o.id JOIN sweeps s ON s.id = n.sweep_id
+       WHERE (o.state = 'leased') <> (n.state = 'leased') AND EXISTS (SELECT 1 FROM users x WHERE x.name = s.owner)
+       GROUP BY s.owner HAVING SUM(CASE WHEN n.state = 'leased' THEN 1 ELSE -1 END) <> 0
+       ORDER BY s.owner
+      ON CONFLICT (owner, shard) DO UPDATE SET n = u.n + excluded.n;
+    RETURN NULL;
+  END $$;
+  `,
 ];
 
 /** Runs the migrations the database has not had yet, each in its own transaction, once across replicas. */

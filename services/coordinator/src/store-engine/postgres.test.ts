@@ -142,8 +142,9 @@ test('cancelSweep takes locks in the order completions do (jobs, then their swee
   try {
     await completer.createSweep({ name: 'last', spec: {}, priority: 0, backend: 'procedural', model: 'm1' }, [JOB('last', 0)], 'sw-last');
     const job = (await completer.leaseNext('n1', CAPS, 30_000))!;
-    // Hold the completion after it locked its job (its counter trigger waits on this row), so the cancel starts in between.
+    // Hold the completion after it locked its job (its counter trigger waits on these rows: every shard, added uncommitted here), so the cancel starts in between.
     await admin.query('BEGIN');
+    await admin.query(`INSERT INTO sweep_counts (sweep_id, state, shard, n) SELECT 'sw-last', 'leased', g, 0 FROM generate_series(0, 15) g ON CONFLICT DO NOTHING`);
     await admin.query(`SELECT * FROM sweep_counts WHERE sweep_id = 'sw-last' AND state = 'leased' FOR UPDATE`);
     const completing = completer.completeJob(job.id, 'n1', report(job));
     await waitingOnLock(watcher, completer.applicationName);
@@ -360,5 +361,34 @@ test('a statement prepared before another replica added a column runs again, on 
   } finally {
     await migrator.end();
     await pool.end();
+  }
+});
+
+test('settleIdleSweeps settles a sweep left open with every job ended (its replica died between the last commit and the settle); open and empty sweeps stay as they are', { skip, timeout: 60_000 }, async () => {
+  const url = await server!.createDatabase('idle_sweeps');
+  const engine = await PostgresEngine.open({ url });
+  const admin = new pg.Client({ connectionString: url });
+  await admin.connect();
+  try {
+    await engine.createSweep({ name: 'idle', spec: {}, priority: 1, backend: 'procedural', model: 'm1' }, [JOB('idle', 0)], 'sw-idle');
+    await engine.createSweep({ name: 'open', spec: {}, priority: 0, backend: 'procedural', model: 'm1' }, [JOB('open', 0)], 'sw-open');
+    await engine.createSweep({ name: 'empty', spec: {}, priority: 0, backend: 'procedural', model: 'm1' }, [], 'sw-empty');
+    const job = (await engine.leaseNext('n1', CAPS, 30_000))!;
+    assert.equal(job.sweep_id, 'sw-idle');
+    assert.equal((await engine.completeJob(job.id, 'n1', report(job))).accepted, true);
+    assert.equal((await engine.getSweep('sw-idle'))!.status, 'done');
+    assert.equal(await engine.settleIdleSweeps(), 0, 'nothing left open');
+    // As the farm would be had the replica died before settling: the sweep still running, no sweep.done event written.
+    await admin.query(`UPDATE sweeps SET status = 'running', finished_at = NULL WHERE id = 'sw-idle'`);
+    await admin.query(`DELETE FROM outbox WHERE msg_id = 'sweep.done.sw-idle'`);
+    assert.equal(await engine.settleIdleSweeps(), 1);
+    assert.equal((await engine.getSweep('sw-idle'))!.status, 'done');
+    assert.equal((await admin.query(`SELECT 1 FROM outbox WHERE msg_id = 'sweep.done.sw-idle'`)).rows.length, 1, 'its sweep.done event written');
+    assert.equal(await engine.settleIdleSweeps(), 0, 'settled once');
+    assert.equal((await engine.getSweep('sw-open'))!.status, 'queued');
+    assert.equal((await engine.getSweep('sw-empty'))!.status, 'queued');
+  } finally {
+    await admin.end();
+    await engine.close();
   }
 });

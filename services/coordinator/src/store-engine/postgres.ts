@@ -31,7 +31,7 @@ import { newSweepId, type CompleteOutcome, type JobRow, type NewJob, type SweepC
 import { QuotaRaced } from '../store/limits.js';
 import type { Change, ClaimedEvent, CompletionReport, Leadership, NewSweep, NewUser, PickModels, QueuedRequirement, QueuedWithExclusions, RecentFinish, StoreEngine, UserRow, Wake } from './engine.js';
 import { imageEvent, sweepCreatedEvent } from '../store/events.js';
-import { HAND_ON, USER_COLUMNS, announcedBefore, byId, countsOf, dropCopyOf, enqueue, exclusionsOf, imagesSubmittedSince, releaseNodeIn, settleSweep } from './postgres-helpers.js';
+import { HAND_ON, userColumns, announcedBefore, byId, countsOf, dropCopyOf, enqueue, exclusionsOf, imagesSubmittedSince, releaseNodeIn, settleAfterClosing, settleAfterCommit, settleSweep } from './postgres-helpers.js';
 import { ANALYZE_AFTER_JOBS, analyzeJobs, storeJobs } from './postgres-job-insert.js';
 import { ANY_STRAGGLER_SQL, PICK_AND_LEASE_SQL, STRAGGLER_SQL, pickModelValues } from './postgres-pick.js';
 import { createClient, createPool, inTransaction, isTransientPgError, retriesOf } from './postgres-pool.js';
@@ -251,6 +251,16 @@ export class PostgresEngine implements StoreEngine {
     return byId(rows.filter((j) => j.copy_node_id === null));
   }
 
+  async settleIdleSweeps(): Promise<number> {
+    const { rows } = await this.pool.query<{ id: string }>(
+      `SELECT s.id FROM sweeps s WHERE s.status IN ('queued', 'running', 'paused') AND s.total > 0
+          AND NOT EXISTS (SELECT 1 FROM sweep_counts c WHERE c.sweep_id = s.id AND c.state IN ('queued', 'leased') GROUP BY c.state HAVING SUM(c.n) > 0)
+        ORDER BY s.id`,
+    );
+    for (const { id } of rows) await settleAfterCommit(this.pool, id, this.now());
+    return rows.length;
+  }
+
   async leasedTo(nodeId: string): Promise<JobRow[]> {
     return byId((await this.pool.query<JobRow>(`SELECT * FROM jobs WHERE state = 'leased' AND (node_id = $1 OR copy_node_id = $1)`, [nodeId])).rows);
   }
@@ -395,12 +405,12 @@ export class PostgresEngine implements StoreEngine {
   }
 
   async getUser(name: string): Promise<UserRow | undefined> {
-    return (await this.pool.query<UserRow>(`SELECT ${USER_COLUMNS} FROM users WHERE name = $1`, [name])).rows[0];
+    return (await this.pool.query<UserRow>(`SELECT ${userColumns('u')} FROM users u WHERE u.name = $1`, [name])).rows[0];
   }
 
   async userByKeyHash(hash: string): Promise<UserRow | undefined> {
     const { rows } = await this.pool.query<UserRow>(
-      `SELECT ${USER_COLUMNS.split(', ').map((c) => `u.${c}`).join(', ')} FROM api_keys k JOIN users u ON u.name = k.user_name WHERE k.hash = $1 AND k.revoked_at IS NULL`,
+      `SELECT ${userColumns('u')} FROM api_keys k JOIN users u ON u.name = k.user_name WHERE k.hash = $1 AND k.revoked_at IS NULL`,
       [hash],
     );
     return rows[0];
@@ -435,7 +445,8 @@ export class PostgresEngine implements StoreEngine {
 
   async completeJob(jobIdValue: string, nodeId: string, r: CompletionReport): Promise<CompleteOutcome> {
     const now = this.now();
-    return inTransaction(this.pool, async (c) => {
+    let closed: string | undefined;
+    const result = await inTransaction(this.pool, async (c) => {
       const outcome: CompleteOutcome = { accepted: false, cancelOn: [] };
       const job = (await c.query<JobRow>('SELECT * FROM jobs WHERE id = $1 FOR UPDATE', [jobIdValue])).rows[0];
       const refused = refuseReport(job, nodeId, r);
@@ -470,14 +481,18 @@ export class PostgresEngine implements StoreEngine {
       // Its webhook deliveries, if any webhook could ask for it (none for images: no query).
       if (event) await writeDeliveries(c, event.subject, event.msgId, event.payload, now);
       await settleSweep(c, job.sweep_id, now);
+      closed = job.sweep_id;
       outcome.accepted = true;
       return outcome;
     });
+    if (closed) await settleAfterClosing(this.pool, closed, now);
+    return result;
   }
 
   async failJob(jobIdValue: string, node: FailingNode, failure: Failure): Promise<{ job: JobRow; blocklisted: boolean } | undefined> {
     const now = this.now();
-    return inTransaction(this.pool, async (c) => {
+    let closed: string | undefined;
+    const result = await inTransaction(this.pool, async (c) => {
       const job = (await c.query<JobRow>('SELECT * FROM jobs WHERE id = $1 FOR UPDATE', [jobIdValue])).rows[0];
       if (!job || job.state !== 'leased') return undefined;
       if (job.copy_node_id === node.id) {
@@ -513,9 +528,12 @@ export class PostgresEngine implements StoreEngine {
         [job.sweep_id, node.id, d.blocklist ? 1 : 0],
       );
       if (d.final) await settleSweep(c, job.sweep_id, now);
+      closed = d.final ? job.sweep_id : undefined;
       const after = (await c.query<JobRow>('SELECT * FROM jobs WHERE id = $1', [job.id])).rows[0]!;
       return { job: after, blocklisted: d.blocklist };
     });
+    if (closed) await settleAfterClosing(this.pool, closed, now);
+    return result;
   }
 
   // ------------------------------------------------------------------ outbox

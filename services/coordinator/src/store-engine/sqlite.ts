@@ -191,6 +191,10 @@ export class SqliteEngine implements StoreEngine {
     return byId(this.store.expireLeases());
   }
 
+  async settleIdleSweeps(): Promise<number> {
+    return this.store.settleIdleSweeps();
+  }
+
   async leasedTo(nodeId: string): Promise<JobRow[]> {
     return byId(this.store.leasedTo(nodeId));
   }

@@ -169,6 +169,21 @@ export class SweepStore extends StoreBase {
     return n;
   }
 
+  /** Settles the sweeps with jobs, none of them open, that are not final (engine.ts's settleIdleSweeps). */
+  settleIdleSweeps(): number {
+    let found = 0;
+    this.transaction(() => {
+      const idle = this.q(
+        `SELECT id FROM sweeps s WHERE status IN ('queued', 'running', 'paused') AND total > 0
+            AND NOT EXISTS (SELECT 1 FROM sweep_counts c WHERE c.sweep_id = s.id AND c.state IN ('queued', 'leased') AND c.n > 0)
+          ORDER BY id`,
+      ).all() as { id: string }[];
+      for (const { id } of idle) this.settleSweep(id);
+      found = idle.length;
+    });
+    return found;
+  }
+
   /** Moves a sweep to its final status once no job is left to run. */
   protected settleSweep(sweepId: string, noCapableNode = false): void {
     // Cheap check first (the sweep's counters): this runs on every result.
