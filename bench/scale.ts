@@ -51,8 +51,15 @@ function sweepSpec(jobs: number, simMs: number, tag: string) {
   const prompts = Array.from({ length: Math.ceil(jobs / SEEDS) }, (_, i) => `${tag} prompt ${i}`);
   return { prompts, seeds: { count: SEEDS }, params: { width: 64, height: 64, steps: 1, simMs } };
 }
-/** The two runs at N nodes: saturated, then 10 jobs per node of RENDER_MS each. */
-const runsAt = (n: number) => ({ sat: sweepSpec(SATURATED_JOBS, 0, `sat${n}`), real: sweepSpec(n * 10, RENDER_MS, `real${n}`) });
+/**
+ * Jobs per node in the RENDER_MS run (SCALE_ROUNDS, default 10). A finite
+ * sweep pays a fixed ramp-up (storing the sweep, the first leases) and tail
+ * (the last round's results, all at once): a longer one shows what is left
+ * of the rate once those are spread thinner.
+ */
+const ROUNDS = Number(process.env.SCALE_ROUNDS ?? 10);
+/** The two runs at N nodes: saturated, then ROUNDS jobs per node of RENDER_MS each. */
+const runsAt = (n: number) => ({ sat: sweepSpec(SATURATED_JOBS, 0, `sat${n}`), real: sweepSpec(n * ROUNDS, RENDER_MS, `real${n}`) });
 
 const tmp = tempDir('nightshift-scale-');
 const nats = await startNatsServer(join(tmp.dir, 'nats'));
@@ -138,9 +145,9 @@ const coordinatorPids = () => replicas.map((r) => r.proc.child.pid!);
 
 /**
  * How the sweep's jobs fell over nodes and time, read from the coordinator's
- * database (read-only, WAL) once it is done. With exactly 10 jobs per node a
+ * database (read-only, WAL) once it is done. With exactly ROUNDS jobs per node a
  * node that gets an 11th before the queue runs dry makes the whole sweep last
- * 11 renders however fast the coordinator is: `maxJobsPerNode` and
+ * one render more however fast the coordinator is: `maxJobsPerNode` and
  * `firstLeaseSpreadMs` (first lease of the first node to the last node's
  * first) show that quantisation apart, and `steadyEfficiency` (jobs/s between
  * the 10th and 90th percentile of finish times ÷ ideal) is the rate with the
@@ -271,12 +278,12 @@ try {
   const head = ['nodes', 'saturated jobs/s', 'coord CPU %', 'CPU ms/job', `${RENDER_MS} ms renders: jobs/s`, '÷ ideal', 'coord CPU %', 'loop lag p99 ms', 'RSS MB', 'heap MB'];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cells: string[]) => `| ${cells.map((c, i) => c.padStart(widths[i]!)).join(' | ')} |`;
-  console.log(`${REPLICAS} coordinator(s) (child processes) on ${postgres ? 'PostgreSQL' : 'SQLite'}, nats-server, simulated nodes in ${sims.length} process(es); ${SATURATED_JOBS} jobs per saturated run, 10 jobs per node per ${RENDER_MS} ms run; idle RSS ${idleRss.toFixed(0)} MB`);
+  console.log(`${REPLICAS} coordinator(s) (child processes) on ${postgres ? 'PostgreSQL' : 'SQLite'}, nats-server, simulated nodes in ${sims.length} process(es); ${SATURATED_JOBS} jobs per saturated run, ${ROUNDS} jobs per node per ${RENDER_MS} ms run; idle RSS ${idleRss.toFixed(0)} MB`);
   console.log(line(head));
   console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
   for (const r of rows) console.log(line(r));
   console.log(`untimed set-up (placeholder image + thumbnail for ${placeholderKeys.length} jobs into s3rver): ${setupSeconds.toFixed(1)} s`);
-  console.log(JSON.stringify({ bench: 'scale', database: postgres ? 'postgres' : 'sqlite', replicas: REPLICAS, saturatedJobs: SATURATED_JOBS, renderMs: RENDER_MS, idleRssMb: +idleRss.toFixed(0), setupSeconds: +setupSeconds.toFixed(1), steps: results }));
+  console.log(JSON.stringify({ bench: 'scale', database: postgres ? 'postgres' : 'sqlite', replicas: REPLICAS, saturatedJobs: SATURATED_JOBS, renderMs: RENDER_MS, rounds: ROUNDS, idleRssMb: +idleRss.toFixed(0), setupSeconds: +setupSeconds.toFixed(1), steps: results }));
 } catch (err) {
   // What the coordinator logged (warnings and up) says why a sweep did not finish.
   for (const r of replicas) console.error(r.proc.output().slice(-4_000));
