@@ -40,6 +40,23 @@ test('work past the turn budget starts in later turns, a budget each, in order; 
   assert.equal(slices.queued, 0);
 });
 
+test('a piece that spends the whole budget runs alone in its turn, in the first turn and in every later one', async () => {
+  let clock = 0;
+  const slices = new LoopSlices(10, () => clock);
+  const turn = turns();
+  const ran: number[] = [];
+  // 11 ms each, spent after a few microtasks: a piece that started before the one before it had spent its time would share its turn.
+  const piece = () => async () => {
+    await null;
+    await null;
+    clock += 11;
+    ran.push(turn.now());
+  };
+  await Promise.all(Array.from({ length: 5 }, () => slices.run(piece())));
+  turn.stop();
+  assert.equal(new Set(ran).size, 5, `one piece a turn: ${JSON.stringify(ran)}`);
+});
+
 test('a failing piece settles its own call; the rest still run', async () => {
   let clock = 0;
   const slices = new LoopSlices(1, () => clock);

@@ -65,6 +65,7 @@ export class LoopSlices {
   private readonly drain = (): void => {
     this.started = undefined;
     this.state = 'stepping';
-    this.step();
+    // As a microtask, like every later step: called here directly, the next step (a nextTick) would run before this piece's own microtasks.
+    queueMicrotask(this.step);
   };
 }

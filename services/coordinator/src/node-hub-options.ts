@@ -64,4 +64,6 @@ export interface HubOptions {
   observer?: HubObserver | undefined;
   /** Storage HEADs per reported image before it counts as missing (backoff up to 5 s between them). */
   storageAttempts?: number | undefined;
+  /** How often a tick looks for sweeps left open with every job ended (engine.settleIdleSweeps); 5 s unless told. */
+  settleIdleEveryMs?: number | undefined;
 }

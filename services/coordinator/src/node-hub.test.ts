@@ -296,3 +296,22 @@ test('the periodic fill passes a node at capacity by (no count of what it holds)
   assert.equal(store.leasedTo('n1').length, 2);
   hub.stop();
 });
+
+test('the tick settles a sweep left open with every job ended (a replica died between the last commit and the settle); a failure there fails no tick', async () => {
+  const { store, hub } = setup({ settleIdleEveryMs: 0 });
+  for (const j of store.db.prepare(`SELECT id FROM jobs WHERE sweep_id = 'sw'`).all() as { id: string }[]) {
+    store.db.prepare(`UPDATE jobs SET state = 'done', finished_at = 1 WHERE id = ?`).run(j.id);
+  }
+  store.db.prepare(`UPDATE sweeps SET status = 'running' WHERE id = 'sw'`).run();
+  const real = store.settleIdleSweeps.bind(store);
+  store.settleIdleSweeps = () => {
+    throw new Error('settle failed');
+  };
+  await hub.tick();
+  assert.equal(store.getSweep('sw')!.status, 'running');
+  assert.equal(hub.health.check(), 'ok', 'the tick itself went on');
+  store.settleIdleSweeps = real;
+  await hub.tick();
+  assert.equal(store.getSweep('sw')!.status, 'done');
+  hub.stop();
+});

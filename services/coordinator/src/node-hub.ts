@@ -214,9 +214,10 @@ export class NodeHub {
     await this.deps.placement.relaxExclusions();
     const expired = await this.engine.expireLeases();
     if (expired.length) this.log.warn({ jobs: expired.length, nodes: [...new Set(expired.map((j) => j.node_id))] }, 'leases expired, jobs requeued');
-    if (now - this.idleSweepsAt >= SETTLE_IDLE_EVERY_MS) {
+    if (now - this.idleSweepsAt >= (this.opts.settleIdleEveryMs ?? SETTLE_IDLE_EVERY_MS)) {
       this.idleSweepsAt = now;
-      const settled = await this.engine.settleIdleSweeps();
+      // A failure here must not keep the tick from filling nodes: the next look is the retry.
+      const settled = await this.engine.settleIdleSweeps().catch((err: unknown) => void this.log.warn({ err: String(err) }, 'open sweeps with every job ended not settled'));
       if (settled) this.log.warn({ sweeps: settled }, 'sweeps with every job ended were still open: settled');
     }
     await this.fillAll();

@@ -217,7 +217,7 @@ export interface StoreEngine {
   expireLeases(): Promise<JobRow[]>;
   /**
    * Settles every sweep that has jobs, is not final, and has none left queued
-   * or leased; returns how many it found. A completion settles its sweep
+   * or leased; returns how many it settled. A completion settles its sweep
    * itself; on PostgreSQL the last two jobs may finish at once, and the
    * sweep is then settled just after their commits (settleAfterCommit): a
    * coordinator that died in between leaves it to this.

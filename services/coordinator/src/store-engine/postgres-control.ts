@@ -29,6 +29,11 @@ export class PgControl {
       const open = (await c.query<JobRow>(`SELECT * FROM jobs WHERE sweep_id = $1 AND state IN ('queued', 'leased') ORDER BY id FOR UPDATE`, [sweepId])).rows;
       const sweep = (await c.query<SweepRow>('SELECT * FROM sweeps WHERE id = $1 FOR UPDATE', [sweepId])).rows[0];
       if (!sweep || FINAL.includes(sweep.status)) return [];
+      // Every job ended, the sweep not yet settled (its last closer settles after its commit): it ends as done, as on SQLite, not cancelled.
+      if (!open.length && sweep.total > 0) {
+        await settleSweep(c, sweepId, now);
+        return [];
+      }
       await c.query(
         `UPDATE jobs SET state = 'cancelled', finished_at = $2, lease_expires_at = NULL, copy_node_id = NULL, copy_lease_expires_at = NULL WHERE id = ANY($1)`,
         [open.map((j) => j.id), now],
@@ -125,7 +130,7 @@ export class PgControl {
       await settleSweep(c, sweepId, now, true);
       return rowCount ?? 0;
     });
-    if (failed) await settleAfterClosing(this.pool, sweepId, now);
+    if (failed) await settleAfterClosing(this.pool, sweepId, now, true);
     return failed;
   }
 

@@ -81,15 +81,16 @@ async function hasOpenJobs(c: Q, sweepId: string): Promise<boolean> {
 }
 
 /** Moves a sweep to its final status once no job is left to run (the rule of store/sweeps.ts). */
-export async function settleSweep(c: Q, sweepId: string, now: number, noCapableNode = false): Promise<void> {
-  if (await hasOpenJobs(c, sweepId)) return;
+export async function settleSweep(c: Q, sweepId: string, now: number, noCapableNode = false): Promise<boolean> {
+  if (await hasOpenJobs(c, sweepId)) return false;
   // The row lock makes replicas settling the same sweep take turns: the second sees it final.
   const sweep = (await c.query<SweepRow>('SELECT * FROM sweeps WHERE id = $1 FOR UPDATE', [sweepId])).rows[0];
-  if (!sweep || FINAL.includes(sweep.status)) return;
+  if (!sweep || FINAL.includes(sweep.status)) return false;
   const counts = await countsOf(c, sweepId);
   const status: SweepStatus = noCapableNode || (counts.done + counts.skipped === 0 && counts.failed > 0) ? 'failed' : 'done';
   await c.query('UPDATE sweeps SET status = $1, finished_at = $2 WHERE id = $3', [status, now, sweepId]);
   await enqueue(c, sweepDoneEvent(sweepId, status, counts, now), now);
+  return true;
 }
 
 /**
@@ -100,12 +101,12 @@ export async function settleSweep(c: Q, sweepId: string, now: number, noCapableN
  * the sweep. Asked after commit, the last of them to commit sees every other.
  * (A coordinator that dies in between leaves the sweep to engine.settleIdleSweeps, which the hub's tick calls.)
  */
-export async function settleAfterCommit(pool: pg.Pool, sweepId: string, now: number): Promise<void> {
-  if (await hasOpenJobs(pool, sweepId)) return;
-  await inTransaction(pool, (c) => settleSweep(c, sweepId, now));
+export async function settleAfterCommit(pool: pg.Pool, sweepId: string, now: number, noCapableNode = false): Promise<boolean> {
+  if (await hasOpenJobs(pool, sweepId)) return false;
+  return inTransaction(pool, (c) => settleSweep(c, sweepId, now, noCapableNode));
 }
 
 /** settleAfterCommit for a call whose own change is committed already: a failure here must not read as its failure (the hub's tick settles the sweep instead). */
-export async function settleAfterClosing(pool: pg.Pool, sweepId: string, now: number): Promise<void> {
-  await settleAfterCommit(pool, sweepId, now).catch(() => undefined);
+export async function settleAfterClosing(pool: pg.Pool, sweepId: string, now: number, noCapableNode = false): Promise<void> {
+  await settleAfterCommit(pool, sweepId, now, noCapableNode).catch(() => undefined);
 }

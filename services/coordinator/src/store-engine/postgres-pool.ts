@@ -36,6 +36,13 @@ export function createPool(opts: PoolOptions): pg.Pool {
   return pool;
 }
 
+/**
+ * Pages (a LIMIT or OFFSET given as a parameter: listings, the gallery) stay
+ * unnamed: once prepared, PostgreSQL may plan them for any limit alike (a
+ * generic plan), where each call's own plan knows how few rows it wants.
+ */
+const PAGED = /\b(?:LIMIT|OFFSET)\s+\$\d/i;
+
 /** A prepared statement's name: its text's hash (one text, one name; texts are few and fixed). */
 const statementName = (text: string) => `ns-${createHash('sha1').update(text).digest('base64url').slice(0, 20)}`;
 
@@ -50,7 +57,7 @@ function nameStatements(client: pg.PoolClient): void {
   const query = client.query.bind(client) as (...args: unknown[]) => unknown;
   client.query = ((...args: unknown[]) => {
     const [text, values] = args;
-    if (typeof text === 'string' && Array.isArray(values) && values.length > 0) return query({ name: statementName(text), text, values }, ...args.slice(2));
+    if (typeof text === 'string' && Array.isArray(values) && values.length > 0 && !PAGED.test(text)) return query({ name: statementName(text), text, values }, ...args.slice(2));
     return query(...args);
   }) as typeof client.query;
 }
@@ -62,8 +69,10 @@ function nameStatements(client: pg.PoolClient): void {
  * or a new one, the same text runs.
  */
 export function isStalePlan(err: unknown): boolean {
-  const e = err as { code?: unknown; message?: unknown } | null;
-  return e?.code === '0A000' && typeof e.message === 'string' && e.message.includes('cached plan must not change result type');
+  const e = err as { code?: unknown; message?: unknown; routine?: unknown } | null;
+  // The routine, not the message, whatever language the server speaks (lc_messages); 26000: a statement the connection lost.
+  if (e?.code === '26000') return true;
+  return e?.code === '0A000' && (e.routine === 'RevalidateCachedQuery' || (typeof e.message === 'string' && e.message.includes('cached plan must not change result type')));
 }
 
 /** Stale plans met by the pool's own queries (pool.query drops the connection a query failed on). */
@@ -133,6 +142,9 @@ export async function inTransaction<T>(pool: pg.Pool, work: (c: pg.PoolClient) =
         attempt--;
         continue;
       }
+      // An error the server did not send (a value that failed to serialize, say) may leave the connection's
+      // prepared statements out of step with what node-postgres believes: it is not reused.
+      if (!(err instanceof pg.DatabaseError)) broken ??= err instanceof Error ? err : new Error(String(err));
       const code = (err as { code?: unknown }).code;
       if (attempt >= 5 || typeof code !== 'string' || !RETRYABLE.has(code)) throw err;
       const counts = retried.get(pool) ?? new Map<string, number>();

@@ -21,7 +21,7 @@ export const WAKE_CHANNEL = 'nightshift_wake';
 /** The channel of changes live clients follow; payloads 'sweep:<id>' and 'node:<status>:<id>'. */
 export const CHANGES_CHANNEL = 'nightshift_changes';
 
-const MIGRATIONS = [
+export const MIGRATIONS = [
   `
   CREATE TABLE sweeps (
     id TEXT PRIMARY KEY,
@@ -431,21 +431,26 @@ const MIGRATIONS = [
   // before it (sampled at 1,000 nodes: most active sessions waited on a transaction lock in a completion).
   // Each session now adds to its own shard (its backend's pid mod 16) and readers sum the shards. A shard's
   // own n may be negative (leased in one session, finished in another); only the sum means anything.
-  // users.running becomes user_running for the same reason (kept, as before, only for owners with a users row).
+  // sweep_counts stays, as a view of the sums, so replicas of the version before (upgraded one at a time)
+  // still read one row per (sweep, state). users.running becomes user_running for the same reason (kept, as
+  // before, only for owners with a users row); the column stays for those replicas, no longer kept (their
+  // fair share is off until they are replaced), for a later migration to drop.
   `
-  ALTER TABLE sweep_counts ADD COLUMN shard SMALLINT NOT NULL DEFAULT 0;
-  ALTER TABLE sweep_counts DROP CONSTRAINT sweep_counts_pkey;
-  ALTER TABLE sweep_counts ADD PRIMARY KEY (sweep_id, state, shard);
+  ALTER TABLE sweep_counts RENAME TO sweep_count_shards;
+  ALTER TABLE sweep_count_shards ADD COLUMN shard SMALLINT NOT NULL DEFAULT 0;
+  ALTER TABLE sweep_count_shards DROP CONSTRAINT sweep_counts_pkey;
+  ALTER TABLE sweep_count_shards ADD PRIMARY KEY (sweep_id, state, shard);
+  CREATE VIEW sweep_counts AS SELECT sweep_id, state, SUM(n)::int AS n FROM sweep_count_shards GROUP BY sweep_id, state;
   CREATE OR REPLACE FUNCTION jobs_count_inserts() RETURNS trigger LANGUAGE plpgsql AS $$
   BEGIN
-    INSERT INTO sweep_counts AS c (sweep_id, state, shard, n)
+    INSERT INTO sweep_count_shards AS c (sweep_id, state, shard, n)
       SELECT sweep_id, state, pg_backend_pid() % 16, COUNT(*) FROM new_rows GROUP BY sweep_id, state ORDER BY sweep_id, state
       ON CONFLICT (sweep_id, state, shard) DO UPDATE SET n = c.n + excluded.n;
     RETURN NULL;
   END $$;
   CREATE OR REPLACE FUNCTION jobs_count_states() RETURNS trigger LANGUAGE plpgsql AS $$
   BEGIN
-    INSERT INTO sweep_counts AS c (sweep_id, state, shard, n)
+    INSERT INTO sweep_count_shards AS c (sweep_id, state, shard, n)
       SELECT sweep_id, state, pg_backend_pid() % 16, SUM(d) FROM (
           SELECT o.sweep_id, o.state, -1 AS d FROM old_rows o JOIN new_rows n ON n.id = o.id WHERE o.state <> n.state
           UNION ALL
@@ -466,7 +471,6 @@ const MIGRATIONS = [
     PRIMARY KEY (owner, shard)
   );
   INSERT INTO user_running (owner, shard, n) SELECT name, 0, running FROM users WHERE running <> 0;
-  ALTER TABLE users DROP COLUMN running;
   CREATE OR REPLACE FUNCTION jobs_count_user_running() RETURNS trigger LANGUAGE plpgsql AS $$
   BEGIN
     INSERT INTO user_running AS u (owner, shard, n)

@@ -10,6 +10,7 @@ import { CapReached, QuotaRaced } from './engine.js';
 import type { Wake } from './engine.js';
 import { WakeListener } from './postgres-wake.js';
 import { createPool, inTransaction, retriesOf as retriesOfPool } from './postgres-pool.js';
+import { MIGRATIONS } from './postgres-schema.js';
 
 let server: PostgresServer | undefined;
 let databases = 0;
@@ -144,8 +145,8 @@ test('cancelSweep takes locks in the order completions do (jobs, then their swee
     const job = (await completer.leaseNext('n1', CAPS, 30_000))!;
     // Hold the completion after it locked its job (its counter trigger waits on these rows: every shard, added uncommitted here), so the cancel starts in between.
     await admin.query('BEGIN');
-    await admin.query(`INSERT INTO sweep_counts (sweep_id, state, shard, n) SELECT 'sw-last', 'leased', g, 0 FROM generate_series(0, 15) g ON CONFLICT DO NOTHING`);
-    await admin.query(`SELECT * FROM sweep_counts WHERE sweep_id = 'sw-last' AND state = 'leased' FOR UPDATE`);
+    await admin.query(`INSERT INTO sweep_count_shards (sweep_id, state, shard, n) SELECT 'sw-last', 'leased', g, 0 FROM generate_series(0, 15) g ON CONFLICT DO NOTHING`);
+    await admin.query(`SELECT * FROM sweep_count_shards WHERE sweep_id = 'sw-last' AND state = 'leased' FOR UPDATE`);
     const completing = completer.completeJob(job.id, 'n1', report(job));
     await waitingOnLock(watcher, completer.applicationName);
     const cancelling = canceller.cancelSweep('sw-last');
@@ -390,5 +391,48 @@ test('settleIdleSweeps settles a sweep left open with every job ended (its repli
   } finally {
     await admin.end();
     await engine.close();
+  }
+});
+
+test('the counters move into shards on a database with work in it: counts, running counts and settling carry on', { skip, timeout: 60_000 }, async () => {
+  const url = await server!.createDatabase('shards_upgrade');
+  const admin = new pg.Client({ connectionString: url });
+  await admin.connect();
+  try {
+    // The schema as it was before the shards, with a sweep under way: 2 jobs queued, 1 leased to n1, 1 done.
+    await admin.query('CREATE TABLE nightshift_schema (version INTEGER NOT NULL)');
+    const before = MIGRATIONS.findIndex((m) => m.includes('sweep_count_shards'));
+    for (const m of MIGRATIONS.slice(0, before)) await admin.query(m);
+    await admin.query('INSERT INTO nightshift_schema (version) VALUES ($1)', [before]);
+    await admin.query(`INSERT INTO sweeps (id, name, spec_json, status, backend, model, total, created_at, owner) VALUES ('sw-up', 'up', '{}', 'running', 'procedural', 'm1', 4, 1, 'local')`);
+    for (let i = 0; i < 4; i++) {
+      await admin.query(
+        `INSERT INTO jobs (id, sweep_id, idx, render_key, prompt, seed, params_json, axes_json, backend, model, state, min_vram_mb) VALUES ($1, 'sw-up', $2, $3, 'p', $4, '{}', '{}', 'procedural', 'm1', 'queued', 0)`,
+        [`sw-up-${i}`, i, `rk-up-${i}`, i],
+      );
+    }
+    await admin.query(`UPDATE jobs SET state = 'leased', node_id = 'n1', lease_expires_at = 9e15, started_at = 1 WHERE id = 'sw-up-0'`);
+    await admin.query(`UPDATE jobs SET state = 'done', node_id = 'n2', finished_at = 1 WHERE id = 'sw-up-1'`);
+    assert.deepEqual((await admin.query(`SELECT state, n FROM sweep_counts WHERE sweep_id = 'sw-up' AND n > 0 ORDER BY state`)).rows, [{ state: 'done', n: 1 }, { state: 'leased', n: 1 }, { state: 'queued', n: 2 }]);
+    assert.equal((await admin.query(`SELECT running FROM users WHERE name = 'local'`)).rows[0].running, 1);
+    const engine = await PostgresEngine.open({ url });
+    try {
+      assert.deepEqual(await engine.counts('sw-up'), { queued: 2, running: 1, done: 1, failed: 0, skipped: 0, cancelled: 0 });
+      assert.equal((await engine.getUser('local'))!.running, 1, 'the running count moved over');
+      const leased = (await engine.getJob('sw-up-0'))!;
+      assert.equal((await engine.completeJob(leased.id, 'n1', report(leased))).accepted, true);
+      for (let i = 0; i < 2; i++) {
+        const job = (await engine.leaseNext('n3', CAPS, 30_000))!;
+        assert.equal((await engine.getUser('local'))!.running, 1);
+        assert.equal((await engine.completeJob(job.id, 'n3', report(job))).accepted, true);
+      }
+      assert.equal((await engine.getUser('local'))!.running, 0);
+      assert.equal((await engine.getSweep('sw-up'))!.status, 'done');
+      assert.deepEqual(await engine.counts('sw-up'), { queued: 0, running: 0, done: 4, failed: 0, skipped: 0, cancelled: 0 });
+    } finally {
+      await engine.close();
+    }
+  } finally {
+    await admin.end();
   }
 });

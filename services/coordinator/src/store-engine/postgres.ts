@@ -257,8 +257,12 @@ export class PostgresEngine implements StoreEngine {
           AND NOT EXISTS (SELECT 1 FROM sweep_counts c WHERE c.sweep_id = s.id AND c.state IN ('queued', 'leased') GROUP BY c.state HAVING SUM(c.n) > 0)
         ORDER BY s.id`,
     );
-    for (const { id } of rows) await settleAfterCommit(this.pool, id, this.now());
-    return rows.length;
+    let settled = 0;
+    for (const { id } of rows) {
+      // One that fails is left for the next call; the rest still go.
+      if (await settleAfterCommit(this.pool, id, this.now()).catch(() => false)) settled++;
+    }
+    return settled;
   }
 
   async leasedTo(nodeId: string): Promise<JobRow[]> {

@@ -171,7 +171,7 @@ export class SweepStore extends StoreBase {
 
   /** Settles the sweeps with jobs, none of them open, that are not final (engine.ts's settleIdleSweeps). */
   settleIdleSweeps(): number {
-    let found = 0;
+    let settled = 0;
     this.transaction(() => {
       const idle = this.q(
         `SELECT id FROM sweeps s WHERE status IN ('queued', 'running', 'paused') AND total > 0
@@ -179,9 +179,9 @@ export class SweepStore extends StoreBase {
           ORDER BY id`,
       ).all() as { id: string }[];
       for (const { id } of idle) this.settleSweep(id);
-      found = idle.length;
+      settled = idle.length;
     });
-    return found;
+    return settled;
   }
 
   /** Moves a sweep to its final status once no job is left to run. */
