@@ -136,15 +136,13 @@ export async function inTransaction<T>(pool: pg.Pool, work: (c: pg.PoolClient) =
       return result;
     } catch (err) {
       await client.query('ROLLBACK').catch((e: unknown) => (broken = e instanceof Error ? e : new Error(String(e))));
-      // A connection holding a stale plan is dropped, and the transaction runs again on another (not counted as an attempt).
+      // A connection holding a stale plan (or one that lost a prepared statement node-postgres still counts on: a
+      // value that failed to serialize, say) is dropped, and the transaction runs again on another (not counted as an attempt).
       if (isStalePlan(err) && stale++ < STALE_TRIES) {
         broken = err as Error;
         attempt--;
         continue;
       }
-      // An error the server did not send (a value that failed to serialize, say) may leave the connection's
-      // prepared statements out of step with what node-postgres believes: it is not reused.
-      if (!(err instanceof pg.DatabaseError)) broken ??= err instanceof Error ? err : new Error(String(err));
       const code = (err as { code?: unknown }).code;
       if (attempt >= 5 || typeof code !== 'string' || !RETRYABLE.has(code)) throw err;
       const counts = retried.get(pool) ?? new Map<string, number>();

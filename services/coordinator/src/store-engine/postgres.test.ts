@@ -279,7 +279,12 @@ async function heldTogether(blocker: pg.Client, table: string, engines: Postgres
   await blocker.query('BEGIN');
   await blocker.query(`LOCK TABLE ${table} IN SHARE ROW EXCLUSIVE MODE`);
   const all = Promise.allSettled(engines.map(create));
-  const waiting = async () => (await blocker.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`)).rows[0]!.n;
+  // Inside its transaction a session reads pg_stat_activity from a snapshot of the backends as they were at its first read:
+  // one a replica connects afterwards (a new pooled connection) would never show. The snapshot is dropped before each read.
+  const waiting = async () => {
+    await blocker.query('SELECT pg_stat_clear_snapshot()');
+    return (await blocker.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`)).rows[0]!.n;
+  };
   while ((await waiting()) < engines.length) await delay(10);
   await blocker.query('COMMIT');
   return all;
