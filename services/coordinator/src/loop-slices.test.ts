@@ -37,6 +37,8 @@ test('work past the turn budget starts in later turns, a budget each, in order; 
   for (const g of groups) assert.equal(g.length, 1, `a slice runs within one turn: ${JSON.stringify(ran)}`);
   assert.equal(groups[0]![0], 0, 'the first slice runs at once');
   for (let i = 1; i < groups.length; i++) assert.ok(groups[i]![0]! > groups[i - 1]![0]!, `each slice in a later turn: ${JSON.stringify(ran)}`);
+  // A drain that runs out of budget goes on in the very next turn (no turn is skipped).
+  for (let i = 2; i < groups.length; i++) assert.equal(groups[i]![0]!, groups[i - 1]![0]! + 1, `drains in consecutive turns: ${JSON.stringify(ran)}`);
   assert.equal(slices.queued, 0);
 });
 

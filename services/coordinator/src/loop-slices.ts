@@ -13,6 +13,8 @@ export class LoopSlices {
   private readonly waiting: (() => void)[] = [];
   /** idle: nothing waits; stepping: pieces start one after another in this turn; deferred: the rest waits for a later turn. */
   private state: 'idle' | 'stepping' | 'deferred' = 'idle';
+  /** The pieces now starting began in a drain, that is in a check phase: one immediate from there runs in the next turn. */
+  private inDrain = false;
 
   constructor(
     private readonly budgetMs: number,
@@ -44,6 +46,7 @@ export class LoopSlices {
   private readonly step = (): void => {
     if (!this.waiting.length) {
       this.state = 'idle';
+      this.inDrain = false;
       return;
     }
     const now = this.clock();
@@ -53,8 +56,10 @@ export class LoopSlices {
     }
     if (now - this.started >= this.budgetMs) {
       this.state = 'deferred';
-      // Two hops: the first immediate may still run in this turn (its check phase); the second runs in a later one, after timers and I/O.
-      setImmediate(() => setImmediate(this.drain));
+      // From a drain (a check phase) one immediate runs in the next turn; from anywhere else the first may still run in
+      // this turn's check phase, so a second hop makes it the next, after timers and I/O.
+      if (this.inDrain) setImmediate(this.drain);
+      else setImmediate(() => setImmediate(this.drain));
       return;
     }
     this.waiting.shift()!();
@@ -65,6 +70,7 @@ export class LoopSlices {
   private readonly drain = (): void => {
     this.started = undefined;
     this.state = 'stepping';
+    this.inDrain = true;
     // As a microtask, like every later step: called here directly, the next step (a nextTick) would run before this piece's own microtasks.
     queueMicrotask(this.step);
   };

@@ -124,11 +124,11 @@ export class PostgresEngine implements StoreEngine {
     const now = this.now();
     const kind = sweep.kind ?? 'render';
     let total = 0;
-    // A generator is used up by the first attempt: a transaction retried after a deadlock must not store a sweep short of its jobs.
+    // A generator is used up by the first attempt: a transaction run again (after a deadlock, or on another connection after a stale plan) must not store a sweep short of its jobs.
     const replayable = Array.isArray(jobs);
     let attempts = 0;
     await inTransaction(this.pool, async (c) => {
-      if (attempts++ > 0 && !replayable) throw new Error('storing the sweep was interrupted (a deadlock) and its jobs cannot be made again: submit it again');
+      if (attempts++ > 0 && !replayable) throw new Error('storing the sweep was interrupted (the database aborted it: a deadlock, or a connection to run it again on) and its jobs cannot be made again: submit it again');
       // One owner's quota-bound submissions take turns, whichever replica they reach: the later one counts the earlier.
       if (sweep.quota) await c.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [LOCK_NAMESPACE, `quota:${sweep.owner ?? 'local'}`]);
       await c.query(
