@@ -10,7 +10,7 @@ import { SUBJECTS } from '@nightshift/common';
 import { FINAL, type JobRow, type SweepRow } from '../store/rows.js';
 import { MAX_FLOORS } from '../store/sweeps.js';
 import type { QueuedRequirement, QueuedWithExclusions, RecentFinish } from './engine.js';
-import { enqueue, settleAfterClosing, settleSweep } from './postgres-helpers.js';
+import { enqueue, settleAfterCommit, settleSweep } from './postgres-helpers.js';
 import { inTransaction } from './postgres-pool.js';
 import { WAKE_CHANNEL } from './postgres-schema.js';
 
@@ -52,7 +52,7 @@ export class PgControl {
         const { rowCount } = await c.query(`UPDATE sweeps SET status = 'paused' WHERE id = $1 AND status IN ('queued', 'running')`, [sweepId]);
         return rowCount === 1 || sweep.status === 'paused';
       }
-      const started = (await c.query(`SELECT 1 FROM sweep_counts WHERE sweep_id = $1 AND state <> 'queued' GROUP BY state HAVING SUM(n) > 0 LIMIT 1`, [sweepId])).rows.length > 0;
+      const started = (await c.query(`SELECT 1 FROM sweep_counts WHERE sweep_id = $1 AND state <> 'queued' AND n > 0 LIMIT 1`, [sweepId])).rows.length > 0;
       const { rowCount } = await c.query(`UPDATE sweeps SET status = $1 WHERE id = $2 AND status = 'paused'`, [started ? 'running' : 'queued', sweepId]);
       // Its queued jobs can be picked again: replicas with idle nodes hear so at commit.
       if (rowCount) await c.query('SELECT pg_notify($1, $2)', [WAKE_CHANNEL, 'jobs']);
@@ -130,7 +130,7 @@ export class PgControl {
       await settleSweep(c, sweepId, now, true);
       return rowCount ?? 0;
     });
-    if (failed) await settleAfterClosing(this.pool, sweepId, now, true);
+    if (failed) await settleAfterCommit(this.pool, sweepId, now, true);
     return failed;
   }
 
@@ -143,7 +143,7 @@ export class PgControl {
       await settleSweep(c, job.sweep_id, now);
       return job.sweep_id;
     });
-    if (closed) await settleAfterClosing(this.pool, closed, now);
+    if (closed) await settleAfterCommit(this.pool, closed, now);
   }
 
   async heldCount(nodeId: string): Promise<number> {

@@ -75,9 +75,12 @@ export async function imagesSubmittedSince(c: Q, owner: string, since: number): 
   return (await c.query<{ n: number }>('SELECT COALESCE(SUM(total), 0) AS n FROM sweeps WHERE owner = $1 AND created_at >= $2', [owner, since])).rows[0]!.n;
 }
 
-/** Whether any of the sweep's jobs is queued or leased, as far as `c` sees (the counters' shards summed). */
+/** A row for each state of the sweep `ref` names that still has jobs to run (sweep_counts: the shards' sums). */
+export const openJobsOf = (ref: string) => `SELECT 1 FROM sweep_counts c WHERE c.sweep_id = ${ref} AND c.state IN ('queued', 'leased') AND c.n > 0`;
+
+/** Whether any of the sweep's jobs is queued or leased, as far as `c` sees. */
 async function hasOpenJobs(c: Q, sweepId: string): Promise<boolean> {
-  return (await c.query(`SELECT 1 FROM sweep_counts WHERE sweep_id = $1 AND state IN ('queued', 'leased') GROUP BY state HAVING SUM(n) > 0 LIMIT 1`, [sweepId])).rows.length > 0;
+  return (await c.query(`${openJobsOf('$1')} LIMIT 1`, [sweepId])).rows.length > 0;
 }
 
 /** Moves a sweep to its final status once no job is left to run (the rule of store/sweeps.ts). */
@@ -100,13 +103,14 @@ export async function settleSweep(c: Q, sweepId: string, now: number, noCapableN
  * transaction each still sees the other's job open, and neither would settle
  * the sweep. Asked after commit, the last of them to commit sees every other.
  * (A coordinator that dies in between leaves the sweep to engine.settleIdleSweeps, which the hub's tick calls.)
+ * True when it settled the sweep. It never throws: the caller's own change is
+ * committed already, and a sweep it failed to settle is settled by the tick.
  */
 export async function settleAfterCommit(pool: pg.Pool, sweepId: string, now: number, noCapableNode = false): Promise<boolean> {
-  if (await hasOpenJobs(pool, sweepId)) return false;
-  return inTransaction(pool, (c) => settleSweep(c, sweepId, now, noCapableNode));
-}
-
-/** settleAfterCommit for a call whose own change is committed already: a failure here must not read as its failure (the hub's tick settles the sweep instead). */
-export async function settleAfterClosing(pool: pg.Pool, sweepId: string, now: number, noCapableNode = false): Promise<void> {
-  await settleAfterCommit(pool, sweepId, now, noCapableNode).catch(() => undefined);
+  try {
+    if (await hasOpenJobs(pool, sweepId)) return false;
+    return await inTransaction(pool, (c) => settleSweep(c, sweepId, now, noCapableNode));
+  } catch {
+    return false;
+  }
 }

@@ -38,7 +38,7 @@ WITH picked AS (
   SELECT j.id, s.id AS sweep_id
     FROM (
       SELECT s.id, s.priority, s.created_at,
-             COALESCE((SELECT SUM(c.n) FROM sweep_counts c WHERE c.sweep_id = s.id AND c.state = 'leased'), 0) AS running,
+             COALESCE((SELECT c.n FROM sweep_counts c WHERE c.sweep_id = s.id AND c.state = 'leased'), 0) AS running,
              CASE WHEN COALESCE(u.admin, 0) = 1 THEN s.priority ELSE LEAST(s.priority, 0) END AS reach,
              (COALESCE((SELECT SUM(r.n) FROM user_running r WHERE r.owner = u.name), 0) + 1.0) / COALESCE(u.weight, 1) AS share,
              CASE WHEN s.model_hash = '' THEN (s.model = ANY($4::text[]))::int
@@ -50,7 +50,7 @@ WITH picked AS (
          AND s.backend = ANY($2::text[])
          AND NOT EXISTS (SELECT 1 FROM sweep_blocklist b WHERE b.sweep_id = s.id AND b.node_id = $1 AND b.blocked = 1)
          AND (s.model_hash = '' OR ${HELD} OR COALESCE(${HOLDERS}, 0) = 0
-              OR COALESCE((SELECT SUM(c.n) FROM sweep_counts c WHERE c.sweep_id = s.id AND c.state = 'queued'), 0)
+              OR COALESCE((SELECT c.n FROM sweep_counts c WHERE c.sweep_id = s.id AND c.state = 'queued'), 0)
                  * COALESCE((SELECT AVG(f.render_ms) FROM (SELECT r.render_ms FROM jobs r WHERE r.sweep_id = s.id AND r.state IN ('done', 'skipped')
                                AND r.render_ms > 0 ORDER BY r.finished_at DESC LIMIT 20) f), $12::float8)
                  / NULLIF(${HOLDERS}, 0)

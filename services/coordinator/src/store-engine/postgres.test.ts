@@ -25,6 +25,20 @@ if (!skip) {
   });
 }
 
+/** A fresh database with an engine on it and a plain session beside it (to arrange or read what the engine's API does not), both closed after `body`. */
+async function withEngineAndAdmin(name: string, body: (engine: PostgresEngine, admin: pg.Client) => Promise<void>): Promise<void> {
+  const url = await server!.createDatabase(name);
+  const engine = await PostgresEngine.open({ url });
+  const admin = new pg.Client({ connectionString: url });
+  await admin.connect();
+  try {
+    await body(engine, admin);
+  } finally {
+    await admin.end();
+    await engine.close();
+  }
+}
+
 /** Ends every session of an engine from outside, as when its replica's process dies. */
 async function terminateSessions(url: string, applicationName: string): Promise<void> {
   const admin = new pg.Client({ connectionString: url });
@@ -231,11 +245,7 @@ test('a listening connection whose LISTEN fails is ended, not left open (each re
 });
 
 test('a big sweep refreshes the planner statistics of jobs (the pick walked new rows until then), a small one does not', { skip, timeout: 120_000 }, async () => {
-  const url = await server!.createDatabase('analyze_big_sweeps');
-  const engine = await PostgresEngine.open({ url });
-  const admin = new pg.Client({ connectionString: url });
-  await admin.connect();
-  try {
+  await withEngineAndAdmin('analyze_big_sweeps', async (engine, admin) => {
     // The test cluster's autovacuum could analyze on its own: it is kept off this table.
     await admin.query('ALTER TABLE jobs SET (autovacuum_enabled = false)');
     const analyzed = async () => (await admin.query<{ n: string }>(`SELECT analyze_count::text AS n FROM pg_stat_user_tables WHERE relname = 'jobs'`)).rows[0]!.n;
@@ -250,10 +260,7 @@ test('a big sweep refreshes the planner statistics of jobs (the pick walked new 
     // What the statistics are for: the planner now knows the rows are there.
     const { rows } = await admin.query<{ n: number }>(`SELECT reltuples::int AS n FROM pg_class WHERE relname = 'jobs'`);
     assert.ok(rows[0]!.n >= ANALYZE_AFTER_JOBS, `the planner counts ${rows[0]!.n} rows`);
-  } finally {
-    await admin.end();
-    await engine.close();
-  }
+  });
 });
 
 test('a shared secret is made once per database: every replica, asking at once or later, gets the same 32 bytes; another name gets another', { skip, timeout: 60_000 }, async () => {
@@ -371,11 +378,7 @@ test('a statement prepared before another replica added a column runs again, on 
 });
 
 test('settleIdleSweeps settles a sweep left open with every job ended (its replica died between the last commit and the settle); open and empty sweeps stay as they are', { skip, timeout: 60_000 }, async () => {
-  const url = await server!.createDatabase('idle_sweeps');
-  const engine = await PostgresEngine.open({ url });
-  const admin = new pg.Client({ connectionString: url });
-  await admin.connect();
-  try {
+  await withEngineAndAdmin('idle_sweeps', async (engine, admin) => {
     await engine.createSweep({ name: 'idle', spec: {}, priority: 1, backend: 'procedural', model: 'm1' }, [JOB('idle', 0)], 'sw-idle');
     await engine.createSweep({ name: 'open', spec: {}, priority: 0, backend: 'procedural', model: 'm1' }, [JOB('open', 0)], 'sw-open');
     await engine.createSweep({ name: 'empty', spec: {}, priority: 0, backend: 'procedural', model: 'm1' }, [], 'sw-empty');
@@ -393,10 +396,7 @@ test('settleIdleSweeps settles a sweep left open with every job ended (its repli
     assert.equal(await engine.settleIdleSweeps(), 0, 'settled once');
     assert.equal((await engine.getSweep('sw-open'))!.status, 'queued');
     assert.equal((await engine.getSweep('sw-empty'))!.status, 'queued');
-  } finally {
-    await admin.end();
-    await engine.close();
-  }
+  });
 });
 
 test('the counters move into shards on a database with work in it: counts, running counts and settling carry on', { skip, timeout: 60_000 }, async () => {

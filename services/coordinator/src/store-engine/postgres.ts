@@ -31,7 +31,7 @@ import { newSweepId, type CompleteOutcome, type JobRow, type NewJob, type SweepC
 import { QuotaRaced } from '../store/limits.js';
 import type { Change, ClaimedEvent, CompletionReport, Leadership, NewSweep, NewUser, PickModels, QueuedRequirement, QueuedWithExclusions, RecentFinish, StoreEngine, UserRow, Wake } from './engine.js';
 import { imageEvent, sweepCreatedEvent } from '../store/events.js';
-import { HAND_ON, userColumns, announcedBefore, byId, countsOf, dropCopyOf, enqueue, exclusionsOf, imagesSubmittedSince, releaseNodeIn, settleAfterClosing, settleAfterCommit, settleSweep } from './postgres-helpers.js';
+import { HAND_ON, userColumns, announcedBefore, byId, countsOf, dropCopyOf, enqueue, exclusionsOf, imagesSubmittedSince, openJobsOf, releaseNodeIn, settleAfterCommit, settleSweep } from './postgres-helpers.js';
 import { ANALYZE_AFTER_JOBS, analyzeJobs, storeJobs } from './postgres-job-insert.js';
 import { ANY_STRAGGLER_SQL, PICK_AND_LEASE_SQL, STRAGGLER_SQL, pickModelValues } from './postgres-pick.js';
 import { createClient, createPool, inTransaction, isTransientPgError, retriesOf } from './postgres-pool.js';
@@ -253,15 +253,11 @@ export class PostgresEngine implements StoreEngine {
 
   async settleIdleSweeps(): Promise<number> {
     const { rows } = await this.pool.query<{ id: string }>(
-      `SELECT s.id FROM sweeps s WHERE s.status IN ('queued', 'running', 'paused') AND s.total > 0
-          AND NOT EXISTS (SELECT 1 FROM sweep_counts c WHERE c.sweep_id = s.id AND c.state IN ('queued', 'leased') GROUP BY c.state HAVING SUM(c.n) > 0)
-        ORDER BY s.id`,
+      `SELECT s.id FROM sweeps s WHERE s.status IN ('queued', 'running', 'paused') AND s.total > 0 AND NOT EXISTS (${openJobsOf('s.id')}) ORDER BY s.id`,
     );
     let settled = 0;
-    for (const { id } of rows) {
-      // One that fails is left for the next call; the rest still go.
-      if (await settleAfterCommit(this.pool, id, this.now()).catch(() => false)) settled++;
-    }
+    // One that fails is left for the next call; the rest still go.
+    for (const { id } of rows) if (await settleAfterCommit(this.pool, id, this.now())) settled++;
     return settled;
   }
 
@@ -489,7 +485,7 @@ export class PostgresEngine implements StoreEngine {
       outcome.accepted = true;
       return outcome;
     });
-    if (closed) await settleAfterClosing(this.pool, closed, now);
+    if (closed) await settleAfterCommit(this.pool, closed, now);
     return result;
   }
 
@@ -536,7 +532,7 @@ export class PostgresEngine implements StoreEngine {
       const after = (await c.query<JobRow>('SELECT * FROM jobs WHERE id = $1', [job.id])).rows[0]!;
       return { job: after, blocklisted: d.blocklist };
     });
-    if (closed) await settleAfterClosing(this.pool, closed, now);
+    if (closed) await settleAfterCommit(this.pool, closed, now);
     return result;
   }
 

@@ -12,6 +12,9 @@ import { QuotaRaced, type SweepQuota } from './limits.js';
 /** Floors listed at most per sweep (a sweep has one per image size; a bound against a hostile spec of many). */
 export const MAX_FLOORS = 1_000;
 
+/** A row for each state of the sweep `ref` names that still has jobs to run. */
+const openJobsOf = (ref: string) => `SELECT 1 FROM sweep_counts c WHERE c.sweep_id = ${ref} AND c.state IN ('queued', 'leased') AND c.n > 0`;
+
 export class SweepStore extends StoreBase {
   /** Images `owner` submitted since `since`: the jobs of their sweeps created since then (daily quotas). */
   imagesSubmittedSince(owner: string, since: number): number {
@@ -102,7 +105,7 @@ export class SweepStore extends StoreBase {
 
   /** A job of the sweep is still queued or running (its counters, not its jobs). */
   private hasOpenJobs(sweepId: string): boolean {
-    return this.q(`SELECT 1 FROM sweep_counts WHERE sweep_id = ? AND state IN ('queued', 'leased') AND n > 0 LIMIT 1`).get(sweepId) !== undefined;
+    return this.q(`${openJobsOf('?')} LIMIT 1`).get(sweepId) !== undefined;
   }
 
   /** A job of the sweep has left the queue at least once. */
@@ -175,7 +178,7 @@ export class SweepStore extends StoreBase {
     this.transaction(() => {
       const idle = this.q(
         `SELECT id FROM sweeps s WHERE status IN ('queued', 'running', 'paused') AND total > 0
-            AND NOT EXISTS (SELECT 1 FROM sweep_counts c WHERE c.sweep_id = s.id AND c.state IN ('queued', 'leased') AND c.n > 0)
+            AND NOT EXISTS (${openJobsOf('s.id')})
           ORDER BY id`,
       ).all() as { id: string }[];
       for (const { id } of idle) this.settleSweep(id);
