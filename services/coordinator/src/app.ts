@@ -57,6 +57,9 @@ export async function startCoordinator(config: Config, log: Logger): Promise<Run
   // On PostgreSQL only this replica's own nodes and those of replicas gone: the others' stay online.
   await engine.nodes.markAllNodesOffline();
   // Nodes keep rendering while we are away; give them time to reconnect before requeueing their work.
+  // A sweep being stored in parts when the coordinator stopped: its submitter heard no 201, so it is cancelled, not left half stored.
+  const short = await engine.endSweepsStoredShort();
+  if (short.length) log.warn({ sweeps: short }, 'sweeps the coordinator stopped storing part way are cancelled (their finished images are kept)');
   const extended = await engine.extendAllLeases(config.NIGHTSHIFT_RESTART_GRACE_MS);
   if (extended) log.info({ jobs: extended, graceMs: config.NIGHTSHIFT_RESTART_GRACE_MS }, 'leases extended for the restart grace period');
   const storage = storageFromConfig(config);

@@ -51,6 +51,9 @@ export async function submitSweep(deps: SweepDeps, input: unknown, lists?: Wildc
         ...(registry ? { modelHash: registry.hash, modelBytes: registry.bytes } : {}),
         owner: caller.user,
         ...(quota ? { quota } : {}),
+        // Counted before they are made: SQLite stores a big sweep in parts, and the nodes start on the first.
+        expectedJobs: total,
+        partStored: () => offerWork(deps),
       },
       // Made as they are stored: a 100,000-job sweep is never in memory whole.
       asStored(jobs, registry),

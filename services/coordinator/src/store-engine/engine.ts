@@ -94,6 +94,14 @@ export interface NewSweep {
    * `since`, this one included, may hold at most `imagesPerDay` jobs.
    */
   quota?: SweepQuota;
+  /**
+   * How many jobs `jobs` will make, when the expansion counted them first:
+   * the SQLite engine then stores a big sweep in parts, and nodes start on
+   * the first while the rest are made (PostgreSQL stores it in one transaction).
+   */
+  expectedJobs?: number;
+  /** Hears that a part of a sweep stored in parts committed: its jobs can be dispatched now. */
+  partStored?: () => void;
 }
 
 export { CapReached, QuotaRaced, type SweepQuota } from '../store/limits.js';
@@ -223,6 +231,12 @@ export interface StoreEngine {
    * coordinator that died in between leaves it to this.
    */
   settleIdleSweeps(): Promise<number>;
+  /**
+   * At start: cancels the open sweeps whose parts stopped short when the
+   * coordinator stopped while storing them (SQLite's createSweep in parts);
+   * returns their ids. PostgreSQL stores a sweep in one transaction: none.
+   */
+  endSweepsStoredShort(): Promise<string[]>;
   /** Jobs a node holds (leased to it, or a straggler copy on it), by id. */
   leasedTo(nodeId: string): Promise<JobRow[]>;
   /**

@@ -22,7 +22,11 @@ import { sqliteWebhooks } from './sqlite-webhook-claims.js';
 import type { ListingEngine, NodeEngine, PeopleEngine, RetentionEngine, WebhookEngine } from './engine-faces.js';
 import type { Change, ClaimedEvent, CompletionReport, Leadership, NewSweep, NewUser, PickModels, QueuedRequirement, QueuedWithExclusions, RecentFinish, StoreEngine, UserRow, Wake } from './engine.js';
 import type { Failure, FailingNode } from '../placement.js';
-import type { CompleteOutcome, JobRow, NewJob, SweepCounts, SweepRow } from '../store/rows.js';
+import { newSweepId, type CompleteOutcome, type JobRow, type NewJob, type SweepCounts, type SweepRow } from '../store/rows.js';
+import { memoJson } from '../store/sweeps.js';
+
+/** Jobs a part of a big sweep holds (createSweep): about 20 ms of inserts, and more than 1,000 one-slot nodes lease at their first fill. */
+export const SWEEP_PART_JOBS = 2_048;
 
 /** The Store with a public outbox append (the Store appends only inside its own state changes). */
 export class EngineStore extends Store {
@@ -142,10 +146,62 @@ export class SqliteEngine implements StoreEngine {
     this.gallery = new SqliteGallery(store.db);
   }
 
-  async createSweep(sweep: NewSweep, jobs: Iterable<NewJob>, id?: string): Promise<SweepRow> {
+  /**
+   * A sweep bigger than a part whose jobs the expansion counted beforehand
+   * (`expectedJobs`) is stored in parts, one transaction and one event-loop
+   * turn each: nodes start on the first part while the rest are made, and no
+   * turn holds the loop for the whole sweep (a 100,000-job sweep is a second
+   * of inserts). It resolves once every part is stored; if a part fails, the
+   * sweep is cancelled (store.endSweepShort) and the error rethrown.
+   */
+  async createSweep(sweep: NewSweep, jobs: Iterable<NewJob>, id = newSweepId()): Promise<SweepRow> {
+    const expected = sweep.expectedJobs;
+    if (expected === undefined || expected <= SWEEP_PART_JOBS) return this.queueing(() => this.store.createSweep(sweep, jobs, id));
+    const made = jobs[Symbol.iterator]();
+    const json = memoJson();
+    this.queueing(() => this.store.beginSweepInParts(sweep, expected, made, SWEEP_PART_JOBS, id, json));
+    let stored = SWEEP_PART_JOBS;
+    try {
+      sweep.partStored?.();
+      while (stored < expected) {
+        await new Promise((resolve) => setImmediate(resolve));
+        const part = Math.min(SWEEP_PART_JOBS, expected - stored);
+        const n = this.queueing(() => this.store.storeSweepPart(id, sweep.modelHash ?? '', made, part, json));
+        stored += n;
+        if (n < part) throw new Error(`the expansion made ${stored} jobs of the ${expected} it counted`);
+        sweep.partStored?.();
+      }
+      if (!made.next().done) throw new Error(`the expansion made more jobs than the ${expected} it counted`);
+    } catch (err) {
+      const unended = this.endShort(id, stored);
+      const ending = unended ? `is to be cancelled at the next start (cancelling it now failed: ${String(unended)})` : 'is cancelled (finished images are kept)';
+      throw new Error(`storing sweep ${id} stopped after ${stored} of its ${expected} jobs, so it ${ending}: ${String(err)}`, { cause: err });
+    }
+    return (await this.getSweep(id))!;
+  }
+
+  /** Open sweeps whose parts stopped short when the coordinator stopped are cancelled (store.endSweepShort); returns their ids. */
+  async endSweepsStoredShort(): Promise<string[]> {
+    const short = this.store.sweepsStoredShort();
+    for (const s of short) this.store.endSweepShort(s.id, s.stored);
+    return short.map((s) => s.id);
+  }
+
+  /** Ends a sweep whose parts stopped short; returns why it could not (the database went away: the next start's endSweepsStoredShort does it). */
+  private endShort(id: string, stored: number): unknown {
+    try {
+      this.store.endSweepShort(id, stored);
+      return undefined;
+    } catch (err) {
+      return err;
+    }
+  }
+
+  /** A write that queues jobs: its commit wakes pickers. */
+  private queueing<T>(work: () => T): T {
     this.state.queueing = true;
     try {
-      return this.store.createSweep(sweep, jobs, id);
+      return work();
     } finally {
       this.state.queueing = false;
     }

@@ -15,6 +15,20 @@ export const MAX_FLOORS = 1_000;
 /** A row for each state of the sweep `ref` names that still has jobs to run. */
 const openJobsOf = (ref: string) => `SELECT 1 FROM sweep_counts c WHERE c.sweep_id = ${ref} AND c.state IN ('queued', 'leased') AND c.n > 0`;
 
+/** A sweep as the store takes it (engine.ts NewSweep). */
+export interface SweepToStore {
+  name: string;
+  spec: unknown;
+  priority: number;
+  backend: string;
+  model: string;
+  kind?: 'render' | 'upscale';
+  modelHash?: string;
+  modelBytes?: number;
+  owner?: string;
+  quota?: SweepQuota;
+}
+
 export class SweepStore extends StoreBase {
   /** Images `owner` submitted since `since`: the jobs of their sweeps created since then (daily quotas). */
   imagesSubmittedSince(owner: string, since: number): number {
@@ -27,47 +41,124 @@ export class SweepStore extends StoreBase {
    * a 100,000-job sweep is never held in memory whole; a job that throws
    * while being made rolls the whole sweep back.
    */
-  createSweep(
-    sweep: { name: string; spec: unknown; priority: number; backend: string; model: string; kind?: 'render' | 'upscale'; modelHash?: string; modelBytes?: number; owner?: string; quota?: SweepQuota },
-    jobs: Iterable<NewJob>,
-    id = newSweepId(),
-  ): SweepRow {
+  createSweep(sweep: SweepToStore, jobs: Iterable<NewJob>, id = newSweepId()): SweepRow {
     const now = this.now();
-    // Expansion shares one params and one axes object between a prompt's seeds: each is serialised once.
     const json = memoJson();
-    const modelHash = sweep.modelHash ?? '';
     this.transaction(() => {
-      this.q('INSERT INTO sweeps (id, name, spec_json, status, priority, backend, total, created_at, kind, model, model_hash, model_bytes, owner) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)')
-        .run(id, sweep.name, JSON.stringify(sweep.spec), 'queued', sweep.priority, sweep.backend, 0, now, sweep.kind ?? 'render', sweep.model, modelHash, sweep.modelBytes ?? 0, sweep.owner ?? 'local');
-      let total = 0;
-      // Rows go in JOB_ROWS at a time, one statement each: per-row statement calls were most of a 100,000-job submit.
-      const values: unknown[] = [];
-      for (const j of jobs) {
-        values.push(
-          jobId(id, j.index), id, j.index, j.renderKey, j.prompt, j.seed, json(j.params), json(j.axes),
-          j.backend, j.model, j.kind ?? 'render', j.sourceKey ?? null, j.minVramMb, modelHash,
-        );
-        total++;
-        if (values.length === JOB_ROWS * JOB_COLUMNS) this.insertJobs(values.splice(0));
-      }
-      // The rest one row a statement: a statement per tail size would stay prepared (cached) for good.
-      for (let at = 0; at < values.length; at += JOB_COLUMNS) this.insertJobs(values.slice(at, at + JOB_COLUMNS));
+      this.insertSweep(id, sweep, 0, now);
+      const total = this.insertJobs(id, sweep.modelHash ?? '', jobs[Symbol.iterator](), Infinity, json);
       this.q('UPDATE sweeps SET total = ? WHERE id = ?').run(total, id);
-      if (sweep.quota) {
-        // In this transaction (one writer): a concurrent submission sees this sweep, or this one sees it.
-        const used = this.imagesSubmittedSince(sweep.owner ?? 'local', sweep.quota.since);
-        if (used > sweep.quota.imagesPerDay) throw new QuotaRaced(used - total, total, sweep.quota);
-      }
-      // The state trigger counts changes, not inserts: a new sweep's jobs are all queued.
-      if (total) this.q(`INSERT INTO sweep_counts (sweep_id, state, n) VALUES (?, 'queued', ?)`).run(id, total);
-      this.enqueueEvent(sweepCreatedEvent({ id, name: sweep.name, kind: sweep.kind ?? 'render' }, total, now));
-      this.sweepChanged(id);
+      this.openSweep(id, sweep, total, now);
     });
     return this.getSweep(id)!;
   }
 
+  /**
+   * The first transaction of a sweep stored in parts (SqliteEngine.createSweep:
+   * nodes get the first part's jobs while the rest are made): the sweep with
+   * the `expected` jobs its expansion counted, every one of them counted
+   * queued already (so no settle finds it empty while parts are missing; a
+   * quota sees its whole size), and its first `part` jobs. A job that throws
+   * here, or an expansion short of `part`, rolls it all back.
+   */
+  beginSweepInParts(sweep: SweepToStore, expected: number, jobs: Iterator<NewJob>, part: number, id: string, json: Json): void {
+    const now = this.now();
+    this.transaction(() => {
+      this.insertSweep(id, sweep, expected, now);
+      const n = this.insertJobs(id, sweep.modelHash ?? '', jobs, Math.min(part, expected), json);
+      if (n < Math.min(part, expected)) throw new Error(`the expansion made ${n} jobs of the ${expected} it counted`);
+      this.openSweep(id, sweep, expected, now);
+    });
+  }
+
+  /**
+   * The next part (up to `part` jobs) of a sweep stored in parts; returns how
+   * many. They are queued (already counted), or cancelled at once when the
+   * sweep was cancelled meanwhile (the state trigger moves their counts).
+   */
+  storeSweepPart(id: string, modelHash: string, jobs: Iterator<NewJob>, part: number, json: Json): number {
+    return this.transaction(() => {
+      const n = this.insertJobs(id, modelHash, jobs, part, json);
+      if (FINAL.includes(this.getSweep(id)?.status ?? 'cancelled')) {
+        this.q(`UPDATE jobs SET state = 'cancelled', finished_at = ? WHERE sweep_id = ? AND state = 'queued'`).run(this.now(), id);
+      }
+      this.sweepChanged(id);
+      return n;
+    });
+  }
+
+  /**
+   * A sweep whose parts stopped short (its expansion failed, or the
+   * coordinator stopped while storing it): it counts the `stored` jobs it has
+   * and is cancelled (leased ones are returned for the caller to stop; what
+   * is finished is kept).
+   */
+  endSweepShort(id: string, stored: number): JobRow[] {
+    return this.transaction(() => {
+      const missing = (this.getSweep(id)?.total ?? stored) - stored;
+      if (missing > 0) {
+        this.q(`UPDATE sweep_counts SET n = n - ? WHERE sweep_id = ? AND state = 'queued'`).run(missing, id);
+        this.q('UPDATE sweeps SET total = ? WHERE id = ?').run(stored, id);
+      }
+      return this.cancelSweep(id);
+    });
+  }
+
+  /**
+   * Open sweeps whose parts stopped short: their last job (index total - 1,
+   * stored last) is missing. One index probe a sweep; `stored` counts only theirs.
+   */
+  sweepsStoredShort(): { id: string; total: number; stored: number }[] {
+    const short = this.q(
+      `SELECT id, total FROM sweeps s WHERE status IN ('queued', 'running', 'paused') AND total > 0
+          AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.sweep_id = s.id AND j.idx = s.total - 1)`,
+    ).all() as { id: string; total: number }[];
+    return short.map((s) => ({ ...s, stored: (this.q('SELECT COUNT(*) AS n FROM jobs WHERE sweep_id = ?').get(s.id) as { n: number }).n }));
+  }
+
+  private insertSweep(id: string, sweep: SweepToStore, total: number, now: number): void {
+    this.q('INSERT INTO sweeps (id, name, spec_json, status, priority, backend, total, created_at, kind, model, model_hash, model_bytes, owner) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)')
+      .run(id, sweep.name, JSON.stringify(sweep.spec), 'queued', sweep.priority, sweep.backend, total, now, sweep.kind ?? 'render', sweep.model, sweep.modelHash ?? '', sweep.modelBytes ?? 0, sweep.owner ?? 'local');
+  }
+
+  /** A new sweep's quota check, counters, sweep.created event and change, once its `total` is set. */
+  private openSweep(id: string, sweep: SweepToStore, total: number, now: number): void {
+    if (sweep.quota) {
+      // In this transaction (one writer): a concurrent submission sees this sweep, or this one sees it.
+      const used = this.imagesSubmittedSince(sweep.owner ?? 'local', sweep.quota.since);
+      if (used > sweep.quota.imagesPerDay) throw new QuotaRaced(used - total, total, sweep.quota);
+    }
+    // The state trigger counts changes, not inserts: a new sweep's jobs are all queued.
+    if (total) this.q(`INSERT INTO sweep_counts (sweep_id, state, n) VALUES (?, 'queued', ?)`).run(id, total);
+    this.enqueueEvent(sweepCreatedEvent({ id, name: sweep.name, kind: sweep.kind ?? 'render' }, total, now));
+    this.sweepChanged(id);
+  }
+
+  /**
+   * Inserts up to `limit` queued jobs taken from `jobs` (never past them: an
+   * iterator shared between parts is not closed), JOB_ROWS rows a statement;
+   * returns how many.
+   */
+  private insertJobs(id: string, modelHash: string, jobs: Iterator<NewJob>, limit: number, json: Json): number {
+    let n = 0;
+    // Rows go in JOB_ROWS at a time, one statement each: per-row statement calls were most of a 100,000-job submit.
+    const values: unknown[] = [];
+    for (let next = n < limit ? jobs.next() : undefined; next && !next.done; next = n < limit ? jobs.next() : undefined) {
+      const j = next.value;
+      values.push(
+        jobId(id, j.index), id, j.index, j.renderKey, j.prompt, j.seed, json(j.params), json(j.axes),
+        j.backend, j.model, j.kind ?? 'render', j.sourceKey ?? null, j.minVramMb, modelHash,
+      );
+      n++;
+      if (values.length === JOB_ROWS * JOB_COLUMNS) this.insertRows(values.splice(0));
+    }
+    // The rest one row a statement: a statement per tail size would stay prepared (cached) for good.
+    for (let at = 0; at < values.length; at += JOB_COLUMNS) this.insertRows(values.slice(at, at + JOB_COLUMNS));
+    return n;
+  }
+
   /** Inserts queued jobs, JOB_COLUMNS values each, with one statement (two prepared: JOB_ROWS rows, and one). */
-  private insertJobs(values: unknown[]): void {
+  private insertRows(values: unknown[]): void {
     const rows = values.length / JOB_COLUMNS;
     const row = `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?)`;
     this.q(
@@ -248,8 +339,9 @@ export class SweepStore extends StoreBase {
 const JOB_COLUMNS = 14;
 const JOB_ROWS = 128;
 
-/** JSON.stringify, once per object (by identity). */
-function memoJson(): (value: object) => string {
+/** JSON.stringify, once per object (by identity): expansion shares one params and one axes object between a prompt's seeds. */
+export type Json = (value: object) => string;
+export function memoJson(): Json {
   const seen = new WeakMap<object, string>();
   return (value) => {
     let text = seen.get(value);
