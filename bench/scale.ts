@@ -19,8 +19,9 @@
  * `steadyEfficiency`, jobs per node and the first-lease spread (timeline())
  * tell the coordinator's rate from a finite sweep's ramp-up and tail. Beside
  * the coordinator's CPU it prints that of the simulated nodes, s3rver and
- * nats-server, and how busy the whole machine was: on a 2-core machine the
- * stand-ins share the cores with the coordinator.
+ * nats-server (and on PostgreSQL the database's own CPU per job:
+ * `postgresCpuMsPerJob`), and how busy the whole machine was: on a 2-core
+ * machine the stand-ins share the cores with the coordinator.
  *   node --import tsx bench/scale.ts [SATURATED_JOBS=4000] [RENDER_MS=1000] [NODES=10,25,50,100]
  * SCALE_PROF=DIR writes a CPU profile of the coordinator into DIR; SCALE_DUMP=PREFIX keeps a copy of its
  * database after each run (PREFIX-<sweep>.sqlite) for a closer look (SQLite only).
@@ -120,6 +121,29 @@ function pidsOf(part: string): number[] {
 }
 const cpuOf = (pids: number[]) => pids.reduce((a, p) => a + cpuSeconds(p), 0);
 
+/**
+ * PostgreSQL's CPU seconds so far (SCALE_DATABASE=postgres): the postmaster's
+ * own and its reaped children's (backends that ended), and its live
+ * children's. Its share of a run on a shared machine is steadier than jobs/s.
+ */
+function postgresCpu(): number {
+  if (!postgres) return 0;
+  const stat = (pid: number | string) => readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return pidsOf(`${postgres.socketDir}/data\0`).reduce((sum, master) => {
+    const own = stat(master);
+    let children = 0;
+    for (const d of readdirSync('/proc').filter((x) => /^\d+$/.test(x))) {
+      try {
+        const f = stat(d);
+        if (Number(f[1]) === master) children += Number(f[11]) + Number(f[12]);
+      } catch {
+        // gone meanwhile: its CPU is in the master's reaped children's
+      }
+    }
+    return sum + (Number(own[11]) + Number(own[12]) + Number(own[13]) + Number(own[14]) + children) / TICK;
+  }, 0);
+}
+
 /** Busy and total jiffies of the whole machine (all cores), from /proc/stat's first line. */
 function boxJiffies(): { busy: number; total: number } {
   const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
@@ -204,7 +228,7 @@ async function runSweep(spec: ReturnType<typeof sweepSpec>, tag: string, nodes: 
   const box0 = boxJiffies();
   const sim0 = sims.reduce((a, p) => a + cpuSeconds(p.child.pid!), 0);
   const helpers = { s3rver: pidsOf(`s3-server-main.ts\0${new URL(s3.endpoint).port}`), nats: pidsOf(`nats-server\0`).filter((p) => readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(`\0${new URL(nats.url).port}\0`)) };
-  const helpers0 = { s3rver: cpuOf(helpers.s3rver), nats: cpuOf(helpers.nats) };
+  const helpers0 = { s3rver: cpuOf(helpers.s3rver), nats: cpuOf(helpers.nats), postgres: postgresCpu() };
   const t0 = performance.now();
   const wall0 = Date.now();
   const res = await fetch(`${api}/api/sweeps`, {
@@ -230,6 +254,7 @@ async function runSweep(spec: ReturnType<typeof sweepSpec>, tag: string, nodes: 
     simCpuPct: (100 * (sims.reduce((a, p) => a + cpuSeconds(p.child.pid!), 0) - sim0)) / observed,
     s3rverCpuPct: (100 * (cpuOf(helpers.s3rver) - helpers0.s3rver)) / observed,
     natsCpuPct: (100 * (cpuOf(helpers.nats) - helpers0.nats)) / observed,
+    ...(postgres ? { postgresCpuMsPerJob: (1000 * (postgresCpu() - helpers0.postgres)) / n } : {}),
     boxBusyPct: (100 * (box1.busy - box0.busy)) / (box1.total - box0.total),
   };
   if (view.counts.done !== n) throw new Error(`sweep ${tag} finished with ${view.counts.done} of ${n} jobs done`);
