@@ -229,7 +229,6 @@ async function runSweep(spec: ReturnType<typeof sweepSpec>, tag: string, nodes: 
   const sim0 = sims.reduce((a, p) => a + cpuSeconds(p.child.pid!), 0);
   const helpers = { s3rver: pidsOf(`s3-server-main.ts\0${new URL(s3.endpoint).port}`), nats: pidsOf(`nats-server\0`).filter((p) => readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(`\0${new URL(nats.url).port}\0`)) };
   const helpers0 = { s3rver: cpuOf(helpers.s3rver), nats: cpuOf(helpers.nats), postgres: postgresCpu() };
-  const t0 = performance.now();
   const wall0 = Date.now();
   const res = await fetch(`${api}/api/sweeps`, {
     method: 'POST',
@@ -243,23 +242,24 @@ async function runSweep(spec: ReturnType<typeof sweepSpec>, tag: string, nodes: 
     const v = (await (await fetch(`${api}/api/sweeps/${id}`)).json()) as { status: string; counts: { done: number }; finishedAt: string | null };
     return v.status === 'done' && v;
   }, 600_000, 200);
-  // CPU and the box are measured over what the poll saw; the sweep's length ends when the coordinator settled it
-  // (the same machine's clock), not when a poll noticed.
-  const observed = (performance.now() - t0) / 1000;
+  // The sweep's length ends when the coordinator settled it (the same machine's clock), not when a poll noticed.
+  // CPU is read when the poll noticed, up to 200 ms later, and shared over the sweep's length: an idle farm
+  // spends next to nothing in between, while a share over the longer window would read low (by up to 7 % for
+  // a 3 s saturated run). The box's busy share is over that longer window.
   const seconds = (Date.parse(view.finishedAt!) - wall0) / 1000;
   const cpu = cpuOf(coordinatorPids()) - cpu0;
   const box1 = boxJiffies();
   // What else the run cost: the simulated nodes' process(es), and how busy the whole machine was (every core; 100 = all busy).
   const others = {
-    simCpuPct: (100 * (sims.reduce((a, p) => a + cpuSeconds(p.child.pid!), 0) - sim0)) / observed,
-    s3rverCpuPct: (100 * (cpuOf(helpers.s3rver) - helpers0.s3rver)) / observed,
-    natsCpuPct: (100 * (cpuOf(helpers.nats) - helpers0.nats)) / observed,
+    simCpuPct: (100 * (sims.reduce((a, p) => a + cpuSeconds(p.child.pid!), 0) - sim0)) / seconds,
+    s3rverCpuPct: (100 * (cpuOf(helpers.s3rver) - helpers0.s3rver)) / seconds,
+    natsCpuPct: (100 * (cpuOf(helpers.nats) - helpers0.nats)) / seconds,
     ...(postgres ? { postgresCpuMsPerJob: (1000 * (postgresCpu() - helpers0.postgres)) / n } : {}),
     boxBusyPct: (100 * (box1.busy - box0.busy)) / (box1.total - box0.total),
   };
   if (view.counts.done !== n) throw new Error(`sweep ${tag} finished with ${view.counts.done} of ${n} jobs done`);
   const rss = coordinatorPids().reduce((a, p) => a + rssMb(p), 0);
-  return { jobs: n, seconds, jobsPerSec: n / seconds, ...(await timeline(id, nodes)), ...others, cpuPct: (100 * cpu) / observed, cpuMsPerJob: (1000 * cpu) / n, ...(await lagMs()), rssMb: rss, heapMb: (await metricSum('nodejs_heap_size_used_bytes')) / 1e6 };
+  return { jobs: n, seconds, jobsPerSec: n / seconds, ...(await timeline(id, nodes)), ...others, cpuPct: (100 * cpu) / seconds, cpuMsPerJob: (1000 * cpu) / n, ...(await lagMs()), rssMb: rss, heapMb: (await metricSum('nodejs_heap_size_used_bytes')) / 1e6 };
 }
 
 const rows: string[][] = [];

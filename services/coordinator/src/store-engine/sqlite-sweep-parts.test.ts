@@ -7,6 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { tempDir } from '@nightshift/devfarm';
 import { expandSweep, expandSweepLazily, parseSpec } from '@nightshift/sweep';
 import { SqliteEngine, SWEEP_PART_JOBS } from './sqlite.js';
@@ -29,11 +30,12 @@ function* made(limit = Infinity, failAt = Infinity): Generator<NewJob> {
   }
 }
 
-async function withEngine(fn: (engine: SqliteEngine) => Promise<void>): Promise<void> {
+async function withEngine(fn: (engine: SqliteEngine, file: string) => Promise<void>): Promise<void> {
   const tmp = tempDir('nightshift-parts-');
-  const engine = SqliteEngine.open(join(tmp.dir, 'coordinator.sqlite'));
+  const file = join(tmp.dir, 'coordinator.sqlite');
+  const engine = SqliteEngine.open(file);
   try {
-    await fn(engine);
+    await fn(engine, file);
   } finally {
     await engine.close();
     tmp.cleanup();
@@ -149,5 +151,63 @@ test('a coordinator stopped while storing a sweep: the next start cancels it, co
     assert.equal((await engine.getSweep('sw-whole'))!.status, 'queued');
     assert.equal((await engine.getSweep('sw-empty'))!.status, 'queued');
     assert.deepEqual(await engine.endSweepsStoredShort(), [], 'once');
+  });
+});
+
+test('a sweep cancelled while its parts were stored, then the coordinator stopped: the next start makes its counts add up', async () => {
+  await withEngine(async (engine) => {
+    engine.store.beginSweepInParts(SWEEP, SIZE, made(), SWEEP_PART_JOBS, 'sw', memoJson());
+    await engine.cancelSweep('sw');
+    assert.deepEqual(await engine.counts('sw'), { queued: SIZE - SWEEP_PART_JOBS, running: 0, done: 0, failed: 0, skipped: 0, cancelled: SWEEP_PART_JOBS }, 'the jobs never stored still count as queued');
+    assert.deepEqual(await engine.endSweepsStoredShort(), ['sw']);
+    assert.equal((await engine.getSweep('sw'))!.total, SWEEP_PART_JOBS);
+    assert.deepEqual(await engine.counts('sw'), { queued: 0, running: 0, done: 0, failed: 0, skipped: 0, cancelled: SWEEP_PART_JOBS });
+  });
+});
+
+test('queued jobs failed for want of a capable node while parts are stored: the later parts fail too, and the sweep ends failed', async () => {
+  await withEngine(async (engine) => {
+    const reason = 'no capable node left: every node with backend procedural is blocklisted for this sweep';
+    setImmediate(() => void engine.failQueued('sw', reason));
+    await engine.createSweep({ ...SWEEP, expectedJobs: SIZE }, made(), 'sw');
+    assert.equal((await engine.getSweep('sw'))!.status, 'failed');
+    assert.deepEqual(await engine.counts('sw'), { queued: 0, running: 0, done: 0, failed: SIZE, skipped: 0, cancelled: 0 });
+    assert.ok(engine.store.jobs('sw').every((j) => j.error === reason));
+  });
+});
+
+test('parts commit on their own when the caller writes in event-loop turns: each is durable when the hub hears of it', async () => {
+  await withEngine(async (engine, file) => {
+    engine.store.batchTurns(
+      (err) => assert.fail(`a turn was lost: ${String(err)}`),
+      (err) => assert.fail(String(err)),
+    );
+    const reader = new Database(file, { readonly: true, fileMustExist: true });
+    try {
+      const durable: number[] = [];
+      const count = reader.prepare('SELECT COUNT(*) AS n FROM jobs');
+      // No unbatched caller here: on its own, each write would join the turn's transaction, committed later.
+      await engine.createSweep({ ...SWEEP, expectedJobs: SIZE, partStored: () => durable.push((count.get() as { n: number }).n) }, made(), 'sw');
+      assert.deepEqual(durable, [SWEEP_PART_JOBS, 2 * SWEEP_PART_JOBS, SIZE]);
+    } finally {
+      reader.close();
+    }
+  });
+});
+
+test('a sweep whose parts stopped short and whose cancel failed too is cancelled by the next settle pass', async () => {
+  await withEngine(async (engine) => {
+    const store = engine.store;
+    const endSweepShort = store.endSweepShort.bind(store);
+    let failures = 1;
+    store.endSweepShort = (id, stored) => {
+      if (failures-- > 0) throw new Error('disk I/O error');
+      return endSweepShort(id, stored);
+    };
+    await assert.rejects(engine.createSweep({ ...SWEEP, expectedJobs: SIZE }, made(Infinity, SWEEP_PART_JOBS + 1), 'sw'), /is to be cancelled shortly \(cancelling it now failed: Error: disk I\/O error\)/);
+    assert.equal((await engine.getSweep('sw'))!.status, 'queued', 'still open');
+    await engine.settleIdleSweeps();
+    assert.equal((await engine.getSweep('sw'))!.status, 'cancelled');
+    assert.deepEqual(await engine.counts('sw'), { queued: 0, running: 0, done: 0, failed: 0, skipped: 0, cancelled: SWEEP_PART_JOBS });
   });
 });

@@ -23,10 +23,9 @@ import type { ListingEngine, NodeEngine, PeopleEngine, RetentionEngine, WebhookE
 import type { Change, ClaimedEvent, CompletionReport, Leadership, NewSweep, NewUser, PickModels, QueuedRequirement, QueuedWithExclusions, RecentFinish, StoreEngine, UserRow, Wake } from './engine.js';
 import type { Failure, FailingNode } from '../placement.js';
 import { newSweepId, type CompleteOutcome, type JobRow, type NewJob, type SweepCounts, type SweepRow } from '../store/rows.js';
-import { memoJson } from '../store/sweeps.js';
+import { SweepParts, SWEEP_PART_JOBS } from './sqlite-sweep-parts.js';
 
-/** Jobs a part of a big sweep holds (createSweep): about 20 ms of inserts, and more than 1,000 one-slot nodes lease at their first fill. */
-export const SWEEP_PART_JOBS = 2_048;
+export { SWEEP_PART_JOBS } from './sqlite-sweep-parts.js';
 
 /** The Store with a public outbox append (the Store appends only inside its own state changes). */
 export class EngineStore extends Store {
@@ -49,6 +48,10 @@ interface ProcessState {
   wakes: Set<(wake: Wake) => void>;
   /** A sweep is being stored or resumed through an engine now: its commit wakes pickers. */
   queueing: boolean;
+  /** Runs a write that queues jobs (sets `queueing` around it). */
+  queueingWrite<T>(work: () => T): T;
+  /** The big sweeps being stored in parts. */
+  parts: SweepParts;
   /** Node → the registry models it holds (ModelHolderEngine). */
   held: Map<string, readonly string[]>;
 }
@@ -59,6 +62,14 @@ const NO_HOLDERS: ReadonlyMap<string, number> = new Map();
 function stateOf(store: Store): ProcessState {
   let s = processes.get(store);
   if (s) return s;
+  const queueingWrite = <T>(work: () => T): T => {
+    state.queueing = true;
+    try {
+      return work();
+    } finally {
+      state.queueing = false;
+    }
+  };
   const state: ProcessState = {
     scheduler: new Scheduler(store.db, { of: () => state.pickModels?.state, holderCounts: () => state.pickModels?.holderCounts ?? NO_HOLDERS }),
     pickModels: undefined,
@@ -67,6 +78,8 @@ function stateOf(store: Store): ProcessState {
     leaders: new Map(),
     wakes: new Set(),
     queueing: false,
+    queueingWrite,
+    parts: new SweepParts(store, queueingWrite),
     held: new Map(),
   };
   // The Store tells of every committed change: a job back in the queue, a new sweep, outbox rows.
@@ -148,63 +161,19 @@ export class SqliteEngine implements StoreEngine {
 
   /**
    * A sweep bigger than a part whose jobs the expansion counted beforehand
-   * (`expectedJobs`) is stored in parts, one transaction and one event-loop
-   * turn each: nodes start on the first part while the rest are made, and no
-   * turn holds the loop for the whole sweep (a 100,000-job sweep is a second
-   * of inserts). It resolves once every part is stored; if a part fails, the
-   * sweep is cancelled (store.endSweepShort) and the error rethrown.
+   * (`expectedJobs`) is stored in parts (sqlite-sweep-parts.ts): nodes start
+   * on the first while the rest are made. Resolves once every part is stored.
    */
   async createSweep(sweep: NewSweep, jobs: Iterable<NewJob>, id = newSweepId()): Promise<SweepRow> {
     const expected = sweep.expectedJobs;
-    if (expected === undefined || expected <= SWEEP_PART_JOBS) return this.queueing(() => this.store.createSweep(sweep, jobs, id));
-    const made = jobs[Symbol.iterator]();
-    const json = memoJson();
-    this.queueing(() => this.store.beginSweepInParts(sweep, expected, made, SWEEP_PART_JOBS, id, json));
-    let stored = SWEEP_PART_JOBS;
-    try {
-      sweep.partStored?.();
-      while (stored < expected) {
-        await new Promise((resolve) => setImmediate(resolve));
-        const part = Math.min(SWEEP_PART_JOBS, expected - stored);
-        const n = this.queueing(() => this.store.storeSweepPart(id, sweep.modelHash ?? '', made, part, json));
-        stored += n;
-        if (n < part) throw new Error(`the expansion made ${stored} jobs of the ${expected} it counted`);
-        sweep.partStored?.();
-      }
-      if (!made.next().done) throw new Error(`the expansion made more jobs than the ${expected} it counted`);
-    } catch (err) {
-      const unended = this.endShort(id, stored);
-      const ending = unended ? `is to be cancelled at the next start (cancelling it now failed: ${String(unended)})` : 'is cancelled (finished images are kept)';
-      throw new Error(`storing sweep ${id} stopped after ${stored} of its ${expected} jobs, so it ${ending}: ${String(err)}`, { cause: err });
-    }
+    if (expected === undefined || expected <= SWEEP_PART_JOBS) return this.state.queueingWrite(() => this.store.createSweep(sweep, jobs, id));
+    await this.state.parts.create(sweep, expected, jobs, id);
     return (await this.getSweep(id))!;
   }
 
-  /** Open sweeps whose parts stopped short when the coordinator stopped are cancelled (store.endSweepShort); returns their ids. */
+  /** Cancels the sweeps whose parts stopped short when the coordinator stopped (sqlite-sweep-parts.ts); returns their ids. */
   async endSweepsStoredShort(): Promise<string[]> {
-    const short = this.store.sweepsStoredShort();
-    for (const s of short) this.store.endSweepShort(s.id, s.stored);
-    return short.map((s) => s.id);
-  }
-
-  /** Ends a sweep whose parts stopped short; returns why it could not (the database went away: the next start's endSweepsStoredShort does it). */
-  private endShort(id: string, stored: number): unknown {
-    try {
-      this.store.endSweepShort(id, stored);
-      return undefined;
-    } catch (err) {
-      return err;
-    }
-  }
-
-  /** A write that queues jobs: its commit wakes pickers. */
-  private queueing<T>(work: () => T): T {
-    this.state.queueing = true;
-    try {
-      return work();
-    } finally {
-      this.state.queueing = false;
-    }
+    return this.state.parts.endStoredShort();
   }
 
   async getSweep(id: string): Promise<SweepRow | undefined> {
@@ -247,7 +216,9 @@ export class SqliteEngine implements StoreEngine {
     return byId(this.store.expireLeases());
   }
 
+  /** Also cancels a sweep whose parts stopped short and could not be cancelled then. */
   async settleIdleSweeps(): Promise<number> {
+    this.state.parts.endUnended();
     return this.store.settleIdleSweeps();
   }
 
@@ -347,7 +318,9 @@ export class SqliteEngine implements StoreEngine {
   }
 
   async failQueued(sweepId: string, reason: string): Promise<number> {
-    return this.store.failQueued(sweepId, reason);
+    const n = this.store.failQueued(sweepId, reason);
+    this.state.parts.failedQueued(sweepId, reason);
+    return n;
   }
 
   async failQueuedJob(jobIdValue: string, reason: string): Promise<void> {

@@ -105,12 +105,15 @@ export class SweepStore extends StoreBase {
   }
 
   /**
-   * Open sweeps whose parts stopped short: their last job (index total - 1,
-   * stored last) is missing. One index probe a sweep; `stored` counts only theirs.
+   * Sweeps whose parts stopped short: their last job (index total - 1, stored
+   * last) is missing. Open ones, and cancelled ones (a cancel while parts were
+   * stored, then a stop: their missing jobs still count as queued); a sweep
+   * with a job still to store never settles, so none is done or failed. One
+   * index probe a sweep; `stored` counts only theirs.
    */
   sweepsStoredShort(): { id: string; total: number; stored: number }[] {
     const short = this.q(
-      `SELECT id, total FROM sweeps s WHERE status IN ('queued', 'running', 'paused') AND total > 0
+      `SELECT id, total FROM sweeps s WHERE status IN ('queued', 'running', 'paused', 'cancelled') AND total > 0
           AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.sweep_id = s.id AND j.idx = s.total - 1)`,
     ).all() as { id: string; total: number }[];
     return short.map((s) => ({ ...s, stored: (this.q('SELECT COUNT(*) AS n FROM jobs WHERE sweep_id = ?').get(s.id) as { n: number }).n }));
