@@ -124,11 +124,13 @@ export class PostgresEngine implements StoreEngine {
     const now = this.now();
     const kind = sweep.kind ?? 'render';
     let total = 0;
-    // A generator is used up by the first attempt: a transaction run again (after a deadlock, or on another connection after a stale plan) must not store a sweep short of its jobs.
+    // A generator is used up once its jobs are taken: a transaction run again (after a deadlock, or on another
+    // connection after a stale plan) must not store a sweep short of its jobs. One aborted before it took any runs again.
     const replayable = Array.isArray(jobs);
-    let attempts = 0;
+    let taken = false;
+    const once: Iterable<NewJob> = replayable ? jobs : { [Symbol.iterator]: () => ((taken = true), jobs[Symbol.iterator]()) };
     await inTransaction(this.pool, async (c) => {
-      if (attempts++ > 0 && !replayable) throw new Error('storing the sweep was interrupted (the database aborted it: a deadlock, or a connection to run it again on) and its jobs cannot be made again: submit it again');
+      if (taken) throw new Error('storing the sweep was interrupted (the database aborted it: a deadlock, or a connection to run it again on) and its jobs cannot be made again: submit it again');
       // One owner's quota-bound submissions take turns, whichever replica they reach: the later one counts the earlier.
       if (sweep.quota) await c.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [LOCK_NAMESPACE, `quota:${sweep.owner ?? 'local'}`]);
       await c.query(
@@ -137,7 +139,7 @@ export class PostgresEngine implements StoreEngine {
         [id, sweep.name, JSON.stringify(sweep.spec), 'queued', sweep.priority, sweep.backend, 0, now, kind, sweep.model, sweep.modelHash ?? '', sweep.modelBytes ?? 0, sweep.owner ?? 'local'],
       );
       // Streamed (COPY) as the expansion makes them: a 100,000-job sweep is never in memory whole.
-      total = await storeJobs(c, id, jobs, sweep.modelHash ?? '');
+      total = await storeJobs(c, id, once, sweep.modelHash ?? '');
       await c.query('UPDATE sweeps SET total = $1 WHERE id = $2', [total, id]);
       if (sweep.quota) {
         const used = await imagesSubmittedSince(c, sweep.owner ?? 'local', sweep.quota.since);
