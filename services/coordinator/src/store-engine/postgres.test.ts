@@ -344,13 +344,14 @@ test('the webhook and share-link caps held by two replicas at the same point: th
 /**
  * A submission fed by a generator, made to deadlock where it waits for `table` (held in SHARE mode here): it holds
  * its owner's quota lock by then, and this session asks for that lock next. The engine's sessions look for a
- * deadlock 2 s into a wait and this one's never, so the submission's transaction is the one aborted (and run again).
+ * deadlock 5 s into a wait (this session asks for the lock milliseconds after it sees the wait) and this one's
+ * never, so the submission's transaction is the one aborted (and run again).
  */
 async function deadlockedSubmission(name: string, table: string): Promise<{ outcome: unknown; made: number; engine: PostgresEngine; admin: pg.Client }> {
   const url = await server!.createDatabase(name);
   const setup = new pg.Client({ connectionString: url });
   await setup.connect();
-  await setup.query(`ALTER DATABASE ${name} SET deadlock_timeout = '2s'`);
+  await setup.query(`ALTER DATABASE ${name} SET deadlock_timeout = '5s'`);
   await setup.end();
   const engine = await PostgresEngine.open({ url });
   const admin = new pg.Client({ connectionString: url });
