@@ -28,7 +28,7 @@ export function seededCoordinator(dir: string, config: Partial<Config> = {}, sto
   const log = createLogger('dashboard-test', 'silent');
   // The data folder (share links' secret) is the database's.
   const cfg: Config = { ...loadConfig({}), NIGHTSHIFT_INDEXER_URL: 'http://127.0.0.1:9', NIGHTSHIFT_DATA_DIR: dir, ...config };
-  const deps: SeededCoordinator['deps'] = { config: cfg, log, engine, storage, hub: { dispatch() {}, cancelJobs() {} } };
+  const deps: SeededCoordinator['deps'] = { config: cfg, log, engine, storage, hub: { dispatch: async () => {}, cancelJobs() {} } };
   let clock = Date.parse('2026-01-01T00:00:00Z');
   return {
     db,

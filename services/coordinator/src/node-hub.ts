@@ -225,15 +225,13 @@ export class NodeHub {
 
   /**
    * Sends each connected node (or just `only`, after it reported a result) as
-   * many jobs as its free prefetch capacity allows. Returns at once; the
-   * fills run in the nodes' lines.
+   * many jobs as its free prefetch capacity allows. The fills run in the
+   * nodes' lines; the promise (which never rejects: a fill's failure shows in
+   * `health`) resolves when they have.
    */
-  dispatch(only?: string): void {
+  dispatch(only?: string): Promise<void> {
     // Called from an API request too: the fills need not commit one by one (what a node is told waits for the commit anyway).
-    this.engine.batched(() => {
-      if (only === undefined) void this.fillAll();
-      else void this.fill(only, { now: Date.now() });
-    });
+    return this.engine.batched(() => (only === undefined ? this.fillAll() : this.fill(only, { now: Date.now() })));
   }
 
   /**
@@ -314,7 +312,7 @@ export class NodeHub {
       try {
         const accepted = await this.lines.run(nodeId, () => this.results.finish(nodeId, report));
         this.health.ok('results');
-        if (accepted) this.dispatch(nodeId);
+        if (accepted) void this.dispatch(nodeId);
         return;
       } catch (err) {
         if (!this.engine.isTransient(err) || this.stopping.signal.aborted) {
@@ -423,7 +421,7 @@ export class NodeHub {
         return session && m.case === 'failed' ? session.nodeId : undefined;
       });
       this.health.ok('inbox');
-      if (reported !== undefined) this.dispatch(reported);
+      if (reported !== undefined) void this.dispatch(reported);
     } catch (err) {
       if (this.engine.isTransient(err)) this.health.failed('inbox', err);
       this.log.error({ err: String(err), node: nodeId }, 'node message failed');
@@ -518,7 +516,7 @@ export class NodeHub {
     const released = new Set(a.releasedJobIds);
     if (released.size) await this.release(s, (await this.engine.leasedTo(s.nodeId)).filter((j) => released.has(j.id)), 'node left the farm', true);
     if (!was !== !s.sleep) this.log.info({ node: s.nodeId, ...(s.sleep ?? {}), released: released.size }, s.sleep ? 'node sleeping: no work sent to it' : 'node takes work again');
-    if (!s.sleep) this.dispatch(s.nodeId);
+    if (!s.sleep) void this.dispatch(s.nodeId);
   }
 
   /**
@@ -598,7 +596,7 @@ export class NodeHub {
     this.log.info({ node: nodeId, caps: s.caps, slots: s.slots, held: reg.heldJobIds.length }, 'node registered');
     await this.engine.nodes.recordNodeEvent(SUBJECTS.nodeUp, nodeId, { name: s.name });
     // Only what it handed back is news to the other nodes: a thousand nodes reconnecting otherwise fill the whole farm a thousand times.
-    this.dispatch(requeued ? undefined : nodeId);
+    void this.dispatch(requeued ? undefined : nodeId);
     return s;
   }
 

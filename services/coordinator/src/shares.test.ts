@@ -69,7 +69,7 @@ describe('share links', () => {
       bucket.set(row.image_key, Buffer.from(`png ${row.image_key}`));
       bucket.set(row.thumb_key, Buffer.from(`webp ${row.thumb_key}`));
     }
-    app = createHttpApp({ ...seeded.deps, hub: { dispatch() {}, cancelJobs() {}, connectedNodeIds: () => [] }, placement: { explain: () => [] }, live: new Live() });
+    app = createHttpApp({ ...seeded.deps, hub: { dispatch: async () => {}, cancelJobs() {}, connectedNodeIds: () => [] }, placement: { explain: () => [] }, live: new Live() });
   });
   after(async () => {
     seeded.close();
@@ -283,7 +283,7 @@ describe('share links', () => {
         activeUser: () => Promise.reject(new Error('disk I/O error')),
       },
     });
-    const logged = createHttpApp({ ...seeded.deps, engine: failing, log: createLogger('test', 'info', { write: (line: string) => void lines.push(line) }), hub: { dispatch() {}, cancelJobs() {}, connectedNodeIds: () => [] }, placement: { explain: () => [] }, live: new Live() });
+    const logged = createHttpApp({ ...seeded.deps, engine: failing, log: createLogger('test', 'info', { write: (line: string) => void lines.push(line) }), hub: { dispatch: async () => {}, cancelJobs() {}, connectedNodeIds: () => [] }, placement: { explain: () => [] }, live: new Live() });
     const linkToken = /\/s\/([^/]+)\//.exec(bobShare.url)![1]!;
     assert.equal((await logged.request(bobShare.url, { headers: { host: '127.0.0.1:8080' } })).status, 500);
     assert.equal(lines.length, 1);

@@ -41,7 +41,7 @@ function sweepDeps(store: EngineStore): SweepDeps {
     config: loadConfig({}),
     log: { info: () => {} },
     engine: new SqliteEngine(store),
-    hub: { dispatch: () => {}, cancelJobs: () => {} },
+    hub: { dispatch: async () => {}, cancelJobs: () => {} },
   };
 }
 

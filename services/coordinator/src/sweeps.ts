@@ -60,7 +60,7 @@ export async function submitSweep(deps: SweepDeps, input: unknown, lists?: Wildc
     ),
   );
   deps.log.info({ sweep: sweep.id, jobs: sweep.total, name: sweep.name }, 'sweep submitted');
-  offerWork(deps);
+  void offerWork(deps);
   return { id: sweep.id, jobs: sweep.total };
 }
 
@@ -141,7 +141,7 @@ export async function submitUpscale(deps: SweepDeps, input: unknown, caller: Cal
       minVramMb: 0,
     })),
   ));
-  offerWork(deps);
+  void offerWork(deps);
   return { id: sweep.id, jobs: sources.length };
 }
 
@@ -155,8 +155,9 @@ async function favoritesOf(deps: SweepDeps, sweepId: string, user: string): Prom
 }
 
 /** Offers new or changed work to the nodes now (live clients and the outbox heard of it through the Store's commit hook). */
-function offerWork(deps: SweepDeps): void {
-  deps.hub.dispatch();
+/** Fills the nodes; resolves once the fills have run. */
+function offerWork(deps: SweepDeps): Promise<void> {
+  return deps.hub.dispatch();
 }
 
 /** Rate from the recent finishes; ETA = remaining / rate. */
@@ -191,13 +192,13 @@ export async function cancelSweep(deps: SweepDeps, id: string): Promise<boolean>
   if (!(await deps.engine.getSweep(id))) return false;
   const running = await deps.engine.cancelSweep(id);
   deps.hub.cancelJobs(running, 'sweep cancelled');
-  offerWork(deps);
+  void offerWork(deps);
   return true;
 }
 
 export async function pauseSweep(deps: SweepDeps, id: string, paused: boolean): Promise<boolean> {
   if (!(await deps.engine.setPaused(id, paused))) return false;
-  offerWork(deps);
+  void offerWork(deps);
   return true;
 }
 
@@ -206,7 +207,7 @@ export async function setPriority(deps: SweepDeps, id: string, priority: unknown
     throw new SpecError('invalid priority', [{ path: 'priority', message: 'must be an integer from -100 to 100' }]);
   }
   if (!(await deps.engine.setPriority(id, priority))) return false;
-  offerWork(deps);
+  void offerWork(deps);
   return true;
 }
 

@@ -100,8 +100,12 @@ export interface NewSweep {
    * the first while the rest are made (PostgreSQL stores it in one transaction).
    */
   expectedJobs?: number;
-  /** Hears that a part of a sweep stored in parts committed: its jobs can be dispatched now. */
-  partStored?: () => void;
+  /**
+   * Hears that a part of a sweep stored in parts committed: its jobs can be
+   * dispatched now. The next part waits for the first part's promise (the
+   * nodes' first fills), so storing does not slow the sweep's first leases.
+   */
+  partStored?: () => void | Promise<void>;
 }
 
 export { CapReached, QuotaRaced, type SweepQuota } from '../store/limits.js';

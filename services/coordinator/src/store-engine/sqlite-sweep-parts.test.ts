@@ -56,7 +56,7 @@ test('a sweep bigger than a part: a node leases its first job before the rest ar
         leasedWhileStoring = job && { idx: job.idx, storedThen: jobCount(engine, 'sw') };
       });
     });
-    const sweep = await engine.createSweep({ ...SWEEP, expectedJobs: SIZE, partStored: () => parts++ }, made(), 'sw');
+    const sweep = await engine.createSweep({ ...SWEEP, expectedJobs: SIZE, partStored: () => void parts++ }, made(), 'sw');
     assert.deepEqual(leasedWhileStoring, { idx: 0, storedThen: SWEEP_PART_JOBS }, 'job 0 leased while only the first part was stored');
     assert.equal(parts, 3, 'each part committed is told of');
     assert.equal(sweep.total, SIZE);
@@ -74,8 +74,8 @@ test('a sweep no bigger than a part, or whose size is not known first, is stored
     let turned = false;
     setImmediate(() => (turned = true));
     let parts = 0;
-    await engine.createSweep({ ...SWEEP, expectedJobs: SWEEP_PART_JOBS, partStored: () => parts++ }, made(SWEEP_PART_JOBS), 'sw-one');
-    await engine.createSweep({ ...SWEEP, partStored: () => parts++ }, made(), 'sw-unknown');
+    await engine.createSweep({ ...SWEEP, expectedJobs: SWEEP_PART_JOBS, partStored: () => void parts++ }, made(SWEEP_PART_JOBS), 'sw-one');
+    await engine.createSweep({ ...SWEEP, partStored: () => void parts++ }, made(), 'sw-unknown');
     assert.equal(turned, false, 'no turn given back while storing');
     assert.equal(parts, 0);
     assert.equal(jobCount(engine, 'sw-one'), SWEEP_PART_JOBS);
@@ -187,7 +187,7 @@ test('parts commit on their own when the caller writes in event-loop turns: each
       const durable: number[] = [];
       const count = reader.prepare('SELECT COUNT(*) AS n FROM jobs');
       // No unbatched caller here: on its own, each write would join the turn's transaction, committed later.
-      await engine.createSweep({ ...SWEEP, expectedJobs: SIZE, partStored: () => durable.push((count.get() as { n: number }).n) }, made(), 'sw');
+      await engine.createSweep({ ...SWEEP, expectedJobs: SIZE, partStored: () => void durable.push((count.get() as { n: number }).n) }, made(), 'sw');
       assert.deepEqual(durable, [SWEEP_PART_JOBS, 2 * SWEEP_PART_JOBS, SIZE]);
     } finally {
       reader.close();

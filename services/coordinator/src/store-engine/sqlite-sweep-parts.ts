@@ -47,8 +47,12 @@ export class SweepParts {
       this.storing.set(id, progress);
       let stored = SWEEP_PART_JOBS;
       try {
-        for (;;) {
-          tell(sweep.partStored);
+        for (let first = true; ; first = false) {
+          // The first part's fills run before the next part is stored: they share the loop otherwise, and every
+          // node's first lease came a part's worth (20 ms) later per part (a 100,000-job sweep: 300 ms, not 120).
+          const told = tell(sweep.partStored);
+          if (first) await told;
+          else void told;
           if (stored >= expected) break;
           await new Promise((resolve) => setImmediate(resolve));
           const part = Math.min(SWEEP_PART_JOBS, expected - stored);
@@ -100,9 +104,9 @@ export class SweepParts {
 }
 
 /** Tells a listener that a part is stored; its failure is not the sweep's (the hub's next tick offers the work anyway). */
-function tell(listener: (() => void) | undefined): void {
+async function tell(listener: (() => void | Promise<void>) | undefined): Promise<void> {
   try {
-    listener?.();
+    await listener?.();
   } catch {
     // Nothing to undo: the part is stored, and the hub's tick fills the nodes.
   }
