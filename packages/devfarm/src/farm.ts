@@ -130,7 +130,13 @@ export async function startFarm(opts: FarmOptions): Promise<Farm> {
     return `http://${r.host}:${r.port}`;
   };
   const nats = await startNatsServer(join(dir, 'nats'), { ...(await place(natsPort, 'nats.log')), ...(opts.natsAuth ? { auth: opts.natsAuth } : {}) });
-  const s3 = await startS3Server(join(dir, 's3'), { ...(await place(s3Port, 's3.log')), ...(opts.s3AccessLog ? { accessLog: s3AccessLog(dir) } : {}), ...(opts.s3BytesPerSecond ? { bytesPerSecond: opts.s3BytesPerSecond } : {}) });
+  // A farm that fails to start stops what it started: a server left running kept the test file alive until its timeout.
+  const s3 = await startS3Server(join(dir, 's3'), { ...(await place(s3Port, 's3.log')), ...(opts.s3AccessLog ? { accessLog: s3AccessLog(dir) } : {}), ...(opts.s3BytesPerSecond ? { bytesPerSecond: opts.s3BytesPerSecond } : {}) }).catch(
+    async (err: unknown) => {
+      await nats.stop();
+      throw err;
+    },
+  );
   const httpPort = opts.ports?.http ?? (await freePort());
   const grpcPort = opts.ports?.grpc ?? (await freePort());
   const layouts = await replicaLayouts(dir, opts.replicas ?? 1, { http: httpPort, grpc: grpcPort });

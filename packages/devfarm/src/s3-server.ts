@@ -26,7 +26,8 @@ const MAIN = fileURLToPath(new URL('./s3-server-main.ts', import.meta.url));
 
 /** `accessLog`: a file every GET is appended to as a JSON line (s3-server-main.ts). */
 /** `bytesPerSecond`: every GET's body is paced to this rate (tests that act mid-download). */
-export async function startS3Server(dir: string, opts: ServerPlacement & { accessLog?: string; bytesPerSecond?: number } = {}): Promise<S3Server> {
+/** `startTimeoutMs`: how long (re)starting waits for it to answer (20 s). */
+export async function startS3Server(dir: string, opts: ServerPlacement & { accessLog?: string; bytesPerSecond?: number; startTimeoutMs?: number } = {}): Promise<S3Server> {
   mkdirSync(dir, { recursive: true });
   const port = opts.port ?? (await freePort());
   let proc: ManagedProcess | undefined;
@@ -44,11 +45,19 @@ export async function startS3Server(dir: string, opts: ServerPlacement & { acces
         ...(opts.bytesPerSecond ? { env: { ...process.env, NIGHTSHIFT_S3_BYTES_PER_S: String(opts.bytesPerSecond) } } : {}),
         prefix: opts.prefix,
       });
-      await waitFor(`s3rver on ${port}`, async () => {
-        if (proc!.child.exitCode !== null) throw new Error(`s3rver exited: ${proc!.output()}`);
-        const res = await fetch(`${server.reachEndpoint}/`).catch(() => undefined);
-        return res !== undefined;
-      });
+      try {
+        await waitFor(`s3rver on ${port}`, async () => {
+          if (proc!.child.exitCode !== null) throw new Error(`s3rver exited: ${proc!.output()}`);
+          const res = await fetch(`${server.reachEndpoint}/`).catch(() => undefined);
+          return res !== undefined;
+        }, opts.startTimeoutMs);
+      } catch (err) {
+        // One that never answered is stopped (left running, it kept a failed test file alive until its timeout),
+        // and what it printed goes with the error.
+        const output = proc.output().slice(-2_000);
+        await proc.stop();
+        throw new Error(`${err instanceof Error ? err.message : String(err)} (s3rver printed: ${output.trim() || 'nothing'})`, { cause: err });
+      }
     },
     async stop() {
       await proc?.stop();
