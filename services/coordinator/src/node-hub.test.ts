@@ -39,7 +39,7 @@ test("one node's messages run one at a time, in order, and its refills never lea
   node.say({ case: 'heartbeat', value: { runningJobIds: [a!.id, b!.id] } });
   node.say({ case: 'failed', value: { jobId: a!.id, error: 'boom', outOfMemory: false, logTail: '' } });
   node.say({ case: 'failed', value: { jobId: b!.id, error: 'boom', outOfMemory: false, logTail: '' } });
-  hub.dispatch('n1');
+  void hub.dispatch('n1');
   await hub.settled();
   assert.equal(store.getJob(a!.id)!.error, 'boom');
   assert.equal(store.getJob(b!.id)!.error, 'boom');

@@ -24,7 +24,8 @@ test('a sweep bigger than a part: the hub fills the nodes after each part, the f
       if (seen.length === 1) await firstFilled;
     };
     const submitted = submitSweep({ ...seeded.deps, hub: { ...seeded.deps.hub, dispatch } }, { prompts: ['a lighthouse', 'a harbour'], seeds: { count: 2_500 } });
-    // However many turns the first fills take, the second part waits for them.
+    // However many turns the first fills take (up to FIRST_FILLS_WAIT_MS), the second part waits for them.
+    for (let i = 0; i < 1_000 && seen.length === 0; i++) await turn();
     for (let i = 0; i < 5; i++) await turn();
     assert.deepEqual(seen, [SWEEP_PART_JOBS]);
     assert.equal(stored(), SWEEP_PART_JOBS);

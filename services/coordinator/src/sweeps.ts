@@ -154,8 +154,7 @@ async function favoritesOf(deps: SweepDeps, sweepId: string, user: string): Prom
   return body.favorites.map((f) => f.renderKey);
 }
 
-/** Offers new or changed work to the nodes now (live clients and the outbox heard of it through the Store's commit hook). */
-/** Fills the nodes; resolves once the fills have run. */
+/** Offers new or changed work to the nodes now (live clients and the outbox heard of it through the Store's commit hook); resolves once the fills have run. */
 function offerWork(deps: SweepDeps): Promise<void> {
   return deps.hub.dispatch();
 }

@@ -10,7 +10,7 @@ import { CapReached, QuotaRaced } from './engine.js';
 import type { Wake } from './engine.js';
 import { WakeListener } from './postgres-wake.js';
 import { createPool, inTransaction, retriesOf as retriesOfPool } from './postgres-pool.js';
-import { LOCK_NAMESPACE, MIGRATIONS } from './postgres-schema.js';
+import { MIGRATIONS } from './postgres-schema.js';
 
 let server: PostgresServer | undefined;
 let databases = 0;
@@ -342,68 +342,55 @@ test('the webhook and share-link caps held by two replicas at the same point: th
 });
 
 /**
- * A submission fed by a generator, made to deadlock where it waits for `table` (held in SHARE mode here): it holds
- * its owner's quota lock by then, and this session asks for that lock next. The engine's sessions look for a
- * deadlock 5 s into a wait (this session asks for the lock milliseconds after it sees the wait) and this one's
- * never, so the submission's transaction is the one aborted (and run again).
+ * A submission fed by a generator whose transaction the database aborts once as a deadlock (40P01, which
+ * inTransaction runs again) at its first write to `table`: a test trigger raises it on the first such statement
+ * only (counted by a sequence, which no rollback undoes). A real deadlock gives the same error; forcing it
+ * keeps the test off the clock.
  */
-async function deadlockedSubmission(name: string, table: string): Promise<{ outcome: unknown; made: number; engine: PostgresEngine; admin: pg.Client }> {
-  const url = await server!.createDatabase(name);
-  const setup = new pg.Client({ connectionString: url });
-  await setup.connect();
-  await setup.query(`ALTER DATABASE ${name} SET deadlock_timeout = '5s'`);
-  await setup.end();
-  const engine = await PostgresEngine.open({ url });
-  const admin = new pg.Client({ connectionString: url });
-  await admin.connect();
-  await admin.query(`SET deadlock_timeout = '1h'`);
-  await admin.query('BEGIN');
-  await admin.query(`LOCK TABLE ${table} IN SHARE MODE`);
-  let made = 0;
-  function* jobs() {
-    for (let i = 0; i < 3; i++, made++) yield JOB(name, i);
-  }
-  const outcome = engine.createSweep({ name, spec: {}, priority: 0, backend: 'procedural', model: 'm1', owner: 'gina', quota: { imagesPerDay: 100, since: 0 } }, jobs(), `sw-${name}`).then(
-    (sweep) => sweep,
-    (err: unknown) => err,
-  );
-  const waiting = async () => {
-    await admin.query('SELECT pg_stat_clear_snapshot()');
-    return (await admin.query(`SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()`)).rows.length > 0;
-  };
-  while (!(await waiting())) await delay(10);
-  await admin.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [LOCK_NAMESPACE, 'quota:gina']);
-  await admin.query('COMMIT');
-  return { outcome: await outcome, made, engine, admin };
+async function abortedOnceAt(name: string, table: string, body: (r: { outcome: unknown; made: number; engine: PostgresEngine; admin: pg.Client }) => Promise<void>): Promise<void> {
+  await withEngineAndAdmin(name, async (engine, admin) => {
+    await admin.query(`
+      CREATE SEQUENCE abort_once;
+      CREATE FUNCTION abort_once() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF nextval('abort_once') = 1 THEN
+          RAISE EXCEPTION 'deadlock detected (forced by the test)' USING ERRCODE = '40P01';
+        END IF;
+        RETURN NULL;
+      END $$;
+      CREATE TRIGGER abort_once BEFORE INSERT ON ${table} FOR EACH STATEMENT EXECUTE FUNCTION abort_once();`);
+    let made = 0;
+    function* jobs() {
+      for (let i = 0; i < 3; i++, made++) yield JOB(name, i);
+    }
+    const outcome = await engine.createSweep({ name, spec: {}, priority: 0, backend: 'procedural', model: 'm1' }, jobs(), `sw-${name}`).then(
+      (sweep) => sweep,
+      (err: unknown) => err,
+    );
+    await body({ outcome, made, engine, admin });
+  });
 }
 
-test('a sweep fed by a generator whose transaction a deadlock aborted before it took a job is stored whole on the second try', { skip, timeout: 60_000 }, async () => {
-  const { outcome, made, engine, admin } = await deadlockedSubmission('generator_retry_early', 'sweeps');
-  try {
+test('a sweep fed by a generator whose transaction was aborted (a deadlock) before it took a job is stored whole on the second try', { skip, timeout: 60_000 }, async () => {
+  // Its sweep row: written before its jobs are taken.
+  await abortedOnceAt('generator_retry_early', 'sweeps', async ({ outcome, made, engine }) => {
     assert.equal((outcome as { total?: number }).total, 3, 'stored');
     assert.equal(made, 3);
-    assert.deepEqual(engine.retries(), { '40P01': 1 }, 'run again once, after the deadlock');
+    assert.deepEqual(engine.retries(), { '40P01': 1 }, 'run again once');
     assert.deepEqual(await engine.counts('sw-generator_retry_early'), { queued: 3, running: 0, done: 0, failed: 0, skipped: 0, cancelled: 0 });
-  } finally {
-    await admin.end();
-    await engine.close();
-  }
+  });
 });
 
-test('a sweep fed by a generator whose transaction a deadlock aborted after its jobs were taken is refused with a clear error, not stored short', { skip, timeout: 60_000 }, async () => {
-  // The outbox: written after the jobs (its sweep.created event).
-  const { outcome, made, engine, admin } = await deadlockedSubmission('generator_retry_late', 'outbox');
-  try {
+test('a sweep fed by a generator whose transaction was aborted (a deadlock) after its jobs were taken is refused with a clear error, not stored short', { skip, timeout: 60_000 }, async () => {
+  // The outbox: its sweep.created event is written after its jobs.
+  await abortedOnceAt('generator_retry_late', 'outbox', async ({ outcome, made, engine, admin }) => {
     assert.ok(outcome instanceof Error, 'refused');
     assert.match(outcome.message, /storing the sweep was interrupted .* its jobs cannot be made again: submit it again/);
-    assert.equal(made, 3, 'its jobs were made once, by the attempt the deadlock aborted');
+    assert.equal(made, 3, 'its jobs were made once, by the attempt that was aborted');
     assert.deepEqual(engine.retries(), { '40P01': 1 });
     assert.equal(await engine.getSweep('sw-generator_retry_late'), undefined, 'nothing stored');
     assert.equal((await admin.query(`SELECT count(*)::int AS n FROM jobs`)).rows[0].n, 0);
-  } finally {
-    await admin.end();
-    await engine.close();
-  }
+  });
 });
 
 test('pooled connections prepare each parameterized statement once, by name; one without parameters stays unnamed', { skip, timeout: 60_000 }, async () => {

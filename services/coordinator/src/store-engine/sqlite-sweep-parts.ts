@@ -19,6 +19,9 @@ import type { NewJob, NewSweep } from './engine.js';
 /** Jobs a part holds: about 20 ms of inserts, and more than 1,000 one-slot nodes lease at their first fill. */
 export const SWEEP_PART_JOBS = 2_048;
 
+/** The longest the second part waits for the nodes' fills after the first: a slow node line must not hold the submit. */
+export const FIRST_FILLS_WAIT_MS = 1_000;
+
 /** The sweeps a process is storing in parts, per Store (every engine over it shares them). */
 export class SweepParts {
   /** Sweep id → why its queued jobs were failed meanwhile (failQueued), if they were. */
@@ -51,7 +54,7 @@ export class SweepParts {
           // The first part's fills run before the next part is stored: they share the loop otherwise, and every
           // node's first lease came a part's worth (20 ms) later per part (a 100,000-job sweep: 300 ms, not 120).
           const told = tell(sweep.partStored);
-          if (first) await told;
+          if (first) await within(told, FIRST_FILLS_WAIT_MS);
           else void told;
           if (stored >= expected) break;
           await new Promise((resolve) => setImmediate(resolve));
@@ -100,6 +103,16 @@ export class SweepParts {
       this.unended.set(id, stored);
       return err;
     }
+  }
+}
+
+/** `work`, or `ms` if that comes first. */
+async function within(work: Promise<void>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([work, new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 
