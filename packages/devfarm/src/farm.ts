@@ -166,7 +166,10 @@ export async function startFarm(opts: FarmOptions): Promise<Farm> {
     ...opts.env,
   };
   const storage = new Storage({ endpoint: s3.reachEndpoint, accessKey: s3.accessKey, secretKey: s3.secretKey, bucket: 'nightshift' });
-  await storage.ensureBucket();
+  await storage.ensureBucket().catch(async (err: unknown) => {
+    await Promise.all([nats.stop(), s3.stop(), database?.close()]);
+    throw err;
+  });
   const echo = opts.echo ?? false;
   const apiUrl = await reachUrl(httpPort);
   const indexerUrl = await reachUrl(indexerPort);

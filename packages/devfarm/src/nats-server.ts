@@ -64,8 +64,8 @@ export interface ServerPlacement {
   probe?: { host: string; port: number };
 }
 
-/** `auth`: the server refuses clients without this user and password. */
-export async function startNatsServer(dir: string, opts: ServerPlacement & { echo?: boolean; auth?: NatsUser } = {}): Promise<NatsServer> {
+/** `auth`: the server refuses clients without this user and password; `startTimeoutMs`: how long (re)starting waits for it (20 s). */
+export async function startNatsServer(dir: string, opts: ServerPlacement & { echo?: boolean; auth?: NatsUser; startTimeoutMs?: number } = {}): Promise<NatsServer> {
   const bin = natsServerBinary();
   const port = opts.port ?? (await freePort());
   const storeDir = join(dir, 'jetstream');
@@ -84,10 +84,17 @@ export async function startNatsServer(dir: string, opts: ServerPlacement & { ech
         ...(opts.logFile ? { logFile: opts.logFile } : {}),
         prefix: opts.prefix,
       });
-      await waitFor(`nats-server on ${port}`, async () => {
-        if (proc!.child.exitCode !== null) throw new Error(`nats-server exited: ${proc!.output()}`);
-        return natsReady(probe.host, probe.port);
-      });
+      try {
+        await waitFor(`nats-server on ${port}`, async () => {
+          if (proc!.child.exitCode !== null) throw new Error(`nats-server exited: ${proc!.output()}`);
+          return natsReady(probe.host, probe.port);
+        }, opts.startTimeoutMs);
+      } catch (err) {
+        // As for s3rver (s3-server.ts): one that never answered is stopped, and what it printed goes with the error.
+        const output = proc.output().slice(-2_000);
+        await proc.stop();
+        throw new Error(`${err instanceof Error ? err.message : String(err)} (nats-server printed: ${output.trim() || 'nothing'})`, { cause: err });
+      }
     },
     async stop() {
       await proc?.stop();
