@@ -17,7 +17,7 @@ import type { NodeModelState } from '../node-models.js';
 import type { ReportedKeys } from '../store/completion.js';
 import type { CompleteOutcome, JobRow, NewJob, SweepCounts, SweepRow } from '../store/rows.js';
 import type { NewUser, UserRow } from '../store/users.js';
-import type { SweepQuota } from '../store/limits.js';
+import type { SweepToStore } from '../store/sweeps.js';
 import type { ListingEngine, NodeEngine, PeopleEngine, RetentionEngine, WebhookEngine } from './engine-faces.js';
 import type { GalleryEngine } from './gallery-face.js';
 
@@ -75,25 +75,8 @@ export interface ModelHolderEngine {
   holderCounts(): Promise<Map<string, number>>;
 }
 
-export interface NewSweep {
-  name: string;
-  spec: unknown;
-  priority: number;
-  backend: string;
-  model: string;
-  kind?: 'render' | 'upscale';
-  /** The registry model's content hash and size fixed at submit (rule 4 of the pick); none for a model known by name only. */
-  modelHash?: string;
-  modelBytes?: number;
-  /** The submitting user ('local' when absent): fair share between people orders the pick. */
-  owner?: string;
-  /**
-   * The owner's daily image quota, checked in the sweep's own transaction
-   * (under a lock per owner on PostgreSQL), so two submissions at once, through
-   * one replica or two, cannot both pass it: the owner's sweeps created since
-   * `since`, this one included, may hold at most `imagesPerDay` jobs.
-   */
-  quota?: SweepQuota;
+/** A sweep to store (store/sweeps.ts SweepToStore), with what only the engines read. */
+export interface NewSweep extends SweepToStore {
   /**
    * How many jobs `jobs` will make, when the expansion counted them first:
    * the SQLite engine then stores a big sweep in parts, and nodes start on

@@ -15,7 +15,7 @@ export const MAX_FLOORS = 1_000;
 /** A row for each state of the sweep `ref` names that still has jobs to run. */
 const openJobsOf = (ref: string) => `SELECT 1 FROM sweep_counts c WHERE c.sweep_id = ${ref} AND c.state IN ('queued', 'leased') AND c.n > 0`;
 
-/** A sweep as the store takes it (engine.ts NewSweep). */
+/** A sweep as the store takes it (engine.ts NewSweep adds what only the engines read). */
 export interface SweepToStore {
   name: string;
   spec: unknown;
@@ -23,9 +23,17 @@ export interface SweepToStore {
   backend: string;
   model: string;
   kind?: 'render' | 'upscale';
+  /** The registry model's content hash and size fixed at submit (rule 4 of the pick); none for a model known by name only. */
   modelHash?: string;
   modelBytes?: number;
+  /** The submitting user ('local' when absent): fair share between people orders the pick. */
   owner?: string;
+  /**
+   * The owner's daily image quota, checked in the sweep's own transaction
+   * (under a lock per owner on PostgreSQL), so two submissions at once, through
+   * one replica or two, cannot both pass it: the owner's sweeps created since
+   * `since`, this one included, may hold at most `imagesPerDay` jobs.
+   */
   quota?: SweepQuota;
 }
 
