@@ -6,26 +6,56 @@
 import type pg from 'pg';
 import type { JobCompleted } from '@nightshift/proto';
 import { costOfReport } from '../store/costs.js';
+import { TurnBatches } from './turn-batches.js';
 import type { CostEngine, CostSumRow, JobCostRow, NodeCostSumRow, Recorded } from './engine.js';
 
+interface CostReport {
+  jobId: string;
+  nodeId: string;
+  v: Pick<JobCompleted, 'skipped' | 'renderMs' | 'cost'>;
+}
+
 export class PgCosts implements CostEngine {
+  private readonly batches = new TurnBatches<CostReport, Recorded>((items) => this.recordAll(items));
+
   constructor(
     private readonly pool: pg.Pool,
     private readonly now: () => number,
   ) {}
 
-  async record(jobId: string, nodeId: string, v: Pick<JobCompleted, 'skipped' | 'renderMs' | 'cost'>): Promise<Recorded> {
-    const cost = costOfReport(v);
-    if (!cost) return { recorded: false };
-    // One statement: no row for an unknown job, none again for a report sent twice.
-    const { rowCount } = await this.pool.query(
+  /** Batched with the other reports of its turn (turn-batches.ts). */
+  record(jobId: string, nodeId: string, v: Pick<JobCompleted, 'skipped' | 'renderMs' | 'cost'>): Promise<Recorded> {
+    return this.batches.add({ jobId, nodeId, v });
+  }
+
+  private async recordAll(items: readonly CostReport[]): Promise<Recorded[]> {
+    const costs = items.map((i) => costOfReport(i.v));
+    const rows = items.flatMap((i, n) => {
+      const cost = costs[n];
+      return cost ? [{ ...i, cost }] : [];
+    });
+    if (rows.length === 0) return items.map(() => ({ recorded: false }));
+    // One statement: no row for an unknown job, none again for a report sent twice (in an earlier batch, or earlier in this one).
+    const { rows: inserted } = await this.pool.query<{ job_id: string; node_id: string }>(
       `INSERT INTO job_costs (job_id, node_id, sweep_id, gpu_ms, energy_joules, gpu_name, driver_version, at)
-       SELECT j.id, $2, j.sweep_id, $3, $4, $5, $6, $7 FROM jobs j WHERE j.id = $1
-       ON CONFLICT (job_id, node_id) DO NOTHING`,
-      [jobId, nodeId, cost.gpuMs, cost.energyJoules, cost.gpuName, cost.driverVersion, this.now()],
+       SELECT j.id, r.node_id, j.sweep_id, r.gpu_ms, r.energy_joules, r.gpu_name, r.driver_version, $7
+         FROM unnest($1::text[], $2::text[], $3::float8[], $4::float8[], $5::text[], $6::text[]) WITH ORDINALITY AS r (job_id, node_id, gpu_ms, energy_joules, gpu_name, driver_version, n)
+         JOIN jobs j ON j.id = r.job_id
+        ORDER BY r.n
+       ON CONFLICT (job_id, node_id) DO NOTHING
+       RETURNING job_id, node_id`,
+      [
+        rows.map((r) => r.jobId), rows.map((r) => r.nodeId), rows.map((r) => r.cost.gpuMs), rows.map((r) => r.cost.energyJoules),
+        rows.map((r) => r.cost.gpuName), rows.map((r) => r.cost.driverVersion), this.now(),
+      ],
     );
-    if (!rowCount) return { recorded: false };
-    return cost.implausible ? { recorded: true, implausible: cost.implausible } : { recorded: true };
+    const fresh = new Set(inserted.map((r) => `${r.job_id} ${r.node_id}`));
+    return items.map((i, n) => {
+      const cost = costs[n];
+      // The first report of a job and node in the batch takes the row; a repeat of it is not recorded.
+      if (!cost || !fresh.delete(`${i.jobId} ${i.nodeId}`)) return { recorded: false };
+      return cost.implausible ? { recorded: true, implausible: cost.implausible } : { recorded: true };
+    });
   }
 
   async jobCosts(jobId: string): Promise<JobCostRow[]> {

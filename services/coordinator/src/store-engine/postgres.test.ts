@@ -493,3 +493,58 @@ test('the counters move into shards on a database with work in it: counts, runni
     await admin.end();
   }
 });
+
+test('a report that cannot be stored fails alone: the other reports of its turn (one batch) are recorded', { skip, timeout: 60_000 }, async () => {
+  await withEngineAndAdmin('batch_split', async (engine) => {
+    await engine.createSweep({ name: 'split', spec: {}, priority: 0, backend: 'procedural', model: 'm1' }, [JOB('split', 0), JOB('split', 1), JOB('split', 2)], 'sw-split');
+    const [a, b, c] = [(await engine.leaseNext('n1', CAPS, 30_000))!, (await engine.leaseNext('n2', CAPS, 30_000))!, (await engine.leaseNext('n3', CAPS, 30_000))!];
+    // A hostile node's model name with a NUL byte: PostgreSQL's text refuses it (22021), which fails the batch's one statement.
+    const [ok1, bad, ok2] = await Promise.allSettled([
+      engine.completeJob(a.id, 'n1', report(a)),
+      engine.completeJob(b.id, 'n2', { ...report(b), model: 'evil\u0000' }),
+      engine.completeJob(c.id, 'n3', report(c)),
+    ]);
+    assert.deepEqual([ok1.status, bad.status, ok2.status], ['fulfilled', 'rejected', 'fulfilled']);
+    assert.match(String((bad as PromiseRejectedResult).reason), /0x00/);
+    assert.deepEqual([(await engine.getJob(a.id))!.state, (await engine.getJob(b.id))!.state, (await engine.getJob(c.id))!.state], ['done', 'leased', 'done']);
+    assert.deepEqual(await engine.counts('sw-split'), { queued: 0, running: 1, done: 2, failed: 0, skipped: 0, cancelled: 0 });
+  });
+});
+
+test('heartbeats and completions batched on two replicas take their locks in one order: no deadlock, nothing retried, 20 rounds', { skip, timeout: 120_000 }, async () => {
+  const url = await server!.createDatabase('batch_lock_order');
+  const clock = { t: 1_700_000_000_000 };
+  const a = await PostgresEngine.open({ url, now: () => clock.t });
+  const b = await PostgresEngine.open({ url, now: () => clock.t });
+  const nodes = Array.from({ length: 8 }, (_, i) => `n${i}`);
+  try {
+    for (const n of nodes) await a.nodes.upsertNode(n, n, CAPS);
+    let completed = 0;
+    for (let round = 0; round < 20; round++) {
+      await a.createSweep({ name: 'r', spec: {}, priority: 0, backend: 'procedural', model: 'm1' }, Array.from({ length: 32 }, (_, i) => JOB(`r${round}`, i)), `sw-r${round}`);
+      const held = new Map<string, string[]>(nodes.map((n) => [n, []]));
+      const jobs: NonNullable<Awaited<ReturnType<PostgresEngine['leaseNext']>>>[] = [];
+      for (let i = 0; i < 32; i++) {
+        const n = nodes[i % nodes.length]!;
+        const job = (await a.leaseNext(n, CAPS, 30_000))!;
+        held.get(n)!.push(job.id);
+        jobs.push(job);
+      }
+      // Each node touched again (last seen 10 s ago), its jobs named in reverse order, while the other replica completes them in another order.
+      clock.t += 10_000;
+      const outcomes = await Promise.all([
+        ...nodes.map((n) => a.heartbeat(n, [...held.get(n)!].reverse(), 30_000)),
+        ...jobs.map((j, i) => jobs[(i * 13) % jobs.length]!).map((j) => b.completeJob(j.id, j.node_id!, report(j))),
+      ]);
+      completed += outcomes.slice(nodes.length).filter((o) => typeof o === 'object' && !Array.isArray(o) && o.accepted).length;
+      assert.equal((await a.getSweep(`sw-r${round}`))!.status, 'done');
+    }
+    assert.equal(completed, 20 * 32);
+    assert.deepEqual(a.retries(), {}, 'no transaction of replica a was retried');
+    assert.deepEqual(b.retries(), {}, 'no transaction of replica b was retried');
+    assert.deepEqual((await a.nodes.listNodes()).map((n) => n.jobs_done), nodes.map(() => 20 * 4));
+  } finally {
+    await a.close();
+    await b.close();
+  }
+});

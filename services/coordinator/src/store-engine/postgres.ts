@@ -25,13 +25,11 @@ import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
 import { decideFailure, type Failure, type FailingNode, type NodeCaps } from '../placement.js';
 import { DEFAULT_STORE_OPTIONS, type StoreOptions } from '../store/base.js';
-import { ownKeys, refuseReport } from '../store/completion.js';
-import { LAST_SEEN_PRECISION_MS, notTheNodesJobs } from '../store/nodes.js';
 import { newSweepId, type CompleteOutcome, type JobRow, type NewJob, type SweepCounts, type SweepRow } from '../store/rows.js';
 import { QuotaRaced } from '../store/limits.js';
 import type { Change, ClaimedEvent, CompletionReport, Leadership, NewSweep, NewUser, PickModels, QueuedRequirement, QueuedWithExclusions, RecentFinish, StoreEngine, UserRow, Wake } from './engine.js';
-import { imageEvent, sweepCreatedEvent } from '../store/events.js';
-import { HAND_ON, userColumns, announcedBefore, byId, countsOf, dropCopyOf, enqueue, exclusionsOf, imagesSubmittedSince, openJobsOf, releaseNodeIn, settleAfterCommit, settleSweep } from './postgres-helpers.js';
+import { sweepCreatedEvent } from '../store/events.js';
+import { HAND_ON, userColumns, byId, countsOf, dropCopyOf, enqueue, exclusionsOf, imagesSubmittedSince, openJobsOf, releaseNodeIn, settleAfterCommit, settleSweep } from './postgres-helpers.js';
 import { ANALYZE_AFTER_JOBS, analyzeJobs, storeJobs } from './postgres-job-insert.js';
 import { ANY_STRAGGLER_SQL, PICK_AND_LEASE_SQL, STRAGGLER_SQL, pickModelValues } from './postgres-pick.js';
 import { createClient, createPool, inTransaction, isTransientPgError, retriesOf } from './postgres-pool.js';
@@ -40,7 +38,9 @@ import { WakeListener } from './postgres-wake.js';
 import { PgCosts } from './postgres-costs.js';
 import { PgShares } from './postgres-shares.js';
 import { PgControl } from './postgres-control.js';
-import { writeDeliveries } from './postgres-webhooks.js';
+import { PgCompletions } from './postgres-completions.js';
+import { PgHeartbeats } from './postgres-heartbeats.js';
+import { TurnBatches } from './turn-batches.js';
 import { PgNodes } from './postgres-nodes.js';
 import { PgWebhooks } from './postgres-webhooks.js';
 import { PgListings, PgRetention } from './postgres-listings.js';
@@ -78,6 +78,9 @@ export class PostgresEngine implements StoreEngine {
   readonly modelHolders: PgModelHolders;
   readonly gallery: PgGallery;
   private readonly control: PgControl;
+  private readonly completions: PgCompletions;
+  private readonly heartbeats: PgHeartbeats;
+  private readonly jobReads = new TurnBatches<string, JobRow | undefined>((ids) => this.readJobs(ids));
 
   private constructor(
     private readonly pool: pg.Pool,
@@ -92,6 +95,8 @@ export class PostgresEngine implements StoreEngine {
     this.costs = new PgCosts(pool, this.now);
     this.shares = new PgShares(pool, this.now);
     this.control = new PgControl(pool, this.now);
+    this.completions = new PgCompletions(pool, this.now);
+    this.heartbeats = new PgHeartbeats(pool, this.now);
     this.nodes = new PgNodes(pool, this.now, applicationName);
     this.webhooks = new PgWebhooks(pool, this.now);
     this.listings = new PgListings(pool);
@@ -156,8 +161,19 @@ export class PostgresEngine implements StoreEngine {
     return (await this.pool.query<SweepRow>('SELECT * FROM sweeps WHERE id = $1', [id])).rows[0];
   }
 
-  async getJob(id: string): Promise<JobRow | undefined> {
-    return (await this.pool.query<JobRow>('SELECT * FROM jobs WHERE id = $1', [id])).rows[0];
+  /** Batched with the other reads of its turn: every result report reads its job first (result-reports.ts). */
+  getJob(id: string): Promise<JobRow | undefined> {
+    return this.jobReads.add(id);
+  }
+
+  private async readJobs(ids: readonly string[]): Promise<(JobRow | undefined)[]> {
+    const { rows } = await this.pool.query<JobRow>('SELECT * FROM jobs WHERE id = ANY($1)', [[...new Set(ids)]]);
+    const found = new Map(rows.map((r) => [r.id, r]));
+    // A copy each: a job asked for twice is two callers' rows.
+    return ids.map((id) => {
+      const row = found.get(id);
+      return row && { ...row };
+    });
   }
 
   async counts(sweepId: string): Promise<SweepCounts> {
@@ -203,18 +219,9 @@ export class PostgresEngine implements StoreEngine {
     return isTransientPgError(err);
   }
 
-  async heartbeat(nodeId: string, runningJobIds: string[], leaseMs: number): Promise<string[]> {
-    const now = this.now();
-    // One round trip: data-modifying WITH parts always run to completion; the SELECT reads the jobs as they were (the renewal changes no state or holder).
-    const { rows } = await this.pool.query<Pick<JobRow, 'id' | 'state' | 'node_id' | 'copy_node_id'>>(
-      `WITH touched AS (UPDATE nodes SET last_seen = $1 WHERE id = $3 AND last_seen <= $5 RETURNING 1),
-            renewed AS (UPDATE jobs SET lease_expires_at = CASE WHEN node_id = $3 THEN $2 ELSE lease_expires_at END,
-                                        copy_lease_expires_at = CASE WHEN copy_node_id = $3 THEN $2 ELSE copy_lease_expires_at END
-                         WHERE id = ANY($4) AND state = 'leased' AND (node_id = $3 OR copy_node_id = $3) RETURNING 1)
-       SELECT j.id, j.state, j.node_id, j.copy_node_id FROM jobs j WHERE j.id = ANY($4)`,
-      [now, now + leaseMs, nodeId, runningJobIds, now - LAST_SEEN_PRECISION_MS],
-    );
-    return notTheNodesJobs(runningJobIds, rows, nodeId);
+  /** Batched with the other heartbeats of its turn (postgres-heartbeats.ts). */
+  heartbeat(nodeId: string, runningJobIds: string[], leaseMs: number): Promise<string[]> {
+    return this.heartbeats.beat({ nodeId, running: runningJobIds, leaseMs });
   }
 
   async renewLeases(nodeId: string, jobIds: string[], leaseMs: number): Promise<void> {
@@ -450,50 +457,9 @@ export class PostgresEngine implements StoreEngine {
 
   // ------------------------------------------------------------------ results
 
-  async completeJob(jobIdValue: string, nodeId: string, r: CompletionReport): Promise<CompleteOutcome> {
-    const now = this.now();
-    let closed: string | undefined;
-    const result = await inTransaction(this.pool, async (c) => {
-      const outcome: CompleteOutcome = { accepted: false, cancelOn: [] };
-      const job = (await c.query<JobRow>('SELECT * FROM jobs WHERE id = $1 FOR UPDATE', [jobIdValue])).rows[0];
-      const refused = refuseReport(job, nodeId, r);
-      if (refused || !job) {
-        if (refused) outcome.refused = refused;
-        return outcome;
-      }
-      const final = job.state === 'done' || job.state === 'skipped' || job.state === 'cancelled';
-      const isCopy = job.copy_node_id === nodeId;
-      if (final) {
-        await c.query('INSERT INTO results (job_id, node_id, skipped, accepted, copy, at) VALUES ($1, $2, $3, 0, $4, $5)', [job.id, nodeId, r.skipped ? 1 : 0, isCopy ? 1 : 0, now]);
-        return outcome;
-      }
-      if (job.state === 'leased') outcome.cancelOn = [job.node_id, job.copy_node_id].filter((n): n is string => !!n && n !== nodeId);
-      const other = outcome.cancelOn[0] ?? job.prev_node_id;
-      const own = ownKeys(job);
-      // A skipped job's image may never have been announced: its renderer died between upload and report.
-      const event = !r.skipped || !(job.announced === 1 || (await announcedBefore(c, job))) ? imageEvent(job, nodeId, { ...r, imageKey: own.imageKey }, now) : undefined;
-      // The completion's writes in one round trip (they touch different rows; the counters' triggers run in it):
-      // its audit row, the job, its node's count, and its image's announcement.
-      await c.query(
-        `WITH audit AS (INSERT INTO results (job_id, node_id, skipped, accepted, copy, at) VALUES ($9, $2, $11, 1, $12, $7)),
-              counted AS (UPDATE nodes SET jobs_done = jobs_done + 1 WHERE id = $2),
-              announced AS (INSERT INTO outbox (subject, msg_id, payload, created_at) SELECT $13, $14, $15, $7 WHERE $10)
-         UPDATE jobs SET state = $1, node_id = $2, prev_node_id = $3, image_key = $4, thumb_key = $5, render_ms = $6, finished_at = $7, lease_expires_at = NULL,
-           copy_node_id = NULL, copy_lease_expires_at = NULL, error = NULL, result_model = $8, announced = CASE WHEN $10 THEN 1 ELSE announced END WHERE id = $9`,
-        [
-          r.skipped ? 'skipped' : 'done', nodeId, other, own.imageKey, own.thumbKey, r.renderMs, now, r.model ?? null, job.id,
-          event !== undefined, r.skipped ? 1 : 0, isCopy ? 1 : 0, event?.subject ?? '', event?.msgId ?? '', JSON.stringify(event?.payload ?? null),
-        ],
-      );
-      // Its webhook deliveries, if any webhook could ask for it (none for images: no query).
-      if (event) await writeDeliveries(c, event.subject, event.msgId, event.payload, now);
-      await settleSweep(c, job.sweep_id, now);
-      closed = job.sweep_id;
-      outcome.accepted = true;
-      return outcome;
-    });
-    if (closed) await settleAfterCommit(this.pool, closed, now);
-    return result;
+  /** Batched with the other reports of its turn (postgres-completions.ts). */
+  completeJob(jobIdValue: string, nodeId: string, r: CompletionReport): Promise<CompleteOutcome> {
+    return this.completions.complete({ jobId: jobIdValue, nodeId, report: r });
   }
 
   async failJob(jobIdValue: string, node: FailingNode, failure: Failure): Promise<{ job: JobRow; blocklisted: boolean } | undefined> {

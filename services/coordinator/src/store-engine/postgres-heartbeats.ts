@@ -1,0 +1,71 @@
+/**
+ * Node heartbeats on PostgreSQL, a turn's worth in one statement
+ * (turn-batches.ts). At 1,000 nodes a heartbeat a second each was a
+ * statement, and a run of every statement trigger on jobs, a second a node.
+ *
+ * Nodes are touched in one statement and leases renewed in another, each
+ * locking its rows in id order, as the completions' batch takes them
+ * (postgres-completions.ts): batches on one replica, or on two, take turns
+ * instead of deadlocking. The renewal changes no state or holder, so the
+ * rows read back are as a heartbeat one at a time would have read them.
+ */
+import type pg from 'pg';
+import { LAST_SEEN_PRECISION_MS, notTheNodesJobs } from '../store/nodes.js';
+import type { JobRow } from '../store/rows.js';
+import { TurnBatches } from './turn-batches.js';
+
+export interface Heartbeat {
+  nodeId: string;
+  running: string[];
+  leaseMs: number;
+}
+
+/** $1 now, $2 node ids, $3 the last_seen older than which a node is touched (10 s precision): in id order. */
+const SEEN_SQL = `
+WITH due AS (SELECT id FROM nodes WHERE id = ANY($2::text[]) AND last_seen <= $3 ORDER BY id FOR UPDATE)
+UPDATE nodes SET last_seen = $1 FROM due WHERE nodes.id = due.id`;
+
+/**
+ * $1 lease expiry, $2/$3 (job, node) pairs the nodes say they run. The jobs
+ * are locked in id order by \`locked\` before the update touches them (a row
+ * it updates is one \`locked\` returned).
+ */
+const RENEW_SQL = `
+WITH held AS (SELECT p.job, array_agg(p.node) AS nodes FROM unnest($2::text[], $3::text[]) AS p (job, node) GROUP BY p.job),
+     locked AS (SELECT j.id FROM jobs j WHERE j.id = ANY($2::text[]) AND j.state = 'leased' ORDER BY j.id FOR UPDATE),
+     renewed AS (
+       UPDATE jobs SET lease_expires_at = CASE WHEN jobs.node_id = ANY(held.nodes) THEN $1 ELSE jobs.lease_expires_at END,
+                       copy_lease_expires_at = CASE WHEN jobs.copy_node_id = ANY(held.nodes) THEN $1 ELSE jobs.copy_lease_expires_at END
+         FROM held JOIN locked ON locked.id = held.job
+        WHERE jobs.id = held.job AND jobs.state = 'leased' AND (jobs.node_id = ANY(held.nodes) OR jobs.copy_node_id = ANY(held.nodes)))
+SELECT j.id, j.state, j.node_id, j.copy_node_id FROM jobs j WHERE j.id = ANY($2::text[])`;
+
+export class PgHeartbeats {
+  private readonly batches = new TurnBatches<Heartbeat, string[]>((items) => this.beatAll(items));
+
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly now: () => number,
+  ) {}
+
+  /** What of `running` is no longer the node's own (store/nodes.ts's rule), once its leases are renewed and it is seen. */
+  beat(h: Heartbeat): Promise<string[]> {
+    return this.batches.add(h);
+  }
+
+  private async beatAll(items: readonly Heartbeat[]): Promise<string[][]> {
+    const now = this.now();
+    // Two statements, each its own transaction: a node's row is never held while jobs are waited for.
+    await this.pool.query(SEEN_SQL, [now, [...new Set(items.map((h) => h.nodeId))], now - LAST_SEEN_PRECISION_MS]);
+    const out: string[][] = [];
+    // One statement per lease length: one in practice (the hub's).
+    const byLease = new Map<number, number[]>();
+    items.forEach((h, i) => byLease.set(h.leaseMs, [...(byLease.get(h.leaseMs) ?? []), i]));
+    for (const [leaseMs, at] of byLease) {
+      const pairs = at.flatMap((i) => items[i]!.running.map((job) => [job, items[i]!.nodeId] as const));
+      const { rows } = await this.pool.query<Pick<JobRow, 'id' | 'state' | 'node_id' | 'copy_node_id'>>(RENEW_SQL, [now + leaseMs, pairs.map(([job]) => job), pairs.map(([, node]) => node)]);
+      for (const i of at) out[i] = notTheNodesJobs(items[i]!.running, rows, items[i]!.nodeId);
+    }
+    return out;
+  }
+}
