@@ -113,7 +113,7 @@ export function setup(opts: Partial<HubOptions> = {}, placementOf?: (p: Placemen
 }
 
 /** A node's report that `job` is done, with the job's own keys unless told otherwise. */
-export const done = (job: JobRow, keys: Partial<{ imageKey: string; thumbKey: string }> = {}) =>
+export const done = (job: JobRow, keys: Partial<{ imageKey: string; thumbKey: string; model: string; renderMs: number }> = {}) =>
   ({ case: 'completed', value: { jobId: job.id, renderKey: job.render_key, ...ownKeys(job), renderMs: 5, ...keys } }) as const;
 
 export const cancels = (stream: FakeStream) => stream.sent.flatMap((s) => (s.msg.msg.case === 'cancel' ? [s.msg.msg.value] : []));

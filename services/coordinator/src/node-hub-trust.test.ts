@@ -103,6 +103,20 @@ test('a late report from the node whose lease moved on is still accepted (first 
   hub.stop();
 });
 
+test('a report\'s model name and render time are bounded as stored: no control characters, 128 characters, a day', async () => {
+  const { store, hub, connect, storage } = setup();
+  const node = connect('n1');
+  await hub.settled();
+  const [a] = store.leasedTo('n1');
+  storage.upload(a!);
+  node.say(done(a!, { model: `sd\u0000-15\n${'x'.repeat(500)}`, renderMs: 4_000_000_000 }));
+  await until(() => store.getJob(a!.id)?.state === 'done');
+  const row = store.getJob(a!.id)!;
+  assert.equal(row.result_model, `sd-15${'x'.repeat(123)}`);
+  assert.equal(row.render_ms, 24 * 3_600_000);
+  hub.stop();
+});
+
 test(`slots are capped at ${MAX_SLOTS}: a node claiming 4,294,967,295 cannot lease the whole queue`, async () => {
   const { store, hub, connect } = setup();
   const spec = parseSpec({ prompts: ['many'], seeds: { count: 300 } });

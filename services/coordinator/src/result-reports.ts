@@ -13,6 +13,7 @@ import { withRetry, type Logger, type Storage } from '@nightshift/common';
 import type { JobRow } from './store.js';
 import type { CostEngine, StoreEngine } from './store-engine/engine.js';
 import { ownKeys, refuseReport, type Refusal } from './store/completion.js';
+import { MAX_GPU_MS, cleanLabel } from './store/costs.js';
 
 export interface ResultReportsDeps {
   engine: Pick<StoreEngine, 'getJob' | 'completeJob'> & { costs: Pick<CostEngine, 'record'> };
@@ -76,7 +77,9 @@ export class ResultReports {
    * completion recorded twice counts once).
    */
   async finish(nodeId: string, v: JobCompleted): Promise<boolean> {
-    const outcome = await this.deps.engine.completeJob(v.jobId, nodeId, { imageKey: v.imageKey, thumbKey: v.thumbKey, renderMs: v.renderMs, skipped: v.skipped, model: v.model || undefined });
+    const outcome = await this.deps.engine.completeJob(v.jobId, nodeId, {
+      imageKey: v.imageKey, thumbKey: v.thumbKey, renderMs: Math.min(v.renderMs, MAX_GPU_MS), skipped: v.skipped, model: cleanLabel(v.model) || undefined,
+    });
     this.forget(nodeId, v.jobId);
     if (outcome.refused) this.refuse(nodeId, v.jobId, outcome.refused);
     // What the render cost (store/costs.ts); an audited report counts too: its node drew the power. Recorded once per job and node, so a retry is safe.

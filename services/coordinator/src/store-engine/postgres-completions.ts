@@ -5,7 +5,9 @@
  * and a run of each statement trigger on jobs; a batch pays those once.
  *
  * In one transaction, the batch's node rows and then its job rows are locked
- * in id order (the order every other multi-row lock takes), then each report is judged in arrival
+ * in id order (the order marking a node down, requeues, lease renewals and
+ * heartbeats take them too: postgres-helpers.ts's releaseNodeIn,
+ * postgres.ts, postgres-heartbeats.ts), then each report is judged in arrival
  * order against the rows as the reports before it left them, exactly as if
  * they had come one by one: a straggler copy's report after its original's
  * is audited, not accepted. The writes (audit rows, jobs, nodes' counts,
@@ -23,7 +25,7 @@ import { imageEvent, type OutboxEvent } from '../store/events.js';
 import type { CompleteOutcome, JobRow } from '../store/rows.js';
 import type { CompletionReport } from './engine.js';
 import { announcedBefore, openJobsOf, settleAfterCommit, settleSweep, type Q } from './postgres-helpers.js';
-import { inTransaction, isTransientPgError } from './postgres-pool.js';
+import { inTransaction, notTheDatabases } from './postgres-pool.js';
 import { writeDeliveries } from './postgres-webhooks.js';
 import { TurnBatches } from './turn-batches.js';
 
@@ -80,7 +82,7 @@ class BatchWrites {
 }
 
 export class PgCompletions {
-  private readonly batches = new TurnBatches<Completion, CompleteOutcome>((items) => this.recordOrSplit(items));
+  private readonly batches = new TurnBatches<Completion, CompleteOutcome>((items) => this.record(items), { alone: notTheDatabases });
 
   constructor(
     private readonly pool: pg.Pool,
@@ -89,15 +91,6 @@ export class PgCompletions {
 
   complete(c: Completion): Promise<CompleteOutcome> {
     return this.batches.add(c);
-  }
-
-  private async recordOrSplit(items: readonly Completion[]): Promise<(CompleteOutcome | Error)[]> {
-    try {
-      return await this.record(items);
-    } catch (err) {
-      if (items.length === 1 || isTransientPgError(err)) throw err;
-      return Promise.all(items.map((item) => this.record([item]).then((o) => o[0]!, (e: unknown) => (e instanceof Error ? e : new Error(String(e))))));
-    }
   }
 
   /** Records the batch; each report's outcome, in order. */

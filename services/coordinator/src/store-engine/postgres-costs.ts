@@ -6,6 +6,7 @@
 import type pg from 'pg';
 import type { JobCompleted } from '@nightshift/proto';
 import { costOfReport } from '../store/costs.js';
+import { notTheDatabases } from './postgres-pool.js';
 import { TurnBatches } from './turn-batches.js';
 import type { CostEngine, CostSumRow, JobCostRow, NodeCostSumRow, Recorded } from './engine.js';
 
@@ -16,7 +17,7 @@ interface CostReport {
 }
 
 export class PgCosts implements CostEngine {
-  private readonly batches = new TurnBatches<CostReport, Recorded>((items) => this.recordAll(items));
+  private readonly batches = new TurnBatches<CostReport, Recorded>((items) => this.recordAll(items), { alone: notTheDatabases });
 
   constructor(
     private readonly pool: pg.Pool,

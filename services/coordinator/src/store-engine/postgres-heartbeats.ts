@@ -12,6 +12,7 @@
 import type pg from 'pg';
 import { LAST_SEEN_PRECISION_MS, notTheNodesJobs } from '../store/nodes.js';
 import type { JobRow } from '../store/rows.js';
+import { inTransaction, notTheDatabases } from './postgres-pool.js';
 import { TurnBatches } from './turn-batches.js';
 
 export interface Heartbeat {
@@ -41,7 +42,7 @@ WITH held AS (SELECT p.job, array_agg(p.node) AS nodes FROM unnest($2::text[], $
 SELECT j.id, j.state, j.node_id, j.copy_node_id FROM jobs j WHERE j.id = ANY($2::text[])`;
 
 export class PgHeartbeats {
-  private readonly batches = new TurnBatches<Heartbeat, string[]>((items) => this.beatAll(items));
+  private readonly batches = new TurnBatches<Heartbeat, string[]>((items) => this.beatAll(items), { alone: notTheDatabases });
 
   constructor(
     private readonly pool: pg.Pool,
@@ -63,7 +64,10 @@ export class PgHeartbeats {
     items.forEach((h, i) => byLease.set(h.leaseMs, [...(byLease.get(h.leaseMs) ?? []), i]));
     for (const [leaseMs, at] of byLease) {
       const pairs = at.flatMap((i) => items[i]!.running.map((job) => [job, items[i]!.nodeId] as const));
-      const { rows } = await this.pool.query<Pick<JobRow, 'id' | 'state' | 'node_id' | 'copy_node_id'>>(RENEW_SQL, [now + leaseMs, pairs.map(([job]) => job), pairs.map(([, node]) => node)]);
+      // In a transaction of its own only to be run again should it ever be chosen to end a deadlock.
+      const { rows } = await inTransaction(this.pool, (c) =>
+        c.query<Pick<JobRow, 'id' | 'state' | 'node_id' | 'copy_node_id'>>(RENEW_SQL, [now + leaseMs, pairs.map(([job]) => job), pairs.map(([, node]) => node)]),
+      );
       for (const i of at) out[i] = notTheNodesJobs(items[i]!.running, rows, items[i]!.nodeId);
     }
     return out;

@@ -41,8 +41,11 @@ export async function enqueue(c: Q, e: OutboxEvent, now: number): Promise<void> 
 /**
  * Everything a node holds goes back (store/jobs.ts's releaseNode): its copies
  * end, its leases go to their copies or the queue. Its leases as they were, by id.
+ * `c` must be in a transaction (the lock taken first holds to its end).
  */
 export async function releaseNodeIn(c: Q, nodeId: string, reason: string): Promise<JobRow[]> {
+  // Its leases and copies locked first, together, in id order (the order a batch of completions takes them).
+  await c.query(`SELECT 1 FROM jobs WHERE state = 'leased' AND (node_id = $1 OR copy_node_id = $1) ORDER BY id FOR UPDATE`, [nodeId]);
   await c.query(`UPDATE jobs SET prev_node_id = copy_node_id, copy_node_id = NULL, copy_lease_expires_at = NULL WHERE copy_node_id = $1 AND state = 'leased'`, [nodeId]);
   const { rows } = await c.query<JobRow>(
     `WITH released AS (SELECT * FROM jobs WHERE state = 'leased' AND node_id = $1 ORDER BY id FOR UPDATE)

@@ -115,6 +115,9 @@ export function isTransientPgError(err: unknown): boolean {
   return err instanceof Error && /Connection terminated|terminating connection|Query read timeout|timeout exceeded when trying to connect/i.test(err.message);
 }
 
+/** An error of the call's own (a value refused, say), not of the database: a batch that met it is run again a call at a time (turn-batches.ts). */
+export const notTheDatabases = (err: unknown): boolean => !isTransientPgError(err);
+
 /** Pool → transactions retried so far, by SQLSTATE (a deadlock retried is a lock-order bug to find, not a cost to hide). */
 const retried = new WeakMap<pg.Pool, Map<string, number>>();
 

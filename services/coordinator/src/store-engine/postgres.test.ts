@@ -494,7 +494,7 @@ test('the counters move into shards on a database with work in it: counts, runni
   }
 });
 
-test('a report that cannot be stored fails alone: the other reports of its turn (one batch) are recorded', { skip, timeout: 60_000 }, async () => {
+test('a report that cannot be stored fails alone: the other reports, reads, heartbeats and cost records of its turn (one batch) are recorded', { skip, timeout: 60_000 }, async () => {
   await withEngineAndAdmin('batch_split', async (engine) => {
     await engine.createSweep({ name: 'split', spec: {}, priority: 0, backend: 'procedural', model: 'm1' }, [JOB('split', 0), JOB('split', 1), JOB('split', 2)], 'sw-split');
     const [a, b, c] = [(await engine.leaseNext('n1', CAPS, 30_000))!, (await engine.leaseNext('n2', CAPS, 30_000))!, (await engine.leaseNext('n3', CAPS, 30_000))!];
@@ -508,10 +508,20 @@ test('a report that cannot be stored fails alone: the other reports of its turn 
     assert.match(String((bad as PromiseRejectedResult).reason), /0x00/);
     assert.deepEqual([(await engine.getJob(a.id))!.state, (await engine.getJob(b.id))!.state, (await engine.getJob(c.id))!.state], ['done', 'leased', 'done']);
     assert.deepEqual(await engine.counts('sw-split'), { queued: 0, running: 1, done: 2, failed: 0, skipped: 0, cancelled: 0 });
+
+    // The same for the other batches: a job id with a NUL byte fails its own read, heartbeat or cost record only.
+    const evil = 'sw-split-\u0000';
+    const reads = await Promise.allSettled([engine.getJob(b.id), engine.getJob(evil), engine.getJob(a.id)]);
+    assert.deepEqual(reads.map((r) => (r.status === 'fulfilled' ? r.value?.id : 'rejected')), [b.id, 'rejected', a.id]);
+    const beats = await Promise.allSettled([engine.heartbeat('n2', [b.id], 30_000), engine.heartbeat('n9', [evil], 30_000)]);
+    assert.deepEqual(beats.map((r) => (r.status === 'fulfilled' ? r.value : 'rejected')), [[], 'rejected']);
+    const cost = { renderMs: 1_000, skipped: false };
+    const costs = await Promise.allSettled([engine.costs.record(a.id, 'n1', cost), engine.costs.record(evil, 'n9', cost), engine.costs.record(c.id, 'n3', cost)]);
+    assert.deepEqual(costs.map((r) => (r.status === 'fulfilled' ? r.value.recorded : 'rejected')), [true, 'rejected', true]);
   });
 });
 
-test('heartbeats and completions batched on two replicas take their locks in one order: no deadlock, nothing retried, 20 rounds', { skip, timeout: 120_000 }, async () => {
+test('batched completions racing heartbeats, lease renewals, requeues and a node marked down on another replica take their locks in one order: no deadlock, nothing retried, 20 rounds', { skip, timeout: 120_000 }, async () => {
   const url = await server!.createDatabase('batch_lock_order');
   const clock = { t: 1_700_000_000_000 };
   const a = await PostgresEngine.open({ url, now: () => clock.t });
@@ -521,7 +531,10 @@ test('heartbeats and completions batched on two replicas take their locks in one
     for (const n of nodes) await a.nodes.upsertNode(n, n, CAPS);
     let completed = 0;
     for (let round = 0; round < 20; round++) {
-      await a.createSweep({ name: 'r', spec: {}, priority: 0, backend: 'procedural', model: 'm1' }, Array.from({ length: 32 }, (_, i) => JOB(`r${round}`, i)), `sw-r${round}`);
+      // Stored last index first, so the table's physical order is the reverse of the ids': a statement that locks rows
+      // as it scans them (not in id order) meets them in the opposite order from a batch of completions.
+      const jobs32 = Array.from({ length: 32 }, (_, i) => JOB(`r${round}`, 31 - i));
+      await a.createSweep({ name: 'r', spec: {}, priority: 0, backend: 'procedural', model: 'm1' }, jobs32, `sw-r${round}`);
       const held = new Map<string, string[]>(nodes.map((n) => [n, []]));
       const jobs: NonNullable<Awaited<ReturnType<PostgresEngine['leaseNext']>>>[] = [];
       for (let i = 0; i < 32; i++) {
@@ -530,19 +543,23 @@ test('heartbeats and completions batched on two replicas take their locks in one
         held.get(n)!.push(job.id);
         jobs.push(job);
       }
-      // Each node touched again (last seen 10 s ago), its jobs named in reverse order, while the other replica completes them in another order.
+      // n7 runs copies of n0's jobs too; it is marked down while the others' reports come in.
+      for (const id of held.get('n0')!) assert.ok(await a.leaseCopy(id, 'n7', 30_000));
       clock.t += 10_000;
-      const outcomes = await Promise.all([
-        ...nodes.map((n) => a.heartbeat(n, [...held.get(n)!].reverse(), 30_000)),
-        ...jobs.map((j, i) => jobs[(i * 13) % jobs.length]!).map((j) => b.completeJob(j.id, j.node_id!, report(j))),
+      const reported = jobs.filter((j) => j.node_id !== 'n7');
+      const [outcomes] = await Promise.all([
+        Promise.all(reported.map((j) => b.completeJob(j.id, j.node_id!, report(j)))),
+        Promise.all(nodes.slice(0, 6).map((n) => a.heartbeat(n, held.get(n)!, 30_000))),
+        a.renewLeases('n6', held.get('n6')!, 30_000),
+        a.markNodeDownIfOurs('n7', 'gone'),
+        a.requeue(held.get('n5')!.slice(2), 'asked'),
       ]);
-      completed += outcomes.slice(nodes.length).filter((o) => typeof o === 'object' && !Array.isArray(o) && o.accepted).length;
-      assert.equal((await a.getSweep(`sw-r${round}`))!.status, 'done');
+      completed += outcomes.filter((o) => o.accepted).length;
     }
-    assert.equal(completed, 20 * 32);
+    // n5's last two jobs each round may be requeued before their reports (then refused as not held) or after (then done).
+    assert.ok(completed >= 20 * 26, `${completed} reports accepted`);
     assert.deepEqual(a.retries(), {}, 'no transaction of replica a was retried');
     assert.deepEqual(b.retries(), {}, 'no transaction of replica b was retried');
-    assert.deepEqual((await a.nodes.listNodes()).map((n) => n.jobs_done), nodes.map(() => 20 * 4));
   } finally {
     await a.close();
     await b.close();

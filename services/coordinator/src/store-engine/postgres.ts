@@ -32,7 +32,7 @@ import { sweepCreatedEvent } from '../store/events.js';
 import { HAND_ON, userColumns, byId, countsOf, dropCopyOf, enqueue, exclusionsOf, imagesSubmittedSince, openJobsOf, releaseNodeIn, settleAfterCommit, settleSweep } from './postgres-helpers.js';
 import { ANALYZE_AFTER_JOBS, analyzeJobs, storeJobs } from './postgres-job-insert.js';
 import { ANY_STRAGGLER_SQL, PICK_AND_LEASE_SQL, STRAGGLER_SQL, pickModelValues } from './postgres-pick.js';
-import { createClient, createPool, inTransaction, isTransientPgError, retriesOf } from './postgres-pool.js';
+import { createClient, createPool, inTransaction, isTransientPgError, notTheDatabases, retriesOf } from './postgres-pool.js';
 import { LOCK_NAMESPACE, migratePostgres } from './postgres-schema.js';
 import { WakeListener } from './postgres-wake.js';
 import { PgCosts } from './postgres-costs.js';
@@ -80,7 +80,7 @@ export class PostgresEngine implements StoreEngine {
   private readonly control: PgControl;
   private readonly completions: PgCompletions;
   private readonly heartbeats: PgHeartbeats;
-  private readonly jobReads = new TurnBatches<string, JobRow | undefined>((ids) => this.readJobs(ids));
+  private readonly jobReads = new TurnBatches<string, JobRow | undefined>((ids) => this.readJobs(ids), { alone: notTheDatabases });
 
   private constructor(
     private readonly pool: pg.Pool,
@@ -227,9 +227,10 @@ export class PostgresEngine implements StoreEngine {
   async renewLeases(nodeId: string, jobIds: string[], leaseMs: number): Promise<void> {
     if (jobIds.length === 0) return;
     await this.pool.query(
-      `UPDATE jobs SET lease_expires_at = CASE WHEN node_id = $3 THEN $1 ELSE lease_expires_at END,
+      `WITH locked AS (SELECT id FROM jobs WHERE id = ANY($2) AND state = 'leased' AND (node_id = $3 OR copy_node_id = $3) ORDER BY id FOR UPDATE)
+       UPDATE jobs SET lease_expires_at = CASE WHEN node_id = $3 THEN $1 ELSE lease_expires_at END,
                        copy_lease_expires_at = CASE WHEN copy_node_id = $3 THEN $1 ELSE copy_lease_expires_at END
-        WHERE id = ANY($2) AND state = 'leased' AND (node_id = $3 OR copy_node_id = $3)`,
+        FROM locked WHERE jobs.id = locked.id AND jobs.state = 'leased' AND (jobs.node_id = $3 OR jobs.copy_node_id = $3)`,
       [this.now() + leaseMs, jobIds, nodeId],
     );
   }
@@ -314,10 +315,12 @@ export class PostgresEngine implements StoreEngine {
 
   async requeue(jobIds: string[], reason: string, opts: { refundAttempt?: boolean } = {}): Promise<void> {
     if (jobIds.length === 0) return;
+    // Locked in id order first (\`locked\`), the order a batch of completions takes them.
     await this.pool.query(
-      `UPDATE jobs SET state = 'queued', prev_node_id = COALESCE(node_id, prev_node_id), node_id = NULL, lease_expires_at = NULL,
+      `WITH locked AS (SELECT id FROM jobs WHERE id = ANY($2) AND state = 'leased' ORDER BY id FOR UPDATE)
+       UPDATE jobs SET state = 'queued', prev_node_id = COALESCE(node_id, prev_node_id), node_id = NULL, lease_expires_at = NULL,
          copy_node_id = NULL, copy_lease_expires_at = NULL, error = $1, attempts = GREATEST(0, attempts - $3)
-        WHERE id = ANY($2) AND state = 'leased'`,
+        FROM locked WHERE jobs.id = locked.id AND jobs.state = 'leased'`,
       [reason, jobIds, opts.refundAttempt ? 1 : 0],
     );
   }

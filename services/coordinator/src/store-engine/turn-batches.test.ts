@@ -10,7 +10,7 @@ function recorder() {
     batches.push([...items]);
     await new Promise<void>((r) => release.push(r));
     return items.map((i) => (i < 0 ? new Error(`bad ${i}`) : `ok ${i}`));
-  }, 3);
+  }, { max: 3 });
   const turn = () => new Promise<void>((r) => setImmediate(r));
   return { batches, release: () => release.shift()!(), batcher, turn };
 }
@@ -37,10 +37,13 @@ test('one batch at a time: calls made while one runs wait and go in the next, to
   assert.deepEqual(batches, [[1]], 'nothing else runs beside the first');
   release();
   await first;
+  // The next batch is scheduled once the first has answered its callers: a turn after it.
+  await turn();
   await turn();
   assert.deepEqual(batches, [[1], [2, 3, 4]], 'the waiting calls, up to max');
   release();
   await Promise.all(later);
+  await turn();
   await turn();
   assert.deepEqual(batches, [[1], [2, 3, 4], [5]]);
   release();
@@ -58,4 +61,24 @@ test('a batch that throws, or answers the wrong number of results, fails each of
   await Promise.all([assert.rejects(batcher.add(1), /database away/), assert.rejects(batcher.add(2), /database away/)]);
   await Promise.all([assert.rejects(batcher.add(1), /a batch of 2 answered 1/), assert.rejects(batcher.add(2), /a batch of 2 answered 1/)]);
   assert.deepEqual(await Promise.all([batcher.add(3), batcher.add(4)]), [30, 40]);
+});
+
+test('a batch that throws an error `alone` accepts runs again an item at a time: only the item that caused it fails', async () => {
+  const runs: number[][] = [];
+  const batcher = new TurnBatches<number, number>(
+    async (items) => {
+      runs.push([...items]);
+      if (items.includes(13)) throw new Error(items.length > 1 ? 'refused: 13 in the batch' : 'refused: 13');
+      return items.map((i) => i * 10);
+    },
+    { alone: (err) => /refused/.test(String(err)) },
+  );
+  const [a, b, c] = await Promise.allSettled([batcher.add(1), batcher.add(13), batcher.add(2)]);
+  assert.deepEqual(runs, [[1, 13, 2], [1], [13], [2]]);
+  assert.deepEqual([a, c], [{ status: 'fulfilled', value: 10 }, { status: 'fulfilled', value: 20 }]);
+  assert.match(String((b as PromiseRejectedResult).reason), /refused: 13$/);
+  // An error it does not accept fails the batch's every caller, with no rerun.
+  const away = new TurnBatches<number, number>(async () => Promise.reject(new Error('database away')), { alone: (err) => /refused/.test(String(err)) });
+  const all = await Promise.allSettled([away.add(1), away.add(2)]);
+  assert.deepEqual(all.map((r) => r.status), ['rejected', 'rejected']);
 });

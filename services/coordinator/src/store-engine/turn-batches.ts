@@ -7,7 +7,7 @@
  * every report that arrived in the turn is in it. One batch runs at a time:
  * calls that come while one runs wait and go in the next, as a group commit
  * does, so batches grow with the load instead of piling up connections (and
- * a replica's own batches never lock rows against each other).
+ * a replica's own batches of one kind never wait on each other's locks).
  *
  * DataLoader (the usual batcher) was not used: it batches per tick, not per
  * turn, and runs its batches concurrently.
@@ -27,11 +27,14 @@ export class TurnBatches<I, O> {
 
   /**
    * `run` answers each item in order: its result, or an Error that item's
-   * caller gets. A throw fails the whole batch. At most `max` items a batch.
+   * caller gets. At most `max` items a batch. A batch that throws an error
+   * `alone` accepts (one of the items' own: a value the database refuses) is
+   * run again an item at a time, so one caller's bad input fails only that
+   * caller; any other throw (the database away) fails every caller.
    */
   constructor(
     private readonly run: BatchRun<I, O>,
-    private readonly max = 256,
+    private readonly opts: { max?: number; alone?: (err: unknown) => boolean } = {},
   ) {}
 
   add(item: I): Promise<O> {
@@ -52,22 +55,35 @@ export class TurnBatches<I, O> {
 
   private async next(): Promise<void> {
     if (this.running) return;
-    const batch = this.waiting.splice(0, this.max);
+    const batch = this.waiting.splice(0, this.opts.max ?? 256);
     if (batch.length === 0) return;
     this.running = true;
     try {
-      const out = await this.run(batch.map((w) => w.item));
-      if (out.length !== batch.length) throw new Error(`a batch of ${batch.length} answered ${out.length}`);
-      batch.forEach((w, i) => {
-        const o = out[i] as O | Error;
-        if (o instanceof Error) w.reject(o);
-        else w.resolve(o);
-      });
-    } catch (err) {
-      for (const w of batch) w.reject(err);
+      await this.settle(batch);
     } finally {
       this.running = false;
       this.schedule();
     }
+  }
+
+  /** Runs `batch` and answers its callers; never throws. */
+  private async settle(batch: Waiting<I, O>[]): Promise<void> {
+    let out: readonly (O | Error)[];
+    try {
+      out = await this.run(batch.map((w) => w.item));
+      if (out.length !== batch.length) throw new Error(`a batch of ${batch.length} answered ${out.length}`);
+    } catch (err) {
+      if (batch.length > 1 && this.opts.alone?.(err)) {
+        for (const w of batch) await this.settle([w]);
+      } else {
+        for (const w of batch) w.reject(err);
+      }
+      return;
+    }
+    batch.forEach((w, i) => {
+      const o = out[i] as O | Error;
+      if (o instanceof Error) w.reject(o);
+      else w.resolve(o);
+    });
   }
 }

@@ -58,6 +58,8 @@ test('reports nodes make up: implausible energy is not measured, GPU time and la
   assert.equal(costOfReport(report(cost(1_000, MAX_WATTS)))!.energyJoules, MAX_WATTS);
   assert.equal(costOfReport(report(cost(4_000_000_000)))!.gpuMs, 24 * 3_600_000);
   assert.equal(costOfReport(report({ ...cost(1), gpuName: 'x'.repeat(10_000) }))!.gpuName.length, 128);
+  assert.deepEqual(costOfReport(report({ ...cost(1), gpuName: 'RTX\u0000 4090\n', driverVersion: '\u001b[31m550' }))!.gpuName, 'RTX 4090', 'no control characters (PostgreSQL refuses NUL)');
+  assert.equal(costOfReport(report({ ...cost(1), driverVersion: '\u001b[31m550\u007f' }))!.driverVersion, '[31m550');
   assert.deepEqual(costOfReport(create(JobCompletedSchema, { renderMs: 1_234 })), { gpuMs: 1_234, energyJoules: null, gpuName: '', driverVersion: '' });
   assert.equal(costOfReport(report(cost(5), true)), undefined, 'a skipped job rendered nothing');
 });

@@ -26,6 +26,16 @@ export const MAX_WATTS = 20_000;
 export const MAX_GPU_MS = 24 * 3_600_000;
 const MAX_LABEL = 128;
 
+/**
+ * A name a node reports (its GPU, driver, the model it ran), as stored: at
+ * most 128 characters, without control characters (PostgreSQL's text refuses
+ * NUL, and none belongs in a name).
+ */
+export function cleanLabel(s: string | undefined): string {
+  // eslint-disable-next-line no-control-regex -- control characters are what it removes
+  return (s ?? '').replace(/[\u0000-\u001f\u007f]/g, '').slice(0, MAX_LABEL);
+}
+
 export interface CostRecord {
   gpuMs: number;
   /** null: not measured. */
@@ -58,8 +68,7 @@ export function costOfReport(v: Pick<JobCompleted, 'skipped' | 'renderMs' | 'cos
   if (v.skipped) return undefined;
   const c = v.cost;
   const gpuMs = Math.max(0, Math.min(c ? c.gpuMs : v.renderMs, MAX_GPU_MS));
-  const label = (s: string | undefined) => (s ?? '').slice(0, MAX_LABEL);
-  const base = { gpuMs, gpuName: label(c?.gpuName), driverVersion: label(c?.driverVersion) };
+  const base = { gpuMs, gpuName: cleanLabel(c?.gpuName), driverVersion: cleanLabel(c?.driverVersion) };
   if (!c?.energyMeasured) return { ...base, energyJoules: null };
   const j = c.energyJoules;
   if (!Number.isFinite(j) || j < 0 || j > (MAX_WATTS * gpuMs) / 1000) {
