@@ -86,11 +86,12 @@ export function sameTurnConformance(withFixture: WithFixture): void {
     assert.deepEqual((await engine.costs.sweepSums('sw-tc')).map((r) => [r.node_id, r.renders, r.gpu_ms]), [['n1', 1, 1_000], ['n3', 1, 2_000]]);
   });
 
-  withFixture('heartbeats in one turn: each node renews its own leases and copies (a job held by both, both), is seen, and hears only what is not its own', async ({ engine }, clock) => {
+  withFixture('held counts and heartbeats in one turn: each node renews its own leases and copies (a job held by both, both), is seen, and hears only what is not its own', async ({ engine }, clock) => {
     for (const n of ['n1', 'n2', 'n3']) await engine.nodes.upsertNode(n, `gpu-${n}`, { backends: ['procedural'] });
     await engine.createSweep(spec('th'), newJobs('th', 3), 'sw-th');
     const [a, b, c] = [(await engine.leaseNext('n1', PROC, LEASE))!, (await engine.leaseNext('n2', PROC, LEASE))!, (await engine.leaseNext('n3', PROC, LEASE))!];
     assert.ok(await engine.leaseCopy(a.id, 'n2', LEASE));
+    assert.deepEqual(await Promise.all(['n1', 'n2', 'n3', 'n2', 'n9'].map((n) => engine.heldCount(n))), [1, 2, 1, 2, 0], 'held counts asked in one turn: each its own, a copy counted');
     clock.t += 10_000;
     const named = await Promise.all([
       engine.heartbeat('n1', [a.id, b.id], LEASE),

@@ -11,10 +11,13 @@ import { FINAL, type JobRow, type SweepRow } from '../store/rows.js';
 import { MAX_FLOORS } from '../store/sweeps.js';
 import type { QueuedRequirement, QueuedWithExclusions, RecentFinish } from './engine.js';
 import { enqueue, settleAfterCommit, settleSweep } from './postgres-helpers.js';
-import { inTransaction } from './postgres-pool.js';
+import { inTransaction, notTheDatabases } from './postgres-pool.js';
+import { TurnBatches } from './turn-batches.js';
 import { WAKE_CHANNEL } from './postgres-schema.js';
 
 export class PgControl {
+  private readonly heldCounts = new TurnBatches<string, number>((ids) => this.countHeld(ids), { alone: notTheDatabases });
+
   constructor(
     private readonly pool: pg.Pool,
     private readonly now: () => number,
@@ -146,13 +149,20 @@ export class PgControl {
     if (closed) await settleAfterCommit(this.pool, closed, now);
   }
 
-  async heldCount(nodeId: string): Promise<number> {
-    const { rows } = await this.pool.query<{ n: number }>(
-      `SELECT (SELECT COUNT(*) FROM jobs WHERE state = 'leased' AND node_id = $1)
-            + (SELECT COUNT(*) FROM jobs WHERE copy_node_id = $1 AND state = 'leased' AND node_id IS DISTINCT FROM $1) AS n`,
-      [nodeId],
+  /** Batched with the other counts of its turn: every fill of a node asks first (node-dispatch.ts). */
+  heldCount(nodeId: string): Promise<number> {
+    return this.heldCounts.add(nodeId);
+  }
+
+  private async countHeld(nodeIds: readonly string[]): Promise<number[]> {
+    const { rows } = await this.pool.query<{ id: string; n: number }>(
+      `SELECT h.id, (SELECT COUNT(*) FROM jobs WHERE state = 'leased' AND node_id = h.id)
+                  + (SELECT COUNT(*) FROM jobs WHERE copy_node_id = h.id AND state = 'leased' AND node_id IS DISTINCT FROM h.id) AS n
+         FROM unnest($1::text[]) AS h (id)`,
+      [[...new Set(nodeIds)]],
     );
-    return rows[0]!.n;
+    const held = new Map(rows.map((r) => [r.id, Number(r.n)]));
+    return nodeIds.map((id) => held.get(id) ?? 0);
   }
 
   /**

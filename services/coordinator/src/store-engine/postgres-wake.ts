@@ -31,6 +31,9 @@ export class WakeListener {
   private retry: NodeJS.Timeout | undefined;
   private retryMs = RETRY_MIN_MS;
   private closed = false;
+  /** Jobs wakes heard (and connections lost) so far; undefined while not listening (postgres-dry-queue.ts). */
+  private jobsHeard: number | undefined;
+  private generation = 0;
 
   /** `newClient`: how its listening connection is made (a test fails its LISTEN). */
   constructor(
@@ -76,7 +79,22 @@ export class WakeListener {
     await this.disconnect();
   }
 
+  /**
+   * A count that moves with every jobs wake this engine hears, undefined
+   * while it is not listening: work a caller saw as missing may have come
+   * since it read the count when the count has moved.
+   */
+  jobsWakes(): number | undefined {
+    return this.jobsHeard;
+  }
+
+  private heardJobs(listening: boolean): void {
+    this.generation++;
+    this.jobsHeard = listening ? this.generation : undefined;
+  }
+
   private emit(wake: Wake): void {
+    if (wake.jobs && this.jobsHeard !== undefined) this.heardJobs(true);
     this.tell(this.listeners, wake);
   }
 
@@ -108,6 +126,7 @@ export class WakeListener {
       });
       const lost = () => {
         if (failed || this.client !== connecting) return;
+        this.heardJobs(false);
         this.client = undefined;
         this.scheduleReconnect();
       };
@@ -121,6 +140,7 @@ export class WakeListener {
       }
       try {
         await client.query(`LISTEN ${WAKE_CHANNEL}; LISTEN ${CHANGES_CHANNEL}`);
+        this.heardJobs(true);
       } catch (err) {
         // Connected but not listening: end the session, or each failed try would leave one open.
         failed = true;
@@ -157,6 +177,7 @@ export class WakeListener {
   }
 
   private async disconnect(): Promise<void> {
+    this.heardJobs(false);
     if (this.retry) clearTimeout(this.retry);
     this.retry = undefined;
     const client = this.client;

@@ -40,6 +40,7 @@ import { PgShares } from './postgres-shares.js';
 import { PgControl } from './postgres-control.js';
 import { PgCompletions } from './postgres-completions.js';
 import { PgHeartbeats } from './postgres-heartbeats.js';
+import { DryQueue } from './postgres-dry-queue.js';
 import { TurnBatches } from './turn-batches.js';
 import { PgNodes } from './postgres-nodes.js';
 import { PgWebhooks } from './postgres-webhooks.js';
@@ -80,6 +81,7 @@ export class PostgresEngine implements StoreEngine {
   private readonly control: PgControl;
   private readonly completions: PgCompletions;
   private readonly heartbeats: PgHeartbeats;
+  private readonly dry: DryQueue;
   private readonly jobReads = new TurnBatches<string, JobRow | undefined>((ids) => this.readJobs(ids), { alone: notTheDatabases });
 
   private constructor(
@@ -97,6 +99,7 @@ export class PostgresEngine implements StoreEngine {
     this.control = new PgControl(pool, this.now);
     this.completions = new PgCompletions(pool, this.now);
     this.heartbeats = new PgHeartbeats(pool, this.now);
+    this.dry = new DryQueue(pool, () => this.wakes.jobsWakes());
     this.nodes = new PgNodes(pool, this.now, applicationName);
     this.webhooks = new PgWebhooks(pool, this.now);
     this.listings = new PgListings(pool);
@@ -187,7 +190,8 @@ export class PostgresEngine implements StoreEngine {
   // ------------------------------------------------------------------ leases
 
   async leaseNext(nodeId: string, caps: NodeCaps, leaseMs: number, models?: PickModels): Promise<JobRow | undefined> {
-    if (caps.backends.length === 0) return undefined;
+    if (caps.backends.length === 0 || this.dry.isDry()) return undefined;
+    const before = this.dry.mark();
     const now = this.now();
     // Named, so each connection plans it once (planning cost more than running it).
     const { rows } = await this.pool.query<JobRow>({
@@ -195,6 +199,7 @@ export class PostgresEngine implements StoreEngine {
       text: PICK_AND_LEASE_SQL,
       values: [nodeId, caps.backends, caps.vramMb, caps.models, now, now + leaseMs, ...pickModelValues(caps.models, models)],
     });
+    if (!rows[0]) await this.dry.foundNothing(before);
     return rows[0];
   }
 
