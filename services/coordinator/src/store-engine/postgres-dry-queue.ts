@@ -19,16 +19,24 @@ import type pg from 'pg';
 
 export const DRY_RECHECK_MS = 1_000;
 
-const ANY_QUEUED_SQL = `
-SELECT 1 FROM sweeps s
- WHERE s.status IN ('queued', 'running', 'paused')
-   AND EXISTS (SELECT 1 FROM sweep_counts c WHERE c.sweep_id = s.id AND c.state = 'queued' AND c.n > 0)
- LIMIT 1`;
+/** Named: prepared once per connection (it has no parameters, which would leave it unnamed, postgres-pool.ts). */
+const ANY_QUEUED = {
+  name: 'nightshift-any-queued',
+  text: `SELECT 1 FROM sweeps s
+          WHERE s.status IN ('queued', 'running', 'paused')
+            AND EXISTS (SELECT 1 FROM sweep_counts c WHERE c.sweep_id = s.id AND c.state = 'queued' AND c.n > 0)
+          LIMIT 1`,
+};
 
 export class DryQueue {
   /** The jobs-wake count the queue was found dry at, and until when that is trusted. */
   private dryAt: number | undefined;
   private dryUntil = -Infinity;
+  /** A check under way (one at a time), and until when a "some job is queued" answer stands. */
+  private checking: Promise<void> | undefined;
+  private queuedUntil = -Infinity;
+  /** Picks skipped so far (tests, and what the memo saves). */
+  skipped = 0;
 
   constructor(
     private readonly pool: pg.Pool,
@@ -36,10 +44,12 @@ export class DryQueue {
     private readonly clock: () => number = () => performance.now(),
   ) {}
 
-  /** Whether a pick would find nothing: the queue was dry and no jobs wake has been heard since. */
+  /** Whether a pick would find nothing: the queue was dry and no jobs wake has been heard since (counted as a skipped pick). */
   isDry(): boolean {
     const heard = this.jobsWakes();
-    return heard !== undefined && heard === this.dryAt && this.clock() < this.dryUntil;
+    const dry = heard !== undefined && heard === this.dryAt && this.clock() < this.dryUntil;
+    if (dry) this.skipped++;
+    return dry;
   }
 
   /** The count to hand foundNothing, read before the pick. */
@@ -47,12 +57,35 @@ export class DryQueue {
     return this.jobsWakes();
   }
 
-  /** A pick found nothing; `before` is mark() from before it. Remembers a dry queue when none is queued and no wake came meanwhile. */
+  /** This engine queued work: its next pick looks, without waiting for its own wake to come back. */
+  forget(): void {
+    this.dryAt = undefined;
+  }
+
+  /**
+   * A pick found nothing; \`before\` is mark() from before it. Remembers a dry
+   * queue when no sweep has a queued job (no wake came since \`before\`, or
+   * isDry would not match it). A queue found to hold jobs that cannot be
+   * picked now (a backoff, a paused sweep) is not asked about again for
+   * DRY_RECHECK_MS, and concurrent empty picks share one check. Never throws:
+   * the memo only saves picks.
+   */
   async foundNothing(before: number | undefined): Promise<void> {
-    if (before === undefined) return;
-    const queued = (await this.pool.query(ANY_QUEUED_SQL)).rows.length > 0;
-    if (queued || this.jobsWakes() !== before) return;
-    this.dryAt = before;
-    this.dryUntil = this.clock() + DRY_RECHECK_MS;
+    if (before === undefined || this.clock() < this.queuedUntil) return;
+    this.checking ??= (async () => {
+      try {
+        const queued = (await this.pool.query(ANY_QUEUED)).rows.length > 0;
+        if (queued) this.queuedUntil = this.clock() + DRY_RECHECK_MS;
+        else {
+          this.dryAt = before;
+          this.dryUntil = this.clock() + DRY_RECHECK_MS;
+        }
+      } catch {
+        // Not remembered: the next empty pick asks again.
+      } finally {
+        this.checking = undefined;
+      }
+    })();
+    await this.checking;
   }
 }

@@ -115,8 +115,17 @@ export function isTransientPgError(err: unknown): boolean {
   return err instanceof Error && /Connection terminated|terminating connection|Query read timeout|timeout exceeded when trying to connect/i.test(err.message);
 }
 
-/** An error of the call's own (a value refused, say), not of the database: a batch that met it is run again a call at a time (turn-batches.ts). */
-export const notTheDatabases = (err: unknown): boolean => !isTransientPgError(err);
+/**
+ * An error of a call's own values, not of the database: a data exception
+ * (SQLSTATE class 22: a NUL byte, a number out of range) or a constraint
+ * violated (23). A batch that met one is run again a call at a time
+ * (turn-batches.ts); any other error (a timeout, a read-only server) would
+ * fail each call alike.
+ */
+export const notTheDatabases = (err: unknown): boolean => {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && /^2[23]/.test(code);
+};
 
 /** Pool → transactions retried so far, by SQLSTATE (a deadlock retried is a lock-order bug to find, not a cost to hide). */
 const retried = new WeakMap<pg.Pool, Map<string, number>>();

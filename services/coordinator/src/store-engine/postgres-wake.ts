@@ -116,7 +116,10 @@ export class WakeListener {
   }
 
   private connection(): Promise<pg.Client> {
-    this.client ??= (async () => {
+    if (this.client) return this.client;
+    // eslint-disable-next-line prefer-const -- read by the closures below, assigned once they exist
+    let connecting: Promise<pg.Client> | undefined;
+    this.client = (async () => {
       const client = this.newClient(this.conn);
       let failed = false;
       client.on('notification', (m) => {
@@ -140,7 +143,8 @@ export class WakeListener {
       }
       try {
         await client.query(`LISTEN ${WAKE_CHANNEL}; LISTEN ${CHANGES_CHANNEL}`);
-        this.heardJobs(true);
+        // Not when closed or replaced while connecting: then nobody will hear this connection's wakes.
+        if (this.client === connecting && !this.closed) this.heardJobs(true);
       } catch (err) {
         // Connected but not listening: end the session, or each failed try would leave one open.
         failed = true;
@@ -149,7 +153,7 @@ export class WakeListener {
       }
       return client;
     })();
-    const connecting = this.client;
+    connecting = this.client;
     connecting.catch(() => {
       if (this.client === connecting) this.client = undefined;
     });

@@ -155,6 +155,7 @@ export class PostgresEngine implements StoreEngine {
       }
       await enqueue(c, sweepCreatedEvent({ id, name: sweep.name, kind }, total, now), now);
     });
+    this.dry.forget();
     // A big sweep changes the jobs table at once: the planner must see it before the next pick (analyzeJobs says why).
     if (total >= ANALYZE_AFTER_JOBS) await analyzeJobs(this.pool);
     return (await this.getSweep(id))!;
@@ -201,6 +202,11 @@ export class PostgresEngine implements StoreEngine {
     });
     if (!rows[0]) await this.dry.foundNothing(before);
     return rows[0];
+  }
+
+  /** Picks skipped because no job was queued anywhere (postgres-dry-queue.ts). */
+  dryPicks(): number {
+    return this.dry.skipped;
   }
 
   /** Every call commits before it resolves: nothing is ever waiting. */
@@ -262,6 +268,7 @@ export class PostgresEngine implements StoreEngine {
         )
       ).rows;
     });
+    if (rows.length) this.dry.forget();
     // Those handed to their copy are still leased: only the requeued are returned.
     return byId(rows.filter((j) => j.copy_node_id === null));
   }
@@ -286,7 +293,7 @@ export class PostgresEngine implements StoreEngine {
   }
 
   markNodeDownIfOurs(nodeId: string, why: string): Promise<JobRow[] | undefined> {
-    return this.nodes.markNodeDownIfOurs(nodeId, why);
+    return this.queueing(this.nodes.markNodeDownIfOurs(nodeId, why));
   }
 
   markNodeOfflineIfOurs(nodeId: string): Promise<boolean> {
@@ -294,7 +301,7 @@ export class PostgresEngine implements StoreEngine {
   }
 
   async releaseNode(nodeId: string, reason: string): Promise<JobRow[]> {
-    return inTransaction(this.pool, (c) => releaseNodeIn(c, nodeId, reason));
+    return this.queueing(inTransaction(this.pool, (c) => releaseNodeIn(c, nodeId, reason)));
   }
 
   async straggler(nodeId: string, caps: NodeCaps, startedBefore: number): Promise<string | undefined> {
@@ -328,10 +335,11 @@ export class PostgresEngine implements StoreEngine {
         FROM locked WHERE jobs.id = locked.id AND jobs.state = 'leased'`,
       [reason, jobIds, opts.refundAttempt ? 1 : 0],
     );
+    this.dry.forget();
   }
 
   async returnUnfetched(jobIdValue: string, nodeId: string, error: string): Promise<JobRow | undefined> {
-    return inTransaction(this.pool, async (c) => {
+    return this.queueing(inTransaction(this.pool, async (c) => {
       const job = (await c.query<JobRow>('SELECT * FROM jobs WHERE id = $1 FOR UPDATE', [jobIdValue])).rows[0];
       if (!job || job.state !== 'leased' || (job.node_id !== nodeId && job.copy_node_id !== nodeId)) return undefined;
       await c.query('INSERT INTO job_exclusions (job_id, node_id) VALUES ($1, $2) ON CONFLICT DO NOTHING', [job.id, nodeId]);
@@ -347,7 +355,7 @@ export class PostgresEngine implements StoreEngine {
         );
       }
       return job;
-    });
+    }));
   }
 
   // ------------------------------------------------------------------ sweep control, placement, dispatch counts (postgres-control.ts)
@@ -357,7 +365,15 @@ export class PostgresEngine implements StoreEngine {
   }
 
   setPaused(sweepId: string, paused: boolean): Promise<boolean> {
-    return this.control.setPaused(sweepId, paused);
+    return paused ? this.control.setPaused(sweepId, paused) : this.queueing(this.control.setPaused(sweepId, paused));
+  }
+
+  /**
+   * A write that may queue jobs: this engine's next pick looks again at once
+   * (postgres-dry-queue.ts), not after its own wake comes back.
+   */
+  private queueing<T>(write: Promise<T>): Promise<T> {
+    return write.finally(() => this.dry.forget());
   }
 
   setPriority(sweepId: string, priority: number): Promise<boolean> {
@@ -513,6 +529,8 @@ export class PostgresEngine implements StoreEngine {
       const after = (await c.query<JobRow>('SELECT * FROM jobs WHERE id = $1', [job.id])).rows[0]!;
       return { job: after, blocklisted: d.blocklist };
     });
+    // A failure with attempts left puts the job back in the queue (after its backoff).
+    this.dry.forget();
     if (closed) await settleAfterCommit(this.pool, closed, now);
     return result;
   }

@@ -82,3 +82,19 @@ test('a batch that throws an error `alone` accepts runs again an item at a time:
   const all = await Promise.allSettled([away.add(1), away.add(2)]);
   assert.deepEqual(all.map((r) => r.status), ['rejected', 'rejected']);
 });
+
+test('run one by one after an error of its own, a call that fails for another reason fails the rest with it, unrun', async () => {
+  const runs: number[][] = [];
+  const batcher = new TurnBatches<number, number>(
+    async (items) => {
+      runs.push([...items]);
+      if (items.includes(13)) throw new Error('refused: 13');
+      if (items.length === 1 && items[0] === 2) throw new Error('database away');
+      return items.map((i) => i * 10);
+    },
+    { alone: (err) => /refused/.test(String(err)) },
+  );
+  const settled = await Promise.allSettled([batcher.add(1), batcher.add(13), batcher.add(2), batcher.add(3)]);
+  assert.deepEqual(runs, [[1, 13, 2, 3], [1], [13], [2]], '3 never ran on its own');
+  assert.deepEqual(settled.map((r) => (r.status === 'fulfilled' ? r.value : String(r.reason))), [10, 'Error: refused: 13', 'Error: database away', 'Error: database away']);
+});

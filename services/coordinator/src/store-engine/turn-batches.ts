@@ -73,11 +73,8 @@ export class TurnBatches<I, O> {
       out = await this.run(batch.map((w) => w.item));
       if (out.length !== batch.length) throw new Error(`a batch of ${batch.length} answered ${out.length}`);
     } catch (err) {
-      if (batch.length > 1 && this.opts.alone?.(err)) {
-        for (const w of batch) await this.settle([w]);
-      } else {
-        for (const w of batch) w.reject(err);
-      }
+      if (batch.length > 1 && this.opts.alone?.(err)) await this.oneByOne(batch);
+      else for (const w of batch) w.reject(err);
       return;
     }
     batch.forEach((w, i) => {
@@ -85,5 +82,21 @@ export class TurnBatches<I, O> {
       if (o instanceof Error) w.reject(o);
       else w.resolve(o);
     });
+  }
+
+  /** Each call alone, in order; one that fails for another reason than its own fails the rest with it (no point asking again). */
+  private async oneByOne(batch: Waiting<I, O>[]): Promise<void> {
+    for (const [i, w] of batch.entries()) {
+      try {
+        const [o] = await this.run([w.item]);
+        if (o instanceof Error) w.reject(o);
+        else w.resolve(o as O);
+      } catch (err) {
+        w.reject(err);
+        if (this.opts.alone?.(err)) continue;
+        for (const rest of batch.slice(i + 1)) rest.reject(err);
+        return;
+      }
+    }
   }
 }
