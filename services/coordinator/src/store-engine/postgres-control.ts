@@ -156,8 +156,10 @@ export class PgControl {
 
   private async countHeld(nodeIds: readonly string[]): Promise<number[]> {
     const { rows } = await this.pool.query<{ id: string; n: number }>(
+      // The copies' state test is a FILTER, not a WHERE: a WHERE naming state = 'leased' let the planner walk jobs_holder
+      // (every leased job) for each node when its statistics said few were leased (2.8 ms a node at 100,000 jobs).
       `SELECT h.id, (SELECT COUNT(*) FROM jobs WHERE state = 'leased' AND node_id = h.id)
-                  + (SELECT COUNT(*) FROM jobs WHERE copy_node_id = h.id AND state = 'leased' AND node_id IS DISTINCT FROM h.id) AS n
+                  + (SELECT COUNT(*) FILTER (WHERE state = 'leased' AND node_id IS DISTINCT FROM h.id) FROM jobs WHERE copy_node_id = h.id) AS n
          FROM unnest($1::text[]) AS h (id)`,
       [[...new Set(nodeIds)]],
     );

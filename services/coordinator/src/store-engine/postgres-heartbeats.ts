@@ -28,18 +28,21 @@ UPDATE nodes SET last_seen = $1 FROM due WHERE nodes.id = due.id`;
 
 /**
  * $1 lease expiry, $2/$3 (job, node) pairs the nodes say they run. The jobs
- * are locked in id order by \`locked\` before the update touches them (a row
- * it updates is one \`locked\` returned).
+ * named are locked in id order by \`locked\` before the update touches them
+ * (a row it updates is one \`locked\` returned, as it is once locked). Only
+ * \`locked\` reads the table, by primary key: a condition on \`state\` there
+ * let the planner walk every leased job (jobs_holder) when its statistics
+ * said few were leased.
  */
 const RENEW_SQL = `
 WITH held AS (SELECT p.job, array_agg(p.node) AS nodes FROM unnest($2::text[], $3::text[]) AS p (job, node) GROUP BY p.job),
-     locked AS (SELECT j.id FROM jobs j WHERE j.id = ANY($2::text[]) AND j.state = 'leased' ORDER BY j.id FOR UPDATE),
+     locked AS (SELECT j.id, j.state, j.node_id, j.copy_node_id FROM jobs j WHERE j.id = ANY($2::text[]) ORDER BY j.id FOR UPDATE),
      renewed AS (
-       UPDATE jobs SET lease_expires_at = CASE WHEN jobs.node_id = ANY(held.nodes) THEN $1 ELSE jobs.lease_expires_at END,
-                       copy_lease_expires_at = CASE WHEN jobs.copy_node_id = ANY(held.nodes) THEN $1 ELSE jobs.copy_lease_expires_at END
+       UPDATE jobs SET lease_expires_at = CASE WHEN locked.node_id = ANY(held.nodes) THEN $1 ELSE jobs.lease_expires_at END,
+                       copy_lease_expires_at = CASE WHEN locked.copy_node_id = ANY(held.nodes) THEN $1 ELSE jobs.copy_lease_expires_at END
          FROM held JOIN locked ON locked.id = held.job
-        WHERE jobs.id = held.job AND jobs.state = 'leased' AND (jobs.node_id = ANY(held.nodes) OR jobs.copy_node_id = ANY(held.nodes)))
-SELECT j.id, j.state, j.node_id, j.copy_node_id FROM jobs j WHERE j.id = ANY($2::text[])`;
+        WHERE jobs.id = locked.id AND locked.state = 'leased' AND (locked.node_id = ANY(held.nodes) OR locked.copy_node_id = ANY(held.nodes)))
+SELECT l.id, l.state, l.node_id, l.copy_node_id FROM locked l`;
 
 export class PgHeartbeats {
   private readonly batches = new TurnBatches<Heartbeat, string[]>((items) => this.beatAll(items), { alone: notTheDatabases });

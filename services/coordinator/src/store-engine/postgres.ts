@@ -329,10 +329,10 @@ export class PostgresEngine implements StoreEngine {
     if (jobIds.length === 0) return;
     // Locked in id order first (\`locked\`), the order a batch of completions takes them.
     await this.pool.query(
-      `WITH locked AS (SELECT id FROM jobs WHERE id = ANY($2) AND state = 'leased' ORDER BY id FOR UPDATE)
+      `WITH locked AS (SELECT id, state FROM jobs WHERE id = ANY($2) ORDER BY id FOR UPDATE)
        UPDATE jobs SET state = 'queued', prev_node_id = COALESCE(node_id, prev_node_id), node_id = NULL, lease_expires_at = NULL,
          copy_node_id = NULL, copy_lease_expires_at = NULL, error = $1, attempts = GREATEST(0, attempts - $3)
-        FROM locked WHERE jobs.id = locked.id AND jobs.state = 'leased'`,
+        FROM locked WHERE jobs.id = locked.id AND locked.state = 'leased'`,
       [reason, jobIds, opts.refundAttempt ? 1 : 0],
     );
     this.dry.forget();
