@@ -5,9 +5,9 @@
  * 1,000 nodes, renewed once and finished, with no vacuum or analyze since
  * (as a long 1,000-node night between autovacuum's passes). It times a
  * turn's worth of 50 nodes' held counts and heartbeats (two jobs each)
- * through the engine, and prints the plan of the held counts' statement.
- * With a WHERE on state = 'leased' in the copies' count, the planner walked
- * every leased job's entry in jobs_holder once per node (2.8 ms a node).
+ * through the engine. With a plain state = 'leased' test in the copies'
+ * count, the planner walked every leased job's entry in jobs_holder once per
+ * node (2.8 ms a node; postgres-helpers.ts's LEASED).
  * The last line is JSON.
  *   node --import tsx bench/churned-pg.ts [ROUNDS=50]
  */

@@ -45,6 +45,16 @@ test('a dry queue is remembered only when no sweep has a queued job, at the coun
     dry.forget();
     assert.equal(dry.isDry(), false, 'this engine queued work');
 
+    // This engine queued work while the check ran (its snapshot may lack it): the answer is not remembered.
+    let release: (() => void) | undefined;
+    const slow = { query: (q: pg.QueryConfig) => new Promise((r) => (release = () => r(pool.query(q)))) } as unknown as pg.Pool;
+    const mine = new DryQueue(slow, () => heard, () => t);
+    const checking = mine.foundNothing(mine.mark());
+    mine.forget();
+    release!();
+    await checking;
+    assert.equal(mine.isDry(), false);
+
     // A wake heard while the pick or the check ran: the memo holds the count from before the pick, so it does not match.
     let reads = 0;
     const racing = new DryQueue(counted, () => (reads++ === 0 ? 5 : 6), () => t);

@@ -35,6 +35,8 @@ export class DryQueue {
   /** A check under way (one at a time), and until when a "some job is queued" answer stands. */
   private checking: Promise<void> | undefined;
   private queuedUntil = -Infinity;
+  /** Moves with every forget(): a check that began before one must not remember its answer. */
+  private forgotten = 0;
   /** Picks skipped so far (tests, and what the memo saves). */
   skipped = 0;
 
@@ -60,6 +62,7 @@ export class DryQueue {
   /** This engine queued work: its next pick looks, without waiting for its own wake to come back. */
   forget(): void {
     this.dryAt = undefined;
+    this.forgotten++;
   }
 
   /**
@@ -73,10 +76,12 @@ export class DryQueue {
   async foundNothing(before: number | undefined): Promise<void> {
     if (before === undefined || this.clock() < this.queuedUntil) return;
     this.checking ??= (async () => {
+      const forgotten = this.forgotten;
       try {
         const queued = (await this.pool.query(ANY_QUEUED)).rows.length > 0;
         if (queued) this.queuedUntil = this.clock() + DRY_RECHECK_MS;
-        else {
+        // This engine queued work while the check ran: its snapshot may not have it.
+        else if (forgotten === this.forgotten) {
           this.dryAt = before;
           this.dryUntil = this.clock() + DRY_RECHECK_MS;
         }

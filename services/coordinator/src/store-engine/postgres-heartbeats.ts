@@ -12,6 +12,7 @@
 import type pg from 'pg';
 import { LAST_SEEN_PRECISION_MS, notTheNodesJobs } from '../store/nodes.js';
 import type { JobRow } from '../store/rows.js';
+import { LEASED } from './postgres-helpers.js';
 import { inTransaction, notTheDatabases } from './postgres-pool.js';
 import { TurnBatches } from './turn-batches.js';
 
@@ -27,22 +28,24 @@ WITH due AS (SELECT id FROM nodes WHERE id = ANY($2::text[]) AND last_seen <= $3
 UPDATE nodes SET last_seen = $1 FROM due WHERE nodes.id = due.id`;
 
 /**
- * $1 lease expiry, $2/$3 (job, node) pairs the nodes say they run. The jobs
- * named are locked in id order by \`locked\` before the update touches them
- * (a row it updates is one \`locked\` returned, as it is once locked). Only
- * \`locked\` reads the table, by primary key: a condition on \`state\` there
- * let the planner walk every leased job (jobs_holder) when its statistics
- * said few were leased.
+ * $1 lease expiry, $2/$3 (job, node) pairs the nodes say they run. The leased
+ * jobs named are locked in id order by \`locked\` before the update touches
+ * them (a row it updates is one \`locked\` returned, as it is once locked);
+ * the rows named are read back as the statement's snapshot has them. Only
+ * leased rows are locked (a queued one locked here would be passed over by
+ * a pick), tested as \`LEASED\` (postgres-helpers.ts) so the planner reads
+ * them by primary key and does not walk every leased job (jobs_holder) when
+ * its statistics say few are leased.
  */
 const RENEW_SQL = `
 WITH held AS (SELECT p.job, array_agg(p.node) AS nodes FROM unnest($2::text[], $3::text[]) AS p (job, node) GROUP BY p.job),
-     locked AS (SELECT j.id, j.state, j.node_id, j.copy_node_id FROM jobs j WHERE j.id = ANY($2::text[]) ORDER BY j.id FOR UPDATE),
+     locked AS (SELECT j.id, j.state, j.node_id, j.copy_node_id FROM jobs j WHERE j.id = ANY($2::text[]) AND ${LEASED('j')} ORDER BY j.id FOR UPDATE),
      renewed AS (
        UPDATE jobs SET lease_expires_at = CASE WHEN locked.node_id = ANY(held.nodes) THEN $1 ELSE jobs.lease_expires_at END,
                        copy_lease_expires_at = CASE WHEN locked.copy_node_id = ANY(held.nodes) THEN $1 ELSE jobs.copy_lease_expires_at END
          FROM held JOIN locked ON locked.id = held.job
         WHERE jobs.id = locked.id AND locked.state = 'leased' AND (locked.node_id = ANY(held.nodes) OR locked.copy_node_id = ANY(held.nodes)))
-SELECT l.id, l.state, l.node_id, l.copy_node_id FROM locked l`;
+SELECT j.id, j.state, j.node_id, j.copy_node_id FROM jobs j WHERE j.id = ANY($2::text[])`;
 
 export class PgHeartbeats {
   private readonly batches = new TurnBatches<Heartbeat, string[]>((items) => this.beatAll(items), { alone: notTheDatabases });

@@ -566,3 +566,19 @@ test('batched completions racing heartbeats, lease renewals, requeues and a node
     await b.close();
   }
 });
+
+test('a requeue or a heartbeat passes over a job another transaction is leasing: queued in its snapshot, it is neither waited for nor taken from its new holder', { skip, timeout: 60_000 }, async () => {
+  await withEngineAndAdmin('requeue_snapshot', async (engine, admin) => {
+    await engine.createSweep({ name: 'snap', spec: {}, priority: 0, backend: 'procedural', model: 'm1' }, [JOB('snap', 0)], 'sw-snap');
+    const id = 'sw-snap-000000';
+    await admin.query('BEGIN');
+    await admin.query(`UPDATE jobs SET state = 'leased', node_id = 'n2', lease_expires_at = 1 WHERE id = $1`, [id]);
+    // Either would wait for the admin's commit if it locked the row (then this fails by its deadline; correct code never waits).
+    const waited = (p: Promise<unknown>) => Promise.race([p.then(() => 'went on'), delay(10_000).then(() => 'waited for the lease')]);
+    assert.equal(await waited(engine.requeue([id], 'asked')), 'went on');
+    assert.equal(await waited(engine.heartbeat('n1', [id], 30_000)), 'went on');
+    await admin.query('COMMIT');
+    const job = (await engine.getJob(id))!;
+    assert.deepEqual([job.state, job.node_id], ['leased', 'n2'], 'not taken back from the node it went to');
+  });
+});

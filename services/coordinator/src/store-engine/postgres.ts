@@ -29,7 +29,7 @@ import { newSweepId, type CompleteOutcome, type JobRow, type NewJob, type SweepC
 import { QuotaRaced } from '../store/limits.js';
 import type { Change, ClaimedEvent, CompletionReport, Leadership, NewSweep, NewUser, PickModels, QueuedRequirement, QueuedWithExclusions, RecentFinish, StoreEngine, UserRow, Wake } from './engine.js';
 import { sweepCreatedEvent } from '../store/events.js';
-import { HAND_ON, userColumns, byId, countsOf, dropCopyOf, enqueue, exclusionsOf, imagesSubmittedSince, openJobsOf, releaseNodeIn, settleAfterCommit, settleSweep } from './postgres-helpers.js';
+import { HAND_ON, LEASED, userColumns, byId, countsOf, dropCopyOf, enqueue, exclusionsOf, imagesSubmittedSince, openJobsOf, releaseNodeIn, settleAfterCommit, settleSweep } from './postgres-helpers.js';
 import { ANALYZE_AFTER_JOBS, analyzeJobs, storeJobs } from './postgres-job-insert.js';
 import { ANY_STRAGGLER_SQL, PICK_AND_LEASE_SQL, STRAGGLER_SQL, pickModelValues } from './postgres-pick.js';
 import { createClient, createPool, inTransaction, isTransientPgError, notTheDatabases, retriesOf } from './postgres-pool.js';
@@ -238,10 +238,10 @@ export class PostgresEngine implements StoreEngine {
   async renewLeases(nodeId: string, jobIds: string[], leaseMs: number): Promise<void> {
     if (jobIds.length === 0) return;
     await this.pool.query(
-      `WITH locked AS (SELECT id FROM jobs WHERE id = ANY($2) AND state = 'leased' AND (node_id = $3 OR copy_node_id = $3) ORDER BY id FOR UPDATE)
+      `WITH locked AS (SELECT j.id FROM jobs j WHERE j.id = ANY($2) AND ${LEASED('j')} AND (j.node_id = $3 OR j.copy_node_id = $3) ORDER BY j.id FOR UPDATE)
        UPDATE jobs SET lease_expires_at = CASE WHEN node_id = $3 THEN $1 ELSE lease_expires_at END,
                        copy_lease_expires_at = CASE WHEN copy_node_id = $3 THEN $1 ELSE copy_lease_expires_at END
-        FROM locked WHERE jobs.id = locked.id AND jobs.state = 'leased' AND (jobs.node_id = $3 OR jobs.copy_node_id = $3)`,
+        FROM locked WHERE jobs.id = locked.id`,
       [this.now() + leaseMs, jobIds, nodeId],
     );
   }
@@ -329,10 +329,10 @@ export class PostgresEngine implements StoreEngine {
     if (jobIds.length === 0) return;
     // Locked in id order first (\`locked\`), the order a batch of completions takes them.
     await this.pool.query(
-      `WITH locked AS (SELECT id, state FROM jobs WHERE id = ANY($2) ORDER BY id FOR UPDATE)
+      `WITH locked AS (SELECT j.id FROM jobs j WHERE j.id = ANY($2) AND ${LEASED('j')} ORDER BY j.id FOR UPDATE)
        UPDATE jobs SET state = 'queued', prev_node_id = COALESCE(node_id, prev_node_id), node_id = NULL, lease_expires_at = NULL,
          copy_node_id = NULL, copy_lease_expires_at = NULL, error = $1, attempts = GREATEST(0, attempts - $3)
-        FROM locked WHERE jobs.id = locked.id AND locked.state = 'leased'`,
+        FROM locked WHERE jobs.id = locked.id`,
       [reason, jobIds, opts.refundAttempt ? 1 : 0],
     );
     this.dry.forget();
