@@ -9,8 +9,10 @@
  * does, so batches grow with the load instead of piling up connections (and
  * a replica's own batches of one kind never wait on each other's locks).
  *
- * DataLoader (the usual batcher) was not used: it batches per tick, not per
- * turn, and runs its batches concurrently.
+ * DataLoader (the usual batcher) was not used: it runs its batches
+ * concurrently (its schedule can be made a turn, its concurrency not), and
+ * it has no way to run a batch that failed on one caller's value again call
+ * by call.
  */
 export type BatchRun<I, O> = (items: readonly I[]) => Promise<readonly (O | Error)[]>;
 
