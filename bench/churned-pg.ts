@@ -6,8 +6,9 @@
  * (as a long 1,000-node night between autovacuum's passes). It times a
  * turn's worth of 50 nodes' held counts and heartbeats (two jobs each)
  * through the engine. With a plain state = 'leased' test in the copies'
- * count, the planner walked every leased job's entry in jobs_holder once per
- * node (2.8 ms a node; postgres-helpers.ts's LEASED).
+ * count (now a FILTER) and in the heartbeats' lock (now LEASED,
+ * postgres-helpers.ts), the planner walked every leased job's entry in
+ * jobs_holder (2.8 ms a node for the held counts).
  * The last line is JSON.
  *   node --import tsx bench/churned-pg.ts [ROUNDS=50]
  */

@@ -86,7 +86,7 @@ export class ResultReports {
     else await this.recordCost(nodeId, v).catch((err: unknown) => this.deps.log.warn({ node: nodeId, job: v.jobId, err: String(err) }, 'render cost not recorded'));
     for (const other of outcome.cancelOn) this.deps.cancel(other, v.jobId, 'another node finished this job first');
     if (!outcome.accepted) return false;
-    this.deps.completed?.(v.renderMs, v.skipped);
+    this.deps.completed?.(Math.min(v.renderMs, MAX_GPU_MS), v.skipped);
     return true;
   }
 

@@ -42,7 +42,9 @@ export class PgCosts implements CostEngine {
        SELECT j.id, r.node_id, j.sweep_id, r.gpu_ms, r.energy_joules, r.gpu_name, r.driver_version, $7
          FROM unnest($1::text[], $2::text[], $3::float8[], $4::float8[], $5::text[], $6::text[]) WITH ORDINALITY AS r (job_id, node_id, gpu_ms, energy_joules, gpu_name, driver_version, n)
          JOIN jobs j ON j.id = r.job_id
-        ORDER BY r.n
+        -- Its trigger updates each row's node and sweep sums: in node order, so two replicas' batches never wait on each other in a circle
+        -- (arrival order within, so the first report of a job and node is the one kept).
+        ORDER BY r.node_id, j.sweep_id, r.n
        ON CONFLICT (job_id, node_id) DO NOTHING
        RETURNING job_id, node_id`,
       [

@@ -95,7 +95,8 @@ test('a dry queue is remembered only when no sweep has a queued job, at the coun
 
 test('a replica whose queue ran dry leases again what any replica queues next: a new sweep, a requeued job, a resumed sweep', { skip, timeout: 60_000 }, async () => {
   const url = await server!.createDatabase('dry_engine');
-  const a = await PostgresEngine.open({ url });
+  // A dry answer trusted for a minute: a box stalled for a second between two picks must not end it (the counts below).
+  const a = await PostgresEngine.open({ url, dryRecheckMs: 60_000 });
   const b = await PostgresEngine.open({ url });
   const wakes: Wake[] = [];
   let woken: (() => void) | undefined;

@@ -44,6 +44,7 @@ export class DryQueue {
     private readonly pool: pg.Pool,
     private readonly jobsWakes: () => number | undefined,
     private readonly clock: () => number = () => performance.now(),
+    private readonly recheckMs = DRY_RECHECK_MS,
   ) {}
 
   /** Whether a pick would find nothing: the queue was dry and no jobs wake has been heard since (counted as a skipped pick). */
@@ -79,11 +80,11 @@ export class DryQueue {
       const forgotten = this.forgotten;
       try {
         const queued = (await this.pool.query(ANY_QUEUED)).rows.length > 0;
-        if (queued) this.queuedUntil = this.clock() + DRY_RECHECK_MS;
+        if (queued) this.queuedUntil = this.clock() + this.recheckMs;
         // This engine queued work while the check ran: its snapshot may not have it.
         else if (forgotten === this.forgotten) {
           this.dryAt = before;
-          this.dryUntil = this.clock() + DRY_RECHECK_MS;
+          this.dryUntil = this.clock() + this.recheckMs;
         }
       } catch {
         // Not remembered: the next empty pick asks again.

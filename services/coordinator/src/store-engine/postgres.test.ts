@@ -574,7 +574,7 @@ test('a requeue or a heartbeat passes over a job another transaction is leasing:
     await admin.query('BEGIN');
     await admin.query(`UPDATE jobs SET state = 'leased', node_id = 'n2', lease_expires_at = 1 WHERE id = $1`, [id]);
     // Either would wait for the admin's commit if it locked the row (then this fails by its deadline; correct code never waits).
-    const waited = (p: Promise<unknown>) => Promise.race([p.then(() => 'went on'), delay(10_000).then(() => 'waited for the lease')]);
+    const waited = (p: Promise<unknown>) => Promise.race([p.then(() => 'went on'), delay(10_000, undefined, { ref: false }).then(() => 'waited for the lease')]);
     assert.equal(await waited(engine.requeue([id], 'asked')), 'went on');
     assert.equal(await waited(engine.heartbeat('n1', [id], 30_000)), 'went on');
     await admin.query('COMMIT');

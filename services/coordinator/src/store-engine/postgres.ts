@@ -57,6 +57,8 @@ export interface PostgresEngineOptions extends Partial<StoreOptions> {
   poolSize?: number;
   /** Shown in pg_stat_activity; a random one by default. */
   applicationName?: string;
+  /** How long a dry queue is trusted without a wake (postgres-dry-queue.ts; a test makes it long, so a stalled box cannot end it). */
+  dryRecheckMs?: number;
 }
 
 export class PostgresEngine implements StoreEngine {
@@ -89,6 +91,7 @@ export class PostgresEngine implements StoreEngine {
     private readonly url: string,
     applicationName: string,
     opts: Partial<StoreOptions>,
+    dryRecheckMs?: number,
   ) {
     this.applicationName = applicationName;
     this.opts = { ...DEFAULT_STORE_OPTIONS, ...opts };
@@ -99,7 +102,7 @@ export class PostgresEngine implements StoreEngine {
     this.control = new PgControl(pool, this.now);
     this.completions = new PgCompletions(pool, this.now);
     this.heartbeats = new PgHeartbeats(pool, this.now);
-    this.dry = new DryQueue(pool, () => this.wakes.jobsWakes());
+    this.dry = new DryQueue(pool, () => this.wakes.jobsWakes(), undefined, dryRecheckMs);
     this.nodes = new PgNodes(pool, this.now, applicationName);
     this.webhooks = new PgWebhooks(pool, this.now);
     this.listings = new PgListings(pool);
@@ -122,8 +125,8 @@ export class PostgresEngine implements StoreEngine {
       throw err;
     }
     client.release();
-    const { url: _url, poolSize: _poolSize, applicationName: _name, ...storeOpts } = o;
-    return new PostgresEngine(pool, o.url, applicationName, storeOpts);
+    const { url: _url, poolSize: _poolSize, applicationName: _name, dryRecheckMs, ...storeOpts } = o;
+    return new PostgresEngine(pool, o.url, applicationName, storeOpts, dryRecheckMs);
   }
 
   // ------------------------------------------------------------------ sweeps and jobs

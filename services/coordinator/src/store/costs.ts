@@ -32,8 +32,8 @@ const MAX_LABEL = 128;
  * NUL, and none belongs in a name).
  */
 export function cleanLabel(s: string | undefined): string {
-  // eslint-disable-next-line no-control-regex -- control characters are what it removes
-  return (s ?? '').replace(/[\u0000-\u001f\u007f]/g, '').slice(0, MAX_LABEL);
+  // By code point, so a cut never splits a character in two.
+  return Array.from((s ?? '').replace(/\p{Cc}/gu, '')).slice(0, MAX_LABEL).join('');
 }
 
 export interface CostRecord {
