@@ -5,6 +5,7 @@ import { postgresMissing, startPostgres, type PostgresServer } from '@nightshift
 import { createPool } from './postgres-pool.js';
 import { DRY_RECHECK_MS, DryQueue } from './postgres-dry-queue.js';
 import { PostgresEngine } from './postgres.js';
+import { PROC, newJobs } from './conformance-helpers.js';
 import type { Wake } from './engine.js';
 
 let server: PostgresServer | undefined;
@@ -18,8 +19,6 @@ if (!skip) {
   });
 }
 
-const JOB = (tag: string, index: number) => ({ index, renderKey: `rk-${tag}-${index}`, prompt: 'p', seed: index, params: {}, axes: {}, backend: 'procedural', model: 'm1', minVramMb: 0 });
-const CAPS = { backends: ['procedural'], models: [], vramMb: 8_192 };
 const sweep = (name: string) => ({ name, spec: {}, priority: 0, backend: 'procedural', model: 'm1' });
 
 test('a dry queue is remembered only when no sweep has a queued job, at the count read before the pick; a wake, the recheck time or not listening ends it', { skip, timeout: 60_000 }, async () => {
@@ -69,7 +68,7 @@ test('a dry queue is remembered only when no sweep has a queued job, at the coun
 
     // A queued job, even one no node may take now (a paused sweep), keeps the queue from being dry; that answer stands for
     // DRY_RECHECK_MS, and empty picks at once share one check.
-    await engine.createSweep(sweep('paused'), [JOB('paused', 0)], 'sw-paused');
+    await engine.createSweep(sweep('paused'), newJobs('paused', 1), 'sw-paused');
     await engine.setPaused('sw-paused', true);
     heard = 2;
     const held = new DryQueue(counted, () => heard, () => t);
@@ -108,33 +107,33 @@ test('a replica whose queue ran dry leases again what any replica queues next: a
   try {
     // Each wake awaited before the picks that follow: one arriving late would end a memo the test counts on.
     let next = wake();
-    await b.createSweep(sweep('one'), [JOB('one', 0)], 'sw-one');
+    await b.createSweep(sweep('one'), newJobs('one', 1), 'sw-one');
     await next;
-    const first = (await a.leaseNext('n1', CAPS, 30_000))!;
+    const first = (await a.leaseNext('n1', PROC, 30_000))!;
     assert.equal(first.id.startsWith('sw-one'), true);
-    assert.equal(await a.leaseNext('n1', CAPS, 30_000), undefined);
+    assert.equal(await a.leaseNext('n1', PROC, 30_000), undefined);
     assert.equal(a.dryPicks(), 0);
-    assert.equal(await a.leaseNext('n1', CAPS, 30_000), undefined);
+    assert.equal(await a.leaseNext('n1', PROC, 30_000), undefined);
     assert.equal(a.dryPicks(), 1, 'dry now: the second pick was not asked of the database');
 
     next = wake();
-    await b.createSweep(sweep('two'), [JOB('two', 0)], 'sw-two');
+    await b.createSweep(sweep('two'), newJobs('two', 1), 'sw-two');
     await next;
-    const second = (await a.leaseNext('n1', CAPS, 30_000))!;
+    const second = (await a.leaseNext('n1', PROC, 30_000))!;
     assert.equal(second.sweep_id, 'sw-two', 'another replica\'s new sweep');
-    assert.equal(await a.leaseNext('n1', CAPS, 30_000), undefined);
+    assert.equal(await a.leaseNext('n1', PROC, 30_000), undefined);
 
-    assert.equal(await a.leaseNext('n1', CAPS, 30_000), undefined);
+    assert.equal(await a.leaseNext('n1', PROC, 30_000), undefined);
     await a.requeue([second.id], 'asked');
-    assert.equal((await a.leaseNext('n2', CAPS, 30_000))?.id, second.id, 'its own requeue, at once (before its wake comes back)');
+    assert.equal((await a.leaseNext('n2', PROC, 30_000))?.id, second.id, 'its own requeue, at once (before its wake comes back)');
 
-    await b.createSweep(sweep('three'), [JOB('three', 0)], 'sw-three');
+    await b.createSweep(sweep('three'), newJobs('three', 1), 'sw-three');
     await b.setPaused('sw-three', true);
-    assert.equal(await a.leaseNext('n3', CAPS, 30_000), undefined, 'paused: queued, not pickable');
+    assert.equal(await a.leaseNext('n3', PROC, 30_000), undefined, 'paused: queued, not pickable');
     next = wake();
     await b.setPaused('sw-three', false);
     await next;
-    assert.equal((await a.leaseNext('n3', CAPS, 30_000))?.sweep_id, 'sw-three', 'resumed on another replica');
+    assert.equal((await a.leaseNext('n3', PROC, 30_000))?.sweep_id, 'sw-three', 'resumed on another replica');
   } finally {
     await stop();
     await a.close();

@@ -67,7 +67,11 @@ export class PgHeartbeats {
     const out: string[][] = [];
     // One statement per lease length: one in practice (the hub's).
     const byLease = new Map<number, number[]>();
-    items.forEach((h, i) => byLease.set(h.leaseMs, [...(byLease.get(h.leaseMs) ?? []), i]));
+    items.forEach((h, i) => {
+      const at = byLease.get(h.leaseMs);
+      if (at) at.push(i);
+      else byLease.set(h.leaseMs, [i]);
+    });
     for (const [leaseMs, at] of byLease) {
       const pairs = at.flatMap((i) => items[i]!.running.map((job) => [job, items[i]!.nodeId] as const));
       // In a transaction of its own only to be run again should it ever be chosen to end a deadlock.
