@@ -51,7 +51,7 @@ export async function submitSweep(deps: SweepDeps, input: unknown, lists?: Wildc
         ...(registry ? { modelHash: registry.hash, modelBytes: registry.bytes } : {}),
         owner: caller.user,
         ...(quota ? { quota } : {}),
-        // Counted before they are made: SQLite stores a big sweep in parts, and the nodes start on the first.
+        // Counted before they are made: a big sweep is stored in parts, and the nodes start on the first.
         expectedJobs: total,
         partStored: () => offerWork(deps),
       },

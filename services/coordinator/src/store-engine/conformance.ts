@@ -15,6 +15,7 @@ import type { StoreEngine } from './engine.js';
 import { LEASE, PROC, assertCountsExact, drainEvents, newJobs, report } from './conformance-helpers.js';
 import { controlConformance } from './conformance-control.js';
 import { sameTurnConformance } from './conformance-same-turn.js';
+import { sweepPartsConformance } from './conformance-sweep-parts.js';
 import { changeConformance, modelHolderConformance, nodeConformance, nodeOwnershipConformance, webhookConformance } from './conformance-nodes.js';
 import { galleryConformance, listingConformance, peopleConformance, quotaConformance, capConformance, retentionConformance, retentionDutyConformance } from './conformance-listings.js';
 import { copyConformance, costConformance, modelConformance, requeueConformance, shareConformance, userConformance, wakeConformance } from './conformance-parity.js';
@@ -367,6 +368,7 @@ export function storeEngineConformance(name: string, harness: EngineHarness, opt
     wakeConformance(withFixture);
     costConformance(withFixture);
     sameTurnConformance(withFixture);
+    sweepPartsConformance(withFixture);
     shareConformance(withFixture);
     controlConformance(withFixture);
     nodeConformance(withFixture);

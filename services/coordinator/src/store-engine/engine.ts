@@ -79,8 +79,8 @@ export interface ModelHolderEngine {
 export interface NewSweep extends SweepToStore {
   /**
    * How many jobs `jobs` will make, when the expansion counted them first:
-   * the SQLite engine then stores a big sweep in parts, and nodes start on
-   * the first while the rest are made (PostgreSQL stores it in one transaction).
+   * a big sweep is then stored in parts (sweep-parts.ts), and nodes start on
+   * the first while the rest are made.
    */
   expectedJobs?: number;
   /**
@@ -220,8 +220,8 @@ export interface StoreEngine {
   settleIdleSweeps(): Promise<number>;
   /**
    * At start: cancels the open sweeps whose parts stopped short when the
-   * coordinator stopped while storing them (SQLite's createSweep in parts);
-   * returns their ids. PostgreSQL stores a sweep in one transaction: none.
+   * coordinator stopped while storing them (createSweep in parts; on
+   * PostgreSQL also those of replicas gone); returns their ids.
    */
   endSweepsStoredShort(): Promise<string[]>;
   /** Jobs a node holds (leased to it, or a straggler copy on it), by id. */

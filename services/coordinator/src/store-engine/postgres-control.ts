@@ -10,10 +10,10 @@ import { SUBJECTS } from '@nightshift/common';
 import { FINAL, type JobRow, type SweepRow } from '../store/rows.js';
 import { MAX_FLOORS } from '../store/sweeps.js';
 import type { QueuedRequirement, QueuedWithExclusions, RecentFinish } from './engine.js';
-import { enqueue, settleAfterCommit, settleSweep } from './postgres-helpers.js';
+import { enqueue, settleAfterCommit, settleSweep, type Q } from './postgres-helpers.js';
 import { inTransaction, notTheDatabases } from './postgres-pool.js';
 import { TurnBatches } from './turn-batches.js';
-import { WAKE_CHANNEL } from './postgres-schema.js';
+import { PARTS_LOCK_NAMESPACE, WAKE_CHANNEL } from './postgres-schema.js';
 
 export class PgControl {
   private readonly heldCounts = new TurnBatches<string, number>((ids) => this.countHeld(ids), { alone: notTheDatabases });
@@ -26,24 +26,9 @@ export class PgControl {
   async cancelSweep(sweepId: string): Promise<JobRow[]> {
     const now = this.now();
     return inTransaction(this.pool, async (c) => {
-      // Jobs before their sweep, the order of the pick (its lease, then `started`) and of settleSweep after a completion:
-      // taking the sweep first would deadlock with either. Locked before read, so one a concurrent pick leased a moment
-      // ago is among those returned (its node is told to stop); one finished meanwhile drops out on re-check.
-      const open = (await c.query<JobRow>(`SELECT * FROM jobs WHERE sweep_id = $1 AND state IN ('queued', 'leased') ORDER BY id FOR UPDATE`, [sweepId])).rows;
-      const sweep = (await c.query<SweepRow>('SELECT * FROM sweeps WHERE id = $1 FOR UPDATE', [sweepId])).rows[0];
-      if (!sweep || FINAL.includes(sweep.status)) return [];
-      // Every job ended, the sweep not yet settled (its last closer settles after its commit): it ends as done, as on SQLite, not cancelled.
-      if (!open.length && sweep.total > 0) {
-        await settleSweep(c, sweepId, now);
-        return [];
-      }
-      await c.query(
-        `UPDATE jobs SET state = 'cancelled', finished_at = $2, lease_expires_at = NULL, copy_node_id = NULL, copy_lease_expires_at = NULL WHERE id = ANY($1)`,
-        [open.map((j) => j.id), now],
-      );
-      await c.query(`UPDATE sweeps SET status = 'cancelled', finished_at = $1 WHERE id = $2`, [now, sweepId]);
-      await enqueue(c, { subject: SUBJECTS.sweepCancelled, msgId: `sweep.cancelled.${sweepId}`, payload: { sweepId, cancelledAt: new Date(now).toISOString() } }, now);
-      return open.filter((j) => j.state === 'leased').sort((a, b) => a.idx - b.idx);
+      // Taken before any row: a part of the sweep being stored commits before this sees its jobs, or after, seeing the sweep cancelled.
+      await lockSweepParts(c, sweepId);
+      return cancelSweepIn(c, sweepId, now);
     });
   }
 
@@ -129,7 +114,10 @@ export class PgControl {
   async failQueued(sweepId: string, reason: string): Promise<number> {
     const now = this.now();
     const failed = await inTransaction(this.pool, async (c) => {
+      await lockSweepParts(c, sweepId);
       const { rowCount } = await c.query(`UPDATE jobs SET state = 'failed', error = $1, finished_at = $2 WHERE sweep_id = $3 AND state = 'queued'`, [reason, now, sweepId]);
+      // A sweep still being stored: its later parts are failed with it (postgres-sweep-parts.ts).
+      await c.query('UPDATE sweeps_storing SET failed = $2 WHERE sweep_id = $1', [sweepId, reason]);
       await settleSweep(c, sweepId, now, true);
       return rowCount ?? 0;
     });
@@ -185,4 +173,42 @@ export class PgControl {
       return rowCount ?? 0;
     });
   }
+}
+
+/**
+ * Cancels a sweep in `c`'s transaction (PgControl.cancelSweep, and a sweep
+ * whose parts stopped short): its open jobs, then the sweep. Returns the
+ * leased ones, whose nodes are told to stop. `cut` runs once those jobs are
+ * locked and before the sweep is (postgres-sweep-parts.ts cuts a short
+ * sweep's total and counters there).
+ */
+export async function cancelSweepIn(c: Q, sweepId: string, now: number, cut?: () => Promise<void>): Promise<JobRow[]> {
+  // Jobs before their sweep, the order of the pick (its lease, then `started`) and of settleSweep after a completion:
+  // taking the sweep first would deadlock with either. Locked before read, so one a concurrent pick leased a moment
+  // ago is among those returned (its node is told to stop); one finished meanwhile drops out on re-check.
+  const open = (await c.query<JobRow>(`SELECT * FROM jobs WHERE sweep_id = $1 AND state IN ('queued', 'leased') ORDER BY id FOR UPDATE`, [sweepId])).rows;
+  await cut?.();
+  const sweep = (await c.query<SweepRow>('SELECT * FROM sweeps WHERE id = $1 FOR UPDATE', [sweepId])).rows[0];
+  if (!sweep || FINAL.includes(sweep.status)) return [];
+  // Every job ended, the sweep not yet settled (its last closer settles after its commit): it ends as done, as on SQLite, not cancelled.
+  if (!open.length && sweep.total > 0) {
+    await settleSweep(c, sweepId, now);
+    return [];
+  }
+  await c.query(
+    `UPDATE jobs SET state = 'cancelled', finished_at = $2, lease_expires_at = NULL, copy_node_id = NULL, copy_lease_expires_at = NULL WHERE id = ANY($1)`,
+    [open.map((j) => j.id), now],
+  );
+  await c.query(`UPDATE sweeps SET status = 'cancelled', finished_at = $1 WHERE id = $2`, [now, sweepId]);
+  await enqueue(c, { subject: SUBJECTS.sweepCancelled, msgId: `sweep.cancelled.${sweepId}`, payload: { sweepId, cancelledAt: new Date(now).toISOString() } }, now);
+  return open.filter((j) => j.state === 'leased').sort((a, b) => a.idx - b.idx);
+}
+
+/**
+ * The turn of a sweep's parts (postgres-sweep-parts.ts): taken first, before
+ * any row, by each part stored, the sweep's cancel, the failure of its queued
+ * jobs and the end of a sweep stored short, so each sees what the others did.
+ */
+export async function lockSweepParts(c: Q, sweepId: string): Promise<void> {
+  await c.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [PARTS_LOCK_NAMESPACE, sweepId]);
 }

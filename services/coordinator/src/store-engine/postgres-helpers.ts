@@ -6,7 +6,10 @@
 import type pg from 'pg';
 import { inTransaction } from './postgres-pool.js';
 import { FINAL, type JobRow, type JobState, type SweepCounts, type SweepRow, type SweepStatus } from '../store/rows.js';
-import { sweepDoneEvent, type OutboxEvent } from '../store/events.js';
+import { sweepCreatedEvent, sweepDoneEvent, type OutboxEvent } from '../store/events.js';
+import { QuotaRaced } from '../store/limits.js';
+import type { NewSweep } from './engine.js';
+import { LOCK_NAMESPACE } from './postgres-schema.js';
 import { writeDeliveries } from './postgres-webhooks.js';
 
 export type Q = Pick<pg.ClientBase, 'query'>;
@@ -128,4 +131,24 @@ export async function settleAfterCommit(pool: pg.Pool, sweepId: string, now: num
   } catch {
     return false;
   }
+}
+
+/** A new sweep's row, counting `total` jobs, in `c`'s transaction (an owner's quota-bound submissions take turns first). */
+export async function insertSweepIn(c: Q, sweep: NewSweep, id: string, total: number, now: number): Promise<void> {
+  // One owner's quota-bound submissions take turns, whichever replica they reach: the later one counts the earlier.
+  if (sweep.quota) await c.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [LOCK_NAMESPACE, `quota:${sweep.owner ?? 'local'}`]);
+  await c.query(
+    `INSERT INTO sweeps (id, name, spec_json, status, priority, backend, total, created_at, kind, model, model_hash, model_bytes, owner)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
+    [id, sweep.name, JSON.stringify(sweep.spec), 'queued', sweep.priority, sweep.backend, total, now, sweep.kind ?? 'render', sweep.model, sweep.modelHash ?? '', sweep.modelBytes ?? 0, sweep.owner ?? 'local'],
+  );
+}
+
+/** A new sweep's quota check and sweep.created event, once its row counts all `total` of its jobs. */
+export async function openSweepIn(c: Q, sweep: NewSweep, id: string, total: number, now: number): Promise<void> {
+  if (sweep.quota) {
+    const used = await imagesSubmittedSince(c, sweep.owner ?? 'local', sweep.quota.since);
+    if (used > sweep.quota.imagesPerDay) throw new QuotaRaced(used - total, total, sweep.quota);
+  }
+  await enqueue(c, sweepCreatedEvent({ id, name: sweep.name, kind: sweep.kind ?? 'render' }, total, now), now);
 }

@@ -16,6 +16,8 @@ import type pg from 'pg';
 /** The advisory-lock namespace (first key) of this engine: migrations and duties. */
 export const LOCK_NAMESPACE = 0x4e534654; // "NSFT"
 export const MIGRATION_LOCK = 0;
+/** The advisory-lock namespace of sweeps stored in parts (postgres-sweep-parts.ts), one key per sweep: apart from the duties' session locks. */
+export const PARTS_LOCK_NAMESPACE = LOCK_NAMESPACE + 1;
 /** The LISTEN/NOTIFY channel of wake-ups; payloads 'jobs' and 'outbox'. */
 export const WAKE_CHANNEL = 'nightshift_wake';
 /** The channel of changes live clients follow; payloads 'sweep:<id>' and 'node:<status>:<id>'. */
@@ -482,6 +484,16 @@ export const MIGRATIONS = [
       ON CONFLICT (owner, shard) DO UPDATE SET n = u.n + excluded.n;
     RETURN NULL;
   END $$;
+  `,
+  // Big sweeps stored in parts (postgres-sweep-parts.ts): a row while a replica stores one, naming that replica
+  // (its application_name: another replica ends the sweep once that name has no session left) and, once its
+  // queued jobs were failed for want of a capable node, why (its later parts are failed with it).
+  `
+  CREATE TABLE sweeps_storing (
+    sweep_id TEXT PRIMARY KEY,
+    replica TEXT NOT NULL,
+    failed TEXT
+  );
   `,
 ];
 

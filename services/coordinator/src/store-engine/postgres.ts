@@ -26,10 +26,8 @@ import type pg from 'pg';
 import { decideFailure, type Failure, type FailingNode, type NodeCaps } from '../placement.js';
 import { DEFAULT_STORE_OPTIONS, type StoreOptions } from '../store/base.js';
 import { newSweepId, type CompleteOutcome, type JobRow, type NewJob, type SweepCounts, type SweepRow } from '../store/rows.js';
-import { QuotaRaced } from '../store/limits.js';
 import type { Change, ClaimedEvent, CompletionReport, Leadership, NewSweep, NewUser, PickModels, QueuedRequirement, QueuedWithExclusions, RecentFinish, StoreEngine, UserRow, Wake } from './engine.js';
-import { sweepCreatedEvent } from '../store/events.js';
-import { HAND_ON, LEASED, userColumns, byId, countsOf, dropCopyOf, enqueue, exclusionsOf, imagesSubmittedSince, openJobsOf, releaseNodeIn, settleAfterCommit, settleSweep } from './postgres-helpers.js';
+import { HAND_ON, LEASED, userColumns, byId, countsOf, dropCopyOf, enqueue, exclusionsOf, insertSweepIn, openJobsOf, openSweepIn, releaseNodeIn, settleAfterCommit, settleSweep } from './postgres-helpers.js';
 import { ANALYZE_AFTER_JOBS, analyzeJobs, storeJobs } from './postgres-job-insert.js';
 import { ANY_STRAGGLER_SQL, PICK_AND_LEASE_SQL, STRAGGLER_SQL, pickModelValues } from './postgres-pick.js';
 import { createClient, createPool, inTransaction, isTransientPgError, notTheDatabases, retriesOf } from './postgres-pool.js';
@@ -41,6 +39,8 @@ import { PgControl } from './postgres-control.js';
 import { PgCompletions } from './postgres-completions.js';
 import { PgHeartbeats } from './postgres-heartbeats.js';
 import { DryQueue } from './postgres-dry-queue.js';
+import { INTERRUPTED, PgSweepParts } from './postgres-sweep-parts.js';
+import { SWEEP_PART_JOBS } from './sweep-parts.js';
 import { TurnBatches } from './turn-batches.js';
 import { PgNodes } from './postgres-nodes.js';
 import { PgWebhooks } from './postgres-webhooks.js';
@@ -84,6 +84,7 @@ export class PostgresEngine implements StoreEngine {
   private readonly completions: PgCompletions;
   private readonly heartbeats: PgHeartbeats;
   private readonly dry: DryQueue;
+  private readonly parts: PgSweepParts;
   private readonly jobReads = new TurnBatches<string, JobRow | undefined>((ids) => this.readJobs(ids), { alone: notTheDatabases });
 
   private constructor(
@@ -102,6 +103,7 @@ export class PostgresEngine implements StoreEngine {
     this.control = new PgControl(pool, this.now);
     this.completions = new PgCompletions(pool, this.now);
     this.heartbeats = new PgHeartbeats(pool, this.now);
+    this.parts = new PgSweepParts(pool, this.now, applicationName, (write) => this.queueing(write));
     this.dry = new DryQueue(pool, () => this.wakes.jobsWakes(), undefined, dryRecheckMs);
     this.nodes = new PgNodes(pool, this.now, applicationName);
     this.webhooks = new PgWebhooks(pool, this.now);
@@ -131,9 +133,18 @@ export class PostgresEngine implements StoreEngine {
 
   // ------------------------------------------------------------------ sweeps and jobs
 
+  /**
+   * A sweep bigger than a part whose jobs the expansion counted beforehand
+   * (`expectedJobs`) is stored in parts (postgres-sweep-parts.ts): nodes start
+   * on the first while the rest are made. Resolves once every part is stored.
+   */
   async createSweep(sweep: NewSweep, jobs: Iterable<NewJob>, id = newSweepId()): Promise<SweepRow> {
+    const expected = sweep.expectedJobs;
+    if (expected !== undefined && expected > SWEEP_PART_JOBS) {
+      await this.parts.create(sweep, expected, jobs, id);
+      return (await this.getSweep(id))!;
+    }
     const now = this.now();
-    const kind = sweep.kind ?? 'render';
     let total = 0;
     // A generator is used up once its jobs are taken: a transaction run again (after a deadlock, or on another
     // connection after a stale plan) must not store a sweep short of its jobs. One aborted before it took any runs again.
@@ -141,22 +152,12 @@ export class PostgresEngine implements StoreEngine {
     let taken = false;
     const once: Iterable<NewJob> = replayable ? jobs : { [Symbol.iterator]: () => ((taken = true), jobs[Symbol.iterator]()) };
     await inTransaction(this.pool, async (c) => {
-      if (taken) throw new Error('storing the sweep was interrupted (the database aborted it: a deadlock, or a connection to run it again on) and its jobs cannot be made again: submit it again');
-      // One owner's quota-bound submissions take turns, whichever replica they reach: the later one counts the earlier.
-      if (sweep.quota) await c.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [LOCK_NAMESPACE, `quota:${sweep.owner ?? 'local'}`]);
-      await c.query(
-        `INSERT INTO sweeps (id, name, spec_json, status, priority, backend, total, created_at, kind, model, model_hash, model_bytes, owner)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
-        [id, sweep.name, JSON.stringify(sweep.spec), 'queued', sweep.priority, sweep.backend, 0, now, kind, sweep.model, sweep.modelHash ?? '', sweep.modelBytes ?? 0, sweep.owner ?? 'local'],
-      );
+      if (taken) throw new Error(INTERRUPTED);
+      await insertSweepIn(c, sweep, id, 0, now);
       // Streamed (COPY) as the expansion makes them: a 100,000-job sweep is never in memory whole.
       total = await storeJobs(c, id, once, sweep.modelHash ?? '');
       await c.query('UPDATE sweeps SET total = $1 WHERE id = $2', [total, id]);
-      if (sweep.quota) {
-        const used = await imagesSubmittedSince(c, sweep.owner ?? 'local', sweep.quota.since);
-        if (used > sweep.quota.imagesPerDay) throw new QuotaRaced(used - total, total, sweep.quota);
-      }
-      await enqueue(c, sweepCreatedEvent({ id, name: sweep.name, kind }, total, now), now);
+      await openSweepIn(c, sweep, id, total, now);
     });
     this.dry.forget();
     // A big sweep changes the jobs table at once: the planner must see it before the next pick (analyzeJobs says why).
@@ -276,12 +277,14 @@ export class PostgresEngine implements StoreEngine {
     return byId(rows.filter((j) => j.copy_node_id === null));
   }
 
-  /** A sweep is stored in one transaction here (createSweep): none stops short. */
+  /** Cancels the sweeps whose parts stopped short: this replica's before it stopped, and those of replicas gone (postgres-sweep-parts.ts). */
   async endSweepsStoredShort(): Promise<string[]> {
-    return [];
+    return this.parts.endStoredShort();
   }
 
+  /** Also ends the sweeps a replica was storing in parts when it died (any replica's pass will). */
   async settleIdleSweeps(): Promise<number> {
+    await this.parts.endStoredShort();
     const { rows } = await this.pool.query<{ id: string }>(
       `SELECT s.id FROM sweeps s WHERE s.status IN ('queued', 'running', 'paused') AND s.total > 0 AND NOT EXISTS (${openJobsOf('s.id')}) ORDER BY s.id`,
     );

@@ -1,15 +1,16 @@
 /**
- * A big sweep on SQLite is stored in parts (SqliteEngine.createSweep): nodes
- * lease the first part's jobs while the rest are made, and a sweep whose
- * parts stop short (its expansion failed, or the coordinator stopped) is
- * cancelled with counts that add up, never left half stored.
+ * What storing a big sweep in parts means on SQLite alone (the rest is
+ * conformance-sweep-parts.ts, on both engines): a small sweep takes no turn,
+ * a stopped coordinator's short sweep is cancelled at its next start, parts
+ * commit on their own inside turn batching, and a cancel that failed is
+ * done by the next settle pass.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { tempDir } from '@nightshift/devfarm';
-import { expandSweep, expandSweepLazily, parseSpec } from '@nightshift/sweep';
+import { expandSweepLazily, parseSpec } from '@nightshift/sweep';
 import { SqliteEngine, SWEEP_PART_JOBS } from './sqlite.js';
 import { PROC } from './conformance-helpers.js';
 import { memoJson } from '../store/sweeps.js';
@@ -43,31 +44,6 @@ async function withEngine(fn: (engine: SqliteEngine, file: string) => Promise<vo
 }
 
 const jobCount = (engine: SqliteEngine, id: string) => (engine.store.db.prepare('SELECT COUNT(*) AS n FROM jobs WHERE sweep_id = ?').get(id) as { n: number }).n;
-const countsTotal = (c: object) => (Object.values(c) as number[]).reduce((a, b) => a + b, 0);
-
-test('a sweep bigger than a part: a node leases its first job before the rest are stored, and the sweep ends up whole', async () => {
-  assert.ok(SIZE > 2 * SWEEP_PART_JOBS, 'the sweep spans three parts');
-  await withEngine(async (engine) => {
-    let parts = 0;
-    let leasedWhileStoring: { idx: number; storedThen: number } | undefined;
-    // Runs in the first turn the engine gives back, before createSweep resolves.
-    setImmediate(() => {
-      void engine.leaseNext('n1', PROC, LEASE).then((job) => {
-        leasedWhileStoring = job && { idx: job.idx, storedThen: jobCount(engine, 'sw') };
-      });
-    });
-    const sweep = await engine.createSweep({ ...SWEEP, expectedJobs: SIZE, partStored: () => void parts++ }, made(), 'sw');
-    assert.deepEqual(leasedWhileStoring, { idx: 0, storedThen: SWEEP_PART_JOBS }, 'job 0 leased while only the first part was stored');
-    assert.equal(parts, 3, 'each part committed is told of');
-    assert.equal(sweep.total, SIZE);
-    assert.deepEqual(await engine.counts('sw'), { queued: SIZE - 1, running: 1, done: 0, failed: 0, skipped: 0, cancelled: 0 });
-    assert.deepEqual(
-      engine.store.jobs('sw').map((j) => [j.idx, j.render_key, j.prompt, j.seed]),
-      expandSweep(spec, 10_000).map((j) => [j.index, j.renderKey, j.prompt, j.seed]),
-    );
-    assert.deepEqual(await engine.endSweepsStoredShort(), [], 'a whole sweep is not short');
-  });
-});
 
 test('a sweep no bigger than a part, or whose size is not known first, is stored in one transaction', async () => {
   await withEngine(async (engine) => {
@@ -80,56 +56,6 @@ test('a sweep no bigger than a part, or whose size is not known first, is stored
     assert.equal(parts, 0);
     assert.equal(jobCount(engine, 'sw-one'), SWEEP_PART_JOBS);
     assert.equal(jobCount(engine, 'sw-unknown'), SIZE);
-  });
-});
-
-test('a sweep cancelled while its parts are stored: the rest are stored cancelled, and its counts add up to its total', async () => {
-  await withEngine(async (engine) => {
-    setImmediate(() => void engine.cancelSweep('sw'));
-    const sweep = await engine.createSweep({ ...SWEEP, expectedJobs: SIZE }, made(), 'sw');
-    assert.equal(sweep.status, 'cancelled');
-    assert.equal(jobCount(engine, 'sw'), SIZE);
-    assert.deepEqual(await engine.counts('sw'), { queued: 0, running: 0, done: 0, failed: 0, skipped: 0, cancelled: SIZE });
-    assert.equal(await engine.leaseNext('n1', PROC, LEASE), undefined);
-  });
-});
-
-test('an expansion that fails in a later part: the sweep is cancelled, counts the jobs it has, and the error says so', async () => {
-  await withEngine(async (engine) => {
-    const failAt = SWEEP_PART_JOBS + 100;
-    await assert.rejects(engine.createSweep({ ...SWEEP, expectedJobs: SIZE }, made(Infinity, failAt), 'sw'), (err: Error) => {
-      assert.match(err.message, new RegExp(`storing sweep sw stopped after ${SWEEP_PART_JOBS} of its ${SIZE} jobs, so it is cancelled`));
-      assert.match(err.message, new RegExp(`job ${failAt} could not be made`));
-      return true;
-    });
-    const sweep = (await engine.getSweep('sw'))!;
-    assert.equal(sweep.status, 'cancelled');
-    assert.equal(sweep.total, SWEEP_PART_JOBS, 'the part that failed was rolled back');
-    assert.equal(jobCount(engine, 'sw'), SWEEP_PART_JOBS);
-    assert.deepEqual(await engine.counts('sw'), { queued: 0, running: 0, done: 0, failed: 0, skipped: 0, cancelled: SWEEP_PART_JOBS });
-  });
-});
-
-test('an expansion that makes fewer or more jobs than it counted ends the sweep the same way', async () => {
-  await withEngine(async (engine) => {
-    await assert.rejects(engine.createSweep({ ...SWEEP, expectedJobs: SIZE }, made(3_000), 'sw-few'), /stopped after 3000 of its 5000 jobs.*made 3000 jobs of the 5000 it counted/);
-    assert.deepEqual(await engine.counts('sw-few'), { queued: 0, running: 0, done: 0, failed: 0, skipped: 0, cancelled: 3_000 });
-    assert.equal((await engine.getSweep('sw-few'))!.total, 3_000);
-    await assert.rejects(engine.createSweep({ ...SWEEP, expectedJobs: 3_000 }, made(), 'sw-many'), /stopped after 3000 of its 3000 jobs.*more jobs than the 3000 it counted/);
-    assert.equal((await engine.getSweep('sw-many'))!.status, 'cancelled');
-    assert.equal(countsTotal(await engine.counts('sw-many')), 3_000);
-    // A first part that falls short rolls back whole, like a sweep stored in one transaction.
-    await assert.rejects(engine.createSweep({ ...SWEEP, expectedJobs: SIZE }, made(100), 'sw-short-first'), /made 100 jobs of the 5000 it counted/);
-    assert.equal(await engine.getSweep('sw-short-first'), undefined);
-  });
-});
-
-test('a daily quota counts the whole sweep in its first part: refused, nothing is stored', async () => {
-  await withEngine(async (engine) => {
-    const quota = { since: 0, imagesPerDay: SIZE - 1 };
-    await assert.rejects(engine.createSweep({ ...SWEEP, expectedJobs: SIZE, quota }, made(), 'sw'), (err: Error) => err.name === 'QuotaRaced' || /quota/i.test(err.message));
-    assert.equal(await engine.getSweep('sw'), undefined);
-    assert.equal(jobCount(engine, 'sw'), 0);
   });
 });
 
@@ -162,17 +88,6 @@ test('a sweep cancelled while its parts were stored, then the coordinator stoppe
     assert.deepEqual(await engine.endSweepsStoredShort(), ['sw']);
     assert.equal((await engine.getSweep('sw'))!.total, SWEEP_PART_JOBS);
     assert.deepEqual(await engine.counts('sw'), { queued: 0, running: 0, done: 0, failed: 0, skipped: 0, cancelled: SWEEP_PART_JOBS });
-  });
-});
-
-test('queued jobs failed for want of a capable node while parts are stored: the later parts fail too, and the sweep ends failed', async () => {
-  await withEngine(async (engine) => {
-    const reason = 'no capable node left: every node with backend procedural is blocklisted for this sweep';
-    setImmediate(() => void engine.failQueued('sw', reason));
-    await engine.createSweep({ ...SWEEP, expectedJobs: SIZE }, made(), 'sw');
-    assert.equal((await engine.getSweep('sw'))!.status, 'failed');
-    assert.deepEqual(await engine.counts('sw'), { queued: 0, running: 0, done: 0, failed: SIZE, skipped: 0, cancelled: 0 });
-    assert.ok(engine.store.jobs('sw').every((j) => j.error === reason));
   });
 });
 
@@ -212,13 +127,3 @@ test('a sweep whose parts stopped short and whose cancel failed too is cancelled
   });
 });
 
-test('fills after the first part that never end hold the rest of the sweep FIRST_FILLS_WAIT_MS at most', async () => {
-  await withEngine(async (engine) => {
-    let told = 0;
-    // A listener whose promise never settles: a node line that hangs.
-    const sweep = await engine.createSweep({ ...SWEEP, expectedJobs: SIZE, partStored: () => (told++ === 0 ? new Promise<void>(() => {}) : undefined) }, made(), 'sw');
-    assert.equal(sweep.total, SIZE);
-    assert.equal(jobCount(engine, 'sw'), SIZE);
-    assert.equal(told, 3);
-  });
-});

@@ -1,26 +1,19 @@
 /**
- * A big sweep stored in parts on SQLite (SqliteEngine.createSweep), one
- * transaction and one event-loop turn each: nodes lease the first part while
- * the rest are made, and no turn holds the loop for the whole sweep (a
- * 100,000-job sweep is most of a second of inserts). The sweep counts every
- * job as queued from the first part (store/sweeps.ts beginSweepInParts), so
- * nothing settles it while parts are missing. What happens to the sweep
- * meanwhile reaches the parts still to come: a cancel (store.storeSweepPart
- * stores them cancelled) and a failure of its queued jobs for want of a
- * capable node (failQueued: they are failed too). A sweep whose parts stop
- * short is cut to the jobs it has and cancelled (store.endSweepShort); if
- * that fails too, the next settle pass does it, and a coordinator that
- * stopped while storing does it at its next start.
+ * A big sweep stored in parts on SQLite (SqliteEngine.createSweep; the loop
+ * is sweep-parts.ts), one transaction and one event-loop turn each. What
+ * happens to the sweep meanwhile reaches the parts still to come: a cancel
+ * (store.storeSweepPart stores them cancelled) and a failure of its queued
+ * jobs for want of a capable node (failQueued: they are failed too). A sweep
+ * whose parts stop short is cut to the jobs it has and cancelled
+ * (store.endSweepShort); if that fails too, the next settle pass does it, and
+ * a coordinator that stopped while storing does it at its next start.
  */
 import { memoJson } from '../store/sweeps.js';
 import type { Store } from '../store.js';
 import type { NewJob, NewSweep } from './engine.js';
+import { storeInParts } from './sweep-parts.js';
 
-/** Jobs a part holds: about 20 ms of inserts, and more than 1,000 one-slot nodes lease at their first fill. */
-export const SWEEP_PART_JOBS = 2_048;
-
-/** The longest the second part waits for the nodes' fills after the first: a slow node line must not hold the submit. */
-export const FIRST_FILLS_WAIT_MS = 1_000;
+export { FIRST_FILLS_WAIT_MS, SWEEP_PART_JOBS } from './sweep-parts.js';
 
 /** The sweeps a process is storing in parts, per Store (every engine over it shares them). */
 export class SweepParts {
@@ -43,35 +36,25 @@ export class SweepParts {
    */
   async create(sweep: NewSweep, expected: number, jobs: Iterable<NewJob>, id: string): Promise<void> {
     await this.store.unbatched(async () => {
-      const made = jobs[Symbol.iterator]();
       const json = memoJson();
-      this.queueing(() => this.store.beginSweepInParts(sweep, expected, made, SWEEP_PART_JOBS, id, json));
       const progress: { failed?: string } = {};
-      this.storing.set(id, progress);
-      let stored = SWEEP_PART_JOBS;
-      try {
-        for (let first = true; ; first = false) {
-          // The first part's fills run before the next part is stored: they share the loop otherwise, and every
-          // node's first lease came a part's worth (20 ms) later per part (a 100,000-job sweep: 300 ms, not 120).
-          const told = tell(sweep.partStored);
-          if (first) await within(told, FIRST_FILLS_WAIT_MS);
-          else void told;
-          if (stored >= expected) break;
-          await new Promise((resolve) => setImmediate(resolve));
-          const part = Math.min(SWEEP_PART_JOBS, expected - stored);
-          const n = this.queueing(() => this.store.storeSweepPart(id, sweep.modelHash ?? '', made, part, json));
-          stored += n;
-          if (n < part) throw new Error(`the expansion made ${stored} jobs of the ${expected} it counted`);
+      const modelHash = sweep.modelHash ?? '';
+      await storeInParts(id, expected, jobs[Symbol.iterator](), {
+        begin: async (made, n) => {
+          this.queueing(() => this.store.beginSweepInParts(sweep, expected, made, n, id, json));
+          this.storing.set(id, progress);
+        },
+        part: async (made, n) => {
+          const stored = this.queueing(() => this.store.storeSweepPart(id, modelHash, made, n, json));
           if (progress.failed) this.store.failQueued(id, progress.failed);
-        }
-        if (!made.next().done) throw new Error(`the expansion made more jobs than the ${expected} it counted`);
-      } catch (err) {
-        const unended = this.endShort(id, stored);
-        const ending = unended ? `is to be cancelled shortly (cancelling it now failed: ${String(unended)})` : 'is cancelled (finished images are kept)';
-        throw new Error(`storing sweep ${id} stopped after ${stored} of its ${expected} jobs, so it ${ending}: ${String(err)}`, { cause: err });
-      } finally {
-        this.storing.delete(id);
-      }
+          return stored;
+        },
+        finish: async () => void this.storing.delete(id),
+        endShort: async (stored) => {
+          this.storing.delete(id);
+          return this.endShort(id, stored);
+        },
+      }, sweep.partStored);
     });
   }
 
@@ -103,24 +86,5 @@ export class SweepParts {
       this.unended.set(id, stored);
       return err;
     }
-  }
-}
-
-/** `work`, or `ms` if that comes first. */
-async function within(work: Promise<void>, ms: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    await Promise.race([work, new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/** Tells a listener that a part is stored; its failure is not the sweep's (the hub's next tick offers the work anyway). */
-async function tell(listener: (() => void | Promise<void>) | undefined): Promise<void> {
-  try {
-    await listener?.();
-  } catch {
-    // Nothing to undo: the part is stored, and the hub's tick fills the nodes.
   }
 }
