@@ -1,0 +1,128 @@
+/**
+ * What storing a big sweep in parts means on PostgreSQL alone, with replicas
+ * (the rest is conformance-sweep-parts.ts, on both engines): a replica that
+ * dies while storing leaves its sweep to the others' settle pass, or to its
+ * own next start under the same name; a live replica's sweep is left alone;
+ * a replica whose sweep another ended meanwhile stops with a clear error.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import pg from 'pg';
+import { postgresMissing, startPostgres, type PostgresServer } from '@nightshift/devfarm';
+import { PROC, LEASE, newJobs } from './conformance-helpers.js';
+import { PostgresEngine } from './postgres.js';
+import { SWEEP_PART_JOBS } from './sweep-parts.js';
+
+let server: PostgresServer | undefined;
+const skip = postgresMissing();
+if (!skip) {
+  before(async () => {
+    server = await startPostgres();
+  });
+  after(async () => {
+    await server?.close();
+  });
+}
+
+const SIZE = 5_000;
+const SWEEP = { name: 'big', spec: {}, priority: 0, backend: 'procedural', model: 'm1', expectedJobs: SIZE };
+const NONE = { queued: 0, running: 0, done: 0, failed: 0, skipped: 0, cancelled: 0 };
+let databases = 0;
+
+/** A fresh database and a first replica on it, closed after `body`, with `open` for more (closed too). */
+async function withReplicas(body: (a: PostgresEngine, open: (name?: string) => Promise<PostgresEngine>, url: string) => Promise<void>): Promise<void> {
+  const url = await server!.createDatabase(`parts_${++databases}`);
+  const engines: PostgresEngine[] = [];
+  const open = async (applicationName?: string) => {
+    const e = await PostgresEngine.open({ url, ...(applicationName ? { applicationName } : {}) });
+    engines.push(e);
+    return e;
+  };
+  try {
+    await body(await open(), open, url);
+  } finally {
+    for (const e of engines) await e.close();
+  }
+}
+
+/**
+ * Replica `b` stores the sweep and dies (its engine closes) once the first
+ * part is stored: the rest never are, and it cannot end the sweep itself.
+ */
+async function dieWhileStoring(b: PostgresEngine, id: string): Promise<void> {
+  let closing: Promise<void> | undefined;
+  const partStored = () => void (closing ??= b.close());
+  await assert.rejects(b.createSweep({ ...SWEEP, partStored }, newJobs('big', SIZE), id), /is to be cancelled shortly/);
+  await closing;
+}
+
+test('a replica that dies while storing a sweep: another replica\'s settle pass cuts it to the jobs it has and cancels it', { skip, timeout: 60_000 }, async () => {
+  await withReplicas(async (a, open) => {
+    const b = await open();
+    let leased: string | undefined;
+    let closing: Promise<void> | undefined;
+    const partStored = async () => {
+      leased = (await a.leaseNext('n1', PROC, LEASE))?.id;
+      closing ??= b.close();
+    };
+    await assert.rejects(b.createSweep({ ...SWEEP, partStored }, newJobs('big', SIZE), 'sw'), /stopped after 2048 of its 5000 jobs, so it is to be cancelled shortly/);
+    await closing;
+    assert.ok(leased, 'a node leased from the first part');
+    assert.deepEqual(await a.counts('sw'), { ...NONE, queued: SIZE - 1, running: 1 }, 'the jobs never stored still count as queued: nothing settles it');
+
+    await a.settleIdleSweeps();
+    const sweep = (await a.getSweep('sw'))!;
+    assert.equal(sweep.status, 'cancelled');
+    assert.equal(sweep.total, SWEEP_PART_JOBS);
+    assert.deepEqual(await a.counts('sw'), { ...NONE, cancelled: SWEEP_PART_JOBS });
+    assert.deepEqual(await a.endSweepsStoredShort(), [], 'once');
+  });
+});
+
+test('a replica started again under the name it stored a sweep with cancels that sweep at start', { skip, timeout: 60_000 }, async () => {
+  await withReplicas(async (a, open) => {
+    await dieWhileStoring(await open('replica-b'), 'sw');
+    const again = await open('replica-b');
+    assert.deepEqual(await again.endSweepsStoredShort(), ['sw']);
+    assert.deepEqual(await a.counts('sw'), { ...NONE, cancelled: SWEEP_PART_JOBS });
+  });
+});
+
+test('a sweep a live replica is storing is left alone by the others\' settle passes and its own', { skip, timeout: 60_000 }, async () => {
+  await withReplicas(async (a, open) => {
+    const b = await open();
+    const seen: string[][] = [];
+    const partStored = async () => {
+      seen.push(await a.endSweepsStoredShort(), await b.endSweepsStoredShort());
+      await a.settleIdleSweeps();
+      await b.settleIdleSweeps();
+    };
+    const sweep = await b.createSweep({ ...SWEEP, partStored }, newJobs('big', SIZE), 'sw');
+    assert.equal(seen.length, 6, 'asked after each of three parts');
+    assert.ok(seen.every((ids) => ids.length === 0), 'none ended');
+    assert.equal(sweep.status, 'queued');
+    assert.deepEqual(await a.counts('sw'), { ...NONE, queued: SIZE });
+  });
+});
+
+test('a replica whose sweep another ended short meanwhile (it seemed gone) stops storing, with an error that says so', { skip, timeout: 60_000 }, async () => {
+  await withReplicas(async (a, open, url) => {
+    const b = await open();
+    const admin = new pg.Client({ connectionString: url });
+    await admin.connect();
+    try {
+      let parts = 0;
+      const partStored = async () => {
+        if (parts++ > 0) return;
+        // As a replica sees one whose sessions all dropped for a moment: its name has none.
+        await admin.query(`UPDATE sweeps_storing SET replica = 'gone' WHERE sweep_id = 'sw'`);
+        assert.deepEqual(await a.endSweepsStoredShort(), ['sw']);
+      };
+      await assert.rejects(b.createSweep({ ...SWEEP, partStored }, newJobs('big', SIZE), 'sw'), /stopped after 2048 of its 5000 jobs, so it is cancelled.*another replica ended the sweep short/);
+      assert.equal((await a.getSweep('sw'))!.total, SWEEP_PART_JOBS);
+      assert.deepEqual(await a.counts('sw'), { ...NONE, cancelled: SWEEP_PART_JOBS });
+    } finally {
+      await admin.end();
+    }
+  });
+});
