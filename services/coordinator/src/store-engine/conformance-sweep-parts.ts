@@ -38,7 +38,9 @@ export function sweepPartsConformance(withFixture: WithFixture): void {
       leasedWhileStoring = job && { idx: job.idx, storedThen: await stored(engine, 'sw') };
     };
     const sweep = await engine.createSweep({ ...SWEEP, expectedJobs: SIZE, partStored }, made(), 'sw');
-    assert.deepEqual(leasedWhileStoring, { idx: 0, storedThen: SWEEP_PART_JOBS }, 'job 0 leased while only the first part was stored');
+    // The next part waits for this listener, but FIRST_FILLS_WAIT_MS at most: on a box stalled that long it may be stored meanwhile.
+    assert.equal(leasedWhileStoring?.idx, 0);
+    assert.ok(leasedWhileStoring.storedThen >= SWEEP_PART_JOBS && leasedWhileStoring.storedThen < SIZE, 'job 0 leased before the rest were stored');
     assert.equal(parts, 3, 'each part committed is told of');
     assert.equal(sweep.total, SIZE);
     assert.equal(sweep.status, 'running');

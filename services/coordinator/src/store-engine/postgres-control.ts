@@ -180,7 +180,8 @@ export class PgControl {
  * whose parts stopped short): its open jobs, then the sweep. Returns the
  * leased ones, whose nodes are told to stop. `cut` runs once those jobs are
  * locked and before the sweep is (postgres-sweep-parts.ts cuts a short
- * sweep's total and counters there).
+ * sweep's total and counters there); a sweep cut is cancelled even when
+ * every job it has has ended.
  */
 export async function cancelSweepIn(c: Q, sweepId: string, now: number, cut?: () => Promise<void>): Promise<JobRow[]> {
   // Jobs before their sweep, the order of the pick (its lease, then `started`) and of settleSweep after a completion:
@@ -190,11 +191,9 @@ export async function cancelSweepIn(c: Q, sweepId: string, now: number, cut?: ()
   await cut?.();
   const sweep = (await c.query<SweepRow>('SELECT * FROM sweeps WHERE id = $1 FOR UPDATE', [sweepId])).rows[0];
   if (!sweep || FINAL.includes(sweep.status)) return [];
-  // Every job ended, the sweep not yet settled (its last closer settles after its commit): it ends as done, as on SQLite, not cancelled.
-  if (!open.length && sweep.total > 0) {
-    await settleSweep(c, sweepId, now);
-    return [];
-  }
+  // Every job ended, the sweep not yet settled (its last closer settles after its commit): it ends as done, not cancelled.
+  // Not one whose parts are still being stored (its jobs to come count as open), nor one cut short: those are cancelled, as on SQLite.
+  if (!cut && !open.length && sweep.total > 0 && (await settleSweep(c, sweepId, now))) return [];
   await c.query(
     `UPDATE jobs SET state = 'cancelled', finished_at = $2, lease_expires_at = NULL, copy_node_id = NULL, copy_lease_expires_at = NULL WHERE id = ANY($1)`,
     [open.map((j) => j.id), now],
