@@ -11,7 +11,7 @@ import type { WithFixture } from './conformance.js';
 import type { NewJob, StoreEngine } from './engine.js';
 import { SWEEP_PART_JOBS } from './sweep-parts.js';
 
-// 5,000 jobs: two whole parts and a short third.
+// 5,000 jobs: more than one part (SQLite's later parts are as small as the first, PostgreSQL's bigger).
 const SIZE = 5_000;
 const SWEEP = { name: 'big', spec: {}, priority: 0, backend: 'procedural', model: 'm1' };
 const NONE = { queued: 0, running: 0, done: 0, failed: 0, skipped: 0, cancelled: 0 };
@@ -29,7 +29,7 @@ const stored = async (engine: StoreEngine, id: string) => (await engine.listings
 
 export function sweepPartsConformance(withFixture: WithFixture): void {
   withFixture('a sweep bigger than a part: a node leases its first job before the rest are stored, and the sweep ends up whole', async ({ engine }) => {
-    assert.ok(SIZE > 2 * SWEEP_PART_JOBS, 'the sweep spans three parts');
+    assert.ok(SIZE > SWEEP_PART_JOBS, 'the sweep spans parts');
     let parts = 0;
     let leasedWhileStoring: { idx: number; storedThen: number } | undefined;
     const partStored = async () => {
@@ -41,7 +41,7 @@ export function sweepPartsConformance(withFixture: WithFixture): void {
     // The next part waits for this listener, but FIRST_FILLS_WAIT_MS at most: on a box stalled that long it may be stored meanwhile.
     assert.equal(leasedWhileStoring?.idx, 0);
     assert.ok(leasedWhileStoring.storedThen >= SWEEP_PART_JOBS && leasedWhileStoring.storedThen < SIZE, 'job 0 leased before the rest were stored');
-    assert.equal(parts, 3, 'each part committed is told of');
+    assert.ok(parts >= 2, 'each part committed is told of');
     assert.equal(sweep.total, SIZE);
     assert.equal(sweep.status, 'running');
     assert.deepEqual(await engine.counts('sw'), { ...NONE, queued: SIZE - 1, running: 1 });
@@ -141,6 +141,6 @@ export function sweepPartsConformance(withFixture: WithFixture): void {
     const sweep = await engine.createSweep({ ...SWEEP, expectedJobs: SIZE, partStored: () => (told++ === 0 ? new Promise<void>(() => {}) : undefined) }, made(), 'sw');
     assert.equal(sweep.total, SIZE);
     assert.equal(await stored(engine, 'sw'), SIZE);
-    assert.equal(told, 3);
+    assert.ok(told >= 2, 'the later parts were stored and told of');
   });
 }

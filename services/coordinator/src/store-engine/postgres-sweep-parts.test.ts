@@ -11,6 +11,7 @@ import pg from 'pg';
 import { postgresMissing, startPostgres, type PostgresServer } from '@nightshift/devfarm';
 import { PROC, LEASE, newJobs } from './conformance-helpers.js';
 import { PostgresEngine } from './postgres.js';
+import { PG_LATER_PART_JOBS } from './postgres-sweep-parts.js';
 import { SWEEP_PART_JOBS } from './sweep-parts.js';
 
 let server: PostgresServer | undefined;
@@ -101,9 +102,9 @@ test('a sweep a live replica is storing is left alone by the others\' settle pas
     const sweep = await b.createSweep({ ...SWEEP, partStored }, newJobs('big', SIZE), 'sw');
     assert.equal(sweep.status, 'queued');
     const seen = await Promise.all(passes);
-    assert.equal(seen.length, 3, 'asked after each of three parts');
+    assert.equal(seen.length, 1 + Math.ceil((SIZE - SWEEP_PART_JOBS) / PG_LATER_PART_JOBS), 'asked after each part');
     // The last part's pass may run after the sweep is whole: it must end nothing then either.
-    assert.deepEqual(seen, [['0', '0'], ['0', '0'], ['0', '0']], 'none ended, none settled');
+    assert.ok(seen.every((ids) => ids.length === 2 && ids[0] === '0' && ids[1] === '0'), 'none ended, none settled');
     assert.deepEqual(await a.counts('sw'), { ...NONE, queued: SIZE });
   });
 });

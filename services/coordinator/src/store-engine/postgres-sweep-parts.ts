@@ -25,6 +25,15 @@ import { inTransaction } from './postgres-pool.js';
 import { cancelSweepIn, lockSweepParts } from './postgres-control.js';
 import { storeInParts, take } from './sweep-parts.js';
 
+/**
+ * Jobs in each part after the first. The first is small (SWEEP_PART_JOBS) so
+ * that nodes start at once; the rest are big, since a COPY streams its rows
+ * without holding the event loop (SQLite's parts are small for that) and each
+ * part is a transaction's round trips and triggers: in parts of 2,048, a
+ * 100,000-job submit took 0.8-1.1 s against 0.56-0.86 s in one transaction.
+ */
+export const PG_LATER_PART_JOBS = 32_768;
+
 /** Why a transaction that took jobs from the expansion is not run again (a generator's jobs are taken once). */
 export const INTERRUPTED = 'storing the sweep was interrupted (the database aborted it: a deadlock, or a connection to run it again on) and its jobs cannot be made again: submit it again';
 
@@ -64,6 +73,7 @@ export class PgSweepParts {
           },
         },
         sweep.partStored,
+        PG_LATER_PART_JOBS,
       );
     } finally {
       this.storing.delete(id);

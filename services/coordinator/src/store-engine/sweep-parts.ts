@@ -31,8 +31,9 @@ export interface PartWriter {
 
 /**
  * Stores the `expected` jobs of `made` as sweep `id` through `writer`, a
- * part at a time; resolves once all are stored. `partStored` hears of each
- * part committed (the hub offers its jobs to the nodes).
+ * part at a time (the first of SWEEP_PART_JOBS, the rest of `laterParts`
+ * each); resolves once all are stored. `partStored` hears of each part
+ * committed (the hub offers its jobs to the nodes).
  */
 export async function storeInParts(
   id: string,
@@ -40,6 +41,7 @@ export async function storeInParts(
   made: Iterator<NewJob>,
   writer: PartWriter,
   partStored: (() => void | Promise<void>) | undefined,
+  laterParts = SWEEP_PART_JOBS,
 ): Promise<void> {
   await writer.begin(made, Math.min(SWEEP_PART_JOBS, expected));
   let stored = Math.min(SWEEP_PART_JOBS, expected);
@@ -52,7 +54,7 @@ export async function storeInParts(
       else void told;
       if (stored >= expected) break;
       await new Promise((resolve) => setImmediate(resolve));
-      const part = Math.min(SWEEP_PART_JOBS, expected - stored);
+      const part = Math.min(laterParts, expected - stored);
       const n = await writer.part(made, part);
       stored += n;
       if (n < part) throw new Error(`the expansion made ${stored} jobs of the ${expected} it counted`);
