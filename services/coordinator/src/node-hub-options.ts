@@ -16,7 +16,7 @@ import type { NodeModels } from './node-models.js';
  */
 export type HubEngine = Pick<
   StoreEngine,
-  | 'heldCount' | 'leaseNext' | 'leaseCopy' | 'straggler' | 'anyStraggler' | 'getJob' | 'expireLeases' | 'settleIdleSweeps' | 'renewLeases' | 'heartbeat' | 'afterCommit' | 'committed' | 'batched' | 'isTransient' | 'completeJob' | 'leasedTo' | 'requeue' | 'dropCopy'
+  | 'heldCount' | 'leaseNext' | 'leaseCopy' | 'straggler' | 'anyStraggler' | 'getJob' | 'expireLeases' | 'settleIdleSweeps' | 'endSweepsStoredShort' | 'renewLeases' | 'heartbeat' | 'afterCommit' | 'committed' | 'batched' | 'isTransient' | 'completeJob' | 'leasedTo' | 'requeue' | 'dropCopy'
   | 'markNodeDownIfOurs' | 'markNodeOfflineIfOurs'
 > & {
   nodes: Pick<NodeEngine, 'touchNode' | 'upsertNode' | 'recordNodeEvent' | 'nodeTokenBinding' | 'bindNodeToken'>;

@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import Database from 'better-sqlite3';
 import { expandSweep, parseSpec } from '@nightshift/sweep';
 import { FakeStream, cancels, done, setup, until } from './node-hub-test-helpers.js';
+import { memoJson } from './store/sweeps.js';
 
 test('a registering node is told after the commit: registered, then leases up to its prefetch capacity', async () => {
   const { store, hub, heard, connect } = setup();
@@ -313,5 +314,16 @@ test('the tick settles a sweep left open with every job ended (a replica died be
   store.settleIdleSweeps = real;
   await hub.tick();
   assert.equal(store.getSweep('sw')!.status, 'done');
+  hub.stop();
+});
+
+test('the tick cancels a sweep whose parts stopped short (its coordinator died while storing it), counting the jobs it has', async () => {
+  const { store, hub } = setup({ settleIdleEveryMs: 0 });
+  const spec = parseSpec({ prompts: ['a'], seeds: { count: 3_000 } });
+  store.beginSweepInParts({ name: 'big', spec, priority: 0, backend: 'procedural', model: 'procedural-v1' }, 3_000, expandSweep(spec, 3_000).map((j) => ({ ...j, minVramMb: 0 }))[Symbol.iterator](), 2_048, 'sw-short', memoJson());
+  assert.equal(store.getSweep('sw-short')!.status, 'queued');
+  await hub.tick();
+  assert.equal(store.getSweep('sw-short')!.status, 'cancelled');
+  assert.equal(store.getSweep('sw-short')!.total, 2_048);
   hub.stop();
 });

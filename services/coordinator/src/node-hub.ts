@@ -219,6 +219,9 @@ export class NodeHub {
       // A failure here must not keep the tick from filling nodes: the next look is the retry.
       const settled = await this.engine.settleIdleSweeps().catch((err: unknown) => void this.log.warn({ err: String(err) }, 'open sweeps with every job ended not settled'));
       if (settled) this.log.warn({ sweeps: settled }, 'sweeps with every job ended were still open: settled');
+      // On PostgreSQL a replica that died while storing a big sweep in parts leaves it to the others.
+      const ended = await this.engine.endSweepsStoredShort().catch((err: unknown) => void this.log.warn({ err: String(err) }, 'sweeps stored short not ended'));
+      if (ended?.length) this.log.warn({ sweeps: ended }, 'sweeps whose storing stopped part way (the coordinator storing them is gone) are cancelled; their finished images are kept');
     }
     await this.fillAll();
   }

@@ -9,10 +9,18 @@ import { setTimeout as delay } from 'node:timers/promises';
 import pg from 'pg';
 import { createLogger, loadConfig } from '@nightshift/common';
 import { postgresMissing, startPostgres, tempDir } from '@nightshift/devfarm';
-import { openStore } from './open-engine.js';
-import { PostgresEngine } from './store-engine/postgres.js';
+import { openStore, replicaName } from './open-engine.js';
+import { MAX_APPLICATION_NAME_BYTES, PostgresEngine } from './store-engine/postgres.js';
 
 const skip = postgresMissing();
+
+test('a replica\'s name fits what PostgreSQL keeps of an application_name, whatever the hostname', () => {
+  for (const host of ['', 'box', 'nightshift-coordinator-5f7d8c9b7d-8xk2p', 'h'.repeat(300), 'héllo wörld/../x']) {
+    const name = replicaName(host);
+    assert.ok(Buffer.byteLength(name) <= MAX_APPLICATION_NAME_BYTES, `${name}: ${Buffer.byteLength(name)} bytes`);
+    assert.match(name, /^nightshift-coordinator-[A-Za-z0-9.-]*-[0-9a-f]{8}$/);
+  }
+});
 
 test('NIGHTSHIFT_DATABASE_POOL_SIZE bounds the connections a PostgreSQL replica opens', { skip, timeout: 60_000 }, async () => {
   const server = await startPostgres();

@@ -21,10 +21,14 @@ export interface OpenedStore {
   shareSecret: Buffer;
 }
 
-/** Shown in pg_stat_activity; names the replica a node row belongs to (at most 63 bytes). */
-function replicaName(): string {
-  const host = hostname().replace(/[^A-Za-z0-9.-]/g, '').slice(0, 32);
-  return `nightshift-coordinator-${host}-${randomBytes(4).toString('hex')}`;
+/**
+ * Shown in pg_stat_activity; names the replica a node row and a sweep being
+ * stored belong to. At most 63 bytes: PostgreSQL keeps no more of an
+ * application_name, and a longer one never matched its own sessions (23 +
+ * 31 + 1 + 8 here), so other replicas took a live replica for dead.
+ */
+export function replicaName(host = hostname()): string {
+  return `nightshift-coordinator-${host.replace(/[^A-Za-z0-9.-]/g, '').slice(0, 31)}-${randomBytes(4).toString('hex')}`;
 }
 
 export async function openStore(config: Config, log: Logger): Promise<OpenedStore> {

@@ -219,9 +219,9 @@ export interface StoreEngine {
    */
   settleIdleSweeps(): Promise<number>;
   /**
-   * At start: cancels the open sweeps whose parts stopped short when the
-   * coordinator stopped while storing them (createSweep in parts; on
-   * PostgreSQL also those of replicas gone); returns their ids.
+   * Cancels the open sweeps whose parts stopped short when the coordinator
+   * storing them stopped (createSweep in parts): at start, and in the hub's
+   * tick (on PostgreSQL another replica's may have died); returns their ids.
    */
   endSweepsStoredShort(): Promise<string[]>;
   /** Jobs a node holds (leased to it, or a straggler copy on it), by id. */

@@ -22,15 +22,25 @@ export const ANALYZE_AFTER_JOBS = 10_000;
 /** Rows per chunk written to the COPY (~200 kB: few writes, little held while the database catches up). */
 const CHUNK_ROWS = 1_000;
 
-const COPY_JOBS_SQL = 'COPY jobs (id, sweep_id, idx, render_key, prompt, seed, params_json, axes_json, backend, model, state, kind, source_key, min_vram_mb, model_hash) FROM STDIN';
+const COPY_COLUMNS = 'id, sweep_id, idx, render_key, prompt, seed, params_json, axes_json, backend, model, state, kind, source_key, min_vram_mb, model_hash';
+const COPY_JOBS_SQL = `COPY jobs (${COPY_COLUMNS}) FROM STDIN`;
+const COPY_ENDED_JOBS_SQL = `COPY jobs (${COPY_COLUMNS}, error, finished_at) FROM STDIN`;
+
+/** Jobs stored already ended: a part of a sweep cancelled, or whose queued jobs were failed, while it was stored (postgres-sweep-parts.ts). */
+export interface Ended {
+  state: 'cancelled' | 'failed';
+  error: string | null;
+  at: number;
+}
 
 /**
- * Stores `jobs` (as the expansion makes them) as queued jobs of `sweepId`, in
- * the transaction of `c` (a client of its own: COPY holds it until the last
- * row). Returns how many there were. A job that cannot be encoded, or an
- * expansion that throws, ends the COPY with the error (CopyFail) and rejects.
+ * Stores `jobs` (as the expansion makes them) as queued jobs of `sweepId`
+ * (or `ended` so), in the transaction of `c` (a client of its own: COPY
+ * holds it until the last row). Returns how many there were. A job that
+ * cannot be encoded, or an expansion that throws, ends the COPY with the
+ * error (CopyFail) and rejects.
  */
-export async function storeJobs(c: Pick<pg.ClientBase, 'query'>, sweepId: string, jobs: Iterable<NewJob>, modelHash: string): Promise<number> {
+export async function storeJobs(c: Pick<pg.ClientBase, 'query'>, sweepId: string, jobs: Iterable<NewJob>, modelHash: string, ended?: Ended): Promise<number> {
   let total = 0;
   const counted = function* (): Generator<NewJob> {
     for (const job of jobs) {
@@ -38,22 +48,23 @@ export async function storeJobs(c: Pick<pg.ClientBase, 'query'>, sweepId: string
       yield job;
     }
   };
-  await pipeline(Readable.from(copyChunks(sweepId, counted(), modelHash)), c.query(copyFrom(COPY_JOBS_SQL)));
+  await pipeline(Readable.from(copyChunks(sweepId, counted(), modelHash, ended)), c.query(copyFrom(ended ? COPY_ENDED_JOBS_SQL : COPY_JOBS_SQL)));
   return total;
 }
 
-/** The COPY's text rows for `jobs`, CHUNK_ROWS to a string. */
-export function* copyChunks(sweepId: string, jobs: Iterable<NewJob>, modelHash: string): Generator<string> {
+/** The COPY's text rows for `jobs`, CHUNK_ROWS to a string (with error and finished_at last when `ended`). */
+export function* copyChunks(sweepId: string, jobs: Iterable<NewJob>, modelHash: string, ended?: Ended): Generator<string> {
   const fields = fieldCache();
-  // Every row's sweep, state and model hash are the same: encoded once.
+  // Every row's sweep, state and model hash (and end) are the same: encoded once.
   const sweepField = `\t${copyField(sweepId)}\t`;
-  const tail = `\t${copyField(modelHash)}\n`;
+  const state = `\t${ended?.state ?? 'queued'}\t`;
+  const tail = `\t${copyField(modelHash)}${ended ? `\t${ended.error === null ? '\\N' : copyField(ended.error)}\t${int(ended.at)}` : ''}\n`;
   let rows: string[] = [];
   for (const j of jobs) {
     const source = j.sourceKey ?? null;
     rows.push(
       copyField(jobId(sweepId, j.index)) + sweepField + int(j.index) + '\t' + copyField(j.renderKey) + '\t' + copyField(j.prompt) + '\t' + int(j.seed) + '\t' +
-        fields.json(j.params) + '\t' + fields.json(j.axes) + '\t' + fields.repeated(j.backend) + '\t' + fields.repeated(j.model) + '\tqueued\t' +
+        fields.json(j.params) + '\t' + fields.json(j.axes) + '\t' + fields.repeated(j.backend) + '\t' + fields.repeated(j.model) + state +
         fields.repeated(j.kind ?? 'render') + '\t' + (source === null ? '\\N' : copyField(source)) + '\t' + int(j.minVramMb) + tail,
     );
     if (rows.length === CHUNK_ROWS) {

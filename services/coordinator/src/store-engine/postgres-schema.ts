@@ -487,7 +487,8 @@ export const MIGRATIONS = [
   `,
   // Big sweeps stored in parts (postgres-sweep-parts.ts): a row while a replica stores one, naming that replica
   // (its application_name: another replica ends the sweep once that name has no session left) and, once its
-  // queued jobs were failed for want of a capable node, why (its later parts are failed with it).
+  // queued jobs were failed for want of a capable node, why (its later parts are failed with it). Replicas older
+  // than this one neither take the sweep's parts lock in a cancel nor record that reason: upgrade them all first.
   `
   CREATE TABLE sweeps_storing (
     sweep_id TEXT PRIMARY KEY,

@@ -1,7 +1,7 @@
 /**
  * What storing a big sweep in parts means on PostgreSQL alone, with replicas
  * (the rest is conformance-sweep-parts.ts, on both engines): a replica that
- * dies while storing leaves its sweep to the others' settle pass, or to its
+ * dies while storing leaves its sweep to the others' hub tick, or to its
  * own next start under the same name; a live replica's sweep is left alone;
  * a replica whose sweep another ended meanwhile stops with a clear error.
  */
@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import pg from 'pg';
 import { postgresMissing, startPostgres, type PostgresServer } from '@nightshift/devfarm';
 import { PROC, LEASE, newJobs } from './conformance-helpers.js';
-import { PostgresEngine } from './postgres.js';
+import { MAX_APPLICATION_NAME_BYTES, PostgresEngine } from './postgres.js';
 import { PG_LATER_PART_JOBS } from './postgres-sweep-parts.js';
 import { SWEEP_PART_JOBS } from './sweep-parts.js';
 
@@ -35,7 +35,8 @@ async function withReplicas(body: (a: PostgresEngine, open: (name?: string) => P
   const url = await server!.createDatabase(`parts_${++databases}`);
   const engines: PostgresEngine[] = [];
   const open = async (applicationName?: string) => {
-    const e = await PostgresEngine.open({ url, ...(applicationName ? { applicationName } : {}) });
+    // The first part's listener runs to its end before the next part, however slow the box (sweep-parts.ts).
+    const e = await PostgresEngine.open({ url, firstFillsWaitMs: 60_000, ...(applicationName ? { applicationName } : {}) });
     engines.push(e);
     return e;
   };
@@ -51,27 +52,23 @@ async function withReplicas(body: (a: PostgresEngine, open: (name?: string) => P
  * part is stored: the rest never are, and it cannot end the sweep itself.
  */
 async function dieWhileStoring(b: PostgresEngine, id: string): Promise<void> {
-  let closing: Promise<void> | undefined;
-  const partStored = () => void (closing ??= b.close());
-  await assert.rejects(b.createSweep({ ...SWEEP, partStored }, newJobs('big', SIZE), id), /is to be cancelled shortly/);
-  await closing;
+  await assert.rejects(b.createSweep({ ...SWEEP, partStored: () => b.close() }, newJobs('big', SIZE), id), /is to be cancelled shortly/);
 }
 
-test('a replica that dies while storing a sweep: another replica\'s settle pass cuts it to the jobs it has and cancels it', { skip, timeout: 60_000 }, async () => {
+test('a replica that dies while storing a sweep: another replica\'s tick cuts it to the jobs it has and cancels it', { skip, timeout: 60_000 }, async () => {
   await withReplicas(async (a, open) => {
     const b = await open();
     let leased: string | undefined;
-    let closing: Promise<void> | undefined;
     const partStored = async () => {
       leased = (await a.leaseNext('n1', PROC, LEASE))?.id;
-      closing ??= b.close();
+      await b.close();
     };
     await assert.rejects(b.createSweep({ ...SWEEP, partStored }, newJobs('big', SIZE), 'sw'), /stopped after 2048 of its 5000 jobs, so it is to be cancelled shortly/);
-    await closing;
     assert.ok(leased, 'a node leased from the first part');
     assert.deepEqual(await a.counts('sw'), { ...NONE, queued: SIZE - 1, running: 1 }, 'the jobs never stored still count as queued: nothing settles it');
 
-    await a.settleIdleSweeps();
+    // What the hub's tick on every replica asks every 5 s.
+    assert.deepEqual(await a.endSweepsStoredShort(), ['sw']);
     const sweep = (await a.getSweep('sw'))!;
     assert.equal(sweep.status, 'cancelled');
     assert.equal(sweep.total, SWEEP_PART_JOBS);
@@ -89,9 +86,10 @@ test('a replica started again under the name it stored a sweep with cancels that
   });
 });
 
-test('a sweep a live replica is storing is left alone by the others\' settle passes and its own', { skip, timeout: 60_000 }, async () => {
+test('a sweep a live replica is storing is left alone by the others\' ticks and its own (its name as long as PostgreSQL keeps)', { skip, timeout: 60_000 }, async () => {
   await withReplicas(async (a, open) => {
-    const b = await open();
+    await assert.rejects(open(`nightshift-${'x'.repeat(MAX_APPLICATION_NAME_BYTES - 10)}`), /PostgreSQL keeps 63/, 'a longer name would never match its own sessions');
+    const b = await open(`nightshift-${'x'.repeat(MAX_APPLICATION_NAME_BYTES - 11)}`);
     // The later parts' listeners are not awaited by the store: their passes are collected and awaited here.
     const passes: Promise<string[]>[] = [];
     const partStored = async () => {
@@ -116,13 +114,15 @@ test('a replica whose sweep another ended short meanwhile (it seemed gone) stops
     await admin.connect();
     try {
       let parts = 0;
+      let ended: string[] | undefined;
       const partStored = async () => {
         if (parts++ > 0) return;
         // As a replica sees one whose sessions all dropped for a moment: its name has none.
         await admin.query(`UPDATE sweeps_storing SET replica = 'gone' WHERE sweep_id = 'sw'`);
-        assert.deepEqual(await a.endSweepsStoredShort(), ['sw']);
+        ended = await a.endSweepsStoredShort();
       };
       await assert.rejects(b.createSweep({ ...SWEEP, partStored }, newJobs('big', SIZE), 'sw'), /stopped after 2048 of its 5000 jobs, so it is cancelled.*another replica ended the sweep short/);
+      assert.deepEqual(ended, ['sw']);
       assert.equal((await a.getSweep('sw'))!.total, SWEEP_PART_JOBS);
       assert.deepEqual(await a.counts('sw'), { ...NONE, cancelled: SWEEP_PART_JOBS });
     } finally {

@@ -14,13 +14,13 @@
  * node (recorded in the row; a later part is stored failed), and the end of a
  * sweep stored short. A sweep whose parts stop short is cut to the jobs it
  * has and cancelled; one whose replica died while storing it (its name has no
- * session left) is ended so by any replica's settle pass, or its own next start.
+ * session left) is ended so by any replica's hub tick (every 5 s), or its own next start.
  */
 import type pg from 'pg';
-import { FINAL, jobId, type NewJob, type SweepStatus } from '../store/rows.js';
+import { FINAL, type NewJob, type SweepStatus } from '../store/rows.js';
 import type { NewSweep } from './engine.js';
 import { insertSweepIn, openSweepIn, settleAfterCommit, settleSweep, type Q } from './postgres-helpers.js';
-import { ANALYZE_AFTER_JOBS, analyzeJobs, storeJobs } from './postgres-job-insert.js';
+import { ANALYZE_AFTER_JOBS, analyzeJobs, storeJobs, type Ended } from './postgres-job-insert.js';
 import { inTransaction } from './postgres-pool.js';
 import { cancelSweepIn, lockSweepParts } from './postgres-control.js';
 import { storeInParts, take } from './sweep-parts.js';
@@ -48,6 +48,7 @@ export class PgSweepParts {
     private readonly replica: string,
     /** Runs a write that queues jobs (the dry queue forgets its answer). */
     private readonly queueing: <T>(write: Promise<T>) => Promise<T>,
+    private readonly firstFillsWaitMs?: number,
   ) {}
 
   /** Stores `jobs` (exactly `expected` of them) as sweep `id`, part by part; resolves once all are stored. */
@@ -73,7 +74,7 @@ export class PgSweepParts {
           },
         },
         sweep.partStored,
-        PG_LATER_PART_JOBS,
+        { laterParts: PG_LATER_PART_JOBS, firstFillsWaitMs: this.firstFillsWaitMs },
       );
     } finally {
       this.storing.delete(id);
@@ -101,7 +102,7 @@ export class PgSweepParts {
       try {
         if (await this.endShort(id, true)) ended.push(id);
       } catch {
-        // The next settle pass tries again.
+        // The next tick tries again.
       }
     }
     return ended;
@@ -138,21 +139,15 @@ export class PgSweepParts {
       ).rows[0];
       if (sweep?.replica !== this.replica) throw new Error('another replica ended the sweep short (this one seemed gone to it)');
       taken = true;
-      const ids: string[] = [];
-      const part = function* (): Generator<NewJob> {
-        for (const job of take(made, n)) {
-          ids.push(jobId(id, job.index));
-          yield job;
-        }
-      };
-      const stored = await storeJobs(c, id, part(), modelHash);
+      // A part of a sweep cancelled, or whose queued jobs were failed, meanwhile is stored so at once: its counters go
+      // straight to that state (an UPDATE after would take the counter rows out of (sweep, state) order).
+      const ended: Ended | undefined = FINAL.includes(sweep.status)
+        ? { state: 'cancelled', error: null, at: now }
+        : sweep.failed !== null
+          ? { state: 'failed', error: sweep.failed, at: now }
+          : undefined;
+      const stored = await storeJobs(c, id, take(made, n), modelHash, ended);
       await countQueued(c, id, -stored);
-      // Only this part's rows: no other transaction can hold them, so this waits on no lock.
-      if (FINAL.includes(sweep.status)) {
-        await c.query(`UPDATE jobs SET state = 'cancelled', finished_at = $2 WHERE id = ANY($1) AND state = 'queued'`, [ids, now]);
-      } else if (sweep.failed !== null) {
-        await c.query(`UPDATE jobs SET state = 'failed', error = $2, finished_at = $3 WHERE id = ANY($1) AND state = 'queued'`, [ids, sweep.failed, now]);
-      }
       return stored;
     });
   }
@@ -174,7 +169,7 @@ export class PgSweepParts {
   /**
    * Cuts the sweep to the jobs it has (its total and its count of queued
    * jobs) and cancels it. With `onlyIfStoring`, only while its row is there
-   * (a settle pass); whether it ended it.
+   * (the hub's tick); whether it ended it.
    */
   private async endShort(id: string, onlyIfStoring = false): Promise<boolean> {
     const now = this.now();

@@ -59,7 +59,8 @@ storeEngineConformance(
   {
     async fresh(clock) {
       const url = await server!.createDatabase(`conformance_${++databases}`);
-      const open = () => PostgresEngine.open({ url, now: () => clock.t, maxAttempts: 3, blocklistAfter: 3, poolSize: 8 });
+      // A big sweep's listeners run to their end before its next part, however slow the box (sweep-parts.ts).
+      const open = () => PostgresEngine.open({ url, now: () => clock.t, maxAttempts: 3, blocklistAfter: 3, poolSize: 8, firstFillsWaitMs: 60_000 });
       const engine = await open();
       const engines: PostgresEngine[] = [engine];
       return {

@@ -51,6 +51,9 @@ import { PgGallery } from './postgres-gallery.js';
 
 export { ANALYZE_AFTER_JOBS } from './postgres-job-insert.js';
 
+/** The most of an application_name PostgreSQL keeps (NAMEDATALEN - 1). */
+export const MAX_APPLICATION_NAME_BYTES = 63;
+
 export interface PostgresEngineOptions extends Partial<StoreOptions> {
   url: string;
   /** Connections in the pool (leaderships use one more of their own). */
@@ -103,7 +106,7 @@ export class PostgresEngine implements StoreEngine {
     this.control = new PgControl(pool, this.now);
     this.completions = new PgCompletions(pool, this.now);
     this.heartbeats = new PgHeartbeats(pool, this.now);
-    this.parts = new PgSweepParts(pool, this.now, applicationName, (write) => this.queueing(write));
+    this.parts = new PgSweepParts(pool, this.now, applicationName, (write) => this.queueing(write), this.opts.firstFillsWaitMs);
     this.dry = new DryQueue(pool, () => this.wakes.jobsWakes(), undefined, dryRecheckMs);
     this.nodes = new PgNodes(pool, this.now, applicationName);
     this.webhooks = new PgWebhooks(pool, this.now);
@@ -117,6 +120,8 @@ export class PostgresEngine implements StoreEngine {
   /** Connects and migrates (once across replicas starting together). */
   static async open(o: PostgresEngineOptions): Promise<PostgresEngine> {
     const applicationName = o.applicationName ?? `nightshift-${randomBytes(4).toString('hex')}`;
+    // PostgreSQL keeps 63 bytes of it: a longer name would never match this replica's own sessions in pg_stat_activity.
+    if (Buffer.byteLength(applicationName) > MAX_APPLICATION_NAME_BYTES) throw new Error(`applicationName is ${Buffer.byteLength(applicationName)} bytes; PostgreSQL keeps ${MAX_APPLICATION_NAME_BYTES}`);
     const pool = createPool({ url: o.url, applicationName, ...(o.poolSize ? { max: o.poolSize } : {}) });
     const client = await pool.connect();
     try {
@@ -277,14 +282,12 @@ export class PostgresEngine implements StoreEngine {
     return byId(rows.filter((j) => j.copy_node_id === null));
   }
 
-  /** Cancels the sweeps whose parts stopped short: this replica's before it stopped, and those of replicas gone (postgres-sweep-parts.ts). */
+  /** Cancels the sweeps whose parts stopped short: this replica's before it stopped, and those of replicas gone (postgres-sweep-parts.ts; the hub's tick asks every 5 s). */
   async endSweepsStoredShort(): Promise<string[]> {
     return this.parts.endStoredShort();
   }
 
-  /** Also ends the sweeps a replica was storing in parts when it died (any replica's pass will). */
   async settleIdleSweeps(): Promise<number> {
-    await this.parts.endStoredShort();
     const { rows } = await this.pool.query<{ id: string }>(
       `SELECT s.id FROM sweeps s WHERE s.status IN ('queued', 'running', 'paused') AND s.total > 0 AND NOT EXISTS (${openJobsOf('s.id')}) ORDER BY s.id`,
     );

@@ -127,3 +127,13 @@ test('a sweep whose parts stopped short and whose cancel failed too is cancelled
   });
 });
 
+test('fills after the first part that never end hold the rest of the sweep FIRST_FILLS_WAIT_MS at most', async () => {
+  await withEngine(async (engine) => {
+    let told = 0;
+    // A listener whose promise never settles: a node line that hangs.
+    const sweep = await engine.createSweep({ ...SWEEP, expectedJobs: SIZE, partStored: () => (told++ === 0 ? new Promise<void>(() => {}) : undefined) }, made(), 'sw');
+    assert.equal(sweep.total, SIZE);
+    assert.equal(jobCount(engine, 'sw'), SIZE);
+    assert.equal(told, 3);
+  });
+});

@@ -13,7 +13,7 @@ import type { Store } from '../store.js';
 import type { NewJob, NewSweep } from './engine.js';
 import { storeInParts } from './sweep-parts.js';
 
-export { FIRST_FILLS_WAIT_MS, SWEEP_PART_JOBS } from './sweep-parts.js';
+export { SWEEP_PART_JOBS } from './sweep-parts.js';
 
 /** The sweeps a process is storing in parts, per Store (every engine over it shares them). */
 export class SweepParts {
@@ -54,7 +54,7 @@ export class SweepParts {
           this.storing.delete(id);
           return this.endShort(id, stored);
         },
-      }, sweep.partStored);
+      }, sweep.partStored, { firstFillsWaitMs: this.store.opts.firstFillsWaitMs });
     });
   }
 

@@ -29,11 +29,18 @@ export interface PartWriter {
   endShort(stored: number): Promise<unknown>;
 }
 
+export interface PartSizes {
+  /** Jobs in each part after the first (SWEEP_PART_JOBS unless told). */
+  laterParts?: number;
+  /** How long the second part waits at most for the first part's fills (FIRST_FILLS_WAIT_MS unless told). */
+  firstFillsWaitMs?: number | undefined;
+}
+
 /**
  * Stores the `expected` jobs of `made` as sweep `id` through `writer`, a
- * part at a time (the first of SWEEP_PART_JOBS, the rest of `laterParts`
- * each); resolves once all are stored. `partStored` hears of each part
- * committed (the hub offers its jobs to the nodes).
+ * part at a time (the first of SWEEP_PART_JOBS); resolves once all are
+ * stored. `partStored` hears of each part committed (the hub offers its
+ * jobs to the nodes).
  */
 export async function storeInParts(
   id: string,
@@ -41,8 +48,9 @@ export async function storeInParts(
   made: Iterator<NewJob>,
   writer: PartWriter,
   partStored: (() => void | Promise<void>) | undefined,
-  laterParts = SWEEP_PART_JOBS,
+  sizes: PartSizes = {},
 ): Promise<void> {
+  const laterParts = sizes.laterParts ?? SWEEP_PART_JOBS;
   await writer.begin(made, Math.min(SWEEP_PART_JOBS, expected));
   let stored = Math.min(SWEEP_PART_JOBS, expected);
   try {
@@ -50,7 +58,7 @@ export async function storeInParts(
       // The first part's fills run before the next part is stored: they share the loop otherwise, and every
       // node's first lease came a part's worth (20 ms) later per part (a 100,000-job sweep: 300 ms, not 120).
       const told = tell(partStored);
-      if (first) await within(told, FIRST_FILLS_WAIT_MS);
+      if (first) await within(told, sizes.firstFillsWaitMs ?? FIRST_FILLS_WAIT_MS);
       else void told;
       if (stored >= expected) break;
       await new Promise((resolve) => setImmediate(resolve));

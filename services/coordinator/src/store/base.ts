@@ -17,6 +17,8 @@ import type { OutboxEvent } from './events.js';
 
 export interface StoreOptions extends FailurePolicy {
   now: () => number;
+  /** How long a big sweep's second part waits at most for the fills after its first (store-engine/sweep-parts.ts; tests make it long). */
+  firstFillsWaitMs?: number;
 }
 
 /** What one committed transaction changed, for `onCommit` listeners. */
