@@ -2,6 +2,7 @@ export * from './ports.js';
 export * from './process.js';
 export * from './nats-server.js';
 export * from './postgres.js';
+export * from './postgres-per-file.js';
 export * from './s3-server.js';
 export * from './farm.js';
 export * from './farm-database.js';

@@ -9,26 +9,17 @@
  * conformance suite pins each rule by example; this catches the cases in
  * between (tie-breaks, backoff edges, blocklists) where the two could drift.
  */
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { imageKey, mulberry32, thumbKey } from '@nightshift/common';
-import { postgresMissing, startPostgres, tempDir, type PostgresServer } from '@nightshift/devfarm';
+import { postgresForFile, tempDir } from '@nightshift/devfarm';
 import type { NodeCaps } from '../placement.js';
 import type { JobRow, NewJob, PickModels, StoreEngine, SweepRow } from './engine.js';
 import { PostgresEngine } from './postgres.js';
 import { SqliteEngine } from './sqlite.js';
 
-const skip = postgresMissing();
-let server: PostgresServer | undefined;
-if (!skip) {
-  before(async () => {
-    server = await startPostgres();
-  });
-  after(async () => {
-    await server?.close();
-  });
-}
+const { skip, server } = postgresForFile();
 
 const H4 = '4'.repeat(64);
 const H5 = '5'.repeat(64);
@@ -70,7 +61,7 @@ for (const seed of [11, 12, 13]) {
     const opts = { now: () => clock.t, maxAttempts: 3, blocklistAfter: 3 };
     const tmp = tempDir('nightshift-diff-');
     const lite = SqliteEngine.open(join(tmp.dir, 'c.sqlite'), opts);
-    const pg = await PostgresEngine.open({ url: await server!.createDatabase(`diff_${seed}`), ...opts });
+    const pg = await PostgresEngine.open({ url: await server().createDatabase(`diff_${seed}`), ...opts });
     const engines: StoreEngine[] = [lite, pg];
     // `f` runs once per engine: anything random is drawn before it.
     const both = async <T>(f: (e: StoreEngine) => Promise<T>): Promise<T> => {

@@ -1,28 +1,19 @@
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import type pg from 'pg';
 import assert from 'node:assert/strict';
-import { postgresMissing, startPostgres, type PostgresServer } from '@nightshift/devfarm';
+import { postgresForFile } from '@nightshift/devfarm';
 import { createPool } from './postgres-pool.js';
 import { DRY_RECHECK_MS, DryQueue } from './postgres-dry-queue.js';
 import { PostgresEngine } from './postgres.js';
 import { PROC, newJobs } from './conformance-helpers.js';
 import type { Wake } from './engine.js';
 
-let server: PostgresServer | undefined;
-const skip = postgresMissing();
-if (!skip) {
-  before(async () => {
-    server = await startPostgres();
-  });
-  after(async () => {
-    await server?.close();
-  });
-}
+const { skip, server } = postgresForFile();
 
 const sweep = (name: string) => ({ name, spec: {}, priority: 0, backend: 'procedural', model: 'm1' });
 
 test('a dry queue is remembered only when no sweep has a queued job, at the count read before the pick; a wake, the recheck time or not listening ends it', { skip, timeout: 60_000 }, async () => {
-  const url = await server!.createDatabase('dry_queue');
+  const url = await server().createDatabase('dry_queue');
   const engine = await PostgresEngine.open({ url }); // the schema
   const pool = createPool({ url, applicationName: 'dry-test' });
   let queries = 0;
@@ -93,7 +84,7 @@ test('a dry queue is remembered only when no sweep has a queued job, at the coun
 });
 
 test('a replica whose queue ran dry leases again what any replica queues next: a new sweep, a requeued job, a resumed sweep', { skip, timeout: 60_000 }, async () => {
-  const url = await server!.createDatabase('dry_engine');
+  const url = await server().createDatabase('dry_engine');
   // A dry answer trusted for a minute: a box stalled for a second between two picks must not end it (the counts below).
   const a = await PostgresEngine.open({ url, dryRecheckMs: 60_000 });
   const b = await PostgresEngine.open({ url });

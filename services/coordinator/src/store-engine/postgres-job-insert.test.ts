@@ -5,30 +5,21 @@
  * connection usable, and the jobs' sweep is still checked as the foreign key
  * checked it (now once per statement, postgres-schema.ts).
  */
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import pg from 'pg';
-import { postgresMissing, startPostgres, type PostgresServer } from '@nightshift/devfarm';
+import { postgresForFile } from '@nightshift/devfarm';
 import { jobId, type NewJob } from '../store/rows.js';
 import { PostgresEngine } from './postgres.js';
 import { copyField, storeJobs } from './postgres-job-insert.js';
 
-let server: PostgresServer | undefined;
-const skip = postgresMissing();
+const { skip, server } = postgresForFile();
 let databases = 0;
 
-if (!skip) {
-  before(async () => {
-    server = await startPostgres();
-  });
-  after(async () => {
-    await server?.close();
-  });
-}
 
 /** A migrated database and an admin client on it. */
 async function database(): Promise<{ client: pg.Client; close: () => Promise<void> }> {
-  const url = await server!.createDatabase(`job_insert_${++databases}`);
+  const url = await server().createDatabase(`job_insert_${++databases}`);
   const engine = await PostgresEngine.open({ url });
   await engine.close();
   const client = new pg.Client({ connectionString: url });

@@ -5,25 +5,16 @@
  * own next start under the same name; a live replica's sweep is left alone;
  * a replica whose sweep another ended meanwhile stops with a clear error.
  */
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import pg from 'pg';
-import { postgresMissing, startPostgres, type PostgresServer } from '@nightshift/devfarm';
+import { postgresForFile } from '@nightshift/devfarm';
 import { PROC, LEASE, newJobs } from './conformance-helpers.js';
 import { MAX_APPLICATION_NAME_BYTES, PostgresEngine } from './postgres.js';
 import { PG_LATER_PART_JOBS } from './postgres-sweep-parts.js';
 import { SWEEP_PART_JOBS } from './sweep-parts.js';
 
-let server: PostgresServer | undefined;
-const skip = postgresMissing();
-if (!skip) {
-  before(async () => {
-    server = await startPostgres();
-  });
-  after(async () => {
-    await server?.close();
-  });
-}
+const { skip, server } = postgresForFile();
 
 const SIZE = 5_000;
 const SWEEP = { name: 'big', spec: {}, priority: 0, backend: 'procedural', model: 'm1', expectedJobs: SIZE };
@@ -32,7 +23,7 @@ let databases = 0;
 
 /** A fresh database and a first replica on it, closed after `body`, with `open` for more (closed too). */
 async function withReplicas(body: (a: PostgresEngine, open: (name?: string) => Promise<PostgresEngine>, url: string) => Promise<void>): Promise<void> {
-  const url = await server!.createDatabase(`parts_${++databases}`);
+  const url = await server().createDatabase(`parts_${++databases}`);
   const engines: PostgresEngine[] = [];
   const open = async (applicationName?: string) => {
     // The first part's listener runs to its end before the next part, however slow the box (sweep-parts.ts).

@@ -1,8 +1,8 @@
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as delay } from 'node:timers/promises';
 import pg from 'pg';
-import { postgresMissing, startPostgres, type PostgresServer } from '@nightshift/devfarm';
+import { postgresForFile } from '@nightshift/devfarm';
 import { storeEngineConformance } from './conformance.js';
 import { report } from './conformance-helpers.js';
 import { ANALYZE_AFTER_JOBS, PostgresEngine } from './postgres.js';
@@ -12,22 +12,13 @@ import { WakeListener } from './postgres-wake.js';
 import { createPool, inTransaction, retriesOf as retriesOfPool } from './postgres-pool.js';
 import { MIGRATIONS } from './postgres-schema.js';
 
-let server: PostgresServer | undefined;
 let databases = 0;
-const skip = postgresMissing();
+const { skip, server } = postgresForFile();
 
-if (!skip) {
-  before(async () => {
-    server = await startPostgres();
-  });
-  after(async () => {
-    await server?.close();
-  });
-}
 
 /** A fresh database with an engine on it and a plain session beside it (to arrange or read what the engine's API does not), both closed after `body`. */
 async function withEngineAndAdmin(name: string, body: (engine: PostgresEngine, admin: pg.Client) => Promise<void>): Promise<void> {
-  const url = await server!.createDatabase(name);
+  const url = await server().createDatabase(name);
   const engine = await PostgresEngine.open({ url });
   const admin = new pg.Client({ connectionString: url });
   await admin.connect();
@@ -58,7 +49,7 @@ storeEngineConformance(
   'postgres',
   {
     async fresh(clock) {
-      const url = await server!.createDatabase(`conformance_${++databases}`);
+      const url = await server().createDatabase(`conformance_${++databases}`);
       // A big sweep's listeners run to their end before its next part, however slow the box (sweep-parts.ts).
       const open = () => PostgresEngine.open({ url, now: () => clock.t, maxAttempts: 3, blocklistAfter: 3, poolSize: 8, firstFillsWaitMs: 60_000 });
       const engine = await open();
@@ -73,7 +64,7 @@ storeEngineConformance(
         async kill(e) {
           const victim = engines.find((x) => x === e);
           if (!victim) throw new Error('not an engine of this fixture');
-          await terminateSessions(server!.url, victim.applicationName);
+          await terminateSessions(server().url, victim.applicationName);
         },
         async close() {
           for (const e of engines) await e.close();
@@ -85,7 +76,7 @@ storeEngineConformance(
 );
 
 test('wake-ups survive a lost listening connection: it reconnects, wakes for both (a notification may have been missed) and tells change listeners to resync, and hears the next commit', { skip, timeout: 60_000 }, async () => {
-  const url = await server!.createDatabase('wake_reconnect');
+  const url = await server().createDatabase('wake_reconnect');
   const listening = await PostgresEngine.open({ url });
   const writer = await PostgresEngine.open({ url });
   try {
@@ -119,7 +110,7 @@ test('wake-ups survive a lost listening connection: it reconnects, wakes for bot
 });
 
 test('a starting replica leaves online the nodes of replicas still running', { skip, timeout: 60_000 }, async () => {
-  const url = await server!.createDatabase('nodes_replicas');
+  const url = await server().createDatabase('nodes_replicas');
   const running = await PostgresEngine.open({ url });
   const starting = await PostgresEngine.open({ url });
   try {
@@ -147,7 +138,7 @@ const JOB = (tag: string, index: number) => ({ index, renderKey: `rk-${tag}-${in
 const CAPS = { backends: ['procedural'], models: [], vramMb: 8_192 };
 
 test('cancelSweep takes locks in the order completions do (jobs, then their sweep): a cancel waiting on a completion that then settles the sweep is no deadlock', { skip, timeout: 60_000 }, async () => {
-  const url = await server!.createDatabase('lock_order_forced');
+  const url = await server().createDatabase('lock_order_forced');
   const completer = await PostgresEngine.open({ url });
   const canceller = await PostgresEngine.open({ url });
   const admin = new pg.Client({ connectionString: url });
@@ -182,7 +173,7 @@ test('cancelSweep takes locks in the order completions do (jobs, then their swee
 });
 
 test('cancels racing picks and completions on two replicas never deadlock (no transaction retried, no pick failed), 40 rounds', { skip, timeout: 120_000 }, async () => {
-  const url = await server!.createDatabase('lock_order_race');
+  const url = await server().createDatabase('lock_order_race');
   const a = await PostgresEngine.open({ url });
   const b = await PostgresEngine.open({ url });
   try {
@@ -217,7 +208,7 @@ test('cancels racing picks and completions on two replicas never deadlock (no tr
 });
 
 test('a listening connection whose LISTEN fails is ended, not left open (each reconnect try would leak a session)', { skip, timeout: 60_000 }, async () => {
-  const url = await server!.createDatabase('listen_fails');
+  const url = await server().createDatabase('listen_fails');
   const applicationName = 'nightshift-listen-fails';
   const made: pg.Client[] = [];
   let ends = 0;
@@ -265,7 +256,7 @@ test('a big sweep refreshes the planner statistics of jobs (the pick walked new 
 });
 
 test('a shared secret is made once per database: every replica, asking at once or later, gets the same 32 bytes; another name gets another', { skip, timeout: 60_000 }, async () => {
-  const url = await server!.createDatabase('shared_secrets');
+  const url = await server().createDatabase('shared_secrets');
   const [a, b] = await Promise.all([PostgresEngine.open({ url }), PostgresEngine.open({ url })]);
   try {
     const first = await Promise.all([a.sharedSecret('share-links'), b.sharedSecret('share-links'), a.sharedSecret('share-links')]);
@@ -299,7 +290,7 @@ async function heldTogether(blocker: pg.Client, table: string, engines: Postgres
 }
 
 test("a daily quota held by two replicas' submissions at the same point: the one that waited counts the other and is refused", { skip, timeout: 60_000 }, async () => {
-  const url = await server!.createDatabase('quota_race');
+  const url = await server().createDatabase('quota_race');
   const [a, b] = await Promise.all([PostgresEngine.open({ url }), PostgresEngine.open({ url })]);
   const blocker = new pg.Client({ connectionString: url });
   await blocker.connect();
@@ -320,7 +311,7 @@ test("a daily quota held by two replicas' submissions at the same point: the one
 });
 
 test('the webhook and share-link caps held by two replicas at the same point: the one that waited counts the other and is refused', { skip, timeout: 60_000 }, async () => {
-  const url = await server!.createDatabase('cap_race');
+  const url = await server().createDatabase('cap_race');
   const [a, b] = await Promise.all([PostgresEngine.open({ url }), PostgresEngine.open({ url })]);
   const blocker = new pg.Client({ connectionString: url });
   await blocker.connect();
@@ -395,7 +386,7 @@ test('a sweep fed by a generator whose transaction was aborted (a deadlock) afte
 });
 
 test('pooled connections prepare each parameterized statement once, by name; one without parameters stays unnamed', { skip, timeout: 60_000 }, async () => {
-  const url = await server!.createDatabase('named_statements');
+  const url = await server().createDatabase('named_statements');
   // One connection, so that its prepared statements are the ones listed.
   const pool = createPool({ url, applicationName: 'named-statements', max: 1 });
   try {
@@ -410,7 +401,7 @@ test('pooled connections prepare each parameterized statement once, by name; one
 });
 
 test('a statement prepared before another replica added a column runs again, on a fresh connection: through the pool and in a transaction', { skip, timeout: 60_000 }, async () => {
-  const url = await server!.createDatabase('stale_plans');
+  const url = await server().createDatabase('stale_plans');
   const pool = createPool({ url, applicationName: 'stale-plans', max: 1 });
   const migrator = new pg.Client({ connectionString: url });
   await migrator.connect();
@@ -453,7 +444,7 @@ test('settleIdleSweeps settles a sweep left open with every job ended (its repli
 });
 
 test('the counters move into shards on a database with work in it: counts, running counts and settling carry on', { skip, timeout: 60_000 }, async () => {
-  const url = await server!.createDatabase('shards_upgrade');
+  const url = await server().createDatabase('shards_upgrade');
   const admin = new pg.Client({ connectionString: url });
   await admin.connect();
   try {
@@ -523,7 +514,7 @@ test('a report that cannot be stored fails alone: the other reports, reads, hear
 });
 
 test('batched completions racing heartbeats, lease renewals, requeues and a node marked down on another replica take their locks in one order: no deadlock, nothing retried, 20 rounds', { skip, timeout: 120_000 }, async () => {
-  const url = await server!.createDatabase('batch_lock_order');
+  const url = await server().createDatabase('batch_lock_order');
   const clock = { t: 1_700_000_000_000 };
   const a = await PostgresEngine.open({ url, now: () => clock.t });
   const b = await PostgresEngine.open({ url, now: () => clock.t });
