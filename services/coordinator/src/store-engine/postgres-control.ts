@@ -10,7 +10,7 @@ import { SUBJECTS } from '@nightshift/common';
 import { FINAL, type JobRow, type SweepRow } from '../store/rows.js';
 import { MAX_FLOORS } from '../store/sweeps.js';
 import type { QueuedRequirement, QueuedWithExclusions, RecentFinish } from './engine.js';
-import { enqueue, settleAfterCommit, settleSweep, type Q } from './postgres-helpers.js';
+import { enqueue, replicaLive, settleAfterCommit, settleSweep, type Q } from './postgres-helpers.js';
 import { inTransaction, notTheDatabases } from './postgres-pool.js';
 import { TurnBatches } from './turn-batches.js';
 import { PARTS_LOCK_NAMESPACE, WAKE_CHANNEL } from './postgres-schema.js';
@@ -166,7 +166,7 @@ export class PgControl {
     const until = this.now() + graceMs;
     const unserved = (column: string) =>
       `NOT EXISTS (SELECT 1 FROM nodes n WHERE n.id = jobs.${column} AND n.status = 'online'
-                     AND n.replica IN (SELECT application_name FROM pg_stat_activity WHERE application_name IS NOT NULL))`;
+                     AND ${replicaLive('n.replica')})`;
     return inTransaction(this.pool, async (c) => {
       const { rowCount } = await c.query(`UPDATE jobs SET lease_expires_at = GREATEST(COALESCE(lease_expires_at, 0), $1) WHERE state = 'leased' AND ${unserved('node_id')}`, [until]);
       await c.query(`UPDATE jobs SET copy_lease_expires_at = GREATEST(COALESCE(copy_lease_expires_at, 0), $1) WHERE state = 'leased' AND copy_node_id IS NOT NULL AND ${unserved('copy_node_id')}`, [until]);

@@ -41,6 +41,14 @@ export const userColumns = (alias: string) =>
  */
 export const LEASED = (alias: string) => `(${alias}.state || '') = 'leased'`;
 
+/**
+ * Whether the replica named by `ref` (an application_name, never NULL) still
+ * has a session: how every replica tells a live one from a dead one (node
+ * rows, leases' grace at start, sweeps being stored). An IN over one scan of
+ * pg_stat_activity, not a scan per row.
+ */
+export const replicaLive = (ref: string) => `${ref} IN (SELECT application_name FROM pg_stat_activity WHERE application_name IS NOT NULL)`;
+
 export const byId = (rows: JobRow[]): JobRow[] => rows.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
 
 export async function dropCopyOf(c: Q, jobIdValue: string): Promise<void> {

@@ -10,7 +10,7 @@ import { SUBJECTS } from '@nightshift/common';
 import { LAST_SEEN_PRECISION_MS } from '../store/nodes.js';
 import type { JobRow, NodeRow } from '../store/rows.js';
 import type { NodeEngine } from './engine-faces.js';
-import { enqueue, releaseNodeIn, type Q } from './postgres-helpers.js';
+import { enqueue, releaseNodeIn, replicaLive, type Q } from './postgres-helpers.js';
 import { inTransaction } from './postgres-pool.js';
 import { CHANGES_CHANNEL } from './postgres-schema.js';
 
@@ -66,7 +66,7 @@ export class PgNodes implements NodeEngine {
     await this.pool.query(
       `UPDATE nodes SET status = 'offline'
         WHERE status = 'online'
-          AND (replica = $1 OR replica NOT IN (SELECT application_name FROM pg_stat_activity WHERE application_name IS NOT NULL))`,
+          AND (replica = $1 OR NOT ${replicaLive('replica')})`,
       [this.replica],
     );
   }
@@ -131,7 +131,7 @@ export class PgNodes implements NodeEngine {
   private async servedElsewhere(c: Q, nodeId: string): Promise<boolean> {
     const row = (
       await c.query<{ elsewhere: boolean }>(
-        `SELECT replica <> $2 AND EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.application_name = n.replica) AS elsewhere
+        `SELECT replica <> $2 AND ${replicaLive('n.replica')} AS elsewhere
            FROM nodes n WHERE n.id = $1 FOR UPDATE`,
         [nodeId, this.replica],
       )

@@ -19,7 +19,7 @@
 import type pg from 'pg';
 import { FINAL, type NewJob, type SweepStatus } from '../store/rows.js';
 import type { NewSweep } from './engine.js';
-import { insertSweepIn, openSweepIn, settleAfterCommit, settleSweep, type Q } from './postgres-helpers.js';
+import { insertSweepIn, openSweepIn, replicaLive, settleAfterCommit, settleSweep, type Q } from './postgres-helpers.js';
 import { ANALYZE_AFTER_JOBS, analyzeJobs, storeJobs, type Ended } from './postgres-job-insert.js';
 import { inTransaction } from './postgres-pool.js';
 import { cancelSweepIn, lockSweepParts } from './postgres-control.js';
@@ -92,7 +92,7 @@ export class PgSweepParts {
   async endStoredShort(): Promise<string[]> {
     const { rows } = await this.pool.query<{ sweep_id: string }>(
       `SELECT p.sweep_id FROM sweeps_storing p
-        WHERE p.replica = $1 OR NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.application_name = p.replica)
+        WHERE p.replica = $1 OR NOT ${replicaLive('p.replica')}
         ORDER BY p.sweep_id`,
       [this.replica],
     );
