@@ -136,9 +136,16 @@ const ANALYZE_TARGET = 30;
  * submit. Autovacuum still analyzes the whole table at the default target
  * afterwards: a partial ANALYZE does not reset its count of changes.
  */
+/*
+ * copy_node_id too: without its statistics the planner took `copy_node_id IS
+ * NOT NULL` for a third of the table and read every job on each lease tick
+ * to end lapsed straggler copies (EXPIRE_COPIES_SQL, postgres.ts: 12 ms a
+ * tick at 100,000 jobs on a quiet box, 61 ms under a 1,000-node load) until
+ * autovacuum's next analyze.
+ */
 export async function analyzeJobs(pool: pg.Pool, target = ANALYZE_TARGET): Promise<void> {
   await inTransaction(pool, async (c) => {
     await c.query(`SELECT set_config('default_statistics_target', $1, true)`, [String(target)]);
-    await c.query('ANALYZE jobs (sweep_id, state, idx, min_vram_mb, not_before)');
+    await c.query('ANALYZE jobs (sweep_id, state, idx, min_vram_mb, not_before, copy_node_id)');
   });
 }

@@ -496,6 +496,19 @@ export const MIGRATIONS = [
     failed TEXT
   );
   `,
+  // A lease is no longer notified in the pick's own transaction: each NOTIFY serialised the picks' commits
+  // (postgres-lease-notices.ts, which notifies leases a sweep at a time after they commit). Every other change
+  // of a job's state still is. Replicas older than this one leave their own leases unheard by live clients
+  // until the sweep's next result: a running count a little behind while they are upgraded.
+  `
+  CREATE OR REPLACE FUNCTION jobs_changed_sweeps() RETURNS trigger LANGUAGE plpgsql AS $$
+  BEGIN
+    PERFORM pg_notify('${CHANGES_CHANNEL}', 'sweep:' || sweep_id)
+       FROM (SELECT DISTINCT n.sweep_id FROM new_rows n JOIN old_rows o ON o.id = n.id
+              WHERE o.state <> n.state AND NOT (o.state = 'queued' AND n.state = 'leased')) s;
+    RETURN NULL;
+  END $$;
+  `,
 ];
 
 /** Runs the migrations the database has not had yet, each in its own transaction, once across replicas. */

@@ -5,7 +5,7 @@ import pg from 'pg';
 import { postgresForFile } from '@nightshift/devfarm';
 import { storeEngineConformance } from './conformance.js';
 import { report } from './conformance-helpers.js';
-import { ANALYZE_AFTER_JOBS, PostgresEngine } from './postgres.js';
+import { ANALYZE_AFTER_JOBS, EXPIRE_COPIES_SQL, PostgresEngine } from './postgres.js';
 import { CapReached, QuotaRaced } from './engine.js';
 import type { Wake } from './engine.js';
 import { WakeListener } from './postgres-wake.js';
@@ -252,6 +252,10 @@ test('a big sweep refreshes the planner statistics of jobs (the pick walked new 
     // What the statistics are for: the planner now knows the rows are there.
     const { rows } = await admin.query<{ n: number }>(`SELECT reltuples::int AS n FROM pg_class WHERE relname = 'jobs'`);
     assert.ok(rows[0]!.n >= ANALYZE_AFTER_JOBS, `the planner counts ${rows[0]!.n} rows`);
+    // And that hardly any job is a straggler copy: the lease tick's end of lapsed copies reads jobs_copy, not every job.
+    const plan = JSON.stringify((await admin.query(`EXPLAIN (FORMAT JSON) ${EXPIRE_COPIES_SQL}`, [Date.now()])).rows[0]);
+    assert.match(plan, /"Index Name":"jobs_copy"/, plan);
+    assert.doesNotMatch(plan, /"Node Type":"Seq Scan"/, plan);
   });
 });
 

@@ -39,6 +39,7 @@ import { PgControl } from './postgres-control.js';
 import { PgCompletions } from './postgres-completions.js';
 import { PgHeartbeats } from './postgres-heartbeats.js';
 import { DryQueue } from './postgres-dry-queue.js';
+import { LeaseNotices } from './postgres-lease-notices.js';
 import { INTERRUPTED, PgSweepParts } from './postgres-sweep-parts.js';
 import { SWEEP_PART_JOBS } from './sweep-parts.js';
 import { TurnBatches } from './turn-batches.js';
@@ -53,6 +54,14 @@ export { ANALYZE_AFTER_JOBS } from './postgres-job-insert.js';
 
 /** The most of an application_name PostgreSQL keeps (NAMEDATALEN - 1). */
 export const MAX_APPLICATION_NAME_BYTES = 63;
+
+/**
+ * Ends the straggler copies whose lease lapsed ($1 now). It reads them
+ * through jobs_copy (few rows are copies): the statistics taken after a big
+ * sweep include copy_node_id (analyzeJobs) so that the planner knows.
+ */
+export const EXPIRE_COPIES_SQL = `UPDATE jobs SET prev_node_id = copy_node_id, copy_node_id = NULL, copy_lease_expires_at = NULL
+ WHERE id IN (SELECT id FROM jobs WHERE copy_node_id IS NOT NULL AND copy_lease_expires_at < $1 ORDER BY id FOR UPDATE SKIP LOCKED)`;
 
 export interface PostgresEngineOptions extends Partial<StoreOptions> {
   url: string;
@@ -87,6 +96,7 @@ export class PostgresEngine implements StoreEngine {
   private readonly completions: PgCompletions;
   private readonly heartbeats: PgHeartbeats;
   private readonly dry: DryQueue;
+  private readonly leaseNotices: LeaseNotices;
   private readonly parts: PgSweepParts;
   private readonly jobReads = new TurnBatches<string, JobRow | undefined>((ids) => this.readJobs(ids), { alone: notTheDatabases });
 
@@ -108,6 +118,7 @@ export class PostgresEngine implements StoreEngine {
     this.heartbeats = new PgHeartbeats(pool, this.now);
     this.parts = new PgSweepParts(pool, this.now, applicationName, (write) => this.queueing(write), this.opts.firstFillsWaitMs);
     this.dry = new DryQueue(pool, () => this.wakes.jobsWakes(), undefined, dryRecheckMs);
+    this.leaseNotices = new LeaseNotices(pool);
     this.nodes = new PgNodes(pool, this.now, applicationName);
     this.webhooks = new PgWebhooks(pool, this.now);
     this.listings = new PgListings(pool);
@@ -210,6 +221,7 @@ export class PostgresEngine implements StoreEngine {
       values: [nodeId, caps.backends, caps.vramMb, caps.models, now, now + leaseMs, ...pickModelValues(caps.models, models)],
     });
     if (!rows[0]) await this.dry.foundNothing(before);
+    else this.leaseNotices.leased(rows[0].sweep_id);
     return rows[0];
   }
 
@@ -259,11 +271,7 @@ export class PostgresEngine implements StoreEngine {
     const now = this.now();
     const rows = await inTransaction(this.pool, async (c) => {
       // Expired copies end first (their node is silent), so a job whose copy also lapsed is requeued.
-      await c.query(
-        `UPDATE jobs SET prev_node_id = copy_node_id, copy_node_id = NULL, copy_lease_expires_at = NULL
-          WHERE id IN (SELECT id FROM jobs WHERE copy_node_id IS NOT NULL AND copy_lease_expires_at < $1 ORDER BY id FOR UPDATE SKIP LOCKED)`,
-        [now],
-      );
+      await c.query(EXPIRE_COPIES_SQL, [now]);
       // Rows another replica is expiring right now are skipped, not waited for; RETURNING gives them as they were.
       return (
         await c.query<JobRow>(
@@ -642,6 +650,7 @@ export class PostgresEngine implements StoreEngine {
     this.leaderClient = undefined;
     if (leader) await (await leader.catch(() => undefined))?.end().catch(() => {});
     for (const l of this.leaderships.values()) l.endedBy(undefined);
+    await this.leaseNotices.flush();
     await this.wakes.close();
     await this.pool.end();
   }
