@@ -65,7 +65,7 @@ test('the renewal looks jobs up by key, never scans the queue', () => {
   const { store } = setup();
   const plan = store.db
     .prepare(`EXPLAIN QUERY PLAN ${RENEW_LEASES_SQL}`)
-    .all({ node: 'n1', until: 0, ids: '[]' }) as { detail: string }[];
+    .all({ node: 'n1', until: 0, due: 0, ids: '[]' }) as { detail: string }[];
   const details = plan.map((p) => p.detail).join(' | ');
   assert.doesNotMatch(details, /SCAN jobs\b/, details);
   assert.match(details, /SEARCH jobs USING INDEX sqlite_autoindex_jobs_1 \(id=\?\)/, details);

@@ -4,6 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { SUBJECTS } from '@nightshift/common';
+import { LEASE_RENEW_SLACK_MS } from '../store/jobs.js';
 import { jobId as jobIdOf } from '../store/rows.js';
 import type { Change } from './engine.js';
 import type { WithFixture } from './conformance.js';
@@ -136,6 +137,40 @@ export function nodeOwnershipConformance(withFixture: WithFixture): void {
     assert.deepEqual(await other.heartbeat('n1', [], LEASE), [], 'nothing running, nothing named');
     assert.equal((await engine.nodes.listNodes()).find((n) => n.id === 'n1')!.last_seen, clock.t - 1_000, 'seen under 10 s ago: not written');
     assert.deepEqual(await other.heartbeat('n2', [copied.id, elsewhere.id], LEASE), [], "n2's own, asked through another connection");
+  });
+
+  withFixture('a heartbeat rewrites a lease (or a copy\'s) only once it was renewed LEASE_RENEW_SLACK_MS ago (a quarter of a short lease), and never shortens one', async ({ engine }, clock) => {
+    await engine.nodes.upsertNode('n1', 'gpu-n1', CAPS);
+    await engine.nodes.upsertNode('n2', 'gpu-n2', CAPS);
+    await engine.createSweep({ name: 's', spec: {}, priority: 0, backend: 'procedural', model: 'm1' }, newJobs('rd', 3), 'sw-rd');
+    const t0 = clock.t;
+    const job = (await engine.leaseNext('n1', PROC, LEASE))!;
+    const copied = (await engine.leaseNext('n2', PROC, LEASE))!;
+    assert.ok(await engine.leaseCopy(copied.id, 'n1', LEASE));
+    const expiry = async (id: string) => {
+      const j = (await engine.getJob(id))!;
+      return [j.lease_expires_at, j.copy_lease_expires_at];
+    };
+    clock.t += LEASE_RENEW_SLACK_MS - 1;
+    assert.deepEqual(await engine.heartbeat('n1', [job.id, copied.id], LEASE), []);
+    assert.deepEqual([await expiry(job.id), await expiry(copied.id)], [[t0 + LEASE, null], [t0 + LEASE, t0 + LEASE]], 'renewed under LEASE_RENEW_SLACK_MS ago: left as it is');
+    clock.t += 1;
+    assert.deepEqual(await engine.heartbeat('n1', [job.id, copied.id], LEASE), []);
+    assert.deepEqual([await expiry(job.id), await expiry(copied.id)], [[clock.t + LEASE, null], [t0 + LEASE, clock.t + LEASE]], 'due: the holder\'s lease and the copy renewed, the other holder\'s not');
+    await engine.renewLeases('n2', [copied.id], LEASE);
+    assert.deepEqual(await expiry(copied.id), [clock.t + LEASE, clock.t + LEASE], 'renewLeases follows the same rule: due, renewed');
+    await engine.renewLeases('n2', [copied.id], 1_000);
+    assert.deepEqual(await expiry(copied.id), [clock.t + LEASE, clock.t + LEASE], 'a shorter lease never shortens one');
+
+    const SHORT = 4_000; // a quarter of it: 1,000 ms
+    const short = (await engine.leaseNext('n2', PROC, SHORT))!;
+    const at = clock.t;
+    clock.t += SHORT / 4 - 1;
+    await engine.heartbeat('n2', [short.id], SHORT);
+    assert.equal((await engine.getJob(short.id))!.lease_expires_at, at + SHORT, 'a short lease: left as it is for a quarter of it');
+    clock.t += 1;
+    await engine.heartbeat('n2', [short.id], SHORT);
+    assert.equal((await engine.getJob(short.id))!.lease_expires_at, clock.t + SHORT);
   });
 
   withFixture('a replica marks down or offline only a node it serves: not one that registered through another live replica since', async ({ engine, another, kill }) => {

@@ -11,6 +11,7 @@
  */
 import type pg from 'pg';
 import { LAST_SEEN_PRECISION_MS, notTheNodesJobs } from '../store/nodes.js';
+import { renewDueBefore } from '../store/jobs.js';
 import type { JobRow } from '../store/rows.js';
 import { LEASED } from './postgres-helpers.js';
 import { inTransaction, notTheDatabases } from './postgres-pool.js';
@@ -27,8 +28,14 @@ const SEEN_SQL = `
 WITH due AS (SELECT id FROM nodes WHERE id = ANY($2::text[]) AND last_seen <= $3 ORDER BY id FOR UPDATE)
 UPDATE nodes SET last_seen = $1 FROM due WHERE nodes.id = due.id`;
 
+/** Renewals that are due ($4, renewDueBefore): the holder's lease, and the copy's. */
+const DUE_HOLDER = `(locked.node_id = ANY(held.nodes) AND locked.lease_expires_at <= $4)`;
+const DUE_COPY = `(locked.copy_node_id = ANY(held.nodes) AND locked.copy_lease_expires_at <= $4)`;
+
 /**
- * $1 lease expiry, $2/$3 (job, node) pairs the nodes say they run. The leased
+ * $1 lease expiry, $2/$3 (job, node) pairs the nodes say they run, $4 the
+ * expiry up to which a lease is renewed (store/jobs.ts's renewDueBefore:
+ * one renewed a moment ago is neither locked nor rewritten). The leased
  * jobs named are locked in id order by \`locked\` before the update touches
  * them (a row it updates is one \`locked\` returned, as it is once locked);
  * the rows named are read back as the statement's snapshot has them. Only
@@ -39,12 +46,13 @@ UPDATE nodes SET last_seen = $1 FROM due WHERE nodes.id = due.id`;
  */
 const RENEW_SQL = `
 WITH held AS (SELECT p.job, array_agg(p.node) AS nodes FROM unnest($2::text[], $3::text[]) AS p (job, node) GROUP BY p.job),
-     locked AS (SELECT j.id, j.state, j.node_id, j.copy_node_id FROM jobs j WHERE j.id = ANY($2::text[]) AND ${LEASED('j')} ORDER BY j.id FOR UPDATE),
+     locked AS (SELECT j.id, j.state, j.node_id, j.copy_node_id, j.lease_expires_at, j.copy_lease_expires_at FROM jobs j
+                 WHERE j.id = ANY($2::text[]) AND ${LEASED('j')} AND (j.lease_expires_at <= $4 OR j.copy_lease_expires_at <= $4) ORDER BY j.id FOR UPDATE),
      renewed AS (
-       UPDATE jobs SET lease_expires_at = CASE WHEN locked.node_id = ANY(held.nodes) THEN $1 ELSE jobs.lease_expires_at END,
-                       copy_lease_expires_at = CASE WHEN locked.copy_node_id = ANY(held.nodes) THEN $1 ELSE jobs.copy_lease_expires_at END
+       UPDATE jobs SET lease_expires_at = CASE WHEN ${DUE_HOLDER} THEN $1 ELSE jobs.lease_expires_at END,
+                       copy_lease_expires_at = CASE WHEN ${DUE_COPY} THEN $1 ELSE jobs.copy_lease_expires_at END
          FROM held JOIN locked ON locked.id = held.job
-        WHERE jobs.id = locked.id AND locked.state = 'leased' AND (locked.node_id = ANY(held.nodes) OR locked.copy_node_id = ANY(held.nodes)))
+        WHERE jobs.id = locked.id AND locked.state = 'leased' AND (${DUE_HOLDER} OR ${DUE_COPY}))
 SELECT j.id, j.state, j.node_id, j.copy_node_id FROM jobs j WHERE j.id = ANY($2::text[])`;
 
 export class PgHeartbeats {
@@ -76,7 +84,7 @@ export class PgHeartbeats {
       const pairs = at.flatMap((i) => items[i]!.running.map((job) => [job, items[i]!.nodeId] as const));
       // In a transaction of its own only to be run again should it ever be chosen to end a deadlock.
       const { rows } = await inTransaction(this.pool, (c) =>
-        c.query<Pick<JobRow, 'id' | 'state' | 'node_id' | 'copy_node_id'>>(RENEW_SQL, [now + leaseMs, pairs.map(([job]) => job), pairs.map(([, node]) => node)]),
+        c.query<Pick<JobRow, 'id' | 'state' | 'node_id' | 'copy_node_id'>>(RENEW_SQL, [now + leaseMs, pairs.map(([job]) => job), pairs.map(([, node]) => node), renewDueBefore(now + leaseMs, leaseMs)]),
       );
       for (const i of at) out[i] = notTheNodesJobs(items[i]!.running, rows, items[i]!.nodeId);
     }

@@ -11,14 +11,31 @@ import { ownKeys, refuseReport, type ReportedKeys } from './completion.js';
 import { imageEvent } from './events.js';
 
 /**
+ * A lease renewed less than this long ago (ms; a quarter of the lease if
+ * that is less) is not rewritten by a heartbeat (nor by renewLeases): at 1,000 one-second nodes
+ * each heartbeat (every 2 s) rewrote the rows of the two jobs its node held,
+ * as many job writes as there were leases, mostly for jobs about to end. A
+ * lease so skipped still has at least three quarters of its length left, so
+ * any heartbeat interval shorter than the lease keeps it alive.
+ */
+export const LEASE_RENEW_SLACK_MS = 5_000;
+
+/** A renewal to `until` rewrites only a lease that expires at or before this. */
+export function renewDueBefore(until: number, leaseMs: number): number {
+  return until - Math.min(LEASE_RENEW_SLACK_MS, leaseMs / 4);
+}
+
+/**
  * A heartbeat's renewal: the named jobs by primary key, each holder's own
- * expiry only. The unary `+` keeps the planner off the state and node indexes,
- * which would walk every leased job of the farm (exported for its plan test).
+ * expiry only, and only where it is due (renewDueBefore). The unary `+` keeps
+ * the planner off the state and node indexes, which would walk every leased
+ * job of the farm (exported for its plan test).
  */
 export const RENEW_LEASES_SQL = `
-  UPDATE jobs SET lease_expires_at = CASE WHEN node_id = @node THEN @until ELSE lease_expires_at END,
-                  copy_lease_expires_at = CASE WHEN copy_node_id = @node THEN @until ELSE copy_lease_expires_at END
-   WHERE id IN (SELECT value FROM json_each(@ids)) AND +state = 'leased' AND (+node_id = @node OR +copy_node_id = @node)`;
+  UPDATE jobs SET lease_expires_at = CASE WHEN node_id = @node AND lease_expires_at <= @due THEN @until ELSE lease_expires_at END,
+                  copy_lease_expires_at = CASE WHEN copy_node_id = @node AND copy_lease_expires_at <= @due THEN @until ELSE copy_lease_expires_at END
+   WHERE id IN (SELECT value FROM json_each(@ids)) AND +state = 'leased'
+     AND ((+node_id = @node AND lease_expires_at <= @due) OR (+copy_node_id = @node AND copy_lease_expires_at <= @due))`;
 
 export class JobStore extends SweepStore {
   /** A finished render of this image (an upscale's source), if any. */
@@ -85,7 +102,7 @@ export class JobStore extends SweepStore {
     if (jobIds.length === 0) return 0;
     const until = this.now() + leaseMs;
     return this.write(() =>
-      this.q(RENEW_LEASES_SQL).run({ node: nodeId, until, ids: JSON.stringify(jobIds) }).changes,
+      this.q(RENEW_LEASES_SQL).run({ node: nodeId, until, due: renewDueBefore(until, leaseMs), ids: JSON.stringify(jobIds) }).changes,
     );
   }
 
