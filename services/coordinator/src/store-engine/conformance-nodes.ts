@@ -162,10 +162,10 @@ export function nodeOwnershipConformance(withFixture: WithFixture): void {
     await engine.renewLeases('n2', [copied.id], 1_000);
     assert.deepEqual(await expiry(copied.id), [clock.t + LEASE, clock.t + LEASE], 'a shorter lease never shortens one');
 
-    const SHORT = 4_000; // a quarter of it: 1,000 ms
+    const SHORT = 4_002; // a quarter of it, in whole milliseconds: 1,000 (a fraction would be no BIGINT on PostgreSQL)
     const short = (await engine.leaseNext('n2', PROC, SHORT))!;
     const at = clock.t;
-    clock.t += SHORT / 4 - 1;
+    clock.t += 999;
     await engine.heartbeat('n2', [short.id], SHORT);
     assert.equal((await engine.getJob(short.id))!.lease_expires_at, at + SHORT, 'a short lease: left as it is for a quarter of it');
     clock.t += 1;

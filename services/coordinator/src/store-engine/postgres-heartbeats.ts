@@ -35,7 +35,8 @@ const DUE_COPY = `(locked.copy_node_id = ANY(held.nodes) AND locked.copy_lease_e
 /**
  * $1 lease expiry, $2/$3 (job, node) pairs the nodes say they run, $4 the
  * expiry up to which a lease is renewed (store/jobs.ts's renewDueBefore:
- * one renewed a moment ago is neither locked nor rewritten). The leased
+ * a row whose lease and copy were both renewed a moment ago is not locked,
+ * and a lease renewed a moment ago is not rewritten). The leased
  * jobs named are locked in id order by \`locked\` before the update touches
  * them (a row it updates is one \`locked\` returned, as it is once locked);
  * the rows named are read back as the statement's snapshot has them. Only

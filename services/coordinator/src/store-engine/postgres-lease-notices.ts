@@ -1,7 +1,8 @@
 /**
  * Live clients hear of a lease (a sweep's running count) through one NOTIFY
  * per sweep every LEASE_NOTICE_MS, sent by the replica that leased, instead
- * of one in each pick's transaction. A transaction that notifies takes one
+ * of one in each pick's transaction (a sweep's first pick still notifies in
+ * its transaction, through its row going from queued to running). A transaction that notifies takes one
  * lock for the whole database at commit (PostgreSQL queues notifications in
  * commit order), so at 1,000 one-second nodes every pick waited its turn
  * behind the others' commits: a third of the picks' time in bench/scale.ts
@@ -26,35 +27,40 @@ const NOTIFY_SQL = `SELECT pg_notify($1, 'sweep:' || s) FROM unnest($2::text[]) 
 export class LeaseNotices {
   private readonly pending = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
-  private sending: Promise<void> | undefined;
+  /** Every send, one after another: a flush waits for those before it. */
+  private sends: Promise<void> = Promise.resolve();
+  private closed = false;
 
   constructor(
     private readonly pool: pg.Pool,
     private readonly delayMs = LEASE_NOTICE_MS,
   ) {}
 
-  /** A job of `sweepId` was leased and committed. */
+  /** A job of `sweepId` was leased and committed (after close: nothing, the pool is gone). */
   leased(sweepId: string): void {
+    if (this.closed) return;
     this.pending.add(sweepId);
-    this.timer ??= setTimeout(() => {
-      this.timer = undefined;
-      void this.flush();
-    }, this.delayMs);
+    this.timer ??= setTimeout(() => void this.flush(), this.delayMs).unref();
   }
 
-  /** Sends what is pending now (and waits for a send under way); never throws. */
-  async flush(): Promise<void> {
+  /** Sends what is pending now, after any send under way, and waits for it; never throws. */
+  flush(): Promise<void> {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
-    await this.sending;
+    this.sends = this.sends.then(() => this.send());
+    return this.sends;
+  }
+
+  /** Sends what is pending and takes no more: before the pool ends. */
+  close(): Promise<void> {
+    this.closed = true;
+    return this.flush();
+  }
+
+  private async send(): Promise<void> {
     if (this.pending.size === 0) return;
     const sweeps = [...this.pending].sort();
     this.pending.clear();
-    this.sending = this.pool.query(NOTIFY_SQL, [CHANGES_CHANNEL, sweeps]).then(
-      () => {},
-      () => {},
-    );
-    await this.sending;
-    this.sending = undefined;
+    await this.pool.query(NOTIFY_SQL, [CHANGES_CHANNEL, sweeps]).catch(() => {});
   }
 }

@@ -72,6 +72,8 @@ export interface PostgresEngineOptions extends Partial<StoreOptions> {
   applicationName?: string;
   /** How long a dry queue is trusted without a wake (postgres-dry-queue.ts; a test makes it long, so a stalled box cannot end it). */
   dryRecheckMs?: number;
+  /** How long a lease's notice to live clients may wait (postgres-lease-notices.ts; a test makes it long and closes the engine to send it). */
+  leaseNoticeMs?: number;
 }
 
 export class PostgresEngine implements StoreEngine {
@@ -107,6 +109,7 @@ export class PostgresEngine implements StoreEngine {
     applicationName: string,
     opts: Partial<StoreOptions>,
     dryRecheckMs?: number,
+    leaseNoticeMs?: number,
   ) {
     this.applicationName = applicationName;
     this.opts = { ...DEFAULT_STORE_OPTIONS, ...opts };
@@ -119,7 +122,7 @@ export class PostgresEngine implements StoreEngine {
     this.heartbeats = new PgHeartbeats(pool, this.now);
     this.parts = new PgSweepParts(pool, this.now, applicationName, (write) => this.queueing(write), this.opts.firstFillsWaitMs);
     this.dry = new DryQueue(pool, () => this.wakes.jobsWakes(), undefined, dryRecheckMs);
-    this.leaseNotices = new LeaseNotices(pool);
+    this.leaseNotices = new LeaseNotices(pool, leaseNoticeMs);
     this.nodes = new PgNodes(pool, this.now, applicationName);
     this.webhooks = new PgWebhooks(pool, this.now);
     this.listings = new PgListings(pool);
@@ -144,8 +147,8 @@ export class PostgresEngine implements StoreEngine {
       throw err;
     }
     client.release();
-    const { url: _url, poolSize: _poolSize, applicationName: _name, dryRecheckMs, ...storeOpts } = o;
-    return new PostgresEngine(pool, o.url, applicationName, storeOpts, dryRecheckMs);
+    const { url: _url, poolSize: _poolSize, applicationName: _name, dryRecheckMs, leaseNoticeMs, ...storeOpts } = o;
+    return new PostgresEngine(pool, o.url, applicationName, storeOpts, dryRecheckMs, leaseNoticeMs);
   }
 
   // ------------------------------------------------------------------ sweeps and jobs
@@ -654,7 +657,7 @@ export class PostgresEngine implements StoreEngine {
     this.leaderClient = undefined;
     if (leader) await (await leader.catch(() => undefined))?.end().catch(() => {});
     for (const l of this.leaderships.values()) l.endedBy(undefined);
-    await this.leaseNotices.flush();
+    await this.leaseNotices.close();
     await this.wakes.close();
     await this.pool.end();
   }

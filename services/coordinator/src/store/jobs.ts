@@ -12,17 +12,19 @@ import { imageEvent } from './events.js';
 
 /**
  * A lease renewed less than this long ago (ms; a quarter of the lease if
- * that is less) is not rewritten by a heartbeat (nor by renewLeases): at 1,000 one-second nodes
- * each heartbeat (every 2 s) rewrote the rows of the two jobs its node held,
- * as many job writes as there were leases, mostly for jobs about to end. A
- * lease so skipped still has at least three quarters of its length left, so
- * any heartbeat interval shorter than the lease keeps it alive.
+ * that is less) is not rewritten by a heartbeat (nor by renewLeases): at
+ * 1,000 one-second nodes each heartbeat (every 2 s) rewrote the rows of the
+ * two jobs its node held, as many job writes as there were leases, mostly for
+ * jobs about to end. A lease so skipped still has the lease less this slack
+ * left: a node whose heartbeats come closer together than that (2 s against
+ * 25 s by default, where the node timeout, 15 s, comes first anyway) keeps it.
  */
 export const LEASE_RENEW_SLACK_MS = 5_000;
 
 /** A renewal to `until` rewrites only a lease that expires at or before this. */
 export function renewDueBefore(until: number, leaseMs: number): number {
-  return until - Math.min(LEASE_RENEW_SLACK_MS, leaseMs / 4);
+  // Whole milliseconds: PostgreSQL compares it with a BIGINT, and a lease need not be a multiple of 4.
+  return until - Math.floor(Math.min(LEASE_RENEW_SLACK_MS, leaseMs / 4));
 }
 
 /**
