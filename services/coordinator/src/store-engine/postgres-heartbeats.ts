@@ -83,12 +83,23 @@ export class PgHeartbeats {
     });
     for (const [leaseMs, at] of byLease) {
       const pairs = at.flatMap((i) => items[i]!.running.map((job) => [job, items[i]!.nodeId] as const));
-      // In a transaction of its own only to be run again should it ever be chosen to end a deadlock.
-      const { rows } = await inTransaction(this.pool, (c) =>
-        c.query<Pick<JobRow, 'id' | 'state' | 'node_id' | 'copy_node_id'>>(RENEW_SQL, [now + leaseMs, pairs.map(([job]) => job), pairs.map(([, node]) => node), renewDueBefore(now + leaseMs, leaseMs)]),
-      );
+      const rows = await this.renew(pairs, now, leaseMs);
       for (const i of at) out[i] = notTheNodesJobs(items[i]!.running, rows, items[i]!.nodeId);
     }
     return out;
+  }
+
+  /** The leases of `jobIds` that are `nodeId`'s renewed where due, as a heartbeat renews them (StoreEngine.renewLeases), not batched. */
+  async renewFor(nodeId: string, jobIds: string[], leaseMs: number): Promise<void> {
+    if (jobIds.length > 0) await this.renew(jobIds.map((job) => [job, nodeId] as const), this.now(), leaseMs);
+  }
+
+  /** RENEW_SQL over (job, node) pairs; the named rows as they were read. */
+  private async renew(pairs: (readonly [string, string])[], now: number, leaseMs: number): Promise<Pick<JobRow, 'id' | 'state' | 'node_id' | 'copy_node_id'>[]> {
+    // In a transaction of its own only to be run again should it ever be chosen to end a deadlock.
+    const { rows } = await inTransaction(this.pool, (c) =>
+      c.query<Pick<JobRow, 'id' | 'state' | 'node_id' | 'copy_node_id'>>(RENEW_SQL, [now + leaseMs, pairs.map(([job]) => job), pairs.map(([, node]) => node), renewDueBefore(now + leaseMs, leaseMs)]),
+    );
+    return rows;
   }
 }

@@ -135,8 +135,6 @@ const ANALYZE_TARGET = 30;
  * jobs`, whose wide text columns and 30,000-row sample made it a fifth of the
  * submit. Autovacuum still analyzes the whole table at the default target
  * afterwards: a partial ANALYZE does not reset its count of changes.
- */
-/*
  * copy_node_id too: without its statistics the planner took `copy_node_id IS
  * NOT NULL` for a third of the table and read every job on each lease tick
  * to end lapsed straggler copies (EXPIRE_COPIES_SQL, postgres.ts: 12 ms a

@@ -2,11 +2,11 @@
  * Live clients hear of a lease (a sweep's running count) through one NOTIFY
  * per sweep every LEASE_NOTICE_MS, sent by the replica that leased, instead
  * of one in each pick's transaction (a sweep's first pick still notifies in
- * its transaction, through its row going from queued to running). A transaction that notifies takes one
- * lock for the whole database at commit (PostgreSQL queues notifications in
- * commit order), so at 1,000 one-second nodes every pick waited its turn
- * behind the others' commits: a third of the picks' time in bench/scale.ts
- * was spent waiting on it (pg_stat_activity: Lock/object), and with the
+ * its transaction, through its row going from queued to running). A
+ * transaction that notifies takes one lock for the whole database at commit
+ * (PostgreSQL queues notifications in commit order), so at 1,000 one-second
+ * nodes every pick waited its turn behind the others' commits: a third of
+ * the picks' time in bench/scale.ts was spent waiting on it (pg_stat_activity: Lock/object), and with the
  * notification left out the run went from 0.73-0.77 to 0.82 of ideal.
  * postgres-schema.ts's jobs_changed_sweeps no longer notifies a lease;
  * every other change of a job's state it still does, in its transaction.

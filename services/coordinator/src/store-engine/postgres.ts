@@ -25,7 +25,6 @@ import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
 import { decideFailure, type Failure, type FailingNode, type NodeCaps } from '../placement.js';
 import { DEFAULT_STORE_OPTIONS, type StoreOptions } from '../store/base.js';
-import { renewDueBefore } from '../store/jobs.js';
 import { newSweepId, type CompleteOutcome, type JobRow, type NewJob, type SweepCounts, type SweepRow } from '../store/rows.js';
 import type { Change, ClaimedEvent, CompletionReport, Leadership, NewSweep, NewUser, PickModels, QueuedRequirement, QueuedWithExclusions, RecentFinish, StoreEngine, UserRow, Wake } from './engine.js';
 import { HAND_ON, LEASED, userColumns, byId, countsOf, dropCopyOf, enqueue, exclusionsOf, insertSweepIn, openJobsOf, openSweepIn, releaseNodeIn, settleAfterCommit, settleSweep } from './postgres-helpers.js';
@@ -260,18 +259,9 @@ export class PostgresEngine implements StoreEngine {
     return this.heartbeats.beat({ nodeId, running: runningJobIds, leaseMs });
   }
 
-  async renewLeases(nodeId: string, jobIds: string[], leaseMs: number): Promise<void> {
-    if (jobIds.length === 0) return;
-    // As a heartbeat renews (postgres-heartbeats.ts): only what is due ($4).
-    const until = this.now() + leaseMs;
-    await this.pool.query(
-      `WITH locked AS (SELECT j.id FROM jobs j WHERE j.id = ANY($2) AND ${LEASED('j')}
-                          AND ((j.node_id = $3 AND j.lease_expires_at <= $4) OR (j.copy_node_id = $3 AND j.copy_lease_expires_at <= $4)) ORDER BY j.id FOR UPDATE)
-       UPDATE jobs SET lease_expires_at = CASE WHEN node_id = $3 AND lease_expires_at <= $4 THEN $1 ELSE lease_expires_at END,
-                       copy_lease_expires_at = CASE WHEN copy_node_id = $3 AND copy_lease_expires_at <= $4 THEN $1 ELSE copy_lease_expires_at END
-        FROM locked WHERE jobs.id = locked.id`,
-      [until, jobIds, nodeId, renewDueBefore(until, leaseMs)],
-    );
+  /** As a heartbeat renews them (postgres-heartbeats.ts), at once. */
+  renewLeases(nodeId: string, jobIds: string[], leaseMs: number): Promise<void> {
+    return this.heartbeats.renewFor(nodeId, jobIds, leaseMs);
   }
 
   async expireLeases(): Promise<JobRow[]> {
