@@ -9,6 +9,7 @@ import { create } from '@bufbuild/protobuf';
 import { SUBJECTS } from '@nightshift/common';
 import { JobCostSchema } from '@nightshift/proto';
 import type { WithFixture } from './conformance.js';
+import { jobId, type JobRow } from '../store/rows.js';
 import { LEASE, PROC, assertCountsExact, drainEvents, newJobs, report } from './conformance-helpers.js';
 
 const spec = (name: string) => ({ name, spec: {}, priority: 0, backend: 'procedural', model: 'm1' });
@@ -104,5 +105,29 @@ export function sameTurnConformance(withFixture: WithFixture): void {
     assert.deepEqual([ra.lease_expires_at, ra.copy_lease_expires_at, rc.lease_expires_at], [clock.t + LEASE, clock.t + LEASE, clock.t + LEASE], 'the lease and the copy of one job, both renewed');
     assert.ok(rb.lease_expires_at === clock.t + LEASE || rb.lease_expires_at === clock.t + 5 * LEASE, 'renewed by one of its heartbeats');
     assert.deepEqual((await engine.nodes.listNodes()).map((n) => [n.id, n.last_seen]), [['n1', clock.t], ['n2', clock.t], ['n3', clock.t]]);
+  });
+  withFixture('picks in one turn (PostgreSQL leases a group of like nodes in one statement): a blocklisted node and an excluded one get what they would alone, another kind of node nothing, the others a job each in the order they asked', async ({ engine }, clock) => {
+    await engine.createSweep({ ...spec('a'), priority: 1 }, newJobs('pa', 6), 'sw-pa');
+    const fail = { error: 'bad', logTail: '', outOfMemory: false };
+    // 'flaky' fails three of sw-pa's jobs (blocklisted for it), then 'ex' its first (excluded from that job only).
+    for (const node of ['flaky', 'flaky', 'flaky', 'ex']) {
+      const job = (await engine.leaseNext(node, PROC, LEASE))!;
+      await engine.failJob(job.id, { id: node, vramMb: PROC.vramMb }, fail);
+      clock.t += 60_000;
+    }
+    assert.ok((await engine.exclusions(jobId('sw-pa', 0))).includes('ex'));
+    await engine.createSweep(spec('b'), newJobs('pb', 2), 'sw-pb');
+    const turn = (nodes: string[]) => Promise.all(nodes.map((node) => engine.leaseNext(node, node === 'other' ? { ...PROC, backends: ['exec'] } : PROC, LEASE)));
+    const picked = (jobs: (JobRow | undefined)[]) => jobs.map((j) => j && [j.sweep_id, j.idx, j.node_id, j.state]);
+    assert.deepEqual(picked(await turn(['flaky', 'ex', 'other'])), [['sw-pb', 0, 'flaky', 'leased'], ['sw-pa', 1, 'ex', 'leased'], undefined]);
+    assert.deepEqual(
+      picked(await turn(['n1', 'n2', 'n3', 'n4'])),
+      [['sw-pa', 0, 'n1', 'leased'], ['sw-pa', 2, 'n2', 'leased'], ['sw-pa', 3, 'n3', 'leased'], ['sw-pa', 4, 'n4', 'leased']],
+    );
+    // More nodes than jobs: the first to ask get them, the higher priority sweep's first.
+    assert.deepEqual(picked(await turn(['n5', 'n6', 'n7'])), [['sw-pa', 5, 'n5', 'leased'], ['sw-pb', 1, 'n6', 'leased'], undefined]);
+    await assertCountsExact(engine, 'sw-pa', 6, { running: 6 });
+    await assertCountsExact(engine, 'sw-pb', 2, { running: 2 });
+    assert.equal((await engine.getSweep('sw-pb'))!.status, 'running');
   });
 }

@@ -33,10 +33,17 @@ import type { PickModels } from './engine.js';
 const HELD = `(s.model_hash = $7 OR s.model_hash = ANY($8::text[]))`;
 const HOLDERS = `(SELECT h.n FROM unnest($9::text[], $10::int[]) AS h (hash, n) WHERE h.hash = s.model_hash)`;
 
-export const PICK_AND_LEASE_SQL = `
-WITH picked AS (
-  SELECT j.id, s.id AS sweep_id
-    FROM (
+/** The order of rule 2, as the sweeps subquery's and the outer query's ORDER BY. */
+const SWEEP_ORDER = 'reach DESC, share ASC, priority DESC, model_affinity DESC, running ASC, created_at, id';
+const sweepOrder = (alias: string) => SWEEP_ORDER.split(', ').map((k) => `${alias}.${k}`).join(', ');
+
+/**
+ * Rule 1 and 2: the sweeps a node of these caps may take a job from, in the
+ * order it takes them. `blocklist` leaves out those blocklisted for node $1
+ * (a batch leaves such nodes to pick alone, PICK_MANY_SQL).
+ */
+function candidateSweeps(blocklist: boolean): string {
+  return `
       SELECT s.id, s.priority, s.created_at,
              COALESCE((SELECT c.n FROM sweep_counts c WHERE c.sweep_id = s.id AND c.state = 'leased'), 0) AS running,
              CASE WHEN COALESCE(u.admin, 0) = 1 THEN s.priority ELSE LEAST(s.priority, 0) END AS reach,
@@ -47,16 +54,22 @@ WITH picked AS (
                   ELSE 0 END AS model_affinity
         FROM sweeps s LEFT JOIN users u ON u.name = s.owner
        WHERE s.status IN ('queued', 'running')
-         AND s.backend = ANY($2::text[])
-         AND NOT EXISTS (SELECT 1 FROM sweep_blocklist b WHERE b.sweep_id = s.id AND b.node_id = $1 AND b.blocked = 1)
+         AND s.backend = ANY($2::text[])${blocklist ? `
+         AND NOT EXISTS (SELECT 1 FROM sweep_blocklist b WHERE b.sweep_id = s.id AND b.node_id = $1 AND b.blocked = 1)` : ''}
          AND (s.model_hash = '' OR ${HELD} OR COALESCE(${HOLDERS}, 0) = 0
               OR COALESCE((SELECT c.n FROM sweep_counts c WHERE c.sweep_id = s.id AND c.state = 'queued'), 0)
                  * COALESCE((SELECT AVG(f.render_ms) FROM (SELECT r.render_ms FROM jobs r WHERE r.sweep_id = s.id AND r.state IN ('done', 'skipped')
                                AND r.render_ms > 0 ORDER BY r.finished_at DESC LIMIT 20) f), $12::float8)
                  / NULLIF(${HOLDERS}, 0)
                  >= s.model_bytes * 1000.0 / $11::float8)
-         AND (SELECT MIN(q.min_vram_mb) FROM jobs q WHERE q.sweep_id = s.id AND q.state = 'queued') <= $3
-       ORDER BY reach DESC, share ASC, s.priority DESC, model_affinity DESC, running ASC, s.created_at, s.id
+         AND (SELECT MIN(q.min_vram_mb) FROM jobs q WHERE q.sweep_id = s.id AND q.state = 'queued') <= $3`;
+}
+
+export const PICK_AND_LEASE_SQL = `
+WITH picked AS (
+  SELECT j.id, s.id AS sweep_id
+    FROM (${candidateSweeps(true)}
+       ORDER BY ${SWEEP_ORDER}
     ) s
     CROSS JOIN LATERAL (
       SELECT j.id
@@ -69,7 +82,7 @@ WITH picked AS (
        LIMIT 1
        FOR UPDATE OF j SKIP LOCKED
     ) j
-   ORDER BY s.reach DESC, s.share ASC, s.priority DESC, s.model_affinity DESC, s.running ASC, s.created_at, s.id
+   ORDER BY ${sweepOrder('s')}
    LIMIT 1
 ),
 leased AS (
@@ -82,6 +95,74 @@ started AS (
   UPDATE sweeps SET status = 'running' FROM picked WHERE sweeps.id = picked.sweep_id AND sweeps.status = 'queued'
 )
 SELECT * FROM leased`;
+
+/**
+ * The picks of several nodes with the same caps and rule-4 values, asked in
+ * one turn, as one statement (postgres-pick-batches.ts): a statement's fixed
+ * cost (its plan's start, each statement trigger on jobs, a commit) was most
+ * of a pick's (bench/pick-batch-pg.ts). $1 is the nodes' ids in the order
+ * they asked, $13 how many; $2–$12 as PICK_AND_LEASE_SQL's.
+ *
+ * A node blocklisted for an open sweep or excluded from any job is not
+ * picked for here but named in the \`alone\` column of a row of its own: its
+ * pick depends on it alone, and it picks with PICK_AND_LEASE_SQL. The others
+ * take the first jobs of the sweeps in rule 2's order, one each, the first
+ * node to ask the first job: what as many picks on as many connections,
+ * begun at the same moment, would get (each reads the counters as they were
+ * and passes over the jobs the others locked). Only the sweeps the batch
+ * needs are walked (Limit over the nested loop), and in each at most $13
+ * jobs are locked.
+ */
+export const PICK_MANY_SQL = `
+WITH asking AS (
+  SELECT a.node, a.ord FROM unnest($1::text[]) WITH ORDINALITY AS a (node, ord)
+),
+alone AS (
+  SELECT a.node, a.ord FROM asking a
+   WHERE EXISTS (SELECT 1 FROM sweep_blocklist b JOIN sweeps s ON s.id = b.sweep_id
+                  WHERE b.node_id = a.node AND b.blocked = 1 AND s.status IN ('queued', 'running'))
+      OR EXISTS (SELECT 1 FROM job_exclusions x WHERE x.node_id = a.node)
+),
+plain AS (
+  SELECT a.node, row_number() OVER (ORDER BY a.ord) AS k FROM asking a WHERE NOT EXISTS (SELECT 1 FROM alone l WHERE l.ord = a.ord)
+),
+picked AS (
+  SELECT j.id, s.id AS sweep_id, s.rank, j.idx
+    FROM (
+      SELECT c.*, row_number() OVER (ORDER BY ${sweepOrder('c')}) AS rank
+        FROM (${candidateSweeps(false)}
+        ) c
+       ORDER BY ${sweepOrder('c')}
+    ) s
+    CROSS JOIN LATERAL (
+      SELECT j.id, j.idx
+        FROM jobs j
+       WHERE j.sweep_id = s.id AND j.state = 'queued'
+         AND j.not_before <= $5
+         AND j.min_vram_mb <= $3
+       ORDER BY j.idx
+       LIMIT $13
+       FOR UPDATE OF j SKIP LOCKED
+    ) j
+   ORDER BY ${sweepOrder('s')}
+   LIMIT $13
+),
+numbered AS (
+  SELECT p.id, p.sweep_id, row_number() OVER (ORDER BY p.rank, p.idx) AS k FROM picked p
+),
+leased AS (
+  UPDATE jobs SET state = 'leased', node_id = p.node, lease_expires_at = $6, started_at = $5, attempts = attempts + 1
+    FROM numbered n JOIN plain p ON p.k = n.k
+   WHERE jobs.id = n.id
+  RETURNING jobs.*
+),
+started AS (
+  UPDATE sweeps SET status = 'running'
+   WHERE sweeps.status = 'queued' AND sweeps.id IN (SELECT n.sweep_id FROM numbered n JOIN plain p ON p.k = n.k)
+)
+SELECT l.*, NULL::text AS alone FROM leased l
+UNION ALL
+SELECT (NULL::jobs).*, a.node FROM alone a`;
 
 /**
  * Rule 4's values ($7–$12) from what the node holds: model-placement.ts's

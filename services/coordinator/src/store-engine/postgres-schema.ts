@@ -509,6 +509,12 @@ export const MIGRATIONS = [
     RETURN NULL;
   END $$;
   `,
+  // A batch of picks (postgres-pick.ts's PICK_MANY_SQL) asks, for each node in it, whether it is blocklisted for an
+  // open sweep or excluded from any job: by node, which neither table's key begins with.
+  `
+  CREATE INDEX sweep_blocklist_node ON sweep_blocklist (node_id) WHERE blocked = 1;
+  CREATE INDEX job_exclusions_node ON job_exclusions (node_id);
+  `,
 ];
 
 /** Runs the migrations the database has not had yet, each in its own transaction, once across replicas. */

@@ -29,7 +29,8 @@ import { newSweepId, type CompleteOutcome, type JobRow, type NewJob, type SweepC
 import type { Change, ClaimedEvent, CompletionReport, Leadership, NewSweep, NewUser, PickModels, QueuedRequirement, QueuedWithExclusions, RecentFinish, StoreEngine, UserRow, Wake } from './engine.js';
 import { HAND_ON, LEASED, userColumns, byId, countsOf, dropCopyOf, enqueue, exclusionsOf, insertSweepIn, openJobsOf, openSweepIn, releaseNodeIn, settleAfterCommit, settleSweep } from './postgres-helpers.js';
 import { ANALYZE_AFTER_JOBS, analyzeJobs, storeJobs } from './postgres-job-insert.js';
-import { ANY_STRAGGLER_SQL, PICK_AND_LEASE_SQL, STRAGGLER_SQL, pickModelValues } from './postgres-pick.js';
+import { ANY_STRAGGLER_SQL, STRAGGLER_SQL } from './postgres-pick.js';
+import { PgPicks } from './postgres-pick-batches.js';
 import { createClient, createPool, inTransaction, isTransientPgError, notTheDatabases, retriesOf } from './postgres-pool.js';
 import { LOCK_NAMESPACE, migratePostgres } from './postgres-schema.js';
 import { WakeListener } from './postgres-wake.js';
@@ -96,6 +97,8 @@ export class PostgresEngine implements StoreEngine {
   readonly gallery: PgGallery;
   private readonly control: PgControl;
   private readonly completions: PgCompletions;
+  /** Picks, a turn's at a time (postgres-pick-batches.ts). */
+  readonly picks: PgPicks;
   private readonly heartbeats: PgHeartbeats;
   private readonly dry: DryQueue;
   private readonly leaseNotices: LeaseNotices;
@@ -118,6 +121,7 @@ export class PostgresEngine implements StoreEngine {
     this.shares = new PgShares(pool, this.now);
     this.control = new PgControl(pool, this.now);
     this.completions = new PgCompletions(pool, this.now);
+    this.picks = new PgPicks(pool, this.now);
     this.heartbeats = new PgHeartbeats(pool, this.now);
     this.parts = new PgSweepParts(pool, this.now, applicationName, (write) => this.queueing(write), this.opts.firstFillsWaitMs);
     this.dry = new DryQueue(pool, () => this.wakes.jobsWakes(), undefined, dryRecheckMs);
@@ -216,16 +220,11 @@ export class PostgresEngine implements StoreEngine {
   async leaseNext(nodeId: string, caps: NodeCaps, leaseMs: number, models?: PickModels): Promise<JobRow | undefined> {
     if (caps.backends.length === 0 || this.dry.isDry()) return undefined;
     const before = this.dry.mark();
-    const now = this.now();
-    // Named, so each connection plans it once (planning cost more than running it).
-    const { rows } = await this.pool.query<JobRow>({
-      name: 'nightshift-pick-and-lease',
-      text: PICK_AND_LEASE_SQL,
-      values: [nodeId, caps.backends, caps.vramMb, caps.models, now, now + leaseMs, ...pickModelValues(caps.models, models)],
-    });
-    if (!rows[0]) await this.dry.foundNothing(before);
-    else this.leaseNotices.leased(rows[0].sweep_id);
-    return rows[0];
+    // With the other picks of its turn (postgres-pick-batches.ts).
+    const job = await this.picks.pick({ nodeId, caps, leaseMs, models });
+    if (!job) await this.dry.foundNothing(before);
+    else this.leaseNotices.leased(job.sweep_id);
+    return job;
   }
 
   /** Picks skipped because no job was queued anywhere (postgres-dry-queue.ts). */

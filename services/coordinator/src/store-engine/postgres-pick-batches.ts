@@ -1,0 +1,108 @@
+/**
+ * Picks on PostgreSQL a turn's worth at a time (turn-batches.ts). A pick
+ * alone cost the database about 0.38 ms of CPU, most of it the statement's
+ * fixed cost (its plan's start, a run of each statement trigger on jobs, a
+ * commit); in turns of 10 like nodes 0.12 ms a pick, of 64 0.076
+ * (bench/pick-batch-pg.ts). At 1,000 one-second nodes the database's CPU a
+ * job went from 0.94 to 0.47 ms (bench/scale.ts).
+ *
+ * The nodes of a batch are grouped by what the pick reads of them besides
+ * their id (backends, card, models, lease length, rule 4's values); each
+ * group of two or more is one PICK_MANY_SQL, a group of one the plain pick.
+ * Groups go in the order their first node asked. A node PICK_MANY_SQL leaves
+ * alone (blocklisted, or excluded from a job) then picks by itself.
+ */
+import type pg from 'pg';
+import type { NodeCaps } from '../placement.js';
+import type { JobRow } from '../store/rows.js';
+import type { PickModels } from './engine.js';
+import { PICK_AND_LEASE_SQL, PICK_MANY_SQL, pickModelValues } from './postgres-pick.js';
+import { notTheDatabases } from './postgres-pool.js';
+import { TurnBatches } from './turn-batches.js';
+
+export interface PickAsk {
+  nodeId: string;
+  caps: NodeCaps;
+  leaseMs: number;
+  models: PickModels | undefined;
+}
+
+/** Most nodes in one statement: a batch's picks read the counters as they were at its start, so fair share moves in steps of at most this. */
+export const PICK_BATCH_MAX = 64;
+
+type Values = ReturnType<typeof pickModelValues>;
+
+export class PgPicks {
+  /** Statements run so far, and picks (tests; what batching saves). */
+  statements = 0;
+  picks = 0;
+  private readonly batches = new TurnBatches<PickAsk, JobRow | undefined>((asks) => this.pickAll(asks), {
+    max: PICK_BATCH_MAX,
+    alone: notTheDatabases,
+  });
+
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly now: () => number,
+  ) {}
+
+  /** The node's next job, leased to it, or none. */
+  pick(ask: PickAsk): Promise<JobRow | undefined> {
+    return this.batches.add(ask);
+  }
+
+  private async pickAll(asks: readonly PickAsk[]): Promise<(JobRow | undefined)[]> {
+    const out: (JobRow | undefined)[] = asks.map(() => undefined);
+    const groups = new Map<string, { at: number[]; values: Values }>();
+    asks.forEach((a, i) => {
+      const values = pickModelValues(a.caps.models, a.models);
+      const key = JSON.stringify([a.caps.backends, a.caps.vramMb, a.caps.models, a.leaseMs, values]);
+      const group = groups.get(key);
+      if (group) group.at.push(i);
+      else groups.set(key, { at: [i], values });
+    });
+    for (const { at, values } of groups.values()) {
+      const alone = at.length === 1 ? at : await this.many(asks, at, values, out);
+      for (const i of alone) out[i] = await this.one(asks[i]!, values);
+    }
+    this.picks += asks.length;
+    return out;
+  }
+
+  private async one(a: PickAsk, values: Values): Promise<JobRow | undefined> {
+    const now = this.now();
+    this.statements++;
+    // Named, so each connection plans it once (planning cost more than running it).
+    const { rows } = await this.pool.query<JobRow>({
+      name: 'nightshift-pick-and-lease',
+      text: PICK_AND_LEASE_SQL,
+      values: [a.nodeId, a.caps.backends, a.caps.vramMb, a.caps.models, now, now + a.leaseMs, ...values],
+    });
+    return rows[0];
+  }
+
+  /** The group's picks in one statement, into `out`; returns the positions of the nodes left to pick alone. */
+  private async many(asks: readonly PickAsk[], at: number[], values: Values, out: (JobRow | undefined)[]): Promise<number[]> {
+    const first = asks[at[0]!]!;
+    const now = this.now();
+    this.statements++;
+    const { rows } = await this.pool.query<JobRow & { alone: string | null }>({
+      name: 'nightshift-pick-many',
+      text: PICK_MANY_SQL,
+      values: [at.map((i) => asks[i]!.nodeId), first.caps.backends, first.caps.vramMb, first.caps.models, now, now + first.leaseMs, ...values, at.length],
+    });
+    // A node asking twice in one batch (it never does: the hub fills a node once at a time) gets a job for each ask.
+    const open = [...at];
+    const take = (nodeId: string): number => {
+      const k = open.findIndex((i) => asks[i]!.nodeId === nodeId);
+      if (k < 0) throw new Error(`a batched pick answered for ${nodeId}, which did not ask`);
+      return open.splice(k, 1)[0]!;
+    };
+    const alone: number[] = [];
+    for (const { alone: node, ...job } of rows) {
+      if (node !== null) alone.push(take(node));
+      else out[take(job.node_id!)] = job;
+    }
+    return alone.sort((a, b) => a - b);
+  }
+}
