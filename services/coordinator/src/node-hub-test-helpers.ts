@@ -102,11 +102,11 @@ export function setup(opts: Partial<HubOptions> = {}, placementOf?: (p: Placemen
   const spec = parseSpec({ prompts: ['a lighthouse'], seeds: { count: 4 } });
   if (!store.getSweep('sw')) store.createSweep({ name: 's', spec, priority: 0, backend: 'procedural', model: 'procedural-v1' }, expandSweep(spec, 100).map((j) => ({ ...j, minVramMb: 0 })), 'sw');
   heard.length = 0;
-  const connect = (nodeId: string, o: { slots?: number; token?: string; backends?: string[] } = {}) => {
+  const connect = (nodeId: string, o: { slots?: number; token?: string; backends?: string[]; vramMb?: bigint } = {}) => {
     const stream = new FakeStream(store);
     if (o.token) stream.metadata.set('authorization', `Bearer ${o.token}`);
     hub.handle(stream);
-    stream.say({ case: 'register', value: { nodeId, name: nodeId, capabilities: { backends: o.backends ?? ['procedural'], models: [], vramMb: 24_000n, slots: o.slots ?? 1 } } });
+    stream.say({ case: 'register', value: { nodeId, name: nodeId, capabilities: { backends: o.backends ?? ['procedural'], models: [], vramMb: o.vramMb ?? 24_000n, slots: o.slots ?? 1 } } });
     return stream;
   };
   return { store, engine, hub, heard, progress, connect, storage };

@@ -10,7 +10,7 @@ import { Store } from './store.js';
 import { ownKeys } from './store/completion.js';
 import { Placement } from './placement.js';
 import { Live, type LiveEvent } from './live.js';
-import { MAX_HEARTBEAT_JOBS, MAX_SLOTS, NodeHub } from './node-hub.js';
+import { MAX_HEARTBEAT_JOBS, MAX_SLOTS, MAX_VRAM_MB, NodeHub } from './node-hub.js';
 import { NodeTokens } from './node-tokens.js';
 import { MAX_PREVIEW_BYTES } from './previews.js';
 import { FakeStorage, FakeStream, OPTS, cancels, done, setup, until } from './node-hub-test-helpers.js';
@@ -126,6 +126,17 @@ test(`slots are capped at ${MAX_SLOTS}: a node claiming 4,294,967,295 cannot lea
   const assigned = greedy.cases().filter((c) => c === 'assign').length;
   assert.equal(assigned, MAX_SLOTS * OPTS.prefetchPerSlot);
   assert.equal(store.leasedTo('greedy').length, assigned);
+  hub.stop();
+});
+
+test(`VRAM is capped at ${MAX_VRAM_MB} MB: a node claiming 2^64 - 1 is stored and scheduled with the cap (PostgreSQL's pick binds it as a 32-bit integer)`, async () => {
+  const { store, hub, connect } = setup();
+  const spec = parseSpec({ prompts: ['one'], seeds: { count: 1 } });
+  store.createSweep({ name: 'one', spec, priority: 0, backend: 'procedural', model: 'procedural-v1' }, expandSweep(spec, 1_000).map((j) => ({ ...j, minVramMb: 0 })), 'one');
+  connect('huge', { vramMb: 2n ** 64n - 1n });
+  await hub.settled();
+  assert.equal((JSON.parse(store.listNodes().find((n) => n.id === 'huge')!.capabilities_json) as { vramMb: number }).vramMb, MAX_VRAM_MB);
+  assert.ok(store.leasedTo('huge').length > 0, 'it leases');
   hub.stop();
 });
 

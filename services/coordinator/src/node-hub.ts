@@ -44,6 +44,8 @@ export type { HubDeps, HubObserver, HubOptions } from './node-hub-options.js';
 
 /** Render slots a node may claim; more is clamped (each slot leases `prefetchPerSlot` jobs). */
 export const MAX_SLOTS = 64;
+/** A card's memory a node may claim (16 TiB, far past any card); more is clamped (the pick binds it as a 32-bit integer on PostgreSQL). */
+export const MAX_VRAM_MB = 16 * 1024 * 1024;
 /** How often a tick looks for sweeps left open with every job ended (a replica died between a last job's commit and its sweep's settle). */
 const SETTLE_IDLE_EVERY_MS = 5_000;
 /** Job ids one heartbeat may name: far above what a node can hold (MAX_SLOTS × its prefetch, in batches); an untrusted node's longer list is cut. */
@@ -554,10 +556,12 @@ export class NodeHub {
     if (!(await this.enrolment.mayUseNodeId(call, nodeId))) return undefined;
     const claimed = Math.max(1, caps.slots || 1);
     if (claimed > MAX_SLOTS) this.log.warn({ node: nodeId, claimed, slots: MAX_SLOTS }, `node claims more than ${MAX_SLOTS} render slots: clamped to ${MAX_SLOTS}`);
+    const vramMb = Number(caps.vramMb);
+    if (vramMb > MAX_VRAM_MB) this.log.warn({ node: nodeId, claimed: vramMb, vramMb: MAX_VRAM_MB }, `node claims more than ${MAX_VRAM_MB} MB of VRAM: clamped`);
     const s: Session = {
       nodeId,
       name: reg.name || nodeId,
-      caps: { backends: [...caps.backends], models: [...caps.models], vramMb: Number(caps.vramMb) },
+      caps: { backends: [...caps.backends], models: [...caps.models], vramMb: Math.min(vramMb, MAX_VRAM_MB) },
       slots: Math.min(claimed, MAX_SLOTS),
       lastSeen: Date.now(),
       call,
@@ -589,7 +593,7 @@ export class NodeHub {
     const nodeId = s.nodeId;
     const caps = reg.capabilities ?? ({} as Capabilities);
     this.holderCounts.forget(nodeId); // it may have served another replica since: its holdings are written again
-    await this.engine.nodes.upsertNode(nodeId, s.name, { gpuName: caps.gpuName, vramMb: Number(caps.vramMb), backends: s.caps.backends, models: s.caps.models, slots: s.slots, ...(caps.executionProvider ? { executionProvider: caps.executionProvider } : {}) });
+    await this.engine.nodes.upsertNode(nodeId, s.name, { gpuName: caps.gpuName, vramMb: s.caps.vramMb, backends: s.caps.backends, models: s.caps.models, slots: s.slots, ...(caps.executionProvider ? { executionProvider: caps.executionProvider } : {}) });
     await this.updateModels(nodeId, reg.models);
     this.send(s, { case: 'registered', value: { nodeId, heartbeatIntervalMs: this.opts.heartbeatMs, leaseMs: this.opts.leaseMs } });
     // Results first: a job finished while we were apart is done, not lost (and not requeued while its image is looked for).

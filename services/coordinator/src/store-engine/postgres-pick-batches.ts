@@ -8,9 +8,16 @@
  *
  * The nodes of a batch are grouped by what the pick reads of them besides
  * their id (backends, card, models, lease length, rule 4's values); each
- * group of two or more is one PICK_MANY_SQL, a group of one the plain pick.
- * Groups go in the order their first node asked. A node PICK_MANY_SQL leaves
- * alone (blocklisted, or excluded from a job) then picks by itself.
+ * group of two or more is one PICK_MANY_SQL, a group of one the plain pick,
+ * and the groups run at once (as their picks did before they were batched).
+ * A node PICK_MANY_SQL leaves alone (blocklisted, or excluded from a job)
+ * then picks by itself.
+ *
+ * Each statement commits on its own, so a failing one never takes the
+ * others' leases with it: its nodes get its error (or, when it failed on a
+ * value one node sent, pick alone, so only that node's pick fails), and the
+ * batch as a whole never throws (TurnBatches would run it again, leasing the
+ * same nodes twice).
  */
 import type pg from 'pg';
 import type { NodeCaps } from '../placement.js';
@@ -36,10 +43,7 @@ export class PgPicks {
   /** Statements run so far, and picks (tests; what batching saves). */
   statements = 0;
   picks = 0;
-  private readonly batches = new TurnBatches<PickAsk, JobRow | undefined>((asks) => this.pickAll(asks), {
-    max: PICK_BATCH_MAX,
-    alone: notTheDatabases,
-  });
+  private readonly batches = new TurnBatches<PickAsk, JobRow | undefined>((asks) => this.pickAll(asks), { max: PICK_BATCH_MAX });
 
   constructor(
     private readonly pool: pg.Pool,
@@ -51,8 +55,8 @@ export class PgPicks {
     return this.batches.add(ask);
   }
 
-  private async pickAll(asks: readonly PickAsk[]): Promise<(JobRow | undefined)[]> {
-    const out: (JobRow | undefined)[] = asks.map(() => undefined);
+  private async pickAll(asks: readonly PickAsk[]): Promise<(JobRow | undefined | Error)[]> {
+    const out: (JobRow | undefined | Error)[] = asks.map(() => undefined);
     const groups = new Map<string, { at: number[]; values: Values }>();
     asks.forEach((a, i) => {
       const values = pickModelValues(a.caps.models, a.models);
@@ -61,12 +65,32 @@ export class PgPicks {
       if (group) group.at.push(i);
       else groups.set(key, { at: [i], values });
     });
-    for (const { at, values } of groups.values()) {
-      const alone = at.length === 1 ? at : await this.many(asks, at, values, out);
-      for (const i of alone) out[i] = await this.one(asks[i]!, values);
-    }
+    await Promise.all([...groups.values()].map((g) => this.pickGroup(asks, g.at, g.values, out)));
     this.picks += asks.length;
     return out;
+  }
+
+  /** One group's picks into `out`: an error each, never thrown. */
+  private async pickGroup(asks: readonly PickAsk[], at: number[], values: Values, out: (JobRow | undefined | Error)[]): Promise<void> {
+    let alone = at;
+    if (at.length > 1) {
+      try {
+        alone = await this.many(asks, at, values, out);
+      } catch (err) {
+        if (!notTheDatabases(err)) {
+          for (const i of at) out[i] = asError(err);
+          return;
+        }
+        // A value one of them sent: each picks alone, so that one's pick fails and only it.
+      }
+    }
+    for (const i of alone) {
+      try {
+        out[i] = await this.one(asks[i]!, values);
+      } catch (err) {
+        out[i] = asError(err);
+      }
+    }
   }
 
   private async one(a: PickAsk, values: Values): Promise<JobRow | undefined> {
@@ -82,14 +106,14 @@ export class PgPicks {
   }
 
   /** The group's picks in one statement, into `out`; returns the positions of the nodes left to pick alone. */
-  private async many(asks: readonly PickAsk[], at: number[], values: Values, out: (JobRow | undefined)[]): Promise<number[]> {
+  private async many(asks: readonly PickAsk[], at: number[], values: Values, out: (JobRow | undefined | Error)[]): Promise<number[]> {
     const first = asks[at[0]!]!;
     const now = this.now();
     this.statements++;
     const { rows } = await this.pool.query<JobRow & { alone: string | null }>({
       name: 'nightshift-pick-many',
       text: PICK_MANY_SQL,
-      values: [at.map((i) => asks[i]!.nodeId), first.caps.backends, first.caps.vramMb, first.caps.models, now, now + first.leaseMs, ...values, at.length],
+      values: [at.map((i) => asks[i]!.nodeId), first.caps.backends, first.caps.vramMb, first.caps.models, now, now + first.leaseMs, ...values],
     });
     // A node asking twice in one batch (it never does: the hub fills a node once at a time) gets a job for each ask.
     const open = [...at];
@@ -106,3 +130,5 @@ export class PgPicks {
     return alone.sort((a, b) => a - b);
   }
 }
+
+const asError = (err: unknown): Error => (err instanceof Error ? err : new Error(String(err)));

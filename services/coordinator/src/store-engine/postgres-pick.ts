@@ -101,7 +101,7 @@ SELECT * FROM leased`;
  * one turn, as one statement (postgres-pick-batches.ts): a statement's fixed
  * cost (its plan's start, each statement trigger on jobs, a commit) was most
  * of a pick's (bench/pick-batch-pg.ts). $1 is the nodes' ids in the order
- * they asked, $13 how many; $2–$12 as PICK_AND_LEASE_SQL's.
+ * they asked; $2–$12 as PICK_AND_LEASE_SQL's.
  *
  * A node blocklisted for an open sweep or excluded from any job is not
  * picked for here but named in the \`alone\` column of a row of its own: its
@@ -110,8 +110,15 @@ SELECT * FROM leased`;
  * node to ask the first job: what as many picks on as many connections,
  * begun at the same moment, would get (each reads the counters as they were
  * and passes over the jobs the others locked). Only the sweeps the batch
- * needs are walked (Limit over the nested loop), and in each at most $13
- * jobs are locked.
+ * needs are walked, in each at most as many jobs locked as there are nodes
+ * to serve, and the sweeps it starts are locked in id order (two replicas'
+ * batches starting the same sweeps cannot deadlock). The outer ORDER BY
+ * repeats the sweeps', as the single pick's does; within the last sweep it
+ * reaches, which jobs fall inside the Limit is the lateral's index order
+ * only while the Limit sits right on the nested loop, as the planner has it
+ * for the plan a named statement starts with and for the generic one
+ * (postgres-pick-batches.test.ts checks both): ordering by index there too
+ * made the planner sort the whole join, walking every sweep.
  */
 export const PICK_MANY_SQL = `
 WITH asking AS (
@@ -141,11 +148,11 @@ picked AS (
          AND j.not_before <= $5
          AND j.min_vram_mb <= $3
        ORDER BY j.idx
-       LIMIT $13
+       LIMIT (SELECT COUNT(*) FROM plain)
        FOR UPDATE OF j SKIP LOCKED
     ) j
    ORDER BY ${sweepOrder('s')}
-   LIMIT $13
+   LIMIT (SELECT COUNT(*) FROM plain)
 ),
 numbered AS (
   SELECT p.id, p.sweep_id, row_number() OVER (ORDER BY p.rank, p.idx) AS k FROM picked p
@@ -158,7 +165,10 @@ leased AS (
 ),
 started AS (
   UPDATE sweeps SET status = 'running'
-   WHERE sweeps.status = 'queued' AND sweeps.id IN (SELECT n.sweep_id FROM numbered n JOIN plain p ON p.k = n.k)
+    FROM (SELECT q.id FROM sweeps q
+           WHERE q.status = 'queued' AND q.id IN (SELECT n.sweep_id FROM numbered n JOIN plain p ON p.k = n.k)
+           ORDER BY q.id FOR UPDATE) l
+   WHERE sweeps.id = l.id
 )
 SELECT l.*, NULL::text AS alone FROM leased l
 UNION ALL
