@@ -4,6 +4,7 @@ import pg from 'pg';
 import { postgresForFile } from '@nightshift/devfarm';
 import { LEASE, PROC, assertCountsExact, newJobs } from './conformance-helpers.js';
 import { PICK_MANY_SQL, pickModelValues } from './postgres-pick.js';
+import { jobId } from '../store/rows.js';
 import { PostgresEngine } from './postgres.js';
 
 const { skip, server } = postgresForFile();
@@ -62,10 +63,13 @@ test('a batch walks only the sweeps it needs: its plan is a Limit over the neste
     }
     await client.query('RESET plan_cache_mode');
 
-    // And so, with the first sweep's jobs enough for the batch, it locks those two and nothing of the other sweeps.
+    // And so, with the first sweep's jobs enough for the batch, it locks those two and nothing of the other sweeps;
+    // a third node, excluded from a job, picks alone and has no job locked for it.
+    await client.query(`INSERT INTO job_exclusions (job_id, node_id) VALUES ($1, 'ex')`, [jobId('sw-pm0', 7)]);
     await client.query('BEGIN');
-    const batch = await client.query<{ sweep_id: string | null; idx: number | null }>(PICK_MANY_SQL, values);
-    assert.deepEqual(batch.rows.map((r) => [r.sweep_id, r.idx]), [['sw-pm2', 0], ['sw-pm2', 1]]);
+    const batch = await client.query<{ sweep_id: string | null; idx: number | null; alone: string | null }>(PICK_MANY_SQL, [['x1', 'ex', 'x2'], ...values.slice(1)]);
+    const rows = batch.rows.map((r) => [r.sweep_id, r.idx, r.alone]).sort((a, b) => String(a).localeCompare(String(b)));
+    assert.deepEqual(rows, [[null, null, 'ex'], ['sw-pm2', 0, null], ['sw-pm2', 1, null]]);
     const locked = async (sweepId: string, idx: number) => {
       const probe = new pg.Client({ connectionString: url });
       await probe.connect();

@@ -4,20 +4,22 @@
  * fixed cost (its plan's start, a run of each statement trigger on jobs, a
  * commit); in turns of 10 like nodes 0.12 ms a pick, of 64 0.076
  * (bench/pick-batch-pg.ts). At 1,000 one-second nodes the database's CPU a
- * job went from 0.94 to 0.47 ms (bench/scale.ts).
+ * job went from 0.94 to 0.30–0.47 ms (bench/scale.ts).
  *
  * The nodes of a batch are grouped by what the pick reads of them besides
  * their id (backends, card, models, lease length, rule 4's values); each
- * group of two or more is one PICK_MANY_SQL, a group of one the plain pick,
- * and the groups run at once (as their picks did before they were batched).
+ * group of two or more is one PICK_MANY_SQL, a group of one the plain pick.
  * A node PICK_MANY_SQL leaves alone (blocklisted, or excluded from a job)
- * then picks by itself.
+ * then picks by itself. These statements run GROUPS_AT_ONCE at a time (nodes
+ * with their own model state are groups of one, and picked concurrently as
+ * before picks were batched, without filling the pool the result and
+ * heartbeat batches need too).
  *
  * Each statement commits on its own, so a failing one never takes the
  * others' leases with it: its nodes get its error (or, when it failed on a
- * value one node sent, pick alone, so only that node's pick fails), and the
- * batch as a whole never throws (TurnBatches would run it again, leasing the
- * same nodes twice).
+ * value one node sent, pick alone, so only that node's pick fails), and no
+ * statement's answer is thrown away once it has committed (TurnBatches,
+ * given a throw, would fail every caller of the batch).
  */
 import type pg from 'pg';
 import type { NodeCaps } from '../placement.js';
@@ -36,6 +38,8 @@ export interface PickAsk {
 
 /** Most nodes in one statement: a batch's picks read the counters as they were at its start, so fair share moves in steps of at most this. */
 export const PICK_BATCH_MAX = 64;
+/** Statements of one batch in flight at once (the pool has 10 connections by default). */
+export const GROUPS_AT_ONCE = 4;
 
 type Values = ReturnType<typeof pickModelValues>;
 
@@ -65,31 +69,30 @@ export class PgPicks {
       if (group) group.at.push(i);
       else groups.set(key, { at: [i], values });
     });
-    await Promise.all([...groups.values()].map((g) => this.pickGroup(asks, g.at, g.values, out)));
-    this.picks += asks.length;
-    return out;
-  }
-
-  /** One group's picks into `out`: an error each, never thrown. */
-  private async pickGroup(asks: readonly PickAsk[], at: number[], values: Values, out: (JobRow | undefined | Error)[]): Promise<void> {
-    let alone = at;
-    if (at.length > 1) {
-      try {
-        alone = await this.many(asks, at, values, out);
-      } catch (err) {
-        if (!notTheDatabases(err)) {
-          for (const i of at) out[i] = asError(err);
-          return;
-        }
-        // A value one of them sent: each picks alone, so that one's pick fails and only it.
-      }
-    }
-    for (const i of alone) {
+    const alone: { i: number; values: Values }[] = [];
+    await eachAtOnce([...groups.values()], GROUPS_AT_ONCE, async ({ at, values }) => {
+      for (const i of at.length === 1 ? at : await this.manyOrAlone(asks, at, values, out)) alone.push({ i, values });
+    });
+    await eachAtOnce(alone, GROUPS_AT_ONCE, async ({ i, values }) => {
       try {
         out[i] = await this.one(asks[i]!, values);
       } catch (err) {
         out[i] = asError(err);
       }
+    });
+    this.picks += asks.length;
+    return out;
+  }
+
+  /** A group's picks in one statement, into `out`; returns the positions of its nodes left to pick alone. Never throws. */
+  private async manyOrAlone(asks: readonly PickAsk[], at: number[], values: Values, out: (JobRow | undefined | Error)[]): Promise<number[]> {
+    try {
+      return await this.many(asks, at, values, out);
+    } catch (err) {
+      // A value one of them sent: each picks alone, so that one's pick fails and only it.
+      if (notTheDatabases(err)) return at;
+      for (const i of at) out[i] = asError(err);
+      return [];
     }
   }
 
@@ -116,19 +119,30 @@ export class PgPicks {
       values: [at.map((i) => asks[i]!.nodeId), first.caps.backends, first.caps.vramMb, first.caps.models, now, now + first.leaseMs, ...values],
     });
     // A node asking twice in one batch (it never does: the hub fills a node once at a time) gets a job for each ask.
+    // Every row names a node that asked (the statement leases only to $1's): nothing here throws after the commit.
     const open = [...at];
-    const take = (nodeId: string): number => {
+    const take = (nodeId: string): number | undefined => {
       const k = open.findIndex((i) => asks[i]!.nodeId === nodeId);
-      if (k < 0) throw new Error(`a batched pick answered for ${nodeId}, which did not ask`);
-      return open.splice(k, 1)[0]!;
+      return k < 0 ? undefined : open.splice(k, 1)[0];
     };
     const alone: number[] = [];
     for (const { alone: node, ...job } of rows) {
-      if (node !== null) alone.push(take(node));
-      else out[take(job.node_id!)] = job;
+      const i = take(node ?? job.node_id!);
+      if (i === undefined) continue;
+      if (node !== null) alone.push(i);
+      else out[i] = job;
     }
     return alone.sort((a, b) => a - b);
   }
 }
 
 const asError = (err: unknown): Error => (err instanceof Error ? err : new Error(String(err)));
+
+/** `fn` over `items`, at most `n` at once. */
+async function eachAtOnce<T>(items: readonly T[], n: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) await fn(items[next++]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(n, items.length) }, worker));
+}

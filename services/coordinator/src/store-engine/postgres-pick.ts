@@ -112,7 +112,9 @@ SELECT * FROM leased`;
  * and passes over the jobs the others locked). Only the sweeps the batch
  * needs are walked, in each at most as many jobs locked as there are nodes
  * to serve, and the sweeps it starts are locked in id order (two replicas'
- * batches starting the same sweeps cannot deadlock). The outer ORDER BY
+ * batches starting the same sweeps cannot deadlock; FOR NO KEY UPDATE, as
+ * an UPDATE takes, so a part of the sweep being stored is not waited for).
+ * The outer ORDER BY
  * repeats the sweeps', as the single pick's does; within the last sweep it
  * reaches, which jobs fall inside the Limit is the lateral's index order
  * only while the Limit sits right on the nested loop, as the planner has it
@@ -167,7 +169,7 @@ started AS (
   UPDATE sweeps SET status = 'running'
     FROM (SELECT q.id FROM sweeps q
            WHERE q.status = 'queued' AND q.id IN (SELECT n.sweep_id FROM numbered n JOIN plain p ON p.k = n.k)
-           ORDER BY q.id FOR UPDATE) l
+           ORDER BY q.id FOR NO KEY UPDATE) l
    WHERE sweeps.id = l.id
 )
 SELECT l.*, NULL::text AS alone FROM leased l

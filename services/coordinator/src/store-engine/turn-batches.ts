@@ -7,7 +7,8 @@
  * every report that arrived in the turn is in it. One batch runs at a time:
  * calls that come while one runs wait and go in the next, as a group commit
  * does, so batches grow with the load instead of piling up connections (and
- * a replica's own batches of one kind never wait on each other's locks).
+ * a replica's own batches of one kind never wait on each other's locks; a
+ * batch of picks runs a few statements at once, postgres-pick-batches.ts).
  *
  * DataLoader (the usual batcher) was not used: it runs its batches
  * concurrently (its schedule can be made a turn, its concurrency not), and
