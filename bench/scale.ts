@@ -9,8 +9,9 @@
  *   1 s renders each job "renders" for 1 s, like a fast GPU: what the
  *               coordinator spends (CPU, event-loop lag) at N jobs/s
  * A completion counts once the coordinator's storage check has found the
- * job's image and thumbnail (two HEADs against a real s3rver child process,
- * whose own CPU is not in the coordinator's figures). The simulated nodes
+ * job's image (one HEAD against a real s3rver child process, whose own CPU
+ * is not in the coordinator's figures; a node uploads the thumbnail first,
+ * result-reports.ts). The simulated nodes
  * upload nothing, so a 1×1 placeholder of each object of every sweep is stored
  * before the first timed run (untimed set-up, bench/placeholders.ts; its
  * duration is printed apart). The last line is the results as JSON.
