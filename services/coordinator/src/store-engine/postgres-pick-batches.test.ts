@@ -6,6 +6,7 @@ import { LEASE, PROC, assertCountsExact, newJobs } from './conformance-helpers.j
 import { PICK_MANY_SQL, pickModelValues } from './postgres-pick.js';
 import { jobId } from '../store/rows.js';
 import { PostgresEngine } from './postgres.js';
+import { withEngineAndAdmin } from './postgres-test-helpers.js';
 
 const { skip, server } = postgresForFile();
 
@@ -39,11 +40,7 @@ test('a turn of picks by like nodes is one statement; two replicas\' batches at 
 });
 
 test('a batch walks only the sweeps it needs: its plan is a Limit over the nested loop of sweeps in order, so later sweeps\' jobs are not locked', { skip, timeout: 60_000 }, async () => {
-  const url = await server().createDatabase('pick_many_plan');
-  const engine = await PostgresEngine.open({ url });
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
+  await withEngineAndAdmin(server(), 'pick_many_plan', async (engine, client) => {
     for (let s = 0; s < 3; s++) await engine.createSweep(sweep(`s${s}`, s), newJobs(`pm${s}`, 50), `sw-pm${s}`);
     const now = Date.now();
     const values = [['x1', 'x2'], PROC.backends, PROC.vramMb, PROC.models, now, now + LEASE, ...pickModelValues(PROC.models, undefined)];
@@ -71,7 +68,7 @@ test('a batch walks only the sweeps it needs: its plan is a Limit over the neste
     const rows = batch.rows.map((r) => [r.sweep_id, r.idx, r.alone]).sort((a, b) => String(a).localeCompare(String(b)));
     assert.deepEqual(rows, [[null, null, 'ex'], ['sw-pm2', 0, null], ['sw-pm2', 1, null]]);
     const locked = async (sweepId: string, idx: number) => {
-      const probe = new pg.Client({ connectionString: url });
+      const probe = new pg.Client({ host: client.host, port: client.port, user: client.user, database: client.database });
       await probe.connect();
       try {
         await probe.query('SELECT 1 FROM jobs WHERE sweep_id = $1 AND idx = $2 FOR UPDATE NOWAIT', [sweepId, idx]);
@@ -88,16 +85,11 @@ test('a batch walks only the sweeps it needs: its plan is a Limit over the neste
       [true, false, false, false],
     );
     await client.query('ROLLBACK');
-  } finally {
-    await client.end();
-    await engine.close();
-  }
+  });
 });
 
 test('a node whose values the database refuses fails alone: the others of its batch keep their leases, none leased twice; several sweeps start at once', { skip, timeout: 60_000 }, async () => {
-  const url = await server().createDatabase('pick_batch_refused');
-  const engine = await PostgresEngine.open({ url });
-  try {
+  await withEngineAndAdmin(server(), 'pick_batch_refused', async (engine) => {
     for (let s = 0; s < 3; s++) await engine.createSweep(sweep(`r${s}`), newJobs(`pr${s}`, 2), `sw-pr${s}`);
     // Two groups (two kinds of card); in the second a node id with a NUL byte, which cannot be stored as text
     // (SQLSTATE 22021): that group's statement fails after the first group's committed, then each of its nodes picks alone.
@@ -120,7 +112,5 @@ test('a node whose values the database refuses fails alone: the others of its ba
     assert.equal(engine.picks.statements - before, 1);
     assert.deepEqual(three.map((j) => j?.sweep_id), ['sw-pr3', 'sw-pr4', 'sw-pr5']);
     for (let s = 3; s < 6; s++) assert.equal((await engine.getSweep(`sw-pr${s}`))!.status, 'running');
-  } finally {
-    await engine.close();
-  }
+  });
 });

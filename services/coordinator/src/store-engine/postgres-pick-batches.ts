@@ -44,9 +44,8 @@ export const GROUPS_AT_ONCE = 4;
 type Values = ReturnType<typeof pickModelValues>;
 
 export class PgPicks {
-  /** Statements run so far, and picks (tests; what batching saves). */
+  /** Statements run so far (tests and bench/pick-batch-pg.ts: what batching saves). */
   statements = 0;
-  picks = 0;
   private readonly batches = new TurnBatches<PickAsk, JobRow | undefined>((asks) => this.pickAll(asks), { max: PICK_BATCH_MAX });
 
   constructor(
@@ -80,7 +79,6 @@ export class PgPicks {
         out[i] = asError(err);
       }
     });
-    this.picks += asks.length;
     return out;
   }
 
@@ -97,26 +95,25 @@ export class PgPicks {
   }
 
   private async one(a: PickAsk, values: Values): Promise<JobRow | undefined> {
-    const now = this.now();
     this.statements++;
     // Named, so each connection plans it once (planning cost more than running it).
-    const { rows } = await this.pool.query<JobRow>({
-      name: 'nightshift-pick-and-lease',
-      text: PICK_AND_LEASE_SQL,
-      values: [a.nodeId, a.caps.backends, a.caps.vramMb, a.caps.models, now, now + a.leaseMs, ...values],
-    });
+    const { rows } = await this.pool.query<JobRow>({ name: 'nightshift-pick-and-lease', text: PICK_AND_LEASE_SQL, values: this.params(a.nodeId, a, values) });
     return rows[0];
+  }
+
+  /** $1–$12 of both pick statements: $1 the node (or the group's nodes), the rest from one of them (a group's are alike). */
+  private params(nodes: string | string[], a: PickAsk, values: Values): unknown[] {
+    const now = this.now();
+    return [nodes, a.caps.backends, a.caps.vramMb, a.caps.models, now, now + a.leaseMs, ...values];
   }
 
   /** The group's picks in one statement, into `out`; returns the positions of the nodes left to pick alone. */
   private async many(asks: readonly PickAsk[], at: number[], values: Values, out: (JobRow | undefined | Error)[]): Promise<number[]> {
-    const first = asks[at[0]!]!;
-    const now = this.now();
     this.statements++;
     const { rows } = await this.pool.query<JobRow & { alone: string | null }>({
       name: 'nightshift-pick-many',
       text: PICK_MANY_SQL,
-      values: [at.map((i) => asks[i]!.nodeId), first.caps.backends, first.caps.vramMb, first.caps.models, now, now + first.leaseMs, ...values],
+      values: this.params(at.map((i) => asks[i]!.nodeId), asks[at[0]!]!, values),
     });
     // A node asking twice in one batch (it never does: the hub fills a node once at a time) gets a job for each ask.
     // Every row names a node that asked (the statement leases only to $1's): nothing here throws after the commit.

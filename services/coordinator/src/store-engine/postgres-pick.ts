@@ -65,6 +65,14 @@ function candidateSweeps(blocklist: boolean): string {
          AND (SELECT MIN(q.min_vram_mb) FROM jobs q WHERE q.sweep_id = s.id AND q.state = 'queued') <= $3`;
 }
 
+/** Rule 3 without exclusions: sweep s's queued jobs past their backoff ($5) that fit the card ($3). */
+const QUEUED_FITTING = `j.sweep_id = s.id AND j.state = 'queued'
+         AND j.not_before <= $5
+         AND j.min_vram_mb <= $3`;
+
+/** What a lease writes on its job, for \`node\`: until $6, begun at $5. */
+const leaseTo = (node: string) => `state = 'leased', node_id = ${node}, lease_expires_at = $6, started_at = $5, attempts = attempts + 1`;
+
 export const PICK_AND_LEASE_SQL = `
 WITH picked AS (
   SELECT j.id, s.id AS sweep_id
@@ -74,9 +82,7 @@ WITH picked AS (
     CROSS JOIN LATERAL (
       SELECT j.id
         FROM jobs j
-       WHERE j.sweep_id = s.id AND j.state = 'queued'
-         AND j.not_before <= $5
-         AND j.min_vram_mb <= $3
+       WHERE ${QUEUED_FITTING}
          AND NOT EXISTS (SELECT 1 FROM job_exclusions x WHERE x.job_id = j.id AND x.node_id = $1)
        ORDER BY j.idx
        LIMIT 1
@@ -86,7 +92,7 @@ WITH picked AS (
    LIMIT 1
 ),
 leased AS (
-  UPDATE jobs SET state = 'leased', node_id = $1, lease_expires_at = $6, started_at = $5, attempts = attempts + 1
+  UPDATE jobs SET ${leaseTo('$1')}
     FROM picked
    WHERE jobs.id = picked.id
   RETURNING jobs.*
@@ -114,13 +120,12 @@ SELECT * FROM leased`;
  * to serve, and the sweeps it starts are locked in id order (two replicas'
  * batches starting the same sweeps cannot deadlock; FOR NO KEY UPDATE, as
  * an UPDATE takes, so a part of the sweep being stored is not waited for).
- * The outer ORDER BY
- * repeats the sweeps', as the single pick's does; within the last sweep it
- * reaches, which jobs fall inside the Limit is the lateral's index order
- * only while the Limit sits right on the nested loop, as the planner has it
- * for the plan a named statement starts with and for the generic one
- * (postgres-pick-batches.test.ts checks both): ordering by index there too
- * made the planner sort the whole join, walking every sweep.
+ * The outer ORDER BY repeats the sweeps', as the single pick's does; within
+ * the last sweep it reaches, which jobs fall inside the Limit is the
+ * lateral's index order only while the Limit sits right on the nested loop,
+ * as the planner has it for the plan a named statement starts with and for
+ * the generic one (postgres-pick-batches.test.ts checks both): ordering by
+ * index there too made the planner sort the whole join, walking every sweep.
  */
 export const PICK_MANY_SQL = `
 WITH asking AS (
@@ -146,9 +151,7 @@ picked AS (
     CROSS JOIN LATERAL (
       SELECT j.id, j.idx
         FROM jobs j
-       WHERE j.sweep_id = s.id AND j.state = 'queued'
-         AND j.not_before <= $5
-         AND j.min_vram_mb <= $3
+       WHERE ${QUEUED_FITTING}
        ORDER BY j.idx
        LIMIT (SELECT COUNT(*) FROM plain)
        FOR UPDATE OF j SKIP LOCKED
@@ -160,7 +163,7 @@ numbered AS (
   SELECT p.id, p.sweep_id, row_number() OVER (ORDER BY p.rank, p.idx) AS k FROM picked p
 ),
 leased AS (
-  UPDATE jobs SET state = 'leased', node_id = p.node, lease_expires_at = $6, started_at = $5, attempts = attempts + 1
+  UPDATE jobs SET ${leaseTo('p.node')}
     FROM numbered n JOIN plain p ON p.k = n.k
    WHERE jobs.id = n.id
   RETURNING jobs.*

@@ -4,6 +4,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import pg from 'pg';
 import { postgresForFile } from '@nightshift/devfarm';
 import { storeEngineConformance } from './conformance.js';
+import { withEngineAndAdmin } from './postgres-test-helpers.js';
 import { report } from './conformance-helpers.js';
 import { ANALYZE_AFTER_JOBS, EXPIRE_COPIES_SQL, PostgresEngine } from './postgres.js';
 import { CapReached, QuotaRaced } from './engine.js';
@@ -14,21 +15,6 @@ import { MIGRATIONS } from './postgres-schema.js';
 
 let databases = 0;
 const { skip, server } = postgresForFile();
-
-
-/** A fresh database with an engine on it and a plain session beside it (to arrange or read what the engine's API does not), both closed after `body`. */
-async function withEngineAndAdmin(name: string, body: (engine: PostgresEngine, admin: pg.Client) => Promise<void>): Promise<void> {
-  const url = await server().createDatabase(name);
-  const engine = await PostgresEngine.open({ url });
-  const admin = new pg.Client({ connectionString: url });
-  await admin.connect();
-  try {
-    await body(engine, admin);
-  } finally {
-    await admin.end();
-    await engine.close();
-  }
-}
 
 /** Ends every session of an engine from outside, as when its replica's process dies. */
 async function terminateSessions(url: string, applicationName: string): Promise<void> {
@@ -237,7 +223,7 @@ test('a listening connection whose LISTEN fails is ended, not left open (each re
 });
 
 test('a big sweep refreshes the planner statistics of jobs (the pick walked new rows until then), a small one does not', { skip, timeout: 120_000 }, async () => {
-  await withEngineAndAdmin('analyze_big_sweeps', async (engine, admin) => {
+  await withEngineAndAdmin(server(), 'analyze_big_sweeps', async (engine, admin) => {
     // The test cluster's autovacuum could analyze on its own: it is kept off this table.
     await admin.query('ALTER TABLE jobs SET (autovacuum_enabled = false)');
     const analyzed = async () => (await admin.query<{ n: string }>(`SELECT analyze_count::text AS n FROM pg_stat_user_tables WHERE relname = 'jobs'`)).rows[0]!.n;
@@ -344,7 +330,7 @@ test('the webhook and share-link caps held by two replicas at the same point: th
  * keeps the test off the clock.
  */
 async function abortedOnceAt(name: string, table: string, body: (r: { outcome: unknown; made: number; engine: PostgresEngine; admin: pg.Client }) => Promise<void>): Promise<void> {
-  await withEngineAndAdmin(name, async (engine, admin) => {
+  await withEngineAndAdmin(server(), name, async (engine, admin) => {
     await admin.query(`
       CREATE SEQUENCE abort_once;
       CREATE FUNCTION abort_once() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -426,7 +412,7 @@ test('a statement prepared before another replica added a column runs again, on 
 });
 
 test('settleIdleSweeps settles a sweep left open with every job ended (its replica died between the last commit and the settle); open and empty sweeps stay as they are', { skip, timeout: 60_000 }, async () => {
-  await withEngineAndAdmin('idle_sweeps', async (engine, admin) => {
+  await withEngineAndAdmin(server(), 'idle_sweeps', async (engine, admin) => {
     await engine.createSweep({ name: 'idle', spec: {}, priority: 1, backend: 'procedural', model: 'm1' }, [JOB('idle', 0)], 'sw-idle');
     await engine.createSweep({ name: 'open', spec: {}, priority: 0, backend: 'procedural', model: 'm1' }, [JOB('open', 0)], 'sw-open');
     await engine.createSweep({ name: 'empty', spec: {}, priority: 0, backend: 'procedural', model: 'm1' }, [], 'sw-empty');
@@ -491,7 +477,7 @@ test('the counters move into shards on a database with work in it: counts, runni
 });
 
 test('a report that cannot be stored fails alone: the other reports, reads, heartbeats and cost records of its turn (one batch) are recorded', { skip, timeout: 60_000 }, async () => {
-  await withEngineAndAdmin('batch_split', async (engine) => {
+  await withEngineAndAdmin(server(), 'batch_split', async (engine) => {
     await engine.createSweep({ name: 'split', spec: {}, priority: 0, backend: 'procedural', model: 'm1' }, [JOB('split', 0), JOB('split', 1), JOB('split', 2)], 'sw-split');
     const [a, b, c] = [(await engine.leaseNext('n1', CAPS, 30_000))!, (await engine.leaseNext('n2', CAPS, 30_000))!, (await engine.leaseNext('n3', CAPS, 30_000))!];
     // A hostile node's model name with a NUL byte: PostgreSQL's text refuses it (22021), which fails the batch's one statement.
@@ -564,7 +550,7 @@ test('batched completions racing heartbeats, lease renewals, requeues and a node
 });
 
 test('a requeue or a heartbeat passes over a job another transaction is leasing: queued in its snapshot, it is neither waited for nor taken from its new holder', { skip, timeout: 60_000 }, async () => {
-  await withEngineAndAdmin('requeue_snapshot', async (engine, admin) => {
+  await withEngineAndAdmin(server(), 'requeue_snapshot', async (engine, admin) => {
     await engine.createSweep({ name: 'snap', spec: {}, priority: 0, backend: 'procedural', model: 'm1' }, [JOB('snap', 0)], 'sw-snap');
     const id = 'sw-snap-000000';
     await admin.query('BEGIN');
